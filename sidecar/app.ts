@@ -1,0 +1,255 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
+import type { Adapter } from "../adapters/adapter.js";
+import { LeaseholdError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import { revokeSchema } from "./service/lease-service.js";
+import type { LeaseService } from "./service/lease-service.js";
+import type { ResourceService } from "./service/resource-service.js";
+import { parseBody } from "./service/validate.js";
+import { z } from "zod";
+
+export interface ReadyReport {
+  readonly ok: boolean;
+  readonly checks: Record<string, boolean>;
+}
+
+export interface Deps {
+  readonly log: Logger;
+  readonly leases: LeaseService;
+  readonly resources: ResourceService;
+  readonly adapters: ReadonlyMap<string, Adapter<unknown>>;
+  readonly adminToken: string;
+  readonly ready: () => Promise<ReadyReport>;
+  readonly jwks: () => Promise<{ keys: object[] }> | { keys: object[] };
+  /** Host names accepted besides localhost, 127.0.0.1 and [::1]. */
+  readonly allowedHosts?: readonly string[];
+  /** Origins accepted on requests that carry an Origin header. */
+  readonly allowedOrigins?: readonly string[];
+}
+
+export const BODY_LIMIT = 64 * 1024;
+const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+function hostName(host: string | undefined): string {
+  if (!host) return "";
+  if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1).toLowerCase();
+  return host.split(":")[0]?.toLowerCase() ?? "";
+}
+
+function bearer(req: FastifyRequest): string {
+  const h = req.headers.authorization;
+  if (!h) throw new LeaseholdError("unauthenticated", "an Authorization: Bearer header is required");
+  const m = /^Bearer\s+(\S+)$/i.exec(h);
+  if (!m?.[1]) throw new LeaseholdError("unauthenticated", "the Authorization header must be 'Bearer <token>'");
+  return m[1];
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const listQuery = z.strictObject({
+  resource: z.string().max(63).optional(),
+  agent: z.string().max(512).optional(),
+  state: z.enum(["active", "ended"]).optional(),
+});
+const revokeAgentSchema = z.strictObject({ agent: z.string().min(1).max(512), reason: z.string().max(500).optional() });
+const idParam = z.strictObject({ id: z.string().regex(/^lse_[A-Za-z0-9_-]{10,64}$/, "not a lease id") });
+const nameParam = z.strictObject({ name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "not a resource name") });
+const registerQuery = z.strictObject({ dry_run: z.enum(["true", "false"]).optional() });
+const removeQuery = z.strictObject({ force: z.enum(["true", "false"]).optional() });
+
+/** Builds the HTTP app (no listen): localhost hardening, error mapping, routes. */
+export function buildApp(deps: Deps) {
+  const app = Fastify({
+    loggerInstance: deps.log,
+    bodyLimit: BODY_LIMIT,
+    genReqId: () => `req_${randomBytes(9).toString("base64url")}`,
+    requestIdHeader: false,
+    disableRequestLogging: false,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+  });
+  const allowedHosts = new Set([...LOCAL_HOSTS, ...(deps.allowedHosts ?? []).map((h) => h.toLowerCase())]);
+  const allowedOrigins = new Set(deps.allowedOrigins ?? []);
+
+  app.addHook("onRequest", async (req, reply) => {
+    reply.header("x-request-id", req.id);
+    reply.header("cache-control", "no-store");
+    if (!allowedHosts.has(hostName(req.headers.host))) {
+      throw new LeaseholdError("forbidden_host", "requests must be addressed to localhost");
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      const own = `http://${req.headers.host ?? ""}`;
+      if (!allowedOrigins.has(origin) && origin !== own) {
+        throw new LeaseholdError("forbidden_origin", "cross-origin requests are not accepted");
+      }
+    }
+  });
+
+  app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
+    const e = toLeaseholdError(err);
+    if (e.status >= 500) req.log.error({ err: { code: e.code, detail: e.detail, message: (err as Error).message } }, "request failed");
+    else req.log.info({ code: e.code, detail: e.detail }, "request refused");
+    if (e.retryAfter !== undefined) reply.header("retry-after", String(e.retryAfter));
+    const body: Record<string, unknown> = {
+      code: e.code,
+      message: e.expose ? e.message : "internal error",
+      request_id: req.id,
+    };
+    if (e.retryAfter !== undefined) body.retry_after = e.retryAfter;
+    return reply.status(e.status).send({ error: body });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.status(404).send({ error: { code: "not_found", message: `no route ${req.method} ${req.url.split("?")[0]}`, request_id: req.id } });
+  });
+
+  const requireAdmin = (req: FastifyRequest): string => {
+    const token = bearer(req);
+    if (!sameSecret(token, deps.adminToken)) throw new LeaseholdError("unauthenticated", "operator credentials required");
+    return "admin";
+  };
+  const isAdmin = (req: FastifyRequest): boolean => {
+    const h = req.headers.authorization ?? "";
+    const m = /^Bearer\s+(\S+)$/i.exec(h);
+    return m?.[1] !== undefined && sameSecret(m[1], deps.adminToken);
+  };
+  const params = <S extends z.ZodType>(schema: S, req: FastifyRequest): z.output<S> => parseBody(schema, req.params, "path");
+  const query = <S extends z.ZodType>(schema: S, req: FastifyRequest): z.output<S> => parseBody(schema, req.query ?? {}, "query");
+  const meta = (req: FastifyRequest) => {
+    const ac = new AbortController();
+    req.raw.once("close", () => {
+      if (!req.raw.complete || req.raw.destroyed) ac.abort();
+    });
+    req.raw.socket.once("close", () => ac.abort());
+    return { requestId: req.id, signal: ac.signal };
+  };
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_req, reply) => {
+    const r = await deps.ready();
+    return reply.status(r.ok ? 200 : 503).send({ status: r.ok ? "ready" : "unavailable", checks: r.checks });
+  });
+  app.get("/.well-known/jwks.json", async () => deps.jwks());
+
+  // Agents
+  app.post("/v1/checkout", async (req, reply) => {
+    const out = await deps.leases.checkout(bearer(req), req.body, meta(req));
+    return reply.status(201).send(out);
+  });
+  app.get("/v1/leases", async (req) => {
+    requireAdmin(req);
+    return deps.leases.list(query(listQuery, req));
+  });
+  app.get("/v1/leases/:id", async (req) => {
+    const { id } = params(idParam, req);
+    if (isAdmin(req)) return deps.leases.getAny(id);
+    return deps.leases.getOwn(bearer(req), id);
+  });
+  app.get("/v1/leases/:id/credential", async (req) => {
+    const { id } = params(idParam, req);
+    return deps.leases.credential(bearer(req), id, meta(req));
+  });
+  app.post("/v1/leases/:id/renew", async (req) => {
+    const { id } = params(idParam, req);
+    return deps.leases.renew(bearer(req), id, req.body ?? {}, meta(req));
+  });
+  app.post("/v1/leases/:id/tool-calls", async (req, reply) => {
+    const { id } = params(idParam, req);
+    await deps.leases.toolCall(bearer(req), id, req.body, meta(req));
+    return reply.status(202).send({ accepted: true });
+  });
+  app.delete("/v1/leases/:id", async (req, reply) => {
+    const { id } = params(idParam, req);
+    return reply.status(202).send(await deps.leases.checkin(bearer(req), id, meta(req)));
+  });
+
+  // Operators
+  app.post("/v1/leases/:id/revoke", async (req, reply) => {
+    const actor = requireAdmin(req);
+    const { id } = params(idParam, req);
+    const body = parseBody(revokeSchema, req.body ?? {});
+    return reply.status(202).send(await deps.leases.revoke(id, body.reason, actor, meta(req)));
+  });
+  app.post("/v1/agents/revoke", async (req, reply) => {
+    const actor = requireAdmin(req);
+    const body = parseBody(revokeAgentSchema, req.body);
+    return reply.status(202).send(await deps.leases.revokeAgent(body.agent, body.reason, actor, meta(req)));
+  });
+  app.get("/v1/resources", async (req) => {
+    requireAdmin(req);
+    return deps.resources.list();
+  });
+  app.put("/v1/resources/:name", async (req, reply) => {
+    const actor = requireAdmin(req);
+    const { name } = params(nameParam, req);
+    const q = query(registerQuery, req);
+    const out = await deps.resources.register(req.body, { dryRun: q.dry_run === "true", pathName: name, actor, requestId: req.id });
+    return reply.status(out.created && !out.dryRun ? 201 : 200).send(out);
+  });
+  app.get("/v1/resources/:name", async (req) => {
+    requireAdmin(req);
+    return deps.resources.show(params(nameParam, req).name);
+  });
+  app.delete("/v1/resources/:name", async (req) => {
+    const actor = requireAdmin(req);
+    const { name } = params(nameParam, req);
+    const q = query(removeQuery, req);
+    return deps.resources.remove(name, {
+      force: q.force === "true",
+      actor,
+      revoke: (id) => deps.leases.revoke(id, "resource removed", actor, meta(req)),
+    });
+  });
+  app.post("/v1/resources/:name/rotate", async (req) => {
+    const actor = requireAdmin(req);
+    return deps.resources.rotateAll(params(nameParam, req).name, actor);
+  });
+  app.post("/v1/resources/:name/verify", async (req) => {
+    requireAdmin(req);
+    return deps.resources.verify(params(nameParam, req).name);
+  });
+  app.get("/v1/adapters", async (req) => {
+    requireAdmin(req);
+    return {
+      adapters: [...deps.adapters.values()].map((a) => ({
+        id: a.id,
+        description: a.description,
+        config: z.toJSONSchema(a.config, { unrepresentable: "any" }),
+        constraints: a.constraints,
+      })),
+    };
+  });
+
+  return app;
+}
+
+/** Maps anything thrown in a request to a LeaseholdError; unknown errors become a bare 500. */
+export function toLeaseholdError(err: unknown): LeaseholdError {
+  if (err instanceof LeaseholdError) return err;
+  const code = (err as { code?: string } | null)?.code;
+  switch (code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new LeaseholdError("payload_too_large", `the body is larger than ${BODY_LIMIT} bytes`);
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+    case "FST_ERR_CTP_INVALID_CONTENT_TYPE":
+      return new LeaseholdError("unsupported_media_type", "the body must be application/json");
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return new LeaseholdError("invalid_request", "body: empty JSON body");
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return new LeaseholdError("invalid_request", "body: malformed JSON");
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return new LeaseholdError("invalid_request", "the Content-Length does not match the body");
+    default:
+      break;
+  }
+  if (err instanceof SyntaxError) return new LeaseholdError("invalid_request", "body: malformed JSON");
+  const status = (err as { statusCode?: number } | null)?.statusCode;
+  if (status === 400) return new LeaseholdError("invalid_request", "the request is malformed");
+  return new LeaseholdError("internal", "internal error", { detail: (err as Error)?.message });
+}

@@ -1,0 +1,284 @@
+#!/usr/bin/env node
+import { readFile } from "node:fs/promises";
+import { Command, CommanderError, Option } from "commander";
+import { parse as parseYaml } from "yaml";
+import { verifyAuditFile } from "./audit/index.js";
+import { ApiError, SidecarClient } from "./cli-client.js";
+import { type Config, configPathFrom, crashPointFromEnv, loadConfig } from "./config.js";
+import { generateAgentKey, loadLeaseTokenKeys, mintIdentityAssertion } from "./identity/index.js";
+import { createLogger } from "./logger.js";
+import type { CrashPoint } from "./rotation/index.js";
+import { createSidecar } from "./wire.js";
+
+interface GlobalOpts {
+  config?: string;
+  json?: boolean;
+}
+
+/** A user-facing failure: printed as one line, exit 1. */
+class CliError extends Error {}
+
+const program = new Command();
+program
+  .name("leasehold")
+  .description("Credential sidecar for AI agents: per-agent identity, short leases, rotation after every use.")
+  .option("-c, --config <file>", "config file (default: $LEASEHOLD_CONFIG or ./leasehold.yaml)")
+  .option("--json", "machine-readable output")
+  .showHelpAfterError()
+  .exitOverride();
+
+const globals = (): GlobalOpts => program.opts<GlobalOpts>();
+const config = (): Config => loadConfig(configPathFrom(globals().config));
+const client = async () => SidecarClient.fromConfig(config());
+
+function out(value: unknown, human: () => string): void {
+  process.stdout.write(globals().json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+function table(rows: string[][]): string {
+  if (rows.length === 0) return "";
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n");
+}
+
+async function readRegistration(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    throw new CliError(`cannot read ${file}`);
+  }
+  try {
+    return parseYaml(text);
+  } catch (err) {
+    throw new CliError(`${file} is not valid YAML or JSON: ${(err as Error).message.split("\n")[0]}`);
+  }
+}
+
+program
+  .command("serve")
+  .description("run the sidecar")
+  .action(async () => {
+    const cfg = config();
+    const log = createLogger(cfg.log.level);
+    const crashAt = crashPointFromEnv();
+    const sidecar = await createSidecar({
+      config: cfg,
+      log,
+      crashHook: crashAt
+        ? (point: CrashPoint) => {
+            if (point === crashAt) process.kill(process.pid, "SIGKILL");
+          }
+        : undefined,
+    });
+    if (cfg.listen.socket) await sidecar.app.listen({ path: cfg.listen.socket });
+    else await sidecar.app.listen({ host: cfg.listen.host, port: cfg.listen.port });
+    log.info({ sidecar: sidecar.id, host: cfg.listen.host, port: cfg.listen.port }, "leasehold listening");
+    const stop = async () => {
+      await sidecar.close();
+      process.exit(0);
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+
+const resources = program.command("resources").description("register and manage legacy systems");
+resources
+  .command("register")
+  .description("register (or update) a resource from a YAML/JSON file")
+  .requiredOption("-f, --file <file>", "registration file")
+  .option("--dry-run", "check everything, change nothing")
+  .action(async (opts: { file: string; dryRun?: boolean }) => {
+    const reg = await readRegistration(opts.file);
+    const name = (reg as { name?: unknown } | null)?.name;
+    if (typeof name !== "string" || name === "") throw new CliError(`${opts.file}: name is required`);
+    const c = await client();
+    const res = await c.request<{ created: boolean; dryRun: boolean; checks: string[]; resource: { accounts: Array<{ name: string; state: string }> } }>(
+      "PUT",
+      `/v1/resources/${encodeURIComponent(name)}${opts.dryRun ? "?dry_run=true" : ""}`,
+      reg,
+    );
+    out(res, () =>
+      [
+        opts.dryRun ? `dry run: ${name} would be ${res.created ? "registered" : "updated"}` : `${name} ${res.created ? "registered" : "updated"}`,
+        ...res.checks.map((c) => `  ok  ${c}`),
+        ...(opts.dryRun ? [] : res.resource.accounts.map((a) => `  account ${a.name}: ${a.state}`)),
+      ].join("\n"),
+    );
+  });
+resources
+  .command("list")
+  .action(async () => {
+    const res = await (await client()).request<{ resources: Array<{ name: string; adapter: string; accounts: number }> }>("GET", "/v1/resources");
+    out(res, () =>
+      res.resources.length === 0
+        ? "no resources registered"
+        : table([["NAME", "ADAPTER", "ACCOUNTS"], ...res.resources.map((r) => [r.name, r.adapter, String(r.accounts)])]),
+    );
+  });
+resources
+  .command("show <name>")
+  .action(async (name: string) => {
+    const res = await (await client()).request<{
+      name: string;
+      adapter: string;
+      accounts: Array<{ name: string; state: string; lease_id?: string; last_rotated_at?: string; failures?: number }>;
+    }>("GET", `/v1/resources/${encodeURIComponent(name)}`);
+    out(res, () =>
+      [
+        `${res.name} (${res.adapter})`,
+        table([
+          ["ACCOUNT", "STATE", "LEASE", "LAST ROTATED", "FAILURES"],
+          ...res.accounts.map((a) => [a.name, a.state, a.lease_id ?? "-", a.last_rotated_at ?? "-", String(a.failures ?? 0)]),
+        ]),
+      ].join("\n"),
+    );
+  });
+resources
+  .command("verify <name>")
+  .action(async (name: string) => {
+    const res = await (await client()).request<{ results: Array<{ account: string; ok: boolean; reason?: string }> }>(
+      "POST",
+      `/v1/resources/${encodeURIComponent(name)}/verify`,
+      {},
+    );
+    out(res, () => res.results.map((r) => `${r.ok ? "ok  " : "FAIL"} ${r.account}${r.reason ? `: ${r.reason}` : ""}`).join("\n"));
+    if (res.results.some((r) => !r.ok)) process.exitCode = 1;
+  });
+resources
+  .command("rotate <name>")
+  .action(async (name: string) => {
+    const res = await (await client()).request<{ results: Array<{ account: string; status: string; error?: string }> }>(
+      "POST",
+      `/v1/resources/${encodeURIComponent(name)}/rotate`,
+      {},
+    );
+    out(res, () => res.results.map((r) => `${r.account}: ${r.status}${r.error ? ` (${r.error})` : ""}`).join("\n"));
+    if (res.results.some((r) => r.status === "failed")) process.exitCode = 1;
+  });
+resources
+  .command("remove <name>")
+  .option("--force", "revoke active leases first")
+  .action(async (name: string, opts: { force?: boolean }) => {
+    const res = await (await client()).request<unknown>(
+      "DELETE",
+      `/v1/resources/${encodeURIComponent(name)}${opts.force ? "?force=true" : ""}`,
+    );
+    out(res, () => `${name} removed`);
+  });
+
+const leases = program.command("leases").description("watch and revoke leases");
+leases
+  .command("list")
+  .option("--resource <name>")
+  .option("--agent <id>")
+  .action(async (opts: { resource?: string; agent?: string }) => {
+    const q = new URLSearchParams();
+    if (opts.resource) q.set("resource", opts.resource);
+    if (opts.agent) q.set("agent", opts.agent);
+    const res = await (await client()).request<{
+      leases: Array<{ id: string; resource: string; account: string; agent: string; task: { id: string }; intent: { action: string }; ttl_seconds: number }>;
+    }>("GET", `/v1/leases${q.size ? `?${q}` : ""}`);
+    out(res, () =>
+      res.leases.length === 0
+        ? "no active leases"
+        : table([
+            ["LEASE", "RESOURCE", "ACCOUNT", "AGENT", "TASK", "INTENT", "TTL"],
+            ...res.leases.map((l) => [l.id, l.resource, l.account, l.agent, l.task.id, l.intent.action, `${l.ttl_seconds}s`]),
+          ]),
+    );
+  });
+leases
+  .command("revoke [id]")
+  .option("--agent <id>", "revoke every lease of this agent")
+  .option("--reason <text>")
+  .action(async (id: string | undefined, opts: { agent?: string; reason?: string }) => {
+    const c = await client();
+    if (opts.agent) {
+      const res = await c.request<{ leases: Array<{ id: string }> }>("POST", "/v1/agents/revoke", {
+        agent: opts.agent,
+        ...(opts.reason ? { reason: opts.reason } : {}),
+      });
+      out(res, () => `revoked ${res.leases.length} lease(s) of ${opts.agent}`);
+      return;
+    }
+    if (!id) throw new CliError("give a lease id, or --agent");
+    const res = await c.request<unknown>("POST", `/v1/leases/${encodeURIComponent(id)}/revoke`, opts.reason ? { reason: opts.reason } : {});
+    out(res, () => `${id} revoked`);
+  });
+
+const audit = program.command("audit").description("the audit trail");
+audit
+  .command("verify [file]")
+  .description("check the hash chain of an audit file")
+  .action(async (file: string | undefined) => {
+    const f = file ?? config().audit.file;
+    const res = await verifyAuditFile(f).catch(() => {
+      throw new CliError(`cannot read ${f}`);
+    });
+    out(res, () =>
+      res.ok ? `ok: ${res.records} records, chain intact` : `BROKEN at line ${res.line}: ${res.problem} (${res.records} records before it are intact)`,
+    );
+    if (!res.ok) process.exitCode = 1;
+  });
+
+const keys = program.command("keys").description("lease-token signing keys");
+keys
+  .command("rotate")
+  .description("add a new signing key; old keys keep verifying until their tokens expire")
+  .action(async () => {
+    const k = await loadLeaseTokenKeys({ file: config().tokens.signingKey });
+    const kid = await k.rotate();
+    out({ kid }, () => `new signing key ${kid}; running sidecars pick it up on their next token check`);
+  });
+
+const agent = program.command("agent").description("agent identities");
+agent
+  .command("keygen")
+  .description("create an Ed25519 key for an agent and add its public key to a trust bundle")
+  .requiredOption("--id <spiffe-id>", "the agent's SPIFFE ID")
+  .requiredOption("--out <dir>", "folder for the key (and agents.jwks.json)")
+  .option("--bundle <file>", "trust bundle to add the public key to")
+  .action(async (opts: { id: string; out: string; bundle?: string }) => {
+    const res = await generateAgentKey({ id: opts.id, outDir: opts.out, ...(opts.bundle ? { bundle: opts.bundle } : {}) });
+    out(res, () => `key ${res.keyFile} (kid ${res.kid}); public key added to ${res.bundleFile}`);
+  });
+agent
+  .command("assert")
+  .description("print an identity JWT for the agent whose key file is given")
+  .requiredOption("--key <file>", "the agent's private key file")
+  .addOption(new Option("--ttl <seconds>", "lifetime").default("60"))
+  .option("--aud <audience>", "audience (default: the config's identity.audience, else leasehold)")
+  .action(async (opts: { key: string; ttl: string; aud?: string }) => {
+    const ttl = Number(opts.ttl);
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86400) throw new CliError("--ttl: a whole number of seconds, 1-86400");
+    let audience = opts.aud;
+    if (!audience) {
+      try {
+        audience = config().identity.audience;
+      } catch {
+        audience = "leasehold";
+      }
+    }
+    const jwt = await mintIdentityAssertion({ keyFile: opts.key, audience, ttlSeconds: ttl });
+    process.stdout.write(`${jwt}\n`);
+  });
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    const msg =
+      err instanceof ApiError || err instanceof CliError || (err as Error).name === "ConfigError"
+        ? (err as Error).message
+        : ((err as Error).message ?? String(err));
+    process.stderr.write(`leasehold: ${msg.split("\n")[0]}\n`);
+    process.exitCode = 1;
+  }
+}
+
+void main();

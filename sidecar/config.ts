@@ -1,0 +1,222 @@
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { describeIssues } from "./util/zod-errors.js";
+
+/** A configuration file that cannot be used; the message names the key and the rule. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+const trustEntry = z.discriminatedUnion("kind", [
+  z.strictObject({
+    kind: z.literal("agents"),
+    /** JWKS file; each key's `sub` member names the one subject it may sign for. */
+    jwks: z.string().min(1),
+    subjects: z.array(z.string().min(1)).min(1),
+    algorithms: z.array(z.string()).optional(),
+  }),
+  z.strictObject({
+    kind: z.literal("issuer"),
+    /** JWKS file or https URL. */
+    jwks: z.string().min(1),
+    issuer: z.string().optional(),
+    subjects: z.array(z.string().min(1)).min(1),
+    algorithms: z.array(z.string()).optional(),
+  }),
+]);
+
+const vaultAuth = z.discriminatedUnion("method", [
+  z.strictObject({ method: z.literal("token"), token: z.string().min(1) }),
+  z.strictObject({
+    method: z.literal("approle"),
+    roleId: z.string().min(1),
+    secretId: z.string().min(1),
+    mount: z.string().default("approle"),
+  }),
+  z.strictObject({
+    method: z.literal("jwt"),
+    role: z.string().min(1),
+    jwtFile: z.string().min(1),
+    mount: z.string().default("jwt"),
+  }),
+]);
+
+const port = z.number().int().min(0).max(65535);
+
+export const configSchema = z.strictObject({
+  listen: z
+    .strictObject({
+      /** @default "127.0.0.1" */
+      host: z.string().default("127.0.0.1"),
+      /** @default 7733 */
+      port: port.default(7733),
+      /** Optional Unix socket path (mode 0660). @default null */
+      socket: z.string().nullable().default(null),
+      /** Allow a non-loopback host. @default false */
+      allowRemote: z.boolean().default(false),
+      /** Extra Host names accepted besides localhost, 127.0.0.1 and [::1]. @default [] */
+      allowedHosts: z.array(z.string()).default([]),
+      /** Origins accepted on requests that carry an Origin header. @default [] */
+      allowedOrigins: z.array(z.string()).default([]),
+    })
+    .prefault({}),
+  redis: z
+    .strictObject({
+      /** @default "redis://127.0.0.1:6379/0" */
+      url: z.string().default("redis://127.0.0.1:6379/0"),
+      /** @default "leasehold:" */
+      prefix: z.string().min(1).default("leasehold:"),
+    })
+    .prefault({}),
+  vault: z.strictObject({
+    /** @default "http://127.0.0.1:8200" */
+    address: z.url().default("http://127.0.0.1:8200"),
+    auth: vaultAuth,
+    /** KV v2 mount. @default "secret" */
+    mount: z.string().min(1).default("secret"),
+    /** @default "leasehold" */
+    prefix: z.string().min(1).default("leasehold"),
+    /** Per-call timeout in milliseconds. @default 5000 */
+    timeoutMs: z.number().int().positive().default(5000),
+  }),
+  identity: z.strictObject({
+    /** @default "leasehold" */
+    audience: z.string().min(1).default("leasehold"),
+    trust: z.array(trustEntry).default([]),
+    /** Longest accepted exp - iat, seconds. @default 3600 */
+    maxTokenLifetime: z.number().int().positive().default(3600),
+    /** @default 30 */
+    clockSkew: z.number().int().min(0).max(300).default(30),
+  }),
+  tokens: z.strictObject({ signingKey: z.string().default("./state/signing.jwk") }).prefault({}),
+  policy: z.strictObject({ file: z.string().nullable().default("./policy.cedar") }).prefault({}),
+  audit: z.strictObject({ file: z.string().default("./state/audit.jsonl") }).prefault({}),
+  admin: z.strictObject({ tokenFile: z.string().default("./state/admin.token") }).prefault({}),
+  rotation: z
+    .strictObject({
+      /** Failures before an account is quarantined. @default 5 */
+      maxFailures: z.number().int().positive().default(5),
+      /** First retry delay, seconds (doubles up to maxBackoff). @default 10 */
+      backoff: z.number().positive().default(10),
+      /** @default 300 */
+      maxBackoff: z.number().positive().default(300),
+    })
+    .prefault({}),
+  reaper: z
+    .strictObject({
+      /** How often due leases are claimed, milliseconds. @default 200 */
+      intervalMs: z.number().int().min(10).default(200),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
+    .prefault({}),
+  resources: z.array(z.string()).default([]),
+  adapters: z.array(z.strictObject({ module: z.string().min(1) })).default([]),
+});
+
+export type Config = z.output<typeof configSchema> & { readonly configDir: string };
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+
+/** Replaces `${NAME}` with the environment's value; a missing variable is an error naming it. */
+function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: string): unknown {
+  if (typeof value === "string") {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+      const v = env[name];
+      if (v === undefined) throw new ConfigError(`${path}: environment variable ${name} is not set`);
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}[${i}]`));
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, interpolate(v, env, path ? `${path}.${k}` : k)]),
+    );
+  }
+  return value;
+}
+
+function resolvePath(dir: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(dir, p);
+}
+
+/**
+ * Validates a parsed config object. Relative paths resolve against `configDir`.
+ * Throws ConfigError naming the key on any problem; the result is frozen.
+ */
+export function parseConfig(raw: unknown, configDir: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const withEnv = interpolate(raw ?? {}, env, "");
+  const parsed = configSchema.safeParse(withEnv);
+  if (!parsed.success) throw new ConfigError(`invalid config: ${describeIssues(parsed.error.issues)}`);
+  const c = parsed.data;
+  if (!LOOPBACK.has(c.listen.host) && !c.listen.allowRemote) {
+    throw new ConfigError(
+      `listen.host: "${c.listen.host}" is not a loopback address; set listen.allowRemote: true to allow it`,
+    );
+  }
+  const out: Config = {
+    ...c,
+    configDir,
+    listen: { ...c.listen, socket: c.listen.socket === null ? null : resolvePath(configDir, c.listen.socket) },
+    vault:
+      c.vault.auth.method === "jwt"
+        ? { ...c.vault, auth: { ...c.vault.auth, jwtFile: resolvePath(configDir, c.vault.auth.jwtFile) } }
+        : c.vault,
+    identity: {
+      ...c.identity,
+      trust: c.identity.trust.map((t) =>
+        /^https?:\/\//.test(t.jwks) ? t : { ...t, jwks: resolvePath(configDir, t.jwks) },
+      ),
+    },
+    tokens: { signingKey: resolvePath(configDir, c.tokens.signingKey) },
+    policy: { file: c.policy.file === null ? null : resolvePath(configDir, c.policy.file) },
+    audit: { file: resolvePath(configDir, c.audit.file) },
+    admin: { tokenFile: resolvePath(configDir, c.admin.tokenFile) },
+    resources: c.resources.map((r) => resolvePath(configDir, r)),
+    adapters: c.adapters.map((a) => ({ module: resolvePath(configDir, a.module) })),
+  };
+  return deepFreeze(out);
+}
+
+/** Reads, interpolates and validates a YAML (or JSON) config file. */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const abs = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, "utf8");
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${abs}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${abs} is not valid YAML: ${(err as Error).message.split("\n")[0]}`);
+  }
+  return parseConfig(raw, dirname(abs), env);
+}
+
+/** The config file named by --config, else LEASEHOLD_CONFIG, else ./leasehold.yaml. */
+export function configPathFrom(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return flag ?? env.LEASEHOLD_CONFIG ?? "leasehold.yaml";
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o !== null && typeof o === "object" && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
+/** Fault tests only: the rotation step at which the process kills itself (LEASEHOLD_CRASH_AT). */
+export function crashPointFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const v = env.LEASEHOLD_CRASH_AT;
+  return v === undefined || v === "" ? undefined : v;
+}

@@ -1,0 +1,58 @@
+/** Every error code leasehold answers with, and its HTTP status. */
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  unauthenticated: 401,
+  lease_expired: 401,
+  lease_revoked: 401,
+  policy_denied: 403,
+  forbidden_host: 403,
+  forbidden_origin: 403,
+  not_found: 404,
+  resource_busy: 409,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal: 500,
+  upstream_unavailable: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export interface LeaseholdErrorOptions {
+  /** Internal detail for logs; never sent to a client. */
+  detail?: string;
+  /** True when the same call may succeed later (faults of Vault, Redis, a target). */
+  retryable?: boolean;
+  /** Seconds a client should wait before retrying (409 resource_busy, 429). */
+  retryAfter?: number;
+  cause?: unknown;
+}
+
+/**
+ * The one error type that crosses module boundaries. `message` is safe to show to a
+ * client (status < 500) and never holds a secret; `detail` stays in the process.
+ */
+export class LeaseholdError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly expose: boolean;
+  readonly detail: string | undefined;
+  readonly retryAfter: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: LeaseholdErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "LeaseholdError";
+    this.code = code;
+    this.status = ERROR_STATUS[code];
+    this.retryable = options.retryable ?? this.status >= 500;
+    this.expose = this.status < 500 || code === "upstream_unavailable";
+    this.detail = options.detail;
+    this.retryAfter = options.retryAfter;
+  }
+}
+
+export function isLeaseholdError(err: unknown): err is LeaseholdError {
+  return err instanceof LeaseholdError;
+}

@@ -1,0 +1,266 @@
+import type { Redis } from "ioredis";
+import { CHECKOUT, CLAIM_DUE, END, RENEW, SET_ACCOUNT, USE } from "./scripts.js";
+import type {
+  AccountState,
+  AccountStatus,
+  CheckoutResult,
+  EndReason,
+  EndResult,
+  LeaseEvent,
+  LeaseRecord,
+  LeaseSpec,
+  LeaseUse,
+  RenewResult,
+} from "./types.js";
+
+export interface LeaseStoreOptions {
+  redis: Redis;
+  /** Key prefix shared by every sidecar of one cluster, e.g. "leasehold:". */
+  prefix: string;
+  /** How long an ended lease stays readable (so its token gets a precise refusal). @default 24 h */
+  retentionMs?: number;
+}
+
+interface ScriptRedis extends Redis {
+  lhCheckout(k1: string, k2: string, k3: string, k4: string, k5: string, ...argv: (string | number)[]): Promise<
+    [number, number]
+  >;
+  lhUse(k1: string): Promise<[number, string[]]>;
+  lhRenew(k1: string, k2: string, id: string, ttlMs: number): Promise<number>;
+  lhEnd(k1: string, k2: string, k3: string, k4: string, k5: string, ...argv: (string | number)[]): Promise<number>;
+  lhClaimDue(k1: string, k2: string, limit: number, visibilityMs: number): Promise<string[]>;
+  lhSetAccount(k1: string, k2: string, k3: string, account: string, state: string, force: string): Promise<number>;
+}
+
+const SCRIPTS = {
+  lhCheckout: { numberOfKeys: 5, lua: CHECKOUT },
+  lhUse: { numberOfKeys: 1, lua: USE },
+  lhRenew: { numberOfKeys: 2, lua: RENEW },
+  lhEnd: { numberOfKeys: 5, lua: END },
+  lhClaimDue: { numberOfKeys: 2, lua: CLAIM_DUE },
+  lhSetAccount: { numberOfKeys: 3, lua: SET_ACCOUNT },
+} as const;
+
+function pairsToRecord(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
+  return out;
+}
+
+function toLease(h: Record<string, string>): LeaseRecord | null {
+  if (!h.json) return null;
+  const spec = JSON.parse(h.json) as LeaseSpec;
+  return {
+    ...spec,
+    account: h.account ?? "",
+    state: h.state === "active" ? "active" : "ended",
+    issued_at: Number(h.issued_at),
+    expires_at: Number(h.expires_at),
+    max_expires_at: Number(h.max_expires_at),
+    ended_at: h.ended_at === undefined ? undefined : Number(h.ended_at),
+    end_reason: h.end_reason as EndReason | undefined,
+  };
+}
+
+/**
+ * Leases, account pools and the expiry schedule in Redis. Every multi-key script works on
+ * the keys of one resource, which share a hash tag, so Redis Cluster can run them.
+ */
+export class LeaseStore {
+  private readonly redis: ScriptRedis;
+  private readonly p: string;
+  private readonly retentionMs: number;
+
+  constructor(opts: LeaseStoreOptions) {
+    for (const [name, def] of Object.entries(SCRIPTS)) {
+      if (!(name in opts.redis)) opts.redis.defineCommand(name, def);
+    }
+    this.redis = opts.redis as ScriptRedis;
+    this.p = opts.prefix;
+    this.retentionMs = opts.retentionMs ?? 24 * 3600 * 1000;
+  }
+
+  private k(resource: string, part: string): string {
+    return `${this.p}{r:${resource}}:${part}`;
+  }
+
+  private leaseKey(resource: string, id: string): string {
+    return this.k(resource, `lease:${id}`);
+  }
+
+  private agentKey(agent: string): string {
+    return `${this.p}agent:${agent}`;
+  }
+
+  /** Redis' clock, in milliseconds. */
+  async now(): Promise<number> {
+    const [s, us] = await this.redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  }
+
+  /**
+   * Puts accounts under the store's management. New accounts start in `initial`; known ones keep
+   * their state; accounts no longer listed are forgotten unless leased.
+   */
+  async syncPool(resource: string, accounts: readonly string[], initial: AccountState): Promise<void> {
+    await this.redis.sadd(`${this.p}resources`, resource);
+    const current = await this.redis.hgetall(this.k(resource, "acct"));
+    for (const name of accounts) {
+      if (current[name] === undefined) await this.setAccountState(resource, name, initial);
+    }
+    for (const name of Object.keys(current)) {
+      if (!accounts.includes(name) && current[name] !== "leased") {
+        await this.redis
+          .multi()
+          .hdel(this.k(resource, "acct"), name)
+          .zrem(this.k(resource, "free"), name)
+          .exec();
+      }
+    }
+  }
+
+  /** Forgets a resource's pool and schedule (its ended leases age out). */
+  async removePool(resource: string): Promise<void> {
+    await this.redis.del(
+      this.k(resource, "acct"),
+      this.k(resource, "free"),
+      this.k(resource, "holder"),
+      this.k(resource, "due"),
+      this.k(resource, "inflight"),
+    );
+    await this.redis.srem(`${this.p}resources`, resource);
+  }
+
+  async resources(): Promise<string[]> {
+    return (await this.redis.smembers(`${this.p}resources`)).sort();
+  }
+
+  /** Sets an account's state; returns false when the account is leased (only a lease end changes that). */
+  async setAccountState(resource: string, account: string, state: AccountState, force = false): Promise<boolean> {
+    const r = await this.redis.lhSetAccount(
+      this.k(resource, "acct"),
+      this.k(resource, "free"),
+      this.k(resource, "holder"),
+      account,
+      state,
+      force ? "force" : "",
+    );
+    return r === 1;
+  }
+
+  async accounts(resource: string): Promise<AccountStatus[]> {
+    const [states, holders] = await Promise.all([
+      this.redis.hgetall(this.k(resource, "acct")),
+      this.redis.hgetall(this.k(resource, "holder")),
+    ]);
+    return Object.keys(states)
+      .sort()
+      .map((name) => ({ name, state: states[name] as AccountState, lease_id: holders[name] }));
+  }
+
+  /** Atomically takes a free account of the pool and creates the lease on it. */
+  async checkout(spec: LeaseSpec, ttlMs: number, maxTtlMs: number): Promise<CheckoutResult> {
+    const key = this.leaseKey(spec.resource, spec.id);
+    const [ok] = await this.redis.lhCheckout(
+      this.k(spec.resource, "acct"),
+      this.k(spec.resource, "free"),
+      this.k(spec.resource, "due"),
+      key,
+      this.k(spec.resource, "holder"),
+      spec.id,
+      JSON.stringify(spec),
+      ttlMs,
+      maxTtlMs,
+      this.retentionMs,
+    );
+    if (ok !== 1) return { ok: false };
+    await this.redis
+      .multi()
+      .hset(`${this.p}lease-index`, spec.id, spec.resource)
+      .sadd(this.agentKey(spec.agent), `${spec.resource}/${spec.id}`)
+      .exec();
+    const lease = await this.get(spec.resource, spec.id);
+    if (!lease) throw new Error("lease vanished right after checkout");
+    return { ok: true, lease };
+  }
+
+  /** Which resource a lease id belongs to, or null. */
+  async resourceOf(id: string): Promise<string | null> {
+    return this.redis.hget(`${this.p}lease-index`, id);
+  }
+
+  async get(resource: string, id: string): Promise<LeaseRecord | null> {
+    return toLease(await this.redis.hgetall(this.leaseKey(resource, id)));
+  }
+
+  /** The lease and Redis' clock in one round trip: the check made on every token use. */
+  async use(resource: string, id: string): Promise<LeaseUse> {
+    const [now, flat] = await this.redis.lhUse(this.leaseKey(resource, id));
+    return { now: Number(now), lease: toLease(pairsToRecord(flat)) };
+  }
+
+  /** Extends an active, unexpired lease to now + ttl, never past max_expires_at. */
+  async renew(resource: string, id: string, ttlMs: number): Promise<RenewResult> {
+    const ok = await this.redis.lhRenew(this.leaseKey(resource, id), this.k(resource, "due"), id, ttlMs);
+    const lease = await this.get(resource, id);
+    return ok === 1 && lease ? { ok: true, lease } : { ok: false, lease };
+  }
+
+  /** Ends an active lease exactly once, whoever asks first (check-in, reaper, revoke). */
+  async end(resource: string, id: string, reason: EndReason): Promise<EndResult> {
+    const r = await this.redis.lhEnd(
+      this.leaseKey(resource, id),
+      this.k(resource, "acct"),
+      this.k(resource, "holder"),
+      this.k(resource, "due"),
+      this.k(resource, "inflight"),
+      id,
+      reason,
+      this.retentionMs,
+    );
+    const lease = await this.get(resource, id);
+    if (r === 1 && lease) {
+      await this.redis.srem(this.agentKey(lease.agent), `${resource}/${id}`);
+      return { ended: true, lease };
+    }
+    return { ended: false, lease };
+  }
+
+  /** Claims up to `limit` due leases of a resource for `visibilityMs`. */
+  async claimDue(resource: string, limit: number, visibilityMs: number): Promise<string[]> {
+    return this.redis.lhClaimDue(this.k(resource, "due"), this.k(resource, "inflight"), limit, visibilityMs);
+  }
+
+  /** Active leases of one agent (all resources). */
+  async activeCount(agent: string): Promise<number> {
+    return this.redis.scard(this.agentKey(agent));
+  }
+
+  async agentLeases(agent: string): Promise<Array<{ resource: string; id: string }>> {
+    const members = await this.redis.smembers(this.agentKey(agent));
+    return members.map((m) => {
+      const i = m.lastIndexOf("/");
+      return { resource: m.slice(0, i), id: m.slice(i + 1) };
+    });
+  }
+
+  /** Leases of a resource that are active (from the schedule) — for listing. */
+  async activeLeases(resource: string): Promise<LeaseRecord[]> {
+    const ids = [
+      ...(await this.redis.zrange(this.k(resource, "due"), 0, -1)),
+      ...(await this.redis.zrange(this.k(resource, "inflight"), 0, -1)),
+    ];
+    const out: LeaseRecord[] = [];
+    for (const id of new Set(ids)) {
+      const l = await this.get(resource, id);
+      if (l && l.state === "active") out.push(l);
+    }
+    return out;
+  }
+
+  /** Appends a lease event to the stream operators' tools read. */
+  async emit(event: LeaseEvent): Promise<void> {
+    const fields = Object.entries(event).flatMap(([k, v]) => (v === undefined ? [] : [k, String(v)]));
+    await this.redis.xadd(`${this.p}events`, "MAXLEN", "~", "10000", "*", ...fields);
+  }
+}

@@ -1,0 +1,65 @@
+import type { Logger } from "../logger.js";
+import type { LeaseStore } from "./lease-store.js";
+
+export interface ReaperOptions {
+  leases: LeaseStore;
+  /** Ends one lease as expired (and schedules its rotation); must be idempotent. */
+  expire: (resource: string, leaseId: string) => Promise<unknown>;
+  intervalMs: number;
+  log: Logger;
+  /** How long a claim stays invisible to other reapers. @default 30000 */
+  visibilityMs?: number;
+  /** Leases claimed per resource and pass. @default 500 */
+  batch?: number;
+}
+
+/**
+ * Ends leases past expires_at. Claims are atomic (Lua), so several sidecars reap together and
+ * none ends a lease twice; a claimer that dies has its claims come back after the visibility time.
+ */
+export class Reaper {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private stopped = false;
+
+  constructor(private readonly o: ReaperOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      this.timer = setTimeout(async () => {
+        await this.runOnce().catch((err: unknown) =>
+          this.o.log.warn({ err: { message: (err as Error).message } }, "reaper pass failed"),
+        );
+        tick();
+      }, this.o.intervalMs);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  /** One pass over every resource; returns how many leases it ended. */
+  async runOnce(): Promise<number> {
+    if (this.running) return 0;
+    this.running = true;
+    let n = 0;
+    try {
+      for (const resource of await this.o.leases.resources()) {
+        const ids = await this.o.leases.claimDue(resource, this.o.batch ?? 500, this.o.visibilityMs ?? 30_000);
+        for (const id of ids) {
+          await this.o.expire(resource, id);
+          n++;
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+    return n;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+}

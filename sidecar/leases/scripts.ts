@@ -1,0 +1,104 @@
+/** Lua scripts of the lease store. Every key of one script shares the resource's hash tag. */
+
+const NOW = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/** KEYS: acct, free, due, lease, holder. ARGV: id, json, ttlMs, maxTtlMs, retentionMs. */
+export const CHECKOUT = `${NOW}
+local pick = redis.call('ZRANGE', KEYS[2], 0, 0)
+if #pick == 0 then return {0, now} end
+local acct = pick[1]
+redis.call('ZREM', KEYS[2], acct)
+redis.call('HSET', KEYS[1], acct, 'leased')
+redis.call('HSET', KEYS[5], acct, ARGV[1])
+local maxexp = now + tonumber(ARGV[4])
+local exp = now + tonumber(ARGV[3])
+if exp > maxexp then exp = maxexp end
+redis.call('HSET', KEYS[4], 'json', ARGV[2], 'account', acct, 'state', 'active', 'issued_at', now,
+  'expires_at', exp, 'max_expires_at', maxexp)
+redis.call('PEXPIRE', KEYS[4], maxexp - now + tonumber(ARGV[5]))
+redis.call('ZADD', KEYS[3], exp, ARGV[1])
+return {1, now}`;
+
+/** KEYS: lease. Returns Redis' clock and the lease hash in one round trip. */
+export const USE = `${NOW}
+return {now, redis.call('HGETALL', KEYS[1])}`;
+
+/** KEYS: lease, due. ARGV: id, ttlMs. */
+export const RENEW = `${NOW}
+local st = redis.call('HGET', KEYS[1], 'state')
+if st ~= 'active' then return 0 end
+local exp = tonumber(redis.call('HGET', KEYS[1], 'expires_at'))
+if exp <= now then return 0 end
+local maxexp = tonumber(redis.call('HGET', KEYS[1], 'max_expires_at'))
+local nexp = now + tonumber(ARGV[2])
+if nexp > maxexp then nexp = maxexp end
+redis.call('HSET', KEYS[1], 'expires_at', nexp)
+redis.call('ZADD', KEYS[2], nexp, ARGV[1])
+return 1`;
+
+/**
+ * KEYS: lease, acct, holder, due, inflight. ARGV: id, reason, retentionMs.
+ * Ends an active lease once; its account goes to 'rotating' (never straight back to the pool).
+ * An 'expired' end of a lease that is not yet due is refused (it was renewed after the claim).
+ */
+export const END = `${NOW}
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return -1 end
+if st ~= 'active' then return 0 end
+if ARGV[2] == 'expired' then
+  local exp = tonumber(redis.call('HGET', KEYS[1], 'expires_at'))
+  if exp > now then
+    redis.call('ZREM', KEYS[5], ARGV[1])
+    redis.call('ZADD', KEYS[4], exp, ARGV[1])
+    return 2
+  end
+end
+local acct = redis.call('HGET', KEYS[1], 'account')
+redis.call('HSET', KEYS[1], 'state', 'ended', 'ended_at', now, 'end_reason', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+if redis.call('HGET', KEYS[3], acct) == ARGV[1] then
+  redis.call('HDEL', KEYS[3], acct)
+  redis.call('HSET', KEYS[2], acct, 'rotating')
+end
+return 1`;
+
+/**
+ * KEYS: due, inflight. ARGV: limit, visibilityMs.
+ * Moves due leases to the in-flight set with a visibility deadline, and takes back claims
+ * whose deadline passed (their claimer died). Returns the claimed ids.
+ */
+export const CLAIM_DUE = `${NOW}
+local limit = tonumber(ARGV[1])
+local deadline = now + tonumber(ARGV[2])
+local out = {}
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZADD', KEYS[2], deadline, id)
+  out[#out + 1] = id
+end
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(stale) do
+  redis.call('ZADD', KEYS[2], deadline, id)
+  out[#out + 1] = id
+end
+return out`;
+
+/**
+ * KEYS: acct, free, holder. ARGV: account, state.
+ * Sets an account's state; 'available' puts it back in the free pool, any other state takes it out.
+ * A 'leased' account is only changed by END.
+ */
+export const SET_ACCOUNT = `local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur == 'leased' and ARGV[3] ~= 'force' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[2] == 'available' then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[2], 'NX', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
+else
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 1`;

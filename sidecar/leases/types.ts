@@ -1,0 +1,66 @@
+export type LeaseState = "active" | "ended";
+export type EndReason = "checkin" | "expired" | "revoked";
+export type AccountState = "available" | "leased" | "rotating" | "quarantined";
+
+export interface LeaseTask {
+  readonly id: string;
+  readonly description?: string | undefined;
+}
+
+export interface LeaseIntent {
+  readonly action: string;
+  readonly tool?: string | undefined;
+}
+
+/** The parts of a lease fixed at checkout. */
+export interface LeaseSpec {
+  readonly id: string;
+  readonly resource: string;
+  readonly agent: string;
+  readonly task: LeaseTask;
+  readonly intent: LeaseIntent;
+  readonly approver?: string | undefined;
+  readonly agent_chain?: readonly string[] | undefined;
+}
+
+/** A lease as stored; times are milliseconds since the epoch, from Redis' clock. */
+export interface LeaseRecord extends LeaseSpec {
+  readonly account: string;
+  readonly state: LeaseState;
+  readonly issued_at: number;
+  readonly expires_at: number;
+  readonly max_expires_at: number;
+  readonly ended_at?: number | undefined;
+  readonly end_reason?: EndReason | undefined;
+}
+
+export interface AccountStatus {
+  readonly name: string;
+  readonly state: AccountState;
+  readonly lease_id?: string | undefined;
+}
+
+export type CheckoutResult = { readonly ok: true; readonly lease: LeaseRecord } | { readonly ok: false };
+
+export type EndResult =
+  | { readonly ended: true; readonly lease: LeaseRecord }
+  | { readonly ended: false; readonly lease: LeaseRecord | null };
+
+export type RenewResult =
+  | { readonly ok: true; readonly lease: LeaseRecord }
+  | { readonly ok: false; readonly lease: LeaseRecord | null };
+
+/** A lease as read on token use, with Redis' clock at that instant. */
+export interface LeaseUse {
+  readonly lease: LeaseRecord | null;
+  readonly now: number;
+}
+
+export interface LeaseEvent {
+  readonly type: "issued" | "renewed" | "ended" | "expiring_soon" | "rotated" | "rotation_failed" | "quarantined";
+  readonly resource: string;
+  readonly account?: string | undefined;
+  readonly lease_id?: string | undefined;
+  readonly agent?: string | undefined;
+  readonly reason?: string | undefined;
+}

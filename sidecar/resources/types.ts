@@ -1,0 +1,83 @@
+import { z } from "zod";
+
+export const RESOURCE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+const accountItem = z.union([
+  z.string().min(1).max(256),
+  z.strictObject({ name: z.string().min(1).max(256), password: z.string().min(1).max(1024).optional() }),
+]);
+
+/** A DBA's registration file (DESIGN.md), before the adapter checks `connection`. */
+export const registrationSchema = z.strictObject({
+  name: z.string().regex(RESOURCE_NAME, "must be 1-63 of a-z 0-9 . _ - starting with a letter or digit"),
+  adapter: z.string().min(1),
+  connection: z.record(z.string(), z.unknown()),
+  /** @default "admin" */
+  rotateWith: z.enum(["admin", "self"]).default("admin"),
+  admin: z
+    .strictObject({ username: z.string().min(1).max(256), password: z.string().min(1).max(1024).optional() })
+    .optional(),
+  accounts: z.array(accountItem).min(1).max(1000),
+  /** @default true */
+  importRotation: z.boolean().default(true),
+  /** @default true */
+  reveal: z.boolean().default(true),
+  proxy: z.strictObject({ port: z.number().int().min(0).max(65535) }).optional(),
+  lease: z
+    .strictObject({
+      /** @default 300 */
+      defaultTtl: z.number().int().min(1).max(86400).default(300),
+      /** @default 3600 */
+      maxTtl: z.number().int().min(1).max(7 * 86400).default(3600),
+    })
+    .prefault({}),
+  rotation: z
+    .strictObject({
+      /** @default 32 */
+      length: z.number().int().min(12).max(128).default(32),
+      /** @default true */
+      terminateSessions: z.boolean().default(true),
+      /** Characters never used in generated passwords. @default "" */
+      exclude: z.string().max(64).default(""),
+    })
+    .prefault({}),
+  /** Groups for policy (Cedar ResourceGroup). @default [] */
+  groups: z.array(z.string().min(1)).default([]),
+});
+
+export type RegistrationInput = z.input<typeof registrationSchema>;
+export type Registration = z.output<typeof registrationSchema>;
+
+/** What is stored in Vault at <prefix>/resources/<name>/config: no password anywhere. */
+export interface StoredRegistration {
+  readonly name: string;
+  readonly adapter: string;
+  readonly connection: Record<string, unknown>;
+  readonly rotateWith: "admin" | "self";
+  readonly admin?: { readonly username: string } | undefined;
+  readonly accounts: readonly string[];
+  readonly reveal: boolean;
+  readonly proxy?: { readonly port: number } | undefined;
+  readonly lease: { readonly defaultTtl: number; readonly maxTtl: number };
+  readonly rotation: { readonly length: number; readonly terminateSessions: boolean; readonly exclude: string };
+  readonly groups: readonly string[];
+  readonly registered_at: string;
+}
+
+export type AccountRecordState = "available" | "leased" | "rotating" | "quarantined";
+
+/** The account record in Vault; its KV version is the fencing token of every change. */
+export interface AccountRecord {
+  readonly username: string;
+  /** A password that works on the target (empty only while an import rotation runs). */
+  readonly password: string;
+  readonly previous_password?: string | undefined;
+  readonly pending_password?: string | undefined;
+  readonly state: AccountRecordState;
+  readonly lease_id?: string | undefined;
+  readonly rotation_id?: string | undefined;
+  readonly last_rotated_at?: string | undefined;
+  readonly failures?: number | undefined;
+  readonly last_error?: string | undefined;
+  readonly next_attempt_at?: string | undefined;
+}

@@ -1,0 +1,8 @@
+/** Vault layout under the configured prefix (DESIGN.md). */
+export const vaultPaths = {
+  resources: (): string[] => ["resources"],
+  config: (name: string): string[] => ["resources", name, "config"],
+  admin: (name: string): string[] => ["resources", name, "admin"],
+  accounts: (name: string): string[] => ["resources", name, "accounts"],
+  account: (name: string, account: string): string[] => ["resources", name, "accounts", account],
+};

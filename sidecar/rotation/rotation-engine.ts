@@ -1,0 +1,237 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { Adapter, AdapterContext, Credential } from "../../adapters/adapter.js";
+import { AdapterError } from "../../adapters/adapter.js";
+import type { AuditSink } from "../audit/index.js";
+import { LeaseholdError } from "../errors.js";
+import type { LeaseStore } from "../leases/index.js";
+import type { Logger } from "../logger.js";
+import type { ResourceCatalog } from "../resources/catalog.js";
+import type { AccountRecord, StoredRegistration } from "../resources/types.js";
+import { vaultPaths } from "../resources/vault-paths.js";
+import type { KvEntry, SecretStore } from "../secrets/index.js";
+import { acquireLock } from "./lock.js";
+import { generatePassword } from "./password.js";
+
+/** Named points of a rotation at which a fault test may kill the process. */
+export type CrashPoint = "after_pending_written" | "after_target_changed" | "after_test" | "before_finish";
+
+export interface RotationEngineOptions {
+  secrets: SecretStore;
+  leases: LeaseStore;
+  catalog: ResourceCatalog;
+  adapters: ReadonlyMap<string, Adapter<unknown>>;
+  audit: AuditSink;
+  redis: Redis;
+  prefix: string;
+  log: Logger;
+  /** Failures before an account is quarantined. */
+  maxFailures: number;
+  /** First retry delay and its cap, seconds. */
+  backoff: number;
+  maxBackoff: number;
+  /** Timeout for one adapter call, ms. @default 10000 */
+  adapterTimeoutMs?: number;
+  /** Fault tests only: called at each crash point. */
+  crashHook?: (point: CrashPoint) => void;
+}
+
+export type RotationOutcome =
+  | { readonly status: "rotated"; readonly changedTarget: boolean }
+  | { readonly status: "busy" }
+  | { readonly status: "failed"; readonly error: string; readonly quarantined: boolean }
+  | { readonly status: "gone" };
+
+export interface RotationRequest {
+  readonly resource: string;
+  readonly account: string;
+  readonly reason: string;
+  readonly leaseId?: string | undefined;
+  /** Rotate even a quarantined account (an operator's explicit retry). */
+  readonly force?: boolean | undefined;
+}
+
+/**
+ * Changes an account's password after use, crash-safe: the pending password is in Vault before
+ * the target changes, and every step can be repeated (DESIGN.md I2, I3).
+ */
+export class RotationEngine {
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+
+  constructor(private readonly o: RotationEngineOptions) {}
+
+  private ctx(admin: Credential | undefined): AdapterContext {
+    return { admin, log: this.o.log.child({ module: "adapter" }), timeoutMs: this.o.adapterTimeoutMs ?? 10_000 };
+  }
+
+  private lockKey(resource: string, account: string): string {
+    return `${this.o.prefix}{r:${resource}}:lock:${account}`;
+  }
+
+  /** Rotates one account now. Never throws for target or Vault faults: they are outcomes. */
+  async rotate(req: RotationRequest): Promise<RotationOutcome> {
+    const lock = await acquireLock(this.o.redis, this.lockKey(req.resource, req.account), 120_000);
+    if (!lock) return { status: "busy" };
+    try {
+      return await this.rotateLocked(req);
+    } finally {
+      await lock.release().catch(() => undefined);
+    }
+  }
+
+  private async rotateLocked(req: RotationRequest): Promise<RotationOutcome> {
+    const { resource, account } = req;
+    const reg = await this.o.catalog.get(resource);
+    if (!reg || !reg.accounts.includes(account)) return { status: "gone" };
+    const adapter = this.o.adapters.get(reg.adapter);
+    if (!adapter) return { status: "failed", error: `adapter ${reg.adapter} is not loaded`, quarantined: false };
+    const path = vaultPaths.account(resource, account);
+    let entry = await this.o.secrets.read<AccountRecord>(path);
+    if (!entry) return { status: "gone" };
+    if (entry.data.state === "leased" && entry.data.lease_id) {
+      const lease = await this.o.leases.get(resource, entry.data.lease_id);
+      if (lease?.state === "active") return { status: "busy" };
+    }
+    if (entry.data.state === "quarantined" && !req.force) {
+      return { status: "failed", error: "account is quarantined", quarantined: true };
+    }
+    const rotationId = entry.data.rotation_id ?? randomUUID();
+    const base = { agent: undefined, resource, account, lease_id: req.leaseId ?? entry.data.lease_id };
+    try {
+      // create: the pending password is durable in Vault before the target changes.
+      if (!entry.data.pending_password) {
+        const pending = generatePassword(reg.rotation, adapter.constraints);
+        const next: AccountRecord = { ...entry.data, state: "rotating", pending_password: pending, rotation_id: rotationId };
+        entry = { data: next, version: await this.o.secrets.write(path, next, entry.version) };
+        await this.o.audit.append({ ...base, event: "rotation_started", reason: req.reason });
+      } else if (entry.data.state !== "rotating") {
+        const next: AccountRecord = { ...entry.data, state: "rotating", rotation_id: rotationId };
+        entry = { data: next, version: await this.o.secrets.write(path, next, entry.version) };
+      }
+      this.o.crashHook?.("after_pending_written");
+      const changed = await this.setAndTest(reg, adapter, entry.data);
+      this.o.crashHook?.("after_test");
+      if (reg.rotation.terminateSessions && adapter.terminateSessions) {
+        const admin = reg.rotateWith === "admin" ? await this.o.catalog.admin(resource) : undefined;
+        if (admin) await adapter.terminateSessions(reg.connection, account, this.ctx(admin));
+      }
+      this.o.crashHook?.("before_finish");
+      await this.finish(path, entry);
+      await this.o.leases.setAccountState(resource, account, "available", true);
+      await this.o.leases.emit({ type: "rotated", resource, account, lease_id: base.lease_id });
+      await this.o.audit.append({ ...base, event: "rotation_succeeded", reason: req.reason });
+      this.o.log.info({ resource, account, changedTarget: changed }, "rotation succeeded");
+      return { status: "rotated", changedTarget: changed };
+    } catch (err) {
+      return this.fail(req, path, err);
+    }
+  }
+
+  /** set + test: the pending password logs in afterwards, and the old one does not. */
+  private async setAndTest(reg: StoredRegistration, adapter: Adapter<unknown>, rec: AccountRecord): Promise<boolean> {
+    const pending = rec.pending_password ?? "";
+    const admin = reg.rotateWith === "admin" ? await this.o.catalog.admin(reg.name) : undefined;
+    if (reg.rotateWith === "admin" && !admin) {
+      throw new AdapterError("auth_failed", "the admin credential is missing from Vault", false);
+    }
+    const ctx = this.ctx(admin);
+    const cred = (password: string) => ({ username: rec.username, password });
+    let changed = false;
+    const already = await adapter.verify(reg.connection, cred(pending), ctx);
+    if (!already.valid) {
+      await adapter.rotate(
+        reg.connection,
+        { account: rec.username, current: rec.password || undefined, previous: rec.previous_password, next: pending },
+        ctx,
+      );
+      changed = true;
+      this.o.crashHook?.("after_target_changed");
+    }
+    const works = await adapter.verify(reg.connection, cred(pending), ctx);
+    if (!works.valid) throw new AdapterError("failed", "the new password does not log in after the change", true);
+    if (rec.password && rec.password !== pending) {
+      const old = await adapter.verify(reg.connection, cred(rec.password), ctx);
+      if (old.valid) throw new AdapterError("failed", "the old password still logs in after the change", true);
+    }
+    return changed;
+  }
+
+  private async finish(path: string[], entry: KvEntry<AccountRecord>): Promise<void> {
+    const r = entry.data;
+    const done: AccountRecord = {
+      username: r.username,
+      password: r.pending_password ?? r.password,
+      previous_password: r.password || undefined,
+      state: "available",
+      last_rotated_at: new Date().toISOString(),
+      failures: 0,
+    };
+    await this.o.secrets.write(path, done, entry.version);
+  }
+
+  private async fail(req: RotationRequest, path: string[], err: unknown): Promise<RotationOutcome> {
+    const message =
+      err instanceof AdapterError || err instanceof LeaseholdError ? err.message : "unexpected rotation error";
+    this.o.log.warn(
+      { resource: req.resource, account: req.account, err: { message, code: (err as { code?: string }).code } },
+      "rotation failed",
+    );
+    let quarantined = false;
+    try {
+      const cur = await this.o.secrets.read<AccountRecord>(path);
+      if (cur) {
+        const failures = (cur.data.failures ?? 0) + 1;
+        quarantined = failures >= this.o.maxFailures;
+        const delay = Math.min(this.o.backoff * 2 ** (failures - 1), this.o.maxBackoff) * (0.8 + Math.random() * 0.4);
+        const next: AccountRecord = {
+          ...cur.data,
+          state: quarantined ? "quarantined" : cur.data.state === "available" ? "rotating" : cur.data.state,
+          failures,
+          last_error: message,
+          next_attempt_at: new Date(Date.now() + delay * 1000).toISOString(),
+        };
+        await this.o.secrets.write(path, next, cur.version);
+        if (quarantined) {
+          await this.o.leases.setAccountState(req.resource, req.account, "quarantined", true);
+          await this.o.leases.emit({ type: "quarantined", resource: req.resource, account: req.account, reason: message });
+          await this.o.audit.append({ event: "quarantine", resource: req.resource, account: req.account, reason: message });
+        } else {
+          this.retryLater({ ...req, force: false }, delay * 1000);
+        }
+      }
+    } catch (e) {
+      this.o.log.warn({ resource: req.resource, account: req.account, err: { message: (e as Error).message } }, "could not record rotation failure");
+    }
+    await this.o.leases
+      .emit({ type: "rotation_failed", resource: req.resource, account: req.account, reason: message })
+      .catch(() => undefined);
+    await this.o.audit
+      .append({ event: "rotation_failed", resource: req.resource, account: req.account, reason: message })
+      .catch(() => undefined);
+    return { status: "failed", error: message, quarantined };
+  }
+
+  /** Runs a rotation in the background (after check-in, expiry, revocation). */
+  schedule(req: RotationRequest, delayMs = 0): void {
+    this.retryLater(req, delayMs);
+  }
+
+  private retryLater(req: RotationRequest, delayMs: number): void {
+    if (this.stopped) return;
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      void this.rotate(req).catch((err: unknown) =>
+        this.o.log.error({ resource: req.resource, account: req.account, err: { message: (err as Error).message } }, "rotation crashed"),
+      );
+    }, delayMs);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+}

@@ -1,0 +1,223 @@
+import { readFile } from "node:fs/promises";
+import NodeVault from "node-vault";
+import { LeaseholdError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import type { KvEntry, SecretStore } from "./types.js";
+
+export type VaultAuth =
+  | { method: "token"; token: string }
+  | { method: "approle"; roleId: string; secretId: string; mount: string }
+  | { method: "jwt"; role: string; jwtFile: string; mount: string };
+
+export interface VaultStoreOptions {
+  address: string;
+  auth: VaultAuth;
+  mount: string;
+  prefix: string;
+  timeoutMs: number;
+  log: Logger;
+  /** Retries for retryable faults (5xx, sealed, connection errors). @default 2 */
+  retries?: number;
+}
+
+interface ApiError {
+  message?: string;
+  code?: string;
+  response?: { statusCode?: number; body?: unknown };
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as ApiError | null)?.response?.statusCode;
+}
+
+/** Faults that may pass: Vault down, sealed, overloaded, slow. Never a 4xx. */
+function isRetryable(err: unknown): boolean {
+  const status = statusOf(err);
+  if (status === undefined) return true;
+  return status >= 500;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The secrets layer over node-vault: timeouts on every call, jittered retries, mapped errors. */
+export class VaultStore implements SecretStore {
+  private readonly client: NodeVault.client;
+  private readonly opts: VaultStoreOptions;
+  private loginPromise: Promise<void> | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(opts: VaultStoreOptions) {
+    this.opts = opts;
+    // noCustomHTTPVerbs: LIST becomes GET ?list=1, which every Vault accepts and Node servers can parse.
+    // No config-level headers: node-vault makes them sticky (VAULT-API.md §7.6.3).
+    this.client = NodeVault({
+      endpoint: opts.address,
+      token: opts.auth.method === "token" ? opts.auth.token : "",
+      noCustomHTTPVerbs: true,
+      requestOptions: { timeout: opts.timeoutMs },
+    });
+  }
+
+  private kvPath(kind: "data" | "metadata", path: readonly string[]): string {
+    const segs = [...this.opts.prefix.split("/").filter(Boolean), ...path].map((s) => encodeURIComponent(s));
+    return `${this.opts.mount}/${kind}/${segs.join("/")}`;
+  }
+
+  private async login(): Promise<void> {
+    const auth = this.opts.auth;
+    if (auth.method === "token") return;
+    const res =
+      auth.method === "approle"
+        ? await this.client.approleLogin({ role_id: auth.roleId, secret_id: auth.secretId, mount_point: auth.mount })
+        : await this.client.jwtLogin({
+            role: auth.role,
+            jwt: (await readFile(auth.jwtFile, "utf8")).trim(),
+            mount_point: auth.mount,
+          });
+    const lease = Number(res?.auth?.lease_duration ?? 0);
+    if (res?.auth?.renewable && lease > 0) this.scheduleRenewal(lease);
+    else if (lease > 0) this.scheduleRelogin(lease);
+    this.opts.log.info({ method: auth.method, leaseSeconds: lease }, "vault login");
+  }
+
+  private scheduleRenewal(seconds: number): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(
+      () => {
+        this.client
+          .tokenRenewSelf()
+          .then((r: { auth?: { lease_duration?: number } }) => {
+            const next = Number(r?.auth?.lease_duration ?? 0);
+            if (next > 0) this.scheduleRenewal(next);
+          })
+          .catch((err: unknown) => {
+            this.opts.log.warn({ status: statusOf(err) }, "vault token renewal failed; logging in again");
+            this.loginPromise = undefined;
+          });
+      },
+      Math.max(1000, seconds * 800),
+    );
+    this.renewTimer.unref();
+  }
+
+  private scheduleRelogin(seconds: number): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => (this.loginPromise = undefined), Math.max(1000, seconds * 800));
+    this.renewTimer.unref();
+  }
+
+  private ensureLogin(): Promise<void> {
+    if (!this.loginPromise) {
+      this.loginPromise = this.login().catch((err: unknown) => {
+        this.loginPromise = undefined;
+        throw err;
+      });
+    }
+    return this.loginPromise;
+  }
+
+  /** Runs one Vault call with retries for retryable faults and one re-login on 403. */
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const retries = this.opts.retries ?? 2;
+    let relogged = false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.ensureLogin();
+        return await fn();
+      } catch (err) {
+        if (err instanceof LeaseholdError) throw err;
+        const status = statusOf(err);
+        if (status === 403 && this.opts.auth.method !== "token" && !relogged) {
+          relogged = true;
+          this.loginPromise = undefined;
+          continue;
+        }
+        if (isRetryable(err) && attempt < retries && !this.closed) {
+          await sleep(50 * 2 ** attempt + Math.random() * 50);
+          continue;
+        }
+        throw this.mapError(what, err);
+      }
+    }
+  }
+
+  private mapError(what: string, err: unknown): LeaseholdError {
+    const status = statusOf(err);
+    const e = err as ApiError;
+    const detail = `vault ${what}: ${status ?? e.code ?? "error"} ${e.message ?? ""}`.trim();
+    if (status === undefined || status >= 500) {
+      return new LeaseholdError("upstream_unavailable", "the secret store (Vault) is unavailable", {
+        detail,
+        retryable: true,
+      });
+    }
+    if (status === 403) {
+      return new LeaseholdError("upstream_unavailable", "the sidecar's Vault token was refused", {
+        detail,
+        retryable: true,
+      });
+    }
+    return new LeaseholdError("internal", "unexpected answer from Vault", { detail, retryable: false });
+  }
+
+  async read<T>(path: readonly string[]): Promise<KvEntry<T> | null> {
+    const p = this.kvPath("data", path);
+    try {
+      const res = await this.call("read", () => this.client.read(p));
+      const version = Number(res?.data?.metadata?.version);
+      return { data: res.data.data as T, version };
+    } catch (err) {
+      if (err instanceof LeaseholdError && err.detail?.startsWith("vault read: 404")) return null;
+      throw err;
+    }
+  }
+
+  async write<T extends object>(path: readonly string[], data: T, cas?: number): Promise<number> {
+    const p = this.kvPath("data", path);
+    const body = cas === undefined ? { data } : { data, options: { cas } };
+    try {
+      const res = await this.call("write", () => this.client.write(p, body));
+      return Number(res?.data?.version);
+    } catch (err) {
+      if (err instanceof LeaseholdError && err.detail?.includes("check-and-set")) {
+        throw new LeaseholdError("conflict", "the record changed concurrently", { detail: err.detail });
+      }
+      throw err;
+    }
+  }
+
+  async list(path: readonly string[]): Promise<string[]> {
+    const p = this.kvPath("metadata", path);
+    try {
+      const res = await this.call("list", () => this.client.list(p));
+      const keys = res?.data?.keys;
+      return Array.isArray(keys) ? keys.map((k) => decodeURIComponent(String(k))) : [];
+    } catch (err) {
+      if (err instanceof LeaseholdError && err.detail?.startsWith("vault list: 404")) return [];
+      throw err;
+    }
+  }
+
+  async remove(path: readonly string[]): Promise<void> {
+    const p = this.kvPath("metadata", path);
+    await this.call("remove", () => this.client.delete(p));
+  }
+
+  async ready(): Promise<boolean> {
+    try {
+      const h = await this.client.health({ standbyok: true });
+      if (!h || h.sealed !== false || h.initialized !== true) return false;
+      await this.ensureLogin();
+      await this.client.tokenLookupSelf();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.renewTimer);
+  }
+}

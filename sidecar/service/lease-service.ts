@@ -1,0 +1,405 @@
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import type { AuditFields, AuditSink } from "../audit/index.js";
+import { LeaseholdError } from "../errors.js";
+import type { EndReason, LeaseRecord, LeaseStore } from "../leases/index.js";
+import type { Logger } from "../logger.js";
+import type { ResourceCatalog } from "../resources/catalog.js";
+import type { AccountRecord, StoredRegistration } from "../resources/types.js";
+import { vaultPaths } from "../resources/vault-paths.js";
+import type { RotationEngine } from "../rotation/index.js";
+import type { SecretStore } from "../secrets/index.js";
+import { type LeaseView, leaseView } from "./lease-view.js";
+import type { IdentityPort, LeaseTokenClaims, LeaseTokenPort, PolicyActionName, PolicyPort } from "./ports.js";
+import { parseBody } from "./validate.js";
+
+export const checkoutSchema = z.strictObject({
+  resource: z.string().min(1).max(63),
+  task: z.strictObject({ id: z.string().min(1).max(200), description: z.string().max(2000).optional() }),
+  intent: z.strictObject({ action: z.string().min(1).max(64), tool: z.string().min(1).max(128).optional() }),
+  ttl: z.number().int().min(1).max(7 * 86400).optional(),
+  wait: z.number().min(0).max(300).optional(),
+});
+
+export const renewSchema = z.strictObject({ ttl: z.number().int().min(1).max(7 * 86400).optional() });
+
+export const toolCallSchema = z.strictObject({
+  tool: z.string().min(1).max(128),
+  action: z.string().min(1).max(64),
+  target: z.string().max(1000).optional(),
+  digest: z
+    .string()
+    .regex(/^(sha256:)?[0-9a-f]{64}$/, "must be a hex SHA-256 digest")
+    .optional(),
+});
+
+export const revokeSchema = z.strictObject({ reason: z.string().max(500).optional() });
+
+export interface LeaseServiceOptions {
+  leases: LeaseStore;
+  secrets: SecretStore;
+  catalog: ResourceCatalog;
+  rotation: RotationEngine;
+  identity: IdentityPort;
+  tokens: LeaseTokenPort;
+  policy: PolicyPort;
+  audit: AuditSink;
+  log: Logger;
+  /** Clock for policy context (hour_utc). */
+  now?: () => number;
+}
+
+export interface RequestMeta {
+  readonly requestId: string;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface CheckoutOk {
+  readonly lease: LeaseView;
+  readonly token: string;
+  readonly token_type: "Bearer";
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+
+function newLeaseId(): string {
+  return `lse_${randomBytes(16).toString("base64url")}`;
+}
+
+/** Checkout, token use, renew, check-in and revocation: the lease lifecycle seen from HTTP. */
+export class LeaseService {
+  private readonly now: () => number;
+
+  constructor(private readonly o: LeaseServiceOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  private async resource(name: string): Promise<StoredRegistration> {
+    const reg = await this.o.catalog.get(name);
+    if (!reg) throw new LeaseholdError("not_found", `resource "${name}" is not registered`);
+    return reg;
+  }
+
+  private auditLease(lease: LeaseRecord, fields: AuditFields): Promise<void> {
+    return this.o.audit.append({
+      agent: lease.agent,
+      agent_chain: lease.agent_chain,
+      approver: lease.approver,
+      task_id: lease.task.id,
+      intent: lease.intent.action,
+      tool: lease.intent.tool,
+      resource: lease.resource,
+      account: lease.account,
+      lease_id: lease.id,
+      ...fields,
+    });
+  }
+
+  private async decide(
+    action: PolicyActionName,
+    agent: string,
+    claims: Record<string, unknown>,
+    reg: StoredRegistration,
+    input: { taskId: string; intent: string; tool?: string | undefined; ttl: number },
+    requestId: string,
+    lease?: LeaseRecord,
+  ): Promise<void> {
+    const decision = this.o.policy.decide({
+      principal: agent,
+      action,
+      resource: reg.name,
+      context: {
+        task_id: input.taskId,
+        intent: input.intent,
+        tool: input.tool ?? "",
+        ttl: input.ttl,
+        hour_utc: new Date(this.now()).getUTCHours(),
+        active_leases: await this.o.leases.activeCount(agent),
+        approved: false,
+        dpop: false,
+      },
+      principalAttrs: claims,
+      resourceGroups: [...reg.groups],
+    });
+    await this.o.audit.append({
+      event: "decision",
+      agent,
+      task_id: input.taskId,
+      intent: input.intent,
+      tool: input.tool,
+      scope: action,
+      resource: reg.name,
+      account: lease?.account,
+      lease_id: lease?.id,
+      decision: decision.decision,
+      policies: decision.policies,
+      reason: decision.decision === "allow" ? undefined : (decision.reasons[0] ?? "no policy permits this request"),
+      request_id: requestId,
+    });
+    if (decision.decision === "approval_required") {
+      throw new LeaseholdError(
+        "policy_denied",
+        `${action} of "${reg.name}" needs a human approval, which this sidecar cannot grant yet`,
+      );
+    }
+    if (decision.decision !== "allow") {
+      throw new LeaseholdError("policy_denied", `policy does not allow ${action} of "${reg.name}" for this agent`);
+    }
+  }
+
+  /** Verifies the agent, asks policy, takes an account, marks it leased in Vault, mints the token. */
+  async checkout(identityJwt: string, body: unknown, meta: RequestMeta): Promise<CheckoutOk> {
+    const ident = await this.o.identity.verify(identityJwt);
+    const req = parseBody(checkoutSchema, body);
+    const reg = await this.resource(req.resource);
+    const ttl = Math.min(req.ttl ?? reg.lease.defaultTtl, reg.lease.maxTtl);
+    if (!this.o.audit.healthy()) {
+      throw new LeaseholdError("upstream_unavailable", "the audit log cannot be written; checkouts are refused");
+    }
+    await this.decide(
+      "checkout",
+      ident.subject,
+      ident.claims,
+      reg,
+      { taskId: req.task.id, intent: req.intent.action, tool: req.intent.tool, ttl },
+      meta.requestId,
+    );
+    const spec = {
+      id: newLeaseId(),
+      resource: reg.name,
+      agent: ident.subject,
+      task: req.task,
+      intent: req.intent,
+    };
+    const deadline = this.now() + (req.wait ?? 0) * 1000;
+    let got = await this.o.leases.checkout(spec, ttl * 1000, reg.lease.maxTtl * 1000);
+    while (!got.ok && this.now() < deadline && !meta.signal?.aborted) {
+      await sleep(Math.min(100, Math.max(1, deadline - this.now())), meta.signal);
+      got = await this.o.leases.checkout(spec, ttl * 1000, reg.lease.maxTtl * 1000);
+    }
+    if (!got.ok) {
+      throw new LeaseholdError("resource_busy", `every account of "${reg.name}" is in use`, { retryAfter: 1 });
+    }
+    const lease = got.lease;
+    await this.markLeased(lease);
+    let token: string;
+    try {
+      token = await this.o.tokens.mint({
+        leaseId: lease.id,
+        agent: lease.agent,
+        resource: lease.resource,
+        account: lease.account,
+        expiresAt: lease.max_expires_at,
+      });
+    } catch (err) {
+      await this.endLease(lease.resource, lease.id, "revoked", meta.requestId, "token could not be minted");
+      throw err;
+    }
+    await this.auditLease(lease, { event: "checkout", request_id: meta.requestId, scope: "checkout" });
+    await this.o.leases.emit({ type: "issued", resource: lease.resource, account: lease.account, lease_id: lease.id, agent: lease.agent });
+    return { lease: leaseView(lease), token, token_type: "Bearer" };
+  }
+
+  /**
+   * Marks the account leased in Vault before anything about its password leaves the sidecar
+   * (I2). If Vault says the account is not clean, the lease is ended and the account rotated.
+   */
+  private async markLeased(lease: LeaseRecord): Promise<void> {
+    const path = vaultPaths.account(lease.resource, lease.account);
+    const giveBack = async (clean: boolean) => {
+      await this.o.leases.end(lease.resource, lease.id, "revoked");
+      if (clean) await this.o.leases.setAccountState(lease.resource, lease.account, "available");
+      else this.o.rotation.schedule({ resource: lease.resource, account: lease.account, reason: "dirty at checkout" });
+    };
+    let entry: Awaited<ReturnType<SecretStore["read"]>> | null;
+    try {
+      entry = await this.o.secrets.read<AccountRecord>(path);
+    } catch (err) {
+      await giveBack(true);
+      throw err;
+    }
+    const rec = entry?.data as AccountRecord | undefined;
+    if (!entry || !rec || rec.state !== "available") {
+      await giveBack(false);
+      throw new LeaseholdError("resource_busy", `the account picked for "${lease.resource}" is being rotated`, {
+        retryAfter: 1,
+        detail: `vault state ${rec?.state ?? "missing"}`,
+      });
+    }
+    try {
+      await this.o.secrets.write(path, { ...rec, state: "leased", lease_id: lease.id }, entry.version);
+    } catch (err) {
+      // The write may have landed even if the answer was lost: treat the account as dirty.
+      await giveBack(false);
+      throw err instanceof LeaseholdError && err.code === "conflict"
+        ? new LeaseholdError("resource_busy", `the account picked for "${lease.resource}" changed`, { retryAfter: 1 })
+        : err;
+    }
+  }
+
+  /** Checks a lease token and the lease in Redis (one round trip): refuses ended and expired leases. */
+  async authenticate(token: string, leaseId: string): Promise<{ lease: LeaseRecord; claims: LeaseTokenClaims }> {
+    const claims = await this.o.tokens.verify(token);
+    if (claims.leaseId !== leaseId) throw new LeaseholdError("unauthenticated", "the lease token is for another lease");
+    const { lease, now } = await this.o.leases.use(claims.resource, claims.leaseId);
+    if (!lease) throw new LeaseholdError("unauthenticated", "the lease does not exist");
+    if (lease.state === "ended") {
+      if (lease.end_reason === "revoked") throw new LeaseholdError("lease_revoked", "the lease was revoked");
+      if (lease.end_reason === "expired") throw new LeaseholdError("lease_expired", "the lease has expired");
+      throw new LeaseholdError("unauthenticated", "the lease has ended (checked in)");
+    }
+    if (lease.expires_at <= now) throw new LeaseholdError("lease_expired", "the lease has expired");
+    return { lease, claims };
+  }
+
+  async getOwn(token: string, leaseId: string): Promise<LeaseView> {
+    return leaseView((await this.authenticate(token, leaseId)).lease);
+  }
+
+  /** The password of the leased account, after policy allows the reveal. */
+  async credential(token: string, leaseId: string, meta: RequestMeta) {
+    const { lease } = await this.authenticate(token, leaseId);
+    const reg = await this.resource(lease.resource);
+    if (!reg.reveal) {
+      await this.auditLease(lease, { event: "decision", scope: "reveal", decision: "deny", reason: "reveal: false", request_id: meta.requestId });
+      throw new LeaseholdError("policy_denied", `"${reg.name}" does not reveal passwords; connect through its proxy`);
+    }
+    await this.decide(
+      "reveal",
+      lease.agent,
+      {},
+      reg,
+      { taskId: lease.task.id, intent: lease.intent.action, tool: lease.intent.tool, ttl: Math.ceil((lease.expires_at - this.now()) / 1000) },
+      meta.requestId,
+      lease,
+    );
+    const entry = await this.o.secrets.read<AccountRecord>(vaultPaths.account(lease.resource, lease.account));
+    if (!entry || entry.data.state !== "leased" || entry.data.lease_id !== lease.id) {
+      throw new LeaseholdError("conflict", "the account is no longer held by this lease", {
+        detail: `vault state ${entry?.data.state ?? "missing"}`,
+      });
+    }
+    await this.auditLease(lease, { event: "reveal", request_id: meta.requestId, scope: "reveal" });
+    return {
+      username: entry.data.username,
+      password: entry.data.password,
+      connection: reg.connection,
+      expires_at: new Date(lease.expires_at).toISOString(),
+    };
+  }
+
+  async renew(token: string, leaseId: string, body: unknown, meta: RequestMeta): Promise<{ lease: LeaseView }> {
+    const req = parseBody(renewSchema, body ?? {});
+    const { lease } = await this.authenticate(token, leaseId);
+    const reg = await this.resource(lease.resource);
+    const ttl = Math.min(req.ttl ?? reg.lease.defaultTtl, reg.lease.maxTtl);
+    await this.decide(
+      "renew",
+      lease.agent,
+      {},
+      reg,
+      { taskId: lease.task.id, intent: lease.intent.action, tool: lease.intent.tool, ttl },
+      meta.requestId,
+      lease,
+    );
+    const r = await this.o.leases.renew(lease.resource, lease.id, ttl * 1000);
+    if (!r.ok || !r.lease) throw new LeaseholdError("lease_expired", "the lease can no longer be renewed");
+    await this.auditLease(r.lease, { event: "renew", request_id: meta.requestId, scope: "renew" });
+    await this.o.leases.emit({ type: "renewed", resource: lease.resource, account: lease.account, lease_id: lease.id, agent: lease.agent });
+    return { lease: leaseView(r.lease) };
+  }
+
+  async toolCall(token: string, leaseId: string, body: unknown, meta: RequestMeta): Promise<void> {
+    const req = parseBody(toolCallSchema, body);
+    const { lease } = await this.authenticate(token, leaseId);
+    const reg = await this.resource(lease.resource);
+    await this.decide(
+      "tool_call",
+      lease.agent,
+      {},
+      reg,
+      { taskId: lease.task.id, intent: req.action, tool: req.tool, ttl: Math.ceil((lease.expires_at - this.now()) / 1000) },
+      meta.requestId,
+      lease,
+    );
+    await this.auditLease(lease, {
+      event: "tool_call",
+      tool: req.tool,
+      intent: req.action,
+      target: req.target,
+      digest: req.digest,
+      request_id: meta.requestId,
+      scope: "tool_call",
+    });
+  }
+
+  /** Check-in by the holder: always allowed; rotation follows. */
+  async checkin(token: string, leaseId: string, meta: RequestMeta): Promise<{ lease: LeaseView }> {
+    const { lease } = await this.authenticate(token, leaseId);
+    const ended = await this.endLease(lease.resource, lease.id, "checkin", meta.requestId);
+    return { lease: leaseView(ended ?? lease) };
+  }
+
+  /** Operator revocation. */
+  async revoke(leaseId: string, reason: string | undefined, actor: string, meta: RequestMeta): Promise<{ lease: LeaseView }> {
+    const resource = await this.o.leases.resourceOf(leaseId);
+    const lease = resource ? await this.o.leases.get(resource, leaseId) : null;
+    if (!resource || !lease) throw new LeaseholdError("not_found", "no such lease");
+    const ended = await this.endLease(resource, leaseId, "revoked", meta.requestId, reason ?? `revoked by ${actor}`);
+    return { lease: leaseView(ended ?? lease) };
+  }
+
+  /** Revokes every active lease of one agent at once. */
+  async revokeAgent(agent: string, reason: string | undefined, actor: string, meta: RequestMeta): Promise<{ leases: LeaseView[] }> {
+    const out: LeaseView[] = [];
+    for (const { resource, id } of await this.o.leases.agentLeases(agent)) {
+      const ended = await this.endLease(resource, id, "revoked", meta.requestId, reason ?? `revoked by ${actor}`);
+      if (ended) out.push(leaseView(ended));
+    }
+    return { leases: out };
+  }
+
+  /**
+   * Ends a lease once (whoever is first: holder, reaper, operator), audits it and schedules the
+   * rotation. Returns the ended lease, or null when it had already ended.
+   */
+  async endLease(resource: string, id: string, reason: EndReason, requestId?: string, why?: string): Promise<LeaseRecord | null> {
+    const r = await this.o.leases.end(resource, id, reason);
+    if (!r.ended) return null;
+    const lease = r.lease;
+    const event = reason === "checkin" ? "checkin" : reason === "expired" ? "expiry" : "revocation";
+    await this.auditLease(lease, { event, request_id: requestId, reason: why });
+    await this.o.leases.emit({ type: "ended", resource, account: lease.account, lease_id: id, agent: lease.agent, reason });
+    this.o.rotation.schedule({ resource, account: lease.account, reason, leaseId: id });
+    return lease;
+  }
+
+  async getAny(leaseId: string): Promise<LeaseView> {
+    const resource = await this.o.leases.resourceOf(leaseId);
+    const lease = resource ? await this.o.leases.get(resource, leaseId) : null;
+    if (!lease) throw new LeaseholdError("not_found", "no such lease");
+    return leaseView(lease);
+  }
+
+  async list(filter: { resource?: string | undefined; agent?: string | undefined; state?: string | undefined }) {
+    const now = await this.o.leases.now();
+    const names = filter.resource ? [filter.resource] : await this.o.leases.resources();
+    const out: Array<LeaseView & { ttl_seconds: number }> = [];
+    if (filter.state === "ended") return { leases: out };
+    for (const name of names) {
+      for (const l of await this.o.leases.activeLeases(name)) {
+        if (filter.agent && l.agent !== filter.agent) continue;
+        out.push({ ...leaseView(l), ttl_seconds: Math.max(0, Math.round((l.expires_at - now) / 1000)) });
+      }
+    }
+    out.sort((a, b) => (a.expires_at ?? "").localeCompare(b.expires_at ?? ""));
+    return { leases: out };
+  }
+}

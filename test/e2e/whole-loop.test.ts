@@ -1,0 +1,295 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { writeFile } from "node:fs/promises";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Stack, startStack } from "../support/stack.js";
+
+interface ErrorBody {
+  error: { code: string; message: string; request_id: string };
+}
+
+let stack: Stack;
+let adminToken: string;
+const secrets: string[] = [];
+
+async function http(method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  let body: string | undefined;
+  if (opts.raw !== undefined) body = opts.raw;
+  else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+  if (body !== undefined && !headers["content-type"]) headers["content-type"] = "application/json";
+  const res = await fetch(`${stack.sidecar.url}${path}`, { method, headers, body });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+async function assertion(agent: "a" | "b"): Promise<string> {
+  const r = await stack.cli("agent", "assert", "--key", join(stack.dir, "trust", `${keyStem(agent)}.key.jwk`));
+  expect(r.code, r.stderr).toBe(0);
+  const jwt = r.stdout.trim();
+  secrets.push(jwt);
+  return jwt;
+}
+
+let stems: Record<string, string> = {};
+function keyStem(agent: string): string {
+  const s = stems[agent];
+  if (!s) throw new Error(`no key for ${agent}`);
+  return s;
+}
+
+const checkoutBody = { resource: "orders-db", task: { id: "TICKET-123", description: "monthly revenue report" }, intent: { action: "read", tool: "psql" }, ttl: 120 };
+
+async function waitForAccountState(state: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const r = await http("GET", "/v1/resources/orders-db", { token: adminToken });
+    const accounts = (r.json as { accounts: Array<{ state: string }> }).accounts;
+    last = JSON.stringify(accounts);
+    if (accounts.every((a) => a.state === state)) return;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error(`accounts did not reach ${state}: ${last}`);
+}
+
+async function vaultAccount(account: string): Promise<{ password: string; state: string }> {
+  const prefixRes = await readFile(stack.configFile, "utf8");
+  const vaultPrefix = /prefix: (leasehold-test-[0-9a-f]+)/.exec(prefixRes)?.[1];
+  const res = await fetch(`${stack.vault.address}/v1/${stack.vault.mount}/data/${vaultPrefix}/resources/orders-db/accounts/${account}`, {
+    headers: { "X-Vault-Token": stack.vault.token },
+  });
+  const body = (await res.json()) as { data: { data: { password: string; state: string } } };
+  return body.data.data;
+}
+
+beforeAll(async () => {
+  stack = await startStack();
+  const { readdir } = await import("node:fs/promises");
+  const files = await readdir(join(stack.dir, "trust"));
+  stems = {
+    a: (files.find((f) => f.includes("agent_a") || f.endsWith("a.key.jwk")) ?? "").replace(/\.key\.jwk$/, ""),
+    b: (files.find((f) => f.includes("agent_b") || f.endsWith("b.key.jwk")) ?? "").replace(/\.key\.jwk$/, ""),
+  };
+  adminToken = (await readFile(join(stack.dir, "state", "admin.token"), "utf8")).trim();
+  secrets.push(adminToken, stack.adminPassword);
+  await stack.createRole("app_orders_1", "initial-pass-1234567");
+  secrets.push("initial-pass-1234567");
+  const reg = {
+    name: "orders-db",
+    adapter: "postgres",
+    connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
+    rotateWith: "admin",
+    admin: { username: "leasehold_admin", password: stack.adminPassword },
+    accounts: ["app_orders_1"],
+    lease: { defaultTtl: 60, maxTtl: 600 },
+  };
+  await writeFile(join(stack.dir, "orders-db.yaml"), JSON.stringify(reg));
+  const r = await stack.cli("resources", "register", "-f", join(stack.dir, "orders-db.yaml"));
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout).toContain("orders-db registered");
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe("the whole loop on real PostgreSQL", () => {
+  let tokenA = "";
+  let leaseA = "";
+  let passwordA = "";
+
+  it("imported the account: the password the DBA set no longer logs in", async () => {
+    await waitForAccountState("available");
+    expect(await stack.canLogin("app_orders_1", "initial-pass-1234567")).toBe(false);
+    const rec = await vaultAccount("app_orders_1");
+    secrets.push(rec.password);
+    expect(await stack.canLogin("app_orders_1", rec.password)).toBe(true);
+  });
+
+  it("agent A checks out, logs in with the revealed password, checks in", async () => {
+    const res = await http("POST", "/v1/checkout", { token: await assertion("a"), body: checkoutBody });
+    expect(res.status, JSON.stringify(res.json)).toBe(201);
+    expect(res.headers.get("x-request-id")).toMatch(/^req_/);
+    const lease = res.json.lease as { id: string; state: string; agent: string; account: string; expires_at: string };
+    expect(lease.state).toBe("active");
+    expect(lease.agent).toBe("spiffe://example.org/agent/a");
+    expect(lease.account).toBe("app_orders_1");
+    tokenA = res.json.token as string;
+    leaseA = lease.id;
+    secrets.push(tokenA);
+
+    const own = await http("GET", `/v1/leases/${leaseA}`, { token: tokenA });
+    expect(own.status).toBe(200);
+    expect(own.json.id).toBe(leaseA);
+
+    const cred = await http("GET", `/v1/leases/${leaseA}/credential`, { token: tokenA });
+    expect(cred.status).toBe(200);
+    expect(cred.headers.get("cache-control")).toBe("no-store");
+    passwordA = cred.json.password as string;
+    secrets.push(passwordA);
+    expect(cred.json.username).toBe("app_orders_1");
+
+    const c = new pg.Client({ host: "127.0.0.1", port: stack.pg.port, user: "app_orders_1", password: passwordA, database: "postgres" });
+    await c.connect();
+    const q = await c.query("select current_user as u");
+    await c.end();
+    expect(q.rows[0].u).toBe("app_orders_1");
+
+    const renew = await http("POST", `/v1/leases/${leaseA}/renew`, { token: tokenA, body: { ttl: 300 } });
+    expect(renew.status).toBe(200);
+
+    const tool = await http("POST", `/v1/leases/${leaseA}/tool-calls`, { token: tokenA, body: { tool: "psql", action: "read", target: "orders" } });
+    expect(tool.status).toBe(202);
+
+    const checkin = await http("DELETE", `/v1/leases/${leaseA}`, { token: tokenA });
+    expect(checkin.status).toBe(202);
+    expect((checkin.json.lease as { state: string; end_reason: string }).end_reason).toBe("checkin");
+  });
+
+  it("after check-in, PostgreSQL refuses A's password and Vault's new one works", async () => {
+    await waitForAccountState("available");
+    expect(await stack.canLogin("app_orders_1", passwordA)).toBe(false);
+    const rec = await vaultAccount("app_orders_1");
+    secrets.push(rec.password);
+    expect(rec.state).toBe("available");
+    expect(rec.password).not.toBe(passwordA);
+    expect(await stack.canLogin("app_orders_1", rec.password)).toBe(true);
+  });
+
+  it("the token of the ended lease gets 401", async () => {
+    for (const path of [`/v1/leases/${leaseA}`, `/v1/leases/${leaseA}/credential`]) {
+      const r = await http("GET", path, { token: tokenA });
+      expect(r.status).toBe(401);
+      expect((r.json as unknown as ErrorBody).error.request_id).toMatch(/^req_/);
+    }
+  });
+
+  it("agent B gets the same account with a different password; a second checkout is busy", async () => {
+    const res = await http("POST", "/v1/checkout", { token: await assertion("b"), body: checkoutBody });
+    expect(res.status, JSON.stringify(res.json)).toBe(201);
+    const tokenB = res.json.token as string;
+    secrets.push(tokenB);
+    const leaseB = (res.json.lease as { id: string }).id;
+    const cred = await http("GET", `/v1/leases/${leaseB}/credential`, { token: tokenB });
+    const passwordB = cred.json.password as string;
+    secrets.push(passwordB);
+    expect(passwordB).not.toBe(passwordA);
+    expect(await stack.canLogin("app_orders_1", passwordB)).toBe(true);
+
+    const busy = await http("POST", "/v1/checkout", { token: await assertion("a"), body: checkoutBody });
+    expect(busy.status).toBe(409);
+    expect((busy.json as unknown as ErrorBody).error.code).toBe("resource_busy");
+    expect(busy.headers.get("retry-after")).toBe("1");
+
+    const revoke = await stack.cli("leases", "revoke", leaseB, "--reason", "test");
+    expect(revoke.code, revoke.stderr).toBe(0);
+    const after = await http("GET", `/v1/leases/${leaseB}/credential`, { token: tokenB });
+    expect(after.status).toBe(401);
+    expect((after.json as unknown as ErrorBody).error.code).toBe("lease_revoked");
+    await waitForAccountState("available");
+    expect(await stack.canLogin("app_orders_1", passwordB)).toBe(false);
+  });
+
+  it("an expired lease is ended by the reaper and its account rotated", async () => {
+    const res = await http("POST", "/v1/checkout", { token: await assertion("a"), body: { ...checkoutBody, ttl: 1 } });
+    expect(res.status).toBe(201);
+    const token = res.json.token as string;
+    secrets.push(token);
+    const id = (res.json.lease as { id: string }).id;
+    const cred = await http("GET", `/v1/leases/${id}/credential`, { token });
+    const pw = cred.json.password as string;
+    secrets.push(pw);
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = await http("GET", `/v1/leases/${id}`, { token });
+    expect(after.status).toBe(401);
+    expect((after.json as unknown as ErrorBody).error.code).toBe("lease_expired");
+    await waitForAccountState("available");
+    expect(await stack.canLogin("app_orders_1", pw)).toBe(false);
+    const lease = await http("GET", `/v1/leases/${id}`, { token: adminToken });
+    expect(lease.json.end_reason).toBe("expired");
+  });
+
+  it("the audit file has one record per checkout, reveal, check-in and rotation, chained", async () => {
+    const lines = (await readFile(join(stack.dir, "state", "audit.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = lines.map((l) => l.event);
+    expect(events).toContain("checkout");
+    expect(events).toContain("reveal");
+    expect(events).toContain("checkin");
+    expect(events).toContain("expiry");
+    expect(events).toContain("revocation");
+    expect(events).toContain("rotation_succeeded");
+    const checkout = lines.find((l) => l.event === "checkout" && l.lease_id === leaseA);
+    expect(checkout).toMatchObject({ agent: "spiffe://example.org/agent/a", task_id: "TICKET-123", intent: "read", tool: "psql", resource: "orders-db", account: "app_orders_1" });
+    const v = await stack.cli("audit", "verify");
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+  });
+});
+
+describe("bad input gets the documented error shape and changes nothing", () => {
+  const expectError = (r: { status: number; json: Record<string, unknown> }, status: number, code: string) => {
+    expect(r.status, JSON.stringify(r.json)).toBe(status);
+    const e = (r.json as unknown as ErrorBody).error;
+    expect(e.code).toBe(code);
+    expect(typeof e.message).toBe("string");
+    expect(e.request_id).toMatch(/^req_/);
+    return e.message;
+  };
+
+  it("refuses malformed, incomplete and mistyped checkouts, naming the field", async () => {
+    const jwt = await assertion("a");
+    expectError(await http("POST", "/v1/checkout", { token: jwt, raw: "{not json" }), 400, "invalid_request");
+    expect(expectError(await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, task: undefined } }), 400, "invalid_request")).toContain("body.task");
+    expect(expectError(await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, ttl: "soon" } }), 400, "invalid_request")).toContain("body.ttl");
+    expect(expectError(await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, extra: 1 } }), 400, "invalid_request")).toContain("extra");
+    expectError(await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, resource: "nope-db" } }), 404, "not_found");
+    expectError(await http("POST", "/v1/checkout", { token: jwt, raw: "x=1", headers: { "content-type": "text/plain" } }), 415, "unsupported_media_type");
+    expectError(await http("POST", "/v1/checkout", { token: jwt, raw: JSON.stringify({ pad: "x".repeat(70_000) }) }), 413, "payload_too_large");
+  });
+
+  it("refuses missing, forged and foreign tokens", async () => {
+    expectError(await http("POST", "/v1/checkout", { body: checkoutBody }), 401, "unauthenticated");
+    const jwt = await assertion("a");
+    const [h, p] = jwt.split(".");
+    expectError(await http("POST", "/v1/checkout", { token: `${h}.${p}.AAAA`, body: checkoutBody }), 401, "unauthenticated");
+    const foreign = await stack.cli("agent", "assert", "--key", join(stack.dir, "trust", `${keyStem("a")}.key.jwk`), "--aud", "someone-else");
+    secrets.push(foreign.stdout.trim());
+    expectError(await http("POST", "/v1/checkout", { token: foreign.stdout.trim(), body: checkoutBody }), 401, "unauthenticated");
+    expectError(await http("GET", "/v1/resources", { token: jwt }), 401, "unauthenticated");
+    expectError(await http("GET", "/v1/leases/lse_AAAAAAAAAAAAAAAAAAAAAA", { token: "not-a-token" }), 401, "unauthenticated");
+  });
+
+  it("refuses foreign Host and Origin headers", async () => {
+    expectError(await http("GET", "/healthz", { headers: { host: "evil.example" } }), 403, "forbidden_host");
+    expectError(await http("GET", "/healthz", { headers: { origin: "http://evil.example" } }), 403, "forbidden_origin");
+  });
+
+  it("a denied intent is policy_denied and leaves the account available", async () => {
+    const r = await http("POST", "/v1/checkout", { token: await assertion("a"), body: { ...checkoutBody, intent: { action: "write" } } });
+    expectError(r, 403, "policy_denied");
+    await waitForAccountState("available");
+  });
+
+  it("a bad registration is refused naming the field, and nothing is written", async () => {
+    const bad = { name: "bad-db", adapter: "postgres", connection: { host: "127.0.0.1", port: "five" }, admin: { username: "x", password: "y" }, accounts: ["a"] };
+    const r = await http("PUT", "/v1/resources/bad-db", { token: adminToken, body: bad });
+    expect(expectError(r, 400, "invalid_request")).toContain("connection.port");
+    expectError(await http("GET", "/v1/resources/bad-db", { token: adminToken }), 404, "not_found");
+    const cli = await stack.cli("resources", "show", "bad-db");
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toMatch(/^leasehold: not_found/);
+  });
+
+  it("no password or token appears in the sidecar's logs or the audit file", async () => {
+    const logs = stack.sidecar.output();
+    const audit = await readFile(join(stack.dir, "state", "audit.jsonl"), "utf8");
+    expect(logs.length).toBeGreaterThan(1000);
+    expect(secrets.length).toBeGreaterThan(8);
+    for (const s of secrets) {
+      expect(logs.includes(s), "a secret is in the logs").toBe(false);
+      expect(audit.includes(s), "a secret is in the audit file").toBe(false);
+    }
+  });
+});

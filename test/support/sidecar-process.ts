@@ -1,0 +1,105 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The repository root, from test/support (source) or dist/test/support (built). */
+export function repoRoot(): string {
+  let dir = here;
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(resolve(dir, "package.json"))) return dir;
+    dir = resolve(dir, "..");
+  }
+  throw new Error("cannot find the repository root");
+}
+
+/** The built CLI; tests and the demo drive it as users do. */
+export function cliPath(): string {
+  const p = resolve(repoRoot(), "dist/sidecar/cli.js");
+  if (!existsSync(p)) throw new Error(`${p} is missing: run 'npm run build' first`);
+  return p;
+}
+
+export interface SidecarProcess {
+  readonly url: string;
+  readonly child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM and wait for exit. */
+  stop(): Promise<number | null>;
+  /** SIGKILL and wait for exit. */
+  kill(): Promise<void>;
+  /** Resolves with the exit code when the process exits. */
+  exited: Promise<number | null>;
+}
+
+/** Starts `leasehold serve --config FILE` and waits until /healthz answers. */
+export async function startSidecarProcess(opts: {
+  configFile: string;
+  port: number;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}): Promise<SidecarProcess> {
+  const child = spawn(process.execPath, [cliPath(), "serve", "--config", opts.configFile], {
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const url = `http://127.0.0.1:${opts.port}`;
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+  let up = false;
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
+  while (!up && !gone && Date.now() < deadline) {
+    try {
+      up = (await fetch(`${url}/healthz`)).ok;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  if (!up) {
+    child.kill("SIGKILL");
+    throw new Error(`sidecar did not start:\n${out.slice(-4000)}`);
+  }
+  return {
+    url,
+    child,
+    output: () => out,
+    exited,
+    stop: async () => {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+    kill: async () => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** Runs the built CLI to completion; returns its exit code and output. */
+export function runCli(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [cliPath(), ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.once("exit", (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}

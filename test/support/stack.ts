@@ -1,0 +1,131 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { stringify } from "yaml";
+import { freePort } from "./free-port.js";
+import { type ScramPostgres, startScramPostgres } from "./pg-cluster.js";
+import { dropPrefix } from "./redis.js";
+import { runCli, type SidecarProcess, startSidecarProcess } from "./sidecar-process.js";
+import { useVault } from "./vault.js";
+
+export const DEMO_POLICY = `// Agents of example.org may read orders-db for up to 10 minutes.
+@id("agents-read-orders")
+permit (
+  principal,
+  action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"],
+  resource == Resource::"orders-db"
+)
+when { context.intent == "read" && context.ttl <= 600 };
+`;
+
+export interface Stack {
+  readonly dir: string;
+  readonly configFile: string;
+  readonly port: number;
+  readonly prefix: string;
+  readonly vault: Awaited<ReturnType<typeof useVault>>;
+  readonly pg: ScramPostgres;
+  readonly adminPassword: string;
+  sidecar: SidecarProcess;
+  /** Runs the built CLI against this stack's config. */
+  cli(...args: string[]): ReturnType<typeof runCli>;
+  /** Creates a login role in the private cluster (as superuser). */
+  createRole(name: string, password: string, extra?: string): Promise<void>;
+  /** Tries to log into the private cluster; true when the password is accepted. */
+  canLogin(user: string, password: string): Promise<boolean>;
+  /** Restarts the sidecar process (same config). */
+  restart(env?: NodeJS.ProcessEnv): Promise<void>;
+  close(): Promise<void>;
+}
+
+function quoteIdent(s: string): string {
+  return `"${s.replaceAll('"', '""')}"`;
+}
+
+/**
+ * The whole system on this machine: a private scram PostgreSQL cluster, Vault (dev server or
+ * the real one named by VAULT_ADDR), local Redis under a unique prefix, and the sidecar as a
+ * child process of the built CLI.
+ */
+export async function startStack(opts: { policy?: string; env?: NodeJS.ProcessEnv; logLevel?: string } = {}): Promise<Stack> {
+  const dir = await mkdtemp(join(tmpdir(), "leasehold-stack-"));
+  const [pgc, vault, port] = await Promise.all([startScramPostgres(), useVault(), freePort()]);
+  const prefix = `lhtest:stack:${randomBytes(4).toString("hex")}:`;
+  const vaultPrefix = `leasehold-test-${randomBytes(4).toString("hex")}`;
+  const superuser = () =>
+    new pg.Client({ host: pgc.host, port: pgc.port, user: "postgres", password: pgc.superuser.password, database: "postgres" });
+  const createRole = async (name: string, password: string, extra = "") => {
+    const c = superuser();
+    await c.connect();
+    try {
+      const lit = `'${password.replaceAll("'", "''")}'`;
+      await c.query(`CREATE ROLE ${quoteIdent(name)} LOGIN PASSWORD ${lit} ${extra}`);
+    } finally {
+      await c.end();
+    }
+  };
+  const adminPassword = randomBytes(18).toString("base64url");
+  await createRole("leasehold_admin", adminPassword, "CREATEROLE");
+  const trustDir = join(dir, "trust");
+  const config = {
+    listen: { host: "127.0.0.1", port },
+    redis: { url: "redis://127.0.0.1:6379/0", prefix },
+    vault: { address: vault.address, auth: { method: "token", token: "${LH_TEST_VAULT_TOKEN}" }, mount: vault.mount, prefix: vaultPrefix },
+    identity: {
+      audience: "leasehold",
+      trust: [{ kind: "agents", jwks: "./trust/agents.jwks.json", subjects: ["spiffe://example.org/agent/*"] }],
+    },
+    tokens: { signingKey: "./state/signing.jwk" },
+    policy: { file: "./policy.cedar" },
+    audit: { file: "./state/audit.jsonl" },
+    admin: { tokenFile: "./state/admin.token" },
+    reaper: { intervalMs: 100 },
+    log: { level: opts.logLevel ?? "info" },
+  };
+  const configFile = join(dir, "leasehold.yaml");
+  await writeFile(configFile, stringify(config));
+  await writeFile(join(dir, "policy.cedar"), opts.policy ?? DEMO_POLICY);
+  const env = { LH_TEST_VAULT_TOKEN: vault.token, ...opts.env };
+  const cli = (...args: string[]) => runCli(["--config", configFile, ...args], env);
+  for (const agent of ["a", "b"]) {
+    const r = await cli("agent", "keygen", "--id", `spiffe://example.org/agent/${agent}`, "--out", trustDir);
+    if (r.code !== 0) throw new Error(`agent keygen failed: ${r.stderr}`);
+  }
+  const sidecar = await startSidecarProcess({ configFile, port, env });
+  const stack: Stack = {
+    dir,
+    configFile,
+    port,
+    prefix,
+    vault,
+    pg: pgc,
+    adminPassword,
+    sidecar,
+    cli,
+    createRole,
+    canLogin: async (user, password) => {
+      const c = new pg.Client({ host: pgc.host, port: pgc.port, user, password, database: "postgres", connectionTimeoutMillis: 5000 });
+      try {
+        await c.connect();
+        await c.end();
+        return true;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === "28P01" || code === "28000") return false;
+        throw err;
+      }
+    },
+    restart: async (extraEnv) => {
+      await stack.sidecar.stop();
+      stack.sidecar = await startSidecarProcess({ configFile, port, env: { ...env, ...extraEnv } });
+    },
+    close: async () => {
+      await stack.sidecar.stop().catch(() => undefined);
+      await Promise.allSettled([pgc.stop(), vault.close(), dropPrefix(prefix)]);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return stack;
+}
