@@ -7,6 +7,7 @@ import { ApiError, SidecarClient } from "./cli-client.js";
 import { type Config, configPathFrom, crashPointFromEnv, loadConfig } from "./config.js";
 import { generateAgentKey, loadLeaseTokenKeys, mintIdentityAssertion } from "./identity/index.js";
 import { createLogger } from "./logger.js";
+import { checkPolicyOffline, validatePolicyFile } from "./policy/index.js";
 import type { CrashPoint } from "./rotation/index.js";
 import { createSidecar } from "./wire.js";
 
@@ -78,6 +79,11 @@ program
       await sidecar.close();
       process.exit(0);
     };
+    process.on("SIGHUP", () => {
+      void sidecar.reloadPolicy().then((r) =>
+        r.ok ? log.info({}, "policy reloaded") : log.error({ error: r.error }, "policy reload failed; the old policy stays"),
+      );
+    });
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
@@ -220,6 +226,57 @@ audit
       res.ok ? `ok: ${res.records} records, chain intact` : `BROKEN at line ${res.line}: ${res.problem} (${res.records} records before it are intact)`,
     );
     if (!res.ok) process.exitCode = 1;
+  });
+
+const policy = program.command("policy").description("test Cedar policies offline");
+policy
+  .command("validate <file>")
+  .description("check a policy file against leasehold's Cedar schema")
+  .action(async (file: string) => {
+    const res = await validatePolicyFile(file);
+    out(res, () =>
+      res.ok
+        ? [`ok: ${res.policies.length} policies (${res.policies.join(", ")})`, ...res.warnings.map((w) => `warning: ${w}`)].join("\n")
+        : res.errors.map((e) => `error: ${e}`).join("\n"),
+    );
+    if (!res.ok) process.exitCode = 1;
+  });
+policy
+  .command("check")
+  .description("decide one request offline and print the deciding policies")
+  .requiredOption("--principal <id>", "the agent's SPIFFE ID")
+  .requiredOption("--action <action>", "checkout, reveal, renew, tool_call, revoke, approve or register")
+  .requiredOption("--resource <name>", "the resource name")
+  .option("--context <json>", "context fields as JSON, e.g. '{\"intent\":\"read\",\"ttl\":300}'")
+  .option("--file <file>", "policy file (default: the config's policy.file)")
+  .option("--groups <list>", "comma-separated ResourceGroup ids of the resource")
+  .action(async (opts: { principal: string; action: string; resource: string; context?: string; file?: string; groups?: string }) => {
+    let context: unknown;
+    if (opts.context !== undefined) {
+      try {
+        context = JSON.parse(opts.context);
+      } catch {
+        throw new CliError("--context: not valid JSON");
+      }
+    }
+    const file = opts.file ?? config().policy.file ?? undefined;
+    const d = await checkPolicyOffline(file, {
+      principal: opts.principal,
+      action: opts.action,
+      resource: opts.resource,
+      context,
+      resourceGroups: opts.groups ? opts.groups.split(",").filter(Boolean) : [],
+    }).catch((err: unknown) => {
+      throw new CliError((err as Error).message);
+    });
+    out(d, () =>
+      [
+        `${d.decision.toUpperCase()}${d.policies.length ? ` by ${d.policies.join(", ")}` : ""}`,
+        ...d.reasons.map((r) => `  reason: ${r}`),
+        ...d.errors.map((e) => `  error: ${e}`),
+      ].join("\n"),
+    );
+    if (d.decision === "deny") process.exitCode = 2;
   });
 
 const keys = program.command("keys").description("lease-token signing keys");

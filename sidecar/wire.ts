@@ -38,6 +38,8 @@ export interface Sidecar {
   readonly reconciler: Reconciler;
   readonly adminToken: string;
   readonly id: string;
+  /** Re-reads the policy file; a file that fails validation leaves the old policy in force. */
+  reloadPolicy(): Promise<{ ok: true } | { ok: false; error: string }>;
   close(): Promise<void>;
 }
 
@@ -91,7 +93,8 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     maxTokenLifetime: config.identity.maxTokenLifetime,
     clockSkew: config.identity.clockSkew,
   });
-  const policy: PolicyPort = await loadPolicy({ file: config.policy.file ?? undefined });
+  const policyEngine = await loadPolicy(config.policy.file ? { file: config.policy.file } : {});
+  const policy: PolicyPort = policyEngine;
   const rotation = new RotationEngine({
     secrets,
     leases,
@@ -164,6 +167,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     reconciler,
     adminToken,
     id,
+    reloadPolicy: () => policyEngine.reload(),
     close: async () => {
       reaper.stop();
       clearInterval(reconcileTimer);

@@ -1,0 +1,280 @@
+import {
+  type CompactVerifyResult,
+  type CryptoKey,
+  compactVerify,
+  createRemoteJWKSet,
+  customFetch,
+  decodeJwt,
+  errors,
+  type ProtectedHeaderParameters,
+  type RemoteJWKSet,
+  type RemoteJWKSetOptions,
+} from "jose";
+import { LeaseholdError } from "../errors.js";
+import { checkIdentityClaims } from "./identity-claims.js";
+import { checkIdentityHeader } from "./identity-header.js";
+import { JwksFile } from "./jwks-file.js";
+import { refuse } from "./refusal.js";
+import { spiffeIdProblem } from "./spiffe-id.js";
+import { compileSubjectGlobs } from "./subject-glob.js";
+import {
+  DEFAULT_IDENTITY_ALGORITHMS,
+  type IdentityOptions,
+  type IdentityVerifier,
+  type RemoteJwksOptions,
+  type TrustEntry,
+  type VerifiedIdentity,
+} from "./types.js";
+import type { VerificationKey } from "./verification-key.js";
+
+/** Asymmetric JWS algorithms a trust entry may list; `none` and HMAC are never accepted. */
+const SUPPORTED_ALGORITHMS = new Set([
+  "EdDSA",
+  "Ed25519",
+  "ES256",
+  "ES384",
+  "ES512",
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+]);
+
+/** At most this many keys are tried for one token, so a crowded bundle cannot multiply the work. */
+const MAX_CANDIDATE_KEYS = 8;
+
+interface CompiledEntry {
+  kind: TrustEntry["kind"];
+  matches: (subject: string) => boolean;
+  algorithms: ReadonlySet<string>;
+  issuer: string | undefined;
+  verifySignature: (jwt: string, header: ProtectedHeaderParameters, subject: string) => Promise<Verified>;
+}
+
+interface Verified {
+  payload: Uint8Array;
+  kid: string | undefined;
+}
+
+/**
+ * Builds the verifier of agent identity tokens. Options are checked once here.
+ * @throws Error when the options are unusable (no audience, an unsafe algorithm, an http:// JWKS URL, ...).
+ */
+export function createIdentityVerifier(opts: IdentityOptions): IdentityVerifier {
+  if (typeof opts.audience !== "string" || opts.audience.length === 0) {
+    throw new Error("identity.audience must be a non-empty string");
+  }
+  if (!(opts.maxTokenLifetime > 0)) throw new Error("identity.maxTokenLifetime must be positive");
+  if (!(opts.clockSkew >= 0)) throw new Error("identity.clockSkew must not be negative");
+  const entries = opts.trust.map((entry, i) => compileEntry(entry, i, opts.remote ?? {}));
+  const allAlgorithms = new Set(entries.flatMap((e) => [...e.algorithms]));
+  const now = opts.now ?? Date.now;
+
+  return {
+    async verify(jwt: string): Promise<VerifiedIdentity> {
+      if (typeof jwt !== "string" || jwt.length === 0) throw refuse("identity token missing");
+      const header = checkIdentityHeader(jwt, allAlgorithms);
+      const alg = header.alg ?? "";
+      let unverified: Record<string, unknown>;
+      try {
+        unverified = decodeJwt(jwt);
+      } catch {
+        throw refuse("identity token is malformed", "payload");
+      }
+      const subject = unverified.sub;
+      if (subject === undefined) throw refuse("identity token subject missing");
+      const problem = spiffeIdProblem(subject);
+      if (problem !== undefined || typeof subject !== "string") {
+        throw refuse("identity token subject is not a valid SPIFFE ID", problem);
+      }
+      const candidates = entries.filter((e) => e.matches(subject));
+      if (candidates.length === 0) throw refuse("identity token subject is not trusted");
+
+      let firstRefusal: LeaseholdError | undefined;
+      for (const entry of candidates) {
+        try {
+          if (!entry.algorithms.has(alg)) throw refuse("identity token algorithm not allowed", `alg ${alg}`);
+          if (entry.issuer !== undefined && unverified.iss !== entry.issuer) {
+            throw refuse("identity token issuer mismatch");
+          }
+          const verified = await entry.verifySignature(jwt, header, subject);
+          const claims = parsePayload(verified.payload);
+          checkIdentityClaims(claims, {
+            audience: opts.audience,
+            maxTokenLifetime: opts.maxTokenLifetime,
+            clockSkew: opts.clockSkew,
+            nowSeconds: now() / 1000,
+          });
+          const identity: VerifiedIdentity = { subject, claims, trustKind: entry.kind };
+          if (typeof claims.iss === "string") identity.issuer = claims.iss;
+          if (verified.kid !== undefined) identity.keyId = verified.kid;
+          return identity;
+        } catch (err) {
+          if (!(err instanceof LeaseholdError) || err.code !== "unauthenticated") throw err;
+          firstRefusal ??= err;
+        }
+      }
+      throw firstRefusal ?? refuse("identity token subject is not trusted");
+    },
+  };
+}
+
+function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOptions): CompiledEntry {
+  const where = `identity.trust[${index}]`;
+  if (entry.kind !== "agents" && entry.kind !== "issuer")
+    throw new Error(`${where}.kind must be agents or issuer`);
+  const algorithms = new Set(entry.algorithms ?? DEFAULT_IDENTITY_ALGORITHMS);
+  if (algorithms.size === 0) throw new Error(`${where}.algorithms must not be empty`);
+  for (const alg of algorithms) {
+    if (!SUPPORTED_ALGORITHMS.has(alg)) {
+      throw new Error(`${where}.algorithms: ${alg} is not allowed (asymmetric JWS algorithms only)`);
+    }
+  }
+  const matches = compileSubjectGlobs(entry.subjects);
+  if (typeof entry.jwks !== "string" || entry.jwks.length === 0) throw new Error(`${where}.jwks is required`);
+  const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(entry.jwks);
+  if (isUrl && !entry.jwks.startsWith("https://"))
+    throw new Error(`${where}.jwks: only https URLs are allowed`);
+
+  if (entry.kind === "agents") {
+    if (isUrl) throw new Error(`${where}.jwks: an agents bundle must be a file`);
+    const file = new JwksFile(entry.jwks);
+    return {
+      kind: "agents",
+      matches,
+      algorithms,
+      issuer: undefined,
+      verifySignature: async (jwt, header, subject) =>
+        verifyWithKeys(jwt, header, agentKeys(await file.keys(), header.kid, subject)),
+    };
+  }
+  if (entry.issuer !== undefined && (typeof entry.issuer !== "string" || entry.issuer.length === 0)) {
+    throw new Error(`${where}.issuer must be a non-empty string`);
+  }
+  if (isUrl) {
+    const options: RemoteJWKSetOptions = {
+      cooldownDuration: remote.cooldownMs ?? 30_000,
+      timeoutDuration: remote.timeoutMs ?? 5_000,
+    };
+    if (remote.fetch !== undefined) options[customFetch] = remote.fetch;
+    const set = createRemoteJWKSet(new URL(entry.jwks), options);
+    return {
+      kind: "issuer",
+      matches,
+      algorithms,
+      issuer: entry.issuer,
+      verifySignature: (jwt, header) => verifyWithRemote(jwt, header, set),
+    };
+  }
+  const file = new JwksFile(entry.jwks);
+  return {
+    kind: "issuer",
+    matches,
+    algorithms,
+    issuer: entry.issuer,
+    verifySignature: async (jwt, header) => {
+      const keys = await file.keys();
+      const byKid = header.kid === undefined ? keys : keys.filter((k) => k.kid === header.kid);
+      if (byKid.length === 0) throw refuse("identity token signing key unknown");
+      return verifyWithKeys(jwt, header, byKid);
+    },
+  };
+}
+
+/**
+ * Keys of an agents bundle that may sign for `subject`: the key named by `kid`
+ * must carry that subject; without a `kid`, every key bound to the subject is a candidate.
+ */
+function agentKeys(
+  keys: readonly VerificationKey[],
+  kid: string | undefined,
+  subject: string,
+): VerificationKey[] {
+  if (kid === undefined) {
+    const bound = keys.filter((k) => k.sub === subject);
+    if (bound.length === 0) throw refuse("identity token signing key unknown");
+    return bound;
+  }
+  const named = keys.filter((k) => k.kid === kid);
+  if (named.length === 0) throw refuse("identity token signing key unknown");
+  const bound = named.filter((k) => k.sub === subject);
+  if (bound.length === 0) throw refuse("identity token key is not bound to this subject");
+  return bound;
+}
+
+async function verifyWithKeys(
+  jwt: string,
+  header: ProtectedHeaderParameters,
+  keys: readonly VerificationKey[],
+): Promise<Verified> {
+  const alg = header.alg ?? "";
+  const usable = keys.filter((k) => k.fits(alg)).slice(0, MAX_CANDIDATE_KEYS);
+  if (usable.length === 0) throw refuse("identity token signing key unknown", `no key fits alg ${alg}`);
+  for (const key of usable) {
+    let imported: CryptoKey;
+    try {
+      imported = await key.key(alg);
+    } catch {
+      continue;
+    }
+    const result = await tryVerify(jwt, imported, alg);
+    if (result !== undefined) return { payload: result.payload, kid: key.kid ?? header.kid };
+  }
+  throw refuse("identity token signature invalid");
+}
+
+async function verifyWithRemote(
+  jwt: string,
+  header: ProtectedHeaderParameters,
+  set: RemoteJWKSet,
+): Promise<Verified> {
+  const alg = header.alg ?? "";
+  let key: CryptoKey;
+  try {
+    key = await set(header);
+  } catch (err) {
+    if (err instanceof errors.JWKSMultipleMatchingKeys) {
+      for await (const candidate of err as unknown as AsyncIterable<CryptoKey>) {
+        const result = await tryVerify(jwt, candidate, alg);
+        if (result !== undefined) return { payload: result.payload, kid: header.kid };
+      }
+      throw refuse("identity token signature invalid");
+    }
+    if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JOSENotSupported) {
+      throw refuse("identity token signing key unknown");
+    }
+    throw new LeaseholdError("upstream_unavailable", "identity key set unavailable", {
+      detail: String(err),
+      cause: err,
+      retryable: true,
+    });
+  }
+  const result = await tryVerify(jwt, key, alg);
+  if (result === undefined) throw refuse("identity token signature invalid");
+  return { payload: result.payload, kid: header.kid };
+}
+
+/** Resolves the verified JWS, or `undefined` when the signature does not verify with `key`. */
+async function tryVerify(jwt: string, key: CryptoKey, alg: string): Promise<CompactVerifyResult | undefined> {
+  try {
+    return await compactVerify(jwt, key, { algorithms: [alg] });
+  } catch (err) {
+    if (err instanceof errors.JWSSignatureVerificationFailed) return undefined;
+    throw refuse("identity token is malformed", String(err));
+  }
+}
+
+function parsePayload(payload: Uint8Array): Record<string, unknown> {
+  let claims: unknown;
+  try {
+    claims = JSON.parse(new TextDecoder().decode(payload));
+  } catch {
+    throw refuse("identity token is malformed", "payload is not JSON");
+  }
+  if (typeof claims !== "object" || claims === null || Array.isArray(claims)) {
+    throw refuse("identity token is malformed", "payload is not a JSON object");
+  }
+  return claims as Record<string, unknown>;
+}

@@ -1,0 +1,170 @@
+import { randomUUID } from "node:crypto";
+import {
+  type CryptoKey,
+  decodeProtectedHeader,
+  errors,
+  importJWK,
+  type JWK,
+  type JWTPayload,
+  jwtVerify,
+  SignJWT,
+} from "jose";
+import { LeaseholdError } from "../errors.js";
+import type { LeaseTokenKeys } from "./lease-token-keys.js";
+import { looksLikeJwt } from "./looks-like-jwt.js";
+import { refuse } from "./refusal.js";
+import type { LeaseKeyResolver, LeaseTokenInput, LeaseTokenService, VerifiedLeaseToken } from "./types.js";
+
+/** The `typ` header of every lease token; it keeps lease tokens and identity tokens apart. */
+export const LEASE_TOKEN_TYP = "lh-lease+jwt";
+/** The `aud` of every lease token. */
+export const LEASE_TOKEN_AUDIENCE = "leasehold:lease";
+/** The default `iss` of lease tokens. */
+export const LEASE_TOKEN_ISSUER = "leasehold";
+
+const MAX_CACHED_EXTERNAL_KEYS = 256;
+
+export interface LeaseTokenServiceOptions {
+  keys: LeaseTokenKeys;
+  /** Finds keys published by other sidecars of the cluster, for kids this one does not hold. */
+  extraKeyResolver?: LeaseKeyResolver;
+  /** @default "leasehold" */
+  issuer?: string;
+  /** ms since the epoch. @default Date.now */
+  now?: () => number;
+  /** Tolerance applied to `exp`, seconds; the lease store is the authority on expiry. @default 0 */
+  clockSkew?: number;
+}
+
+/** Builds the service that mints and verifies lease tokens (EdDSA JWTs, `typ: lh-lease+jwt`). */
+export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTokenService {
+  const issuer = opts.issuer ?? LEASE_TOKEN_ISSUER;
+  const now = opts.now ?? Date.now;
+  const external = new Map<string, Promise<CryptoKey>>();
+
+  async function externalKey(kid: string): Promise<CryptoKey | undefined> {
+    if (opts.extraKeyResolver === undefined) return undefined;
+    let jwk: JWK | undefined;
+    try {
+      jwk = await opts.extraKeyResolver(kid);
+    } catch (err) {
+      if (err instanceof LeaseholdError) throw err;
+      throw new LeaseholdError("upstream_unavailable", "lease token key lookup failed", {
+        detail: String(err),
+        cause: err,
+        retryable: true,
+      });
+    }
+    if (jwk === undefined || jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || typeof jwk.x !== "string") {
+      return undefined;
+    }
+    if (jwk.kid !== undefined && jwk.kid !== kid) return undefined;
+    const cacheKey = `${kid}:${jwk.x}`;
+    let key = external.get(cacheKey);
+    if (key === undefined) {
+      if (external.size >= MAX_CACHED_EXTERNAL_KEYS) external.clear();
+      // Only public members are imported, so a resolver can never hand us a signing key.
+      key = importJWK({ kty: "OKP", crv: "Ed25519", x: jwk.x }, "EdDSA") as Promise<CryptoKey>;
+      key.catch(() => external.delete(cacheKey));
+      external.set(cacheKey, key);
+    }
+    return key;
+  }
+
+  async function keyFor(kid: string): Promise<CryptoKey | undefined> {
+    const own = await opts.keys.verificationKey(kid);
+    if (own !== undefined) return own;
+    // `leasehold keys rotate` may have added the key to the file after we loaded it.
+    if (await opts.keys.refresh()) {
+      const reloaded = await opts.keys.verificationKey(kid);
+      if (reloaded !== undefined) return reloaded;
+    }
+    return externalKey(kid);
+  }
+
+  return {
+    async mint(input: LeaseTokenInput): Promise<string> {
+      for (const name of ["leaseId", "agent", "resource", "account"] as const) {
+        if (typeof input[name] !== "string" || input[name].length === 0) {
+          throw new Error(`lease token ${name} must be a non-empty string`);
+        }
+      }
+      if (!Number.isFinite(input.expiresAt)) throw new Error("lease token expiresAt must be a number");
+      await opts.keys.refresh();
+      const { kid, key } = await opts.keys.signingKey();
+      return (
+        new SignJWT({ lid: input.leaseId, res: input.resource, acc: input.account })
+          .setProtectedHeader({ alg: "EdDSA", kid, typ: LEASE_TOKEN_TYP })
+          .setIssuer(issuer)
+          .setSubject(input.agent)
+          .setAudience(LEASE_TOKEN_AUDIENCE)
+          .setJti(randomUUID())
+          .setIssuedAt(Math.floor(now() / 1000))
+          // Rounded down so the token never outlives the lease.
+          .setExpirationTime(Math.floor(input.expiresAt / 1000))
+          .sign(key)
+      );
+    },
+
+    async verify(token: string): Promise<VerifiedLeaseToken> {
+      if (typeof token !== "string" || !looksLikeJwt(token)) throw refuse("lease token is malformed");
+      let header: ReturnType<typeof decodeProtectedHeader>;
+      try {
+        header = decodeProtectedHeader(token);
+      } catch {
+        throw refuse("lease token is malformed");
+      }
+      if (typeof header.typ !== "string" || header.typ.toLowerCase() !== LEASE_TOKEN_TYP) {
+        throw refuse("lease token type not allowed");
+      }
+      if (header.alg !== "EdDSA") throw refuse("lease token algorithm not allowed");
+      const kid = header.kid;
+      if (typeof kid !== "string" || kid.length === 0) throw refuse("lease token signing key unknown");
+      const key = await keyFor(kid);
+      if (key === undefined) throw refuse("lease token signing key unknown");
+
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(token, key, {
+          algorithms: ["EdDSA"],
+          issuer,
+          audience: LEASE_TOKEN_AUDIENCE,
+          typ: LEASE_TOKEN_TYP,
+          currentDate: new Date(now()),
+          clockTolerance: opts.clockSkew ?? 0,
+          requiredClaims: ["sub", "exp", "iat", "jti", "lid", "res"],
+        }));
+      } catch (err) {
+        throw mapVerifyError(err);
+      }
+      const { sub, lid, res, acc, exp } = payload;
+      if (
+        typeof sub !== "string" ||
+        typeof lid !== "string" ||
+        typeof res !== "string" ||
+        exp === undefined
+      ) {
+        throw refuse("lease token claims incomplete");
+      }
+      return {
+        leaseId: lid,
+        agent: sub,
+        resource: res,
+        account: typeof acc === "string" ? acc : "",
+        expiresAt: exp * 1000,
+        kid,
+      };
+    },
+  };
+}
+
+function mapVerifyError(err: unknown): LeaseholdError {
+  if (err instanceof errors.JWTExpired) return new LeaseholdError("lease_expired", "lease token expired");
+  if (err instanceof errors.JWSSignatureVerificationFailed) return refuse("lease token signature invalid");
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.claim === "aud") return refuse("lease token audience mismatch");
+    if (err.claim === "iss") return refuse("lease token issuer mismatch");
+    return refuse("lease token claims invalid", `${err.claim}: ${err.reason}`);
+  }
+  return refuse("lease token is malformed", String(err));
+}

@@ -1,0 +1,147 @@
+import type { JWK } from "jose";
+
+/** JWS algorithms an identity token may use unless a trust entry narrows the list. */
+export const DEFAULT_IDENTITY_ALGORITHMS = ["EdDSA", "ES256", "ES384", "RS256", "PS256"] as const;
+
+/**
+ * One source of trust for agent identity tokens, already resolved by config
+ * (relative paths are absolute).
+ *
+ * Subject globs use picomatch with `dot: true`: `*` matches within one path
+ * segment (`spiffe://example.org/agent/*` matches `.../agent/reporter`, not
+ * `.../agent/a/b`), `**` matches any number of segments
+ * (`spiffe://example.org/**`), `{a,b}` alternates. Matching is case-sensitive.
+ */
+export type TrustEntry =
+  | {
+      kind: "agents";
+      /** File path of a JWKS whose every key carries a `sub` member: the one subject it may sign for. */
+      jwks: string;
+      subjects: string[];
+      algorithms?: string[];
+    }
+  | {
+      kind: "issuer";
+      /** File path, or an https URL fetched with jose's remote JWKS cache. */
+      jwks: string;
+      /** Exact `iss` to require, if set. */
+      issuer?: string;
+      subjects: string[];
+      algorithms?: string[];
+    };
+
+/** A fetch implementation for remote JWKS (jose's `customFetch` contract). */
+export type JwksFetch = (
+  url: string,
+  options: { headers: Headers; method: "GET"; redirect: "manual"; signal: AbortSignal },
+) => Promise<Response>;
+
+export interface RemoteJwksOptions {
+  /** Minimum time between two fetches triggered by an unknown `kid`. @default 30000 */
+  cooldownMs?: number;
+  /** Request timeout. @default 5000 */
+  timeoutMs?: number;
+  /** Replaces global fetch (proxies, private CAs). */
+  fetch?: JwksFetch;
+}
+
+export interface IdentityOptions {
+  /** The one `aud` value tokens must carry. */
+  audience: string;
+  trust: TrustEntry[];
+  /** Longest accepted `exp - iat`, seconds. */
+  maxTokenLifetime: number;
+  /** Tolerance applied to `exp`, `nbf` and a future `iat`, seconds. */
+  clockSkew: number;
+  /** Clock in ms since the epoch. @default Date.now */
+  now?: () => number;
+  /** Settings for https JWKS sources. */
+  remote?: RemoteJwksOptions;
+}
+
+/** The outcome of a successful identity verification. */
+export interface VerifiedIdentity {
+  /** The SPIFFE ID the token speaks for. */
+  subject: string;
+  issuer?: string;
+  /** Every claim of the verified token. */
+  claims: Record<string, unknown>;
+  keyId?: string;
+  trustKind: "agents" | "issuer";
+}
+
+export interface IdentityVerifier {
+  /**
+   * Verifies an identity JWT against the configured trust entries.
+   * @throws LeaseholdError `unauthenticated` on any refusal, `upstream_unavailable` when a remote JWKS cannot be fetched.
+   */
+  verify(jwt: string): Promise<VerifiedIdentity>;
+}
+
+export interface GenerateAgentKeyOptions {
+  /** The agent's SPIFFE ID. */
+  id: string;
+  /** Folder for the private key file. */
+  outDir: string;
+  /** Trust bundle to add the public key to. @default <outDir>/agents.jwks.json */
+  bundle?: string;
+}
+
+export interface GeneratedAgentKey {
+  keyFile: string;
+  bundleFile: string;
+  kid: string;
+}
+
+export interface MintIdentityAssertionOptions {
+  /** Private key file written by `generateAgentKey`. */
+  keyFile: string;
+  audience: string;
+  /** @default 60 */
+  ttlSeconds?: number;
+  now?: () => number;
+  /** Additional claims; registered claims (`sub`, `aud`, `iat`, `exp`, `jti`, `nbf`, `iss`) may not be set here. */
+  extraClaims?: Record<string, unknown>;
+}
+
+/** Claims a lease token stands for. */
+export interface LeaseTokenInput {
+  leaseId: string;
+  agent: string;
+  resource: string;
+  account: string;
+  /** ms since the epoch. */
+  expiresAt: number;
+}
+
+export interface VerifiedLeaseToken {
+  leaseId: string;
+  agent: string;
+  resource: string;
+  /** The `acc` claim; empty when a token carries none. */
+  account: string;
+  /** ms since the epoch. */
+  expiresAt: number;
+  kid: string;
+}
+
+export interface LeaseTokenService {
+  /** Mints a lease token signed with the current key. */
+  mint(input: LeaseTokenInput): Promise<string>;
+  /**
+   * Checks signature, key, `typ`, `iss`, `aud` and `exp`; the lease store is the caller's to check.
+   * @throws LeaseholdError `lease_expired` for an expired token, `unauthenticated` for every other refusal.
+   */
+  verify(token: string): Promise<VerifiedLeaseToken>;
+}
+
+/** Looks up a public key published by another sidecar of the cluster. */
+export type LeaseKeyResolver = (kid: string) => Promise<JWK | undefined>;
+
+export interface LeaseTokenKeysOptions {
+  /** `tokens.signingKey`: the key file, created 0600 if absent. */
+  file: string;
+  /** How long a replaced key still verifies tokens, seconds. @default 604800 (7 days) */
+  retentionSeconds?: number;
+  now?: () => number;
+}

@@ -1,0 +1,20 @@
+export { defaultPolicyContext, parsePolicyContext } from "./policy-context.js";
+export { loadPolicy } from "./policy-engine.js";
+export { PolicyLoadError } from "./policy-load-error.js";
+export {
+  checkPolicyOffline,
+  type OfflineCheckRequest,
+  type PolicyFileValidation,
+  validatePolicyFile,
+} from "./policy-offline.js";
+export { AGENT_ATTRIBUTES, type AttributeType, POLICY_SCHEMA, RESOURCE_ATTRIBUTES } from "./schema.js";
+export {
+  type LoadPolicyOptions,
+  POLICY_ACTIONS,
+  type PolicyAction,
+  type PolicyContext,
+  type PolicyDecision,
+  type PolicyEngine,
+  type PolicyReloadResult,
+  type PolicyRequest,
+} from "./types.js";

@@ -1,0 +1,181 @@
+import { readFile } from "node:fs/promises";
+import {
+  type AuthorizationAnswer,
+  type Context,
+  preparsePolicySet,
+  preparseSchema,
+  statefulIsAuthorized,
+} from "@cedar-policy/cedar-wasm/nodejs";
+import { type CedarRequest, toCedarRequest } from "./cedar-request.js";
+import { PolicyLoadError } from "./policy-load-error.js";
+import { compilePolicyText } from "./policy-set.js";
+import { POLICY_SCHEMA } from "./schema.js";
+import type {
+  LoadPolicyOptions,
+  PolicyDecision,
+  PolicyEngine,
+  PolicyReloadResult,
+  PolicyRequest,
+} from "./types.js";
+
+const SCHEMA_NAME = "leasehold";
+let schemaReady = false;
+let engineSerial = 0;
+
+/** Cedar keeps preparsed sets in a process-wide cache; the schema is parsed into it once. */
+function ensureSchema(): void {
+  if (schemaReady) return;
+  const answer = preparseSchema(SCHEMA_NAME, POLICY_SCHEMA);
+  if (answer.type === "failure") {
+    throw new Error(
+      `built-in policy schema does not parse: ${answer.errors.map((e) => e.message).join("; ")}`,
+    );
+  }
+  schemaReady = true;
+}
+
+type Active = { kind: "deny_all"; reason: string } | { kind: "cedar"; setId: string; ids: string[] };
+
+type Outcome = { decision: "allow" | "deny"; policies: string[]; errors: string[] } | { failure: string[] };
+
+/**
+ * Loads the Cedar policy file. No file configured, or a missing file, gives an
+ * engine that denies everything with the reason "no policy file".
+ * @throws PolicyLoadError when the file does not parse or validate against the schema.
+ */
+export async function loadPolicy(opts: LoadPolicyOptions = {}): Promise<PolicyEngine> {
+  ensureSchema();
+  const engine = new CedarPolicyEngine(opts.file);
+  const result = await engine.load();
+  if (!result.ok) throw new PolicyLoadError(opts.file ?? "(none)", result.errors);
+  return engine;
+}
+
+class CedarPolicyEngine implements PolicyEngine {
+  readonly file: string | undefined;
+  #active: Active = { kind: "deny_all", reason: "no policy file" };
+  // Two cache slots per engine: a reload parses into the idle one and then
+  // switches, so the cache never grows and a failed reload leaves the live set untouched.
+  readonly #slots: [string, string];
+  #slot = 0;
+
+  constructor(file: string | undefined) {
+    this.file = file;
+    engineSerial += 1;
+    this.#slots = [`leasehold-policy-${engineSerial}-a`, `leasehold-policy-${engineSerial}-b`];
+  }
+
+  get policyIds(): readonly string[] {
+    return this.#active.kind === "cedar" ? this.#active.ids : [];
+  }
+
+  async reload(): Promise<PolicyReloadResult> {
+    const result = await this.load();
+    return result.ok ? { ok: true } : { ok: false, error: result.errors.join("; ") };
+  }
+
+  /** Reads and swaps in the file's policies; on failure the live set is untouched. */
+  async load(): Promise<{ ok: true } | { ok: false; errors: string[] }> {
+    if (this.file === undefined) return { ok: true };
+    let text: string;
+    try {
+      text = await readFile(this.file, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        // Fail closed: a deleted policy file denies everything, as an absent one does at start.
+        this.#active = { kind: "deny_all", reason: "no policy file" };
+        return { ok: true };
+      }
+      return { ok: false, errors: [`cannot read ${this.file}: ${(err as Error).message}`] };
+    }
+    const compiled = compilePolicyText(text);
+    if (!compiled.ok) return { ok: false, errors: compiled.errors };
+    const next = 1 - this.#slot;
+    const setId = this.#slots[next] ?? this.#slots[0];
+    const answer = preparsePolicySet(setId, { staticPolicies: compiled.policies });
+    if (answer.type === "failure") return { ok: false, errors: answer.errors.map((e) => e.message) };
+    this.#slot = next;
+    this.#active = { kind: "cedar", setId, ids: compiled.ids };
+    return { ok: true };
+  }
+
+  decide(req: PolicyRequest): PolicyDecision {
+    const active = this.#active;
+    if (active.kind === "deny_all") {
+      return { decision: "deny", policies: [], reasons: [active.reason], errors: [] };
+    }
+    const built = toCedarRequest(req);
+    if (!built.ok) {
+      return {
+        decision: "deny",
+        policies: [],
+        reasons: ["request could not be evaluated"],
+        errors: [built.error],
+      };
+    }
+    const first = this.#authorize(active.setId, req, built.value, built.value.context);
+    if ("failure" in first) {
+      return {
+        decision: "deny",
+        policies: [],
+        reasons: ["request could not be evaluated"],
+        errors: first.failure,
+      };
+    }
+    if (first.decision === "allow") {
+      return {
+        decision: "allow",
+        policies: first.policies,
+        reasons: [`permitted by ${first.policies.join(", ")}`],
+        errors: first.errors,
+      };
+    }
+    if (built.value.context.approved === false) {
+      const second = this.#authorize(active.setId, req, built.value, {
+        ...built.value.context,
+        approved: true,
+      });
+      if (!("failure" in second) && second.decision === "allow") {
+        return {
+          decision: "approval_required",
+          policies: second.policies,
+          reasons: [`permitted with human approval by ${second.policies.join(", ")}`],
+          errors: unique([...first.errors, ...second.errors]),
+        };
+      }
+    }
+    return {
+      decision: "deny",
+      policies: first.policies,
+      reasons:
+        first.policies.length > 0
+          ? [`forbidden by ${first.policies.join(", ")}`]
+          : ["no policy permits this request"],
+      errors: first.errors,
+    };
+  }
+
+  #authorize(setId: string, req: PolicyRequest, built: CedarRequest, context: Context): Outcome {
+    const answer: AuthorizationAnswer = statefulIsAuthorized({
+      principal: { type: "Agent", id: req.principal },
+      action: { type: "Action", id: req.action },
+      resource: { type: "Resource", id: req.resource },
+      context,
+      entities: built.entities,
+      preparsedSchemaName: SCHEMA_NAME,
+      validateRequest: true,
+      preparsedPolicySetId: setId,
+    });
+    if (answer.type === "failure") return { failure: answer.errors.map((e) => e.message) };
+    const { decision, diagnostics } = answer.response;
+    return {
+      decision,
+      policies: diagnostics.reason,
+      errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+    };
+  }
+}
+
+function unique(items: string[]): string[] {
+  return [...new Set(items)];
+}

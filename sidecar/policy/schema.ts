@@ -1,0 +1,65 @@
+/** Cedar type of an optional entity attribute that leasehold can fill from plain JSON. */
+export type AttributeType = "String" | "Set<String>" | "Bool" | "Long";
+
+/**
+ * Optional `Agent` attributes, filled from identity-token claims of the same
+ * name (plus `trust_kind`, `iss`). Claims not declared here, or of another
+ * type, are not passed to Cedar, because strict validation refuses them.
+ */
+export const AGENT_ATTRIBUTES: Readonly<Record<string, AttributeType>> = {
+  iss: "String",
+  trust_kind: "String",
+  name: "String",
+  team: "String",
+  role: "String",
+  roles: "Set<String>",
+  groups: "Set<String>",
+  operator: "Bool",
+};
+
+/** Optional `Resource` attributes. */
+export const RESOURCE_ATTRIBUTES: Readonly<Record<string, AttributeType>> = {
+  adapter: "String",
+  reveal: "Bool",
+};
+
+function shape(attrs: Readonly<Record<string, AttributeType>>): string {
+  return Object.entries(attrs)
+    .map(([name, type]) => `  ${name}?: ${type},`)
+    .join("\n");
+}
+
+/**
+ * The Cedar schema every policy file is validated against (strict mode), in
+ * Cedar schema syntax and with no namespace, so entity uids are exactly
+ * `Agent::"spiffe://..."`, `Action::"checkout"`, `Resource::"orders-db"`.
+ * Every attribute is optional: a policy tests `principal has team` before reading it.
+ */
+export const POLICY_SCHEMA = `type RequestContext = {
+  task_id: String,
+  intent: String,
+  tool: String,
+  ttl: Long,
+  hour_utc: Long,
+  active_leases: Long,
+  approved: Bool,
+  dpop: Bool,
+  delegated_by?: String,
+};
+
+entity AgentGroup;
+entity Agent in [AgentGroup] = {
+${shape(AGENT_ATTRIBUTES)}
+};
+
+entity ResourceGroup;
+entity Resource in [ResourceGroup] = {
+${shape(RESOURCE_ATTRIBUTES)}
+};
+
+action checkout, reveal, renew, tool_call, revoke, approve, register appliesTo {
+  principal: [Agent],
+  resource: [Resource],
+  context: RequestContext,
+};
+`;

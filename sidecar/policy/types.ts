@@ -1,0 +1,77 @@
+/** Every action a policy can name, as `Action::"<name>"`. */
+export const POLICY_ACTIONS = [
+  "checkout",
+  "reveal",
+  "renew",
+  "tool_call",
+  "revoke",
+  "approve",
+  "register",
+] as const;
+
+export type PolicyAction = (typeof POLICY_ACTIONS)[number];
+
+/** The Cedar `context` of every request. Longs must be safe integers. */
+export interface PolicyContext {
+  task_id: string;
+  /** The intent's action, e.g. "read". */
+  intent: string;
+  tool: string;
+  /** Requested TTL, seconds. */
+  ttl: number;
+  hour_utc: number;
+  active_leases: number;
+  approved: boolean;
+  dpop: boolean;
+  /** The agent that delegated this task, if any. */
+  delegated_by?: string;
+}
+
+export interface PolicyRequest {
+  /** The agent's SPIFFE ID: `Agent::"<principal>"`. */
+  principal: string;
+  action: PolicyAction;
+  /** The resource name: `Resource::"<resource>"`. */
+  resource: string;
+  context: PolicyContext;
+  /** Claims; only attributes declared in the schema (AGENT_ATTRIBUTES) with the right type are used. */
+  principalAttrs?: Record<string, unknown>;
+  /** `AgentGroup` ids the agent is in. */
+  principalGroups?: string[];
+  /** Only attributes declared in the schema (RESOURCE_ATTRIBUTES) are used. */
+  resourceAttrs?: Record<string, unknown>;
+  /** `ResourceGroup` ids the resource is in. */
+  resourceGroups?: string[];
+}
+
+export interface PolicyDecision {
+  decision: "allow" | "deny" | "approval_required";
+  /** Ids (`@id` annotation, else Cedar's `policyN`) of the policies that decided. */
+  policies: string[];
+  /** Human-readable reasons. */
+  reasons: string[];
+  /** Evaluation errors; a policy that errors is skipped by Cedar, so these explain surprises. */
+  errors: string[];
+}
+
+export type PolicyReloadResult = { ok: true } | { ok: false; error: string };
+
+export interface PolicyEngine {
+  /** The policy file, if one is configured. */
+  readonly file: string | undefined;
+  /** Ids of the loaded policies; empty when everything is denied. */
+  readonly policyIds: readonly string[];
+  /**
+   * Decides one request. A deny that would be an allow with `approved: true`
+   * is `approval_required`, citing the policies that would allow it.
+   * Never throws: a request Cedar cannot evaluate is a deny with errors.
+   */
+  decide(req: PolicyRequest): PolicyDecision;
+  /** Re-reads the file; on failure the previous policy set stays in force. */
+  reload(): Promise<PolicyReloadResult>;
+}
+
+export interface LoadPolicyOptions {
+  /** `policy.file`; absent or missing means deny everything. */
+  file?: string;
+}
