@@ -1,0 +1,11 @@
+export type {
+  Adapter,
+  AdapterContext,
+  AdapterLogger,
+  Credential,
+  PasswordChange,
+  PasswordConstraints,
+  Verdict,
+} from "./adapter.js";
+export { AdapterError } from "./adapter.js";
+export { builtinAdapters, getAdapter } from "./registry.js";

@@ -1,0 +1,239 @@
+import type { Connection, RowDataPacket } from "mysql2/promise";
+import type {
+  Adapter,
+  AdapterContext,
+  Credential,
+  PasswordChange,
+  PasswordConstraints,
+  Verdict,
+} from "../adapter.js";
+import { AdapterError } from "../adapter.js";
+import { checkMysqlAccountName, formatAccount, type MysqlAccount, parseAccount } from "./account.js";
+import { type MysqlTarget, mysqlConfig } from "./config.js";
+import { closeConnection, openConnection, remainingMs, runSelect, runStatement } from "./connection.js";
+import { loginRefusedReason, serverErrno, toAdapterError } from "./errors.js";
+import { checkPassword } from "./password-check.js";
+import { alterUserPassword, setOwnPassword } from "./password-statements.js";
+
+/** Passwords are quoted for the session's sql_mode, so any printable ASCII character is fine. */
+const constraints: PasswordConstraints = { minLength: 16, maxLength: 80, forbidden: "" };
+
+const ER_NO_SUCH_THREAD = 1094;
+const KILL_WAIT_CAP_MS = 5_000;
+const KILL_POLL_MS = 25;
+
+interface CurrentUserRow extends RowDataPacket {
+  who: string;
+}
+interface IdRow extends RowDataPacket {
+  id: number | string;
+}
+
+function where(target: MysqlTarget): { adapter: "mysql"; host: string; port: number } {
+  return { adapter: "mysql", host: target.host, port: target.port };
+}
+
+function requireAccount(name: string): MysqlAccount {
+  const problem = checkMysqlAccountName(name);
+  if (problem !== null) throw new AdapterError("invalid", `mysql: ${problem}`, false);
+  return parseAccount(name);
+}
+
+/** The account entry the server matched for this session (CURRENT_USER(), not USER()). */
+async function currentAccount(conn: Connection, deadline: number): Promise<MysqlAccount> {
+  const [row] = await runSelect<CurrentUserRow>(conn, "SELECT CURRENT_USER() AS who", [], deadline);
+  if (row === undefined) throw new AdapterError("failed", "mysql: CURRENT_USER() returned no row", false);
+  return parseAccount(row.who);
+}
+
+function sameAccount(a: MysqlAccount, b: MysqlAccount): boolean {
+  // Host patterns compare case-insensitively on the server; user names exactly.
+  return a.user === b.user && a.host.toLowerCase() === b.host.toLowerCase();
+}
+
+type AccountLogin = { readonly conn: Connection } | { readonly refused: string };
+
+/**
+ * Logs in with the account's user name and checks that the server matched this very
+ * account entry: with `app@localhost` and `app@%` both present, the password of one
+ * says nothing about the other.
+ */
+async function loginAsAccount(
+  target: MysqlTarget,
+  account: MysqlAccount,
+  password: string,
+  deadline: number,
+): Promise<AccountLogin> {
+  let conn: Connection;
+  try {
+    conn = await openConnection(target, { username: account.user, password }, deadline);
+  } catch (err) {
+    const refused = loginRefusedReason(err);
+    if (refused !== undefined) return { refused };
+    throw toAdapterError(err, "login as the account");
+  }
+  try {
+    const matched = await currentAccount(conn, deadline);
+    if (sameAccount(matched, account)) return { conn };
+    await closeConnection(conn);
+    return { refused: `the login matched another account entry (${formatAccount(matched)})` };
+  } catch (err) {
+    await closeConnection(conn);
+    throw toAdapterError(err, "CURRENT_USER()");
+  }
+}
+
+/** Self mode: log in with current, then previous; null when only `next` works (already done). */
+async function loginForSelfRotation(
+  target: MysqlTarget,
+  account: MysqlAccount,
+  change: PasswordChange,
+  deadline: number,
+  ctx: AdapterContext,
+): Promise<Connection | null> {
+  const tried = new Set<string>();
+  for (const [label, password] of [
+    ["current", change.current],
+    ["previous", change.previous],
+  ] as const) {
+    if (password === undefined || tried.has(password)) continue;
+    tried.add(password);
+    const login = await loginAsAccount(target, account, password, deadline);
+    if ("conn" in login) return login.conn;
+    ctx.log.debug(
+      { ...where(target), account: change.account, tried: label, reason: login.refused },
+      "mysql: refused",
+    );
+  }
+  const already = await loginAsAccount(target, account, change.next, deadline);
+  if ("conn" in already) {
+    await closeConnection(already.conn);
+    return null;
+  }
+  throw new AdapterError(
+    "auth_failed",
+    "mysql: self rotation: neither the current nor the previous password logs in as the account",
+    false,
+  );
+}
+
+async function loginAsAdmin(target: MysqlTarget, admin: Credential, deadline: number): Promise<Connection> {
+  try {
+    // An admin given as user@host logs in with its user part; the server picks the entry.
+    return await openConnection(
+      target,
+      { username: parseAccount(admin.username).user, password: admin.password },
+      deadline,
+    );
+  } catch (err) {
+    throw toAdapterError(err, "login as admin");
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits (bounded) until the killed threads have left the process list, so callers may rely on it. */
+async function waitUntilGone(conn: Connection, ids: readonly number[], deadline: number): Promise<void> {
+  if (ids.length === 0) return;
+  const until = Math.min(deadline - 250, Date.now() + KILL_WAIT_CAP_MS);
+  const sql = `SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID IN (${ids.map(() => "?").join(",")})`;
+  while (Date.now() < until) {
+    const left = await runSelect<IdRow>(conn, sql, ids, deadline);
+    if (left.length === 0) return;
+    await sleep(KILL_POLL_MS);
+  }
+}
+
+/**
+ * The `mysql` adapter (MariaDB and MySQL): verifies by logging in, rotates with
+ * `ALTER USER ... IDENTIFIED BY` (admin) or the account's own `SET PASSWORD` (self),
+ * ends sessions with `KILL CONNECTION`.
+ */
+export const mysqlAdapter: Adapter<MysqlTarget> = {
+  id: "mysql",
+  description: "MariaDB and MySQL accounts (user or user@host): login check, ALTER USER / SET PASSWORD, KILL",
+  config: mysqlConfig,
+  constraints,
+
+  checkAccountName: checkMysqlAccountName,
+
+  async verify(target: MysqlTarget, cred: Credential, ctx: AdapterContext): Promise<Verdict> {
+    const deadline = Date.now() + ctx.timeoutMs;
+    const account = requireAccount(cred.username);
+    ctx.log.debug({ ...where(target), account: cred.username }, "mysql: verifying login");
+    const login = await loginAsAccount(target, account, cred.password, deadline);
+    if ("refused" in login) return { valid: false, reason: login.refused };
+    await closeConnection(login.conn);
+    return { valid: true };
+  },
+
+  async rotate(target: MysqlTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {
+    const deadline = Date.now() + ctx.timeoutMs;
+    const account = requireAccount(change.account);
+    const problem = checkPassword(change.next, constraints);
+    if (problem !== null) throw new AdapterError("invalid", `mysql: ${problem}`, false);
+    const mode = ctx.admin === undefined ? "self" : "admin";
+    ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: rotating password");
+
+    const conn =
+      ctx.admin === undefined
+        ? await loginForSelfRotation(target, account, change, deadline, ctx)
+        : await loginAsAdmin(target, ctx.admin, deadline);
+    if (conn === null) {
+      ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: password already rotated");
+      return;
+    }
+    try {
+      if (ctx.admin === undefined) await setOwnPassword(conn, change.next, deadline);
+      else await alterUserPassword(conn, account, change.next, deadline);
+    } catch (err) {
+      throw toAdapterError(err, mode === "admin" ? "ALTER USER" : "SET PASSWORD");
+    } finally {
+      await closeConnection(conn);
+    }
+    ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: password rotated");
+  },
+
+  /**
+   * Ends every session of the account's user name: the process list shows the user, not
+   * the account entry, so `app@host` also ends sessions `app` opened through another entry.
+   */
+  async terminateSessions(target: MysqlTarget, account: string, ctx: AdapterContext): Promise<number> {
+    const deadline = Date.now() + ctx.timeoutMs;
+    const { user } = requireAccount(account);
+    if (ctx.admin === undefined) {
+      throw new AdapterError("privilege", "mysql: ending sessions needs an admin credential", false);
+    }
+    const conn = await loginAsAdmin(target, ctx.admin, deadline);
+    try {
+      const rows = await runSelect<IdRow>(
+        conn,
+        "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
+        [user],
+        deadline,
+      );
+      const killed: number[] = [];
+      for (const row of rows) {
+        const id = Number(row.id);
+        if (!Number.isSafeInteger(id) || id <= 0) continue;
+        try {
+          await runStatement(conn, `KILL CONNECTION ${id}`, deadline);
+          killed.push(id);
+        } catch (err) {
+          // The session ended by itself between the listing and the KILL.
+          if (serverErrno(err) !== ER_NO_SUCH_THREAD) throw err;
+        }
+      }
+      remainingMs(deadline, "terminate sessions");
+      await waitUntilGone(conn, killed, deadline);
+      ctx.log.info({ ...where(target), account, ended: killed.length }, "mysql: sessions ended");
+      return killed.length;
+    } catch (err) {
+      throw toAdapterError(err, "terminate sessions");
+    } finally {
+      await closeConnection(conn);
+    }
+  },
+};

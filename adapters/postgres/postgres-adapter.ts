@@ -1,0 +1,197 @@
+import type pg from "pg";
+import type {
+  Adapter,
+  AdapterContext,
+  Credential,
+  PasswordChange,
+  PasswordConstraints,
+  Verdict,
+} from "../adapter.js";
+import { AdapterError } from "../adapter.js";
+import { checkRoleName } from "./account-name.js";
+import { type PostgresTarget, postgresConfig } from "./config.js";
+import { closeClient, openClient, remainingMs, runQuery } from "./connection.js";
+import { isLoginRefused, loginRefusedReason, toAdapterError } from "./errors.js";
+import { checkPassword } from "./password-check.js";
+import { quoteIdent, quoteLiteral } from "./quote.js";
+import { scramSha256Verifier } from "./scram-verifier.js";
+
+/**
+ * Passwords never appear in a statement (a SCRAM verifier does), so any printable ASCII
+ * character is fine; the cap keeps them usable with tools that read passwords into
+ * fixed buffers (psql's prompt takes 100 bytes).
+ */
+const constraints: PasswordConstraints = { minLength: 16, maxLength: 99, forbidden: "" };
+
+/** pg_terminate_backend(pid, timeout) waits for the backend to exit from PostgreSQL 14 on. */
+const TERMINATE_WAITS_FROM = 140_000;
+const TERMINATE_WAIT_CAP_MS = 5_000;
+
+function where(target: PostgresTarget): {
+  adapter: "postgres";
+  host: string;
+  port: number;
+  database: string;
+} {
+  return { adapter: "postgres", host: target.host, port: target.port, database: target.database };
+}
+
+function requireRoleName(name: string): void {
+  const problem = checkRoleName(name);
+  if (problem !== null) throw new AdapterError("invalid", `postgres: ${problem}`, false);
+}
+
+/** Logs in as `cred`; auth refusals are classified as `auth_failed` with `who` in the message. */
+async function loginAs(target: PostgresTarget, cred: Credential, deadline: number, who: string) {
+  try {
+    return await openClient(target, cred, deadline);
+  } catch (err) {
+    throw toAdapterError(err, `login as ${who}`);
+  }
+}
+
+/**
+ * Self mode: logs in as the account with `current`, then `previous` (an interrupted
+ * rotation may have left either in place). Resolves null when only `next` logs in,
+ * i.e. the change is already done.
+ */
+async function loginForSelfRotation(
+  target: PostgresTarget,
+  change: PasswordChange,
+  deadline: number,
+  ctx: AdapterContext,
+): Promise<pg.Client | null> {
+  const tried = new Set<string>();
+  for (const [label, password] of [
+    ["current", change.current],
+    ["previous", change.previous],
+  ] as const) {
+    if (password === undefined || password === "" || tried.has(password)) continue;
+    tried.add(password);
+    try {
+      return await openClient(target, { username: change.account, password }, deadline);
+    } catch (err) {
+      if (!isLoginRefused(err)) throw toAdapterError(err, "login as the account");
+      ctx.log.debug(
+        { ...where(target), account: change.account, tried: label },
+        "postgres: password refused",
+      );
+    }
+  }
+  try {
+    const client = await openClient(target, { username: change.account, password: change.next }, deadline);
+    await closeClient(client);
+    return null;
+  } catch (err) {
+    if (!isLoginRefused(err)) throw toAdapterError(err, "login as the account");
+  }
+  throw new AdapterError(
+    "auth_failed",
+    "postgres: self rotation: neither the current nor the previous password logs in as the account",
+    false,
+  );
+}
+
+/**
+ * The `postgres` adapter: verifies by logging in, rotates with `ALTER ROLE ... PASSWORD`
+ * carrying a client-computed SCRAM-SHA-256 verifier (the plaintext never reaches the
+ * server), and ends sessions with `pg_terminate_backend`.
+ */
+export const postgresAdapter: Adapter<PostgresTarget> = {
+  id: "postgres",
+  description:
+    "PostgreSQL roles: login check, ALTER ROLE with a SCRAM-SHA-256 verifier, pg_terminate_backend",
+  config: postgresConfig,
+  constraints,
+
+  checkAccountName: checkRoleName,
+
+  async verify(target: PostgresTarget, cred: Credential, ctx: AdapterContext): Promise<Verdict> {
+    const deadline = Date.now() + ctx.timeoutMs;
+    requireRoleName(cred.username);
+    // pg refuses to start SCRAM with an empty password; no role of ours has one.
+    if (cred.password === "") return { valid: false, reason: "empty password" };
+    ctx.log.debug({ ...where(target), account: cred.username }, "postgres: verifying login");
+    try {
+      const client = await openClient(target, cred, deadline);
+      await closeClient(client);
+      return { valid: true };
+    } catch (err) {
+      if (isLoginRefused(err)) return { valid: false, reason: loginRefusedReason(err) };
+      throw toAdapterError(err, "verify");
+    }
+  },
+
+  async rotate(target: PostgresTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {
+    const deadline = Date.now() + ctx.timeoutMs;
+    requireRoleName(change.account);
+    const problem = checkPassword(change.next, constraints);
+    if (problem !== null) throw new AdapterError("invalid", `postgres: ${problem}`, false);
+    const mode = ctx.admin === undefined ? "self" : "admin";
+    ctx.log.info({ ...where(target), account: change.account, mode }, "postgres: rotating password");
+
+    const client =
+      ctx.admin === undefined
+        ? await loginForSelfRotation(target, change, deadline, ctx)
+        : await loginAs(target, ctx.admin, deadline, "admin");
+    if (client === null) {
+      ctx.log.info({ ...where(target), account: change.account, mode }, "postgres: password already rotated");
+      return;
+    }
+    try {
+      const verifier = await scramSha256Verifier(change.next);
+      remainingMs(deadline, "rotate");
+      await runQuery(
+        client,
+        `ALTER ROLE ${quoteIdent(change.account)} PASSWORD ${quoteLiteral(verifier)}`,
+        [],
+        deadline,
+      );
+    } catch (err) {
+      throw toAdapterError(err, "ALTER ROLE");
+    } finally {
+      await closeClient(client);
+    }
+    ctx.log.info({ ...where(target), account: change.account, mode }, "postgres: password rotated");
+  },
+
+  async terminateSessions(target: PostgresTarget, account: string, ctx: AdapterContext): Promise<number> {
+    const deadline = Date.now() + ctx.timeoutMs;
+    requireRoleName(account);
+    if (ctx.admin === undefined) {
+      throw new AdapterError("privilege", "postgres: ending sessions needs an admin credential", false);
+    }
+    const client = await loginAs(target, ctx.admin, deadline, "admin");
+    try {
+      const [version] = await runQuery<{ v: number }>(
+        client,
+        "select current_setting('server_version_num')::int as v",
+        [],
+        deadline,
+      );
+      // Waiting for each backend to exit means a caller can rely on the sessions being gone.
+      const waitMs = Math.max(0, Math.min(remainingMs(deadline, "terminate") - 500, TERMINATE_WAIT_CAP_MS));
+      const rows =
+        (version?.v ?? 0) >= TERMINATE_WAITS_FROM
+          ? await runQuery<{ ok: boolean }>(
+              client,
+              "select pg_terminate_backend(pid, $2::bigint) as ok from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
+              [account, waitMs],
+              deadline,
+            )
+          : await runQuery<{ ok: boolean }>(
+              client,
+              "select pg_terminate_backend(pid) as ok from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
+              [account],
+              deadline,
+            );
+      const ended = rows.filter((r) => r.ok).length;
+      ctx.log.info({ ...where(target), account, ended }, "postgres: sessions ended");
+      return ended;
+    } catch (err) {
+      throw toAdapterError(err, "terminate sessions");
+    } finally {
+      await closeClient(client);
+    }
+  },
+};

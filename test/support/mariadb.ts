@@ -1,0 +1,56 @@
+import { type Connection, createConnection, type RowDataPacket } from "mysql2/promise";
+
+/** The local MariaDB of the test machine (root, no password, over TCP). */
+export const localMariadb = { host: "127.0.0.1", port: 3306, user: "root", password: "" } as const;
+
+/** A root connection to the local MariaDB, with a known sql_mode (backslash escapes on). */
+export async function mariadbRoot(): Promise<Connection> {
+  const conn = await createConnection({
+    ...localMariadb,
+    multipleStatements: false,
+    charset: "utf8mb4_general_ci",
+  });
+  conn.on("error", () => undefined);
+  await conn.query("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'");
+  return conn;
+}
+
+interface QuotedRow extends RowDataPacket {
+  u: string;
+  h: string;
+  p: string;
+}
+
+/**
+ * `'user'@'host'` and the password literal, quoted by the server's QUOTE() (right for the
+ * session's default sql_mode set by mariadbRoot): independent of the adapter's quoting.
+ * The account is `user` (host `%`) or `user@host`, split at the last `@`.
+ */
+async function serverQuoted(root: Connection, account: string, password = ""): Promise<QuotedRow> {
+  const at = account.lastIndexOf("@");
+  const [user, host] = at < 0 ? [account, "%"] : [account.slice(0, at), account.slice(at + 1)];
+  const [rows] = await root.execute<QuotedRow[]>("SELECT QUOTE(?) AS u, QUOTE(?) AS h, QUOTE(?) AS p", [
+    user,
+    host,
+    password,
+  ]);
+  const row = rows[0];
+  if (row === undefined) throw new Error("QUOTE() returned no row");
+  return row;
+}
+
+/** Creates a MariaDB account with this password (quoted server-side). */
+export async function createMariadbAccount(
+  root: Connection,
+  account: string,
+  password: string,
+): Promise<void> {
+  const q = await serverQuoted(root, account, password);
+  await root.query(`CREATE USER ${q.u}@${q.h} IDENTIFIED BY ${q.p}`);
+}
+
+/** Drops a MariaDB account if it exists. */
+export async function dropMariadbAccount(root: Connection, account: string): Promise<void> {
+  const q = await serverQuoted(root, account);
+  await root.query(`DROP USER IF EXISTS ${q.u}@${q.h}`);
+}
