@@ -50,9 +50,21 @@ export interface PasswordConstraints {
  */
 export class AdapterError extends Error {
   readonly retryable: boolean;
-  readonly code: "unreachable" | "timeout" | "auth_failed" | "privilege" | "password_rejected" | "invalid" | "failed";
+  readonly code:
+    | "unreachable"
+    | "timeout"
+    | "auth_failed"
+    | "privilege"
+    | "password_rejected"
+    | "invalid"
+    | "failed";
 
-  constructor(code: AdapterError["code"], message: string, retryable: boolean, options?: { cause?: unknown }) {
+  constructor(
+    code: AdapterError["code"],
+    message: string,
+    retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = "AdapterError";
     this.code = code;

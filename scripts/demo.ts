@@ -44,21 +44,35 @@ async function main(): Promise<void> {
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const vault = await useVault();
     cleanups.push(() => vault.close());
-    say(vault.dev ? `Vault dev server on ${vault.address} (KV v2 at ${vault.mount}/)` : `using the real Vault at ${vault.address}`);
+    say(
+      vault.dev
+        ? `Vault dev server on ${vault.address} (KV v2 at ${vault.mount}/)`
+        : `using the real Vault at ${vault.address}`,
+    );
     const pgc = await startScramPostgres();
     cleanups.push(() => pgc.stop());
     say(`private PostgreSQL cluster with scram-sha-256 auth on 127.0.0.1:${pgc.port}`);
 
     const adminPassword = randomBytes(18).toString("base64url");
     const dbaPassword = randomBytes(18).toString("base64url");
-    const su = new pg.Client({ host: "127.0.0.1", port: pgc.port, user: "postgres", password: pgc.superuser.password, database: "postgres" });
+    const su = new pg.Client({
+      host: "127.0.0.1",
+      port: pgc.port,
+      user: "postgres",
+      password: pgc.superuser.password,
+      database: "postgres",
+    });
     await su.connect();
     await su.query(`CREATE ROLE leasehold_admin LOGIN CREATEROLE PASSWORD '${adminPassword}'`);
     await su.query(`CREATE ROLE app_orders_1 LOGIN PASSWORD '${dbaPassword}'`);
-    await su.query("CREATE TABLE orders (id int, total numeric); INSERT INTO orders VALUES (1, 120.50), (2, 80.25)");
+    await su.query(
+      "CREATE TABLE orders (id int, total numeric); INSERT INTO orders VALUES (1, 120.50), (2, 80.25)",
+    );
     await su.query("GRANT SELECT ON orders TO app_orders_1");
     await su.end();
-    say("created roles leasehold_admin (CREATEROLE) and app_orders_1 (the DBA knows its password), and a table");
+    say(
+      "created roles leasehold_admin (CREATEROLE) and app_orders_1 (the DBA knows its password), and a table",
+    );
 
     const port = await freePort();
     const prefix = `leasehold-demo:${randomBytes(3).toString("hex")}:`;
@@ -72,7 +86,12 @@ async function main(): Promise<void> {
         mount: vault.mount,
         prefix: `leasehold-demo-${randomBytes(3).toString("hex")}`,
       },
-      identity: { audience: "leasehold", trust: [{ kind: "agents", jwks: "./trust/agents.jwks.json", subjects: ["spiffe://example.org/agent/*"] }] },
+      identity: {
+        audience: "leasehold",
+        trust: [
+          { kind: "agents", jwks: "./trust/agents.jwks.json", subjects: ["spiffe://example.org/agent/*"] },
+        ],
+      },
       policy: { file: "./policy.cedar" },
       log: { level: "warn" },
     };
@@ -107,7 +126,9 @@ async function main(): Promise<void> {
     };
     await writeFile(join(dir, "orders-db.yaml"), stringify(reg));
     await must("resources", "register", "-f", join(dir, "orders-db.yaml"));
-    say(`registered orders-db; import rotation done: the DBA's password now ${await tryLogin(pgc.port, "app_orders_1", dbaPassword)}`);
+    say(
+      `registered orders-db; import rotation done: the DBA's password now ${await tryLogin(pgc.port, "app_orders_1", dbaPassword)}`,
+    );
 
     const { readdir } = await import("node:fs/promises");
     const key = (await readdir(join(dir, "trust"))).find((f) => f.endsWith(".key.jwk"));
@@ -118,16 +139,34 @@ async function main(): Promise<void> {
     const co = await fetch(`${sidecar.url}/v1/checkout`, {
       method: "POST",
       headers: { authorization: `Bearer ${identity}`, "content-type": "application/json" },
-      body: JSON.stringify({ resource: "orders-db", task: { id: "TICKET-123", description: "monthly revenue report" }, intent: { action: "read", tool: "psql" }, ttl: 120 }),
+      body: JSON.stringify({
+        resource: "orders-db",
+        task: { id: "TICKET-123", description: "monthly revenue report" },
+        intent: { action: "read", tool: "psql" },
+        ttl: 120,
+      }),
     });
-    const body = (await co.json()) as { lease: { id: string; account: string; expires_at: string }; token: string };
+    const body = (await co.json()) as {
+      lease: { id: string; account: string; expires_at: string };
+      token: string;
+    };
     if (co.status !== 201) throw new Error(`checkout answered ${co.status}: ${JSON.stringify(body)}`);
-    say(`checked out lease ${body.lease.id}: account ${body.lease.account}, expires ${body.lease.expires_at}`);
+    say(
+      `checked out lease ${body.lease.id}: account ${body.lease.account}, expires ${body.lease.expires_at}`,
+    );
 
-    const cr = await fetch(`${sidecar.url}/v1/leases/${body.lease.id}/credential`, { headers: { authorization: `Bearer ${body.token}` } });
+    const cr = await fetch(`${sidecar.url}/v1/leases/${body.lease.id}/credential`, {
+      headers: { authorization: `Bearer ${body.token}` },
+    });
     const cred = (await cr.json()) as { username: string; password: string };
     say(`revealed the password (${cred.password.length} characters, not shown)`);
-    const c = new pg.Client({ host: "127.0.0.1", port: pgc.port, user: cred.username, password: cred.password, database: "postgres" });
+    const c = new pg.Client({
+      host: "127.0.0.1",
+      port: pgc.port,
+      user: cred.username,
+      password: cred.password,
+      database: "postgres",
+    });
     await c.connect();
     const r = await c.query("select count(*)::int as n, sum(total)::text as total from orders");
     await c.end();
@@ -138,24 +177,34 @@ async function main(): Promise<void> {
       headers: { authorization: `Bearer ${body.token}`, "content-type": "application/json" },
       body: JSON.stringify({ tool: "psql", action: "read", target: "orders" }),
     });
-    const del = await fetch(`${sidecar.url}/v1/leases/${body.lease.id}`, { method: "DELETE", headers: { authorization: `Bearer ${body.token}` } });
+    const del = await fetch(`${sidecar.url}/v1/leases/${body.lease.id}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${body.token}` },
+    });
     say(`checked in (HTTP ${del.status}); rotation follows`);
 
     let state = "";
     for (let i = 0; i < 100 && state !== "available"; i++) {
       await new Promise((res) => setTimeout(res, 100));
-      const show = JSON.parse(await must("--json", "resources", "show", "orders-db")) as { accounts: Array<{ state: string }> };
+      const show = JSON.parse(await must("--json", "resources", "show", "orders-db")) as {
+        accounts: Array<{ state: string }>;
+      };
       state = show.accounts[0]?.state ?? "";
     }
     say(`account state after check-in: ${state}`);
     say(`the password the agent saw: ${await tryLogin(pgc.port, cred.username, cred.password)}`);
     const vaultPrefix = config.vault.prefix;
-    const vr = await fetch(`${vault.address}/v1/${vault.mount}/data/${vaultPrefix}/resources/orders-db/accounts/app_orders_1`, {
-      headers: { "X-Vault-Token": vault.token },
-    });
+    const vr = await fetch(
+      `${vault.address}/v1/${vault.mount}/data/${vaultPrefix}/resources/orders-db/accounts/app_orders_1`,
+      {
+        headers: { "X-Vault-Token": vault.token },
+      },
+    );
     const rec = ((await vr.json()) as { data: { data: { password: string } } }).data.data;
     say(`the new password in Vault: ${await tryLogin(pgc.port, cred.username, rec.password)}`);
-    const tokenUse = await fetch(`${sidecar.url}/v1/leases/${body.lease.id}/credential`, { headers: { authorization: `Bearer ${body.token}` } });
+    const tokenUse = await fetch(`${sidecar.url}/v1/leases/${body.lease.id}/credential`, {
+      headers: { authorization: `Bearer ${body.token}` },
+    });
     say(`the agent's lease token after check-in: HTTP ${tokenUse.status}`);
 
     const verify = await must("audit", "verify", join(dir, "state", "audit.jsonl"));
@@ -163,7 +212,18 @@ async function main(): Promise<void> {
     const lines = (await readFile(join(dir, "state", "audit.jsonl"), "utf8")).trim().split("\n");
     for (const line of lines) {
       const a = JSON.parse(line) as Record<string, unknown>;
-      const fields = ["agent", "task_id", "intent", "tool", "resource", "account", "lease_id", "decision", "policies", "reason"]
+      const fields = [
+        "agent",
+        "task_id",
+        "intent",
+        "tool",
+        "resource",
+        "account",
+        "lease_id",
+        "decision",
+        "policies",
+        "reason",
+      ]
         .filter((k) => a[k] !== undefined)
         .map((k) => `${k}=${Array.isArray(a[k]) ? (a[k] as string[]).join(",") : String(a[k])}`);
       indent(`${String(a.event).padEnd(18)} ${fields.join(" ")}`);

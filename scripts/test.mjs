@@ -51,16 +51,24 @@ if (!(await reachable(6379))) {
   if (!have("redis-server")) aptInstall(["redis-server"]);
   if (have("redis-server")) {
     log("starting redis-server on 127.0.0.1:6379");
-    spawnSync("redis-server", ["--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "", "--appendonly", "no"], {
-      stdio: "inherit",
-    });
+    spawnSync(
+      "redis-server",
+      ["--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "", "--appendonly", "no"],
+      {
+        stdio: "inherit",
+      },
+    );
   }
-  if (!(await waitFor(6379, 10))) problems.push("Redis is not reachable on 127.0.0.1:6379 (apt-get install redis-server)");
+  if (!(await waitFor(6379, 10)))
+    problems.push("Redis is not reachable on 127.0.0.1:6379 (apt-get install redis-server)");
 }
 if (!have("redis-server")) problems.push("redis-server is not installed (apt-get install redis-server)");
 
 // PostgreSQL binaries: tests start their own scram-sha-256 cluster with initdb.
-const pgBin = () => (existsSync("/usr/lib/postgresql") ? readdirSync("/usr/lib/postgresql") : []).some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/initdb`));
+const pgBin = () =>
+  (existsSync("/usr/lib/postgresql") ? readdirSync("/usr/lib/postgresql") : []).some((v) =>
+    existsSync(`/usr/lib/postgresql/${v}/bin/initdb`),
+  );
 if (!pgBin()) aptInstall(["postgresql"]);
 if (!pgBin()) problems.push("PostgreSQL server binaries (initdb) are missing (apt-get install postgresql)");
 
@@ -69,9 +77,12 @@ if (!(await reachable(3306))) {
   if (!existsSync("/usr/sbin/mariadbd")) aptInstall(["mariadb-server"]);
   if (existsSync("/usr/sbin/mariadbd") && have("start-stop-daemon")) {
     log("starting mariadbd");
-    spawnSync("start-stop-daemon", ["--start", "--oknodo", "--background", "--exec", "/usr/sbin/mariadbd"], { stdio: "inherit" });
+    spawnSync("start-stop-daemon", ["--start", "--oknodo", "--background", "--exec", "/usr/sbin/mariadbd"], {
+      stdio: "inherit",
+    });
   }
-  if (!(await waitFor(3306, 30))) problems.push("MariaDB is not reachable on 127.0.0.1:3306 (apt-get install mariadb-server)");
+  if (!(await waitFor(3306, 30)))
+    problems.push("MariaDB is not reachable on 127.0.0.1:3306 (apt-get install mariadb-server)");
 }
 
 if (problems.length) {

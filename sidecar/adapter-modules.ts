@@ -13,7 +13,8 @@ export async function loadAdapterModules(
     const candidates = Object.values(mod).filter(
       (v): v is Record<string, unknown> => v !== null && typeof v === "object" && "id" in v && "verify" in v,
     );
-    if (candidates.length === 0) throw new Error(`adapter module ${file}: exports no object with "id" and "verify"`);
+    if (candidates.length === 0)
+      throw new Error(`adapter module ${file}: exports no object with "id" and "verify"`);
     for (const c of candidates) {
       const missing: string[] = [];
       if (typeof c.id !== "string" || c.id === "") missing.push("id (a non-empty string)");
@@ -25,7 +26,8 @@ export async function loadAdapterModules(
       const cons = c.constraints as { minLength?: unknown } | undefined;
       if (!cons || typeof cons.minLength !== "number") missing.push("constraints");
       if (missing.length) throw new Error(`adapter module ${file}: missing ${missing.join(", ")}`);
-      if (ids.has(c.id as string)) throw new Error(`adapter module ${file}: adapter id "${String(c.id)}" is already taken`);
+      if (ids.has(c.id as string))
+        throw new Error(`adapter module ${file}: adapter id "${String(c.id)}" is already taken`);
       ids.add(c.id as string);
       out.push(c as unknown as Adapter<unknown>);
     }

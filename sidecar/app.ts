@@ -41,7 +41,8 @@ function bearer(req: FastifyRequest): string {
   const h = req.headers.authorization;
   if (!h) throw new LeaseholdError("unauthenticated", "an Authorization: Bearer header is required");
   const m = /^Bearer\s+(\S+)$/i.exec(h);
-  if (!m?.[1]) throw new LeaseholdError("unauthenticated", "the Authorization header must be 'Bearer <token>'");
+  if (!m?.[1])
+    throw new LeaseholdError("unauthenticated", "the Authorization header must be 'Bearer <token>'");
   return m[1];
 }
 
@@ -56,9 +57,25 @@ const listQuery = z.strictObject({
   agent: z.string().max(512).optional(),
   state: z.enum(["active", "ended"]).optional(),
 });
-const revokeAgentSchema = z.strictObject({ agent: z.string().min(1).max(512), reason: z.string().max(500).optional() });
+const revokeAgentSchema = z.strictObject({
+  agent: z.string().min(1).max(512),
+  reason: z.string().max(500).optional(),
+});
 const idParam = z.strictObject({ id: z.string().regex(/^lse_[A-Za-z0-9_-]{10,64}$/, "not a lease id") });
-const nameParam = z.strictObject({ name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "not a resource name") });
+const nameParam = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "not a resource name"),
+});
+const approvalParam = z.strictObject({
+  id: z.string().regex(/^apr_[A-Za-z0-9_-]{10,64}$/, "not an approval id"),
+});
+const approvalListQuery = z.strictObject({
+  status: z.enum(["pending", "approved", "denied", "expired"]).optional(),
+});
+/** `approver` names the human behind the admin token (the CLI sends the operator's login). */
+const approvalDecisionSchema = z.strictObject({
+  reason: z.string().max(500).optional(),
+  approver: z.string().min(1).max(200).optional(),
+});
 const registerQuery = z.strictObject({ dry_run: z.enum(["true", "false"]).optional() });
 const removeQuery = z.strictObject({ force: z.enum(["true", "false"]).optional() });
 
@@ -73,6 +90,8 @@ export function buildApp(deps: Deps) {
     return503OnClosing: true,
     forceCloseConnections: true,
   });
+  // JSON only: no text/plain bodies (fastify accepts them by default).
+  app.removeContentTypeParser("text/plain");
   const allowedHosts = new Set([...LOCAL_HOSTS, ...(deps.allowedHosts ?? []).map((h) => h.toLowerCase())]);
   const allowedOrigins = new Set(deps.allowedOrigins ?? []);
 
@@ -93,7 +112,11 @@ export function buildApp(deps: Deps) {
 
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const e = toLeaseholdError(err);
-    if (e.status >= 500) req.log.error({ err: { code: e.code, detail: e.detail, message: (err as Error).message } }, "request failed");
+    if (e.status >= 500)
+      req.log.error(
+        { err: { code: e.code, detail: e.detail, message: (err as Error).message } },
+        "request failed",
+      );
     else req.log.info({ code: e.code, detail: e.detail }, "request refused");
     if (e.retryAfter !== undefined) reply.header("retry-after", String(e.retryAfter));
     const body: Record<string, unknown> = {
@@ -106,12 +129,19 @@ export function buildApp(deps: Deps) {
   });
 
   app.setNotFoundHandler((req, reply) => {
-    reply.status(404).send({ error: { code: "not_found", message: `no route ${req.method} ${req.url.split("?")[0]}`, request_id: req.id } });
+    reply.status(404).send({
+      error: {
+        code: "not_found",
+        message: `no route ${req.method} ${req.url.split("?")[0]}`,
+        request_id: req.id,
+      },
+    });
   });
 
   const requireAdmin = (req: FastifyRequest): string => {
     const token = bearer(req);
-    if (!sameSecret(token, deps.adminToken)) throw new LeaseholdError("unauthenticated", "operator credentials required");
+    if (!sameSecret(token, deps.adminToken))
+      throw new LeaseholdError("unauthenticated", "operator credentials required");
     return "admin";
   };
   const isAdmin = (req: FastifyRequest): boolean => {
@@ -119,8 +149,10 @@ export function buildApp(deps: Deps) {
     const m = /^Bearer\s+(\S+)$/i.exec(h);
     return m?.[1] !== undefined && sameSecret(m[1], deps.adminToken);
   };
-  const params = <S extends z.ZodType>(schema: S, req: FastifyRequest): z.output<S> => parseBody(schema, req.params, "path");
-  const query = <S extends z.ZodType>(schema: S, req: FastifyRequest): z.output<S> => parseBody(schema, req.query ?? {}, "query");
+  const params = <S extends z.ZodType>(schema: S, req: FastifyRequest): z.output<S> =>
+    parseBody(schema, req.params, "path");
+  const query = <S extends z.ZodType>(schema: S, req: FastifyRequest): z.output<S> =>
+    parseBody(schema, req.query ?? {}, "query");
   const meta = (req: FastifyRequest) => {
     const ac = new AbortController();
     req.raw.once("close", () => {
@@ -140,7 +172,7 @@ export function buildApp(deps: Deps) {
   // Agents
   app.post("/v1/checkout", async (req, reply) => {
     const out = await deps.leases.checkout(bearer(req), req.body, meta(req));
-    return reply.status(201).send(out);
+    return reply.status("approval" in out ? 202 : 201).send(out);
   });
   app.get("/v1/leases", async (req) => {
     requireAdmin(req);
@@ -181,6 +213,26 @@ export function buildApp(deps: Deps) {
     const body = parseBody(revokeAgentSchema, req.body);
     return reply.status(202).send(await deps.leases.revokeAgent(body.agent, body.reason, actor, meta(req)));
   });
+  app.get("/v1/approvals", async (req) => {
+    requireAdmin(req);
+    return deps.leases.listApprovals(query(approvalListQuery, req).status);
+  });
+  app.get("/v1/approvals/:id", async (req) => {
+    const { id } = params(approvalParam, req);
+    return deps.leases.pollApproval(bearer(req), id, meta(req));
+  });
+  app.post("/v1/approvals/:id/approve", async (req) => {
+    const actor = requireAdmin(req);
+    const { id } = params(approvalParam, req);
+    const body = parseBody(approvalDecisionSchema, req.body ?? {});
+    return deps.leases.decideApproval(id, true, body.approver ?? actor, body.reason, meta(req));
+  });
+  app.post("/v1/approvals/:id/deny", async (req) => {
+    const actor = requireAdmin(req);
+    const { id } = params(approvalParam, req);
+    const body = parseBody(approvalDecisionSchema, req.body ?? {});
+    return deps.leases.decideApproval(id, false, body.approver ?? actor, body.reason, meta(req));
+  });
   app.get("/v1/resources", async (req) => {
     requireAdmin(req);
     return deps.resources.list();
@@ -189,7 +241,12 @@ export function buildApp(deps: Deps) {
     const actor = requireAdmin(req);
     const { name } = params(nameParam, req);
     const q = query(registerQuery, req);
-    const out = await deps.resources.register(req.body, { dryRun: q.dry_run === "true", pathName: name, actor, requestId: req.id });
+    const out = await deps.resources.register(req.body, {
+      dryRun: q.dry_run === "true",
+      pathName: name,
+      actor,
+      requestId: req.id,
+    });
     return reply.status(out.created && !out.dryRun ? 201 : 200).send(out);
   });
   app.get("/v1/resources/:name", async (req) => {

@@ -20,9 +20,13 @@ export class SidecarClient {
   ) {}
 
   static async fromConfig(config: Config): Promise<SidecarClient> {
-    const host = config.listen.host === "0.0.0.0" || config.listen.host === "::" ? "127.0.0.1" : config.listen.host;
+    const host =
+      config.listen.host === "0.0.0.0" || config.listen.host === "::" ? "127.0.0.1" : config.listen.host;
     const h = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-    return new SidecarClient(`http://${h}:${config.listen.port}`, await readAdminToken(config.admin.tokenFile));
+    return new SidecarClient(
+      `http://${h}:${config.listen.port}`,
+      await readAdminToken(config.admin.tokenFile),
+    );
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -37,18 +41,30 @@ export class SidecarClient {
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch {
-      throw new ApiError(0, "unreachable", `cannot reach the sidecar at ${this.base}: is 'leasehold serve' running?`);
+      throw new ApiError(
+        0,
+        "unreachable",
+        `cannot reach the sidecar at ${this.base}: is 'leasehold serve' running?`,
+      );
     }
     const text = await res.text();
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : {};
     } catch {
-      throw new ApiError(res.status, "bad_response", `the sidecar answered ${res.status} with a non-JSON body`);
+      throw new ApiError(
+        res.status,
+        "bad_response",
+        `the sidecar answered ${res.status} with a non-JSON body`,
+      );
     }
     if (!res.ok) {
       const e = (json as { error?: { code?: string; message?: string } }).error;
-      throw new ApiError(res.status, e?.code ?? "error", `${e?.code ?? res.status}: ${e?.message ?? "request failed"}`);
+      throw new ApiError(
+        res.status,
+        e?.code ?? "error",
+        `${e?.code ?? res.status}: ${e?.message ?? "request failed"}`,
+      );
     }
     return json as T;
   }

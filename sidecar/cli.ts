@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFile } from "node:fs/promises";
+import { userInfo } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import { parse as parseYaml } from "yaml";
 import { verifyAuditFile } from "./audit/index.js";
@@ -22,7 +23,9 @@ class CliError extends Error {}
 const program = new Command();
 program
   .name("leasehold")
-  .description("Credential sidecar for AI agents: per-agent identity, short leases, rotation after every use.")
+  .description(
+    "Credential sidecar for AI agents: per-agent identity, short leases, rotation after every use.",
+  )
   .option("-c, --config <file>", "config file (default: $LEASEHOLD_CONFIG or ./leasehold.yaml)")
   .option("--json", "machine-readable output")
   .showHelpAfterError()
@@ -39,7 +42,14 @@ function out(value: unknown, human: () => string): void {
 function table(rows: string[][]): string {
   if (rows.length === 0) return "";
   const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 async function readRegistration(file: string): Promise<unknown> {
@@ -80,9 +90,13 @@ program
       process.exit(0);
     };
     process.on("SIGHUP", () => {
-      void sidecar.reloadPolicy().then((r) =>
-        r.ok ? log.info({}, "policy reloaded") : log.error({ error: r.error }, "policy reload failed; the old policy stays"),
-      );
+      void sidecar
+        .reloadPolicy()
+        .then((r) =>
+          r.ok
+            ? log.info({}, "policy reloaded")
+            : log.error({ error: r.error }, "policy reload failed; the old policy stays"),
+        );
     });
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
@@ -99,69 +113,83 @@ resources
     const name = (reg as { name?: unknown } | null)?.name;
     if (typeof name !== "string" || name === "") throw new CliError(`${opts.file}: name is required`);
     const c = await client();
-    const res = await c.request<{ created: boolean; dryRun: boolean; checks: string[]; resource: { accounts: Array<{ name: string; state: string }> } }>(
-      "PUT",
-      `/v1/resources/${encodeURIComponent(name)}${opts.dryRun ? "?dry_run=true" : ""}`,
-      reg,
-    );
+    const res = await c.request<{
+      created: boolean;
+      dryRun: boolean;
+      checks: string[];
+      resource: { accounts: Array<{ name: string; state: string }> };
+    }>("PUT", `/v1/resources/${encodeURIComponent(name)}${opts.dryRun ? "?dry_run=true" : ""}`, reg);
     out(res, () =>
       [
-        opts.dryRun ? `dry run: ${name} would be ${res.created ? "registered" : "updated"}` : `${name} ${res.created ? "registered" : "updated"}`,
+        opts.dryRun
+          ? `dry run: ${name} would be ${res.created ? "registered" : "updated"}`
+          : `${name} ${res.created ? "registered" : "updated"}`,
         ...res.checks.map((c) => `  ok  ${c}`),
         ...(opts.dryRun ? [] : res.resource.accounts.map((a) => `  account ${a.name}: ${a.state}`)),
       ].join("\n"),
     );
   });
-resources
-  .command("list")
-  .action(async () => {
-    const res = await (await client()).request<{ resources: Array<{ name: string; adapter: string; accounts: number }> }>("GET", "/v1/resources");
-    out(res, () =>
-      res.resources.length === 0
-        ? "no resources registered"
-        : table([["NAME", "ADAPTER", "ACCOUNTS"], ...res.resources.map((r) => [r.name, r.adapter, String(r.accounts)])]),
-    );
-  });
-resources
-  .command("show <name>")
-  .action(async (name: string) => {
-    const res = await (await client()).request<{
-      name: string;
-      adapter: string;
-      accounts: Array<{ name: string; state: string; lease_id?: string; last_rotated_at?: string; failures?: number }>;
-    }>("GET", `/v1/resources/${encodeURIComponent(name)}`);
-    out(res, () =>
-      [
-        `${res.name} (${res.adapter})`,
-        table([
-          ["ACCOUNT", "STATE", "LEASE", "LAST ROTATED", "FAILURES"],
-          ...res.accounts.map((a) => [a.name, a.state, a.lease_id ?? "-", a.last_rotated_at ?? "-", String(a.failures ?? 0)]),
+resources.command("list").action(async () => {
+  const res = await (await client()).request<{
+    resources: Array<{ name: string; adapter: string; accounts: number }>;
+  }>("GET", "/v1/resources");
+  out(res, () =>
+    res.resources.length === 0
+      ? "no resources registered"
+      : table([
+          ["NAME", "ADAPTER", "ACCOUNTS"],
+          ...res.resources.map((r) => [r.name, r.adapter, String(r.accounts)]),
         ]),
-      ].join("\n"),
-    );
-  });
-resources
-  .command("verify <name>")
-  .action(async (name: string) => {
-    const res = await (await client()).request<{ results: Array<{ account: string; ok: boolean; reason?: string }> }>(
-      "POST",
-      `/v1/resources/${encodeURIComponent(name)}/verify`,
-      {},
-    );
-    out(res, () => res.results.map((r) => `${r.ok ? "ok  " : "FAIL"} ${r.account}${r.reason ? `: ${r.reason}` : ""}`).join("\n"));
-    if (res.results.some((r) => !r.ok)) process.exitCode = 1;
-  });
-resources
-  .command("rotate <name>")
-  .action(async (name: string) => {
-    const res = await (await client()).request<{ results: Array<{ account: string; status: string; error?: string }> }>(
-      "POST",
-      `/v1/resources/${encodeURIComponent(name)}/rotate`,
-      {},
-    );
-    out(res, () => res.results.map((r) => `${r.account}: ${r.status}${r.error ? ` (${r.error})` : ""}`).join("\n"));
-    if (res.results.some((r) => r.status === "failed")) process.exitCode = 1;
-  });
+  );
+});
+resources.command("show <name>").action(async (name: string) => {
+  const res = await (await client()).request<{
+    name: string;
+    adapter: string;
+    accounts: Array<{
+      name: string;
+      state: string;
+      lease_id?: string;
+      last_rotated_at?: string;
+      failures?: number;
+    }>;
+  }>("GET", `/v1/resources/${encodeURIComponent(name)}`);
+  out(res, () =>
+    [
+      `${res.name} (${res.adapter})`,
+      table([
+        ["ACCOUNT", "STATE", "LEASE", "LAST ROTATED", "FAILURES"],
+        ...res.accounts.map((a) => [
+          a.name,
+          a.state,
+          a.lease_id ?? "-",
+          a.last_rotated_at ?? "-",
+          String(a.failures ?? 0),
+        ]),
+      ]),
+    ].join("\n"),
+  );
+});
+resources.command("verify <name>").action(async (name: string) => {
+  const res = await (await client()).request<{
+    results: Array<{ account: string; ok: boolean; reason?: string }>;
+  }>("POST", `/v1/resources/${encodeURIComponent(name)}/verify`, {});
+  out(res, () =>
+    res.results
+      .map((r) => `${r.ok ? "ok  " : "FAIL"} ${r.account}${r.reason ? `: ${r.reason}` : ""}`)
+      .join("\n"),
+  );
+  if (res.results.some((r) => !r.ok)) process.exitCode = 1;
+});
+resources.command("rotate <name>").action(async (name: string) => {
+  const res = await (await client()).request<{
+    results: Array<{ account: string; status: string; error?: string }>;
+  }>("POST", `/v1/resources/${encodeURIComponent(name)}/rotate`, {});
+  out(res, () =>
+    res.results.map((r) => `${r.account}: ${r.status}${r.error ? ` (${r.error})` : ""}`).join("\n"),
+  );
+  if (res.results.some((r) => r.status === "failed")) process.exitCode = 1;
+});
 resources
   .command("remove <name>")
   .option("--force", "revoke active leases first")
@@ -183,14 +211,30 @@ leases
     if (opts.resource) q.set("resource", opts.resource);
     if (opts.agent) q.set("agent", opts.agent);
     const res = await (await client()).request<{
-      leases: Array<{ id: string; resource: string; account: string; agent: string; task: { id: string }; intent: { action: string }; ttl_seconds: number }>;
+      leases: Array<{
+        id: string;
+        resource: string;
+        account: string;
+        agent: string;
+        task: { id: string };
+        intent: { action: string };
+        ttl_seconds: number;
+      }>;
     }>("GET", `/v1/leases${q.size ? `?${q}` : ""}`);
     out(res, () =>
       res.leases.length === 0
         ? "no active leases"
         : table([
             ["LEASE", "RESOURCE", "ACCOUNT", "AGENT", "TASK", "INTENT", "TTL"],
-            ...res.leases.map((l) => [l.id, l.resource, l.account, l.agent, l.task.id, l.intent.action, `${l.ttl_seconds}s`]),
+            ...res.leases.map((l) => [
+              l.id,
+              l.resource,
+              l.account,
+              l.agent,
+              l.task.id,
+              l.intent.action,
+              `${l.ttl_seconds}s`,
+            ]),
           ]),
     );
   });
@@ -209,9 +253,65 @@ leases
       return;
     }
     if (!id) throw new CliError("give a lease id, or --agent");
-    const res = await c.request<unknown>("POST", `/v1/leases/${encodeURIComponent(id)}/revoke`, opts.reason ? { reason: opts.reason } : {});
+    const res = await c.request<unknown>(
+      "POST",
+      `/v1/leases/${encodeURIComponent(id)}/revoke`,
+      opts.reason ? { reason: opts.reason } : {},
+    );
     out(res, () => `${id} revoked`);
   });
+
+const approvals = program.command("approvals").description("human approval of checkouts");
+approvals
+  .command("list")
+  .option("--status <status>", "pending (default), approved, denied, expired or all", "pending")
+  .action(async (opts: { status: string }) => {
+    const q = opts.status === "all" ? "" : `?status=${encodeURIComponent(opts.status)}`;
+    const res = await (await client()).request<{
+      approvals: Array<{
+        id: string;
+        status: string;
+        agent: string;
+        resource: string;
+        task: { id: string };
+        intent: { action: string };
+        ttl: number;
+        expires_at: string;
+        approver?: string;
+      }>;
+    }>("GET", `/v1/approvals${q}`);
+    out(res, () =>
+      res.approvals.length === 0
+        ? `no ${opts.status === "all" ? "" : `${opts.status} `}approvals`
+        : table([
+            ["APPROVAL", "STATUS", "AGENT", "RESOURCE", "TASK", "INTENT", "TTL", "EXPIRES"],
+            ...res.approvals.map((a) => [
+              a.id,
+              a.status,
+              a.agent,
+              a.resource,
+              a.task.id,
+              a.intent.action,
+              `${a.ttl}s`,
+              a.expires_at,
+            ]),
+          ]),
+    );
+  });
+for (const verb of ["approve", "deny"] as const) {
+  approvals
+    .command(`${verb} <id>`)
+    .option("--reason <text>")
+    .option("--as <name>", "the approver's name recorded in the audit trail (default: your login)")
+    .action(async (id: string, opts: { reason?: string; as?: string }) => {
+      const res = await (await client()).request<{ approval: { status: string; approver?: string } }>(
+        "POST",
+        `/v1/approvals/${encodeURIComponent(id)}/${verb}`,
+        { approver: opts.as ?? userInfo().username, ...(opts.reason ? { reason: opts.reason } : {}) },
+      );
+      out(res, () => `${id} ${res.approval.status} by ${res.approval.approver ?? "?"}`);
+    });
+}
 
 const audit = program.command("audit").description("the audit trail");
 audit
@@ -223,7 +323,9 @@ audit
       throw new CliError(`cannot read ${f}`);
     });
     out(res, () =>
-      res.ok ? `ok: ${res.records} records, chain intact` : `BROKEN at line ${res.line}: ${res.problem} (${res.records} records before it are intact)`,
+      res.ok
+        ? `ok: ${res.records} records, chain intact`
+        : `BROKEN at line ${res.line}: ${res.problem} (${res.records} records before it are intact)`,
     );
     if (!res.ok) process.exitCode = 1;
   });
@@ -236,7 +338,10 @@ policy
     const res = await validatePolicyFile(file);
     out(res, () =>
       res.ok
-        ? [`ok: ${res.policies.length} policies (${res.policies.join(", ")})`, ...res.warnings.map((w) => `warning: ${w}`)].join("\n")
+        ? [
+            `ok: ${res.policies.length} policies (${res.policies.join(", ")})`,
+            ...res.warnings.map((w) => `warning: ${w}`),
+          ].join("\n")
         : res.errors.map((e) => `error: ${e}`).join("\n"),
     );
     if (!res.ok) process.exitCode = 1;
@@ -247,37 +352,46 @@ policy
   .requiredOption("--principal <id>", "the agent's SPIFFE ID")
   .requiredOption("--action <action>", "checkout, reveal, renew, tool_call, revoke, approve or register")
   .requiredOption("--resource <name>", "the resource name")
-  .option("--context <json>", "context fields as JSON, e.g. '{\"intent\":\"read\",\"ttl\":300}'")
+  .option("--context <json>", 'context fields as JSON, e.g. \'{"intent":"read","ttl":300}\'')
   .option("--file <file>", "policy file (default: the config's policy.file)")
   .option("--groups <list>", "comma-separated ResourceGroup ids of the resource")
-  .action(async (opts: { principal: string; action: string; resource: string; context?: string; file?: string; groups?: string }) => {
-    let context: unknown;
-    if (opts.context !== undefined) {
-      try {
-        context = JSON.parse(opts.context);
-      } catch {
-        throw new CliError("--context: not valid JSON");
+  .action(
+    async (opts: {
+      principal: string;
+      action: string;
+      resource: string;
+      context?: string;
+      file?: string;
+      groups?: string;
+    }) => {
+      let context: unknown;
+      if (opts.context !== undefined) {
+        try {
+          context = JSON.parse(opts.context);
+        } catch {
+          throw new CliError("--context: not valid JSON");
+        }
       }
-    }
-    const file = opts.file ?? config().policy.file ?? undefined;
-    const d = await checkPolicyOffline(file, {
-      principal: opts.principal,
-      action: opts.action,
-      resource: opts.resource,
-      context,
-      resourceGroups: opts.groups ? opts.groups.split(",").filter(Boolean) : [],
-    }).catch((err: unknown) => {
-      throw new CliError((err as Error).message);
-    });
-    out(d, () =>
-      [
-        `${d.decision.toUpperCase()}${d.policies.length ? ` by ${d.policies.join(", ")}` : ""}`,
-        ...d.reasons.map((r) => `  reason: ${r}`),
-        ...d.errors.map((e) => `  error: ${e}`),
-      ].join("\n"),
-    );
-    if (d.decision === "deny") process.exitCode = 2;
-  });
+      const file = opts.file ?? config().policy.file ?? undefined;
+      const d = await checkPolicyOffline(file, {
+        principal: opts.principal,
+        action: opts.action,
+        resource: opts.resource,
+        context,
+        resourceGroups: opts.groups ? opts.groups.split(",").filter(Boolean) : [],
+      }).catch((err: unknown) => {
+        throw new CliError((err as Error).message);
+      });
+      out(d, () =>
+        [
+          `${d.decision.toUpperCase()}${d.policies.length ? ` by ${d.policies.join(", ")}` : ""}`,
+          ...d.reasons.map((r) => `  reason: ${r}`),
+          ...d.errors.map((e) => `  error: ${e}`),
+        ].join("\n"),
+      );
+      if (d.decision === "deny") process.exitCode = 2;
+    },
+  );
 
 const keys = program.command("keys").description("lease-token signing keys");
 keys
@@ -297,7 +411,11 @@ agent
   .requiredOption("--out <dir>", "folder for the key (and agents.jwks.json)")
   .option("--bundle <file>", "trust bundle to add the public key to")
   .action(async (opts: { id: string; out: string; bundle?: string }) => {
-    const res = await generateAgentKey({ id: opts.id, outDir: opts.out, ...(opts.bundle ? { bundle: opts.bundle } : {}) });
+    const res = await generateAgentKey({
+      id: opts.id,
+      outDir: opts.out,
+      ...(opts.bundle ? { bundle: opts.bundle } : {}),
+    });
     out(res, () => `key ${res.keyFile} (kid ${res.kid}); public key added to ${res.bundleFile}`);
   });
 agent
@@ -308,7 +426,8 @@ agent
   .option("--aud <audience>", "audience (default: the config's identity.audience, else leasehold)")
   .action(async (opts: { key: string; ttl: string; aud?: string }) => {
     const ttl = Number(opts.ttl);
-    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86400) throw new CliError("--ttl: a whole number of seconds, 1-86400");
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86400)
+      throw new CliError("--ttl: a whole number of seconds, 1-86400");
     let audience = opts.aud;
     if (!audience) {
       try {

@@ -107,6 +107,12 @@ export const configSchema = z.strictObject({
       maxBackoff: z.number().positive().default(300),
     })
     .prefault({}),
+  approvals: z
+    .strictObject({
+      /** How long an approval request stays open, seconds. @default 900 */
+      ttl: z.number().int().min(10).max(86400).default(900),
+    })
+    .prefault({}),
   reaper: z
     .strictObject({
       /** How often due leases are claimed, milliseconds. @default 200 */
@@ -114,7 +120,9 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   log: z
-    .strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info") })
+    .strictObject({
+      level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    })
     .prefault({}),
   resources: z.array(z.string()).default([]),
   adapters: z.array(z.strictObject({ module: z.string().min(1) })).default([]),
@@ -163,7 +171,10 @@ export function parseConfig(raw: unknown, configDir: string, env: NodeJS.Process
   const out: Config = {
     ...c,
     configDir,
-    listen: { ...c.listen, socket: c.listen.socket === null ? null : resolvePath(configDir, c.listen.socket) },
+    listen: {
+      ...c.listen,
+      socket: c.listen.socket === null ? null : resolvePath(configDir, c.listen.socket),
+    },
     vault:
       c.vault.auth.method === "jwt"
         ? { ...c.vault, auth: { ...c.vault.auth, jwtFile: resolvePath(configDir, c.vault.auth.jwtFile) } }
@@ -191,7 +202,9 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   try {
     text = readFileSync(abs, "utf8");
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${abs}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+    throw new ConfigError(
+      `cannot read config file ${abs}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+    );
   }
   let raw: unknown;
   try {

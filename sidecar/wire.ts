@@ -6,6 +6,7 @@ import type { Adapter } from "../adapters/adapter.js";
 import { builtinAdapters } from "../adapters/registry.js";
 import { loadAdminToken } from "./admin-token.js";
 import { buildApp, type ReadyReport } from "./app.js";
+import { ApprovalStore } from "./approvals/approval-store.js";
 import { AuditLog } from "./audit/index.js";
 import type { Config } from "./config.js";
 import { createIdentityVerifier, createLeaseTokenService, loadLeaseTokenKeys } from "./identity/index.js";
@@ -67,7 +68,11 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   });
   const audit = await AuditLog.open(config.audit.file, id);
   const adapters = new Map<string, Adapter<unknown>>(builtinAdapters);
-  for (const a of await loadAdapterModules(config.adapters.map((m) => m.module), adapters)) adapters.set(a.id, a);
+  for (const a of await loadAdapterModules(
+    config.adapters.map((m) => m.module),
+    adapters,
+  ))
+    adapters.set(a.id, a);
   const leases = new LeaseStore({ redis, prefix });
   const catalog = new ResourceCatalog(secrets);
   const keys = await loadLeaseTokenKeys({ file: config.tokens.signingKey });
@@ -89,7 +94,11 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   });
   const identity = createIdentityVerifier({
     audience: config.identity.audience,
-    trust: config.identity.trust.map((t) => ({ ...t, subjects: [...t.subjects], algorithms: t.algorithms ? [...t.algorithms] : undefined })),
+    trust: config.identity.trust.map((t) => ({
+      ...t,
+      subjects: [...t.subjects],
+      algorithms: t.algorithms ? [...t.algorithms] : undefined,
+    })),
     maxTokenLifetime: config.identity.maxTokenLifetime,
     clockSkew: config.identity.clockSkew,
   });
@@ -109,9 +118,28 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     maxBackoff: config.rotation.maxBackoff,
     crashHook: opts.crashHook,
   });
-  const leaseService = new LeaseService({ leases, secrets, catalog, rotation, identity, tokens, policy, audit, log });
+  const approvals = new ApprovalStore(redis, prefix);
+  const leaseService = new LeaseService({
+    leases,
+    secrets,
+    catalog,
+    rotation,
+    identity,
+    tokens,
+    policy,
+    audit,
+    log,
+    approvals,
+    approvalTtlSeconds: config.approvals.ttl,
+  });
   const resourceService = new ResourceService({ secrets, leases, catalog, rotation, adapters, audit, log });
-  const reconciler = new Reconciler({ secrets, leases, catalog, rotation, log: log.child({ module: "reconciler" }) });
+  const reconciler = new Reconciler({
+    secrets,
+    leases,
+    catalog,
+    rotation,
+    log: log.child({ module: "reconciler" }),
+  });
   const reaper = new Reaper({
     leases,
     expire: (resource, leaseId) => leaseService.endLease(resource, leaseId, "expired"),
@@ -153,7 +181,9 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   if (opts.background ?? true) {
     reaper.start();
     const reconcile = () =>
-      reconciler.reconcileAll().catch((err: unknown) => log.warn({ err: { message: (err as Error).message } }, "reconcile failed"));
+      reconciler
+        .reconcileAll()
+        .catch((err: unknown) => log.warn({ err: { message: (err as Error).message } }, "reconcile failed"));
     void reconcile();
     reconcileTimer = setInterval(reconcile, opts.reconcileIntervalMs ?? 10_000);
     reconcileTimer.unref();

@@ -25,7 +25,11 @@ describe("config", () => {
   });
 
   it("refuses a non-loopback host unless allowRemote", () => {
-    expect(() => parseConfig({ ...base, listen: { host: "0.0.0.0" } }, "/", { VT: "t" })).toThrow(ConfigError);
-    expect(parseConfig({ ...base, listen: { host: "0.0.0.0", allowRemote: true } }, "/", { VT: "t" }).listen.host).toBe("0.0.0.0");
+    expect(() => parseConfig({ ...base, listen: { host: "0.0.0.0" } }, "/", { VT: "t" })).toThrow(
+      ConfigError,
+    );
+    expect(
+      parseConfig({ ...base, listen: { host: "0.0.0.0", allowRemote: true } }, "/", { VT: "t" }).listen.host,
+    ).toBe("0.0.0.0");
   });
 });

@@ -24,7 +24,10 @@ async function lastRecord(file: string): Promise<AuditRecord | null> {
     const len = Math.min(size, 256 * 1024);
     const buf = Buffer.alloc(len);
     await fh.read(buf, 0, len, size - len);
-    const lines = buf.toString("utf8").split("\n").filter((l) => l.trim() !== "");
+    const lines = buf
+      .toString("utf8")
+      .split("\n")
+      .filter((l) => l.trim() !== "");
     const last = lines.at(-1);
     return last ? (JSON.parse(last) as AuditRecord) : null;
   } finally {
@@ -61,7 +64,13 @@ export class AuditLog implements AuditSink {
 
   append(fields: AuditFields): Promise<void> {
     const run = async () => {
-      const base = { ...fields, time: new Date().toISOString(), sidecar: this.sidecar, seq: this.seq, prev: this.prev };
+      const base = {
+        ...fields,
+        time: new Date().toISOString(),
+        sidecar: this.sidecar,
+        seq: this.seq,
+        prev: this.prev,
+      };
       const rec: AuditRecord = { ...base, hash: hashRecord(base) };
       try {
         await this.fh.write(`${JSON.stringify(rec)}\n`);
@@ -110,8 +119,10 @@ export async function verifyAuditFile(file: string): Promise<VerifyResult> {
       return { ok: false, records: count, line: i + 1, problem: "not valid JSON" };
     }
     const { hash, ...rest } = rec;
-    if (rec.prev !== prev) return { ok: false, records: count, line: i + 1, problem: "chain broken (prev mismatch)" };
-    if (hashRecord(rest) !== hash) return { ok: false, records: count, line: i + 1, problem: "hash mismatch" };
+    if (rec.prev !== prev)
+      return { ok: false, records: count, line: i + 1, problem: "chain broken (prev mismatch)" };
+    if (hashRecord(rest) !== hash)
+      return { ok: false, records: count, line: i + 1, problem: "hash mismatch" };
     prev = hash;
     count++;
   }

@@ -22,14 +22,33 @@ export interface LeaseStoreOptions {
 }
 
 interface ScriptRedis extends Redis {
-  lhCheckout(k1: string, k2: string, k3: string, k4: string, k5: string, ...argv: (string | number)[]): Promise<
-    [number, number]
-  >;
+  lhCheckout(
+    k1: string,
+    k2: string,
+    k3: string,
+    k4: string,
+    k5: string,
+    ...argv: (string | number)[]
+  ): Promise<[number, number]>;
   lhUse(k1: string): Promise<[number, string[]]>;
   lhRenew(k1: string, k2: string, id: string, ttlMs: number): Promise<number>;
-  lhEnd(k1: string, k2: string, k3: string, k4: string, k5: string, ...argv: (string | number)[]): Promise<number>;
+  lhEnd(
+    k1: string,
+    k2: string,
+    k3: string,
+    k4: string,
+    k5: string,
+    ...argv: (string | number)[]
+  ): Promise<number>;
   lhClaimDue(k1: string, k2: string, limit: number, visibilityMs: number): Promise<string[]>;
-  lhSetAccount(k1: string, k2: string, k3: string, account: string, state: string, force: string): Promise<number>;
+  lhSetAccount(
+    k1: string,
+    k2: string,
+    k3: string,
+    account: string,
+    state: string,
+    force: string,
+  ): Promise<number>;
 }
 
 const SCRIPTS = {
@@ -136,7 +155,12 @@ export class LeaseStore {
   }
 
   /** Sets an account's state; returns false when the account is leased (only a lease end changes that). */
-  async setAccountState(resource: string, account: string, state: AccountState, force = false): Promise<boolean> {
+  async setAccountState(
+    resource: string,
+    account: string,
+    state: AccountState,
+    force = false,
+  ): Promise<boolean> {
     const r = await this.redis.lhSetAccount(
       this.k(resource, "acct"),
       this.k(resource, "free"),

@@ -46,7 +46,11 @@ export class Reaper {
     let n = 0;
     try {
       for (const resource of await this.o.leases.resources()) {
-        const ids = await this.o.leases.claimDue(resource, this.o.batch ?? 500, this.o.visibilityMs ?? 30_000);
+        const ids = await this.o.leases.claimDue(
+          resource,
+          this.o.batch ?? 500,
+          this.o.visibilityMs ?? 30_000,
+        );
         for (const id of ids) {
           await this.o.expire(resource, id);
           n++;

@@ -57,7 +57,14 @@ export interface LeaseUse {
 }
 
 export interface LeaseEvent {
-  readonly type: "issued" | "renewed" | "ended" | "expiring_soon" | "rotated" | "rotation_failed" | "quarantined";
+  readonly type:
+    | "issued"
+    | "renewed"
+    | "ended"
+    | "expiring_soon"
+    | "rotated"
+    | "rotation_failed"
+    | "quarantined";
   readonly resource: string;
   readonly account?: string | undefined;
   readonly lease_id?: string | undefined;

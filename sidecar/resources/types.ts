@@ -28,7 +28,12 @@ export const registrationSchema = z.strictObject({
       /** @default 300 */
       defaultTtl: z.number().int().min(1).max(86400).default(300),
       /** @default 3600 */
-      maxTtl: z.number().int().min(1).max(7 * 86400).default(3600),
+      maxTtl: z
+        .number()
+        .int()
+        .min(1)
+        .max(7 * 86400)
+        .default(3600),
     })
     .prefault({}),
   rotation: z
@@ -59,7 +64,11 @@ export interface StoredRegistration {
   readonly reveal: boolean;
   readonly proxy?: { readonly port: number } | undefined;
   readonly lease: { readonly defaultTtl: number; readonly maxTtl: number };
-  readonly rotation: { readonly length: number; readonly terminateSessions: boolean; readonly exclude: string };
+  readonly rotation: {
+    readonly length: number;
+    readonly terminateSessions: boolean;
+    readonly exclude: string;
+  };
   readonly groups: readonly string[];
   readonly registered_at: string;
 }

@@ -25,7 +25,10 @@ export function generatePassword(policy: PasswordPolicy, constraints: PasswordCo
     .filter((c) => c.length > 0);
   const all = classes.join("");
   if (all.length < 10) throw new Error("password policy excludes too many characters");
-  const length = Math.min(Math.max(policy.length, constraints.minLength, classes.length), constraints.maxLength);
+  const length = Math.min(
+    Math.max(policy.length, constraints.minLength, classes.length),
+    constraints.maxLength,
+  );
   const chars: string[] = classes.map((c) => c[randomInt(c.length)] as string);
   while (chars.length < length) chars.push(all[randomInt(all.length)] as string);
   for (let i = chars.length - 1; i > 0; i--) {

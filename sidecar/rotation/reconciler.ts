@@ -45,7 +45,8 @@ export class Reconciler {
         continue;
       }
       if (rec.state === "quarantined") {
-        if (inRedis?.state !== "quarantined") await this.o.leases.setAccountState(reg.name, account, "quarantined", true);
+        if (inRedis?.state !== "quarantined")
+          await this.o.leases.setAccountState(reg.name, account, "quarantined", true);
         continue;
       }
       if (rec.state === "leased" && rec.lease_id) {
@@ -57,7 +58,12 @@ export class Reconciler {
         continue;
       }
       if (inRedis?.state !== "leased") await this.o.leases.setAccountState(reg.name, account, "rotating");
-      await this.o.rotation.rotate({ resource: reg.name, account, reason: "reconcile", leaseId: rec.lease_id });
+      await this.o.rotation.rotate({
+        resource: reg.name,
+        account,
+        reason: "reconcile",
+        leaseId: rec.lease_id,
+      });
     }
   }
 }

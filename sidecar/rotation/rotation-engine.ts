@@ -62,7 +62,11 @@ export class RotationEngine {
   constructor(private readonly o: RotationEngineOptions) {}
 
   private ctx(admin: Credential | undefined): AdapterContext {
-    return { admin, log: this.o.log.child({ module: "adapter" }), timeoutMs: this.o.adapterTimeoutMs ?? 10_000 };
+    return {
+      admin,
+      log: this.o.log.child({ module: "adapter" }),
+      timeoutMs: this.o.adapterTimeoutMs ?? 10_000,
+    };
   }
 
   private lockKey(resource: string, account: string): string {
@@ -83,9 +87,10 @@ export class RotationEngine {
   private async rotateLocked(req: RotationRequest): Promise<RotationOutcome> {
     const { resource, account } = req;
     const reg = await this.o.catalog.get(resource);
-    if (!reg || !reg.accounts.includes(account)) return { status: "gone" };
+    if (!reg?.accounts.includes(account)) return { status: "gone" };
     const adapter = this.o.adapters.get(reg.adapter);
-    if (!adapter) return { status: "failed", error: `adapter ${reg.adapter} is not loaded`, quarantined: false };
+    if (!adapter)
+      return { status: "failed", error: `adapter ${reg.adapter} is not loaded`, quarantined: false };
     const path = vaultPaths.account(resource, account);
     let entry = await this.o.secrets.read<AccountRecord>(path);
     if (!entry) return { status: "gone" };
@@ -102,7 +107,12 @@ export class RotationEngine {
       // create: the pending password is durable in Vault before the target changes.
       if (!entry.data.pending_password) {
         const pending = generatePassword(reg.rotation, adapter.constraints);
-        const next: AccountRecord = { ...entry.data, state: "rotating", pending_password: pending, rotation_id: rotationId };
+        const next: AccountRecord = {
+          ...entry.data,
+          state: "rotating",
+          pending_password: pending,
+          rotation_id: rotationId,
+        };
         entry = { data: next, version: await this.o.secrets.write(path, next, entry.version) };
         await this.o.audit.append({ ...base, event: "rotation_started", reason: req.reason });
       } else if (entry.data.state !== "rotating") {
@@ -129,7 +139,11 @@ export class RotationEngine {
   }
 
   /** set + test: the pending password logs in afterwards, and the old one does not. */
-  private async setAndTest(reg: StoredRegistration, adapter: Adapter<unknown>, rec: AccountRecord): Promise<boolean> {
+  private async setAndTest(
+    reg: StoredRegistration,
+    adapter: Adapter<unknown>,
+    rec: AccountRecord,
+  ): Promise<boolean> {
     const pending = rec.pending_password ?? "";
     const admin = reg.rotateWith === "admin" ? await this.o.catalog.admin(reg.name) : undefined;
     if (reg.rotateWith === "admin" && !admin) {
@@ -142,17 +156,24 @@ export class RotationEngine {
     if (!already.valid) {
       await adapter.rotate(
         reg.connection,
-        { account: rec.username, current: rec.password || undefined, previous: rec.previous_password, next: pending },
+        {
+          account: rec.username,
+          current: rec.password || undefined,
+          previous: rec.previous_password,
+          next: pending,
+        },
         ctx,
       );
       changed = true;
       this.o.crashHook?.("after_target_changed");
     }
     const works = await adapter.verify(reg.connection, cred(pending), ctx);
-    if (!works.valid) throw new AdapterError("failed", "the new password does not log in after the change", true);
+    if (!works.valid)
+      throw new AdapterError("failed", "the new password does not log in after the change", true);
     if (rec.password && rec.password !== pending) {
       const old = await adapter.verify(reg.connection, cred(rec.password), ctx);
-      if (old.valid) throw new AdapterError("failed", "the old password still logs in after the change", true);
+      if (old.valid)
+        throw new AdapterError("failed", "the old password still logs in after the change", true);
     }
     return changed;
   }
@@ -172,9 +193,15 @@ export class RotationEngine {
 
   private async fail(req: RotationRequest, path: string[], err: unknown): Promise<RotationOutcome> {
     const message =
-      err instanceof AdapterError || err instanceof LeaseholdError ? err.message : "unexpected rotation error";
+      err instanceof AdapterError || err instanceof LeaseholdError
+        ? err.message
+        : "unexpected rotation error";
     this.o.log.warn(
-      { resource: req.resource, account: req.account, err: { message, code: (err as { code?: string }).code } },
+      {
+        resource: req.resource,
+        account: req.account,
+        err: { message, code: (err as { code?: string }).code },
+      },
       "rotation failed",
     );
     let quarantined = false;
@@ -183,7 +210,8 @@ export class RotationEngine {
       if (cur) {
         const failures = (cur.data.failures ?? 0) + 1;
         quarantined = failures >= this.o.maxFailures;
-        const delay = Math.min(this.o.backoff * 2 ** (failures - 1), this.o.maxBackoff) * (0.8 + Math.random() * 0.4);
+        const delay =
+          Math.min(this.o.backoff * 2 ** (failures - 1), this.o.maxBackoff) * (0.8 + Math.random() * 0.4);
         const next: AccountRecord = {
           ...cur.data,
           state: quarantined ? "quarantined" : cur.data.state === "available" ? "rotating" : cur.data.state,
@@ -194,14 +222,27 @@ export class RotationEngine {
         await this.o.secrets.write(path, next, cur.version);
         if (quarantined) {
           await this.o.leases.setAccountState(req.resource, req.account, "quarantined", true);
-          await this.o.leases.emit({ type: "quarantined", resource: req.resource, account: req.account, reason: message });
-          await this.o.audit.append({ event: "quarantine", resource: req.resource, account: req.account, reason: message });
+          await this.o.leases.emit({
+            type: "quarantined",
+            resource: req.resource,
+            account: req.account,
+            reason: message,
+          });
+          await this.o.audit.append({
+            event: "quarantine",
+            resource: req.resource,
+            account: req.account,
+            reason: message,
+          });
         } else {
           this.retryLater({ ...req, force: false }, delay * 1000);
         }
       }
     } catch (e) {
-      this.o.log.warn({ resource: req.resource, account: req.account, err: { message: (e as Error).message } }, "could not record rotation failure");
+      this.o.log.warn(
+        { resource: req.resource, account: req.account, err: { message: (e as Error).message } },
+        "could not record rotation failure",
+      );
     }
     await this.o.leases
       .emit({ type: "rotation_failed", resource: req.resource, account: req.account, reason: message })
@@ -222,7 +263,10 @@ export class RotationEngine {
     const t = setTimeout(() => {
       this.timers.delete(t);
       void this.rotate(req).catch((err: unknown) =>
-        this.o.log.error({ resource: req.resource, account: req.account, err: { message: (err as Error).message } }, "rotation crashed"),
+        this.o.log.error(
+          { resource: req.resource, account: req.account, err: { message: (err as Error).message } },
+          "rotation crashed",
+        ),
       );
     }, delayMs);
     t.unref();

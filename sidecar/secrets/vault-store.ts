@@ -69,7 +69,11 @@ export class VaultStore implements SecretStore {
     if (auth.method === "token") return;
     const res =
       auth.method === "approle"
-        ? await this.client.approleLogin({ role_id: auth.roleId, secret_id: auth.secretId, mount_point: auth.mount })
+        ? await this.client.approleLogin({
+            role_id: auth.roleId,
+            secret_id: auth.secretId,
+            mount_point: auth.mount,
+          })
         : await this.client.jwtLogin({
             role: auth.role,
             jwt: (await readFile(auth.jwtFile, "utf8")).trim(),
@@ -207,7 +211,7 @@ export class VaultStore implements SecretStore {
   async ready(): Promise<boolean> {
     try {
       const h = await this.client.health({ standbyok: true });
-      if (!h || h.sealed !== false || h.initialized !== true) return false;
+      if (h?.sealed !== false || h.initialized !== true) return false;
       await this.ensureLogin();
       await this.client.tokenLookupSelf();
       return true;

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
 import { z } from "zod";
+import type { Approval, ApprovalStore } from "../approvals/approval-store.js";
 import type { AuditFields, AuditSink } from "../audit/index.js";
 import { LeaseholdError } from "../errors.js";
 import type { EndReason, LeaseRecord, LeaseStore } from "../leases/index.js";
@@ -10,18 +12,37 @@ import { vaultPaths } from "../resources/vault-paths.js";
 import type { RotationEngine } from "../rotation/index.js";
 import type { SecretStore } from "../secrets/index.js";
 import { type LeaseView, leaseView } from "./lease-view.js";
-import type { IdentityPort, LeaseTokenClaims, LeaseTokenPort, PolicyActionName, PolicyPort } from "./ports.js";
+import type {
+  IdentityPort,
+  LeaseTokenClaims,
+  LeaseTokenPort,
+  PolicyActionName,
+  PolicyDecisionOut,
+  PolicyPort,
+} from "./ports.js";
 import { parseBody } from "./validate.js";
 
 export const checkoutSchema = z.strictObject({
   resource: z.string().min(1).max(63),
   task: z.strictObject({ id: z.string().min(1).max(200), description: z.string().max(2000).optional() }),
   intent: z.strictObject({ action: z.string().min(1).max(64), tool: z.string().min(1).max(128).optional() }),
-  ttl: z.number().int().min(1).max(7 * 86400).optional(),
+  ttl: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86400)
+    .optional(),
   wait: z.number().min(0).max(300).optional(),
 });
 
-export const renewSchema = z.strictObject({ ttl: z.number().int().min(1).max(7 * 86400).optional() });
+export const renewSchema = z.strictObject({
+  ttl: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86400)
+    .optional(),
+});
 
 export const toolCallSchema = z.strictObject({
   tool: z.string().min(1).max(128),
@@ -45,6 +66,10 @@ export interface LeaseServiceOptions {
   policy: PolicyPort;
   audit: AuditSink;
   log: Logger;
+  /** Pending approvals; without it, an approval_required decision is a denial. */
+  approvals?: ApprovalStore;
+  /** How long an approval request stays open, seconds. @default 900 */
+  approvalTtlSeconds?: number;
   /** Clock for policy context (hour_utc). */
   now?: () => number;
 }
@@ -52,6 +77,15 @@ export interface LeaseServiceOptions {
 export interface RequestMeta {
   readonly requestId: string;
   readonly signal?: AbortSignal | undefined;
+}
+
+export interface CheckoutPending {
+  readonly approval: ReturnType<typeof approvalView>;
+}
+
+/** An approval as agents and operators see it (a redeeming one shows as approved). */
+export function approvalView(a: Approval) {
+  return { ...a, status: (a.status as string) === "redeeming" ? "approved" : a.status };
 }
 
 export interface CheckoutOk {
@@ -76,6 +110,8 @@ function newLeaseId(): string {
 /** Checkout, token use, renew, check-in and revocation: the lease lifecycle seen from HTTP. */
 export class LeaseService {
   private readonly now: () => number;
+  /** Local lease events: "ended" (lease: LeaseRecord) fires when this sidecar ends a lease. */
+  readonly events = new EventEmitter();
 
   constructor(private readonly o: LeaseServiceOptions) {
     this.now = o.now ?? Date.now;
@@ -110,7 +146,8 @@ export class LeaseService {
     input: { taskId: string; intent: string; tool?: string | undefined; ttl: number },
     requestId: string,
     lease?: LeaseRecord,
-  ): Promise<void> {
+    opts: { approved?: boolean; allowApproval?: boolean } = {},
+  ): Promise<PolicyDecisionOut> {
     const decision = this.o.policy.decide({
       principal: agent,
       action,
@@ -122,7 +159,7 @@ export class LeaseService {
         ttl: input.ttl,
         hour_utc: new Date(this.now()).getUTCHours(),
         active_leases: await this.o.leases.activeCount(agent),
-        approved: false,
+        approved: opts.approved ?? false,
         dpop: false,
       },
       principalAttrs: claims,
@@ -140,43 +177,95 @@ export class LeaseService {
       lease_id: lease?.id,
       decision: decision.decision,
       policies: decision.policies,
-      reason: decision.decision === "allow" ? undefined : (decision.reasons[0] ?? "no policy permits this request"),
+      reason:
+        decision.decision === "allow" ? undefined : (decision.reasons[0] ?? "no policy permits this request"),
       request_id: requestId,
     });
+    if (decision.decision === "approval_required" && opts.allowApproval) return decision;
     if (decision.decision === "approval_required") {
-      throw new LeaseholdError(
-        "policy_denied",
-        `${action} of "${reg.name}" needs a human approval, which this sidecar cannot grant yet`,
-      );
+      throw new LeaseholdError("policy_denied", `${action} of "${reg.name}" needs a human approval`);
     }
     if (decision.decision !== "allow") {
-      throw new LeaseholdError("policy_denied", `policy does not allow ${action} of "${reg.name}" for this agent`);
+      throw new LeaseholdError(
+        "policy_denied",
+        `policy does not allow ${action} of "${reg.name}" for this agent`,
+      );
     }
+    return decision;
   }
 
   /** Verifies the agent, asks policy, takes an account, marks it leased in Vault, mints the token. */
-  async checkout(identityJwt: string, body: unknown, meta: RequestMeta): Promise<CheckoutOk> {
+  async checkout(
+    identityJwt: string,
+    body: unknown,
+    meta: RequestMeta,
+  ): Promise<CheckoutOk | CheckoutPending> {
     const ident = await this.o.identity.verify(identityJwt);
     const req = parseBody(checkoutSchema, body);
     const reg = await this.resource(req.resource);
     const ttl = Math.min(req.ttl ?? reg.lease.defaultTtl, reg.lease.maxTtl);
     if (!this.o.audit.healthy()) {
-      throw new LeaseholdError("upstream_unavailable", "the audit log cannot be written; checkouts are refused");
+      throw new LeaseholdError(
+        "upstream_unavailable",
+        "the audit log cannot be written; checkouts are refused",
+      );
     }
-    await this.decide(
+    const decision = await this.decide(
       "checkout",
       ident.subject,
       ident.claims,
       reg,
       { taskId: req.task.id, intent: req.intent.action, tool: req.intent.tool, ttl },
       meta.requestId,
+      undefined,
+      { allowApproval: this.o.approvals !== undefined },
     );
+    if (decision.decision === "approval_required" && this.o.approvals) {
+      const approval = await this.o.approvals.create(
+        {
+          agent: ident.subject,
+          resource: reg.name,
+          task: req.task,
+          intent: req.intent,
+          ttl,
+          policies: [...decision.policies],
+        },
+        this.o.approvalTtlSeconds ?? 900,
+      );
+      await this.o.audit.append({
+        event: "decision",
+        agent: ident.subject,
+        task_id: req.task.id,
+        intent: req.intent.action,
+        tool: req.intent.tool,
+        scope: "approval_requested",
+        resource: reg.name,
+        decision: "approval_required",
+        policies: decision.policies,
+        reason: approval.id,
+        request_id: meta.requestId,
+      });
+      return { approval: approvalView(approval) };
+    }
+    return this.issue(ident.subject, reg, req, ttl, meta);
+  }
+
+  /** Takes an account and issues the lease (after policy allowed it). */
+  private async issue(
+    agent: string,
+    reg: StoredRegistration,
+    req: { task: LeaseRecord["task"]; intent: LeaseRecord["intent"]; wait?: number | undefined },
+    ttl: number,
+    meta: RequestMeta,
+    approver?: string,
+  ): Promise<CheckoutOk> {
     const spec = {
       id: newLeaseId(),
       resource: reg.name,
-      agent: ident.subject,
+      agent,
       task: req.task,
       intent: req.intent,
+      ...(approver ? { approver } : {}),
     };
     const deadline = this.now() + (req.wait ?? 0) * 1000;
     let got = await this.o.leases.checkout(spec, ttl * 1000, reg.lease.maxTtl * 1000);
@@ -185,7 +274,9 @@ export class LeaseService {
       got = await this.o.leases.checkout(spec, ttl * 1000, reg.lease.maxTtl * 1000);
     }
     if (!got.ok) {
-      throw new LeaseholdError("resource_busy", `every account of "${reg.name}" is in use`, { retryAfter: 1 });
+      throw new LeaseholdError("resource_busy", `every account of "${reg.name}" is in use`, {
+        retryAfter: 1,
+      });
     }
     const lease = got.lease;
     await this.markLeased(lease);
@@ -203,8 +294,132 @@ export class LeaseService {
       throw err;
     }
     await this.auditLease(lease, { event: "checkout", request_id: meta.requestId, scope: "checkout" });
-    await this.o.leases.emit({ type: "issued", resource: lease.resource, account: lease.account, lease_id: lease.id, agent: lease.agent });
+    await this.o.leases.emit({
+      type: "issued",
+      resource: lease.resource,
+      account: lease.account,
+      lease_id: lease.id,
+      agent: lease.agent,
+    });
     return { lease: leaseView(lease), token, token_type: "Bearer" };
+  }
+
+  private approvalsOrThrow(): ApprovalStore {
+    if (!this.o.approvals) throw new LeaseholdError("not_found", "approvals are not enabled");
+    return this.o.approvals;
+  }
+
+  /**
+   * The agent's view of its approval request (identity JWT of the same agent). Once approved,
+   * the first poll turns it into a lease (policy decides again with approved: true) and returns
+   * the lease and its token; later polls return the same lease with a fresh token.
+   */
+  async pollApproval(identityJwt: string, id: string, meta: RequestMeta) {
+    const store = this.approvalsOrThrow();
+    const ident = await this.o.identity.verify(identityJwt);
+    const a = await store.get(id);
+    if (!a || a.agent !== ident.subject)
+      throw new LeaseholdError("not_found", "no such approval for this agent");
+    if (a.status !== "approved" && (a.status as string) !== "redeeming") return { approval: approvalView(a) };
+    if (a.lease_id) {
+      const lease = await this.o.leases.get(a.resource, a.lease_id);
+      if (!lease) return { approval: approvalView(a) };
+      const token =
+        lease.state === "active"
+          ? await this.o.tokens.mint({
+              leaseId: lease.id,
+              agent: lease.agent,
+              resource: lease.resource,
+              account: lease.account,
+              expiresAt: lease.max_expires_at,
+            })
+          : undefined;
+      return {
+        approval: {
+          ...approvalView(a),
+          lease: leaseView(lease),
+          ...(token ? { token, token_type: "Bearer" as const } : {}),
+        },
+      };
+    }
+    if (!(await store.claimRedeem(a))) return { approval: approvalView({ ...a, status: "approved" }) };
+    try {
+      const reg = await this.resource(a.resource);
+      await this.decide(
+        "checkout",
+        ident.subject,
+        ident.claims,
+        reg,
+        { taskId: a.task.id, intent: a.intent.action, tool: a.intent.tool, ttl: a.ttl },
+        meta.requestId,
+        undefined,
+        { approved: true },
+      );
+      const out = await this.issue(
+        ident.subject,
+        reg,
+        { task: a.task, intent: a.intent },
+        a.ttl,
+        meta,
+        a.approver,
+      );
+      await store.releaseRedeem(a, out.lease.id);
+      return {
+        approval: {
+          ...approvalView({ ...a, lease_id: out.lease.id }),
+          lease: out.lease,
+          token: out.token,
+          token_type: out.token_type,
+        },
+      };
+    } catch (err) {
+      await store.releaseRedeem(a);
+      throw err;
+    }
+  }
+
+  async listApprovals(status?: string) {
+    const all = await this.approvalsOrThrow().list();
+    return { approvals: all.map(approvalView).filter((a) => !status || a.status === status) };
+  }
+
+  /** An operator approves or denies a pending request; the approver is recorded on the lease and in the audit. */
+  async decideApproval(
+    id: string,
+    approve: boolean,
+    approver: string,
+    reason: string | undefined,
+    meta: RequestMeta,
+  ) {
+    const store = this.approvalsOrThrow();
+    const a = await store.get(id);
+    if (!a) throw new LeaseholdError("not_found", "no such approval");
+    if (a.status !== "pending")
+      throw new LeaseholdError("conflict", `the approval is already ${approvalView(a).status}`);
+    const next: Approval = {
+      ...a,
+      status: approve ? "approved" : "denied",
+      approver,
+      reason,
+      decided_at: new Date().toISOString(),
+    };
+    if (!(await store.transition(a, "pending", next)))
+      throw new LeaseholdError("conflict", "the approval changed meanwhile");
+    await this.o.audit.append({
+      event: "decision",
+      agent: a.agent,
+      approver,
+      task_id: a.task.id,
+      intent: a.intent.action,
+      tool: a.intent.tool,
+      scope: approve ? "approved" : "denied",
+      resource: a.resource,
+      decision: approve ? "allow" : "deny",
+      policies: a.policies,
+      reason: reason ?? id,
+      request_id: meta.requestId,
+    });
+    return { approval: approvalView(next) };
   }
 
   /**
@@ -216,7 +431,12 @@ export class LeaseService {
     const giveBack = async (clean: boolean) => {
       await this.o.leases.end(lease.resource, lease.id, "revoked");
       if (clean) await this.o.leases.setAccountState(lease.resource, lease.account, "available");
-      else this.o.rotation.schedule({ resource: lease.resource, account: lease.account, reason: "dirty at checkout" });
+      else
+        this.o.rotation.schedule({
+          resource: lease.resource,
+          account: lease.account,
+          reason: "dirty at checkout",
+        });
     };
     let entry: Awaited<ReturnType<SecretStore["read"]>> | null;
     try {
@@ -228,10 +448,14 @@ export class LeaseService {
     const rec = entry?.data as AccountRecord | undefined;
     if (!entry || !rec || rec.state !== "available") {
       await giveBack(false);
-      throw new LeaseholdError("resource_busy", `the account picked for "${lease.resource}" is being rotated`, {
-        retryAfter: 1,
-        detail: `vault state ${rec?.state ?? "missing"}`,
-      });
+      throw new LeaseholdError(
+        "resource_busy",
+        `the account picked for "${lease.resource}" is being rotated`,
+        {
+          retryAfter: 1,
+          detail: `vault state ${rec?.state ?? "missing"}`,
+        },
+      );
     }
     try {
       await this.o.secrets.write(path, { ...rec, state: "leased", lease_id: lease.id }, entry.version);
@@ -239,15 +463,21 @@ export class LeaseService {
       // The write may have landed even if the answer was lost: treat the account as dirty.
       await giveBack(false);
       throw err instanceof LeaseholdError && err.code === "conflict"
-        ? new LeaseholdError("resource_busy", `the account picked for "${lease.resource}" changed`, { retryAfter: 1 })
+        ? new LeaseholdError("resource_busy", `the account picked for "${lease.resource}" changed`, {
+            retryAfter: 1,
+          })
         : err;
     }
   }
 
   /** Checks a lease token and the lease in Redis (one round trip): refuses ended and expired leases. */
-  async authenticate(token: string, leaseId: string): Promise<{ lease: LeaseRecord; claims: LeaseTokenClaims }> {
+  async authenticate(
+    token: string,
+    leaseId: string,
+  ): Promise<{ lease: LeaseRecord; claims: LeaseTokenClaims }> {
     const claims = await this.o.tokens.verify(token);
-    if (claims.leaseId !== leaseId) throw new LeaseholdError("unauthenticated", "the lease token is for another lease");
+    if (claims.leaseId !== leaseId)
+      throw new LeaseholdError("unauthenticated", "the lease token is for another lease");
     const { lease, now } = await this.o.leases.use(claims.resource, claims.leaseId);
     if (!lease) throw new LeaseholdError("unauthenticated", "the lease does not exist");
     if (lease.state === "ended") {
@@ -259,6 +489,32 @@ export class LeaseService {
     return { lease, claims };
   }
 
+  /**
+   * For local protocol listeners: checks the lease token exactly as the HTTP API does, that the
+   * lease is for `resource`, and returns the real credential of the leased account. Audited.
+   */
+  async proxyCredential(
+    token: string,
+    leaseId: string,
+    resource: string,
+    meta: RequestMeta & { client?: string },
+  ): Promise<{ lease: LeaseRecord; username: string; password: string }> {
+    const { lease } = await this.authenticate(token, leaseId);
+    if (lease.resource !== resource)
+      throw new LeaseholdError("unauthenticated", "the lease is for another resource");
+    const entry = await this.o.secrets.read<AccountRecord>(vaultPaths.account(lease.resource, lease.account));
+    if (entry?.data.state !== "leased" || entry.data.lease_id !== lease.id) {
+      throw new LeaseholdError("conflict", "the account is no longer held by this lease");
+    }
+    await this.auditLease(lease, {
+      event: "tool_call",
+      scope: "proxy_connect",
+      target: meta.client,
+      request_id: meta.requestId,
+    });
+    return { lease, username: entry.data.username, password: entry.data.password };
+  }
+
   async getOwn(token: string, leaseId: string): Promise<LeaseView> {
     return leaseView((await this.authenticate(token, leaseId)).lease);
   }
@@ -268,20 +524,34 @@ export class LeaseService {
     const { lease } = await this.authenticate(token, leaseId);
     const reg = await this.resource(lease.resource);
     if (!reg.reveal) {
-      await this.auditLease(lease, { event: "decision", scope: "reveal", decision: "deny", reason: "reveal: false", request_id: meta.requestId });
-      throw new LeaseholdError("policy_denied", `"${reg.name}" does not reveal passwords; connect through its proxy`);
+      await this.auditLease(lease, {
+        event: "decision",
+        scope: "reveal",
+        decision: "deny",
+        reason: "reveal: false",
+        request_id: meta.requestId,
+      });
+      throw new LeaseholdError(
+        "policy_denied",
+        `"${reg.name}" does not reveal passwords; connect through its proxy`,
+      );
     }
     await this.decide(
       "reveal",
       lease.agent,
       {},
       reg,
-      { taskId: lease.task.id, intent: lease.intent.action, tool: lease.intent.tool, ttl: Math.ceil((lease.expires_at - this.now()) / 1000) },
+      {
+        taskId: lease.task.id,
+        intent: lease.intent.action,
+        tool: lease.intent.tool,
+        ttl: Math.ceil((lease.expires_at - this.now()) / 1000),
+      },
       meta.requestId,
       lease,
     );
     const entry = await this.o.secrets.read<AccountRecord>(vaultPaths.account(lease.resource, lease.account));
-    if (!entry || entry.data.state !== "leased" || entry.data.lease_id !== lease.id) {
+    if (entry?.data.state !== "leased" || entry.data.lease_id !== lease.id) {
       throw new LeaseholdError("conflict", "the account is no longer held by this lease", {
         detail: `vault state ${entry?.data.state ?? "missing"}`,
       });
@@ -295,7 +565,12 @@ export class LeaseService {
     };
   }
 
-  async renew(token: string, leaseId: string, body: unknown, meta: RequestMeta): Promise<{ lease: LeaseView }> {
+  async renew(
+    token: string,
+    leaseId: string,
+    body: unknown,
+    meta: RequestMeta,
+  ): Promise<{ lease: LeaseView }> {
     const req = parseBody(renewSchema, body ?? {});
     const { lease } = await this.authenticate(token, leaseId);
     const reg = await this.resource(lease.resource);
@@ -312,7 +587,13 @@ export class LeaseService {
     const r = await this.o.leases.renew(lease.resource, lease.id, ttl * 1000);
     if (!r.ok || !r.lease) throw new LeaseholdError("lease_expired", "the lease can no longer be renewed");
     await this.auditLease(r.lease, { event: "renew", request_id: meta.requestId, scope: "renew" });
-    await this.o.leases.emit({ type: "renewed", resource: lease.resource, account: lease.account, lease_id: lease.id, agent: lease.agent });
+    await this.o.leases.emit({
+      type: "renewed",
+      resource: lease.resource,
+      account: lease.account,
+      lease_id: lease.id,
+      agent: lease.agent,
+    });
     return { lease: leaseView(r.lease) };
   }
 
@@ -325,7 +606,12 @@ export class LeaseService {
       lease.agent,
       {},
       reg,
-      { taskId: lease.task.id, intent: req.action, tool: req.tool, ttl: Math.ceil((lease.expires_at - this.now()) / 1000) },
+      {
+        taskId: lease.task.id,
+        intent: req.action,
+        tool: req.tool,
+        ttl: Math.ceil((lease.expires_at - this.now()) / 1000),
+      },
       meta.requestId,
       lease,
     );
@@ -348,19 +634,41 @@ export class LeaseService {
   }
 
   /** Operator revocation. */
-  async revoke(leaseId: string, reason: string | undefined, actor: string, meta: RequestMeta): Promise<{ lease: LeaseView }> {
+  async revoke(
+    leaseId: string,
+    reason: string | undefined,
+    actor: string,
+    meta: RequestMeta,
+  ): Promise<{ lease: LeaseView }> {
     const resource = await this.o.leases.resourceOf(leaseId);
     const lease = resource ? await this.o.leases.get(resource, leaseId) : null;
     if (!resource || !lease) throw new LeaseholdError("not_found", "no such lease");
-    const ended = await this.endLease(resource, leaseId, "revoked", meta.requestId, reason ?? `revoked by ${actor}`);
+    const ended = await this.endLease(
+      resource,
+      leaseId,
+      "revoked",
+      meta.requestId,
+      reason ?? `revoked by ${actor}`,
+    );
     return { lease: leaseView(ended ?? lease) };
   }
 
   /** Revokes every active lease of one agent at once. */
-  async revokeAgent(agent: string, reason: string | undefined, actor: string, meta: RequestMeta): Promise<{ leases: LeaseView[] }> {
+  async revokeAgent(
+    agent: string,
+    reason: string | undefined,
+    actor: string,
+    meta: RequestMeta,
+  ): Promise<{ leases: LeaseView[] }> {
     const out: LeaseView[] = [];
     for (const { resource, id } of await this.o.leases.agentLeases(agent)) {
-      const ended = await this.endLease(resource, id, "revoked", meta.requestId, reason ?? `revoked by ${actor}`);
+      const ended = await this.endLease(
+        resource,
+        id,
+        "revoked",
+        meta.requestId,
+        reason ?? `revoked by ${actor}`,
+      );
       if (ended) out.push(leaseView(ended));
     }
     return { leases: out };
@@ -370,13 +678,27 @@ export class LeaseService {
    * Ends a lease once (whoever is first: holder, reaper, operator), audits it and schedules the
    * rotation. Returns the ended lease, or null when it had already ended.
    */
-  async endLease(resource: string, id: string, reason: EndReason, requestId?: string, why?: string): Promise<LeaseRecord | null> {
+  async endLease(
+    resource: string,
+    id: string,
+    reason: EndReason,
+    requestId?: string,
+    why?: string,
+  ): Promise<LeaseRecord | null> {
     const r = await this.o.leases.end(resource, id, reason);
     if (!r.ended) return null;
     const lease = r.lease;
     const event = reason === "checkin" ? "checkin" : reason === "expired" ? "expiry" : "revocation";
     await this.auditLease(lease, { event, request_id: requestId, reason: why });
-    await this.o.leases.emit({ type: "ended", resource, account: lease.account, lease_id: id, agent: lease.agent, reason });
+    this.events.emit("ended", lease);
+    await this.o.leases.emit({
+      type: "ended",
+      resource,
+      account: lease.account,
+      lease_id: id,
+      agent: lease.agent,
+      reason,
+    });
     this.o.rotation.schedule({ resource, account: lease.account, reason, leaseId: id });
     return lease;
   }
@@ -388,7 +710,11 @@ export class LeaseService {
     return leaseView(lease);
   }
 
-  async list(filter: { resource?: string | undefined; agent?: string | undefined; state?: string | undefined }) {
+  async list(filter: {
+    resource?: string | undefined;
+    agent?: string | undefined;
+    state?: string | undefined;
+  }) {
     const now = await this.o.leases.now();
     const names = filter.resource ? [filter.resource] : await this.o.leases.resources();
     const out: Array<LeaseView & { ttl_seconds: number }> = [];

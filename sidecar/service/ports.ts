@@ -14,11 +14,24 @@ export interface LeaseTokenClaims {
 }
 
 export interface LeaseTokenPort {
-  mint(input: { leaseId: string; agent: string; resource: string; account: string; expiresAt: number }): Promise<string>;
+  mint(input: {
+    leaseId: string;
+    agent: string;
+    resource: string;
+    account: string;
+    expiresAt: number;
+  }): Promise<string>;
   verify(token: string): Promise<LeaseTokenClaims>;
 }
 
-export type PolicyActionName = "checkout" | "reveal" | "renew" | "tool_call" | "revoke" | "approve" | "register";
+export type PolicyActionName =
+  | "checkout"
+  | "reveal"
+  | "renew"
+  | "tool_call"
+  | "revoke"
+  | "approve"
+  | "register";
 
 export interface PolicyContextInput {
   task_id: string;

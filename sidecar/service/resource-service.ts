@@ -5,7 +5,12 @@ import { LeaseholdError } from "../errors.js";
 import type { LeaseStore } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
-import { type AccountRecord, type Registration, registrationSchema, type StoredRegistration } from "../resources/types.js";
+import {
+  type AccountRecord,
+  type Registration,
+  registrationSchema,
+  type StoredRegistration,
+} from "../resources/types.js";
 import { vaultPaths } from "../resources/vault-paths.js";
 import type { RotationEngine } from "../rotation/index.js";
 import type { SecretStore } from "../secrets/index.js";
@@ -65,14 +70,24 @@ export class ResourceService {
   }
 
   /** Validates everything a registration says, before anything is written. */
-  private validate(body: unknown, pathName?: string): { reg: Registration; adapter: Adapter<unknown>; connection: unknown } {
+  private validate(
+    body: unknown,
+    pathName?: string,
+  ): { reg: Registration; adapter: Adapter<unknown>; connection: unknown } {
     const reg = parseBody(registrationSchema, body, "registration");
     if (pathName !== undefined && reg.name !== pathName) {
-      throw new LeaseholdError("invalid_request", `registration.name: "${reg.name}" differs from the URL's "${pathName}"`);
+      throw new LeaseholdError(
+        "invalid_request",
+        `registration.name: "${reg.name}" differs from the URL's "${pathName}"`,
+      );
     }
     const adapter = this.adapterOf(reg.adapter);
     const conn = adapter.config.safeParse(reg.connection);
-    if (!conn.success) throw new LeaseholdError("invalid_request", describeIssues(conn.error.issues, "registration.connection"));
+    if (!conn.success)
+      throw new LeaseholdError(
+        "invalid_request",
+        describeIssues(conn.error.issues, "registration.connection"),
+      );
     if (reg.rotateWith === "admin" && !reg.admin) {
       throw new LeaseholdError("invalid_request", "registration.admin: required when rotateWith is admin");
     }
@@ -81,22 +96,35 @@ export class ResourceService {
       const name = typeof a === "string" ? a : a.name;
       const problem = adapter.checkAccountName(name);
       if (problem) throw new LeaseholdError("invalid_request", `registration.accounts.${i}: ${problem}`);
-      if (names.has(name)) throw new LeaseholdError("invalid_request", `registration.accounts.${i}: duplicate account`);
+      if (names.has(name))
+        throw new LeaseholdError("invalid_request", `registration.accounts.${i}: duplicate account`);
       if (reg.admin && name === reg.admin.username) {
-        throw new LeaseholdError("invalid_request", `registration.accounts.${i}: the admin account cannot be a managed account`);
+        throw new LeaseholdError(
+          "invalid_request",
+          `registration.accounts.${i}: the admin account cannot be a managed account`,
+        );
       }
       names.add(name);
     }
     return { reg, adapter, connection: conn.data };
   }
 
-  private async verifyOrThrow(adapter: Adapter<unknown>, connection: unknown, cred: Credential, what: string): Promise<void> {
+  private async verifyOrThrow(
+    adapter: Adapter<unknown>,
+    connection: unknown,
+    cred: Credential,
+    what: string,
+  ): Promise<void> {
     try {
       const v = await adapter.verify(connection, cred, this.ctx(undefined));
-      if (!v.valid) throw new LeaseholdError("invalid_request", `${what}: the password does not log in (${v.reason})`);
+      if (!v.valid)
+        throw new LeaseholdError("invalid_request", `${what}: the password does not log in (${v.reason})`);
     } catch (err) {
       if (err instanceof AdapterError) {
-        throw new LeaseholdError(err.retryable ? "upstream_unavailable" : "invalid_request", `${what}: ${err.message}`);
+        throw new LeaseholdError(
+          err.retryable ? "upstream_unavailable" : "invalid_request",
+          `${what}: ${err.message}`,
+        );
       }
       throw err;
     }
@@ -107,14 +135,18 @@ export class ResourceService {
    * registration in Vault and puts each new account under management (an import rotation unless
    * importRotation is false). With dryRun, does every check and changes nothing.
    */
-  async register(body: unknown, opts: { dryRun: boolean; pathName?: string; actor: string; requestId?: string }): Promise<RegisterResult> {
+  async register(
+    body: unknown,
+    opts: { dryRun: boolean; pathName?: string; actor: string; requestId?: string },
+  ): Promise<RegisterResult> {
     const { reg, adapter, connection } = this.validate(body, opts.pathName);
     const checks: string[] = [];
     const existing = await this.o.catalog.get(reg.name);
     let admin: Credential | undefined;
     if (reg.rotateWith === "admin" && reg.admin) {
       const stored = await this.o.catalog.admin(reg.name);
-      const password = reg.admin.password ?? (stored?.username === reg.admin.username ? stored.password : undefined);
+      const password =
+        reg.admin.password ?? (stored?.username === reg.admin.username ? stored.password : undefined);
       if (!password) {
         throw new LeaseholdError(
           "invalid_request",
@@ -137,10 +169,18 @@ export class ResourceService {
       const given = typeof a === "string" ? undefined : a.password;
       if (known.has(name)) continue;
       if (given) {
-        await this.verifyOrThrow(adapter, connection, { username: name, password: given }, `registration.accounts.${i}`);
+        await this.verifyOrThrow(
+          adapter,
+          connection,
+          { username: name, password: given },
+          `registration.accounts.${i}`,
+        );
         checks.push(`account ${name} logs in with the given password`);
       } else if (reg.rotateWith === "self") {
-        throw new LeaseholdError("invalid_request", `registration.accounts.${i}.password: self rotation needs the current password`);
+        throw new LeaseholdError(
+          "invalid_request",
+          `registration.accounts.${i}.password: self rotation needs the current password`,
+        );
       } else if (!reg.importRotation) {
         throw new LeaseholdError(
           "invalid_request",
@@ -152,7 +192,8 @@ export class ResourceService {
     const removed = existing ? existing.accounts.filter((n) => !accountNames.includes(n)) : [];
     const stateOf = new Map((await this.o.leases.accounts(reg.name)).map((a) => [a.name, a.state]));
     for (const n of removed) {
-      if (stateOf.get(n) === "leased") throw new LeaseholdError("conflict", `account ${n} is leased; it cannot be removed now`);
+      if (stateOf.get(n) === "leased")
+        throw new LeaseholdError("conflict", `account ${n} is leased; it cannot be removed now`);
     }
     const stored: StoredRegistration = {
       name: reg.name,
@@ -193,7 +234,9 @@ export class ResourceService {
       }
       const out = await this.o.rotation.rotate({ resource: reg.name, account: f.name, reason: "import" });
       checks.push(
-        out.status === "rotated" ? `account ${f.name} imported (password rotated)` : `account ${f.name} import: ${out.status}`,
+        out.status === "rotated"
+          ? `account ${f.name} imported (password rotated)`
+          : `account ${f.name} import: ${out.status}`,
       );
     }
     await this.o.audit.append({
@@ -245,7 +288,9 @@ export class ResourceService {
   }
 
   /** Checks that the admin credential and every available account's stored password log in. */
-  async verify(name: string): Promise<{ name: string; results: Array<{ account: string; ok: boolean; reason?: string }> }> {
+  async verify(
+    name: string,
+  ): Promise<{ name: string; results: Array<{ account: string; ok: boolean; reason?: string }> }> {
     const reg = await this.o.catalog.get(name);
     if (!reg) throw new LeaseholdError("not_found", `resource "${name}" is not registered`);
     const adapter = this.adapterOf(reg.adapter);
@@ -282,25 +327,45 @@ export class ResourceService {
         continue;
       }
       await this.o.leases.setAccountState(name, a.name, "rotating");
-      const out = await this.o.rotation.rotate({ resource: name, account: a.name, reason: `manual by ${actor}`, force: true });
-      results.push({ account: a.name, status: out.status, ...(out.status === "failed" ? { error: out.error } : {}) });
+      const out = await this.o.rotation.rotate({
+        resource: name,
+        account: a.name,
+        reason: `manual by ${actor}`,
+        force: true,
+      });
+      results.push({
+        account: a.name,
+        status: out.status,
+        ...(out.status === "failed" ? { error: out.error } : {}),
+      });
     }
     return { name, results };
   }
 
   /** Removes a registration; refused while a lease is active unless force (which revokes first). */
-  async remove(name: string, opts: { force: boolean; actor: string; revoke: (leaseId: string) => Promise<unknown> }) {
+  async remove(
+    name: string,
+    opts: { force: boolean; actor: string; revoke: (leaseId: string) => Promise<unknown> },
+  ) {
     const reg = await this.o.catalog.get(name);
     if (!reg) throw new LeaseholdError("not_found", `resource "${name}" is not registered`);
     const active = await this.o.leases.activeLeases(name);
     if (active.length > 0 && !opts.force) {
-      throw new LeaseholdError("conflict", `resource "${name}" has ${active.length} active lease(s); use force to revoke them`);
+      throw new LeaseholdError(
+        "conflict",
+        `resource "${name}" has ${active.length} active lease(s); use force to revoke them`,
+      );
     }
     for (const l of active) await opts.revoke(l.id);
     // Account records stay in Vault: the last working password of each account must not be lost.
     await this.o.catalog.remove(name);
     await this.o.leases.removePool(name);
-    await this.o.audit.append({ event: "registration", agent: opts.actor, resource: name, reason: "removed" });
+    await this.o.audit.append({
+      event: "registration",
+      agent: opts.actor,
+      resource: name,
+      reason: "removed",
+    });
     return { name, removed: true };
   }
 }

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { request } from "node:http";
 import { join } from "node:path";
 import { writeFile } from "node:fs/promises";
 import pg from "pg";
@@ -13,7 +14,11 @@ let stack: Stack;
 let adminToken: string;
 const secrets: string[] = [];
 
-async function http(method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) {
+async function http(
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+) {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   let body: string | undefined;
@@ -22,11 +27,20 @@ async function http(method: string, path: string, opts: { token?: string; body?:
   if (body !== undefined && !headers["content-type"]) headers["content-type"] = "application/json";
   const res = await fetch(`${stack.sidecar.url}${path}`, { method, headers, body });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  return {
+    status: res.status,
+    headers: res.headers,
+    json: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+  };
 }
 
 async function assertion(agent: "a" | "b"): Promise<string> {
-  const r = await stack.cli("agent", "assert", "--key", join(stack.dir, "trust", `${keyStem(agent)}.key.jwk`));
+  const r = await stack.cli(
+    "agent",
+    "assert",
+    "--key",
+    join(stack.dir, "trust", `${keyStem(agent)}.key.jwk`),
+  );
   expect(r.code, r.stderr).toBe(0);
   const jwt = r.stdout.trim();
   secrets.push(jwt);
@@ -40,7 +54,12 @@ function keyStem(agent: string): string {
   return s;
 }
 
-const checkoutBody = { resource: "orders-db", task: { id: "TICKET-123", description: "monthly revenue report" }, intent: { action: "read", tool: "psql" }, ttl: 120 };
+const checkoutBody = {
+  resource: "orders-db",
+  task: { id: "TICKET-123", description: "monthly revenue report" },
+  intent: { action: "read", tool: "psql" },
+  ttl: 120,
+};
 
 async function waitForAccountState(state: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -58,9 +77,12 @@ async function waitForAccountState(state: string, timeoutMs = 20_000): Promise<v
 async function vaultAccount(account: string): Promise<{ password: string; state: string }> {
   const prefixRes = await readFile(stack.configFile, "utf8");
   const vaultPrefix = /prefix: (leasehold-test-[0-9a-f]+)/.exec(prefixRes)?.[1];
-  const res = await fetch(`${stack.vault.address}/v1/${stack.vault.mount}/data/${vaultPrefix}/resources/orders-db/accounts/${account}`, {
-    headers: { "X-Vault-Token": stack.vault.token },
-  });
+  const res = await fetch(
+    `${stack.vault.address}/v1/${stack.vault.mount}/data/${vaultPrefix}/resources/orders-db/accounts/${account}`,
+    {
+      headers: { "X-Vault-Token": stack.vault.token },
+    },
+  );
   const body = (await res.json()) as { data: { data: { password: string; state: string } } };
   return body.data.data;
 }
@@ -113,7 +135,13 @@ describe("the whole loop on real PostgreSQL", () => {
     const res = await http("POST", "/v1/checkout", { token: await assertion("a"), body: checkoutBody });
     expect(res.status, JSON.stringify(res.json)).toBe(201);
     expect(res.headers.get("x-request-id")).toMatch(/^req_/);
-    const lease = res.json.lease as { id: string; state: string; agent: string; account: string; expires_at: string };
+    const lease = res.json.lease as {
+      id: string;
+      state: string;
+      agent: string;
+      account: string;
+      expires_at: string;
+    };
     expect(lease.state).toBe("active");
     expect(lease.agent).toBe("spiffe://example.org/agent/a");
     expect(lease.account).toBe("app_orders_1");
@@ -132,7 +160,13 @@ describe("the whole loop on real PostgreSQL", () => {
     secrets.push(passwordA);
     expect(cred.json.username).toBe("app_orders_1");
 
-    const c = new pg.Client({ host: "127.0.0.1", port: stack.pg.port, user: "app_orders_1", password: passwordA, database: "postgres" });
+    const c = new pg.Client({
+      host: "127.0.0.1",
+      port: stack.pg.port,
+      user: "app_orders_1",
+      password: passwordA,
+      database: "postgres",
+    });
     await c.connect();
     const q = await c.query("select current_user as u");
     await c.end();
@@ -141,7 +175,10 @@ describe("the whole loop on real PostgreSQL", () => {
     const renew = await http("POST", `/v1/leases/${leaseA}/renew`, { token: tokenA, body: { ttl: 300 } });
     expect(renew.status).toBe(200);
 
-    const tool = await http("POST", `/v1/leases/${leaseA}/tool-calls`, { token: tokenA, body: { tool: "psql", action: "read", target: "orders" } });
+    const tool = await http("POST", `/v1/leases/${leaseA}/tool-calls`, {
+      token: tokenA,
+      body: { tool: "psql", action: "read", target: "orders" },
+    });
     expect(tool.status).toBe(202);
 
     const checkin = await http("DELETE", `/v1/leases/${leaseA}`, { token: tokenA });
@@ -194,7 +231,10 @@ describe("the whole loop on real PostgreSQL", () => {
   });
 
   it("an expired lease is ended by the reaper and its account rotated", async () => {
-    const res = await http("POST", "/v1/checkout", { token: await assertion("a"), body: { ...checkoutBody, ttl: 1 } });
+    const res = await http("POST", "/v1/checkout", {
+      token: await assertion("a"),
+      body: { ...checkoutBody, ttl: 1 },
+    });
     expect(res.status).toBe(201);
     const token = res.json.token as string;
     secrets.push(token);
@@ -213,7 +253,10 @@ describe("the whole loop on real PostgreSQL", () => {
   });
 
   it("the audit file has one record per checkout, reveal, check-in and rotation, chained", async () => {
-    const lines = (await readFile(join(stack.dir, "state", "audit.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = (await readFile(join(stack.dir, "state", "audit.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const events = lines.map((l) => l.event);
     expect(events).toContain("checkout");
     expect(events).toContain("reveal");
@@ -222,14 +265,25 @@ describe("the whole loop on real PostgreSQL", () => {
     expect(events).toContain("revocation");
     expect(events).toContain("rotation_succeeded");
     const checkout = lines.find((l) => l.event === "checkout" && l.lease_id === leaseA);
-    expect(checkout).toMatchObject({ agent: "spiffe://example.org/agent/a", task_id: "TICKET-123", intent: "read", tool: "psql", resource: "orders-db", account: "app_orders_1" });
+    expect(checkout).toMatchObject({
+      agent: "spiffe://example.org/agent/a",
+      task_id: "TICKET-123",
+      intent: "read",
+      tool: "psql",
+      resource: "orders-db",
+      account: "app_orders_1",
+    });
     const v = await stack.cli("audit", "verify");
     expect(v.code, v.stdout + v.stderr).toBe(0);
   });
 });
 
 describe("bad input gets the documented error shape and changes nothing", () => {
-  const expectError = (r: { status: number; json: Record<string, unknown> }, status: number, code: string) => {
+  const expectError = (
+    r: { status: number; json: Record<string, unknown> },
+    status: number,
+    code: string,
+  ) => {
     expect(r.status, JSON.stringify(r.json)).toBe(status);
     const e = (r.json as unknown as ErrorBody).error;
     expect(e.code).toBe(code);
@@ -241,39 +295,124 @@ describe("bad input gets the documented error shape and changes nothing", () => 
   it("refuses malformed, incomplete and mistyped checkouts, naming the field", async () => {
     const jwt = await assertion("a");
     expectError(await http("POST", "/v1/checkout", { token: jwt, raw: "{not json" }), 400, "invalid_request");
-    expect(expectError(await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, task: undefined } }), 400, "invalid_request")).toContain("body.task");
-    expect(expectError(await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, ttl: "soon" } }), 400, "invalid_request")).toContain("body.ttl");
-    expect(expectError(await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, extra: 1 } }), 400, "invalid_request")).toContain("extra");
-    expectError(await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, resource: "nope-db" } }), 404, "not_found");
-    expectError(await http("POST", "/v1/checkout", { token: jwt, raw: "x=1", headers: { "content-type": "text/plain" } }), 415, "unsupported_media_type");
-    expectError(await http("POST", "/v1/checkout", { token: jwt, raw: JSON.stringify({ pad: "x".repeat(70_000) }) }), 413, "payload_too_large");
+    expect(
+      expectError(
+        await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, task: undefined } }),
+        400,
+        "invalid_request",
+      ),
+    ).toContain("body.task");
+    expect(
+      expectError(
+        await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, ttl: "soon" } }),
+        400,
+        "invalid_request",
+      ),
+    ).toContain("body.ttl");
+    expect(
+      expectError(
+        await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, extra: 1 } }),
+        400,
+        "invalid_request",
+      ),
+    ).toContain("extra");
+    expectError(
+      await http("POST", "/v1/checkout", { token: jwt, body: { ...checkoutBody, resource: "nope-db" } }),
+      404,
+      "not_found",
+    );
+    expectError(
+      await http("POST", "/v1/checkout", {
+        token: jwt,
+        raw: "x=1",
+        headers: { "content-type": "text/plain" },
+      }),
+      415,
+      "unsupported_media_type",
+    );
+    expectError(
+      await http("POST", "/v1/checkout", { token: jwt, raw: JSON.stringify({ pad: "x".repeat(70_000) }) }),
+      413,
+      "payload_too_large",
+    );
   });
 
   it("refuses missing, forged and foreign tokens", async () => {
     expectError(await http("POST", "/v1/checkout", { body: checkoutBody }), 401, "unauthenticated");
     const jwt = await assertion("a");
     const [h, p] = jwt.split(".");
-    expectError(await http("POST", "/v1/checkout", { token: `${h}.${p}.AAAA`, body: checkoutBody }), 401, "unauthenticated");
-    const foreign = await stack.cli("agent", "assert", "--key", join(stack.dir, "trust", `${keyStem("a")}.key.jwk`), "--aud", "someone-else");
+    expectError(
+      await http("POST", "/v1/checkout", { token: `${h}.${p}.AAAA`, body: checkoutBody }),
+      401,
+      "unauthenticated",
+    );
+    const foreign = await stack.cli(
+      "agent",
+      "assert",
+      "--key",
+      join(stack.dir, "trust", `${keyStem("a")}.key.jwk`),
+      "--aud",
+      "someone-else",
+    );
     secrets.push(foreign.stdout.trim());
-    expectError(await http("POST", "/v1/checkout", { token: foreign.stdout.trim(), body: checkoutBody }), 401, "unauthenticated");
+    expectError(
+      await http("POST", "/v1/checkout", { token: foreign.stdout.trim(), body: checkoutBody }),
+      401,
+      "unauthenticated",
+    );
     expectError(await http("GET", "/v1/resources", { token: jwt }), 401, "unauthenticated");
-    expectError(await http("GET", "/v1/leases/lse_AAAAAAAAAAAAAAAAAAAAAA", { token: "not-a-token" }), 401, "unauthenticated");
+    expectError(
+      await http("GET", "/v1/leases/lse_AAAAAAAAAAAAAAAAAAAAAA", { token: "not-a-token" }),
+      401,
+      "unauthenticated",
+    );
   });
 
   it("refuses foreign Host and Origin headers", async () => {
-    expectError(await http("GET", "/healthz", { headers: { host: "evil.example" } }), 403, "forbidden_host");
-    expectError(await http("GET", "/healthz", { headers: { origin: "http://evil.example" } }), 403, "forbidden_origin");
+    // fetch cannot set Host, so this one request goes through node:http.
+    const rebinding = await new Promise<{ status: number; json: Record<string, unknown> }>(
+      (resolve, reject) => {
+        const req = request(
+          { host: "127.0.0.1", port: stack.port, path: "/healthz", headers: { host: "evil.example:7733" } },
+          (res) => {
+            let data = "";
+            res.on("data", (d: Buffer) => {
+              data += d.toString();
+            });
+            res.on("end", () =>
+              resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) as Record<string, unknown> }),
+            );
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      },
+    );
+    expectError(rebinding, 403, "forbidden_host");
+    expectError(
+      await http("GET", "/healthz", { headers: { origin: "http://evil.example" } }),
+      403,
+      "forbidden_origin",
+    );
   });
 
   it("a denied intent is policy_denied and leaves the account available", async () => {
-    const r = await http("POST", "/v1/checkout", { token: await assertion("a"), body: { ...checkoutBody, intent: { action: "write" } } });
+    const r = await http("POST", "/v1/checkout", {
+      token: await assertion("a"),
+      body: { ...checkoutBody, intent: { action: "write" } },
+    });
     expectError(r, 403, "policy_denied");
     await waitForAccountState("available");
   });
 
   it("a bad registration is refused naming the field, and nothing is written", async () => {
-    const bad = { name: "bad-db", adapter: "postgres", connection: { host: "127.0.0.1", port: "five" }, admin: { username: "x", password: "y" }, accounts: ["a"] };
+    const bad = {
+      name: "bad-db",
+      adapter: "postgres",
+      connection: { host: "127.0.0.1", port: "five" },
+      admin: { username: "x", password: "y" },
+      accounts: ["a"],
+    };
     const r = await http("PUT", "/v1/resources/bad-db", { token: adminToken, body: bad });
     expect(expectError(r, 400, "invalid_request")).toContain("connection.port");
     expectError(await http("GET", "/v1/resources/bad-db", { token: adminToken }), 404, "not_found");

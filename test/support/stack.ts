@@ -49,13 +49,21 @@ function quoteIdent(s: string): string {
  * the real one named by VAULT_ADDR), local Redis under a unique prefix, and the sidecar as a
  * child process of the built CLI.
  */
-export async function startStack(opts: { policy?: string; env?: NodeJS.ProcessEnv; logLevel?: string } = {}): Promise<Stack> {
+export async function startStack(
+  opts: { policy?: string; env?: NodeJS.ProcessEnv; logLevel?: string } = {},
+): Promise<Stack> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-stack-"));
   const [pgc, vault, port] = await Promise.all([startScramPostgres(), useVault(), freePort()]);
   const prefix = `lhtest:stack:${randomBytes(4).toString("hex")}:`;
   const vaultPrefix = `leasehold-test-${randomBytes(4).toString("hex")}`;
   const superuser = () =>
-    new pg.Client({ host: pgc.host, port: pgc.port, user: "postgres", password: pgc.superuser.password, database: "postgres" });
+    new pg.Client({
+      host: pgc.host,
+      port: pgc.port,
+      user: "postgres",
+      password: pgc.superuser.password,
+      database: "postgres",
+    });
   const createRole = async (name: string, password: string, extra = "") => {
     const c = superuser();
     await c.connect();
@@ -72,10 +80,17 @@ export async function startStack(opts: { policy?: string; env?: NodeJS.ProcessEn
   const config = {
     listen: { host: "127.0.0.1", port },
     redis: { url: "redis://127.0.0.1:6379/0", prefix },
-    vault: { address: vault.address, auth: { method: "token", token: "${LH_TEST_VAULT_TOKEN}" }, mount: vault.mount, prefix: vaultPrefix },
+    vault: {
+      address: vault.address,
+      auth: { method: "token", token: "${LH_TEST_VAULT_TOKEN}" },
+      mount: vault.mount,
+      prefix: vaultPrefix,
+    },
     identity: {
       audience: "leasehold",
-      trust: [{ kind: "agents", jwks: "./trust/agents.jwks.json", subjects: ["spiffe://example.org/agent/*"] }],
+      trust: [
+        { kind: "agents", jwks: "./trust/agents.jwks.json", subjects: ["spiffe://example.org/agent/*"] },
+      ],
     },
     tokens: { signingKey: "./state/signing.jwk" },
     policy: { file: "./policy.cedar" },
@@ -106,7 +121,14 @@ export async function startStack(opts: { policy?: string; env?: NodeJS.ProcessEn
     cli,
     createRole,
     canLogin: async (user, password) => {
-      const c = new pg.Client({ host: pgc.host, port: pgc.port, user, password, database: "postgres", connectionTimeoutMillis: 5000 });
+      const c = new pg.Client({
+        host: pgc.host,
+        port: pgc.port,
+        user,
+        password,
+        database: "postgres",
+        connectionTimeoutMillis: 5000,
+      });
       try {
         await c.connect();
         await c.end();
