@@ -14,7 +14,9 @@ afterAll(async () => {
 
 async function writeSome(file: string, n: number): Promise<void> {
   const log = await AuditLog.open(file, "test-sidecar");
-  await Promise.all(Array.from({ length: n }, (_, i) => log.append({ event: "checkout", agent: `a${i}`, resource: "r" })));
+  await Promise.all(
+    Array.from({ length: n }, (_, i) => log.append({ event: "checkout", agent: `a${i}`, resource: "r" })),
+  );
   await log.close();
 }
 
@@ -23,7 +25,10 @@ describe("audit log", () => {
     const file = join(dir, "ok.jsonl");
     await writeSome(file, 5);
     await writeSome(file, 3);
-    const lines = (await readFile(file, "utf8")).trim().split("\n").map((l) => JSON.parse(l));
+    const lines = (await readFile(file, "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(lines[5].prev).toBe(lines[4].hash);
     expect(await verifyAuditFile(file)).toEqual({ ok: true, records: 8 });
@@ -34,7 +39,10 @@ describe("audit log", () => {
     await writeSome(file, 4);
     const lines = (await readFile(file, "utf8")).trim().split("\n");
     const changed = join(dir, "changed.jsonl");
-    await writeFile(changed, [lines[0], (lines[1] as string).replace('"a1"', '"a9"'), lines[2], lines[3]].join("\n"));
+    await writeFile(
+      changed,
+      [lines[0], (lines[1] as string).replace('"a1"', '"a9"'), lines[2], lines[3]].join("\n"),
+    );
     expect(await verifyAuditFile(changed)).toMatchObject({ ok: false, line: 2 });
     const removed = join(dir, "removed.jsonl");
     await writeFile(removed, [lines[0], lines[2], lines[3]].join("\n"));

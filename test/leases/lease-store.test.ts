@@ -30,7 +30,9 @@ afterAll(async () => {
 describe("LeaseStore", () => {
   it("hands out each account of a pool to one lease at a time (I1)", async () => {
     await store.syncPool("pool", ["a1", "a2"], "available");
-    const got = await Promise.all(Array.from({ length: 6 }, () => store.checkout(spec("pool"), 60_000, 120_000)));
+    const got = await Promise.all(
+      Array.from({ length: 6 }, () => store.checkout(spec("pool"), 60_000, 120_000)),
+    );
     const ok = got.filter((g) => g.ok);
     expect(ok).toHaveLength(2);
     const accounts = ok.map((g) => (g.ok ? g.lease.account : "")).sort();

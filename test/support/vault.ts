@@ -1,0 +1,41 @@
+import { randomBytes } from "node:crypto";
+import { type VaultDevServer, startVaultDev } from "../vault-dev/server.js";
+
+/** A Vault to test against: a real one, or a dev server this process started. */
+export interface VaultHandle {
+  /** Base address without a trailing slash, e.g. `http://127.0.0.1:8200`. */
+  readonly address: string;
+  /** A token with root (or equivalent) rights. */
+  readonly token: string;
+  /** The KV v2 mount, without slashes. */
+  readonly mount: string;
+  /** Set only for the dev server: fault switches and dev-only behaviour. */
+  readonly dev?: VaultDevServer;
+  /** Stops the dev server; nothing to do for a real Vault. */
+  close(): Promise<void>;
+}
+
+/** True when `VAULT_ADDR` and `VAULT_TOKEN` name a real Vault to test against. */
+export function realVaultConfigured(): boolean {
+  return Boolean(process.env.VAULT_ADDR && process.env.VAULT_TOKEN);
+}
+
+/**
+ * The real Vault named by `VAULT_ADDR` + `VAULT_TOKEN` (KV v2 mount from
+ * `VAULT_KV_MOUNT`, default `secret`) when both are set; otherwise a fresh dev
+ * server on a free port with a random root token, so nothing can rely on `"root"`.
+ */
+export async function useVault(): Promise<VaultHandle> {
+  const address = process.env.VAULT_ADDR;
+  const token = process.env.VAULT_TOKEN;
+  if (address && token) {
+    return {
+      address: address.replace(/\/+$/, ""),
+      token,
+      mount: (process.env.VAULT_KV_MOUNT ?? "secret").replace(/^\/+|\/+$/g, ""),
+      close: async () => {},
+    };
+  }
+  const dev = await startVaultDev({ port: 0, rootToken: `hvs.dev-root-${randomBytes(12).toString("hex")}` });
+  return { address: dev.address, token: dev.rootToken, mount: "secret", dev, close: () => dev.close() };
+}

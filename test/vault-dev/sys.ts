@@ -1,0 +1,101 @@
+import {
+  type Backend,
+  type HandlerContext,
+  type LogicalResult,
+  failure,
+  noResponse,
+  respond,
+} from "./backend.js";
+import { weakString } from "./go-format.js";
+import { PolicyParseError, type PolicyStore } from "./policies.js";
+import type { TokenStore } from "./token-store.js";
+import { type WrappedResponses, unwrap } from "./wrapping.js";
+
+/** The logical part of `sys/`: ACL policies and unwrapping (health and seal-status are raw handlers). */
+export function createSysBackend(
+  policies: PolicyStore,
+  tokens: TokenStore,
+  wrapped: WrappedResponses,
+): Backend {
+  return {
+    type: "system",
+    routes: [
+      {
+        pattern: /^policy\/?$/,
+        fields: [],
+        injectDataIntoTop: true,
+        operations: { read: () => listPolicies(policies, true), list: () => listPolicies(policies, false) },
+      },
+      {
+        pattern: /^policy\/(?<name>.+)$/,
+        fields: ["name", "policy", "rules"],
+        injectDataIntoTop: true,
+        operations: {
+          read: (ctx) => readPolicy(ctx, policies, "rules"),
+          update: (ctx) => writePolicy(ctx, policies),
+          delete: (ctx) => deletePolicy(ctx, policies),
+        },
+      },
+      {
+        pattern: /^policies\/acl\/?$/,
+        fields: [],
+        operations: { list: () => listPolicies(policies, false) },
+      },
+      {
+        pattern: /^policies\/acl\/(?<name>.+)$/,
+        fields: ["name", "policy"],
+        operations: {
+          read: (ctx) => readPolicy(ctx, policies, "policy"),
+          update: (ctx) => writePolicy(ctx, policies),
+          delete: (ctx) => deletePolicy(ctx, policies),
+        },
+      },
+      {
+        pattern: /^wrapping\/unwrap$/,
+        fields: ["token"],
+        operations: { update: (ctx) => unwrap(ctx, tokens, wrapped) },
+      },
+    ],
+  };
+}
+
+function listPolicies(policies: PolicyStore, withPoliciesKey: boolean): LogicalResult {
+  const keys = policies.names();
+  return respond(withPoliciesKey ? { keys, policies: keys } : { keys });
+}
+
+function policyName(ctx: HandlerContext): string {
+  return (ctx.params.name ?? "").toLowerCase();
+}
+
+function readPolicy(ctx: HandlerContext, policies: PolicyStore, textKey: "rules" | "policy"): LogicalResult {
+  const name = policyName(ctx);
+  const text = policies.get(name);
+  if (text === undefined || name === "response-wrapping") return noResponse();
+  return respond({ name, [textKey]: text });
+}
+
+function writePolicy(ctx: HandlerContext, policies: PolicyStore): LogicalResult {
+  const name = policyName(ctx);
+  if (name === "root") return failure(400, 'cannot update "root" policy');
+  if (name === "response-wrapping") return failure(400, 'cannot update "response-wrapping" policy');
+  const raw = ctx.data.policy ?? ctx.data.rules;
+  const text = raw === undefined ? "" : weakString(raw, "policy");
+  if (text.trim() === "") return failure(400, "'policy' parameter not supplied or empty");
+  try {
+    policies.set(name, text);
+  } catch (err) {
+    if (err instanceof PolicyParseError) return failure(400, `failed to parse policy: ${err.message}`);
+    throw err;
+  }
+  return noResponse();
+}
+
+function deletePolicy(ctx: HandlerContext, policies: PolicyStore): LogicalResult {
+  const name = policyName(ctx);
+  if (name === "root" || name === "default" || name === "response-wrapping") {
+    return failure(400, `cannot delete "${name}" policy`);
+  }
+  policies.delete(name);
+  return noResponse();
+}
