@@ -90,6 +90,13 @@ if (problems.length) {
   process.stderr.write("[npm test] the tests that need these will fail\n");
 }
 
+log("typecheck and lint");
+const tc = spawnSync("npx", ["tsc", "-p", "tsconfig.json", "--noEmit"], { stdio: "inherit" });
+const lint = spawnSync("npx", ["biome", "check", "."], { stdio: "inherit" });
 log("running vitest");
 const r = spawnSync("npx", ["vitest", "run", ...process.argv.slice(2)], { stdio: "inherit" });
+if (tc.status !== 0 || lint.status !== 0) {
+  process.stderr.write("[npm test] typecheck or lint failed\n");
+  process.exit(1);
+}
 process.exit(r.status ?? 1);

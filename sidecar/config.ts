@@ -105,6 +105,12 @@ export const configSchema = z.strictObject({
       backoff: z.number().positive().default(10),
       /** @default 300 */
       maxBackoff: z.number().positive().default(300),
+      /** How often the reconciler looks for dirty accounts, seconds. @default 10 */
+      reconcileInterval: z.number().positive().default(10),
+      /** Rotation lock TTL (renewed while a rotation runs), seconds. @default 10 */
+      lockTtl: z.number().positive().max(300).default(10),
+      /** Timeout of one call to a legacy system, seconds. @default 10 */
+      adapterTimeout: z.number().positive().max(600).default(10),
     })
     .prefault({}),
   approvals: z

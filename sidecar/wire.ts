@@ -116,6 +116,8 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     maxFailures: config.rotation.maxFailures,
     backoff: config.rotation.backoff,
     maxBackoff: config.rotation.maxBackoff,
+    lockTtlMs: config.rotation.lockTtl * 1000,
+    adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
     crashHook: opts.crashHook,
   });
   const approvals = new ApprovalStore(redis, prefix);
@@ -185,7 +187,10 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
         .reconcileAll()
         .catch((err: unknown) => log.warn({ err: { message: (err as Error).message } }, "reconcile failed"));
     void reconcile();
-    reconcileTimer = setInterval(reconcile, opts.reconcileIntervalMs ?? 10_000);
+    reconcileTimer = setInterval(
+      reconcile,
+      opts.reconcileIntervalMs ?? config.rotation.reconcileInterval * 1000,
+    );
     reconcileTimer.unref();
   }
 

@@ -30,6 +30,8 @@ export interface RotationEngineOptions {
   /** First retry delay and its cap, seconds. */
   backoff: number;
   maxBackoff: number;
+  /** Rotation lock TTL (renewed while the rotation runs), ms. @default 10000 */
+  lockTtlMs?: number;
   /** Timeout for one adapter call, ms. @default 10000 */
   adapterTimeoutMs?: number;
   /** Fault tests only: called at each crash point. */
@@ -75,11 +77,17 @@ export class RotationEngine {
 
   /** Rotates one account now. Never throws for target or Vault faults: they are outcomes. */
   async rotate(req: RotationRequest): Promise<RotationOutcome> {
-    const lock = await acquireLock(this.o.redis, this.lockKey(req.resource, req.account), 120_000);
+    const ttl = this.o.lockTtlMs ?? 10_000;
+    const lock = await acquireLock(this.o.redis, this.lockKey(req.resource, req.account), ttl);
     if (!lock) return { status: "busy" };
+    // The lock only keeps two sidecars from doing the same work; Vault's CAS is the fence.
+    // A short TTL with a heartbeat lets a crashed holder's work be taken over quickly.
+    const beat = setInterval(() => void lock.extend(ttl).catch(() => undefined), Math.max(200, ttl / 3));
+    beat.unref();
     try {
       return await this.rotateLocked(req);
     } finally {
+      clearInterval(beat);
       await lock.release().catch(() => undefined);
     }
   }
@@ -212,8 +220,12 @@ export class RotationEngine {
         quarantined = failures >= this.o.maxFailures;
         const delay =
           Math.min(this.o.backoff * 2 ** (failures - 1), this.o.maxBackoff) * (0.8 + Math.random() * 0.4);
+        // A definite refusal of this password by the target's policy: draw a new one next time.
+        // Any other failure keeps the pending password, which may already be set on the target.
+        const rejected = err instanceof AdapterError && err.code === "password_rejected";
         const next: AccountRecord = {
           ...cur.data,
+          ...(rejected ? { pending_password: undefined } : {}),
           state: quarantined ? "quarantined" : cur.data.state === "available" ? "rotating" : cur.data.state,
           failures,
           last_error: message,
@@ -239,6 +251,8 @@ export class RotationEngine {
         }
       }
     } catch (e) {
+      // Vault itself is failing: nothing can be recorded, so just try again later.
+      this.retryLater({ ...req, force: false }, this.o.backoff * 1000);
       this.o.log.warn(
         { resource: req.resource, account: req.account, err: { message: (e as Error).message } },
         "could not record rotation failure",

@@ -1,6 +1,16 @@
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 
-/** e2e tests drive the built CLI, so build once before them. */
+/**
+ * e2e tests drive the built CLI, so build once before them. Type errors are reported by
+ * `npm test`'s typecheck step; tsc still emits, so a type error elsewhere does not hide
+ * what the e2e tests would show.
+ */
 export function setup(): void {
-  execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+  try {
+    execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+  } catch (err) {
+    if (!existsSync("dist/sidecar/cli.js")) throw err;
+    process.stderr.write("e2e global setup: tsc reported errors (see above); running on what it emitted\n");
+  }
 }

@@ -4,99 +4,31 @@ import { join } from "node:path";
 import { writeFile } from "node:fs/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ErrorBody, StackClient } from "../support/e2e-client.js";
 import { type Stack, startStack } from "../support/stack.js";
 
-interface ErrorBody {
-  error: { code: string; message: string; request_id: string };
-}
-
 let stack: Stack;
+let c: StackClient;
 let adminToken: string;
-const secrets: string[] = [];
+let secrets: string[];
 
-async function http(
-  method: string,
-  path: string,
-  opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
-) {
-  const headers: Record<string, string> = { ...opts.headers };
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  let body: string | undefined;
-  if (opts.raw !== undefined) body = opts.raw;
-  else if (opts.body !== undefined) body = JSON.stringify(opts.body);
-  if (body !== undefined && !headers["content-type"]) headers["content-type"] = "application/json";
-  const res = await fetch(`${stack.sidecar.url}${path}`, { method, headers, body });
-  const text = await res.text();
-  return {
-    status: res.status,
-    headers: res.headers,
-    json: text ? (JSON.parse(text) as Record<string, unknown>) : {},
-  };
-}
-
-async function assertion(agent: "a" | "b"): Promise<string> {
-  const r = await stack.cli(
-    "agent",
-    "assert",
-    "--key",
-    join(stack.dir, "trust", `${keyStem(agent)}.key.jwk`),
-  );
-  expect(r.code, r.stderr).toBe(0);
-  const jwt = r.stdout.trim();
-  secrets.push(jwt);
-  return jwt;
-}
-
-let stems: Record<string, string> = {};
-function keyStem(agent: string): string {
-  const s = stems[agent];
-  if (!s) throw new Error(`no key for ${agent}`);
-  return s;
-}
-
+const http = (...args: Parameters<StackClient["http"]>) => c.http(...args);
+const assertion = (agent: string) => c.assertion(agent);
 const checkoutBody = {
   resource: "orders-db",
   task: { id: "TICKET-123", description: "monthly revenue report" },
   intent: { action: "read", tool: "psql" },
   ttl: 120,
 };
-
-async function waitForAccountState(state: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  while (Date.now() < deadline) {
-    const r = await http("GET", "/v1/resources/orders-db", { token: adminToken });
-    const accounts = (r.json as { accounts: Array<{ state: string }> }).accounts;
-    last = JSON.stringify(accounts);
-    if (accounts.every((a) => a.state === state)) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new Error(`accounts did not reach ${state}: ${last}`);
-}
-
-async function vaultAccount(account: string): Promise<{ password: string; state: string }> {
-  const prefixRes = await readFile(stack.configFile, "utf8");
-  const vaultPrefix = /prefix: (leasehold-test-[0-9a-f]+)/.exec(prefixRes)?.[1];
-  const res = await fetch(
-    `${stack.vault.address}/v1/${stack.vault.mount}/data/${vaultPrefix}/resources/orders-db/accounts/${account}`,
-    {
-      headers: { "X-Vault-Token": stack.vault.token },
-    },
-  );
-  const body = (await res.json()) as { data: { data: { password: string; state: string } } };
-  return body.data.data;
-}
+const waitForAccountState = (state: string) => c.waitForAccounts("orders-db", state);
+const vaultAccount = (account: string) => c.vaultAccount("orders-db", account);
 
 beforeAll(async () => {
   stack = await startStack();
-  const { readdir } = await import("node:fs/promises");
-  const files = await readdir(join(stack.dir, "trust"));
-  stems = {
-    a: (files.find((f) => f.includes("agent_a") || f.endsWith("a.key.jwk")) ?? "").replace(/\.key\.jwk$/, ""),
-    b: (files.find((f) => f.includes("agent_b") || f.endsWith("b.key.jwk")) ?? "").replace(/\.key\.jwk$/, ""),
-  };
-  adminToken = (await readFile(join(stack.dir, "state", "admin.token"), "utf8")).trim();
-  secrets.push(adminToken, stack.adminPassword);
+  c = new StackClient(stack);
+  secrets = c.secrets;
+  adminToken = await c.adminToken();
+  secrets.push(stack.adminPassword);
   await stack.createRole("app_orders_1", "initial-pass-1234567");
   secrets.push("initial-pass-1234567");
   const reg = {
@@ -346,17 +278,9 @@ describe("bad input gets the documented error shape and changes nothing", () => 
       401,
       "unauthenticated",
     );
-    const foreign = await stack.cli(
-      "agent",
-      "assert",
-      "--key",
-      join(stack.dir, "trust", `${keyStem("a")}.key.jwk`),
-      "--aud",
-      "someone-else",
-    );
-    secrets.push(foreign.stdout.trim());
+    const foreign = await c.assertion("a", "--aud", "someone-else");
     expectError(
-      await http("POST", "/v1/checkout", { token: foreign.stdout.trim(), body: checkoutBody }),
+      await http("POST", "/v1/checkout", { token: foreign, body: checkoutBody }),
       401,
       "unauthenticated",
     );

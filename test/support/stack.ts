@@ -50,7 +50,12 @@ function quoteIdent(s: string): string {
  * child process of the built CLI.
  */
 export async function startStack(
-  opts: { policy?: string; env?: NodeJS.ProcessEnv; logLevel?: string } = {},
+  opts: {
+    policy?: string;
+    env?: NodeJS.ProcessEnv;
+    logLevel?: string;
+    config?: Record<string, unknown>;
+  } = {},
 ): Promise<Stack> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-stack-"));
   const [pgc, vault, port] = await Promise.all([startScramPostgres(), useVault(), freePort()]);
@@ -98,6 +103,7 @@ export async function startStack(
     admin: { tokenFile: "./state/admin.token" },
     reaper: { intervalMs: 100 },
     log: { level: opts.logLevel ?? "info" },
+    ...opts.config,
   };
   const configFile = join(dir, "leasehold.yaml");
   await writeFile(configFile, stringify(config));
