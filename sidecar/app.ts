@@ -3,6 +3,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Adapter } from "../adapters/adapter.js";
 import { LeaseholdError } from "./errors.js";
 import type { Logger } from "./logger.js";
+import { isRedisUnavailable } from "./redis.js";
 import { revokeSchema } from "./service/lease-service.js";
 import type { LeaseService } from "./service/lease-service.js";
 import type { ResourceService } from "./service/resource-service.js";
@@ -267,6 +268,12 @@ export function buildApp(deps: Deps) {
     const actor = requireAdmin(req);
     return deps.resources.rotateAll(params(nameParam, req).name, actor);
   });
+  app.post("/v1/resources/:name/revoke", async (req, reply) => {
+    const actor = requireAdmin(req);
+    const { name } = params(nameParam, req);
+    const body = parseBody(revokeSchema, req.body ?? {});
+    return reply.status(202).send(await deps.leases.revokeResource(name, body.reason, actor, meta(req)));
+  });
   app.post("/v1/resources/:name/verify", async (req) => {
     requireAdmin(req);
     return deps.resources.verify(params(nameParam, req).name);
@@ -306,6 +313,11 @@ export function toLeaseholdError(err: unknown): LeaseholdError {
       break;
   }
   if (err instanceof SyntaxError) return new LeaseholdError("invalid_request", "body: malformed JSON");
+  if (isRedisUnavailable(err)) {
+    return new LeaseholdError("upstream_unavailable", "the lease store (Redis) is unavailable", {
+      detail: (err as Error).message,
+    });
+  }
   const status = (err as { statusCode?: number } | null)?.statusCode;
   if (status === 400) return new LeaseholdError("invalid_request", "the request is malformed");
   return new LeaseholdError("internal", "internal error", { detail: (err as Error)?.message });

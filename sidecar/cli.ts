@@ -241,9 +241,19 @@ leases
 leases
   .command("revoke [id]")
   .option("--agent <id>", "revoke every lease of this agent")
+  .option("--resource <name>", "revoke every lease of this resource")
   .option("--reason <text>")
-  .action(async (id: string | undefined, opts: { agent?: string; reason?: string }) => {
+  .action(async (id: string | undefined, opts: { agent?: string; resource?: string; reason?: string }) => {
     const c = await client();
+    if (opts.resource) {
+      const res = await c.request<{ leases: Array<{ id: string }> }>(
+        "POST",
+        `/v1/resources/${encodeURIComponent(opts.resource)}/revoke`,
+        opts.reason ? { reason: opts.reason } : {},
+      );
+      out(res, () => `revoked ${res.leases.length} lease(s) of ${opts.resource}`);
+      return;
+    }
     if (opts.agent) {
       const res = await c.request<{ leases: Array<{ id: string }> }>("POST", "/v1/agents/revoke", {
         agent: opts.agent,

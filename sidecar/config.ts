@@ -71,6 +71,15 @@ export const configSchema = z.strictObject({
       url: z.string().default("redis://127.0.0.1:6379/0"),
       /** @default "leasehold:" */
       prefix: z.string().min(1).default("leasehold:"),
+      /** Redis Cluster: seed nodes ("host:port"); when set, `url` is ignored. */
+      cluster: z.array(z.string().regex(/^[^:\s]+:\d+$/, "must be host:port")).optional(),
+      /** Redis Sentinel: the master's name and the sentinels ("host:port"); when set, `url` gives password/db only. */
+      sentinel: z
+        .strictObject({
+          name: z.string().min(1),
+          sentinels: z.array(z.string().regex(/^[^:\s]+:\d+$/, "must be host:port")).min(1),
+        })
+        .optional(),
     })
     .prefault({}),
   vault: z.strictObject({

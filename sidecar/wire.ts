@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { Redis } from "ioredis";
 import type { JWK } from "jose";
 import type { Adapter } from "../adapters/adapter.js";
 import { builtinAdapters } from "../adapters/registry.js";
@@ -13,6 +12,7 @@ import { createIdentityVerifier, createLeaseTokenService, loadLeaseTokenKeys } f
 import { LeaseStore, Reaper } from "./leases/index.js";
 import type { Logger } from "./logger.js";
 import { loadPolicy } from "./policy/index.js";
+import { createRedis } from "./redis.js";
 import { ResourceCatalog } from "./resources/catalog.js";
 import { type CrashPoint, Reconciler, RotationEngine } from "./rotation/index.js";
 import { VaultStore } from "./secrets/index.js";
@@ -48,15 +48,7 @@ export interface Sidecar {
 export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config, log } = opts;
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-  const redis = new Redis(config.redis.url, {
-    lazyConnect: false,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    connectTimeout: 2000,
-    commandTimeout: 3000,
-    retryStrategy: (times) => Math.min(times * 200, 2000),
-  });
-  redis.on("error", (err) => log.warn({ err: { message: err.message } }, "redis error"));
+  const redis = createRedis(config.redis, log);
   const prefix = config.redis.prefix;
   const secrets = new VaultStore({
     address: config.vault.address,

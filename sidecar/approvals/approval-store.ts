@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../leases/lease-store.js";
 
 export type ApprovalStatus = "pending" | "approved" | "denied" | "expired";
 
@@ -30,7 +30,7 @@ return 1`;
 /** Pending approvals and their outcome, in Redis (shared by every sidecar of the cluster). */
 export class ApprovalStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 
@@ -54,12 +54,10 @@ export class ApprovalStore {
       requested_at: new Date(now).toISOString(),
       expires_at: new Date(now + ttlSeconds * 1000).toISOString(),
     };
-    await this.redis
-      .multi()
-      .hset(this.key(a.id), "status", a.status, "json", JSON.stringify(a))
-      .pexpire(this.key(a.id), ttlSeconds * 1000 + 24 * 3600 * 1000)
-      .zadd(this.index, now, a.id)
-      .exec();
+    // Separate commands: the approval and the index may live in different cluster slots.
+    await this.redis.hset(this.key(a.id), "status", a.status, "json", JSON.stringify(a));
+    await this.redis.pexpire(this.key(a.id), ttlSeconds * 1000 + 24 * 3600 * 1000);
+    await this.redis.zadd(this.index, now, a.id);
     return a;
   }
 

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { CHECKOUT, CLAIM_DUE, END, RENEW, SET_ACCOUNT, USE } from "./scripts.js";
 import type {
   AccountState,
@@ -13,8 +13,11 @@ import type {
   RenewResult,
 } from "./types.js";
 
+/** A single Redis (or Sentinel-managed) connection, or a Redis Cluster client. */
+export type RedisClient = Redis | Cluster;
+
 export interface LeaseStoreOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** Key prefix shared by every sidecar of one cluster, e.g. "leasehold:". */
   prefix: string;
   /** How long an ended lease stays readable (so its token gets a precise refusal). @default 24 h */
@@ -52,7 +55,7 @@ interface ScriptRedis extends Redis {
 }
 
 const SCRIPTS = {
-  lhCheckout: { numberOfKeys: 5, lua: CHECKOUT },
+  lhCheckout: { numberOfKeys: 7, lua: CHECKOUT },
   lhUse: { numberOfKeys: 1, lua: USE },
   lhRenew: { numberOfKeys: 2, lua: RENEW },
   lhEnd: { numberOfKeys: 5, lua: END },
@@ -85,6 +88,9 @@ function toLease(h: Record<string, string>): LeaseRecord | null {
  * Leases, account pools and the expiry schedule in Redis. Every multi-key script works on
  * the keys of one resource, which share a hash tag, so Redis Cluster can run them.
  */
+/** A waiter that has not called checkout again within this time leaves the queue. */
+export const WAITER_TTL_MS = 2000;
+
 export class LeaseStore {
   private readonly redis: ScriptRedis;
   private readonly p: string;
@@ -113,7 +119,7 @@ export class LeaseStore {
 
   /** Redis' clock, in milliseconds. */
   async now(): Promise<number> {
-    const [s, us] = await this.redis.time();
+    const [s, us] = await (this.redis as Redis).time();
     return Number(s) * 1000 + Math.floor(Number(us) / 1000);
   }
 
@@ -146,6 +152,8 @@ export class LeaseStore {
       this.k(resource, "holder"),
       this.k(resource, "due"),
       this.k(resource, "inflight"),
+      this.k(resource, "waitq"),
+      this.k(resource, "alive"),
     );
     await this.redis.srem(`${this.p}resources`, resource);
   }
@@ -182,8 +190,12 @@ export class LeaseStore {
       .map((name) => ({ name, state: states[name] as AccountState, lease_id: holders[name] }));
   }
 
-  /** Atomically takes a free account of the pool and creates the lease on it. */
-  async checkout(spec: LeaseSpec, ttlMs: number, maxTtlMs: number): Promise<CheckoutResult> {
+  /**
+   * Atomically takes a free account of the pool and creates the lease on it. With `waiter`, the
+   * request queues first come, first served: call again with the same waiter until it succeeds,
+   * at least every `WAITER_TTL_MS`, and `leaveQueue` when giving up.
+   */
+  async checkout(spec: LeaseSpec, ttlMs: number, maxTtlMs: number, waiter = ""): Promise<CheckoutResult> {
     const key = this.leaseKey(spec.resource, spec.id);
     const [ok] = await this.redis.lhCheckout(
       this.k(spec.resource, "acct"),
@@ -191,21 +203,38 @@ export class LeaseStore {
       this.k(spec.resource, "due"),
       key,
       this.k(spec.resource, "holder"),
+      this.k(spec.resource, "waitq"),
+      this.k(spec.resource, "alive"),
       spec.id,
       JSON.stringify(spec),
       ttlMs,
       maxTtlMs,
       this.retentionMs,
+      waiter,
+      WAITER_TTL_MS,
     );
     if (ok !== 1) return { ok: false };
-    await this.redis
-      .multi()
-      .hset(`${this.p}lease-index`, spec.id, spec.resource)
-      .sadd(this.agentKey(spec.agent), `${spec.resource}/${spec.id}`)
-      .exec();
+    // Separate commands, not MULTI: these keys live in other hash slots (Redis Cluster).
+    await Promise.all([
+      this.redis.hset(`${this.p}lease-index`, spec.id, spec.resource),
+      this.redis.sadd(this.agentKey(spec.agent), `${spec.resource}/${spec.id}`),
+    ]);
     const lease = await this.get(spec.resource, spec.id);
     if (!lease) throw new Error("lease vanished right after checkout");
     return { ok: true, lease };
+  }
+
+  /** Removes a waiter from a resource's queue (it gave up, or its client went away). */
+  async leaveQueue(resource: string, waiter: string): Promise<void> {
+    await Promise.all([
+      this.redis.zrem(this.k(resource, "waitq"), waiter),
+      this.redis.hdel(this.k(resource, "alive"), waiter),
+    ]);
+  }
+
+  /** How many live requests are waiting for an account of the resource. */
+  async queueLength(resource: string): Promise<number> {
+    return this.redis.zcard(this.k(resource, "waitq"));
   }
 
   /** Which resource a lease id belongs to, or null. */

@@ -3,11 +3,33 @@
 const NOW = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
-/** KEYS: acct, free, due, lease, holder. ARGV: id, json, ttlMs, maxTtlMs, retentionMs. */
+/**
+ * KEYS: acct, free, due, lease, holder, waitq, alive.
+ * ARGV: id, json, ttlMs, maxTtlMs, retentionMs, waiter ('' = not waiting), waiterTtlMs.
+ * Fair: a request only gets an account when fewer live waiters than free accounts are ahead of it
+ * (first come, first served); a waiter that stops refreshing its deadline drops out of the queue.
+ */
 export const CHECKOUT = `${NOW}
-local pick = redis.call('ZRANGE', KEYS[2], 0, 0)
-if #pick == 0 then return {0, now} end
-local acct = pick[1]
+local waiter = ARGV[6]
+if waiter ~= '' then
+  if not redis.call('ZSCORE', KEYS[6], waiter) then redis.call('ZADD', KEYS[6], now, waiter) end
+  redis.call('HSET', KEYS[7], waiter, now + tonumber(ARGV[7]))
+end
+local nfree = redis.call('ZCARD', KEYS[2])
+if nfree == 0 then return {0, now} end
+local ahead = 0
+for _, w in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
+  if w == waiter then break end
+  local dl = tonumber(redis.call('HGET', KEYS[7], w) or '0')
+  if dl < now then
+    redis.call('ZREM', KEYS[6], w)
+    redis.call('HDEL', KEYS[7], w)
+  else
+    ahead = ahead + 1
+  end
+end
+if ahead >= nfree then return {0, now} end
+local acct = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
 redis.call('ZREM', KEYS[2], acct)
 redis.call('HSET', KEYS[1], acct, 'leased')
 redis.call('HSET', KEYS[5], acct, ARGV[1])
@@ -18,6 +40,10 @@ redis.call('HSET', KEYS[4], 'json', ARGV[2], 'account', acct, 'state', 'active',
   'expires_at', exp, 'max_expires_at', maxexp)
 redis.call('PEXPIRE', KEYS[4], maxexp - now + tonumber(ARGV[5]))
 redis.call('ZADD', KEYS[3], exp, ARGV[1])
+if waiter ~= '' then
+  redis.call('ZREM', KEYS[6], waiter)
+  redis.call('HDEL', KEYS[7], waiter)
+end
 return {1, now}`;
 
 /** KEYS: lease. Returns Redis' clock and the lease hash in one round trip. */

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../leases/lease-store.js";
 
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 const EXTEND = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
@@ -12,7 +12,7 @@ export interface HeldLock {
 }
 
 /** Takes a Redis lock (SET NX PX) or returns null when someone else holds it. */
-export async function acquireLock(redis: Redis, key: string, ttlMs: number): Promise<HeldLock | null> {
+export async function acquireLock(redis: RedisClient, key: string, ttlMs: number): Promise<HeldLock | null> {
   const token = randomUUID();
   const ok = await redis.set(key, token, "PX", ttlMs, "NX");
   if (ok !== "OK") return null;

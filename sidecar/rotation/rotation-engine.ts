@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../leases/lease-store.js";
 import type { Adapter, AdapterContext, Credential } from "../../adapters/adapter.js";
 import { AdapterError } from "../../adapters/adapter.js";
 import type { AuditSink } from "../audit/index.js";
@@ -22,7 +22,7 @@ export interface RotationEngineOptions {
   catalog: ResourceCatalog;
   adapters: ReadonlyMap<string, Adapter<unknown>>;
   audit: AuditSink;
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   log: Logger;
   /** Failures before an account is quarantined. */

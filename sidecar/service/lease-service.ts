@@ -268,11 +268,16 @@ export class LeaseService {
       ...(approver ? { approver } : {}),
     };
     const deadline = this.now() + (req.wait ?? 0) * 1000;
-    let got = await this.o.leases.checkout(spec, ttl * 1000, reg.lease.maxTtl * 1000);
+    // A waiting request queues first come, first served; it leaves the queue when it gives up
+    // or its client disconnects.
+    const waiter = (req.wait ?? 0) > 0 ? spec.id : "";
+    let got = await this.o.leases.checkout(spec, ttl * 1000, reg.lease.maxTtl * 1000, waiter);
     while (!got.ok && this.now() < deadline && !meta.signal?.aborted) {
       await sleep(Math.min(100, Math.max(1, deadline - this.now())), meta.signal);
-      got = await this.o.leases.checkout(spec, ttl * 1000, reg.lease.maxTtl * 1000);
+      if (meta.signal?.aborted) break;
+      got = await this.o.leases.checkout(spec, ttl * 1000, reg.lease.maxTtl * 1000, waiter);
     }
+    if (!got.ok && waiter) await this.o.leases.leaveQueue(reg.name, waiter);
     if (!got.ok) {
       throw new LeaseholdError("resource_busy", `every account of "${reg.name}" is in use`, {
         retryAfter: 1,
@@ -665,6 +670,28 @@ export class LeaseService {
       const ended = await this.endLease(
         resource,
         id,
+        "revoked",
+        meta.requestId,
+        reason ?? `revoked by ${actor}`,
+      );
+      if (ended) out.push(leaseView(ended));
+    }
+    return { leases: out };
+  }
+
+  /** Revokes every active lease of one resource at once. */
+  async revokeResource(
+    resource: string,
+    reason: string | undefined,
+    actor: string,
+    meta: RequestMeta,
+  ): Promise<{ leases: LeaseView[] }> {
+    await this.resource(resource);
+    const out: LeaseView[] = [];
+    for (const l of await this.o.leases.activeLeases(resource)) {
+      const ended = await this.endLease(
+        resource,
+        l.id,
         "revoked",
         meta.requestId,
         reason ?? `revoked by ${actor}`,

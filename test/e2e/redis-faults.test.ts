@@ -1,0 +1,135 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { StackClient } from "../support/e2e-client.js";
+import { freePort } from "../support/free-port.js";
+import { type Stack, startStack } from "../support/stack.js";
+
+/** Redis down and Redis restarted empty: fail closed, reconnect, and never hand out a seen password. */
+
+let redisPort: number;
+let redisProc: ChildProcess | undefined;
+let stack: Stack;
+let c: StackClient;
+const body = {
+  resource: "orders-db",
+  task: { id: "REDIS-1" },
+  intent: { action: "read", tool: "psql" },
+  ttl: 120,
+};
+
+async function startRedis(): Promise<void> {
+  redisProc = spawn(
+    "redis-server",
+    ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    {
+      stdio: "ignore",
+    },
+  );
+  const { Redis } = await import("ioredis");
+  for (let i = 0; i < 50; i++) {
+    const r = new Redis({
+      port: redisPort,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    try {
+      await r.connect();
+      await r.ping();
+      r.disconnect();
+      return;
+    } catch {
+      r.disconnect();
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+  throw new Error("private redis-server did not start");
+}
+
+async function stopRedis(): Promise<void> {
+  const p = redisProc;
+  if (!p || p.exitCode !== null) return;
+  await new Promise((r) => {
+    p.once("exit", r);
+    p.kill("SIGKILL");
+  });
+}
+
+async function waitReady(status: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await c.http("GET", "/readyz")).status === status) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`/readyz never answered ${status}`);
+}
+
+beforeAll(async () => {
+  redisPort = await freePort();
+  await startRedis();
+  stack = await startStack({
+    config: {
+      redis: { url: `redis://127.0.0.1:${redisPort}/0`, prefix: "lh:" },
+      rotation: { lockTtl: 1, reconcileInterval: 1, backoff: 0.3, maxBackoff: 1 },
+    },
+  });
+  c = new StackClient(stack);
+  await stack.createRole("app_orders_1", "initial-pass-1234567");
+  const reg = {
+    name: "orders-db",
+    adapter: "postgres",
+    connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
+    admin: { username: "leasehold_admin", password: stack.adminPassword },
+    accounts: ["app_orders_1"],
+  };
+  await writeFile(join(stack.dir, "orders-db.json"), JSON.stringify(reg));
+  const r = await stack.cli("resources", "register", "-f", join(stack.dir, "orders-db.json"));
+  expect(r.code, r.stderr).toBe(0);
+  await c.waitForAccounts("orders-db", "available");
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await stopRedis();
+});
+
+describe("Redis faults", () => {
+  let seen = "";
+  let token = "";
+  let leaseId = "";
+
+  it("Redis down: checkout and token use fail closed with 503, /readyz says so", async () => {
+    const lease = await c.checkoutAndReveal("a", body);
+    seen = lease.password;
+    token = lease.token;
+    leaseId = lease.id;
+    await stopRedis();
+    const co = await c.http("POST", "/v1/checkout", { token: await c.assertion("b"), body });
+    expect(co.status).toBe(503);
+    expect((co.json as { error: { code: string } }).error.code).toBe("upstream_unavailable");
+    const use = await c.http("GET", `/v1/leases/${leaseId}/credential`, { token });
+    expect(use.status).toBe(503);
+    expect(JSON.stringify(use.json)).not.toContain(seen);
+    await waitReady(503);
+    const ready = await c.http("GET", "/readyz");
+    expect((ready.json as { checks: { redis: boolean } }).checks.redis).toBe(false);
+  });
+
+  it("Redis back but empty: the sidecar reconnects by itself, and the revealed account is rotated before anyone gets it", async () => {
+    await startRedis();
+    await waitReady(200);
+    const use = await c.http("GET", `/v1/leases/${leaseId}/credential`, { token });
+    expect(use.status).toBe(401);
+    await c.waitForAccounts("orders-db", "available");
+    expect(await stack.canLogin("app_orders_1", seen)).toBe(false);
+    const next = await c.checkoutAndReveal("b", body);
+    expect(next.password).not.toBe(seen);
+    expect(await stack.canLogin("app_orders_1", next.password)).toBe(true);
+  });
+
+  it("no secret reached the logs", () => {
+    const logs = stack.sidecar.output();
+    for (const s of c.secrets) expect(logs.includes(s)).toBe(false);
+  });
+});
