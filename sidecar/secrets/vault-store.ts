@@ -46,6 +46,8 @@ export class VaultStore implements SecretStore {
   private loginPromise: Promise<void> | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Logins and token renewals so far (operators' metrics; tests). */
+  readonly stats = { logins: 0, renewals: 0, renewalFailures: 0 };
 
   constructor(opts: VaultStoreOptions) {
     this.opts = opts;
@@ -79,6 +81,7 @@ export class VaultStore implements SecretStore {
             jwt: (await readFile(auth.jwtFile, "utf8")).trim(),
             mount_point: auth.mount,
           });
+    this.stats.logins++;
     const lease = Number(res?.auth?.lease_duration ?? 0);
     if (res?.auth?.renewable && lease > 0) this.scheduleRenewal(lease);
     else if (lease > 0) this.scheduleRelogin(lease);
@@ -92,10 +95,12 @@ export class VaultStore implements SecretStore {
         this.client
           .tokenRenewSelf()
           .then((r: { auth?: { lease_duration?: number } }) => {
+            this.stats.renewals++;
             const next = Number(r?.auth?.lease_duration ?? 0);
             if (next > 0) this.scheduleRenewal(next);
           })
           .catch((err: unknown) => {
+            this.stats.renewalFailures++;
             this.opts.log.warn({ status: statusOf(err) }, "vault token renewal failed; logging in again");
             this.loginPromise = undefined;
           });
