@@ -8,7 +8,7 @@ import { freePort } from "./free-port.js";
 import { type ScramPostgres, startScramPostgres } from "./pg-cluster.js";
 import { dropPrefix } from "./redis.js";
 import { runCli, type SidecarProcess, startSidecarProcess } from "./sidecar-process.js";
-import { useVault } from "./vault.js";
+import { useVault, type VaultHandle } from "./vault.js";
 
 export const DEMO_POLICY = `// Agents of example.org may read orders-db for up to 10 minutes.
 @id("agents-read-orders")
@@ -55,10 +55,12 @@ export async function startStack(
     env?: NodeJS.ProcessEnv;
     logLevel?: string;
     config?: Record<string, unknown>;
+    /** A Vault the caller manages (and closes); default: useVault(). */
+    vault?: VaultHandle;
   } = {},
 ): Promise<Stack> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-stack-"));
-  const [pgc, vault, port] = await Promise.all([startScramPostgres(), useVault(), freePort()]);
+  const [pgc, vault, port] = await Promise.all([startScramPostgres(), opts.vault ?? useVault(), freePort()]);
   const prefix = `lhtest:stack:${randomBytes(4).toString("hex")}:`;
   const vaultPrefix = `leasehold-test-${randomBytes(4).toString("hex")}`;
   const superuser = () =>
@@ -151,7 +153,11 @@ export async function startStack(
     },
     close: async () => {
       await stack.sidecar.stop().catch(() => undefined);
-      await Promise.allSettled([pgc.stop(), vault.close(), dropPrefix(prefix)]);
+      await Promise.allSettled([
+        pgc.stop(),
+        opts.vault ? Promise.resolve() : vault.close(),
+        dropPrefix(prefix),
+      ]);
       await rm(dir, { recursive: true, force: true });
     },
   };
