@@ -85,6 +85,10 @@ if (!(await reachable(3306))) {
     problems.push("MariaDB is not reachable on 127.0.0.1:3306 (apt-get install mariadb-server)");
 }
 
+// OpenLDAP's slapd (ldap adapter tests start private servers)
+if (!existsSync("/usr/sbin/slapd")) aptInstall(["slapd", "ldap-utils"]);
+if (!existsSync("/usr/sbin/slapd")) problems.push("OpenLDAP slapd is missing (apt-get install slapd ldap-utils)");
+
 if (problems.length) {
   for (const p of problems) process.stderr.write(`[npm test] missing: ${p}\n`);
   process.stderr.write("[npm test] the tests that need these will fail\n");

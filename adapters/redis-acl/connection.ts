@@ -1,0 +1,117 @@
+import { isIP } from "node:net";
+import { Redis, type RedisOptions } from "ioredis";
+import type { Credential } from "../adapter.js";
+import { AdapterError } from "../adapter.js";
+import type { RedisAclTarget } from "./config.js";
+import { toAdapterError } from "./errors.js";
+
+/**
+ * Milliseconds left before `deadline` (an epoch-ms instant), for the next network step.
+ * @throws AdapterError timeout (retryable) once the deadline has passed.
+ */
+export function remainingMs(deadline: number, action: string): number {
+  const left = deadline - Date.now();
+  if (left <= 0) throw new AdapterError("timeout", `redis-acl: ${action} timed out`, true);
+  return left;
+}
+
+function tlsOption(target: RedisAclTarget): RedisOptions["tls"] {
+  if (target.tls === undefined || target.tls === false) return undefined;
+  const settings = target.tls === true ? {} : target.tls;
+  const servername = settings.servername ?? (isIP(target.host) === 0 ? target.host : undefined);
+  return {
+    rejectUnauthorized: settings.rejectUnauthorized ?? true,
+    ...(settings.ca === undefined ? {} : { ca: settings.ca }),
+    ...(servername === undefined ? {} : { servername }),
+  };
+}
+
+/** Closes a connection at once; never throws. */
+export function closeConnection(redis: Redis): void {
+  redis.disconnect(false);
+}
+
+/**
+ * Runs one command within `deadline`; past it the connection is dropped and a retryable
+ * timeout thrown. Arguments go as separate bulk strings (no quoting, no injection); failures
+ * are mapped by `toAdapterError`, which never keeps ioredis' error (it holds the arguments).
+ */
+export async function command(
+  redis: Redis,
+  args: readonly [string, ...string[]],
+  deadline: number,
+  action: string,
+): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => {
+        closeConnection(redis);
+        reject(new AdapterError("timeout", `redis-acl: ${action} timed out`, true));
+      },
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  const [name, ...rest] = args;
+  const pending = redis.call(name, ...rest);
+  pending.catch(() => undefined);
+  try {
+    return await Promise.race([pending, expired]);
+  } catch (err) {
+    throw toAdapterError(err, action);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Opens a fresh connection and, given a credential, authenticates with `AUTH user password`
+ * as an explicit command (ioredis' own auth-on-connect would retry and log on refusal).
+ * No reconnects, no offline queue, no ready check or client-info commands: exactly the
+ * commands this adapter sends reach the server, so the admin needs no other permission.
+ * Rejects with an AdapterError; a refused AUTH is `auth_failed`.
+ */
+export async function openConnection(
+  target: RedisAclTarget,
+  cred: Credential | undefined,
+  deadline: number,
+): Promise<Redis> {
+  const left = remainingMs(deadline, "connect");
+  const tls = tlsOption(target);
+  const redis = new Redis({
+    host: target.host,
+    port: target.port,
+    ...(tls === undefined ? {} : { tls }),
+    lazyConnect: true,
+    connectTimeout: Math.max(1, Math.min(left, target.connectTimeoutMs ?? left)),
+    commandTimeout: left,
+    enableReadyCheck: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    reconnectOnError: () => false,
+    autoResubscribe: false,
+    disableClientInfo: true,
+  });
+  // Without a listener a refused connection would be reported as an unhandled 'error' event.
+  redis.on("error", () => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      redis.connect(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new AdapterError("timeout", "redis-acl: connect timed out", true)),
+          left,
+        );
+      }),
+    ]);
+    clearTimeout(timer);
+    if (cred !== undefined) await command(redis, ["AUTH", cred.username, cred.password], deadline, "AUTH");
+    return redis;
+  } catch (err) {
+    clearTimeout(timer);
+    closeConnection(redis);
+    throw toAdapterError(err, "connect");
+  }
+}

@@ -1,0 +1,126 @@
+import type {
+  Adapter,
+  AdapterContext,
+  Credential,
+  PasswordChange,
+  PasswordConstraints,
+  Verdict,
+} from "../adapter.js";
+import { AdapterError } from "../adapter.js";
+import { checkAclUserName } from "./account-name.js";
+import { type RedisAclTarget, redisAclConfig } from "./config.js";
+import { closeConnection, command, openConnection } from "./connection.js";
+import { checkPassword } from "./password-check.js";
+
+/** Redis takes any bytes; printable ASCII keeps passwords usable from redis-cli and every client. */
+const constraints: PasswordConstraints = { minLength: 16, maxLength: 256, forbidden: "" };
+
+function where(target: RedisAclTarget): { adapter: "redis-acl"; host: string; port: number } {
+  return { adapter: "redis-acl", host: target.host, port: target.port };
+}
+
+function requireUserName(name: string): void {
+  const problem = checkAclUserName(name);
+  if (problem !== null) throw new AdapterError("invalid", `redis-acl: ${problem}`, false);
+}
+
+function requireAdmin(ctx: AdapterContext, what: string): Credential {
+  if (ctx.admin === undefined) {
+    throw new AdapterError(
+      "privilege",
+      `redis-acl: ${what} needs an admin ACL user (rotateWith: admin): Redis has no command that lets a user change only its own password`,
+      false,
+    );
+  }
+  return ctx.admin;
+}
+
+/**
+ * The `redis-acl` adapter (Redis 6+ ACL users): verifies with `AUTH user password` on a
+ * fresh connection, rotates as an admin ACL user with `ACL SETUSER <user> resetpass >next`
+ * (only for a user `ACL GETUSER` finds, so a missing user is never created), ends sessions
+ * with `CLIENT KILL USER`. Admin mode only.
+ */
+export const redisAclAdapter: Adapter<RedisAclTarget> = {
+  id: "redis-acl",
+  description: "Redis ACL users: AUTH check, ACL SETUSER resetpass (admin only), CLIENT KILL USER",
+  config: redisAclConfig,
+  constraints,
+
+  checkAccountName: checkAclUserName,
+
+  async verify(target: RedisAclTarget, cred: Credential, ctx: AdapterContext): Promise<Verdict> {
+    const deadline = Date.now() + ctx.timeoutMs;
+    requireUserName(cred.username);
+    ctx.log.debug({ ...where(target), account: cred.username }, "redis-acl: verifying AUTH");
+    try {
+      const redis = await openConnection(target, cred, deadline);
+      closeConnection(redis);
+      return { valid: true };
+    } catch (err) {
+      if (err instanceof AdapterError && err.code === "auth_failed") {
+        return { valid: false, reason: "AUTH refused: wrong password, unknown or disabled user (WRONGPASS)" };
+      }
+      throw err;
+    }
+  },
+
+  async rotate(target: RedisAclTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {
+    const deadline = Date.now() + ctx.timeoutMs;
+    requireUserName(change.account);
+    const problem = checkPassword(change.next, constraints);
+    if (problem !== null) throw new AdapterError("invalid", `redis-acl: ${problem}`, false);
+    const admin = requireAdmin(ctx, "rotation");
+    ctx.log.info(
+      { ...where(target), account: change.account, mode: "admin" },
+      "redis-acl: rotating password",
+    );
+
+    const redis = await openConnection(target, admin, deadline);
+    try {
+      // ACL SETUSER creates a missing user; look first. (ACL commands cannot run in scripts or
+      // transactions with a condition, so a user deleted in between would come back disabled,
+      // with no permissions: harmless, and reported by the next verify.)
+      const found = await command(redis, ["ACL", "GETUSER", change.account], deadline, "ACL GETUSER");
+      if (found === null) {
+        throw new AdapterError(
+          "invalid",
+          "redis-acl: no such ACL user (ACL GETUSER found none); not creating it",
+          false,
+        );
+      }
+      // resetpass drops every password (and nopass) so only `next` logs in afterwards.
+      await command(
+        redis,
+        ["ACL", "SETUSER", change.account, "resetpass", `>${change.next}`],
+        deadline,
+        "ACL SETUSER",
+      );
+      if (target.persist === "aclfile") await command(redis, ["ACL", "SAVE"], deadline, "ACL SAVE");
+    } finally {
+      closeConnection(redis);
+    }
+    ctx.log.info({ ...where(target), account: change.account, mode: "admin" }, "redis-acl: password rotated");
+  },
+
+  async terminateSessions(target: RedisAclTarget, account: string, ctx: AdapterContext): Promise<number> {
+    const deadline = Date.now() + ctx.timeoutMs;
+    requireUserName(account);
+    const admin = requireAdmin(ctx, "ending sessions");
+    const redis = await openConnection(target, admin, deadline);
+    try {
+      const found = await command(redis, ["ACL", "GETUSER", account], deadline, "ACL GETUSER");
+      // CLIENT KILL USER fails for an unknown user; such a user has no sessions.
+      if (found === null) return 0;
+      const ended = await command(redis, ["CLIENT", "KILL", "USER", account], deadline, "CLIENT KILL");
+      const count = typeof ended === "number" ? ended : Number(ended);
+      if (!Number.isSafeInteger(count) || count < 0) {
+        throw new AdapterError("failed", "redis-acl: CLIENT KILL returned no count", false);
+      }
+      ctx.log.info({ ...where(target), account, ended: count }, "redis-acl: sessions ended");
+      return count;
+    } finally {
+      closeConnection(redis);
+    }
+  },
+};
