@@ -87,7 +87,8 @@ if (!(await reachable(3306))) {
 
 // OpenLDAP's slapd (ldap adapter tests start private servers)
 if (!existsSync("/usr/sbin/slapd")) aptInstall(["slapd", "ldap-utils"]);
-if (!existsSync("/usr/sbin/slapd")) problems.push("OpenLDAP slapd is missing (apt-get install slapd ldap-utils)");
+if (!existsSync("/usr/sbin/slapd"))
+  problems.push("OpenLDAP slapd is missing (apt-get install slapd ldap-utils)");
 
 if (problems.length) {
   for (const p of problems) process.stderr.write(`[npm test] missing: ${p}\n`);

@@ -1,3 +1,38 @@
-export { AuditLog, GENESIS, hashRecord, type VerifyResult, verifyAuditFile } from "./audit-log.js";
+export { auditFileSet, groupAuditFiles, rotatedFiles } from "./audit-files.js";
+export { createAuditKey, loadAuditKey, MIN_AUDIT_KEY_BYTES } from "./audit-key.js";
+export { AuditLog } from "./audit-log.js";
+export {
+  AuditStreamMirror,
+  DEFAULT_STREAM_MAXLEN,
+  readAuditStream,
+  type StreamRecord,
+} from "./audit-mirror.js";
+export { type AuditCliContext, registerAuditCommands } from "./audit-cli.js";
+export { type AuditRouteDeps, auditQuerySchema, registerAuditRoutes } from "./audit-routes.js";
 export { canonicalJson } from "./canonical.js";
+export { GENESIS, hashRecord, hmacMatches, recordHmac, sealRecord } from "./chain.js";
+export {
+  type AuditPage,
+  type AuditQuery,
+  DEFAULT_QUERY_LIMIT,
+  MAX_QUERY_LIMIT,
+  parseTimeBound,
+  queryAudit,
+  type TimeBound,
+} from "./query.js";
+export {
+  type AuditRecordShape,
+  auditRecordJsonSchema,
+  auditRecordSchema,
+  checkAuditRecord,
+} from "./record-schema.js";
+export { REDACTED_JWT, scrubFields } from "./scrub.js";
 export type * from "./types.js";
+export { AUDIT_DECISIONS, AUDIT_EVENTS } from "./types.js";
+export {
+  ChainChecker,
+  type VerifyOptions,
+  type VerifyResult,
+  verifyAuditFile,
+  verifyAuditFiles,
+} from "./verify.js";

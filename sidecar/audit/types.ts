@@ -1,52 +1,117 @@
-export type AuditEvent =
-  | "decision"
-  | "checkout"
-  | "reveal"
-  | "renew"
-  | "tool_call"
-  | "checkin"
-  | "expiry"
-  | "revocation"
-  | "rotation_started"
-  | "rotation_succeeded"
-  | "rotation_failed"
-  | "quarantine"
-  | "registration"
-  | "admin";
+import type { Cluster, Redis } from "ioredis";
+
+/** Every kind of audit record; `scope` refines it (e.g. decision + scope "approved"). */
+export const AUDIT_EVENTS = [
+  "decision",
+  "checkout",
+  "reveal",
+  "renew",
+  "tool_call",
+  "checkin",
+  "expiry",
+  "revocation",
+  "rotation_started",
+  "rotation_succeeded",
+  "rotation_failed",
+  "quarantine",
+  "registration",
+  "policy_reload",
+  "admin",
+] as const;
+
+export type AuditEvent = (typeof AUDIT_EVENTS)[number];
+
+export const AUDIT_DECISIONS = ["allow", "deny", "approval_required"] as const;
+
+export type AuditDecision = (typeof AUDIT_DECISIONS)[number];
 
 /** One audit record; fields are kept apart, never folded into a message. Never a secret. */
 export interface AuditFields {
   readonly event: AuditEvent;
+  /** Who acted: the agent's SPIFFE ID (or the operator for admin actions). */
   readonly agent?: string | undefined;
+  /** Delegators (agents or `user:<e-mail>`), nearest first; an empty list means the agent acted for itself. */
   readonly agent_chain?: readonly string[] | undefined;
+  /** The human who approved the checkout behind this record. */
   readonly approver?: string | undefined;
   readonly task_id?: string | undefined;
   readonly intent?: string | undefined;
   readonly tool?: string | undefined;
+  /** What the record covers: the policy action decided, or the sub-kind of the event. */
   readonly scope?: string | undefined;
   readonly resource?: string | undefined;
   readonly account?: string | undefined;
   readonly lease_id?: string | undefined;
-  readonly decision?: "allow" | "deny" | "approval_required" | undefined;
+  readonly decision?: AuditDecision | undefined;
+  /** Ids of the policies that decided. */
   readonly policies?: readonly string[] | undefined;
   readonly reason?: string | undefined;
   readonly request_id?: string | undefined;
+  /** What a tool call acted on (table, host, path), as the agent reported it. */
   readonly target?: string | undefined;
+  /** SHA-256 of the tool call's arguments, as the agent reported it. */
   readonly digest?: string | undefined;
+  /** Proxy sessions: bytes from the client, to the client, and how long the session lasted. */
+  readonly bytes_in?: number | undefined;
+  readonly bytes_out?: number | undefined;
+  readonly duration_ms?: number | undefined;
+  /** Proxy statement audit: the statement text (auditStatements: "text") and whether it was cut. */
+  readonly statement?: string | undefined;
+  readonly truncated?: boolean | undefined;
 }
 
 export interface AuditRecord extends AuditFields {
+  /** When the event was appended, RFC 3339 UTC with milliseconds. */
   readonly time: string;
+  /** The instance that wrote the record. */
   readonly sidecar: string;
+  /** Position in this chain, from 0, without gaps. */
   readonly seq: number;
   /** SHA-256 (hex) of the previous record's canonical JSON; 64 zeros for the first. */
   readonly prev: string;
-  /** SHA-256 (hex) of this record's canonical JSON without `hash`. */
+  /** SHA-256 (hex) of this record's canonical JSON without `hash` and `hmac`. */
   readonly hash: string;
+  /** HMAC-SHA256 (hex) of `hash` under the audit key, when one is configured. */
+  readonly hmac?: string | undefined;
 }
 
 export interface AuditSink {
   append(fields: AuditFields): Promise<void>;
   /** False after a write failed: the sidecar then refuses checkouts (fail closed). */
   healthy(): boolean;
+}
+
+/** Where the audit log copies each record for live readers (a Redis stream). */
+export interface AuditMirrorTarget {
+  readonly redis: Redis | Cluster;
+  /** The stream key, e.g. `${prefix}audit`. */
+  readonly key: string;
+  /** Approximate cap on the stream's length (XADD MAXLEN ~). @default 100000 */
+  readonly maxLen?: number | undefined;
+  /** How long closing the log waits for records still on their way to the stream, ms. @default 2000 */
+  readonly drainTimeoutMs?: number | undefined;
+}
+
+/** Where a background failure of the audit log happened. */
+export type AuditErrorPlace = "write" | "mirror" | "hook";
+
+export interface AuditLogOptions {
+  /** Rotate the file before a write would take it past this size; 0: never. @default 0 */
+  readonly maxBytes?: number | undefined;
+  /** Key for the `hmac` field of every record (at least 32 bytes). */
+  readonly hmacKey?: Uint8Array | undefined;
+  /** Copy every written record to a Redis stream; its failures never block the file. */
+  readonly mirror?: AuditMirrorTarget | undefined;
+  /**
+   * How often the log checks that its path still names the file it writes, and retries after a
+   * failure, ms; 0 disables the check. @default 1000
+   */
+  readonly watchIntervalMs?: number | undefined;
+  /**
+   * Told when writes start failing ("write"; the appends themselves reject), and about failures
+   * nobody awaits: the stream mirror ("mirror") and the onRecord hook ("hook").
+   */
+  readonly onError?: ((err: Error, where: AuditErrorPlace) => void) | undefined;
+  /** Clock for the `time` field, ms since the epoch. @default Date.now */
+  readonly now?: (() => number) | undefined;
 }

@@ -109,7 +109,7 @@ describe("a crash at any step of a rotation loses no password and hands out no s
         const start = Date.now();
         await stack.restart();
         await c.waitForAccounts("orders-db", "available");
-        (recoveries[point] ??= []).push(Date.now() - start);
+        recoveries[point] = [...(recoveries[point] ?? []), Date.now() - start];
         await expectClean([password, "initial-pass-1234567"]);
       }
     }, 300_000);

@@ -1,0 +1,216 @@
+import type { Command } from "commander";
+import { auditFileSet, groupAuditFiles } from "./audit-files.js";
+import { createAuditKey, loadAuditKey } from "./audit-key.js";
+import { queryAudit } from "./query.js";
+import { auditRecordJsonSchema } from "./record-schema.js";
+import type { AuditRecord } from "./types.js";
+import { type VerifyResult, verifyAuditFiles } from "./verify.js";
+
+/** What the audit commands need from the CLI around them. */
+export interface AuditCliContext {
+  /** The config's audit section; called only when a command needs it (it may throw ConfigError). */
+  readonly config: () => { readonly file: string; readonly hmacKeyFile?: string | null | undefined };
+  /** Where output goes. @default process.stdout.write */
+  readonly write?: (text: string) => void;
+}
+
+function table(rows: string[][]): string {
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+function describe(r: VerifyResult): string {
+  const files = r.files?.length ?? 0;
+  if (r.ok) {
+    return `ok: ${r.records} records in ${files} file(s), chain intact${r.hmac ? ", hmac verified" : ""}${
+      r.head ? ` (last seq ${r.head.seq}, hash ${r.head.hash})` : ""
+    }`;
+  }
+  const where = r.line === undefined ? (r.file ?? "?") : `${r.file ?? "?"} line ${r.line}`;
+  return `BROKEN at ${where}${r.seq === undefined ? "" : ` (seq ${r.seq})`}: ${r.problem ?? "?"} (${r.records} records before it are intact)`;
+}
+
+function row(r: AuditRecord): string[] {
+  return [
+    r.time,
+    r.event,
+    r.scope ?? "-",
+    r.agent ?? "-",
+    r.approver ?? "-",
+    r.resource ?? "-",
+    r.account ?? "-",
+    r.lease_id ?? "-",
+    r.tool ?? "-",
+    r.decision ?? "-",
+  ];
+}
+
+/**
+ * Adds `audit verify [FILE...]`, `audit query`, `audit keygen` and `audit schema` under `parent`
+ * (the `leasehold` program). A broken chain sets exit code 1; failures to read throw an Error
+ * whose message is the one line to print.
+ */
+export function registerAuditCommands(parent: Command, ctx: AuditCliContext): Command {
+  const write = ctx.write ?? ((s: string) => void process.stdout.write(s));
+  const json = (cmd: Command): boolean => cmd.optsWithGlobals<{ json?: boolean }>().json === true;
+  const audit = parent.command("audit").description("the audit trail: verify its chain, query it");
+
+  audit
+    .command("verify [files...]")
+    .description(
+      "check the hash chain (and hmac) of the audit files; default: the configured file and its rotated files",
+    )
+    .option("--key <file>", "HMAC key file (default: the config's audit.hmacKeyFile)")
+    .option(
+      "--partial",
+      "the oldest file may continue an archived chain (its first record need not be the genesis)",
+    )
+    .action(async (files: string[], opts: { key?: string; partial?: boolean }, cmd: Command) => {
+      let chains: string[][];
+      let keyFile = opts.key;
+      if (files.length > 0) {
+        chains = groupAuditFiles(files);
+        if (keyFile === undefined) {
+          try {
+            keyFile = ctx.config().hmacKeyFile ?? undefined;
+          } catch {
+            // files named explicitly can be checked without a config
+          }
+        }
+      } else {
+        const c = ctx.config();
+        keyFile ??= c.hmacKeyFile ?? undefined;
+        const set = await auditFileSet(c.file);
+        if (set.length === 0) throw new Error(`no audit file at ${c.file}`);
+        chains = [set];
+      }
+      const hmacKey = keyFile ? await loadAuditKey(keyFile) : undefined;
+      const results: VerifyResult[] = [];
+      for (const chain of chains)
+        results.push(await verifyAuditFiles(chain, { hmacKey, partial: opts.partial }));
+      const ok = results.every((r) => r.ok);
+      write(
+        json(cmd)
+          ? `${JSON.stringify({ ok, chains: results }, null, 2)}\n`
+          : `${results.map(describe).join("\n")}\n`,
+      );
+      if (!ok) process.exitCode = 1;
+    });
+
+  audit
+    .command("query")
+    .description("audit records, newest first")
+    .option("--agent <id>", "the agent (SPIFFE ID) that acted")
+    .option("--resource <name>")
+    .option("--event <events>", "event(s), comma separated: checkout,reveal,tool_call,...")
+    .option("--lease <id>", "one lease")
+    .option("--task <id>", "one task id")
+    .option("--account <name>")
+    .option("--approver <name>")
+    .option("--since <when>", "15m, 1h, 7d or an RFC 3339 time")
+    .option("--until <when>", "same forms as --since")
+    .option("--limit <n>", "records per page (1-1000)", "50")
+    .option("--cursor <cursor>", "the next page, as printed by the previous one")
+    .option("--file <files...>", "live audit file(s) to search (default: the configured one)")
+    .action(
+      async (
+        opts: {
+          agent?: string;
+          resource?: string;
+          event?: string;
+          lease?: string;
+          task?: string;
+          account?: string;
+          approver?: string;
+          since?: string;
+          until?: string;
+          limit: string;
+          cursor?: string;
+          file?: string[];
+        },
+        cmd: Command,
+      ) => {
+        const limit = Number(opts.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+          throw new Error("--limit: a whole number, 1-1000");
+        const page = await queryAudit({
+          files: opts.file ?? [ctx.config().file],
+          agent: opts.agent,
+          resource: opts.resource,
+          event: opts.event?.split(",").filter((e) => e !== ""),
+          leaseId: opts.lease,
+          taskId: opts.task,
+          account: opts.account,
+          approver: opts.approver,
+          since: opts.since,
+          until: opts.until,
+          limit,
+          cursor: opts.cursor,
+        });
+        if (json(cmd)) {
+          write(`${JSON.stringify(page, null, 2)}\n`);
+          return;
+        }
+        const lines =
+          page.records.length === 0
+            ? ["no matching audit records"]
+            : [
+                table([
+                  [
+                    "TIME",
+                    "EVENT",
+                    "SCOPE",
+                    "AGENT",
+                    "APPROVER",
+                    "RESOURCE",
+                    "ACCOUNT",
+                    "LEASE",
+                    "TOOL",
+                    "DECISION",
+                  ],
+                  ...page.records.map(row),
+                ]),
+              ];
+        if (page.next_cursor) lines.push(`more: --cursor ${page.next_cursor}`);
+        write(`${lines.join("\n")}\n`);
+      },
+    );
+
+  audit
+    .command("keygen")
+    .description("create an HMAC key file (0600) for audit.hmacKeyFile")
+    .requiredOption("--out <file>", "where to write the key (never overwritten)")
+    .action(async (opts: { out: string }, cmd: Command) => {
+      try {
+        await createAuditKey(opts.out);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new Error(
+          code === "EEXIST"
+            ? `${opts.out} exists; it is never overwritten`
+            : `cannot write ${opts.out}: ${code ?? "error"}`,
+        );
+      }
+      write(
+        json(cmd)
+          ? `${JSON.stringify({ keyFile: opts.out })}\n`
+          : `audit key written to ${opts.out} (0600); set audit.hmacKeyFile to it and keep a copy where verifiers can reach it\n`,
+      );
+    });
+
+  audit
+    .command("schema")
+    .description("print the JSON Schema of an audit record")
+    .action(() => {
+      write(`${JSON.stringify(auditRecordJsonSchema(), null, 2)}\n`);
+    });
+
+  return audit;
+}

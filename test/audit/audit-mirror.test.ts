@@ -1,0 +1,103 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AuditLog, ChainChecker, readAuditStream, verifyAuditFile } from "../../sidecar/audit/index.js";
+import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
+import { expectValidAuditRecords, readRecords } from "./record-check.js";
+
+let dir: string;
+let redis: Redis;
+const prefix = testPrefix("audit-mirror");
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "lh-audit-mirror-"));
+  redis = new Redis(REDIS_URL);
+});
+afterAll(async () => {
+  redis.disconnect();
+  await dropPrefix(prefix);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("the Redis stream mirror", () => {
+  it("copies every record, in order, to the stream, capped near maxLen", async () => {
+    const key = `${prefix}audit`;
+    const file = join(dir, `m-${randomBytes(3).toString("hex")}.jsonl`);
+    const log = await AuditLog.open(file, "sc-m", undefined, {
+      watchIntervalMs: 0,
+      mirror: { redis, key, maxLen: 1000 },
+    });
+    for (let i = 0; i < 30; i++)
+      await log.append({ event: "tool_call", agent: "spiffe://t/a", target: `t${i}` });
+    await log.close();
+    const fromFile = await readRecords(file);
+    const fromStream = (await readAuditStream(redis, key)).map((e) => e.record);
+    expect(fromStream).toEqual(fromFile);
+    expectValidAuditRecords(fromStream, "stream");
+    const checker = new ChainChecker();
+    expect(fromStream.map((r) => checker.check(r))).toEqual(fromStream.map(() => null));
+    const [, fields] = (await redis.xrange(key, "-", "+", "COUNT", 1))[0] ?? [];
+    expect(fields?.slice(0, 6)).toEqual(["sidecar", "sc-m", "seq", "0", "event", "tool_call"]);
+
+    const capped = `${prefix}capped`;
+    const log2 = await AuditLog.open(`${file}.capped`, "sc-c", undefined, {
+      watchIntervalMs: 0,
+      mirror: { redis, key: capped, maxLen: 50 },
+    });
+    await Promise.all(
+      Array.from({ length: 400 }, (_, i) => log2.append({ event: "admin", reason: `r${i}` })),
+    );
+    await log2.close();
+    const len = await redis.xlen(capped);
+    expect(len).toBeGreaterThanOrEqual(50);
+    expect(len).toBeLessThan(400);
+  });
+
+  it("never blocks or fails the file when Redis refuses or hangs", async () => {
+    // Refuses: nothing listens on the port.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const deadPort = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const refusing = new Redis({
+      port: deadPort,
+      host: "127.0.0.1",
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      lazyConnect: true,
+    });
+    refusing.on("error", () => undefined);
+    // Hangs: accepts connections and never answers.
+    const sockets: Socket[] = [];
+    const silent: Server = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const hanging = new Redis({ port: (silent.address() as { port: number }).port, host: "127.0.0.1" });
+    hanging.on("error", () => undefined);
+    try {
+      for (const client of [refusing, hanging]) {
+        const errors: string[] = [];
+        const file = join(dir, `f-${randomBytes(3).toString("hex")}.jsonl`);
+        const log = await AuditLog.open(file, "sc-f", undefined, {
+          watchIntervalMs: 0,
+          mirror: { redis: client, key: `${prefix}never`, drainTimeoutMs: 200 },
+          onError: (_e, where) => errors.push(where),
+        });
+        for (let i = 0; i < 5; i++) await log.append({ event: "checkout", agent: "spiffe://t/a" });
+        expect(log.healthy()).toBe(true);
+        await log.close();
+        expect(await verifyAuditFile(file)).toMatchObject({ ok: true, records: 5 });
+        if (client === refusing) expect(errors).toContain("mirror");
+        expect(errors).not.toContain("write");
+      }
+    } finally {
+      refusing.disconnect();
+      hanging.disconnect();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
+  });
+});

@@ -1,0 +1,278 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ErrorBody, StackClient } from "../support/e2e-client.js";
+import { type Stack, startStack } from "../support/stack.js";
+
+/** Runtime policy with human approval (issue 8), through the CLI and HTTP with two identities. */
+
+const POLICY = `@id("read-orders")
+permit (principal, action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"], resource == Resource::"orders-db")
+when { context.intent == "read" && context.ttl <= 600 };
+
+@id("writes-need-approval")
+permit (principal, action == Action::"checkout", resource == Resource::"orders-db")
+when { context.intent == "write" && context.approved };
+
+@id("writers-use-their-lease")
+permit (principal, action in [Action::"reveal", Action::"renew", Action::"tool_call"], resource == Resource::"orders-db")
+when { context.intent == "write" };
+
+@id("at-most-two-leases")
+forbid (principal, action == Action::"checkout", resource)
+when { context.active_leases >= 2 };
+`;
+
+let stack: Stack;
+let c: StackClient;
+let admin: string;
+const read = {
+  resource: "orders-db",
+  task: { id: "TICKET-7" },
+  intent: { action: "read", tool: "psql" },
+  ttl: 60,
+};
+const write = { ...read, intent: { action: "write", tool: "psql" } };
+
+beforeAll(async () => {
+  stack = await startStack({
+    policy: POLICY,
+    config: { approvals: { ttl: 15 }, limits: { checkoutsPerMinute: 8 } },
+  });
+  c = new StackClient(stack);
+  admin = await c.adminToken();
+  for (const n of [1, 2, 3]) await stack.createRole(`app_orders_${n}`, `initial-pass-${n}-123456789`);
+  const reg = {
+    name: "orders-db",
+    adapter: "postgres",
+    connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
+    admin: { username: "leasehold_admin", password: stack.adminPassword },
+    accounts: ["app_orders_1", "app_orders_2", "app_orders_3"],
+  };
+  await writeFile(join(stack.dir, "orders-db.json"), JSON.stringify(reg));
+  const r = await stack.cli("resources", "register", "-f", join(stack.dir, "orders-db.json"));
+  expect(r.code, r.stderr).toBe(0);
+  await c.waitForAccounts("orders-db", "available");
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe("human approval", () => {
+  it("a write needs approval: 202, an operator approves from the CLI, the agent's poll gets the lease", async () => {
+    const pending = await c.http("POST", "/v1/checkout", { token: await c.assertion("a"), body: write });
+    expect(pending.status).toBe(202);
+    const approval = pending.json.approval as { id: string; status: string; expires_at: string };
+    expect(approval.status).toBe("pending");
+    expect(approval.id).toMatch(/^apr_/);
+
+    const list = await stack.cli("approvals", "list");
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toContain(approval.id);
+    expect(list.stdout).toContain("spiffe://example.org/agent/a");
+
+    const stranger = await c.http("GET", `/v1/approvals/${approval.id}`, { token: await c.assertion("b") });
+    expect(stranger.status).toBe(404);
+    const waiting = await c.http("GET", `/v1/approvals/${approval.id}`, { token: await c.assertion("a") });
+    expect((waiting.json.approval as { status: string }).status).toBe("pending");
+
+    const ok = await stack.cli(
+      "approvals",
+      "approve",
+      approval.id,
+      "--as",
+      "alice@example.org",
+      "--reason",
+      "month end",
+    );
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain("approved by alice@example.org");
+    const again = await stack.cli("approvals", "deny", approval.id);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("conflict");
+
+    const done = await c.http("GET", `/v1/approvals/${approval.id}`, { token: await c.assertion("a") });
+    expect(done.status).toBe(200);
+    const got = done.json.approval as {
+      status: string;
+      lease: { id: string; approver: string };
+      token: string;
+    };
+    expect(got.status).toBe("approved");
+    expect(got.lease.approver).toBe("alice@example.org");
+    c.secrets.push(got.token);
+    const cred = await c.http("GET", `/v1/leases/${got.lease.id}/credential`, { token: got.token });
+    expect(cred.status).toBe(200);
+    c.secrets.push(cred.json.password as string);
+    const second = await c.http("GET", `/v1/approvals/${approval.id}`, { token: await c.assertion("a") });
+    expect((second.json.approval as { lease: { id: string } }).lease.id).toBe(got.lease.id);
+    expect((await c.http("DELETE", `/v1/leases/${got.lease.id}`, { token: got.token })).status).toBe(202);
+
+    const records = (await c.auditRecords()).filter((r) => r.lease_id === got.lease.id);
+    expect(records.length).toBeGreaterThanOrEqual(3);
+    for (const r of records.filter((x) => ["checkout", "reveal", "checkin"].includes(String(x.event)))) {
+      expect(r.approver).toBe("alice@example.org");
+    }
+    const decided = (await c.auditRecords()).find(
+      (r) => r.scope === "approved" && r.approver === "alice@example.org",
+    );
+    expect(decided).toBeDefined();
+  });
+
+  it("a denied request never becomes a lease", async () => {
+    const pending = await c.http("POST", "/v1/checkout", { token: await c.assertion("a"), body: write });
+    const id = (pending.json.approval as { id: string }).id;
+    const r = await c.http("POST", `/v1/approvals/${id}/deny`, {
+      token: admin,
+      body: { reason: "not today", approver: "bob" },
+    });
+    expect(r.status).toBe(200);
+    const poll = await c.http("GET", `/v1/approvals/${id}`, { token: await c.assertion("a") });
+    const a = poll.json.approval as { status: string; lease?: unknown; reason: string };
+    expect(a.status).toBe("denied");
+    expect(a.lease).toBeUndefined();
+  });
+
+  it("an approval request expires; approving it afterwards is a conflict", { timeout: 90_000 }, async () => {
+    const pending = await c.http("POST", "/v1/checkout", { token: await c.assertion("a"), body: write });
+    const id = (pending.json.approval as { id: string }).id;
+    await new Promise((r) => setTimeout(r, 15_500));
+    const poll = await c.http("GET", `/v1/approvals/${id}`, { token: await c.assertion("a") });
+    expect((poll.json.approval as { status: string }).status).toBe("expired");
+    const late = await c.http("POST", `/v1/approvals/${id}/approve`, { token: admin, body: {} });
+    expect(late.status).toBe(409);
+  });
+});
+
+describe("limits in policy and in the sidecar", () => {
+  it("no agent holds more than two leases (context.active_leases)", async () => {
+    const held = [await c.checkoutAndReveal("b", read), await c.checkoutAndReveal("b", read)];
+    const third = await c.http("POST", "/v1/checkout", { token: await c.assertion("b"), body: read });
+    expect(third.status).toBe(403);
+    expect((third.json as unknown as ErrorBody).error.code).toBe("policy_denied");
+    for (const h of held) await c.http("DELETE", `/v1/leases/${h.id}`, { token: h.token });
+    await c.waitForAccounts("orders-db", "available");
+  });
+
+  it("a TTL above the policy's cap is denied", async () => {
+    const r = await c.http("POST", "/v1/checkout", {
+      token: await c.assertion("b"),
+      body: { ...read, ttl: 900 },
+    });
+    expect(r.status).toBe(403);
+  });
+
+  it("too many checkouts a minute: 429 rate_limited with retry_after", async () => {
+    let last = { status: 0, json: {} as Record<string, unknown> };
+    for (let i = 0; i < 10 && last.status !== 429; i++) {
+      last = await c.http("POST", "/v1/checkout", {
+        token: await c.assertion("b"),
+        body: { ...read, ttl: 900 },
+      });
+    }
+    expect(last.status).toBe(429);
+    const e = (last.json as unknown as ErrorBody).error;
+    expect(e.code).toBe("rate_limited");
+    expect(e.retry_after).toBeGreaterThan(0);
+  });
+});
+
+describe("policy files", () => {
+  it("policy check and validate work offline from the CLI", async () => {
+    const file = join(stack.dir, "policy.cedar");
+    const allow = await stack.cli(
+      "policy",
+      "check",
+      "--file",
+      file,
+      "--principal",
+      "spiffe://example.org/agent/x",
+      "--action",
+      "checkout",
+      "--resource",
+      "orders-db",
+      "--context",
+      '{"intent":"read","ttl":300}',
+    );
+    expect(allow.code, allow.stderr).toBe(0);
+    expect(allow.stdout).toMatch(/^ALLOW by read-orders/);
+    const approval = await stack.cli(
+      "policy",
+      "check",
+      "--file",
+      file,
+      "--principal",
+      "spiffe://example.org/agent/x",
+      "--action",
+      "checkout",
+      "--resource",
+      "orders-db",
+      "--context",
+      '{"intent":"write"}',
+    );
+    expect(approval.stdout).toMatch(/^APPROVAL_REQUIRED by writes-need-approval/);
+    const deny = await stack.cli(
+      "policy",
+      "check",
+      "--file",
+      file,
+      "--principal",
+      "spiffe://example.org/agent/x",
+      "--action",
+      "checkout",
+      "--resource",
+      "orders-db",
+      "--context",
+      '{"intent":"drop"}',
+    );
+    expect(deny.code).toBe(2);
+    expect(deny.stdout).toMatch(/^DENY/);
+    const badCtx = await stack.cli(
+      "policy",
+      "check",
+      "--file",
+      file,
+      "--principal",
+      "p",
+      "--action",
+      "checkout",
+      "--resource",
+      "r",
+      "--context",
+      "{nope",
+    );
+    expect(badCtx.code).toBe(1);
+    expect(badCtx.stderr).toContain("--context");
+    const valid = await stack.cli("policy", "validate", file);
+    expect(valid.code).toBe(0);
+    await writeFile(join(stack.dir, "bad.cedar"), 'permit (principal, action == Action::"fly", resource);');
+    const invalid = await stack.cli("policy", "validate", join(stack.dir, "bad.cedar"));
+    expect(invalid.code).toBe(1);
+    expect(invalid.stdout).toContain("error");
+  });
+
+  it("SIGHUP reloads the policy; a file that fails validation leaves the old policy in force", async () => {
+    const file = join(stack.dir, "policy.cedar");
+    await writeFile(file, 'permit (principal, action == Action::"fly", resource);');
+    stack.sidecar.child.kill("SIGHUP");
+    await new Promise((r) => setTimeout(r, 500));
+    const still = await c.checkoutAndReveal("a", read);
+    await c.http("DELETE", `/v1/leases/${still.id}`, { token: still.token });
+    expect(stack.sidecar.output()).toContain("policy reload failed");
+    await writeFile(file, POLICY.replace('context.intent == "read" &&', 'context.intent == "never" &&'));
+    stack.sidecar.child.kill("SIGHUP");
+    await new Promise((r) => setTimeout(r, 500));
+    const denied = await c.http("POST", "/v1/checkout", { token: await c.assertion("a"), body: read });
+    expect(denied.status).toBe(403);
+  });
+
+  it("no secret reached the logs or the audit file", async () => {
+    const logs = stack.sidecar.output();
+    const audit = JSON.stringify(await c.auditRecords());
+    for (const s of c.secrets) {
+      expect(logs.includes(s)).toBe(false);
+      expect(audit.includes(s)).toBe(false);
+    }
+  });
+});
