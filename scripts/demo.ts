@@ -179,7 +179,7 @@ async function main(): Promise<void> {
     });
     const del = await fetch(`${sidecar.url}/v1/leases/${body.lease.id}`, {
       method: "DELETE",
-      headers: { authorization: `Bearer ${body.token}` },
+      headers: { authorization: `Bearer ${body.token}`, "x-leasehold-request": "true" },
     });
     say(`checked in (HTTP ${del.status}); rotation follows`);
 

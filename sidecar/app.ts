@@ -1,11 +1,13 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Adapter } from "../adapters/adapter.js";
+import { type AuditSink, registerAuditRoutes } from "./audit/index.js";
 import { LeaseholdError } from "./errors.js";
+import { dpopRequestUrl } from "./identity/index.js";
 import type { Logger } from "./logger.js";
 import { isRedisUnavailable } from "./redis.js";
 import { revokeSchema } from "./service/lease-service.js";
-import type { LeaseService } from "./service/lease-service.js";
+import type { LeaseService, PresentedToken } from "./service/lease-service.js";
 import type { ResourceService } from "./service/resource-service.js";
 import { parseBody } from "./service/validate.js";
 import { z } from "zod";
@@ -16,6 +18,10 @@ export interface ReadyReport {
 }
 
 export interface Deps {
+  /** The live audit file(s) `GET /v1/audit` answers from; without them the route is absent. */
+  readonly auditFiles?: readonly string[];
+  /** Where admin reads of the audit trail are themselves recorded. */
+  readonly audit?: AuditSink;
   readonly log: Logger;
   readonly leases: LeaseService;
   readonly resources: ResourceService;
@@ -45,6 +51,46 @@ function bearer(req: FastifyRequest): string {
   if (!m?.[1])
     throw new LeaseholdError("unauthenticated", "the Authorization header must be 'Bearer <token>'");
   return m[1];
+}
+
+/**
+ * An agent's token as presented: `Authorization: Bearer <token>` or `DPoP <token>` (RFC 9449),
+ * the `DPoP` proof header, and the method and URL (`dpopRequestUrl`) the proof must name.
+ */
+function presented(req: FastifyRequest): PresentedToken {
+  const h = req.headers.authorization;
+  if (!h)
+    throw new LeaseholdError("unauthenticated", "an Authorization: Bearer (or DPoP) header is required");
+  const m = /^(Bearer|DPoP)\s+(\S+)$/i.exec(h);
+  if (!m?.[1] || !m[2]) {
+    throw new LeaseholdError(
+      "unauthenticated",
+      "the Authorization header must be 'Bearer <token>' or 'DPoP <token>'",
+    );
+  }
+  const proof = req.headers.dpop;
+  return {
+    scheme: m[1].toLowerCase() === "dpop" ? "DPoP" : "Bearer",
+    token: m[2],
+    proof: typeof proof === "string" ? proof : undefined,
+    htm: req.method,
+    htu: dpopRequestUrl(req.headers.host, req.url),
+  };
+}
+
+const STATE_CHANGING = new Set(["POST", "PUT", "DELETE", "PATCH"]);
+
+/**
+ * The CSRF rule over TCP: a web page can make a browser send a form POST (or a no-cors fetch)
+ * anywhere, but neither a custom header nor a JSON content type without a CORS preflight,
+ * which this server never grants. So a state-changing request must show one of them.
+ */
+function provesNonBrowser(req: FastifyRequest): boolean {
+  const marker = req.headers["x-leasehold-request"];
+  if (typeof marker === "string" && marker.trim().toLowerCase() === "true") return true;
+  const type = req.headers["content-type"];
+  const mime = typeof type === "string" ? (type.split(";")[0] ?? "").trim().toLowerCase() : "";
+  return mime === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(mime);
 }
 
 function sameSecret(a: string, b: string): boolean {
@@ -87,7 +133,6 @@ export function buildApp(deps: Deps) {
     bodyLimit: BODY_LIMIT,
     genReqId: () => `req_${randomBytes(9).toString("base64url")}`,
     requestIdHeader: false,
-    disableRequestLogging: false,
     return503OnClosing: true,
     forceCloseConnections: true,
   });
@@ -96,7 +141,14 @@ export function buildApp(deps: Deps) {
   const allowedHosts = new Set([...LOCAL_HOSTS, ...(deps.allowedHosts ?? []).map((h) => h.toLowerCase())]);
   const allowedOrigins = new Set(deps.allowedOrigins ?? []);
 
+  // A client that goes away before its answer aborts the work done for it (e.g. a waiting checkout).
+  const aborts = new WeakMap<FastifyRequest, AbortController>();
   app.addHook("onRequest", async (req, reply) => {
+    const ac = new AbortController();
+    aborts.set(req, ac);
+    reply.raw.once("close", () => {
+      if (!reply.raw.writableFinished) ac.abort();
+    });
     reply.header("x-request-id", req.id);
     reply.header("cache-control", "no-store");
     if (!allowedHosts.has(hostName(req.headers.host))) {
@@ -108,6 +160,17 @@ export function buildApp(deps: Deps) {
       if (!allowedOrigins.has(origin) && origin !== own) {
         throw new LeaseholdError("forbidden_origin", "cross-origin requests are not accepted");
       }
+    }
+    // Browsers cannot reach a Unix socket, so the rule holds for TCP listeners only.
+    if (
+      STATE_CHANGING.has(req.method) &&
+      typeof app.server.address() !== "string" &&
+      !provesNonBrowser(req)
+    ) {
+      throw new LeaseholdError(
+        "forbidden_origin",
+        "state-changing requests must carry 'X-Leasehold-Request: true' or a JSON body (Content-Type: application/json)",
+      );
     }
   });
 
@@ -154,14 +217,7 @@ export function buildApp(deps: Deps) {
     parseBody(schema, req.params, "path");
   const query = <S extends z.ZodType>(schema: S, req: FastifyRequest): z.output<S> =>
     parseBody(schema, req.query ?? {}, "query");
-  const meta = (req: FastifyRequest) => {
-    const ac = new AbortController();
-    req.raw.once("close", () => {
-      if (!req.raw.complete || req.raw.destroyed) ac.abort();
-    });
-    req.raw.socket.once("close", () => ac.abort());
-    return { requestId: req.id, signal: ac.signal };
-  };
+  const meta = (req: FastifyRequest) => ({ requestId: req.id, signal: aborts.get(req)?.signal });
 
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
@@ -172,7 +228,7 @@ export function buildApp(deps: Deps) {
 
   // Agents
   app.post("/v1/checkout", async (req, reply) => {
-    const out = await deps.leases.checkout(bearer(req), req.body, meta(req));
+    const out = await deps.leases.checkout(presented(req), req.body, meta(req));
     return reply.status("approval" in out ? 202 : 201).send(out);
   });
   app.get("/v1/leases", async (req) => {
@@ -182,24 +238,24 @@ export function buildApp(deps: Deps) {
   app.get("/v1/leases/:id", async (req) => {
     const { id } = params(idParam, req);
     if (isAdmin(req)) return deps.leases.getAny(id);
-    return deps.leases.getOwn(bearer(req), id);
+    return deps.leases.getOwn(presented(req), id, meta(req));
   });
   app.get("/v1/leases/:id/credential", async (req) => {
     const { id } = params(idParam, req);
-    return deps.leases.credential(bearer(req), id, meta(req));
+    return deps.leases.credential(presented(req), id, meta(req));
   });
   app.post("/v1/leases/:id/renew", async (req) => {
     const { id } = params(idParam, req);
-    return deps.leases.renew(bearer(req), id, req.body ?? {}, meta(req));
+    return deps.leases.renew(presented(req), id, req.body ?? {}, meta(req));
   });
   app.post("/v1/leases/:id/tool-calls", async (req, reply) => {
     const { id } = params(idParam, req);
-    await deps.leases.toolCall(bearer(req), id, req.body, meta(req));
+    await deps.leases.toolCall(presented(req), id, req.body, meta(req));
     return reply.status(202).send({ accepted: true });
   });
   app.delete("/v1/leases/:id", async (req, reply) => {
     const { id } = params(idParam, req);
-    return reply.status(202).send(await deps.leases.checkin(bearer(req), id, meta(req)));
+    return reply.status(202).send(await deps.leases.checkin(presented(req), id, meta(req)));
   });
 
   // Operators
@@ -220,7 +276,7 @@ export function buildApp(deps: Deps) {
   });
   app.get("/v1/approvals/:id", async (req) => {
     const { id } = params(approvalParam, req);
-    return deps.leases.pollApproval(bearer(req), id, meta(req));
+    return deps.leases.pollApproval(presented(req), id, meta(req));
   });
   app.post("/v1/approvals/:id/approve", async (req) => {
     const actor = requireAdmin(req);
@@ -278,6 +334,10 @@ export function buildApp(deps: Deps) {
     requireAdmin(req);
     return deps.resources.verify(params(nameParam, req).name);
   });
+  if (deps.auditFiles) {
+    const files = deps.auditFiles;
+    registerAuditRoutes(app, { files, requireOperator: requireAdmin, audit: deps.audit });
+  }
   app.get("/v1/adapters", async (req) => {
     requireAdmin(req);
     return {

@@ -36,6 +36,8 @@ export class SidecarClient {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
+          // The sidecar's CSRF rule: state-changing requests show they are not a blind browser request.
+          "x-leasehold-request": "true",
           ...(body === undefined ? {} : { "content-type": "application/json" }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),

@@ -3,13 +3,19 @@ import { readFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import { parse as parseYaml } from "yaml";
-import { verifyAuditFile } from "./audit/index.js";
+import { resolve } from "node:path";
+import { builtinAdapters } from "../adapters/registry.js";
+import { loadAdapterModules } from "./adapter-modules.js";
+import { runConformanceFromFile } from "./adapters-test/index.js";
+import { registerAuditCommands } from "./audit/index.js";
 import { ApiError, SidecarClient } from "./cli-client.js";
 import { type Config, configPathFrom, crashPointFromEnv, loadConfig } from "./config.js";
 import { generateAgentKey, loadLeaseTokenKeys, mintIdentityAssertion } from "./identity/index.js";
 import { createLogger } from "./logger.js";
 import { checkPolicyOffline, validatePolicyFile } from "./policy/index.js";
 import type { CrashPoint } from "./rotation/index.js";
+import { listenOnSocket, prepareSocketPath } from "./unix-socket.js";
+import { watchCommand, watchTargetFromConfig } from "./ops/index.js";
 import { createSidecar } from "./wire.js";
 
 interface GlobalOpts {
@@ -73,6 +79,8 @@ program
     const cfg = config();
     const log = createLogger(cfg.log.level);
     const crashAt = crashPointFromEnv();
+    // Before anything opens connections, so a refused socket ends the process at once.
+    if (cfg.listen.socket) await prepareSocketPath(cfg.listen.socket);
     const sidecar = await createSidecar({
       config: cfg,
       log,
@@ -82,9 +90,14 @@ program
           }
         : undefined,
     });
-    if (cfg.listen.socket) await sidecar.app.listen({ path: cfg.listen.socket });
+    if (cfg.listen.socket) await listenOnSocket((path) => sidecar.app.listen({ path }), cfg.listen.socket);
     else await sidecar.app.listen({ host: cfg.listen.host, port: cfg.listen.port });
-    log.info({ sidecar: sidecar.id, host: cfg.listen.host, port: cfg.listen.port }, "leasehold listening");
+    log.info(
+      cfg.listen.socket
+        ? { sidecar: sidecar.id, socket: cfg.listen.socket }
+        : { sidecar: sidecar.id, host: cfg.listen.host, port: cfg.listen.port },
+      "leasehold listening",
+    );
     const stop = async () => {
       await sidecar.close();
       process.exit(0);
@@ -201,6 +214,64 @@ resources
     out(res, () => `${name} removed`);
   });
 
+const adapters = program.command("adapters").description("legacy-system adapters");
+adapters
+  .command("list")
+  .description("the built-in adapters and those the config loads")
+  .action(async () => {
+    const all = new Map(builtinAdapters);
+    let configured: string[] = [];
+    try {
+      configured = config().adapters.map((a) => a.module);
+    } catch {
+      // No config: list the built-in adapters only.
+    }
+    for (const a of await loadAdapterModules(configured, all)) all.set(a.id, a);
+    const rows = [...all.values()].map((a) => ({ id: a.id, description: a.description }));
+    out({ adapters: rows }, () =>
+      table([["ADAPTER", "DESCRIPTION"], ...rows.map((r) => [r.id, r.description])]),
+    );
+  });
+adapters
+  .command("test <module>")
+  .description("run the adapter conformance suite against a real target (MODULE: a file, or a built-in id)")
+  .requiredOption("--target <file>", "YAML/JSON target: connection, admin, accounts (see docs/adapters.md)")
+  .action(async (module: string, opts: { target: string }) => {
+    const builtin = builtinAdapters.get(module);
+    const adapter = builtin ?? (await loadAdapterModules([resolve(module)], builtinAdapters))[0];
+    if (!adapter) throw new CliError(`${module}: no adapter found`);
+    const report = await runConformanceFromFile(adapter, opts.target, (r) => {
+      if (!globals().json) {
+        const detail = "detail" in r && r.detail ? `: ${r.detail}` : "";
+        process.stdout.write(
+          `${r.outcome === "passed" ? "ok  " : r.outcome === "failed" ? "FAIL" : "skip"} ${r.check}${detail}\n`,
+        );
+      }
+    });
+    out(
+      {
+        passed: report.passed,
+        failed: report.failed,
+        skipped: report.skipped,
+        unrestored: report.unrestored.map((u) => u.account),
+      },
+      () =>
+        `${report.passed.length} passed, ${report.failed.length} failed, ${report.skipped.length} skipped`,
+    );
+    if (report.unrestored.length > 0 && process.stdout.isTTY) {
+      process.stdout.write(
+        "accounts whose original password could not be restored (shown once, on this terminal only):\n",
+      );
+      for (const u of report.unrestored)
+        process.stdout.write(`  ${u.account}: ${u.password ?? "(unknown)"}\n`);
+    } else if (report.unrestored.length > 0) {
+      process.stdout.write(
+        `${report.unrestored.length} account(s) could not be restored; run on a terminal to see their passwords\n`,
+      );
+    }
+    if (report.failed.length > 0 || report.unrestored.length > 0) process.exitCode = 1;
+  });
+
 const leases = program.command("leases").description("watch and revoke leases");
 leases
   .command("list")
@@ -237,6 +308,25 @@ leases
             ]),
           ]),
     );
+  });
+leases
+  .command("watch")
+  .description("live view of active leases, refreshed from the event stream")
+  .option("--threshold <seconds>", "highlight leases expiring within this many seconds", "60")
+  .action(async (opts: { threshold: string }) => {
+    const threshold = Number(opts.threshold);
+    if (!Number.isFinite(threshold) || threshold < 0)
+      throw new CliError("--threshold: a number of seconds, 0 or more");
+    const ac = new AbortController();
+    process.once("SIGINT", () => ac.abort());
+    process.once("SIGTERM", () => ac.abort());
+    await watchCommand({
+      ...(await watchTargetFromConfig(config())),
+      out: process.stdout,
+      thresholdSeconds: threshold,
+      json: globals().json === true,
+      signal: ac.signal,
+    });
   });
 leases
   .command("revoke [id]")
@@ -323,22 +413,7 @@ for (const verb of ["approve", "deny"] as const) {
     });
 }
 
-const audit = program.command("audit").description("the audit trail");
-audit
-  .command("verify [file]")
-  .description("check the hash chain of an audit file")
-  .action(async (file: string | undefined) => {
-    const f = file ?? config().audit.file;
-    const res = await verifyAuditFile(f).catch(() => {
-      throw new CliError(`cannot read ${f}`);
-    });
-    out(res, () =>
-      res.ok
-        ? `ok: ${res.records} records, chain intact`
-        : `BROKEN at line ${res.line}: ${res.problem} (${res.records} records before it are intact)`,
-    );
-    if (!res.ok) process.exitCode = 1;
-  });
+registerAuditCommands(program, { config: () => config().audit });
 
 const policy = program.command("policy").description("test Cedar policies offline");
 policy

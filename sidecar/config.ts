@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { opsConfigSchema } from "./ops/ops-config.js";
 import { describeIssues } from "./util/zod-errors.js";
 
 /** A configuration file that cannot be used; the message names the key and the rule. */
@@ -101,10 +102,49 @@ export const configSchema = z.strictObject({
     maxTokenLifetime: z.number().int().positive().default(3600),
     /** @default 30 */
     clockSkew: z.number().int().min(0).max(300).default(30),
+    /** DPoP proofs (RFC 9449) that bind lease tokens to an agent's key. */
+    dpop: z
+      .strictObject({
+        /** Proof algorithms accepted (asymmetric only). @default ["EdDSA","ES256","ES384","PS256","RS256"] */
+        algorithms: z.array(z.string()).min(1).optional(),
+        /** How old a proof's iat may be, seconds. @default 60 */
+        window: z.number().int().min(1).max(600).default(60),
+      })
+      .prefault({}),
+    /** Delegation chains (RFC 8693 `act` claims) in identity tokens. */
+    delegation: z
+      .strictObject({
+        /** Most `act` hops accepted (1-5). @default 5 */
+        maxDepth: z.number().int().min(1).max(5).default(5),
+        /** Globs a human delegator (`user:<e-mail>`) must match; [] accepts agents only. @default ["user:*"] */
+        humans: z.array(z.string().min(1)).default(["user:*"]),
+      })
+      .prefault({}),
   }),
   tokens: z.strictObject({ signingKey: z.string().default("./state/signing.jwk") }).prefault({}),
   policy: z.strictObject({ file: z.string().nullable().default("./policy.cedar") }).prefault({}),
-  audit: z.strictObject({ file: z.string().default("./state/audit.jsonl") }).prefault({}),
+  audit: z
+    .strictObject({
+      /** The live audit file (JSONL); rotated files sit beside it as `<file>.1`, `<file>.2`, ... @default "./state/audit.jsonl" */
+      file: z.string().default("./state/audit.jsonl"),
+      /** Rotate the file before a write would take it past this many bytes; 0: never. @default 104857600 */
+      maxBytes: z
+        .number()
+        .int()
+        .min(0)
+        .default(100 * 1024 * 1024),
+      /** HMAC key file (0600, >= 32 bytes; `leasehold audit keygen`) for each record's `hmac`; null: none. @default null */
+      hmacKeyFile: z.string().nullable().default(null),
+      stream: z
+        .strictObject({
+          /** Mirror each record to the Redis stream `<redis.prefix>audit` for live readers. @default true */
+          enabled: z.boolean().default(true),
+          /** Approximate cap on the stream's length (XADD MAXLEN ~). @default 100000 */
+          maxLen: z.number().int().min(1).default(100_000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   admin: z.strictObject({ tokenFile: z.string().default("./state/admin.token") }).prefault({}),
   rotation: z
     .strictObject({
@@ -125,9 +165,16 @@ export const configSchema = z.strictObject({
   approvals: z
     .strictObject({
       /** How long an approval request stays open, seconds. @default 900 */
-      ttl: z.number().int().min(10).max(86400).default(900),
+      ttl: z.number().int().min(1).max(86400).default(900),
     })
     .prefault({}),
+  limits: z
+    .strictObject({
+      /** Checkouts one agent may request per minute (429 rate_limited beyond). 0 = no limit. @default 600 */
+      checkoutsPerMinute: z.number().int().min(0).default(600),
+    })
+    .prefault({}),
+  ops: opsConfigSchema,
   reaper: z
     .strictObject({
       /** How often due leases are claimed, milliseconds. @default 200 */
@@ -202,7 +249,11 @@ export function parseConfig(raw: unknown, configDir: string, env: NodeJS.Process
     },
     tokens: { signingKey: resolvePath(configDir, c.tokens.signingKey) },
     policy: { file: c.policy.file === null ? null : resolvePath(configDir, c.policy.file) },
-    audit: { file: resolvePath(configDir, c.audit.file) },
+    audit: {
+      ...c.audit,
+      file: resolvePath(configDir, c.audit.file),
+      hmacKeyFile: c.audit.hmacKeyFile === null ? null : resolvePath(configDir, c.audit.hmacKeyFile),
+    },
     admin: { tokenFile: resolvePath(configDir, c.admin.tokenFile) },
     resources: c.resources.map((r) => resolvePath(configDir, r)),
     adapters: c.adapters.map((a) => ({ module: resolvePath(configDir, a.module) })),

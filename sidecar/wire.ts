@@ -6,12 +6,19 @@ import { builtinAdapters } from "../adapters/registry.js";
 import { loadAdminToken } from "./admin-token.js";
 import { buildApp, type ReadyReport } from "./app.js";
 import { ApprovalStore } from "./approvals/approval-store.js";
-import { AuditLog } from "./audit/index.js";
+import { AuditLog, loadAuditKey } from "./audit/index.js";
 import type { Config } from "./config.js";
-import { createIdentityVerifier, createLeaseTokenService, loadLeaseTokenKeys } from "./identity/index.js";
+import {
+  createDpopVerifier,
+  createIdentityVerifier,
+  createLeaseTokenService,
+  loadLeaseTokenKeys,
+  withDelegation,
+} from "./identity/index.js";
 import { LeaseStore, Reaper } from "./leases/index.js";
 import type { Logger } from "./logger.js";
 import { loadPolicy } from "./policy/index.js";
+import { attachOps, createAuditTap, createMetrics, instrumentSecretStore } from "./ops/index.js";
 import { createRedis } from "./redis.js";
 import { ResourceCatalog } from "./resources/catalog.js";
 import { type CrashPoint, Reconciler, RotationEngine } from "./rotation/index.js";
@@ -48,17 +55,34 @@ export interface Sidecar {
 export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config, log } = opts;
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const metrics = createMetrics();
   const redis = createRedis(config.redis, log);
   const prefix = config.redis.prefix;
-  const secrets = new VaultStore({
-    address: config.vault.address,
-    auth: config.vault.auth,
-    mount: config.vault.mount,
-    prefix: config.vault.prefix,
-    timeoutMs: config.vault.timeoutMs,
-    log: log.child({ module: "vault" }),
+  const secrets = instrumentSecretStore(
+    new VaultStore({
+      address: config.vault.address,
+      auth: config.vault.auth,
+      mount: config.vault.mount,
+      prefix: config.vault.prefix,
+      timeoutMs: config.vault.timeoutMs,
+      log: log.child({ module: "vault" }),
+    }),
+    (op, seconds, result) => metrics.observeVaultCall(op, seconds, result),
+  );
+  const audit = await AuditLog.open(config.audit.file, id, createAuditTap({ metrics, redis, prefix, log }), {
+    maxBytes: config.audit.maxBytes,
+    hmacKey: config.audit.hmacKeyFile ? await loadAuditKey(config.audit.hmacKeyFile) : undefined,
+    mirror: config.audit.stream.enabled
+      ? { redis, key: `${prefix}audit`, maxLen: config.audit.stream.maxLen }
+      : undefined,
+    onError: (err, where) =>
+      where === "write"
+        ? log.error({ err: { message: err.message } }, "audit log cannot be written; checkouts are refused")
+        : log.warn(
+            { err: { message: err.message }, where },
+            "audit side channel failed; the file has the record",
+          ),
   });
-  const audit = await AuditLog.open(config.audit.file, id);
   const adapters = new Map<string, Adapter<unknown>>(builtinAdapters);
   for (const a of await loadAdapterModules(
     config.adapters.map((m) => m.module),
@@ -84,15 +108,29 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
       return raw ? (JSON.parse(raw) as JWK) : undefined;
     },
   });
-  const identity = createIdentityVerifier({
-    audience: config.identity.audience,
-    trust: config.identity.trust.map((t) => ({
-      ...t,
-      subjects: [...t.subjects],
-      algorithms: t.algorithms ? [...t.algorithms] : undefined,
-    })),
-    maxTokenLifetime: config.identity.maxTokenLifetime,
+  const identity = withDelegation(
+    createIdentityVerifier({
+      audience: config.identity.audience,
+      trust: config.identity.trust.map((t) => ({
+        ...t,
+        subjects: [...t.subjects],
+        algorithms: t.algorithms ? [...t.algorithms] : undefined,
+      })),
+      maxTokenLifetime: config.identity.maxTokenLifetime,
+      clockSkew: config.identity.clockSkew,
+    }),
+    {
+      trust: config.identity.trust,
+      maxDepth: config.identity.delegation.maxDepth,
+      humans: config.identity.delegation.humans,
+    },
+  );
+  const dpop = createDpopVerifier({
+    replay: redis,
+    prefix,
+    windowSeconds: config.identity.dpop.window,
     clockSkew: config.identity.clockSkew,
+    ...(config.identity.dpop.algorithms ? { algorithms: config.identity.dpop.algorithms } : {}),
   });
   const policyEngine = await loadPolicy(config.policy.file ? { file: config.policy.file } : {});
   const policy: PolicyPort = policyEngine;
@@ -121,10 +159,12 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     identity,
     tokens,
     policy,
+    dpop,
     audit,
     log,
     approvals,
     approvalTtlSeconds: config.approvals.ttl,
+    checkoutsPerMinute: config.limits.checkoutsPerMinute,
   });
   const resourceService = new ResourceService({ secrets, leases, catalog, rotation, adapters, audit, log });
   const reconciler = new Reconciler({
@@ -155,6 +195,8 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   };
 
   const app = buildApp({
+    audit,
+    auditFiles: [config.audit.file],
     log,
     leases: leaseService,
     resources: resourceService,
@@ -169,6 +211,19 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     },
     allowedHosts: config.listen.allowedHosts,
     allowedOrigins: config.listen.allowedOrigins,
+  });
+  const ops = await attachOps(app, {
+    config: config.ops,
+    adminToken,
+    leaseService,
+    resourceService,
+    leases,
+    redis,
+    prefix,
+    metrics,
+    log,
+    sidecarId: id,
+    background: opts.background ?? true,
   });
 
   let reconcileTimer: NodeJS.Timeout | undefined;
@@ -194,11 +249,25 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     reconciler,
     adminToken,
     id,
-    reloadPolicy: () => policyEngine.reload(),
+    reloadPolicy: async () => {
+      const r = await policyEngine.reload();
+      await audit
+        .append({
+          event: "policy_reload",
+          scope: "policy",
+          policies: [...policyEngine.policyIds],
+          reason: r.ok ? "reloaded" : `refused, the previous policy stays in force: ${r.error}`,
+        })
+        .catch((err: unknown) =>
+          log.error({ err: { message: (err as Error).message } }, "could not audit the policy reload"),
+        );
+      return r;
+    },
     close: async () => {
       reaper.stop();
       clearInterval(reconcileTimer);
       rotation.stop();
+      await ops.stop();
       await app.close();
       secrets.close();
       await audit.close();

@@ -1,4 +1,19 @@
 export { agentKeyFileStem, generateAgentKey } from "./agent-key.js";
+export {
+  createDelegationChecker,
+  type DelegationChecker,
+  MAX_DELEGATION_DEPTH,
+  withDelegation,
+} from "./delegation.js";
+export {
+  accessTokenHash,
+  createDpopVerifier,
+  DEFAULT_DPOP_ALGORITHMS,
+  DEFAULT_DPOP_WINDOW_SECONDS,
+  DPOP_PROOF_TYP,
+  dpopRequestUrl,
+  isJwkThumbprint,
+} from "./dpop.js";
 export { mintIdentityAssertion } from "./identity-assertion.js";
 export { createIdentityVerifier } from "./identity-verifier.js";
 export { DEFAULT_KEY_RETENTION_SECONDS, LeaseTokenKeys, loadLeaseTokenKeys } from "./lease-token-keys.js";
@@ -13,6 +28,12 @@ export { looksLikeJwt } from "./looks-like-jwt.js";
 export { isSpiffeId, type SpiffeIdProblem, spiffeIdProblem } from "./spiffe-id.js";
 export {
   DEFAULT_IDENTITY_ALGORITHMS,
+  type Delegation,
+  type DelegationOptions,
+  type DpopCheck,
+  type DpopReplayStore,
+  type DpopVerifier,
+  type DpopVerifierOptions,
   type GeneratedAgentKey,
   type GenerateAgentKeyOptions,
   type IdentityOptions,
@@ -25,6 +46,7 @@ export {
   type MintIdentityAssertionOptions,
   type RemoteJwksOptions,
   type TrustEntry,
+  type VerifiedDpopProof,
   type VerifiedIdentity,
   type VerifiedLeaseToken,
 } from "./types.js";

@@ -10,6 +10,7 @@ import {
   SignJWT,
 } from "jose";
 import { LeaseholdError } from "../errors.js";
+import { isJwkThumbprint } from "./dpop.js";
 import type { LeaseTokenKeys } from "./lease-token-keys.js";
 import { looksLikeJwt } from "./looks-like-jwt.js";
 import { refuse } from "./refusal.js";
@@ -90,10 +91,16 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
         }
       }
       if (!Number.isFinite(input.expiresAt)) throw new Error("lease token expiresAt must be a number");
+      if (input.jkt !== undefined && !isJwkThumbprint(input.jkt)) {
+        throw new Error("lease token jkt must be an RFC 7638 SHA-256 thumbprint");
+      }
       await opts.keys.refresh();
       const { kid, key } = await opts.keys.signingKey();
+      const claims: JWTPayload = { lid: input.leaseId, res: input.resource, acc: input.account };
+      // RFC 9449 §6.1: the token is bound to the agent's DPoP key.
+      if (input.jkt !== undefined) claims.cnf = { jkt: input.jkt };
       return (
-        new SignJWT({ lid: input.leaseId, res: input.resource, acc: input.account })
+        new SignJWT(claims)
           .setProtectedHeader({ alg: "EdDSA", kid, typ: LEASE_TOKEN_TYP })
           .setIssuer(issuer)
           .setSubject(input.agent)
@@ -137,7 +144,7 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
       } catch (err) {
         throw mapVerifyError(err);
       }
-      const { sub, lid, res, acc, exp } = payload;
+      const { sub, lid, res, acc, exp, cnf } = payload;
       if (
         typeof sub !== "string" ||
         typeof lid !== "string" ||
@@ -146,7 +153,7 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
       ) {
         throw refuse("lease token claims incomplete");
       }
-      return {
+      const verified: VerifiedLeaseToken = {
         leaseId: lid,
         agent: sub,
         resource: res,
@@ -154,8 +161,20 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
         expiresAt: exp * 1000,
         kid,
       };
+      if (cnf !== undefined) verified.jkt = boundKey(cnf);
+      return verified;
     },
   };
+}
+
+/** The `cnf.jkt` of a bound token; any other confirmation method is refused, never ignored. */
+function boundKey(cnf: unknown): string {
+  if (typeof cnf !== "object" || cnf === null || Array.isArray(cnf))
+    throw refuse("lease token cnf claim invalid");
+  const members = Object.keys(cnf);
+  const { jkt } = cnf as { jkt?: unknown };
+  if (members.length !== 1 || !isJwkThumbprint(jkt)) throw refuse("lease token cnf claim invalid");
+  return jkt;
 }
 
 function mapVerifyError(err: unknown): LeaseholdError {

@@ -68,6 +68,8 @@ export interface VerifiedIdentity {
   claims: Record<string, unknown>;
   keyId?: string;
   trustKind: "agents" | "issuer";
+  /** The delegation chain of an `act` claim, when the verifier checks delegation (see `withDelegation`). */
+  delegation?: Delegation;
 }
 
 export interface IdentityVerifier {
@@ -112,6 +114,8 @@ export interface LeaseTokenInput {
   account: string;
   /** ms since the epoch. */
   expiresAt: number;
+  /** RFC 7638 thumbprint of the agent's DPoP key: the token gets `cnf: { jkt }` and is bound to that key. */
+  jkt?: string;
 }
 
 export interface VerifiedLeaseToken {
@@ -123,6 +127,8 @@ export interface VerifiedLeaseToken {
   /** ms since the epoch. */
   expiresAt: number;
   kid: string;
+  /** The `cnf.jkt` of a DPoP-bound token: every use needs a proof signed by that key. */
+  jkt?: string;
 }
 
 export interface LeaseTokenService {
@@ -144,4 +150,75 @@ export interface LeaseTokenKeysOptions {
   /** How long a replaced key still verifies tokens, seconds. @default 604800 (7 days) */
   retentionSeconds?: number;
   now?: () => number;
+}
+
+/**
+ * A verified delegation chain (RFC 8693 `act` claims, leasehold's reading): the token's `sub` is
+ * the agent that acts (and signs); `act.sub` is whoever delegated the task to it, `act.act.sub`
+ * whoever delegated to that one, and so on.
+ */
+export interface Delegation {
+  /** Delegators, nearest first: `chain[0]` is `act.sub`, the last is the origin of the task. */
+  chain: string[];
+  /** The narrowest `scope` along the chain (resource names), when any hop or the token states one. */
+  scope?: string[];
+}
+
+export interface DelegationOptions {
+  /** Trust entries: a delegating agent must match the subject globs of one of them. */
+  trust: readonly Pick<TrustEntry, "subjects">[];
+  /** Globs for human delegators (`user:<email>`). @default ["user:*"] */
+  humans?: readonly string[];
+  /** Most `act` hops accepted (1..5). @default 5 */
+  maxDepth?: number;
+}
+
+/** Remembers DPoP proof ids until they can no longer be replayed (a Redis client fits). */
+export interface DpopReplayStore {
+  set(key: string, value: string, px: "PX", ms: number, nx: "NX"): Promise<unknown>;
+}
+
+export interface DpopVerifierOptions {
+  /** Where used proof `jti`s are kept. */
+  replay: DpopReplayStore;
+  /** Key prefix for the replay cache (the Redis prefix of the cluster). */
+  prefix: string;
+  /** Proof algorithms accepted. @default ["EdDSA", "ES256", "ES384", "PS256", "RS256"] */
+  algorithms?: readonly string[];
+  /** How old a proof's `iat` may be, seconds. @default 60 */
+  windowSeconds?: number;
+  /** How far in the future a proof's `iat` may be, seconds. @default 5 */
+  clockSkew?: number;
+  /** ms since the epoch. @default Date.now */
+  now?: () => number;
+}
+
+/** What one DPoP proof must match. */
+export interface DpopCheck {
+  /** The `DPoP` header. */
+  proof: string;
+  /** The request method. */
+  htm: string;
+  /** The request URL without query and fragment (see `dpopRequestUrl`). */
+  htu: string;
+  /** The token the request presents in Authorization; the proof's `ath` must be its hash. */
+  accessToken?: string;
+  /** The key the token is bound to (`cnf.jkt`); the proof must be signed by it. */
+  jkt?: string;
+}
+
+export interface VerifiedDpopProof {
+  /** RFC 7638 thumbprint of the proof's key. */
+  jkt: string;
+  jti: string;
+  /** Seconds since the epoch. */
+  iat: number;
+}
+
+export interface DpopVerifier {
+  /**
+   * Verifies one proof and records its `jti` (a second use is refused).
+   * @throws LeaseholdError `unauthenticated` naming the DPoP problem; `upstream_unavailable` when the replay cache fails.
+   */
+  verify(check: DpopCheck): Promise<VerifiedDpopProof>;
 }

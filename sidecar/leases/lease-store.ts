@@ -24,25 +24,11 @@ export interface LeaseStoreOptions {
   retentionMs?: number;
 }
 
-interface ScriptRedis extends Redis {
-  lhCheckout(
-    k1: string,
-    k2: string,
-    k3: string,
-    k4: string,
-    k5: string,
-    ...argv: (string | number)[]
-  ): Promise<[number, number]>;
+interface ScriptCommands {
+  lhCheckout(...keysAndArgs: (string | number)[]): Promise<[number, number, number?, number?, string?]>;
   lhUse(k1: string): Promise<[number, string[]]>;
   lhRenew(k1: string, k2: string, id: string, ttlMs: number): Promise<number>;
-  lhEnd(
-    k1: string,
-    k2: string,
-    k3: string,
-    k4: string,
-    k5: string,
-    ...argv: (string | number)[]
-  ): Promise<number>;
+  lhEnd(...keysAndArgs: (string | number)[]): Promise<number>;
   lhClaimDue(k1: string, k2: string, limit: number, visibilityMs: number): Promise<string[]>;
   lhSetAccount(
     k1: string,
@@ -53,6 +39,7 @@ interface ScriptRedis extends Redis {
     force: string,
   ): Promise<number>;
 }
+type ScriptRedis = RedisClient & ScriptCommands;
 
 const SCRIPTS = {
   lhCheckout: { numberOfKeys: 7, lua: CHECKOUT },
@@ -88,6 +75,9 @@ function toLease(h: Record<string, string>): LeaseRecord | null {
  * Leases, account pools and the expiry schedule in Redis. Every multi-key script works on
  * the keys of one resource, which share a hash tag, so Redis Cluster can run them.
  */
+/** How long after max_expires_at a lease may still be waiting for the reaper before its index entry is dropped. */
+const STALE_GRACE_MS = 10 * 60 * 1000;
+
 /** A waiter that has not called checkout again within this time leaves the queue. */
 export const WAITER_TTL_MS = 2000;
 
@@ -197,7 +187,7 @@ export class LeaseStore {
    */
   async checkout(spec: LeaseSpec, ttlMs: number, maxTtlMs: number, waiter = ""): Promise<CheckoutResult> {
     const key = this.leaseKey(spec.resource, spec.id);
-    const [ok] = await this.redis.lhCheckout(
+    const [ok, now, exp, maxexp, account] = await this.redis.lhCheckout(
       this.k(spec.resource, "acct"),
       this.k(spec.resource, "free"),
       this.k(spec.resource, "due"),
@@ -213,14 +203,27 @@ export class LeaseStore {
       waiter,
       WAITER_TTL_MS,
     );
-    if (ok !== 1) return { ok: false };
+    if (ok !== 1 || account === undefined) return { ok: false };
     // Separate commands, not MULTI: these keys live in other hash slots (Redis Cluster).
     await Promise.all([
-      this.redis.hset(`${this.p}lease-index`, spec.id, spec.resource),
-      this.redis.sadd(this.agentKey(spec.agent), `${spec.resource}/${spec.id}`),
+      // The index entry lives as long as the lease hash; the agent's entry is scored by the lease's
+      // latest possible end, so an entry left behind by a crash ages out instead of counting forever.
+      this.redis.set(
+        this.indexKey(spec.id),
+        spec.resource,
+        "PX",
+        Number(maxexp) - Number(now) + this.retentionMs,
+      ),
+      this.redis.zadd(this.agentKey(spec.agent), Number(maxexp), `${spec.resource}/${spec.id}`),
     ]);
-    const lease = await this.get(spec.resource, spec.id);
-    if (!lease) throw new Error("lease vanished right after checkout");
+    const lease: LeaseRecord = {
+      ...spec,
+      account: String(account),
+      state: "active",
+      issued_at: Number(now),
+      expires_at: Number(exp),
+      max_expires_at: Number(maxexp),
+    };
     return { ok: true, lease };
   }
 
@@ -237,9 +240,18 @@ export class LeaseStore {
     return this.redis.zcard(this.k(resource, "waitq"));
   }
 
-  /** Which resource a lease id belongs to, or null. */
+  /** Which resource a lease id belongs to, or null (falls back to a search when the index entry is missing). */
   async resourceOf(id: string): Promise<string | null> {
-    return this.redis.hget(`${this.p}lease-index`, id);
+    const hit = await this.redis.get(this.indexKey(id));
+    if (hit) return hit;
+    for (const resource of await this.resources()) {
+      if ((await this.redis.exists(this.leaseKey(resource, id))) === 1) return resource;
+    }
+    return null;
+  }
+
+  private indexKey(id: string): string {
+    return `${this.p}lease-of:${id}`;
   }
 
   async get(resource: string, id: string): Promise<LeaseRecord | null> {
@@ -273,7 +285,7 @@ export class LeaseStore {
     );
     const lease = await this.get(resource, id);
     if (r === 1 && lease) {
-      await this.redis.srem(this.agentKey(lease.agent), `${resource}/${id}`);
+      await this.redis.zrem(this.agentKey(lease.agent), `${resource}/${id}`);
       return { ended: true, lease };
     }
     return { ended: false, lease };
@@ -286,11 +298,22 @@ export class LeaseStore {
 
   /** Active leases of one agent (all resources). */
   async activeCount(agent: string): Promise<number> {
-    return this.redis.scard(this.agentKey(agent));
+    await this.pruneAgent(agent);
+    return this.redis.zcard(this.agentKey(agent));
+  }
+
+  /**
+   * Drops index entries of leases that ended long ago without being removed (a crash between the
+   * lease script and the index write): each is scored by its lease's max_expires_at, and the reaper
+   * ends every lease well within STALE_GRACE_MS of that.
+   */
+  private async pruneAgent(agent: string): Promise<void> {
+    await this.redis.zremrangebyscore(this.agentKey(agent), "-inf", (await this.now()) - STALE_GRACE_MS);
   }
 
   async agentLeases(agent: string): Promise<Array<{ resource: string; id: string }>> {
-    const members = await this.redis.smembers(this.agentKey(agent));
+    await this.pruneAgent(agent);
+    const members = await this.redis.zrange(this.agentKey(agent), 0, -1);
     return members.map((m) => {
       const i = m.lastIndexOf("/");
       return { resource: m.slice(0, i), id: m.slice(i + 1) };
@@ -309,6 +332,25 @@ export class LeaseStore {
       if (l && l.state === "active") out.push(l);
     }
     return out;
+  }
+
+  /**
+   * Counts one request of `subject` in the current fixed window; returns the count so far and the
+   * seconds left in the window (Redis' clock).
+   */
+  async hit(subject: string, windowSeconds: number): Promise<{ count: number; resetIn: number }> {
+    const now = await this.now();
+    const window = Math.floor(now / 1000 / windowSeconds);
+    const key = `${this.p}rl:${subject}:${window}`;
+    const [[, count]] = (await this.redis
+      .multi()
+      .incr(key)
+      .expire(key, windowSeconds + 1)
+      .exec()) as [[null, number]];
+    return {
+      count: Number(count),
+      resetIn: Math.max(1, (window + 1) * windowSeconds - Math.floor(now / 1000)),
+    };
   }
 
   /** Appends a lease event to the stream operators' tools read. */

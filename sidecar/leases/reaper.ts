@@ -52,8 +52,17 @@ export class Reaper {
           this.o.visibilityMs ?? 30_000,
         );
         for (const id of ids) {
-          await this.o.expire(resource, id);
-          n++;
+          // One lease that cannot be ended must not hold back the rest of the batch; its claim
+          // comes back after the visibility timeout and is tried again.
+          try {
+            await this.o.expire(resource, id);
+            n++;
+          } catch (err) {
+            this.o.log.warn(
+              { resource, leaseId: id, err: { message: (err as Error).message } },
+              "could not end an expired lease",
+            );
+          }
         }
       }
     } finally {

@@ -44,7 +44,7 @@ if waiter ~= '' then
   redis.call('ZREM', KEYS[6], waiter)
   redis.call('HDEL', KEYS[7], waiter)
 end
-return {1, now}`;
+return {1, now, exp, maxexp, acct}`;
 
 /** KEYS: lease. Returns Redis' clock and the lease hash in one round trip. */
 export const USE = `${NOW}

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { RedisClient } from "../leases/lease-store.js";
 import type { Adapter, AdapterContext, Credential } from "../../adapters/adapter.js";
 import { AdapterError } from "../../adapters/adapter.js";
-import type { AuditSink } from "../audit/index.js";
+import type { AuditFields, AuditSink } from "../audit/index.js";
 import { LeaseholdError } from "../errors.js";
 import type { LeaseStore } from "../leases/index.js";
 import type { Logger } from "../logger.js";
@@ -49,6 +49,8 @@ export interface RotationRequest {
   readonly account: string;
   readonly reason: string;
   readonly leaseId?: string | undefined;
+  /** Who held the lease whose end caused this rotation; copied onto its audit records. */
+  readonly subject?: Pick<AuditFields, "agent" | "agent_chain" | "approver" | "task_id"> | undefined;
   /** Rotate even a quarantined account (an operator's explicit retry). */
   readonly force?: boolean | undefined;
 }
@@ -110,7 +112,7 @@ export class RotationEngine {
       return { status: "failed", error: "account is quarantined", quarantined: true };
     }
     const rotationId = entry.data.rotation_id ?? randomUUID();
-    const base = { agent: undefined, resource, account, lease_id: req.leaseId ?? entry.data.lease_id };
+    const base = { ...req.subject, resource, account, lease_id: req.leaseId ?? entry.data.lease_id };
     try {
       // create: the pending password is durable in Vault before the target changes.
       if (!entry.data.pending_password) {
@@ -241,7 +243,9 @@ export class RotationEngine {
             reason: message,
           });
           await this.o.audit.append({
+            ...req.subject,
             event: "quarantine",
+            lease_id: req.leaseId,
             resource: req.resource,
             account: req.account,
             reason: message,
@@ -262,7 +266,14 @@ export class RotationEngine {
       .emit({ type: "rotation_failed", resource: req.resource, account: req.account, reason: message })
       .catch(() => undefined);
     await this.o.audit
-      .append({ event: "rotation_failed", resource: req.resource, account: req.account, reason: message })
+      .append({
+        ...req.subject,
+        event: "rotation_failed",
+        lease_id: req.leaseId,
+        resource: req.resource,
+        account: req.account,
+        reason: message,
+      })
       .catch(() => undefined);
     return { status: "failed", error: message, quarantined };
   }

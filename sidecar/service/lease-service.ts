@@ -17,10 +17,74 @@ import type {
   LeaseTokenClaims,
   LeaseTokenPort,
   PolicyActionName,
+  PolicyContextInput,
   PolicyDecisionOut,
   PolicyPort,
 } from "./ports.js";
 import { parseBody } from "./validate.js";
+
+/**
+ * A token as a request presents it: the Authorization scheme, the token, the `DPoP` proof
+ * header if any, and the method and URL (`dpopRequestUrl`) the proof must name. A bare
+ * string is a Bearer token with no proof (the protocol proxies present tokens that way).
+ */
+export interface PresentedToken {
+  readonly scheme: "Bearer" | "DPoP";
+  readonly token: string;
+  readonly proof?: string | undefined;
+  readonly htm: string;
+  readonly htu: string | undefined;
+}
+
+/** Verifies DPoP proofs (RFC 9449); the identity module's `createDpopVerifier` fits. */
+export interface DpopPort {
+  verify(check: {
+    proof: string;
+    htm: string;
+    htu: string;
+    accessToken?: string;
+    jkt?: string;
+  }): Promise<{ jkt: string }>;
+}
+
+/** The identity port, with the delegation chain a verifier may attach (`withDelegation`). */
+export interface DelegatingIdentityPort extends IdentityPort {
+  verify(jwt: string): Promise<{
+    subject: string;
+    claims: Record<string, unknown>;
+    delegation?: { chain: readonly string[]; scope?: readonly string[] | undefined } | undefined;
+  }>;
+}
+
+/** The lease-token port, with DPoP binding (`cnf.jkt`). */
+export interface BindingLeaseTokenPort extends LeaseTokenPort {
+  mint(input: Parameters<LeaseTokenPort["mint"]>[0] & { jkt?: string | undefined }): Promise<string>;
+  verify(token: string): Promise<LeaseTokenClaims & { readonly jkt?: string | undefined }>;
+}
+
+/** The policy port; its context may name the nearest delegator. */
+export interface DelegationAwarePolicyPort extends PolicyPort {
+  decide(
+    req: Omit<Parameters<PolicyPort["decide"]>[0], "context"> & {
+      context: PolicyContextInput & { delegated_by?: string };
+    },
+  ): PolicyDecisionOut;
+}
+
+const asPresented = (t: string | PresentedToken): PresentedToken =>
+  typeof t === "string" ? { scheme: "Bearer", token: t, htm: "", htu: undefined } : t;
+
+/** Identity tokens are bearer tokens; a proof of possession goes in the DPoP header. */
+function identityToken(t: string | PresentedToken): PresentedToken {
+  const presented = asPresented(t);
+  if (presented.scheme !== "Bearer") {
+    throw new LeaseholdError(
+      "unauthenticated",
+      "identity tokens are sent as 'Authorization: Bearer <token>' (a DPoP proof goes in the DPoP header)",
+    );
+  }
+  return presented;
+}
 
 export const checkoutSchema = z.strictObject({
   resource: z.string().min(1).max(63),
@@ -61,15 +125,19 @@ export interface LeaseServiceOptions {
   secrets: SecretStore;
   catalog: ResourceCatalog;
   rotation: RotationEngine;
-  identity: IdentityPort;
-  tokens: LeaseTokenPort;
-  policy: PolicyPort;
+  identity: DelegatingIdentityPort;
+  tokens: BindingLeaseTokenPort;
+  policy: DelegationAwarePolicyPort;
+  /** DPoP proof verification; without it, a proof or a bound token is refused. */
+  dpop?: DpopPort;
   audit: AuditSink;
   log: Logger;
   /** Pending approvals; without it, an approval_required decision is a denial. */
   approvals?: ApprovalStore;
   /** How long an approval request stays open, seconds. @default 900 */
   approvalTtlSeconds?: number;
+  /** Checkouts one agent may request per minute; 0 or absent = no limit. */
+  checkoutsPerMinute?: number;
   /** Clock for policy context (hour_utc). */
   now?: () => number;
 }
@@ -91,7 +159,7 @@ export function approvalView(a: Approval) {
 export interface CheckoutOk {
   readonly lease: LeaseView;
   readonly token: string;
-  readonly token_type: "Bearer";
+  readonly token_type: "Bearer" | "DPoP";
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -146,8 +214,18 @@ export class LeaseService {
     input: { taskId: string; intent: string; tool?: string | undefined; ttl: number },
     requestId: string,
     lease?: LeaseRecord,
-    opts: { approved?: boolean; allowApproval?: boolean } = {},
+    opts: {
+      approved?: boolean;
+      allowApproval?: boolean;
+      /** The request's token is DPoP-bound (or the checkout carried a valid proof). */
+      dpop?: boolean;
+      /** Delegators, nearest first. */
+      chain?: readonly string[] | undefined;
+      /** The human who approved this request (recorded on the decision). */
+      approver?: string | undefined;
+    } = {},
   ): Promise<PolicyDecisionOut> {
+    const chain = opts.chain ?? lease?.agent_chain;
     const decision = this.o.policy.decide({
       principal: agent,
       action,
@@ -160,7 +238,8 @@ export class LeaseService {
         hour_utc: new Date(this.now()).getUTCHours(),
         active_leases: await this.o.leases.activeCount(agent),
         approved: opts.approved ?? false,
-        dpop: false,
+        dpop: opts.dpop ?? false,
+        ...(chain?.[0] === undefined ? {} : { delegated_by: chain[0] }),
       },
       principalAttrs: claims,
       resourceGroups: [...reg.groups],
@@ -168,6 +247,8 @@ export class LeaseService {
     await this.o.audit.append({
       event: "decision",
       agent,
+      agent_chain: chain,
+      approver: lease?.approver ?? opts.approver,
       task_id: input.taskId,
       intent: input.intent,
       tool: input.tool,
@@ -196,14 +277,50 @@ export class LeaseService {
 
   /** Verifies the agent, asks policy, takes an account, marks it leased in Vault, mints the token. */
   async checkout(
-    identityJwt: string,
+    identity: string | PresentedToken,
     body: unknown,
     meta: RequestMeta,
   ): Promise<CheckoutOk | CheckoutPending> {
-    const ident = await this.o.identity.verify(identityJwt);
+    const presented = identityToken(identity);
+    const ident = await this.o.identity.verify(presented.token);
+    if (this.o.checkoutsPerMinute) {
+      const { count, resetIn } = await this.o.leases.hit(`checkout:${ident.subject}`, 60);
+      if (count > this.o.checkoutsPerMinute) {
+        throw new LeaseholdError(
+          "rate_limited",
+          `more than ${this.o.checkoutsPerMinute} checkouts a minute`,
+          {
+            retryAfter: resetIn,
+          },
+        );
+      }
+    }
     const req = parseBody(checkoutSchema, body);
     const reg = await this.resource(req.resource);
     const ttl = Math.min(req.ttl ?? reg.lease.defaultTtl, reg.lease.maxTtl);
+    const chain = ident.delegation?.chain;
+    const attempt = {
+      agent: ident.subject,
+      agent_chain: chain,
+      task_id: req.task.id,
+      intent: req.intent.action,
+      tool: req.intent.tool,
+      resource: reg.name,
+      request_id: meta.requestId,
+    };
+    const jkt = await this.proofAtIssue(presented, attempt);
+    const scope = ident.delegation?.scope;
+    if (scope !== undefined && !scope.includes(reg.name)) {
+      const reason = `"${reg.name}" is outside the scope delegated to this agent`;
+      await this.o.audit.append({
+        ...attempt,
+        event: "decision",
+        scope: "checkout",
+        decision: "deny",
+        reason,
+      });
+      throw new LeaseholdError("policy_denied", reason);
+    }
     if (!this.o.audit.healthy()) {
       throw new LeaseholdError(
         "upstream_unavailable",
@@ -218,7 +335,7 @@ export class LeaseService {
       { taskId: req.task.id, intent: req.intent.action, tool: req.intent.tool, ttl },
       meta.requestId,
       undefined,
-      { allowApproval: this.o.approvals !== undefined },
+      { allowApproval: this.o.approvals !== undefined, dpop: jkt !== undefined, chain },
     );
     if (decision.decision === "approval_required" && this.o.approvals) {
       const approval = await this.o.approvals.create(
@@ -235,6 +352,7 @@ export class LeaseService {
       await this.o.audit.append({
         event: "decision",
         agent: ident.subject,
+        agent_chain: chain,
         task_id: req.task.id,
         intent: req.intent.action,
         tool: req.intent.tool,
@@ -247,7 +365,38 @@ export class LeaseService {
       });
       return { approval: approvalView(approval) };
     }
-    return this.issue(ident.subject, reg, req, ttl, meta);
+    return this.issue(ident.subject, reg, req, ttl, meta, undefined, { jkt, chain });
+  }
+
+  /**
+   * Verifies the DPoP proof of a checkout or approval poll (RFC 9449 §5: no `ath` needed);
+   * returns its key's thumbprint, or `undefined` when the request has no proof. Refusals are audited.
+   */
+  private async proofAtIssue(presented: PresentedToken, fields: Omit<AuditFields, "event">) {
+    if (presented.proof === undefined) return undefined;
+    try {
+      const { dpop } = this.o;
+      if (dpop === undefined)
+        throw new LeaseholdError("unauthenticated", "DPoP is not enabled on this sidecar");
+      if (presented.htu === undefined) {
+        throw new LeaseholdError(
+          "unauthenticated",
+          "DPoP proof cannot be checked: the request URL is unusable",
+        );
+      }
+      return (await dpop.verify({ proof: presented.proof, htm: presented.htm, htu: presented.htu })).jkt;
+    } catch (err) {
+      if (err instanceof LeaseholdError && err.code === "unauthenticated") {
+        await this.o.audit.append({
+          ...fields,
+          event: "decision",
+          scope: "dpop",
+          decision: "deny",
+          reason: err.message,
+        });
+      }
+      throw err;
+    }
   }
 
   /** Takes an account and issues the lease (after policy allowed it). */
@@ -258,6 +407,7 @@ export class LeaseService {
     ttl: number,
     meta: RequestMeta,
     approver?: string,
+    binding: { jkt?: string | undefined; chain?: readonly string[] | undefined } = {},
   ): Promise<CheckoutOk> {
     const spec = {
       id: newLeaseId(),
@@ -266,6 +416,7 @@ export class LeaseService {
       task: req.task,
       intent: req.intent,
       ...(approver ? { approver } : {}),
+      ...(binding.chain?.length ? { agent_chain: [...binding.chain] } : {}),
     };
     const deadline = this.now() + (req.wait ?? 0) * 1000;
     // A waiting request queues first come, first served; it leaves the queue when it gives up
@@ -293,20 +444,23 @@ export class LeaseService {
         resource: lease.resource,
         account: lease.account,
         expiresAt: lease.max_expires_at,
+        ...(binding.jkt === undefined ? {} : { jkt: binding.jkt }),
       });
     } catch (err) {
       await this.endLease(lease.resource, lease.id, "revoked", meta.requestId, "token could not be minted");
       throw err;
     }
-    await this.auditLease(lease, { event: "checkout", request_id: meta.requestId, scope: "checkout" });
-    await this.o.leases.emit({
-      type: "issued",
-      resource: lease.resource,
-      account: lease.account,
-      lease_id: lease.id,
-      agent: lease.agent,
-    });
-    return { lease: leaseView(lease), token, token_type: "Bearer" };
+    await Promise.all([
+      this.auditLease(lease, { event: "checkout", request_id: meta.requestId, scope: "checkout" }),
+      this.o.leases.emit({
+        type: "issued",
+        resource: lease.resource,
+        account: lease.account,
+        lease_id: lease.id,
+        agent: lease.agent,
+      }),
+    ]);
+    return { lease: leaseView(lease), token, token_type: binding.jkt === undefined ? "Bearer" : "DPoP" };
   }
 
   private approvalsOrThrow(): ApprovalStore {
@@ -319,12 +473,24 @@ export class LeaseService {
    * the first poll turns it into a lease (policy decides again with approved: true) and returns
    * the lease and its token; later polls return the same lease with a fresh token.
    */
-  async pollApproval(identityJwt: string, id: string, meta: RequestMeta) {
+  async pollApproval(identity: string | PresentedToken, id: string, meta: RequestMeta) {
     const store = this.approvalsOrThrow();
-    const ident = await this.o.identity.verify(identityJwt);
+    const presented = identityToken(identity);
+    const ident = await this.o.identity.verify(presented.token);
     const a = await store.get(id);
     if (!a || a.agent !== ident.subject)
       throw new LeaseholdError("not_found", "no such approval for this agent");
+    // The token of an approved checkout is bound to the key that proves itself on this poll.
+    const chain = ident.delegation?.chain;
+    const jkt = await this.proofAtIssue(presented, {
+      agent: ident.subject,
+      agent_chain: chain,
+      task_id: a.task.id,
+      intent: a.intent.action,
+      tool: a.intent.tool,
+      resource: a.resource,
+      request_id: meta.requestId,
+    });
     if (a.status !== "approved" && (a.status as string) !== "redeeming") return { approval: approvalView(a) };
     if (a.lease_id) {
       const lease = await this.o.leases.get(a.resource, a.lease_id);
@@ -337,13 +503,16 @@ export class LeaseService {
               resource: lease.resource,
               account: lease.account,
               expiresAt: lease.max_expires_at,
+              ...(jkt === undefined ? {} : { jkt }),
             })
           : undefined;
       return {
         approval: {
           ...approvalView(a),
           lease: leaseView(lease),
-          ...(token ? { token, token_type: "Bearer" as const } : {}),
+          ...(token
+            ? { token, token_type: jkt === undefined ? ("Bearer" as const) : ("DPoP" as const) }
+            : {}),
         },
       };
     }
@@ -358,7 +527,7 @@ export class LeaseService {
         { taskId: a.task.id, intent: a.intent.action, tool: a.intent.tool, ttl: a.ttl },
         meta.requestId,
         undefined,
-        { approved: true },
+        { approved: true, dpop: jkt !== undefined, chain, approver: a.approver },
       );
       const out = await this.issue(
         ident.subject,
@@ -367,6 +536,7 @@ export class LeaseService {
         a.ttl,
         meta,
         a.approver,
+        { jkt, chain },
       );
       await store.releaseRedeem(a, out.lease.id);
       return {
@@ -477,21 +647,73 @@ export class LeaseService {
 
   /** Checks a lease token and the lease in Redis (one round trip): refuses ended and expired leases. */
   async authenticate(
-    token: string,
+    token: string | PresentedToken,
     leaseId: string,
-  ): Promise<{ lease: LeaseRecord; claims: LeaseTokenClaims }> {
-    const claims = await this.o.tokens.verify(token);
+    requestId?: string,
+  ): Promise<{ lease: LeaseRecord; claims: LeaseTokenClaims; dpop: boolean }> {
+    const presented = asPresented(token);
+    const claims = await this.o.tokens.verify(presented.token);
     if (claims.leaseId !== leaseId)
       throw new LeaseholdError("unauthenticated", "the lease token is for another lease");
     const { lease, now } = await this.o.leases.use(claims.resource, claims.leaseId);
     if (!lease) throw new LeaseholdError("unauthenticated", "the lease does not exist");
+    // Before the lease's state is told: a token without its key learns nothing.
+    if (claims.jkt !== undefined || presented.scheme === "DPoP") {
+      await this.checkBinding(presented, claims.jkt, lease, requestId);
+    }
     if (lease.state === "ended") {
       if (lease.end_reason === "revoked") throw new LeaseholdError("lease_revoked", "the lease was revoked");
       if (lease.end_reason === "expired") throw new LeaseholdError("lease_expired", "the lease has expired");
       throw new LeaseholdError("unauthenticated", "the lease has ended (checked in)");
     }
     if (lease.expires_at <= now) throw new LeaseholdError("lease_expired", "the lease has expired");
-    return { lease, claims };
+    return { lease, claims, dpop: claims.jkt !== undefined };
+  }
+
+  /** RFC 9449 §7: a bound token needs the DPoP scheme and a fresh proof by its key. Refusals are audited. */
+  private async checkBinding(
+    presented: PresentedToken,
+    jkt: string | undefined,
+    lease: LeaseRecord,
+    requestId: string | undefined,
+  ): Promise<void> {
+    const refuse = (message: string) => new LeaseholdError("unauthenticated", message);
+    try {
+      if (jkt === undefined) {
+        throw refuse("the lease token is not DPoP-bound; send it as 'Authorization: Bearer <token>'");
+      }
+      if (presented.scheme !== "DPoP") {
+        throw refuse(
+          "the lease token is DPoP-bound: send it as 'Authorization: DPoP <token>' with a DPoP proof",
+        );
+      }
+      if (presented.proof === undefined) {
+        throw refuse(
+          "DPoP proof missing: a DPoP-bound lease token needs a fresh DPoP header on every request",
+        );
+      }
+      if (this.o.dpop === undefined) throw refuse("DPoP is not enabled on this sidecar");
+      if (presented.htu === undefined)
+        throw refuse("DPoP proof cannot be checked: the request URL is unusable");
+      await this.o.dpop.verify({
+        proof: presented.proof,
+        htm: presented.htm,
+        htu: presented.htu,
+        accessToken: presented.token,
+        jkt,
+      });
+    } catch (err) {
+      if (err instanceof LeaseholdError && err.code === "unauthenticated") {
+        await this.auditLease(lease, {
+          event: "decision",
+          scope: "dpop",
+          decision: "deny",
+          reason: err.message,
+          request_id: requestId,
+        });
+      }
+      throw err;
+    }
   }
 
   /**
@@ -504,7 +726,7 @@ export class LeaseService {
     resource: string,
     meta: RequestMeta & { client?: string },
   ): Promise<{ lease: LeaseRecord; username: string; password: string }> {
-    const { lease } = await this.authenticate(token, leaseId);
+    const { lease } = await this.authenticate(token, leaseId, meta.requestId);
     if (lease.resource !== resource)
       throw new LeaseholdError("unauthenticated", "the lease is for another resource");
     const entry = await this.o.secrets.read<AccountRecord>(vaultPaths.account(lease.resource, lease.account));
@@ -520,13 +742,13 @@ export class LeaseService {
     return { lease, username: entry.data.username, password: entry.data.password };
   }
 
-  async getOwn(token: string, leaseId: string): Promise<LeaseView> {
-    return leaseView((await this.authenticate(token, leaseId)).lease);
+  async getOwn(token: string | PresentedToken, leaseId: string, meta?: RequestMeta): Promise<LeaseView> {
+    return leaseView((await this.authenticate(token, leaseId, meta?.requestId)).lease);
   }
 
   /** The password of the leased account, after policy allows the reveal. */
-  async credential(token: string, leaseId: string, meta: RequestMeta) {
-    const { lease } = await this.authenticate(token, leaseId);
+  async credential(token: string | PresentedToken, leaseId: string, meta: RequestMeta) {
+    const { lease, dpop } = await this.authenticate(token, leaseId, meta.requestId);
     const reg = await this.resource(lease.resource);
     if (!reg.reveal) {
       await this.auditLease(lease, {
@@ -554,6 +776,7 @@ export class LeaseService {
       },
       meta.requestId,
       lease,
+      { dpop },
     );
     const entry = await this.o.secrets.read<AccountRecord>(vaultPaths.account(lease.resource, lease.account));
     if (entry?.data.state !== "leased" || entry.data.lease_id !== lease.id) {
@@ -571,13 +794,13 @@ export class LeaseService {
   }
 
   async renew(
-    token: string,
+    token: string | PresentedToken,
     leaseId: string,
     body: unknown,
     meta: RequestMeta,
   ): Promise<{ lease: LeaseView }> {
     const req = parseBody(renewSchema, body ?? {});
-    const { lease } = await this.authenticate(token, leaseId);
+    const { lease, dpop } = await this.authenticate(token, leaseId, meta.requestId);
     const reg = await this.resource(lease.resource);
     const ttl = Math.min(req.ttl ?? reg.lease.defaultTtl, reg.lease.maxTtl);
     await this.decide(
@@ -588,6 +811,7 @@ export class LeaseService {
       { taskId: lease.task.id, intent: lease.intent.action, tool: lease.intent.tool, ttl },
       meta.requestId,
       lease,
+      { dpop },
     );
     const r = await this.o.leases.renew(lease.resource, lease.id, ttl * 1000);
     if (!r.ok || !r.lease) throw new LeaseholdError("lease_expired", "the lease can no longer be renewed");
@@ -602,9 +826,14 @@ export class LeaseService {
     return { lease: leaseView(r.lease) };
   }
 
-  async toolCall(token: string, leaseId: string, body: unknown, meta: RequestMeta): Promise<void> {
+  async toolCall(
+    token: string | PresentedToken,
+    leaseId: string,
+    body: unknown,
+    meta: RequestMeta,
+  ): Promise<void> {
     const req = parseBody(toolCallSchema, body);
-    const { lease } = await this.authenticate(token, leaseId);
+    const { lease, dpop } = await this.authenticate(token, leaseId, meta.requestId);
     const reg = await this.resource(lease.resource);
     await this.decide(
       "tool_call",
@@ -619,6 +848,7 @@ export class LeaseService {
       },
       meta.requestId,
       lease,
+      { dpop },
     );
     await this.auditLease(lease, {
       event: "tool_call",
@@ -632,8 +862,12 @@ export class LeaseService {
   }
 
   /** Check-in by the holder: always allowed; rotation follows. */
-  async checkin(token: string, leaseId: string, meta: RequestMeta): Promise<{ lease: LeaseView }> {
-    const { lease } = await this.authenticate(token, leaseId);
+  async checkin(
+    token: string | PresentedToken,
+    leaseId: string,
+    meta: RequestMeta,
+  ): Promise<{ lease: LeaseView }> {
+    const { lease } = await this.authenticate(token, leaseId, meta.requestId);
     const ended = await this.endLease(lease.resource, lease.id, "checkin", meta.requestId);
     return { lease: leaseView(ended ?? lease) };
   }
@@ -726,7 +960,18 @@ export class LeaseService {
       agent: lease.agent,
       reason,
     });
-    this.o.rotation.schedule({ resource, account: lease.account, reason, leaseId: id });
+    this.o.rotation.schedule({
+      resource,
+      account: lease.account,
+      reason,
+      leaseId: id,
+      subject: {
+        agent: lease.agent,
+        agent_chain: lease.agent_chain,
+        approver: lease.approver,
+        task_id: lease.task.id,
+      },
+    });
     return lease;
   }
 

@@ -357,6 +357,27 @@ export class ResourceService {
       );
     }
     for (const l of active) await opts.revoke(l.id);
+    // Every account that was revealed is rotated before the registration goes, so no password a
+    // lease saw outlives it; the revocations above scheduled the same rotations, hence the retries.
+    for (const account of reg.accounts) {
+      const rec = (await this.o.secrets.read<AccountRecord>(vaultPaths.account(name, account)))?.data;
+      if (!rec || rec.state === "available") continue;
+      let out = await this.o.rotation.rotate({ resource: name, account, reason: `removal by ${opts.actor}` });
+      for (let i = 0; i < 50 && out.status === "busy"; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        out = await this.o.rotation.rotate({ resource: name, account, reason: `removal by ${opts.actor}` });
+      }
+      const now = (await this.o.secrets.read<AccountRecord>(vaultPaths.account(name, account)))?.data;
+      if (now?.state !== "available") {
+        throw new LeaseholdError(
+          "conflict",
+          `account ${account} could not be rotated before removal; try again`,
+          {
+            detail: out.status === "failed" ? out.error : out.status,
+          },
+        );
+      }
+    }
     // Account records stay in Vault: the last working password of each account must not be lost.
     await this.o.catalog.remove(name);
     await this.o.leases.removePool(name);

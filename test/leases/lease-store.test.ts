@@ -1,11 +1,7 @@
-import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaseStore } from "../../sidecar/leases/index.js";
-import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
+import { BACKENDS, type OpenBackend, type RedisBackend } from "./redis-backends.js";
 
-let redis: Redis;
-let prefix: string;
-let store: LeaseStore;
 let n = 0;
 
 const spec = (resource: string, agent = "spiffe://example.org/agent/a") => ({
@@ -16,102 +12,179 @@ const spec = (resource: string, agent = "spiffe://example.org/agent/a") => ({
   intent: { action: "read" },
 });
 
-beforeAll(async () => {
-  redis = new Redis(REDIS_URL);
-  prefix = testPrefix("leases");
-  store = new LeaseStore({ redis, prefix });
-});
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-afterAll(async () => {
-  redis.disconnect();
-  await dropPrefix(prefix);
-});
+/** The LeaseStore suite against one Redis deployment form. */
+function leaseStoreTests(backend: RedisBackend): void {
+  describe(`LeaseStore on ${backend.name}`, () => {
+    let open: OpenBackend;
+    let store: LeaseStore;
+    /** A second sidecar: its own connection, same prefix. */
+    let other: LeaseStore;
 
-describe("LeaseStore", () => {
-  it("hands out each account of a pool to one lease at a time (I1)", async () => {
-    await store.syncPool("pool", ["a1", "a2"], "available");
-    const got = await Promise.all(
-      Array.from({ length: 6 }, () => store.checkout(spec("pool"), 60_000, 120_000)),
-    );
-    const ok = got.filter((g) => g.ok);
-    expect(ok).toHaveLength(2);
-    const accounts = ok.map((g) => (g.ok ? g.lease.account : "")).sort();
-    expect(accounts).toEqual(["a1", "a2"]);
-    const states = await store.accounts("pool");
-    expect(states.map((s) => s.state)).toEqual(["leased", "leased"]);
+    beforeAll(async () => {
+      open = await backend.open("leases");
+      store = new LeaseStore({ redis: open.client(), prefix: open.prefix });
+      other = new LeaseStore({ redis: open.client(), prefix: open.prefix });
+    });
+
+    afterAll(async () => {
+      await open?.close();
+    });
+
+    it("hands out each account of a pool to one lease at a time (I1)", async () => {
+      await store.syncPool("pool", ["a1", "a2"], "available");
+      const got = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => (i % 2 ? other : store).checkout(spec("pool"), 60_000, 120_000)),
+      );
+      const ok = got.filter((g) => g.ok);
+      expect(ok).toHaveLength(2);
+      const accounts = ok.map((g) => (g.ok ? g.lease.account : "")).sort();
+      expect(accounts).toEqual(["a1", "a2"]);
+      const states = await store.accounts("pool");
+      expect(states.map((s) => s.state)).toEqual(["leased", "leased"]);
+    });
+
+    it("ends a lease exactly once and never returns its account to the pool before rotation (I2)", async () => {
+      await store.syncPool("once", ["x"], "available");
+      const c = await store.checkout(spec("once"), 60_000, 120_000);
+      if (!c.ok) throw new Error("checkout failed");
+      const ends = await Promise.all([
+        store.end("once", c.lease.id, "checkin"),
+        other.end("once", c.lease.id, "revoked"),
+        store.end("once", c.lease.id, "checkin"),
+      ]);
+      expect(ends.filter((e) => e.ended)).toHaveLength(1);
+      expect((await store.accounts("once"))[0]?.state).toBe("rotating");
+      expect((await store.checkout(spec("once"), 60_000, 120_000)).ok).toBe(false);
+      await store.setAccountState("once", "x", "available");
+      expect((await store.checkout(spec("once"), 60_000, 120_000)).ok).toBe(true);
+    });
+
+    it("a revoked lease reads as ended on its next use, from any sidecar (I4)", async () => {
+      await store.syncPool("rev", ["r"], "available");
+      const c = await store.checkout(spec("rev"), 60_000, 120_000);
+      if (!c.ok) throw new Error("checkout failed");
+      expect((await other.use("rev", c.lease.id)).lease?.state).toBe("active");
+      await store.end("rev", c.lease.id, "revoked");
+      const u = await other.use("rev", c.lease.id);
+      expect(u.lease?.state).toBe("ended");
+      expect(u.lease?.end_reason).toBe("revoked");
+    });
+
+    it("a lease past expires_at reads so on use (Redis' clock) before any reaper ran", async () => {
+      await store.syncPool("late", ["l"], "available");
+      const c = await store.checkout(spec("late"), 30, 60_000);
+      if (!c.ok) throw new Error("checkout failed");
+      const fresh = await store.use("late", c.lease.id);
+      expect(fresh.lease?.expires_at).toBe(c.lease.expires_at);
+      await sleep(60);
+      const u = await other.use("late", c.lease.id);
+      expect(u.lease?.state).toBe("active");
+      expect(u.now).toBeGreaterThanOrEqual(c.lease.expires_at);
+    });
+
+    it("renews within max_expires_at only", async () => {
+      await store.syncPool("renew", ["r"], "available");
+      const c = await store.checkout(spec("renew"), 1_000, 5_000);
+      if (!c.ok) throw new Error("checkout failed");
+      const r = await other.renew("renew", c.lease.id, 60_000);
+      expect(r.ok).toBe(true);
+      if (r.ok) expect(r.lease.expires_at).toBe(c.lease.max_expires_at);
+    });
+
+    it("refuses to renew an ended or expired lease", async () => {
+      await store.syncPool("norenew", ["a", "b"], "available");
+      const ended = await store.checkout(spec("norenew"), 60_000, 60_000);
+      const expiring = await store.checkout(spec("norenew"), 20, 60_000);
+      if (!ended.ok || !expiring.ok) throw new Error("checkout failed");
+      await store.end("norenew", ended.lease.id, "checkin");
+      expect((await store.renew("norenew", ended.lease.id, 60_000)).ok).toBe(false);
+      await sleep(50);
+      const r = await store.renew("norenew", expiring.lease.id, 60_000);
+      expect(r.ok).toBe(false);
+      expect(r.lease?.expires_at).toBe(expiring.lease.expires_at);
+    });
+
+    it("claims due leases once across competing reapers, and an expiry of a renewed lease is refused (I5)", async () => {
+      await store.syncPool("due", ["d1", "d2", "d3"], "available");
+      const leases = [];
+      for (let i = 0; i < 3; i++) {
+        const c = await store.checkout(spec("due"), 50, 60_000);
+        if (c.ok) leases.push(c.lease);
+      }
+      expect(leases).toHaveLength(3);
+      await sleep(120);
+      const [a, b] = await Promise.all([
+        store.claimDue("due", 10, 30_000),
+        other.claimDue("due", 10, 30_000),
+      ]);
+      const all = [...(a ?? []), ...(b ?? [])].sort();
+      expect(all).toEqual(leases.map((l) => l.id).sort());
+      const ended = await Promise.all(all.map((id) => store.end("due", id, "expired")));
+      expect(ended.every((e) => e.ended)).toBe(true);
+      expect((await store.claimDue("due", 10, 30_000)).length).toBe(0);
+    });
+
+    it("an 'expired' end of a lease that is not due is refused and the lease stays scheduled", async () => {
+      await store.syncPool("notdue", ["n"], "available");
+      const c = await store.checkout(spec("notdue"), 60_000, 60_000);
+      if (!c.ok) throw new Error("checkout failed");
+      const r = await other.end("notdue", c.lease.id, "expired");
+      expect(r.ended).toBe(false);
+      expect(r.lease?.state).toBe("active");
+      expect((await store.activeLeases("notdue")).map((l) => l.id)).toEqual([c.lease.id]);
+    });
+
+    it("claims whose claimer died come back after the visibility timeout", async () => {
+      await store.syncPool("vis", ["v"], "available");
+      const c = await store.checkout(spec("vis"), 20, 60_000);
+      if (!c.ok) throw new Error("checkout failed");
+      await sleep(60);
+      expect(await store.claimDue("vis", 10, 50)).toEqual([c.lease.id]);
+      expect(await other.claimDue("vis", 10, 50)).toEqual([]);
+      await sleep(80);
+      expect(await other.claimDue("vis", 10, 50)).toEqual([c.lease.id]);
+    });
+
+    it("indexes a lease by id and by agent, and revokes by agent", async () => {
+      await store.syncPool("agent", ["g1", "g2"], "available");
+      const who = `spiffe://example.org/agent/counted-${n}`;
+      const one = await store.checkout(spec("agent", who), 60_000, 60_000);
+      await other.checkout(spec("agent", who), 60_000, 60_000);
+      if (!one.ok) throw new Error("checkout failed");
+      expect(await other.resourceOf(one.lease.id)).toBe("agent");
+      expect(await store.activeCount(who)).toBe(2);
+      for (const l of await other.agentLeases(who)) await other.end(l.resource, l.id, "revoked");
+      expect(await store.activeCount(who)).toBe(0);
+      expect((await store.accounts("agent")).map((a) => a.state)).toEqual(["rotating", "rotating"]);
+    });
+
+    it("setAccountState never frees a leased account unless forced", async () => {
+      await store.syncPool("guard", ["g"], "available");
+      const c = await store.checkout(spec("guard"), 60_000, 60_000);
+      if (!c.ok) throw new Error("checkout failed");
+      expect(await other.setAccountState("guard", "g", "available")).toBe(false);
+      expect((await store.checkout(spec("guard"), 60_000, 60_000)).ok).toBe(false);
+      expect((await store.accounts("guard"))[0]).toEqual({
+        name: "g",
+        state: "leased",
+        lease_id: c.lease.id,
+      });
+    });
+
+    it("syncPool forgets unlisted accounts but keeps a leased one", async () => {
+      await store.syncPool("sync", ["keep", "held", "drop"], "available");
+      const c = await store.checkout(spec("sync"), 60_000, 60_000);
+      if (!c.ok) throw new Error("checkout failed");
+      const held = c.lease.account;
+      await other.syncPool("sync", [held === "keep" ? "drop" : "keep"], "available");
+      const names = (await store.accounts("sync")).map((a) => a.name);
+      expect(names).toContain(held);
+      expect(names).toHaveLength(2);
+      expect(await store.resources()).toContain("sync");
+    });
   });
+}
 
-  it("ends a lease exactly once and never returns its account to the pool before rotation (I2)", async () => {
-    await store.syncPool("once", ["x"], "available");
-    const c = await store.checkout(spec("once"), 60_000, 120_000);
-    if (!c.ok) throw new Error("checkout failed");
-    const ends = await Promise.all([
-      store.end("once", c.lease.id, "checkin"),
-      store.end("once", c.lease.id, "revoked"),
-      store.end("once", c.lease.id, "checkin"),
-    ]);
-    expect(ends.filter((e) => e.ended)).toHaveLength(1);
-    expect((await store.accounts("once"))[0]?.state).toBe("rotating");
-    expect((await store.checkout(spec("once"), 60_000, 120_000)).ok).toBe(false);
-    await store.setAccountState("once", "x", "available");
-    expect((await store.checkout(spec("once"), 60_000, 120_000)).ok).toBe(true);
-  });
-
-  it("a revoked lease reads as ended on its next use (I4)", async () => {
-    await store.syncPool("rev", ["r"], "available");
-    const c = await store.checkout(spec("rev"), 60_000, 120_000);
-    if (!c.ok) throw new Error("checkout failed");
-    expect((await store.use("rev", c.lease.id)).lease?.state).toBe("active");
-    await store.end("rev", c.lease.id, "revoked");
-    const u = await store.use("rev", c.lease.id);
-    expect(u.lease?.state).toBe("ended");
-    expect(u.lease?.end_reason).toBe("revoked");
-  });
-
-  it("renews within max_expires_at only", async () => {
-    await store.syncPool("renew", ["r"], "available");
-    const c = await store.checkout(spec("renew"), 1_000, 5_000);
-    if (!c.ok) throw new Error("checkout failed");
-    const r = await store.renew("renew", c.lease.id, 60_000);
-    expect(r.ok).toBe(true);
-    if (r.ok) expect(r.lease.expires_at).toBe(c.lease.max_expires_at);
-  });
-
-  it("claims due leases once across competing reapers, and an expiry of a renewed lease is refused (I5)", async () => {
-    await store.syncPool("due", ["d1", "d2", "d3"], "available");
-    const leases = [];
-    for (let i = 0; i < 3; i++) {
-      const c = await store.checkout(spec("due"), 50, 60_000);
-      if (c.ok) leases.push(c.lease);
-    }
-    expect(leases).toHaveLength(3);
-    await new Promise((r) => setTimeout(r, 120));
-    const [a, b] = await Promise.all([store.claimDue("due", 10, 30_000), store.claimDue("due", 10, 30_000)]);
-    const all = [...(a ?? []), ...(b ?? [])].sort();
-    expect(all).toEqual(leases.map((l) => l.id).sort());
-    const ended = await Promise.all(all.map((id) => store.end("due", id, "expired")));
-    expect(ended.every((e) => e.ended)).toBe(true);
-    expect((await store.claimDue("due", 10, 30_000)).length).toBe(0);
-  });
-
-  it("claims whose claimer died come back after the visibility timeout", async () => {
-    await store.syncPool("vis", ["v"], "available");
-    const c = await store.checkout(spec("vis"), 20, 60_000);
-    if (!c.ok) throw new Error("checkout failed");
-    await new Promise((r) => setTimeout(r, 60));
-    expect(await store.claimDue("vis", 10, 50)).toEqual([c.lease.id]);
-    expect(await store.claimDue("vis", 10, 50)).toEqual([]);
-    await new Promise((r) => setTimeout(r, 80));
-    expect(await store.claimDue("vis", 10, 50)).toEqual([c.lease.id]);
-  });
-
-  it("counts an agent's active leases and revokes them by agent", async () => {
-    await store.syncPool("agent", ["g1", "g2"], "available");
-    const who = "spiffe://example.org/agent/counted";
-    await store.checkout(spec("agent", who), 60_000, 60_000);
-    await store.checkout(spec("agent", who), 60_000, 60_000);
-    expect(await store.activeCount(who)).toBe(2);
-    for (const l of await store.agentLeases(who)) await store.end(l.resource, l.id, "revoked");
-    expect(await store.activeCount(who)).toBe(0);
-  });
-});
+for (const backend of BACKENDS) leaseStoreTests(backend);

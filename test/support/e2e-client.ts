@@ -24,7 +24,8 @@ export class StackClient {
     path: string,
     opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
   ): Promise<HttpResult> {
-    const headers: Record<string, string> = { ...opts.headers };
+    // As every real client does (the sidecar's CSRF rule); a test may override it via `headers`.
+    const headers: Record<string, string> = { "x-leasehold-request": "true", ...opts.headers };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
     let body: string | undefined;
     if (opts.raw !== undefined) body = opts.raw;

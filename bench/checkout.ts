@@ -1,0 +1,318 @@
+/**
+ * Checkout and token-use benchmarks: the sidecar over HTTP against a floor that does the same
+ * unavoidable work inline with the same libraries (identity verify, one Cedar decision, the Redis
+ * checkout script, the Vault read + CAS write, one token signature, one audit append).
+ * Real Redis (127.0.0.1:6379), the Vault dev server, a private PostgreSQL cluster for registration.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { importJWK, type JWK, jwtVerify, SignJWT } from "jose";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { AuditLog } from "../sidecar/audit/index.js";
+import { parseConfig } from "../sidecar/config.js";
+import { generateAgentKey, mintIdentityAssertion } from "../sidecar/identity/index.js";
+import { LeaseStore } from "../sidecar/leases/index.js";
+import { createLogger } from "../sidecar/logger.js";
+import { loadPolicy } from "../sidecar/policy/index.js";
+import type { AccountRecord } from "../sidecar/resources/types.js";
+import { vaultPaths } from "../sidecar/resources/vault-paths.js";
+import { VaultStore } from "../sidecar/secrets/index.js";
+import { createSidecar } from "../sidecar/wire.js";
+import { freePort } from "../test/support/free-port.js";
+import { startScramPostgres } from "../test/support/pg-cluster.js";
+import { dropPrefix } from "../test/support/redis.js";
+import { startVaultDev } from "../test/vault-dev/server.js";
+import { printTable, quick, type Row, summarize, throughput, timeSequential, writeResults } from "./stats.js";
+
+const ACCOUNTS = 40;
+const N = quick ? 150 : 1000;
+const DURATION = quick ? 3000 : 10_000;
+const AGENT = "spiffe://example.org/agent/bench";
+const POLICY = `@id("bench")\npermit (principal, action, resource) when { context.intent == "read" };\n`;
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "lh-bench-"));
+  const vault = await startVaultDev({ rootToken: "bench-root" });
+  const pgc = await startScramPostgres();
+  const prefix = `lhbench:${randomBytes(3).toString("hex")}:`;
+  const vaultPrefix = `bench-${randomBytes(3).toString("hex")}`;
+  const log = createLogger("silent");
+  const redis = new Redis("redis://127.0.0.1:6379/0");
+  try {
+    const su = new pg.Client({
+      host: "127.0.0.1",
+      port: pgc.port,
+      user: "postgres",
+      password: pgc.superuser.password,
+      database: "postgres",
+    });
+    await su.connect();
+    const adminPw = randomBytes(12).toString("hex");
+    await su.query(`CREATE ROLE bench_admin LOGIN CREATEROLE PASSWORD '${adminPw}'`);
+    const accounts: Array<{ name: string; password: string }> = [];
+    for (let i = 0; i < ACCOUNTS; i++) {
+      const a = { name: `bench_${i}`, password: randomBytes(12).toString("hex") };
+      await su.query(`CREATE ROLE ${a.name} LOGIN PASSWORD '${a.password}'`);
+      accounts.push(a);
+    }
+    await su.end();
+
+    const key = await generateAgentKey({ id: AGENT, outDir: join(dir, "trust") });
+    await writeFile(join(dir, "policy.cedar"), POLICY);
+    const config = parseConfig(
+      {
+        listen: { port: await freePort() },
+        redis: { url: "redis://127.0.0.1:6379/0", prefix },
+        vault: {
+          address: vault.address,
+          auth: { method: "token", token: vault.rootToken },
+          prefix: vaultPrefix,
+        },
+        identity: {
+          trust: [
+            { kind: "agents", jwks: "./trust/agents.jwks.json", subjects: ["spiffe://example.org/agent/*"] },
+          ],
+        },
+        log: { level: "silent" },
+      },
+      dir,
+    );
+    const sidecar = await createSidecar({ config, log, background: false });
+    await sidecar.app.listen({ host: "127.0.0.1", port: config.listen.port });
+    const base = `http://127.0.0.1:${config.listen.port}`;
+    for (const name of ["bench-db", "floor-db"]) {
+      await sidecar.resourceService.register(
+        {
+          name,
+          adapter: "postgres",
+          connection: { host: "127.0.0.1", port: pgc.port, database: "postgres" },
+          admin: { username: "bench_admin", password: adminPw },
+          accounts,
+          importRotation: false,
+        },
+        { dryRun: false, actor: "bench" },
+      );
+    }
+    const identity = await mintIdentityAssertion({
+      keyFile: key.keyFile,
+      audience: "leasehold",
+      ttlSeconds: 3600,
+    });
+    const leases = new LeaseStore({ redis, prefix });
+    const secrets = new VaultStore({
+      address: vault.address,
+      auth: { method: "token", token: vault.rootToken },
+      mount: "secret",
+      prefix: vaultPrefix,
+      timeoutMs: 5000,
+      log,
+    });
+
+    /** Puts an account back as the rotation would (not timed in latency runs; in both sides of throughput). */
+    const reset = async (resource: string, leaseId: string, account: string) => {
+      await leases.end(resource, leaseId, "checkin");
+      const path = vaultPaths.account(resource, account);
+      const rec = await secrets.read<AccountRecord>(path);
+      if (rec)
+        await secrets.write(path, { ...rec.data, state: "available", lease_id: undefined }, rec.version);
+      await leases.setAccountState(resource, account, "available", true);
+    };
+
+    const body = JSON.stringify({
+      resource: "bench-db",
+      task: { id: "B-1" },
+      intent: { action: "read", tool: "psql" },
+      ttl: 300,
+    });
+    const productCheckout = async () => {
+      const r = await fetch(`${base}/v1/checkout`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${identity}`, "content-type": "application/json" },
+        body,
+      });
+      const j = (await r.json()) as { lease: { id: string; account: string }; token: string };
+      if (r.status !== 201) throw new Error(`checkout ${r.status} ${JSON.stringify(j)}`);
+      return j;
+    };
+
+    // The floor: the same unavoidable work, inline.
+    const agentJwk = JSON.parse(await readFile(join(dir, "trust", "agents.jwks.json"), "utf8"))
+      .keys[0] as JWK;
+    const agentKey = await importJWK(agentJwk, "EdDSA");
+    const policy = await loadPolicy({ file: join(dir, "policy.cedar") });
+    const floorAudit = await AuditLog.open(join(dir, "floor-audit.jsonl"), "floor");
+    const signKeyJwk = JSON.parse(await readFile(key.keyFile, "utf8")) as JWK;
+    const signKey = await importJWK(signKeyJwk, "EdDSA");
+    let fl = 0;
+    const floorCheckout = async () => {
+      const { payload } = await jwtVerify(identity, agentKey, {
+        audience: "leasehold",
+        algorithms: ["EdDSA"],
+      });
+      const d = policy.decide({
+        principal: String(payload.sub),
+        action: "checkout",
+        resource: "floor-db",
+        context: {
+          task_id: "B-1",
+          intent: "read",
+          tool: "psql",
+          ttl: 300,
+          hour_utc: 12,
+          active_leases: 0,
+          approved: false,
+          dpop: false,
+        },
+      });
+      if (d.decision !== "allow") throw new Error("floor policy denied");
+      const id = `lse_floor${String(++fl).padStart(14, "0")}`;
+      const got = await leases.checkout(
+        { id, resource: "floor-db", agent: AGENT, task: { id: "B-1" }, intent: { action: "read" } },
+        300_000,
+        3_600_000,
+      );
+      if (!got.ok) throw new Error("floor pool empty");
+      const path = vaultPaths.account("floor-db", got.lease.account);
+      const rec = await secrets.read<AccountRecord>(path);
+      if (!rec) throw new Error("no record");
+      await secrets.write(path, { ...rec.data, state: "leased", lease_id: id }, rec.version);
+      const token = await new SignJWT({ lid: id })
+        .setProtectedHeader({ alg: "EdDSA" })
+        .setSubject(AGENT)
+        .setExpirationTime("1h")
+        .sign(signKey);
+      await floorAudit.append({ event: "checkout", agent: AGENT, resource: "floor-db", lease_id: id });
+      return { lease: { id, account: got.lease.account }, token };
+    };
+
+    const rows: Row[] = [];
+    // Checkout latency, concurrency 1: reset happens outside the timed call.
+    const lat = async (fn: () => Promise<{ lease: { id: string; account: string } }>, resource: string) => {
+      const samples: number[] = [];
+      for (let i = 0; i < N + 20; i++) {
+        const t = process.hrtime.bigint();
+        const r = await fn();
+        const ms = Number(process.hrtime.bigint() - t) / 1e6;
+        if (i >= 20) samples.push(ms);
+        await reset(resource, r.lease.id, r.lease.account);
+      }
+      return summarize(samples);
+    };
+    const pc = await lat(productCheckout, "bench-db");
+    const fc = await lat(floorCheckout, "floor-db");
+    rows.push({
+      figure: "checkout p50 (c=1)",
+      product: pc.p50,
+      floor: fc.p50,
+      unit: "ms",
+      better: "lower",
+      goal: "≤ 1.3×",
+    });
+    rows.push({ figure: "checkout p99 (c=1)", product: pc.p99, floor: fc.p99, unit: "ms", better: "lower" });
+    // Throughput at concurrency 32 (checkout + reset in both).
+    const cycle =
+      (fn: () => Promise<{ lease: { id: string; account: string } }>, resource: string) => async () => {
+        const r = await fn();
+        await reset(resource, r.lease.id, r.lease.account);
+      };
+    const pt = await throughput(32, DURATION, cycle(productCheckout, "bench-db"));
+    const ft = await throughput(32, DURATION, cycle(floorCheckout, "floor-db"));
+    rows.push({
+      figure: "checkout+reset throughput (c=32)",
+      product: pt,
+      floor: ft,
+      unit: "/s",
+      better: "higher",
+      goal: "≥ 0.75×",
+    });
+
+    // Token use: one lease held; GET /v1/leases/{id} (verify + one Redis round trip) and the reveal.
+    const held = await productCheckout();
+    const tokenKeys = JSON.parse(await readFile(join(dir, "state", "signing.jwk"), "utf8")) as {
+      keys: JWK[];
+      current: string;
+    };
+    const leaseJwk = tokenKeys.keys.find((k) => k.kid === tokenKeys.current) as JWK;
+    const leasePub = await importJWK({ kty: "OKP", crv: "Ed25519", x: leaseJwk.x }, "EdDSA");
+    const leaseKey = `${prefix}{r:bench-db}:lease:${held.lease.id}`;
+    const useGet = () =>
+      fetch(`${base}/v1/leases/${held.lease.id}`, {
+        headers: { authorization: `Bearer ${held.token}` },
+      }).then((r) => r.arrayBuffer());
+    const useReveal = () =>
+      fetch(`${base}/v1/leases/${held.lease.id}/credential`, {
+        headers: { authorization: `Bearer ${held.token}` },
+      }).then((r) => r.arrayBuffer());
+    const floorUse = async () => {
+      await jwtVerify(held.token, leasePub, { algorithms: ["EdDSA"] });
+      await redis.hgetall(leaseKey);
+    };
+    const ug = await timeSequential(N, 50, useGet);
+    const fu = await timeSequential(N, 50, floorUse);
+    rows.push({
+      figure: "token use GET /v1/leases/{id} p50",
+      product: ug.p50,
+      floor: fu.p50,
+      unit: "ms",
+      better: "lower",
+    });
+    const ugt = await throughput(32, DURATION, useGet);
+    const fut = await throughput(32, DURATION, floorUse);
+    rows.push({
+      figure: "token use throughput (c=32)",
+      product: ugt,
+      floor: fut,
+      unit: "/s",
+      better: "higher",
+      goal: "≥ 0.8×",
+    });
+    const rv = await timeSequential(N, 20, useReveal);
+    rows.push({
+      figure: "reveal p50 (vs verify + 1 Redis RTT)",
+      product: rv.p50,
+      floor: fu.p50,
+      unit: "ms",
+      better: "lower",
+    });
+    const before = Number((await redis.info("commandstats")).match(/cmdstat_evalsha:calls=(\d+)/)?.[1] ?? 0);
+    const allBefore = Number((await redis.info("stats")).match(/total_commands_processed:(\d+)/)?.[1] ?? 0);
+    for (let i = 0; i < 200; i++) await useGet();
+    const allAfter = Number((await redis.info("stats")).match(/total_commands_processed:(\d+)/)?.[1] ?? 0);
+    const after = Number((await redis.info("commandstats")).match(/cmdstat_evalsha:calls=(\d+)/)?.[1] ?? 0);
+    const perUse = (after - before) / 200;
+
+    printTable(
+      `checkout and token use (${quick ? "quick" : "full"}; ${N} samples, ${DURATION / 1000}s throughput runs)`,
+      rows,
+    );
+    process.stdout.write(
+      `Redis scripts per token use: ${perUse.toFixed(2)} (all Redis commands per use incl. other clients: ${((allAfter - allBefore - 2) / 200).toFixed(2)})\n`,
+    );
+    const file = writeResults("checkout", {
+      quick,
+      rows,
+      scriptsPerTokenUse: perUse,
+      checkout: { product: pc, floor: fc },
+      tokenUse: { product: ug, floor: fu },
+      reveal: rv,
+    });
+    process.stdout.write(`results: ${file}\n`);
+    await floorAudit.close();
+    secrets.close();
+    await sidecar.close();
+  } finally {
+    redis.disconnect();
+    await dropPrefix(prefix);
+    await pgc.stop();
+    await vault.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+void main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});

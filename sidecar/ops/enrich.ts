@@ -1,0 +1,22 @@
+import type { EnrichedEvent } from "./event-hub.js";
+import { type OpsServices, pendingApprovals } from "./snapshot.js";
+import type { StreamEvent } from "./types.js";
+
+const LEASE_TYPES = new Set(["issued", "renewed", "expiring_soon", "ended"]);
+
+/**
+ * Attaches what viewers need to an event: the lease (task, intent, times) for lease events,
+ * the pending approvals for approval events. A lease that is gone is left out.
+ */
+export function createEnricher(services: OpsServices): (e: StreamEvent) => Promise<EnrichedEvent> {
+  return async (e) => {
+    if (LEASE_TYPES.has(e.type) && e.lease_id) {
+      const lease = await services.leases.getAny(e.lease_id).catch(() => undefined);
+      return lease ? { ...e, lease } : e;
+    }
+    if (e.type === "approval_requested" || e.type === "approval_decided") {
+      return { ...e, approvals: (await pendingApprovals(services)) ?? [] };
+    }
+    return e;
+  };
+}

@@ -1,0 +1,91 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { FastifyInstance, FastifyReply, RawServerDefault } from "fastify";
+import type { RedisClient } from "../leases/lease-store.js";
+import { LeaseholdError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { requireAdminToken } from "./admin-auth.js";
+import { createEnricher } from "./enrich.js";
+import { LeaseEventHub } from "./event-hub.js";
+import type { OpsMetrics } from "./metrics.js";
+import type { OpsServices } from "./snapshot.js";
+import { createStreamHandler } from "./sse-route.js";
+import { loadUiAssets, type UiAsset, UI_SECURITY_HEADERS } from "./ui-assets.js";
+
+export interface OpsRouteDeps {
+  readonly adminToken: string;
+  readonly services: OpsServices;
+  /** The sidecar's shared connection (non-blocking reads). */
+  readonly redis: RedisClient;
+  /** Opens a dedicated connection for the event hub's XREAD BLOCK. */
+  readonly connect: () => RedisClient;
+  readonly prefix: string;
+  readonly metrics: OpsMetrics;
+  readonly log: Logger;
+  /** SSE heartbeat, ms. @default 15000 */
+  readonly heartbeatMs?: number;
+  /** Event streams open at once. @default 64 */
+  readonly maxStreamClients?: number;
+  /** Require the admin token on /metrics. @default false (the Host guard keeps it local) */
+  readonly metricsRequireToken?: boolean;
+  /** Where the dashboard's files are. @default next to the module, else sidecar/ops/ui */
+  readonly uiDir?: string;
+}
+
+/** The app `buildApp` returns (its logger is pino's). */
+export type OpsApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
+
+export interface OpsRoutes {
+  readonly hub: LeaseEventHub;
+}
+
+/**
+ * Adds `GET /metrics`, `GET /v1/leases/stream` and the dashboard (`/ui`) to the app. Routes
+ * inherit the app's Host/Origin guard and error shape; the hub stops when the app closes.
+ */
+export async function registerOpsRoutes(app: OpsApp, d: OpsRouteDeps): Promise<OpsRoutes> {
+  // A sidecar without the dashboard's files (an image that copied dist/ only) still serves the
+  // API, metrics and the stream; /ui then answers 404 saying why.
+  const assets = await loadUiAssets(d.uiDir).catch((err: unknown) => {
+    d.log.warn({ err: { message: (err as Error).message } }, "dashboard files not found; /ui is off");
+    return new Map<string, UiAsset>();
+  });
+  const hub = new LeaseEventHub({
+    connect: d.connect,
+    prefix: d.prefix,
+    enrich: createEnricher(d.services),
+    log: d.log.child({ module: "event-hub" }),
+  });
+  app.addHook("onClose", async () => hub.stop());
+
+  app.get("/metrics", async (req, reply) => {
+    if (d.metricsRequireToken) requireAdminToken(req, d.adminToken);
+    const { contentType, body } = await d.metrics.render();
+    return reply.header("content-type", contentType).send(body);
+  });
+
+  app.get(
+    "/v1/leases/stream",
+    createStreamHandler({
+      adminToken: d.adminToken,
+      services: d.services,
+      hub,
+      redis: d.redis,
+      prefix: d.prefix,
+      metrics: d.metrics,
+      log: d.log,
+      heartbeatMs: d.heartbeatMs,
+      maxClients: d.maxStreamClients,
+    }),
+  );
+
+  const serve = (name: string) => async (_req: unknown, reply: FastifyReply) => {
+    const asset = assets.get(name);
+    if (!asset)
+      throw new LeaseholdError("not_found", "the dashboard's files are not installed with this sidecar");
+    return reply.headers(UI_SECURITY_HEADERS).header("content-type", asset.contentType).send(asset.body);
+  };
+  app.get("/ui", serve("index.html"));
+  app.get("/ui/", serve("index.html"));
+  for (const name of assets.keys()) if (name !== "index.html") app.get(`/ui/${name}`, serve(name));
+  return { hub };
+}

@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { opsConfigSchema } from "../../sidecar/ops/index.js";
+
+describe("the ops: config section", () => {
+  it("has safe defaults: a one-minute expiry notice and no webhook", () => {
+    const c = opsConfigSchema.parse(undefined);
+    expect(c).toMatchObject({
+      expiringSoonSeconds: 60,
+      heartbeatMs: 15000,
+      metricsRequireToken: false,
+      webhook: null,
+    });
+  });
+
+  it("takes a webhook with the alert events by default", () => {
+    const c = opsConfigSchema.parse({
+      webhook: { url: "https://pager.example.org/hook", secret: "0123456789abcdef" },
+    });
+    expect(c.webhook?.events).toEqual(["rotation_failed", "quarantined", "expiring_soon"]);
+  });
+
+  it("refuses a non-http webhook, a short secret, an unknown event and unknown keys", () => {
+    const bad = [
+      { webhook: { url: "file:///etc/passwd", secret: "0123456789abcdef" } },
+      { webhook: { url: "https://x.example/", secret: "short" } },
+      { webhook: { url: "https://x.example/", secret: "0123456789abcdef", events: ["everything"] } },
+      { expiringSoonSeconds: 0 },
+      { dashboard: true },
+    ];
+    for (const b of bad) expect(opsConfigSchema.safeParse(b).success, JSON.stringify(b)).toBe(false);
+  });
+});
