@@ -3,6 +3,18 @@ import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Adapter } from "../adapters/adapter.js";
 import { type AuditSink, registerAuditRoutes } from "./audit/index.js";
 import { LeaseholdError } from "./errors.js";
+import { buildOpenApi } from "./openapi/openapi.js";
+import {
+  approvalDecisionSchema,
+  approvalListQuery,
+  approvalParam,
+  idParam,
+  listQuery,
+  nameParam,
+  registerQuery,
+  removeQuery,
+  revokeAgentSchema,
+} from "./openapi/request-schemas.js";
 import { dpopRequestUrl } from "./identity/index.js";
 import type { Logger } from "./logger.js";
 import { isRedisUnavailable } from "./redis.js";
@@ -98,33 +110,6 @@ function sameSecret(a: string, b: string): boolean {
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
 }
-
-const listQuery = z.strictObject({
-  resource: z.string().max(63).optional(),
-  agent: z.string().max(512).optional(),
-  state: z.enum(["active", "ended"]).optional(),
-});
-const revokeAgentSchema = z.strictObject({
-  agent: z.string().min(1).max(512),
-  reason: z.string().max(500).optional(),
-});
-const idParam = z.strictObject({ id: z.string().regex(/^lse_[A-Za-z0-9_-]{10,64}$/, "not a lease id") });
-const nameParam = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "not a resource name"),
-});
-const approvalParam = z.strictObject({
-  id: z.string().regex(/^apr_[A-Za-z0-9_-]{10,64}$/, "not an approval id"),
-});
-const approvalListQuery = z.strictObject({
-  status: z.enum(["pending", "approved", "denied", "expired"]).optional(),
-});
-/** `approver` names the human behind the admin token (the CLI sends the operator's login). */
-const approvalDecisionSchema = z.strictObject({
-  reason: z.string().max(500).optional(),
-  approver: z.string().min(1).max(200).optional(),
-});
-const registerQuery = z.strictObject({ dry_run: z.enum(["true", "false"]).optional() });
-const removeQuery = z.strictObject({ force: z.enum(["true", "false"]).optional() });
 
 /** Builds the HTTP app (no listen): localhost hardening, error mapping, routes. */
 export function buildApp(deps: Deps) {
@@ -225,6 +210,12 @@ export function buildApp(deps: Deps) {
     return reply.status(r.ok ? 200 : 503).send({ status: r.ok ? "ready" : "unavailable", checks: r.checks });
   });
   app.get("/.well-known/jwks.json", async () => deps.jwks());
+  // Built on first request: the document is the same for the app's whole life.
+  let openApi: object | undefined;
+  app.get("/openapi.json", async () => {
+    openApi ??= buildOpenApi();
+    return openApi;
+  });
 
   // Agents
   app.post("/v1/checkout", async (req, reply) => {

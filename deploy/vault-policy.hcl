@@ -1,0 +1,18 @@
+# The Vault policy leasehold's sidecar needs, and nothing more (docs/operations.md).
+# Written for vault.mount "secret" and vault.prefix "leasehold"; replace both if yours differ.
+#
+#   vault policy write leasehold deploy/vault-policy.hcl
+
+# Registrations, admin credentials and account records: read, and write with check-and-set.
+path "secret/data/leasehold/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+# Listing resources and accounts, and removing a registration (DELETE on metadata removes
+# every version of that key; account records are never removed by the sidecar).
+path "secret/metadata/leasehold/*" {
+  capabilities = ["list", "delete"]
+}
+
+# Looking up and renewing its own token comes from Vault's built-in "default" policy;
+# keep it attached (token_no_default_policy = false, the default).

@@ -1,0 +1,201 @@
+import { z } from "zod";
+import { ERROR_STATUS, type ErrorCode } from "../errors.js";
+
+/*
+ * What the routes answer, as zod schemas: the OpenAPI document is generated from them and
+ * test/docs/openapi.test.ts parses real answers of a real sidecar with them. Objects are strict
+ * so that a field the code adds without documenting it fails that test.
+ */
+
+const time = z.iso.datetime().describe("RFC 3339 UTC");
+
+const task = z.strictObject({
+  id: z.string().describe("the task (ticket) the lease is for"),
+  description: z.string().optional(),
+});
+
+const intent = z.strictObject({
+  action: z.string().describe("what the agent means to do, e.g. read"),
+  tool: z.string().optional().describe("the tool it will use, e.g. psql"),
+});
+
+/** `Lease` of DESIGN.md. */
+export const leaseSchema = z
+  .strictObject({
+    id: z.string().describe("lse_…"),
+    resource: z.string(),
+    account: z.string().describe("the account of the resource's pool this lease holds"),
+    agent: z.string().describe("the agent's SPIFFE ID"),
+    agent_chain: z.array(z.string()).optional().describe("delegating agents, outermost first"),
+    approver: z.string().optional().describe("the human who approved the checkout"),
+    task,
+    intent,
+    state: z.enum(["active", "ended"]),
+    issued_at: time,
+    expires_at: time,
+    max_expires_at: time.describe("renewals never go past it"),
+    ended_at: time.optional(),
+    end_reason: z.enum(["checkin", "expired", "revoked"]).optional(),
+  })
+  .describe("A lease: one checkout of one account by one agent for one task.");
+
+/** A lease in an operator's list, with the seconds it has left. */
+export const listedLeaseSchema = leaseSchema.extend({ ttl_seconds: z.number().int().min(0) });
+
+/** A checkout that policy allows only with a human's approval. */
+export const approvalSchema = z.strictObject({
+  id: z.string().describe("apr_…"),
+  status: z.enum(["pending", "approved", "denied", "expired"]),
+  agent: z.string(),
+  resource: z.string(),
+  task,
+  intent,
+  ttl: z.number().int().describe("the lease TTL asked for, seconds"),
+  policies: z.array(z.string()).describe("ids of the policies that asked for approval"),
+  requested_at: time,
+  expires_at: time.describe("the request is void after this"),
+  decided_at: time.optional(),
+  approver: z.string().optional(),
+  reason: z.string().optional(),
+  lease_id: z.string().optional().describe("the lease the approval became"),
+});
+
+/** `DPoP` when the checkout carried a DPoP proof: the token is bound to the agent's key. */
+const tokenType = z.enum(["Bearer", "DPoP"]).describe("the Authorization scheme to send the token with");
+
+export const checkoutCreatedSchema = z.strictObject({
+  lease: leaseSchema,
+  token: z.string().describe("the lease token (EdDSA JWT)"),
+  token_type: tokenType,
+});
+
+export const checkoutPendingSchema = z.strictObject({ approval: approvalSchema });
+
+/** The agent's poll: once approved, the lease and a token for it. */
+export const approvalPollSchema = z.strictObject({
+  approval: approvalSchema.extend({
+    lease: leaseSchema.optional(),
+    token: z.string().optional(),
+    token_type: tokenType.optional(),
+  }),
+});
+
+export const approvalOneSchema = z.strictObject({ approval: approvalSchema });
+export const approvalListSchema = z.strictObject({ approvals: z.array(approvalSchema) });
+
+export const credentialSchema = z
+  .strictObject({
+    username: z.string(),
+    password: z.string(),
+    connection: z.record(z.string(), z.unknown()).describe("the resource's connection settings"),
+    expires_at: time,
+  })
+  .describe("The leased account's password. Sent with Cache-Control: no-store; never logged.");
+
+export const leaseOneSchema = z.strictObject({ lease: leaseSchema });
+export const leaseManySchema = z.strictObject({ leases: z.array(leaseSchema) });
+export const leaseListSchema = z.strictObject({ leases: z.array(listedLeaseSchema) });
+export const acceptedSchema = z.strictObject({ accepted: z.literal(true) });
+
+export const accountViewSchema = z.strictObject({
+  name: z.string(),
+  state: z.enum(["available", "leased", "rotating", "quarantined"]),
+  lease_id: z.string().optional(),
+  last_rotated_at: time.optional(),
+  failures: z.number().int().optional().describe("consecutive rotation failures"),
+});
+
+/** A registered resource and its accounts' states; never a password. */
+export const resourceViewSchema = z.strictObject({
+  name: z.string(),
+  adapter: z.string(),
+  connection: z.record(z.string(), z.unknown()),
+  rotateWith: z.enum(["admin", "self"]),
+  reveal: z.boolean(),
+  lease: z.strictObject({ defaultTtl: z.number().int(), maxTtl: z.number().int() }),
+  accounts: z.array(accountViewSchema),
+});
+
+export const resourceListSchema = z.strictObject({
+  resources: z.array(
+    z.strictObject({
+      name: z.string(),
+      adapter: z.string(),
+      accounts: z.number().int().describe("pool size"),
+    }),
+  ),
+});
+
+export const registerResultSchema = z.strictObject({
+  created: z.boolean(),
+  dryRun: z.boolean(),
+  resource: resourceViewSchema,
+  checks: z.array(z.string()).describe("what was checked, in order"),
+});
+
+export const verifyResultSchema = z.strictObject({
+  name: z.string(),
+  results: z.array(z.strictObject({ account: z.string(), ok: z.boolean(), reason: z.string().optional() })),
+});
+
+export const rotateResultSchema = z.strictObject({
+  name: z.string(),
+  results: z.array(
+    z.strictObject({
+      account: z.string(),
+      status: z.string().describe("rotated, failed, busy, gone, or skipped (leased)"),
+      error: z.string().optional(),
+    }),
+  ),
+});
+
+export const removeResultSchema = z.strictObject({ name: z.string(), removed: z.literal(true) });
+
+export const adapterListSchema = z.strictObject({
+  adapters: z.array(
+    z.strictObject({
+      id: z.string(),
+      description: z.string(),
+      config: z.record(z.string(), z.unknown()).describe("JSON Schema of the adapter's `connection`"),
+      constraints: z.strictObject({
+        minLength: z.number().int(),
+        maxLength: z.number().int(),
+        forbidden: z.string().describe("characters never used in its passwords"),
+      }),
+    }),
+  ),
+});
+
+export const healthSchema = z.strictObject({ status: z.literal("ok") });
+
+export const readySchema = z.strictObject({
+  status: z.enum(["ready", "unavailable"]),
+  checks: z.record(z.string(), z.boolean()).describe("redis, vault, audit"),
+});
+
+export const jwksSchema = z
+  .strictObject({ keys: z.array(z.record(z.string(), z.unknown())) })
+  .describe("Public keys of every sidecar of the cluster that sign lease tokens (Ed25519 JWKs).");
+
+export const auditPageSchema = z.strictObject({
+  records: z.array(z.record(z.string(), z.unknown())).describe("audit records, newest first"),
+  next_cursor: z.string().optional(),
+});
+
+/** Every error code, in the order of sidecar/errors.ts. */
+export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
+
+/** `{ error: { code, message, request_id } }`, the one error shape of every route. */
+export const errorSchema = z
+  .strictObject({
+    error: z.strictObject({
+      code: z.enum(ERROR_CODES as [ErrorCode, ...ErrorCode[]]),
+      message: z.string().describe("human readable; names the field for invalid_request; never a secret"),
+      request_id: z.string().describe("the same as the x-request-id header"),
+      retry_after: z.number().optional().describe("seconds; with resource_busy and rate_limited"),
+    }),
+  })
+  .describe("The error shape of every route.");
+
+/** The OpenAPI document itself (an object; its schema is OpenAPI 3.1's). */
+export const openApiDocumentSchema = z.record(z.string(), z.unknown());
