@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { type VaultDevServer, startVaultDev } from "../vault-dev/server.js";
 
 /** A Vault to test against: a real one, or a dev server this process started. */
@@ -13,6 +14,31 @@ export interface VaultHandle {
   readonly dev?: VaultDevServer;
   /** Stops the dev server; nothing to do for a real Vault. */
   close(): Promise<void>;
+}
+
+/**
+ * True when a Docker engine looks reachable (DOCKER_HOST, or the default socket): then
+ * `LEASEHOLD_VAULT=testcontainers` runs the Vault tests against a real `hashicorp/vault`
+ * container through @testcontainers/vault. There is no Docker engine on this project's
+ * machines, so that path is optional and never required.
+ */
+export function dockerReachable(): boolean {
+  return Boolean(process.env.DOCKER_HOST) || existsSync("/var/run/docker.sock");
+}
+
+/** Starts a real Vault in a container (dev mode, KV v2 at secret/). Needs a Docker engine. */
+export async function startVaultContainer(): Promise<VaultHandle> {
+  const { VaultContainer } = await import("@testcontainers/vault");
+  const token = `root-${randomBytes(8).toString("hex")}`;
+  const container = await new VaultContainer("hashicorp/vault:1.17").withVaultToken(token).start();
+  return {
+    address: container.getAddress().replace(/\/+$/, ""),
+    token,
+    mount: "secret",
+    close: async () => {
+      await container.stop();
+    },
+  };
 }
 
 /** True when `VAULT_ADDR` and `VAULT_TOKEN` name a real Vault to test against. */
@@ -36,6 +62,7 @@ export async function useVault(): Promise<VaultHandle> {
       close: async () => {},
     };
   }
+  if (process.env.LEASEHOLD_VAULT === "testcontainers") return startVaultContainer();
   const dev = await startVaultDev({ port: 0, rootToken: `hvs.dev-root-${randomBytes(12).toString("hex")}` });
   return { address: dev.address, token: dev.rootToken, mount: "secret", dev, close: () => dev.close() };
 }
