@@ -175,6 +175,16 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   ops: opsConfigSchema,
+  proxy: z
+    .strictObject({
+      /** Audit of proxied PostgreSQL statements: none, digest (SHA-256) or text. @default "none" */
+      auditStatements: z.enum(["none", "digest", "text"]).default("none"),
+      /** Time a client has to finish its login on a listener, ms. @default 10000 */
+      handshakeTimeoutMs: z.number().int().min(100).max(120000).default(10000),
+      /** TLS offered to clients that ask (PostgreSQL SSLRequest): a self-signed certificate, or off. @default "self-signed" */
+      tls: z.enum(["self-signed", "off"]).default("self-signed"),
+    })
+    .prefault({}),
   reaper: z
     .strictObject({
       /** How often due leases are claimed, milliseconds. @default 200 */

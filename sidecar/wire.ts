@@ -19,6 +19,7 @@ import { LeaseStore, Reaper } from "./leases/index.js";
 import type { Logger } from "./logger.js";
 import { loadPolicy } from "./policy/index.js";
 import { attachOps, createAuditTap, createMetrics, instrumentSecretStore } from "./ops/index.js";
+import { ProxyManager } from "./proxy/index.js";
 import { createRedis } from "./redis.js";
 import { ResourceCatalog } from "./resources/catalog.js";
 import { type CrashPoint, Reconciler, RotationEngine } from "./rotation/index.js";
@@ -48,6 +49,8 @@ export interface Sidecar {
   readonly id: string;
   /** Re-reads the policy file; a file that fails validation leaves the old policy in force. */
   reloadPolicy(): Promise<{ ok: true } | { ok: false; error: string }>;
+  /** The local protocol listeners (proxy mode). */
+  readonly proxies: ProxyManager;
   close(): Promise<void>;
 }
 
@@ -151,7 +154,10 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     crashHook: opts.crashHook,
   });
   const approvals = new ApprovalStore(redis, prefix);
+  // The checkout response names the resource's local listener; the listeners need the lease service.
+  let proxies: ProxyManager | undefined;
   const leaseService = new LeaseService({
+    proxyEndpoint: (resource: string) => proxies?.endpointFor(resource),
     leases,
     secrets,
     catalog,
@@ -166,7 +172,35 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     approvalTtlSeconds: config.approvals.ttl,
     checkoutsPerMinute: config.limits.checkoutsPerMinute,
   });
-  const resourceService = new ResourceService({ secrets, leases, catalog, rotation, adapters, audit, log });
+  const proxyManager = new ProxyManager({
+    leases: leaseService,
+    redis,
+    prefix,
+    audit,
+    log: log.child({ module: "proxy" }),
+    auditStatements: config.proxy.auditStatements,
+    handshakeTimeoutMs: config.proxy.handshakeTimeoutMs,
+    tls: config.proxy.tls === "off" ? false : "self-signed",
+  });
+  proxies = proxyManager;
+  const syncProxies = async () => {
+    const r = await proxyManager.sync(await catalog.load());
+    for (const f of r.failed)
+      log.warn({ resource: f.resource, error: f.error }, "proxy listener not running");
+  };
+  await syncProxies().catch((err: unknown) =>
+    log.warn({ err: { message: (err as Error).message } }, "proxy sync failed"),
+  );
+  const resourceService = new ResourceService({
+    secrets,
+    leases,
+    catalog,
+    rotation,
+    adapters,
+    audit,
+    log,
+    onRegistrationsChanged: () => syncProxies(),
+  });
   const reconciler = new Reconciler({
     secrets,
     leases,
@@ -232,6 +266,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const reconcile = () =>
       reconciler
         .reconcileAll()
+        .then(() => syncProxies())
         .catch((err: unknown) => log.warn({ err: { message: (err as Error).message } }, "reconcile failed"));
     void reconcile();
     reconcileTimer = setInterval(
@@ -263,7 +298,9 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
         );
       return r;
     },
+    proxies: proxyManager,
     close: async () => {
+      await proxyManager.close();
       reaper.stop();
       clearInterval(reconcileTimer);
       rotation.stop();

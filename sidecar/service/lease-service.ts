@@ -136,6 +136,8 @@ export interface LeaseServiceOptions {
   approvals?: ApprovalStore;
   /** How long an approval request stays open, seconds. @default 900 */
   approvalTtlSeconds?: number;
+  /** Where agents connect to a resource's local listener (checkout response `proxy`). */
+  proxyEndpoint?: (resource: string) => { host: string; port: number } | undefined;
   /** Checkouts one agent may request per minute; 0 or absent = no limit. */
   checkoutsPerMinute?: number;
   /** Clock for policy context (hour_utc). */
@@ -160,6 +162,8 @@ export interface CheckoutOk {
   readonly lease: LeaseView;
   readonly token: string;
   readonly token_type: "Bearer" | "DPoP";
+  /** How to reach the resource's local listener: log in with user=<lease id>, password=<lease token>. */
+  readonly proxy?: { readonly host: string; readonly port: number; readonly username: string };
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -460,7 +464,14 @@ export class LeaseService {
         agent: lease.agent,
       }),
     ]);
-    return { lease: leaseView(lease), token, token_type: binding.jkt === undefined ? "Bearer" : "DPoP" };
+    // DPoP-bound tokens cannot log in to a listener (no proof travels in a password), so no endpoint for them.
+    const ep = binding.jkt === undefined ? this.o.proxyEndpoint?.(lease.resource) : undefined;
+    return {
+      lease: leaseView(lease),
+      token,
+      token_type: binding.jkt === undefined ? "Bearer" : "DPoP",
+      ...(ep ? { proxy: { host: ep.host, port: ep.port, username: lease.id } } : {}),
+    };
   }
 
   private approvalsOrThrow(): ApprovalStore {

@@ -18,6 +18,8 @@ import { describeIssues } from "../util/zod-errors.js";
 import { parseBody } from "./validate.js";
 
 export interface ResourceServiceOptions {
+  /** Called after a registration changes (e.g. to start or stop its local listener). */
+  onRegistrationsChanged?: () => Promise<void>;
   secrets: SecretStore;
   leases: LeaseStore;
   catalog: ResourceCatalog;
@@ -246,6 +248,7 @@ export class ResourceService {
       reason: existing ? "updated" : "registered",
       request_id: opts.requestId,
     });
+    await this.o.onRegistrationsChanged?.().catch(() => undefined);
     return { created: !existing, dryRun: false, resource: await this.show(reg.name), checks };
   }
 
@@ -387,6 +390,7 @@ export class ResourceService {
       resource: name,
       reason: "removed",
     });
+    await this.o.onRegistrationsChanged?.().catch(() => undefined);
     return { name, removed: true };
   }
 }

@@ -1,0 +1,36 @@
+import { randomBytes } from "node:crypto";
+import { LeaseholdError } from "../errors.js";
+import type { SessionContext } from "./session-context.js";
+import type { ProxyCredential } from "./types.js";
+
+/** The outcome of checking a lease token at a listener: refusals are values, not errors. */
+export type TokenCheck =
+  | { readonly ok: true; readonly credential: ProxyCredential }
+  /** `refused`: the token, the lease or its resource is wrong; `unavailable`: Redis, Vault or the audit log failed. */
+  | { readonly ok: false; readonly kind: "refused" | "unavailable"; readonly code: string };
+
+/** A request id for one proxied connection (ties its audit records together). */
+export function proxyRequestId(): string {
+  return `prx_${randomBytes(9).toString("base64url")}`;
+}
+
+/** Checks a lease token exactly as the HTTP API does, for this listener's resource. */
+export async function checkLeaseToken(
+  ctx: SessionContext,
+  token: string,
+  leaseId: string,
+  meta: { requestId: string; client: string },
+): Promise<TokenCheck> {
+  try {
+    return { ok: true, credential: await ctx.leases.proxyCredential(token, leaseId, ctx.resource, meta) };
+  } catch (err) {
+    if (err instanceof LeaseholdError) {
+      return { ok: false, kind: err.status < 500 ? "refused" : "unavailable", code: err.code };
+    }
+    ctx.log.error(
+      { err: { message: (err as Error).message }, resource: ctx.resource },
+      "proxy token check failed",
+    );
+    return { ok: false, kind: "unavailable", code: "internal" };
+  }
+}

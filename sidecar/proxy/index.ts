@@ -1,0 +1,11 @@
+export { PROXY_HOST, ProxyManager } from "./proxy-manager.js";
+export type {
+  AuditStatements,
+  ProxyCredential,
+  ProxyEndpoint,
+  ProxyLeasePort,
+  ProxyManagerOptions,
+  ProxyProtocol,
+  ProxySyncReport,
+  ProxyTls,
+} from "./types.js";

@@ -1,0 +1,326 @@
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { type SecureContext, TLSSocket } from "node:tls";
+import { checkLeaseToken, proxyRequestId } from "../check-token.js";
+import { HandshakeRefusal } from "../handshake-refusal.js";
+import type { SessionContext } from "../session-context.js";
+import { SessionRecord } from "../session-record.js";
+import { PeerClosedError, SocketReader } from "../socket-reader.js";
+import { type Splice, splice } from "../splice.js";
+import type { AuditStatements, ProxySession } from "../types.js";
+import { loginToBackend } from "./backend-login.js";
+import type { CancelKeys } from "./cancel-keys.js";
+import { forwardCancel } from "./cancel-forward.js";
+import { MSG, SQLSTATE } from "./constants.js";
+import { FrameTap } from "./frame-tap.js";
+import { cstring, type FirstPacket, readFirstPacket, readMessage } from "./packets.js";
+import {
+  authenticationCleartextPassword,
+  authenticationOk,
+  backendKeyData,
+  errorResponse,
+  negotiateProtocolVersion,
+} from "./server-messages.js";
+import { StatementAuditor } from "./statement-audit.js";
+import { pgTargetOf } from "./target.js";
+
+export interface PostgresContext extends SessionContext {
+  readonly cancelKeys: CancelKeys;
+  /** TLS offered on SSLRequest; undefined answers 'N'. */
+  readonly secureContext: SecureContext | undefined;
+  readonly auditStatements: AuditStatements;
+}
+
+/** Startup parameters the proxy sets itself or refuses, never passed to the server as given. */
+const OWN_PARAMS = new Set(["user", "database", "replication"]);
+const FALSE_WORDS = new Set(["false", "off", "no", "0"]);
+
+function violation(message: string): HandshakeRefusal {
+  return new HandshakeRefusal(SQLSTATE.protocolViolation, message, `08P01 ${message}`);
+}
+
+/**
+ * One client connection to a PostgreSQL listener: TLS if asked, the startup packet, a
+ * cleartext password that must be the lease token of the lease named as user, the login to
+ * the real server as the leased account, then a splice of both directions.
+ */
+export class PostgresSession implements ProxySession {
+  private client: Duplex;
+  private backend: Duplex | undefined;
+  private spliced: Splice | undefined;
+  private readonly downTap = new FrameTap();
+  private readonly abort = new AbortController();
+  private readonly record: SessionRecord;
+  private leaseKey: string | undefined;
+  private clientKey: { pid: number; secret: number } | undefined;
+  private ended = false;
+  private finished = false;
+  private audited = true;
+
+  constructor(
+    private readonly raw: Socket,
+    private readonly ctx: PostgresContext,
+  ) {
+    this.client = raw;
+    raw.setNoDelay(true);
+    raw.on("error", () => undefined);
+    this.record = new SessionRecord({
+      audit: ctx.audit,
+      log: ctx.log,
+      resource: ctx.resource,
+      protocol: "postgres",
+      client: `${raw.remoteAddress ?? "?"}:${raw.remotePort ?? 0}`,
+      requestId: proxyRequestId(),
+    });
+    this.watchClose(raw);
+  }
+
+  /** Runs the session to the splice; never rejects. */
+  async run(): Promise<void> {
+    this.ctx.live.add(this);
+    const timer = setTimeout(
+      () => this.refuse(violation("the startup did not complete in time")),
+      this.ctx.handshakeTimeoutMs,
+    );
+    try {
+      await this.handshake();
+    } catch (err) {
+      this.refuse(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private watchClose(sock: Duplex): void {
+    sock.once("close", () => this.finish());
+  }
+
+  private async handshake(): Promise<void> {
+    const highWater = this.ctx.maxMessageBytes + 64 * 1024;
+    let reader = new SocketReader(this.client, highWater);
+    let first: FirstPacket;
+    let secured = false;
+    for (;;) {
+      first = await readFirstPacket(reader);
+      if (first.kind === "gssenc" || (first.kind === "ssl" && (secured || !this.ctx.secureContext))) {
+        if (secured) throw violation("SSLRequest over an encrypted connection");
+        this.client.write("N");
+        continue;
+      }
+      if (first.kind === "ssl" && this.ctx.secureContext) {
+        // Bytes sent before our answer would be taken as if they came over TLS (CVE-2021-23214).
+        if (reader.detach({ pause: false }).length > 0) throw violation("bytes after SSLRequest");
+        this.raw.write("S");
+        const secure = new TLSSocket(this.raw, { isServer: true, secureContext: this.ctx.secureContext });
+        secure.on("error", () => undefined);
+        this.client = secure;
+        this.watchClose(secure);
+        reader = new SocketReader(secure, highWater);
+        secured = true;
+        continue;
+      }
+      break;
+    }
+    if (first.kind === "cancel") {
+      this.audited = false;
+      const key = this.ctx.cancelKeys.lookup(first.pid, first.secret);
+      this.ended = true;
+      this.client.end();
+      if (key) await forwardCancel(key, this.ctx.handshakeTimeoutMs);
+      return;
+    }
+    if (first.kind !== "startup") throw violation("unexpected packet");
+    const params = new Map(first.params);
+    const unknownOptions = first.params.map(([k]) => k).filter((k) => k.startsWith("_pq_."));
+    if (first.minor > 0 || unknownOptions.length > 0)
+      this.client.write(negotiateProtocolVersion(0, unknownOptions));
+    const user = params.get("user");
+    if (!user) {
+      throw new HandshakeRefusal(
+        SQLSTATE.invalidAuthorization,
+        "no user name in the startup packet: connect with user=<lease id>",
+        "28000 no user",
+      );
+    }
+    const replication = params.get("replication");
+    if (replication !== undefined && !FALSE_WORDS.has(replication.toLowerCase())) {
+      throw new HandshakeRefusal(
+        SQLSTATE.featureNotSupported,
+        "replication connections are not supported through the proxy",
+        "0A000 replication",
+      );
+    }
+    this.claim(user);
+    this.client.write(authenticationCleartextPassword());
+    const pm = await readMessage(reader, this.ctx.maxMessageBytes);
+    if (pm.type !== MSG.password) throw violation("expected a password message");
+    const token = cstring(pm.body, 0).value;
+    const check = await checkLeaseToken(this.ctx, token, user, {
+      requestId: this.record.requestId,
+      client: this.record.client,
+    });
+    if (!check.ok) {
+      throw check.kind === "refused"
+        ? new HandshakeRefusal(
+            SQLSTATE.invalidPassword,
+            `password authentication failed for user "${user.slice(0, 64)}"`,
+            `28P01 ${check.code}`,
+          )
+        : new HandshakeRefusal(
+            SQLSTATE.connectionFailure,
+            "the sidecar cannot check the lease token now",
+            `08006 ${check.code}`,
+          );
+    }
+    const cred = check.credential;
+    this.record.lease = cred.lease;
+    if (this.ended) return;
+    const reg = this.ctx.registration();
+    const target = reg ? pgTargetOf(reg.connection) : null;
+    if (!target) {
+      throw new HandshakeRefusal(
+        SQLSTATE.connectionFailure,
+        "the resource has no usable connection",
+        "08006 no connection",
+      );
+    }
+    const login = await loginToBackend({
+      target,
+      username: cred.username,
+      password: cred.password,
+      database: params.get("database") || target.database,
+      params: first.params.filter(([k]) => !OWN_PARAMS.has(k) && !k.startsWith("_pq_.")),
+      maxMessageBytes: this.ctx.maxMessageBytes,
+      signal: this.abort.signal,
+    });
+    this.backend = login.socket;
+    login.socket.on("error", () => undefined);
+    if (this.ended) {
+      login.socket.destroy();
+      return;
+    }
+    this.startSplice(reader.detach({ pause: true }), login, target);
+  }
+
+  private startSplice(
+    clientRest: Buffer,
+    login: Awaited<ReturnType<typeof loginToBackend>>,
+    target: NonNullable<ReturnType<typeof pgTargetOf>>,
+  ): void {
+    const backend = login.socket;
+    const frames = [authenticationOk(), ...login.frames.slice(0, -1)];
+    if (login.key) {
+      this.clientKey = this.ctx.cancelKeys.issue({ ...login.key, target });
+      frames.push(backendKeyData(this.clientKey.pid, this.clientKey.secret));
+    }
+    frames.push(...login.frames.slice(-1), login.rest);
+    this.downTap.push(login.rest);
+    const lease = this.record.lease;
+    const mode = this.ctx.auditStatements;
+    const auditor =
+      mode !== "none" && lease
+        ? new StatementAuditor({
+            mode,
+            audit: this.ctx.audit,
+            lease,
+            client: this.record.client,
+            requestId: this.record.requestId,
+            onFailure: () => this.terminate("the audit log cannot be written"),
+          })
+        : undefined;
+    const upTap = auditor ? new FrameTap(StatementAuditor.types, auditor.onMessage) : undefined;
+    this.client.write(Buffer.concat(frames));
+    if (clientRest.length > 0) {
+      upTap?.push(clientRest);
+      backend.write(clientRest);
+    }
+    this.record.bytesIn += clientRest.length;
+    this.record.bytesOut += login.rest.length;
+    const downTap = this.downTap;
+    this.spliced = splice(this.client, backend, {
+      onUp: upTap ? (c) => upTap.push(c) : undefined,
+      onDown: (c) => downTap.push(c),
+    });
+    auditor?.attach(this.spliced.up);
+  }
+
+  /** Registers the session under the lease id it claims, before the token is checked, so no end is missed. */
+  private claim(leaseId: string): void {
+    this.leaseKey = leaseId;
+    this.record.claimedLeaseId = leaseId;
+    this.ctx.registry.add(leaseId, this);
+  }
+
+  private refuse(err: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.abort.abort();
+    this.backend?.destroy();
+    if (err instanceof PeerClosedError) {
+      this.record.refusal = "client closed during startup";
+      this.client.destroy();
+      return;
+    }
+    const r =
+      err instanceof HandshakeRefusal
+        ? err
+        : new HandshakeRefusal(
+            SQLSTATE.connectionFailure,
+            "internal error in the proxy",
+            "08006 internal error",
+          );
+    if (!(err instanceof HandshakeRefusal)) {
+      this.ctx.log.error(
+        { err: { message: (err as Error).message }, resource: this.ctx.resource },
+        "proxy session failed",
+      );
+    }
+    this.record.refusal = r.reason;
+    const frame = r.raw ?? errorResponse({ severity: "FATAL", code: r.code, message: r.message });
+    this.client.end(frame);
+    setTimeout(() => this.client.destroy(), 1000).unref();
+  }
+
+  /** Closes the session now; a client between two messages is told why (FATAL 57P01). */
+  terminate(why: string): void {
+    if (!this.spliced) {
+      this.refuse(
+        new HandshakeRefusal(SQLSTATE.adminShutdown, `terminating connection because ${why}`, `57P01 ${why}`),
+      );
+      return;
+    }
+    if (this.ended) return;
+    this.ended = true;
+    this.record.ending = why;
+    this.spliced.stopDown();
+    if (this.downTap.atBoundary) {
+      this.client.end(
+        errorResponse({
+          severity: "FATAL",
+          code: SQLSTATE.adminShutdown,
+          message: `terminating connection because ${why}`,
+        }),
+      );
+      setTimeout(() => this.client.destroy(), 1000).unref();
+    } else {
+      this.client.destroy();
+    }
+    this.backend?.destroy();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.ended = true;
+    this.abort.abort();
+    this.backend?.destroy();
+    this.ctx.live.delete(this);
+    if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
+    if (this.clientKey) this.ctx.cancelKeys.revoke(this.clientKey.pid, this.clientKey.secret);
+    if (this.spliced) {
+      this.record.bytesIn += this.spliced.up.bytes;
+      this.record.bytesOut += this.spliced.down.bytes;
+    }
+    if (this.audited) this.record.finish();
+  }
+}

@@ -1,0 +1,272 @@
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { checkLeaseToken, proxyRequestId } from "../check-token.js";
+import { HandshakeRefusal } from "../handshake-refusal.js";
+import type { SessionContext } from "../session-context.js";
+import { SessionRecord } from "../session-record.js";
+import { PeerClosedError, SocketReader } from "../socket-reader.js";
+import { type Splice, splice } from "../splice.js";
+import type { ProxySession } from "../types.js";
+import { loginToRedis } from "./backend-login.js";
+import { encodeCommand, errorReply, parseCommand, RespProtocolError } from "./resp.js";
+import { redisTargetOf } from "./target.js";
+
+/** Failed AUTH attempts before the connection is closed. */
+const MAX_ATTEMPTS = 3;
+const WRONGPASS = "WRONGPASS invalid lease id / lease token pair, or the lease has ended";
+const NOAUTH = "NOAUTH Authentication required: AUTH <lease id> <lease token>";
+const HELLO_NOAUTH =
+  "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <lease id> <lease token> option can be used";
+
+/** A login the client asked for: which lease, its token, and the HELLO form if that was used. */
+interface LoginRequest {
+  readonly leaseId: string;
+  readonly token: string;
+  readonly hello?: { readonly version: string; readonly setname?: string | undefined } | undefined;
+}
+
+type Step = { readonly reply: Buffer; readonly close?: boolean } | { readonly login: LoginRequest };
+
+function text(b: Buffer | undefined): string {
+  return b === undefined ? "" : b.toString("utf8");
+}
+
+/** What to do with one command received before the client has logged in. */
+function preAuth(args: readonly Buffer[]): Step | null {
+  if (args.length === 0) return null;
+  const name = text(args[0]).toUpperCase();
+  if (name === "AUTH") {
+    if (args.length === 3) return { login: { leaseId: text(args[1]), token: text(args[2]) } };
+    if (args.length === 2) return { reply: errorReply(`${WRONGPASS} (use AUTH <lease id> <lease token>)`) };
+    return { reply: errorReply("ERR wrong number of arguments for 'auth' command") };
+  }
+  if (name === "HELLO") {
+    const version = args[1] === undefined ? undefined : text(args[1]);
+    if (version !== undefined && version !== "2" && version !== "3") {
+      return { reply: errorReply("NOPROTO unsupported protocol version") };
+    }
+    let auth: { leaseId: string; token: string } | undefined;
+    let setname: string | undefined;
+    for (let i = 2; i < args.length; i++) {
+      const opt = text(args[i]).toUpperCase();
+      if (opt === "AUTH" && i + 2 < args.length) {
+        auth = { leaseId: text(args[i + 1]), token: text(args[i + 2]) };
+        i += 2;
+      } else if (opt === "SETNAME" && i + 1 < args.length) {
+        setname = text(args[i + 1]);
+        i += 1;
+      } else {
+        return { reply: errorReply(`ERR Syntax error in HELLO option '${text(args[i]).slice(0, 32)}'`) };
+      }
+    }
+    if (!auth || version === undefined) return { reply: errorReply(HELLO_NOAUTH) };
+    return { login: { ...auth, hello: { version, setname } } };
+  }
+  if (name === "QUIT") return { reply: Buffer.from("+OK\r\n"), close: true };
+  return { reply: errorReply(NOAUTH) };
+}
+
+/**
+ * One client connection to a Redis listener: commands before login are answered NOAUTH;
+ * `AUTH <lease id> <lease token>` (or `HELLO 3 AUTH …`) is checked like the HTTP API checks
+ * the token; then the server is logged in to with the account's real ACL password and the
+ * connection is spliced.
+ */
+export class RedisSession implements ProxySession {
+  private backend: Duplex | undefined;
+  private spliced: Splice | undefined;
+  private readonly abort = new AbortController();
+  private readonly record: SessionRecord;
+  private leaseKey: string | undefined;
+  private ended = false;
+  private finished = false;
+
+  constructor(
+    private readonly client: Socket,
+    private readonly ctx: SessionContext,
+  ) {
+    client.setNoDelay(true);
+    client.on("error", () => undefined);
+    this.record = new SessionRecord({
+      audit: ctx.audit,
+      log: ctx.log,
+      resource: ctx.resource,
+      protocol: "redis",
+      client: `${client.remoteAddress ?? "?"}:${client.remotePort ?? 0}`,
+      requestId: proxyRequestId(),
+    });
+    client.once("close", () => this.finish());
+  }
+
+  /** Runs the session to the splice; never rejects. */
+  async run(): Promise<void> {
+    this.ctx.live.add(this);
+    const timer = setTimeout(
+      () =>
+        this.refuse(
+          new HandshakeRefusal("ERR", "authentication did not complete in time", "ERR handshake timeout"),
+        ),
+      this.ctx.handshakeTimeoutMs,
+    );
+    try {
+      await this.handshake();
+    } catch (err) {
+      this.refuse(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async handshake(): Promise<void> {
+    const reader = new SocketReader(this.client, this.ctx.maxMessageBytes + 64 * 1024);
+    let attempts = 0;
+    for (;;) {
+      let cmd = parseCommand(reader.peek(), this.ctx.maxMessageBytes);
+      while (!cmd) {
+        if (reader.length > this.ctx.maxMessageBytes) throw new RespProtocolError("request too large");
+        await reader.more();
+        cmd = parseCommand(reader.peek(), this.ctx.maxMessageBytes);
+      }
+      reader.take(cmd.length);
+      const step = preAuth(cmd.args);
+      if (step === null) continue;
+      if ("reply" in step) {
+        if (step.close) {
+          this.ended = true;
+          this.client.end(step.reply);
+          return;
+        }
+        this.client.write(step.reply);
+        continue;
+      }
+      const login = step.login;
+      this.claim(login.leaseId);
+      const check = await checkLeaseToken(this.ctx, login.token, login.leaseId, {
+        requestId: this.record.requestId,
+        client: this.record.client,
+      });
+      if (this.ended) return;
+      if (!check.ok) {
+        if (check.kind === "unavailable") {
+          throw new HandshakeRefusal(
+            "ERR",
+            "the sidecar cannot check the lease token now",
+            `ERR ${check.code}`,
+          );
+        }
+        this.unclaim();
+        attempts += 1;
+        this.record.refusal = `WRONGPASS ${check.code}`;
+        if (attempts >= MAX_ATTEMPTS)
+          throw new HandshakeRefusal("WRONGPASS", WRONGPASS.slice(10), this.record.refusal);
+        this.client.write(errorReply(WRONGPASS));
+        continue;
+      }
+      this.record.refusal = undefined;
+      const cred = check.credential;
+      this.record.lease = cred.lease;
+      const reg = this.ctx.registration();
+      const target = reg ? redisTargetOf(reg.connection) : null;
+      if (!target)
+        throw new HandshakeRefusal("ERR", "the resource has no usable connection", "ERR no connection");
+      const hello = login.hello;
+      const command = hello
+        ? [
+            "HELLO",
+            hello.version,
+            "AUTH",
+            cred.username,
+            cred.password,
+            ...(hello.setname ? ["SETNAME", hello.setname] : []),
+          ]
+        : ["AUTH", cred.username, cred.password];
+      const res = await loginToRedis({
+        target,
+        login: encodeCommand(command),
+        maxMessageBytes: this.ctx.maxMessageBytes,
+        signal: this.abort.signal,
+      });
+      this.backend = res.socket;
+      res.socket.on("error", () => undefined);
+      if (this.ended) {
+        res.socket.destroy();
+        return;
+      }
+      const clientRest = reader.detach({ pause: true });
+      this.client.write(Buffer.concat([res.reply, res.rest]));
+      if (clientRest.length > 0) res.socket.write(clientRest);
+      this.record.bytesIn += clientRest.length;
+      this.record.bytesOut += res.rest.length;
+      this.spliced = splice(this.client, res.socket);
+      return;
+    }
+  }
+
+  private claim(leaseId: string): void {
+    this.leaseKey = leaseId;
+    this.record.claimedLeaseId = leaseId;
+    this.ctx.registry.add(leaseId, this);
+  }
+
+  private unclaim(): void {
+    if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
+    this.leaseKey = undefined;
+  }
+
+  private refuse(err: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.abort.abort();
+    this.backend?.destroy();
+    if (err instanceof PeerClosedError) {
+      this.record.refusal ??= "client closed before logging in";
+      this.client.destroy();
+      return;
+    }
+    let line: string;
+    if (err instanceof RespProtocolError) {
+      line = `ERR Protocol error: ${err.message}`;
+      this.record.refusal = `ERR protocol error: ${err.message}`;
+    } else if (err instanceof HandshakeRefusal) {
+      line = `${err.code} ${err.message}`;
+      this.record.refusal = err.reason;
+    } else {
+      this.ctx.log.error(
+        { err: { message: (err as Error).message }, resource: this.ctx.resource },
+        "proxy session failed",
+      );
+      line = "ERR internal error in the proxy";
+      this.record.refusal = "ERR internal error";
+    }
+    this.client.end(errorReply(line));
+    setTimeout(() => this.client.destroy(), 1000).unref();
+  }
+
+  /** Closes the session now (RESP has no way to say why in the middle of a reply). */
+  terminate(why: string): void {
+    if (!this.spliced) {
+      this.refuse(new HandshakeRefusal("ERR", `connection closed because ${why}`, `ERR ${why}`));
+      return;
+    }
+    if (this.ended) return;
+    this.ended = true;
+    this.record.ending = why;
+    this.client.destroy();
+    this.backend?.destroy();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.ended = true;
+    this.abort.abort();
+    this.backend?.destroy();
+    this.ctx.live.delete(this);
+    this.unclaim();
+    if (this.spliced) {
+      this.record.bytesIn += this.spliced.up.bytes;
+      this.record.bytesOut += this.spliced.down.bytes;
+    }
+    this.record.finish();
+  }
+}

@@ -1,0 +1,78 @@
+import type { EventEmitter } from "node:events";
+import type { RedisClient } from "../leases/lease-store.js";
+import type { AuditSink } from "../audit/index.js";
+import type { LeaseRecord } from "../leases/index.js";
+import type { Logger } from "../logger.js";
+
+/** What the listeners record of each PostgreSQL statement: nothing, its SHA-256, or its text too. */
+export type AuditStatements = "none" | "digest" | "text";
+
+/** The wire protocols a listener can speak. */
+export type ProxyProtocol = "postgres" | "redis";
+
+/** The credential of a leased account, as the lease service hands it to a listener. */
+export interface ProxyCredential {
+  readonly lease: LeaseRecord;
+  readonly username: string;
+  readonly password: string;
+}
+
+/**
+ * What the listeners need from the lease service; `LeaseService` satisfies it. `events` emits
+ * `"ended"` with the LeaseRecord when this sidecar ends a lease.
+ */
+export interface ProxyLeasePort {
+  readonly events: EventEmitter;
+  /** Checks the token as the HTTP API does and that the lease is for `resource`; throws LeaseholdError otherwise. */
+  proxyCredential(
+    token: string,
+    leaseId: string,
+    resource: string,
+    meta: { readonly requestId: string; readonly client?: string },
+  ): Promise<ProxyCredential>;
+}
+
+/** TLS offered to clients that ask for it: a self-signed certificate made at start, given PEMs, or none. */
+export type ProxyTls = "self-signed" | false | { readonly key: string; readonly cert: string };
+
+export interface ProxyManagerOptions {
+  leases: ProxyLeasePort;
+  /** The sidecar's Redis; the manager duplicates it for its own blocking stream reader. */
+  redis: RedisClient;
+  /** Redis key prefix of the cluster; lease events are read from `${prefix}events`. */
+  prefix: string;
+  audit: AuditSink;
+  log: Logger;
+  /** Per-statement audit records for PostgreSQL. @default "none" */
+  auditStatements?: AuditStatements;
+  /** Time a client has from connecting to a spliced session (including the backend login), ms. @default 10000 */
+  handshakeTimeoutMs?: number;
+  /** Largest message accepted before the session is spliced, bytes. @default 1048576 */
+  maxMessageBytes?: number;
+  /** TLS for clients that send SSLRequest. @default "self-signed" */
+  tls?: ProxyTls;
+  /** Adapter ids whose resources get a listener, and the protocol it speaks. @default { postgres: "postgres", "redis-acl": "redis" } */
+  protocols?: Readonly<Record<string, ProxyProtocol>>;
+  /** Open connections per listener. @default 1000 */
+  maxConnections?: number;
+}
+
+/** Where agents connect for one resource. */
+export interface ProxyEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly protocol: ProxyProtocol;
+}
+
+/** What one `sync()` changed; a listener that could not start is reported, not thrown. */
+export interface ProxySyncReport {
+  readonly started: readonly string[];
+  readonly stopped: readonly string[];
+  readonly failed: ReadonlyArray<{ readonly resource: string; readonly error: string }>;
+}
+
+/** One proxied client connection, as the manager sees it. */
+export interface ProxySession {
+  /** Ends the session at once; `why` is told to the client where the protocol allows. */
+  terminate(why: string): void;
+}

@@ -1,0 +1,97 @@
+import { describe, expect, it } from "vitest";
+import { FrameTap, type TappedMessage } from "../../sidecar/proxy/postgres/frame-tap.js";
+import { ScramClient } from "../../sidecar/proxy/postgres/scram-client.js";
+import { statementText } from "../../sidecar/proxy/postgres/statement-audit.js";
+import {
+  encodeCommand,
+  parseCommand,
+  RespProtocolError,
+  respValueEnd,
+} from "../../sidecar/proxy/redis/resp.js";
+
+function pgMsg(type: string, body: string): Buffer {
+  const b = Buffer.from(body, "utf8");
+  const head = Buffer.alloc(5);
+  head.write(type, 0, "latin1");
+  head.writeInt32BE(4 + b.length, 1);
+  return Buffer.concat([head, b]);
+}
+
+describe("SCRAM-SHA-256 client", () => {
+  it("produces RFC 7677's client-final-message and accepts its server signature", async () => {
+    const c = new ScramClient("pencil", { nonce: "rOprNGfwEbeRWgbNEkqO", user: "user" });
+    expect(c.first()).toBe("n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+    const serverFirst =
+      "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    expect(await c.final(serverFirst)).toBe(
+      "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+    );
+    expect(c.verify("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")).toBe(true);
+    expect(c.verify("v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")).toBe(false);
+  });
+
+  it("refuses a server nonce that does not extend the client's", async () => {
+    const c = new ScramClient("pencil", { nonce: "abc" });
+    await expect(c.final("r=xyzdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")).rejects.toThrow(/nonce/);
+  });
+});
+
+describe("FrameTap", () => {
+  it("finds message boundaries and captures Query/Parse across any chunking", () => {
+    const stream = Buffer.concat([
+      pgMsg("Q", "select 1\0"),
+      pgMsg("d", "copy data row\n"),
+      pgMsg("P", "s1\0select $1::int\0\0\0"),
+      pgMsg("S", ""),
+    ]);
+    for (const size of [1, 2, 3, 5, 7, 64]) {
+      const got: TappedMessage[] = [];
+      const tap = new FrameTap(new Set([0x51, 0x50]), (m) => got.push(m));
+      const boundaries: number[] = [];
+      for (let i = 0; i < stream.length; i += size) {
+        tap.push(stream.subarray(i, i + size));
+        if (tap.atBoundary) boundaries.push(Math.min(i + size, stream.length));
+      }
+      expect(got.map(statementText)).toEqual(["select 1", "select $1::int"]);
+      expect(tap.atBoundary).toBe(true);
+      if (size === 1) expect(boundaries).toContain(pgMsg("Q", "select 1\0").length);
+    }
+  });
+
+  it("is not at a boundary inside a message, and truncates long captures", () => {
+    const tap = new FrameTap(new Set([0x51]), () => undefined);
+    const msg = pgMsg("Q", `${"x".repeat(100)}\0`);
+    tap.push(msg.subarray(0, 10));
+    expect(tap.atBoundary).toBe(false);
+    const got: TappedMessage[] = [];
+    const small = new FrameTap(new Set([0x51]), (m) => got.push(m), 10);
+    small.push(msg);
+    expect(got[0]?.truncated).toBe(true);
+    expect(got[0]?.body.length).toBe(10);
+  });
+});
+
+describe("RESP", () => {
+  it("parses array and inline commands, and waits for incomplete ones", () => {
+    const cmd = encodeCommand(["AUTH", "lse_x", "tok en"]);
+    expect(parseCommand(cmd, 1024)?.args.map(String)).toEqual(["AUTH", "lse_x", "tok en"]);
+    expect(parseCommand(cmd.subarray(0, cmd.length - 1), 1024)).toBeNull();
+    expect(parseCommand(Buffer.from("PING  x\r\n"), 1024)?.args.map(String)).toEqual(["PING", "x"]);
+    expect(parseCommand(Buffer.from("PING"), 1024)).toBeNull();
+  });
+
+  it("refuses malformed and oversized commands", () => {
+    expect(() => parseCommand(Buffer.from("*abc\r\n"), 1024)).toThrow(RespProtocolError);
+    expect(() => parseCommand(Buffer.from("*1\r\n+x\r\n"), 1024)).toThrow(RespProtocolError);
+    expect(() => parseCommand(Buffer.from("*1\r\n$2000\r\n"), 1024)).toThrow(/invalid bulk length/);
+  });
+
+  it("finds the end of RESP2 and RESP3 replies", () => {
+    const hello = Buffer.from("%2\r\n$6\r\nserver\r\n$5\r\nredis\r\n$5\r\nproto\r\n:3\r\n+PONG\r\n");
+    expect(respValueEnd(hello, 0)).toBe(hello.length - 7);
+    expect(respValueEnd(hello.subarray(0, 20), 0)).toBe(-1);
+    expect(respValueEnd(Buffer.from("$-1\r\n"), 0)).toBe(5);
+    expect(respValueEnd(Buffer.from("|1\r\n+a\r\n:1\r\n+OK\r\n"), 0)).toBe(17);
+    expect(() => respValueEnd(Buffer.from("?x\r\n"), 0)).toThrow(RespProtocolError);
+  });
+});
