@@ -21,6 +21,8 @@ export interface LeaseSpec {
   readonly intent: LeaseIntent;
   readonly approver?: string | undefined;
   readonly agent_chain?: readonly string[] | undefined;
+  /** The agent's policy attributes at checkout (identity claims the policy schema declares). */
+  readonly attrs?: Record<string, unknown> | undefined;
 }
 
 /** A lease as stored; times are milliseconds since the epoch, from Redis' clock. */

@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { Approval, ApprovalStore } from "../approvals/approval-store.js";
 import type { AuditFields, AuditSink } from "../audit/index.js";
 import { LeaseholdError } from "../errors.js";
+import { AGENT_ATTRIBUTES } from "../policy/index.js";
 import type { EndReason, LeaseRecord, LeaseStore } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
@@ -174,6 +175,11 @@ const sleep = (ms: number, signal?: AbortSignal) =>
       resolve();
     });
   });
+
+/** The identity claims policy can see (the schema's Agent attributes), kept on the lease. */
+function policyAttributes(claims: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(claims).filter(([k]) => k in AGENT_ATTRIBUTES));
+}
 
 function newLeaseId(): string {
   return `lse_${randomBytes(16).toString("base64url")}`;
@@ -369,7 +375,11 @@ export class LeaseService {
       });
       return { approval: approvalView(approval) };
     }
-    return this.issue(ident.subject, reg, req, ttl, meta, undefined, { jkt, chain });
+    return this.issue(ident.subject, reg, req, ttl, meta, undefined, {
+      jkt,
+      chain,
+      attrs: policyAttributes(ident.claims),
+    });
   }
 
   /**
@@ -411,7 +421,12 @@ export class LeaseService {
     ttl: number,
     meta: RequestMeta,
     approver?: string,
-    binding: { jkt?: string | undefined; chain?: readonly string[] | undefined } = {},
+    binding: {
+      jkt?: string | undefined;
+      chain?: readonly string[] | undefined;
+      /** The agent's policy attributes (from its identity token), kept for decisions on the lease. */
+      attrs?: Record<string, unknown> | undefined;
+    } = {},
   ): Promise<CheckoutOk> {
     const spec = {
       id: newLeaseId(),
@@ -421,6 +436,7 @@ export class LeaseService {
       intent: req.intent,
       ...(approver ? { approver } : {}),
       ...(binding.chain?.length ? { agent_chain: [...binding.chain] } : {}),
+      ...(binding.attrs && Object.keys(binding.attrs).length ? { attrs: binding.attrs } : {}),
     };
     const deadline = this.now() + (req.wait ?? 0) * 1000;
     // A waiting request queues first come, first served; it leaves the queue when it gives up
@@ -547,7 +563,7 @@ export class LeaseService {
         a.ttl,
         meta,
         a.approver,
-        { jkt, chain },
+        { jkt, chain, attrs: policyAttributes(ident.claims) },
       );
       await store.releaseRedeem(a, out.lease.id);
       return {
@@ -777,7 +793,7 @@ export class LeaseService {
     await this.decide(
       "reveal",
       lease.agent,
-      {},
+      lease.attrs ?? {},
       reg,
       {
         taskId: lease.task.id,
@@ -817,7 +833,7 @@ export class LeaseService {
     await this.decide(
       "renew",
       lease.agent,
-      {},
+      lease.attrs ?? {},
       reg,
       { taskId: lease.task.id, intent: lease.intent.action, tool: lease.intent.tool, ttl },
       meta.requestId,
@@ -849,7 +865,7 @@ export class LeaseService {
     await this.decide(
       "tool_call",
       lease.agent,
-      {},
+      lease.attrs ?? {},
       reg,
       {
         taskId: lease.task.id,

@@ -1,0 +1,130 @@
+/** A lease as the sidecar shows it (times in RFC 3339 UTC). */
+export interface Lease {
+  readonly id: string;
+  readonly resource: string;
+  readonly account: string;
+  /** The acting agent's SPIFFE ID. */
+  readonly agent: string;
+  /** Delegators, nearest first, when the agent acted for someone. */
+  readonly agent_chain?: readonly string[];
+  /** The human who approved the checkout, if one had to. */
+  readonly approver?: string;
+  readonly task: { readonly id: string; readonly description?: string };
+  readonly intent: { readonly action: string; readonly tool?: string };
+  readonly state: "active" | "ended";
+  readonly issued_at: string;
+  readonly expires_at: string;
+  readonly max_expires_at: string;
+  readonly ended_at?: string;
+  readonly end_reason?: "checkin" | "expired" | "revoked";
+}
+
+/** One tool call made with a credential, for the audit trail. */
+export interface ToolCall {
+  /** The tool, e.g. `psql`. */
+  readonly tool: string;
+  /** What it did, e.g. `read`. */
+  readonly action: string;
+  /** What it acted on (a table, a host, a path). */
+  readonly target?: string;
+  /** SHA-256 of the call's arguments: hex, optionally `sha256:`-prefixed (see `toolCallDigest`). */
+  readonly digest?: string;
+}
+
+/**
+ * The revealed credential of a lease. `password` is not enumerable, so logging or serializing
+ * the object does not print it.
+ */
+export interface Credential {
+  readonly username: string;
+  readonly password: string;
+  /** The resource's connection settings (host, port, database, ...). */
+  readonly connection: Readonly<Record<string, unknown>>;
+  /** When the lease ends unless renewed; updated after each renewal. */
+  readonly expiresAt: Date;
+  /** Aborted when the lease is over: renewal refused, or its expiry passed. */
+  readonly signal: AbortSignal;
+  /** Records one tool call in the sidecar's audit log. */
+  reportToolCall(call: ToolCall): Promise<void>;
+}
+
+/** An RFC 8693 `act` claim: who delegated the task to this agent, and who delegated to them. */
+export interface ActClaim {
+  /** A SPIFFE ID or a human principal `user:<e-mail>`. */
+  readonly sub: string;
+  /** Resource names the delegator allows (space-separated); scope can only narrow. */
+  readonly scope?: string;
+  readonly act?: ActClaim;
+}
+
+export interface ClientOptions {
+  /** Base URL of the sidecar over TCP, e.g. `http://127.0.0.1:7733`. Give this or `socketPath`. */
+  readonly url?: string;
+  /** The sidecar's Unix socket. Give this or `url`. */
+  readonly socketPath?: string;
+  /** The agent's private key file (`leasehold agent keygen`). */
+  readonly keyFile: string;
+  /** The `aud` of identity assertions. @default "leasehold" */
+  readonly audience?: string;
+  /** Bind lease tokens to a per-client DPoP key (RFC 9449). @default true */
+  readonly dpop?: boolean;
+  /** Lifetime of each identity assertion, seconds. @default 60 */
+  readonly assertionTtlSeconds?: number;
+  /** Timeout of one request (a checkout adds its `wait`), ms. @default 30000 */
+  readonly requestTimeoutMs?: number;
+  /** How often a pending approval is polled, ms. @default 1000 */
+  readonly approvalPollIntervalMs?: number;
+}
+
+export interface CheckoutRequest {
+  readonly task: { readonly id: string; readonly description?: string };
+  readonly intent: { readonly action: string; readonly tool?: string };
+  /** Seconds; the resource's default when absent. Renewals ask for the same. */
+  readonly ttl?: number;
+  /** Seconds to wait for a free account. @default 0 */
+  readonly wait?: number;
+  /** The delegation this agent acts under, sent as the `act` claim of its identity assertion. */
+  readonly act?: ActClaim;
+  /** How long to wait for a human approval, ms. @default 900000 (15 min) */
+  readonly approvalTimeoutMs?: number;
+  /** Gives up the checkout (and a pending approval wait). */
+  readonly signal?: AbortSignal;
+}
+
+/** A checked-out lease and what its holder can do with it. */
+export interface LeaseHandle {
+  /** The lease as last seen (updated after each renewal). */
+  readonly lease: Lease;
+  /** `DPoP` when the token is bound to this client's key, else `Bearer`. */
+  readonly tokenType: "Bearer" | "DPoP";
+  /** Reveals the password (audited; policy decides). */
+  credential(): Promise<{
+    username: string;
+    password: string;
+    connection: Record<string, unknown>;
+    expires_at: string;
+  }>;
+  /** Extends the lease by `ttl` seconds (never past `max_expires_at`). */
+  renew(ttl?: number): Promise<Lease>;
+  reportToolCall(call: ToolCall): Promise<void>;
+  /** Checks the lease in; the sidecar rotates the password. Resolves also when it had already ended. */
+  checkin(): Promise<void>;
+}
+
+export interface LeaseholdClient {
+  /**
+   * Checks out `resource`, reveals its credential, runs `fn`, and always checks in, also when
+   * `fn` throws. While `fn` runs the lease is renewed at about 2/3 of its TTL. A checkout that
+   * needs a human approval waits for it (bounded by `approvalTimeoutMs`).
+   * @returns what `fn` returns.
+   * @throws LeaseholdClientError for refusals (`policy_denied`, `resource_busy`, `approval_denied`, ...),
+   *   or whatever `fn` throws (after check-in).
+   */
+  withCredential<T>(
+    resource: string,
+    request: CheckoutRequest,
+    fn: (cred: Credential, lease: Lease) => Promise<T>,
+  ): Promise<T>;
+  /** Checks out without revealing or renewing: the building block of `withCredential`. */
+  checkout(resource: string, request: CheckoutRequest): Promise<LeaseHandle>;
+}
