@@ -250,7 +250,40 @@ async function main(): Promise<void> {
       await jwtVerify(held.token, leasePub, { algorithms: ["EdDSA"] });
       await redis.hgetall(leaseKey);
     };
+    // A second floor with the same HTTP stack: a bare fastify route doing verify + one Redis round trip.
+    const Fastify = (await import("fastify")).default;
+    const bare = Fastify();
+    bare.get("/use", async (req) => {
+      const tok = String(req.headers.authorization ?? "").slice(7);
+      await jwtVerify(tok, leasePub, { algorithms: ["EdDSA"] });
+      return redis.hgetall(leaseKey);
+    });
+    const barePort = await freePort();
+    await bare.listen({ host: "127.0.0.1", port: barePort });
+    const httpFloor = () =>
+      fetch(`http://127.0.0.1:${barePort}/use`, { headers: { authorization: `Bearer ${held.token}` } }).then(
+        (r) => r.arrayBuffer(),
+      );
     const ug = await timeSequential(N, 50, useGet);
+    const hf = await timeSequential(N, 50, httpFloor);
+    rows.push({
+      figure: "token use p50 vs HTTP floor (fastify+verify+1 RTT)",
+      product: ug.p50,
+      floor: hf.p50,
+      unit: "ms",
+      better: "lower",
+    });
+    const ugt2 = await throughput(32, DURATION, useGet);
+    const hft = await throughput(32, DURATION, httpFloor);
+    rows.push({
+      figure: "token use throughput vs HTTP floor (c=32)",
+      product: ugt2,
+      floor: hft,
+      unit: "/s",
+      better: "higher",
+      goal: "≥ 0.8×",
+    });
+    await bare.close();
     const fu = await timeSequential(N, 50, floorUse);
     rows.push({
       figure: "token use GET /v1/leases/{id} p50",

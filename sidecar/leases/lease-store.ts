@@ -320,6 +320,17 @@ export class LeaseStore {
     });
   }
 
+  /** Active leases of a resource whose expires_at falls in [fromMs, toMs] (one range read of the schedule). */
+  async expiringBetween(resource: string, fromMs: number, toMs: number): Promise<LeaseRecord[]> {
+    const ids = await this.redis.zrangebyscore(this.k(resource, "due"), fromMs, toMs);
+    const out: LeaseRecord[] = [];
+    for (const id of ids) {
+      const l = await this.get(resource, id);
+      if (l && l.state === "active") out.push(l);
+    }
+    return out;
+  }
+
   /** Leases of a resource that are active (from the schedule) — for listing. */
   async activeLeases(resource: string): Promise<LeaseRecord[]> {
     const ids = [

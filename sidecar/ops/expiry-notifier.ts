@@ -54,7 +54,9 @@ export class ExpiryNotifier {
       const lead = this.o.leadSeconds * 1000;
       const now = await this.o.leases.now();
       for (const resource of await this.o.leases.resources()) {
-        for (const l of await this.o.leases.activeLeases(resource)) {
+        // Only the leases due within the lead time: a range read of the expiry schedule, so the
+        // cost follows the leases about to expire, not every lease outstanding.
+        for (const l of await this.o.leases.expiringBetween(resource, now + 1, now + lead)) {
           const left = l.expires_at - now;
           if (left <= 0 || left > Math.min(lead, (l.expires_at - l.issued_at) / 2)) continue;
           const key = `${this.o.prefix}ops:expiring:${l.id}:${l.expires_at}`;

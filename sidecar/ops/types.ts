@@ -30,6 +30,8 @@ export interface StreamEvent {
 export interface LeaseStateSource {
   resources(): Promise<string[]>;
   activeLeases(resource: string): Promise<LeaseRecord[]>;
+  /** Active leases whose expires_at falls in [fromMs, toMs]. */
+  expiringBetween(resource: string, fromMs: number, toMs: number): Promise<LeaseRecord[]>;
   accounts(resource: string): Promise<AccountStatus[]>;
   /** Redis' clock, ms. */
   now(): Promise<number>;

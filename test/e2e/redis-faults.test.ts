@@ -1,6 +1,4 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
 import { freePort } from "../support/free-port.js";
@@ -76,17 +74,7 @@ beforeAll(async () => {
   });
   c = new StackClient(stack);
   await stack.createRole("app_orders_1", "initial-pass-1234567");
-  const reg = {
-    name: "orders-db",
-    adapter: "postgres",
-    connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
-    admin: { username: "leasehold_admin", password: stack.adminPassword },
-    accounts: ["app_orders_1"],
-  };
-  await writeFile(join(stack.dir, "orders-db.json"), JSON.stringify(reg));
-  const r = await stack.cli("resources", "register", "-f", join(stack.dir, "orders-db.json"));
-  expect(r.code, r.stderr).toBe(0);
-  await c.waitForAccounts("orders-db", "available");
+  await c.registerPostgres("orders-db");
 }, 120_000);
 
 afterAll(async () => {

@@ -1,4 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Stack } from "./stack.js";
 
@@ -117,6 +117,29 @@ export class StackClient {
       if (typeof rec[k] === "string" && rec[k] !== "") this.secrets.push(rec[k] as string);
     }
     return rec;
+  }
+
+  /**
+   * Registers a resource through the CLI (as a DBA does) and waits until its accounts are
+   * available. `accounts` and `port` default to one role on the stack's private PostgreSQL.
+   */
+  async registerPostgres(
+    name: string,
+    opts: { accounts?: string[]; port?: number; extra?: Record<string, unknown> } = {},
+  ): Promise<void> {
+    const reg = {
+      name,
+      adapter: "postgres",
+      connection: { host: "127.0.0.1", port: opts.port ?? this.stack.pg.port, database: "postgres" },
+      admin: { username: "leasehold_admin", password: this.stack.adminPassword },
+      accounts: opts.accounts ?? ["app_orders_1"],
+      ...opts.extra,
+    };
+    const file = join(this.stack.dir, `${name}.json`);
+    await writeFile(file, JSON.stringify(reg));
+    const r = await this.stack.cli("resources", "register", "-f", file);
+    if (r.code !== 0) throw new Error(`register ${name} failed: ${r.stderr}`);
+    await this.waitForAccounts(name, "available");
   }
 
   /** The audit file's records. */

@@ -1,0 +1,20 @@
+/** `npm run bench [-- --quick]`: every benchmark in turn, each printing the product's figure, the floor's and the ratio. */
+import { spawnSync } from "node:child_process";
+
+const args = process.argv.slice(2);
+const benches = [
+  "policy.ts",
+  "checkout.ts",
+  "leases.ts",
+  "token-verify.ts",
+  "memory.ts",
+  "proxy-pg.ts",
+  "proxy-redis.ts",
+];
+let failed = 0;
+for (const b of benches) {
+  process.stdout.write(`\n=== bench/${b} ${args.join(" ")}\n`);
+  const r = spawnSync("npx", ["tsx", `bench/${b}`, ...args], { stdio: "inherit" });
+  if (r.status !== 0) failed++;
+}
+process.exit(failed ? 1 : 0);
