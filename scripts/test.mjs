@@ -90,6 +90,12 @@ if (!existsSync("/usr/sbin/slapd")) aptInstall(["slapd", "ldap-utils"]);
 if (!existsSync("/usr/sbin/slapd"))
   problems.push("OpenLDAP slapd is missing (apt-get install slapd ldap-utils)");
 
+// Chromium (the dashboard's browser tests) and tmux ('leases watch' under a pseudo-terminal)
+if (!existsSync("/usr/bin/chromium")) aptInstall(["chromium"]);
+if (!existsSync("/usr/bin/chromium")) problems.push("Chromium is missing (apt-get install chromium)");
+if (!have("tmux")) aptInstall(["tmux"]);
+if (!have("tmux")) problems.push("tmux is missing (apt-get install tmux)");
+
 if (problems.length) {
   for (const p of problems) process.stderr.write(`[npm test] missing: ${p}\n`);
   process.stderr.write("[npm test] the tests that need these will fail\n");
