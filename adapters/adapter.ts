@@ -84,6 +84,12 @@ export interface Adapter<C = unknown> {
   checkAccountName(name: string): string | null;
   /** Resolves valid:false for a wrong password; throws AdapterError only for faults. */
   verify(target: C, cred: Credential, ctx: AdapterContext): Promise<Verdict>;
+  /**
+   * Checks the admin credential itself, for systems where the admin is not an account like the
+   * managed ones (an LDAP bind DN; a DBA's command that checks it on every call). Absent: the
+   * admin credential is checked with verify() as an ordinary login.
+   */
+  verifyAdmin?(target: C, admin: Credential, ctx: AdapterContext): Promise<Verdict>;
   /** Afterwards verify(next) is valid and verify(current) is not. Safe to repeat. */
   rotate(target: C, change: PasswordChange, ctx: AdapterContext): Promise<void>;
   /** Ends live sessions of the account; returns how many. */

@@ -25,7 +25,7 @@ const DETAIL_CHARS = 200;
 /** The JSON document a command reads on stdin (docs/adapters.md, "exec"). */
 export interface ExecRequest {
   readonly version: 1;
-  readonly action: "verify" | "rotate" | "terminate";
+  readonly action: "verify" | "verify-admin" | "rotate" | "terminate";
   readonly account: string;
   /** verify: the password to check; rotate: the account's password as leasehold knows it. */
   readonly current?: string;
@@ -94,7 +94,8 @@ async function invoke(target: ExecTarget, request: ExecRequest, ctx: AdapterCont
     // Killed by someone else (the OOM killer, an operator): worth another try.
     throw new AdapterError("failed", `${at}: the command was killed (${outcome.signal ?? "signal"})`, true);
   }
-  if (!ok && !(request.action === "verify" && outcome.exitCode === ExitStatus.invalid)) {
+  const verifying = request.action === "verify" || request.action === "verify-admin";
+  if (!ok && !(verifying && outcome.exitCode === ExitStatus.invalid)) {
     throw errorForExit(outcome.exitCode, at, firstLines(stderr));
   }
   const lastLine = outcome.stdoutTail.trim().split("\n").pop()?.trim() ?? "";
@@ -126,6 +127,32 @@ export const execAdapter: Adapter<ExecTarget> = {
     return exitCode === ExitStatus.ok
       ? { valid: true }
       : { valid: false, reason: "the command reported the password invalid (exit 1)" };
+  },
+
+  /**
+   * `{action: "verify-admin", admin}`: exit 0 valid, 1 invalid. A command that does not know the
+   * action (exit 64) cannot check it up front; it still checks the admin on every rotate.
+   */
+  async verifyAdmin(target: ExecTarget, admin: Credential, ctx: AdapterContext): Promise<Verdict> {
+    try {
+      const { exitCode } = await invoke(
+        target,
+        { version: 1, action: "verify-admin", account: admin.username, admin },
+        ctx,
+      );
+      return exitCode === ExitStatus.ok
+        ? { valid: true }
+        : { valid: false, reason: "the command refused the admin credential (exit 1)" };
+    } catch (err) {
+      if (err instanceof AdapterError && err.code === "invalid" && /\b64\b|usage/i.test(err.message)) {
+        ctx.log.warn(
+          { command: target.command[0] },
+          "exec: the command cannot check the admin credential up front",
+        );
+        return { valid: true };
+      }
+      throw err;
+    }
   },
 
   async rotate(target: ExecTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {

@@ -135,6 +135,21 @@ export const ldapAdapter: Adapter<LdapTarget> = {
     }
   },
 
+  /** The admin is a bind DN given as is (not an `{account}` of the template): bind with it. */
+  async verifyAdmin(target: LdapTarget, admin: Credential, ctx: AdapterContext): Promise<Verdict> {
+    const deadline = Date.now() + ctx.timeoutMs;
+    requireSafeTarget(target);
+    if (admin.password === "") return { valid: false, reason: "empty password" };
+    const client = await openClient(target, deadline);
+    try {
+      return (await tryBind(client, admin.username, admin.password, deadline))
+        ? { valid: true }
+        : { valid: false, reason: "admin bind refused: wrong password, no such entry, or a locked account" };
+    } finally {
+      await closeClient(client);
+    }
+  },
+
   async rotate(target: LdapTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {
     const deadline = Date.now() + ctx.timeoutMs;
     const dn = requireAccount(target, change.account);

@@ -1,4 +1,4 @@
-import type { Adapter, AdapterContext, Credential } from "../../adapters/adapter.js";
+import type { Adapter, AdapterContext, Credential, Verdict } from "../../adapters/adapter.js";
 import { AdapterError } from "../../adapters/adapter.js";
 import type { AuditSink } from "../audit/index.js";
 import { LeaseholdError } from "../errors.js";
@@ -50,6 +50,19 @@ export interface ResourceView {
     last_rotated_at?: string;
     failures?: number;
   }>;
+}
+
+/** An account's login, or the admin credential's own check where the adapter has one (LDAP bind DN, exec). */
+function checkLogin(
+  adapter: Adapter<unknown>,
+  connection: unknown,
+  cred: Credential,
+  ctx: AdapterContext,
+  asAdmin: boolean,
+): Promise<Verdict> {
+  return asAdmin && adapter.verifyAdmin
+    ? adapter.verifyAdmin(connection, cred, ctx)
+    : adapter.verify(connection, cred, ctx);
 }
 
 /** DBAs' side: register, verify, rotate and remove legacy systems. */
@@ -116,9 +129,10 @@ export class ResourceService {
     connection: unknown,
     cred: Credential,
     what: string,
+    asAdmin = false,
   ): Promise<void> {
     try {
-      const v = await adapter.verify(connection, cred, this.ctx(undefined));
+      const v = await checkLogin(adapter, connection, cred, this.ctx(undefined), asAdmin);
       if (!v.valid)
         throw new LeaseholdError("invalid_request", `${what}: the password does not log in (${v.reason})`);
     } catch (err) {
@@ -156,7 +170,7 @@ export class ResourceService {
         );
       }
       admin = { username: reg.admin.username, password };
-      await this.verifyOrThrow(adapter, connection, admin, "registration.admin");
+      await this.verifyOrThrow(adapter, connection, admin, "registration.admin", true);
       checks.push(`admin ${admin.username} logs in`);
     }
     const accountNames = reg.accounts.map((a) => (typeof a === "string" ? a : a.name));
@@ -298,16 +312,16 @@ export class ResourceService {
     if (!reg) throw new LeaseholdError("not_found", `resource "${name}" is not registered`);
     const adapter = this.adapterOf(reg.adapter);
     const results: Array<{ account: string; ok: boolean; reason?: string }> = [];
-    const check = async (account: string, cred: Credential) => {
+    const check = async (account: string, cred: Credential, asAdmin = false) => {
       try {
-        const v = await adapter.verify(reg.connection, cred, this.ctx(undefined));
+        const v = await checkLogin(adapter, reg.connection, cred, this.ctx(undefined), asAdmin);
         results.push(v.valid ? { account, ok: true } : { account, ok: false, reason: v.reason });
       } catch (err) {
         results.push({ account, ok: false, reason: err instanceof AdapterError ? err.message : "error" });
       }
     };
     const admin = await this.o.catalog.admin(name);
-    if (admin) await check(`${admin.username} (admin)`, admin);
+    if (admin) await check(`${admin.username} (admin)`, admin, true);
     for (const account of reg.accounts) {
       const rec = (await this.o.secrets.read<AccountRecord>(vaultPaths.account(name, account)))?.data;
       if (!rec?.password) {
