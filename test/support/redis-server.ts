@@ -1,11 +1,11 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { freePort } from "./free-port.js";
+import { type GuardedProcess, guardProcess, releaseProcess } from "./process-guard.js";
 
 /**
  * The least-privilege rules of the admin ACL user docs/adapters.md documents for the
@@ -46,13 +46,7 @@ export interface TestRedisServer {
   stop(): Promise<void>;
 }
 
-interface Running {
-  child: ChildProcess;
-  dir: string;
-  watchdog?: number | undefined;
-}
-const running = new Set<Running>();
-let exitHookInstalled = false;
+type Running = GuardedProcess;
 
 function redisServerPath(): string {
   try {
@@ -122,10 +116,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<T
       };
       child.stdout?.on("data", collect);
       child.stderr?.on("data", collect);
-      const proc: Running = { child, dir };
-      running.add(proc);
-      installExitHook();
-      proc.watchdog = startWatchdog(child.pid, dir);
+      const proc = guardProcess(child, dir, "redis");
       if (await waitReady(port, rootPassword, child)) {
         server = proc;
         const ready = proc;
@@ -171,8 +162,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<T
           },
         };
       }
-      endWatchdog(proc);
-      running.delete(proc);
+      releaseProcess(proc);
       if (attempt >= 3) throw new Error(`redis-server exited before answering: ${output.trim()}`);
     }
     throw new Error("unreachable");
@@ -210,14 +200,13 @@ async function waitReady(port: number, password: string, child: ChildProcess): P
 }
 
 async function stopServer(proc: Running): Promise<void> {
-  running.delete(proc);
   const { child } = proc;
   if (child.exitCode === null && child.signalCode === null) {
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGKILL");
     await exited;
   }
-  endWatchdog(proc);
+  releaseProcess(proc);
   await rm(proc.dir, { recursive: true, force: true });
 }
 
@@ -225,49 +214,4 @@ async function stopServer(proc: Running): Promise<void> {
 export async function readAclFile(server: TestRedisServer): Promise<string> {
   if (server.aclFilePath === undefined) throw new Error("this server has no aclfile");
   return readFile(server.aclFilePath, "utf8");
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const proc of running) {
-      proc.child.kill("SIGKILL");
-      rmSync(proc.dir, { recursive: true, force: true });
-      endWatchdog(proc);
-    }
-    running.clear();
-  });
-}
-
-/** A detached shell that kills the server and removes its folder once this process is gone. */
-function startWatchdog(pid: number | undefined, dir: string): number | undefined {
-  if (pid === undefined) return undefined;
-  const script = [
-    'while kill -0 "$1" 2>/dev/null; do sleep 1; done',
-    'kill -9 "$2" 2>/dev/null',
-    'rm -rf "$3"',
-  ].join("\n");
-  const child = spawn(
-    "/bin/sh",
-    ["-c", script, "leasehold-redis-watchdog", String(process.pid), String(pid), dir],
-    {
-      detached: true,
-      stdio: "ignore",
-      cwd: "/",
-    },
-  );
-  child.on("error", () => undefined);
-  child.unref();
-  return child.pid;
-}
-
-function endWatchdog(proc: Running): void {
-  if (proc.watchdog === undefined) return;
-  try {
-    process.kill(-proc.watchdog, "SIGTERM");
-  } catch {
-    // already gone
-  }
-  proc.watchdog = undefined;
 }

@@ -1,11 +1,12 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "ldapts";
 import { freePort } from "./free-port.js";
+import { type GuardedProcess, guardProcess, releaseProcess } from "./process-guard.js";
 
 /** A private OpenLDAP server for tests: its own folder, database and port. */
 export interface TestSlapd {
@@ -50,13 +51,7 @@ const ROOT_DN = `cn=root,${BASE_DN}`;
 const ROTATOR_DN = `cn=leasehold,${BASE_DN}`;
 const READY_TIMEOUT_MS = 15_000;
 
-interface Running {
-  child: ChildProcess;
-  dir: string;
-  watchdog?: number | undefined;
-}
-const running = new Set<Running>();
-let exitHookInstalled = false;
+type Running = GuardedProcess;
 
 /** `{SSHA}` as slappasswd makes it: computed here, independently of the adapter. */
 function ssha(password: string): string {
@@ -286,16 +281,12 @@ async function startOnFreePort(
     child.stderr?.on("data", (chunk: Buffer) => {
       stderr = (stderr + chunk.toString("utf8")).slice(-4000);
     });
-    const proc: Running = { child, dir };
-    running.add(proc);
-    installExitHook();
-    proc.watchdog = startWatchdog(child.pid, dir);
+    const proc = guardProcess(child, dir, "slapd");
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     if (await waitReady(`ldap://127.0.0.1:${port}`, rootPassword, exited)) return { port, ldapsPort, proc };
     // slapd exits with status 1 and no message (at -d 0) when the port was taken meanwhile.
     lastError = `slapd exited (status ${String(await exited)}) before answering: ${stderr.trim()}`;
-    endWatchdog(proc);
-    running.delete(proc);
+    releaseProcess(proc);
   }
   throw new Error(lastError);
 }
@@ -327,7 +318,6 @@ async function waitReady(
 }
 
 async function stopServer(proc: Running): Promise<void> {
-  running.delete(proc);
   const { child } = proc;
   if (child.exitCode === null && child.signalCode === null) {
     const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -336,51 +326,6 @@ async function stopServer(proc: Running): Promise<void> {
     await exited;
     clearTimeout(timer);
   }
-  endWatchdog(proc);
+  releaseProcess(proc);
   await rm(proc.dir, { recursive: true, force: true });
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const proc of running) {
-      proc.child.kill("SIGKILL");
-      rmSync(proc.dir, { recursive: true, force: true });
-      endWatchdog(proc);
-    }
-    running.clear();
-  });
-}
-
-/** A detached shell that kills slapd and removes its folder once this process is gone (SIGKILL, crash). */
-function startWatchdog(pid: number | undefined, dir: string): number | undefined {
-  if (pid === undefined) return undefined;
-  const script = [
-    'while kill -0 "$1" 2>/dev/null; do sleep 1; done',
-    'kill -9 "$2" 2>/dev/null',
-    'rm -rf "$3"',
-  ].join("\n");
-  const child = spawn(
-    "/bin/sh",
-    ["-c", script, "leasehold-slapd-watchdog", String(process.pid), String(pid), dir],
-    {
-      detached: true,
-      stdio: "ignore",
-      cwd: "/",
-    },
-  );
-  child.on("error", () => undefined);
-  child.unref();
-  return child.pid;
-}
-
-function endWatchdog(proc: Running): void {
-  if (proc.watchdog === undefined) return;
-  try {
-    process.kill(-proc.watchdog, "SIGTERM");
-  } catch {
-    // already gone
-  }
-  proc.watchdog = undefined;
 }
