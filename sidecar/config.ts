@@ -102,6 +102,8 @@ export const configSchema = z.strictObject({
     maxTokenLifetime: z.number().int().positive().default(3600),
     /** @default 30 */
     clockSkew: z.number().int().min(0).max(300).default(30),
+    /** Accept each identity token's `jti` once (replay cache in Redis until the token expires). @default false */
+    oneTimeJti: z.boolean().default(false),
     /** DPoP proofs (RFC 9449) that bind lease tokens to an agent's key. */
     dpop: z
       .strictObject({
@@ -121,7 +123,14 @@ export const configSchema = z.strictObject({
       })
       .prefault({}),
   }),
-  tokens: z.strictObject({ signingKey: z.string().default("./state/signing.jwk") }).prefault({}),
+  tokens: z
+    .strictObject({
+      /** Lease-token signing key file (Ed25519, created 0600 if absent). @default "./state/signing.jwk" */
+      signingKey: z.string().default("./state/signing.jwk"),
+      /** TTL of the public keys each sidecar publishes in Redis for the cluster, seconds; a key that leaves the file stops being accepted everywhere within it. @default 60 */
+      publishTtl: z.number().int().min(3).max(86400).default(60),
+    })
+    .prefault({}),
   policy: z.strictObject({ file: z.string().nullable().default("./policy.cedar") }).prefault({}),
   audit: z
     .strictObject({
@@ -257,7 +266,7 @@ export function parseConfig(raw: unknown, configDir: string, env: NodeJS.Process
         /^https?:\/\//.test(t.jwks) ? t : { ...t, jwks: resolvePath(configDir, t.jwks) },
       ),
     },
-    tokens: { signingKey: resolvePath(configDir, c.tokens.signingKey) },
+    tokens: { ...c.tokens, signingKey: resolvePath(configDir, c.tokens.signingKey) },
     policy: { file: c.policy.file === null ? null : resolvePath(configDir, c.policy.file) },
     audit: {
       ...c.audit,

@@ -9,11 +9,13 @@ import { ApprovalStore } from "./approvals/approval-store.js";
 import { AuditLog, loadAuditKey } from "./audit/index.js";
 import type { Config } from "./config.js";
 import {
+  ClusterKeys,
   createDpopVerifier,
   createIdentityVerifier,
   createLeaseTokenService,
   loadLeaseTokenKeys,
   withDelegation,
+  withReplayGuard,
 } from "./identity/index.js";
 import { LeaseStore, Reaper } from "./leases/index.js";
 import type { Logger } from "./logger.js";
@@ -95,23 +97,19 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const leases = new LeaseStore({ redis, prefix });
   const catalog = new ResourceCatalog(secrets);
   const keys = await loadLeaseTokenKeys({ file: config.tokens.signingKey });
-  const jwksKey = `${prefix}jwks`;
+  const clusterKeys = new ClusterKeys({ redis, prefix, ttlMs: config.tokens.publishTtl * 1000 });
   const publishKeys = async () => {
-    for (const k of keys.publicJwks().keys) {
-      if (k.kid) await redis.hset(jwksKey, k.kid, JSON.stringify(k));
-    }
+    await keys.refresh();
+    await clusterKeys.publish(keys.publicJwks().keys);
   };
   await publishKeys().catch((err: unknown) =>
     log.warn({ err: { message: (err as Error).message } }, "could not publish lease-token keys to redis"),
   );
   const tokens = createLeaseTokenService({
     keys,
-    extraKeyResolver: async (kid: string) => {
-      const raw = await redis.hget(jwksKey, kid);
-      return raw ? (JSON.parse(raw) as JWK) : undefined;
-    },
+    extraKeyResolver: (kid: string) => clusterKeys.resolve(kid),
   });
-  const identity = withDelegation(
+  const delegated = withDelegation(
     createIdentityVerifier({
       audience: config.identity.audience,
       trust: config.identity.trust.map((t) => ({
@@ -128,6 +126,10 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
       humans: config.identity.delegation.humans,
     },
   );
+  const identity = config.identity.oneTimeJti
+    ? withReplayGuard(delegated, { redis, prefix, clockSkew: config.identity.clockSkew })
+    : delegated;
+
   const dpop = createDpopVerifier({
     replay: redis,
     prefix,
@@ -238,10 +240,10 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     adminToken,
     ready,
     jwks: async () => {
-      const all = await redis.hvals(jwksKey).catch(() => [] as string[]);
+      const all = await clusterKeys.all().catch(() => [] as JWK[]);
       const own = keys.publicJwks().keys;
       const seen = new Set(own.map((k) => k.kid));
-      return { keys: [...own, ...all.map((s) => JSON.parse(s) as JWK).filter((k) => !seen.has(k.kid))] };
+      return { keys: [...own, ...all.filter((k) => !seen.has(k.kid))] };
     },
     allowedHosts: config.listen.allowedHosts,
     allowedOrigins: config.listen.allowedOrigins,
@@ -260,6 +262,15 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     background: opts.background ?? true,
   });
 
+  // Keys are published again well within their TTL; a key that left the file stops being accepted.
+  const publishTimer = setInterval(
+    () =>
+      void publishKeys().catch((err: unknown) =>
+        log.warn({ err: { message: (err as Error).message } }, "could not publish lease-token keys to redis"),
+      ),
+    Math.max(1000, (config.tokens.publishTtl * 1000) / 3),
+  );
+  publishTimer.unref();
   let reconcileTimer: NodeJS.Timeout | undefined;
   if (opts.background ?? true) {
     reaper.start();
@@ -303,6 +314,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
       await proxyManager.close();
       reaper.stop();
       clearInterval(reconcileTimer);
+      clearInterval(publishTimer);
       rotation.stop();
       await ops.stop();
       await app.close();

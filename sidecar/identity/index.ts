@@ -50,3 +50,5 @@ export {
   type VerifiedIdentity,
   type VerifiedLeaseToken,
 } from "./types.js";
+export { ClusterKeys, type ClusterKeysOptions } from "./cluster-keys.js";
+export { type ReplayGuardOptions, withReplayGuard } from "./replay-guard.js";

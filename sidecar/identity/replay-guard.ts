@@ -1,0 +1,40 @@
+import { createHash } from "node:crypto";
+import { LeaseholdError } from "../errors.js";
+import type { RedisClient } from "../leases/lease-store.js";
+import type { IdentityVerifier, VerifiedIdentity } from "./types.js";
+
+export interface ReplayGuardOptions {
+  redis: RedisClient;
+  prefix: string;
+  /** Tolerance added to the token's remaining lifetime, seconds. */
+  clockSkew: number;
+  now?: () => number;
+}
+
+/**
+ * One-time identity tokens (`identity.oneTimeJti`): each token's `jti` is accepted once, remembered
+ * in Redis until the token expires (plus the clock skew), so a captured assertion cannot be replayed.
+ * A token without `jti` is refused.
+ */
+export function withReplayGuard(verifier: IdentityVerifier, o: ReplayGuardOptions): IdentityVerifier {
+  const now = o.now ?? Date.now;
+  return {
+    async verify(jwt: string): Promise<VerifiedIdentity> {
+      const identity = await verifier.verify(jwt);
+      const jti = identity.claims.jti;
+      if (typeof jti !== "string" || jti === "") {
+        throw new LeaseholdError(
+          "unauthenticated",
+          "identity token has no jti (this sidecar requires one-time tokens)",
+        );
+      }
+      const exp = Number(identity.claims.exp) * 1000;
+      const ttl = Math.max(1000, exp - now() + o.clockSkew * 1000);
+      const id = createHash("sha256").update(`${identity.subject}\n${jti}`).digest("base64url");
+      const first = await o.redis.set(`${o.prefix}idjti:${id}`, "1", "PX", ttl, "NX");
+      if (first !== "OK")
+        throw new LeaseholdError("unauthenticated", "identity token was already used (replay)");
+      return identity;
+    },
+  };
+}

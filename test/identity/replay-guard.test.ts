@@ -1,0 +1,82 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { SignJWT, importJWK, type JWK } from "jose";
+import { readFile } from "node:fs/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createIdentityVerifier,
+  generateAgentKey,
+  mintIdentityAssertion,
+  withReplayGuard,
+} from "../../sidecar/identity/index.js";
+import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
+
+let redis: Redis;
+let prefix: string;
+let dir: string;
+let keyFile: string;
+let bundle: string;
+const ID = "spiffe://example.org/agent/once";
+
+beforeAll(async () => {
+  redis = new Redis(REDIS_URL);
+  prefix = testPrefix("replay");
+  dir = await mkdtemp(join(tmpdir(), "lh-replay-"));
+  const k = await generateAgentKey({ id: ID, outDir: dir });
+  keyFile = k.keyFile;
+  bundle = k.bundleFile;
+});
+afterAll(async () => {
+  redis.disconnect();
+  await dropPrefix(prefix);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("one-time identity tokens (identity.oneTimeJti)", () => {
+  it("accepts a token once and refuses its replay; a fresh assertion passes", async () => {
+    const verifier = withReplayGuard(
+      createIdentityVerifier({
+        audience: "leasehold",
+        trust: [{ kind: "agents", jwks: bundle, subjects: ["spiffe://example.org/agent/*"] }],
+        maxTokenLifetime: 3600,
+        clockSkew: 30,
+      }),
+      { redis, prefix, clockSkew: 30 },
+    );
+    const jwt = await mintIdentityAssertion({ keyFile, audience: "leasehold" });
+    expect((await verifier.verify(jwt)).subject).toBe(ID);
+    await expect(verifier.verify(jwt)).rejects.toMatchObject({
+      code: "unauthenticated",
+      message: expect.stringContaining("already used"),
+    });
+    const fresh = await mintIdentityAssertion({ keyFile, audience: "leasehold" });
+    expect((await verifier.verify(fresh)).subject).toBe(ID);
+  });
+
+  it("refuses a token without jti", async () => {
+    const verifier = withReplayGuard(
+      createIdentityVerifier({
+        audience: "leasehold",
+        trust: [{ kind: "agents", jwks: bundle, subjects: ["spiffe://example.org/agent/*"] }],
+        maxTokenLifetime: 3600,
+        clockSkew: 30,
+      }),
+      { redis, prefix, clockSkew: 30 },
+    );
+    const priv = JSON.parse(await readFile(keyFile, "utf8")) as JWK;
+    const key = await importJWK(priv, "EdDSA");
+    const noJti = await new SignJWT({})
+      .setProtectedHeader({ alg: "EdDSA", kid: priv.kid ?? "", typ: "JWT" })
+      .setSubject(ID)
+      .setAudience("leasehold")
+      .setIssuedAt()
+      .setExpirationTime("1m")
+      .sign(key);
+    await expect(verifier.verify(noJti)).rejects.toMatchObject({
+      code: "unauthenticated",
+      message: expect.stringContaining("no jti"),
+    });
+  });
+});
