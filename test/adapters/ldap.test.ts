@@ -2,7 +2,6 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer, type Socket } from "node:net";
 import fc from "fast-check";
 import { Client } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -32,6 +31,7 @@ import type { Adapter } from "../../adapters/adapter.js";
 import { freePort } from "../support/free-port.js";
 import { hasOpenssl, startSlapd, type TestSlapd } from "../support/slapd.js";
 import { adapterConformance, testPassword } from "./conformance.js";
+import { withSilentServer } from "../support/silent-server.js";
 
 let slapd: TestSlapd;
 
@@ -310,12 +310,7 @@ describe("ldap adapter specifics", () => {
   });
 
   it("a server that never answers gives a retryable timeout", async () => {
-    const sockets = new Set<Socket>();
-    const silent = createServer((s) => sockets.add(s));
-    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
-    const address = silent.address();
-    const port = typeof address === "object" && address !== null ? address.port : 0;
-    try {
+    await withSilentServer(async (port) => {
       const err = await ldapAdapter
         .verify(
           ldapConfig.parse({ url: `ldap://127.0.0.1:${port}`, accountDn: slapd.accountDnTemplate }),
@@ -326,10 +321,7 @@ describe("ldap adapter specifics", () => {
       expect(err).toBeInstanceOf(AdapterError);
       expect((err as AdapterError).code).toBe("timeout");
       expect((err as AdapterError).retryable).toBe(true);
-    } finally {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => silent.close(resolve));
-    }
+    });
   });
 
   it("an admin DN without the grant gets a non-retryable privilege error", async () => {

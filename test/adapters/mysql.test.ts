@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { createServer, type Socket } from "node:net";
 import { type Connection, createConnection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AdapterContext, AdapterError } from "../../adapters/adapter.js";
@@ -18,6 +17,7 @@ import {
 import { freePort } from "../support/free-port.js";
 import { createMariadbAccount, dropMariadbAccount, localMariadb, mariadbRoot } from "../support/mariadb.js";
 import { adapterConformance, testPassword } from "./conformance.js";
+import { withSilentServer } from "../support/silent-server.js";
 
 const target: MysqlTarget = mysqlConfig.parse({ host: localMariadb.host, port: localMariadb.port });
 const admin = { username: localMariadb.user, password: localMariadb.password };
@@ -211,12 +211,7 @@ describe("mysql adapter specifics", () => {
   });
 
   it("a server that never answers gives a retryable timeout", async () => {
-    const sockets = new Set<Socket>();
-    const silent = createServer((s) => sockets.add(s));
-    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
-    const address = silent.address();
-    const port = typeof address === "object" && address !== null ? address.port : 0;
-    try {
+    await withSilentServer(async (port) => {
       const err = await mysqlAdapter
         .verify(
           mysqlConfig.parse({ host: "127.0.0.1", port }),
@@ -230,10 +225,7 @@ describe("mysql adapter specifics", () => {
       expect(err).toBeInstanceOf(AdapterError);
       expect((err as AdapterError).code).toBe("timeout");
       expect((err as AdapterError).retryable).toBe(true);
-    } finally {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => silent.close(resolve));
-    }
+    });
   });
 
   it("terminateSessions needs an admin credential", async () => {

@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { createServer, type Socket } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AdapterContext, AdapterError } from "../../adapters/adapter.js";
@@ -16,6 +15,7 @@ import {
 import { freePort } from "../support/free-port.js";
 import { type ScramPostgres, startScramPostgres } from "../support/pg-cluster.js";
 import { adapterConformance, testPassword } from "./conformance.js";
+import { withSilentServer } from "../support/silent-server.js";
 
 let cluster: ScramPostgres;
 
@@ -231,12 +231,7 @@ describe("postgres adapter specifics", () => {
   });
 
   it("a server that never answers gives a retryable timeout", async () => {
-    const sockets = new Set<Socket>();
-    const silent = createServer((s) => sockets.add(s));
-    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
-    const address = silent.address();
-    const port = typeof address === "object" && address !== null ? address.port : 0;
-    try {
+    await withSilentServer(async (port) => {
       const err = await postgresAdapter
         .verify(
           postgresConfig.parse({ host: "127.0.0.1", port }),
@@ -250,10 +245,7 @@ describe("postgres adapter specifics", () => {
       expect(err).toBeInstanceOf(AdapterError);
       expect((err as AdapterError).code).toBe("timeout");
       expect((err as AdapterError).retryable).toBe(true);
-    } finally {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => silent.close(resolve));
-    }
+    });
   });
 
   it("terminateSessions needs an admin credential", async () => {

@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -17,6 +16,7 @@ import { runConformanceFromFile } from "../../sidecar/adapters-test/index.js";
 import { freePort } from "../support/free-port.js";
 import { readAclFile, startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { adapterConformance, testPassword } from "./conformance.js";
+import { withSilentServer } from "../support/silent-server.js";
 
 let server: TestRedisServer;
 
@@ -287,12 +287,7 @@ describe("redis-acl adapter specifics", () => {
   });
 
   it("a server that never answers gives a retryable timeout", async () => {
-    const sockets = new Set<Socket>();
-    const silent = createServer((s) => sockets.add(s));
-    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
-    const address = silent.address();
-    const port = typeof address === "object" && address !== null ? address.port : 0;
-    try {
+    await withSilentServer(async (port) => {
       const err = await redisAclAdapter
         .verify(
           redisAclConfig.parse({ host: "127.0.0.1", port }),
@@ -306,10 +301,7 @@ describe("redis-acl adapter specifics", () => {
       expect(err).toBeInstanceOf(AdapterError);
       expect((err as AdapterError).code).toBe("timeout");
       expect((err as AdapterError).retryable).toBe(true);
-    } finally {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => silent.close(resolve));
-    }
+    });
   });
 
   it("logs no password", () => {

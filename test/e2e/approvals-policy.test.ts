@@ -181,51 +181,27 @@ describe("limits in policy and in the sidecar", () => {
 describe("policy files", () => {
   it("policy check and validate work offline from the CLI", async () => {
     const file = join(stack.dir, "policy.cedar");
-    const allow = await stack.cli(
-      "policy",
-      "check",
-      "--file",
-      file,
-      "--principal",
-      "spiffe://example.org/agent/x",
-      "--action",
-      "checkout",
-      "--resource",
-      "orders-db",
-      "--context",
-      '{"intent":"read","ttl":300}',
-    );
+    const checkCheckout = (context: string) =>
+      stack.cli(
+        "policy",
+        "check",
+        "--file",
+        file,
+        "--principal",
+        "spiffe://example.org/agent/x",
+        "--action",
+        "checkout",
+        "--resource",
+        "orders-db",
+        "--context",
+        context,
+      );
+    const allow = await checkCheckout('{"intent":"read","ttl":300}');
     expect(allow.code, allow.stderr).toBe(0);
     expect(allow.stdout).toMatch(/^ALLOW by read-orders/);
-    const approval = await stack.cli(
-      "policy",
-      "check",
-      "--file",
-      file,
-      "--principal",
-      "spiffe://example.org/agent/x",
-      "--action",
-      "checkout",
-      "--resource",
-      "orders-db",
-      "--context",
-      '{"intent":"write"}',
-    );
+    const approval = await checkCheckout('{"intent":"write"}');
     expect(approval.stdout).toMatch(/^APPROVAL_REQUIRED by writes-need-approval/);
-    const deny = await stack.cli(
-      "policy",
-      "check",
-      "--file",
-      file,
-      "--principal",
-      "spiffe://example.org/agent/x",
-      "--action",
-      "checkout",
-      "--resource",
-      "orders-db",
-      "--context",
-      '{"intent":"drop"}',
-    );
+    const deny = await checkCheckout('{"intent":"drop"}');
     expect(deny.code).toBe(2);
     expect(deny.stdout).toMatch(/^DENY/);
     const badCtx = await stack.cli(
