@@ -87,6 +87,29 @@ describe("the watch screen", () => {
     expect(lines.some((l) => l.includes("app_orders_3"))).toBe(false);
   });
 
+  it("never shows more time left than the lease was given (clock offset, latency)", () => {
+    const s = new WatchState();
+    const snap = snapshotWith(now);
+    const fresh = {
+      ...snap.leases[0],
+      issued_at: new Date(now).toISOString(),
+      expires_at: new Date(now + 300_000).toISOString(),
+    };
+    s.applySnapshot({ ...snap, leases: [fresh] }, now);
+    // The local clock runs 800 ms behind the server's: 300.8 s would round up to 5:01.
+    const lines = renderScreen(s, {
+      width: 80,
+      height: 24,
+      thresholdSeconds: 60,
+      color: false,
+      status: "live",
+      now: now - 800,
+    });
+    const row = lines.find((l) => l.includes("TICKET-01"));
+    expect(row).toContain(" 5:00 ");
+    expect(row).not.toContain("5:01");
+  });
+
   it("uses more room on wider terminals and colours hot rows red", () => {
     const s = new WatchState();
     s.applySnapshot(snapshotWith(now), now);

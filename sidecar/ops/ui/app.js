@@ -279,8 +279,9 @@ function tick() {
     const l = state.leases.get(row.dataset.leaseId ?? "");
     if (!l) continue;
     const exp = Date.parse(l.expires_at);
-    const left = exp - now;
     const life = Math.max(1, exp - Date.parse(l.issued_at));
+    // Clock offset and latency must never show more time than the lease was given.
+    const left = Math.min(exp - now, life);
     const cell = row.querySelector("td.left");
     if (cell) {
       cell.textContent = left > 0 ? countdown(left) : "expiring…";

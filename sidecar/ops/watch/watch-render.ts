@@ -75,8 +75,9 @@ function pad(s: string, w: number, end = false): string {
 
 /** One row of the table for a lease (no colour). */
 function leaseRow(l: WatchLease, now: number, c: ReturnType<typeof columns>, hot: boolean): string {
-  const left = l.expiresAt - now;
   const life = Math.max(1, l.expiresAt - l.issuedAt);
+  // Clock offset and latency must never show more time than the lease was given.
+  const left = Math.min(l.expiresAt - now, life);
   return [
     hot ? "!" : " ",
     pad(l.resource, c.resource),
@@ -170,6 +171,6 @@ export function leaseLine(l: WatchLease, now: number): string {
     `task=${JSON.stringify(l.task.id)}`,
     `intent=${l.intent.action}`,
     `expires=${new Date(l.expiresAt).toISOString()}`,
-    `left=${formatCountdown(l.expiresAt - now)}`,
+    `left=${formatCountdown(Math.min(l.expiresAt - now, l.expiresAt - l.issuedAt))}`,
   ].join(" ");
 }
