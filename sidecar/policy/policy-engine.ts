@@ -3,13 +3,11 @@ import {
   type AuthorizationAnswer,
   type Context,
   preparsePolicySet,
-  preparseSchema,
   statefulIsAuthorized,
 } from "@cedar-policy/cedar-wasm/nodejs";
 import { type CedarRequest, toCedarRequest } from "./cedar-request.js";
 import { PolicyLoadError } from "./policy-load-error.js";
 import { compilePolicyText } from "./policy-set.js";
-import { POLICY_SCHEMA } from "./schema.js";
 import type {
   LoadPolicyOptions,
   PolicyDecision,
@@ -18,23 +16,11 @@ import type {
   PolicyRequest,
 } from "./types.js";
 
-const SCHEMA_NAME = "leasehold";
-let schemaReady = false;
 let engineSerial = 0;
 
-/** Cedar keeps preparsed sets in a process-wide cache; the schema is parsed into it once. */
-function ensureSchema(): void {
-  if (schemaReady) return;
-  const answer = preparseSchema(SCHEMA_NAME, POLICY_SCHEMA);
-  if (answer.type === "failure") {
-    throw new Error(
-      `built-in policy schema does not parse: ${answer.errors.map((e) => e.message).join("; ")}`,
-    );
-  }
-  schemaReady = true;
-}
-
-type Active = { kind: "deny_all"; reason: string } | { kind: "cedar"; setId: string; ids: string[] };
+type Active =
+  | { kind: "deny_all"; reason: string }
+  | { kind: "cedar"; setId: string; ids: string[]; mentionsApproved: boolean };
 
 type Outcome = { decision: "allow" | "deny"; policies: string[]; errors: string[] } | { failure: string[] };
 
@@ -44,7 +30,6 @@ type Outcome = { decision: "allow" | "deny"; policies: string[]; errors: string[
  * @throws PolicyLoadError when the file does not parse or validate against the schema.
  */
 export async function loadPolicy(opts: LoadPolicyOptions = {}): Promise<PolicyEngine> {
-  ensureSchema();
   const engine = new CedarPolicyEngine(opts.file);
   const result = await engine.load();
   if (!result.ok) throw new PolicyLoadError(opts.file ?? "(none)", result.errors);
@@ -95,7 +80,10 @@ class CedarPolicyEngine implements PolicyEngine {
     const answer = preparsePolicySet(setId, { staticPolicies: compiled.policies });
     if (answer.type === "failure") return { ok: false, errors: answer.errors.map((e) => e.message) };
     this.#slot = next;
-    this.#active = { kind: "cedar", setId, ids: compiled.ids };
+    // Only a set that can read `approved` can answer differently with it: a set that never
+    // names it (even in a string, which only costs a spare evaluation) skips the second pass.
+    const mentionsApproved = Object.values(compiled.policies).some((p) => /\bapproved\b/.test(p));
+    this.#active = { kind: "cedar", setId, ids: compiled.ids, mentionsApproved };
     return { ok: true };
   }
 
@@ -130,7 +118,7 @@ class CedarPolicyEngine implements PolicyEngine {
         errors: first.errors,
       };
     }
-    if (built.value.context.approved === false) {
+    if (active.mentionsApproved && built.value.context.approved === false) {
       const second = this.#authorize(active.setId, req, built.value, {
         ...built.value.context,
         approved: true,
@@ -162,8 +150,9 @@ class CedarPolicyEngine implements PolicyEngine {
       resource: { type: "Resource", id: req.resource },
       context,
       entities: built.entities,
-      preparsedSchemaName: SCHEMA_NAME,
-      validateRequest: true,
+      // toCedarRequest builds only schema-typed contexts and entities (a test checks every
+      // action against Cedar's own request validation): validating again here doubled the cost.
+      validateRequest: false,
       preparsedPolicySetId: setId,
     });
     if (answer.type === "failure") return { failure: answer.errors.map((e) => e.message) };
