@@ -20,6 +20,12 @@ import type { Logger } from "./logger.js";
 import { isRedisUnavailable } from "./redis.js";
 import { revokeSchema } from "./service/lease-service.js";
 import type { LeaseService, PresentedToken } from "./service/lease-service.js";
+import {
+  ADMIN_OPERATOR,
+  type Operator,
+  type OperatorAction,
+  type OperatorService,
+} from "./service/operator-service.js";
 import type { ResourceService } from "./service/resource-service.js";
 import { parseBody } from "./service/validate.js";
 import { z } from "zod";
@@ -39,6 +45,8 @@ export interface Deps {
   readonly resources: ResourceService;
   readonly adapters: ReadonlyMap<string, Adapter<unknown>>;
   readonly adminToken: string;
+  /** Operators and DBAs with their own identity JWT, decided by policy; without it, admin token only. */
+  readonly operators?: OperatorService;
   readonly ready: () => Promise<ReadyReport>;
   readonly jwks: () => Promise<{ keys: object[] }> | { keys: object[] };
   /** Host names accepted besides localhost, 127.0.0.1 and [::1]. */
@@ -109,6 +117,27 @@ function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * The approver recorded on a decision: an operator identity names itself; only the admin token
+ * (shared by whoever can read its file) may say which human is behind it.
+ */
+function approverName(op: Operator, claimed: string | undefined): string {
+  if (op.admin) return claimed ?? op.name;
+  if (claimed !== undefined && claimed !== op.name) {
+    throw new LeaseholdError(
+      "invalid_request",
+      "approver: an identity token names its own approver; only the admin token may set it",
+    );
+  }
+  return op.name;
+}
+
+/** The groups a registration body would put its resource in (validated later by the registration). */
+function proposedGroups(body: unknown): string[] {
+  const groups = (body as { groups?: unknown } | null | undefined)?.groups;
+  return Array.isArray(groups) ? groups.filter((g): g is string => typeof g === "string") : [];
 }
 
 /** Builds the HTTP app (no listen): localhost hardening, error mapping, routes. */
@@ -193,6 +222,33 @@ export function buildApp(deps: Deps) {
       throw new LeaseholdError("unauthenticated", "operator credentials required");
     return "admin";
   };
+  /** The admin token, or an identity JWT whose subject policy decides for (see OperatorService). */
+  const operator = async (req: FastifyRequest): Promise<Operator> => {
+    const token = bearer(req);
+    if (sameSecret(token, deps.adminToken)) return ADMIN_OPERATOR;
+    if (!deps.operators) throw new LeaseholdError("unauthenticated", "operator credentials required");
+    return deps.operators.identify(token);
+  };
+  /** 403 unless the operator may take `action` on `resource`; returns the actor's name. */
+  const authorize = async (
+    req: FastifyRequest,
+    action: OperatorAction,
+    resource: string | ((op: Operator) => Promise<string>),
+    proposedGroups?: readonly string[],
+  ): Promise<Operator> => {
+    const op = await operator(req);
+    if (op.admin || !deps.operators) return op;
+    const name = typeof resource === "string" ? resource : await resource(op);
+    await deps.operators.require(op, action, name, req.id, proposedGroups);
+    return op;
+  };
+  const visible = <T>(op: Operator, action: OperatorAction, items: readonly T[], of: (t: T) => string) =>
+    deps.operators ? deps.operators.filter(op, action, items, of) : Promise.resolve([...items]);
+  const approvalResource = (id: string) => async () => {
+    const found = (await deps.leases.listApprovals()).approvals.find((a) => a.id === id);
+    if (!found) throw new LeaseholdError("not_found", "no such approval");
+    return found.resource;
+  };
   const isAdmin = (req: FastifyRequest): boolean => {
     const h = req.headers.authorization ?? "";
     const m = /^Bearer\s+(\S+)$/i.exec(h);
@@ -223,8 +279,9 @@ export function buildApp(deps: Deps) {
     return reply.status("approval" in out ? 202 : 201).send(out);
   });
   app.get("/v1/leases", async (req) => {
-    requireAdmin(req);
-    return deps.leases.list(query(listQuery, req));
+    const op = await operator(req);
+    const out = await deps.leases.list(query(listQuery, req));
+    return { leases: await visible(op, "revoke", out.leases, (l) => l.resource) };
   });
   app.get("/v1/leases/:id", async (req) => {
     const { id } = params(idParam, req);
@@ -251,60 +308,82 @@ export function buildApp(deps: Deps) {
 
   // Operators
   app.post("/v1/leases/:id/revoke", async (req, reply) => {
-    const actor = requireAdmin(req);
     const { id } = params(idParam, req);
     const body = parseBody(revokeSchema, req.body ?? {});
-    return reply.status(202).send(await deps.leases.revoke(id, body.reason, actor, meta(req)));
+    const op = await authorize(req, "revoke", async () => (await deps.leases.getAny(id)).resource);
+    return reply.status(202).send(await deps.leases.revoke(id, body.reason, op.name, meta(req)));
   });
   app.post("/v1/agents/revoke", async (req, reply) => {
-    const actor = requireAdmin(req);
     const body = parseBody(revokeAgentSchema, req.body);
-    return reply.status(202).send(await deps.leases.revokeAgent(body.agent, body.reason, actor, meta(req)));
+    const op = await operator(req);
+    if (op.admin || !deps.operators) {
+      return reply
+        .status(202)
+        .send(await deps.leases.revokeAgent(body.agent, body.reason, op.name, meta(req)));
+    }
+    // An operator identity revokes only where policy lets it, and all or nothing: every
+    // resource the agent holds a lease on is decided before any lease is touched.
+    const held = (await deps.leases.list({ agent: body.agent })).leases;
+    for (const resource of new Set(held.map((l) => l.resource)))
+      await deps.operators.require(op, "revoke", resource, req.id);
+    const ended = [];
+    for (const l of held) {
+      try {
+        ended.push((await deps.leases.revoke(l.id, body.reason, op.name, meta(req))).lease);
+      } catch (err) {
+        // Ended meanwhile (check-in, expiry): nothing left to revoke.
+        if (!(err instanceof LeaseholdError && err.code === "not_found")) throw err;
+      }
+    }
+    return reply.status(202).send({ leases: ended });
   });
   app.get("/v1/approvals", async (req) => {
-    requireAdmin(req);
-    return deps.leases.listApprovals(query(approvalListQuery, req).status);
+    const op = await operator(req);
+    const out = await deps.leases.listApprovals(query(approvalListQuery, req).status);
+    return { approvals: await visible(op, "approve", out.approvals, (a) => a.resource) };
   });
   app.get("/v1/approvals/:id", async (req) => {
     const { id } = params(approvalParam, req);
     return deps.leases.pollApproval(presented(req), id, meta(req));
   });
   app.post("/v1/approvals/:id/approve", async (req) => {
-    const actor = requireAdmin(req);
     const { id } = params(approvalParam, req);
     const body = parseBody(approvalDecisionSchema, req.body ?? {});
-    return deps.leases.decideApproval(id, true, body.approver ?? actor, body.reason, meta(req));
+    const op = await authorize(req, "approve", approvalResource(id));
+    return deps.leases.decideApproval(id, true, approverName(op, body.approver), body.reason, meta(req));
   });
   app.post("/v1/approvals/:id/deny", async (req) => {
-    const actor = requireAdmin(req);
     const { id } = params(approvalParam, req);
     const body = parseBody(approvalDecisionSchema, req.body ?? {});
-    return deps.leases.decideApproval(id, false, body.approver ?? actor, body.reason, meta(req));
+    const op = await authorize(req, "approve", approvalResource(id));
+    return deps.leases.decideApproval(id, false, approverName(op, body.approver), body.reason, meta(req));
   });
   app.get("/v1/resources", async (req) => {
-    requireAdmin(req);
-    return deps.resources.list();
+    const op = await operator(req);
+    const out = await deps.resources.list();
+    return { resources: await visible(op, "register", out.resources, (r) => r.name) };
   });
   app.put("/v1/resources/:name", async (req, reply) => {
-    const actor = requireAdmin(req);
     const { name } = params(nameParam, req);
     const q = query(registerQuery, req);
+    const op = await authorize(req, "register", name, proposedGroups(req.body));
     const out = await deps.resources.register(req.body, {
       dryRun: q.dry_run === "true",
       pathName: name,
-      actor,
+      actor: op.name,
       requestId: req.id,
     });
     return reply.status(out.created && !out.dryRun ? 201 : 200).send(out);
   });
   app.get("/v1/resources/:name", async (req) => {
-    requireAdmin(req);
-    return deps.resources.show(params(nameParam, req).name);
+    const { name } = params(nameParam, req);
+    await authorize(req, "register", name);
+    return deps.resources.show(name);
   });
   app.delete("/v1/resources/:name", async (req) => {
-    const actor = requireAdmin(req);
     const { name } = params(nameParam, req);
     const q = query(removeQuery, req);
+    const actor = (await authorize(req, "register", name)).name;
     return deps.resources.remove(name, {
       force: q.force === "true",
       actor,
@@ -312,25 +391,28 @@ export function buildApp(deps: Deps) {
     });
   });
   app.post("/v1/resources/:name/rotate", async (req) => {
-    const actor = requireAdmin(req);
-    return deps.resources.rotateAll(params(nameParam, req).name, actor);
+    const { name } = params(nameParam, req);
+    const op = await authorize(req, "register", name);
+    return deps.resources.rotateAll(name, op.name);
   });
   app.post("/v1/resources/:name/revoke", async (req, reply) => {
-    const actor = requireAdmin(req);
     const { name } = params(nameParam, req);
     const body = parseBody(revokeSchema, req.body ?? {});
-    return reply.status(202).send(await deps.leases.revokeResource(name, body.reason, actor, meta(req)));
+    const op = await authorize(req, "revoke", name);
+    return reply.status(202).send(await deps.leases.revokeResource(name, body.reason, op.name, meta(req)));
   });
   app.post("/v1/resources/:name/verify", async (req) => {
-    requireAdmin(req);
-    return deps.resources.verify(params(nameParam, req).name);
+    const { name } = params(nameParam, req);
+    await authorize(req, "register", name);
+    return deps.resources.verify(name);
   });
   if (deps.auditFiles) {
     const files = deps.auditFiles;
     registerAuditRoutes(app, { files, requireOperator: requireAdmin, audit: deps.audit });
   }
   app.get("/v1/adapters", async (req) => {
-    requireAdmin(req);
+    // Adapter types and their config schemas: any operator or DBA identity may read them.
+    await operator(req);
     return {
       adapters: [...deps.adapters.values()].map((a) => ({
         id: a.id,

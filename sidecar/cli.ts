@@ -21,6 +21,7 @@ import { createSidecar } from "./wire.js";
 interface GlobalOpts {
   config?: string;
   json?: boolean;
+  identityKey?: string;
 }
 
 /** A user-facing failure: printed as one line, exit 1. */
@@ -34,12 +35,16 @@ program
   )
   .option("-c, --config <file>", "config file (default: $LEASEHOLD_CONFIG or ./leasehold.yaml)")
   .option("--json", "machine-readable output")
+  .option(
+    "--identity-key <file>",
+    "act as the operator whose key file this is (policy decides each action) instead of with the admin token",
+  )
   .showHelpAfterError()
   .exitOverride();
 
 const globals = (): GlobalOpts => program.opts<GlobalOpts>();
 const config = (): Config => loadConfig(configPathFrom(globals().config));
-const client = async () => SidecarClient.fromConfig(config());
+const client = async () => SidecarClient.fromConfig(config(), { identityKey: globals().identityKey });
 
 function out(value: unknown, human: () => string): void {
   process.stdout.write(globals().json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
@@ -317,6 +322,10 @@ leases
     const threshold = Number(opts.threshold);
     if (!Number.isFinite(threshold) || threshold < 0)
       throw new CliError("--threshold: a number of seconds, 0 or more");
+    if (globals().identityKey !== undefined)
+      throw new CliError(
+        "--identity-key: the live view reads the whole event stream, which needs the admin token",
+      );
     const ac = new AbortController();
     process.once("SIGINT", () => ac.abort());
     process.once("SIGTERM", () => ac.abort());
@@ -402,12 +411,21 @@ for (const verb of ["approve", "deny"] as const) {
   approvals
     .command(`${verb} <id>`)
     .option("--reason <text>")
-    .option("--as <name>", "the approver's name recorded in the audit trail (default: your login)")
+    .option(
+      "--as <name>",
+      "with the admin token: the approver's name recorded in the audit trail (default: your login); an --identity-key names itself",
+    )
     .action(async (id: string, opts: { reason?: string; as?: string }) => {
+      const byIdentity = globals().identityKey !== undefined;
+      if (byIdentity && opts.as !== undefined)
+        throw new CliError("--as: an --identity-key names its own approver (the key's subject)");
       const res = await (await client()).request<{ approval: { status: string; approver?: string } }>(
         "POST",
         `/v1/approvals/${encodeURIComponent(id)}/${verb}`,
-        { approver: opts.as ?? userInfo().username, ...(opts.reason ? { reason: opts.reason } : {}) },
+        {
+          ...(byIdentity ? {} : { approver: opts.as ?? userInfo().username }),
+          ...(opts.reason ? { reason: opts.reason } : {}),
+        },
       );
       out(res, () => `${id} ${res.approval.status} by ${res.approval.approver ?? "?"}`);
     });

@@ -24,6 +24,7 @@ import { attachOps, createAuditTap, createMetrics, instrumentSecretStore } from 
 import { ProxyManager } from "./proxy/index.js";
 import { createRedis } from "./redis.js";
 import { ResourceCatalog } from "./resources/catalog.js";
+import { OperatorService } from "./service/operator-service.js";
 import { type CrashPoint, Reconciler, RotationEngine } from "./rotation/index.js";
 import { VaultStore } from "./secrets/index.js";
 import { LeaseService } from "./service/lease-service.js";
@@ -230,7 +231,9 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     return { ok: r && v && checks.audit, checks };
   };
 
+  const operators = new OperatorService({ identity, policy, catalog, audit });
   const app = buildApp({
+    operators,
     audit,
     auditFiles: [config.audit.file],
     log,

@@ -1,4 +1,4 @@
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ErrorBody, StackClient } from "../support/e2e-client.js";
@@ -17,6 +17,12 @@ when { context.intent == "write" && context.approved };
 @id("writers-use-their-lease")
 permit (principal, action in [Action::"reveal", Action::"renew", Action::"tool_call"], resource == Resource::"orders-db")
 when { context.intent == "write" };
+
+@id("alice-operates-orders")
+permit (principal == Agent::"spiffe://example.org/operator/alice", action in [Action::"approve", Action::"revoke", Action::"register"], resource == Resource::"orders-db");
+
+@id("mallory-registers-staging")
+permit (principal == Agent::"spiffe://example.org/operator/mallory", action == Action::"register", resource in ResourceGroup::"staging");
 
 @id("at-most-two-leases")
 forbid (principal, action == Action::"checkout", resource)
@@ -37,6 +43,7 @@ const write = { ...read, intent: { action: "write", tool: "psql" } };
 beforeAll(async () => {
   stack = await startStack({
     policy: POLICY,
+    operators: ["alice", "mallory"],
     config: { approvals: { ttl: 15 }, limits: { checkoutsPerMinute: 8 } },
   });
   c = new StackClient(stack);
@@ -142,6 +149,104 @@ describe("human approval", () => {
     expect((poll.json.approval as { status: string }).status).toBe("expired");
     const late = await c.http("POST", `/v1/approvals/${id}/approve`, { token: admin, body: {} });
     expect(late.status).toBe(409);
+  });
+});
+
+describe("operators with their own identity", () => {
+  const ALICE = "spiffe://example.org/operator/alice";
+  const MALLORY = "spiffe://example.org/operator/mallory";
+  const as = async (who: string, ...args: string[]) =>
+    stack.cli("--identity-key", await c.keyFile(who), ...args);
+
+  it("policy decides who approves and revokes; the approval names the operator's identity", async () => {
+    const pending = await c.http("POST", "/v1/checkout", { token: await c.assertion("a"), body: write });
+    expect(pending.status).toBe(202);
+    const id = (pending.json.approval as { id: string }).id;
+
+    // An identity no policy lets approve: the pending request is not even listed, approving is refused.
+    const hidden = await as("mallory", "approvals", "list");
+    expect(hidden.code, hidden.stderr).toBe(0);
+    expect(hidden.stdout).not.toContain(id);
+    const refused = await as("mallory", "approvals", "approve", id);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("policy_denied");
+    // An agent's identity is no operator either (403, not 401: it is a valid identity).
+    const agentTry = await c.http("POST", `/v1/approvals/${id}/approve`, {
+      token: await c.assertion("b"),
+      body: {},
+    });
+    expect(agentTry.status).toBe(403);
+    expect((agentTry.json as unknown as ErrorBody).error.code).toBe("policy_denied");
+
+    const listed = await as("alice", "approvals", "list");
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(id);
+    const named = await as("alice", "approvals", "approve", id, "--as", "someone-else");
+    expect(named.code).toBe(1);
+    expect(named.stderr).toContain("--as");
+    const spoof = await c.http("POST", `/v1/approvals/${id}/approve`, {
+      token: await c.assertion("alice"),
+      body: { approver: "someone-else" },
+    });
+    expect(spoof.status).toBe(400);
+    expect((spoof.json as unknown as ErrorBody).error.message).toContain("approver");
+    const ok = await as("alice", "approvals", "approve", id, "--reason", "month end");
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(`approved by ${ALICE}`);
+
+    const done = await c.http("GET", `/v1/approvals/${id}`, { token: await c.assertion("a") });
+    const got = done.json.approval as { lease: { id: string; approver: string }; token: string };
+    expect(got.lease.approver).toBe(ALICE);
+    c.secrets.push(got.token);
+
+    // Mallory may not revoke it; Alice may, and the token is refused on its next use.
+    const noRevoke = await as("mallory", "leases", "revoke", got.lease.id);
+    expect(noRevoke.code).toBe(1);
+    expect(noRevoke.stderr).toContain("policy_denied");
+    const seen = await as("mallory", "leases", "list", "--json");
+    expect(seen.code, seen.stderr).toBe(0);
+    expect(seen.stdout).not.toContain(got.lease.id);
+    expect((await c.http("GET", `/v1/leases/${got.lease.id}`, { token: got.token })).status).toBe(200);
+    const revoked = await as("alice", "leases", "revoke", got.lease.id, "--reason", "done");
+    expect(revoked.code, revoked.stderr).toBe(0);
+    const after = await c.http("GET", `/v1/leases/${got.lease.id}`, { token: got.token });
+    expect(after.status).toBe(401);
+    expect((after.json as unknown as ErrorBody).error.code).toBe("lease_revoked");
+
+    const records = await c.auditRecords();
+    for (const r of records.filter((x) => x.lease_id === got.lease.id && x.event === "checkout"))
+      expect(r.approver).toBe(ALICE);
+    const decisions = records.filter((r) => r.event === "decision" && r.scope === "approve");
+    expect(decisions.find((r) => r.agent === ALICE && r.decision === "allow")?.policies).toEqual([
+      "alice-operates-orders",
+    ]);
+    expect(decisions.some((r) => r.agent === MALLORY && r.decision === "deny")).toBe(true);
+    expect(records.some((r) => r.scope === "approved" && r.approver === ALICE)).toBe(true);
+    await c.waitForAccounts("orders-db", "available");
+  });
+
+  it("a DBA identity registers only what policy lets it, judged by the resource's groups before and after", async () => {
+    const file = join(stack.dir, "orders-db.json");
+    const denied = await as("mallory", "resources", "register", "-f", file, "--dry-run");
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain("policy_denied");
+    // Mallory may register staging resources, but cannot pull orders-db into staging.
+    const reg = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
+    const moved = join(stack.dir, "orders-db-staging.json");
+    await writeFile(moved, JSON.stringify({ ...reg, groups: ["staging"] }));
+    const move = await as("mallory", "resources", "register", "-f", moved, "--dry-run");
+    expect(move.code).toBe(1);
+    expect(move.stderr).toContain("policy_denied");
+    const fresh = join(stack.dir, "scratch-db.json");
+    await writeFile(fresh, JSON.stringify({ ...reg, name: "scratch-db", groups: ["staging"] }));
+    const staging = await as("mallory", "resources", "register", "-f", fresh, "--dry-run");
+    expect(staging.code, staging.stderr).toBe(0);
+    expect((await as("mallory", "resources", "list", "--json")).stdout).not.toContain("orders-db");
+    const dry = await as("alice", "resources", "register", "-f", file, "--dry-run");
+    expect(dry.code, dry.stderr).toBe(0);
+    const shown = await as("alice", "resources", "show", "orders-db");
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain("app_orders_1");
   });
 });
 

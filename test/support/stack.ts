@@ -57,6 +57,11 @@ export async function startStack(
     config?: Record<string, unknown>;
     /** A Vault the caller manages (and closes); default: useVault(). */
     vault?: VaultHandle;
+    /**
+     * Operator names: each gets a key for `spiffe://example.org/operator/<name>` in a second
+     * trust bundle (trust/operators.jwks.json), so tests can act as an operator identity.
+     */
+    operators?: string[];
   } = {},
 ): Promise<Stack> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-stack-"));
@@ -97,6 +102,15 @@ export async function startStack(
       audience: "leasehold",
       trust: [
         { kind: "agents", jwks: "./trust/agents.jwks.json", subjects: ["spiffe://example.org/agent/*"] },
+        ...(opts.operators?.length
+          ? [
+              {
+                kind: "agents",
+                jwks: "./trust/operators.jwks.json",
+                subjects: ["spiffe://example.org/operator/*"],
+              },
+            ]
+          : []),
       ],
     },
     tokens: { signingKey: "./state/signing.jwk" },
@@ -115,6 +129,12 @@ export async function startStack(
   for (const agent of ["a", "b"]) {
     const r = await cli("agent", "keygen", "--id", `spiffe://example.org/agent/${agent}`, "--out", trustDir);
     if (r.code !== 0) throw new Error(`agent keygen failed: ${r.stderr}`);
+  }
+  for (const name of opts.operators ?? []) {
+    const id = `spiffe://example.org/operator/${name}`;
+    const bundle = join(trustDir, "operators.jwks.json");
+    const r = await cli("agent", "keygen", "--id", id, "--out", trustDir, "--bundle", bundle);
+    if (r.code !== 0) throw new Error(`operator keygen failed: ${r.stderr}`);
   }
   const sidecar = await startSidecarProcess({ configFile, port, env });
   const stack: Stack = {
