@@ -825,6 +825,10 @@ const AUTH_TEXT: Record<RouteDoc["auth"], string> = {
   identity: "identity JWT",
   lease: "lease token",
   admin: "admin token",
+  operator: "admin token or any identity JWT",
+  "operator-revoke": 'admin token or identity JWT (policy: `Action::"revoke"`)',
+  "operator-approve": 'admin token or identity JWT (policy: `Action::"approve"`)',
+  "operator-register": 'admin token or identity JWT (policy: `Action::"register"`)',
   "lease-or-admin": "lease token or admin token",
   "admin-if-configured": "admin token if `ops.metricsRequireToken`",
 };

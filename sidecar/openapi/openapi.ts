@@ -10,6 +10,10 @@ const SECURITY: Record<RouteDoc["auth"], Json[]> = {
   identity: [{ identityJwt: [] }],
   lease: [{ leaseToken: [] }],
   admin: [{ adminToken: [] }],
+  operator: [{ adminToken: [] }, { identityJwt: [] }],
+  "operator-revoke": [{ adminToken: [] }, { identityJwt: [] }],
+  "operator-approve": [{ adminToken: [] }, { identityJwt: [] }],
+  "operator-register": [{ adminToken: [] }, { identityJwt: [] }],
   "lease-or-admin": [{ leaseToken: [] }, { adminToken: [] }],
   "admin-if-configured": [{}, { adminToken: [] }],
 };
@@ -26,6 +30,7 @@ export function openApiPath(fastifyPath: string): string {
 export function routeErrors(r: RouteDoc): ErrorCode[] {
   const codes = new Set<ErrorCode>(["forbidden_host", "forbidden_origin", "internal"]);
   if (r.auth !== "none") codes.add("unauthenticated");
+  if (r.auth.startsWith("operator-")) codes.add("policy_denied");
   if (r.params || r.query || r.body) codes.add("invalid_request");
   if (r.body) {
     codes.add("payload_too_large");

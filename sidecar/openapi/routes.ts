@@ -42,10 +42,21 @@ import {
 
 /**
  * Who may call a route: `identity` an agent's identity JWT, `lease` the lease token of that
- * lease, `admin` the admin token (operators, DBAs, the CLI), `none` anyone who passes the
- * Host/Origin guard.
+ * lease, `admin` the admin token only, `operator-<action>` the admin token or an identity JWT
+ * whose subject policy allows `Action::"<action>"` on the resource (`operator`: any verified
+ * identity), `none` anyone who passes the Host/Origin guard.
  */
-export type RouteAuth = "none" | "identity" | "lease" | "admin" | "lease-or-admin" | "admin-if-configured";
+export type RouteAuth =
+  | "none"
+  | "identity"
+  | "lease"
+  | "admin"
+  | "operator"
+  | "operator-revoke"
+  | "operator-approve"
+  | "operator-register"
+  | "lease-or-admin"
+  | "admin-if-configured";
 
 /** Where the route is registered; `app` is sidecar/app.ts. */
 export type RouteOwner = "app" | "ops" | "audit";
@@ -223,7 +234,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "listLeases",
     tag: "leases",
     summary: "List active leases (operators)",
-    auth: "admin",
+    auth: "operator-revoke",
     owner: "app",
     query: listQuery,
     responses: { 200: { description: "active leases, soonest expiry first", schema: leaseListSchema } },
@@ -248,7 +259,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "revokeLease",
     tag: "leases",
     summary: "Revoke a lease now (operators); its token is refused on next use",
-    auth: "admin",
+    auth: "operator-revoke",
     owner: "app",
     params: idParam,
     body: revokeSchema,
@@ -262,7 +273,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "revokeAgent",
     tag: "leases",
     summary: "Revoke every active lease of one agent (operators)",
-    auth: "admin",
+    auth: "operator-revoke",
     owner: "app",
     body: revokeAgentSchema,
     responses: { 202: { description: "the leases ended", schema: leaseManySchema } },
@@ -274,7 +285,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "listApprovals",
     tag: "approvals",
     summary: "List approval requests (operators)",
-    auth: "admin",
+    auth: "operator-approve",
     owner: "app",
     query: approvalListQuery,
     responses: { 200: { description: "approval requests", schema: approvalListSchema } },
@@ -286,7 +297,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "approve",
     tag: "approvals",
     summary: "Approve a pending checkout (operators)",
-    auth: "admin",
+    auth: "operator-approve",
     owner: "app",
     params: approvalParam,
     body: approvalDecisionSchema,
@@ -300,7 +311,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "deny",
     tag: "approvals",
     summary: "Deny a pending checkout (operators)",
-    auth: "admin",
+    auth: "operator-approve",
     owner: "app",
     params: approvalParam,
     body: approvalDecisionSchema,
@@ -314,7 +325,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "listResources",
     tag: "resources",
     summary: "List registered resources (operators, DBAs)",
-    auth: "admin",
+    auth: "operator-register",
     owner: "app",
     responses: { 200: { description: "registered resources", schema: resourceListSchema } },
     errors: [],
@@ -327,7 +338,7 @@ export const ROUTES: readonly RouteDoc[] = [
     summary: "Register or update a resource (verifies, then puts its accounts under management)",
     description:
       "The body is a registration (docs/configuration.md). The admin credential is checked; each new account is rotated once unless importRotation is false. `dry_run=true` checks everything and changes nothing.",
-    auth: "admin",
+    auth: "operator-register",
     owner: "app",
     params: nameParam,
     query: registerQuery,
@@ -344,7 +355,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "showResource",
     tag: "resources",
     summary: "A resource and the state of each account (never a password)",
-    auth: "admin",
+    auth: "operator-register",
     owner: "app",
     params: nameParam,
     responses: { 200: { description: "the resource", schema: resourceViewSchema } },
@@ -357,7 +368,7 @@ export const ROUTES: readonly RouteDoc[] = [
     tag: "resources",
     summary: "Remove a registration (force=true revokes its active leases first)",
     description: "The account records stay in Vault: the last working password of each account is kept.",
-    auth: "admin",
+    auth: "operator-register",
     owner: "app",
     params: nameParam,
     query: removeQuery,
@@ -370,7 +381,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "rotateResource",
     tag: "resources",
     summary: "Rotate every account that is not leased now (quarantined ones included)",
-    auth: "admin",
+    auth: "operator-register",
     owner: "app",
     params: nameParam,
     responses: { 200: { description: "the outcome per account", schema: rotateResultSchema } },
@@ -382,7 +393,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "revokeResource",
     tag: "resources",
     summary: "Revoke every active lease of a resource (operators)",
-    auth: "admin",
+    auth: "operator-revoke",
     owner: "app",
     params: nameParam,
     body: revokeSchema,
@@ -396,7 +407,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "verifyResource",
     tag: "resources",
     summary: "Check that the admin credential and each stored password log in",
-    auth: "admin",
+    auth: "operator-register",
     owner: "app",
     params: nameParam,
     responses: { 200: { description: "the outcome per account", schema: verifyResultSchema } },
@@ -408,7 +419,7 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: "listAdapters",
     tag: "resources",
     summary: "Adapter types with the JSON Schema of their connection settings",
-    auth: "admin",
+    auth: "operator",
     owner: "app",
     responses: { 200: { description: "loaded adapters", schema: adapterListSchema } },
     errors: [],
