@@ -589,8 +589,17 @@ export const CONFIG_EXTRAS: Readonly<Record<string, KeyExtra>> = {
     description: "The exact `iss` to require.",
     example: "`https://spire.example.org`",
   },
+  "identity.trust[].kubernetes (kind: issuer)": {
+    description:
+      'For projected tokens of a Kubernetes API server. Only such subjects are accepted; the subject globs, the lease, policy (`Agent::"…"`) and the audit trail all see the SPIFFE ID.',
+    example: "`{ trustDomain: cluster.local }`",
+  },
+  "identity.trust[].kubernetes.trustDomain (kind: issuer)": {
+    description: "The trust domain of the SPIFFE IDs made from service-account subjects.",
+    example: "`cluster.local`",
+  },
   "identity.trust[].subjects (kind: issuer)": {
-    description: "Globs the token's `sub` must match.",
+    description: "Globs the token's `sub` must match (after the `kubernetes` mapping, if set).",
     example: '`["spiffe://example.org/ns/agents/*"]`',
   },
   "identity.trust[].algorithms (kind: issuer)": {

@@ -26,6 +26,8 @@ const trustEntry = z.discriminatedUnion("kind", [
     /** JWKS file or https URL. */
     jwks: z.string().min(1),
     issuer: z.string().optional(),
+    /** Kubernetes service-account tokens: `system:serviceaccount:NS:SA` becomes `spiffe://<trustDomain>/ns/NS/sa/SA`. */
+    kubernetes: z.strictObject({ trustDomain: z.string().min(1) }).optional(),
     subjects: z.array(z.string().min(1)).min(1),
     algorithms: z.array(z.string()).optional(),
   }),

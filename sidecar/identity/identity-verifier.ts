@@ -47,6 +47,8 @@ const MAX_CANDIDATE_KEYS = 8;
 
 interface CompiledEntry {
   kind: TrustEntry["kind"];
+  /** The SPIFFE ID a token's `sub` stands for under this entry, or undefined if it cannot. */
+  subjectOf: (sub: string) => string | undefined;
   matches: (subject: string) => boolean;
   algorithms: ReadonlySet<string>;
   issuer: string | undefined;
@@ -83,17 +85,24 @@ export function createIdentityVerifier(opts: IdentityOptions): IdentityVerifier 
       } catch {
         throw refuse("identity token is malformed", "payload");
       }
-      const subject = unverified.sub;
-      if (subject === undefined) throw refuse("identity token subject missing");
-      const problem = spiffeIdProblem(subject);
-      if (problem !== undefined || typeof subject !== "string") {
-        throw refuse("identity token subject is not a valid SPIFFE ID", problem);
+      const raw = unverified.sub;
+      if (raw === undefined) throw refuse("identity token subject missing");
+      if (typeof raw !== "string") {
+        throw refuse("identity token subject is not a valid SPIFFE ID", spiffeIdProblem(raw));
       }
-      const candidates = entries.filter((e) => e.matches(subject));
+      const candidates: { entry: CompiledEntry; subject: string }[] = [];
+      let mapped = false;
+      for (const entry of entries) {
+        const subject = entry.subjectOf(raw);
+        if (subject === undefined) continue;
+        mapped = true;
+        if (entry.matches(subject)) candidates.push({ entry, subject });
+      }
+      if (!mapped) throw refuse("identity token subject is not a valid SPIFFE ID", spiffeIdProblem(raw));
       if (candidates.length === 0) throw refuse("identity token subject is not trusted");
 
       let firstRefusal: LeaseholdError | undefined;
-      for (const entry of candidates) {
+      for (const { entry, subject } of candidates) {
         try {
           if (!entry.algorithms.has(alg)) throw refuse("identity token algorithm not allowed", `alg ${alg}`);
           if (entry.issuer !== undefined && unverified.iss !== entry.issuer) {
@@ -133,6 +142,7 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
     }
   }
   const matches = compileSubjectGlobs(entry.subjects);
+  const asSpiffe = (sub: string) => (spiffeIdProblem(sub) === undefined ? sub : undefined);
   if (typeof entry.jwks !== "string" || entry.jwks.length === 0) throw new Error(`${where}.jwks is required`);
   const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(entry.jwks);
   if (isUrl && !entry.jwks.startsWith("https://"))
@@ -143,6 +153,7 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
     const file = new JwksFile(entry.jwks);
     return {
       kind: "agents",
+      subjectOf: asSpiffe,
       matches,
       algorithms,
       issuer: undefined,
@@ -153,6 +164,8 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
   if (entry.issuer !== undefined && (typeof entry.issuer !== "string" || entry.issuer.length === 0)) {
     throw new Error(`${where}.issuer must be a non-empty string`);
   }
+  const subjectOf =
+    entry.kubernetes === undefined ? asSpiffe : kubernetesSubject(entry.kubernetes.trustDomain, where);
   if (isUrl) {
     const options: RemoteJWKSetOptions = {
       cooldownDuration: remote.cooldownMs ?? 30_000,
@@ -162,6 +175,7 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
     const set = createRemoteJWKSet(new URL(entry.jwks), options);
     return {
       kind: "issuer",
+      subjectOf,
       matches,
       algorithms,
       issuer: entry.issuer,
@@ -171,6 +185,7 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
   const file = new JwksFile(entry.jwks);
   return {
     kind: "issuer",
+    subjectOf,
     matches,
     algorithms,
     issuer: entry.issuer,
@@ -180,6 +195,22 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
       if (byKid.length === 0) throw refuse("identity token signing key unknown");
       return verifyWithKeys(jwt, header, byKid);
     },
+  };
+}
+
+/** A DNS label, as Kubernetes names namespaces; service-account names may also hold dots. */
+const K8S_SUBJECT = /^system:serviceaccount:([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?):([a-z0-9](?:[-.a-z0-9]{0,251}[a-z0-9])?)$/;
+
+/** `system:serviceaccount:<ns>:<name>` → `spiffe://<trustDomain>/ns/<ns>/sa/<name>`; anything else: undefined. */
+function kubernetesSubject(trustDomain: string, where: string): (sub: string) => string | undefined {
+  if (spiffeIdProblem(`spiffe://${trustDomain}/ns/x/sa/y`) !== undefined) {
+    throw new Error(`${where}.kubernetes.trustDomain is not a valid SPIFFE trust domain`);
+  }
+  return (sub) => {
+    const m = K8S_SUBJECT.exec(sub);
+    if (!m) return undefined;
+    const id = `spiffe://${trustDomain}/ns/${m[1]}/sa/${m[2]}`;
+    return spiffeIdProblem(id) === undefined ? id : undefined;
   };
 }
 

@@ -26,6 +26,12 @@ export type TrustEntry =
       jwks: string;
       /** Exact `iss` to require, if set. */
       issuer?: string;
+      /**
+       * The issuer is a Kubernetes API server: its service-account tokens' subjects
+       * (`system:serviceaccount:<ns>:<name>`) become `spiffe://<trustDomain>/ns/<ns>/sa/<name>`
+       * (Istio's and SPIRE's k8s form); the globs and policy see that SPIFFE ID.
+       */
+      kubernetes?: { trustDomain: string };
       subjects: string[];
       algorithms?: string[];
     };

@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { afterAll, describe, expect, it } from "vitest";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { type Config, parseConfig } from "../../sidecar/config.js";
+import { createIdentityVerifier } from "../../sidecar/identity/index.js";
 import { validatePolicyFile } from "../../sidecar/policy/index.js";
 import { prepareSocketPath } from "../../sidecar/unix-socket.js";
 import { repoRoot } from "../support/sidecar-process.js";
@@ -221,7 +223,46 @@ describe("examples/kubernetes/leasehold-sidecar.yaml", () => {
     expect(configMap("reporter-agent")["agent.mjs"]).toContain('resource: "orders-db"');
   });
 
-  it("explains itself, including what does not work yet", async () => {
+  it("admits the agent's service-account token under the example's trust entry, as the policy's principal", async () => {
+    const entry = config.identity.trust[0];
+    if (entry?.kind !== "issuer") throw new Error("the first trust entry must be kind: issuer");
+    // A stand-in for the cluster's service-account signing key, in place of the ConfigMap's JWKS.
+    const { publicKey, privateKey } = await generateKeyPair("RS256");
+    const jwks = join(tmp, "cluster-jwks.json");
+    await writeFile(
+      jwks,
+      JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "sa-1", alg: "RS256" }] }),
+    );
+    const verifier = createIdentityVerifier({
+      audience: config.identity.audience,
+      maxTokenLifetime: config.identity.maxTokenLifetime,
+      clockSkew: config.identity.clockSkew,
+      trust: [
+        {
+          ...entry,
+          jwks,
+          subjects: [...entry.subjects],
+          algorithms: entry.algorithms && [...entry.algorithms],
+        },
+      ],
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({ "kubernetes.io": { namespace: "agents" } })
+      .setProtectedHeader({ alg: "RS256", kid: "sa-1" })
+      .setIssuer(entry.issuer ?? "")
+      .setSubject("system:serviceaccount:agents:reporter")
+      .setAudience(config.identity.audience)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 600)
+      .sign(privateKey);
+    const identity = await verifier.verify(token);
+    const principal = /principal == Agent::"([^"]+)"/.exec(
+      configMap("leasehold-config")["policy.cedar"] ?? "",
+    )?.[1];
+    expect(identity.subject).toBe(principal);
+  });
+
+  it("explains itself", async () => {
     const readme = await readFile(join(dir, "README.md"), "utf8");
     for (const word of [
       "emptyDir",

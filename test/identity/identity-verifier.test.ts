@@ -313,6 +313,71 @@ describe("refused tokens", () => {
   });
 });
 
+describe("Kubernetes service-account subjects", () => {
+  const CLUSTER = "https://kubernetes.default.svc.cluster.local";
+  const k8s = () =>
+    createIdentityVerifier(
+      options({
+        trust: [
+          {
+            kind: "issuer",
+            jwks: issuerJwks,
+            issuer: CLUSTER,
+            kubernetes: { trustDomain: "cluster.local" },
+            subjects: ["spiffe://cluster.local/ns/agents/sa/*"],
+          },
+        ],
+      }),
+    );
+  const saToken = (sub: string) =>
+    new SignJWT(claims(sub, { iss: CLUSTER }))
+      .setProtectedHeader({ alg: "ES256", kid: "issuer-1", typ: "JWT" })
+      .sign(issuerKey);
+
+  it("maps system:serviceaccount:NS:SA to spiffe://<trust domain>/ns/NS/sa/SA, matched by the globs", async () => {
+    const identity = await k8s().verify(await saToken("system:serviceaccount:agents:reporter"));
+    expect(identity).toMatchObject({
+      subject: "spiffe://cluster.local/ns/agents/sa/reporter",
+      trustKind: "issuer",
+      issuer: CLUSTER,
+    });
+    expect(identity.claims.sub).toBe("system:serviceaccount:agents:reporter");
+  });
+
+  it("refuses other namespaces, malformed service-account subjects and SPIFFE subjects from that issuer", async () => {
+    const other = await saToken("system:serviceaccount:kube-system:default");
+    await expectRefusal(k8s().verify(other), other, "subject is not trusted");
+    for (const sub of ["system:serviceaccount:agents", "system:serviceaccount:Agents:x", "system:node:n1"]) {
+      const bad = await saToken(sub);
+      await expectRefusal(k8s().verify(bad), bad, "not a valid SPIFFE ID");
+    }
+    const spiffe = await saToken("spiffe://cluster.local/ns/agents/sa/reporter");
+    await expectRefusal(k8s().verify(spiffe), spiffe, "not a valid SPIFFE ID");
+  });
+
+  it("without the mapping, a service-account subject is not a SPIFFE ID", async () => {
+    const token = await saToken("system:serviceaccount:agents:reporter");
+    await expectRefusal(verifier.verify(token), token, "not a valid SPIFFE ID");
+  });
+
+  it("refuses a trust domain that is not one", () => {
+    expect(() =>
+      createIdentityVerifier(
+        options({
+          trust: [
+            {
+              kind: "issuer",
+              jwks: issuerJwks,
+              kubernetes: { trustDomain: "Bad Domain" },
+              subjects: ["spiffe://x/*"],
+            },
+          ],
+        }),
+      ),
+    ).toThrow(/trustDomain/);
+  });
+});
+
 describe("trust bundle reload", () => {
   it("trusts a key added by keygen after the verifier was built", async () => {
     const { dir: own, cleanup: done } = await tempDir("idv-reload");
