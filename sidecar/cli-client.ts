@@ -1,5 +1,13 @@
 import { readAdminToken } from "./admin-token.js";
 import type { Config } from "./config.js";
+import { LeaseholdClientError } from "./client/errors.js";
+import {
+  answerError,
+  createTransport,
+  type Endpoint,
+  type TransportResponse,
+  type Transport,
+} from "./client/transport.js";
 import { mintIdentityAssertion } from "./identity/index.js";
 
 /** An error answer of the sidecar, as the CLI shows it. */
@@ -21,13 +29,18 @@ export interface ClientIdentity {
   readonly identityKey?: string | undefined;
 }
 
+/** Registration verifies every account and rotation runs per account: allow the slow ones. */
+const REQUEST_TIMEOUT_MS = 300_000;
+
 /**
- * Talks to the running sidecar named by the config, with the admin token, or as an operator
- * identity that the sidecar's policy decides for.
+ * Talks to the running sidecar named by the config (its Unix socket when `listen.socket` is
+ * set, else TCP), with the admin token, or as an operator identity that the sidecar's policy
+ * decides for.
  */
 export class SidecarClient {
   private constructor(
-    private readonly base: string,
+    private readonly transport: Transport,
+    private readonly where: string,
     private readonly token: () => Promise<string>,
   ) {}
 
@@ -35,6 +48,10 @@ export class SidecarClient {
     const host =
       config.listen.host === "0.0.0.0" || config.listen.host === "::" ? "127.0.0.1" : config.listen.host;
     const h = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+    const socket = config.listen.socket;
+    const endpoint: Endpoint = socket ? { socketPath: socket } : { url: `http://${h}:${config.listen.port}` };
+    const where = socket ? `unix:${socket}` : `http://${h}:${config.listen.port}`;
+    const transport = createTransport(endpoint);
     const keyFile = who.identityKey;
     if (keyFile !== undefined) {
       const audience = config.identity.audience;
@@ -42,54 +59,40 @@ export class SidecarClient {
       await mintIdentityAssertion({ keyFile, audience }).catch((err: unknown) => {
         throw new ApiError(0, "bad_identity_key", `--identity-key: ${(err as Error).message}`);
       });
-      return new SidecarClient(`http://${h}:${config.listen.port}`, () =>
+      return new SidecarClient(transport, where, () =>
         mintIdentityAssertion({ keyFile, audience, ttlSeconds: 60 }),
       );
     }
     const admin = await readAdminToken(config.admin.tokenFile);
-    return new SidecarClient(`http://${h}:${config.listen.port}`, async () => admin);
+    return new SidecarClient(transport, where, async () => admin);
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response;
+  async request<T>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<T> {
     const token = await this.token();
+    let res: TransportResponse;
     try {
-      res = await fetch(`${this.base}${path}`, {
+      res = await this.transport.send({
         method,
-        headers: {
-          authorization: `Bearer ${token}`,
-          // The sidecar's CSRF rule: state-changing requests show they are not a blind browser request.
-          "x-leasehold-request": "true",
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        path,
+        headers: { authorization: `Bearer ${token}` },
+        body,
+        timeoutMs: REQUEST_TIMEOUT_MS,
       });
-    } catch {
-      throw new ApiError(
-        0,
-        "unreachable",
-        `cannot reach the sidecar at ${this.base}: is 'leasehold serve' running?`,
-      );
+    } catch (err) {
+      if (err instanceof LeaseholdClientError && err.code === "unreachable") {
+        throw new ApiError(
+          0,
+          "unreachable",
+          `cannot reach the sidecar at ${this.where}: is 'leasehold serve' running?`,
+        );
+      }
+      const e = err as LeaseholdClientError;
+      throw new ApiError(e.status ?? 0, e.code ?? "bad_response", e.message);
     }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = text ? JSON.parse(text) : {};
-    } catch {
-      throw new ApiError(
-        res.status,
-        "bad_response",
-        `the sidecar answered ${res.status} with a non-JSON body`,
-      );
+    if (res.status < 200 || res.status >= 300) {
+      const e = answerError(res);
+      throw new ApiError(res.status, e.code, `${e.code}: ${e.message}`);
     }
-    if (!res.ok) {
-      const e = (json as { error?: { code?: string; message?: string } }).error;
-      throw new ApiError(
-        res.status,
-        e?.code ?? "error",
-        `${e?.code ?? res.status}: ${e?.message ?? "request failed"}`,
-      );
-    }
-    return json as T;
+    return res.json as T;
   }
 }

@@ -2,6 +2,7 @@ import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { Config } from "./config.js";
 import type { RedisClient } from "./leases/lease-store.js";
 import type { Logger } from "./logger.js";
+import { InstrumentedCluster, InstrumentedRedis, type RedisCallObserver } from "./ops/instrumented-redis.js";
 
 function hostPort(s: string): { host: string; port: number } {
   const i = s.lastIndexOf(":");
@@ -12,8 +13,9 @@ function hostPort(s: string): { host: string; port: number } {
  * One Redis client for the sidecar, in the form the config names: a single server (url),
  * Sentinel, or Cluster. Commands fail fast while Redis is down (no offline queue), so
  * requests fail closed with 503 instead of hanging; the client reconnects by itself.
+ * With `observe`, every command's duration and outcome is reported (the Prometheus metrics).
  */
-export function createRedis(config: Config["redis"], log: Logger): RedisClient {
+export function createRedis(config: Config["redis"], log: Logger, observe?: RedisCallObserver): RedisClient {
   const common: RedisOptions = {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
@@ -23,22 +25,25 @@ export function createRedis(config: Config["redis"], log: Logger): RedisClient {
   };
   let client: RedisClient;
   if (config.cluster?.length) {
-    client = new Cluster(config.cluster.map(hostPort), {
+    const options = {
       redisOptions: common,
       enableOfflineQueue: false,
-      clusterRetryStrategy: (times) => Math.min(times * 200, 2000),
-    });
+      clusterRetryStrategy: (times: number) => Math.min(times * 200, 2000),
+    };
+    const nodes = config.cluster.map(hostPort);
+    client = observe ? new InstrumentedCluster(observe, nodes, options) : new Cluster(nodes, options);
   } else if (config.sentinel) {
     const url = new URL(config.url);
-    client = new Redis({
+    const options: RedisOptions = {
       ...common,
       name: config.sentinel.name,
       sentinels: config.sentinel.sentinels.map(hostPort),
       password: url.password ? decodeURIComponent(url.password) : undefined,
       db: Number(url.pathname.slice(1) || 0),
-    });
+    };
+    client = observe ? new InstrumentedRedis(observe, options) : new Redis(options);
   } else {
-    client = new Redis(config.url, common);
+    client = observe ? new InstrumentedRedis(observe, config.url, common) : new Redis(config.url, common);
   }
   client.on("error", (err: Error) => log.warn({ err: { message: err.message } }, "redis error"));
   return client;

@@ -62,7 +62,9 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config, log } = opts;
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const metrics = createMetrics();
-  const redis = createRedis(config.redis, log);
+  const redis = createRedis(config.redis, log, (command, seconds, result) =>
+    metrics.observeRedisCall(command, seconds, result),
+  );
   const prefix = config.redis.prefix;
   const secrets = instrumentSecretStore(
     new VaultStore({

@@ -6,7 +6,7 @@ import { LeaseholdClientError, type ServerErrorCode } from "./errors.js";
 export type Endpoint = { readonly url: string } | { readonly socketPath: string };
 
 export interface TransportRequest {
-  readonly method: "GET" | "POST" | "DELETE";
+  readonly method: "GET" | "POST" | "PUT" | "DELETE";
   /** Path and query, starting with `/`. */
   readonly path: string;
   readonly headers?: Record<string, string>;

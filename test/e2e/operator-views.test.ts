@@ -353,6 +353,10 @@ describe("/metrics", () => {
     );
     expect(text).toMatch(/leasehold_approval_decisions_total\{resource="orders-db",decision="approved"\} 1/);
     expect(text).toMatch(/leasehold_rotations_total\{resource="orders-db",result="succeeded"\} [1-9]/);
+    // The sidecar's own Redis client is instrumented: its commands are counted by name.
+    expect(text).toMatch(
+      /leasehold_redis_command_duration_seconds_count\{command="[a-z]+",result="ok"\} [1-9]/,
+    );
     expect(text).toMatch(
       /leasehold_lease_duration_seconds_count\{resource="orders-db",reason="revoked"\} [1-9]/,
     );
