@@ -62,18 +62,12 @@ function snapshotWith(now: number) {
 
 describe("the watch screen", () => {
   const now = Date.parse("2030-01-01T12:00:00Z");
+  const plain80 = { width: 80, height: 24, thresholdSeconds: 60, color: false, status: "live" } as const;
 
   it("fits 80 columns: one row per lease, soonest first, the one near expiry marked", () => {
     const s = new WatchState();
     s.applySnapshot(snapshotWith(now), now);
-    const lines = renderScreen(s, {
-      width: 80,
-      height: 24,
-      thresholdSeconds: 60,
-      color: false,
-      status: "live",
-      now,
-    });
+    const lines = renderScreen(s, { ...plain80, now });
     for (const l of lines) expect(l.length).toBeLessThanOrEqual(80);
     const rows = lines.filter((l) => l.includes("TICKET-"));
     expect(rows).toHaveLength(2);
@@ -97,14 +91,7 @@ describe("the watch screen", () => {
     };
     s.applySnapshot({ ...snap, leases: [fresh] }, now);
     // The local clock runs 800 ms behind the server's: 300.8 s would round up to 5:01.
-    const lines = renderScreen(s, {
-      width: 80,
-      height: 24,
-      thresholdSeconds: 60,
-      color: false,
-      status: "live",
-      now: now - 800,
-    });
+    const lines = renderScreen(s, { ...plain80, now: now - 800 });
     const row = lines.find((l) => l.includes("TICKET-01"));
     expect(row).toContain(" 5:00 ");
     expect(row).not.toContain("5:01");

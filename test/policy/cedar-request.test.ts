@@ -1,7 +1,12 @@
 import { isAuthorized } from "@cedar-policy/cedar-wasm/nodejs";
 import { describe, expect, it } from "vitest";
 import { toCedarRequest } from "../../sidecar/policy/cedar-request.js";
-import { POLICY_ACTIONS, POLICY_SCHEMA, type PolicyRequest } from "../../sidecar/policy/index.js";
+import {
+  defaultPolicyContext,
+  POLICY_ACTIONS,
+  POLICY_SCHEMA,
+  type PolicyRequest,
+} from "../../sidecar/policy/index.js";
 
 // The engine skips Cedar's per-request validation (it doubled a decision's cost), so the
 // requests it builds must pass that validation by construction: checked here for every action.
@@ -18,16 +23,7 @@ describe("Cedar requests built by leasehold", () => {
     extra: "x",
   };
   const contexts = [
-    {
-      task_id: "",
-      intent: "",
-      tool: "",
-      ttl: 0,
-      hour_utc: 0,
-      active_leases: 0,
-      approved: false,
-      dpop: false,
-    },
+    defaultPolicyContext(0),
     {
       task_id: "TICKET-1",
       intent: "read",
