@@ -3,7 +3,11 @@
  * as the same account, in one run. Prints throughput of both, the ratio, and the latency the
  * proxy adds (p50 and average of single-client runs).
  *
- *   npx tsx bench/proxy-pg.ts [--seconds 10] [--clients 4]
+ * A bare Node relay (`socket.pipe`, in the same process) runs in the same loop: the floor
+ * any Node listener can reach on this machine. Also splits the CPU time of each run between the proxy, pgbench and postgres: on a small
+ * machine the three share the cores, so the proxy's CPU per transaction bounds the ratio.
+ *
+ *   npx tsx bench/proxy-pg.ts [--seconds 10] [--clients 4] [--runs 2] [--profile FILE.cpuprofile]
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
@@ -12,7 +16,19 @@ import { join } from "node:path";
 import pg from "pg";
 import { startScramPostgres } from "../test/support/pg-cluster.js";
 import { startProxyHarness } from "../test/proxy/harness.js";
-import { fmt, quantile, startBoth, tool } from "./proxy-bench-support.js";
+import {
+  bareNodeRelay,
+  type CpuSplit,
+  cpuLine,
+  fmt,
+  measureCpu,
+  meanCpu,
+  profiled,
+  quantile,
+  startBoth,
+  stringArg,
+  tool,
+} from "./proxy-bench-support.js";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -22,6 +38,9 @@ function arg(name: string, fallback: number): number {
 
 const seconds = arg("seconds", 10);
 const clients = arg("clients", 4);
+const runs = arg("runs", 2);
+const profileFile = stringArg("profile");
+let postmasterPid = 0;
 
 interface Target {
   readonly port: number;
@@ -40,18 +59,18 @@ function env(t: Target): NodeJS.ProcessEnv {
   };
 }
 
-async function throughput(t: Target): Promise<{ tps: number; latencyMs: number; tx: number; cpuUs: number }> {
-  const before = process.cpuUsage();
-  const out = await tool(
-    "pgbench",
-    ["-S", "-n", "-T", String(seconds), "-c", String(clients), "-j", String(Math.min(clients, 2))],
-    env(t),
+async function throughput(t: Target): Promise<{ tps: number; latencyMs: number; tx: number; cpu: CpuSplit }> {
+  const [out, cpu] = await measureCpu(postmasterPid, () =>
+    tool(
+      "pgbench",
+      ["-S", "-n", "-T", String(seconds), "-c", String(clients), "-j", String(Math.min(clients, 2))],
+      env(t),
+    ),
   );
   const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1]);
   const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1]);
   const tx = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1]);
-  const used = process.cpuUsage(before);
-  return { tps, latencyMs, tx, cpuUs: used.user + used.system };
+  return { tps, latencyMs, tx, cpu };
 }
 
 /** Per-transaction latencies (µs) of a single-client run, from pgbench's transaction log. */
@@ -91,6 +110,7 @@ async function main(): Promise<void> {
     b: (x) => x.close(),
   });
   try {
+    postmasterPid = Number((await readFile(join(cluster.dataDir, "postmaster.pid"), "utf8")).split("\n")[0]);
     const adminPassword = randomBytes(18).toString("base64url");
     const su = new pg.Client({
       host: cluster.host,
@@ -136,26 +156,36 @@ async function main(): Promise<void> {
     const direct: Target = { port: cluster.port, user: cred.username, password: cred.password };
     const proxied: Target = { port, user: lease.leaseId, password: lease.token };
 
+    const relay = await bareNodeRelay(cluster.port);
+    const bare: Target = { ...direct, port: relay.port };
     console.log(`pgbench -S -T ${seconds} -c ${clients} (select-only), same server, same account, same run`);
     // The sidecar is a long-running process: warm its JIT up before measuring.
     await tool("pgbench", ["-S", "-n", "-T", "2", "-c", String(clients)], env(proxied));
-    const d1 = await throughput(direct);
-    const p1 = await throughput(proxied);
-    const d2 = await throughput(direct);
-    const p2 = await throughput(proxied);
-    const dTps = (d1.tps + d2.tps) / 2;
-    const pTps = (p1.tps + p2.tps) / 2;
-    console.log(
-      `  direct : ${fmt(d1.tps)} / ${fmt(d2.tps)} tps (avg latency ${fmt((d1.latencyMs + d2.latencyMs) / 2, 3)} ms)`,
-    );
-    console.log(
-      `  proxied: ${fmt(p1.tps)} / ${fmt(p2.tps)} tps (avg latency ${fmt((p1.latencyMs + p2.latencyMs) / 2, 3)} ms)`,
-    );
-    console.log(`  ratio  : ${fmt((100 * pTps) / dTps)} % of direct throughput`);
-    const perTx = (p1.cpuUs + p2.cpuUs - d1.cpuUs - d2.cpuUs) / (p1.tx + p2.tx);
-    console.log(
-      `  sidecar CPU per proxied transaction: ${fmt(perTx, 1)} µs (process CPU, minus the same during direct runs)`,
-    );
+    await tool("pgbench", ["-S", "-n", "-T", "1", "-c", String(clients)], env(bare));
+    type Run = Awaited<ReturnType<typeof throughput>>;
+    const ds: Run[] = [];
+    const bs: Run[] = [];
+    const ps: Run[] = [];
+    for (let i = 0; i < runs; i++) {
+      ds.push(await throughput(direct));
+      bs.push(await throughput(bare));
+      ps.push(await profiled(i === 0 ? profileFile : undefined, () => throughput(proxied)));
+    }
+    relay.server.close();
+    const avg = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const dTps = avg(ds.map((r) => r.tps));
+    const list = (rs: readonly Run[]) => rs.map((r) => fmt(r.tps, 0)).join(" / ");
+    const row = (name: string, rs: readonly Run[], proxiedCpu: boolean) => {
+      console.log(
+        `  ${name}: ${list(rs)} tps, avg latency ${fmt(avg(rs.map((r) => r.latencyMs)), 3)} ms, ${fmt((100 * avg(rs.map((r) => r.tps))) / dTps)} % of direct (per run: ${rs.map((r, i) => fmt((100 * r.tps) / (ds[i]?.tps ?? 1), 0)).join(", ")} %)`,
+      );
+      console.log(
+        `           ${cpuLine(meanCpu(rs.map((r) => r.cpu)), avg(rs.map((r) => r.tx)), proxiedCpu)}`,
+      );
+    };
+    row("direct  ", ds, false);
+    row("bare    ", bs, true);
+    row("listener", ps, true);
     const dl = await latencies(direct);
     const pl = await latencies(proxied);
     const dp50 = quantile(dl, 0.5);

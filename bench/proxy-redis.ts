@@ -2,12 +2,27 @@
  * redis-benchmark (SET, GET; no pipelining) through the Redis listener against direct to the
  * same private redis-server, as the same ACL user, in one run.
  *
- *   npx tsx bench/proxy-redis.ts [--requests 100000] [--clients 50] [--pipeline 1]
+ * A bare Node relay (`socket.pipe`, same process) runs in the same loop: the floor any Node
+ * listener can reach here. CPU per request is split between the proxy, redis-benchmark and
+ * redis-server.
+ *
+ *   npx tsx bench/proxy-redis.ts [--requests 100000] [--clients 50] [--pipeline 1] [--runs 2] [--profile FILE]
  */
 import { randomBytes } from "node:crypto";
 import { startPrivateRedis } from "../test/proxy/redis-server.js";
 import { startProxyHarness } from "../test/proxy/harness.js";
-import { fmt, startBoth, tool } from "./proxy-bench-support.js";
+import {
+  bareNodeRelay,
+  type CpuSplit,
+  cpuLine,
+  fmt,
+  measureCpu,
+  meanCpu,
+  profiled,
+  startBoth,
+  stringArg,
+  tool,
+} from "./proxy-bench-support.js";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -18,6 +33,8 @@ function arg(name: string, fallback: number): number {
 const requests = arg("requests", 100_000);
 const clients = arg("clients", 50);
 const pipeline = arg("pipeline", 1);
+const runs = arg("runs", 2);
+const profileFile = stringArg("profile");
 
 interface Row {
   readonly rps: number;
@@ -87,34 +104,45 @@ async function main(): Promise<void> {
     console.log(
       `redis-benchmark -t set,get -n ${requests} -c ${clients} -P ${pipeline}, same server, same ACL user, same run`,
     );
-    const cpu = { direct: 0, proxied: 0 };
-    const timed = async (which: "direct" | "proxied", p: number, u: string, pw: string) => {
-      const before = process.cpuUsage();
-      const rows = await bench(p, u, pw);
-      const used = process.cpuUsage(before);
-      cpu[which] += used.user + used.system;
-      return rows;
+    const relay = await bareNodeRelay(server.port);
+    type Run = { rows: Map<string, Row>; cpu: CpuSplit };
+    const timed = async (p: number, u: string, pw: string): Promise<Run> => {
+      const [rows, cpu] = await measureCpu(server.pid, () => bench(p, u, pw));
+      return { rows, cpu };
     };
     // The sidecar is a long-running process: warm its JIT up before measuring.
     await bench(port, lease.leaseId, lease.token);
-    const direct = await timed("direct", server.port, cred.username, cred.password);
-    const proxied = await timed("proxied", port, lease.leaseId, lease.token);
-    const direct2 = await timed("direct", server.port, cred.username, cred.password);
-    const proxied2 = await timed("proxied", port, lease.leaseId, lease.token);
-    for (const t of ["SET", "GET"]) {
-      const d = [direct.get(t), direct2.get(t)];
-      const p = [proxied.get(t), proxied2.get(t)];
-      const dr = ((d[0]?.rps ?? 0) + (d[1]?.rps ?? 0)) / 2;
-      const pr = ((p[0]?.rps ?? 0) + (p[1]?.rps ?? 0)) / 2;
-      console.log(
-        `  ${t}: direct ${fmt(dr, 0)} req/s (p50 ${d[0]?.p50} ms), proxied ${fmt(pr, 0)} req/s (p50 ${p[0]?.p50} ms), ratio ${fmt((100 * pr) / dr)} %`,
+    await bench(relay.port, cred.username, cred.password);
+    const ds: Run[] = [];
+    const bs: Run[] = [];
+    const ps: Run[] = [];
+    for (let i = 0; i < runs; i++) {
+      ds.push(await timed(server.port, cred.username, cred.password));
+      bs.push(await timed(relay.port, cred.username, cred.password));
+      ps.push(
+        await profiled(i === 0 ? profileFile : undefined, () => timed(port, lease.leaseId, lease.token)),
       );
     }
-    // Two runs of two tests (SET, GET) each: 4 × requests through the proxy.
-    const perRequest = (cpu.proxied - cpu.direct) / (4 * requests);
-    console.log(
-      `  sidecar CPU per proxied request: ${fmt(perRequest, 1)} µs (process CPU, minus the same during direct runs)`,
-    );
+    relay.server.close();
+    const avg = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    for (const t of ["SET", "GET"]) {
+      const rps = (rs: readonly Run[]) => rs.map((r) => r.rows.get(t)?.rps ?? 0);
+      const d = avg(rps(ds));
+      const line = (name: string, rs: readonly Run[]) =>
+        `${name} ${fmt(avg(rps(rs)), 0)} req/s (p50 ${rs[0]?.rows.get(t)?.p50} ms, ${fmt((100 * avg(rps(rs))) / d)} % of direct; per run ${rps(
+          rs,
+        )
+          .map((x, i) => fmt((100 * x) / (rps(ds)[i] ?? 1), 0))
+          .join(", ")} %)`;
+      console.log(`  ${t}: ${line("direct", ds)}`);
+      console.log(`       ${line("bare relay", bs)}`);
+      console.log(`       ${line("listener", ps)}`);
+    }
+    // Each run is two tests (SET, GET) of `requests` each.
+    const n = 2 * requests;
+    console.log(`  CPU, direct    : ${cpuLine(meanCpu(ds.map((r) => r.cpu)), n, false)}`);
+    console.log(`  CPU, bare relay: ${cpuLine(meanCpu(bs.map((r) => r.cpu)), n, true)}`);
+    console.log(`  CPU, listener  : ${cpuLine(meanCpu(ps.map((r) => r.cpu)), n, true)}`);
     const d1 = (await bench(server.port, cred.username, cred.password, 1)).get("GET");
     const p1 = (await bench(port, lease.leaseId, lease.token, 1)).get("GET");
     if (d1 && p1) {

@@ -330,6 +330,19 @@ describe("the end of a lease ends its connections", () => {
     await waitFor("the backend session to end", async () => (await sessionsOf(l.account)) === 0);
   });
 
+  it("a statement still running when the lease ends is cancelled on the server", async () => {
+    const l = await h.checkout(RESOURCE);
+    const p = start(PSQL, psqlArgs(l, ["-At", "-c", "select pg_sleep(60)"]), psqlEnv(l));
+    p.child.stdin.end();
+    await waitFor("the sleeping session", async () => (await sessionsOf(l.account)) === 1);
+    await h.node.leaseService.revoke(l.leaseId, "test", "operator", { requestId: "req_revoke_busy" });
+    const r = await p.result;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("terminating connection because the lease was revoked");
+    // The adapter's termination is off here: only the proxy's cancel can end the 60 s sleep.
+    await waitFor("the server to end the statement", async () => (await sessionsOf(l.account)) === 0, 5000);
+  });
+
   it("expiry closes the session", async () => {
     const l = await h.checkout(RESOURCE, { ttl: 1 });
     const c = viaProxy(l);

@@ -44,7 +44,7 @@ describe("FrameTap", () => {
       pgMsg("P", "s1\0select $1::int\0\0\0"),
       pgMsg("S", ""),
     ]);
-    for (const size of [1, 2, 3, 5, 7, 64]) {
+    for (const size of [1, 2, 3, 5, 7, 64, stream.length]) {
       const got: TappedMessage[] = [];
       const tap = new FrameTap(new Set([0x51, 0x50]), (m) => got.push(m));
       const boundaries: number[] = [];

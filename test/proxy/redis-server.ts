@@ -10,6 +10,8 @@ import { freePort } from "../support/free-port.js";
 export interface PrivateRedis {
   readonly host: "127.0.0.1";
   readonly port: number;
+  /** The server's process id (the benches read its CPU time). */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -45,6 +47,7 @@ export async function startPrivateRedis(users: readonly string[]): Promise<Priva
       return {
         host: "127.0.0.1",
         port,
+        pid: child.pid ?? 0,
         stop: async () => {
           child.kill("SIGKILL");
           await exited;

@@ -40,20 +40,29 @@ export class FrameTap {
         if (this.remaining === 0) this.emit();
         continue;
       }
-      const take = Math.min(5 - this.headerHave, chunk.length - i);
-      chunk.copy(this.header, this.headerHave, i, i + take);
-      this.headerHave += take;
-      i += take;
-      if (this.headerHave < 5) continue;
-      this.headerHave = 0;
-      const len = this.header.readInt32BE(1);
+      let type: number;
+      let len: number;
+      if (this.headerHave === 0 && chunk.length - i >= 5) {
+        // The usual case: the whole header is in this chunk, read it in place.
+        type = chunk[i] as number;
+        len = chunk.readInt32BE(i + 1);
+        i += 5;
+      } else {
+        const take = Math.min(5 - this.headerHave, chunk.length - i);
+        chunk.copy(this.header, this.headerHave, i, i + take);
+        this.headerHave += take;
+        i += take;
+        if (this.headerHave < 5) continue;
+        this.headerHave = 0;
+        type = this.header[0] as number;
+        len = this.header.readInt32BE(1);
+      }
       if (len < 4) {
         // Not a message stream we understand: stop tracking; the server will complain.
         this.broken = true;
         return;
       }
       this.remaining = len - 4;
-      const type = this.header[0] as number;
       if (this.captureTypes.has(type)) this.capture = { type, parts: [], have: 0, truncated: false };
       if (this.remaining === 0) this.emit();
     }

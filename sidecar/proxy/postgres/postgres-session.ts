@@ -9,7 +9,7 @@ import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { AuditStatements, ProxySession } from "../types.js";
 import { loginToBackend } from "./backend-login.js";
-import type { CancelKeys } from "./cancel-keys.js";
+import type { BackendCancelKey, CancelKeys } from "./cancel-keys.js";
 import { forwardCancel } from "./cancel-forward.js";
 import { MSG, SQLSTATE } from "./constants.js";
 import { FrameTap } from "./frame-tap.js";
@@ -53,6 +53,7 @@ export class PostgresSession implements ProxySession {
   private readonly record: SessionRecord;
   private leaseKey: string | undefined;
   private clientKey: { pid: number; secret: number } | undefined;
+  private backendKey: BackendCancelKey | undefined;
   private ended = false;
   private finished = false;
   private audited = true;
@@ -210,7 +211,8 @@ export class PostgresSession implements ProxySession {
     const backend = login.socket;
     const frames = [authenticationOk(), ...login.frames.slice(0, -1)];
     if (login.key) {
-      this.clientKey = this.ctx.cancelKeys.issue({ ...login.key, target });
+      this.backendKey = { ...login.key, target };
+      this.clientKey = this.ctx.cancelKeys.issue(this.backendKey);
       frames.push(backendKeyData(this.clientKey.pid, this.clientKey.secret));
     }
     frames.push(...login.frames.slice(-1), login.rest);
@@ -306,6 +308,9 @@ export class PostgresSession implements ProxySession {
       this.client.destroy();
     }
     this.backend?.destroy();
+    // A server notices a closed connection only when it next reads or writes: a statement
+    // still running (pg_sleep, a long scan) would go on as the account after the lease ended.
+    if (this.backendKey) void forwardCancel(this.backendKey, this.ctx.handshakeTimeoutMs);
   }
 
   private finish(): void {
