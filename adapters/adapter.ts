@@ -94,4 +94,9 @@ export interface Adapter<C = unknown> {
   rotate(target: C, change: PasswordChange, ctx: AdapterContext): Promise<void>;
   /** Ends live sessions of the account; returns how many. */
   terminateSessions?(target: C, account: string, ctx: AdapterContext): Promise<number>;
+  /**
+   * Closes what the adapter keeps open between calls (idle admin connections), for shutdown.
+   * Later calls still work; they open connections again.
+   */
+  close?(): Promise<void>;
 }

@@ -9,3 +9,12 @@ export type {
 } from "./adapter.js";
 export { AdapterError } from "./adapter.js";
 export { builtinAdapters, getAdapter } from "./registry.js";
+export {
+  AdminSessionPool,
+  type AdminSessionDriver,
+  type AdminSessionPoolOptions,
+  type AdminSessionStats,
+  adminSessionKey,
+  adminSessions,
+  closeAdminSessions,
+} from "./admin-sessions.js";

@@ -323,6 +323,8 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
       rotation.stop();
       await ops.stop();
       await app.close();
+      // Pooled admin sessions of the adapters (and of DBAs' own adapter modules that pool).
+      await Promise.allSettled([...adapters.values()].map((a) => a.close?.()));
       secrets.close();
       await audit.close();
       redis.disconnect();

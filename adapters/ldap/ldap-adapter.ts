@@ -9,7 +9,9 @@ import type {
   Verdict,
 } from "../adapter.js";
 import { AdapterError } from "../adapter.js";
+import { adminSessionKey, adminSessions } from "../admin-sessions.js";
 import { checkLdapAccountName } from "./account-name.js";
+import { ldapAdminDriver, requireBound } from "./admin-session.js";
 import { type LdapTarget, ldapConfig } from "./config.js";
 import { closeClient, isEncrypted, openClient, withinDeadline } from "./connection.js";
 import { accountDn } from "./dn.js";
@@ -161,27 +163,32 @@ export const ldapAdapter: Adapter<LdapTarget> = {
     const mode = ctx.admin === undefined ? "self" : "admin";
     ctx.log.info({ ...where(target), account: change.account, dn, mode, method }, "ldap: rotating password");
 
-    const client = await openClient(target, deadline);
-    try {
-      if (ctx.admin === undefined) {
+    if (ctx.admin !== undefined) {
+      // Admin mode reuses a connection already bound as the admin DN.
+      await adminSessions.use(
+        adminSessionKey(ldapAdapter.id, target, ctx.admin),
+        ldapAdminDriver(target, ctx.admin, deadline),
+        async (session) => {
+          requireBound(session);
+          await setPasswordAsAdmin(session.client, method, dn, change.next, deadline);
+        },
+        ctx.log,
+      );
+    } else {
+      const client = await openClient(target, deadline);
+      try {
         const bound = await bindForSelfRotation(client, dn, change, deadline, ctx, target);
         if (bound === null) {
           ctx.log.info({ ...where(target), account: change.account, mode }, "ldap: password already rotated");
           return;
         }
         await setOwnPassword(client, method, dn, bound, change.next, deadline);
-      } else {
-        if (
-          ctx.admin.username === "" ||
-          !(await tryBind(client, ctx.admin.username, ctx.admin.password, deadline))
-        ) {
-          throw new AdapterError("auth_failed", "ldap: bind as the admin DN refused", false);
-        }
-        await setPasswordAsAdmin(client, method, dn, change.next, deadline);
+      } finally {
+        await closeClient(client);
       }
-    } finally {
-      await closeClient(client);
     }
     ctx.log.info({ ...where(target), account: change.account, mode }, "ldap: password rotated");
   },
+
+  close: () => adminSessions.closeAdapter("ldap"),
 };

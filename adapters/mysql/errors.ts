@@ -100,6 +100,7 @@ function fromErrno(errno: number, at: string): AdapterError {
     case 1040:
     case 1053:
     case 1203:
+    case 1927:
     case 2002:
     case 2003:
     case 2006:

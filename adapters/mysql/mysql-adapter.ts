@@ -8,12 +8,14 @@ import type {
   Verdict,
 } from "../adapter.js";
 import { AdapterError } from "../adapter.js";
+import { adminSessionKey, adminSessions } from "../admin-sessions.js";
 import { checkMysqlAccountName, formatAccount, type MysqlAccount, parseAccount } from "./account.js";
+import { mysqlAdminDriver } from "./admin-session.js";
 import { type MysqlTarget, mysqlConfig } from "./config.js";
 import { closeConnection, openConnection, remainingMs, runSelect, runStatement } from "./connection.js";
 import { loginRefusedReason, serverErrno, toAdapterError } from "./errors.js";
 import { checkPassword } from "./password-check.js";
-import { alterUserPassword, setOwnPassword } from "./password-statements.js";
+import { alterUserPassword, sessionSqlMode, setOwnPassword } from "./password-statements.js";
 
 /** Passwords are quoted for the session's sql_mode, so any printable ASCII character is fine. */
 const constraints: PasswordConstraints = { minLength: 16, maxLength: 80, forbidden: "" };
@@ -177,21 +179,34 @@ export const mysqlAdapter: Adapter<MysqlTarget> = {
     const mode = ctx.admin === undefined ? "self" : "admin";
     ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: rotating password");
 
-    const conn =
-      ctx.admin === undefined
-        ? await loginForSelfRotation(target, account, change, deadline, ctx)
-        : await loginAsAdmin(target, ctx.admin, deadline);
-    if (conn === null) {
-      ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: password already rotated");
-      return;
-    }
-    try {
-      if (ctx.admin === undefined) await setOwnPassword(conn, change.next, deadline);
-      else await alterUserPassword(conn, account, change.next, deadline);
-    } catch (err) {
-      throw toAdapterError(err, mode === "admin" ? "ALTER USER" : "SET PASSWORD");
-    } finally {
-      await closeConnection(conn);
+    if (ctx.admin !== undefined) {
+      // Admin mode reuses an open admin connection: the login was checked when it was opened.
+      await adminSessions.use(
+        adminSessionKey(mysqlAdapter.id, target, ctx.admin),
+        mysqlAdminDriver(target, ctx.admin, deadline),
+        async (session) => {
+          try {
+            session.sqlMode ??= await sessionSqlMode(session.conn, deadline);
+            await alterUserPassword(session.conn, account, change.next, deadline, session.sqlMode);
+          } catch (err) {
+            throw toAdapterError(err, "ALTER USER");
+          }
+        },
+        ctx.log,
+      );
+    } else {
+      const conn = await loginForSelfRotation(target, account, change, deadline, ctx);
+      if (conn === null) {
+        ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: password already rotated");
+        return;
+      }
+      try {
+        await setOwnPassword(conn, change.next, deadline);
+      } catch (err) {
+        throw toAdapterError(err, "SET PASSWORD");
+      } finally {
+        await closeConnection(conn);
+      }
     }
     ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: password rotated");
   },
@@ -236,4 +251,6 @@ export const mysqlAdapter: Adapter<MysqlTarget> = {
       await closeConnection(conn);
     }
   },
+
+  close: () => adminSessions.closeAdapter("mysql"),
 };

@@ -22,18 +22,25 @@ async function session(conn: Connection, deadline: number): Promise<SessionRow> 
   return row;
 }
 
+/** The sql_mode of this very session (string literals are quoted for it). */
+export async function sessionSqlMode(conn: Connection, deadline: number): Promise<string> {
+  return (await session(conn, deadline)).mode;
+}
+
 /**
  * As an admin: `ALTER USER <account> IDENTIFIED BY '<password>'`. MySQL takes no bind
  * parameter there, so the account is quoted as identifiers and the password as a literal
- * for the session's current sql_mode (read on the same connection just before).
+ * for the session's sql_mode: `sqlMode` when the caller knows this session's (read with
+ * {@link sessionSqlMode} on the same connection), else read on it just before.
  */
 export async function alterUserPassword(
   conn: Connection,
   account: MysqlAccount,
   password: string,
   deadline: number,
+  sqlMode?: string,
 ): Promise<void> {
-  const { mode } = await session(conn, deadline);
+  const mode = sqlMode ?? (await sessionSqlMode(conn, deadline));
   await runStatement(
     conn,
     `ALTER USER ${quoteAccount(account)} IDENTIFIED BY ${quoteString(password, mode)}`,

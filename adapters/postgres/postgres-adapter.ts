@@ -8,7 +8,9 @@ import type {
   Verdict,
 } from "../adapter.js";
 import { AdapterError } from "../adapter.js";
+import { adminSessionKey, adminSessions } from "../admin-sessions.js";
 import { checkRoleName } from "./account-name.js";
+import { postgresAdminDriver } from "./admin-session.js";
 import { type PostgresTarget, postgresConfig } from "./config.js";
 import { closeClient, openClient, remainingMs, runQuery } from "./connection.js";
 import { isLoginRefused, loginRefusedReason, toAdapterError } from "./errors.js";
@@ -130,27 +132,41 @@ export const postgresAdapter: Adapter<PostgresTarget> = {
     const mode = ctx.admin === undefined ? "self" : "admin";
     ctx.log.info({ ...where(target), account: change.account, mode }, "postgres: rotating password");
 
-    const client =
-      ctx.admin === undefined
-        ? await loginForSelfRotation(target, change, deadline, ctx)
-        : await loginAs(target, ctx.admin, deadline, "admin");
-    if (client === null) {
-      ctx.log.info({ ...where(target), account: change.account, mode }, "postgres: password already rotated");
-      return;
-    }
-    try {
-      const verifier = await scramSha256Verifier(change.next);
-      remainingMs(deadline, "rotate");
-      await runQuery(
-        client,
-        `ALTER ROLE ${quoteIdent(change.account)} PASSWORD ${quoteLiteral(verifier)}`,
-        [],
-        deadline,
+    // Hashing takes milliseconds of CPU (in libuv's pool): start it before connecting.
+    const verifier = scramSha256Verifier(change.next);
+    verifier.catch(() => undefined);
+    const alter = async (client: pg.Client) => {
+      try {
+        const text = `ALTER ROLE ${quoteIdent(change.account)} PASSWORD ${quoteLiteral(await verifier)}`;
+        remainingMs(deadline, "rotate");
+        await runQuery(client, text, [], deadline);
+      } catch (err) {
+        throw toAdapterError(err, "ALTER ROLE");
+      }
+    };
+
+    if (ctx.admin !== undefined) {
+      // Admin mode reuses an open admin connection: the login was checked when it was opened.
+      await adminSessions.use(
+        adminSessionKey(postgresAdapter.id, target, ctx.admin),
+        postgresAdminDriver(target, ctx.admin, deadline),
+        (session) => alter(session.client),
+        ctx.log,
       );
-    } catch (err) {
-      throw toAdapterError(err, "ALTER ROLE");
-    } finally {
-      await closeClient(client);
+    } else {
+      const client = await loginForSelfRotation(target, change, deadline, ctx);
+      if (client === null) {
+        ctx.log.info(
+          { ...where(target), account: change.account, mode },
+          "postgres: password already rotated",
+        );
+        return;
+      }
+      try {
+        await alter(client);
+      } finally {
+        await closeClient(client);
+      }
     }
     ctx.log.info({ ...where(target), account: change.account, mode }, "postgres: password rotated");
   },
@@ -194,4 +210,6 @@ export const postgresAdapter: Adapter<PostgresTarget> = {
       await closeClient(client);
     }
   },
+
+  close: () => adminSessions.closeAdapter("postgres"),
 };

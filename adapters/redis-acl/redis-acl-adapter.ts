@@ -7,7 +7,9 @@ import type {
   Verdict,
 } from "../adapter.js";
 import { AdapterError } from "../adapter.js";
+import { adminSessionKey, adminSessions } from "../admin-sessions.js";
 import { checkAclUserName } from "./account-name.js";
+import { redisAdminDriver } from "./admin-session.js";
 import { type RedisAclTarget, redisAclConfig } from "./config.js";
 import { closeConnection, command, openConnection } from "./connection.js";
 import { checkPassword } from "./password-check.js";
@@ -76,30 +78,33 @@ export const redisAclAdapter: Adapter<RedisAclTarget> = {
       "redis-acl: rotating password",
     );
 
-    const redis = await openConnection(target, admin, deadline);
-    try {
-      // ACL SETUSER creates a missing user; look first. (ACL commands cannot run in scripts or
-      // transactions with a condition, so a user deleted in between would come back disabled,
-      // with no permissions: harmless, and reported by the next verify.)
-      const found = await command(redis, ["ACL", "GETUSER", change.account], deadline, "ACL GETUSER");
-      if (found === null) {
-        throw new AdapterError(
-          "invalid",
-          "redis-acl: no such ACL user (ACL GETUSER found none); not creating it",
-          false,
+    // Reuses an open connection authenticated as the admin user.
+    await adminSessions.use(
+      adminSessionKey(redisAclAdapter.id, target, admin),
+      redisAdminDriver(target, admin, deadline),
+      async (redis) => {
+        // ACL SETUSER creates a missing user; look first. (ACL commands cannot run in scripts or
+        // transactions with a condition, so a user deleted in between would come back disabled,
+        // with no permissions: harmless, and reported by the next verify.)
+        const found = await command(redis, ["ACL", "GETUSER", change.account], deadline, "ACL GETUSER");
+        if (found === null) {
+          throw new AdapterError(
+            "invalid",
+            "redis-acl: no such ACL user (ACL GETUSER found none); not creating it",
+            false,
+          );
+        }
+        // resetpass drops every password (and nopass) so only `next` logs in afterwards.
+        await command(
+          redis,
+          ["ACL", "SETUSER", change.account, "resetpass", `>${change.next}`],
+          deadline,
+          "ACL SETUSER",
         );
-      }
-      // resetpass drops every password (and nopass) so only `next` logs in afterwards.
-      await command(
-        redis,
-        ["ACL", "SETUSER", change.account, "resetpass", `>${change.next}`],
-        deadline,
-        "ACL SETUSER",
-      );
-      if (target.persist === "aclfile") await command(redis, ["ACL", "SAVE"], deadline, "ACL SAVE");
-    } finally {
-      closeConnection(redis);
-    }
+        if (target.persist === "aclfile") await command(redis, ["ACL", "SAVE"], deadline, "ACL SAVE");
+      },
+      ctx.log,
+    );
     ctx.log.info({ ...where(target), account: change.account, mode: "admin" }, "redis-acl: password rotated");
   },
 
@@ -123,4 +128,6 @@ export const redisAclAdapter: Adapter<RedisAclTarget> = {
       closeConnection(redis);
     }
   },
+
+  close: () => adminSessions.closeAdapter("redis-acl"),
 };

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { Client } from "ldapts";
+import { Attribute, Change, Client } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { type AdapterContext, AdapterError } from "../../adapters/adapter.js";
@@ -30,7 +30,10 @@ import {
 import type { Adapter } from "../../adapters/adapter.js";
 import { freePort } from "../support/free-port.js";
 import { hasOpenssl, startSlapd, type TestSlapd } from "../support/slapd.js";
+import { adminSessions } from "../../adapters/admin-sessions.js";
+import { adminSessionChecks } from "./admin-session-checks.js";
 import { adapterConformance, testPassword } from "./conformance.js";
+import { startStaleRelay } from "./stale-relay.js";
 import { withSilentServer } from "../support/silent-server.js";
 
 let slapd: TestSlapd;
@@ -67,6 +70,41 @@ for (const passwordChange of ["exop", "modify-ssha"] as const) {
     },
   });
 }
+
+adminSessionChecks({
+  name: "ldap (the least-privilege admin DN; its password is changed and restored)",
+  adapter: ldapAdapter,
+  selfRotation: true,
+  async setup() {
+    const setRotatorPassword = async (password: string) => {
+      const root = new Client({ url: slapd.url });
+      try {
+        await root.bind(slapd.admin.dn, slapd.admin.password);
+        await root.modify(
+          slapd.rotator.dn,
+          new Change({
+            operation: "replace",
+            modification: new Attribute({ type: "userPassword", values: [sshaHash(password)] }),
+          }),
+        );
+      } finally {
+        await root.unbind();
+      }
+    };
+    return {
+      target: target(),
+      viaRelay: (port) =>
+        ldapConfig.parse({ url: `ldap://127.0.0.1:${port}`, accountDn: slapd.accountDnTemplate }),
+      serverPort: slapd.port,
+      // slapd lists no connections without cn=monitor: reuse is seen on the pool's counters.
+      admin: { username: slapd.rotator.dn, password: slapd.rotator.password },
+      createAccount: (name, password) => slapd.addUser(name, password),
+      dropAccount: (name) => slapd.deleteUser(name),
+      setAdminPassword: setRotatorPassword,
+      teardown: async () => undefined,
+    };
+  },
+});
 
 describe("ldap adapter specifics", () => {
   const run = randomBytes(3).toString("hex");
@@ -596,6 +634,48 @@ describe.skipIf(!hasOpenssl())("ldap over TLS (StartTLS and ldaps://, a throwawa
     await ldapAdapter.rotate(t, { account: name, current: password, next }, ctx());
     expect((await ldapAdapter.verify(t, { username: name, password: next }, ctx())).valid).toBe(true);
     expect((await ldapAdapter.verify(t, { username: name, password }, ctx())).valid).toBe(false);
+  });
+
+  it("StartTLS: a pooled admin connection is reused, and one that closed or died is replaced", async () => {
+    const relay = await startStaleRelay(secure.port);
+    try {
+      await ldapAdapter.close?.();
+      const name = `lht${run}_starttls_pool`;
+      let password = testPassword();
+      await secure.addUser(name, password);
+      // The relay listens on 127.0.0.1 too, which the test certificate names.
+      const t = ldapConfig.parse({
+        url: `ldap://127.0.0.1:${relay.port}`,
+        accountDn: secure.accountDnTemplate,
+        startTls: true,
+        tls: { ca: secure.caPem },
+      });
+      const rotate = async () => {
+        const next = testPassword();
+        await ldapAdapter.rotate(t, { account: name, current: password, next }, ctx());
+        expect((await ldapAdapter.verify(t, { username: name, password: next }, ctx())).valid).toBe(true);
+        password = next;
+      };
+      const stats = adminSessions.stats("ldap");
+      const start = { ...stats };
+      await rotate();
+      await rotate();
+      expect(stats.opened - start.opened).toBe(1);
+      expect(stats.reused - start.reused).toBe(1);
+      // ldapts does not watch the TLS socket after StartTLS; the pool must see it close.
+      relay.cutAll();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await rotate();
+      expect(stats.opened - start.opened).toBe(2);
+      expect(stats.retried - start.retried).toBe(0);
+      relay.severOnNextSend();
+      await rotate();
+      expect(stats.opened - start.opened).toBe(3);
+      expect(stats.retried - start.retried).toBe(1);
+    } finally {
+      await ldapAdapter.close?.();
+      await relay.close();
+    }
   });
 
   it("ldaps:// with the CA: self rotate works", async () => {

@@ -16,6 +16,7 @@ import {
 } from "../../adapters/mysql/index.js";
 import { freePort } from "../support/free-port.js";
 import { createMariadbAccount, dropMariadbAccount, localMariadb, mariadbRoot } from "../support/mariadb.js";
+import { adminSessionChecks } from "./admin-session-checks.js";
 import { adapterConformance, testPassword } from "./conformance.js";
 import { withSilentServer } from "../support/silent-server.js";
 
@@ -54,6 +55,51 @@ adapterConformance({
         };
       },
       teardown: () => root.end(),
+    };
+  },
+});
+
+interface IdRow extends RowDataPacket {
+  id: number | string;
+}
+
+adminSessionChecks({
+  name: "mysql",
+  adapter: mysqlAdapter,
+  selfRotation: true,
+  async setup() {
+    const root = await mariadbRoot();
+    const username = `lhm${randomBytes(3).toString("hex")}_admin`;
+    await createMariadbAccount(root, username, testPassword());
+    await root.query("GRANT CREATE USER ON *.* TO ?@'%'", [username]);
+    // Quoted by mysql2's client-side escaping, for the sql_mode mariadbRoot sets.
+    const setAdminPassword = async (pw: string) => {
+      await root.query("ALTER USER ?@'%' IDENTIFIED BY ?", [username, pw]);
+    };
+    const password = testPassword();
+    await setAdminPassword(password);
+    return {
+      target,
+      viaRelay: (port) => mysqlConfig.parse({ host: "127.0.0.1", port }),
+      serverPort: target.port,
+      admin: { username, password },
+      createAccount: (name, pw) => createMariadbAccount(root, name, pw),
+      dropAccount: (name) => dropMariadbAccount(root, name),
+      async adminSessionIds() {
+        const [rows] = await root.execute<IdRow[]>(
+          "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ? ORDER BY ID",
+          [username],
+        );
+        return rows.map((r) => String(r.id));
+      },
+      async killSession(id) {
+        await root.query(`KILL CONNECTION ${Number(id)}`);
+      },
+      setAdminPassword,
+      async teardown() {
+        await dropMariadbAccount(root, username).catch(() => undefined);
+        await root.end();
+      },
     };
   },
 });

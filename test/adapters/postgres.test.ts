@@ -14,6 +14,7 @@ import {
 } from "../../adapters/postgres/index.js";
 import { freePort } from "../support/free-port.js";
 import { type ScramPostgres, startScramPostgres } from "../support/pg-cluster.js";
+import { adminSessionChecks } from "./admin-session-checks.js";
 import { adapterConformance, testPassword } from "./conformance.js";
 import { withSilentServer } from "../support/silent-server.js";
 
@@ -99,6 +100,60 @@ adapterConformance({
         };
       },
       teardown: () => admin.end(),
+    };
+  },
+});
+
+adminSessionChecks({
+  name: "postgres",
+  adapter: postgresAdapter,
+  selfRotation: true,
+  async setup() {
+    const su = await superuserClient();
+    const username = `lhp${randomBytes(3).toString("hex")}_admin`;
+    const password = testPassword();
+    await createRole(su, username, password);
+    await su.query(`ALTER ROLE ${quoteIdent(username)} CREATEROLE`);
+    const [version] = (
+      await su.query<{ v: number }>("select current_setting('server_version_num')::int as v")
+    ).rows;
+    const setPassword = async (role: string, pw: string) => {
+      const { rows } = await su.query<{ sql: string }>(
+        "select format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text) as sql",
+        [role, pw],
+      );
+      if (rows[0]) await su.query(rows[0].sql);
+    };
+    return {
+      target: target(),
+      viaRelay: (port) => postgresConfig.parse({ host: "127.0.0.1", port }),
+      serverPort: cluster.port,
+      admin: { username, password },
+      async createAccount(name, pw) {
+        await createRole(su, name, pw);
+        // From PostgreSQL 16, CREATEROLE alone changes only roles it holds ADMIN OPTION on.
+        if ((version?.v ?? 0) >= 160000)
+          await su.query(`GRANT ${quoteIdent(name)} TO ${quoteIdent(username)} WITH ADMIN OPTION`);
+      },
+      dropAccount: (name) => dropRole(su, name),
+      async adminSessionIds() {
+        const { rows } = await su.query<{ pid: number }>(
+          "select pid from pg_stat_activity where usename = $1 order by pid",
+          [username],
+        );
+        return rows.map((r) => String(r.pid));
+      },
+      async killSession(pid) {
+        await su.query("select pg_terminate_backend($1::int, 5000)", [Number(pid)]);
+      },
+      setAdminPassword: (pw) => setPassword(username, pw),
+      async teardown() {
+        await su.query("select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", [
+          username,
+        ]);
+        await dropRole(su, username).catch(() => undefined);
+        await su.end();
+      },
     };
   },
 });

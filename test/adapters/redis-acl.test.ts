@@ -14,7 +14,13 @@ import {
 } from "../../adapters/redis-acl/index.js";
 import { runConformanceFromFile } from "../../sidecar/adapters-test/index.js";
 import { freePort } from "../support/free-port.js";
-import { readAclFile, startRedisServer, type TestRedisServer } from "../support/redis-server.js";
+import {
+  REDIS_ACL_ADMIN_RULES,
+  readAclFile,
+  startRedisServer,
+  type TestRedisServer,
+} from "../support/redis-server.js";
+import { adminSessionChecks } from "./admin-session-checks.js";
 import { adapterConformance, testPassword } from "./conformance.js";
 import { withSilentServer } from "../support/silent-server.js";
 
@@ -70,6 +76,43 @@ adapterConformance({
         };
       },
       teardown: async () => undefined,
+    };
+  },
+});
+
+adminSessionChecks({
+  name: "redis-acl",
+  adapter: redisAclAdapter,
+  selfRotation: false,
+  async setup() {
+    const root = await server.rootConnection();
+    const username = `lhr${randomBytes(3).toString("hex")}_admin`;
+    const password = testPassword();
+    await root.call("ACL", "SETUSER", username, "reset", "on", `>${password}`, ...REDIS_ACL_ADMIN_RULES);
+    return {
+      target: target(),
+      viaRelay: (port) => redisAclConfig.parse({ host: "127.0.0.1", port }),
+      serverPort: server.port,
+      admin: { username, password },
+      createAccount: (name, pw) => server.addUser(name, pw),
+      dropAccount: (name) => server.deleteUser(name),
+      async adminSessionIds() {
+        const list = String(await root.call("CLIENT", "LIST"));
+        return list
+          .split("\n")
+          .filter((line) => line.includes(` user=${username} `))
+          .map((line) => /(?:^|\s)id=(\d+)/.exec(line)?.[1] ?? "?");
+      },
+      async killSession(id) {
+        await root.call("CLIENT", "KILL", "ID", id);
+      },
+      async setAdminPassword(pw) {
+        await root.call("ACL", "SETUSER", username, "resetpass", `>${pw}`);
+      },
+      async teardown() {
+        await root.call("ACL", "DELUSER", username);
+        root.disconnect();
+      },
     };
   },
 });
