@@ -199,7 +199,8 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
 }
 
 /** A DNS label, as Kubernetes names namespaces; service-account names may also hold dots. */
-const K8S_SUBJECT = /^system:serviceaccount:([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?):([a-z0-9](?:[-.a-z0-9]{0,251}[a-z0-9])?)$/;
+const K8S_SUBJECT =
+  /^system:serviceaccount:([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?):([a-z0-9](?:[-.a-z0-9]{0,251}[a-z0-9])?)$/;
 
 /** `system:serviceaccount:<ns>:<name>` → `spiffe://<trustDomain>/ns/<ns>/sa/<name>`; anything else: undefined. */
 function kubernetesSubject(trustDomain: string, where: string): (sub: string) => string | undefined {
