@@ -44,9 +44,23 @@ export async function throughput(
   durationMs: number,
   fn: (worker: number) => Promise<unknown>,
 ): Promise<number> {
+  return (await throughputCpu(concurrency, durationMs, fn)).rate;
+}
+
+/**
+ * {@link throughput}, with the CPU time this process spent per call (all its threads: the
+ * benchmark's client, the sidecar, whatever else runs in it). Less sensitive than the rate to
+ * other processes competing for the machine.
+ */
+export async function throughputCpu(
+  concurrency: number,
+  durationMs: number,
+  fn: (worker: number) => Promise<unknown>,
+): Promise<{ rate: number; cpuMsPerCall: number }> {
   const end = Date.now() + durationMs;
   let done = 0;
   const start = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   await Promise.all(
     Array.from({ length: concurrency }, async (_, w) => {
       while (Date.now() < end) {
@@ -55,8 +69,9 @@ export async function throughput(
       }
     }),
   );
+  const used = process.cpuUsage(cpu);
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
-  return done / secs;
+  return { rate: done / secs, cpuMsPerCall: (used.user + used.system) / 1000 / Math.max(1, done) };
 }
 
 export interface Row {
@@ -98,3 +113,98 @@ export function writeResults(name: string, data: unknown): string {
 }
 
 export const quick = process.argv.includes("--quick");
+
+/** `--profile=<phase>[,<phase>]`: phases to record with the V8 CPU profiler (bench/checkout.ts: `checkout`, `use`). */
+export const profilePhases = new Set(
+  (process.argv.find((a) => a.startsWith("--profile="))?.slice("--profile=".length) ?? "").split(","),
+);
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { functionName: string; url: string; lineNumber: number };
+  readonly children?: number[];
+}
+
+interface CpuProfile {
+  readonly nodes: ProfileNode[];
+  readonly samples: number[];
+  readonly timeDeltas: number[];
+}
+
+/** Where a frame's code lives: an npm package, a project file, a Node internal, or a V8 pseudo-frame. */
+function area(url: string, fn: string): string {
+  if (!url) return fn.startsWith("(") ? fn : "(native)";
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (pkg) return `npm:${pkg[1]}`;
+  if (url.startsWith("node:")) return url.split("/").slice(0, 2).join("/");
+  const own = /\/(sidecar|adapters|bench|test)\/(.+)$/.exec(url);
+  return own ? `${own[1]}/${own[2]}` : url;
+}
+
+/** Prints the top self time per function and the top inclusive time per area of a CPU profile. */
+export function summarizeProfile(p: CpuProfile, top = 25): string {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const selfFn = new Map<string, number>();
+  const selfArea = new Map<string, number>();
+  const inclArea = new Map<string, number>();
+  let total = 0;
+  const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+  p.samples.forEach((id, i) => {
+    const us = p.timeDeltas[i] ?? 0;
+    total += us;
+    const n = byId.get(id);
+    if (!n) return;
+    const { functionName, url, lineNumber } = n.callFrame;
+    add(selfFn, `${functionName || "(anonymous)"} ${area(url, functionName)}:${lineNumber + 1}`, us);
+    add(selfArea, area(url, functionName), us);
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const f = byId.get(cur)?.callFrame;
+      if (f) seen.add(area(f.url, f.functionName));
+    }
+    for (const a of seen) add(inclArea, a, us);
+  });
+  const table = (title: string, m: Map<string, number>) =>
+    `${title}\n${[...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(
+        ([k, us]) =>
+          `${((100 * us) / total).toFixed(1).padStart(6)}%  ${(us / 1000).toFixed(0).padStart(7)} ms  ${k}`,
+      )
+      .join("\n")}\n`;
+  return [
+    `profile: ${(total / 1000).toFixed(0)} ms sampled`,
+    table("self time by function", selfFn),
+    table("self time by area", selfArea),
+    table("inclusive time by area (a sample counts once per area on its stack)", inclArea),
+  ].join("\n");
+}
+
+/**
+ * Runs `fn`; when `phase` is named by `--profile=`, under the V8 CPU profiler (the whole
+ * process: the sidecar and the benchmark's own HTTP client). Writes `bench/results/<phase>.cpuprofile`
+ * (open it in Chrome DevTools) and prints a summary.
+ */
+export async function profiled<T>(phase: string, fn: () => Promise<T>): Promise<T> {
+  if (!profilePhases.has(phase)) return fn();
+  const { Session } = await import("node:inspector/promises");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.setSamplingInterval", { interval: 200 });
+  await session.post("Profiler.start");
+  try {
+    return await fn();
+  } finally {
+    const { profile } = (await session.post("Profiler.stop")) as { profile: CpuProfile };
+    session.disconnect();
+    const dir = join(process.cwd(), "bench", "results");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${phase}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    process.stdout.write(`\n${summarizeProfile(profile)}\nprofile: ${file}\n`);
+  }
+}

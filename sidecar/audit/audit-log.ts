@@ -6,9 +6,17 @@ import { lastRecordOf, lastRecordOfSet, nextRotatedPath } from "./audit-files.js
 import { AuditStreamMirror } from "./audit-mirror.js";
 import { GENESIS, sealRecord } from "./chain.js";
 import { scrubFields } from "./scrub.js";
-import type { AuditErrorPlace, AuditFields, AuditLogOptions, AuditRecord, AuditSink } from "./types.js";
+import type {
+  AppendOptions,
+  AuditErrorPlace,
+  AuditFields,
+  AuditLogOptions,
+  AuditRecord,
+  AuditSink,
+} from "./types.js";
 
 const DEFAULT_WATCH_MS = 1000;
+const DEFAULT_LINGER_MS = 25;
 
 interface Pending {
   readonly fields: AuditFields;
@@ -93,7 +101,8 @@ async function dropTornTail(file: string): Promise<number> {
  * Append-only, hash-chained JSONL audit file (DESIGN.md I6).
  *
  * - Appends are queued and written in batches (group commit): one write and one fdatasync per
- *   batch; an append resolves only once its record is on disk.
+ *   batch; an append resolves only once its record is on disk. A record appended `withNext`
+ *   waits (at most `lingerMs`) for the next append and goes to disk in the same batch.
  * - Each record holds the hash of the one before (`prev`), across restarts and across rotated
  *   files; with a key, an `hmac` too.
  * - Fail closed: a failed write rejects the appends with `upstream_unavailable` and makes
@@ -117,6 +126,7 @@ export class AuditLog implements AuditSink {
   private failedSince: string | null = null;
   private refused = 0;
   private timer: NodeJS.Timeout | undefined;
+  private linger: NodeJS.Timeout | undefined;
   private readonly mirror: AuditStreamMirror | undefined;
   private readonly now: () => number;
 
@@ -198,14 +208,20 @@ export class AuditLog implements AuditSink {
    * Appends one record; resolves once it is on disk. Rejects with `upstream_unavailable` when
    * the file cannot be written (the caller must then not act unaudited).
    */
-  append(fields: AuditFields): Promise<void> {
+  append(fields: AuditFields, options?: AppendOptions): Promise<void> {
     if (this.closed) {
       return Promise.reject(new LeaseholdError("upstream_unavailable", "the audit log is closed"));
     }
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ fields, time: new Date(this.now()).toISOString(), resolve, reject });
-      this.kick();
+      if (!options?.withNext) this.kick();
+      else this.linger ??= setTimeout(() => this.kick(), this.o.lingerMs ?? DEFAULT_LINGER_MS);
     });
+  }
+
+  /** Writes the records appended `withNext` now, without waiting for a next one. */
+  flush(): void {
+    if (this.queue.length > 0 && !this.closed) this.kick();
   }
 
   /** Writes what is queued, stops the watcher, waits for the stream mirror, closes the file. */
@@ -213,6 +229,7 @@ export class AuditLog implements AuditSink {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    if (this.queue.length > 0) this.kick();
     await this.tail;
     await this.mirror?.drain();
     await this.fh?.close().catch(() => undefined);
@@ -235,6 +252,8 @@ export class AuditLog implements AuditSink {
   }
 
   private kick(): void {
+    clearTimeout(this.linger);
+    this.linger = undefined;
     if (this.draining) return;
     this.draining = true;
     void this.exclusive(async () => {

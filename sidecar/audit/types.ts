@@ -75,8 +75,19 @@ export interface AuditRecord extends AuditFields {
   readonly hmac?: string | undefined;
 }
 
+export interface AppendOptions {
+  /**
+   * Write the record with the next one appended (one flush for both) instead of at once; it is
+   * written after `AuditLogOptions.lingerMs` at the latest. For a decision whose action is about
+   * to be recorded too: the promise still resolves only once the record is on disk.
+   */
+  readonly withNext?: boolean | undefined;
+}
+
 export interface AuditSink {
-  append(fields: AuditFields): Promise<void>;
+  append(fields: AuditFields, options?: AppendOptions): Promise<void>;
+  /** Writes the records appended `withNext` now, without waiting for a next one. */
+  flush?(): void;
   /** False after a write failed: the sidecar then refuses checkouts (fail closed). */
   healthy(): boolean;
 }
@@ -96,6 +107,8 @@ export interface AuditMirrorTarget {
 export type AuditErrorPlace = "write" | "mirror" | "hook";
 
 export interface AuditLogOptions {
+  /** The longest a record appended `withNext` waits for the next record, ms. @default 25 */
+  readonly lingerMs?: number | undefined;
   /** Rotate the file before a write would take it past this size; 0: never. @default 0 */
   readonly maxBytes?: number | undefined;
   /** Key for the `hmac` field of every record (at least 32 bytes). */

@@ -35,6 +35,12 @@ export interface LeaseTokenServiceOptions {
   now?: () => number;
   /** Tolerance applied to `exp`, seconds; the lease store is the authority on expiry. @default 0 */
   clockSkew?: number;
+  /**
+   * How often minting looks at the key file for a rotation made by another process
+   * (`leasehold keys rotate`), ms; meanwhile the replaced key signs, and it keeps verifying.
+   * 0: before every mint. @default 1000
+   */
+  keyCheckIntervalMs?: number;
 }
 
 /** Builds the service that mints and verifies lease tokens (EdDSA JWTs, `typ: lh-lease+jwt`). */
@@ -42,6 +48,9 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
   const issuer = opts.issuer ?? LEASE_TOKEN_ISSUER;
   const now = opts.now ?? Date.now;
   const external = new Map<string, Promise<CryptoKey>>();
+  const keyCheckEvery = opts.keyCheckIntervalMs ?? 1000;
+  // A monotonic clock: `now` may be pinned (tests) or jump.
+  let keysCheckedAt = Number.NEGATIVE_INFINITY;
 
   async function externalKey(kid: string): Promise<CryptoKey | undefined> {
     if (opts.extraKeyResolver === undefined) return undefined;
@@ -94,7 +103,10 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
       if (input.jkt !== undefined && !isJwkThumbprint(input.jkt)) {
         throw new Error("lease token jkt must be an RFC 7638 SHA-256 thumbprint");
       }
-      await opts.keys.refresh();
+      if (performance.now() - keysCheckedAt >= keyCheckEvery) {
+        keysCheckedAt = performance.now();
+        await opts.keys.refresh();
+      }
       const { kid, key } = await opts.keys.signingKey();
       const claims: JWTPayload = { lid: input.leaseId, res: input.resource, acc: input.account };
       // RFC 9449 §6.1: the token is bound to the agent's DPoP key.

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from "ioredis";
-import { CHECKOUT, CLAIM_DUE, END, RENEW, SET_ACCOUNT, USE } from "./scripts.js";
+import { AGENT_COUNT, CHECKOUT, CLAIM_DUE, END, HIT, RENEW, SET_ACCOUNT, USE } from "./scripts.js";
 import type {
   AccountState,
   AccountStatus,
@@ -38,6 +38,8 @@ interface ScriptCommands {
     state: string,
     force: string,
   ): Promise<number>;
+  lhAgentCount(k1: string, graceMs: number): Promise<number>;
+  lhHit(k1: string, windowSeconds: number): Promise<[number, number]>;
 }
 type ScriptRedis = RedisClient & ScriptCommands;
 
@@ -48,6 +50,8 @@ const SCRIPTS = {
   lhEnd: { numberOfKeys: 5, lua: END },
   lhClaimDue: { numberOfKeys: 2, lua: CLAIM_DUE },
   lhSetAccount: { numberOfKeys: 3, lua: SET_ACCOUNT },
+  lhAgentCount: { numberOfKeys: 1, lua: AGENT_COUNT },
+  lhHit: { numberOfKeys: 1, lua: HIT },
 } as const;
 
 function pairsToRecord(flat: string[]): Record<string, string> {
@@ -296,23 +300,18 @@ export class LeaseStore {
     return this.redis.lhClaimDue(this.k(resource, "due"), this.k(resource, "inflight"), limit, visibilityMs);
   }
 
-  /** Active leases of one agent (all resources). */
-  async activeCount(agent: string): Promise<number> {
-    await this.pruneAgent(agent);
-    return this.redis.zcard(this.agentKey(agent));
-  }
-
   /**
-   * Drops index entries of leases that ended long ago without being removed (a crash between the
-   * lease script and the index write): each is scored by its lease's max_expires_at, and the reaper
-   * ends every lease well within STALE_GRACE_MS of that.
+   * Active leases of one agent (all resources), in one round trip. Index entries of leases that
+   * ended long ago without being removed (a crash between the lease script and the index write)
+   * are dropped first: each is scored by its lease's max_expires_at, and the reaper ends every
+   * lease well within STALE_GRACE_MS of that.
    */
-  private async pruneAgent(agent: string): Promise<void> {
-    await this.redis.zremrangebyscore(this.agentKey(agent), "-inf", (await this.now()) - STALE_GRACE_MS);
+  async activeCount(agent: string): Promise<number> {
+    return this.redis.lhAgentCount(this.agentKey(agent), STALE_GRACE_MS);
   }
 
   async agentLeases(agent: string): Promise<Array<{ resource: string; id: string }>> {
-    await this.pruneAgent(agent);
+    await this.activeCount(agent);
     const members = await this.redis.zrange(this.agentKey(agent), 0, -1);
     return members.map((m) => {
       const i = m.lastIndexOf("/");
@@ -346,22 +345,12 @@ export class LeaseStore {
   }
 
   /**
-   * Counts one request of `subject` in the current fixed window; returns the count so far and the
-   * seconds left in the window (Redis' clock).
+   * Counts one request of `subject` in the current fixed window (Redis' clock), in one round
+   * trip; returns the count so far and the seconds left in the window.
    */
   async hit(subject: string, windowSeconds: number): Promise<{ count: number; resetIn: number }> {
-    const now = await this.now();
-    const window = Math.floor(now / 1000 / windowSeconds);
-    const key = `${this.p}rl:${subject}:${window}`;
-    const [[, count]] = (await this.redis
-      .multi()
-      .incr(key)
-      .expire(key, windowSeconds + 1)
-      .exec()) as [[null, number]];
-    return {
-      count: Number(count),
-      resetIn: Math.max(1, (window + 1) * windowSeconds - Math.floor(now / 1000)),
-    };
+    const [count, leftMs] = await this.redis.lhHit(`${this.p}rl:${subject}`, windowSeconds);
+    return { count: Number(count), resetIn: Math.max(1, Math.ceil(Number(leftMs) / 1000)) };
   }
 
   /** Appends a lease event to the stream operators' tools read. */

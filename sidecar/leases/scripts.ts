@@ -128,3 +128,24 @@ else
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
 return 1`;
+
+/**
+ * KEYS: agent. ARGV: graceMs.
+ * Drops the agent's index entries whose lease could have ended more than graceMs ago (left by a
+ * crash between the lease script and the index write) and returns how many remain.
+ */
+export const AGENT_COUNT = `${NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+return redis.call('ZCARD', KEYS[1])`;
+
+/**
+ * KEYS: counter. ARGV: windowSeconds.
+ * Counts one hit in the current fixed window (aligned to Redis' clock); the counter expires when
+ * its window ends. Returns the count so far and the milliseconds left in the window.
+ */
+export const HIT = `${NOW}
+local span = tonumber(ARGV[1]) * 1000
+local ends = (math.floor(now / span) + 1) * span
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIREAT', KEYS[1], ends) end
+return {n, ends - now}`;

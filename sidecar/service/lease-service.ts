@@ -216,7 +216,13 @@ export class LeaseService {
     });
   }
 
-  private async decide(
+  /**
+   * Asks policy and appends the decision to the audit log. A refusal waits for its record and
+   * throws. An allow (or, with `allowApproval`, an approval_required) returns at once with
+   * `recorded`, which settles when the record is on disk: the caller works meanwhile and must
+   * await it before anything the decision allowed leaves the sidecar.
+   */
+  private async evaluate(
     action: PolicyActionName,
     agent: string,
     claims: Record<string, unknown>,
@@ -233,8 +239,12 @@ export class LeaseService {
       chain?: readonly string[] | undefined;
       /** The human who approved this request (recorded on the decision). */
       approver?: string | undefined;
+      /** The agent's active lease count, when the caller already asked for it. */
+      activeLeases?: Promise<number> | undefined;
+      /** An allow is written with the action's own record (see {@link afterDecision}). */
+      withAction?: boolean;
     } = {},
-  ): Promise<PolicyDecisionOut> {
+  ): Promise<{ decision: PolicyDecisionOut; recorded: Promise<void> }> {
     const chain = opts.chain ?? lease?.agent_chain;
     const decision = this.o.policy.decide({
       principal: agent,
@@ -246,7 +256,7 @@ export class LeaseService {
         tool: input.tool ?? "",
         ttl: input.ttl,
         hour_utc: new Date(this.now()).getUTCHours(),
-        active_leases: await this.o.leases.activeCount(agent),
+        active_leases: await (opts.activeLeases ?? this.o.leases.activeCount(agent)),
         approved: opts.approved ?? false,
         dpop: opts.dpop ?? false,
         ...(chain?.[0] === undefined ? {} : { delegated_by: chain[0] }),
@@ -254,34 +264,65 @@ export class LeaseService {
       principalAttrs: claims,
       resourceGroups: [...reg.groups],
     });
-    await this.o.audit.append({
-      event: "decision",
-      agent,
-      agent_chain: chain,
-      approver: lease?.approver ?? opts.approver,
-      task_id: input.taskId,
-      intent: input.intent,
-      tool: input.tool,
-      scope: action,
-      resource: reg.name,
-      account: lease?.account,
-      lease_id: lease?.id,
-      decision: decision.decision,
-      policies: decision.policies,
-      reason:
-        decision.decision === "allow" ? undefined : (decision.reasons[0] ?? "no policy permits this request"),
-      request_id: requestId,
-    });
-    if (decision.decision === "approval_required" && opts.allowApproval) return decision;
+    const recorded = this.o.audit.append(
+      {
+        event: "decision",
+        agent,
+        agent_chain: chain,
+        approver: lease?.approver ?? opts.approver,
+        task_id: input.taskId,
+        intent: input.intent,
+        tool: input.tool,
+        scope: action,
+        resource: reg.name,
+        account: lease?.account,
+        lease_id: lease?.id,
+        decision: decision.decision,
+        policies: decision.policies,
+        reason:
+          decision.decision === "allow"
+            ? undefined
+            : (decision.reasons[0] ?? "no policy permits this request"),
+        request_id: requestId,
+      },
+      { withNext: opts.withAction === true && decision.decision === "allow" },
+    );
+    if (decision.decision === "allow" || (decision.decision === "approval_required" && opts.allowApproval)) {
+      // Awaited by the caller later; a failure must not count as unhandled meanwhile.
+      recorded.catch(() => undefined);
+      return { decision, recorded };
+    }
+    await recorded;
     if (decision.decision === "approval_required") {
       throw new LeaseholdError("policy_denied", `${action} of "${reg.name}" needs a human approval`);
     }
-    if (decision.decision !== "allow") {
-      throw new LeaseholdError(
-        "policy_denied",
-        `policy does not allow ${action} of "${reg.name}" for this agent`,
-      );
+    throw new LeaseholdError(
+      "policy_denied",
+      `policy does not allow ${action} of "${reg.name}" for this agent`,
+    );
+  }
+
+  /**
+   * Runs what an allowing decision permits while the decision's record is still being written
+   * (appended `withAction`, it goes to disk with the action's own record: one flush for both);
+   * answers, or fails, only once the decision is on disk.
+   */
+  private async afterDecision<T>(recorded: Promise<void>, act: () => Promise<T>): Promise<T> {
+    try {
+      return await act();
+    } catch (err) {
+      // No action record follows to carry the decision: write it now.
+      this.o.audit.flush?.();
+      throw err;
+    } finally {
+      await recorded;
     }
+  }
+
+  /** {@link evaluate}, waiting for the decision's record. */
+  private async decide(...args: Parameters<LeaseService["evaluate"]>): Promise<PolicyDecisionOut> {
+    const { decision, recorded } = await this.evaluate(...args);
+    await recorded;
     return decision;
   }
 
@@ -293,6 +334,9 @@ export class LeaseService {
   ): Promise<CheckoutOk | CheckoutPending> {
     const presented = identityToken(identity);
     const ident = await this.o.identity.verify(presented.token);
+    // Policy needs the agent's lease count: read it while the request is checked.
+    const activeLeases = this.o.leases.activeCount(ident.subject);
+    activeLeases.catch(() => undefined);
     if (this.o.checkoutsPerMinute) {
       const { count, resetIn } = await this.o.leases.hit(`checkout:${ident.subject}`, 60);
       if (count > this.o.checkoutsPerMinute) {
@@ -337,7 +381,7 @@ export class LeaseService {
         "the audit log cannot be written; checkouts are refused",
       );
     }
-    const decision = await this.decide(
+    const { decision, recorded } = await this.evaluate(
       "checkout",
       ident.subject,
       ident.claims,
@@ -345,9 +389,16 @@ export class LeaseService {
       { taskId: req.task.id, intent: req.intent.action, tool: req.intent.tool, ttl },
       meta.requestId,
       undefined,
-      { allowApproval: this.o.approvals !== undefined, dpop: jkt !== undefined, chain },
+      {
+        allowApproval: this.o.approvals !== undefined,
+        dpop: jkt !== undefined,
+        chain,
+        activeLeases,
+        withAction: true,
+      },
     );
     if (decision.decision === "approval_required" && this.o.approvals) {
+      await recorded;
       const approval = await this.o.approvals.create(
         {
           agent: ident.subject,
@@ -375,11 +426,13 @@ export class LeaseService {
       });
       return { approval: approvalView(approval) };
     }
-    return this.issue(ident.subject, reg, req, ttl, meta, undefined, {
-      jkt,
-      chain,
-      attrs: policyAttributes(ident.claims),
-    });
+    return this.afterDecision(recorded, () =>
+      this.issue(ident.subject, reg, req, ttl, meta, undefined, {
+        jkt,
+        chain,
+        attrs: policyAttributes(ident.claims),
+      }),
+    );
   }
 
   /**
@@ -455,17 +508,20 @@ export class LeaseService {
       });
     }
     const lease = got.lease;
+    // Signed while Vault is asked; the token is handed out only after the account is marked leased.
+    const minted = this.o.tokens.mint({
+      leaseId: lease.id,
+      agent: lease.agent,
+      resource: lease.resource,
+      account: lease.account,
+      expiresAt: lease.max_expires_at,
+      ...(binding.jkt === undefined ? {} : { jkt: binding.jkt }),
+    });
+    minted.catch(() => undefined);
     await this.markLeased(lease);
     let token: string;
     try {
-      token = await this.o.tokens.mint({
-        leaseId: lease.id,
-        agent: lease.agent,
-        resource: lease.resource,
-        account: lease.account,
-        expiresAt: lease.max_expires_at,
-        ...(binding.jkt === undefined ? {} : { jkt: binding.jkt }),
-      });
+      token = await minted;
     } catch (err) {
       await this.endLease(lease.resource, lease.id, "revoked", meta.requestId, "token could not be minted");
       throw err;
@@ -790,7 +846,7 @@ export class LeaseService {
         `"${reg.name}" does not reveal passwords; connect through its proxy`,
       );
     }
-    await this.decide(
+    const { recorded } = await this.evaluate(
       "reveal",
       lease.agent,
       lease.attrs ?? {},
@@ -803,21 +859,25 @@ export class LeaseService {
       },
       meta.requestId,
       lease,
-      { dpop },
+      { dpop, withAction: true },
     );
-    const entry = await this.o.secrets.read<AccountRecord>(vaultPaths.account(lease.resource, lease.account));
-    if (entry?.data.state !== "leased" || entry.data.lease_id !== lease.id) {
-      throw new LeaseholdError("conflict", "the account is no longer held by this lease", {
-        detail: `vault state ${entry?.data.state ?? "missing"}`,
-      });
-    }
-    await this.auditLease(lease, { event: "reveal", request_id: meta.requestId, scope: "reveal" });
-    return {
-      username: entry.data.username,
-      password: entry.data.password,
-      connection: reg.connection,
-      expires_at: new Date(lease.expires_at).toISOString(),
-    };
+    return this.afterDecision(recorded, async () => {
+      const entry = await this.o.secrets.read<AccountRecord>(
+        vaultPaths.account(lease.resource, lease.account),
+      );
+      if (entry?.data.state !== "leased" || entry.data.lease_id !== lease.id) {
+        throw new LeaseholdError("conflict", "the account is no longer held by this lease", {
+          detail: `vault state ${entry?.data.state ?? "missing"}`,
+        });
+      }
+      await this.auditLease(lease, { event: "reveal", request_id: meta.requestId, scope: "reveal" });
+      return {
+        username: entry.data.username,
+        password: entry.data.password,
+        connection: reg.connection,
+        expires_at: new Date(lease.expires_at).toISOString(),
+      };
+    });
   }
 
   async renew(
@@ -830,7 +890,7 @@ export class LeaseService {
     const { lease, dpop } = await this.authenticate(token, leaseId, meta.requestId);
     const reg = await this.resource(lease.resource);
     const ttl = Math.min(req.ttl ?? reg.lease.defaultTtl, reg.lease.maxTtl);
-    await this.decide(
+    const { recorded } = await this.evaluate(
       "renew",
       lease.agent,
       lease.attrs ?? {},
@@ -838,19 +898,21 @@ export class LeaseService {
       { taskId: lease.task.id, intent: lease.intent.action, tool: lease.intent.tool, ttl },
       meta.requestId,
       lease,
-      { dpop },
+      { dpop, withAction: true },
     );
-    const r = await this.o.leases.renew(lease.resource, lease.id, ttl * 1000);
-    if (!r.ok || !r.lease) throw new LeaseholdError("lease_expired", "the lease can no longer be renewed");
-    await this.auditLease(r.lease, { event: "renew", request_id: meta.requestId, scope: "renew" });
-    await this.o.leases.emit({
-      type: "renewed",
-      resource: lease.resource,
-      account: lease.account,
-      lease_id: lease.id,
-      agent: lease.agent,
+    return this.afterDecision(recorded, async () => {
+      const r = await this.o.leases.renew(lease.resource, lease.id, ttl * 1000);
+      if (!r.ok || !r.lease) throw new LeaseholdError("lease_expired", "the lease can no longer be renewed");
+      await this.auditLease(r.lease, { event: "renew", request_id: meta.requestId, scope: "renew" });
+      await this.o.leases.emit({
+        type: "renewed",
+        resource: lease.resource,
+        account: lease.account,
+        lease_id: lease.id,
+        agent: lease.agent,
+      });
+      return { lease: leaseView(r.lease) };
     });
-    return { lease: leaseView(r.lease) };
   }
 
   async toolCall(
@@ -862,7 +924,7 @@ export class LeaseService {
     const req = parseBody(toolCallSchema, body);
     const { lease, dpop } = await this.authenticate(token, leaseId, meta.requestId);
     const reg = await this.resource(lease.resource);
-    await this.decide(
+    const { recorded } = await this.evaluate(
       "tool_call",
       lease.agent,
       lease.attrs ?? {},
@@ -875,17 +937,19 @@ export class LeaseService {
       },
       meta.requestId,
       lease,
-      { dpop },
+      { dpop, withAction: true },
     );
-    await this.auditLease(lease, {
-      event: "tool_call",
-      tool: req.tool,
-      intent: req.action,
-      target: req.target,
-      digest: req.digest,
-      request_id: meta.requestId,
-      scope: "tool_call",
-    });
+    await this.afterDecision(recorded, () =>
+      this.auditLease(lease, {
+        event: "tool_call",
+        tool: req.tool,
+        intent: req.action,
+        target: req.target,
+        digest: req.digest,
+        request_id: meta.requestId,
+        scope: "tool_call",
+      }),
+    );
   }
 
   /** Check-in by the holder: always allowed; rotation follows. */

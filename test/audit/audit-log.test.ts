@@ -89,6 +89,40 @@ describe("the chain", () => {
     expect(await verifyAuditFile(file)).toMatchObject({ ok: true, records: 200 });
   });
 
+  it("writes a record appended withNext with the next append, at flush, after lingerMs, or at close", async () => {
+    const file = await fresh("with-next");
+    const log = await AuditLog.open(file, "sc", undefined, { watchIntervalMs: 0, lingerMs: 60_000 });
+    let decided = false;
+    const decision = log.append({ event: "decision", decision: "allow" }, { withNext: true }).then(() => {
+      decided = true;
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(decided).toBe(false);
+    expect(await readRecords(file)).toHaveLength(0);
+    await log.append({ event: "checkout" });
+    await decision;
+    expect((await readRecords(file)).map((r) => r.event)).toEqual(["decision", "checkout"]);
+    const atClose = log.append({ event: "decision", decision: "allow" }, { withNext: true });
+    await log.close();
+    await atClose;
+    expect(await readRecords(file)).toHaveLength(3);
+
+    const flushed = await fresh("with-next-flush");
+    const eager = await AuditLog.open(flushed, "sc", undefined, { watchIntervalMs: 0, lingerMs: 60_000 });
+    const pending = eager.append({ event: "decision", decision: "allow" }, { withNext: true });
+    eager.flush();
+    await pending;
+    expect(await readRecords(flushed)).toHaveLength(1);
+    await eager.close();
+
+    const alone = await fresh("with-next-alone");
+    const quick = await AuditLog.open(alone, "sc", undefined, { watchIntervalMs: 0, lingerMs: 5 });
+    await quick.append({ event: "decision", decision: "allow" }, { withNext: true });
+    expect((await readRecords(alone)).map((r) => r.event)).toEqual(["decision"]);
+    await quick.close();
+    expect(await verifyAuditFile(file)).toMatchObject({ ok: true, records: 3 });
+  });
+
   it("keeps fields apart, states an empty delegation chain, and never lets a caller set chain fields", async () => {
     const file = await fresh("fields");
     const log = await AuditLog.open(file, "sc-1", undefined, { watchIntervalMs: 0 });

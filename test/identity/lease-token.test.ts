@@ -148,6 +148,18 @@ describe("lease token service", () => {
     expect(decodeProtectedHeader(await service.mint(lease())).kid).toBe(rotated);
   });
 
+  it("mints with a key rotated by another process once keyCheckIntervalMs has passed", async () => {
+    const file = join(dir, "shared-interval", "signing.jwk");
+    const serving = await loadLeaseTokenKeys({ file });
+    const oldKid = serving.currentKid;
+    const everyMint = createLeaseTokenService({ keys: serving, now: () => T0, keyCheckIntervalMs: 0 });
+    const seldom = createLeaseTokenService({ keys: serving, now: () => T0, keyCheckIntervalMs: 3_600_000 });
+    expect(decodeProtectedHeader(await seldom.mint(lease())).kid).toBe(oldKid);
+    const rotated = await (await loadLeaseTokenKeys({ file })).rotate();
+    expect(decodeProtectedHeader(await seldom.mint(lease())).kid).toBe(oldKid);
+    expect(decodeProtectedHeader(await everyMint.mint(lease())).kid).toBe(rotated);
+  });
+
   it("refuses an unknown kid unless the cluster resolver knows it", async () => {
     const mine = await loadLeaseTokenKeys({ file: join(dir, "unknown-a", "signing.jwk") });
     const theirs = await loadLeaseTokenKeys({ file: join(dir, "unknown-b", "signing.jwk") });
