@@ -36,9 +36,10 @@ function arg(name: string, fallback: number): number {
   return Number.isFinite(v) && v > 0 ? v : fallback;
 }
 
-const seconds = arg("seconds", 10);
+const quick = process.argv.includes("--quick");
+const seconds = arg("seconds", quick ? 4 : 10);
 const clients = arg("clients", 4);
-const runs = arg("runs", 2);
+const runs = arg("runs", quick ? 1 : 2);
 const profileFile = stringArg("profile");
 let postmasterPid = 0;
 

@@ -30,10 +30,11 @@ function arg(name: string, fallback: number): number {
   return Number.isFinite(v) && v > 0 ? v : fallback;
 }
 
-const requests = arg("requests", 100_000);
+const quick = process.argv.includes("--quick");
+const requests = arg("requests", quick ? 40_000 : 100_000);
 const clients = arg("clients", 50);
 const pipeline = arg("pipeline", 1);
-const runs = arg("runs", 2);
+const runs = arg("runs", quick ? 1 : 2);
 const profileFile = stringArg("profile");
 
 interface Row {

@@ -8,6 +8,7 @@ const benches = [
   "leases.ts",
   "token-verify.ts",
   "memory.ts",
+  "rotation.ts",
   "proxy-pg.ts",
   "proxy-redis.ts",
 ];
