@@ -41,8 +41,8 @@ import {
 } from "./stats.js";
 
 const ACCOUNTS = 40;
-const N = quick ? 150 : 1000;
-const DURATION = quick ? 3000 : 10_000;
+const N = quick ? 120 : 1000;
+const DURATION = quick ? 2000 : 10_000;
 const AGENT = "spiffe://example.org/agent/bench";
 const POLICY = `@id("bench")\npermit (principal, action, resource) when { context.intent == "read" };\n`;
 

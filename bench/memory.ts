@@ -19,7 +19,8 @@ async function main(): Promise<void> {
     const c = new StackClient(stack);
     const pid = stack.sidecar.child.pid ?? 0;
     await c.http("GET", "/healthz");
-    await new Promise((r) => setTimeout(r, 2000));
+    const settle = quick ? 1000 : 3000;
+    await new Promise((r) => setTimeout(r, settle));
     const idle = await rssMiB(pid);
     const n = quick ? 20_000 : 100_000;
     const store = new LeaseStore({ redis, prefix: stack.prefix });
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
       if (batch.length >= 500) await Promise.all(batch.splice(0));
     }
     await Promise.all(batch);
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => setTimeout(r, settle));
     const loaded = await rssMiB(pid);
     const admin = await c.adminToken();
     await fetch(`${stack.sidecar.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } }).then((r) =>

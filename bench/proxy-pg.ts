@@ -37,7 +37,7 @@ function arg(name: string, fallback: number): number {
 }
 
 const quick = process.argv.includes("--quick");
-const seconds = arg("seconds", quick ? 4 : 10);
+const seconds = arg("seconds", quick ? 3 : 10);
 const clients = arg("clients", 4);
 const runs = arg("runs", quick ? 1 : 2);
 const profileFile = stringArg("profile");
@@ -84,7 +84,7 @@ async function latencies(t: Target): Promise<number[]> {
         "-S",
         "-n",
         "-T",
-        String(Math.max(3, Math.ceil(seconds / 2))),
+        String(Math.max(quick ? 2 : 3, Math.ceil(seconds / 2))),
         "-c",
         "1",
         "-l",

@@ -36,7 +36,7 @@ import {
 import { dropPrefix, testPrefix } from "../test/support/redis.js";
 import { printTable, quick, type Row, throughput, writeResults } from "./stats.js";
 
-const ROUND_MS = quick ? 700 : 2500;
+const ROUND_MS = quick ? 400 : 2500;
 const ROUNDS = quick ? 2 : 3;
 const HTU = "http://127.0.0.1:7733/v1/leases/lse_bench/credential";
 
