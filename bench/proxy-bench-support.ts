@@ -173,6 +173,15 @@ export function stringArg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+/** `--name N`: a positive number, else `fallback`. */
+export function numberArg(name: string, fallback: number): number {
+  const v = Number(stringArg(name) ?? fallback);
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+}
+
+/** `--quick`: shorter runs (npm run bench -- --quick). */
+export const quick = process.argv.includes("--quick");
+
 /**
  * The least any Node relay can do: `socket.pipe` both ways to 127.0.0.1:`backendPort`, no
  * handshake, no accounting. Runs in this process, next to the listener, for a fair comparison.

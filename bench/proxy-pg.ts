@@ -26,17 +26,12 @@ import {
   profiled,
   quantile,
   startBoth,
+  numberArg as arg,
+  quick,
   stringArg,
   tool,
 } from "./proxy-bench-support.js";
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-}
-
-const quick = process.argv.includes("--quick");
 const seconds = arg("seconds", quick ? 3 : 10);
 const clients = arg("clients", 4);
 const runs = arg("runs", quick ? 1 : 2);

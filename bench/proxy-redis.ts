@@ -20,17 +20,12 @@ import {
   meanCpu,
   profiled,
   startBoth,
+  numberArg as arg,
+  quick,
   stringArg,
   tool,
 } from "./proxy-bench-support.js";
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-}
-
-const quick = process.argv.includes("--quick");
 const requests = arg("requests", quick ? 40_000 : 100_000);
 const clients = arg("clients", 50);
 const pipeline = arg("pipeline", 1);
