@@ -284,6 +284,12 @@ describe("leasehold leases watch", () => {
 
   it("prints one line per event when stdout is not a terminal", async () => {
     await accountsAvailable();
+    // A lease held before the watch starts is printed from the snapshot: once its line is out,
+    // the watch follows the stream, and the next checkout must arrive as an event.
+    const held = await checkout("b", readBody("TICKET-SNAP", 60));
+    expect(held.status).toBe(201);
+    client.secrets.push(held.json.token as string);
+    const heldId = (held.json.lease as { id: string }).id;
     const child: ChildProcess = spawn(
       process.execPath,
       [cliPath(), "--config", stack.configFile, "leases", "watch"],
@@ -295,16 +301,14 @@ describe("leasehold leases watch", () => {
     });
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
     try {
-      // Wait until the watch is connected (its stream shows up in the metrics), then act.
       await expect
-        .poll(
-          async () => {
-            const text = await (await fetch(`${stack.sidecar.url}/metrics`)).text();
-            return Number(/^leasehold_event_stream_clients (\d+)/m.exec(text)?.[1] ?? 0);
-          },
-          { timeout: 10_000 },
-        )
-        .toBeGreaterThan(0);
+        .poll(() => out, { timeout: 10_000 })
+        .toMatch(
+          new RegExp(
+            `^\\S+Z active orders-db app_ops_[12] lease=${heldId} agent=\\S+ task="TICKET-SNAP"`,
+            "m",
+          ),
+        );
       const res = await checkout("b", readBody("TICKET-LINES", 60));
       expect(res.status).toBe(201);
       client.secrets.push(res.json.token as string);
@@ -319,6 +323,7 @@ describe("leasehold leases watch", () => {
       await expect.poll(() => out, { timeout: 5000 }).toMatch(new RegExp(`ended orders-db \\S+ lease=${id}`));
     } finally {
       child.kill("SIGTERM");
+      await stack.cli("leases", "revoke", heldId);
     }
     expect(await exited).toBe(0);
   });
