@@ -68,6 +68,14 @@ const get = (id: string) => {
 
 async function main(): Promise<void> {
   const rows: Row[] = [];
+  const rotateRow = (adapter: string, product: number, floor: number): Row => ({
+    figure: `${adapter} rotate (median of N)`,
+    product,
+    floor,
+    unit: "ms",
+    better: "lower",
+    goal: "≤ 1.2×",
+  });
   // PostgreSQL (private scram cluster)
   const pgc = await startScramPostgres();
   try {
@@ -91,14 +99,7 @@ async function main(): Promise<void> {
       timeoutMs: 10_000,
     });
     const floor = await timeN(() => su.query(`ALTER ROLE bench_acct PASSWORD '${pw()}'`));
-    rows.push({
-      figure: "postgres rotate (median of N)",
-      product,
-      floor,
-      unit: "ms",
-      better: "lower",
-      goal: "≤ 1.2×",
-    });
+    rows.push(rotateRow("postgres", product, floor));
     await su.end();
   } finally {
     await closeAdminSessions();
@@ -125,14 +126,7 @@ async function main(): Promise<void> {
     const conn = await createConnection({ host: "127.0.0.1", port: 3306, user: admin, password: adminPw });
     const floor = await timeN(() => conn.query(`ALTER USER '${user}'@'%' IDENTIFIED BY '${pw()}'`));
     await conn.end();
-    rows.push({
-      figure: "mysql rotate (median of N)",
-      product,
-      floor,
-      unit: "ms",
-      better: "lower",
-      goal: "≤ 1.2×",
-    });
+    rows.push(rotateRow("mysql", product, floor));
   } finally {
     await closeAdminSessions();
     await dropMariadbAccount(root, user).catch(() => undefined);
@@ -163,14 +157,7 @@ async function main(): Promise<void> {
       ]),
     );
     await client.unbind();
-    rows.push({
-      figure: "ldap rotate (median of N)",
-      product,
-      floor,
-      unit: "ms",
-      better: "lower",
-      goal: "≤ 1.2×",
-    });
+    rows.push(rotateRow("ldap", product, floor));
   } finally {
     await closeAdminSessions();
     await slapd.stop();
@@ -190,14 +177,7 @@ async function main(): Promise<void> {
     const conn = new Redis({ port: rs.port, username: rs.admin.username, password: rs.admin.password });
     const floor = await timeN(() => conn.call("ACL", "SETUSER", "bench", "resetpass", `>${pw()}`));
     conn.disconnect();
-    rows.push({
-      figure: "redis-acl rotate (median of N)",
-      product,
-      floor,
-      unit: "ms",
-      better: "lower",
-      goal: "≤ 1.2×",
-    });
+    rows.push(rotateRow("redis-acl", product, floor));
   } finally {
     await closeAdminSessions();
     await rs.stop();

@@ -29,6 +29,14 @@ export interface ClientIdentity {
   readonly identityKey?: string | undefined;
 }
 
+/** The sidecar's TCP base URL from its config (a wildcard listen address is reached on loopback). */
+export function sidecarTcpUrl(config: Config): string {
+  const host =
+    config.listen.host === "0.0.0.0" || config.listen.host === "::" ? "127.0.0.1" : config.listen.host;
+  const h = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+  return `http://${h}:${config.listen.port}`;
+}
+
 /** Registration verifies every account and rotation runs per account: allow the slow ones. */
 const REQUEST_TIMEOUT_MS = 300_000;
 
@@ -45,12 +53,9 @@ export class SidecarClient {
   ) {}
 
   static async fromConfig(config: Config, who: ClientIdentity = {}): Promise<SidecarClient> {
-    const host =
-      config.listen.host === "0.0.0.0" || config.listen.host === "::" ? "127.0.0.1" : config.listen.host;
-    const h = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
     const socket = config.listen.socket;
-    const endpoint: Endpoint = socket ? { socketPath: socket } : { url: `http://${h}:${config.listen.port}` };
-    const where = socket ? `unix:${socket}` : `http://${h}:${config.listen.port}`;
+    const endpoint: Endpoint = socket ? { socketPath: socket } : { url: sidecarTcpUrl(config) };
+    const where = socket ? `unix:${socket}` : sidecarTcpUrl(config);
     const transport = createTransport(endpoint);
     const keyFile = who.identityKey;
     if (keyFile !== undefined) {

@@ -1,5 +1,6 @@
 import { readAdminToken } from "../../admin-token.js";
 import type { Config } from "../../config.js";
+import { sidecarTcpUrl } from "../../cli-client.js";
 import { readSse } from "./sse-reader.js";
 import { eventLine, leaseLine, renderScreen } from "./watch-render.js";
 import { type WatchEvent, WatchState } from "./watch-state.js";
@@ -40,10 +41,7 @@ export interface WatchOptions {
 
 /** The sidecar's URL and admin token, as the other CLI commands find them. */
 export async function watchTargetFromConfig(config: Config): Promise<{ url: string; token: string }> {
-  const host =
-    config.listen.host === "0.0.0.0" || config.listen.host === "::" ? "127.0.0.1" : config.listen.host;
-  const h = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-  return { url: `http://${h}:${config.listen.port}`, token: await readAdminToken(config.admin.tokenFile) };
+  return { url: sidecarTcpUrl(config), token: await readAdminToken(config.admin.tokenFile) };
 }
 
 /** A refusal that reconnecting cannot fix. */
