@@ -21,7 +21,7 @@ import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { Redis } from "ioredis";
 import { LeaseStore, Reaper } from "../sidecar/leases/index.js";
-import type { RedisClient } from "../sidecar/leases/lease-store.js";
+import type { RedisClient } from "../sidecar/redis.js";
 import { createLogger } from "../sidecar/logger.js";
 import { startRedisCluster } from "../test/support/redis-cluster.js";
 import { startPrivateRedis } from "./private-redis.js";

@@ -1,8 +1,10 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { Config } from "./config.js";
-import type { RedisClient } from "./leases/lease-store.js";
 import type { Logger } from "./logger.js";
 import { InstrumentedCluster, InstrumentedRedis, type RedisCallObserver } from "./ops/instrumented-redis.js";
+
+/** A single Redis (or Sentinel-managed) connection, or a Redis Cluster client. */
+export type RedisClient = Redis | Cluster;
 
 function hostPort(s: string): { host: string; port: number } {
   const i = s.lastIndexOf(":");

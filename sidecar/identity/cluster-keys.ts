@@ -1,5 +1,5 @@
 import type { JWK } from "jose";
-import type { RedisClient } from "../leases/lease-store.js";
+import type { RedisClient } from "../redis.js";
 
 export interface ClusterKeysOptions {
   redis: RedisClient;

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { LeaseholdError } from "../errors.js";
-import type { RedisClient } from "../leases/lease-store.js";
+import type { RedisClient } from "../redis.js";
 import type { IdentityVerifier, VerifiedIdentity } from "./types.js";
 
 export interface ReplayGuardOptions {

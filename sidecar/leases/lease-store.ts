@@ -1,4 +1,5 @@
-import type { Cluster, Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis.js";
 import { AGENT_COUNT, CHECKOUT, CLAIM_DUE, END, HIT, RENEW, SET_ACCOUNT, USE } from "./scripts.js";
 import type {
   AccountState,
@@ -13,8 +14,8 @@ import type {
   RenewResult,
 } from "./types.js";
 
-/** A single Redis (or Sentinel-managed) connection, or a Redis Cluster client. */
-export type RedisClient = Redis | Cluster;
+/** @deprecated import from redis.ts; removed once every importer moved */
+export type { RedisClient } from "../redis.js";
 
 export interface LeaseStoreOptions {
   redis: RedisClient;

@@ -1,5 +1,5 @@
 import { Cluster } from "ioredis";
-import type { RedisClient } from "../leases/lease-store.js";
+import type { RedisClient } from "../redis.js";
 
 /** How long the ops layer's blocking reads (XREAD, XREADGROUP) wait, ms. */
 export const DEFAULT_BLOCK_MS = 2000;

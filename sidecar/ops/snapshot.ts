@@ -1,4 +1,4 @@
-import type { RedisClient } from "../leases/lease-store.js";
+import type { RedisClient } from "../redis.js";
 import { LeaseholdError } from "../errors.js";
 import type { LeaseService } from "../service/lease-service.js";
 import type { ResourceService, ResourceView } from "../service/resource-service.js";

@@ -1,5 +1,5 @@
 import type { EventEmitter } from "node:events";
-import type { RedisClient } from "../leases/lease-store.js";
+import type { RedisClient } from "../redis.js";
 import type { AuditSink } from "../audit/index.js";
 import type { LeaseRecord } from "../leases/index.js";
 import type { Logger } from "../logger.js";

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { RedisClient } from "../leases/lease-store.js";
+import type { RedisClient } from "../redis.js";
 import type { Adapter, AdapterContext, Credential } from "../../adapters/adapter.js";
 import { AdapterError } from "../../adapters/adapter.js";
 import type { AuditFields, AuditSink } from "../audit/index.js";

@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import type { RedisClient } from "../../sidecar/leases/lease-store.js";
+import type { RedisClient } from "../../sidecar/redis.js";
 import { startRedisCluster } from "../support/redis-cluster.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
 
