@@ -1,15 +1,13 @@
 import type { CedarValueJson, Context, EntityJson } from "@cedar-policy/cedar-wasm/nodejs";
+import { fitsCedarType } from "./cedar-value.js";
+import { toCedarContext } from "./context-fields.js";
 import { AGENT_ATTRIBUTES, type AttributeType, RESOURCE_ATTRIBUTES } from "./schema.js";
-import { POLICY_ACTIONS, type PolicyContext, type PolicyRequest } from "./types.js";
+import { POLICY_ACTIONS, type PolicyRequest } from "./types.js";
 
 export interface CedarRequest {
   entities: EntityJson[];
   context: Context;
 }
-
-const LONG_FIELDS = ["ttl", "hour_utc", "active_leases"] as const;
-const STRING_FIELDS = ["task_id", "intent", "tool"] as const;
-const BOOL_FIELDS = ["approved", "dpop"] as const;
 
 /**
  * Turns a request into Cedar entities and context. Undeclared or mistyped
@@ -45,29 +43,6 @@ export function toCedarRequest(
   return { ok: true, value: { entities, context } };
 }
 
-/** The Cedar context, or a message naming the first bad field. */
-export function toCedarContext(ctx: PolicyContext): Context | string {
-  if (typeof ctx !== "object" || ctx === null) return "context is required";
-  const out: Context = {};
-  for (const name of STRING_FIELDS) {
-    if (typeof ctx[name] !== "string") return `context.${name} must be a string`;
-    out[name] = ctx[name];
-  }
-  for (const name of LONG_FIELDS) {
-    if (!Number.isSafeInteger(ctx[name])) return `context.${name} must be an integer`;
-    out[name] = ctx[name];
-  }
-  for (const name of BOOL_FIELDS) {
-    if (typeof ctx[name] !== "boolean") return `context.${name} must be a boolean`;
-    out[name] = ctx[name];
-  }
-  if (ctx.delegated_by !== undefined) {
-    if (typeof ctx.delegated_by !== "string") return "context.delegated_by must be a string";
-    out.delegated_by = ctx.delegated_by;
-  }
-  return out;
-}
-
 function pickAttributes(
   attrs: Record<string, unknown> | undefined,
   declared: Readonly<Record<string, AttributeType>>,
@@ -76,22 +51,9 @@ function pickAttributes(
   if (attrs === undefined || attrs === null) return out;
   for (const [name, type] of Object.entries(declared)) {
     const value = attrs[name];
-    if (fits(value, type)) out[name] = value as CedarValueJson;
+    if (fitsCedarType(value, type)) out[name] = value as CedarValueJson;
   }
   return out;
-}
-
-function fits(value: unknown, type: AttributeType): boolean {
-  switch (type) {
-    case "String":
-      return typeof value === "string";
-    case "Bool":
-      return typeof value === "boolean";
-    case "Long":
-      return Number.isSafeInteger(value);
-    case "Set<String>":
-      return Array.isArray(value) && value.every((v) => typeof v === "string");
-  }
 }
 
 function groups(ids: string[] | undefined): string[] {

@@ -1,3 +1,11 @@
+export {
+  buildPolicyContext,
+  type ContextField,
+  type ContextFieldType,
+  POLICY_CONTEXT_FIELDS,
+  type PolicyContext,
+  type PolicyFacts,
+} from "./context-fields.js";
 export { defaultPolicyContext, parsePolicyContext } from "./policy-context.js";
 export { loadPolicy } from "./policy-engine.js";
 export { PolicyLoadError } from "./policy-load-error.js";
@@ -12,7 +20,6 @@ export {
   type LoadPolicyOptions,
   POLICY_ACTIONS,
   type PolicyAction,
-  type PolicyContext,
   type PolicyDecision,
   type PolicyEngine,
   type PolicyReloadResult,

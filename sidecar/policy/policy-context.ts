@@ -1,31 +1,24 @@
-import { toCedarContext } from "./cedar-request.js";
-import type { PolicyContext } from "./types.js";
+import {
+  type ContextField,
+  isContextField,
+  POLICY_CONTEXT_FIELDS,
+  type PolicyContext,
+  toCedarContext,
+} from "./context-fields.js";
 
-/** A neutral context for offline checks: empty strings, zero counts, the current UTC hour, nothing approved. */
+/**
+ * A neutral context for offline checks (`policy check`, operator actions): each required field
+ * at its offline default (empty strings, zero counts, the UTC hour of `now`, nothing approved),
+ * optional fields absent.
+ */
 export function defaultPolicyContext(now: number = Date.now()): PolicyContext {
-  return {
-    task_id: "",
-    intent: "",
-    tool: "",
-    ttl: 0,
-    hour_utc: new Date(now).getUTCHours(),
-    active_leases: 0,
-    approved: false,
-    dpop: false,
-  };
+  const out: Record<string, string | number | boolean> = {};
+  for (const [name, field] of Object.entries<ContextField>(POLICY_CONTEXT_FIELDS)) {
+    if (field.optional) continue;
+    out[name] = typeof field.offline === "function" ? field.offline(now) : field.offline;
+  }
+  return out as PolicyContext;
 }
-
-const KNOWN_FIELDS = new Set([
-  "task_id",
-  "intent",
-  "tool",
-  "ttl",
-  "hour_utc",
-  "active_leases",
-  "approved",
-  "dpop",
-  "delegated_by",
-]);
 
 /**
  * Reads a partial context (e.g. `policy check --context JSON`) over the defaults.
@@ -40,7 +33,7 @@ export function parsePolicyContext(
     return { ok: false, error: "context must be a JSON object" };
   }
   for (const name of Object.keys(input)) {
-    if (!KNOWN_FIELDS.has(name)) return { ok: false, error: `unknown context field "${name}"` };
+    if (!isContextField(name)) return { ok: false, error: `unknown context field "${name}"` };
   }
   const context = { ...defaultPolicyContext(now), ...(input as Partial<PolicyContext>) };
   const checked = toCedarContext(context);

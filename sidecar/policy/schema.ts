@@ -1,3 +1,6 @@
+import { requestContextSchema } from "./context-fields.js";
+import { POLICY_ACTIONS } from "./types.js";
+
 /** Cedar type of an optional entity attribute that leasehold can fill from plain JSON. */
 export type AttributeType = "String" | "Set<String>" | "Bool" | "Long";
 
@@ -35,17 +38,7 @@ function shape(attrs: Readonly<Record<string, AttributeType>>): string {
  * `Agent::"spiffe://..."`, `Action::"checkout"`, `Resource::"orders-db"`.
  * Every attribute is optional: a policy tests `principal has team` before reading it.
  */
-export const POLICY_SCHEMA = `type RequestContext = {
-  task_id: String,
-  intent: String,
-  tool: String,
-  ttl: Long,
-  hour_utc: Long,
-  active_leases: Long,
-  approved: Bool,
-  dpop: Bool,
-  delegated_by?: String,
-};
+export const POLICY_SCHEMA = `${requestContextSchema()}
 
 entity AgentGroup;
 entity Agent in [AgentGroup] = {
@@ -57,7 +50,7 @@ entity Resource in [ResourceGroup] = {
 ${shape(RESOURCE_ATTRIBUTES)}
 };
 
-action checkout, reveal, renew, tool_call, revoke, approve, register appliesTo {
+action ${POLICY_ACTIONS.join(", ")} appliesTo {
   principal: [Agent],
   resource: [Resource],
   context: RequestContext,

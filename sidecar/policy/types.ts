@@ -1,3 +1,5 @@
+import type { PolicyContext } from "./context-fields.js";
+
 /** Every action a policy can name, as `Action::"<name>"`. */
 export const POLICY_ACTIONS = [
   "checkout",
@@ -11,21 +13,7 @@ export const POLICY_ACTIONS = [
 
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
 
-/** The Cedar `context` of every request. Longs must be safe integers. */
-export interface PolicyContext {
-  task_id: string;
-  /** The intent's action, e.g. "read". */
-  intent: string;
-  tool: string;
-  /** Requested TTL, seconds. */
-  ttl: number;
-  hour_utc: number;
-  active_leases: number;
-  approved: boolean;
-  dpop: boolean;
-  /** The agent that delegated this task, if any. */
-  delegated_by?: string;
-}
+export type { PolicyContext };
 
 export interface PolicyRequest {
   /** The agent's SPIFFE ID: `Agent::"<principal>"`. */

@@ -1,0 +1,180 @@
+import type { CedarValueJson, Context } from "@cedar-policy/cedar-wasm/nodejs";
+import { fitsCedarType } from "./cedar-value.js";
+
+/** What the request path knows when it asks policy; each context field is computed from these. */
+export interface PolicyFacts {
+  readonly taskId: string;
+  /** The intent's action (for a tool call: the call's action). */
+  readonly intent: string;
+  readonly tool?: string | undefined;
+  /** Seconds. */
+  readonly ttl: number;
+  /** ms since the epoch, the sidecar's clock. */
+  readonly now: number;
+  readonly activeLeases: number;
+  readonly approved: boolean;
+  readonly dpop: boolean;
+  /** Delegators, nearest first. */
+  readonly chain?: readonly string[] | undefined;
+}
+
+/** Cedar type of a context field. */
+export type ContextFieldType = "String" | "Long" | "Bool";
+
+/** The TypeScript type a Cedar type is carried in (a Long is a safe integer). */
+interface ValueOf {
+  String: string;
+  Long: number;
+  Bool: boolean;
+}
+
+interface FieldBase<T extends ContextFieldType> {
+  readonly type: T;
+  /** One line for policy authors: what the value means and where it comes from (docs/policy.md). */
+  readonly doc: string;
+}
+
+interface RequiredField<T extends ContextFieldType> extends FieldBase<T> {
+  readonly optional?: false;
+  readonly from: (facts: PolicyFacts) => ValueOf[T];
+  /**
+   * The value when no request supplies one (`policy check` without it, operator actions):
+   * a constant, or computed from the check's clock.
+   */
+  readonly offline: ValueOf[T] | ((now: number) => ValueOf[T]);
+}
+
+interface OptionalField<T extends ContextFieldType> extends FieldBase<T> {
+  readonly optional: true;
+  /** `undefined` leaves the field out of the context; a policy tests `context has <name>`. */
+  readonly from: (facts: PolicyFacts) => ValueOf[T] | undefined;
+}
+
+/** One context field: its Cedar type, how the request path computes it, its offline default, its doc. */
+export type ContextField = {
+  [T in ContextFieldType]: RequiredField<T> | OptionalField<T>;
+}[ContextFieldType];
+
+const utcHour = (ms: number): number => new Date(ms).getUTCHours();
+
+/**
+ * Every field of the Cedar `context`, in schema order. The schema's `RequestContext`, the
+ * {@link PolicyContext} type, the context builder, validation, offline defaults and the
+ * reference in docs/policy.md are all derived from this table: a new field is one entry here.
+ */
+export const POLICY_CONTEXT_FIELDS = {
+  task_id: {
+    type: "String",
+    doc: "The task the agent declared at checkout (`task.id`); later requests on the lease carry the lease's task.",
+    from: (f) => f.taskId,
+    offline: "",
+  },
+  intent: {
+    type: "String",
+    doc: "What the agent means to do: the checkout's `intent.action` (e.g. `read`), kept for reveal and renew; the call's `action` for a tool call.",
+    from: (f) => f.intent,
+    offline: "",
+  },
+  tool: {
+    type: "String",
+    doc: 'The tool named by the intent (`intent.tool`), or the call\'s `tool` for a tool call; `""` when none is named.',
+    from: (f) => f.tool ?? "",
+    offline: "",
+  },
+  ttl: {
+    type: "Long",
+    doc: "Seconds: the TTL a checkout or renew asks for (capped by the resource's `lease.maxTtl`); for reveal and tool calls, what is left of the lease.",
+    from: (f) => f.ttl,
+    offline: 0,
+  },
+  hour_utc: {
+    type: "Long",
+    doc: "The hour (0–23, UTC) on the sidecar's clock when the request is decided.",
+    from: (f) => utcHour(f.now),
+    offline: utcHour,
+  },
+  active_leases: {
+    type: "Long",
+    doc: "How many leases the agent holds when the request is decided (a checkout is not yet counted).",
+    from: (f) => f.activeLeases,
+    offline: 0,
+  },
+  approved: {
+    type: "Bool",
+    doc: "A human approved this request. A deny that `approved: true` would turn into an allow becomes a pending approval (202).",
+    from: (f) => f.approved,
+    offline: false,
+  },
+  dpop: {
+    type: "Bool",
+    doc: "The request proves possession of the agent's key (DPoP, RFC 9449): a checkout with a valid proof, or a DPoP-bound lease token.",
+    from: (f) => f.dpop,
+    offline: false,
+  },
+  delegated_by: {
+    type: "String",
+    optional: true,
+    doc: "The nearest delegator when the agent acts for another (the identity token's `act` chain); absent otherwise.",
+    from: (f) => f.chain?.[0],
+  },
+} as const satisfies Readonly<Record<string, ContextField>>;
+
+type Fields = typeof POLICY_CONTEXT_FIELDS;
+type FieldName = keyof Fields;
+type OptionalName = { [K in FieldName]: Fields[K] extends { optional: true } ? K : never }[FieldName];
+type Flat<T> = { [K in keyof T]: T[K] };
+
+/** The Cedar `context` of every request, one property per {@link POLICY_CONTEXT_FIELDS} entry. */
+export type PolicyContext = Flat<
+  { -readonly [K in Exclude<FieldName, OptionalName>]: ValueOf[Fields[K]["type"]] } & {
+    -readonly [K in OptionalName]?: ValueOf[Fields[K]["type"]];
+  }
+>;
+
+// Computed once: buildPolicyContext runs on every decision.
+const FIELDS: ReadonlyArray<readonly [string, ContextField]> = Object.entries(POLICY_CONTEXT_FIELDS);
+
+/** The context of a request from what the request path knows; optional fields that do not apply are absent. */
+export function buildPolicyContext(facts: PolicyFacts): PolicyContext {
+  const out: Record<string, ValueOf[ContextFieldType]> = {};
+  for (const [name, field] of FIELDS) {
+    const value = field.from(facts);
+    if (value !== undefined) out[name] = value;
+  }
+  return out as PolicyContext;
+}
+
+/** Whether `name` is a context field. */
+export function isContextField(name: string): name is FieldName {
+  return Object.hasOwn(POLICY_CONTEXT_FIELDS, name);
+}
+
+const EXPECTED: Readonly<Record<ContextFieldType, string>> = {
+  String: "a string",
+  Long: "an integer",
+  Bool: "a boolean",
+};
+
+/**
+ * The Cedar context, or a message naming the first bad field (`context.ttl must be an
+ * integer`). Only declared fields are passed on, each of its declared type, so the result
+ * passes strict schema validation; an optional field may be absent (`undefined`).
+ */
+export function toCedarContext(ctx: PolicyContext): Context | string {
+  if (typeof ctx !== "object" || ctx === null) return "context is required";
+  const values = ctx as Readonly<Record<string, unknown>>;
+  const out: Context = {};
+  for (const [name, field] of FIELDS) {
+    const value = values[name];
+    if (value === undefined && field.optional) continue;
+    if (!fitsCedarType(value, field.type)) return `context.${name} must be ${EXPECTED[field.type]}`;
+    out[name] = value as CedarValueJson;
+  }
+  return out;
+}
+
+/** The Cedar schema's `RequestContext` record type, one line per field. */
+export function requestContextSchema(): string {
+  const lines = FIELDS.map(([name, f]) => `  ${name}${f.optional ? "?" : ""}: ${f.type},`);
+  return `type RequestContext = {\n${lines.join("\n")}\n};`;
+}
