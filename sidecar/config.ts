@@ -1,8 +1,8 @@
+// Rule: config.ts owns the whole leasehold.yaml schema; each module receives its typed section (e.g. OpsConfig).
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { opsConfigSchema } from "./ops/ops-config.js";
 import { describeIssues } from "./util/zod-errors.js";
 
 /** A configuration file that cannot be used; the message names the key and the rule. */
@@ -50,6 +50,47 @@ const vaultAuth = z.discriminatedUnion("method", [
 ]);
 
 const port = z.number().int().min(0).max(65535);
+
+/** The `ops:` section of leasehold.yaml (metrics, event stream, alerts). */
+export const opsConfigSchema = z
+  .strictObject({
+    /** Seconds before expires_at that an `expiring_soon` event is emitted. @default 60 */
+    expiringSoonSeconds: z.number().int().min(1).max(86400).default(60),
+    /** How often leases are checked for `expiring_soon`, ms. @default 1000 */
+    expiringSoonIntervalMs: z.number().int().min(50).max(60000).default(1000),
+    /** Comment line on idle event streams, ms. @default 15000 */
+    heartbeatMs: z.number().int().min(100).max(300000).default(15000),
+    /** Require the admin token on /metrics. @default false (the Host guard keeps it local) */
+    metricsRequireToken: z.boolean().default(false),
+    /** Alert webhook; null for none. @default null */
+    webhook: z
+      .strictObject({
+        /** Receives a POST of each event's JSON. */
+        url: z.url({ protocol: /^https?$/ }),
+        /** HMAC-SHA256 key of the `x-leasehold-signature` header; use `${ENV}`. */
+        secret: z.string().min(16),
+        /** @default ["rotation_failed", "quarantined", "expiring_soon"] */
+        events: z
+          .array(
+            z.enum([
+              "issued",
+              "renewed",
+              "ended",
+              "expiring_soon",
+              "rotated",
+              "rotation_failed",
+              "quarantined",
+              "approval_requested",
+              "approval_decided",
+            ]),
+          )
+          .min(1)
+          .default(["rotation_failed", "quarantined", "expiring_soon"]),
+      })
+      .nullable()
+      .default(null),
+  })
+  .prefault({});
 
 export const configSchema = z.strictObject({
   listen: z
@@ -212,6 +253,9 @@ export const configSchema = z.strictObject({
 });
 
 export type Config = z.output<typeof configSchema> & { readonly configDir: string };
+
+/** The `ops:` section, as the ops layer receives it. */
+export type OpsConfig = Config["ops"];
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 

@@ -15,7 +15,6 @@ export {
   type MetricsOptions,
   type OpsMetrics,
 } from "./metrics.js";
-export { type OpsConfig, opsConfigSchema } from "./ops-config.js";
 export { type OpsApp, type OpsRouteDeps, type OpsRoutes, registerOpsRoutes } from "./ops-routes.js";
 export { blockingConnection, DEFAULT_BLOCK_MS } from "./redis-connection.js";
 export { buildSnapshot, type OpsServices, pendingApprovals, type Snapshot } from "./snapshot.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { opsConfigSchema } from "../../sidecar/ops/index.js";
+import { opsConfigSchema } from "../../sidecar/config.js";
 
 describe("the ops: config section", () => {
   it("has safe defaults: a one-minute expiry notice and no webhook", () => {

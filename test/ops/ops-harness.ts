@@ -2,14 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import {
-  type AttachedOps,
-  attachOps,
-  createMetrics,
-  type OpsConfig,
-  opsConfigSchema,
-} from "../../sidecar/ops/index.js";
-import { configSchema, parseConfig } from "../../sidecar/config.js";
+import { configSchema, type OpsConfig, opsConfigSchema, parseConfig } from "../../sidecar/config.js";
+import { type AttachedOps, attachOps, createMetrics } from "../../sidecar/ops/index.js";
 import { LeaseStore } from "../../sidecar/leases/index.js";
 import { createLogger } from "../../sidecar/logger.js";
 import { createSidecar, type Sidecar } from "../../sidecar/wire.js";
