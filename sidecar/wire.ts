@@ -24,12 +24,9 @@ import { attachOps, createAuditTap, createMetrics, instrumentSecretStore } from 
 import { ProxyManager } from "./proxy/index.js";
 import { createRedis } from "./redis.js";
 import { ResourceCatalog } from "./resources/catalog.js";
-import { OperatorService } from "./service/operator-service.js";
 import { type CrashPoint, Reconciler, RotationEngine } from "./rotation/index.js";
 import { VaultStore } from "./secrets/index.js";
-import { LeaseService } from "./service/lease-service.js";
-import type { PolicyPort } from "./service/ports.js";
-import { ResourceService } from "./service/resource-service.js";
+import { DecisionGate, LeaseService, OperatorService, type PolicyPort, ResourceService } from "./service/index.js";
 import { loadAdapterModules } from "./adapter-modules.js";
 
 export interface SidecarOptions {
@@ -159,6 +156,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     crashHook: opts.crashHook,
   });
   const approvals = new ApprovalStore(redis, prefix);
+  const gate = new DecisionGate({ policy, audit });
   // The checkout response names the resource's local listener; the listeners need the lease service.
   let proxies: ProxyManager | undefined;
   const leaseService = new LeaseService({
@@ -170,6 +168,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     identity,
     tokens,
     policy,
+    gate,
     dpop,
     audit,
     log,
@@ -233,7 +232,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     return { ok: r && v && checks.audit, checks };
   };
 
-  const operators = new OperatorService({ identity, policy, catalog, audit });
+  const operators = new OperatorService({ identity, policy, catalog, audit, gate });
   const app = buildApp({
     operators,
     audit,

@@ -1,12 +1,8 @@
-export {
-  approvalView,
-  type CheckoutOk,
-  type CheckoutPending,
-  LeaseService,
-  type LeaseServiceOptions,
-  type PresentedToken,
-  type RequestMeta,
-} from "./lease-service.js";
+export { type ApprovalView, approvalView } from "./approval-view.js";
+export type { CheckoutOk, CheckoutPending } from "./checkout.js";
+export { DecisionGate, type DecisionRequest, type PassedDecision } from "./decision-gate.js";
+export type { PresentedToken } from "./lease-auth.js";
+export { LeaseService, type LeaseServiceOptions } from "./lease-service.js";
 export { type LeaseView, leaseView } from "./lease-view.js";
 export {
   ADMIN_OPERATOR,
@@ -15,6 +11,8 @@ export {
   OperatorService,
   type OperatorServiceOptions,
 } from "./operator-service.js";
+export type * from "./ports.js";
+export type { RequestMeta } from "./request-meta.js";
 export * from "./requests.js";
 export { ResourceService } from "./resource-service.js";
 export { parseBody } from "./validate.js";

@@ -1,7 +1,7 @@
 import type { AuditSink } from "../audit/index.js";
-import { LeaseholdError } from "../errors.js";
-import { defaultPolicyContext } from "../policy/policy-context.js";
+import { defaultPolicyContext } from "../policy/index.js";
 import type { StoredRegistration } from "../resources/types.js";
+import { DecisionGate } from "./decision-gate.js";
 import type { IdentityPort, PolicyPort } from "./ports.js";
 
 /** The Cedar actions that make an identity an operator (revoke, approve) or a DBA (register). */
@@ -23,6 +23,8 @@ export interface OperatorServiceOptions {
   readonly catalog: { get(name: string): Promise<StoredRegistration | null> };
   readonly audit: AuditSink;
   readonly now?: () => number;
+  /** The decision gate; built from `policy` and `audit` when absent (LeaseService shares one). */
+  readonly gate?: DecisionGate;
 }
 
 /**
@@ -34,9 +36,11 @@ export interface OperatorServiceOptions {
  */
 export class OperatorService {
   private readonly now: () => number;
+  private readonly gate: DecisionGate;
 
   constructor(private readonly o: OperatorServiceOptions) {
     this.now = o.now ?? Date.now;
+    this.gate = o.gate ?? new DecisionGate({ policy: o.policy, audit: o.audit });
   }
 
   /** Verifies an identity JWT presented on an operator route. @throws 401 unauthenticated */
@@ -91,23 +95,16 @@ export class OperatorService {
     if (reg || proposedGroups === undefined) variants.push(reg?.groups ?? []);
     if (proposedGroups !== undefined) variants.push(proposedGroups);
     for (const groups of variants) {
-      const d = this.permitsGroups(op, action, resource, groups);
-      await this.o.audit.append({
-        event: "decision",
-        agent: op.name,
-        scope: action,
+      await this.gate.require({
+        action,
+        principal: op.name,
+        attrs: op.claims,
         resource,
-        decision: d.decision === "allow" ? "allow" : "deny",
-        policies: [...d.policies],
-        reason: d.decision === "allow" ? undefined : (d.reasons[0] ?? "no policy permits this request"),
-        request_id: requestId,
+        groups,
+        context: defaultPolicyContext(this.now()),
+        record: { request_id: requestId },
+        actor: "operator",
       });
-      if (d.decision !== "allow") {
-        throw new LeaseholdError(
-          "policy_denied",
-          `policy does not allow ${action} of "${resource}" for this operator`,
-        );
-      }
     }
   }
 }

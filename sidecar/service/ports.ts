@@ -1,9 +1,27 @@
-/**
- * What the services need from identity and policy, stated structurally so that the service
- * layer depends on behaviour, not on one implementation.
+import type { PolicyContext } from "../policy/index.js";
+
+/*
+ * What the services need from identity, tokens, DPoP and policy, stated structurally so that the
+ * service layer depends on behaviour, not on one implementation. These are the real interfaces:
+ * a new capability changes them here, never through a parallel "extended" port.
  */
+
+/** A delegation chain a verifier vouched for: delegators nearest first, and a narrowed scope. */
+export interface VerifiedDelegation {
+  readonly chain: readonly string[];
+  readonly scope?: readonly string[] | undefined;
+}
+
+/** A verified identity JWT. */
+export interface VerifiedCaller {
+  readonly subject: string;
+  readonly claims: Record<string, unknown>;
+  readonly delegation?: VerifiedDelegation | undefined;
+}
+
 export interface IdentityPort {
-  verify(jwt: string): Promise<{ subject: string; claims: Record<string, unknown> }>;
+  /** @throws LeaseholdError 401 unauthenticated for anything but a valid identity JWT. */
+  verify(jwt: string): Promise<VerifiedCaller>;
 }
 
 export interface LeaseTokenClaims {
@@ -11,6 +29,8 @@ export interface LeaseTokenClaims {
   readonly agent: string;
   readonly resource: string;
   readonly expiresAt: number;
+  /** The thumbprint of the key the token is bound to (DPoP, RFC 9449 `cnf.jkt`). */
+  readonly jkt?: string | undefined;
 }
 
 export interface LeaseTokenPort {
@@ -20,8 +40,21 @@ export interface LeaseTokenPort {
     resource: string;
     account: string;
     expiresAt: number;
+    /** Binds the token to this key thumbprint. */
+    jkt?: string | undefined;
   }): Promise<string>;
   verify(token: string): Promise<LeaseTokenClaims>;
+}
+
+/** Verifies DPoP proofs (RFC 9449); the identity module's `createDpopVerifier` fits. */
+export interface DpopPort {
+  verify(check: {
+    proof: string;
+    htm: string;
+    htu: string;
+    accessToken?: string;
+    jkt?: string;
+  }): Promise<{ jkt: string }>;
 }
 
 export type PolicyActionName =
@@ -32,17 +65,6 @@ export type PolicyActionName =
   | "revoke"
   | "approve"
   | "register";
-
-export interface PolicyContextInput {
-  task_id: string;
-  intent: string;
-  tool: string;
-  ttl: number;
-  hour_utc: number;
-  active_leases: number;
-  approved: boolean;
-  dpop: boolean;
-}
 
 export interface PolicyDecisionOut {
   readonly decision: "allow" | "deny" | "approval_required";
@@ -56,7 +78,7 @@ export interface PolicyPort {
     principal: string;
     action: PolicyActionName;
     resource: string;
-    context: PolicyContextInput;
+    context: PolicyContext;
     principalAttrs?: Record<string, unknown>;
     resourceGroups?: string[];
   }): PolicyDecisionOut;

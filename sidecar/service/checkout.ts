@@ -1,0 +1,310 @@
+import { randomBytes } from "node:crypto";
+import type { Approval, ApprovalStore } from "../approvals/approval-store.js";
+import type { AuditSink } from "../audit/index.js";
+import { LeaseholdError } from "../errors.js";
+import type { LeaseRecord, LeaseStore } from "../leases/index.js";
+import { AGENT_ATTRIBUTES } from "../policy/index.js";
+import type { ResourceCatalog } from "../resources/catalog.js";
+import type { StoredRegistration } from "../resources/types.js";
+import { agentDecision } from "./agent-decision.js";
+import { type ApprovalView, requestApproval } from "./approval-view.js";
+import type { DecisionGate } from "./decision-gate.js";
+import { auditLease, registeredResource } from "./lease-audit.js";
+import { type LeaseAuth, type PresentedToken, identityToken } from "./lease-auth.js";
+import type { LeaseEnd } from "./lease-end.js";
+import { type LeaseView, leaseView } from "./lease-view.js";
+import { markLeased } from "./mark-leased.js";
+import type { IdentityPort, LeaseTokenPort, VerifiedCaller } from "./ports.js";
+import type { RequestMeta } from "./request-meta.js";
+import type { CheckoutRequest } from "./requests.js";
+import type { RotationEngine } from "../rotation/index.js";
+import type { SecretStore } from "../secrets/index.js";
+
+export interface CheckoutOptions {
+  readonly leases: LeaseStore;
+  readonly secrets: SecretStore;
+  readonly catalog: ResourceCatalog;
+  readonly rotation: RotationEngine;
+  readonly identity: IdentityPort;
+  readonly tokens: LeaseTokenPort;
+  readonly audit: AuditSink;
+  readonly auth: LeaseAuth;
+  readonly gate: DecisionGate;
+  readonly end: LeaseEnd;
+  /** Pending approvals; without it, an approval_required decision is a denial. */
+  readonly approvals?: ApprovalStore | undefined;
+  /** How long an approval request stays open, seconds. */
+  readonly approvalTtlSeconds: number;
+  /** Where agents connect to a resource's local listener (checkout response `proxy`). */
+  readonly proxyEndpoint?: ((resource: string) => { host: string; port: number } | undefined) | undefined;
+  /** Checkouts one agent may request per minute; 0 or absent = no limit. */
+  readonly checkoutsPerMinute?: number | undefined;
+  readonly now: () => number;
+}
+
+export interface CheckoutOk {
+  readonly lease: LeaseView;
+  readonly token: string;
+  readonly token_type: "Bearer" | "DPoP";
+  /** How to reach the resource's local listener: log in with user=<lease id>, password=<lease token>. */
+  readonly proxy?: { readonly host: string; readonly port: number; readonly username: string };
+}
+
+export interface CheckoutPending {
+  readonly approval: ApprovalView;
+}
+
+/** Who a lease is issued to and how its token is bound. */
+interface Holder {
+  readonly agent: string;
+  readonly approver?: string | undefined;
+  readonly jkt?: string | undefined;
+  /** Delegators, nearest first. */
+  readonly chain?: readonly string[] | undefined;
+  /** The agent's identity claims; those policy can see are kept on the lease. */
+  readonly claims: Record<string, unknown>;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+
+/** The identity claims policy can see (the schema's Agent attributes), kept on the lease. */
+function policyAttributes(claims: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(claims).filter(([k]) => k in AGENT_ATTRIBUTES));
+}
+
+const newLeaseId = () => `lse_${randomBytes(16).toString("base64url")}`;
+
+/**
+ * Checkout: verify the agent, ask policy (recording the decision), take an account, mark it
+ * leased in Vault, hand out a lease token. A decision that wants a human opens an approval; an
+ * approved one is redeemed here too, deciding again with `approved: true`.
+ */
+export class Checkout {
+  constructor(private readonly o: CheckoutOptions) {}
+
+  async checkout(
+    identity: string | PresentedToken,
+    req: CheckoutRequest,
+    meta: RequestMeta,
+  ): Promise<CheckoutOk | CheckoutPending> {
+    const presented = identityToken(identity);
+    const caller = await this.o.identity.verify(presented.token);
+    // Policy needs the agent's lease count: read it while the request is checked.
+    const activeLeases = this.o.leases.activeCount(caller.subject);
+    activeLeases.catch(() => undefined);
+    await this.limitRate(caller.subject);
+    const reg = await registeredResource(this.o.catalog, req.resource);
+    const ttl = Math.min(req.ttl ?? reg.lease.defaultTtl, reg.lease.maxTtl);
+    const chain = caller.delegation?.chain;
+    const attempt = {
+      agent: caller.subject,
+      agent_chain: chain,
+      task_id: req.task.id,
+      intent: req.intent.action,
+      tool: req.intent.tool,
+      resource: reg.name,
+      request_id: meta.requestId,
+    };
+    const jkt = await this.o.auth.proofAtIssue(presented, attempt);
+    await this.withinDelegatedScope(caller, reg, attempt);
+    if (!this.o.audit.healthy()) {
+      throw new LeaseholdError(
+        "upstream_unavailable",
+        "the audit log cannot be written; checkouts are refused",
+      );
+    }
+    const { decision, recorded } = await this.o.gate.evaluate(
+      agentDecision({
+        action: "checkout",
+        agent: caller.subject,
+        attrs: caller.claims,
+        reg,
+        taskId: req.task.id,
+        intent: req.intent.action,
+        tool: req.intent.tool,
+        ttl,
+        now: this.o.now(),
+        activeLeases: await activeLeases,
+        dpop: jkt !== undefined,
+        chain,
+        requestId: meta.requestId,
+        allowApproval: this.o.approvals !== undefined,
+        withAction: true,
+      }),
+    );
+    if (decision.decision === "approval_required" && this.o.approvals) {
+      await recorded;
+      const approval = await requestApproval(this.o.approvals, this.o.audit, {
+        caller,
+        req,
+        ttl,
+        ttlSeconds: this.o.approvalTtlSeconds,
+        policies: decision.policies,
+        requestId: meta.requestId,
+      });
+      return { approval };
+    }
+    const holder = { agent: caller.subject, jkt, chain, claims: caller.claims };
+    return this.o.gate.proceed(recorded, () => this.issue(holder, reg, req, ttl, meta));
+  }
+
+  /**
+   * Turns an approved request into a lease: policy decides again with `approved: true` (the
+   * approver named on the decision), then the lease is issued to the polling agent.
+   */
+  async redeem(
+    a: Approval,
+    caller: VerifiedCaller,
+    jkt: string | undefined,
+    meta: RequestMeta,
+  ): Promise<CheckoutOk> {
+    const reg = await registeredResource(this.o.catalog, a.resource);
+    const chain = caller.delegation?.chain;
+    await this.o.gate.require(
+      agentDecision({
+        action: "checkout",
+        agent: caller.subject,
+        attrs: caller.claims,
+        reg,
+        taskId: a.task.id,
+        intent: a.intent.action,
+        tool: a.intent.tool,
+        ttl: a.ttl,
+        now: this.o.now(),
+        activeLeases: await this.o.leases.activeCount(caller.subject),
+        approved: true,
+        dpop: jkt !== undefined,
+        chain,
+        approver: a.approver,
+        requestId: meta.requestId,
+      }),
+    );
+    const holder = { agent: caller.subject, approver: a.approver, jkt, chain, claims: caller.claims };
+    return this.issue(holder, reg, { task: a.task, intent: a.intent }, a.ttl, meta);
+  }
+
+  /** A fresh token for a live lease (a later poll of a redeemed approval). */
+  mint(lease: LeaseRecord, jkt: string | undefined): Promise<string> {
+    return this.o.tokens.mint({
+      leaseId: lease.id,
+      agent: lease.agent,
+      resource: lease.resource,
+      account: lease.account,
+      expiresAt: lease.max_expires_at,
+      ...(jkt === undefined ? {} : { jkt }),
+    });
+  }
+
+  private async limitRate(agent: string): Promise<void> {
+    const limit = this.o.checkoutsPerMinute;
+    if (!limit) return;
+    const { count, resetIn } = await this.o.leases.hit(`checkout:${agent}`, 60);
+    if (count > limit) {
+      throw new LeaseholdError("rate_limited", `more than ${limit} checkouts a minute`, {
+        retryAfter: resetIn,
+      });
+    }
+  }
+
+  /** A delegated agent may check out only the resources its delegation's scope names. */
+  private async withinDelegatedScope(
+    caller: VerifiedCaller,
+    reg: StoredRegistration,
+    attempt: { agent: string; request_id: string },
+  ): Promise<void> {
+    const scope = caller.delegation?.scope;
+    if (scope === undefined || scope.includes(reg.name)) return;
+    const reason = `"${reg.name}" is outside the scope delegated to this agent`;
+    await this.o.audit.append({ ...attempt, event: "decision", scope: "checkout", decision: "deny", reason });
+    throw new LeaseholdError("policy_denied", reason);
+  }
+
+  /** Takes an account and issues the lease (after policy allowed it). */
+  private async issue(
+    holder: Holder,
+    reg: StoredRegistration,
+    req: { task: LeaseRecord["task"]; intent: LeaseRecord["intent"]; wait?: number | undefined },
+    ttl: number,
+    meta: RequestMeta,
+  ): Promise<CheckoutOk> {
+    const attrs = policyAttributes(holder.claims);
+    const spec = {
+      id: newLeaseId(),
+      resource: reg.name,
+      agent: holder.agent,
+      task: req.task,
+      intent: req.intent,
+      ...(holder.approver ? { approver: holder.approver } : {}),
+      ...(holder.chain?.length ? { agent_chain: [...holder.chain] } : {}),
+      ...(Object.keys(attrs).length ? { attrs } : {}),
+    };
+    const lease = await this.takeAccount(spec, reg, ttl, req.wait ?? 0, meta.signal);
+    // Signed while Vault is asked; the token is handed out only after the account is marked leased.
+    const minted = this.mint(lease, holder.jkt);
+    minted.catch(() => undefined);
+    await markLeased(this.o, lease);
+    let token: string;
+    try {
+      token = await minted;
+    } catch (err) {
+      await this.o.end.endLease(
+        lease.resource,
+        lease.id,
+        "revoked",
+        meta.requestId,
+        "token could not be minted",
+      );
+      throw err;
+    }
+    await Promise.all([
+      auditLease(this.o.audit, lease, { event: "checkout", request_id: meta.requestId, scope: "checkout" }),
+      this.o.leases.emit({
+        type: "issued",
+        resource: lease.resource,
+        account: lease.account,
+        lease_id: lease.id,
+        agent: lease.agent,
+      }),
+    ]);
+    // DPoP-bound tokens cannot log in to a listener (no proof travels in a password), so no endpoint for them.
+    const ep = holder.jkt === undefined ? this.o.proxyEndpoint?.(lease.resource) : undefined;
+    return {
+      lease: leaseView(lease),
+      token,
+      token_type: holder.jkt === undefined ? "Bearer" : "DPoP",
+      ...(ep ? { proxy: { host: ep.host, port: ep.port, username: lease.id } } : {}),
+    };
+  }
+
+  /**
+   * Takes a free account (I1). A waiting request queues first come, first served; it leaves the
+   * queue when it gives up or its client disconnects. @throws 409 resource_busy
+   */
+  private async takeAccount(
+    spec: Parameters<LeaseStore["checkout"]>[0],
+    reg: StoredRegistration,
+    ttl: number,
+    wait: number,
+    signal: AbortSignal | undefined,
+  ): Promise<LeaseRecord> {
+    const deadline = this.o.now() + wait * 1000;
+    const waiter = wait > 0 ? spec.id : "";
+    const take = () => this.o.leases.checkout(spec, ttl * 1000, reg.lease.maxTtl * 1000, waiter);
+    let got = await take();
+    while (!got.ok && this.o.now() < deadline && !signal?.aborted) {
+      await sleep(Math.min(100, Math.max(1, deadline - this.o.now())), signal);
+      if (signal?.aborted) break;
+      got = await take();
+    }
+    if (got.ok) return got.lease;
+    if (waiter) await this.o.leases.leaveQueue(reg.name, waiter);
+    throw new LeaseholdError("resource_busy", `every account of "${reg.name}" is in use`, { retryAfter: 1 });
+  }
+}

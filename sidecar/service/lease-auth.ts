@@ -1,0 +1,162 @@
+import type { AuditFields, AuditSink } from "../audit/index.js";
+import { LeaseholdError } from "../errors.js";
+import type { LeaseRecord, LeaseStore } from "../leases/index.js";
+import { auditLease } from "./lease-audit.js";
+import type { DpopPort, LeaseTokenClaims, LeaseTokenPort } from "./ports.js";
+
+/**
+ * A token as a request presents it: the Authorization scheme, the token, the `DPoP` proof
+ * header if any, and the method and URL (`dpopRequestUrl`) the proof must name. A bare
+ * string is a Bearer token with no proof (the protocol proxies present tokens that way).
+ */
+export interface PresentedToken {
+  readonly scheme: "Bearer" | "DPoP";
+  readonly token: string;
+  readonly proof?: string | undefined;
+  readonly htm: string;
+  readonly htu: string | undefined;
+}
+
+export const asPresented = (t: string | PresentedToken): PresentedToken =>
+  typeof t === "string" ? { scheme: "Bearer", token: t, htm: "", htu: undefined } : t;
+
+/** Identity tokens are bearer tokens; a proof of possession goes in the DPoP header. */
+export function identityToken(t: string | PresentedToken): PresentedToken {
+  const presented = asPresented(t);
+  if (presented.scheme !== "Bearer") {
+    throw new LeaseholdError(
+      "unauthenticated",
+      "identity tokens are sent as 'Authorization: Bearer <token>' (a DPoP proof goes in the DPoP header)",
+    );
+  }
+  return presented;
+}
+
+/** A lease token that passed every check, with its live lease. */
+export interface AuthenticatedLease {
+  readonly lease: LeaseRecord;
+  readonly claims: LeaseTokenClaims;
+  /** The token is DPoP-bound (and this request proved its key). */
+  readonly dpop: boolean;
+}
+
+export interface LeaseAuthOptions {
+  readonly tokens: LeaseTokenPort;
+  readonly leases: LeaseStore;
+  /** DPoP proof verification; without it, a proof or a bound token is refused. */
+  readonly dpop?: DpopPort | undefined;
+  readonly audit: AuditSink;
+}
+
+const refuse = (message: string) => new LeaseholdError("unauthenticated", message);
+
+/**
+ * Invariant I4's keeper: a lease token is accepted only with its signature, its lease read from
+ * Redis on every use (one round trip) and still active, and, for a DPoP-bound token, a fresh
+ * proof by its key. Proofs presented at issue (checkout, approval poll) are checked here too.
+ */
+export class LeaseAuth {
+  constructor(private readonly o: LeaseAuthOptions) {}
+
+  /** Checks a lease token and the lease in Redis: refuses ended, expired and foreign leases. */
+  async authenticate(
+    token: string | PresentedToken,
+    leaseId: string,
+    requestId?: string,
+  ): Promise<AuthenticatedLease> {
+    const presented = asPresented(token);
+    const claims = await this.o.tokens.verify(presented.token);
+    if (claims.leaseId !== leaseId) throw refuse("the lease token is for another lease");
+    const { lease, now } = await this.o.leases.use(claims.resource, claims.leaseId);
+    if (!lease) throw refuse("the lease does not exist");
+    // Before the lease's state is told: a token without its key learns nothing.
+    if (claims.jkt !== undefined || presented.scheme === "DPoP") {
+      await this.checkBinding(presented, claims.jkt, lease, requestId);
+    }
+    if (lease.state === "ended") {
+      if (lease.end_reason === "revoked") throw new LeaseholdError("lease_revoked", "the lease was revoked");
+      if (lease.end_reason === "expired") throw new LeaseholdError("lease_expired", "the lease has expired");
+      throw refuse("the lease has ended (checked in)");
+    }
+    if (lease.expires_at <= now) throw new LeaseholdError("lease_expired", "the lease has expired");
+    return { lease, claims, dpop: claims.jkt !== undefined };
+  }
+
+  /**
+   * Verifies the DPoP proof of a checkout or approval poll (RFC 9449 §5: no `ath` needed);
+   * returns its key's thumbprint, or `undefined` when the request has no proof. Refusals are audited.
+   */
+  async proofAtIssue(
+    presented: PresentedToken,
+    fields: Omit<AuditFields, "event">,
+  ): Promise<string | undefined> {
+    if (presented.proof === undefined) return undefined;
+    try {
+      const { dpop } = this.o;
+      if (dpop === undefined) throw refuse("DPoP is not enabled on this sidecar");
+      if (presented.htu === undefined)
+        throw refuse("DPoP proof cannot be checked: the request URL is unusable");
+      return (await dpop.verify({ proof: presented.proof, htm: presented.htm, htu: presented.htu })).jkt;
+    } catch (err) {
+      if (isRefusal(err)) {
+        await this.o.audit.append({
+          ...fields,
+          event: "decision",
+          scope: "dpop",
+          decision: "deny",
+          reason: err.message,
+        });
+      }
+      throw err;
+    }
+  }
+
+  /** RFC 9449 §7: a bound token needs the DPoP scheme and a fresh proof by its key. Refusals are audited. */
+  private async checkBinding(
+    presented: PresentedToken,
+    jkt: string | undefined,
+    lease: LeaseRecord,
+    requestId: string | undefined,
+  ): Promise<void> {
+    try {
+      if (jkt === undefined) {
+        throw refuse("the lease token is not DPoP-bound; send it as 'Authorization: Bearer <token>'");
+      }
+      if (presented.scheme !== "DPoP") {
+        throw refuse(
+          "the lease token is DPoP-bound: send it as 'Authorization: DPoP <token>' with a DPoP proof",
+        );
+      }
+      if (presented.proof === undefined) {
+        throw refuse(
+          "DPoP proof missing: a DPoP-bound lease token needs a fresh DPoP header on every request",
+        );
+      }
+      if (this.o.dpop === undefined) throw refuse("DPoP is not enabled on this sidecar");
+      if (presented.htu === undefined)
+        throw refuse("DPoP proof cannot be checked: the request URL is unusable");
+      await this.o.dpop.verify({
+        proof: presented.proof,
+        htm: presented.htm,
+        htu: presented.htu,
+        accessToken: presented.token,
+        jkt,
+      });
+    } catch (err) {
+      if (isRefusal(err)) {
+        await auditLease(this.o.audit, lease, {
+          event: "decision",
+          scope: "dpop",
+          decision: "deny",
+          reason: err.message,
+          request_id: requestId,
+        });
+      }
+      throw err;
+    }
+  }
+}
+
+function isRefusal(err: unknown): err is LeaseholdError {
+  return err instanceof LeaseholdError && err.code === "unauthenticated";
+}
