@@ -278,17 +278,3 @@ export async function startProxyHarness(opts: { name: string }): Promise<ProxyHa
   };
   return harness;
 }
-
-/** Polls `check` every 50 ms until it returns true; throws after `timeoutMs` naming `what`. */
-export async function waitFor(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}

@@ -3,7 +3,8 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
 import { type ScramPostgres, startScramPostgres } from "../support/pg-cluster.js";
-import { type Checkout, type ProxyHarness, startProxyHarness, waitFor } from "./harness.js";
+import { waitFor } from "../support/wait-for.js";
+import { type Checkout, type ProxyHarness, startProxyHarness } from "./harness.js";
 import { run, start, toolEnv } from "./processes.js";
 import { pgError, pgMessages, pgStartup, rawConnect, readUntil, readUntilClose } from "./wire.js";
 
@@ -332,15 +333,16 @@ describe("the end of a lease ends its connections", () => {
 
   it("a statement still running when the lease ends is cancelled on the server", async () => {
     const l = await h.checkout(RESOURCE);
-    const p = start(PSQL, psqlArgs(l, ["-At", "-c", "select pg_sleep(60)"]), psqlEnv(l));
+    const p = start(PSQL, psqlArgs(l, ["-At", "-c", "select pg_sleep(3600)"]), psqlEnv(l));
     p.child.stdin.end();
     await waitFor("the sleeping session", async () => (await sessionsOf(l.account)) === 1);
     await h.node.leaseService.revoke(l.leaseId, "test", "operator", { requestId: "req_revoke_busy" });
     const r = await p.result;
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("terminating connection because the lease was revoked");
-    // The adapter's termination is off here: only the proxy's cancel can end the 60 s sleep.
-    await waitFor("the server to end the statement", async () => (await sessionsOf(l.account)) === 0, 5000);
+    // The adapter's termination is off here: only the proxy's cancel can end the hour-long sleep
+    // before this wait's deadline.
+    await waitFor("the server to end the statement", async () => (await sessionsOf(l.account)) === 0);
   });
 
   it("expiry closes the session", async () => {

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:net";
 import { freePort } from "../support/free-port.js";
+import { waitFor } from "../support/wait-for.js";
 
 /** A private redis-server on a free port of 127.0.0.1, with ACL users and no default user. */
 export interface PrivateRedis {
@@ -68,7 +69,7 @@ function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect({ host: "127.0.0.1", port });
     let got = "";
-    s.setTimeout(1000, () => s.destroy());
+    s.setTimeout(10_000, () => s.destroy());
     s.on("error", () => resolve(false));
     s.on("data", (c: Buffer) => {
       got += c.toString();
@@ -82,14 +83,14 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
+/** True once the server answers PING, false when it exits first (e.g. its port was taken). */
 async function waitUp(port: number, exited: Promise<void>): Promise<boolean> {
   let gone = false;
   void exited.then(() => {
     gone = true;
   });
-  for (let i = 0; i < 100 && !gone; i++) {
-    if (await answers(port)) return true;
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  return false;
+  const up = await waitFor(`redis-server on port ${port} to answer PING`, async () =>
+    gone ? ("exited" as const) : answers(port),
+  );
+  return up === true;
 }

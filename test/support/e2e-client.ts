@@ -1,6 +1,7 @@
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Stack } from "./stack.js";
+import { WAIT_TIMEOUT_MS, waitFor } from "./wait-for.js";
 
 export interface HttpResult {
   status: number;
@@ -81,21 +82,21 @@ export class StackClient {
     return { id, token, password };
   }
 
-  /** Polls the resource until every account is in `state`; returns how long it took (ms). */
-  async waitForAccounts(resource: string, state: string, timeoutMs = 30_000): Promise<number> {
+  /** Resolves once every account of the resource is in `state` (as the API reports it). */
+  async waitForAccounts(resource: string, state: string, timeoutMs = WAIT_TIMEOUT_MS): Promise<void> {
     const admin = await this.adminToken();
-    const start = Date.now();
     let last = "";
-    while (Date.now() - start < timeoutMs) {
-      const r = await this.http("GET", `/v1/resources/${resource}`, { token: admin }).catch(() => null);
-      if (r?.status === 200) {
+    await waitFor(
+      () => `every account of ${resource} to be ${state} (last seen: ${last})`,
+      async () => {
+        const r = await this.http("GET", `/v1/resources/${resource}`, { token: admin });
+        if (r.status !== 200) return false;
         const accounts = (r.json as { accounts: Array<{ state: string }> }).accounts;
         last = JSON.stringify(accounts);
-        if (accounts.every((a) => a.state === state)) return Date.now() - start;
-      }
-      await new Promise((res) => setTimeout(res, 100));
-    }
-    throw new Error(`accounts of ${resource} did not reach ${state}: ${last}`);
+        return accounts.every((a) => a.state === state);
+      },
+      { timeoutMs, intervalMs: 100 },
+    );
   }
 
   /** The account record in Vault (read directly, as an operator would). */

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, type ClusterOptions } from "ioredis";
 import { freePort } from "./free-port.js";
+import { abortWhenExited, waitFor } from "./wait-for.js";
 
 /** One master of a local Redis Cluster. */
 export interface ClusterNode {
@@ -50,8 +51,6 @@ function run(cmd: string, args: readonly string[], timeoutMs = 20_000): Promise<
   });
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** Starts one `redis-server` in cluster mode; resolves once it answers PING. */
 async function startNode(dir: string, running: Running): Promise<ClusterNode> {
   // The cluster bus port is set explicitly, so it need not be port + 10000 (which may be taken or > 65535).
@@ -69,8 +68,9 @@ async function startNode(dir: string, running: Running): Promise<ClusterNode> {
       "yes",
       "--cluster-config-file",
       join(dir, `nodes-${port}.conf`),
+      // No test fails a node over, so a loaded machine's slow bus must never mark one as failing.
       "--cluster-node-timeout",
-      "5000",
+      "30000",
       "--dir",
       dir,
       "--save",
@@ -90,19 +90,22 @@ async function startNode(dir: string, running: Running): Promise<ClusterNode> {
   child.stderr?.on("data", (d: Buffer) => {
     out += d.toString();
   });
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`redis-server on ${port} exited:\n${out.slice(-2000)}`);
-    const pong = await run("redis-cli", ["-p", String(port), "ping"], 2000).catch(() => "");
-    if (pong.trim() === "PONG") return { host: "127.0.0.1", port };
-    await sleep(50);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  try {
+    await waitFor(
+      `redis-server on ${port} to answer PING`,
+      async () => (await run("redis-cli", ["-p", String(port), "ping"], 10_000)).trim() === "PONG",
+      { signal: abortWhenExited(exited, `redis-server on ${port}`) },
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${out.slice(-2000)}`);
   }
-  throw new Error(`redis-server on ${port} did not answer:\n${out.slice(-2000)}`);
+  return { host: "127.0.0.1", port };
 }
 
 async function clusterOk(nodes: readonly ClusterNode[]): Promise<boolean> {
   for (const n of nodes) {
-    const info = await run("redis-cli", ["-p", String(n.port), "cluster", "info"], 2000).catch(() => "");
+    const info = await run("redis-cli", ["-p", String(n.port), "cluster", "info"], 10_000).catch(() => "");
     if (!/cluster_state:ok/.test(info)) return false;
   }
   return true;
@@ -141,19 +144,25 @@ export async function startRedisCluster(): Promise<LocalRedisCluster> {
   try {
     const nodes: ClusterNode[] = [];
     for (let i = 0; i < 3; i++) nodes.push(await startNode(dir, r));
-    await run("redis-cli", [
-      "--cluster",
-      "create",
-      ...nodes.map((n) => `${n.host}:${n.port}`),
-      "--cluster-replicas",
-      "0",
-      "--cluster-yes",
-    ]);
-    const deadline = Date.now() + 20_000;
-    while (!(await clusterOk(nodes))) {
-      if (Date.now() > deadline) throw new Error("the local Redis Cluster did not reach cluster_state:ok");
-      await sleep(100);
-    }
+    await run(
+      "redis-cli",
+      [
+        "--cluster",
+        "create",
+        ...nodes.map((n) => `${n.host}:${n.port}`),
+        "--cluster-replicas",
+        "0",
+        "--cluster-yes",
+      ],
+      90_000,
+    );
+    await waitFor(
+      "every node of the local Redis Cluster to report cluster_state:ok",
+      () => clusterOk(nodes),
+      {
+        intervalMs: 100,
+      },
+    );
     return {
       nodes,
       client: (opts) =>

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { freePort } from "./free-port.js";
 import { type GuardedProcess, guardProcess, releaseProcess } from "./process-guard.js";
+import { waitFor } from "./wait-for.js";
 
 /**
  * The least-privilege rules of the admin ACL user docs/adapters.md documents for the
@@ -174,9 +175,8 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<T
 
 /** Polls PING as `default` until it answers (true) or the server exits (false). */
 async function waitReady(port: number, password: string, child: ChildProcess): Promise<boolean> {
-  const until = Date.now() + 15_000;
-  while (Date.now() < until) {
-    if (child.exitCode !== null || child.signalCode !== null) return false;
+  return waitFor(`redis-server on port ${port} to answer PING`, async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return "exited" as const;
     const r = new Redis({
       host: "127.0.0.1",
       port,
@@ -189,14 +189,11 @@ async function waitReady(port: number, password: string, child: ChildProcess): P
     r.on("error", () => undefined);
     try {
       await r.connect();
-      if ((await r.ping()) === "PONG") return true;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      return (await r.ping()) === "PONG";
     } finally {
       r.disconnect();
     }
-  }
-  throw new Error("redis-server did not answer within 15 s");
+  }).then((v) => v === true);
 }
 
 async function stopServer(proc: Running): Promise<void> {

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { abortWhenExited, waitFor } from "./wait-for.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -22,6 +23,13 @@ export function cliPath(): string {
   return p;
 }
 
+/**
+ * How long a spawned server may take to be ready. Node, Cedar's WebAssembly and the first
+ * connections to Redis and Vault take seconds on a machine whose cores are busy; this bounds a
+ * hang, it does not pace a test.
+ */
+export const STARTUP_TIMEOUT_MS = 90_000;
+
 export interface SidecarProcess {
   readonly url: string;
   readonly child: ChildProcess;
@@ -35,7 +43,7 @@ export interface SidecarProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `leasehold serve --config FILE` and waits until /healthz answers. */
+/** Starts `leasehold serve --config FILE` and waits until /healthz answers (or the process exits). */
 export async function startSidecarProcess(opts: {
   configFile: string;
   port: number;
@@ -55,22 +63,18 @@ export async function startSidecarProcess(opts: {
   });
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   const url = `http://127.0.0.1:${opts.port}`;
-  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
-  let up = false;
-  let gone = false;
-  void exited.then(() => {
-    gone = true;
-  });
-  while (!up && !gone && Date.now() < deadline) {
-    try {
-      up = (await fetch(`${url}/healthz`)).ok;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  if (!up) {
+  try {
+    await waitFor(
+      `the sidecar on ${url} to answer /healthz`,
+      async () => (await fetch(`${url}/healthz`)).ok,
+      {
+        timeoutMs: opts.timeoutMs ?? STARTUP_TIMEOUT_MS,
+        signal: abortWhenExited(exited, "the sidecar"),
+      },
+    );
+  } catch (err) {
     child.kill("SIGKILL");
-    throw new Error(`sidecar did not start:\n${out.slice(-4000)}`);
+    throw new Error(`sidecar did not start: ${(err as Error).message}\n${out.slice(-4000)}`);
   }
   return {
     url,

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Client } from "ldapts";
 import { freePort } from "./free-port.js";
 import { type GuardedProcess, guardProcess, releaseProcess } from "./process-guard.js";
+import { waitFor } from "./wait-for.js";
 
 /** A private OpenLDAP server for tests: its own folder, database and port. */
 export interface TestSlapd {
@@ -49,7 +50,6 @@ const BASE_DN = "dc=example,dc=org";
 const PEOPLE_DN = `ou=people,${BASE_DN}`;
 const ROOT_DN = `cn=root,${BASE_DN}`;
 const ROTATOR_DN = `cn=leasehold,${BASE_DN}`;
-const READY_TIMEOUT_MS = 15_000;
 
 type Running = GuardedProcess;
 
@@ -291,7 +291,7 @@ async function startOnFreePort(
   throw new Error(lastError);
 }
 
-/** Polls a root bind until it works (true) or slapd exits (false); throws after READY_TIMEOUT_MS. */
+/** Polls a root bind until it works (true) or slapd exits (false). */
 async function waitReady(
   url: string,
   rootPassword: string,
@@ -301,20 +301,17 @@ async function waitReady(
   void exited.then(() => {
     gone = true;
   });
-  const until = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < until) {
-    if (gone) return false;
-    const c = new Client({ url, timeout: 2_000, connectTimeout: 1_000 });
+  const ready = await waitFor(`slapd on ${url} to accept a root bind`, async () => {
+    if (gone) return "exited" as const;
+    const c = new Client({ url, timeout: 10_000, connectTimeout: 10_000 });
     try {
       await c.bind(ROOT_DN, rootPassword);
       return true;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
     } finally {
       await c.unbind().catch(() => undefined);
     }
-  }
-  throw new Error(`slapd did not answer within ${READY_TIMEOUT_MS} ms`);
+  });
+  return ready === true;
 }
 
 async function stopServer(proc: Running): Promise<void> {
