@@ -27,12 +27,22 @@ if st ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'json', ARGV[3])
 return 1`;
 
+export interface ApprovalStoreOptions {
+  /** The wall clock (ms since the epoch) that request and expiry times are read from. @default Date.now */
+  now?: () => number;
+}
+
 /** Pending approvals and their outcome, in Redis (shared by every sidecar of the cluster). */
 export class ApprovalStore {
+  private readonly now: () => number;
+
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
-  ) {}
+    options: ApprovalStoreOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+  }
 
   private key(id: string): string {
     return `${this.prefix}approval:${id}`;
@@ -46,7 +56,7 @@ export class ApprovalStore {
     input: Omit<Approval, "id" | "status" | "requested_at" | "expires_at">,
     ttlSeconds: number,
   ): Promise<Approval> {
-    const now = Date.now();
+    const now = this.now();
     const a: Approval = {
       ...input,
       id: `apr_${randomBytes(12).toString("base64url")}`,
@@ -66,7 +76,7 @@ export class ApprovalStore {
     const h = await this.redis.hgetall(this.key(id));
     if (!h.json) return null;
     const a = { ...(JSON.parse(h.json) as Approval), status: h.status as ApprovalStatus };
-    if (a.status === "pending" && Date.parse(a.expires_at) <= Date.now()) {
+    if (a.status === "pending" && Date.parse(a.expires_at) <= this.now()) {
       const expired: Approval = { ...a, status: "expired", decided_at: a.expires_at };
       await this.transition(a, "pending", expired);
       return expired;
@@ -104,7 +114,7 @@ export class ApprovalStore {
 
   /** Recent approvals, newest first (pending and decided). */
   async list(limit = 200): Promise<Approval[]> {
-    const cutoff = Date.now() - 24 * 3600 * 1000;
+    const cutoff = this.now() - 24 * 3600 * 1000;
     await this.redis.zremrangebyscore(this.index, "-inf", cutoff);
     const ids = await this.redis.zrevrange(this.index, 0, limit - 1);
     const out: Approval[] = [];

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ErrorBody, StackClient } from "../support/e2e-client.js";
 import { type Stack, startStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 /** Runtime policy with human approval (issue 8), through the CLI and HTTP with two identities. */
 
@@ -144,8 +145,12 @@ describe("human approval", () => {
   it("an approval request expires; approving it afterwards is a conflict", { timeout: 90_000 }, async () => {
     const pending = await c.http("POST", "/v1/checkout", { token: await c.assertion("a"), body: write });
     const id = (pending.json.approval as { id: string }).id;
-    await new Promise((r) => setTimeout(r, 15_500));
-    const poll = await c.http("GET", `/v1/approvals/${id}`, { token: await c.assertion("a") });
+    // The sidecar's own clock runs the 15 s out (a frozen clock tests the store itself, in
+    // test/approvals/approval-store.test.ts); here the agent's poll waits for the change.
+    const poll = await waitFor("the approval to be reported expired", async () => {
+      const r = await c.http("GET", `/v1/approvals/${id}`, { token: await c.assertion("a") });
+      return (r.json.approval as { status: string }).status === "pending" ? undefined : r;
+    });
     expect((poll.json.approval as { status: string }).status).toBe("expired");
     const late = await c.http("POST", `/v1/approvals/${id}/approve`, { token: admin, body: {} });
     expect(late.status).toBe(409);
@@ -334,16 +339,21 @@ describe("policy files", () => {
   });
 
   it("SIGHUP reloads the policy; a file that fails validation leaves the old policy in force", async () => {
+    /** Sends SIGHUP and waits for the sidecar to log the reload's outcome, whichever it is. */
+    const reload = async () => {
+      const seen = () => stack.sidecar.output().match(/"msg":"policy reload(ed|\b)/g)?.length ?? 0;
+      const before = seen();
+      stack.sidecar.child.kill("SIGHUP");
+      await waitFor("the sidecar to log the policy reload's outcome", () => seen() > before);
+    };
     const file = join(stack.dir, "policy.cedar");
     await writeFile(file, 'permit (principal, action == Action::"fly", resource);');
-    stack.sidecar.child.kill("SIGHUP");
-    await new Promise((r) => setTimeout(r, 500));
+    await reload();
     const still = await c.checkoutAndReveal("a", read);
     await c.http("DELETE", `/v1/leases/${still.id}`, { token: still.token });
     expect(stack.sidecar.output()).toContain("policy reload failed");
     await writeFile(file, POLICY.replace('context.intent == "read" &&', 'context.intent == "never" &&'));
-    stack.sidecar.child.kill("SIGHUP");
-    await new Promise((r) => setTimeout(r, 500));
+    await reload();
     const denied = await c.http("POST", "/v1/checkout", { token: await c.assertion("a"), body: read });
     expect(denied.status).toBe(403);
   });
