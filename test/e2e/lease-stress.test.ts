@@ -8,9 +8,15 @@ import { generateAgentKey, mintIdentityAssertion } from "../../sidecar/identity/
 import { freePort } from "../support/free-port.js";
 import { type LocalRedisCluster, startRedisCluster } from "../support/redis-cluster.js";
 import { testPrefix } from "../support/redis.js";
-import { repoRoot, type SidecarProcess, startSidecarProcess } from "../support/sidecar-process.js";
+import {
+  repoRoot,
+  STARTUP_TIMEOUT_MS,
+  type SidecarProcess,
+  startSidecarProcess,
+} from "../support/sidecar-process.js";
 import { type Stack, startStack } from "../support/stack.js";
 import { realVaultConfigured, useVault, type VaultHandle } from "../support/vault.js";
+import { abortWhenExited, waitFor } from "../support/wait-for.js";
 
 /**
  * Issue 4's stress test: 200 agents, 10 accounts of one resource, TTLs of 1–3 s, two sidecar
@@ -50,7 +56,8 @@ interface Run {
 /** What an agent does with its lease, in turn: mostly check in, sometimes let it run out, or an operator revokes it. */
 const PLANS = ["checkin", "expire", "checkin", "revoke"] as const;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** An agent's think time and back-off: the load's shape, never a wait for something to happen. */
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const rand = (min: number, max: number) => min + Math.floor(Math.random() * (max - min + 1));
 
 async function call(
@@ -101,21 +108,20 @@ async function vaultProcess(): Promise<VaultHandle> {
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const address = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`vault-dev did not start: ${out}`)), 30_000);
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    void exited.then(() => reject(new Error(`vault-dev exited: ${out}`)));
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const address = await waitFor(
+    () => `vault-dev's "listening on" line: ${out}`,
+    () => /listening on (http:\/\/\S+)/.exec(out)?.[1],
+    { timeoutMs: STARTUP_TIMEOUT_MS, signal: abortWhenExited(exited, "vault-dev", () => out) },
+  ).catch((err: unknown) => {
+    child.kill("SIGKILL");
+    throw err;
   });
   return {
     address,
@@ -216,8 +222,10 @@ function stressSuite(form: "single Redis" | "three-node Redis Cluster"): void {
       await writeFile(regFile, JSON.stringify(reg));
       const r = await stack.cli("resources", "register", "-f", regFile);
       expect(r.code, r.stderr).toBe(0);
-      await waitFor(async () => (await accountStates()).every((s) => s === "available"), 60_000, "import");
-    }, 180_000);
+      await waitFor("every account imported and available", async () =>
+        (await accountStates()).every((s) => s === "available"),
+      );
+    }, 300_000);
 
     afterAll(async () => {
       await second?.stop().catch(() => undefined);
@@ -232,14 +240,6 @@ function stressSuite(form: "single Redis" | "three-node Redis Cluster"): void {
       const r = await call(pickBase(), "GET", `/v1/resources/${RESOURCE}`, { token: admin });
       if (r.status !== 200) return [];
       return (r.json.accounts as Array<{ state: string }>).map((a) => a.state);
-    }
-
-    async function waitFor(ok: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      while (!(await ok())) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await sleep(200);
-      }
     }
 
     /** One agent: check out (waiting up to 2 s), then check in, get revoked, or let the lease expire. */
@@ -261,12 +261,12 @@ function stressSuite(form: "single Redis" | "three-node Redis Cluster"): void {
         });
         if (co.status === 409 && errorCode(co) === "resource_busy") {
           run.busy++;
-          await sleep(rand(20, 200));
+          await pause(rand(20, 200));
           continue;
         }
         if (co.status !== 201) {
           run.problems.push(`checkout: ${co.status} ${errorCode(co)}`);
-          await sleep(200);
+          await pause(200);
           continue;
         }
         const token = co.json.token as string;
@@ -275,7 +275,7 @@ function stressSuite(form: "single Redis" | "three-node Redis Cluster"): void {
         run.issued.push({ id: lease.id, account: lease.account, ttl, plan });
         const path = `/v1/leases/${lease.id}`;
         if (plan === "checkin") {
-          await sleep(rand(0, ttl * 500));
+          await pause(rand(0, ttl * 500));
           const use = await call(pickBase(), "GET", path, { token });
           const end = await call(pickBase(), "DELETE", path, { token });
           // A slow machine may let the lease expire first; then the token is refused as expired.
@@ -284,7 +284,7 @@ function stressSuite(form: "single Redis" | "three-node Redis Cluster"): void {
           if (end.status !== 202 && errorCode(end) !== "lease_expired")
             run.problems.push(`check-in: ${end.status} ${errorCode(end)}`);
         } else if (plan === "revoke") {
-          await sleep(rand(0, ttl * 300));
+          await pause(rand(0, ttl * 300));
           const rv = await call(pickBase(), "POST", `${path}/revoke`, {
             token: admin,
             body: { reason: "stress" },
@@ -295,7 +295,12 @@ function stressSuite(form: "single Redis" | "three-node Redis Cluster"): void {
           if (errorCode(use) !== "lease_revoked" && errorCode(use) !== "lease_expired")
             run.problems.push(`use after revoke: ${use.status} ${errorCode(use)}`);
         } else {
-          await sleep(ttl * 1000 + 100);
+          // The lease runs out on Redis' clock; wait for its end (the reaper's), not for its TTL.
+          await waitFor(
+            `lease ${lease.id} to be ended by a reaper`,
+            async () => (await call(pickBase(), "GET", path, { token: admin })).json.state === "ended",
+            { intervalMs: 250 },
+          );
           const use = await call(pickBase(), "GET", path, { token });
           if (errorCode(use) !== "lease_expired")
             run.problems.push(`use after expiry: ${use.status} ${errorCode(use)}`);
@@ -322,7 +327,8 @@ function stressSuite(form: "single Redis" | "three-node Redis Cluster"): void {
           const accounts = new Set(leases.map((l) => l.account));
           if (accounts.size !== leases.length) run.problems.push("I1: two active leases on one account");
         }
-        await sleep(100);
+        // The poll rate: a sample of the list, not a wait for anything.
+        await pause(100);
       }
     }
 
@@ -345,32 +351,26 @@ function stressSuite(form: "single Redis" | "three-node Redis Cluster"): void {
       expect([...plans].sort()).toEqual(["checkin", "expire", "revoke"]);
 
       // Every lease ends (the reaper takes the expired ones) and every account comes back rotated.
-      await waitFor(
-        async () => {
-          const r = await call(pickBase(), "GET", `/v1/leases?resource=${RESOURCE}`, { token: admin });
-          return r.status === 200 && (r.json.leases as unknown[]).length === 0;
-        },
-        30_000,
-        "every lease to end",
+      await waitFor("every lease to end", async () => {
+        const r = await call(pickBase(), "GET", `/v1/leases?resource=${RESOURCE}`, { token: admin });
+        return r.status === 200 && (r.json.leases as unknown[]).length === 0;
+      });
+      await waitFor("every account rotated and available", async () =>
+        (await accountStates()).every((s) => s === "available"),
       );
-      await waitFor(async () => (await accountStates()).every((s) => s === "available"), 60_000, "rotations");
       const ids = run.issued.map((l) => l.id);
       const state = join(stack.dir, "state");
       let records: Array<Record<string, unknown>> = [];
       const rotated = new Set<string>();
-      await waitFor(
-        async () => {
-          records = [
-            ...(await auditRecords(state, "audit.jsonl")),
-            ...(await auditRecords(state, "audit-2.jsonl")),
-          ];
-          rotated.clear();
-          for (const r of records) if (r.event === "rotation_succeeded") rotated.add(String(r.lease_id));
-          return ids.every((id) => rotated.has(id));
-        },
-        30_000,
-        "a rotation_succeeded record for every lease",
-      );
+      await waitFor("a rotation_succeeded record for every lease", async () => {
+        records = [
+          ...(await auditRecords(state, "audit.jsonl")),
+          ...(await auditRecords(state, "audit-2.jsonl")),
+        ];
+        rotated.clear();
+        for (const r of records) if (r.event === "rotation_succeeded") rotated.add(String(r.lease_id));
+        return ids.every((id) => rotated.has(id));
+      });
       const checkouts = records.filter((r) => r.event === "checkout").map((r) => String(r.lease_id));
       expect(checkouts.sort()).toEqual([...ids].sort());
       const ends = new Map<string, string[]>();
@@ -412,7 +412,7 @@ function stressSuite(form: "single Redis" | "three-node Redis Cluster"): void {
           `max ${run.maxActive} active over ${run.polls} polls; median ms: held ${t.held}, ` +
           `end to rotation start ${t.toRotation}, rotation ${t.rotation}\n`,
       );
-    }, 180_000);
+    }, 400_000);
   });
 }
 
