@@ -26,7 +26,13 @@ import { createRedis } from "./redis.js";
 import { ResourceCatalog } from "./resources/catalog.js";
 import { type CrashPoint, Reconciler, RotationEngine } from "./rotation/index.js";
 import { VaultStore } from "./secrets/index.js";
-import { DecisionGate, LeaseService, OperatorService, type PolicyPort, ResourceService } from "./service/index.js";
+import {
+  DecisionGate,
+  LeaseService,
+  OperatorService,
+  type PolicyPort,
+  ResourceService,
+} from "./service/index.js";
 import { loadAdapterModules } from "./adapter-modules.js";
 
 export interface SidecarOptions {
@@ -43,6 +49,8 @@ export interface Sidecar {
   readonly app: ReturnType<typeof buildApp>;
   readonly leaseService: LeaseService;
   readonly resourceService: ResourceService;
+  /** Operators and DBAs acting with their own identity (policy decides). */
+  readonly operators: OperatorService;
   readonly reaper: Reaper;
   readonly reconciler: Reconciler;
   readonly adminToken: string;
@@ -295,6 +303,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     app,
     leaseService,
     resourceService,
+    operators,
     reaper,
     reconciler,
     adminToken,
