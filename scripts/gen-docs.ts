@@ -5,6 +5,8 @@
  *   file (sidecar/resources/types.ts) and of each built-in adapter's `connection`, with type,
  *   default, description (the field's TSDoc) and an example;
  * - docs/api.md: the route table of the HTTP API (sidecar/openapi) and the error catalogue.
+ * - docs/policy.md: the Cedar request context (sidecar/policy/context-fields.ts), the agent and
+ *   resource attributes and the whole schema policies are validated against.
  *
  * Only the text between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` is rewritten;
  * the prose around it is hand-written. `npx tsx scripts/gen-docs.ts` rewrites the files;
@@ -21,6 +23,7 @@ import { builtinAdapters } from "../adapters/registry.js";
 import { configSchema } from "../sidecar/config.js";
 import { ERROR_STATUS } from "../sidecar/errors.js";
 import { openApiPath, ROUTES, type RouteDoc, routeErrors } from "../sidecar/openapi/index.js";
+import { renderPolicyBlocks } from "./policy-docs.js";
 import { registrationSchema } from "../sidecar/resources/types.js";
 
 type Json = Record<string, unknown>;
@@ -857,6 +860,16 @@ export function renderApiBlocks(): { routes: string; errors: string } {
   return { routes: lines.join("\n"), errors: codes.join("\n") };
 }
 
+/** docs/policy.md with its generated blocks (scripts/policy-docs.ts) up to date. */
+export async function generatePolicyDoc(root = repoRoot()): Promise<{ file: string; text: string }> {
+  const file = join(root, "docs/policy.md");
+  let text = await readFile(file, "utf8");
+  for (const [name, content] of Object.entries(renderPolicyBlocks())) {
+    text = replaceBlock(text, name, content);
+  }
+  return { file, text };
+}
+
 /** Each generated file with its up-to-date text (prose kept, blocks regenerated). */
 export async function generateDocs(root = repoRoot()): Promise<Array<{ file: string; text: string }>> {
   const configFile = join(root, "docs/configuration.md");
@@ -871,6 +884,7 @@ export async function generateDocs(root = repoRoot()): Promise<Array<{ file: str
   return [
     { file: configFile, text: config },
     { file: apiFile, text: apiText },
+    await generatePolicyDoc(root),
   ];
 }
 

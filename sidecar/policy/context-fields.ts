@@ -83,7 +83,7 @@ export const POLICY_CONTEXT_FIELDS = {
   },
   ttl: {
     type: "Long",
-    doc: "Seconds: the TTL a checkout or renew asks for (capped by the resource's `lease.maxTtl`); for reveal and tool calls, what is left of the lease.",
+    doc: "Seconds: the TTL a checkout or renew asks for (else the resource's `lease.defaultTtl`), capped by its `lease.maxTtl`; for reveal and tool calls, what is left of the lease.",
     from: (f) => f.ttl,
     offline: 0,
   },
@@ -95,7 +95,7 @@ export const POLICY_CONTEXT_FIELDS = {
   },
   active_leases: {
     type: "Long",
-    doc: "How many leases the agent holds when the request is decided (a checkout is not yet counted).",
+    doc: "How many leases the agent holds when the request is decided (not counting the one a checkout asks for).",
     from: (f) => f.activeLeases,
     offline: 0,
   },

@@ -1,0 +1,142 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { renderPolicyBlocks } from "../../scripts/policy-docs.js";
+import {
+  buildPolicyContext,
+  type ContextField,
+  loadPolicy,
+  parsePolicyContext,
+  POLICY_CONTEXT_FIELDS,
+  POLICY_SCHEMA,
+  type PolicyFacts,
+  validatePolicyFile,
+} from "../../sidecar/policy/index.js";
+
+const FIELDS = Object.entries<ContextField>(POLICY_CONTEXT_FIELDS);
+
+const FACTS: PolicyFacts = {
+  taskId: "TICKET-7",
+  intent: "read",
+  tool: "psql",
+  ttl: 300,
+  now: Date.UTC(2030, 0, 1, 23, 59, 59),
+  activeLeases: 2,
+  approved: true,
+  dpop: true,
+  chain: ["spiffe://example.org/agent/planner", "spiffe://example.org/agent/origin"],
+};
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "lh-context-fields-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("the policy context table", () => {
+  it("declares every field in the schema's RequestContext with its Cedar type", () => {
+    const record = /type RequestContext = \{\n([\s\S]*?)\n\};/.exec(POLICY_SCHEMA)?.[1] ?? "";
+    const declared = record.split("\n").map((l) => l.trim());
+    expect(declared).toEqual(FIELDS.map(([name, f]) => `${name}${f.optional ? "?" : ""}: ${f.type},`));
+    expect(FIELDS.map(([name]) => name)).toEqual(expect.arrayContaining(["task_id", "ttl", "delegated_by"]));
+  });
+
+  it("builds the context from the request's facts", () => {
+    expect(buildPolicyContext(FACTS)).toEqual({
+      task_id: "TICKET-7",
+      intent: "read",
+      tool: "psql",
+      ttl: 300,
+      hour_utc: 23,
+      active_leases: 2,
+      approved: true,
+      dpop: true,
+      delegated_by: "spiffe://example.org/agent/planner",
+    });
+    const plain = buildPolicyContext({
+      ...FACTS,
+      tool: undefined,
+      chain: undefined,
+      now: Date.UTC(2030, 0, 1, 0, 0),
+      approved: false,
+      dpop: false,
+    });
+    expect(plain).toEqual({
+      task_id: "TICKET-7",
+      intent: "read",
+      tool: "",
+      ttl: 300,
+      hour_utc: 0,
+      active_leases: 2,
+      approved: false,
+      dpop: false,
+    });
+    // Absent, not undefined: `context has delegated_by` must be false.
+    expect("delegated_by" in plain).toBe(false);
+    expect("delegated_by" in buildPolicyContext({ ...FACTS, chain: [] })).toBe(false);
+  });
+
+  it("refuses an unknown field and a mistyped field by name", () => {
+    expect(parsePolicyContext({ intent: "read", colour: "red" })).toEqual({
+      ok: false,
+      error: 'unknown context field "colour"',
+    });
+    const wrong = { String: 1, Long: "1", Bool: "true" } as const;
+    for (const [name, f] of FIELDS) {
+      expect(parsePolicyContext({ [name]: wrong[f.type] }), name).toEqual({
+        ok: false,
+        error: `context.${name} must be ${f.type === "String" ? "a string" : f.type === "Long" ? "an integer" : "a boolean"}`,
+      });
+    }
+    expect(parsePolicyContext({ ttl: 1.5 })).toEqual({ ok: false, error: "context.ttl must be an integer" });
+  });
+
+  it("Cedar validates, strictly, a policy reading every field, and each reads the built value", async () => {
+    const context = buildPolicyContext(FACTS) as Record<string, unknown>;
+    const text = FIELDS.map(([name, f]) => {
+      const read = `context.${name} == ${JSON.stringify(context[name])}`;
+      const when = f.optional ? `context has ${name} && ${read}` : read;
+      return `@id("reads-${name}") permit(principal, action == Action::"checkout", resource) when { ${when} };`;
+    }).join("\n");
+    const file = join(dir, "every-field.cedar");
+    await writeFile(file, text);
+    await expect(validatePolicyFile(file)).resolves.toEqual({
+      ok: true,
+      errors: [],
+      warnings: [],
+      policies: FIELDS.map(([name]) => `reads-${name}`),
+    });
+    const engine = await loadPolicy({ file });
+    const decision = engine.decide({
+      principal: "spiffe://example.org/agent/a",
+      action: "checkout",
+      resource: "orders-db",
+      context: buildPolicyContext(FACTS),
+    });
+    expect(decision.decision).toBe("allow");
+    expect([...decision.policies].sort()).toEqual(FIELDS.map(([name]) => `reads-${name}`).sort());
+    expect(decision.errors).toEqual([]);
+  });
+});
+
+describe("docs/policy.md", () => {
+  it("holds the blocks generated from the table (run npx tsx scripts/gen-docs.ts after a change)", async () => {
+    const doc = await readFile(new URL("../../docs/policy.md", import.meta.url), "utf8");
+    for (const [name, content] of Object.entries(renderPolicyBlocks())) {
+      const begin = `<!-- generated:${name} (scripts/gen-docs.ts; do not edit by hand) -->\n`;
+      const start = doc.indexOf(begin);
+      const end = doc.indexOf(`\n<!-- /generated:${name} -->`);
+      expect(start, `markers of ${name}`).toBeGreaterThanOrEqual(0);
+      expect(doc.slice(start + begin.length, end), `docs/policy.md block ${name} is out of date`).toBe(
+        content.trim(),
+      );
+    }
+    for (const [name, f] of FIELDS) {
+      expect(doc).toContain(`| \`${name}\` | \`${f.type}\` |`);
+      expect(doc).toContain(f.doc);
+    }
+  });
+});
