@@ -1,39 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { JWK } from "jose";
-import type { Adapter } from "../adapters/adapter.js";
-import { builtinAdapters } from "../adapters/registry.js";
 import { loadAdminToken } from "./admin-token.js";
 import { buildApp, type ReadyReport } from "./app.js";
-import { ApprovalStore } from "./approvals/approval-store.js";
-import { AuditLog, loadAuditKey } from "./audit/index.js";
 import type { Config } from "./config.js";
-import {
-  ClusterKeys,
-  createDpopVerifier,
-  createIdentityVerifier,
-  createLeaseTokenService,
-  loadLeaseTokenKeys,
-  withDelegation,
-  withReplayGuard,
-} from "./identity/index.js";
-import { LeaseStore, Reaper } from "./leases/index.js";
+import type { Reaper } from "./leases/index.js";
 import type { Logger } from "./logger.js";
-import { loadPolicy } from "./policy/index.js";
-import { attachOps, createAuditTap, createMetrics, instrumentSecretStore } from "./ops/index.js";
-import { ProxyManager } from "./proxy/index.js";
-import { createRedis } from "./redis.js";
-import { ResourceCatalog } from "./resources/catalog.js";
-import { type CrashPoint, Reconciler, RotationEngine } from "./rotation/index.js";
-import { VaultStore } from "./secrets/index.js";
-import {
-  DecisionGate,
-  LeaseService,
-  OperatorService,
-  type PolicyPort,
-  ResourceService,
-} from "./service/index.js";
-import { loadAdapterModules } from "./adapter-modules.js";
+import { attachOps } from "./ops/index.js";
+import type { ProxyManager } from "./proxy/index.js";
+import type { CrashPoint, Reconciler } from "./rotation/index.js";
+import type { LeaseService, OperatorService, ResourceService } from "./service/index.js";
+import { type IdentityParts, wireIdentity } from "./wire/identity.js";
+import { type Infrastructure, openInfrastructure } from "./wire/infrastructure.js";
+import { type Services, wireServices } from "./wire/services.js";
 
 export interface SidecarOptions {
   config: Config;
@@ -62,280 +40,142 @@ export interface Sidecar {
   close(): Promise<void>;
 }
 
-/** Wires the real dependencies once, from the config: the only place that builds them. */
+/**
+ * Wires the real dependencies once, from the config: the only place that builds them. Stages:
+ * infrastructure (Redis, Vault, audit, adapters), identity, services, the HTTP app and the
+ * operators' views, then the background loops.
+ */
 export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config, log } = opts;
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-  const metrics = createMetrics();
-  const redis = createRedis(config.redis, log, (command, seconds, result) =>
-    metrics.observeRedisCall(command, seconds, result),
-  );
-  const prefix = config.redis.prefix;
-  const secrets = instrumentSecretStore(
-    new VaultStore({
-      address: config.vault.address,
-      auth: config.vault.auth,
-      mount: config.vault.mount,
-      prefix: config.vault.prefix,
-      timeoutMs: config.vault.timeoutMs,
-      log: log.child({ module: "vault" }),
-    }),
-    (op, seconds, result) => metrics.observeVaultCall(op, seconds, result),
-  );
-  const audit = await AuditLog.open(config.audit.file, id, createAuditTap({ metrics, redis, prefix, log }), {
-    maxBytes: config.audit.maxBytes,
-    hmacKey: config.audit.hmacKeyFile ? await loadAuditKey(config.audit.hmacKeyFile) : undefined,
-    mirror: config.audit.stream.enabled
-      ? { redis, key: `${prefix}audit`, maxLen: config.audit.stream.maxLen }
-      : undefined,
-    onError: (err, where) =>
-      where === "write"
-        ? log.error({ err: { message: err.message } }, "audit log cannot be written; checkouts are refused")
-        : log.warn(
-            { err: { message: err.message }, where },
-            "audit side channel failed; the file has the record",
-          ),
-  });
-  const adapters = new Map<string, Adapter<unknown>>(builtinAdapters);
-  for (const a of await loadAdapterModules(
-    config.adapters.map((m) => m.module),
-    adapters,
-  ))
-    adapters.set(a.id, a);
-  const leases = new LeaseStore({ redis, prefix });
-  const catalog = new ResourceCatalog(secrets);
-  const keys = await loadLeaseTokenKeys({ file: config.tokens.signingKey });
-  const clusterKeys = new ClusterKeys({ redis, prefix, ttlMs: config.tokens.publishTtl * 1000 });
-  const publishKeys = async () => {
-    await keys.refresh();
-    await clusterKeys.publish(keys.publicJwks().keys);
-  };
-  await publishKeys().catch((err: unknown) =>
-    log.warn({ err: { message: (err as Error).message } }, "could not publish lease-token keys to redis"),
-  );
-  const tokens = createLeaseTokenService({
-    keys,
-    extraKeyResolver: (kid: string) => clusterKeys.resolve(kid),
-  });
-  const delegated = withDelegation(
-    createIdentityVerifier({
-      audience: config.identity.audience,
-      trust: config.identity.trust.map((t) => ({
-        ...t,
-        subjects: [...t.subjects],
-        algorithms: t.algorithms ? [...t.algorithms] : undefined,
-      })),
-      maxTokenLifetime: config.identity.maxTokenLifetime,
-      clockSkew: config.identity.clockSkew,
-    }),
-    {
-      trust: config.identity.trust,
-      maxDepth: config.identity.delegation.maxDepth,
-      humans: config.identity.delegation.humans,
-    },
-  );
-  const identity = config.identity.oneTimeJti
-    ? withReplayGuard(delegated, { redis, prefix, clockSkew: config.identity.clockSkew })
-    : delegated;
-
-  const dpop = createDpopVerifier({
-    replay: redis,
-    prefix,
-    windowSeconds: config.identity.dpop.window,
-    clockSkew: config.identity.clockSkew,
-    ...(config.identity.dpop.algorithms ? { algorithms: config.identity.dpop.algorithms } : {}),
-  });
-  const policyEngine = await loadPolicy(config.policy.file ? { file: config.policy.file } : {});
-  const policy: PolicyPort = policyEngine;
-  const rotation = new RotationEngine({
-    secrets,
-    leases,
-    catalog,
-    adapters,
-    audit,
-    redis,
-    prefix,
-    log: log.child({ module: "rotation" }),
-    maxFailures: config.rotation.maxFailures,
-    backoff: config.rotation.backoff,
-    maxBackoff: config.rotation.maxBackoff,
-    lockTtlMs: config.rotation.lockTtl * 1000,
-    adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
-    crashHook: opts.crashHook,
-  });
-  const approvals = new ApprovalStore(redis, prefix);
-  const gate = new DecisionGate({ policy, audit });
-  // The checkout response names the resource's local listener; the listeners need the lease service.
-  let proxies: ProxyManager | undefined;
-  const leaseService = new LeaseService({
-    proxyEndpoint: (resource: string) => proxies?.endpointFor(resource),
-    leases,
-    secrets,
-    catalog,
-    rotation,
-    identity,
-    tokens,
-    policy,
-    gate,
-    dpop,
-    audit,
-    log,
-    approvals,
-    approvalTtlSeconds: config.approvals.ttl,
-    checkoutsPerMinute: config.limits.checkoutsPerMinute,
-  });
-  const proxyManager = new ProxyManager({
-    leases: leaseService,
-    redis,
-    prefix,
-    audit,
-    log: log.child({ module: "proxy" }),
-    auditStatements: config.proxy.auditStatements,
-    handshakeTimeoutMs: config.proxy.handshakeTimeoutMs,
-    tls: config.proxy.tls === "off" ? false : "self-signed",
-  });
-  proxies = proxyManager;
-  const syncProxies = async () => {
-    const r = await proxyManager.sync(await catalog.load());
-    for (const f of r.failed)
-      log.warn({ resource: f.resource, error: f.error }, "proxy listener not running");
-  };
-  await syncProxies().catch((err: unknown) =>
-    log.warn({ err: { message: (err as Error).message } }, "proxy sync failed"),
-  );
-  const resourceService = new ResourceService({
-    secrets,
-    leases,
-    catalog,
-    rotation,
-    adapters,
-    audit,
-    log,
-    onRegistrationsChanged: () => syncProxies(),
-  });
-  const reconciler = new Reconciler({
-    secrets,
-    leases,
-    catalog,
-    rotation,
-    log: log.child({ module: "reconciler" }),
-  });
-  const reaper = new Reaper({
-    leases,
-    expire: (resource, leaseId) => leaseService.endLease(resource, leaseId, "expired"),
-    intervalMs: config.reaper.intervalMs,
-    log: log.child({ module: "reaper" }),
-  });
+  const infra = await openInfrastructure(config, log, id);
+  const ids = await wireIdentity(config, infra.redis, log);
+  const svc = await wireServices(config, log, infra, ids, opts.crashHook);
   const adminToken = await loadAdminToken(config.admin.tokenFile);
-
-  const ready = async (): Promise<ReadyReport> => {
-    const [r, v] = await Promise.all([
-      redis.ping().then(
-        (x) => x === "PONG",
-        () => false,
-      ),
-      secrets.ready(),
-    ]);
-    const checks = { redis: r, vault: v, audit: audit.healthy() };
-    return { ok: r && v && checks.audit, checks };
-  };
-
-  const operators = new OperatorService({ identity, policy, catalog, audit, gate });
   const app = buildApp({
-    operators,
-    audit,
+    operators: svc.operators,
+    audit: infra.audit,
     auditFiles: [config.audit.file],
     log,
-    leases: leaseService,
-    resources: resourceService,
-    adapters,
+    leases: svc.leaseService,
+    resources: svc.resourceService,
+    adapters: infra.adapters,
     adminToken,
-    ready,
-    jwks: async () => {
-      const all = await clusterKeys.all().catch(() => [] as JWK[]);
-      const own = keys.publicJwks().keys;
-      const seen = new Set(own.map((k) => k.kid));
-      return { keys: [...own, ...all.filter((k) => !seen.has(k.kid))] };
-    },
+    ready: () => readiness(infra),
+    jwks: () => ids.jwks(),
     allowedHosts: config.listen.allowedHosts,
     allowedOrigins: config.listen.allowedOrigins,
   });
+  const background = opts.background ?? true;
   const ops = await attachOps(app, {
     config: config.ops,
     adminToken,
-    leaseService,
-    resourceService,
-    leases,
-    redis,
-    prefix,
-    metrics,
+    leaseService: svc.leaseService,
+    resourceService: svc.resourceService,
+    leases: infra.leases,
+    redis: infra.redis,
+    prefix: infra.prefix,
+    metrics: infra.metrics,
     log,
     sidecarId: id,
-    background: opts.background ?? true,
+    background,
   });
+  const stopLoops = startLoops(
+    config,
+    log,
+    ids,
+    svc,
+    background ? (opts.reconcileIntervalMs ?? null) : undefined,
+  );
+  return {
+    app,
+    leaseService: svc.leaseService,
+    resourceService: svc.resourceService,
+    operators: svc.operators,
+    reaper: svc.reaper,
+    reconciler: svc.reconciler,
+    adminToken,
+    id,
+    reloadPolicy: () => reloadPolicy(svc, infra, log),
+    proxies: svc.proxies,
+    close: async () => {
+      await svc.proxies.close();
+      stopLoops();
+      svc.rotation.stop();
+      await ops.stop();
+      await app.close();
+      // Pooled admin sessions of the adapters (and of DBAs' own adapter modules that pool).
+      await Promise.allSettled([...infra.adapters.values()].map((a) => a.close?.()));
+      infra.secrets.close();
+      await infra.audit.close();
+      infra.redis.disconnect();
+    },
+  };
+}
 
+/** Ready when Redis answers, Vault is usable and the audit file can be written. */
+async function readiness(infra: Infrastructure): Promise<ReadyReport> {
+  const [r, v] = await Promise.all([
+    infra.redis.ping().then(
+      (x) => x === "PONG",
+      () => false,
+    ),
+    infra.secrets.ready(),
+  ]);
+  const checks = { redis: r, vault: v, audit: infra.audit.healthy() };
+  return { ok: r && v && checks.audit, checks };
+}
+
+/** Re-reads the policy file and audits the outcome; a refused file leaves the old policy in force. */
+async function reloadPolicy(svc: Services, infra: Infrastructure, log: Logger) {
+  const r = await svc.policy.reload();
+  await infra.audit
+    .append({
+      event: "policy_reload",
+      scope: "policy",
+      policies: [...svc.policy.policyIds],
+      reason: r.ok ? "reloaded" : `refused, the previous policy stays in force: ${r.error}`,
+    })
+    .catch((err: unknown) =>
+      log.error({ err: { message: (err as Error).message } }, "could not audit the policy reload"),
+    );
+  return r;
+}
+
+/**
+ * Starts the key publisher and, when `reconcileEveryMs` is not undefined (null: the config's
+ * interval), the reaper and the reconciler. Returns what stops them.
+ */
+function startLoops(
+  config: Config,
+  log: Logger,
+  ids: IdentityParts,
+  svc: Services,
+  reconcileEveryMs: number | null | undefined,
+): () => void {
+  const warn = (what: string) => (err: unknown) =>
+    log.warn({ err: { message: (err as Error).message } }, what);
   // Keys are published again well within their TTL; a key that left the file stops being accepted.
   const publishTimer = setInterval(
-    () =>
-      void publishKeys().catch((err: unknown) =>
-        log.warn({ err: { message: (err as Error).message } }, "could not publish lease-token keys to redis"),
-      ),
+    () => void ids.publishKeys().catch(warn("could not publish lease-token keys to redis")),
     Math.max(1000, (config.tokens.publishTtl * 1000) / 3),
   );
   publishTimer.unref();
   let reconcileTimer: NodeJS.Timeout | undefined;
-  if (opts.background ?? true) {
-    reaper.start();
+  if (reconcileEveryMs !== undefined) {
+    svc.reaper.start();
     const reconcile = () =>
-      reconciler
+      svc.reconciler
         .reconcileAll()
-        .then(() => syncProxies())
-        .catch((err: unknown) => log.warn({ err: { message: (err as Error).message } }, "reconcile failed"));
+        .then(() => svc.syncProxies())
+        .catch(warn("reconcile failed"));
     void reconcile();
-    reconcileTimer = setInterval(
-      reconcile,
-      opts.reconcileIntervalMs ?? config.rotation.reconcileInterval * 1000,
-    );
+    reconcileTimer = setInterval(reconcile, reconcileEveryMs ?? config.rotation.reconcileInterval * 1000);
     reconcileTimer.unref();
   }
-
-  return {
-    app,
-    leaseService,
-    resourceService,
-    operators,
-    reaper,
-    reconciler,
-    adminToken,
-    id,
-    reloadPolicy: async () => {
-      const r = await policyEngine.reload();
-      await audit
-        .append({
-          event: "policy_reload",
-          scope: "policy",
-          policies: [...policyEngine.policyIds],
-          reason: r.ok ? "reloaded" : `refused, the previous policy stays in force: ${r.error}`,
-        })
-        .catch((err: unknown) =>
-          log.error({ err: { message: (err as Error).message } }, "could not audit the policy reload"),
-        );
-      return r;
-    },
-    proxies: proxyManager,
-    close: async () => {
-      await proxyManager.close();
-      reaper.stop();
-      clearInterval(reconcileTimer);
-      clearInterval(publishTimer);
-      rotation.stop();
-      await ops.stop();
-      await app.close();
-      // Pooled admin sessions of the adapters (and of DBAs' own adapter modules that pool).
-      await Promise.allSettled([...adapters.values()].map((a) => a.close?.()));
-      secrets.close();
-      await audit.close();
-      redis.disconnect();
-    },
+  return () => {
+    svc.reaper.stop();
+    clearInterval(reconcileTimer);
+    clearInterval(publishTimer);
   };
 }

@@ -1,0 +1,82 @@
+import type { JWK } from "jose";
+import type { Config } from "../config.js";
+import {
+  ClusterKeys,
+  createDpopVerifier,
+  createIdentityVerifier,
+  createLeaseTokenService,
+  loadLeaseTokenKeys,
+  withDelegation,
+  withReplayGuard,
+} from "../identity/index.js";
+import type { Logger } from "../logger.js";
+import type { RedisClient } from "../redis.js";
+import type { DpopPort, IdentityPort, LeaseTokenPort } from "../service/index.js";
+
+/** Who callers are and what their tokens are worth: identity JWTs, DPoP proofs, lease tokens. */
+export interface IdentityParts {
+  readonly identity: IdentityPort;
+  readonly dpop: DpopPort;
+  readonly tokens: LeaseTokenPort;
+  /** Publishes this sidecar's lease-token public keys to the cluster (again within their TTL). */
+  publishKeys(): Promise<void>;
+  /** Every lease-token public key of the cluster, this sidecar's first. */
+  jwks(): Promise<{ keys: JWK[] }>;
+}
+
+/** Builds identity verification (delegation, optional one-time jti), DPoP and the lease-token service. */
+export async function wireIdentity(config: Config, redis: RedisClient, log: Logger): Promise<IdentityParts> {
+  const prefix = config.redis.prefix;
+  const keys = await loadLeaseTokenKeys({ file: config.tokens.signingKey });
+  const clusterKeys = new ClusterKeys({ redis, prefix, ttlMs: config.tokens.publishTtl * 1000 });
+  const publishKeys = async () => {
+    await keys.refresh();
+    await clusterKeys.publish(keys.publicJwks().keys);
+  };
+  await publishKeys().catch((err: unknown) =>
+    log.warn({ err: { message: (err as Error).message } }, "could not publish lease-token keys to redis"),
+  );
+  const tokens = createLeaseTokenService({
+    keys,
+    extraKeyResolver: (kid: string) => clusterKeys.resolve(kid),
+  });
+  const delegated = withDelegation(
+    createIdentityVerifier({
+      audience: config.identity.audience,
+      trust: config.identity.trust.map((t) => ({
+        ...t,
+        subjects: [...t.subjects],
+        algorithms: t.algorithms ? [...t.algorithms] : undefined,
+      })),
+      maxTokenLifetime: config.identity.maxTokenLifetime,
+      clockSkew: config.identity.clockSkew,
+    }),
+    {
+      trust: config.identity.trust,
+      maxDepth: config.identity.delegation.maxDepth,
+      humans: config.identity.delegation.humans,
+    },
+  );
+  const identity = config.identity.oneTimeJti
+    ? withReplayGuard(delegated, { redis, prefix, clockSkew: config.identity.clockSkew })
+    : delegated;
+  const dpop = createDpopVerifier({
+    replay: redis,
+    prefix,
+    windowSeconds: config.identity.dpop.window,
+    clockSkew: config.identity.clockSkew,
+    ...(config.identity.dpop.algorithms ? { algorithms: config.identity.dpop.algorithms } : {}),
+  });
+  return {
+    identity,
+    dpop,
+    tokens,
+    publishKeys,
+    jwks: async () => {
+      const all = await clusterKeys.all().catch(() => [] as JWK[]);
+      const own = keys.publicJwks().keys;
+      const seen = new Set(own.map((k) => k.kid));
+      return { keys: [...own, ...all.filter((k) => !seen.has(k.kid))] };
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import type { Adapter } from "../../adapters/adapter.js";
+import { builtinAdapters } from "../../adapters/registry.js";
+import { loadAdapterModules } from "../adapter-modules.js";
+import { AuditLog, loadAuditKey } from "../audit/index.js";
+import type { Config } from "../config.js";
+import { LeaseStore } from "../leases/index.js";
+import type { Logger } from "../logger.js";
+import { createAuditTap, createMetrics, instrumentSecretStore, type OpsMetrics } from "../ops/index.js";
+import { createRedis, type RedisClient } from "../redis.js";
+import { ResourceCatalog } from "../resources/catalog.js";
+import { type SecretStore, VaultStore } from "../secrets/index.js";
+
+/** The stores and connections every part of a sidecar shares. */
+export interface Infrastructure {
+  readonly metrics: OpsMetrics;
+  readonly redis: RedisClient;
+  readonly prefix: string;
+  readonly secrets: SecretStore;
+  readonly audit: AuditLog;
+  readonly adapters: Map<string, Adapter<unknown>>;
+  readonly leases: LeaseStore;
+  readonly catalog: ResourceCatalog;
+}
+
+/** Opens Redis, Vault and the audit log (instrumented), and loads the adapters. */
+export async function openInfrastructure(config: Config, log: Logger, id: string): Promise<Infrastructure> {
+  const metrics = createMetrics();
+  const redis = createRedis(config.redis, log, (command, seconds, result) =>
+    metrics.observeRedisCall(command, seconds, result),
+  );
+  const prefix = config.redis.prefix;
+  const secrets = instrumentSecretStore(
+    new VaultStore({
+      address: config.vault.address,
+      auth: config.vault.auth,
+      mount: config.vault.mount,
+      prefix: config.vault.prefix,
+      timeoutMs: config.vault.timeoutMs,
+      log: log.child({ module: "vault" }),
+    }),
+    (op, seconds, result) => metrics.observeVaultCall(op, seconds, result),
+  );
+  const audit = await AuditLog.open(config.audit.file, id, createAuditTap({ metrics, redis, prefix, log }), {
+    maxBytes: config.audit.maxBytes,
+    hmacKey: config.audit.hmacKeyFile ? await loadAuditKey(config.audit.hmacKeyFile) : undefined,
+    mirror: config.audit.stream.enabled
+      ? { redis, key: `${prefix}audit`, maxLen: config.audit.stream.maxLen }
+      : undefined,
+    onError: (err, where) =>
+      where === "write"
+        ? log.error({ err: { message: err.message } }, "audit log cannot be written; checkouts are refused")
+        : log.warn(
+            { err: { message: err.message }, where },
+            "audit side channel failed; the file has the record",
+          ),
+  });
+  const adapters = new Map<string, Adapter<unknown>>(builtinAdapters);
+  for (const a of await loadAdapterModules(
+    config.adapters.map((m) => m.module),
+    adapters,
+  ))
+    adapters.set(a.id, a);
+  return {
+    metrics,
+    redis,
+    prefix,
+    secrets,
+    audit,
+    adapters,
+    leases: new LeaseStore({ redis, prefix }),
+    catalog: new ResourceCatalog(secrets),
+  };
+}

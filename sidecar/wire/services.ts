@@ -1,0 +1,124 @@
+import { ApprovalStore } from "../approvals/approval-store.js";
+import type { Config } from "../config.js";
+import { Reaper } from "../leases/index.js";
+import type { Logger } from "../logger.js";
+import { loadPolicy } from "../policy/index.js";
+import { ProxyManager } from "../proxy/index.js";
+import { type CrashPoint, Reconciler, RotationEngine } from "../rotation/index.js";
+import { DecisionGate, LeaseService, OperatorService, ResourceService } from "../service/index.js";
+import type { IdentityParts } from "./identity.js";
+import type { Infrastructure } from "./infrastructure.js";
+
+export type PolicyEngine = Awaited<ReturnType<typeof loadPolicy>>;
+
+/** The request path's services and the loops that keep leases and accounts in order. */
+export interface Services {
+  readonly policy: PolicyEngine;
+  readonly rotation: RotationEngine;
+  readonly leaseService: LeaseService;
+  readonly resourceService: ResourceService;
+  readonly operators: OperatorService;
+  readonly proxies: ProxyManager;
+  readonly reconciler: Reconciler;
+  readonly reaper: Reaper;
+  /** Starts or stops each resource's local listener to match the registrations. */
+  syncProxies(): Promise<void>;
+}
+
+/** Builds policy, rotation, the lease and resource services, the operators' gate and the listeners. */
+export async function wireServices(
+  config: Config,
+  log: Logger,
+  infra: Infrastructure,
+  ids: IdentityParts,
+  crashHook?: (point: CrashPoint) => void,
+): Promise<Services> {
+  const { secrets, leases, catalog, adapters, audit, redis, prefix } = infra;
+  const policy = await loadPolicy(config.policy.file ? { file: config.policy.file } : {});
+  const rotation = new RotationEngine({
+    secrets,
+    leases,
+    catalog,
+    adapters,
+    audit,
+    redis,
+    prefix,
+    log: log.child({ module: "rotation" }),
+    maxFailures: config.rotation.maxFailures,
+    backoff: config.rotation.backoff,
+    maxBackoff: config.rotation.maxBackoff,
+    lockTtlMs: config.rotation.lockTtl * 1000,
+    adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
+    crashHook,
+  });
+  const gate = new DecisionGate({ policy, audit });
+  // The checkout response names the resource's local listener; the listeners need the lease service.
+  let proxies: ProxyManager | undefined;
+  const leaseService = new LeaseService({
+    proxyEndpoint: (resource: string) => proxies?.endpointFor(resource),
+    leases,
+    secrets,
+    catalog,
+    rotation,
+    identity: ids.identity,
+    tokens: ids.tokens,
+    policy,
+    gate,
+    dpop: ids.dpop,
+    audit,
+    log,
+    approvals: new ApprovalStore(redis, prefix),
+    approvalTtlSeconds: config.approvals.ttl,
+    checkoutsPerMinute: config.limits.checkoutsPerMinute,
+  });
+  const proxyManager = new ProxyManager({
+    leases: leaseService,
+    redis,
+    prefix,
+    audit,
+    log: log.child({ module: "proxy" }),
+    auditStatements: config.proxy.auditStatements,
+    handshakeTimeoutMs: config.proxy.handshakeTimeoutMs,
+    tls: config.proxy.tls === "off" ? false : "self-signed",
+  });
+  proxies = proxyManager;
+  const syncProxies = async () => {
+    const r = await proxyManager.sync(await catalog.load());
+    for (const f of r.failed)
+      log.warn({ resource: f.resource, error: f.error }, "proxy listener not running");
+  };
+  await syncProxies().catch((err: unknown) =>
+    log.warn({ err: { message: (err as Error).message } }, "proxy sync failed"),
+  );
+  return {
+    policy,
+    rotation,
+    leaseService,
+    resourceService: new ResourceService({
+      secrets,
+      leases,
+      catalog,
+      rotation,
+      adapters,
+      audit,
+      log,
+      onRegistrationsChanged: () => syncProxies(),
+    }),
+    operators: new OperatorService({ identity: ids.identity, policy, catalog, audit, gate }),
+    proxies: proxyManager,
+    reconciler: new Reconciler({
+      secrets,
+      leases,
+      catalog,
+      rotation,
+      log: log.child({ module: "reconciler" }),
+    }),
+    reaper: new Reaper({
+      leases,
+      expire: (resource, leaseId) => leaseService.endLease(resource, leaseId, "expired"),
+      intervalMs: config.reaper.intervalMs,
+      log: log.child({ module: "reaper" }),
+    }),
+    syncProxies,
+  };
+}
