@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
 import { freePort } from "../support/free-port.js";
 import { type Stack, startStack } from "../support/stack.js";
+import { abortWhenExited, waitFor } from "../support/wait-for.js";
 
 /** Redis down and Redis restarted empty: fail closed, reconnect, and never hand out a seen password. */
 
@@ -25,25 +26,28 @@ async function startRedis(): Promise<void> {
       stdio: "ignore",
     },
   );
+  const proc = redisProc;
+  const exited = new Promise((resolve) => proc.once("exit", resolve));
   const { Redis } = await import("ioredis");
-  for (let i = 0; i < 50; i++) {
-    const r = new Redis({
-      port: redisPort,
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-    });
-    try {
-      await r.connect();
-      await r.ping();
-      r.disconnect();
-      return;
-    } catch {
-      r.disconnect();
-      await new Promise((res) => setTimeout(res, 100));
-    }
-  }
-  throw new Error("private redis-server did not start");
+  await waitFor(
+    `the private redis-server on ${redisPort} to answer PING`,
+    async () => {
+      const r = new Redis({
+        port: redisPort,
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
+      r.on("error", () => undefined);
+      try {
+        await r.connect();
+        return (await r.ping()) === "PONG";
+      } finally {
+        r.disconnect();
+      }
+    },
+    { signal: abortWhenExited(exited, "the private redis-server") },
+  );
 }
 
 async function stopRedis(): Promise<void> {
@@ -56,11 +60,10 @@ async function stopRedis(): Promise<void> {
 }
 
 async function waitReady(status: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if ((await c.http("GET", "/readyz")).status === status) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`/readyz never answered ${status}`);
+  await waitFor(
+    `/readyz to answer ${status}`,
+    async () => (await c.http("GET", "/readyz")).status === status,
+  );
 }
 
 beforeAll(async () => {

@@ -1,8 +1,11 @@
+import { Redis } from "ioredis";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
 import { type Stack, startStack } from "../support/stack.js";
+import { REDIS_URL } from "../support/redis.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
+import { waitFor } from "../support/wait-for.js";
 
 /**
  * Crash-safe rotation (DESIGN.md I2, I3), proven with real processes: the sidecar kills itself
@@ -28,6 +31,7 @@ let stack: Stack;
 let c: StackClient;
 let proxy: TcpProxy;
 let admin: string;
+const redis = new Redis(REDIS_URL);
 const recoveries: Record<string, number[]> = {};
 
 async function superuser<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -76,6 +80,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  redis.disconnect();
   await proxy?.close();
   await stack?.close();
   const rows = Object.entries(recoveries).map(([k, v]) => `${k}: ${v.map((ms) => `${ms}ms`).join(" ")}`);
@@ -109,12 +114,10 @@ describe("faults of the target and of Vault", () => {
     const { id, token, password } = await c.checkoutAndReveal("a", body);
     proxy.setDrop(true);
     expect((await c.http("DELETE", `/v1/leases/${id}`, { token })).status).toBe(202);
-    const deadline = Date.now() + 20_000;
-    let rec = await c.vaultAccount("orders-db", "app_orders_1");
-    while (Number(rec.failures ?? 0) < 1 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-      rec = await c.vaultAccount("orders-db", "app_orders_1");
-    }
+    const rec = await waitFor("a failed rotation attempt recorded in Vault", async () => {
+      const r = await c.vaultAccount("orders-db", "app_orders_1");
+      return Number(r.failures ?? 0) >= 1 && r;
+    });
     expect(Number(rec.failures)).toBeGreaterThanOrEqual(1);
     expect(rec.state).toBe("rotating");
     const busy = await c.http("POST", "/v1/checkout", { token: await c.assertion("b"), body });
@@ -127,10 +130,15 @@ describe("faults of the target and of Vault", () => {
   it("Vault sealed when the lease ends: the account stays dirty, is not handed out, and rotates after unseal", async (ctx) => {
     if (!stack.vault.dev) ctx.skip();
     const { id, token, password } = await c.checkoutAndReveal("a", body);
+    const failedAttempts = () => stack.sidecar.output().split('"msg":"rotation failed"').length;
+    const before = failedAttempts();
     stack.vault.dev?.seal();
     try {
       expect((await c.http("DELETE", `/v1/leases/${id}`, { token })).status).toBe(202);
-      await new Promise((r) => setTimeout(r, 1500));
+      await waitFor(
+        "the rotation's first attempt to fail on the sealed Vault",
+        () => failedAttempts() > before,
+      );
       const during = await c.http("POST", "/v1/checkout", { token: await c.assertion("b"), body });
       expect([409, 503]).toContain(during.status);
       const ready = await c.http("GET", "/readyz");
@@ -144,15 +152,30 @@ describe("faults of the target and of Vault", () => {
 
   it("check-in racing expiry racing revocation: the lease ends once and rotates once", async () => {
     const { id, token, password } = await c.checkoutAndReveal("a", { ...body, ttl: 1 });
-    await new Promise((r) => setTimeout(r, 950));
+    // Aim the three ends at the expiry itself, on the clock the sidecars use (Redis TIME).
+    const lease = await c.http("GET", `/v1/leases/${id}`, { token: admin });
+    const expiresAt = Date.parse(String(lease.json.expires_at));
+    await waitFor(
+      "Redis' clock to reach 50 ms before the lease's expiry",
+      async () => {
+        const [sec, usec] = await redis.time();
+        return Number(sec) * 1000 + Number(usec) / 1000 >= expiresAt - 50;
+      },
+      { intervalMs: 5 },
+    );
     await Promise.all([
       c.http("DELETE", `/v1/leases/${id}`, { token }),
       c.http("POST", `/v1/leases/${id}/revoke`, { token: admin, body: { reason: "race" } }),
       c.http("POST", `/v1/leases/${id}/revoke`, { token: admin, body: { reason: "race" } }),
     ]);
     await c.waitForAccounts("orders-db", "available");
-    await new Promise((r) => setTimeout(r, 1500));
-    const records = (await c.auditRecords()).filter((r) => r.lease_id === id);
+    // The end is one Lua step on Redis (END only from 'active'): whoever lost the race, reaper
+    // included, found the lease ended and writes no record. The rotation's record is the last
+    // one of this lease's story.
+    const records = await waitFor("the rotation_succeeded record of the raced lease", async () => {
+      const mine = (await c.auditRecords()).filter((r) => r.lease_id === id);
+      return mine.some((r) => r.event === "rotation_succeeded") && mine;
+    });
     const ends = records.filter((r) => ["checkin", "expiry", "revocation"].includes(String(r.event)));
     expect(ends).toHaveLength(1);
     expect(records.filter((r) => r.event === "rotation_succeeded")).toHaveLength(1);

@@ -6,6 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ErrorBody, StackClient } from "../support/e2e-client.js";
 import { type Stack, startStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 let stack: Stack;
 let c: StackClient;
@@ -174,7 +175,11 @@ describe("the whole loop on real PostgreSQL", () => {
     const cred = await http("GET", `/v1/leases/${id}/credential`, { token });
     const pw = cred.json.password as string;
     secrets.push(pw);
-    await new Promise((r) => setTimeout(r, 1500));
+    // The TTL runs out on Redis' clock; what follows is the reaper ending the lease.
+    await waitFor(
+      "the reaper to end the lease",
+      async () => (await http("GET", `/v1/leases/${id}`, { token: adminToken })).json.state === "ended",
+    );
     const after = await http("GET", `/v1/leases/${id}`, { token });
     expect(after.status).toBe(401);
     expect((after.json as unknown as ErrorBody).error.code).toBe("lease_expired");
