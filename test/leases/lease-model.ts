@@ -3,6 +3,7 @@ import { expect } from "vitest";
 import type { LeaseStore } from "../../sidecar/leases/index.js";
 import { WAITER_TTL_MS } from "../../sidecar/leases/lease-store.js";
 import type { AccountState, EndReason, LeaseRecord } from "../../sidecar/leases/types.js";
+import { waitForClock } from "../support/wait-for.js";
 
 /**
  * A model of one resource's pool and leases, driven by random commands from two LeaseStore
@@ -60,8 +61,6 @@ export function runAgents(run: string): string[] {
 
 type Via = 0 | 1;
 type Cmd = AsyncCommand<Model, Real>;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 let seq = 0;
 function leaseId(): string {
@@ -405,14 +404,18 @@ const expireCmd = fc.record({ v: via, i: fc.nat() }).map(
     }),
 );
 
-/** Sleeps until a few ms past the earliest expiry of an active lease (bounded). */
+/** Waits for Redis' clock to pass the earliest expiry of an active lease by a few ms (at most 100 ms on). */
 const sleepCmd = fc.integer({ min: 1, max: 5 }).map(
   (extra) =>
     new Step(`sleepPastDue(+${extra} ms)`, 0, always, async (m, r) => {
       const next = Math.min(...active(m).map((l) => l.expiresAt));
       const now = await r.stores[0].now();
       const wait = Number.isFinite(next) ? next - now + extra : extra;
-      await sleep(Math.min(100, Math.max(1, wait)));
+      await waitForClock(
+        "Redis' clock to move on",
+        () => r.stores[0].now(),
+        now + Math.min(100, Math.max(1, wait)),
+      );
     }),
 );
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaseStore } from "../../sidecar/leases/index.js";
+import { waitForClock } from "../support/wait-for.js";
 import { BACKENDS, type OpenBackend, type RedisBackend } from "./redis-backends.js";
 
 let n = 0;
@@ -11,8 +12,6 @@ const spec = (resource: string, agent = "spiffe://example.org/agent/a") => ({
   task: { id: "T-1" },
   intent: { action: "read" },
 });
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The LeaseStore suite against one Redis deployment form. */
 function leaseStoreTests(backend: RedisBackend): void {
@@ -78,7 +77,7 @@ function leaseStoreTests(backend: RedisBackend): void {
       if (!c.ok) throw new Error("checkout failed");
       const fresh = await store.use("late", c.lease.id);
       expect(fresh.lease?.expires_at).toBe(c.lease.expires_at);
-      await sleep(60);
+      await waitForClock("Redis' clock to pass the lease's expiry", () => store.now(), c.lease.expires_at);
       const u = await other.use("late", c.lease.id);
       expect(u.lease?.state).toBe("active");
       expect(u.now).toBeGreaterThanOrEqual(c.lease.expires_at);
@@ -86,9 +85,9 @@ function leaseStoreTests(backend: RedisBackend): void {
 
     it("renews within max_expires_at only", async () => {
       await store.syncPool("renew", ["r"], "available");
-      const c = await store.checkout(spec("renew"), 1_000, 5_000);
+      const c = await store.checkout(spec("renew"), 30_000, 60_000);
       if (!c.ok) throw new Error("checkout failed");
-      const r = await other.renew("renew", c.lease.id, 60_000);
+      const r = await other.renew("renew", c.lease.id, 120_000);
       expect(r.ok).toBe(true);
       if (r.ok) expect(r.lease.expires_at).toBe(c.lease.max_expires_at);
     });
@@ -100,7 +99,11 @@ function leaseStoreTests(backend: RedisBackend): void {
       if (!ended.ok || !expiring.ok) throw new Error("checkout failed");
       await store.end("norenew", ended.lease.id, "checkin");
       expect((await store.renew("norenew", ended.lease.id, 60_000)).ok).toBe(false);
-      await sleep(50);
+      await waitForClock(
+        "Redis' clock to pass the lease's expiry",
+        () => store.now(),
+        expiring.lease.expires_at,
+      );
       const r = await store.renew("norenew", expiring.lease.id, 60_000);
       expect(r.ok).toBe(false);
       expect(r.lease?.expires_at).toBe(expiring.lease.expires_at);
@@ -114,7 +117,8 @@ function leaseStoreTests(backend: RedisBackend): void {
         if (c.ok) leases.push(c.lease);
       }
       expect(leases).toHaveLength(3);
-      await sleep(120);
+      const due = Math.max(...leases.map((l) => l.expires_at));
+      await waitForClock("Redis' clock to pass every lease's expiry", () => store.now(), due);
       const [a, b] = await Promise.all([
         store.claimDue("due", 10, 30_000),
         other.claimDue("due", 10, 30_000),
@@ -140,11 +144,17 @@ function leaseStoreTests(backend: RedisBackend): void {
       await store.syncPool("vis", ["v"], "available");
       const c = await store.checkout(spec("vis"), 20, 60_000);
       if (!c.ok) throw new Error("checkout failed");
-      await sleep(60);
-      expect(await store.claimDue("vis", 10, 50)).toEqual([c.lease.id]);
-      expect(await other.claimDue("vis", 10, 50)).toEqual([]);
-      await sleep(80);
-      expect(await other.claimDue("vis", 10, 50)).toEqual([c.lease.id]);
+      await waitForClock("Redis' clock to pass the lease's expiry", () => store.now(), c.lease.expires_at);
+      // A visibility far longer than two Redis calls, so the second claim surely falls inside it.
+      expect(await store.claimDue("vis", 10, 1_000)).toEqual([c.lease.id]);
+      const claimedBy = await store.now();
+      expect(await other.claimDue("vis", 10, 1_000)).toEqual([]);
+      await waitForClock(
+        "Redis' clock to pass the claim's visibility",
+        () => store.now(),
+        claimedBy + 1_000 + 1,
+      );
+      expect(await other.claimDue("vis", 10, 1_000)).toEqual([c.lease.id]);
     });
 
     it("indexes a lease by id and by agent, and revokes by agent", async () => {

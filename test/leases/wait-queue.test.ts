@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaseStore, WAITER_TTL_MS } from "../../sidecar/leases/lease-store.js";
+import { waitForClock } from "../support/wait-for.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
 
 let redis: Redis;
@@ -53,11 +54,17 @@ describe("waiting for an account", () => {
     const patient = spec("leave");
     await store.checkout(gone, 60_000, 60_000, gone.id);
     await store.checkout(stale, 60_000, 60_000, stale.id);
+    // Redis' clock after the stale waiter's last call: its deadline is at most WAITER_TTL_MS later.
+    const staleCalledBy = await store.now();
     await store.checkout(patient, 60_000, 60_000, patient.id);
     await store.leaveQueue("leave", gone.id);
     await store.end("leave", holder.lease.id, "checkin");
     await store.setAccountState("leave", "a", "available");
-    await new Promise((r) => setTimeout(r, WAITER_TTL_MS + 100));
+    await waitForClock(
+      "Redis' clock to pass the stale waiter's deadline",
+      () => store.now(),
+      staleCalledBy + WAITER_TTL_MS + 1,
+    );
     const got = await store.checkout(patient, 60_000, 60_000, patient.id);
     expect(got.ok).toBe(true);
     expect(await store.queueLength("leave")).toBe(0);

@@ -70,3 +70,24 @@ export function abortWhenExited(exited: Promise<unknown>, name: string, output?:
   );
   return ac.signal;
 }
+
+/**
+ * Resolves with the clock's reading once `clock` reads at least `t`. For tests whose subject is
+ * time passing on a clock they cannot hold (Redis TIME, which lease times come from): they wait
+ * for that clock to reach the instant, not for a guess of how long it takes.
+ */
+export function waitForClock(
+  what: string,
+  clock: () => Promise<number>,
+  t: number,
+  opts: WaitOptions = {},
+): Promise<number> {
+  return waitFor(
+    what,
+    async () => {
+      const now = await clock();
+      return now >= t && now;
+    },
+    { intervalMs: 5, ...opts },
+  );
+}
