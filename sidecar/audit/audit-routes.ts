@@ -1,23 +1,28 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, RawServerDefault } from "fastify";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { FastifyBaseLogger, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { LeaseholdError } from "../errors.js";
-import { describeIssues } from "../util/zod-errors.js";
+import { operatorCaller } from "../http/auth.js";
+import { type RouteApp, registerRoutes } from "../http/register.js";
+import { routeDeclarer } from "../http/route.js";
+import { auditPageSchema } from "../openapi/response-schemas.js";
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, queryAudit } from "./query.js";
 import type { AuditSink } from "./types.js";
 
-export interface AuditRouteDeps {
+/** What the handler of `GET /v1/audit` takes. */
+export interface AuditHandlerDeps {
   /** The live audit file(s) to answer from (their rotated files are included). */
   readonly files: readonly string[] | (() => readonly string[]);
+  /** When given, each query is itself audited (event admin, scope audit_query). */
+  readonly audit?: AuditSink | undefined;
+  /** Clock for `since=1h`. @default Date.now */
+  readonly now?: () => number;
+}
+
+export interface AuditRouteDeps extends AuditHandlerDeps {
   /**
    * Throws (401/403 LeaseholdError) unless the request comes from an operator; returns the
    * operator's name for the audit record of the query.
    */
   readonly requireOperator: (req: FastifyRequest) => string;
-  /** When given, each query is itself audited (event admin, scope audit_query). */
-  readonly audit?: AuditSink | undefined;
-  /** Clock for `since=1h`. @default Date.now */
-  readonly now?: () => number;
 }
 
 const text = (max: number) => z.string().min(1).max(max);
@@ -46,16 +51,17 @@ export const auditQuerySchema = z.strictObject({
  * `GET /v1/audit?agent=&resource=&event=&lease_id=&task_id=&account=&approver=&since=1h&until=&limit=&cursor=`
  * (operators only): audit records newest first, `{ records, next_cursor? }`.
  */
-export function registerAuditRoutes<L extends FastifyBaseLogger>(
-  app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, L>,
-  deps: AuditRouteDeps,
-): void {
-  app.get("/v1/audit", async (req) => {
-    const actor = deps.requireOperator(req);
-    const parsed = auditQuerySchema.safeParse(req.query ?? {});
-    if (!parsed.success)
-      throw new LeaseholdError("invalid_request", describeIssues(parsed.error.issues, "query"));
-    const q = parsed.data;
+export const auditQueryRoute = routeDeclarer<AuditHandlerDeps>("audit")({
+  method: "GET",
+  path: "/v1/audit",
+  operationId: "queryAudit",
+  tag: "operations",
+  summary: "Query the audit trail, newest first (operators; the query is itself audited)",
+  auth: "admin",
+  query: auditQuerySchema,
+  responses: { 200: { description: "one page of audit records", schema: auditPageSchema } },
+  errors: [],
+  handle: async ({ caller, query: q, req }, deps) => {
     const files = typeof deps.files === "function" ? deps.files() : deps.files;
     const page = await queryAudit({
       files,
@@ -79,12 +85,25 @@ export function registerAuditRoutes<L extends FastifyBaseLogger>(
         .join(" ");
       await deps.audit.append({
         event: "admin",
-        agent: actor,
+        agent: caller.operator.name,
         scope: "audit_query",
         reason: filters === "" ? "no filter" : filters,
         request_id: req.id,
       });
     }
     return page;
-  });
+  },
+});
+
+/**
+ * Adds `GET /v1/audit` to an app whose operator check is `deps.requireOperator` (buildApp
+ * registers the same route with its own auth step).
+ */
+export function registerAuditRoutes<L extends FastifyBaseLogger>(
+  app: RouteApp<L>,
+  deps: AuditRouteDeps,
+): void {
+  registerRoutes(app, [auditQueryRoute], deps, async (_auth, req) =>
+    operatorCaller({ name: deps.requireOperator(req), admin: true, claims: {} }, { requestId: req.id }),
+  );
 }

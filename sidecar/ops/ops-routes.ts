@@ -1,15 +1,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { FastifyInstance, FastifyReply, RawServerDefault } from "fastify";
+import type { FastifyInstance, RawServerDefault } from "fastify";
+import { createAuthenticator, registerRoutes, routesOf } from "../http/index.js";
 import type { RedisClient } from "../leases/lease-store.js";
-import { LeaseholdError } from "../errors.js";
 import type { Logger } from "../logger.js";
-import { requireAdminToken } from "./admin-auth.js";
 import { createEnricher } from "./enrich.js";
 import { LeaseEventHub } from "./event-hub.js";
 import type { OpsMetrics } from "./metrics.js";
 import type { OpsServices } from "./snapshot.js";
-import { createStreamHandler } from "./sse-route.js";
-import { loadUiAssets, type UiAsset, UI_SECURITY_HEADERS } from "./ui-assets.js";
+import type { StreamRouteDeps } from "./sse-route.js";
+import { loadUiAssets, type UiAsset } from "./ui-assets.js";
 
 export interface OpsRouteDeps {
   readonly adminToken: string;
@@ -39,8 +38,9 @@ export interface OpsRoutes {
 }
 
 /**
- * Adds `GET /metrics`, `GET /v1/leases/stream` and the dashboard (`/ui`) to the app. Routes
- * inherit the app's Host/Origin guard and error shape; the hub stops when the app closes.
+ * Adds the ops routes of the route table (`GET /metrics`, `GET /v1/leases/stream`, the dashboard
+ * at `/ui`) to the app. Routes inherit the app's Host/Origin guard and error shape; the hub stops
+ * when the app closes.
  */
 export async function registerOpsRoutes(app: OpsApp, d: OpsRouteDeps): Promise<OpsRoutes> {
   // A sidecar without the dashboard's files (an image that copied dist/ only) still serves the
@@ -56,36 +56,20 @@ export async function registerOpsRoutes(app: OpsApp, d: OpsRouteDeps): Promise<O
     log: d.log.child({ module: "event-hub" }),
   });
   app.addHook("onClose", async () => hub.stop());
-
-  app.get("/metrics", async (req, reply) => {
-    if (d.metricsRequireToken) requireAdminToken(req, d.adminToken);
-    const { contentType, body } = await d.metrics.render();
-    return reply.header("content-type", contentType).send(body);
-  });
-
-  app.get(
-    "/v1/leases/stream",
-    createStreamHandler({
-      adminToken: d.adminToken,
-      services: d.services,
-      hub,
-      redis: d.redis,
-      prefix: d.prefix,
-      metrics: d.metrics,
-      log: d.log,
-      heartbeatMs: d.heartbeatMs,
-      maxClients: d.maxStreamClients,
-    }),
-  );
-
-  const serve = (name: string) => async (_req: unknown, reply: FastifyReply) => {
-    const asset = assets.get(name);
-    if (!asset)
-      throw new LeaseholdError("not_found", "the dashboard's files are not installed with this sidecar");
-    return reply.headers(UI_SECURITY_HEADERS).header("content-type", asset.contentType).send(asset.body);
+  const stream: StreamRouteDeps = {
+    services: d.services,
+    hub,
+    redis: d.redis,
+    prefix: d.prefix,
+    metrics: d.metrics,
+    log: d.log,
+    heartbeatMs: d.heartbeatMs,
+    maxClients: d.maxStreamClients,
   };
-  app.get("/ui", serve("index.html"));
-  app.get("/ui/", serve("index.html"));
-  for (const name of assets.keys()) if (name !== "index.html") app.get(`/ui/${name}`, serve(name));
+  const authenticate = createAuthenticator({
+    adminToken: d.adminToken,
+    adminIfConfigured: d.metricsRequireToken,
+  });
+  registerRoutes(app, routesOf("ops"), { metrics: d.metrics, assets, stream }, authenticate);
   return { hub };
 }

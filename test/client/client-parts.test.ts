@@ -9,7 +9,7 @@ import { RevealedCredential } from "../../sidecar/client/revealed-credential.js"
 import { answerError, createTransport } from "../../sidecar/client/transport.js";
 import { createClient, LeaseholdClientError, toolCallDigest } from "../../sidecar/client/index.js";
 import { generateAgentKey } from "../../sidecar/identity/index.js";
-import { toolCallSchema } from "../../sidecar/service/lease-service.js";
+import { toolCallSchema } from "../../sidecar/service/index.js";
 
 /** A plain HTTP server that records what arrived and answers with a fixed status and body. */
 function recorder(status: number, body: unknown) {

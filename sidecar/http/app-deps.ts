@@ -1,0 +1,34 @@
+import type { Adapter } from "../../adapters/adapter.js";
+import type { AuditSink } from "../audit/index.js";
+import type { Logger } from "../logger.js";
+import type { LeaseService, OperatorService, ResourceService } from "../service/index.js";
+import { routeDeclarer } from "./route.js";
+
+export interface ReadyReport {
+  readonly ok: boolean;
+  readonly checks: Record<string, boolean>;
+}
+
+/** What buildApp and the handlers of its routes take. */
+export interface Deps {
+  /** The live audit file(s) `GET /v1/audit` answers from; without them the route is absent. */
+  readonly auditFiles?: readonly string[];
+  /** Where admin reads of the audit trail are themselves recorded. */
+  readonly audit?: AuditSink;
+  readonly log: Logger;
+  readonly leases: LeaseService;
+  readonly resources: ResourceService;
+  readonly adapters: ReadonlyMap<string, Adapter<unknown>>;
+  readonly adminToken: string;
+  /** Operators and DBAs with their own identity JWT, decided by policy; without it, admin token only. */
+  readonly operators?: OperatorService;
+  readonly ready: () => Promise<ReadyReport>;
+  readonly jwks: () => Promise<{ keys: object[] }> | { keys: object[] };
+  /** Host names accepted besides localhost, 127.0.0.1 and [::1]. */
+  readonly allowedHosts?: readonly string[];
+  /** Origins accepted on requests that carry an Origin header. */
+  readonly allowedOrigins?: readonly string[];
+}
+
+/** Declares a route whose handler takes buildApp's deps. */
+export const appRoute = routeDeclarer<Deps>("app");

@@ -1,0 +1,62 @@
+import { timingSafeEqual } from "node:crypto";
+import type { FastifyRequest } from "fastify";
+import { LeaseholdError } from "../errors.js";
+import { dpopRequestUrl } from "../identity/index.js";
+import type { PresentedToken } from "../service/index.js";
+
+/** Compares two secrets in time independent of where they differ. */
+export function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The token of `Authorization: Bearer <token>`. @throws 401 unauthenticated when absent or malformed */
+export function bearer(req: FastifyRequest): string {
+  const h = req.headers.authorization;
+  if (!h) throw new LeaseholdError("unauthenticated", "an Authorization: Bearer header is required");
+  const m = /^Bearer\s+(\S+)$/i.exec(h);
+  if (!m?.[1])
+    throw new LeaseholdError("unauthenticated", "the Authorization header must be 'Bearer <token>'");
+  return m[1];
+}
+
+/** Whether the request carries `Authorization: Bearer <admin token>`; never throws. */
+export function hasAdminToken(req: FastifyRequest, adminToken: string): boolean {
+  const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "");
+  return m?.[1] !== undefined && sameSecret(m[1], adminToken);
+}
+
+/** Throws 401 unless the request carries `Authorization: Bearer <admin token>`; returns the actor. */
+export function requireAdminToken(req: FastifyRequest, adminToken: string): string {
+  if (!sameSecret(bearer(req), adminToken))
+    throw new LeaseholdError("unauthenticated", "operator credentials required");
+  return "admin";
+}
+
+/**
+ * An agent's token as presented: `Authorization: Bearer <token>` or `DPoP <token>` (RFC 9449),
+ * the `DPoP` proof header, and the method and URL (`dpopRequestUrl`) the proof must name. Only
+ * its shape is checked here; the lease service verifies it.
+ * @throws 401 unauthenticated when the header is absent or malformed
+ */
+export function presentedToken(req: FastifyRequest): PresentedToken {
+  const h = req.headers.authorization;
+  if (!h)
+    throw new LeaseholdError("unauthenticated", "an Authorization: Bearer (or DPoP) header is required");
+  const m = /^(Bearer|DPoP)\s+(\S+)$/i.exec(h);
+  if (!m?.[1] || !m[2]) {
+    throw new LeaseholdError(
+      "unauthenticated",
+      "the Authorization header must be 'Bearer <token>' or 'DPoP <token>'",
+    );
+  }
+  const proof = req.headers.dpop;
+  return {
+    scheme: m[1].toLowerCase() === "dpop" ? "DPoP" : "Bearer",
+    token: m[2],
+    proof: typeof proof === "string" ? proof : undefined,
+    htm: req.method,
+    htu: dpopRequestUrl(req.headers.host, req.url),
+  };
+}

@@ -1,0 +1,135 @@
+import {
+  acceptedSchema,
+  approvalPollSchema,
+  checkoutCreatedSchema,
+  checkoutPendingSchema,
+  credentialSchema,
+  leaseOneSchema,
+  leaseSchema,
+} from "../openapi/response-schemas.js";
+import { approvalParam, idParam } from "../openapi/request-schemas.js";
+import type { ErrorCode } from "../errors.js";
+import { checkoutSchema, renewSchema, toolCallSchema } from "../service/index.js";
+import { appRoute } from "./app-deps.js";
+
+/* The routes agents call: checkout and approval polling with their identity JWT, then the lease's own routes with its lease token. */
+
+const LEASE_USE: readonly ErrorCode[] = ["lease_expired", "lease_revoked"];
+
+export const checkoutRoute = appRoute({
+  method: "POST",
+  path: "/v1/checkout",
+  operationId: "checkout",
+  tag: "agents",
+  summary: "Check out one account of a resource for one task and intent",
+  description:
+    "Policy decides at request time. 201 with the lease and its token; 202 with a pending approval when policy wants a human; 409 resource_busy (with retry_after) when every account is leased and `wait` ran out.",
+  auth: "identity",
+  body: checkoutSchema,
+  responses: {
+    201: { description: "the lease and its lease token", schema: checkoutCreatedSchema },
+    202: {
+      description: "policy wants a human: poll GET /v1/approvals/{id}",
+      schema: checkoutPendingSchema,
+    },
+  },
+  errors: ["policy_denied", "not_found", "resource_busy", "conflict"],
+  handle: async ({ caller, body, meta, reply }, d) => {
+    const out = await d.leases.checkout(caller.presented, body, meta);
+    reply.status("approval" in out ? 202 : 201);
+    return out;
+  },
+});
+
+export const getLeaseRoute = appRoute({
+  method: "GET",
+  path: "/v1/leases/:id",
+  operationId: "getLease",
+  tag: "leases",
+  summary: "Read a lease (its holder with the lease token, or an operator)",
+  auth: "lease-or-admin",
+  params: idParam,
+  responses: { 200: { description: "the lease", schema: leaseSchema } },
+  errors: [...LEASE_USE, "not_found"],
+  handle: ({ caller, params, meta }, d) =>
+    caller.kind === "operator"
+      ? d.leases.getAny(params.id)
+      : d.leases.getOwn(caller.presented, params.id, meta),
+});
+
+export const credentialRoute = appRoute({
+  method: "GET",
+  path: "/v1/leases/:id/credential",
+  operationId: "revealCredential",
+  tag: "leases",
+  summary: "Reveal the leased account's password",
+  description:
+    "Policy decides the reveal; a resource registered with `reveal: false` never answers here (use its proxy). Audited; Cache-Control: no-store.",
+  auth: "lease",
+  params: idParam,
+  responses: { 200: { description: "the credential", schema: credentialSchema } },
+  errors: [...LEASE_USE, "policy_denied", "not_found", "conflict"],
+  handle: ({ caller, params, meta }, d) => d.leases.credential(caller.presented, params.id, meta),
+});
+
+export const renewRoute = appRoute({
+  method: "POST",
+  path: "/v1/leases/:id/renew",
+  operationId: "renewLease",
+  tag: "leases",
+  summary: "Extend a lease (never past max_expires_at)",
+  auth: "lease",
+  params: idParam,
+  body: renewSchema,
+  bodyOptional: true,
+  responses: { 200: { description: "the renewed lease", schema: leaseOneSchema } },
+  errors: [...LEASE_USE, "policy_denied", "not_found"],
+  handle: ({ caller, params, body, meta }, d) => d.leases.renew(caller.presented, params.id, body, meta),
+});
+
+export const toolCallRoute = appRoute({
+  method: "POST",
+  path: "/v1/leases/:id/tool-calls",
+  operationId: "recordToolCall",
+  tag: "leases",
+  summary: "Record one tool call made with the lease (policy decides, then audited)",
+  auth: "lease",
+  params: idParam,
+  body: toolCallSchema,
+  responses: { 202: { description: "recorded", schema: acceptedSchema } },
+  errors: [...LEASE_USE, "policy_denied", "not_found"],
+  handle: async ({ caller, params, body, meta }, d) => {
+    await d.leases.toolCall(caller.presented, params.id, body, meta);
+    return { accepted: true };
+  },
+});
+
+export const checkInRoute = appRoute({
+  method: "DELETE",
+  path: "/v1/leases/:id",
+  operationId: "checkIn",
+  tag: "leases",
+  summary: "Check a lease in; the account's password is rotated next",
+  auth: "lease",
+  params: idParam,
+  responses: { 202: { description: "the ended lease; rotation follows", schema: leaseOneSchema } },
+  errors: [...LEASE_USE, "not_found"],
+  handle: ({ caller, params, meta }, d) => d.leases.checkin(caller.presented, params.id, meta),
+});
+
+export const pollApprovalRoute = appRoute({
+  method: "GET",
+  path: "/v1/approvals/:id",
+  operationId: "pollApproval",
+  tag: "agents",
+  summary: "Poll an approval request (the same agent's identity JWT)",
+  description:
+    "Once approved, the first poll turns the request into a lease (policy decides again with approved: true) and returns it with a lease token; later polls return the same lease with a fresh token.",
+  auth: "identity",
+  params: approvalParam,
+  responses: {
+    200: { description: "the approval, and its lease once approved", schema: approvalPollSchema },
+  },
+  errors: ["not_found", "policy_denied", "resource_busy"],
+  handle: ({ caller, params, meta }, d) => d.leases.pollApproval(caller.presented, params.id, meta),
+});

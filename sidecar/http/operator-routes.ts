@@ -1,0 +1,177 @@
+import { z } from "zod";
+import { LeaseholdError } from "../errors.js";
+import {
+  approvalDecisionSchema,
+  approvalListQuery,
+  approvalParam,
+  idParam,
+  listQuery,
+  revokeAgentSchema,
+} from "../openapi/request-schemas.js";
+import {
+  adapterListSchema,
+  approvalListSchema,
+  approvalOneSchema,
+  leaseListSchema,
+  leaseManySchema,
+  leaseOneSchema,
+} from "../openapi/response-schemas.js";
+import { type Operator, revokeSchema } from "../service/index.js";
+import { appRoute, type Deps } from "./app-deps.js";
+import type { RouteContext } from "./route.js";
+
+/* Operators' routes on leases and approvals: the admin token, or an identity policy lets act. */
+
+export const listLeasesRoute = appRoute({
+  method: "GET",
+  path: "/v1/leases",
+  operationId: "listLeases",
+  tag: "leases",
+  summary: "List active leases (operators)",
+  auth: "operator-revoke",
+  query: listQuery,
+  responses: { 200: { description: "active leases, soonest expiry first", schema: leaseListSchema } },
+  errors: [],
+  handle: async ({ caller, query }, d) => ({
+    leases: await caller.visible((await d.leases.list(query)).leases, (l) => l.resource),
+  }),
+});
+
+export const revokeLeaseRoute = appRoute({
+  method: "POST",
+  path: "/v1/leases/:id/revoke",
+  operationId: "revokeLease",
+  tag: "leases",
+  summary: "Revoke a lease now (operators); its token is refused on next use",
+  auth: "operator-revoke",
+  params: idParam,
+  body: revokeSchema,
+  bodyOptional: true,
+  responses: { 202: { description: "the ended lease; rotation follows", schema: leaseOneSchema } },
+  errors: ["not_found"],
+  resource: async ({ params }, d) => (await d.leases.getAny(params.id)).resource,
+  handle: ({ caller, params, body, meta }, d) =>
+    d.leases.revoke(params.id, body.reason, caller.operator.name, meta),
+});
+
+type RevokeAgentContext = RouteContext<
+  "operator-revoke",
+  undefined,
+  undefined,
+  z.output<typeof revokeAgentSchema>
+>;
+
+/**
+ * An operator identity revokes only where policy lets it, and all or nothing: every resource the
+ * agent holds a lease on is decided before any lease is touched.
+ */
+async function revokeAgentLeases({ caller, body, meta }: RevokeAgentContext, d: Deps) {
+  const actor = caller.operator.name;
+  if (caller.operator.admin) return d.leases.revokeAgent(body.agent, body.reason, actor, meta);
+  const held = (await d.leases.list({ agent: body.agent })).leases;
+  for (const resource of new Set(held.map((l) => l.resource))) await caller.require(resource);
+  const ended = [];
+  for (const l of held) {
+    try {
+      ended.push((await d.leases.revoke(l.id, body.reason, actor, meta)).lease);
+    } catch (err) {
+      // Ended meanwhile (check-in, expiry): nothing left to revoke.
+      if (!(err instanceof LeaseholdError && err.code === "not_found")) throw err;
+    }
+  }
+  return { leases: ended };
+}
+
+export const revokeAgentRoute = appRoute({
+  method: "POST",
+  path: "/v1/agents/revoke",
+  operationId: "revokeAgent",
+  tag: "leases",
+  summary: "Revoke every active lease of one agent (operators)",
+  auth: "operator-revoke",
+  body: revokeAgentSchema,
+  responses: { 202: { description: "the leases ended", schema: leaseManySchema } },
+  errors: [],
+  handle: revokeAgentLeases,
+});
+
+export const listApprovalsRoute = appRoute({
+  method: "GET",
+  path: "/v1/approvals",
+  operationId: "listApprovals",
+  tag: "approvals",
+  summary: "List approval requests (operators)",
+  auth: "operator-approve",
+  query: approvalListQuery,
+  responses: { 200: { description: "approval requests", schema: approvalListSchema } },
+  errors: ["not_found"],
+  handle: async ({ caller, query }, d) => ({
+    approvals: await caller.visible(
+      (await d.leases.listApprovals(query.status)).approvals,
+      (a) => a.resource,
+    ),
+  }),
+});
+
+/**
+ * The approver recorded on a decision: an operator identity names itself; only the admin token
+ * (shared by whoever can read its file) may say which human is behind it.
+ */
+function approverName(op: Operator, claimed: string | undefined): string {
+  if (op.admin) return claimed ?? op.name;
+  if (claimed !== undefined && claimed !== op.name) {
+    throw new LeaseholdError(
+      "invalid_request",
+      "approver: an identity token names its own approver; only the admin token may set it",
+    );
+  }
+  return op.name;
+}
+
+function decisionRoute(approve: boolean) {
+  return appRoute({
+    method: "POST",
+    path: approve ? "/v1/approvals/:id/approve" : "/v1/approvals/:id/deny",
+    operationId: approve ? "approve" : "deny",
+    tag: "approvals",
+    summary: `${approve ? "Approve" : "Deny"} a pending checkout (operators)`,
+    auth: "operator-approve",
+    params: approvalParam,
+    body: approvalDecisionSchema,
+    bodyOptional: true,
+    responses: { 200: { description: "the decided approval", schema: approvalOneSchema } },
+    errors: ["not_found", "conflict"],
+    resource: ({ params }, d) => d.leases.approvalResource(params.id),
+    handle: ({ caller, params, body, meta }, d) =>
+      d.leases.decideApproval(
+        params.id,
+        approve,
+        approverName(caller.operator, body.approver),
+        body.reason,
+        meta,
+      ),
+  });
+}
+
+export const approveRoute = decisionRoute(true);
+export const denyRoute = decisionRoute(false);
+
+export const listAdaptersRoute = appRoute({
+  method: "GET",
+  path: "/v1/adapters",
+  operationId: "listAdapters",
+  tag: "resources",
+  summary: "Adapter types with the JSON Schema of their connection settings",
+  auth: "operator",
+  responses: { 200: { description: "loaded adapters", schema: adapterListSchema } },
+  errors: [],
+  // Adapter types and their config schemas: any operator or DBA identity may read them.
+  handle: (_ctx, d) => ({
+    adapters: [...d.adapters.values()].map((a) => ({
+      id: a.id,
+      description: a.description,
+      config: z.toJSONSchema(a.config, { unrepresentable: "any" }),
+      constraints: a.constraints,
+    })),
+  }),
+});
