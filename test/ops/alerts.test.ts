@@ -1,17 +1,15 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LeaseEventChannel } from "../../sidecar/events/index.js";
 import { LeaseStore } from "../../sidecar/leases/index.js";
 import { createLogger } from "../../sidecar/logger.js";
-import {
-  createMetrics,
-  ExpiryNotifier,
-  verifyWebhookSignature,
-  WEBHOOK_GROUP,
-  WEBHOOK_HEADERS,
-  WebhookDispatcher,
-} from "../../sidecar/ops/index.js";
+import { ExpiryNotifier } from "../../sidecar/ops/expiry-notifier.js";
+import { createMetrics } from "../../sidecar/ops/index.js";
+import { WEBHOOK_GROUP, WebhookDispatcher } from "../../sidecar/ops/webhook.js";
+import { verifyWebhookSignature, WEBHOOK_HEADERS } from "../../sidecar/ops/webhook-signature.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
+import { waitFor } from "../support/wait-for.js";
 
 const log = createLogger("silent");
 const SECRET = "webhook-test-secret-0123456789";
@@ -55,26 +53,31 @@ describe("expiring_soon notices", () => {
     const short = await store.checkout(spec("lse_expiring_short"), 1200, 60_000);
     const long = await store.checkout(spec("lse_expiring_long1"), 600_000, 600_000);
     expect(short.ok && long.ok).toBe(true);
+    if (!short.ok) throw new Error("checkout failed");
     const metrics = createMetrics({ processMetrics: false });
+    // The notifiers read a clock the test holds (lease times are on Redis' clock, so it starts
+    // from the lease's own issued_at): no pass can miss the short lease's last 600 ms.
+    const clock = { t: short.lease.issued_at + 100 };
+    // Both notifiers publish through one channel, as the sidecar's would: the stream, and the metrics.
+    const events = new LeaseEventChannel({ redis, prefix, log });
+    events.subscribe((e) => metrics.observeLeaseEvent(e));
     const make = () =>
       new ExpiryNotifier({
         leases: store,
-        emit: (e) => store.emit(e),
+        events,
         redis,
         prefix,
         leadSeconds: 60,
         log,
-        metrics,
+        now: () => clock.t,
       });
     const [n1, n2] = [make(), make()];
-    let notices: Array<Record<string, string>> = [];
-    for (let i = 0; i < 100 && notices.length === 0; i++) {
-      await Promise.all([n1.runOnce(), n2.runOnce()]);
-      notices = await eventsOfType(prefix, "expiring_soon");
-      if (notices.length === 0) await new Promise((r) => setTimeout(r, 50));
-    }
+    await Promise.all([n1.runOnce(), n2.runOnce()]);
+    expect(await eventsOfType(prefix, "expiring_soon")).toEqual([]);
+    clock.t = short.lease.expires_at - 300;
+    await Promise.all([n1.runOnce(), n2.runOnce()]);
     await Promise.all([n1.runOnce(), n2.runOnce(), n1.runOnce()]);
-    notices = await eventsOfType(prefix, "expiring_soon");
+    const notices = await eventsOfType(prefix, "expiring_soon");
     expect(notices).toHaveLength(1);
     expect(notices[0]).toMatchObject({
       resource: "orders-db",
@@ -84,6 +87,9 @@ describe("expiring_soon notices", () => {
     expect(notices[0]?.reason).toMatch(/^expires in \d+s$/);
     // The ten-minute lease is far from its last minute: no notice.
     expect(notices.some((e) => e.lease_id === "lse_expiring_long1")).toBe(false);
+    expect((await metrics.render()).body).toMatch(
+      /leasehold_expiring_soon_total\{resource="orders-db"\} 1\n/,
+    );
   });
 });
 
@@ -137,11 +143,10 @@ describe("the alert webhook", () => {
     try {
       for (const s of sidecars) s.start();
       // The group is created at the stream's end: wait until both consumers joined it.
-      for (let i = 0; i < 100; i++) {
+      await waitFor("the webhook consumer group on the event stream", async () => {
         const groups = (await redis.xinfo("GROUPS", `${prefix}events`).catch(() => [])) as unknown[];
-        if (groups.length > 0) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+        return groups.length > 0;
+      });
       await store.emit({
         type: "issued",
         resource: "orders-db",
@@ -153,14 +158,14 @@ describe("the alert webhook", () => {
       await store.emit({ type: "quarantined", resource: "orders-db", account: "a1", reason: "timeout" });
       await store.emit({ type: "expiring_soon", resource: "orders-db", account: "a2", lease_id: "lse_2" });
       await store.emit({ type: "rotated", resource: "orders-db", account: "a2" });
-      for (let i = 0; i < 200; i++) {
+      // Every event delivered to the group and acknowledged: nothing is left to be posted.
+      await waitFor("every event delivered and acknowledged, three posts received", async () => {
         const pending = (await redis.xpending(`${prefix}events`, WEBHOOK_GROUP)) as [number, ...unknown[]];
         const info = (await redis.xinfo("GROUPS", `${prefix}events`)) as Array<Array<string | number>>;
         const lastDelivered = info[0]?.[info[0].indexOf("last-delivered-id") + 1];
         const tail = (await redis.xrevrange(`${prefix}events`, "+", "-", "COUNT", 1))[0]?.[0];
-        if (pending[0] === 0 && lastDelivered === tail && hook.got.length >= 3) break;
-        await new Promise((r) => setTimeout(r, 25));
-      }
+        return pending[0] === 0 && lastDelivered === tail && hook.got.length >= 3;
+      });
     } finally {
       await Promise.all(sidecars.map((s) => s.stop()));
       hook.server.close();

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type WatchOutput, watchCommand } from "../../sidecar/cli/watch/index.js";
 import {
   eventLine,
   formatCountdown,
   progressBar,
   renderScreen,
-  type WatchOutput,
-  WatchState,
-  watchCommand,
-} from "../../sidecar/ops/index.js";
+} from "../../sidecar/cli/watch/watch-render.js";
+import { WatchState } from "../../sidecar/cli/watch/watch-state.js";
+import { waitFor } from "../support/wait-for.js";
 import { makeLease, type OpsHarness, startOpsHarness } from "./ops-harness.js";
 
 /** ANSI control sequences (built from a string: a regex literal with ESC trips the linter). */
@@ -186,10 +186,7 @@ describe("leases watch against a running sidecar", () => {
     await h?.close();
   });
 
-  async function until(probe: () => boolean, what: string): Promise<void> {
-    for (let i = 0; i < 200 && !probe(); i++) await new Promise((r) => setTimeout(r, 25));
-    if (!probe()) throw new Error(`timed out waiting for ${what}`);
-  }
+  const until = (probe: () => boolean, what: string) => waitFor(what, probe, { intervalMs: 25 });
 
   it("draws a lease row on a terminal and its countdown moves", async () => {
     const lease = await makeLease(h.store, "orders-db", "app_w1", "spiffe://example.org/agent/w", 300_000);

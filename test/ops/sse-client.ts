@@ -1,4 +1,4 @@
-import { readSse, type SseMessage } from "../../sidecar/ops/index.js";
+import { readSse, type SseMessage } from "../../sidecar/cli/watch/sse-reader.js";
 
 export interface TestStream {
   readonly status: number;
@@ -44,7 +44,8 @@ export async function openStream(url: string, headers: Record<string, string>): 
     status: res.status,
     headers: res.headers,
     heartbeats: () => beats,
-    async next(match = () => true, timeoutMs = 5000) {
+    // The deadline bounds a hung stream on a busy machine; a message normally comes in milliseconds.
+    async next(match = () => true, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const i = queue.findIndex(match);
