@@ -9,6 +9,7 @@ import { scrubFields } from "./scrub.js";
 import type {
   AppendOptions,
   AuditErrorPlace,
+  AuditEvent,
   AuditFields,
   AuditLogOptions,
   AuditRecord,
@@ -208,7 +209,7 @@ export class AuditLog implements AuditSink {
    * Appends one record; resolves once it is on disk. Rejects with `upstream_unavailable` when
    * the file cannot be written (the caller must then not act unaudited).
    */
-  append(fields: AuditFields, options?: AppendOptions): Promise<void> {
+  append<E extends AuditEvent>(fields: AuditFields<E>, options?: AppendOptions): Promise<void> {
     if (this.closed) {
       return Promise.reject(new LeaseholdError("upstream_unavailable", "the audit log is closed"));
     }

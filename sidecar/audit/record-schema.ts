@@ -1,5 +1,18 @@
 import { z } from "zod";
-import { AUDIT_DECISIONS, AUDIT_EVENTS } from "./types.js";
+import { AUDIT_DECISIONS, AUDIT_EVENTS, type AuditEvent, type AuditScope } from "./types.js";
+
+const EVENTS = Object.keys(AUDIT_EVENTS) as [AuditEvent, ...AuditEvent[]];
+const SCOPES = [...new Set(Object.values(AUDIT_EVENTS).flatMap((e) => e.scopes))] as [
+  AuditScope,
+  ...AuditScope[],
+];
+
+/** Which scopes each event carries, as the schema's description says it. */
+function scopesByEvent(): string {
+  return EVENTS.filter((e) => AUDIT_EVENTS[e].scopes.length > 0)
+    .map((e) => `${e}: ${AUDIT_EVENTS[e].scopes.join(", ")}`)
+    .join("; ");
+}
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits");
 
@@ -11,7 +24,7 @@ const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digit
 export const auditRecordSchema = z
   .strictObject({
     time: z.iso.datetime().describe("When the event was appended, RFC 3339 UTC."),
-    event: z.enum(AUDIT_EVENTS).describe("What happened."),
+    event: z.enum(EVENTS).describe("What happened."),
     agent: z
       .string()
       .min(1)
@@ -35,15 +48,25 @@ export const auditRecordSchema = z
       .describe("The intent's action (read, write, ...), or a tool call's action."),
     tool: z.string().optional().describe("The tool the agent uses (psql, ...)."),
     scope: z
-      .string()
+      .enum(SCOPES)
       .optional()
-      .describe("What the record covers: the policy action decided, or a sub-kind of the event."),
+      .describe(
+        `What the record covers: the policy action decided, or a sub-kind of the event. By event: ${scopesByEvent()}.`,
+      ),
     resource: z.string().optional().describe("The registered resource."),
     account: z.string().optional().describe("The account of the resource."),
     lease_id: z.string().optional().describe("The lease the record belongs to."),
     decision: z.enum(AUDIT_DECISIONS).optional().describe("The policy decision."),
     policies: z.array(z.string()).optional().describe("Ids of the policies that decided."),
-    reason: z.string().optional().describe("Why: a denial's reason, an approval id, an error message."),
+    reason: z
+      .string()
+      .optional()
+      .describe("Why, as free text: a denial's reason, a revocation reason, an error message."),
+    approval_id: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("The approval a decision is about (scopes approval_requested, approved, denied)."),
     request_id: z.string().optional().describe("The HTTP request (x-request-id) that caused the record."),
     target: z.string().optional().describe("What a tool call acted on, as the agent reported it."),
     digest: z.string().optional().describe("SHA-256 of a tool call's arguments, as the agent reported it."),
@@ -86,4 +109,17 @@ export function checkAuditRecord(value: unknown): { ok: true } | { ok: false; pr
         : `${i.path.map(String).join(".") || "(record)"}: ${i.message}`,
     ),
   };
+}
+
+/**
+ * The event table of docs/audit.md (between `<!-- generated:audit-events -->` markers), rendered
+ * from `AUDIT_EVENTS`: every event, the scopes it carries and what it means.
+ */
+export function auditEventsMarkdown(): string {
+  const rows = EVENTS.map((e) => {
+    const { scopes, about } = AUDIT_EVENTS[e];
+    const scopeCell = scopes.length === 0 ? "—" : scopes.map((s) => `\`${s}\``).join(", ");
+    return `| \`${e}\` | ${scopeCell} | ${about} |`;
+  });
+  return ["| event | `scope` | meaning |", "|---|---|---|", ...rows].join("\n");
 }

@@ -1,33 +1,84 @@
 import type { Cluster, Redis } from "ioredis";
 
-/** Every kind of audit record; `scope` refines it (e.g. decision + scope "approved"). */
-export const AUDIT_EVENTS = [
-  "decision",
-  "checkout",
-  "reveal",
-  "renew",
-  "tool_call",
-  "checkin",
-  "expiry",
-  "revocation",
-  "rotation_started",
-  "rotation_succeeded",
-  "rotation_failed",
-  "quarantine",
-  "registration",
-  "policy_reload",
-  "admin",
-] as const;
+/**
+ * Every kind of audit record, with the `scope` values each may carry and what it means: the one
+ * table from which `AuditEvent`, `AuditScope`, the record schema's enums (and so
+ * audit-record.schema.json) and the event table of docs/audit.md are derived. A new kind or scope
+ * is one entry here; an `append` with anything else does not compile.
+ */
+export const AUDIT_EVENTS = {
+  decision: {
+    scopes: [
+      "checkout",
+      "reveal",
+      "renew",
+      "tool_call",
+      "revoke",
+      "approve",
+      "register",
+      "approval_requested",
+      "approved",
+      "denied",
+      "dpop",
+    ],
+    about:
+      "a policy decision; `scope` is the action decided (an agent's `checkout`, `reveal`, `renew`, `tool_call`; an operator's `revoke`, `approve`, `register`), a human's `approved` / `denied`, a new approval (`approval_requested`), or a refused DPoP proof (`dpop`)",
+  },
+  checkout: { scopes: ["checkout"], about: "a lease was issued" },
+  reveal: { scopes: ["reveal"], about: "the lease's credential was handed to its holder" },
+  renew: { scopes: ["renew"], about: "a lease was renewed" },
+  tool_call: {
+    scopes: ["tool_call", "proxy_connect", "proxy_session", "proxy_statement"],
+    about:
+      "a tool call the agent reported (`tool_call`), or the protocol proxy's connection (`proxy_connect`), session (`proxy_session`) and statement (`proxy_statement`) records",
+  },
+  checkin: { scopes: [], about: "the holder checked the lease in" },
+  expiry: { scopes: [], about: "the lease expired" },
+  revocation: {
+    scopes: [],
+    about: "the lease was revoked (by an operator, or when its token could not be minted); `reason` says why",
+  },
+  rotation_started: { scopes: [], about: "a rotation of the account began" },
+  rotation_succeeded: { scopes: [], about: "the account's new password is in force" },
+  rotation_failed: { scopes: [], about: "a rotation attempt failed; `reason` is the error" },
+  quarantine: { scopes: [], about: "rotation kept failing: the account is never handed out" },
+  registration: { scopes: [], about: "a resource was registered, updated or removed (`reason`)" },
+  policy_reload: { scopes: ["policy"], about: "the policy was reloaded, or a reload refused (`reason`)" },
+  admin: {
+    scopes: ["audit_query", "audit_recovered", "audit_reopened", "audit_foreign_write"],
+    about:
+      "the audit trail about itself: a query over HTTP (`audit_query`), writes failed for a while or a torn record was dropped (`audit_recovered`), the file was moved or removed in use (`audit_reopened`), something else wrote to the file (`audit_foreign_write`)",
+  },
+} as const satisfies Record<string, { readonly scopes: readonly string[]; readonly about: string }>;
 
-export type AuditEvent = (typeof AUDIT_EVENTS)[number];
+export type AuditEvent = keyof typeof AUDIT_EVENTS;
+
+/** The `scope` values a record of event `E` may carry (never, for an event without scopes). */
+export type AuditScopeOf<E extends AuditEvent> = (typeof AUDIT_EVENTS)[E]["scopes"][number];
+
+/** Every `scope` value of any event. */
+export type AuditScope = AuditScopeOf<AuditEvent>;
 
 export const AUDIT_DECISIONS = ["allow", "deny", "approval_required"] as const;
 
 export type AuditDecision = (typeof AUDIT_DECISIONS)[number];
 
-/** One audit record; fields are kept apart, never folded into a message. Never a secret. */
-export interface AuditFields {
-  readonly event: AuditEvent;
+/**
+ * One audit record; fields are kept apart, never folded into a message. Never a secret.
+ * `AuditFields<"decision">` admits only the decision's scopes; plain `AuditFields` any known
+ * event with any known scope.
+ */
+export type AuditFields<E extends AuditEvent = AuditEvent> = AuditKind<E> & AuditDetails;
+
+/** What kind of record: the event, and the scope that event admits. */
+export interface AuditKind<E extends AuditEvent> {
+  readonly event: E;
+  /** What the record covers: the policy action decided, or the sub-kind of the event. */
+  readonly scope?: AuditScopeOf<E> | undefined;
+}
+
+/** The fields every kind of record may carry. */
+export interface AuditDetails {
   /** Who acted: the agent's SPIFFE ID (or the operator for admin actions). */
   readonly agent?: string | undefined;
   /** Delegators (agents or `user:<e-mail>`), nearest first; an empty list means the agent acted for itself. */
@@ -37,15 +88,16 @@ export interface AuditFields {
   readonly task_id?: string | undefined;
   readonly intent?: string | undefined;
   readonly tool?: string | undefined;
-  /** What the record covers: the policy action decided, or the sub-kind of the event. */
-  readonly scope?: string | undefined;
   readonly resource?: string | undefined;
   readonly account?: string | undefined;
   readonly lease_id?: string | undefined;
   readonly decision?: AuditDecision | undefined;
   /** Ids of the policies that decided. */
   readonly policies?: readonly string[] | undefined;
+  /** Free text: a denial's reason, a revocation reason, an error message. */
   readonly reason?: string | undefined;
+  /** The approval a decision is about (scopes approval_requested, approved, denied). */
+  readonly approval_id?: string | undefined;
   readonly request_id?: string | undefined;
   /** What a tool call acted on (table, host, path), as the agent reported it. */
   readonly target?: string | undefined;
@@ -60,7 +112,10 @@ export interface AuditFields {
   readonly truncated?: boolean | undefined;
 }
 
-export interface AuditRecord extends AuditFields {
+export type AuditRecord = AuditFields & AuditSeal;
+
+/** What the log adds to the fields when it writes a record. */
+export interface AuditSeal {
   /** When the event was appended, RFC 3339 UTC with milliseconds. */
   readonly time: string;
   /** The instance that wrote the record. */
@@ -85,7 +140,8 @@ export interface AppendOptions {
 }
 
 export interface AuditSink {
-  append(fields: AuditFields, options?: AppendOptions): Promise<void>;
+  /** The event picks the scopes the compiler admits (see `AUDIT_EVENTS`). */
+  append<E extends AuditEvent>(fields: AuditFields<E>, options?: AppendOptions): Promise<void>;
   /** Writes the records appended `withNext` now, without waiting for a next one. */
   flush?(): void;
   /** False after a write failed: the sidecar then refuses checkouts (fail closed). */

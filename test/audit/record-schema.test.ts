@@ -3,7 +3,15 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { auditRecordJsonSchema, checkAuditRecord, GENESIS, loadAuditKey } from "../../sidecar/audit/index.js";
+import {
+  AUDIT_EVENTS,
+  type AuditSink,
+  auditRecordJsonSchema,
+  checkAuditRecord,
+  GENESIS,
+  loadAuditKey,
+} from "../../sidecar/audit/index.js";
+import { auditEventsMarkdown } from "../../sidecar/audit/record-schema.js";
 import { jsonSchemaValidator } from "./record-check.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -41,6 +49,8 @@ describe("the audit record schema", () => {
       { ...valid, password: "x" },
       { ...valid, token: "x" },
       { ...valid, event: "coffee" },
+      { ...valid, scope: "coffee" },
+      { ...valid, approval_id: "" },
       { ...valid, seq: -1 },
       { ...valid, prev: "xyz" },
       { ...valid, time: "yesterday" },
@@ -52,6 +62,54 @@ describe("the audit record schema", () => {
     }
     const r = checkAuditRecord({ ...valid, password: "hunter2-secret" });
     expect(JSON.stringify(r)).not.toContain("hunter2-secret");
+  });
+
+  it("admits every scope of the event table and an approval's id as a field of its own", () => {
+    for (const [event, { scopes }] of Object.entries(AUDIT_EVENTS)) {
+      for (const scope of scopes) {
+        const rec = { ...valid, event, scope };
+        expect(checkAuditRecord(rec), `${event} / ${scope}`).toEqual({ ok: true });
+        expect(jsonSchemaValidator.safeParse(rec).success, `${event} / ${scope}`).toBe(true);
+      }
+    }
+    const approval = {
+      ...valid,
+      event: "decision",
+      scope: "approval_requested",
+      decision: "approval_required",
+      approval_id: "apr_ABCDEFGHIJKL",
+      reason: "writes need a human",
+    };
+    expect(checkAuditRecord(approval)).toEqual({ ok: true });
+    expect(jsonSchemaValidator.safeParse(approval).success).toBe(true);
+  });
+
+  it("docs/audit.md lists the events and scopes of the table (regenerate the block when it changes)", async () => {
+    const doc = await readFile(join(here, "../../docs/audit.md"), "utf8");
+    const block = /<!-- generated:audit-events -->\n([\s\S]*?)\n<!-- \/generated:audit-events -->/.exec(doc);
+    expect(block?.[1]).toBe(auditEventsMarkdown());
+  });
+
+  it("the compiler refuses an unknown event, an unknown scope, and a scope the event does not carry", async () => {
+    const appended: unknown[] = [];
+    const sink: AuditSink = {
+      append: async (fields) => {
+        appended.push(fields);
+      },
+      healthy: () => true,
+    };
+    await sink.append({ event: "decision", scope: "approved", approval_id: "apr_ABCDEFGHIJKL" });
+    await sink.append({ event: "checkin" });
+    // @ts-expect-error: not an event
+    await sink.append({ event: "coffee" });
+    // @ts-expect-error: not a scope
+    await sink.append({ event: "decision", scope: "aproved" });
+    // @ts-expect-error: a check-in carries no scope
+    await sink.append({ event: "checkin", scope: "approved" });
+    // @ts-expect-error: a tool call's scopes are its own
+    await sink.append({ event: "tool_call", scope: "approval_requested" });
+    // tsc checks the lines above; at run time the sink takes whatever it is given.
+    expect(appended).toHaveLength(6);
   });
 });
 
