@@ -58,6 +58,11 @@ export interface LeaseUse {
   readonly now: number;
 }
 
+/**
+ * A lease event stream entry as `LeaseStore.emit` writes it.
+ * @deprecated Publish the typed `LeaseEvent` of `sidecar/events` through `LeaseEventChannel`,
+ * which writes the same entries; this goes with `LeaseStore.emit`.
+ */
 export interface LeaseEvent {
   readonly type:
     | "issued"

@@ -1,0 +1,109 @@
+import type { LeaseRecord } from "../leases/index.js";
+import type { Logger } from "../logger.js";
+import type { RedisClient } from "../redis.js";
+import type { LeaseEvent, LeaseEventListener, LeaseEventPublisher } from "./types.js";
+
+/** The stream every sidecar of a cluster appends lease events to. */
+export function eventStreamKey(prefix: string): string {
+  return `${prefix}events`;
+}
+
+/** One stream entry's fields, as operators' tools (SSE, webhook, `leases watch`) read them. */
+export interface StreamEntryFields {
+  readonly type: LeaseEvent["type"];
+  readonly resource: string;
+  readonly account?: string | undefined;
+  readonly lease_id?: string | undefined;
+  readonly agent?: string | undefined;
+  readonly reason?: string | undefined;
+  readonly approval_id?: string | undefined;
+}
+
+function ofLease(lease: LeaseRecord) {
+  return { resource: lease.resource, account: lease.account, lease_id: lease.id, agent: lease.agent };
+}
+
+/**
+ * The event as it is written to the stream: public fields only (never the whole lease record),
+ * the same entry format as `LeaseStore.emit`.
+ */
+export function streamEntry(e: LeaseEvent): StreamEntryFields {
+  switch (e.type) {
+    case "issued":
+    case "renewed":
+      return { type: e.type, ...ofLease(e.lease) };
+    case "ended":
+      return { type: e.type, ...ofLease(e.lease), reason: e.reason };
+    case "expiring_soon":
+      return { type: e.type, ...ofLease(e.lease), reason: `expires in ${e.seconds_left}s` };
+    case "rotated":
+      return { type: e.type, resource: e.resource, account: e.account, lease_id: e.lease_id };
+    case "rotation_failed":
+    case "quarantined":
+      return { type: e.type, resource: e.resource, account: e.account, reason: e.reason };
+    case "approval_requested":
+      return { type: e.type, resource: e.resource, agent: e.agent, approval_id: e.approval_id };
+    case "approval_decided":
+      return {
+        type: e.type,
+        resource: e.resource,
+        agent: e.agent,
+        reason: e.decision,
+        approval_id: e.approval_id,
+      };
+  }
+}
+
+export interface LeaseEventChannelOptions {
+  /** The sidecar's shared connection (XADD only; never blocks). */
+  readonly redis: RedisClient;
+  readonly prefix: string;
+  readonly log: Logger;
+  /** Approximate cap on the stream's length (XADD MAXLEN ~). @default 10000 */
+  readonly maxLen?: number | undefined;
+}
+
+/**
+ * The one way lease events travel. `publish` tells this sidecar's subscribers (metrics; they
+ * get the lease record), then appends the event to the cluster's Redis stream, which the SSE hub,
+ * the alert webhook and `leases watch` of every sidecar read.
+ */
+export class LeaseEventChannel implements LeaseEventPublisher {
+  private readonly listeners = new Set<LeaseEventListener>();
+
+  constructor(private readonly o: LeaseEventChannelOptions) {}
+
+  /** Adds a local subscriber; returns the function that removes it. */
+  subscribe(listener: LeaseEventListener): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  async publish(event: LeaseEvent): Promise<void> {
+    // Local subscribers first and whatever the stream does: an ended lease must reach them (the
+    // proxy closes its sessions) even while Redis is failing.
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.o.log.warn(
+          { err: { message: (err as Error).message }, event: event.type },
+          "lease event listener failed",
+        );
+      }
+    }
+    const flat = Object.entries(streamEntry(event)).flatMap(([k, v]) =>
+      v === undefined ? [] : [k, String(v)],
+    );
+    await this.o.redis.xadd(
+      eventStreamKey(this.o.prefix),
+      "MAXLEN",
+      "~",
+      String(this.o.maxLen ?? 10_000),
+      "*",
+      ...flat,
+    );
+  }
+}
