@@ -1,24 +1,39 @@
+import { LeaseEventChannel } from "../events/index.js";
 import type { LeaseRecord } from "../leases/index.js";
-import type { RedisClient } from "../leases/lease-store.js";
 import type { Logger } from "../logger.js";
-import type { LeaseService } from "../service/lease-service.js";
+import type { RedisClient } from "../redis.js";
 import { ExpiryNotifier } from "./expiry-notifier.js";
 import type { OpsMetrics } from "./metrics.js";
 import type { OpsConfig } from "./ops-config.js";
 import { type OpsApp, type OpsRoutes, registerOpsRoutes } from "./ops-routes.js";
 import { blockingConnection } from "./redis-connection.js";
 import { type OpsServices, pendingApprovals } from "./snapshot.js";
-import type { EmitLeaseEvent, LeaseStateSource } from "./types.js";
+import type { LeaseStateSource } from "./types.js";
 import { WebhookDispatcher } from "./webhook.js";
+
+/** The lease service's local "ended" emitter, until it publishes on the channel (issue 15). */
+interface LegacyEndedEvents {
+  on(event: "ended", listener: (lease: LeaseRecord) => void): unknown;
+  off(event: "ended", listener: (lease: LeaseRecord) => void): unknown;
+}
 
 export interface AttachOpsDeps {
   readonly config: OpsConfig;
   readonly adminToken: string;
-  /** Its `events` ("ended", with the LeaseRecord) feed the lease duration and reaper lag metrics. */
-  readonly leaseService: OpsServices["leases"] & Pick<LeaseService, "events">;
+  /**
+   * Without `events`, its legacy `events` emitter ("ended") feeds the lease duration and reaper
+   * lag metrics instead of the channel.
+   */
+  readonly leaseService: OpsServices["leases"] & { readonly events?: LegacyEndedEvents | undefined };
   readonly resourceService: OpsServices["resources"];
-  /** The lease store: state gauges, expiry notices. */
-  readonly leases: LeaseStateSource & { readonly emit: EmitLeaseEvent };
+  /** The lease store: state gauges, expiring leases. */
+  readonly leases: LeaseStateSource;
+  /**
+   * The channel the sidecar's lease events are published on; the metrics subscribe to it and
+   * expiry notices go through it. @default a channel of its own on `redis` (then the lease
+   * service's legacy emitter is listened to for ended leases)
+   */
+  readonly events?: LeaseEventChannel | undefined;
   /** The sidecar's shared connection (server, Sentinel or Cluster). */
   readonly redis: RedisClient;
   /** Opens a dedicated connection for blocking reads. @default blockingConnection(redis) */
@@ -34,6 +49,7 @@ export interface AttachOpsDeps {
 
 export interface AttachedOps {
   readonly routes: OpsRoutes;
+  readonly events: LeaseEventChannel;
   readonly notifier: ExpiryNotifier;
   readonly webhook: WebhookDispatcher | undefined;
   stop(): Promise<void>;
@@ -52,8 +68,14 @@ export async function attachOps(app: OpsApp, d: AttachOpsDeps): Promise<Attached
     leases: d.leases,
     pendingApprovals: async () => (await pendingApprovals(services)) ?? [],
   });
+  const events = d.events ?? new LeaseEventChannel({ redis: d.redis, prefix: d.prefix, log });
+  const unsubscribe = events.subscribe((e) => d.metrics.observeLeaseEvent(e));
+  // Transition (issue 15): a lease service that does not publish on the channel yet announces
+  // ended leases on its own emitter; listened to only when the channel was not handed in, so a
+  // lease is never counted twice.
+  const legacy = d.events === undefined ? d.leaseService.events : undefined;
   const onEnded = (lease: LeaseRecord) => d.metrics.observeLeaseEnded(lease);
-  d.leaseService.events.on("ended", onEnded);
+  legacy?.on("ended", onEnded);
   const routes = await registerOpsRoutes(app, {
     adminToken: d.adminToken,
     services,
@@ -67,13 +89,12 @@ export async function attachOps(app: OpsApp, d: AttachOpsDeps): Promise<Attached
   });
   const notifier = new ExpiryNotifier({
     leases: d.leases,
-    emit: (e) => d.leases.emit(e),
+    events,
     redis: d.redis,
     prefix: d.prefix,
     leadSeconds: d.config.expiringSoonSeconds,
     intervalMs: d.config.expiringSoonIntervalMs,
     log,
-    metrics: d.metrics,
   });
   const webhook = d.config.webhook
     ? new WebhookDispatcher({
@@ -93,10 +114,12 @@ export async function attachOps(app: OpsApp, d: AttachOpsDeps): Promise<Attached
   }
   return {
     routes,
+    events,
     notifier,
     webhook,
     stop: async () => {
-      d.leaseService.events.off("ended", onEnded);
+      unsubscribe();
+      legacy?.off("ended", onEnded);
       notifier.stop();
       await webhook?.stop();
       await routes.hub.stop();

@@ -1,28 +1,31 @@
-import type { RedisClient } from "../leases/lease-store.js";
 import type { AuditRecord } from "../audit/index.js";
+import { type LeaseEventPublisher, LeaseEventChannel } from "../events/index.js";
 import type { Logger } from "../logger.js";
+import type { RedisClient } from "../redis.js";
 import type { OpsMetrics } from "./metrics.js";
-import { eventStreamKey } from "./types.js";
 
-export interface AuditTapOptions {
+/** Where the tap publishes approval events: the sidecar's channel, or a channel of its own on `redis`. */
+export type AuditTapEvents =
+  | { readonly events: LeaseEventPublisher }
+  | { readonly redis: RedisClient; readonly prefix: string };
+
+export type AuditTapOptions = AuditTapEvents & {
   readonly metrics: OpsMetrics;
-  /** The sidecar's shared connection (XADD only; never blocks). */
-  readonly redis: RedisClient;
-  readonly prefix: string;
   readonly log: Logger;
-}
+};
 
 /**
  * The callback for `AuditLog.open(file, id, onRecord)`: counts each record into the metrics and
- * turns approval decisions into stream events (`approval_requested`, `approval_decided`), so
- * every sidecar's dashboard learns of them without polling. Never throws.
+ * publishes approval decisions as lease events (`approval_requested`, `approval_decided`, with
+ * the record's `approval_id`), so every sidecar's dashboard learns of them without polling.
+ * Never throws.
  */
 export function createAuditTap(o: AuditTapOptions): (rec: AuditRecord) => void {
-  const stream = eventStreamKey(o.prefix);
-  const emit = (fields: Record<string, string | undefined>) => {
-    const flat = Object.entries(fields).flatMap(([k, v]) => (v === undefined ? [] : [k, v]));
-    o.redis
-      .xadd(stream, "MAXLEN", "~", "10000", "*", ...flat)
+  const events =
+    "events" in o ? o.events : new LeaseEventChannel({ redis: o.redis, prefix: o.prefix, log: o.log });
+  const publish = (event: Parameters<LeaseEventPublisher["publish"]>[0]) => {
+    events
+      .publish(event)
       .catch((err: unknown) =>
         o.log.warn({ err: { message: (err as Error).message } }, "could not publish an approval event"),
       );
@@ -34,11 +37,21 @@ export function createAuditTap(o: AuditTapOptions): (rec: AuditRecord) => void {
       o.log.warn({ err: { message: (err as Error).message } }, "metrics could not count an audit record");
     }
     if (rec.event !== "decision" || !rec.resource) return;
-    if (rec.scope === "approval_requested") {
-      // The lease service records the new approval's id as the decision's reason.
-      emit({ type: "approval_requested", resource: rec.resource, agent: rec.agent, approval_id: rec.reason });
+    if (rec.scope === "approval_requested" && rec.approval_id) {
+      publish({
+        type: "approval_requested",
+        resource: rec.resource,
+        agent: rec.agent,
+        approval_id: rec.approval_id,
+      });
     } else if (rec.scope === "approved" || rec.scope === "denied") {
-      emit({ type: "approval_decided", resource: rec.resource, agent: rec.agent, reason: rec.scope });
+      publish({
+        type: "approval_decided",
+        resource: rec.resource,
+        agent: rec.agent,
+        approval_id: rec.approval_id,
+        decision: rec.scope,
+      });
     }
   };
 }

@@ -1,8 +1,14 @@
+import type { LeaseEventType } from "../events/index.js";
 import type { EnrichedEvent } from "./event-hub.js";
 import { type OpsServices, pendingApprovals } from "./snapshot.js";
 import type { StreamEvent } from "./types.js";
 
-const LEASE_TYPES = new Set(["issued", "renewed", "expiring_soon", "ended"]);
+const LEASE_TYPES: ReadonlySet<string> = new Set<LeaseEventType>([
+  "issued",
+  "renewed",
+  "expiring_soon",
+  "ended",
+]);
 
 /**
  * Attaches what viewers need to an event: the lease (task, intent, times) for lease events,

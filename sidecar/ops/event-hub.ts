@@ -1,5 +1,5 @@
-import type { RedisClient } from "../leases/lease-store.js";
 import type { Logger } from "../logger.js";
+import type { RedisClient } from "../redis.js";
 import { DEFAULT_BLOCK_MS } from "./redis-connection.js";
 import { lastStreamId, toStreamEvent } from "./event-stream.js";
 import { eventStreamKey, type StreamEvent } from "./types.js";

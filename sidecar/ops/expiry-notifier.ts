@@ -1,11 +1,12 @@
-import type { RedisClient } from "../leases/lease-store.js";
+import type { LeaseEventPublisher } from "../events/index.js";
 import type { Logger } from "../logger.js";
-import type { OpsMetrics } from "./metrics.js";
-import type { EmitLeaseEvent, LeaseStateSource } from "./types.js";
+import type { RedisClient } from "../redis.js";
+import type { LeaseStateSource } from "./types.js";
 
 export interface ExpiryNotifierOptions {
   readonly leases: LeaseStateSource;
-  readonly emit: EmitLeaseEvent;
+  /** Where notices go (the channel: the stream, and this sidecar's metrics). */
+  readonly events: LeaseEventPublisher;
   /** Shared connection: one SET NX per notice, so a cluster emits each notice once. */
   readonly redis: RedisClient;
   readonly prefix: string;
@@ -14,7 +15,11 @@ export interface ExpiryNotifierOptions {
   /** How often leases are looked at, ms. @default 1000 */
   readonly intervalMs?: number;
   readonly log: Logger;
-  readonly metrics?: OpsMetrics;
+  /**
+   * The clock leases are compared with, ms since the epoch; a test passes a frozen one.
+   * @default the lease store's (Redis') clock, the one lease times come from
+   */
+  readonly now?: (() => number | Promise<number>) | undefined;
 }
 
 /**
@@ -52,7 +57,7 @@ export class ExpiryNotifier {
     let n = 0;
     try {
       const lead = this.o.leadSeconds * 1000;
-      const now = await this.o.leases.now();
+      const now = await (this.o.now ?? (() => this.o.leases.now()))();
       for (const resource of await this.o.leases.resources()) {
         // Only the leases due within the lead time: a range read of the expiry schedule, so the
         // cost follows the leases about to expire, not every lease outstanding.
@@ -62,15 +67,11 @@ export class ExpiryNotifier {
           const key = `${this.o.prefix}ops:expiring:${l.id}:${l.expires_at}`;
           const first = await this.o.redis.set(key, "1", "PX", left + 60_000, "NX");
           if (first !== "OK") continue;
-          await this.o.emit({
+          await this.o.events.publish({
             type: "expiring_soon",
-            resource,
-            account: l.account,
-            lease_id: l.id,
-            agent: l.agent,
-            reason: `expires in ${Math.ceil(left / 1000)}s`,
+            lease: l,
+            seconds_left: Math.ceil(left / 1000),
           });
-          this.o.metrics?.observeExpiringSoon(resource);
           n++;
         }
       }

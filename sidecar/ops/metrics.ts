@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { AuditRecord } from "../audit/index.js";
+import type { LeaseEvent } from "../events/index.js";
 import type { LeaseRecord } from "../leases/index.js";
 import { LabelGuard } from "./label-guard.js";
 import type { LeaseStateSource } from "./types.js";
@@ -30,8 +31,10 @@ export interface OpsMetrics {
   readonly registry: Registry;
   /** Feed every audit record here (AuditLog.open's onRecord). */
   observeAudit(rec: AuditRecord): void;
-  /** Feed every lease this sidecar ends here (LeaseService.events "ended"). */
+  /** Feed every lease this sidecar ends here (the lease event channel's "ended" does). */
   observeLeaseEnded(lease: LeaseRecord): void;
+  /** Subscribe this to the lease event channel: ended leases and expiry notices. */
+  observeLeaseEvent(event: LeaseEvent): void;
   observeVaultCall(op: string, seconds: number, result: CallResult): void;
   observeRedisCall(command: string, seconds: number, result: CallResult): void;
   observeWebhook(result: "delivered" | "failed"): void;
@@ -75,6 +78,155 @@ interface LeaseState {
   readonly approvals: Map<string, number>;
 }
 
+/** The event-driven series, one registration each. */
+function eventSeries(registers: Registry[]) {
+  return {
+    checkouts: new Counter({
+      name: "leasehold_checkouts_total",
+      help: "Checkout decisions by resource and decision (allow, deny, approval_required).",
+      labelNames: ["resource", "decision"] as const,
+      registers,
+    }),
+    approvalDecisions: new Counter({
+      name: "leasehold_approval_decisions_total",
+      help: "Human decisions on pending approvals (approved, denied).",
+      labelNames: ["resource", "decision"] as const,
+      registers,
+    }),
+    leaseDuration: new Histogram({
+      name: "leasehold_lease_duration_seconds",
+      help: "How long leases lasted, from issue to end, by end reason (checkin, expired, revoked).",
+      labelNames: ["resource", "reason"] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    }),
+    reaperLag: new Histogram({
+      name: "leasehold_reaper_lag_seconds",
+      help: "Delay between a lease's expires_at and its end by the reaper (Redis clock).",
+      labelNames: ["resource"] as const,
+      buckets: LAG_BUCKETS,
+      registers,
+    }),
+    rotations: new Counter({
+      name: "leasehold_rotations_total",
+      help: "Rotation outcomes (succeeded, failed, quarantined).",
+      labelNames: ["resource", "result"] as const,
+      registers,
+    }),
+    rotationDuration: new Histogram({
+      name: "leasehold_rotation_duration_seconds",
+      help: "Time from rotation start to success or failure, for rotations started by this sidecar.",
+      labelNames: ["resource", "result"] as const,
+      buckets: ROTATION_BUCKETS,
+      registers,
+    }),
+    vaultDuration: new Histogram({
+      name: "leasehold_vault_request_duration_seconds",
+      help: "Vault calls by operation and result (ok, conflict, error).",
+      labelNames: ["op", "result"] as const,
+      buckets: CALL_BUCKETS,
+      registers,
+    }),
+    vaultErrors: new Counter({
+      name: "leasehold_vault_errors_total",
+      help: "Vault calls that failed (faults, not CAS conflicts).",
+      labelNames: ["op"] as const,
+      registers,
+    }),
+    redisDuration: new Histogram({
+      name: "leasehold_redis_command_duration_seconds",
+      help: "Redis commands by command name and result.",
+      labelNames: ["command", "result"] as const,
+      buckets: CALL_BUCKETS,
+      registers,
+    }),
+    redisErrors: new Counter({
+      name: "leasehold_redis_errors_total",
+      help: "Redis commands that failed.",
+      labelNames: ["command"] as const,
+      registers,
+    }),
+    webhooks: new Counter({
+      name: "leasehold_webhook_deliveries_total",
+      help: "Alert webhook deliveries (delivered, failed after retries).",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+    expiringSoon: new Counter({
+      name: "leasehold_expiring_soon_total",
+      help: "expiring_soon events emitted by this sidecar.",
+      labelNames: ["resource"] as const,
+      registers,
+    }),
+    streamClients: new Gauge({
+      name: "leasehold_event_stream_clients",
+      help: "Operators connected to /v1/leases/stream on this sidecar.",
+      registers,
+    }),
+  };
+}
+
+type EventSeries = ReturnType<typeof eventSeries>;
+
+/**
+ * Counts decisions and rotation outcomes from audit records, and times the rotations this
+ * sidecar started (from `rotation_started` to its outcome, at most MAX_OPEN_ROTATIONS open).
+ */
+function auditObserver(s: EventSeries, resources: LabelGuard): (rec: AuditRecord) => void {
+  const openRotations = new Map<string, number>();
+  const rotationKey = (r: AuditRecord) => `${r.resource ?? ""}\u0000${r.account ?? ""}`;
+  const endRotation = (rec: AuditRecord, result: "succeeded" | "failed") => {
+    s.rotations.inc({ resource: resources.value(rec.resource), result });
+    const key = rotationKey(rec);
+    const started = openRotations.get(key);
+    if (started === undefined) return;
+    openRotations.delete(key);
+    const seconds = (Date.parse(rec.time) - started) / 1000;
+    if (seconds >= 0)
+      s.rotationDuration.observe({ resource: resources.value(rec.resource), result }, seconds);
+  };
+  return (rec) => {
+    const resource = resources.value(rec.resource);
+    switch (rec.event) {
+      case "decision":
+        if (rec.scope === "checkout" && rec.decision) s.checkouts.inc({ resource, decision: rec.decision });
+        else if (rec.scope === "approved" || rec.scope === "denied")
+          s.approvalDecisions.inc({ resource, decision: rec.scope });
+        break;
+      case "rotation_started":
+        if (openRotations.size >= MAX_OPEN_ROTATIONS) {
+          const first = openRotations.keys().next();
+          if (!first.done) openRotations.delete(first.value);
+        }
+        openRotations.set(rotationKey(rec), Date.parse(rec.time));
+        break;
+      case "rotation_succeeded":
+        endRotation(rec, "succeeded");
+        break;
+      case "rotation_failed":
+        endRotation(rec, "failed");
+        break;
+      case "quarantine":
+        s.rotations.inc({ resource, result: "quarantined" });
+        break;
+      default:
+        break;
+    }
+  };
+}
+
+/** Lease durations by end reason, and the reaper's lag behind expires_at for expired leases. */
+function leaseEndObserver(s: EventSeries, resources: LabelGuard): (lease: LeaseRecord) => void {
+  return (lease) => {
+    if (lease.ended_at === undefined) return;
+    const resource = resources.value(lease.resource);
+    const reason = lease.end_reason ?? "unknown";
+    s.leaseDuration.observe({ resource, reason }, Math.max(0, lease.ended_at - lease.issued_at) / 1000);
+    if (reason === "expired")
+      s.reaperLag.observe({ resource }, Math.max(0, lease.ended_at - lease.expires_at) / 1000);
+  };
+}
+
 /**
  * Creates the metrics (own Registry unless one is given). Event-driven counters are fed by
  * `observe*`; gauges about current state are read from Redis on each scrape once
@@ -87,161 +239,36 @@ export function createMetrics(opts: MetricsOptions = {}): OpsMetrics {
   const resources = new LabelGuard(opts.maxResources ?? 500);
   const commands = new LabelGuard(100);
   const vaultOps = new LabelGuard(20);
-
-  const checkouts = new Counter({
-    name: "leasehold_checkouts_total",
-    help: "Checkout decisions by resource and decision (allow, deny, approval_required).",
-    labelNames: ["resource", "decision"] as const,
-    registers,
-  });
-  const approvalDecisions = new Counter({
-    name: "leasehold_approval_decisions_total",
-    help: "Human decisions on pending approvals (approved, denied).",
-    labelNames: ["resource", "decision"] as const,
-    registers,
-  });
-  const leaseDuration = new Histogram({
-    name: "leasehold_lease_duration_seconds",
-    help: "How long leases lasted, from issue to end, by end reason (checkin, expired, revoked).",
-    labelNames: ["resource", "reason"] as const,
-    buckets: DURATION_BUCKETS,
-    registers,
-  });
-  const reaperLag = new Histogram({
-    name: "leasehold_reaper_lag_seconds",
-    help: "Delay between a lease's expires_at and its end by the reaper (Redis clock).",
-    labelNames: ["resource"] as const,
-    buckets: LAG_BUCKETS,
-    registers,
-  });
-  const rotations = new Counter({
-    name: "leasehold_rotations_total",
-    help: "Rotation outcomes (succeeded, failed, quarantined).",
-    labelNames: ["resource", "result"] as const,
-    registers,
-  });
-  const rotationDuration = new Histogram({
-    name: "leasehold_rotation_duration_seconds",
-    help: "Time from rotation start to success or failure, for rotations started by this sidecar.",
-    labelNames: ["resource", "result"] as const,
-    buckets: ROTATION_BUCKETS,
-    registers,
-  });
-  const vaultDuration = new Histogram({
-    name: "leasehold_vault_request_duration_seconds",
-    help: "Vault calls by operation and result (ok, conflict, error).",
-    labelNames: ["op", "result"] as const,
-    buckets: CALL_BUCKETS,
-    registers,
-  });
-  const vaultErrors = new Counter({
-    name: "leasehold_vault_errors_total",
-    help: "Vault calls that failed (faults, not CAS conflicts).",
-    labelNames: ["op"] as const,
-    registers,
-  });
-  const redisDuration = new Histogram({
-    name: "leasehold_redis_command_duration_seconds",
-    help: "Redis commands by command name and result.",
-    labelNames: ["command", "result"] as const,
-    buckets: CALL_BUCKETS,
-    registers,
-  });
-  const redisErrors = new Counter({
-    name: "leasehold_redis_errors_total",
-    help: "Redis commands that failed.",
-    labelNames: ["command"] as const,
-    registers,
-  });
-  const webhooks = new Counter({
-    name: "leasehold_webhook_deliveries_total",
-    help: "Alert webhook deliveries (delivered, failed after retries).",
-    labelNames: ["result"] as const,
-    registers,
-  });
-  const expiringSoon = new Counter({
-    name: "leasehold_expiring_soon_total",
-    help: "expiring_soon events emitted by this sidecar.",
-    labelNames: ["resource"] as const,
-    registers,
-  });
-  const streamClients = new Gauge({
-    name: "leasehold_event_stream_clients",
-    help: "Operators connected to /v1/leases/stream on this sidecar.",
-    registers,
-  });
-  const openRotations = new Map<string, number>();
-
-  const rotationKey = (r: AuditRecord) => `${r.resource ?? ""}\u0000${r.account ?? ""}`;
-  const endRotation = (rec: AuditRecord, result: "succeeded" | "failed") => {
-    const key = rotationKey(rec);
-    const started = openRotations.get(key);
-    if (started === undefined) return;
-    openRotations.delete(key);
-    const seconds = (Date.parse(rec.time) - started) / 1000;
-    if (seconds >= 0) rotationDuration.observe({ resource: resources.value(rec.resource), result }, seconds);
-  };
-
+  const s = eventSeries(registers);
+  const observeLeaseEnded = leaseEndObserver(s, resources);
+  const observeExpiringSoon = (resource: string) =>
+    s.expiringSoon.inc({ resource: resources.value(resource) });
   let stateAdded = false;
 
   return {
     registry,
-    observeAudit(rec) {
-      const resource = resources.value(rec.resource);
-      switch (rec.event) {
-        case "decision":
-          if (rec.scope === "checkout" && rec.decision) checkouts.inc({ resource, decision: rec.decision });
-          else if (rec.scope === "approved" || rec.scope === "denied")
-            approvalDecisions.inc({ resource, decision: rec.scope });
-          break;
-        case "rotation_started":
-          if (openRotations.size >= MAX_OPEN_ROTATIONS) {
-            const first = openRotations.keys().next();
-            if (!first.done) openRotations.delete(first.value);
-          }
-          openRotations.set(rotationKey(rec), Date.parse(rec.time));
-          break;
-        case "rotation_succeeded":
-          rotations.inc({ resource, result: "succeeded" });
-          endRotation(rec, "succeeded");
-          break;
-        case "rotation_failed":
-          rotations.inc({ resource, result: "failed" });
-          endRotation(rec, "failed");
-          break;
-        case "quarantine":
-          rotations.inc({ resource, result: "quarantined" });
-          break;
-        default:
-          break;
-      }
-    },
-    observeLeaseEnded(lease) {
-      if (lease.ended_at === undefined) return;
-      const resource = resources.value(lease.resource);
-      const reason = lease.end_reason ?? "unknown";
-      leaseDuration.observe({ resource, reason }, Math.max(0, lease.ended_at - lease.issued_at) / 1000);
-      if (reason === "expired")
-        reaperLag.observe({ resource }, Math.max(0, lease.ended_at - lease.expires_at) / 1000);
+    observeAudit: auditObserver(s, resources),
+    observeLeaseEnded,
+    observeExpiringSoon,
+    observeLeaseEvent(event) {
+      if (event.type === "ended") observeLeaseEnded(event.lease);
+      else if (event.type === "expiring_soon") observeExpiringSoon(event.lease.resource);
     },
     observeVaultCall(op, seconds, result) {
       const label = vaultOps.value(op);
-      vaultDuration.observe({ op: label, result }, seconds);
-      if (result === "error") vaultErrors.inc({ op: label });
+      s.vaultDuration.observe({ op: label, result }, seconds);
+      if (result === "error") s.vaultErrors.inc({ op: label });
     },
     observeRedisCall(command, seconds, result) {
       const label = commands.value(command.toLowerCase());
-      redisDuration.observe({ command: label, result }, seconds);
-      if (result === "error") redisErrors.inc({ command: label });
+      s.redisDuration.observe({ command: label, result }, seconds);
+      if (result === "error") s.redisErrors.inc({ command: label });
     },
     observeWebhook(result) {
-      webhooks.inc({ result });
-    },
-    observeExpiringSoon(resource) {
-      expiringSoon.inc({ resource: resources.value(resource) });
+      s.webhooks.inc({ result });
     },
     streamClientsChanged(delta) {
-      streamClients.inc(delta);
+      s.streamClients.inc(delta);
     },
     addStateSources(sources) {
       if (stateAdded) return;
@@ -254,40 +281,43 @@ export function createMetrics(opts: MetricsOptions = {}): OpsMetrics {
   };
 }
 
+/** One read of the lease state for the gauges of a scrape; `up: false` when Redis failed. */
+async function readLeaseState(sources: MetricStateSources): Promise<LeaseState> {
+  const perResource: LeaseState["perResource"] = new Map();
+  const approvals = new Map<string, number>();
+  try {
+    const now = await sources.leases.now();
+    for (const name of await sources.leases.resources()) {
+      const [leases, accounts] = await Promise.all([
+        sources.leases.activeLeases(name),
+        sources.leases.accounts(name),
+      ]);
+      const states = new Map<string, number>();
+      for (const a of accounts) states.set(a.state, (states.get(a.state) ?? 0) + 1);
+      const soonest = leases.length ? Math.min(...leases.map((l) => l.expires_at)) : undefined;
+      const oldest = leases.length ? Math.min(...leases.map((l) => l.issued_at)) : undefined;
+      perResource.set(name, {
+        active: leases.length,
+        ...(soonest === undefined ? {} : { soonest: (soonest - now) / 1000 }),
+        ...(oldest === undefined ? {} : { oldestAge: (now - oldest) / 1000 }),
+        states,
+      });
+    }
+    for (const a of (await sources.pendingApprovals?.()) ?? [])
+      approvals.set(a.resource, (approvals.get(a.resource) ?? 0) + 1);
+    return { up: true, perResource, approvals };
+  } catch {
+    return { up: false, perResource, approvals };
+  }
+}
+
 function addStateGauges(
   registers: Registry[],
   resources: LabelGuard,
   sources: MetricStateSources,
   cacheMs: number,
 ): void {
-  const read = cachedAsync(async (): Promise<LeaseState> => {
-    const perResource: LeaseState["perResource"] = new Map();
-    const approvals = new Map<string, number>();
-    try {
-      const now = await sources.leases.now();
-      for (const name of await sources.leases.resources()) {
-        const [leases, accounts] = await Promise.all([
-          sources.leases.activeLeases(name),
-          sources.leases.accounts(name),
-        ]);
-        const states = new Map<string, number>();
-        for (const a of accounts) states.set(a.state, (states.get(a.state) ?? 0) + 1);
-        const soonest = leases.length ? Math.min(...leases.map((l) => l.expires_at)) : undefined;
-        const oldest = leases.length ? Math.min(...leases.map((l) => l.issued_at)) : undefined;
-        perResource.set(name, {
-          active: leases.length,
-          ...(soonest === undefined ? {} : { soonest: (soonest - now) / 1000 }),
-          ...(oldest === undefined ? {} : { oldestAge: (now - oldest) / 1000 }),
-          states,
-        });
-      }
-      for (const a of (await sources.pendingApprovals?.()) ?? [])
-        approvals.set(a.resource, (approvals.get(a.resource) ?? 0) + 1);
-      return { up: true, perResource, approvals };
-    } catch {
-      return { up: false, perResource, approvals };
-    }
-  }, cacheMs);
+  const read = cachedAsync(() => readLeaseState(sources), cacheMs);
 
   new Gauge({
     name: "leasehold_state_up",

@@ -1,5 +1,6 @@
 import type { RedisClient } from "../redis.js";
 import { LeaseholdError } from "../errors.js";
+import type { LeaseEventType } from "../events/index.js";
 import type { LeaseService } from "../service/lease-service.js";
 import type { ResourceService, ResourceView } from "../service/resource-service.js";
 import { recentEvents } from "./event-stream.js";
@@ -25,7 +26,7 @@ export interface Snapshot {
   readonly recent: readonly StreamEvent[];
 }
 
-export const ROTATION_EVENT_TYPES: ReadonlySet<string> = new Set([
+export const ROTATION_EVENT_TYPES: ReadonlySet<string> = new Set<LeaseEventType>([
   "rotated",
   "rotation_failed",
   "quarantined",

@@ -1,17 +1,11 @@
-import type { AccountStatus, LeaseEvent, LeaseRecord } from "../leases/index.js";
+import type { AccountStatus, LeaseRecord } from "../leases/index.js";
 
-/** The stream every sidecar of a cluster appends lease events to. */
-export function eventStreamKey(prefix: string): string {
-  return `${prefix}events`;
-}
+export { eventStreamKey } from "../events/index.js";
 
 /**
- * Event types the ops layer adds to the lease event stream besides the lease store's own:
- * approval changes (so every sidecar's dashboard sees them).
+ * One entry of the event stream, as operators' tools receive it. `type` is a `LeaseEventType`
+ * for everything this version writes; a reader keeps whatever else it finds as it is.
  */
-export type OpsEventType = LeaseEvent["type"] | "approval_requested" | "approval_decided";
-
-/** One entry of the event stream, as operators' tools receive it. */
 export interface StreamEvent {
   /** The Redis stream id (`<ms>-<seq>`); also the SSE `id`. */
   readonly id: string;
@@ -36,6 +30,3 @@ export interface LeaseStateSource {
   /** Redis' clock, ms. */
   now(): Promise<number>;
 }
-
-/** Appends one event to the stream; `LeaseStore.emit` satisfies it. */
-export type EmitLeaseEvent = (event: LeaseEvent) => Promise<void>;

@@ -1,5 +1,6 @@
-import type { RedisClient } from "../leases/lease-store.js";
+import type { LeaseEventType } from "../events/index.js";
 import type { Logger } from "../logger.js";
+import type { RedisClient } from "../redis.js";
 import { DEFAULT_BLOCK_MS } from "./redis-connection.js";
 import { toStreamEvent } from "./event-stream.js";
 import type { OpsMetrics } from "./metrics.js";
@@ -7,7 +8,11 @@ import { eventStreamKey, type StreamEvent } from "./types.js";
 import { signWebhook, WEBHOOK_HEADERS } from "./webhook-signature.js";
 
 /** Event types sent to the webhook unless configured otherwise. */
-export const DEFAULT_WEBHOOK_EVENTS: readonly string[] = ["rotation_failed", "quarantined", "expiring_soon"];
+export const DEFAULT_WEBHOOK_EVENTS: readonly LeaseEventType[] = [
+  "rotation_failed",
+  "quarantined",
+  "expiring_soon",
+];
 
 /** The consumer group every sidecar of a cluster shares: each event is delivered by one of them. */
 export const WEBHOOK_GROUP = "leasehold-webhook";

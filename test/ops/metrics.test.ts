@@ -5,6 +5,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog } from "../../sidecar/audit/index.js";
 import { LeaseholdError } from "../../sidecar/errors.js";
+import { LeaseEventChannel } from "../../sidecar/events/index.js";
 import { LeaseStore } from "../../sidecar/leases/index.js";
 import { createLogger } from "../../sidecar/logger.js";
 import {
@@ -139,6 +140,45 @@ describe("metrics", () => {
     });
   });
 
+  it("observes ended leases and expiry notices published on the lease event channel", async () => {
+    const m = createMetrics({ processMetrics: false });
+    const events = new LeaseEventChannel({ redis, prefix, log: createLogger("silent") });
+    const unsubscribe = events.subscribe((e) => m.observeLeaseEvent(e));
+    const lease = {
+      id: "lse_channel_m1",
+      resource: "r2",
+      agent: AGENT,
+      task: { id: "T" },
+      intent: { action: "read" },
+      account: "a",
+      state: "ended" as const,
+      issued_at: 0,
+      expires_at: 10_000,
+      max_expires_at: 20_000,
+    };
+    await events.publish({ type: "expiring_soon", lease: { ...lease, state: "active" }, seconds_left: 5 });
+    await events.publish({
+      type: "ended",
+      lease: { ...lease, ended_at: 10_500, end_reason: "expired" },
+      reason: "expired",
+    });
+    unsubscribe();
+    await events.publish({
+      type: "ended",
+      lease: { ...lease, ended_at: 2_000, end_reason: "checkin" },
+      reason: "checkin",
+    });
+    const text = await scrape(m);
+    expect(sample(text, "leasehold_expiring_soon_total", { resource: "r2" })).toBe(1);
+    expect(
+      sample(text, "leasehold_lease_duration_seconds_count", { resource: "r2", reason: "expired" }),
+    ).toBe(1);
+    expect(sample(text, "leasehold_reaper_lag_seconds_sum", { resource: "r2" })).toBeCloseTo(0.5);
+    expect(
+      sample(text, "leasehold_lease_duration_seconds_count", { resource: "r2", reason: "checkin" }),
+    ).toBeUndefined();
+  });
+
   it("counts checkouts, approvals and rotations from real audit records, and publishes approval events", async () => {
     const m = createMetrics({ processMetrics: false });
     const log = createLogger("silent");
@@ -156,9 +196,16 @@ describe("metrics", () => {
       ...d,
       scope: "approval_requested",
       decision: "approval_required",
-      reason: "apr_ABCDEFGHIJKL",
+      approval_id: "apr_ABCDEFGHIJKL",
+      reason: "writes need a human",
     });
-    await audit.append({ ...d, scope: "approved", decision: "allow", approver: "alice" });
+    await audit.append({
+      ...d,
+      scope: "approved",
+      decision: "allow",
+      approver: "alice",
+      approval_id: "apr_ABCDEFGHIJKL",
+    });
     await audit.append({ ...d, scope: "reveal", decision: "allow" });
     const r = { resource: "orders-db", account: "acct_1" };
     await audit.append({ event: "rotation_started", ...r });
@@ -199,6 +246,22 @@ describe("metrics", () => {
     expect(types).toContain("approval_decided");
     const requested = stream.find(([, f]) => f.includes("approval_requested"));
     expect(requested?.[1]).toContain("apr_ABCDEFGHIJKL");
+    // The approval id is its own field; the record's free-text reason stays out of the event.
+    const fields = (entry: [string, string[]] | undefined) =>
+      Object.fromEntries((entry?.[1] ?? []).flatMap((v, i, f) => (i % 2 === 0 ? [[v, f[i + 1]]] : [])));
+    expect(fields(requested)).toEqual({
+      type: "approval_requested",
+      resource: "orders-db",
+      agent: AGENT,
+      approval_id: "apr_ABCDEFGHIJKL",
+    });
+    expect(fields(stream.find(([, f]) => f.includes("approval_decided")))).toEqual({
+      type: "approval_decided",
+      resource: "orders-db",
+      agent: AGENT,
+      reason: "approved",
+      approval_id: "apr_ABCDEFGHIJKL",
+    });
   });
 
   it("keeps resource label values bounded", async () => {
