@@ -40,5 +40,5 @@ VOLUME ["/var/lib/leasehold"]
 EXPOSE 7733
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:7733/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "dist/sidecar/cli.js"]
+ENTRYPOINT ["node", "dist/sidecar/cli/main.js"]
 CMD ["serve"]

@@ -1,7 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
-import { InstrumentedCluster, InstrumentedRedis, type RedisCallObserver } from "./ops/instrumented-redis.js";
+import { InstrumentedCluster, InstrumentedRedis, type RedisCallObserver } from "./ops/index.js";
 
 /** A single Redis (or Sentinel-managed) connection, or a Redis Cluster client. */
 export type RedisClient = Redis | Cluster;

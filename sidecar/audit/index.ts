@@ -7,7 +7,6 @@ export {
   readAuditStream,
   type StreamRecord,
 } from "./audit-mirror.js";
-export { type AuditCliContext, registerAuditCommands } from "./audit-cli.js";
 export { type AuditRouteDeps, auditQuerySchema, registerAuditRoutes } from "./audit-routes.js";
 export { canonicalJson } from "./canonical.js";
 export { GENESIS, hashRecord, hmacMatches, recordHmac, sealRecord } from "./chain.js";

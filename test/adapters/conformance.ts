@@ -10,7 +10,7 @@ import {
   Recorder,
   type TestAccount,
   testPassword,
-} from "../../sidecar/adapters-test/index.js";
+} from "../../sidecar/cli/adapters-test/index.js";
 
 export type { ConformanceSession };
 export { testPassword };
@@ -42,7 +42,7 @@ const TIMEOUT_MS = 15_000;
 
 /**
  * Registers the adapter conformance suite (CONVENTIONS.md "Adapters") as vitest blocks,
- * one per shared check of `sidecar/adapters-test` (the same checks `leasehold adapters
+ * one per shared check of `sidecar/cli/adapters-test` (the same checks `leasehold adapters
  * test` runs): verify with right and wrong passwords, admin and self rotation, repeated
  * rotation, hostile account names (refused by checkAccountName, or created and handled
  * exactly, never injected), retryable errors for an unreachable target, terminateSessions,

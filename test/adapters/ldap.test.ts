@@ -26,7 +26,7 @@ import {
   parseConformanceTarget,
   runConformance,
   runConformanceFromFile,
-} from "../../sidecar/adapters-test/index.js";
+} from "../../sidecar/cli/adapters-test/index.js";
 import type { Adapter } from "../../adapters/adapter.js";
 import { freePort } from "../support/free-port.js";
 import { hasOpenssl, startSlapd, type TestSlapd } from "../support/slapd.js";

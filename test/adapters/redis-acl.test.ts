@@ -12,7 +12,7 @@ import {
   redisAclAdapter,
   redisAclConfig,
 } from "../../adapters/redis-acl/index.js";
-import { runConformanceFromFile } from "../../sidecar/adapters-test/index.js";
+import { runConformanceFromFile } from "../../sidecar/cli/adapters-test/index.js";
 import { freePort } from "../support/free-port.js";
 import {
   REDIS_ACL_ADMIN_RULES,

@@ -4,13 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  AuditLog,
-  auditFileSet,
-  createAuditKey,
-  loadAuditKey,
-  registerAuditCommands,
-} from "../../sidecar/audit/index.js";
+import { AuditLog, auditFileSet, createAuditKey, loadAuditKey } from "../../sidecar/audit/index.js";
+import { registerAuditCommands } from "../../sidecar/cli/commands/audit.js";
 
 let dir: string;
 let file: string;

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ApiError, SidecarClient } from "../../sidecar/cli-client.js";
+import { ApiError, SidecarClient } from "../../sidecar/cli/http-client.js";
 import { parseConfig } from "../../sidecar/config.js";
 
 /** The CLI reaches a sidecar that listens on its Unix socket only (listen.socket). */

@@ -35,7 +35,7 @@ describe("deploy/demo-agent.mjs", () => {
         PATH: process.env.PATH,
         NODE_OPTIONS: "--import tsx",
         LEASEHOLD_URL: url,
-        LEASEHOLD_CLI: join(root, "sidecar/cli.ts"),
+        LEASEHOLD_CLI: join(root, "sidecar/cli/main.ts"),
         LEASEHOLD_ADMIN_TOKEN_FILE: join(lh.dir, "state/admin.token"),
         LEASEHOLD_TRUST_BUNDLE: join(lh.dir, "trust/agents.jwks.json"),
         LEASEHOLD_AUDIT_FILE: join(lh.dir, "state/audit.jsonl"),

@@ -10,7 +10,7 @@ export function setup(): void {
   try {
     execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
   } catch (err) {
-    if (!existsSync("dist/sidecar/cli.js")) throw err;
+    if (!existsSync("dist/sidecar/cli/main.js")) throw err;
     process.stderr.write("e2e global setup: tsc reported errors (see above); running on what it emitted\n");
   }
 }

@@ -18,7 +18,7 @@ export function repoRoot(): string {
 
 /** The built CLI; tests and the demo drive it as users do. */
 export function cliPath(): string {
-  const p = resolve(repoRoot(), "dist/sidecar/cli.js");
+  const p = resolve(repoRoot(), "dist/sidecar/cli/main.js");
   if (!existsSync(p)) throw new Error(`${p} is missing: run 'npm run build' first`);
   return p;
 }

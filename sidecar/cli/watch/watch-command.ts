@@ -1,6 +1,6 @@
 import { readAdminToken } from "../../admin-token.js";
 import type { Config } from "../../config.js";
-import { sidecarTcpUrl } from "../../cli-client.js";
+import { sidecarTcpUrl } from "../http-client.js";
 import { readSse } from "./sse-reader.js";
 import { eventLine, leaseLine, renderScreen } from "./watch-render.js";
 import { type WatchEvent, WatchState } from "./watch-state.js";

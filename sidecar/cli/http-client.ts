@@ -1,14 +1,14 @@
-import { readAdminToken } from "./admin-token.js";
-import type { Config } from "./config.js";
-import { LeaseholdClientError } from "./client/errors.js";
+import { readAdminToken } from "../admin-token.js";
+import type { Config } from "../config.js";
+import { LeaseholdClientError } from "../client/errors.js";
 import {
   answerError,
   createTransport,
   type Endpoint,
   type TransportResponse,
   type Transport,
-} from "./client/transport.js";
-import { mintIdentityAssertion } from "./identity/index.js";
+} from "../client/transport.js";
+import { mintIdentityAssertion } from "../identity/index.js";
 
 /** An error answer of the sidecar, as the CLI shows it. */
 export class ApiError extends Error {

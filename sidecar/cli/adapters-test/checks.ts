@@ -1,4 +1,4 @@
-import type { AdapterContext, AdapterError, PasswordChange } from "../../adapters/adapter.js";
+import type { AdapterContext, AdapterError, PasswordChange } from "../../../adapters/adapter.js";
 import { ensure, isAdapterError, render } from "./harness.js";
 import type { Check, CheckEnv, CheckPlan, Skipped, TestAccount } from "./types.js";
 
@@ -132,16 +132,8 @@ function hostileCheck<C>(plan: CheckPlan, name: string, index: number): Check<C>
   };
 }
 
-/**
- * The adapter conformance checks (CONVENTIONS.md "Adapters") as plain async functions,
- * shared by the vitest suite and `leasehold adapters test`: verify with right and wrong
- * passwords, admin and self rotation, repeated rotation, missing accounts never created,
- * hostile account names refused or handled exactly, retryable errors for an unreachable
- * target, terminateSessions. Checks that do not apply return `{ skipped }`. The leak
- * check comes separately (`leakCheck`), to run after everything else.
- */
-export function conformanceChecks<C>(plan: CheckPlan): Check<C>[] {
-  const { run } = plan;
+/** The adapter describes itself in a form the registry and the docs can use. */
+function selfDescriptionChecks<C>(): Check<C>[] {
   return [
     {
       name: "describes itself: literal id, description, sane constraints, a schema its targets pass",
@@ -177,6 +169,13 @@ export function conformanceChecks<C>(plan: CheckPlan): Check<C>[] {
         return undefined;
       },
     },
+  ];
+}
+
+/** verify: right, wrong and unknown credentials (a refusal is valid:false, not an error). */
+function verifyChecks<C>(plan: CheckPlan): Check<C>[] {
+  const { run } = plan;
+  return [
     {
       name: "verify accepts the right password",
       async run(env) {
@@ -202,6 +201,13 @@ export function conformanceChecks<C>(plan: CheckPlan): Check<C>[] {
         return undefined;
       },
     },
+  ];
+}
+
+/** Rotation with the admin credential (and repeated rotation with whichever credential the run uses). */
+function adminRotationChecks<C>(plan: CheckPlan): Check<C>[] {
+  const { run } = plan;
+  return [
     {
       name: "admin rotate: the new password works and the old one no longer does",
       async run(env) {
@@ -267,6 +273,12 @@ export function conformanceChecks<C>(plan: CheckPlan): Check<C>[] {
         return undefined;
       },
     },
+  ];
+}
+
+/** Self rotation: the account changes its own password, with previous as the fallback. */
+function selfRotationChecks<C>(plan: CheckPlan): Check<C>[] {
+  return [
     {
       name: "self rotate: the account changes its own password",
       async run(env) {
@@ -316,7 +328,12 @@ export function conformanceChecks<C>(plan: CheckPlan): Check<C>[] {
         return undefined;
       },
     },
-    ...hostileNames(run, plan.sentinelName).map((name, i) => hostileCheck<C>(plan, name, i)),
+  ];
+}
+
+/** Faults and session ends: an unreachable target, terminateSessions. */
+function faultChecks<C>(plan: CheckPlan): Check<C>[] {
+  return [
     {
       name: "an unreachable target gives retryable AdapterErrors",
       async run(env) {
@@ -376,6 +393,25 @@ export function conformanceChecks<C>(plan: CheckPlan): Check<C>[] {
         return undefined;
       },
     },
+  ];
+}
+
+/**
+ * The adapter conformance checks (CONVENTIONS.md "Adapters") as plain async functions,
+ * shared by the vitest suite and `leasehold adapters test`: verify with right and wrong
+ * passwords, admin and self rotation, repeated rotation, missing accounts never created,
+ * hostile account names refused or handled exactly, retryable errors for an unreachable
+ * target, terminateSessions. Checks that do not apply return `{ skipped }`. The leak
+ * check comes separately (`leakCheck`), to run after everything else.
+ */
+export function conformanceChecks<C>(plan: CheckPlan): Check<C>[] {
+  return [
+    ...selfDescriptionChecks<C>(),
+    ...verifyChecks<C>(plan),
+    ...adminRotationChecks<C>(plan),
+    ...selfRotationChecks<C>(plan),
+    ...hostileNames(plan.run, plan.sentinelName).map((name, i) => hostileCheck<C>(plan, name, i)),
+    ...faultChecks<C>(plan),
   ];
 }
 

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
 import { z } from "zod";
-import { LeaseholdError } from "../errors.js";
+import { LeaseholdError } from "../../errors.js";
 
 const credential = z.strictObject({
   username: z.string().min(1),

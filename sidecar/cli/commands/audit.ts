@@ -1,10 +1,16 @@
 import type { Command } from "commander";
-import { auditFileSet, groupAuditFiles } from "./audit-files.js";
-import { createAuditKey, loadAuditKey } from "./audit-key.js";
-import { queryAudit } from "./query.js";
-import { auditRecordJsonSchema } from "./record-schema.js";
-import type { AuditRecord } from "./types.js";
-import { type VerifyResult, verifyAuditFiles } from "./verify.js";
+import {
+  type AuditRecord,
+  auditFileSet,
+  auditRecordJsonSchema,
+  createAuditKey,
+  groupAuditFiles,
+  loadAuditKey,
+  queryAudit,
+  type VerifyResult,
+  verifyAuditFiles,
+} from "../../audit/index.js";
+import { table } from "../table.js";
 
 /** What the audit commands need from the CLI around them. */
 export interface AuditCliContext {
@@ -12,18 +18,6 @@ export interface AuditCliContext {
   readonly config: () => { readonly file: string; readonly hmacKeyFile?: string | null | undefined };
   /** Where output goes. @default process.stdout.write */
   readonly write?: (text: string) => void;
-}
-
-function table(rows: string[][]): string {
-  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
 }
 
 function describe(r: VerifyResult): string {
@@ -52,16 +46,39 @@ function row(r: AuditRecord): string[] {
   ];
 }
 
-/**
- * Adds `audit verify [FILE...]`, `audit query`, `audit keygen` and `audit schema` under `parent`
- * (the `leasehold` program). A broken chain sets exit code 1; failures to read throw an Error
- * whose message is the one line to print.
- */
-export function registerAuditCommands(parent: Command, ctx: AuditCliContext): Command {
-  const write = ctx.write ?? ((s: string) => void process.stdout.write(s));
-  const json = (cmd: Command): boolean => cmd.optsWithGlobals<{ json?: boolean }>().json === true;
-  const audit = parent.command("audit").description("the audit trail: verify its chain, query it");
+/** What each audit subcommand needs: the context, where to write, and whether --json is on. */
+interface AuditIo {
+  readonly ctx: AuditCliContext;
+  readonly write: (text: string) => void;
+  readonly json: (cmd: Command) => boolean;
+}
 
+/** The chains to check: the files named (grouped by chain), else the configured file and its rotated files. */
+async function chainsToVerify(
+  files: string[],
+  keyOption: string | undefined,
+  ctx: AuditCliContext,
+): Promise<{ chains: string[][]; keyFile: string | undefined }> {
+  let keyFile = keyOption;
+  if (files.length > 0) {
+    const chains = groupAuditFiles(files);
+    if (keyFile === undefined) {
+      try {
+        keyFile = ctx.config().hmacKeyFile ?? undefined;
+      } catch {
+        // files named explicitly can be checked without a config
+      }
+    }
+    return { chains, keyFile };
+  }
+  const c = ctx.config();
+  keyFile ??= c.hmacKeyFile ?? undefined;
+  const set = await auditFileSet(c.file);
+  if (set.length === 0) throw new Error(`no audit file at ${c.file}`);
+  return { chains: [set], keyFile };
+}
+
+function addVerify(audit: Command, io: AuditIo): void {
   audit
     .command("verify [files...]")
     .description(
@@ -73,37 +90,80 @@ export function registerAuditCommands(parent: Command, ctx: AuditCliContext): Co
       "the oldest file may continue an archived chain (its first record need not be the genesis)",
     )
     .action(async (files: string[], opts: { key?: string; partial?: boolean }, cmd: Command) => {
-      let chains: string[][];
-      let keyFile = opts.key;
-      if (files.length > 0) {
-        chains = groupAuditFiles(files);
-        if (keyFile === undefined) {
-          try {
-            keyFile = ctx.config().hmacKeyFile ?? undefined;
-          } catch {
-            // files named explicitly can be checked without a config
-          }
-        }
-      } else {
-        const c = ctx.config();
-        keyFile ??= c.hmacKeyFile ?? undefined;
-        const set = await auditFileSet(c.file);
-        if (set.length === 0) throw new Error(`no audit file at ${c.file}`);
-        chains = [set];
-      }
+      const { chains, keyFile } = await chainsToVerify(files, opts.key, io.ctx);
       const hmacKey = keyFile ? await loadAuditKey(keyFile) : undefined;
       const results: VerifyResult[] = [];
       for (const chain of chains)
         results.push(await verifyAuditFiles(chain, { hmacKey, partial: opts.partial }));
       const ok = results.every((r) => r.ok);
-      write(
-        json(cmd)
+      io.write(
+        io.json(cmd)
           ? `${JSON.stringify({ ok, chains: results }, null, 2)}\n`
           : `${results.map(describe).join("\n")}\n`,
       );
       if (!ok) process.exitCode = 1;
     });
+}
 
+interface QueryOpts {
+  agent?: string;
+  resource?: string;
+  event?: string;
+  lease?: string;
+  task?: string;
+  account?: string;
+  approver?: string;
+  since?: string;
+  until?: string;
+  limit: string;
+  cursor?: string;
+  file?: string[];
+}
+
+const QUERY_COLUMNS = [
+  "TIME",
+  "EVENT",
+  "SCOPE",
+  "AGENT",
+  "APPROVER",
+  "RESOURCE",
+  "ACCOUNT",
+  "LEASE",
+  "TOOL",
+  "DECISION",
+];
+
+async function runQuery(opts: QueryOpts, cmd: Command, io: AuditIo): Promise<void> {
+  const limit = Number(opts.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new Error("--limit: a whole number, 1-1000");
+  const page = await queryAudit({
+    files: opts.file ?? [io.ctx.config().file],
+    agent: opts.agent,
+    resource: opts.resource,
+    event: opts.event?.split(",").filter((e) => e !== ""),
+    leaseId: opts.lease,
+    taskId: opts.task,
+    account: opts.account,
+    approver: opts.approver,
+    since: opts.since,
+    until: opts.until,
+    limit,
+    cursor: opts.cursor,
+  });
+  if (io.json(cmd)) {
+    io.write(`${JSON.stringify(page, null, 2)}\n`);
+    return;
+  }
+  const lines =
+    page.records.length === 0
+      ? ["no matching audit records"]
+      : [table([QUERY_COLUMNS, ...page.records.map(row)])];
+  if (page.next_cursor) lines.push(`more: --cursor ${page.next_cursor}`);
+  io.write(`${lines.join("\n")}\n`);
+}
+
+function addQuery(audit: Command, io: AuditIo): void {
   audit
     .command("query")
     .description("audit records, newest first")
@@ -119,70 +179,10 @@ export function registerAuditCommands(parent: Command, ctx: AuditCliContext): Co
     .option("--limit <n>", "records per page (1-1000)", "50")
     .option("--cursor <cursor>", "the next page, as printed by the previous one")
     .option("--file <files...>", "live audit file(s) to search (default: the configured one)")
-    .action(
-      async (
-        opts: {
-          agent?: string;
-          resource?: string;
-          event?: string;
-          lease?: string;
-          task?: string;
-          account?: string;
-          approver?: string;
-          since?: string;
-          until?: string;
-          limit: string;
-          cursor?: string;
-          file?: string[];
-        },
-        cmd: Command,
-      ) => {
-        const limit = Number(opts.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-          throw new Error("--limit: a whole number, 1-1000");
-        const page = await queryAudit({
-          files: opts.file ?? [ctx.config().file],
-          agent: opts.agent,
-          resource: opts.resource,
-          event: opts.event?.split(",").filter((e) => e !== ""),
-          leaseId: opts.lease,
-          taskId: opts.task,
-          account: opts.account,
-          approver: opts.approver,
-          since: opts.since,
-          until: opts.until,
-          limit,
-          cursor: opts.cursor,
-        });
-        if (json(cmd)) {
-          write(`${JSON.stringify(page, null, 2)}\n`);
-          return;
-        }
-        const lines =
-          page.records.length === 0
-            ? ["no matching audit records"]
-            : [
-                table([
-                  [
-                    "TIME",
-                    "EVENT",
-                    "SCOPE",
-                    "AGENT",
-                    "APPROVER",
-                    "RESOURCE",
-                    "ACCOUNT",
-                    "LEASE",
-                    "TOOL",
-                    "DECISION",
-                  ],
-                  ...page.records.map(row),
-                ]),
-              ];
-        if (page.next_cursor) lines.push(`more: --cursor ${page.next_cursor}`);
-        write(`${lines.join("\n")}\n`);
-      },
-    );
+    .action((opts: QueryOpts, cmd: Command) => runQuery(opts, cmd, io));
+}
 
+function addKeygen(audit: Command, io: AuditIo): void {
   audit
     .command("keygen")
     .description("create an HMAC key file (0600) for audit.hmacKeyFile")
@@ -198,19 +198,34 @@ export function registerAuditCommands(parent: Command, ctx: AuditCliContext): Co
             : `cannot write ${opts.out}: ${code ?? "error"}`,
         );
       }
-      write(
-        json(cmd)
+      io.write(
+        io.json(cmd)
           ? `${JSON.stringify({ keyFile: opts.out })}\n`
           : `audit key written to ${opts.out} (0600); set audit.hmacKeyFile to it and keep a copy where verifiers can reach it\n`,
       );
     });
+}
 
+/**
+ * Adds `audit verify [FILE...]`, `audit query`, `audit keygen` and `audit schema` under `parent`
+ * (the `leasehold` program). A broken chain sets exit code 1; failures to read throw an Error
+ * whose message is the one line to print.
+ */
+export function registerAuditCommands(parent: Command, ctx: AuditCliContext): Command {
+  const io: AuditIo = {
+    ctx,
+    write: ctx.write ?? ((s: string) => void process.stdout.write(s)),
+    json: (cmd) => cmd.optsWithGlobals<{ json?: boolean }>().json === true,
+  };
+  const audit = parent.command("audit").description("the audit trail: verify its chain, query it");
+  addVerify(audit, io);
+  addQuery(audit, io);
+  addKeygen(audit, io);
   audit
     .command("schema")
     .description("print the JSON Schema of an audit record")
     .action(() => {
-      write(`${JSON.stringify(auditRecordJsonSchema(), null, 2)}\n`);
+      io.write(`${JSON.stringify(auditRecordJsonSchema(), null, 2)}\n`);
     });
-
   return audit;
 }

@@ -5,8 +5,8 @@ import type {
   AdapterLogger,
   Credential,
   PasswordConstraints,
-} from "../../adapters/adapter.js";
-import { AdapterError as AdapterErrorClass } from "../../adapters/adapter.js";
+} from "../../../adapters/adapter.js";
+import { AdapterError as AdapterErrorClass } from "../../../adapters/adapter.js";
 
 /** A conformance check's own failure: what the adapter did wrong. Messages never hold a password. */
 export class CheckFailed extends Error {

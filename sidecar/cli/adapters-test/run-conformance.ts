@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Adapter, Credential } from "../../adapters/adapter.js";
+import type { Adapter, Credential } from "../../../adapters/adapter.js";
 import { conformanceChecks, leakCheck } from "./checks.js";
 import { Recorder } from "./harness.js";
 import { type ConformanceTarget, loadConformanceTarget } from "./target-file.js";
@@ -46,41 +46,33 @@ function schemaProblems(adapter: Adapter<unknown>, value: unknown): string | nul
   return result.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`).join("; ");
 }
 
-/**
- * Runs the adapter conformance checks (the ones the vitest suite runs, from the same
- * code) against a real target with existing test accounts, for `leasehold adapters test`:
- * a DBA proves an adapter before registering resources with it. Accounts are used in turn
- * and their passwords changed; at the end each gets its original password back (reported
- * in `unrestored` when that fails). Checks that cannot apply (no admin, self rotation not
- * asked for, no unreachable connection, no terminateSessions) are reported as skipped.
- * Hostile account names are never created: they must be refused, or acting on them must
- * fail without creating them and without touching the real accounts.
- *
- * Never throws for an adapter's misbehaviour (that is a failed check); messages never hold
- * a password. Note for targets with lockout policies: the run makes a few logins with
- * wrong passwords (one with a wrong admin password).
- */
-export async function runConformance<C>(opts: RunConformanceOptions<C>): Promise<ConformanceReport> {
-  const report: ConformanceReport = { passed: [], failed: [], skipped: [], unrestored: [] };
-  const note = (check: string, outcome: "passed" | "failed" | "skipped", detail?: string) => {
+type Outcome = "passed" | "failed" | "skipped";
+type Note = (check: string, outcome: Outcome, detail?: string) => void;
+
+const PRECONDITIONS = "the target file describes a usable target";
+const RESTORED = "every account gets its original password back";
+
+/** Records each outcome in `report` and tells `onResult` as it happens. */
+function noter(report: ConformanceReport, onResult: RunConformanceOptions["onResult"]): Note {
+  return (check, outcome, detail) => {
     if (outcome === "passed") report.passed.push(check);
     else if (outcome === "failed") report.failed.push({ check, error: detail ?? "failed" });
     else report.skipped.push({ check, reason: detail ?? "" });
-    opts.onResult?.(detail === undefined ? { check, outcome } : { check, outcome, detail });
+    onResult?.(detail === undefined ? { check, outcome } : { check, outcome, detail });
   };
-  const adapter = opts.adapter;
-  const rotateWith = opts.rotateWith ?? "admin";
+}
 
-  // Preconditions: a misconfigured run says what is wrong and changes nothing.
-  const preconditions = "the target file describes a usable target";
+/** What makes the run unusable before anything is changed: a misconfigured run changes nothing. */
+function preconditionProblems<C>(opts: RunConformanceOptions<C>): string[] {
+  const adapter = opts.adapter as Adapter<unknown>;
   const problems: string[] = [];
-  const targetProblem = schemaProblems(adapter as Adapter<unknown>, opts.target);
+  const targetProblem = schemaProblems(adapter, opts.target);
   if (targetProblem !== null) problems.push(`connection: ${targetProblem}`);
   if (opts.unreachable !== undefined) {
-    const p = schemaProblems(adapter as Adapter<unknown>, opts.unreachable);
+    const p = schemaProblems(adapter, opts.unreachable);
     if (p !== null) problems.push(`unreachable: ${p}`);
   }
-  if (rotateWith === "admin" && opts.admin === undefined)
+  if ((opts.rotateWith ?? "admin") === "admin" && opts.admin === undefined)
     problems.push("admin: required with rotateWith: admin");
   if (opts.accounts.length === 0) problems.push("accounts: at least one is needed");
   const { minLength, maxLength, forbidden } = adapter.constraints;
@@ -97,45 +89,62 @@ export async function runConformance<C>(opts: RunConformanceOptions<C>): Promise
       );
     }
   });
-  if (problems.length > 0) {
-    note(preconditions, "failed", problems.join("; "));
-    return report;
-  }
-  const target = adapter.config.parse(opts.target);
-  const unreachable = opts.unreachable === undefined ? undefined : adapter.config.parse(opts.unreachable);
+  return problems;
+}
 
-  const recorder = new Recorder(adapter.constraints, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, opts.admin);
-  const pool: PoolAccount[] = opts.accounts.map((a) => {
-    recorder.remember(a.password);
-    return { name: a.name, password: a.password, original: a.password, history: [a.password], known: true };
-  });
+type Verifies = (name: string, password: string) => Promise<boolean>;
 
-  async function verifies(name: string, password: string): Promise<boolean> {
-    return (await adapter.verify(target, { username: name, password }, recorder.selfCtx())).valid;
-  }
-
-  // Every given password must work before anything is changed.
+/** Every given password must work before anything is changed: the problem, or null. */
+async function unusableAccount(pool: readonly PoolAccount[], verifies: Verifies): Promise<string | null> {
   try {
     for (const [i, a] of pool.entries()) {
-      if (!(await verifies(a.name, a.password))) {
-        note(preconditions, "failed", `accounts.${i}: the given password does not verify`);
-        return report;
-      }
+      if (!(await verifies(a.name, a.password))) return `accounts.${i}: the given password does not verify`;
     }
   } catch (err) {
-    note(preconditions, "failed", `verifying the given accounts failed: ${describeError(err)}`);
-    return report;
+    return `verifying the given accounts failed: ${describeError(err)}`;
   }
-  note(preconditions, "passed");
+  return null;
+}
 
-  const [sentinel] = pool;
-  if (sentinel === undefined) return report;
+/** After a failed check: find each account's live password among those it has had. */
+async function findLivePasswords(pool: readonly PoolAccount[], verifies: Verifies): Promise<void> {
+  for (const a of pool) {
+    if (!a.known) continue;
+    try {
+      if (await verifies(a.name, a.password)) continue;
+      const live = [...a.history].reverse();
+      let found: string | undefined;
+      for (const candidate of live) {
+        if (await verifies(a.name, candidate)) {
+          found = candidate;
+          break;
+        }
+      }
+      if (found === undefined) a.known = false;
+      else a.password = found;
+    } catch {
+      // The target is failing; the restore step reports what could not be put back.
+      return;
+    }
+  }
+}
+
+/** The checks' view of the run: accounts are handed out in turn, the sentinel kept aside. */
+function checkEnv<C>(p: {
+  opts: RunConformanceOptions<C>;
+  target: C;
+  unreachable: C | undefined;
+  pool: readonly PoolAccount[];
+  sentinel: PoolAccount;
+  recorder: Recorder;
+}): CheckEnv<C> {
+  const { pool, sentinel, recorder } = p;
   let turn = 0;
-  const env: CheckEnv<C> = {
-    adapter,
-    target,
-    admin: opts.admin,
-    unreachableTarget: unreachable,
+  return {
+    adapter: p.opts.adapter,
+    target: p.target,
+    admin: p.opts.admin,
+    unreachableTarget: p.unreachable,
     sentinel,
     async account() {
       // The sentinel is shared only when it is the one account given.
@@ -155,35 +164,56 @@ export async function runConformance<C>(opts: RunConformanceOptions<C>): Promise
     lines: recorder.lines,
     secrets: recorder.secrets,
   };
+}
 
-  /** After a failed check: find each account's live password among those it has had. */
-  async function resolve(): Promise<void> {
-    for (const a of pool) {
-      if (!a.known) continue;
-      try {
-        if (await verifies(a.name, a.password)) continue;
-        const live = [...a.history].reverse();
-        let found: string | undefined;
-        for (const candidate of live) {
-          if (await verifies(a.name, candidate)) {
-            found = candidate;
-            break;
-          }
-        }
-        if (found === undefined) a.known = false;
-        else a.password = found;
-      } catch {
-        // The target is failing; the restore step reports what could not be put back.
-        return;
-      }
-    }
+/**
+ * Runs the adapter conformance checks (the ones the vitest suite runs, from the same
+ * code) against a real target with existing test accounts, for `leasehold adapters test`:
+ * a DBA proves an adapter before registering resources with it. Accounts are used in turn
+ * and their passwords changed; at the end each gets its original password back (reported
+ * in `unrestored` when that fails). Checks that cannot apply (no admin, self rotation not
+ * asked for, no unreachable connection, no terminateSessions) are reported as skipped.
+ * Hostile account names are never created: they must be refused, or acting on them must
+ * fail without creating them and without touching the real accounts.
+ *
+ * Never throws for an adapter's misbehaviour (that is a failed check); messages never hold
+ * a password. Note for targets with lockout policies: the run makes a few logins with
+ * wrong passwords (one with a wrong admin password).
+ */
+export async function runConformance<C>(opts: RunConformanceOptions<C>): Promise<ConformanceReport> {
+  const report: ConformanceReport = { passed: [], failed: [], skipped: [], unrestored: [] };
+  const note = noter(report, opts.onResult);
+  const adapter = opts.adapter;
+  const problems = preconditionProblems(opts);
+  if (problems.length > 0) {
+    note(PRECONDITIONS, "failed", problems.join("; "));
+    return report;
   }
+  const target = adapter.config.parse(opts.target);
+  const unreachable = opts.unreachable === undefined ? undefined : adapter.config.parse(opts.unreachable);
 
+  const recorder = new Recorder(adapter.constraints, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, opts.admin);
+  const pool: PoolAccount[] = opts.accounts.map((a) => {
+    recorder.remember(a.password);
+    return { name: a.name, password: a.password, original: a.password, history: [a.password], known: true };
+  });
+  const verifies: Verifies = async (name, password) =>
+    (await adapter.verify(target, { username: name, password }, recorder.selfCtx())).valid;
+  const unusable = await unusableAccount(pool, verifies);
+  if (unusable !== null) {
+    note(PRECONDITIONS, "failed", unusable);
+    return report;
+  }
+  note(PRECONDITIONS, "passed");
+
+  const [sentinel] = pool;
+  if (sentinel === undefined) return report;
+  const env = checkEnv({ opts, target, unreachable, pool, sentinel, recorder });
   const checks: Check<C>[] = conformanceChecks<C>({
     run: randomBytes(3).toString("hex"),
     sentinelName: sentinel.name,
     adminRotation: opts.admin !== undefined,
-    selfRotation: rotateWith === "self",
+    selfRotation: (opts.rotateWith ?? "admin") === "self",
   });
   for (const check of checks) {
     const label = check.group === undefined ? check.name : `${check.group}: ${check.name}`;
@@ -194,13 +224,13 @@ export async function runConformance<C>(opts: RunConformanceOptions<C>): Promise
     } catch (err) {
       recorder.record(`thrown ${describeError(err)}`);
       note(label, "failed", describeError(err));
-      await resolve();
+      await findLivePasswords(pool, verifies);
     }
   }
 
   const restoreErrors = await restore(pool, opts, target, recorder, report.unrestored);
-  if (restoreErrors.length === 0) note("every account gets its original password back", "passed");
-  else note("every account gets its original password back", "failed", restoreErrors.join("; "));
+  if (restoreErrors.length === 0) note(RESTORED, "passed");
+  else note(RESTORED, "failed", restoreErrors.join("; "));
 
   const leaks = leakCheck<C>();
   try {

@@ -1,4 +1,4 @@
-import type { Adapter, AdapterContext, AdapterLogger, Credential } from "../../adapters/adapter.js";
+import type { Adapter, AdapterContext, AdapterLogger, Credential } from "../../../adapters/adapter.js";
 
 /** An account the checks use, with the password it has now; checks that change it keep this up to date. */
 export interface TestAccount {

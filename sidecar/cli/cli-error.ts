@@ -1,0 +1,2 @@
+/** A user-facing failure: printed as one line, exit 1. */
+export class CliError extends Error {}

@@ -1,0 +1,52 @@
+import { type Command, Option } from "commander";
+import { generateAgentKey, mintIdentityAssertion } from "../../identity/index.js";
+import { CliError } from "../cli-error.js";
+import type { CliContext } from "../context.js";
+
+function addKeygen(agent: Command, cli: CliContext): void {
+  agent
+    .command("keygen")
+    .description("create an Ed25519 key for an agent and add its public key to a trust bundle")
+    .requiredOption("--id <spiffe-id>", "the agent's SPIFFE ID")
+    .requiredOption("--out <dir>", "folder for the key (and agents.jwks.json)")
+    .option("--bundle <file>", "trust bundle to add the public key to")
+    .action(async (opts: { id: string; out: string; bundle?: string }) => {
+      const res = await generateAgentKey({
+        id: opts.id,
+        outDir: opts.out,
+        ...(opts.bundle ? { bundle: opts.bundle } : {}),
+      });
+      cli.out(res, () => `key ${res.keyFile} (kid ${res.kid}); public key added to ${res.bundleFile}`);
+    });
+}
+
+function addAssert(agent: Command, cli: CliContext): void {
+  agent
+    .command("assert")
+    .description("print an identity JWT for the agent whose key file is given")
+    .requiredOption("--key <file>", "the agent's private key file")
+    .addOption(new Option("--ttl <seconds>", "lifetime").default("60"))
+    .option("--aud <audience>", "audience (default: the config's identity.audience, else leasehold)")
+    .action(async (opts: { key: string; ttl: string; aud?: string }) => {
+      const ttl = Number(opts.ttl);
+      if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86400)
+        throw new CliError("--ttl: a whole number of seconds, 1-86400");
+      let audience = opts.aud;
+      if (!audience) {
+        try {
+          audience = cli.config().identity.audience;
+        } catch {
+          audience = "leasehold";
+        }
+      }
+      const jwt = await mintIdentityAssertion({ keyFile: opts.key, audience, ttlSeconds: ttl });
+      process.stdout.write(`${jwt}\n`);
+    });
+}
+
+/** `leasehold agent keygen|assert`: agent identities, without a running sidecar. */
+export function registerAgentCommands(program: Command, cli: CliContext): void {
+  const agent = program.command("agent").description("agent identities");
+  addKeygen(agent, cli);
+  addAssert(agent, cli);
+}

@@ -1,0 +1,76 @@
+import { userInfo } from "node:os";
+import type { Command } from "commander";
+import { CliError } from "../cli-error.js";
+import type { CliContext } from "../context.js";
+import { table } from "../table.js";
+
+function addList(approvals: Command, cli: CliContext): void {
+  approvals
+    .command("list")
+    .option("--status <status>", "pending (default), approved, denied, expired or all", "pending")
+    .action(async (opts: { status: string }) => {
+      const q = opts.status === "all" ? "" : `?status=${encodeURIComponent(opts.status)}`;
+      const res = await (await cli.client()).request<{
+        approvals: Array<{
+          id: string;
+          status: string;
+          agent: string;
+          resource: string;
+          task: { id: string };
+          intent: { action: string };
+          ttl: number;
+          expires_at: string;
+          approver?: string;
+        }>;
+      }>("GET", `/v1/approvals${q}`);
+      cli.out(res, () =>
+        res.approvals.length === 0
+          ? `no ${opts.status === "all" ? "" : `${opts.status} `}approvals`
+          : table([
+              ["APPROVAL", "STATUS", "AGENT", "RESOURCE", "TASK", "INTENT", "TTL", "EXPIRES"],
+              ...res.approvals.map((a) => [
+                a.id,
+                a.status,
+                a.agent,
+                a.resource,
+                a.task.id,
+                a.intent.action,
+                `${a.ttl}s`,
+                a.expires_at,
+              ]),
+            ]),
+      );
+    });
+}
+
+function addDecision(approvals: Command, cli: CliContext, verb: "approve" | "deny"): void {
+  approvals
+    .command(`${verb} <id>`)
+    .option("--reason <text>")
+    .option(
+      "--as <name>",
+      "with the admin token: the approver's name recorded in the audit trail (default: your login); an --identity-key names itself",
+    )
+    .action(async (id: string, opts: { reason?: string; as?: string }) => {
+      const byIdentity = cli.globals().identityKey !== undefined;
+      if (byIdentity && opts.as !== undefined)
+        throw new CliError("--as: an --identity-key names its own approver (the key's subject)");
+      const res = await (await cli.client()).request<{ approval: { status: string; approver?: string } }>(
+        "POST",
+        `/v1/approvals/${encodeURIComponent(id)}/${verb}`,
+        {
+          ...(byIdentity ? {} : { approver: opts.as ?? userInfo().username }),
+          ...(opts.reason ? { reason: opts.reason } : {}),
+        },
+      );
+      cli.out(res, () => `${id} ${res.approval.status} by ${res.approval.approver ?? "?"}`);
+    });
+}
+
+/** `leasehold approvals list|approve|deny`: a human's answer to a pending checkout. */
+export function registerApprovalCommands(program: Command, cli: CliContext): void {
+  const approvals = program.command("approvals").description("human approval of checkouts");
+  addList(approvals, cli);
+  addDecision(approvals, cli, "approve");
+  addDecision(approvals, cli, "deny");
+}

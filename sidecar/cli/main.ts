@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from "commander";
+import { CliError } from "./cli-error.js";
+import { registerAdapterCommands } from "./commands/adapters.js";
+import { registerAgentCommands } from "./commands/agent.js";
+import { registerApprovalCommands } from "./commands/approvals.js";
+import { registerAuditCommands } from "./commands/audit.js";
+import { registerKeyCommands } from "./commands/keys.js";
+import { registerLeaseCommands } from "./commands/leases.js";
+import { registerPolicyCommands } from "./commands/policy.js";
+import { registerResourceCommands } from "./commands/resources.js";
+import { registerServeCommand } from "./commands/serve.js";
+import { createCliContext } from "./context.js";
+import { ApiError } from "./http-client.js";
+
+/** The `leasehold` program: global options, then each command group in the order --help lists them. */
+function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name("leasehold")
+    .description(
+      "Credential sidecar for AI agents: per-agent identity, short leases, rotation after every use.",
+    )
+    .option("-c, --config <file>", "config file (default: $LEASEHOLD_CONFIG or ./leasehold.yaml)")
+    .option("--json", "machine-readable output")
+    .option(
+      "--identity-key <file>",
+      "act as the operator whose key file this is (policy decides each action) instead of with the admin token",
+    )
+    .showHelpAfterError()
+    .exitOverride();
+  const cli = createCliContext(program);
+  registerServeCommand(program, cli);
+  registerResourceCommands(program, cli);
+  registerAdapterCommands(program, cli);
+  registerLeaseCommands(program, cli);
+  registerApprovalCommands(program, cli);
+  registerAuditCommands(program, { config: () => cli.config().audit });
+  registerPolicyCommands(program, cli);
+  registerKeyCommands(program, cli);
+  registerAgentCommands(program, cli);
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    const msg =
+      err instanceof ApiError || err instanceof CliError || (err as Error).name === "ConfigError"
+        ? (err as Error).message
+        : ((err as Error).message ?? String(err));
+    process.stderr.write(`leasehold: ${msg.split("\n")[0]}\n`);
+    process.exitCode = 1;
+  }
+}
+
+void main();

@@ -1,0 +1,6 @@
+export {
+  type WatchOptions,
+  type WatchOutput,
+  watchCommand,
+  watchTargetFromConfig,
+} from "./watch-command.js";
