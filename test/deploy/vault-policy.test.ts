@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../support/sidecar-process.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
+import { waitFor } from "../support/wait-for.js";
 import { type InProcessSidecar, startInProcessSidecar } from "./in-process-sidecar.js";
 
 /** A Vault API call with a token; the JSON answer and status. */
@@ -93,11 +94,14 @@ describe("the Vault policy of deploy/vault-policy.hcl", () => {
     ).toBe(202);
 
     let state = "";
-    for (let i = 0; i < 200 && state !== "available"; i++) {
-      const show = await app.inject({ method: "GET", url: `/v1/resources/${name}`, headers: admin });
-      state = (show.json() as { accounts: Array<{ state: string }> }).accounts[0]?.state ?? "";
-      if (state !== "available") await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      () => `the account to be rotated and available (last: ${state})`,
+      async () => {
+        const show = await app.inject({ method: "GET", url: `/v1/resources/${name}`, headers: admin });
+        state = (show.json() as { accounts: Array<{ state: string }> }).accounts[0]?.state ?? "";
+        return state === "available";
+      },
+    );
     expect(state).toBe("available");
     const record = await vaultCall(
       vault,

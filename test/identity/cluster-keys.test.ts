@@ -5,6 +5,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterKeys, createLeaseTokenService, loadLeaseTokenKeys } from "../../sidecar/identity/index.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
+import { waitFor } from "../support/wait-for.js";
 
 let redis: Redis;
 let prefix: string;
@@ -25,7 +26,8 @@ describe("lease-token keys shared by the sidecars of a cluster", () => {
   it("a token minted by one sidecar verifies on another while its key is published, and not after", async () => {
     const a = await loadLeaseTokenKeys({ file: join(dir, "a.jwk") });
     const b = await loadLeaseTokenKeys({ file: join(dir, "b.jwk") });
-    const cluster = new ClusterKeys({ redis, prefix, ttlMs: 600 });
+    // Long enough that the checks while it is published cannot outlive it on a busy machine.
+    const cluster = new ClusterKeys({ redis, prefix, ttlMs: 2_000 });
     const minter = createLeaseTokenService({ keys: a });
     const other = createLeaseTokenService({ keys: b, extraKeyResolver: (kid) => cluster.resolve(kid) });
     const token = await minter.mint({
@@ -42,7 +44,8 @@ describe("lease-token keys shared by the sidecars of a cluster", () => {
     expect(listed.map((k) => k.kid)).toEqual(a.publicJwks().keys.map((k) => k.kid));
     expect(JSON.stringify(listed)).not.toContain('"d"');
     // The key leaves the file (or its sidecar is gone): nobody publishes it again.
-    await new Promise((r) => setTimeout(r, 800));
+    // The published key expires on Redis' clock: wait for it to be gone, then for the refusal.
+    await waitFor("the published key to expire in Redis", async () => (await cluster.all()).length === 0);
     await expect(other.verify(token)).rejects.toMatchObject({ code: "unauthenticated" });
     expect(await cluster.all()).toEqual([]);
   });

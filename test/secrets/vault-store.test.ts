@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaseholdError } from "../../sidecar/errors.js";
 import { createLogger } from "../../sidecar/logger.js";
 import { type VaultAuth, VaultStore } from "../../sidecar/secrets/index.js";
+import { waitFor, waitForClock } from "../support/wait-for.js";
 import { startVaultDev, type VaultDevServer } from "../vault-dev/server.js";
 
 const log = createLogger("silent");
@@ -27,7 +28,8 @@ function store(
     auth,
     mount: "secret",
     prefix: "lh",
-    timeoutMs: 500,
+    // Bounds a hang on a busy machine; the timeout test sets its own.
+    timeoutMs: 5_000,
     log,
     ...extra,
   });
@@ -137,8 +139,11 @@ describe("VaultStore (AppRole and JWT auth)", () => {
   it("logs in with AppRole, renews its short token before it expires, and only sees its policy's paths", async () => {
     const s = store({ method: "approle", roleId: "role-1", secretId: "secret-1", mount: "approle" });
     const p = path();
+    const loggedInBy = Date.now();
     await s.write(p, { v: 1 });
-    await new Promise((r) => setTimeout(r, 3000));
+    await waitFor("the first token renewal", () => s.stats.renewals >= 1);
+    // The dev server runs in this process, on this clock: past the first token's 2 s TTL.
+    await waitForClock("the first token's TTL to run out", async () => Date.now(), loggedInBy + 2_000 + 1);
     expect((await s.read(p))?.data).toEqual({ v: 1 });
     expect(s.stats.logins).toBe(1);
     expect(s.stats.renewals).toBeGreaterThanOrEqual(1);

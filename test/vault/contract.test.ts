@@ -12,6 +12,7 @@ import { SignJWT, exportJWK, generateKeyPair } from "jose";
 import NodeVault from "node-vault";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type VaultHandle, realVaultConfigured, useVault } from "../support/vault.js";
+import { waitFor } from "../support/wait-for.js";
 import { startVaultDev } from "../vault-dev/server.js";
 
 const CAS_MISMATCH = "check-and-set parameter did not match the current version";
@@ -310,7 +311,15 @@ describe("token auth through node-vault", () => {
 
   it("refuses a token after its TTL has passed", async () => {
     const { auth } = await createToken({ policies: ["default"], ttl: "1s" });
-    await new Promise((resolve) => setTimeout(resolve, 1600));
+    // The server's own clock runs the TTL out: wait for the refusal that follows, not for a guess.
+    await waitFor("the token to be refused", () =>
+      client(auth.client_token)
+        .tokenLookupSelf()
+        .then(
+          () => false,
+          () => true,
+        ),
+    );
     await expect(client(auth.client_token).tokenLookupSelf()).rejects.toMatchObject({
       response: { statusCode: 403 },
     });
