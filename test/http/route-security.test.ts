@@ -1,0 +1,229 @@
+import { randomBytes } from "node:crypto";
+import type { LightMyRequestResponse } from "fastify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RouteAuth, type RouteDoc, ROUTES } from "../../sidecar/http/index.js";
+import { errorSchema, routeErrors } from "../../sidecar/openapi/index.js";
+import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
+import { useVault, type VaultHandle } from "../support/vault.js";
+
+const A = "spiffe://example.org/agent/a";
+const B = "spiffe://example.org/agent/b";
+// No policy names an operator action: an agent's identity is a valid identity policy denies there.
+const POLICY = `
+@id("a-reads")
+permit (principal == Agent::"${A}", action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"], resource)
+when { context.intent == "read" && context.ttl <= 600 };
+
+@id("b-needs-approval")
+permit (principal == Agent::"${B}", action == Action::"checkout", resource)
+when { context.approved };
+`;
+
+/** What the routes are called on: a registered resource, a lease of agent a, a pending approval of agent b. */
+interface Fixture {
+  readonly resource: string;
+  readonly registration: Record<string, unknown>;
+  readonly lease: string;
+  readonly approval: string;
+}
+
+/** A request that passes validation, so that only the credential decides the answer. */
+interface RouteCase {
+  readonly params?: Record<string, string>;
+  readonly query?: string;
+  readonly body?: unknown;
+  /**
+   * Operator routes: what a valid agent identity gets today (a later issue changes it): lists
+   * answer 200 with `empty` (their list property) filtered to nothing; a named resource 403.
+   */
+  readonly agent?: { readonly status: number; readonly empty?: string };
+}
+
+const checkoutBody = (resource: string) => ({
+  resource,
+  task: { id: "T-sec", description: "route security" },
+  intent: { action: "read", tool: "sql" },
+  ttl: 120,
+});
+
+/** One case per route of the table; a route without one fails the suite. */
+const CASES: Record<string, (f: Fixture) => RouteCase> = {
+  "POST /v1/checkout": (f) => ({ body: checkoutBody(f.resource) }),
+  "GET /v1/leases/:id": (f) => ({ params: { id: f.lease } }),
+  "GET /v1/leases/:id/credential": (f) => ({ params: { id: f.lease } }),
+  "POST /v1/leases/:id/renew": (f) => ({ params: { id: f.lease }, body: { ttl: 60 } }),
+  "POST /v1/leases/:id/tool-calls": (f) => ({
+    params: { id: f.lease },
+    body: { tool: "sql", action: "read" },
+  }),
+  "DELETE /v1/leases/:id": (f) => ({ params: { id: f.lease } }),
+  "GET /v1/approvals/:id": (f) => ({ params: { id: f.approval } }),
+  "GET /v1/leases": (f) => ({ query: `resource=${f.resource}`, agent: { status: 200, empty: "leases" } }),
+  "GET /v1/leases/stream": () => ({}),
+  "POST /v1/leases/:id/revoke": (f) => ({ params: { id: f.lease }, body: {}, agent: { status: 403 } }),
+  "POST /v1/agents/revoke": () => ({ body: { agent: A }, agent: { status: 403 } }),
+  "GET /v1/approvals": () => ({ query: "status=pending", agent: { status: 200, empty: "approvals" } }),
+  "POST /v1/approvals/:id/approve": (f) => ({ params: { id: f.approval }, body: {}, agent: { status: 403 } }),
+  "POST /v1/approvals/:id/deny": (f) => ({ params: { id: f.approval }, body: {}, agent: { status: 403 } }),
+  "GET /v1/resources": () => ({ agent: { status: 200, empty: "resources" } }),
+  "PUT /v1/resources/:name": (f) => ({
+    params: { name: f.resource },
+    query: "dry_run=true",
+    body: f.registration,
+    agent: { status: 403 },
+  }),
+  "GET /v1/resources/:name": (f) => ({ params: { name: f.resource }, agent: { status: 403 } }),
+  "DELETE /v1/resources/:name": (f) => ({ params: { name: f.resource }, agent: { status: 403 } }),
+  "POST /v1/resources/:name/rotate": (f) => ({ params: { name: f.resource }, agent: { status: 403 } }),
+  "POST /v1/resources/:name/revoke": (f) => ({
+    params: { name: f.resource },
+    body: {},
+    agent: { status: 403 },
+  }),
+  "POST /v1/resources/:name/verify": (f) => ({ params: { name: f.resource }, agent: { status: 403 } }),
+  "GET /v1/adapters": () => ({ agent: { status: 200 } }),
+  "GET /v1/audit": () => ({ query: "limit=5" }),
+  "GET /healthz": () => ({}),
+  "GET /readyz": () => ({}),
+  "GET /metrics": () => ({}),
+  "GET /ui": () => ({}),
+  "GET /ui/:asset": () => ({ params: { asset: "app.js" } }),
+  "GET /.well-known/jwks.json": () => ({}),
+  "GET /openapi.json": () => ({}),
+};
+
+const key = (r: RouteDoc) => `${r.method} ${r.path}`;
+const OPERATOR_ROUTES: readonly RouteAuth[] = ["operator-revoke", "operator-approve", "operator-register"];
+/** Routes anyone past the Host/Origin guard may call (`/metrics` needs no token by default). */
+const OPEN: readonly RouteAuth[] = ["none", "admin-if-configured"];
+
+describe("every route of the table refuses what it must", () => {
+  let vault: VaultHandle;
+  let lh: InProcessSidecar;
+  let fixture: Fixture;
+
+  const send = async (
+    route: RouteDoc,
+    c: RouteCase,
+    headers: Record<string, string> = {},
+  ): Promise<LightMyRequestResponse> => {
+    const url =
+      route.path.replace(/:([a-z]+)/g, (_m, p: string) => encodeURIComponent(c.params?.[p] ?? "")) +
+      (c.query ? `?${c.query}` : "");
+    return lh.sidecar.app.inject({
+      method: route.method,
+      url,
+      headers: {
+        // What the CLI and the SDK send: the CSRF rule wants it on bodiless POSTs and DELETEs.
+        ...(route.method === "GET" ? {} : { "x-leasehold-request": "true" }),
+        ...(c.body === undefined ? {} : { "content-type": "application/json" }),
+        ...headers,
+      },
+      ...(c.body === undefined ? {} : { payload: JSON.stringify(c.body) }),
+    });
+  };
+
+  /** The status, and for an error the documented shape: one of the route's codes, the request's id. */
+  const expectAnswer = (route: RouteDoc, res: LightMyRequestResponse, status: number, code?: string) => {
+    expect(res.statusCode, `${key(route)}: ${res.body.slice(0, 300)}`).toBe(status);
+    expect(res.headers["x-request-id"], key(route)).toMatch(/^req_/);
+    if (code === undefined) return;
+    const parsed = errorSchema.safeParse(res.json());
+    expect(parsed.success, `${key(route)} ${status} is not the error shape: ${res.body}`).toBe(true);
+    expect(parsed.data?.error.code, key(route)).toBe(code);
+    expect(routeErrors(route), key(route)).toContain(code);
+    expect(parsed.data?.error.request_id).toBe(res.headers["x-request-id"]);
+  };
+
+  const successOf = (route: RouteDoc) =>
+    Object.keys(route.responses)
+      .map(Number)
+      .filter((s) => s >= 200 && s < 300);
+
+  beforeAll(async () => {
+    vault = await useVault();
+    lh = await startInProcessSidecar({ vault, policy: POLICY });
+    const admin = { authorization: `Bearer ${lh.sidecar.adminToken}`, "content-type": "application/json" };
+    const app = lh.sidecar.app;
+    const put = await app.inject({
+      method: "PUT",
+      url: `/v1/resources/${lh.resource}`,
+      headers: admin,
+      payload: JSON.stringify(lh.registration),
+    });
+    expect(put.statusCode, put.body).toBe(201);
+    const checkout = async (agent: "a" | "b", wait: number) =>
+      app.inject({
+        method: "POST",
+        url: "/v1/checkout",
+        headers: { authorization: `Bearer ${await lh.identity(agent)}`, "content-type": "application/json" },
+        // `wait` lets the checkout take the account once its import rotation has put it back.
+        payload: JSON.stringify({ ...checkoutBody(lh.resource), wait }),
+      });
+    const leased = await checkout("a", 60);
+    expect(leased.statusCode, leased.body).toBe(201);
+    const pending = await checkout("b", 0);
+    expect(pending.statusCode, pending.body).toBe(202);
+    fixture = {
+      resource: lh.resource,
+      registration: lh.registration,
+      lease: (leased.json() as { lease: { id: string } }).lease.id,
+      approval: (pending.json() as { approval: { id: string } }).approval.id,
+    };
+  });
+  afterAll(async () => {
+    await lh?.close();
+    await vault?.close();
+  });
+
+  it("has a case for every route, and none for a route that is gone", () => {
+    expect(ROUTES.map(key).filter((k) => !(k in CASES))).toEqual([]);
+    expect(Object.keys(CASES).filter((k) => !ROUTES.some((r) => key(r) === k))).toEqual([]);
+    for (const r of ROUTES.filter((x) => OPERATOR_ROUTES.includes(x.auth)))
+      expect(CASES[key(r)]?.(fixture).agent, `${key(r)} needs the agent identity's answer`).toBeDefined();
+  });
+
+  it.each(ROUTES.map((r) => [key(r), r] as const))("%s", async (_k, route) => {
+    const c = (CASES[key(route)] ?? (() => expect.fail(`no case for ${key(route)}`)))(fixture);
+    const wrong = { authorization: `Bearer wrong-${randomBytes(12).toString("base64url")}` };
+    const admin = { authorization: `Bearer ${lh.sidecar.adminToken}` };
+
+    // Past the guard, a route for anyone answers without a credential, and ignores a wrong one.
+    for (const headers of [{}, wrong]) {
+      const res = await send(route, c, headers);
+      if (OPEN.includes(route.auth)) expect(successOf(route), key(route)).toContain(res.statusCode);
+      else expectAnswer(route, res, 401, "unauthenticated");
+    }
+
+    if (route.auth === "admin") {
+      const res = await send(route, c, { authorization: `Bearer ${await lh.identity("a")}` });
+      expectAnswer(route, res, 401, "unauthenticated");
+    }
+    if (route.auth === "operator") {
+      const res = await send(route, c, { authorization: `Bearer ${await lh.identity("a")}` });
+      expectAnswer(route, res, c.agent?.status ?? 200);
+    }
+    if (OPERATOR_ROUTES.includes(route.auth)) {
+      const expected = c.agent ?? expect.fail(`${key(route)}: no agent identity case`);
+      const res = await send(route, c, { authorization: `Bearer ${await lh.identity("a")}` });
+      expectAnswer(route, res, expected.status, expected.status === 403 ? "policy_denied" : undefined);
+      if (expected.empty) {
+        expect((res.json() as Record<string, unknown[]>)[expected.empty], key(route)).toEqual([]);
+        // Not empty for the admin token: the agent's list is filtered, not merely empty.
+        const all = await send(route, c, admin);
+        expect((all.json() as Record<string, unknown[]>)[expected.empty]?.length, key(route)).toBeGreaterThan(
+          0,
+        );
+      }
+    }
+
+    // The Host/Origin guard comes before everything, the admin token included.
+    expectAnswer(route, await send(route, c, { ...admin, host: "evil.example" }), 403, "forbidden_host");
+    expectAnswer(
+      route,
+      await send(route, c, { ...admin, origin: "http://evil.example" }),
+      403,
+      "forbidden_origin",
+    );
+  });
+});
