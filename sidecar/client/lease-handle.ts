@@ -1,0 +1,56 @@
+import type { AgentSession, Issued } from "./agent-session.js";
+import { LeaseholdClientError } from "./errors.js";
+import { answerError } from "./transport.js";
+import type { Lease, LeaseHandle, ToolCall } from "./types.js";
+
+/** The holder's handle of an issued lease: every call carries the lease token (and its DPoP proof). */
+export function leaseHandle(session: AgentSession, issued: Issued): LeaseHandle {
+  const base = `/v1/leases/${encodeURIComponent(issued.lease.id)}`;
+  let ended = false;
+  return {
+    get lease() {
+      return issued.lease;
+    },
+    tokenType: issued.tokenType,
+    async credential() {
+      const res = await session.asHolder(issued, "GET", `${base}/credential`);
+      if (res.status !== 200) throw answerError(res);
+      const { username, password, connection, expires_at } = res.json;
+      if (typeof username !== "string" || typeof password !== "string" || typeof expires_at !== "string") {
+        throw new LeaseholdClientError("bad_response", "the credential answer lacks username or password");
+      }
+      return {
+        username,
+        password,
+        connection: (connection ?? {}) as Record<string, unknown>,
+        expires_at,
+      };
+    },
+    async renew(ttl?: number) {
+      const res = await session.asHolder(issued, "POST", `${base}/renew`, ttl === undefined ? {} : { ttl });
+      if (res.status !== 200) throw answerError(res);
+      issued.lease = res.json.lease as Lease;
+      return issued.lease;
+    },
+    async reportToolCall(call: ToolCall) {
+      const res = await session.asHolder(issued, "POST", `${base}/tool-calls`, { ...call });
+      if (res.status !== 202) throw answerError(res);
+    },
+    async checkin() {
+      if (ended) return;
+      const res = await session.asHolder(issued, "DELETE", base);
+      if (res.status === 202) {
+        ended = true;
+        issued.lease = (res.json.lease as Lease | undefined) ?? issued.lease;
+        return;
+      }
+      const err = answerError(res);
+      // Expired or revoked already: the sidecar has ended it and rotates the password anyway.
+      if (err.code === "lease_expired" || err.code === "lease_revoked") {
+        ended = true;
+        return;
+      }
+      throw err;
+    },
+  };
+}
