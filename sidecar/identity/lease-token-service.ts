@@ -1,16 +1,8 @@
 import { randomUUID } from "node:crypto";
-import {
-  type CryptoKey,
-  decodeProtectedHeader,
-  errors,
-  importJWK,
-  type JWK,
-  type JWTPayload,
-  jwtVerify,
-  SignJWT,
-} from "jose";
+import { decodeProtectedHeader, errors, type JWTPayload, jwtVerify, SignJWT } from "jose";
 import { LeaseholdError } from "../errors.js";
 import { isJwkThumbprint } from "./dpop.js";
+import { createLeaseKeyLookup } from "./lease-key-lookup.js";
 import type { LeaseTokenKeys } from "./lease-token-keys.js";
 import { looksLikeJwt } from "./looks-like-jwt.js";
 import { refuse } from "./refusal.js";
@@ -22,8 +14,6 @@ export const LEASE_TOKEN_TYP = "lh-lease+jwt";
 export const LEASE_TOKEN_AUDIENCE = "leasehold:lease";
 /** The default `iss` of lease tokens. */
 export const LEASE_TOKEN_ISSUER = "leasehold";
-
-const MAX_CACHED_EXTERNAL_KEYS = 256;
 
 export interface LeaseTokenServiceOptions {
   keys: LeaseTokenKeys;
@@ -43,66 +33,67 @@ export interface LeaseTokenServiceOptions {
   keyCheckIntervalMs?: number;
 }
 
+/** Refuses a mint whose input would make a token that cannot be checked against its lease. */
+function checkMintInput(input: LeaseTokenInput): void {
+  for (const name of ["leaseId", "agent", "resource", "account"] as const) {
+    if (typeof input[name] !== "string" || input[name].length === 0) {
+      throw new Error(`lease token ${name} must be a non-empty string`);
+    }
+  }
+  if (!Number.isFinite(input.expiresAt)) throw new Error("lease token expiresAt must be a number");
+  if (input.jkt !== undefined && !isJwkThumbprint(input.jkt)) {
+    throw new Error("lease token jkt must be an RFC 7638 SHA-256 thumbprint");
+  }
+}
+
+/** The `kid` of a token whose header is a lease token's (typ, alg); refused otherwise, before any key lookup. */
+function leaseTokenKid(token: string): string {
+  if (typeof token !== "string" || !looksLikeJwt(token)) throw refuse("lease token is malformed");
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(token);
+  } catch {
+    throw refuse("lease token is malformed");
+  }
+  if (typeof header.typ !== "string" || header.typ.toLowerCase() !== LEASE_TOKEN_TYP) {
+    throw refuse("lease token type not allowed");
+  }
+  if (header.alg !== "EdDSA") throw refuse("lease token algorithm not allowed");
+  const kid = header.kid;
+  if (typeof kid !== "string" || kid.length === 0) throw refuse("lease token signing key unknown");
+  return kid;
+}
+
+/** The verified claims as the lease store's terms; a token missing one is refused. */
+function verifiedClaims(payload: JWTPayload, kid: string): VerifiedLeaseToken {
+  const { sub, lid, res, acc, exp, cnf } = payload;
+  if (typeof sub !== "string" || typeof lid !== "string" || typeof res !== "string" || exp === undefined) {
+    throw refuse("lease token claims incomplete");
+  }
+  const verified: VerifiedLeaseToken = {
+    leaseId: lid,
+    agent: sub,
+    resource: res,
+    account: typeof acc === "string" ? acc : "",
+    expiresAt: exp * 1000,
+    kid,
+  };
+  if (cnf !== undefined) verified.jkt = boundKey(cnf);
+  return verified;
+}
+
 /** Builds the service that mints and verifies lease tokens (EdDSA JWTs, `typ: lh-lease+jwt`). */
 export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTokenService {
   const issuer = opts.issuer ?? LEASE_TOKEN_ISSUER;
   const now = opts.now ?? Date.now;
-  const external = new Map<string, Promise<CryptoKey>>();
+  const keyFor = createLeaseKeyLookup(opts.keys, opts.extraKeyResolver);
   const keyCheckEvery = opts.keyCheckIntervalMs ?? 1000;
   // A monotonic clock: `now` may be pinned (tests) or jump.
   let keysCheckedAt = Number.NEGATIVE_INFINITY;
 
-  async function externalKey(kid: string): Promise<CryptoKey | undefined> {
-    if (opts.extraKeyResolver === undefined) return undefined;
-    let jwk: JWK | undefined;
-    try {
-      jwk = await opts.extraKeyResolver(kid);
-    } catch (err) {
-      if (err instanceof LeaseholdError) throw err;
-      throw new LeaseholdError("upstream_unavailable", "lease token key lookup failed", {
-        detail: String(err),
-        cause: err,
-        retryable: true,
-      });
-    }
-    if (jwk === undefined || jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || typeof jwk.x !== "string") {
-      return undefined;
-    }
-    if (jwk.kid !== undefined && jwk.kid !== kid) return undefined;
-    const cacheKey = `${kid}:${jwk.x}`;
-    let key = external.get(cacheKey);
-    if (key === undefined) {
-      if (external.size >= MAX_CACHED_EXTERNAL_KEYS) external.clear();
-      // Only public members are imported, so a resolver can never hand us a signing key.
-      key = importJWK({ kty: "OKP", crv: "Ed25519", x: jwk.x }, "EdDSA") as Promise<CryptoKey>;
-      key.catch(() => external.delete(cacheKey));
-      external.set(cacheKey, key);
-    }
-    return key;
-  }
-
-  async function keyFor(kid: string): Promise<CryptoKey | undefined> {
-    const own = await opts.keys.verificationKey(kid);
-    if (own !== undefined) return own;
-    // `leasehold keys rotate` may have added the key to the file after we loaded it.
-    if (await opts.keys.refresh()) {
-      const reloaded = await opts.keys.verificationKey(kid);
-      if (reloaded !== undefined) return reloaded;
-    }
-    return externalKey(kid);
-  }
-
   return {
     async mint(input: LeaseTokenInput): Promise<string> {
-      for (const name of ["leaseId", "agent", "resource", "account"] as const) {
-        if (typeof input[name] !== "string" || input[name].length === 0) {
-          throw new Error(`lease token ${name} must be a non-empty string`);
-        }
-      }
-      if (!Number.isFinite(input.expiresAt)) throw new Error("lease token expiresAt must be a number");
-      if (input.jkt !== undefined && !isJwkThumbprint(input.jkt)) {
-        throw new Error("lease token jkt must be an RFC 7638 SHA-256 thumbprint");
-      }
+      checkMintInput(input);
       if (performance.now() - keysCheckedAt >= keyCheckEvery) {
         keysCheckedAt = performance.now();
         await opts.keys.refresh();
@@ -126,22 +117,9 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
     },
 
     async verify(token: string): Promise<VerifiedLeaseToken> {
-      if (typeof token !== "string" || !looksLikeJwt(token)) throw refuse("lease token is malformed");
-      let header: ReturnType<typeof decodeProtectedHeader>;
-      try {
-        header = decodeProtectedHeader(token);
-      } catch {
-        throw refuse("lease token is malformed");
-      }
-      if (typeof header.typ !== "string" || header.typ.toLowerCase() !== LEASE_TOKEN_TYP) {
-        throw refuse("lease token type not allowed");
-      }
-      if (header.alg !== "EdDSA") throw refuse("lease token algorithm not allowed");
-      const kid = header.kid;
-      if (typeof kid !== "string" || kid.length === 0) throw refuse("lease token signing key unknown");
+      const kid = leaseTokenKid(token);
       const key = await keyFor(kid);
       if (key === undefined) throw refuse("lease token signing key unknown");
-
       let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(token, key, {
@@ -156,25 +134,7 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
       } catch (err) {
         throw mapVerifyError(err);
       }
-      const { sub, lid, res, acc, exp, cnf } = payload;
-      if (
-        typeof sub !== "string" ||
-        typeof lid !== "string" ||
-        typeof res !== "string" ||
-        exp === undefined
-      ) {
-        throw refuse("lease token claims incomplete");
-      }
-      const verified: VerifiedLeaseToken = {
-        leaseId: lid,
-        agent: sub,
-        resource: res,
-        account: typeof acc === "string" ? acc : "",
-        expiresAt: exp * 1000,
-        kid,
-      };
-      if (cnf !== undefined) verified.jkt = boundKey(cnf);
-      return verified;
+      return verifiedClaims(payload, kid);
     },
   };
 }
