@@ -15,6 +15,7 @@ import {
   scrubAndCap,
   scrubSecrets,
 } from "../../adapters/exec/index.js";
+import { waitFor } from "../support/wait-for.js";
 import { adapterConformance, testPassword } from "./conformance.js";
 
 const FIXTURE = fileURLToPath(new URL("../fixtures/exec-adapter/store-passwords.mjs", import.meta.url));
@@ -299,15 +300,12 @@ describe("exec adapter specifics", () => {
   });
 });
 
-/** True once `pid` is gone or a zombie (dead, awaiting its reaper); polls up to 5 s. */
-async function gone(pid: number): Promise<boolean> {
-  const until = Date.now() + 5_000;
-  while (Date.now() < until) {
+/** True once `pid` is gone or a zombie (dead, awaiting its reaper); throws if it never is. */
+function gone(pid: number): Promise<boolean> {
+  return waitFor(`process ${pid} to end`, () => {
     const status = `/proc/${pid}/status`;
     if (!existsSync(status)) return true;
     const state = /State:\s+(\S)/.exec(readFileSync(status, "utf8").toString())?.[1];
-    if (state === "Z" || state === "X") return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return false;
+    return state === "Z" || state === "X";
+  });
 }

@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import fc from "fast-check";
 import { Attribute, Change, Client } from "ldapts";
@@ -35,6 +37,7 @@ import { adminSessionChecks } from "./admin-session-checks.js";
 import { adapterConformance, testPassword } from "./conformance.js";
 import { startStaleRelay } from "./stale-relay.js";
 import { withSilentServer } from "../support/silent-server.js";
+import { waitFor } from "../support/wait-for.js";
 
 let slapd: TestSlapd;
 
@@ -638,6 +641,10 @@ describe.skipIf(!hasOpenssl())("ldap over TLS (StartTLS and ldaps://, a throwawa
 
   it("StartTLS: a pooled admin connection is reused, and one that closed or died is replaced", async () => {
     const relay = await startStaleRelay(secure.port);
+    // Every TCP socket this process opens from here on, so the test can wait for the pool's to close.
+    const sockets: Socket[] = [];
+    const onSocket = (m: unknown) => void sockets.push((m as { socket: Socket }).socket);
+    subscribe("net.client.socket", onSocket);
     try {
       await ldapAdapter.close?.();
       const name = `lht${run}_starttls_pool`;
@@ -664,7 +671,9 @@ describe.skipIf(!hasOpenssl())("ldap over TLS (StartTLS and ldaps://, a throwawa
       expect(stats.reused - start.reused).toBe(1);
       // ldapts does not watch the TLS socket after StartTLS; the pool must see it close.
       relay.cutAll();
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await waitFor("the pooled connection's socket to close", () => sockets.every((x) => x.closed));
+      // The TLS socket on top closes on its parent's 'close', in the same turn of the event loop.
+      await new Promise((resolve) => setImmediate(resolve));
       await rotate();
       expect(stats.opened - start.opened).toBe(2);
       expect(stats.retried - start.retried).toBe(0);
@@ -673,6 +682,7 @@ describe.skipIf(!hasOpenssl())("ldap over TLS (StartTLS and ldaps://, a throwawa
       expect(stats.opened - start.opened).toBe(3);
       expect(stats.retried - start.retried).toBe(1);
     } finally {
+      unsubscribe("net.client.socket", onSocket);
       await ldapAdapter.close?.();
       await relay.close();
     }
