@@ -1,7 +1,14 @@
 import { randomBytes } from "node:crypto";
-import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type RawServerDefault,
+} from "fastify";
 import { LeaseholdError } from "./errors.js";
 import { createAuthenticator, type Deps, registerRoutes, routesOf, trackAbort } from "./http/index.js";
+import type { Logger } from "./logger.js";
 import { isRedisUnavailable } from "./redis.js";
 
 export type { Deps, ReadyReport } from "./http/index.js";
@@ -30,21 +37,15 @@ function provesNonBrowser(req: FastifyRequest): boolean {
   return mime === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(mime);
 }
 
+/** The app buildApp makes (its logger is pino's). */
+type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
+
 /**
- * Builds the HTTP app (no listen): localhost hardening, error mapping, then the routes of the
- * route table this app owns (the ops routes are added by registerOpsRoutes).
+ * Localhost hardening, before routing reaches any handler: the Host must be local (or allowed),
+ * an Origin must be allowed, and over TCP a state-changing request must prove it is no browser
+ * form. Each request also gets its id header, no-store, and an abort signal.
  */
-export function buildApp(deps: Deps) {
-  const app = Fastify({
-    loggerInstance: deps.log,
-    bodyLimit: BODY_LIMIT,
-    genReqId: () => `req_${randomBytes(9).toString("base64url")}`,
-    requestIdHeader: false,
-    return503OnClosing: true,
-    forceCloseConnections: true,
-  });
-  // JSON only: no text/plain bodies (fastify accepts them by default).
-  app.removeContentTypeParser("text/plain");
+function guardRequests(app: App, deps: Deps): void {
   const allowedHosts = new Set([...LOCAL_HOSTS, ...(deps.allowedHosts ?? []).map((h) => h.toLowerCase())]);
   const allowedOrigins = new Set(deps.allowedOrigins ?? []);
 
@@ -75,7 +76,10 @@ export function buildApp(deps: Deps) {
       );
     }
   });
+}
 
+/** Every error, thrown or not found, answers `{ error: { code, message, request_id } }`. */
+function answerErrors(app: App): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const e = toLeaseholdError(err);
     if (e.status >= 500)
@@ -103,7 +107,25 @@ export function buildApp(deps: Deps) {
       },
     });
   });
+}
 
+/**
+ * Builds the HTTP app (no listen): localhost hardening, error mapping, then the routes of the
+ * route table this app owns (the ops routes are added by registerOpsRoutes).
+ */
+export function buildApp(deps: Deps) {
+  const app = Fastify({
+    loggerInstance: deps.log,
+    bodyLimit: BODY_LIMIT,
+    genReqId: () => `req_${randomBytes(9).toString("base64url")}`,
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+  });
+  // JSON only: no text/plain bodies (fastify accepts them by default).
+  app.removeContentTypeParser("text/plain");
+  guardRequests(app, deps);
+  answerErrors(app);
   const authenticate = createAuthenticator({ adminToken: deps.adminToken, operators: deps.operators });
   registerRoutes(app, routesOf("app"), deps, authenticate);
   if (deps.auditFiles) {

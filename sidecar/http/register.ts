@@ -9,7 +9,7 @@ import type {
 import { parseBody } from "../service/index.js";
 import type { Authenticate } from "./auth.js";
 import { requestMeta } from "./request-meta.js";
-import type { Caller, RouteContext, RouteDef, RouteInput } from "./route.js";
+import type { Caller, RouteDef, RouteInput } from "./route.js";
 
 /** The fastify app routes are registered on, whatever its logger. */
 export type RouteApp<L extends FastifyBaseLogger = FastifyBaseLogger> = FastifyInstance<
@@ -61,9 +61,7 @@ export function registerRoutes<D, L extends FastifyBaseLogger>(
         const input = parseInput(route, req);
         await decideResource(route, caller, input, deps);
         if (status !== undefined) reply.status(status);
-        const ctx = { ...input, req, reply, caller, meta: requestMeta(req) };
-        // The authenticator answers with the caller kind of route.auth (CallerOf).
-        return route.handle(ctx as RouteContext<typeof route.auth, unknown, unknown, unknown>, deps);
+        return route.handle({ ...input, req, reply, caller, meta: requestMeta(req) }, deps);
       },
     });
   }

@@ -149,5 +149,5 @@ export function routeDeclarer<D>(owner: RouteOwner) {
     BS extends z.ZodType | undefined = undefined,
   >(
     spec: Spec<D, A, PS, QS, BS>,
-  ): RouteDef<D> => ({ ...spec, owner }) as RouteDef<D>;
+  ): RouteDef<D> => ({ ...spec, owner });
 }

@@ -1,9 +1,9 @@
 import { z } from "zod";
 
 /*
- * The path, query and body schemas of the routes that sidecar/app.ts validates itself (the
- * service-level bodies live with their services). They are defined here, next to the OpenAPI
- * document, so that the app and the document use the very same objects.
+ * The path, query and body schemas of the route table (sidecar/http) that are not a service's
+ * request (those are in sidecar/service/requests.ts). The registrar validates with them at the
+ * edge and the OpenAPI document describes the very same objects.
  */
 
 /** `GET /v1/leases` filters. */
