@@ -282,7 +282,9 @@ describe("Dockerfile", () => {
     expect(hc).toContain(`http://127.0.0.1:${sidecarConfig.listen.port}/healthz`);
     expect(final).toContain(`EXPOSE ${sidecarConfig.listen.port}`);
     expect(final.join("\n")).toContain("LEASEHOLD_CONFIG=/etc/leasehold/leasehold.yaml");
-    expect(final.some((l) => l.startsWith("ENTRYPOINT") && l.includes("dist/sidecar/cli/main.js"))).toBe(true);
+    expect(final.some((l) => l.startsWith("ENTRYPOINT") && l.includes("dist/sidecar/cli/main.js"))).toBe(
+      true,
+    );
     expect(final).toContain('CMD ["serve"]');
     for (const l of lines.filter((x) => /^COPY (?!--from)/.test(x))) {
       const sources = l.split(/\s+/).slice(1, -1);
