@@ -17,6 +17,7 @@ import { expectValidAuditRecords, readRecords } from "../audit/record-check.js";
 import { type ErrorBody, StackClient } from "../support/e2e-client.js";
 import { REDIS_URL } from "../support/redis.js";
 import { type Stack, startStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 /**
  * Issue 9: a trail an incident responder can use. Two agents, one approval (and one refusal),
@@ -83,16 +84,6 @@ async function checkoutAndReveal(agent: "a" | "b", body: Record<string, unknown>
 
 async function allRecords(): Promise<AuditRecord[]> {
   return (await readRecords(...(await auditFileSet(auditFile)))) as unknown as AuditRecord[];
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const waitForRecord = (what: string, match: (r: AuditRecord) => boolean) =>

@@ -10,8 +10,9 @@ import { createDpopKey, type DpopKey } from "../../sidecar/client/dpop-key.js";
 import { createClient, type Lease, LeaseholdClientError } from "../../sidecar/client/index.js";
 import { mintIdentityAssertion } from "../../sidecar/identity/index.js";
 import { type ErrorBody, type HttpResult, StackClient } from "../support/e2e-client.js";
-import { cliPath, repoRoot } from "../support/sidecar-process.js";
+import { cliPath, repoRoot, STARTUP_TIMEOUT_MS } from "../support/sidecar-process.js";
 import { type Stack, startStack } from "../support/stack.js";
+import { abortWhenExited, waitFor } from "../support/wait-for.js";
 
 /** Issue 7 end to end: DPoP-bound lease tokens, delegation chains, the Unix socket, the CSRF rule, the SDK. */
 
@@ -353,9 +354,10 @@ describe("the agent SDK against the real stack", () => {
         expect(JSON.stringify(cred).includes(cred.password)).toBe(false);
         await cred.reportToolCall({ tool: "psql", action: "read", target: "orders" });
         const first = cred.expiresAt.getTime();
-        // The SDK renews at about 2/3 of the 2 s TTL; wait (bounded) until it has.
-        for (let i = 0; i < 60 && cred.expiresAt.getTime() <= first; i++)
-          await new Promise((r) => setTimeout(r, 100));
+        // The SDK renews at about 2/3 of the 2 s TTL; wait until it has.
+        await waitFor("the SDK to renew the lease", () => cred.expiresAt.getTime() > first, {
+          intervalMs: 25,
+        });
         renewed = cred.expiresAt.getTime() > first && !cred.signal.aborted;
         const db = new pg.Client({
           host: "127.0.0.1",
@@ -412,15 +414,12 @@ describe("the agent SDK against the real stack", () => {
         return lease;
       },
     );
-    let approvalId: string | undefined;
-    for (let i = 0; i < 100 && approvalId === undefined; i++) {
+    const approvalId = await waitFor("the SDK's pending approval", async () => {
       const list = await c.http("GET", "/v1/approvals?status=pending", { token: admin });
-      const found = (list.json.approvals as Array<{ id: string; task: { id: string } }> | undefined)?.find(
+      return (list.json.approvals as Array<{ id: string; task: { id: string } }> | undefined)?.find(
         (a) => a.task.id === "TICKET-APPROVE",
-      );
-      approvalId = found?.id;
-      if (!approvalId) await new Promise((r) => setTimeout(r, 100));
-    }
+      )?.id;
+    });
     const ok = await c.http("POST", `/v1/approvals/${approvalId}/approve`, {
       token: admin,
       body: { approver: "ops@example.org" },
@@ -572,17 +571,22 @@ describe("local transport", () => {
       const started = serve(await writeConfig("socket", socketPath));
       child = started.p;
       output = started.out;
-      for (let i = 0; i < 200; i++) {
-        const up = await overSocket("GET", "/healthz").then(
-          (r) => r.status === 200,
-          () => false,
+      const exited = new Promise((r) => started.p.once("exit", r));
+      try {
+        await waitFor(
+          "the socket sidecar to answer /healthz",
+          async () => (await overSocket("GET", "/healthz")).status === 200,
+          {
+            timeoutMs: STARTUP_TIMEOUT_MS,
+            signal: abortWhenExited(exited, "the socket sidecar"),
+          },
         );
-        if (up) return;
-        if (child.exitCode !== null) break;
-        await new Promise((r) => setTimeout(r, 100));
+      } catch (err) {
+        throw new Error(
+          `the socket sidecar did not start: ${(err as Error).message}\n${output().slice(-3000)}`,
+        );
       }
-      throw new Error(`the socket sidecar did not start:\n${output().slice(-3000)}`);
-    }, 60_000);
+    }, 120_000);
 
     afterAll(async () => {
       if (child && child.exitCode === null) {

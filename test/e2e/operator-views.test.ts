@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ErrorBody, StackClient } from "../support/e2e-client.js";
 import { cliPath, repoRoot } from "../support/sidecar-process.js";
 import { DEMO_POLICY, type Stack, startStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -46,13 +47,11 @@ const readBody = (task: string, ttl = 300) => ({
 });
 
 async function accountsAvailable(): Promise<void> {
-  for (let i = 0; i < 300; i++) {
+  await waitFor("the accounts of orders-db to be available", async () => {
     const r = await client.http("GET", "/v1/resources/orders-db", { token: adminToken });
     const accounts = (r.json as { accounts?: Array<{ state: string }> }).accounts ?? [];
-    if (accounts.length > 0 && accounts.every((a) => a.state === "available")) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new Error("the accounts of orders-db did not become available");
+    return accounts.length > 0 && accounts.every((a) => a.state === "available");
+  });
 }
 
 async function checkout(agent: "a" | "b", body: Record<string, unknown>) {

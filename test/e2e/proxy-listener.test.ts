@@ -6,6 +6,7 @@ import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
 import { type Stack, startStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 import { run, start, toolEnv } from "../proxy/processes.js";
 
 /**
@@ -40,15 +41,6 @@ interface Checkout {
   id: string;
   token: string;
   proxy: ProxyInfo;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 async function checkout(): Promise<Checkout> {
