@@ -51,14 +51,6 @@ export const streamRoute = opsRoute({
   handle: ({ req, reply }, d) => streamEvents(req, reply, d.stream),
 });
 
-/**
- * The handler of `GET /v1/leases/stream` without its auth step: register it through the route
- * table (streamRoute), which checks the admin token first.
- */
-export function createStreamHandler(d: StreamRouteDeps) {
-  return (req: FastifyRequest, reply: FastifyReply): Promise<void> => streamEvents(req, reply, d);
-}
-
 async function streamEvents(req: FastifyRequest, reply: FastifyReply, d: StreamRouteDeps): Promise<void> {
   const q = (req.query ?? {}) as Record<string, unknown>;
   const header = req.headers["last-event-id"];

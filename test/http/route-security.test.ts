@@ -1,9 +1,15 @@
 import { randomBytes } from "node:crypto";
-import type { LightMyRequestResponse } from "fastify";
+import Fastify, { type LightMyRequestResponse } from "fastify";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toLeaseholdError } from "../../sidecar/app.js";
 import { type RouteAuth, type RouteDoc, ROUTES } from "../../sidecar/http/index.js";
+import { createLogger } from "../../sidecar/logger.js";
+import { createMetrics } from "../../sidecar/ops/index.js";
+import { registerOpsRoutes } from "../../sidecar/ops/ops-routes.js";
 import { errorSchema, routeErrors } from "../../sidecar/openapi/index.js";
 import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
+import { REDIS_URL } from "../support/redis.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
 
 const A = "spiffe://example.org/agent/a";
@@ -225,5 +231,47 @@ describe("every route of the table refuses what it must", () => {
       403,
       "forbidden_origin",
     );
+  });
+
+  it("admin-if-configured routes want the admin token once configured (ops.metricsRequireToken)", async () => {
+    // The ops routes on an app of their own, registered the way wire.ts does, with the option on.
+    const app = Fastify({ loggerInstance: createLogger("silent") });
+    app.setErrorHandler((err, req, reply) => {
+      const e = toLeaseholdError(err);
+      return reply.status(e.status).send({ error: { code: e.code, message: e.message, request_id: req.id } });
+    });
+    const redis = new Redis(REDIS_URL, { lazyConnect: true });
+    const ops = await registerOpsRoutes(app, {
+      adminToken: lh.sidecar.adminToken,
+      services: { leases: lh.sidecar.leaseService, resources: lh.sidecar.resourceService },
+      redis,
+      connect: () => new Redis(REDIS_URL, { lazyConnect: true }),
+      prefix: "lhtest:route-security:unused:",
+      metrics: createMetrics({ processMetrics: false }),
+      log: createLogger("silent"),
+      metricsRequireToken: true,
+    });
+    try {
+      const routes = ROUTES.filter((r) => r.auth === "admin-if-configured");
+      expect(routes.map(key)).toEqual(["GET /metrics"]);
+      for (const r of routes) {
+        for (const headers of [{}, { authorization: "Bearer wrong" }]) {
+          const res = await app.inject({ method: r.method, url: r.path, headers });
+          expect(res.statusCode, key(r)).toBe(401);
+          expect(res.json().error.code).toBe("unauthenticated");
+          expect(routeErrors(r)).toContain("unauthenticated");
+        }
+        const ok = await app.inject({
+          method: r.method,
+          url: r.path,
+          headers: { authorization: `Bearer ${lh.sidecar.adminToken}` },
+        });
+        expect(ok.statusCode, key(r)).toBe(200);
+      }
+    } finally {
+      await app.close();
+      await ops.hub.stop();
+      redis.disconnect();
+    }
   });
 });
