@@ -73,6 +73,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     leaseService: svc.leaseService,
     resourceService: svc.resourceService,
     leases: infra.leases,
+    events: infra.events,
     redis: infra.redis,
     prefix: infra.prefix,
     metrics: infra.metrics,

@@ -7,7 +7,6 @@ import type {
   CheckoutResult,
   EndReason,
   EndResult,
-  LeaseEvent,
   LeaseRecord,
   LeaseSpec,
   LeaseUse,
@@ -352,11 +351,5 @@ export class LeaseStore {
   async hit(subject: string, windowSeconds: number): Promise<{ count: number; resetIn: number }> {
     const [count, leftMs] = await this.redis.lhHit(`${this.p}rl:${subject}`, windowSeconds);
     return { count: Number(count), resetIn: Math.max(1, Math.ceil(Number(leftMs) / 1000)) };
-  }
-
-  /** Appends a lease event to the stream operators' tools read. */
-  async emit(event: LeaseEvent): Promise<void> {
-    const fields = Object.entries(event).flatMap(([k, v]) => (v === undefined ? [] : [k, String(v)]));
-    await this.redis.xadd(`${this.p}events`, "MAXLEN", "~", "10000", "*", ...fields);
   }
 }

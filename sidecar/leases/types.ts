@@ -57,24 +57,3 @@ export interface LeaseUse {
   readonly lease: LeaseRecord | null;
   readonly now: number;
 }
-
-/**
- * A lease event stream entry as `LeaseStore.emit` writes it.
- * @deprecated Publish the typed `LeaseEvent` of `sidecar/events` through `LeaseEventChannel`,
- * which writes the same entries; this goes with `LeaseStore.emit`.
- */
-export interface LeaseEvent {
-  readonly type:
-    | "issued"
-    | "renewed"
-    | "ended"
-    | "expiring_soon"
-    | "rotated"
-    | "rotation_failed"
-    | "quarantined";
-  readonly resource: string;
-  readonly account?: string | undefined;
-  readonly lease_id?: string | undefined;
-  readonly agent?: string | undefined;
-  readonly reason?: string | undefined;
-}

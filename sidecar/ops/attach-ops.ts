@@ -1,5 +1,4 @@
-import { LeaseEventChannel } from "../events/index.js";
-import type { LeaseRecord } from "../leases/index.js";
+import type { LeaseEventChannel } from "../events/index.js";
 import type { Logger } from "../logger.js";
 import type { RedisClient } from "../redis.js";
 import { ExpiryNotifier } from "./expiry-notifier.js";
@@ -11,29 +10,15 @@ import { type OpsServices, pendingApprovals } from "./snapshot.js";
 import type { LeaseStateSource } from "./types.js";
 import { WebhookDispatcher } from "./webhook.js";
 
-/** The lease service's local "ended" emitter, until it publishes on the channel (issue 15). */
-interface LegacyEndedEvents {
-  on(event: "ended", listener: (lease: LeaseRecord) => void): unknown;
-  off(event: "ended", listener: (lease: LeaseRecord) => void): unknown;
-}
-
 export interface AttachOpsDeps {
   readonly config: OpsConfig;
   readonly adminToken: string;
-  /**
-   * Without `events`, its legacy `events` emitter ("ended") feeds the lease duration and reaper
-   * lag metrics instead of the channel.
-   */
-  readonly leaseService: OpsServices["leases"] & { readonly events?: LegacyEndedEvents | undefined };
+  readonly leaseService: OpsServices["leases"];
   readonly resourceService: OpsServices["resources"];
   /** The lease store: state gauges, expiring leases. */
   readonly leases: LeaseStateSource;
-  /**
-   * The channel the sidecar's lease events are published on; the metrics subscribe to it and
-   * expiry notices go through it. @default a channel of its own on `redis` (then the lease
-   * service's legacy emitter is listened to for ended leases)
-   */
-  readonly events?: LeaseEventChannel | undefined;
+  /** The channel the sidecar's lease events are published on; the metrics subscribe to it and expiry notices go through it. */
+  readonly events: LeaseEventChannel;
   /** The sidecar's shared connection (server, Sentinel or Cluster). */
   readonly redis: RedisClient;
   /** Opens a dedicated connection for blocking reads. @default blockingConnection(redis) */
@@ -68,14 +53,8 @@ export async function attachOps(app: OpsApp, d: AttachOpsDeps): Promise<Attached
     leases: d.leases,
     pendingApprovals: async () => (await pendingApprovals(services)) ?? [],
   });
-  const events = d.events ?? new LeaseEventChannel({ redis: d.redis, prefix: d.prefix, log });
+  const events = d.events;
   const unsubscribe = events.subscribe((e) => d.metrics.observeLeaseEvent(e));
-  // Transition (issue 15): a lease service that does not publish on the channel yet announces
-  // ended leases on its own emitter; listened to only when the channel was not handed in, so a
-  // lease is never counted twice.
-  const legacy = d.events === undefined ? d.leaseService.events : undefined;
-  const onEnded = (lease: LeaseRecord) => d.metrics.observeLeaseEnded(lease);
-  legacy?.on("ended", onEnded);
   const routes = await registerOpsRoutes(app, {
     adminToken: d.adminToken,
     services,
@@ -119,7 +98,6 @@ export async function attachOps(app: OpsApp, d: AttachOpsDeps): Promise<Attached
     webhook,
     stop: async () => {
       unsubscribe();
-      legacy?.off("ended", onEnded);
       notifier.stop();
       await webhook?.stop();
       await routes.hub.stop();

@@ -1,18 +1,14 @@
 import type { AuditRecord } from "../audit/index.js";
-import { type LeaseEventPublisher, LeaseEventChannel } from "../events/index.js";
+import type { LeaseEventPublisher } from "../events/index.js";
 import type { Logger } from "../logger.js";
-import type { RedisClient } from "../redis.js";
 import type { OpsMetrics } from "./metrics.js";
 
-/** Where the tap publishes approval events: the sidecar's channel, or a channel of its own on `redis`. */
-export type AuditTapEvents =
-  | { readonly events: LeaseEventPublisher }
-  | { readonly redis: RedisClient; readonly prefix: string };
-
-export type AuditTapOptions = AuditTapEvents & {
+export interface AuditTapOptions {
   readonly metrics: OpsMetrics;
+  /** Where approval events are published: the sidecar's lease-event channel. */
+  readonly events: LeaseEventPublisher;
   readonly log: Logger;
-};
+}
 
 /**
  * The callback for `AuditLog.open(file, id, onRecord)`: counts each record into the metrics and
@@ -21,8 +17,7 @@ export type AuditTapOptions = AuditTapEvents & {
  * Never throws.
  */
 export function createAuditTap(o: AuditTapOptions): (rec: AuditRecord) => void {
-  const events =
-    "events" in o ? o.events : new LeaseEventChannel({ redis: o.redis, prefix: o.prefix, log: o.log });
+  const { events } = o;
   const publish = (event: Parameters<LeaseEventPublisher["publish"]>[0]) => {
     events
       .publish(event)

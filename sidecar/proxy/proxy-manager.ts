@@ -1,7 +1,6 @@
 import { Cluster } from "ioredis";
 import type { Socket } from "node:net";
 import type { SecureContext } from "node:tls";
-import type { LeaseRecord } from "../leases/index.js";
 import type { StoredRegistration } from "../resources/types.js";
 import { LeaseEndFollower } from "./lease-end-follower.js";
 import { CancelKeys } from "./postgres/cancel-keys.js";
@@ -68,11 +67,13 @@ export class ProxyManager {
   private secureContext: SecureContext | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
-  private readonly onEnded = (lease: LeaseRecord) => this.endLease(lease.id, lease.end_reason ?? "ended");
+  private readonly unsubscribe: () => void;
 
   constructor(private readonly o: ProxyManagerOptions) {
     this.protocols = { ...DEFAULT_PROTOCOLS, ...o.protocols };
-    o.leases.events.on("ended", this.onEnded);
+    this.unsubscribe = o.events.subscribe((e) => {
+      if (e.type === "ended") this.endLease(e.lease.id, e.reason);
+    });
     // Its own connection: XREAD BLOCK holds it. Commands queue while it (re)connects, so the
     // first read does not fail just because the connection is still being set up.
     const streamOptions = {
@@ -232,7 +233,7 @@ export class ProxyManager {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.o.leases.events.off("ended", this.onEnded);
+    this.unsubscribe();
     await this.queue;
     const all = [...this.listeners.values()];
     this.listeners.clear();

@@ -1,6 +1,6 @@
-import type { EventEmitter } from "node:events";
 import type { RedisClient } from "../redis.js";
 import type { AuditSink } from "../audit/index.js";
+import type { LeaseEvent } from "../events/index.js";
 import type { LeaseRecord } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 
@@ -22,7 +22,6 @@ export interface ProxyCredential {
  * `"ended"` with the LeaseRecord when this sidecar ends a lease.
  */
 export interface ProxyLeasePort {
-  readonly events: EventEmitter;
   /** Checks the token as the HTTP API does and that the lease is for `resource`; throws LeaseholdError otherwise. */
   proxyCredential(
     token: string,
@@ -37,6 +36,8 @@ export type ProxyTls = "self-signed" | false | { readonly key: string; readonly 
 
 export interface ProxyManagerOptions {
   leases: ProxyLeasePort;
+  /** This sidecar's lease events: an ended lease closes its sessions at once (others' arrive by the stream). */
+  events: { subscribe(listener: (event: LeaseEvent) => void): () => void };
   /** The sidecar's Redis; the manager duplicates it for its own blocking stream reader. */
   redis: RedisClient;
   /** Redis key prefix of the cluster; lease events are read from `${prefix}events`. */

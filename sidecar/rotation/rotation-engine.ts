@@ -3,6 +3,7 @@ import type { RedisClient } from "../redis.js";
 import type { Adapter, AdapterContext, Credential } from "../../adapters/adapter.js";
 import { AdapterError } from "../../adapters/adapter.js";
 import type { AuditFields, AuditSink } from "../audit/index.js";
+import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
 import type { LeaseStore } from "../leases/index.js";
 import type { Logger } from "../logger.js";
@@ -22,6 +23,8 @@ export interface RotationEngineOptions {
   catalog: ResourceCatalog;
   adapters: ReadonlyMap<string, Adapter<unknown>>;
   audit: AuditSink;
+  /** Where rotated, rotation_failed and quarantined events are published. */
+  events: LeaseEventPublisher;
   redis: RedisClient;
   prefix: string;
   log: Logger;
@@ -139,7 +142,7 @@ export class RotationEngine {
       this.o.crashHook?.("before_finish");
       await this.finish(path, entry);
       await this.o.leases.setAccountState(resource, account, "available", true);
-      await this.o.leases.emit({ type: "rotated", resource, account, lease_id: base.lease_id });
+      await this.o.events.publish({ type: "rotated", resource, account, lease_id: base.lease_id });
       await this.o.audit.append({ ...base, event: "rotation_succeeded", reason: req.reason });
       this.o.log.info({ resource, account, changedTarget: changed }, "rotation succeeded");
       return { status: "rotated", changedTarget: changed };
@@ -236,7 +239,7 @@ export class RotationEngine {
         await this.o.secrets.write(path, next, cur.version);
         if (quarantined) {
           await this.o.leases.setAccountState(req.resource, req.account, "quarantined", true);
-          await this.o.leases.emit({
+          await this.o.events.publish({
             type: "quarantined",
             resource: req.resource,
             account: req.account,
@@ -262,8 +265,8 @@ export class RotationEngine {
         "could not record rotation failure",
       );
     }
-    await this.o.leases
-      .emit({ type: "rotation_failed", resource: req.resource, account: req.account, reason: message })
+    await this.o.events
+      .publish({ type: "rotation_failed", resource: req.resource, account: req.account, reason: message })
       .catch(() => undefined);
     await this.o.audit
       .append({

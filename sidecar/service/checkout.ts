@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Approval, ApprovalStore } from "../approvals/approval-store.js";
 import type { AuditSink } from "../audit/index.js";
+import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
 import type { LeaseRecord, LeaseStore } from "../leases/index.js";
 import { AGENT_ATTRIBUTES } from "../policy/index.js";
@@ -28,6 +29,7 @@ export interface CheckoutOptions {
   readonly identity: IdentityPort;
   readonly tokens: LeaseTokenPort;
   readonly audit: AuditSink;
+  readonly events: LeaseEventPublisher;
   readonly auth: LeaseAuth;
   readonly gate: DecisionGate;
   readonly end: LeaseEnd;
@@ -265,13 +267,7 @@ export class Checkout {
     }
     await Promise.all([
       auditLease(this.o.audit, lease, { event: "checkout", request_id: meta.requestId, scope: "checkout" }),
-      this.o.leases.emit({
-        type: "issued",
-        resource: lease.resource,
-        account: lease.account,
-        lease_id: lease.id,
-        agent: lease.agent,
-      }),
+      this.o.events.publish({ type: "issued", lease }),
     ]);
     // DPoP-bound tokens cannot log in to a listener (no proof travels in a password), so no endpoint for them.
     const ep = holder.jkt === undefined ? this.o.proxyEndpoint?.(lease.resource) : undefined;

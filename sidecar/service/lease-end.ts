@@ -1,5 +1,5 @@
-import { EventEmitter } from "node:events";
 import type { AuditSink } from "../audit/index.js";
+import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
 import type { EndReason, LeaseRecord, LeaseStore } from "../leases/index.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
@@ -14,6 +14,7 @@ export interface LeaseEndOptions {
   readonly catalog: ResourceCatalog;
   readonly rotation: RotationEngine;
   readonly audit: AuditSink;
+  readonly events: LeaseEventPublisher;
   readonly auth: LeaseAuth;
 }
 
@@ -25,9 +26,6 @@ const AUDIT_EVENT = { checkin: "checkin", expired: "expiry", revoked: "revocatio
  * (invariant I2: an account seen by a lease is never handed out before it is rotated).
  */
 export class LeaseEnd {
-  /** Local lease events: "ended" (lease: LeaseRecord) fires when this sidecar ends a lease. */
-  readonly events = new EventEmitter();
-
   constructor(private readonly o: LeaseEndOptions) {}
 
   /** Check-in by the holder: always allowed; rotation follows. */
@@ -123,15 +121,7 @@ export class LeaseEnd {
     if (!r.ended) return null;
     const lease = r.lease;
     await auditLease(this.o.audit, lease, { event: AUDIT_EVENT[reason], request_id: requestId, reason: why });
-    this.events.emit("ended", lease);
-    await this.o.leases.emit({
-      type: "ended",
-      resource,
-      account: lease.account,
-      lease_id: id,
-      agent: lease.agent,
-      reason,
-    });
+    await this.o.events.publish({ type: "ended", lease, reason });
     this.o.rotation.schedule({
       resource,
       account: lease.account,

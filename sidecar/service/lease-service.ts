@@ -1,5 +1,6 @@
 import type { ApprovalStore } from "../approvals/approval-store.js";
 import type { AuditSink } from "../audit/index.js";
+import type { LeaseEventPublisher } from "../events/index.js";
 import type { LeaseStore } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
@@ -25,6 +26,8 @@ export interface LeaseServiceOptions {
   /** DPoP proof verification; without it, a proof or a bound token is refused. */
   dpop?: DpopPort;
   audit: AuditSink;
+  /** Where lease events are published (issued, renewed, ended). */
+  events: LeaseEventPublisher;
   log: Logger;
   /** Pending approvals; without it, an approval_required decision is a denial. */
   approvals?: ApprovalStore;
@@ -57,11 +60,20 @@ export class LeaseService {
 
   constructor(o: LeaseServiceOptions) {
     const now = o.now ?? Date.now;
-    const { leases, secrets, catalog, audit } = o;
+    const { leases, secrets, catalog, audit, events } = o;
     this.gate = o.gate ?? new DecisionGate({ policy: o.policy, audit });
     this.auth = new LeaseAuth({ tokens: o.tokens, leases, dpop: o.dpop, audit });
-    this.end = new LeaseEnd({ leases, catalog, rotation: o.rotation, audit, auth: this.auth });
-    this.use = new LeaseUse({ leases, secrets, catalog, audit, auth: this.auth, gate: this.gate, now });
+    this.end = new LeaseEnd({ leases, catalog, rotation: o.rotation, audit, events, auth: this.auth });
+    this.use = new LeaseUse({
+      leases,
+      secrets,
+      catalog,
+      audit,
+      events,
+      auth: this.auth,
+      gate: this.gate,
+      now,
+    });
     this.checkouts = new Checkout({
       ...o,
       auth: this.auth,
@@ -80,11 +92,6 @@ export class LeaseService {
       now,
     });
     this.queries = new LeaseQueries(leases);
-  }
-
-  /** Local lease events: "ended" (lease: LeaseRecord) fires when this sidecar ends a lease. */
-  get events() {
-    return this.end.events;
   }
 
   readonly checkout: Checkout["checkout"] = (...a) => this.checkouts.checkout(...a);

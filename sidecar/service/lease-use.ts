@@ -1,4 +1,5 @@
 import type { AuditSink } from "../audit/index.js";
+import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
 import type { LeaseRecord, LeaseStore } from "../leases/index.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
@@ -19,6 +20,7 @@ export interface LeaseUseOptions {
   readonly secrets: SecretStore;
   readonly catalog: ResourceCatalog;
   readonly audit: AuditSink;
+  readonly events: LeaseEventPublisher;
   readonly auth: LeaseAuth;
   readonly gate: DecisionGate;
   readonly now: () => number;
@@ -94,13 +96,7 @@ export class LeaseUse {
       const r = await this.o.leases.renew(lease.resource, lease.id, ttl * 1000);
       if (!r.ok || !r.lease) throw new LeaseholdError("lease_expired", "the lease can no longer be renewed");
       await auditLease(this.o.audit, r.lease, { event: "renew", request_id: meta.requestId, scope: "renew" });
-      await this.o.leases.emit({
-        type: "renewed",
-        resource: lease.resource,
-        account: lease.account,
-        lease_id: lease.id,
-        agent: lease.agent,
-      });
+      await this.o.events.publish({ type: "renewed", lease: r.lease });
       return { lease: leaseView(r.lease) };
     });
   }

@@ -3,6 +3,7 @@ import { builtinAdapters } from "../../adapters/registry.js";
 import { loadAdapterModules } from "../adapter-modules.js";
 import { AuditLog, loadAuditKey } from "../audit/index.js";
 import type { Config } from "../config.js";
+import { LeaseEventChannel } from "../events/index.js";
 import { LeaseStore } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 import { createAuditTap, createMetrics, instrumentSecretStore, type OpsMetrics } from "../ops/index.js";
@@ -17,6 +18,8 @@ export interface Infrastructure {
   readonly prefix: string;
   readonly secrets: SecretStore;
   readonly audit: AuditLog;
+  /** The one channel lease events travel on (local subscribers, then the cluster stream). */
+  readonly events: LeaseEventChannel;
   readonly adapters: Map<string, Adapter<unknown>>;
   readonly leases: LeaseStore;
   readonly catalog: ResourceCatalog;
@@ -40,7 +43,8 @@ export async function openInfrastructure(config: Config, log: Logger, id: string
     }),
     (op, seconds, result) => metrics.observeVaultCall(op, seconds, result),
   );
-  const audit = await AuditLog.open(config.audit.file, id, createAuditTap({ metrics, redis, prefix, log }), {
+  const events = new LeaseEventChannel({ redis, prefix, log });
+  const audit = await AuditLog.open(config.audit.file, id, createAuditTap({ metrics, events, log }), {
     maxBytes: config.audit.maxBytes,
     hmacKey: config.audit.hmacKeyFile ? await loadAuditKey(config.audit.hmacKeyFile) : undefined,
     mirror: config.audit.stream.enabled
@@ -66,6 +70,7 @@ export async function openInfrastructure(config: Config, log: Logger, id: string
     prefix,
     secrets,
     audit,
+    events,
     adapters,
     leases: new LeaseStore({ redis, prefix }),
     catalog: new ResourceCatalog(secrets),

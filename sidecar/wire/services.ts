@@ -33,7 +33,7 @@ export async function wireServices(
   ids: IdentityParts,
   crashHook?: (point: CrashPoint) => void,
 ): Promise<Services> {
-  const { secrets, leases, catalog, adapters, audit, redis, prefix } = infra;
+  const { secrets, leases, catalog, adapters, audit, events, redis, prefix } = infra;
   const policy = await loadPolicy(config.policy.file ? { file: config.policy.file } : {});
   const rotation = new RotationEngine({
     secrets,
@@ -41,6 +41,7 @@ export async function wireServices(
     catalog,
     adapters,
     audit,
+    events,
     redis,
     prefix,
     log: log.child({ module: "rotation" }),
@@ -66,6 +67,7 @@ export async function wireServices(
     gate,
     dpop: ids.dpop,
     audit,
+    events,
     log,
     approvals: new ApprovalStore(redis, prefix),
     approvalTtlSeconds: config.approvals.ttl,
@@ -73,6 +75,7 @@ export async function wireServices(
   });
   const proxyManager = new ProxyManager({
     leases: leaseService,
+    events,
     redis,
     prefix,
     audit,

@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaseEventChannel } from "../../sidecar/events/index.js";
-import { LeaseStore } from "../../sidecar/leases/index.js";
+import { type LeaseRecord, LeaseStore } from "../../sidecar/leases/index.js";
 import { createLogger } from "../../sidecar/logger.js";
 import { ExpiryNotifier } from "../../sidecar/ops/expiry-notifier.js";
 import { createMetrics } from "../../sidecar/ops/index.js";
@@ -123,7 +123,7 @@ async function receiver(
 describe("the alert webhook", () => {
   it("posts each alert event once across two sidecars, signed, and skips other event types", async () => {
     const prefix = newPrefix("ops-webhook");
-    const store = new LeaseStore({ redis, prefix });
+    const events = new LeaseEventChannel({ redis, prefix, log });
     // The first answer is a 500: the delivery is retried.
     const hook = await receiver((n) => (n === 0 ? 500 : 204));
     const metrics = createMetrics({ processMetrics: false });
@@ -147,17 +147,28 @@ describe("the alert webhook", () => {
         const groups = (await redis.xinfo("GROUPS", `${prefix}events`).catch(() => [])) as unknown[];
         return groups.length > 0;
       });
-      await store.emit({
-        type: "issued",
+      const lease = (id: string, account: string): LeaseRecord => ({
+        id,
+        resource: "orders-db",
+        account,
+        agent: "x",
+        task: { id: "T-1" },
+        intent: { action: "read" },
+        state: "active",
+        issued_at: 0,
+        expires_at: 60_000,
+        max_expires_at: 60_000,
+      });
+      await events.publish({ type: "issued", lease: lease("lse_1", "a1") });
+      await events.publish({
+        type: "rotation_failed",
         resource: "orders-db",
         account: "a1",
-        lease_id: "lse_1",
-        agent: "x",
+        reason: "timeout",
       });
-      await store.emit({ type: "rotation_failed", resource: "orders-db", account: "a1", reason: "timeout" });
-      await store.emit({ type: "quarantined", resource: "orders-db", account: "a1", reason: "timeout" });
-      await store.emit({ type: "expiring_soon", resource: "orders-db", account: "a2", lease_id: "lse_2" });
-      await store.emit({ type: "rotated", resource: "orders-db", account: "a2" });
+      await events.publish({ type: "quarantined", resource: "orders-db", account: "a1", reason: "timeout" });
+      await events.publish({ type: "expiring_soon", lease: lease("lse_2", "a2"), seconds_left: 30 });
+      await events.publish({ type: "rotated", resource: "orders-db", account: "a2" });
       // Every event delivered to the group and acknowledged: nothing is left to be posted.
       await waitFor("every event delivered and acknowledged, three posts received", async () => {
         const pending = (await redis.xpending(`${prefix}events`, WEBHOOK_GROUP)) as [number, ...unknown[]];

@@ -40,7 +40,7 @@ describe("GET /v1/leases/stream", () => {
   });
 
   it("starts with a snapshot of active leases, then pushes events with the lease attached", async () => {
-    const first = await makeLease(h.store, "orders-db", "app_1", "spiffe://example.org/agent/a", 120_000);
+    const first = await makeLease(h, "orders-db", "app_1", "spiffe://example.org/agent/a", 120_000);
     const s = await openStream(h.url, auth());
     try {
       expect(s.status).toBe(200);
@@ -57,7 +57,7 @@ describe("GET /v1/leases/stream", () => {
       expect(data.leases.find((l) => l.id === first.id)?.task.id).toBe("TASK-7");
       expect(Array.isArray(data.approvals)).toBe(true);
 
-      const second = await makeLease(h.store, "billing-db", "app_2", "spiffe://example.org/agent/b", 60_000);
+      const second = await makeLease(h, "billing-db", "app_2", "spiffe://example.org/agent/b", 60_000);
       const msg = await s.next((m) => m.event === "message" && m.data.includes(second.id));
       expect(msg.id).toMatch(/^\d+-\d+$/);
       const ev = JSON.parse(msg.data) as {
@@ -81,10 +81,10 @@ describe("GET /v1/leases/stream", () => {
   });
 
   it("replays the events after Last-Event-ID instead of a snapshot", async () => {
-    await h.store.emit({ type: "rotated", resource: "orders-db", account: "x1" });
+    await h.events.publish({ type: "rotated", resource: "orders-db", account: "x1" });
     const markId = (await h.redis.xrevrange(`${h.prefix}events`, "+", "-", "COUNT", 1))[0]?.[0] ?? "0-0";
-    await h.store.emit({ type: "rotation_failed", resource: "orders-db", account: "x2", reason: "boom" });
-    await h.store.emit({ type: "quarantined", resource: "orders-db", account: "x2", reason: "boom" });
+    await h.events.publish({ type: "rotation_failed", resource: "orders-db", account: "x2", reason: "boom" });
+    await h.events.publish({ type: "quarantined", resource: "orders-db", account: "x2", reason: "boom" });
     const s = await openStream(h.url, { ...auth(), "last-event-id": markId });
     try {
       const a = await s.next();

@@ -189,7 +189,7 @@ describe("leases watch against a running sidecar", () => {
   const until = (probe: () => boolean, what: string) => waitFor(what, probe, { intervalMs: 25 });
 
   it("draws a lease row on a terminal and its countdown moves", async () => {
-    const lease = await makeLease(h.store, "orders-db", "app_w1", "spiffe://example.org/agent/w", 300_000);
+    const lease = await makeLease(h, "orders-db", "app_w1", "spiffe://example.org/agent/w", 300_000);
     const out = new Capture(true);
     const ac = new AbortController();
     const done = watchCommand({ url: h.url, token: h.adminToken, out, signal: ac.signal });
@@ -224,7 +224,7 @@ describe("leases watch against a running sidecar", () => {
     const ac = new AbortController();
     const done = watchCommand({ url: h.url, token: h.adminToken, out, signal: ac.signal });
     try {
-      await makeLease(h.store, "billing-db", "app_w2", "spiffe://example.org/agent/w2", 300_000);
+      await makeLease(h, "billing-db", "app_w2", "spiffe://example.org/agent/w2", 300_000);
       await until(() => out.text.includes("issued billing-db app_w2"), "the issued line");
       expect(out.text).not.toContain("\x1b[");
       const line = out.text.split("\n").find((l) => l.includes("issued billing-db"));

@@ -185,7 +185,7 @@ describe("metrics", () => {
     const audit = await AuditLog.open(
       join(dir, "audit.jsonl"),
       "test",
-      createAuditTap({ metrics: m, redis, prefix, log }),
+      createAuditTap({ metrics: m, events: new LeaseEventChannel({ redis, prefix, log }), log }),
     );
     const d = { event: "decision" as const, agent: AGENT, resource: "orders-db" };
     await audit.append({ ...d, scope: "checkout", decision: "allow" });

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { configSchema, type OpsConfig, opsConfigSchema, parseConfig } from "../../sidecar/config.js";
+import { LeaseEventChannel } from "../../sidecar/events/index.js";
 import { type AttachedOps, attachOps, createMetrics } from "../../sidecar/ops/index.js";
 import { LeaseStore } from "../../sidecar/leases/index.js";
 import { createLogger } from "../../sidecar/logger.js";
@@ -17,6 +18,8 @@ export interface OpsHarness {
   readonly prefix: string;
   readonly sidecar: Sidecar;
   readonly store: LeaseStore;
+  /** Publishes lease events on the cluster stream, as a sidecar does. */
+  readonly events: LeaseEventChannel;
   readonly redis: Redis;
   /** The ops layer this harness attached; undefined when wire.ts attaches it already. */
   readonly ops: AttachedOps | undefined;
@@ -55,6 +58,7 @@ export async function startOpsHarness(name: string, ops: Partial<OpsConfig> = {}
   const sidecar = await createSidecar({ config, log, background: false });
   const redis = new Redis(REDIS_URL);
   const store = new LeaseStore({ redis, prefix });
+  const events = new LeaseEventChannel({ redis, prefix, log });
   const attached = sidecar.app.hasRoute({ method: "GET", url: "/metrics" })
     ? undefined
     : await attachOps(sidecar.app, {
@@ -63,6 +67,7 @@ export async function startOpsHarness(name: string, ops: Partial<OpsConfig> = {}
         leaseService: sidecar.leaseService,
         resourceService: sidecar.resourceService,
         leases: store,
+        events,
         redis,
         prefix,
         metrics: createMetrics({ processMetrics: false }),
@@ -80,6 +85,7 @@ export async function startOpsHarness(name: string, ops: Partial<OpsConfig> = {}
     prefix,
     sidecar,
     store,
+    events,
     redis,
     ops: attached,
     close: async () => {
@@ -95,7 +101,7 @@ export async function startOpsHarness(name: string, ops: Partial<OpsConfig> = {}
 
 /** Puts accounts under management and leases one, directly in the lease store. */
 export async function makeLease(
-  store: LeaseStore,
+  { store, events }: Pick<OpsHarness, "store" | "events">,
   resource: string,
   account: string,
   agent: string,
@@ -109,6 +115,6 @@ export async function makeLease(
     ttlMs * 2,
   );
   if (!got.ok) throw new Error(`no free account in ${resource}`);
-  await store.emit({ type: "issued", resource, account, lease_id: id, agent });
+  await events.publish({ type: "issued", lease: got.lease });
   return { id, expiresAt: got.lease.expires_at };
 }

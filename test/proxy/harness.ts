@@ -7,6 +7,7 @@ import type { JWK } from "jose";
 import type { Adapter } from "../../adapters/adapter.js";
 import { builtinAdapters } from "../../adapters/registry.js";
 import { AuditLog } from "../../sidecar/audit/index.js";
+import { LeaseEventChannel } from "../../sidecar/events/index.js";
 import {
   agentKeyFileStem,
   createIdentityVerifier,
@@ -44,6 +45,8 @@ export interface ProxyNode {
   readonly resourceService: ResourceService;
   readonly catalog: ResourceCatalog;
   readonly audit: AuditLog;
+  /** The node's lease-event channel (its proxy managers subscribe to it). */
+  readonly events: LeaseEventChannel;
   readonly redis: Redis;
   close(): Promise<void>;
 }
@@ -143,12 +146,14 @@ export async function startProxyHarness(opts: { name: string }): Promise<ProxyHa
       clockSkew: 30,
     });
     const policy = await loadPolicy({ file: policyFile });
+    const events = new LeaseEventChannel({ redis, prefix, log });
     const rotation = new RotationEngine({
       secrets: secretsStore,
       leases,
       catalog,
       adapters,
       audit,
+      events,
       redis,
       prefix,
       log: log.child({ module: "rotation", node: n }),
@@ -165,6 +170,7 @@ export async function startProxyHarness(opts: { name: string }): Promise<ProxyHa
       tokens,
       policy,
       audit,
+      events,
       log,
     });
     const resourceService = new ResourceService({
@@ -188,6 +194,7 @@ export async function startProxyHarness(opts: { name: string }): Promise<ProxyHa
       resourceService,
       catalog,
       audit,
+      events,
       redis,
       close: async () => {
         reaper.stop();
@@ -253,6 +260,7 @@ export async function startProxyHarness(opts: { name: string }): Promise<ProxyHa
     manager: async (o = {}) => {
       const m = new ProxyManager({
         leases: node.leaseService,
+        events: node.events,
         redis: node.redis,
         prefix,
         audit: node.audit,
