@@ -2,8 +2,10 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
+    // Bounds for a hung test on a machine whose cores are all busy; they never pace one. Above
+    // test/support/wait-for.ts's 60 s, so a stuck wait fails naming what it awaited.
+    testTimeout: 120_000,
+    hookTimeout: 180_000,
     projects: [
       {
         extends: true,
