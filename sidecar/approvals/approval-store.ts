@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { RedisClient } from "../leases/lease-store.js";
+import type { RedisClient } from "../redis.js";
 
 export type ApprovalStatus = "pending" | "approved" | "denied" | "expired";
 

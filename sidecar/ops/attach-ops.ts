@@ -3,7 +3,7 @@ import type { Logger } from "../logger.js";
 import type { RedisClient } from "../redis.js";
 import { ExpiryNotifier } from "./expiry-notifier.js";
 import type { OpsMetrics } from "./metrics.js";
-import type { OpsConfig } from "./ops-config.js";
+import type { OpsConfig } from "../config.js";
 import { type OpsApp, type OpsRoutes, registerOpsRoutes } from "./ops-routes.js";
 import { blockingConnection } from "./redis-connection.js";
 import { type OpsServices, pendingApprovals } from "./snapshot.js";
