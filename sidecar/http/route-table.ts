@@ -39,6 +39,9 @@ import {
 } from "./resource-routes.js";
 import type { RouteDef, RouteOwner } from "./route.js";
 
+// Route modules import route.ts and the schema files directly, never an index that would import
+// this table back before it is built.
+
 // Built on first request: the document is the same for the app's whole life.
 let openApi: object | undefined;
 

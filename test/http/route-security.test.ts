@@ -201,6 +201,11 @@ describe("every route of the table refuses what it must", () => {
       else expectAnswer(route, res, 401, "unauthenticated");
     }
 
+    // A real credential of the wrong kind: an agent's identity JWT is no lease token.
+    if (route.auth === "lease" || route.auth === "lease-or-admin") {
+      const res = await send(route, c, { authorization: `Bearer ${await lh.identity("a")}` });
+      expectAnswer(route, res, 401, "unauthenticated");
+    }
     if (route.auth === "admin") {
       const res = await send(route, c, { authorization: `Bearer ${await lh.identity("a")}` });
       expectAnswer(route, res, 401, "unauthenticated");
