@@ -14,7 +14,7 @@ export type Authenticate = (auth: RouteAuth, req: FastifyRequest) => Promise<Cal
 
 export interface AuthOptions {
   readonly adminToken: string;
-  /** Operators and DBAs with their own identity JWT; without it, operator routes take the admin token only. */
+  /** Operators and DBAs with their own identity JWT; without it, operator routes want the admin token. */
   readonly operators?: OperatorService | undefined;
   /** Whether `admin-if-configured` routes want the admin token. @default false */
   readonly adminIfConfigured?: boolean | undefined;

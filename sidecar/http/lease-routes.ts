@@ -12,7 +12,10 @@ import type { ErrorCode } from "../errors.js";
 import { checkoutSchema, renewSchema, toolCallSchema } from "../service/index.js";
 import { appRoute } from "./app-deps.js";
 
-/* The routes agents call: checkout and approval polling with their identity JWT, then the lease's own routes with its lease token. */
+/*
+ * The routes agents call: checkout and approval polling with their identity JWT, then the
+ * lease's own routes with its lease token.
+ */
 
 const LEASE_USE: readonly ErrorCode[] = ["lease_expired", "lease_revoked"];
 

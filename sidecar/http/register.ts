@@ -19,7 +19,10 @@ export type RouteApp<L extends FastifyBaseLogger = FastifyBaseLogger> = FastifyI
   L
 >;
 
-/** The request's params, query and body parsed with the route's schemas. @throws 400 invalid_request naming the field */
+/**
+ * The request's params, query and body parsed with the route's schemas.
+ * @throws 400 invalid_request naming the field
+ */
 export function parseInput(
   route: RouteDef<unknown>,
   req: FastifyRequest,

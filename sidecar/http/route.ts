@@ -21,7 +21,10 @@ export type RouteAuth =
   | "lease-or-admin"
   | "admin-if-configured";
 
-/** Which deps a route's handler takes, hence who registers it: `app` buildApp, `ops` registerOpsRoutes, `audit` buildApp when audit files are given. */
+/**
+ * Which deps a route's handler takes, hence who registers it: `app` buildApp, `ops`
+ * registerOpsRoutes, `audit` buildApp when audit files are given.
+ */
 export type RouteOwner = "app" | "ops" | "audit";
 
 export interface RouteResponse {

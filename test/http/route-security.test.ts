@@ -25,7 +25,7 @@ permit (principal == Agent::"${B}", action == Action::"checkout", resource)
 when { context.approved };
 `;
 
-/** What the routes are called on: a registered resource, a lease of agent a, a pending approval of agent b. */
+/** What the routes act on: a registered resource, a lease of agent a, a pending approval of agent b. */
 interface Fixture {
   readonly resource: string;
   readonly registration: Record<string, unknown>;
