@@ -29,8 +29,8 @@ const ACTIONS: Partial<Record<RouteAuth, OperatorAction>> = {
 };
 
 /**
- * An operator as the handler sees it, with the route's `action` bound: the admin token (or no
- * operator service) passes every decision; an identity is decided by policy, audited.
+ * An operator as the handler sees it, with the route's `action` bound: the admin token passes
+ * every decision; an identity is decided by policy (audited), and refused without a policy.
  */
 export function operatorCaller(
   operator: Operator,
@@ -45,12 +45,15 @@ export function operatorCaller(
     kind: "operator",
     operator,
     require: async (resource, proposedGroups) => {
-      if (operator.admin || !operators) return;
+      if (operator.admin) return;
+      if (!operators) throw new LeaseholdError("unauthenticated", "operator credentials required");
       const name = typeof resource === "string" ? resource : await resource();
       await operators.require(operator, mustAct(), name, ctx.requestId, proposedGroups);
     },
-    visible: async (items, resourceOf) =>
-      operator.admin || !operators ? [...items] : operators.filter(operator, mustAct(), items, resourceOf),
+    visible: async (items, resourceOf) => {
+      if (operator.admin) return [...items];
+      return operators ? operators.filter(operator, mustAct(), items, resourceOf) : [];
+    },
   };
 }
 
