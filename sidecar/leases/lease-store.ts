@@ -13,9 +13,6 @@ import type {
   RenewResult,
 } from "./types.js";
 
-/** @deprecated import from redis.ts; removed once every importer moved */
-export type { RedisClient } from "../redis.js";
-
 export interface LeaseStoreOptions {
   redis: RedisClient;
   /** Key prefix shared by every sidecar of one cluster, e.g. "leasehold:". */

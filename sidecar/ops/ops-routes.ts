@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyInstance, RawServerDefault } from "fastify";
 import { createAuthenticator, registerRoutes, routesOf } from "../http/index.js";
-import type { RedisClient } from "../leases/lease-store.js";
+import type { RedisClient } from "../redis.js";
 import type { Logger } from "../logger.js";
 import { createEnricher } from "./enrich.js";
 import { LeaseEventHub } from "./event-hub.js";

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { RedisClient } from "../leases/lease-store.js";
+import type { RedisClient } from "../redis.js";
 import { LeaseholdError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { EnrichedEvent, LeaseEventHub } from "./event-hub.js";
