@@ -7,6 +7,8 @@
  * - docs/api.md: the route table of the HTTP API (sidecar/openapi) and the error catalogue.
  * - docs/policy.md: the Cedar request context (sidecar/policy/context-fields.ts), the agent and
  *   resource attributes and the whole schema policies are validated against.
+ * - docs/audit.md: the audit event kinds and their scopes (AUDIT_EVENTS, sidecar/audit/types.ts),
+ *   and sidecar/audit/audit-record.schema.json, the record schema as JSON Schema.
  *
  * Only the text between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` is rewritten;
  * the prose around it is hand-written. `npx tsx scripts/gen-docs.ts` rewrites the files;
@@ -24,6 +26,7 @@ import { configSchema } from "../sidecar/config.js";
 import { ERROR_STATUS } from "../sidecar/errors.js";
 import { openApiPath, ROUTES, type RouteDoc, routeErrors } from "../sidecar/openapi/index.js";
 import { renderPolicyBlocks } from "./policy-docs.js";
+import { auditEventsMarkdown, auditRecordJsonSchema } from "../sidecar/audit/record-schema.js";
 import { registrationSchema } from "../sidecar/resources/types.js";
 
 type Json = Record<string, unknown>;
@@ -881,10 +884,17 @@ export async function generateDocs(root = repoRoot()): Promise<Array<{ file: str
   let apiText = await readFile(apiFile, "utf8");
   apiText = replaceBlock(apiText, "routes", api.routes);
   apiText = replaceBlock(apiText, "errors", api.errors);
+  const auditFile = join(root, "docs/audit.md");
+  const audit = replaceBlock(await readFile(auditFile, "utf8"), "audit-events", auditEventsMarkdown());
   return [
     { file: configFile, text: config },
     { file: apiFile, text: apiText },
     await generatePolicyDoc(root),
+    { file: auditFile, text: audit },
+    {
+      file: join(root, "sidecar/audit/audit-record.schema.json"),
+      text: `${JSON.stringify(auditRecordJsonSchema(), null, 2)}\n`,
+    },
   ];
 }
 

@@ -86,7 +86,10 @@ describe("the audit record schema", () => {
 
   it("docs/audit.md lists the events and scopes of the table (regenerate the block when it changes)", async () => {
     const doc = await readFile(join(here, "../../docs/audit.md"), "utf8");
-    const block = /<!-- generated:audit-events -->\n([\s\S]*?)\n<!-- \/generated:audit-events -->/.exec(doc);
+    const block =
+      /<!-- generated:audit-events \(scripts\/gen-docs\.ts; do not edit by hand\) -->\n([\s\S]*?)\n<!-- \/generated:audit-events -->/.exec(
+        doc,
+      );
     expect(block?.[1]).toBe(auditEventsMarkdown());
   });
 
