@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { LEASE_EVENT_TYPES } from "./events/types.js";
 import { describeIssues } from "./util/zod-errors.js";
 
 /** A configuration file that cannot be used; the message names the key and the rule. */
@@ -71,19 +72,7 @@ export const opsConfigSchema = z
         secret: z.string().min(16),
         /** @default ["rotation_failed", "quarantined", "expiring_soon"] */
         events: z
-          .array(
-            z.enum([
-              "issued",
-              "renewed",
-              "ended",
-              "expiring_soon",
-              "rotated",
-              "rotation_failed",
-              "quarantined",
-              "approval_requested",
-              "approval_decided",
-            ]),
-          )
+          .array(z.enum(LEASE_EVENT_TYPES))
           .min(1)
           .default(["rotation_failed", "quarantined", "expiring_soon"]),
       })
