@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { plainText } from "../util/text.js";
 
 /*
  * The path, query and body schemas of the route table (sidecar/http) that are not a service's
@@ -8,15 +9,15 @@ import { z } from "zod";
 
 /** `GET /v1/leases` filters. */
 export const listQuery = z.strictObject({
-  resource: z.string().max(63).optional(),
-  agent: z.string().max(512).optional(),
+  resource: plainText(63).optional(),
+  agent: plainText(512).optional(),
   state: z.enum(["active", "ended"]).optional(),
 });
 
 /** `POST /v1/agents/revoke`: every active lease of one agent. */
 export const revokeAgentSchema = z.strictObject({
-  agent: z.string().min(1).max(512),
-  reason: z.string().max(500).optional(),
+  agent: plainText(512, 1),
+  reason: plainText(500).optional(),
 });
 
 /** `{id}` of a lease. */
@@ -34,15 +35,33 @@ export const approvalParam = z.strictObject({
   id: z.string().regex(/^apr_[A-Za-z0-9_-]{10,64}$/, "not an approval id"),
 });
 
-/** `GET /v1/approvals` filter. */
+/** Most approvals one page of `GET /v1/approvals` holds. */
+export const MAX_APPROVAL_PAGE = 200;
+
+/** Approvals on a page of `GET /v1/approvals` when the query names no limit. */
+export const DEFAULT_APPROVAL_PAGE = 50;
+
+/** `GET /v1/approvals?status=&limit=&cursor=`: newest first, one page at a time. */
 export const approvalListQuery = z.strictObject({
   status: z.enum(["pending", "approved", "denied", "expired"]).optional(),
+  limit: z
+    .string()
+    .regex(/^\d{1,4}$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(MAX_APPROVAL_PAGE))
+    .optional()
+    .describe(`approvals per page, 1-${MAX_APPROVAL_PAGE} (default ${DEFAULT_APPROVAL_PAGE})`),
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,200}$/, "not a cursor")
+    .optional()
+    .describe("the `next` of the previous page"),
 });
 
 /** `approver` names the human behind the admin token (the CLI sends the operator's login). */
 export const approvalDecisionSchema = z.strictObject({
-  reason: z.string().max(500).optional(),
-  approver: z.string().min(1).max(200).optional(),
+  reason: plainText(500).optional(),
+  approver: plainText(200, 1).optional(),
 });
 
 /** `PUT /v1/resources/{name}?dry_run=true`: check everything, change nothing. */

@@ -1,8 +1,10 @@
 import { z } from "zod";
+import { plainText } from "../util/text.js";
 
 /*
  * The bodies agents send to the lease use cases. The route table validates them at the edge
- * (before identity, rate limiting or policy run); the use cases take the parsed values.
+ * (before identity, rate limiting or policy run); the use cases take the parsed values. Every
+ * identifier and free-text field is `plainText`: no control characters, no bidi overrides.
  */
 
 const ttlSeconds = z
@@ -13,9 +15,9 @@ const ttlSeconds = z
 
 /** `POST /v1/checkout`. */
 export const checkoutSchema = z.strictObject({
-  resource: z.string().min(1).max(63),
-  task: z.strictObject({ id: z.string().min(1).max(200), description: z.string().max(2000).optional() }),
-  intent: z.strictObject({ action: z.string().min(1).max(64), tool: z.string().min(1).max(128).optional() }),
+  resource: plainText(63, 1),
+  task: z.strictObject({ id: plainText(200, 1), description: plainText(2000).optional() }),
+  intent: z.strictObject({ action: plainText(64, 1), tool: plainText(128, 1).optional() }),
   ttl: ttlSeconds.optional(),
   wait: z.number().min(0).max(300).optional(),
 });
@@ -27,9 +29,9 @@ export type RenewRequest = z.output<typeof renewSchema>;
 
 /** `POST /v1/leases/{id}/tool-calls`. */
 export const toolCallSchema = z.strictObject({
-  tool: z.string().min(1).max(128),
-  action: z.string().min(1).max(64),
-  target: z.string().max(1000).optional(),
+  tool: plainText(128, 1),
+  action: plainText(64, 1),
+  target: plainText(1000).optional(),
   digest: z
     .string()
     .regex(/^(sha256:)?[0-9a-f]{64}$/, "must be a hex SHA-256 digest")
@@ -38,5 +40,5 @@ export const toolCallSchema = z.strictObject({
 export type ToolCallRequest = z.output<typeof toolCallSchema>;
 
 /** `POST /v1/leases/{id}/revoke`, `POST /v1/resources/{name}/revoke`. */
-export const revokeSchema = z.strictObject({ reason: z.string().max(500).optional() });
+export const revokeSchema = z.strictObject({ reason: plainText(500).optional() });
 export type RevokeRequest = z.output<typeof revokeSchema>;
