@@ -207,6 +207,13 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** How long an approval request stays open, seconds. @default 900 */
       ttl: z.number().int().min(1).max(86400).default(900),
+      /**
+       * Distinct approvers a checkout needs before it is approved (four eyes: never the requester
+       * nor its delegators; any deny denies). @default 1
+       */
+      minApprovers: z.number().int().min(1).max(10).default(1),
+      /** Approval requests one agent may have pending at once (429 rate_limited beyond). @default 5 */
+      maxPendingPerAgent: z.number().int().min(1).max(1000).default(5),
     })
     .prefault({}),
   limits: z

@@ -4,6 +4,7 @@ import {
   approvalDecisionSchema,
   approvalListQuery,
   approvalParam,
+  DEFAULT_APPROVAL_PAGE,
   idParam,
   listQuery,
   revokeAgentSchema,
@@ -100,17 +101,19 @@ export const listApprovalsRoute = appRoute({
   path: "/v1/approvals",
   operationId: "listApprovals",
   tag: "approvals",
-  summary: "List approval requests (operators)",
+  summary: "List approval requests of the last day, newest first, a page at a time (operators)",
+  description:
+    "`total` counts every approval that matches (and that the caller may see); `next`, when present, is the `cursor` of the following page. Approving and denying go by id, whatever a list holds.",
   auth: "operator-approve",
   query: approvalListQuery,
-  responses: { 200: { description: "approval requests", schema: approvalListSchema } },
+  responses: { 200: { description: "one page of approval requests", schema: approvalListSchema } },
   errors: ["not_found"],
-  handle: async ({ caller, query }, d) => ({
-    approvals: await caller.visible(
-      (await d.leases.listApprovals(query.status)).approvals,
-      (a) => a.resource,
+  handle: ({ caller, query }, d) =>
+    d.leases.listApprovals(
+      query.status,
+      { limit: query.limit ?? DEFAULT_APPROVAL_PAGE, cursor: query.cursor },
+      (rows) => caller.visible(rows, (r) => r.resource),
     ),
-  }),
 });
 
 /**
@@ -141,6 +144,7 @@ function decisionRoute(approve: boolean) {
     bodyOptional: true,
     responses: { 200: { description: "the decided approval", schema: approvalOneSchema } },
     errors: ["not_found", "conflict"],
+    // By id, never through a list: a flood of requests cannot hide a real one from its approver.
     resource: ({ params }, d) => d.leases.approvalResource(params.id),
     handle: ({ caller, params, body, meta }, d) =>
       d.leases.decideApproval(

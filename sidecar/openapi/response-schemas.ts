@@ -47,6 +47,10 @@ export const approvalSchema = z.strictObject({
   id: z.string().describe("apr_…"),
   status: z.enum(["pending", "approved", "denied", "expired"]),
   agent: z.string(),
+  agent_chain: z
+    .array(z.string())
+    .optional()
+    .describe("the requester's delegators, nearest first: none of them may approve it"),
   resource: z.string(),
   task,
   intent,
@@ -55,7 +59,14 @@ export const approvalSchema = z.strictObject({
   requested_at: time,
   expires_at: time.describe("the request is void after this"),
   decided_at: time.optional(),
-  approver: z.string().optional(),
+  approver: z
+    .string()
+    .optional()
+    .describe("who approved it (the distinct approvers, comma separated), or who denied it"),
+  approvers: z
+    .array(z.string())
+    .optional()
+    .describe("the distinct approvers so far (approvals.minApprovers are needed)"),
   reason: z.string().optional(),
   lease_id: z.string().optional().describe("the lease the approval became"),
 });
@@ -71,17 +82,21 @@ export const checkoutCreatedSchema = z.strictObject({
 
 export const checkoutPendingSchema = z.strictObject({ approval: approvalSchema });
 
-/** The agent's poll: once approved, the lease and a token for it. */
+/** The agent's poll: once approved, the lease; the token only on the poll that redeemed it. */
 export const approvalPollSchema = z.strictObject({
   approval: approvalSchema.extend({
     lease: leaseSchema.optional(),
-    token: z.string().optional(),
+    token: z.string().optional().describe("only on the first poll after approval: no second token"),
     token_type: tokenType.optional(),
   }),
 });
 
 export const approvalOneSchema = z.strictObject({ approval: approvalSchema });
-export const approvalListSchema = z.strictObject({ approvals: z.array(approvalSchema) });
+export const approvalListSchema = z.strictObject({
+  approvals: z.array(approvalSchema),
+  total: z.number().int().min(0).describe("approvals that match, on every page together"),
+  next: z.string().optional().describe("the cursor of the next page; absent on the last"),
+});
 
 export const credentialSchema = z
   .strictObject({

@@ -149,6 +149,8 @@ export class Checkout {
         ttl,
         ttlSeconds: this.o.approvalTtlSeconds,
         policies: decision.policies,
+        // The approval stays bound to the key this checkout proved: every poll must prove it too.
+        jkt,
         requestId: meta.requestId,
       });
       return { approval };

@@ -171,7 +171,7 @@ describe("the lease use cases, in process", () => {
     await waitAvailable();
   });
 
-  it("an approval: requested, approved by an operator, redeemed once into a lease, then a fresh token per poll", async () => {
+  it("an approval: requested, approved by an operator, redeemed once into a lease, never a second token", async () => {
     const pending = await checkoutAs("b", "write");
     if (!("approval" in pending)) throw new Error("expected a pending approval");
     const id = pending.approval.id;
@@ -192,6 +192,8 @@ describe("the lease use cases, in process", () => {
     expect(token).not.toBe("");
     const second = await svc.pollApproval(await lh.identity("b"), id, meta());
     expect((second.approval as { lease?: { id: string } }).lease?.id).toBe(lease?.id);
+    // Issue 16: a redeemed approval mints no second token (it was handed out on the first poll).
+    expect((second.approval as { token?: string }).token).toBeUndefined();
     const approved = (await auditRecords()).find((r) => r.scope === "approved" && r.approval_id === id);
     expect(approved).toMatchObject({ approver: "alice", decision: "allow" });
     const redeemed = (await auditRecords()).filter(
@@ -201,6 +203,22 @@ describe("the lease use cases, in process", () => {
     await svc.checkin(token, lease?.id ?? "", meta());
     await waitAvailable();
     expect((await refusal(svc.decideApproval(id, false, "bob", undefined, meta()))).code).toBe("conflict");
+  });
+
+  it("four eyes: the requester cannot approve its own request, whatever the case of its name", async () => {
+    const pending = await checkoutAs("b", "write");
+    if (!("approval" in pending)) throw new Error("expected a pending approval");
+    const id = pending.approval.id;
+    const err = await refusal(svc.decideApproval(id, true, B.toUpperCase(), undefined, meta()));
+    expect(err.code).toBe("policy_denied");
+    expect(err.status).toBe(403);
+    const rec = (await auditRecords()).find(
+      (r) => r.approval_id === id && r.scope === "approve" && r.decision === "deny",
+    );
+    expect(rec).toMatchObject({ approver: B.toUpperCase(), agent: B });
+    expect(String(rec?.reason)).toContain("four eyes");
+    expect((await svc.pollApproval(await lh.identity("b"), id, meta())).approval.status).toBe("pending");
+    await svc.decideApproval(id, false, "alice", "cleanup", meta());
   });
 
   it("operators decide through the same gate: a refused operator action is one deny record", async () => {
