@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { type Config, configPathFrom, loadConfig } from "../config.js";
+import { escapeLines, jsonSafe } from "../util/text.js";
 import { SidecarClient } from "./http-client.js";
 
 /** The options every `leasehold` command takes. */
@@ -17,7 +18,11 @@ export interface CliContext {
   config(): Config;
   /** A client of the running sidecar, with the admin token or the --identity-key. */
   client(): Promise<SidecarClient>;
-  /** Prints `value` as JSON with --json, else the text `human()` returns. */
+  /**
+   * Prints `value` as JSON with --json, else the text `human()` returns. Either way nothing
+   * non-printable reaches the terminal raw: JSON keeps its value (`\u…` escapes), text shows
+   * `\x1b`-style escapes.
+   */
   out(value: unknown, human: () => string): void;
 }
 
@@ -30,7 +35,9 @@ export function createCliContext(program: Command): CliContext {
     config,
     client: async () => SidecarClient.fromConfig(config(), { identityKey: globals().identityKey }),
     out(value, human) {
-      process.stdout.write(globals().json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+      process.stdout.write(
+        globals().json ? `${jsonSafe(JSON.stringify(value, null, 2))}\n` : `${escapeLines(human())}\n`,
+      );
     },
   };
 }

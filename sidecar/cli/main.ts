@@ -11,6 +11,7 @@ import { registerPolicyCommands } from "./commands/policy.js";
 import { registerResourceCommands } from "./commands/resources.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { createCliContext } from "./context.js";
+import { escapeText } from "../util/text.js";
 import { ApiError } from "./http-client.js";
 
 /** The `leasehold` program: global options, then each command group in the order --help lists them. */
@@ -54,7 +55,8 @@ async function main(): Promise<void> {
       err instanceof ApiError || err instanceof CliError || (err as Error).name === "ConfigError"
         ? (err as Error).message
         : ((err as Error).message ?? String(err));
-    process.stderr.write(`leasehold: ${msg.split("\n")[0]}\n`);
+    // The message may carry what a sidecar (of any version) answered: shown, never obeyed.
+    process.stderr.write(`leasehold: ${escapeText(msg.split("\n")[0] ?? "")}\n`);
     process.exitCode = 1;
   }
 }

@@ -1,8 +1,14 @@
-/** Rows as left-aligned columns two spaces apart, without trailing blanks; "" for no rows. */
+import { escapeText } from "../util/text.js";
+
+/**
+ * Rows as left-aligned columns two spaces apart, without trailing blanks; "" for no rows. Every
+ * cell is shown with its non-printable characters escaped (`\x1b`), so data cannot drive the terminal.
+ */
 export function table(rows: string[][]): string {
   if (rows.length === 0) return "";
-  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows
+  const shown = rows.map((r) => r.map((c) => escapeText(c)));
+  const widths = (shown[0] ?? []).map((_, i) => Math.max(...shown.map((r) => (r[i] ?? "").length)));
+  return shown
     .map((r) =>
       r
         .map((c, i) => c.padEnd(widths[i] ?? 0))

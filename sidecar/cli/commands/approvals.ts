@@ -4,42 +4,57 @@ import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
 import { table } from "../table.js";
 
+interface ListedApproval {
+  id: string;
+  status: string;
+  agent: string;
+  resource: string;
+  task: { id: string };
+  intent: { action: string };
+  ttl: number;
+  expires_at: string;
+  approver?: string;
+}
+
 function addList(approvals: Command, cli: CliContext): void {
   approvals
     .command("list")
     .option("--status <status>", "pending (default), approved, denied, expired or all", "pending")
-    .action(async (opts: { status: string }) => {
-      const q = opts.status === "all" ? "" : `?status=${encodeURIComponent(opts.status)}`;
+    .option("--limit <n>", "approvals per page (1-200)", "50")
+    .option("--cursor <cursor>", "the next page, as printed by the previous one")
+    .action(async (opts: { status: string; limit: string; cursor?: string }) => {
+      const q = new URLSearchParams();
+      if (opts.status !== "all") q.set("status", opts.status);
+      q.set("limit", opts.limit);
+      if (opts.cursor) q.set("cursor", opts.cursor);
       const res = await (await cli.client()).request<{
-        approvals: Array<{
-          id: string;
-          status: string;
-          agent: string;
-          resource: string;
-          task: { id: string };
-          intent: { action: string };
-          ttl: number;
-          expires_at: string;
-          approver?: string;
-        }>;
-      }>("GET", `/v1/approvals${q}`);
-      cli.out(res, () =>
-        res.approvals.length === 0
-          ? `no ${opts.status === "all" ? "" : `${opts.status} `}approvals`
-          : table([
-              ["APPROVAL", "STATUS", "AGENT", "RESOURCE", "TASK", "INTENT", "TTL", "EXPIRES"],
-              ...res.approvals.map((a) => [
-                a.id,
-                a.status,
-                a.agent,
-                a.resource,
-                a.task.id,
-                a.intent.action,
-                `${a.ttl}s`,
-                a.expires_at,
-              ]),
+        approvals: ListedApproval[];
+        total?: number;
+        next?: string;
+      }>("GET", `/v1/approvals?${q}`);
+      cli.out(res, () => {
+        if (res.approvals.length === 0)
+          return `no ${opts.status === "all" ? "" : `${opts.status} `}approvals`;
+        const lines = [
+          table([
+            ["APPROVAL", "STATUS", "AGENT", "RESOURCE", "TASK", "INTENT", "TTL", "EXPIRES"],
+            ...res.approvals.map((a) => [
+              a.id,
+              a.status,
+              a.agent,
+              a.resource,
+              a.task.id,
+              a.intent.action,
+              `${a.ttl}s`,
+              a.expires_at,
             ]),
-      );
+          ]),
+        ];
+        if (res.total !== undefined && res.total > res.approvals.length)
+          lines.push(`${res.approvals.length} of ${res.total}`);
+        if (res.next) lines.push(`more: --cursor ${res.next}`);
+        return lines.join("\n");
+      });
     });
 }
 

@@ -10,6 +10,7 @@ import {
   type VerifyResult,
   verifyAuditFiles,
 } from "../../audit/index.js";
+import { escapeLines, jsonSafe } from "../../util/text.js";
 import { table } from "../table.js";
 
 /** What the audit commands need from the CLI around them. */
@@ -98,8 +99,8 @@ function addVerify(audit: Command, io: AuditIo): void {
       const ok = results.every((r) => r.ok);
       io.write(
         io.json(cmd)
-          ? `${JSON.stringify({ ok, chains: results }, null, 2)}\n`
-          : `${results.map(describe).join("\n")}\n`,
+          ? `${jsonSafe(JSON.stringify({ ok, chains: results }, null, 2))}\n`
+          : `${escapeLines(results.map(describe).join("\n"))}\n`,
       );
       if (!ok) process.exitCode = 1;
     });
@@ -152,7 +153,8 @@ async function runQuery(opts: QueryOpts, cmd: Command, io: AuditIo): Promise<voi
     cursor: opts.cursor,
   });
   if (io.json(cmd)) {
-    io.write(`${JSON.stringify(page, null, 2)}\n`);
+    // Records hold what agents sent (and older sidecars stored unchecked): printed, never obeyed.
+    io.write(`${jsonSafe(JSON.stringify(page, null, 2))}\n`);
     return;
   }
   const lines =

@@ -1,5 +1,6 @@
 import { readAdminToken } from "../../admin-token.js";
 import type { Config } from "../../config.js";
+import { escapeText, jsonSafe } from "../../util/text.js";
 import { sidecarTcpUrl } from "../http-client.js";
 import { readSse } from "./sse-reader.js";
 import { eventLine, leaseLine, renderScreen } from "./watch-render.js";
@@ -77,7 +78,7 @@ export async function watchCommand(o: WatchOptions): Promise<void> {
     o.out.write(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join("\n")}\x1b[J`);
   };
   const line = (text: string, obj: unknown) => {
-    if (!tty) o.out.write(`${o.json ? JSON.stringify(obj) : text}\n`);
+    if (!tty) o.out.write(`${o.json ? jsonSafe(JSON.stringify(obj)) : text}\n`);
   };
   let timer: NodeJS.Timeout | undefined;
   if (tty) {
@@ -111,7 +112,7 @@ export async function watchCommand(o: WatchOptions): Promise<void> {
         if (err instanceof WatchRefused) throw err;
         if (o.signal?.aborted) break;
         status = `reconnecting: ${(err as Error).message}`;
-        if (!tty) (o.errors ?? process.stderr).write(`leasehold: ${status}\n`);
+        if (!tty) (o.errors ?? process.stderr).write(`leasehold: ${escapeText(status)}\n`);
       }
       draw();
       await new Promise<void>((r) => {

@@ -1,3 +1,4 @@
+import { escapeText as esc } from "../../util/text.js";
 import type { WatchEvent, WatchLease, WatchState } from "./watch-state.js";
 
 export interface RenderOptions {
@@ -69,8 +70,10 @@ function columns(width: number) {
   return { ...base, agent, task, resource, account };
 }
 
+/** `s` escaped (data never drives the terminal), cut and padded to `w` columns. */
 function pad(s: string, w: number, end = false): string {
-  return end ? keepEnd(s, w).padEnd(w) : keepStart(s, w).padEnd(w);
+  const text = esc(s);
+  return end ? keepEnd(text, w).padEnd(w) : keepStart(text, w).padEnd(w);
 }
 
 /** One row of the table for a lease (no colour). */
@@ -105,7 +108,7 @@ export function renderScreen(state: WatchState, o: RenderOptions): string[] {
   const clip = (s: string) => keepStart(s, width);
   const paint = (s: string, code: string) => (o.color ? `${code}${s}${RESET}` : s);
   const lines: string[] = [];
-  const header = `leasehold  ${leases.length} active lease${leases.length === 1 ? "" : "s"}  ${hms(o.now)}  ${o.status}`;
+  const header = `leasehold  ${leases.length} active lease${leases.length === 1 ? "" : "s"}  ${hms(o.now)}  ${esc(o.status)}`;
   lines.push(clip(header));
   lines.push(
     clip(
@@ -136,7 +139,7 @@ export function renderScreen(state: WatchState, o: RenderOptions): string[] {
     lines.push(clip("ACCOUNTS NOT AVAILABLE"));
     for (const a of accounts) {
       const row = clip(
-        `  ${pad(`${a.resource}/${a.account}`, 30)} ${pad(a.state === "quarantined" ? "QUARANTINED" : "rotating", 11)} ${a.note}`,
+        `  ${pad(`${a.resource}/${a.account}`, 30)} ${pad(a.state === "quarantined" ? "QUARANTINED" : "rotating", 11)} ${esc(a.note)}`,
       );
       lines.push(a.state === "quarantined" ? paint(row, RED) : paint(row, YELLOW));
     }
@@ -149,28 +152,30 @@ export function renderScreen(state: WatchState, o: RenderOptions): string[] {
   return lines.slice(0, Math.max(1, o.height - 1));
 }
 
-/** One line per event, for a stdout that is not a terminal. */
+/** One line per event, for a stdout that is not a terminal (every field escaped). */
 export function eventLine(e: WatchEvent): string {
   const parts = [e.time, e.type, e.resource];
   if (e.account) parts.push(e.account);
   if (e.lease_id) parts.push(`lease=${e.lease_id}`);
   if (e.agent) parts.push(`agent=${e.agent}`);
   if (e.reason) parts.push(`reason=${JSON.stringify(e.reason)}`);
-  return parts.join(" ");
+  return esc(parts.join(" "));
 }
 
-/** One line per active lease (the snapshot, for a stdout that is not a terminal). */
+/** One line per active lease (the snapshot, for a stdout that is not a terminal; escaped). */
 export function leaseLine(l: WatchLease, now: number): string {
-  return [
-    new Date(now).toISOString(),
-    "active",
-    l.resource,
-    l.account,
-    `lease=${l.id}`,
-    `agent=${l.agent}`,
-    `task=${JSON.stringify(l.task.id)}`,
-    `intent=${l.intent.action}`,
-    `expires=${new Date(l.expiresAt).toISOString()}`,
-    `left=${formatCountdown(Math.min(l.expiresAt - now, l.expiresAt - l.issuedAt))}`,
-  ].join(" ");
+  return esc(
+    [
+      new Date(now).toISOString(),
+      "active",
+      l.resource,
+      l.account,
+      `lease=${l.id}`,
+      `agent=${l.agent}`,
+      `task=${JSON.stringify(l.task.id)}`,
+      `intent=${l.intent.action}`,
+      `expires=${new Date(l.expiresAt).toISOString()}`,
+      `left=${formatCountdown(Math.min(l.expiresAt - now, l.expiresAt - l.issuedAt))}`,
+    ].join(" "),
+  );
 }

@@ -22,17 +22,34 @@ const $ = (id) => {
   return node;
 };
 
-/** Builds an element; children are nodes or text (always text: no HTML parsing of data). */
+// What must never reach the page raw: control, format (bidi overrides, zero-width) and separator
+// characters. The same rule as the CLI's escapeText (sidecar/util/text.ts).
+const NON_PRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+/** `s` with every non-printable character shown literally: ESC as `\x1b`, U+202E as `\u202e`. */
+function show(s) {
+  return String(s).replace(NON_PRINTABLE, (ch) => {
+    const cp = ch.codePointAt(0) ?? 0;
+    if (cp < 0x100) return `\\x${cp.toString(16).padStart(2, "0")}`;
+    return cp > 0xffff ? `\\u{${cp.toString(16)}}` : `\\u${cp.toString(16).padStart(4, "0")}`;
+  });
+}
+
+/**
+ * Builds an element; children are nodes or text. Data is only ever text (textContent, never
+ * HTML) and shown escaped; `data-*` attributes keep the raw value the API needs back.
+ */
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
     if (v === undefined || v === null || v === false) continue;
     if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
+    else if (k === "text") node.textContent = show(v);
+    else if (k === "title") node.title = show(v);
     else if (k.startsWith("data-")) node.setAttribute(k, v);
     else node[k] = v;
   }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(show(c)));
   return node;
 }
 
@@ -61,7 +78,7 @@ let noticeTimer;
 
 function notice(text, bad = false) {
   const n = $("notice");
-  n.textContent = text;
+  n.textContent = show(text);
   n.className = bad ? "notice bad" : "notice";
   n.hidden = false;
   clearTimeout(noticeTimer);
@@ -417,7 +434,7 @@ function onBoardClick(ev) {
     );
   } else if (button.classList.contains("revoke-agent")) {
     const agent = button.dataset.agent ?? "";
-    if (!window.confirm(`Revoke every active lease of ${agent}?`)) return;
+    if (!window.confirm(`Revoke every active lease of ${show(agent)}?`)) return;
     void act(
       button,
       () => api("POST", "/v1/agents/revoke", { agent, reason: "revoked from the dashboard" }),
@@ -473,7 +490,7 @@ async function signIn(ev) {
     await api("GET", "/v1/leases");
   } catch (err) {
     state.token = "";
-    $("login-error").textContent = err.status === 401 ? "That token was refused." : err.message;
+    $("login-error").textContent = err.status === 401 ? "That token was refused." : show(err.message);
     return;
   }
   $("login-error").textContent = "";
