@@ -107,7 +107,7 @@ describe("escaping for terminals and pages", () => {
   it("JSON stays the same value, with nothing raw that a terminal would act on", () => {
     const value = { task: HOSTILE.c1 + HOSTILE.rlo + HOSTILE.lineSep + HOSTILE.esc, tag: "\u{e0041}" };
     const text = jsonSafe(JSON.stringify(value, null, 2));
-    expect(text).not.toMatch(/[\u0080-\u009f\u202a-\u202e\u2028\u001b]/);
+    expect(text.split("\n").some(hasRefusedChars)).toBe(false);
     expect(JSON.parse(text)).toEqual(value);
   });
 });
