@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
+import { parseBundleAttributes } from "./bundle-attributes.js";
 import { ensurePrivateDir, replaceFile, writeNewFile } from "./secure-file.js";
 import { spiffeIdProblem } from "./spiffe-id.js";
 import type { GeneratedAgentKey, GenerateAgentKeyOptions } from "./types.js";
@@ -13,16 +14,19 @@ export function agentKeyFileStem(id: string): string {
 /**
  * Creates an Ed25519 key for one agent. The private JWK (with `sub`, `kid`,
  * `alg`) is written 0600 to `<outDir>/<stem>.key.jwk` and never replaced; the
- * public JWK (with `sub`, `kid`, `alg`, `use`) is added to the trust bundle,
- * replacing an entry with the same `kid`. The `kid` is the RFC 7638 thumbprint.
+ * public JWK (with `sub`, `kid`, `alg`, `use`, and the `attributes` given, which policy sees as
+ * the agent's) is added to the trust bundle, replacing an entry with the same `kid`. The `kid` is
+ * the RFC 7638 thumbprint.
  *
  * The bundle is rewritten atomically, but two keygens racing on one bundle can
  * lose one entry; run them one at a time.
- * @throws Error for an invalid SPIFFE ID, an existing key file or an unreadable bundle.
+ * @throws Error for an invalid SPIFFE ID, unusable attributes, an existing key file or an unreadable bundle.
  */
 export async function generateAgentKey(opts: GenerateAgentKeyOptions): Promise<GeneratedAgentKey> {
   const problem = spiffeIdProblem(opts.id);
   if (problem !== undefined) throw new Error(`agent id is not a valid SPIFFE ID: ${problem}`);
+  const attrs = parseBundleAttributes(opts.attributes ?? {});
+  if (!attrs.ok) throw new Error(attrs.problem);
   const outDir = resolve(opts.outDir);
   const keyFile = join(outDir, `${agentKeyFileStem(opts.id)}.key.jwk`);
   const bundleFile = resolve(opts.bundle ?? join(outDir, "agents.jwks.json"));
@@ -31,7 +35,14 @@ export async function generateAgentKey(opts: GenerateAgentKeyOptions): Promise<G
   const pub = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(pub);
   const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: "EdDSA", sub: opts.id };
-  const publicJwk = { ...pub, kid, alg: "EdDSA", use: "sig", sub: opts.id };
+  const publicJwk = {
+    ...pub,
+    kid,
+    alg: "EdDSA",
+    use: "sig",
+    sub: opts.id,
+    ...(Object.keys(attrs.attributes).length > 0 ? { attributes: attrs.attributes } : {}),
+  };
 
   await ensurePrivateDir(outDir);
   try {

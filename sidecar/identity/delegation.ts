@@ -1,7 +1,13 @@
 import { refuse } from "./refusal.js";
 import { spiffeIdProblem } from "./spiffe-id.js";
 import { compileSubjectGlobs } from "./subject-glob.js";
-import type { Delegation, DelegationOptions, IdentityVerifier, VerifiedIdentity } from "./types.js";
+import type {
+  Delegation,
+  DelegationOptions,
+  IdentityUse,
+  IdentityVerifier,
+  VerifiedIdentity,
+} from "./types.js";
 
 /** The deepest delegation chain leasehold accepts. */
 export const MAX_DELEGATION_DEPTH = 5;
@@ -100,8 +106,8 @@ export function createDelegationChecker(opts: DelegationOptions): DelegationChec
 export function withDelegation(verifier: IdentityVerifier, opts: DelegationOptions): IdentityVerifier {
   const check = createDelegationChecker(opts);
   return {
-    async verify(jwt: string): Promise<VerifiedIdentity> {
-      const identity = await verifier.verify(jwt);
+    async verify(jwt: string, use?: IdentityUse): Promise<VerifiedIdentity> {
+      const identity = await verifier.verify(jwt, use);
       const delegation = check(identity.subject, identity.claims);
       return delegation === undefined ? identity : { ...identity, delegation };
     },

@@ -12,6 +12,7 @@ import {
 } from "jose";
 import { LeaseholdError } from "../errors.js";
 import { refuse } from "./refusal.js";
+import { refuseOversizedToken } from "./token-size.js";
 import type { DpopCheck, DpopVerifier, DpopVerifierOptions, VerifiedDpopProof } from "./types.js";
 
 /** The `typ` of every DPoP proof (RFC 9449 §4.2). */
@@ -39,7 +40,6 @@ const PUBLIC_MEMBERS: Record<string, readonly string[]> = {
   EC: ["kty", "crv", "x", "y"],
   RSA: ["kty", "n", "e"],
 };
-const MAX_PROOF_LENGTH = 8192;
 const MAX_CACHED_KEYS = 1024;
 const MAX_JTI_LENGTH = 256;
 const JKT = /^[A-Za-z0-9_-]{43}$/;
@@ -122,8 +122,8 @@ export function createDpopVerifier(opts: DpopVerifierOptions): DpopVerifier {
     async verify(check: DpopCheck): Promise<VerifiedDpopProof> {
       const { proof } = check;
       if (typeof proof !== "string" || proof.length === 0) throw refuse("DPoP proof missing");
-      if (proof.length > MAX_PROOF_LENGTH || !COMPACT_JWS.test(proof))
-        throw refuse("DPoP proof is malformed");
+      refuseOversizedToken(proof, "DPoP proof");
+      if (!COMPACT_JWS.test(proof)) throw refuse("DPoP proof is malformed");
       let header: ProtectedHeaderParameters;
       try {
         header = decodeProtectedHeader(proof);

@@ -11,16 +11,19 @@ import {
   type RemoteJWKSetOptions,
 } from "jose";
 import { LeaseholdError } from "../errors.js";
+import type { BundleAttributes } from "./bundle-attributes.js";
 import { checkIdentityClaims } from "./identity-claims.js";
 import { checkIdentityHeader } from "./identity-header.js";
 import { JwksFile } from "./jwks-file.js";
 import { refuse } from "./refusal.js";
 import { spiffeIdProblem } from "./spiffe-id.js";
 import { compileSubjectGlobs } from "./subject-glob.js";
+import { refuseOversizedToken } from "./token-size.js";
 import {
   DEFAULT_IDENTITY_ALGORITHMS,
   type IdentityOptions,
   type IdentityVerifier,
+  RESERVED_ATTRIBUTES,
   type RemoteJwksOptions,
   type TrustEntry,
   type VerifiedIdentity,
@@ -45,6 +48,20 @@ const SUPPORTED_ALGORITHMS = new Set([
 /** At most this many keys are tried for one token, so a crowded bundle cannot multiply the work. */
 const MAX_CANDIDATE_KEYS = 8;
 
+/** Claims that say how a token is used (RFC 7519, RFC 8693, RFC 7800), never who its subject is. */
+const TOKEN_CLAIMS = new Set([
+  "aud",
+  "exp",
+  "nbf",
+  "iat",
+  "jti",
+  "act",
+  "may_act",
+  "scope",
+  "cnf",
+  "client_id",
+]);
+
 interface CompiledEntry {
   kind: TrustEntry["kind"];
   /** The SPIFFE ID a token's `sub` stands for under this entry, or undefined if it cannot. */
@@ -58,6 +75,8 @@ interface CompiledEntry {
 interface Verified {
   payload: Uint8Array;
   kid: string | undefined;
+  /** The trust bundle's attributes of the key that verified a self-signed token. */
+  attributes?: BundleAttributes;
 }
 
 /**
@@ -77,6 +96,7 @@ export function createIdentityVerifier(opts: IdentityOptions): IdentityVerifier 
   return {
     async verify(jwt: string): Promise<VerifiedIdentity> {
       if (typeof jwt !== "string" || jwt.length === 0) throw refuse("identity token missing");
+      refuseOversizedToken(jwt, "identity token");
       const header = checkIdentityHeader(jwt, allAlgorithms);
       const alg = header.alg ?? "";
       let unverified: Record<string, unknown>;
@@ -116,8 +136,14 @@ export function createIdentityVerifier(opts: IdentityOptions): IdentityVerifier 
             clockSkew: opts.clockSkew,
             nowSeconds: now() / 1000,
           });
-          const identity: VerifiedIdentity = { subject, claims, trustKind: entry.kind };
-          if (typeof claims.iss === "string") identity.issuer = claims.iss;
+          const issuer = entry.kind === "issuer" && typeof claims.iss === "string" ? claims.iss : undefined;
+          const identity: VerifiedIdentity = {
+            subject,
+            claims,
+            trustKind: entry.kind,
+            attributes: vouchedAttributes(entry.kind, verified, claims, issuer),
+          };
+          if (issuer !== undefined) identity.issuer = issuer;
           if (verified.kid !== undefined) identity.keyId = verified.kid;
           return identity;
         } catch (err) {
@@ -157,8 +183,20 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
       matches,
       algorithms,
       issuer: undefined,
-      verifySignature: async (jwt, header, subject) =>
-        verifyWithKeys(jwt, header, agentKeys(await file.keys(), header.kid, subject)),
+      verifySignature: async (jwt, header, subject) => {
+        const { verified, key } = await verifyWithKeys(
+          jwt,
+          header,
+          agentKeys(await file.keys(), header.kid, subject),
+        );
+        if (key.attributesProblem !== undefined) {
+          throw refuse(
+            "identity token key has unusable attributes in the trust bundle",
+            key.attributesProblem,
+          );
+        }
+        return { ...verified, attributes: key.attributes };
+      },
     };
   }
   if (entry.issuer !== undefined && (typeof entry.issuer !== "string" || entry.issuer.length === 0)) {
@@ -193,7 +231,7 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
       const keys = await file.keys();
       const byKid = header.kid === undefined ? keys : keys.filter((k) => k.kid === header.kid);
       if (byKid.length === 0) throw refuse("identity token signing key unknown");
-      return verifyWithKeys(jwt, header, byKid);
+      return (await verifyWithKeys(jwt, header, byKid)).verified;
     },
   };
 }
@@ -240,7 +278,7 @@ async function verifyWithKeys(
   jwt: string,
   header: ProtectedHeaderParameters,
   keys: readonly VerificationKey[],
-): Promise<Verified> {
+): Promise<{ verified: Verified; key: VerificationKey }> {
   const alg = header.alg ?? "";
   const usable = keys.filter((k) => k.fits(alg)).slice(0, MAX_CANDIDATE_KEYS);
   if (usable.length === 0) throw refuse("identity token signing key unknown", `no key fits alg ${alg}`);
@@ -252,7 +290,8 @@ async function verifyWithKeys(
       continue;
     }
     const result = await tryVerify(jwt, imported, alg);
-    if (result !== undefined) return { payload: result.payload, kid: key.kid ?? header.kid };
+    if (result !== undefined)
+      return { verified: { payload: result.payload, kid: key.kid ?? header.kid }, key };
   }
   throw refuse("identity token signature invalid");
 }
@@ -296,6 +335,27 @@ async function tryVerify(jwt: string, key: CryptoKey, alg: string): Promise<Comp
     if (err instanceof errors.JWSSignatureVerificationFailed) return undefined;
     throw refuse("identity token is malformed", String(err));
   }
+}
+
+/**
+ * The attributes policy may see, each from who vouches for it: the trust entry's kind and the
+ * issuer from this verification; a self-signed token's from its key in the operator's bundle (its
+ * claims are the agent's own word); an issuer's token's from the issuer's claims, except those
+ * that describe the token and the reserved names.
+ */
+function vouchedAttributes(
+  kind: TrustEntry["kind"],
+  verified: Verified,
+  claims: Record<string, unknown>,
+  issuer: string | undefined,
+): Record<string, unknown> {
+  const base =
+    kind === "agents"
+      ? { ...verified.attributes }
+      : Object.fromEntries(
+          Object.entries(claims).filter(([k]) => !TOKEN_CLAIMS.has(k) && !RESERVED_ATTRIBUTES.includes(k)),
+        );
+  return { ...base, trust_kind: kind, ...(issuer === undefined ? {} : { iss: issuer }) };
 }
 
 function parsePayload(payload: Uint8Array): Record<string, unknown> {

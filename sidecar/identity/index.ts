@@ -1,4 +1,5 @@
 export { agentKeyFileStem, generateAgentKey } from "./agent-key.js";
+export { type BundleAttributes, parseBundleAttributes } from "./bundle-attributes.js";
 export {
   createDelegationChecker,
   type DelegationChecker,
@@ -25,8 +26,10 @@ export {
   type LeaseTokenServiceOptions,
 } from "./lease-token-service.js";
 export { looksLikeJwt } from "./looks-like-jwt.js";
+export { MAX_TOKEN_BYTES, refuseOversizedToken } from "./token-size.js";
 export { isSpiffeId, type SpiffeIdProblem, spiffeIdProblem } from "./spiffe-id.js";
 export {
+  type BundleAttributeValue,
   DEFAULT_IDENTITY_ALGORITHMS,
   type Delegation,
   type DelegationOptions,
@@ -37,6 +40,7 @@ export {
   type GeneratedAgentKey,
   type GenerateAgentKeyOptions,
   type IdentityOptions,
+  type IdentityUse,
   type IdentityVerifier,
   type JwksFetch,
   type LeaseKeyResolver,
@@ -45,6 +49,7 @@ export {
   type LeaseTokenService,
   type MintIdentityAssertionOptions,
   type RemoteJwksOptions,
+  RESERVED_ATTRIBUTES,
   type TrustEntry,
   type VerifiedDpopProof,
   type VerifiedIdentity,

@@ -6,6 +6,7 @@ import { createLeaseKeyLookup } from "./lease-key-lookup.js";
 import type { LeaseTokenKeys } from "./lease-token-keys.js";
 import { looksLikeJwt } from "./looks-like-jwt.js";
 import { refuse } from "./refusal.js";
+import { refuseOversizedToken } from "./token-size.js";
 import type { LeaseKeyResolver, LeaseTokenInput, LeaseTokenService, VerifiedLeaseToken } from "./types.js";
 
 /** The `typ` header of every lease token; it keeps lease tokens and identity tokens apart. */
@@ -48,7 +49,9 @@ function checkMintInput(input: LeaseTokenInput): void {
 
 /** The `kid` of a token whose header is a lease token's (typ, alg); refused otherwise, before any key lookup. */
 function leaseTokenKid(token: string): string {
-  if (typeof token !== "string" || !looksLikeJwt(token)) throw refuse("lease token is malformed");
+  if (typeof token !== "string") throw refuse("lease token is malformed");
+  refuseOversizedToken(token, "lease token");
+  if (!looksLikeJwt(token)) throw refuse("lease token is malformed");
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
     header = decodeProtectedHeader(token);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { LeaseholdError } from "../errors.js";
 import type { RedisClient } from "../redis.js";
-import type { IdentityVerifier, VerifiedIdentity } from "./types.js";
+import type { IdentityUse, IdentityVerifier, VerifiedIdentity } from "./types.js";
 
 export interface ReplayGuardOptions {
   redis: RedisClient;
@@ -12,15 +12,17 @@ export interface ReplayGuardOptions {
 }
 
 /**
- * One-time identity tokens (`identity.oneTimeJti`): each token's `jti` is accepted once, remembered
- * in Redis until the token expires (plus the clock skew), so a captured assertion cannot be replayed.
- * A token without `jti` is refused.
+ * One-time identity tokens (`identity.oneTimeJti`): on a state-changing request (the default,
+ * `use.oneTime` not false) the token's `jti` is accepted once, remembered in Redis until the token
+ * expires (plus the clock skew), so a captured assertion cannot be replayed; a token without `jti`
+ * is refused there. A read-only request (`oneTime: false`) neither needs nor spends the `jti`.
  */
 export function withReplayGuard(verifier: IdentityVerifier, o: ReplayGuardOptions): IdentityVerifier {
   const now = o.now ?? Date.now;
   return {
-    async verify(jwt: string): Promise<VerifiedIdentity> {
-      const identity = await verifier.verify(jwt);
+    async verify(jwt: string, use?: IdentityUse): Promise<VerifiedIdentity> {
+      const identity = await verifier.verify(jwt, use);
+      if (use?.oneTime === false) return identity;
       const jti = identity.claims.jti;
       if (typeof jti !== "string" || jti === "") {
         throw new LeaseholdError(

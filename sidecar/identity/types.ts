@@ -65,17 +65,45 @@ export interface IdentityOptions {
   remote?: RemoteJwksOptions;
 }
 
+/**
+ * Attribute names leasehold itself sets from the verifier's result: no token claim and no trust
+ * bundle may set them.
+ */
+export const RESERVED_ATTRIBUTES: readonly string[] = ["trust_kind", "iss", "sub"];
+
+/** A value an operator may give an agent's key in its trust bundle (`attributes` member). */
+export type BundleAttributeValue = string | number | boolean | string[];
+
 /** The outcome of a successful identity verification. */
 export interface VerifiedIdentity {
   /** The SPIFFE ID the token speaks for. */
   subject: string;
+  /** The verified `iss` of an `issuer` entry's token; never set for self-signed (`agents`) tokens. */
   issuer?: string;
-  /** Every claim of the verified token. */
+  /** Every claim of the verified token: what the token says, not what anyone vouched for. */
   claims: Record<string, unknown>;
+  /**
+   * What policy may know of the caller, each from who can vouch for it: `trust_kind` (the trust
+   * entry's kind) and `iss` (`issuer`) from this verification; for an `agents` entry the
+   * `attributes` the operator put beside the key in the trust bundle; for an `issuer` entry the
+   * issuer's claims other than the registered and reserved ones. A self-signed token's claims never
+   * reach it.
+   */
+  attributes: Readonly<Record<string, unknown>>;
   keyId?: string;
   trustKind: "agents" | "issuer";
   /** The delegation chain of an `act` claim, when the verifier checks delegation (see `withDelegation`). */
   delegation?: Delegation;
+}
+
+/** How a request uses the identity token it presents. */
+export interface IdentityUse {
+  /**
+   * The request changes state (checkout, approve, deny, revoke, register, token exchange): with a
+   * replay guard (`withReplayGuard`), the token's `jti` is accepted once. Read-only requests pass
+   * false and may present a token again within its lifetime. @default true
+   */
+  oneTime?: boolean;
 }
 
 export interface IdentityVerifier {
@@ -83,7 +111,7 @@ export interface IdentityVerifier {
    * Verifies an identity JWT against the configured trust entries.
    * @throws LeaseholdError `unauthenticated` on any refusal, `upstream_unavailable` when a remote JWKS cannot be fetched.
    */
-  verify(jwt: string): Promise<VerifiedIdentity>;
+  verify(jwt: string, use?: IdentityUse): Promise<VerifiedIdentity>;
 }
 
 export interface GenerateAgentKeyOptions {
@@ -93,6 +121,11 @@ export interface GenerateAgentKeyOptions {
   outDir: string;
   /** Trust bundle to add the public key to. @default <outDir>/agents.jwks.json */
   bundle?: string;
+  /**
+   * Policy attributes of the agent (`team`, `groups`, ...), written beside its public key in the
+   * bundle: the operator vouches for them, the agent's tokens cannot change them.
+   */
+  attributes?: Readonly<Record<string, BundleAttributeValue>>;
 }
 
 export interface GeneratedAgentKey {

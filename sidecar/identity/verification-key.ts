@@ -1,7 +1,8 @@
 import { type CryptoKey, importJWK, type JWK } from "jose";
+import { type BundleAttributes, parseBundleAttributes } from "./bundle-attributes.js";
 
-/** A JWK as it appears in a trust bundle: a key plus the subject it may sign for. */
-export type BundleJwk = JWK & { sub?: string };
+/** A JWK as it appears in a trust bundle: a key plus the subject it may sign for and its policy attributes. */
+export type BundleJwk = JWK & { sub?: string; attributes?: Record<string, unknown> };
 
 const CURVES_BY_ALG: Record<string, { kty: string; crv?: readonly string[] }> = {
   EdDSA: { kty: "OKP", crv: ["Ed25519", "Ed448"] },
@@ -26,12 +27,19 @@ export class VerificationKey {
   readonly jwk: JWK;
   readonly kid: string | undefined;
   readonly sub: string | undefined;
+  /** The policy attributes the bundle gives this key's subject (the operator vouches for them). */
+  readonly attributes: BundleAttributes;
+  /** Why the bundle's `attributes` member is unusable; such a key verifies nothing. */
+  readonly attributesProblem: string | undefined;
   readonly #imported = new Map<string, Promise<CryptoKey>>();
 
-  private constructor(jwk: JWK, sub: string | undefined) {
+  private constructor(jwk: JWK, sub: string | undefined, attributes: unknown) {
     this.jwk = jwk;
     this.kid = jwk.kid;
     this.sub = sub;
+    const parsed = parseBundleAttributes(attributes);
+    this.attributes = parsed.ok ? parsed.attributes : {};
+    this.attributesProblem = parsed.ok ? undefined : parsed.problem;
   }
 
   /** Builds a key from a JWKS member; `undefined` for members that cannot verify signatures. */
@@ -56,7 +64,7 @@ export class VerificationKey {
     if (use !== undefined) jwk.use = use;
     const ops = src.key_ops;
     if (Array.isArray(ops) && ops.every((op) => typeof op === "string")) jwk.key_ops = ops;
-    return new VerificationKey(jwk, pick("sub"));
+    return new VerificationKey(jwk, pick("sub"), src.attributes);
   }
 
   /** True when this key may verify a signature made with `alg` (type, curve, `alg`, `use`, `key_ops`). */

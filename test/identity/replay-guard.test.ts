@@ -55,6 +55,29 @@ describe("one-time identity tokens (identity.oneTimeJti)", () => {
     expect((await verifier.verify(fresh)).subject).toBe(ID);
   });
 
+  it("a read-only use ({ oneTime: false }) may present a token again and does not spend it", async () => {
+    const verifier = withReplayGuard(
+      createIdentityVerifier({
+        audience: "leasehold",
+        trust: [{ kind: "agents", jwks: bundle, subjects: ["spiffe://example.org/agent/*"] }],
+        maxTokenLifetime: 300,
+        clockSkew: 30,
+      }),
+      { redis, prefix, clockSkew: 30 },
+    );
+    const jwt = await mintIdentityAssertion({ keyFile, audience: "leasehold" });
+    const readOnly = { oneTime: false };
+    expect((await verifier.verify(jwt, readOnly)).subject).toBe(ID);
+    expect((await verifier.verify(jwt, readOnly)).subject).toBe(ID);
+    // Unspent by the reads: the first state-changing use passes, the second is a replay.
+    expect((await verifier.verify(jwt, { oneTime: true })).subject).toBe(ID);
+    await expect(verifier.verify(jwt)).rejects.toMatchObject({
+      code: "unauthenticated",
+      message: expect.stringContaining("already used"),
+    });
+    expect((await verifier.verify(jwt, readOnly)).subject).toBe(ID);
+  });
+
   it("refuses a token without jti", async () => {
     const verifier = withReplayGuard(
       createIdentityVerifier({
