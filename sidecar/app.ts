@@ -16,10 +16,19 @@ export type { Deps, ReadyReport } from "./http/index.js";
 export const BODY_LIMIT = 64 * 1024;
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
+/** `[addr]` or `[addr]:port`: a bracketed IPv6 literal (RFC 3986 §3.2.2), nothing after it but a port. */
+const BRACKETED_HOST = /^(\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
+/** A name or IPv4 address, and at most a numeric port. */
+const PLAIN_HOST = /^([^:[\]]+)(?::\d{1,5})?$/;
+
+/**
+ * The host of a `Host` header, lower-cased, or "" when the header is not exactly a host and an
+ * optional numeric port: `[::1].evil.com` or `localhost:x` name no host, so no allowed one.
+ */
 function hostName(host: string | undefined): string {
   if (!host) return "";
-  if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1).toLowerCase();
-  return host.split(":")[0]?.toLowerCase() ?? "";
+  const m = BRACKETED_HOST.exec(host) ?? PLAIN_HOST.exec(host);
+  return m?.[1]?.toLowerCase() ?? "";
 }
 
 const STATE_CHANGING = new Set(["POST", "PUT", "DELETE", "PATCH"]);

@@ -130,12 +130,17 @@ export const configSchema = z.strictObject({
     /** @default "leasehold" */
     audience: z.string().min(1).default("leasehold"),
     trust: z.array(trustEntry).default([]),
-    /** Longest accepted exp - iat, seconds. @default 3600 */
-    maxTokenLifetime: z.number().int().positive().default(3600),
+    /** Longest accepted exp - iat, seconds: a stolen identity token is worth little for long. @default 300 */
+    maxTokenLifetime: z.number().int().positive().default(300),
     /** @default 30 */
     clockSkew: z.number().int().min(0).max(300).default(30),
-    /** Accept each identity token's `jti` once (replay cache in Redis until the token expires). @default false */
-    oneTimeJti: z.boolean().default(false),
+    /**
+     * State-changing requests (checkout, approve, deny, revoke, register, token exchange) accept each
+     * identity token's `jti` once (replay cache in Redis until the token expires); read-only ones
+     * (approval polls, lists) may present a token again within its lifetime. false lets every
+     * request replay a token until it expires. @default true
+     */
+    oneTimeJti: z.boolean().default(true),
     /** DPoP proofs (RFC 9449) that bind lease tokens to an agent's key. */
     dpop: z
       .strictObject({

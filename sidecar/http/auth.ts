@@ -22,11 +22,17 @@ export interface AuthOptions {
 
 const ANONYMOUS: AnonymousCaller = { kind: "anonymous" };
 
+/** Methods whose requests change state: an identity token presented on one is spent (one-time jti). */
+const STATE_CHANGING = new Set(["POST", "PUT", "DELETE", "PATCH"]);
+
 const ACTIONS: Partial<Record<RouteAuth, OperatorAction>> = {
   "operator-revoke": "revoke",
   "operator-approve": "approve",
   "operator-register": "register",
 };
+
+/** Every operator action: an identity allowed none of them on any resource is no operator. */
+const OPERATOR_ACTIONS = Object.values(ACTIONS);
 
 /**
  * An operator as the handler sees it, with the route's `action` bound: the admin token passes
@@ -52,17 +58,25 @@ export function operatorCaller(
     },
     visible: async (items, resourceOf) => {
       if (operator.admin) return [...items];
-      return operators ? operators.filter(operator, mustAct(), items, resourceOf) : [];
+      if (!operators) throw new LeaseholdError("unauthenticated", "operator credentials required");
+      return operators.filter(operator, mustAct(), items, resourceOf, ctx.requestId);
     },
   };
 }
 
-/** The admin token, or an identity JWT verified by the operator service. @throws 401 */
-async function identifyOperator(req: FastifyRequest, o: AuthOptions): Promise<Operator> {
+/**
+ * The admin token, or an identity JWT verified by the operator service: spent on a
+ * state-changing request (one-time jti), reusable on a read-only one. On a route open to any
+ * operator (`operator`), an identity policy lets take no operator action on any resource is
+ * refused (403, audited). @throws 401, 403
+ */
+async function identifyOperator(req: FastifyRequest, auth: RouteAuth, o: AuthOptions): Promise<Operator> {
   const token = bearer(req);
   if (sameSecret(token, o.adminToken)) return ADMIN_OPERATOR;
   if (!o.operators) throw new LeaseholdError("unauthenticated", "operator credentials required");
-  return o.operators.identify(token);
+  const op = await o.operators.identify(token, { oneTime: STATE_CHANGING.has(req.method) });
+  if (auth === "operator") await o.operators.requireSome(op, OPERATOR_ACTIONS, req.id);
+  return op;
 }
 
 /**
@@ -92,7 +106,7 @@ export function createAuthenticator(o: AuthOptions): Authenticate {
         requireAdminToken(req, o.adminToken);
         return admin(req);
       default:
-        return operatorCaller(await identifyOperator(req, o), {
+        return operatorCaller(await identifyOperator(req, auth, o), {
           action: ACTIONS[auth],
           operators: o.operators,
           requestId: req.id,

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import { LeaseholdError } from "../errors.js";
-import { dpopRequestUrl } from "../identity/index.js";
+import { dpopRequestUrl, MAX_TOKEN_BYTES, refuseOversizedToken } from "../identity/index.js";
 import type { PresentedToken } from "../service/index.js";
 
 /** Compares two secrets in time independent of where they differ. */
@@ -11,19 +11,34 @@ export function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** The token of `Authorization: Bearer <token>`. @throws 401 unauthenticated when absent or malformed */
+/** The longest Authorization header holding a token within the limit: scheme, space, token. */
+const MAX_AUTHORIZATION_LENGTH = MAX_TOKEN_BYTES + "Bearer ".length + 16;
+
+/** Refuses an Authorization header too long to hold a token within the limit, before any regex runs on it. */
+function refuseOversizedHeader(h: string): void {
+  if (h.length > MAX_AUTHORIZATION_LENGTH) refuseOversizedToken(h, "the token");
+}
+
+/**
+ * The token of `Authorization: Bearer <token>`.
+ * @throws 401 unauthenticated when absent, malformed or over the 8 KiB token limit
+ */
 export function bearer(req: FastifyRequest): string {
   const h = req.headers.authorization;
   if (!h) throw new LeaseholdError("unauthenticated", "an Authorization: Bearer header is required");
+  refuseOversizedHeader(h);
   const m = /^Bearer\s+(\S+)$/i.exec(h);
   if (!m?.[1])
     throw new LeaseholdError("unauthenticated", "the Authorization header must be 'Bearer <token>'");
+  refuseOversizedToken(m[1], "the token");
   return m[1];
 }
 
 /** Whether the request carries `Authorization: Bearer <admin token>`; never throws. */
 export function hasAdminToken(req: FastifyRequest, adminToken: string): boolean {
-  const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "");
+  const h = req.headers.authorization ?? "";
+  if (h.length > MAX_AUTHORIZATION_LENGTH) return false;
+  const m = /^Bearer\s+(\S+)$/i.exec(h);
   return m?.[1] !== undefined && sameSecret(m[1], adminToken);
 }
 
@@ -37,13 +52,15 @@ export function requireAdminToken(req: FastifyRequest, adminToken: string): stri
 /**
  * An agent's token as presented: `Authorization: Bearer <token>` or `DPoP <token>` (RFC 9449),
  * the `DPoP` proof header, and the method and URL (`dpopRequestUrl`) the proof must name. Only
- * its shape is checked here; the lease service verifies it.
- * @throws 401 unauthenticated when the header is absent or malformed
+ * its shape and size are checked here (a token or proof over 8 KiB is refused before any parsing);
+ * the lease service verifies it.
+ * @throws 401 unauthenticated when the header is absent, malformed or oversized
  */
 export function presentedToken(req: FastifyRequest): PresentedToken {
   const h = req.headers.authorization;
   if (!h)
     throw new LeaseholdError("unauthenticated", "an Authorization: Bearer (or DPoP) header is required");
+  refuseOversizedHeader(h);
   const m = /^(Bearer|DPoP)\s+(\S+)$/i.exec(h);
   if (!m?.[1] || !m[2]) {
     throw new LeaseholdError(
@@ -51,7 +68,9 @@ export function presentedToken(req: FastifyRequest): PresentedToken {
       "the Authorization header must be 'Bearer <token>' or 'DPoP <token>'",
     );
   }
+  refuseOversizedToken(m[2], "the token");
   const proof = req.headers.dpop;
+  if (typeof proof === "string") refuseOversizedToken(proof, "the DPoP proof");
   return {
     scheme: m[1].toLowerCase() === "dpop" ? "DPoP" : "Bearer",
     token: m[2],

@@ -5,8 +5,11 @@ import { POLICY_ACTIONS } from "./types.js";
 export type AttributeType = "String" | "Set<String>" | "Bool" | "Long";
 
 /**
- * Optional `Agent` attributes, filled from identity-token claims of the same
- * name (plus `trust_kind`, `iss`). Claims not declared here, or of another
+ * Optional `Agent` attributes, each filled only from who can vouch for it: `trust_kind` (the
+ * trust entry's kind, `agents` or `issuer`) and `iss` (an `issuer` entry's verified issuer) by
+ * the identity verifier; the others from the `attributes` beside the agent's key in its trust
+ * bundle (self-signed `agents` entries: the operator's word, never the token's) or from the
+ * issuer's claims of the same name (`issuer` entries). Values not declared here, or of another
  * type, are not passed to Cedar, because strict validation refuses them.
  */
 export const AGENT_ATTRIBUTES: Readonly<Record<string, AttributeType>> = {

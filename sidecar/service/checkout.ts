@@ -63,8 +63,8 @@ interface Holder {
   readonly jkt?: string | undefined;
   /** Delegators, nearest first. */
   readonly chain?: readonly string[] | undefined;
-  /** The agent's identity claims; those policy can see are kept on the lease. */
-  readonly claims: Record<string, unknown>;
+  /** The agent's vouched-for attributes (never raw claims); those policy can see are kept on the lease. */
+  readonly attributes: Readonly<Record<string, unknown>>;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -76,9 +76,9 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     });
   });
 
-/** The identity claims policy can see (the schema's Agent attributes), kept on the lease. */
-function policyAttributes(claims: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(claims).filter(([k]) => k in AGENT_ATTRIBUTES));
+/** The verified attributes policy can see (the schema's Agent attributes), kept on the lease. */
+function policyAttributes(attributes: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(attributes).filter(([k]) => k in AGENT_ATTRIBUTES));
 }
 
 const newLeaseId = () => `lse_${randomBytes(16).toString("base64url")}`;
@@ -126,7 +126,7 @@ export class Checkout {
       agentDecision({
         action: "checkout",
         agent: caller.subject,
-        attrs: caller.claims,
+        attrs: caller.attributes,
         reg,
         taskId: req.task.id,
         intent: req.intent.action,
@@ -155,7 +155,7 @@ export class Checkout {
       });
       return { approval };
     }
-    const holder = { agent: caller.subject, jkt, chain, claims: caller.claims };
+    const holder = { agent: caller.subject, jkt, chain, attributes: caller.attributes };
     return this.o.gate.proceed(recorded, () => this.issue(holder, reg, req, ttl, meta));
   }
 
@@ -175,7 +175,7 @@ export class Checkout {
       agentDecision({
         action: "checkout",
         agent: caller.subject,
-        attrs: caller.claims,
+        attrs: caller.attributes,
         reg,
         taskId: a.task.id,
         intent: a.intent.action,
@@ -190,7 +190,7 @@ export class Checkout {
         requestId: meta.requestId,
       }),
     );
-    const holder = { agent: caller.subject, approver: a.approver, jkt, chain, claims: caller.claims };
+    const holder = { agent: caller.subject, approver: a.approver, jkt, chain, attributes: caller.attributes };
     return this.issue(holder, reg, { task: a.task, intent: a.intent }, a.ttl, meta);
   }
 
@@ -238,7 +238,7 @@ export class Checkout {
     ttl: number,
     meta: RequestMeta,
   ): Promise<CheckoutOk> {
-    const attrs = policyAttributes(holder.claims);
+    const attrs = policyAttributes(holder.attributes);
     const spec = {
       id: newLeaseId(),
       resource: reg.name,

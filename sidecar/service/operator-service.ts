@@ -1,4 +1,5 @@
 import type { AuditSink } from "../audit/index.js";
+import { LeaseholdError } from "../errors.js";
 import { defaultPolicyContext } from "../policy/index.js";
 import type { StoredRegistration } from "../resources/types.js";
 import { DecisionGate } from "./decision-gate.js";
@@ -12,15 +13,20 @@ export interface Operator {
   /** `admin`, or the identity token's subject (recorded as actor and approver). */
   readonly name: string;
   readonly admin: boolean;
-  readonly claims: Readonly<Record<string, unknown>>;
+  /** The identity's vouched-for attributes (VerifiedCaller.attributes), never its raw claims. */
+  readonly attributes: Readonly<Record<string, unknown>>;
 }
 
-export const ADMIN_OPERATOR: Operator = { name: "admin", admin: true, claims: {} };
+export const ADMIN_OPERATOR: Operator = { name: "admin", admin: true, attributes: {} };
 
 export interface OperatorServiceOptions {
   readonly identity: IdentityPort;
   readonly policy: PolicyPort;
-  readonly catalog: { get(name: string): Promise<StoredRegistration | null> };
+  readonly catalog: {
+    get(name: string): Promise<StoredRegistration | null>;
+    /** The registrations known now (a cache is fine: it only widens what an operator may list). */
+    all(): readonly StoredRegistration[];
+  };
   readonly audit: AuditSink;
   readonly now?: () => number;
   /** The decision gate; built from `policy` and `audit` when absent (LeaseService shares one). */
@@ -30,8 +36,8 @@ export interface OperatorServiceOptions {
 /**
  * Operators and DBAs with their own identity (DESIGN: "an identity JWT whose subject the policy
  * lets act as operator or DBA"). Every operator action on a resource is a Cedar decision with
- * `Action::"revoke" | "approve" | "register"`, the resource's groups and the token's claims as
- * attributes, and a neutral context (`defaultPolicyContext`: nothing approved, the current hour).
+ * `Action::"revoke" | "approve" | "register"`, the resource's groups, the identity's vouched-for
+ * attributes (never its raw claims), and a neutral context (`defaultPolicyContext`: nothing approved, the current hour).
  * The admin token is outside policy: it is the break-glass credential of the host.
  */
 export class OperatorService {
@@ -43,10 +49,14 @@ export class OperatorService {
     this.gate = o.gate ?? new DecisionGate({ policy: o.policy, audit: o.audit });
   }
 
-  /** Verifies an identity JWT presented on an operator route. @throws 401 unauthenticated */
-  async identify(jwt: string): Promise<Operator> {
-    const ident = await this.o.identity.verify(jwt);
-    return { name: ident.subject, admin: false, claims: ident.claims };
+  /**
+   * Verifies an identity JWT presented on an operator route; a state-changing request (the
+   * default) spends its one-time `jti`, a read-only one passes `{ oneTime: false }`.
+   * @throws 401 unauthenticated
+   */
+  async identify(jwt: string, use?: { readonly oneTime?: boolean }): Promise<Operator> {
+    const ident = await this.o.identity.verify(jwt, use);
+    return { name: ident.subject, admin: false, attributes: ident.attributes };
   }
 
   private permitsGroups(op: Operator, action: OperatorAction, resource: string, groups: readonly string[]) {
@@ -55,7 +65,7 @@ export class OperatorService {
       action,
       resource,
       context: defaultPolicyContext(this.now()),
-      principalAttrs: { ...op.claims },
+      principalAttrs: { ...op.attributes },
       resourceGroups: [...groups],
     });
   }
@@ -67,13 +77,49 @@ export class OperatorService {
     return this.permitsGroups(op, action, resource, reg?.groups ?? []).decision === "allow";
   }
 
-  /** The items whose resource `op` may take `action` on; one decision per distinct resource. */
-  async filter<T>(op: Operator, action: OperatorAction, items: readonly T[], resourceOf: (t: T) => string) {
+  /**
+   * The items whose resource `op` may take `action` on; one decision per distinct resource. An
+   * identity policy lets take `action` on no registered resource at all is no operator for it:
+   * 403 `policy_denied`, audited, rather than an empty list.
+   */
+  async filter<T>(
+    op: Operator,
+    action: OperatorAction,
+    items: readonly T[],
+    resourceOf: (t: T) => string,
+    requestId: string,
+  ): Promise<T[]> {
     if (op.admin) return [...items];
     const allowed = new Map<string, boolean>();
     for (const name of new Set(items.map(resourceOf)))
       allowed.set(name, await this.permits(op, action, name));
-    return items.filter((t) => allowed.get(resourceOf(t)) === true);
+    const visible = items.filter((t) => allowed.get(resourceOf(t)) === true);
+    if (visible.length === 0) await this.requireSome(op, [action], requestId);
+    return visible;
+  }
+
+  /**
+   * Resolves when policy lets `op` take one of `actions` on at least one registered resource;
+   * otherwise records the refusal and throws 403 `policy_denied`. Not a decision on any one
+   * resource: it tells an operator (or DBA) from an identity that is none.
+   */
+  async requireSome(op: Operator, actions: readonly OperatorAction[], requestId: string): Promise<void> {
+    if (op.admin) return;
+    for (const reg of this.o.catalog.all()) {
+      for (const action of actions) {
+        if (this.permitsGroups(op, action, reg.name, reg.groups).decision === "allow") return;
+      }
+    }
+    const what = actions.join(", ");
+    await this.o.audit.append({
+      event: "decision",
+      agent: op.name,
+      ...(actions.length === 1 ? { scope: actions[0] } : {}),
+      decision: "deny",
+      reason: `policy allows this identity ${what} on no resource`,
+      request_id: requestId,
+    });
+    throw new LeaseholdError("policy_denied", `policy allows this identity ${what} on no resource`);
   }
 
   /**
@@ -98,7 +144,7 @@ export class OperatorService {
       await this.gate.require({
         action,
         principal: op.name,
-        attrs: op.claims,
+        attrs: op.attributes,
         resource,
         groups,
         context: defaultPolicyContext(this.now()),

@@ -15,13 +15,24 @@ export interface VerifiedDelegation {
 /** A verified identity JWT. */
 export interface VerifiedCaller {
   readonly subject: string;
+  /** What the token says; never policy's input (a self-signed token says what its agent likes). */
   readonly claims: Record<string, unknown>;
+  /**
+   * The principal's attributes as policy sees them, each from who can vouch for it: `trust_kind`
+   * and `iss` from the verifier, the rest from the trust bundle (self-signed agents) or the
+   * issuer's claims. Decisions read these, never `claims`.
+   */
+  readonly attributes: Readonly<Record<string, unknown>>;
   readonly delegation?: VerifiedDelegation | undefined;
 }
 
 export interface IdentityPort {
-  /** @throws LeaseholdError 401 unauthenticated for anything but a valid identity JWT. */
-  verify(jwt: string): Promise<VerifiedCaller>;
+  /**
+   * Verifies an identity JWT. A state-changing request (the default) spends the token's one-time
+   * `jti` when the sidecar requires one-time tokens; a read-only one passes `{ oneTime: false }`.
+   * @throws LeaseholdError 401 unauthenticated for anything but a valid identity JWT (a replay included).
+   */
+  verify(jwt: string, use?: { readonly oneTime?: boolean }): Promise<VerifiedCaller>;
 }
 
 export interface LeaseTokenClaims {

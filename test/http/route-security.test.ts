@@ -39,10 +39,11 @@ interface RouteCase {
   readonly query?: string;
   readonly body?: unknown;
   /**
-   * Operator routes: what a valid agent identity gets today (a later issue changes it): lists
-   * answer 200 with `empty` (their list property) filtered to nothing; a named resource 403.
+   * Operator routes: what a valid agent identity gets, one that policy lets take the route's
+   * action on no resource: 403 `policy_denied`, lists included (issue 16; before, a list answered
+   * 200 filtered to nothing).
    */
-  readonly agent?: { readonly status: number; readonly empty?: string };
+  readonly agent?: { readonly status: number };
 }
 
 const checkoutBody = (resource: string) => ({
@@ -64,14 +65,14 @@ const CASES: Record<string, (f: Fixture) => RouteCase> = {
   }),
   "DELETE /v1/leases/:id": (f) => ({ params: { id: f.lease } }),
   "GET /v1/approvals/:id": (f) => ({ params: { id: f.approval } }),
-  "GET /v1/leases": (f) => ({ query: `resource=${f.resource}`, agent: { status: 200, empty: "leases" } }),
+  "GET /v1/leases": (f) => ({ query: `resource=${f.resource}`, agent: { status: 403 } }),
   "GET /v1/leases/stream": () => ({}),
   "POST /v1/leases/:id/revoke": (f) => ({ params: { id: f.lease }, body: {}, agent: { status: 403 } }),
   "POST /v1/agents/revoke": () => ({ body: { agent: A }, agent: { status: 403 } }),
-  "GET /v1/approvals": () => ({ query: "status=pending", agent: { status: 200, empty: "approvals" } }),
+  "GET /v1/approvals": () => ({ query: "status=pending", agent: { status: 403 } }),
   "POST /v1/approvals/:id/approve": (f) => ({ params: { id: f.approval }, body: {}, agent: { status: 403 } }),
   "POST /v1/approvals/:id/deny": (f) => ({ params: { id: f.approval }, body: {}, agent: { status: 403 } }),
-  "GET /v1/resources": () => ({ agent: { status: 200, empty: "resources" } }),
+  "GET /v1/resources": () => ({ agent: { status: 403 } }),
   "PUT /v1/resources/:name": (f) => ({
     params: { name: f.resource },
     query: "dry_run=true",
@@ -87,7 +88,7 @@ const CASES: Record<string, (f: Fixture) => RouteCase> = {
     agent: { status: 403 },
   }),
   "POST /v1/resources/:name/verify": (f) => ({ params: { name: f.resource }, agent: { status: 403 } }),
-  "GET /v1/adapters": () => ({ agent: { status: 200 } }),
+  "GET /v1/adapters": () => ({ agent: { status: 403 } }),
   "GET /v1/audit": () => ({ query: "limit=5" }),
   "GET /healthz": () => ({}),
   "GET /readyz": () => ({}),
@@ -210,26 +211,26 @@ describe("every route of the table refuses what it must", () => {
       const res = await send(route, c, { authorization: `Bearer ${await lh.identity("a")}` });
       expectAnswer(route, res, 401, "unauthenticated");
     }
-    if (route.auth === "operator") {
-      const res = await send(route, c, { authorization: `Bearer ${await lh.identity("a")}` });
-      expectAnswer(route, res, c.agent?.status ?? 200);
-    }
-    if (OPERATOR_ROUTES.includes(route.auth)) {
+    if (route.auth === "operator" || OPERATOR_ROUTES.includes(route.auth)) {
       const expected = c.agent ?? expect.fail(`${key(route)}: no agent identity case`);
       const res = await send(route, c, { authorization: `Bearer ${await lh.identity("a")}` });
       expectAnswer(route, res, expected.status, expected.status === 403 ? "policy_denied" : undefined);
-      if (expected.empty) {
-        expect((res.json() as Record<string, unknown[]>)[expected.empty], key(route)).toEqual([]);
-        // Not empty for the admin token: the agent's list is filtered, not merely empty.
-        const all = await send(route, c, admin);
-        expect((all.json() as Record<string, unknown[]>)[expected.empty]?.length, key(route)).toBeGreaterThan(
-          0,
-        );
-      }
     }
 
-    // The Host/Origin guard comes before everything, the admin token included.
-    expectAnswer(route, await send(route, c, { ...admin, host: "evil.example" }), 403, "forbidden_host");
+    // A token over 8 KiB is refused before anything reads it, whatever the route wants.
+    if (!OPEN.includes(route.auth)) {
+      const huge = `eyJ${"A".repeat(9 * 1024)}.eyJ.AA`;
+      const res = await send(route, c, { authorization: `Bearer ${huge}` });
+      expectAnswer(route, res, 401, "unauthenticated");
+      expect((res.json() as { error: { message: string } }).error.message).toContain(
+        "8192-byte (8 KiB) limit",
+      );
+    }
+
+    // The Host/Origin guard comes before everything, the admin token included. A bracketed IPv6
+    // literal is a host only as `[addr]` or `[addr]:port`.
+    for (const host of ["evil.example", "[::1].evil.example", "[::1]x:7733", "localhost:7733@evil.example"])
+      expectAnswer(route, await send(route, c, { ...admin, host }), 403, "forbidden_host");
     expectAnswer(
       route,
       await send(route, c, { ...admin, origin: "http://evil.example" }),
