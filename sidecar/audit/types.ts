@@ -20,9 +20,10 @@ export const AUDIT_EVENTS = {
       "approved",
       "denied",
       "dpop",
+      "proxy_statement",
     ],
     about:
-      "a policy decision; `scope` is the action decided (an agent's `checkout`, `reveal`, `renew`, `tool_call`; an operator's `revoke`, `approve`, `register`), a human's `approved` / `denied`, a new approval (`approval_requested`), or a refused DPoP proof (`dpop`)",
+      "a policy decision; `scope` is the action decided (an agent's `checkout`, `reveal`, `renew`, `tool_call`; an operator's `revoke`, `approve`, `register`), a human's `approved` / `denied`, a new approval (`approval_requested`), a refused DPoP proof (`dpop`), or a statement the protocol proxy refused (`proxy_statement`: a password change where the resource does not reveal its password)",
   },
   checkout: { scopes: ["checkout"], about: "a lease was issued" },
   reveal: { scopes: ["reveal"], about: "the lease's credential was handed to its holder" },

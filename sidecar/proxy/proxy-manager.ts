@@ -26,6 +26,10 @@ const DEFAULT_PROTOCOLS: Readonly<Record<string, ProxyProtocol>> = {
   "redis-acl": "redis",
 };
 const STREAM_BLOCK_MS = 2000;
+/** The defaults of `proxy.*` in the config, for managers built without it (tests, embedders). */
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
+const DEFAULT_MAX_HANDSHAKES = 64;
+const DEFAULT_MAX_CONNECTIONS_PER_LEASE = 16;
 
 const STATEMENT_MODES: ReadonlySet<unknown> = new Set(["none", "digest", "text"]);
 
@@ -147,7 +151,7 @@ export class ProxyManager {
         w.protocol,
         w.port,
         (s, l) => this.accept(s, l),
-        this.o.maxConnections ?? 1000,
+        this.o.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES,
       );
       try {
         const port = await l.start(PROXY_HOST);
@@ -184,7 +188,9 @@ export class ProxyManager {
       log: this.o.log,
       registry: this.registry,
       live: l.sessions,
-      handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 10_000,
+      handshakes: l.handshakes,
+      handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      maxConnectionsPerLease: this.o.maxConnectionsPerLease ?? DEFAULT_MAX_CONNECTIONS_PER_LEASE,
       maxMessageBytes: this.o.maxMessageBytes ?? 1024 * 1024,
     };
   }

@@ -1,10 +1,16 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { StoredRegistration } from "../resources/types.js";
+import { HandshakeSlots } from "./handshake-slots.js";
 import type { ProxyProtocol, ProxySession } from "./types.js";
 
-/** The TCP listener of one resource, on loopback only, and the sessions it accepted. */
+/**
+ * The TCP listener of one resource, on loopback only, and the sessions it accepted. It sets no
+ * cap on connections of its own: the handshake slots and the per-lease cap bound them, so that
+ * idle connections cannot fill the listener.
+ */
 export class ResourceListener {
   readonly sessions = new Set<ProxySession>();
+  readonly handshakes: HandshakeSlots;
   private readonly server: Server;
   private boundPort = 0;
 
@@ -15,10 +21,10 @@ export class ResourceListener {
     /** The port asked for (0: any free one). */
     readonly requestedPort: number,
     accept: (socket: Socket, listener: ResourceListener) => void,
-    maxConnections: number,
+    maxHandshakes: number,
   ) {
+    this.handshakes = new HandshakeSlots(maxHandshakes);
     this.server = createServer({ noDelay: true }, (socket) => accept(socket, this));
-    this.server.maxConnections = maxConnections;
   }
 
   get port(): number {

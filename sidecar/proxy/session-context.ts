@@ -1,5 +1,6 @@
 import type { AuditSink } from "../audit/index.js";
 import type { Logger } from "../logger.js";
+import type { HandshakeSlots } from "./handshake-slots.js";
 import type { StoredRegistration } from "../resources/types.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { ProxyLeasePort, ProxySession } from "./types.js";
@@ -15,6 +16,11 @@ export interface SessionContext {
   readonly registry: SessionRegistry;
   /** The listener's open sessions. */
   readonly live: Set<ProxySession>;
+  /** The listener's slots for connections still logging in. */
+  readonly handshakes: HandshakeSlots;
+  /** Time from connecting to a spliced session, ms. */
   readonly handshakeTimeoutMs: number;
+  /** Authenticated connections one lease may hold at once. */
+  readonly maxConnectionsPerLease: number;
   readonly maxMessageBytes: number;
 }

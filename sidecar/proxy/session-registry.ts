@@ -3,6 +3,32 @@ import type { ProxySession } from "./types.js";
 /** Live sessions by lease id, so that the end of a lease closes every connection made with it. */
 export class SessionRegistry {
   private readonly byLease = new Map<string, Set<ProxySession>>();
+  /** Sessions whose token was accepted, by lease: what `proxy.maxConnectionsPerLease` caps. */
+  private readonly admitted = new Map<string, Set<ProxySession>>();
+
+  /**
+   * Counts `session` among the lease's authenticated connections unless the lease already has
+   * `max` of them; false then (the session must be refused). Checked and taken in one step.
+   */
+  admit(leaseId: string, session: ProxySession, max: number): boolean {
+    let set = this.admitted.get(leaseId);
+    if (!set) {
+      set = new Set();
+      this.admitted.set(leaseId, set);
+    }
+    if (set.has(session)) return true;
+    if (set.size >= max) return false;
+    set.add(session);
+    return true;
+  }
+
+  /** Frees the session's place among its lease's authenticated connections. */
+  release(leaseId: string, session: ProxySession): void {
+    const set = this.admitted.get(leaseId);
+    if (!set) return;
+    set.delete(session);
+    if (set.size === 0) this.admitted.delete(leaseId);
+  }
 
   add(leaseId: string, session: ProxySession): void {
     let set = this.byLease.get(leaseId);

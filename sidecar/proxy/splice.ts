@@ -25,6 +25,11 @@ export interface SpliceOptions {
   onUp?: ((chunk: Buffer) => void) | undefined;
   /** Sees every chunk from the backend before it is forwarded. */
   onDown?: ((chunk: Buffer) => void) | undefined;
+  /**
+   * Replaces what is forwarded from the client: each chunk is handed over and whatever comes
+   * back is written to the backend instead (possibly nothing yet, possibly held bytes later).
+   */
+  rewriteUp?: ((chunk: Buffer) => readonly Buffer[]) | undefined;
 }
 
 class Direction implements SpliceDirection {
@@ -37,12 +42,15 @@ class Direction implements SpliceDirection {
     private readonly from: Duplex,
     to: Duplex,
     onChunk: ((chunk: Buffer) => void) | undefined,
+    rewrite?: (chunk: Buffer) => readonly Buffer[],
   ) {
     from.on("data", (chunk: Buffer) => {
       if (this.stopped) return;
       this.bytes += chunk.length;
       onChunk?.(chunk);
-      if (!to.write(chunk)) {
+      let ok = true;
+      for (const out of rewrite ? rewrite(chunk) : [chunk]) ok = to.write(out) && ok;
+      if (!ok) {
         this.blocked = true;
         from.pause();
       }
@@ -84,7 +92,7 @@ class Direction implements SpliceDirection {
  * fails; then both are destroyed. Sockets should be paused (or fresh) when handed over.
  */
 export function splice(client: Duplex, backend: Duplex, opts: SpliceOptions = {}): Splice {
-  const up = new Direction(client, backend, opts.onUp);
+  const up = new Direction(client, backend, opts.onUp, opts.rewriteUp);
   const down = new Direction(backend, client, opts.onDown);
   const closed = Promise.all([
     new Promise<void>((resolve) => client.once("close", () => resolve())),

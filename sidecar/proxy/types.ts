@@ -46,16 +46,21 @@ export interface ProxyManagerOptions {
   log: Logger;
   /** Per-statement audit records for PostgreSQL. @default "none" */
   auditStatements?: AuditStatements;
-  /** Time a client has from connecting to a spliced session (including the backend login), ms. @default 10000 */
+  /** Time a client has from connecting to a spliced session (including the backend login), ms. @default 5000 */
   handshakeTimeoutMs?: number;
+  /**
+   * Connections of one listener still logging in; past it the oldest one waiting on its client
+   * is closed to make room. @default 64
+   */
+  maxHandshakes?: number;
+  /** Authenticated connections one lease may hold at once (53300 / ERR beyond). @default 16 */
+  maxConnectionsPerLease?: number;
   /** Largest message accepted before the session is spliced, bytes. @default 1048576 */
   maxMessageBytes?: number;
   /** TLS for clients that send SSLRequest. @default "self-signed" */
   tls?: ProxyTls;
   /** Adapter ids whose resources get a listener, and the protocol it speaks. @default { postgres: "postgres", "redis-acl": "redis" } */
   protocols?: Readonly<Record<string, ProxyProtocol>>;
-  /** Open connections per listener. @default 1000 */
-  maxConnections?: number;
 }
 
 /** Where agents connect for one resource. */

@@ -15,6 +15,7 @@ export const SQLSTATE = {
   connectionFailure: "08006",
   adminShutdown: "57P01",
   featureNotSupported: "0A000",
+  tooManyConnections: "53300",
 } as const;
 
 /** Message type bytes. */

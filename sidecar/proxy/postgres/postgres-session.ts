@@ -1,10 +1,12 @@
+import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type SecureContext, TLSSocket } from "node:tls";
 import { checkLeaseToken, proxyRequestId } from "../check-token.js";
 import { HandshakeRefusal } from "../handshake-refusal.js";
+import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
-import { SessionRecord } from "../session-record.js";
+import { leaseAuditFields, SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { AuditStatements, ProxySession } from "../types.js";
@@ -22,6 +24,7 @@ import {
   negotiateProtocolVersion,
 } from "./server-messages.js";
 import { StatementAuditor } from "./statement-audit.js";
+import { StatementGuard } from "./statement-guard.js";
 import { pgTargetOf } from "./target.js";
 
 export interface PostgresContext extends SessionContext {
@@ -44,7 +47,7 @@ function violation(message: string): HandshakeRefusal {
  * cleartext password that must be the lease token of the lease named as user, the login to
  * the real server as the leased account, then a splice of both directions.
  */
-export class PostgresSession implements ProxySession {
+export class PostgresSession implements ProxySession, Handshaking {
   private client: Duplex;
   private backend: Duplex | undefined;
   private spliced: Splice | undefined;
@@ -57,6 +60,9 @@ export class PostgresSession implements ProxySession {
   private ended = false;
   private finished = false;
   private audited = true;
+  /** Until the password message arrives, the proxy waits on the client: an idle handshake. */
+  private waitingOnClient = true;
+  private admittedAs: string | undefined;
 
   constructor(
     private readonly raw: Socket,
@@ -79,6 +85,10 @@ export class PostgresSession implements ProxySession {
   /** Runs the session to the splice; never rejects. */
   async run(): Promise<void> {
     this.ctx.live.add(this);
+    if (!this.ctx.handshakes.enter(this)) {
+      this.evict("too many connections are logging in");
+      return;
+    }
     const timer = setTimeout(
       () => this.refuse(violation("the startup did not complete in time")),
       this.ctx.handshakeTimeoutMs,
@@ -155,6 +165,7 @@ export class PostgresSession implements ProxySession {
     this.client.write(authenticationCleartextPassword());
     const pm = await readMessage(reader, this.ctx.maxMessageBytes);
     if (pm.type !== MSG.password) throw violation("expected a password message");
+    this.waitingOnClient = false;
     const token = cstring(pm.body, 0).value;
     const check = await checkLeaseToken(this.ctx, token, user, {
       requestId: this.record.requestId,
@@ -176,6 +187,7 @@ export class PostgresSession implements ProxySession {
     const cred = check.credential;
     this.record.lease = cred.lease;
     if (this.ended) return;
+    this.admit(cred.lease.id);
     const reg = this.ctx.registration();
     const target = reg ? pgTargetOf(reg.connection) : null;
     if (!target) {
@@ -230,20 +242,85 @@ export class PostgresSession implements ProxySession {
             onFailure: () => this.terminate("the audit log cannot be written"),
           })
         : undefined;
-    const upTap = auditor ? new FrameTap(StatementAuditor.types, auditor.onMessage) : undefined;
+    // Where the password is sealed, no statement that would change it reaches the server.
+    const guard =
+      this.ctx.registration()?.reveal === false
+        ? new StatementGuard({
+            onRefused: (text) => this.auditRefusal(text),
+            onStatement: auditor?.onMessage,
+            onUnjudgeable: (why) =>
+              this.terminate(`the proxy could not follow the client's messages (${why})`),
+          })
+        : undefined;
+    const upTap = auditor && !guard ? new FrameTap(StatementAuditor.types, auditor.onMessage) : undefined;
+    this.ctx.handshakes.leave(this);
     this.client.write(Buffer.concat(frames));
     if (clientRest.length > 0) {
       upTap?.push(clientRest);
-      backend.write(clientRest);
+      for (const out of guard ? guard.push(clientRest) : [clientRest]) backend.write(out);
     }
+    if (this.ended) return;
     this.record.bytesIn += clientRest.length;
     this.record.bytesOut += login.rest.length;
     const downTap = this.downTap;
     this.spliced = splice(this.client, backend, {
       onUp: upTap ? (c) => upTap.push(c) : undefined,
       onDown: (c) => downTap.push(c),
+      rewriteUp: guard ? (c) => guard.push(c) : undefined,
     });
     auditor?.attach(this.spliced.up);
+  }
+
+  /** The record of a refused password change: a `decision` on the lease, with a digest, never the text. */
+  private auditRefusal(text: string): void {
+    const lease = this.record.lease;
+    if (!lease) return;
+    this.ctx.log.warn(
+      { resource: this.ctx.resource, lease_id: lease.id, client: this.record.client },
+      "refused a password change through the proxy",
+    );
+    this.ctx.audit
+      .append({
+        ...leaseAuditFields(lease),
+        event: "decision",
+        scope: "proxy_statement",
+        decision: "deny",
+        tool: "postgres",
+        target: this.record.client,
+        request_id: this.record.requestId,
+        digest: `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`,
+        reason: "42501 a statement changing a role's password was refused (reveal: false)",
+      })
+      .catch((err: unknown) => {
+        this.ctx.log.error(
+          { err: { message: (err as Error).message }, resource: this.ctx.resource },
+          "proxy audit write failed",
+        );
+        this.terminate("the audit log cannot be written");
+      });
+  }
+
+  /** Counts the session against its lease's cap; a lease at its cap gets 53300, naming the setting. */
+  private admit(leaseId: string): void {
+    const max = this.ctx.maxConnectionsPerLease;
+    if (!this.ctx.registry.admit(leaseId, this, max)) {
+      throw new HandshakeRefusal(
+        SQLSTATE.tooManyConnections,
+        `too many connections for lease ${leaseId.slice(0, 64)}: at most ${max} at a time (proxy.maxConnectionsPerLease)`,
+        "53300 too many connections for the lease",
+      );
+    }
+    this.admittedAs = leaseId;
+  }
+
+  get evictable(): boolean {
+    return this.waitingOnClient && !this.ended;
+  }
+
+  /** Closes a connection still logging in at once, to make room for another (no linger). */
+  evict(why: string): void {
+    this.refuse(new HandshakeRefusal(SQLSTATE.tooManyConnections, why, `53300 ${why}`));
+    this.client.destroy();
   }
 
   /** Registers the session under the lease id it claims, before the token is checked, so no end is missed. */
@@ -256,6 +333,7 @@ export class PostgresSession implements ProxySession {
   private refuse(err: unknown): void {
     if (this.ended) return;
     this.ended = true;
+    this.ctx.handshakes.leave(this);
     this.abort.abort();
     this.backend?.destroy();
     if (err instanceof PeerClosedError) {
@@ -320,7 +398,9 @@ export class PostgresSession implements ProxySession {
     this.abort.abort();
     this.backend?.destroy();
     this.ctx.live.delete(this);
+    this.ctx.handshakes.leave(this);
     if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
+    if (this.admittedAs !== undefined) this.ctx.registry.release(this.admittedAs, this);
     if (this.clientKey) this.ctx.cancelKeys.revoke(this.clientKey.pid, this.clientKey.secret);
     if (this.spliced) {
       this.record.bytesIn += this.spliced.up.bytes;

@@ -2,6 +2,7 @@ import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { checkLeaseToken, proxyRequestId } from "../check-token.js";
 import { HandshakeRefusal } from "../handshake-refusal.js";
+import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
 import { SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
@@ -72,7 +73,7 @@ function preAuth(args: readonly Buffer[]): Step | null {
  * the token; then the server is logged in to with the account's real ACL password and the
  * connection is spliced.
  */
-export class RedisSession implements ProxySession {
+export class RedisSession implements ProxySession, Handshaking {
   private backend: Duplex | undefined;
   private spliced: Splice | undefined;
   private readonly abort = new AbortController();
@@ -80,6 +81,9 @@ export class RedisSession implements ProxySession {
   private leaseKey: string | undefined;
   private ended = false;
   private finished = false;
+  /** While a login is being checked the proxy is not waiting on the client. */
+  private checking = false;
+  private admittedAs: string | undefined;
 
   constructor(
     private readonly client: Socket,
@@ -101,6 +105,10 @@ export class RedisSession implements ProxySession {
   /** Runs the session to the splice; never rejects. */
   async run(): Promise<void> {
     this.ctx.live.add(this);
+    if (!this.ctx.handshakes.enter(this)) {
+      this.evict("too many connections are logging in");
+      return;
+    }
     const timer = setTimeout(
       () =>
         this.refuse(
@@ -141,6 +149,7 @@ export class RedisSession implements ProxySession {
       }
       const login = step.login;
       this.claim(login.leaseId);
+      this.checking = true;
       const check = await checkLeaseToken(this.ctx, login.token, login.leaseId, {
         requestId: this.record.requestId,
         client: this.record.client,
@@ -155,6 +164,7 @@ export class RedisSession implements ProxySession {
           );
         }
         this.unclaim();
+        this.checking = false;
         attempts += 1;
         this.record.refusal = `WRONGPASS ${check.code}`;
         if (attempts >= MAX_ATTEMPTS)
@@ -165,6 +175,7 @@ export class RedisSession implements ProxySession {
       this.record.refusal = undefined;
       const cred = check.credential;
       this.record.lease = cred.lease;
+      this.admit(cred.lease.id);
       const reg = this.ctx.registration();
       const target = reg ? redisTargetOf(reg.connection) : null;
       if (!target)
@@ -192,6 +203,7 @@ export class RedisSession implements ProxySession {
         res.socket.destroy();
         return;
       }
+      this.ctx.handshakes.leave(this);
       const clientRest = reader.detach({ pause: true });
       this.client.write(Buffer.concat([res.reply, res.rest]));
       if (clientRest.length > 0) res.socket.write(clientRest);
@@ -208,6 +220,29 @@ export class RedisSession implements ProxySession {
     this.ctx.registry.add(leaseId, this);
   }
 
+  /** Counts the session against its lease's cap; a lease at its cap gets an error naming the setting. */
+  private admit(leaseId: string): void {
+    const max = this.ctx.maxConnectionsPerLease;
+    if (!this.ctx.registry.admit(leaseId, this, max)) {
+      throw new HandshakeRefusal(
+        "ERR",
+        `max number of connections for this lease reached: at most ${max} at a time (proxy.maxConnectionsPerLease)`,
+        "ERR too many connections for the lease",
+      );
+    }
+    this.admittedAs = leaseId;
+  }
+
+  get evictable(): boolean {
+    return !this.checking && !this.ended;
+  }
+
+  /** Closes a connection still logging in at once, to make room for another (no linger). */
+  evict(why: string): void {
+    this.refuse(new HandshakeRefusal("ERR", why, `ERR ${why}`));
+    this.client.destroy();
+  }
+
   private unclaim(): void {
     if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
     this.leaseKey = undefined;
@@ -216,6 +251,7 @@ export class RedisSession implements ProxySession {
   private refuse(err: unknown): void {
     if (this.ended) return;
     this.ended = true;
+    this.ctx.handshakes.leave(this);
     this.abort.abort();
     this.backend?.destroy();
     if (err instanceof PeerClosedError) {
@@ -262,7 +298,9 @@ export class RedisSession implements ProxySession {
     this.abort.abort();
     this.backend?.destroy();
     this.ctx.live.delete(this);
+    this.ctx.handshakes.leave(this);
     this.unclaim();
+    if (this.admittedAs !== undefined) this.ctx.registry.release(this.admittedAs, this);
     if (this.spliced) {
       this.record.bytesIn += this.spliced.up.bytes;
       this.record.bytesOut += this.spliced.down.bytes;
