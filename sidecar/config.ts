@@ -3,6 +3,12 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import {
+  EXEC_COMMAND_NAME,
+  lookupOsUser,
+  MAX_TIMEOUT_SECONDS,
+  OS_USER_NAME,
+} from "../adapters/exec/index.js";
 import { LEASE_EVENT_TYPES } from "./events/types.js";
 import { describeIssues } from "./util/zod-errors.js";
 
@@ -51,6 +57,51 @@ const vaultAuth = z.discriminatedUnion("method", [
 ]);
 
 const port = z.number().int().min(0).max(65535);
+
+/** One of the operator's commands for `exec` resources (`exec.commands.<name>`). */
+const execCommand = z.strictObject({
+  /**
+   * The program (an absolute path, no PATH lookup) and its fixed arguments, run without a
+   * shell: `["/opt/bin/rotate-mainframe", "--prod"]`. Secrets never go here: leasehold sends
+   * them on stdin.
+   */
+  command: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .refine((arg) => !arg.includes("\0"), "must not contain NUL"),
+    )
+    .min(1, "must name the program to run")
+    .refine((argv) => argv[0] === undefined || isAbsolute(argv[0]), {
+      path: [0],
+      message: "must be an absolute path (no PATH lookup)",
+    }),
+  /** Seconds before the command's whole process group is killed (a retryable failure). @default 30 */
+  timeoutSeconds: z.number().int().min(1).max(MAX_TIMEOUT_SECONDS).default(30),
+  /**
+   * The OS user the command runs as, with that user's primary group and no supplementary
+   * groups. A user that does not exist is refused when the config is loaded; a sidecar that is
+   * not root refuses to start rather than run the command as itself. @default the sidecar's own user
+   */
+  user: z.string().regex(OS_USER_NAME, "must be an OS user name").optional(),
+  /**
+   * The command's entire environment besides PATH (nothing of leasehold's own environment,
+   * such as VAULT_TOKEN, is passed on). Not for secrets: a process's environment is readable
+   * by its user. PATH may be overridden here. @default { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
+   */
+  env: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "environment variable names are letters, digits and _"),
+      z.string().refine((v) => !v.includes("\0"), "must not contain NUL"),
+    )
+    .optional(),
+  /** Working directory, absolute. @default the program's folder */
+  cwd: z
+    .string()
+    .refine((dir) => isAbsolute(dir), "must be an absolute path")
+    .optional(),
+});
 
 /** The `ops:` section of leasehold.yaml (metrics, event stream, alerts). */
 export const opsConfigSchema = z
@@ -255,6 +306,27 @@ export const configSchema = z.strictObject({
     .prefault({}),
   resources: z.array(z.string()).default([]),
   adapters: z.array(z.strictObject({ module: z.string().min(1) })).default([]),
+  exec: z
+    .strictObject({
+      /**
+       * The commands `exec` resources may run, by name (1-63 of a-z 0-9 . _ -), each
+       * `{ command: [program, args...], timeoutSeconds, user?, env?, cwd? }`. A registration
+       * names one (`connection: { command: <name> }`) and never carries a program, a path or
+       * arguments, so registering a resource never chooses what runs. @default {}
+       */
+      commands: z
+        .record(
+          z
+            .string()
+            .regex(
+              EXEC_COMMAND_NAME,
+              "command names are 1-63 of a-z 0-9 . _ - starting with a letter or digit",
+            ),
+          execCommand,
+        )
+        .default({}),
+    })
+    .prefault({}),
 });
 
 export type Config = z.output<typeof configSchema> & { readonly configDir: string };
@@ -282,6 +354,15 @@ function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: string): unkn
   return value;
 }
 
+/** A command whose `user` does not exist is refused at load, not when a rotation needs it. */
+function checkExecUsers(commands: Readonly<Record<string, { readonly user?: string | undefined }>>): void {
+  for (const [name, c] of Object.entries(commands)) {
+    if (c.user !== undefined && lookupOsUser(c.user) === undefined) {
+      throw new ConfigError(`exec.commands.${name}.user: there is no OS user "${c.user}"`);
+    }
+  }
+}
+
 function resolvePath(dir: string, p: string): string {
   return isAbsolute(p) ? p : resolve(dir, p);
 }
@@ -295,6 +376,7 @@ export function parseConfig(raw: unknown, configDir: string, env: NodeJS.Process
   const parsed = configSchema.safeParse(withEnv);
   if (!parsed.success) throw new ConfigError(`invalid config: ${describeIssues(parsed.error.issues)}`);
   const c = parsed.data;
+  checkExecUsers(c.exec.commands);
   if (!LOOPBACK.has(c.listen.host) && !c.listen.allowRemote) {
     throw new ConfigError(
       `listen.host: "${c.listen.host}" is not a loopback address; set listen.allowRemote: true to allow it`,

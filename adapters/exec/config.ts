@@ -1,48 +1,51 @@
-import { isAbsolute } from "node:path";
 import { z } from "zod";
 
-/** The longest a DBA may let one command run. */
+/** The longest an operator may let one command run. */
 export const MAX_TIMEOUT_SECONDS = 600;
 
-/** Connection settings of an `exec` resource: the command leasehold runs. Unknown keys are refused. */
+/** What names a command in the operator's table, and what a registration may say. */
+export const EXEC_COMMAND_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/** Why a registration's `connection.command` is refused; never echoes what was sent. */
+export const NOT_A_COMMAND_NAME =
+  "must be the name of a command the sidecar's config lists under exec.commands; a registration never carries a program, a path or arguments";
+
+/** Why a well-formed name is refused: the operator's table lists no such command. */
+export const UNKNOWN_COMMAND = "not one of the commands this sidecar's config lists (exec.commands)";
+
+/**
+ * Connection settings of an `exec` resource: which of the operator's commands it uses. Unknown
+ * keys are refused. The program, its arguments, environment and user belong to the sidecar's
+ * config (`exec.commands`), so whoever may register a resource cannot choose what runs.
+ */
 export const execConfig = z.strictObject({
   /**
-   * The program and its fixed arguments, run without a shell: `["/opt/bin/rotate-mainframe", "--prod"]`.
-   * The program is an absolute path. Secrets never go here: leasehold sends them on stdin.
+   * The name of one of the commands the sidecar's config lists under `exec.commands`
+   * (`rotate-mainframe`). A path, a program or an argument list is refused.
    */
-  command: z
-    .array(
-      z
-        .string()
-        .min(1)
-        .refine((arg) => !arg.includes("\0"), "must not contain NUL"),
-    )
-    .min(1, "must name the program to run")
-    .superRefine((argv, ctx) => {
-      const program = argv[0];
-      if (program !== undefined && !isAbsolute(program)) {
-        ctx.addIssue({ code: "custom", path: [0], message: "must be an absolute path (no PATH lookup)" });
-      }
-    }),
-  /** Seconds before the command's whole process group is killed (a retryable failure). @default 30 */
-  timeoutSeconds: z.number().int().min(1).max(MAX_TIMEOUT_SECONDS).default(30),
-  /**
-   * The command's entire environment besides PATH (nothing of leasehold's own environment,
-   * such as VAULT_TOKEN, is passed on). Not for secrets: a process's environment is readable
-   * by its user. PATH may be overridden here. @default { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
-   */
-  env: z
-    .record(
-      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "environment variable names are letters, digits and _"),
-      z.string().refine((v) => !v.includes("\0"), "must not contain NUL"),
-    )
-    .optional(),
-  /** Working directory, absolute. @default the program's folder */
-  cwd: z
-    .string()
-    .refine((dir) => isAbsolute(dir), "must be an absolute path")
-    .optional(),
+  command: z.string({ error: NOT_A_COMMAND_NAME }).regex(EXEC_COMMAND_NAME, NOT_A_COMMAND_NAME),
 });
 
-/** A validated `exec` target (defaults applied). */
+/** A validated `exec` connection: the name of an operator's command. */
 export type ExecTarget = z.output<typeof execConfig>;
+
+/**
+ * One command of the operator's table (`exec.commands.<name>` in leasehold.yaml, validated by
+ * sidecar/config.ts): what runs, for how long, as whom.
+ */
+export interface ExecCommand {
+  /** Program (absolute path) and fixed arguments; no shell. */
+  readonly command: readonly string[];
+  readonly timeoutSeconds: number;
+  /** OS user to run as (the sidecar must be root); absent: the sidecar's own user. */
+  readonly user?: string | undefined;
+  /** The command's whole environment besides PATH. */
+  readonly env?: Readonly<Record<string, string>> | undefined;
+  /** Working directory, absolute; absent: the program's folder. */
+  readonly cwd?: string | undefined;
+}
+
+/** The `exec:` section of leasehold.yaml as the adapter needs it. */
+export interface ExecCommands {
+  readonly commands: Readonly<Record<string, ExecCommand>>;
+}

@@ -8,19 +8,26 @@ import type {
 } from "../adapter.js";
 import { AdapterError } from "../adapter.js";
 import { checkExecAccountName } from "./account-name.js";
-import { type ExecTarget, execConfig } from "./config.js";
+import { type ResolvedCommand, type ResolveOptions, resolveCommands } from "./commands.js";
+import {
+  EXEC_COMMAND_NAME,
+  type ExecCommands,
+  type ExecTarget,
+  execConfig,
+  UNKNOWN_COMMAND,
+} from "./config.js";
 import { ExitStatus, errorForExit } from "./exit-status.js";
 import { checkPassword } from "./password-check.js";
 import { runCommand } from "./run-command.js";
-import { scrubAndCap } from "./scrub.js";
+import { logExcerpt, scrubAndCap } from "./scrub.js";
 
 /** Printable ASCII: any command can read it from JSON, whatever its language or locale. */
 const constraints: PasswordConstraints = { minLength: 16, maxLength: 128, forbidden: "" };
 
 /** Characters of each output stream that reach the log, after scrubbing. */
-const LOGGED_CHARS = 4096;
-/** Characters of stderr quoted in an error message. */
-const DETAIL_CHARS = 200;
+const LOGGED_CHARS = 1024;
+/** Characters of stdout's last line read as terminate's session count. */
+const COUNT_CHARS = 200;
 
 /** The JSON document a command reads on stdin (docs/adapters.md, "exec"). */
 export interface ExecRequest {
@@ -54,34 +61,51 @@ function secretsOf(request: ExecRequest): string[] {
   );
 }
 
-function firstLines(text: string): string {
-  return text.trim().split("\n").slice(0, 3).join(" | ").slice(0, DETAIL_CHARS);
+/**
+ * The operator's command a stored connection names. A connection that names none (a
+ * registration from before commands were the operator's, with a program in it) never runs.
+ */
+function commandOf(table: ReadonlyMap<string, ResolvedCommand>, target: unknown): ResolvedCommand {
+  const name = (target as { command?: unknown } | null)?.command;
+  const found = typeof name === "string" ? table.get(name) : undefined;
+  if (found) return found;
+  const named = typeof name === "string" && EXEC_COMMAND_NAME.test(name) ? ` "${name}"` : "";
+  throw new AdapterError(
+    "invalid",
+    `exec: connection.command${named}: ${UNKNOWN_COMMAND}; register the resource again with one of them`,
+    false,
+  );
 }
 
 /**
- * Runs the target's command with `request` as JSON on stdin (never in argv or the
- * environment). Output is scrubbed of every secret in the request before it is logged or
- * quoted. Resolves the exit status; throws for faults that are not an exit status.
+ * Runs the operator's command with `request` as JSON on stdin (never in argv or the
+ * environment). No output of the command goes into an error: errors say only the exit status.
+ * The log gets a bounded, scrubbed, control-free excerpt. Resolves the exit status when it is
+ * 0 or one of `answers`; throws for every other outcome.
  */
-async function invoke(target: ExecTarget, request: ExecRequest, ctx: AdapterContext): Promise<Finished> {
-  const [program, ...args] = target.command;
-  if (program === undefined) throw new AdapterError("invalid", "exec: command is empty", false);
+async function invoke(
+  command: ResolvedCommand,
+  request: ExecRequest,
+  ctx: AdapterContext,
+  answers: readonly number[] = [],
+): Promise<Finished> {
   const at = `exec: ${request.action}`;
   const secrets = secretsOf(request);
   const outcome = await runCommand({
-    argv: [program, ...args],
-    env: target.env,
-    cwd: target.cwd,
+    argv: command.argv,
+    env: command.env,
+    cwd: command.cwd,
     input: `${JSON.stringify(request)}\n`,
-    timeoutMs: Math.max(1, Math.min(ctx.timeoutMs, target.timeoutSeconds * 1000)),
+    timeoutMs: Math.max(1, Math.min(ctx.timeoutMs, command.timeoutSeconds * 1000)),
+    runAs: command.runAs,
   });
-  const where = { adapter: "exec", program, action: request.action, account: request.account };
+  const where = { adapter: "exec", command: command.name, action: request.action, account: request.account };
   if (outcome.kind === "spawn_failed") {
     ctx.log.warn({ ...where, error: outcome.code }, "exec: command could not start");
     throw new AdapterError("invalid", `${at}: cannot start the command (${outcome.code})`, false);
   }
-  const stdout = scrubAndCap(outcome.stdout, secrets, LOGGED_CHARS);
-  const stderr = scrubAndCap(outcome.stderr, secrets, LOGGED_CHARS);
+  const stdout = logExcerpt(outcome.stdout, secrets, LOGGED_CHARS);
+  const stderr = logExcerpt(outcome.stderr, secrets, LOGGED_CHARS);
   if (outcome.kind === "timeout") {
     ctx.log.warn({ ...where, stdout, stderr }, "exec: command timed out; its process group was killed");
     throw new AdapterError("timeout", `${at}: the command timed out and was killed`, true);
@@ -94,109 +118,125 @@ async function invoke(target: ExecTarget, request: ExecRequest, ctx: AdapterCont
     // Killed by someone else (the OOM killer, an operator): worth another try.
     throw new AdapterError("failed", `${at}: the command was killed (${outcome.signal ?? "signal"})`, true);
   }
-  const verifying = request.action === "verify" || request.action === "verify-admin";
-  if (!ok && !(verifying && outcome.exitCode === ExitStatus.invalid)) {
-    throw errorForExit(outcome.exitCode, at, firstLines(stderr));
-  }
+  if (!ok && !answers.includes(outcome.exitCode)) throw errorForExit(outcome.exitCode, at);
   const lastLine = outcome.stdoutTail.trim().split("\n").pop()?.trim() ?? "";
-  return { exitCode: outcome.exitCode, lastLine: scrubAndCap(lastLine, secrets, DETAIL_CHARS) };
+  return { exitCode: outcome.exitCode, lastLine: scrubAndCap(lastLine, secrets, COUNT_CHARS) };
+}
+
+function adminOf(ctx: AdapterContext): { admin?: Credential } {
+  return ctx.admin === undefined
+    ? {}
+    : { admin: { username: ctx.admin.username, password: ctx.admin.password } };
 }
 
 /**
- * The `exec` adapter: a DBA's own command for systems nothing else covers. leasehold
- * sends `{version, action, account, current?, previous?, next?, admin?}` as JSON on stdin;
- * exit 0 means done (verify: 0 valid, 1 invalid), sysexits-style statuses say why not
- * (docs/adapters.md). A timeout kills the command's process group.
+ * The `exec` adapter over the operator's commands (`exec.commands` in leasehold.yaml): a
+ * registration names one (`connection: { command: "<name>" }`) and its `config` schema refuses
+ * anything else, a path or an argument list above all, before anything runs. leasehold sends
+ * `{version, action, account, current?, previous?, next?, admin?}` as JSON on stdin; exit 0
+ * means done (verify: 0 valid, 1 invalid), sysexits-style statuses say why not
+ * (docs/adapters.md). A timeout kills the command's process group. Throws ExecCommandsError
+ * when the table cannot be used (see resolveCommands).
  */
-export const execAdapter: Adapter<ExecTarget> = {
-  id: "exec",
-  description:
-    "A DBA-supplied command: JSON request on stdin, exit status as the answer, output logged without secrets",
-  config: execConfig,
-  constraints,
+export function createExecAdapter(section: ExecCommands, opts: ResolveOptions = {}): Adapter<ExecTarget> {
+  const table = resolveCommands(section, opts);
+  const config = execConfig.superRefine((target, issues) => {
+    // zod runs this even after the name's own check failed: one issue per field is enough.
+    const name: unknown = target.command;
+    if (typeof name === "string" && EXEC_COMMAND_NAME.test(name) && !table.has(name)) {
+      issues.addIssue({ code: "custom", path: ["command"], message: UNKNOWN_COMMAND });
+    }
+  });
+  return {
+    id: "exec",
+    description:
+      "An operator's command, named in the sidecar's config: JSON request on stdin, exit status as the answer, no output in any answer",
+    config,
+    constraints,
 
-  checkAccountName: checkExecAccountName,
+    checkAccountName: checkExecAccountName,
 
-  async verify(target: ExecTarget, cred: Credential, ctx: AdapterContext): Promise<Verdict> {
-    requireAccount(cred.username);
-    const { exitCode } = await invoke(
-      target,
-      { version: 1, action: "verify", account: cred.username, current: cred.password },
-      ctx,
-    );
-    return exitCode === ExitStatus.ok
-      ? { valid: true }
-      : { valid: false, reason: "the command reported the password invalid (exit 1)" };
-  },
-
-  /**
-   * `{action: "verify-admin", admin}`: exit 0 valid, 1 invalid. A command that does not know the
-   * action (exit 64) cannot check it up front; it still checks the admin on every rotate.
-   */
-  async verifyAdmin(target: ExecTarget, admin: Credential, ctx: AdapterContext): Promise<Verdict> {
-    try {
+    async verify(target: ExecTarget, cred: Credential, ctx: AdapterContext): Promise<Verdict> {
+      const command = commandOf(table, target);
+      requireAccount(cred.username);
       const { exitCode } = await invoke(
-        target,
-        { version: 1, action: "verify-admin", account: admin.username, admin },
+        command,
+        { version: 1, action: "verify", account: cred.username, current: cred.password },
         ctx,
+        [ExitStatus.invalid],
       );
       return exitCode === ExitStatus.ok
         ? { valid: true }
-        : { valid: false, reason: "the command refused the admin credential (exit 1)" };
-    } catch (err) {
-      if (err instanceof AdapterError && err.code === "invalid" && /\b64\b|usage/i.test(err.message)) {
+        : { valid: false, reason: "the command reported the password invalid (exit 1)" };
+    },
+
+    /**
+     * `{action: "verify-admin", admin}`: exit 0 valid, 1 invalid. A command that does not know the
+     * action (exit 64) cannot check it up front; it still checks the admin on every rotate.
+     */
+    async verifyAdmin(target: ExecTarget, admin: Credential, ctx: AdapterContext): Promise<Verdict> {
+      const command = commandOf(table, target);
+      const { exitCode } = await invoke(
+        command,
+        { version: 1, action: "verify-admin", account: admin.username, admin },
+        ctx,
+        [ExitStatus.invalid, ExitStatus.usage],
+      );
+      if (exitCode === ExitStatus.usage) {
         ctx.log.warn(
-          { command: target.command[0] },
+          { command: command.name },
           "exec: the command cannot check the admin credential up front",
         );
         return { valid: true };
       }
-      throw err;
-    }
-  },
+      return exitCode === ExitStatus.ok
+        ? { valid: true }
+        : { valid: false, reason: "the command refused the admin credential (exit 1)" };
+    },
 
-  async rotate(target: ExecTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {
-    requireAccount(change.account);
-    const problem = checkPassword(change.next, constraints);
-    if (problem !== null) throw new AdapterError("invalid", `exec: ${problem}`, false);
-    await invoke(
-      target,
-      {
-        version: 1,
-        action: "rotate",
-        account: change.account,
-        ...(change.current === undefined ? {} : { current: change.current }),
-        ...(change.previous === undefined ? {} : { previous: change.previous }),
-        next: change.next,
-        ...(ctx.admin === undefined
-          ? {}
-          : { admin: { username: ctx.admin.username, password: ctx.admin.password } }),
-      },
-      ctx,
-    );
-  },
-
-  async terminateSessions(target: ExecTarget, account: string, ctx: AdapterContext): Promise<number> {
-    requireAccount(account);
-    const { lastLine } = await invoke(
-      target,
-      {
-        version: 1,
-        action: "terminate",
-        account,
-        ...(ctx.admin === undefined
-          ? {}
-          : { admin: { username: ctx.admin.username, password: ctx.admin.password } }),
-      },
-      ctx,
-    );
-    if (!/^\d{1,9}$/.test(lastLine)) {
-      throw new AdapterError(
-        "failed",
-        "exec: terminate: the command must print the number of sessions it ended as its last line",
-        false,
+    async rotate(target: ExecTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {
+      const command = commandOf(table, target);
+      requireAccount(change.account);
+      const problem = checkPassword(change.next, constraints);
+      if (problem !== null) throw new AdapterError("invalid", `exec: ${problem}`, false);
+      await invoke(
+        command,
+        {
+          version: 1,
+          action: "rotate",
+          account: change.account,
+          ...(change.current === undefined ? {} : { current: change.current }),
+          ...(change.previous === undefined ? {} : { previous: change.previous }),
+          next: change.next,
+          ...adminOf(ctx),
+        },
+        ctx,
       );
-    }
-    return Number(lastLine);
-  },
-};
+    },
+
+    async terminateSessions(target: ExecTarget, account: string, ctx: AdapterContext): Promise<number> {
+      const command = commandOf(table, target);
+      requireAccount(account);
+      const { lastLine } = await invoke(
+        command,
+        { version: 1, action: "terminate", account, ...adminOf(ctx) },
+        ctx,
+      );
+      if (!/^\d{1,9}$/.test(lastLine)) {
+        throw new AdapterError(
+          "failed",
+          "exec: terminate: the command must print the number of sessions it ended as its last line",
+          false,
+        );
+      }
+      return Number(lastLine);
+    },
+  };
+}
+
+/**
+ * The `exec` adapter of the explicit registry, before the sidecar's config is read: it knows no
+ * command, so it refuses every registration and runs nothing. The sidecar replaces it with
+ * `createExecAdapter(config.exec)`.
+ */
+export const execAdapter: Adapter<ExecTarget> = createExecAdapter({ commands: {} });

@@ -22,27 +22,29 @@ export const ExitStatus = {
   noPerm: 77,
 } as const;
 
-/** The AdapterError for a command that exited with `code` (not 0, and not 1 for verify). */
-export function errorForExit(code: number, at: string, detail: string): AdapterError {
-  const tail = detail === "" ? "" : `: ${detail}`;
+/**
+ * The AdapterError for a command that exited with `code` (not 0, and not 1 for verify). The
+ * message says the status only: a command's output never reaches an API answer.
+ */
+export function errorForExit(code: number, at: string): AdapterError {
   switch (code) {
     case ExitStatus.usage:
-      return new AdapterError("invalid", `${at}: the command refused the request (exit 64)${tail}`, false);
+      return new AdapterError("invalid", `${at}: the command refused the request (exit 64)`, false);
     case ExitStatus.passwordRejected:
       return new AdapterError(
         "password_rejected",
-        `${at}: the target refused the new password (exit 65)${tail}`,
+        `${at}: the target refused the new password (exit 65)`,
         false,
       );
     case ExitStatus.noUser:
-      return new AdapterError("invalid", `${at}: no such account (exit 67)${tail}`, false);
+      return new AdapterError("invalid", `${at}: no such account (exit 67)`, false);
     case ExitStatus.unavailable:
-      return new AdapterError("unreachable", `${at}: target unavailable (exit 69)${tail}`, true);
+      return new AdapterError("unreachable", `${at}: target unavailable (exit 69)`, true);
     case ExitStatus.tempFail:
-      return new AdapterError("failed", `${at}: temporary failure (exit 75)${tail}`, true);
+      return new AdapterError("failed", `${at}: temporary failure (exit 75)`, true);
     case ExitStatus.noPerm:
-      return new AdapterError("auth_failed", `${at}: credential refused (exit 77)${tail}`, false);
+      return new AdapterError("auth_failed", `${at}: credential refused (exit 77)`, false);
     default:
-      return new AdapterError("failed", `${at}: the command failed (exit ${code})${tail}`, false);
+      return new AdapterError("failed", `${at}: the command failed (exit ${code})`, false);
   }
 }

@@ -19,6 +19,8 @@ export interface CommandSpec {
   /** Written to stdin, then stdin is closed. */
   readonly input: string;
   readonly timeoutMs: number;
+  /** Runs the command as this uid and gid (no supplementary groups); needs root. */
+  readonly runAs?: { readonly uid: number; readonly gid: number } | undefined;
 }
 
 export type CommandOutcome =
@@ -92,6 +94,8 @@ export function runCommand(spec: CommandSpec): Promise<CommandOutcome> {
       detached: true,
       shell: false,
       windowsHide: true,
+      // libuv also drops supplementary groups (setgroups) when it changes the ids.
+      ...(spec.runAs === undefined ? {} : { uid: spec.runAs.uid, gid: spec.runAs.gid }),
     });
     const stdout = capture(child.stdout);
     const stderr = capture(child.stderr);

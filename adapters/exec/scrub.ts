@@ -31,3 +31,19 @@ export function scrubAndCap(text: string, secrets: readonly string[], maxChars: 
   const clean = scrubSecrets(text, secrets);
   return clean.length <= maxChars ? clean : `${clean.slice(0, maxChars)}…[truncated]`;
 }
+
+/**
+ * C0 and C1 controls, DEL, bidi overrides and isolates, line and paragraph separators: what
+ * could move a terminal's cursor, rewrite what an operator reads, or split a log line.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]+/g;
+
+/**
+ * What may be logged of a command's output: every secret scrubbed (before anything else, so no
+ * secret survives split across a replaced character), each run of unprintable characters made
+ * one space, then capped at `maxChars`. The result holds no control or bidi character.
+ */
+export function logExcerpt(text: string, secrets: readonly string[], maxChars: number): string {
+  return scrubAndCap(scrubSecrets(text, secrets).replace(UNPRINTABLE, " ").trim(), [], maxChars);
+}

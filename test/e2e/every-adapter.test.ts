@@ -78,12 +78,20 @@ async function register(reg: Record<string, unknown> & { name: string }): Promis
 }
 
 beforeAll(async () => {
-  [stack, slapd, rs] = await Promise.all([startStack({ policy: POLICY }), startSlapd(), startRedisServer()]);
-  c = new StackClient(stack);
   dir = await mkdtemp(join(tmpdir(), "lh-every-adapter-"));
+  execStore = join(dir, "store.json");
+  // The command is the operator's (leasehold.yaml); the registration only names it.
+  const exec = {
+    commands: { "store-passwords": { command: [process.execPath, FIXTURE, execStore], timeoutSeconds: 20 } },
+  };
+  [stack, slapd, rs] = await Promise.all([
+    startStack({ policy: POLICY, config: { exec } }),
+    startSlapd(),
+    startRedisServer(),
+  ]);
+  c = new StackClient(stack);
   await slapd.addUser("svc_reports", "initial-ldap-123456");
   await rs.addUser("svc_cache", "initial-redis-123456");
-  execStore = join(dir, "store.json");
   const execAdmin = { username: "dba", password: "exec-admin-123456789" };
   await writeFile(
     execStore,
@@ -110,7 +118,7 @@ beforeAll(async () => {
   await register({
     name: "mainframe",
     adapter: "exec",
-    connection: { command: [process.execPath, FIXTURE, execStore], timeoutSeconds: 20 },
+    connection: { command: "store-passwords" },
     admin: execAdmin,
     accounts: ["mainframe_1"],
   });
