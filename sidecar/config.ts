@@ -265,7 +265,8 @@ export const configSchema = z.strictObject({
       ttl: z.number().int().min(1).max(86400).default(900),
       /**
        * Distinct approvers a checkout needs before it is approved (four eyes: never the requester
-       * nor its delegators; any deny denies). @default 1
+       * nor its delegators; any deny denies). The admin token names its approver, so whoever holds
+       * it can vote under several names: give approvers their own identities. @default 1
        */
       minApprovers: z.number().int().min(1).max(10).default(1),
       /** Approval requests one agent may have pending at once (429 rate_limited beyond). @default 5 */
