@@ -16,7 +16,7 @@ import { createConnection } from "mysql2/promise";
 import pg from "pg";
 import type { Adapter, AdapterContext } from "../adapters/adapter.js";
 import { closeAdminSessions } from "../adapters/admin-sessions.js";
-import { execConfig } from "../adapters/exec/index.js";
+import { createExecAdapter } from "../adapters/exec/index.js";
 import { builtinAdapters } from "../adapters/registry.js";
 import { createLogger } from "../sidecar/logger.js";
 import { createMariadbAccount, dropMariadbAccount, mariadbRoot } from "../test/support/mariadb.js";
@@ -194,8 +194,10 @@ async function main(): Promise<void> {
     await writeFile(store, JSON.stringify({ admin: adminCred, accounts: { bench: first }, sessions: {} }), {
       mode: 0o600,
     });
-    const adapter = get("exec");
-    const target = execConfig.parse({ command: [process.execPath, script, store], timeoutSeconds: 20 });
+    const adapter = createExecAdapter({
+      commands: { bench: { command: [process.execPath, script, store], timeoutSeconds: 20 } },
+    }) as Adapter<unknown>;
+    const target = { command: "bench" };
     const product = await rotations(adapter, target, "bench", first, {
       admin: adminCred,
       log,

@@ -104,6 +104,6 @@ export function registerAuditRoutes<L extends FastifyBaseLogger>(
   deps: AuditRouteDeps,
 ): void {
   registerRoutes(app, [auditQueryRoute], deps, async (_auth, req) =>
-    operatorCaller({ name: deps.requireOperator(req), admin: true, claims: {} }, { requestId: req.id }),
+    operatorCaller({ name: deps.requireOperator(req), admin: true, attributes: {} }, { requestId: req.id }),
   );
 }

@@ -1,4 +1,5 @@
 import type { Adapter } from "../../adapters/adapter.js";
+import { createExecAdapter } from "../../adapters/exec/index.js";
 import { builtinAdapters } from "../../adapters/registry.js";
 import { loadAdapterModules } from "../adapter-modules.js";
 import { AuditLog, loadAuditKey } from "../audit/index.js";
@@ -59,6 +60,8 @@ export async function openInfrastructure(config: Config, log: Logger, id: string
           ),
   });
   const adapters = new Map<string, Adapter<unknown>>(builtinAdapters);
+  // The exec adapter runs only the operator's own commands (exec.commands), never a registration's.
+  adapters.set("exec", createExecAdapter(config.exec));
   for (const a of await loadAdapterModules(
     config.adapters.map((m) => m.module),
     adapters,

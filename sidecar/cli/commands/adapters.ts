@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
+import { createExecAdapter } from "../../../adapters/exec/index.js";
 import { builtinAdapters } from "../../../adapters/registry.js";
 import { loadAdapterModules } from "../../adapter-modules.js";
 import { type ConformanceReport, runConformanceFromFile } from "../adapters-test/index.js";
@@ -50,7 +51,8 @@ function addTest(adapters: Command, cli: CliContext): void {
     .description("run the adapter conformance suite against a real target (MODULE: a file, or a built-in id)")
     .requiredOption("--target <file>", "YAML/JSON target: connection, admin, accounts (see docs/adapters.md)")
     .action(async (module: string, opts: { target: string }) => {
-      const builtin = builtinAdapters.get(module);
+      // The exec adapter runs the config's own commands (exec.commands), as the sidecar does.
+      const builtin = module === "exec" ? createExecAdapter(cli.config().exec) : builtinAdapters.get(module);
       const adapter = builtin ?? (await loadAdapterModules([resolve(module)], builtinAdapters))[0];
       if (!adapter) throw new CliError(`${module}: no adapter found`);
       const report = await runConformanceFromFile(adapter, opts.target, (r) => {
