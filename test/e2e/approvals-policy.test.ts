@@ -168,9 +168,11 @@ describe("operators with their own identity", () => {
     expect(pending.status).toBe(202);
     const id = (pending.json.approval as { id: string }).id;
 
-    // An identity no policy lets approve: the pending request is not even listed, approving is refused.
+    // An identity no policy lets approve anything: listing is refused (403, issue 16: no longer an
+    // empty list), and so is approving.
     const hidden = await as("mallory", "approvals", "list");
-    expect(hidden.code, hidden.stderr).toBe(0);
+    expect(hidden.code).toBe(1);
+    expect(hidden.stderr).toContain("policy_denied");
     expect(hidden.stdout).not.toContain(id);
     const refused = await as("mallory", "approvals", "approve", id);
     expect(refused.code).toBe(1);
@@ -209,7 +211,8 @@ describe("operators with their own identity", () => {
     expect(noRevoke.code).toBe(1);
     expect(noRevoke.stderr).toContain("policy_denied");
     const seen = await as("mallory", "leases", "list", "--json");
-    expect(seen.code, seen.stderr).toBe(0);
+    expect(seen.code).toBe(1);
+    expect(seen.stderr).toContain("policy_denied");
     expect(seen.stdout).not.toContain(got.lease.id);
     expect((await c.http("GET", `/v1/leases/${got.lease.id}`, { token: got.token })).status).toBe(200);
     const revoked = await as("alice", "leases", "revoke", got.lease.id, "--reason", "done");
@@ -246,7 +249,12 @@ describe("operators with their own identity", () => {
     await writeFile(fresh, JSON.stringify({ ...reg, name: "scratch-db", groups: ["staging"] }));
     const staging = await as("mallory", "resources", "register", "-f", fresh, "--dry-run");
     expect(staging.code, staging.stderr).toBe(0);
-    expect((await as("mallory", "resources", "list", "--json")).stdout).not.toContain("orders-db");
+    // A dry run registers nothing: no staging resource exists, so Mallory may register none yet
+    // and listing is refused (403, issue 16) rather than answered with an empty list.
+    const mallorys = await as("mallory", "resources", "list", "--json");
+    expect(mallorys.code).toBe(1);
+    expect(mallorys.stderr).toContain("policy_denied");
+    expect(mallorys.stdout).not.toContain("orders-db");
     const dry = await as("alice", "resources", "register", "-f", file, "--dry-run");
     expect(dry.code, dry.stderr).toBe(0);
     const shown = await as("alice", "resources", "show", "orders-db");

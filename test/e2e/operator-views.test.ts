@@ -175,11 +175,12 @@ describe("the dashboard in a real browser", () => {
       intent: { action: "write", tool: "psql" },
       ttl: 120,
     };
-    const jwt = await client.assertion("b");
-    const asked = await client.http("POST", "/v1/checkout", { token: jwt, body });
+    const asked = await client.http("POST", "/v1/checkout", { token: await client.assertion("b"), body });
     expect(asked.status, JSON.stringify(asked.json)).toBe(202);
     const approvalId = (asked.json.approval as { id: string }).id;
-    const before = await client.http("GET", `/v1/approvals/${approvalId}`, { token: jwt });
+    const before = await client.http("GET", `/v1/approvals/${approvalId}`, {
+      token: await client.assertion("b"),
+    });
     expect((before.json.approval as { status: string }).status).toBe("pending");
 
     const row = page.locator(`tr[data-approval-id="${approvalId}"]`);

@@ -289,11 +289,10 @@ describe("bad input gets the documented error shape and changes nothing", () => 
       401,
       "unauthenticated",
     );
-    // An agent's identity is a valid identity but no operator: lists show it nothing, and
-    // acting on a resource is a policy decision that denies it; a forged one is unauthenticated.
-    const listed = await http("GET", "/v1/resources", { token: jwt });
-    expect(listed.status).toBe(200);
-    expect(listed.json.resources).toEqual([]);
+    // An agent's identity is a valid identity but no operator: lists are refused (403, issue 16:
+    // no longer an empty list), and acting on a resource is a policy decision that denies it; a
+    // forged one is unauthenticated.
+    expectError(await http("GET", "/v1/resources", { token: jwt }), 403, "policy_denied");
     expectError(await http("GET", "/v1/resources/orders-db", { token: jwt }), 403, "policy_denied");
     expectError(await http("GET", "/v1/resources", { token: `${h}.${p}.AAAA` }), 401, "unauthenticated");
     expectError(
