@@ -186,10 +186,11 @@ export const configSchema = z.strictObject({
     /** @default 30 */
     clockSkew: z.number().int().min(0).max(300).default(30),
     /**
-     * State-changing requests (checkout, approve, deny, revoke, register, token exchange) accept each
-     * identity token's `jti` once (replay cache in Redis until the token expires); read-only ones
-     * (approval polls, lists) may present a token again within its lifetime. false lets every
-     * request replay a token until it expires. @default true
+     * Requests that change state or hand out a token (checkout, an agent's approval poll, approve,
+     * deny, revoke, register, token exchange) accept each identity token's `jti` once (replay cache
+     * in Redis until the token expires); operators' read-only requests (lists, views) may present a
+     * token again within its lifetime. false lets every request replay a token until it expires.
+     * @default true
      */
     oneTimeJti: z.boolean().default(true),
     /** DPoP proofs (RFC 9449) that bind lease tokens to an agent's key. */

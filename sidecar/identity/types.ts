@@ -99,9 +99,10 @@ export interface VerifiedIdentity {
 /** How a request uses the identity token it presents. */
 export interface IdentityUse {
   /**
-   * The request changes state (checkout, approve, deny, revoke, register, token exchange): with a
-   * replay guard (`withReplayGuard`), the token's `jti` is accepted once. Read-only requests pass
-   * false and may present a token again within its lifetime. @default true
+   * The request changes state or hands out a token (checkout, an approval poll, approve, deny,
+   * revoke, register, token exchange): with a replay guard (`withReplayGuard`), the token's `jti`
+   * is accepted once. Read-only requests (operators' lists and views) pass false and may present a
+   * token again within its lifetime. @default true
    */
   oneTime?: boolean;
 }
