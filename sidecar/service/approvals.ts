@@ -68,11 +68,14 @@ export class ApprovalDesk {
    * The agent's view of its approval request (identity JWT of the same agent, and a proof by the
    * key the checkout proved when it had one: 401 otherwise, audited). Once approved, the first
    * poll turns it into a lease (policy decides again with approved: true) and returns the lease
-   * and its token; later polls show the approval and the lease, never a second token.
+   * and its token; later polls show the approval and the lease, never a second token. Every poll
+   * spends its identity token's one-time jti (when the sidecar requires them).
    */
   async poll(identity: string | PresentedToken, id: string, meta: RequestMeta) {
     const store = this.store();
     const presented = identityToken(identity);
+    // One-time like any state-changing request: a poll may redeem, and a token captured from an
+    // earlier poll must not be the one that does.
     const caller = await this.o.identity.verify(presented.token);
     const a = await store.get(id);
     if (!a || a.agent !== caller.subject)
