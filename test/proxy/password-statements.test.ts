@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { changesRolePassword } from "../../sidecar/proxy/postgres/password-statements.js";
+import { REFUSAL_SQL, StatementGuard } from "../../sidecar/proxy/postgres/statement-guard.js";
 
 const REFUSED = [
   "ALTER ROLE CURRENT_USER PASSWORD 'x'",
@@ -64,5 +65,79 @@ describe("changesRolePassword", () => {
   });
   it.each(ALLOWED)("lets %s through", (sql) => {
     expect(changesRolePassword(sql)).toBe(false);
+  });
+});
+
+function message(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, "latin1");
+  head.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+const query = (sql: string) => message("Q", Buffer.from(`${sql}\0`));
+const parse = (name: string, sql: string) =>
+  message("P", Buffer.concat([Buffer.from(`${name}\0${sql}\0`), Buffer.from([0, 1, 0, 0, 0, 23])]));
+
+/** Feeds `input` to a guard `step` bytes at a time; what it forwards, and what it refused. */
+function through(input: Buffer, step: number): { out: Buffer; refused: string[]; passed: number } {
+  const refused: string[] = [];
+  let passed = 0;
+  const guard = new StatementGuard({
+    onRefused: (t) => refused.push(t),
+    onStatement: () => {
+      passed += 1;
+    },
+    onUnjudgeable: (why) => {
+      throw new Error(why);
+    },
+  });
+  const out: Buffer[] = [];
+  for (let i = 0; i < input.length; i += step) out.push(...guard.push(input.subarray(i, i + step)));
+  return { out: Buffer.concat(out), refused, passed };
+}
+
+describe("StatementGuard", () => {
+  const sync = message("S", Buffer.alloc(0));
+  const copyData = message("d", Buffer.from("ALTER ROLE x PASSWORD 'y'\n"));
+
+  it.each([1, 3, 7, 4096])("passes harmless messages through unchanged, in chunks of %i bytes", (step) => {
+    const input = Buffer.concat([query("select 1"), parse("s1", "select $1::int"), sync, copyData]);
+    const r = through(input, step);
+    expect(r.out.equals(input)).toBe(true);
+    expect(r.refused).toEqual([]);
+    expect(r.passed).toBe(2);
+  });
+
+  it.each([1, 5, 4096])(
+    "replaces a password change by the refusal, keeping its neighbours (chunks of %i)",
+    (step) => {
+      const before = query("select 1");
+      const after = query("select 2");
+      const r = through(Buffer.concat([before, query("ALTER ROLE me PASSWORD 'x'"), after]), step);
+      expect(r.out.equals(Buffer.concat([before, query(REFUSAL_SQL), after]))).toBe(true);
+      expect(r.refused).toEqual(["ALTER ROLE me PASSWORD 'x'"]);
+    },
+  );
+
+  it("replaces a Parse by one of the same name without parameter types", () => {
+    const r = through(parse("pw", "ALTER USER me PASSWORD 'x'"), 2);
+    const expected = message("P", Buffer.concat([Buffer.from(`pw\0${REFUSAL_SQL}\0`), Buffer.alloc(2)]));
+    expect(r.out.equals(expected)).toBe(true);
+  });
+
+  it("stops forwarding anything once a length is invalid or a statement too large to judge", () => {
+    const why: string[] = [];
+    const guard = new StatementGuard({
+      onRefused: () => undefined,
+      onUnjudgeable: (w) => why.push(w),
+      maxStatementBytes: 64,
+    });
+    expect(guard.push(Buffer.concat([query("select 1"), query("x".repeat(100))]))).toEqual([]);
+    expect(guard.push(query("select 2"))).toEqual([]);
+    expect(why).toHaveLength(1);
+    const bad = new StatementGuard({ onRefused: () => undefined, onUnjudgeable: (w) => why.push(w) });
+    expect(bad.push(Buffer.from([0x51, 0, 0, 0, 2]))).toEqual([]);
+    expect(why).toHaveLength(2);
   });
 });

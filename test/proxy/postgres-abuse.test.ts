@@ -239,6 +239,50 @@ describe("reveal: false — a password change is refused and the session goes on
     expect(await verifierOf(lease.account)).toBe(before);
   });
 
+  it("where the password is revealed, a change is let through but its text is never audited", async () => {
+    const openPassword = randomBytes(12).toString("hex");
+    h.secrets.push(openPassword);
+    await asSuperuser((c) => c.query(`CREATE ROLE px_ab_open LOGIN PASSWORD '${openPassword}'`));
+    const adminPassword = randomBytes(18).toString("base64url");
+    h.secrets.push(adminPassword);
+    await asSuperuser((c) =>
+      c.query(`CREATE ROLE px_ab_admin2 LOGIN CREATEROLE PASSWORD '${adminPassword}'`),
+    );
+    await h.register({
+      name: "px-open",
+      adapter: "postgres",
+      connection: { host: cluster.host, port: cluster.port, database: "postgres" },
+      admin: { username: "px_ab_admin2", password: adminPassword },
+      accounts: ["px_ab_open"],
+      reveal: true,
+      rotation: { terminateSessions: false },
+      proxy: { port: 0 },
+    });
+    const m = await h.manager({ auditStatements: "text" });
+    const ep = m.endpointFor("px-open");
+    if (!ep) throw new Error("no listener");
+    const l = await h.checkout("px-open");
+    const own = `Own-${randomBytes(9).toString("hex")}`;
+    const c = viaProxy(l, ep.port);
+    await c.connect();
+    try {
+      await c.query(`ALTER ROLE CURRENT_USER PASSWORD '${own}'`);
+      await c.query("select 'marker' as m");
+    } finally {
+      await c.end();
+    }
+    let statements: Array<Record<string, unknown>> = [];
+    await waitFor("both statements in the audit file", async () => {
+      statements = (await h.auditRecords()).filter(
+        (r) => r.lease_id === l.leaseId && r.scope === "proxy_statement",
+      );
+      return statements.length >= 2;
+    });
+    expect(statements.map((r) => r.statement)).toEqual([undefined, "select 'marker' as m"]);
+    expect(statements[0]?.digest).toMatch(/^sha256:/);
+    expect(JSON.stringify(await h.auditRecords())).not.toContain(own);
+  });
+
   it("no statement text of a refused change, nor the attempted password, reaches the audit trail or logs", async () => {
     const audit = JSON.stringify(await h.auditRecords());
     expect(audit).not.toContain(attempted);

@@ -197,6 +197,43 @@ describe("Redis listener refusals", () => {
   });
 });
 
+describe("Redis listener under abuse", () => {
+  it("a lease past proxy.maxConnectionsPerLease gets ERR naming the setting; another lease does not", async () => {
+    const capped = await h.manager({ maxConnectionsPerLease: 2 });
+    const p = capped.endpointFor(RESOURCE)?.port;
+    if (!p) throw new Error("no listener");
+    const held = [viaProxy(lease, lease.token, p), viaProxy(lease, lease.token, p)];
+    try {
+      for (const r of held) await r.connect();
+      expect(await held[1]?.ping()).toBe("PONG");
+      expect(await loginErrors(viaProxy(lease, lease.token, p))).toContain("proxy.maxConnectionsPerLease");
+      const other = await h.checkout(RESOURCE, { agent: "b" });
+      const o = viaProxy(other, other.token, p);
+      await o.connect();
+      expect(await o.ping()).toBe("PONG");
+      o.disconnect();
+    } finally {
+      for (const r of held) r.disconnect();
+    }
+  });
+
+  it("when the handshake slots are full the oldest idle connection is closed for a real client", async () => {
+    const small = await h.manager({ maxHandshakes: 1, handshakeTimeoutMs: 60_000 });
+    const p = small.endpointFor(RESOURCE)?.port;
+    if (!p) throw new Error("no listener");
+    const idle = await rawConnect(p);
+    const idleClosed = readUntilClose(idle);
+    const r = viaProxy(lease, lease.token, p);
+    try {
+      await r.connect();
+      expect(await r.ping()).toBe("PONG");
+      expect((await idleClosed).toString()).toContain("too many connections are logging in");
+    } finally {
+      r.disconnect();
+    }
+  });
+});
+
 describe("the end of a lease ends its Redis connections", () => {
   it("revocation closes the open connection and refuses the token", async () => {
     const l = await h.checkout(RESOURCE);

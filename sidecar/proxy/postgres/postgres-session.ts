@@ -313,6 +313,11 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.admittedAs = leaseId;
   }
 
+  private releaseAdmission(): void {
+    if (this.admittedAs !== undefined) this.ctx.registry.release(this.admittedAs, this);
+    this.admittedAs = undefined;
+  }
+
   get evictable(): boolean {
     return this.waitingOnClient && !this.ended;
   }
@@ -334,6 +339,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     if (this.ended) return;
     this.ended = true;
     this.ctx.handshakes.leave(this);
+    this.releaseAdmission();
     this.abort.abort();
     this.backend?.destroy();
     if (err instanceof PeerClosedError) {
@@ -400,7 +406,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.ctx.live.delete(this);
     this.ctx.handshakes.leave(this);
     if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
-    if (this.admittedAs !== undefined) this.ctx.registry.release(this.admittedAs, this);
+    this.releaseAdmission();
     if (this.clientKey) this.ctx.cancelKeys.revoke(this.clientKey.pid, this.clientKey.secret);
     if (this.spliced) {
       this.record.bytesIn += this.spliced.up.bytes;

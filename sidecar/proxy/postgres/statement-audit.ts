@@ -4,6 +4,7 @@ import type { LeaseRecord } from "../../leases/index.js";
 import { leaseAuditFields } from "../session-record.js";
 import type { SpliceDirection } from "../splice.js";
 import { MSG } from "./constants.js";
+import { changesRolePassword } from "./password-statements.js";
 import type { TappedMessage } from "./frame-tap.js";
 
 /** Pending audit writes of one session past which the client is paused until they land. */
@@ -67,7 +68,8 @@ export class StatementAuditor {
       target: this.o.client,
       request_id: this.o.requestId,
       digest: `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`,
-      statement: this.o.mode === "text" ? text : undefined,
+      // A password change keeps its digest but never its text: the text holds the password.
+      statement: this.o.mode === "text" && !changesRolePassword(text) ? text : undefined,
       truncated: m.truncated ? true : undefined,
     };
     this.pending += 1;

@@ -233,6 +233,11 @@ export class RedisSession implements ProxySession, Handshaking {
     this.admittedAs = leaseId;
   }
 
+  private releaseAdmission(): void {
+    if (this.admittedAs !== undefined) this.ctx.registry.release(this.admittedAs, this);
+    this.admittedAs = undefined;
+  }
+
   get evictable(): boolean {
     return !this.checking && !this.ended;
   }
@@ -252,6 +257,7 @@ export class RedisSession implements ProxySession, Handshaking {
     if (this.ended) return;
     this.ended = true;
     this.ctx.handshakes.leave(this);
+    this.releaseAdmission();
     this.abort.abort();
     this.backend?.destroy();
     if (err instanceof PeerClosedError) {
@@ -300,7 +306,7 @@ export class RedisSession implements ProxySession, Handshaking {
     this.ctx.live.delete(this);
     this.ctx.handshakes.leave(this);
     this.unclaim();
-    if (this.admittedAs !== undefined) this.ctx.registry.release(this.admittedAs, this);
+    this.releaseAdmission();
     if (this.spliced) {
       this.record.bytesIn += this.spliced.up.bytes;
       this.record.bytesOut += this.spliced.down.bytes;
