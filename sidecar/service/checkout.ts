@@ -194,8 +194,8 @@ export class Checkout {
     return this.issue(holder, reg, { task: a.task, intent: a.intent }, a.ttl, meta);
   }
 
-  /** A fresh token for a live lease (a later poll of a redeemed approval). */
-  mint(lease: LeaseRecord, jkt: string | undefined): Promise<string> {
+  /** The lease's token, bound to `jkt` when given; minted once per lease (a redeemed approval gets no second one). */
+  private mint(lease: LeaseRecord, jkt: string | undefined): Promise<string> {
     return this.o.tokens.mint({
       leaseId: lease.id,
       agent: lease.agent,
