@@ -168,7 +168,8 @@ export const listAdaptersRoute = appRoute({
   summary: "Adapter types with the JSON Schema of their connection settings",
   auth: "operator",
   responses: { 200: { description: "loaded adapters", schema: adapterListSchema } },
-  errors: [],
+  // An identity that policy lets take no operator action anywhere is refused (403).
+  errors: ["policy_denied"],
   // Adapter types and their config schemas: any operator or DBA identity may read them.
   handle: (_ctx, d) => ({
     adapters: [...d.adapters.values()].map((a) => ({
