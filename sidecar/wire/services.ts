@@ -82,6 +82,8 @@ export async function wireServices(
     log: log.child({ module: "proxy" }),
     auditStatements: config.proxy.auditStatements,
     handshakeTimeoutMs: config.proxy.handshakeTimeoutMs,
+    maxHandshakes: config.proxy.maxHandshakes,
+    maxConnectionsPerLease: config.proxy.maxConnectionsPerLease,
     tls: config.proxy.tls === "off" ? false : "self-signed",
   });
   proxies = proxyManager;
