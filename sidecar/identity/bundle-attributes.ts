@@ -27,7 +27,7 @@ export function parseBundleAttributes(
   if (entries.length > MAX_ATTRIBUTES) {
     return { ok: false, problem: `attributes: at most ${MAX_ATTRIBUTES}` };
   }
-  const out: Record<string, BundleAttributeValue> = {};
+  const out: Array<[string, BundleAttributeValue]> = [];
   for (const [name, value] of entries) {
     if (!NAME.test(name))
       return { ok: false, problem: `attributes: "${name.slice(0, 64)}" is not a valid name` };
@@ -36,9 +36,10 @@ export function parseBundleAttributes(
     }
     const problem = valueProblem(value);
     if (problem !== undefined) return { ok: false, problem: `attributes.${name}: ${problem}` };
-    out[name] = Array.isArray(value) ? [...(value as string[])] : (value as BundleAttributeValue);
+    out.push([name, Array.isArray(value) ? [...(value as string[])] : (value as BundleAttributeValue)]);
   }
-  return { ok: true, attributes: out };
+  // fromEntries defines own properties: a name like __proto__ stays a plain key.
+  return { ok: true, attributes: Object.fromEntries(out) };
 }
 
 function textProblem(v: unknown): string | undefined {

@@ -78,7 +78,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 
 /** The verified attributes policy can see (the schema's Agent attributes), kept on the lease. */
 function policyAttributes(attributes: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(attributes).filter(([k]) => k in AGENT_ATTRIBUTES));
+  return Object.fromEntries(Object.entries(attributes).filter(([k]) => Object.hasOwn(AGENT_ATTRIBUTES, k)));
 }
 
 const newLeaseId = () => `lse_${randomBytes(16).toString("base64url")}`;

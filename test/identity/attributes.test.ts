@@ -145,6 +145,26 @@ describe("policy attributes come from who can vouch for them", () => {
     }
   });
 
+  it("an attribute named __proto__ in a bundle stays a plain key and changes no prototype", async () => {
+    const text = JSON.parse(await readFile(bundle, "utf8")) as { keys: Record<string, unknown>[] };
+    const odd = join(dir, "proto.jwks.json");
+    const keys = text.keys.map((k) =>
+      k.sub === PLAIN ? { ...k, attributes: { team: "t", PROTO: ["x"] } } : k,
+    );
+    // JSON text is the only way to write an own "__proto__" member.
+    await writeFile(odd, JSON.stringify({ keys }).replace('"PROTO"', '"__proto__"'));
+    const v = createIdentityVerifier({
+      audience: AUDIENCE,
+      maxTokenLifetime: 300,
+      clockSkew: 30,
+      trust: [{ kind: "agents", jwks: odd, subjects: ["spiffe://example.org/agent/*"] }],
+    });
+    const identity = await v.verify(await mintIdentityAssertion({ keyFile: plainKey, audience: AUDIENCE }));
+    expect(Object.getPrototypeOf(identity.attributes)).toBe(Object.prototype);
+    expect(Object.hasOwn(identity.attributes, "__proto__")).toBe(true);
+    expect(identity.attributes.team).toBe("t");
+  });
+
   it("keygen refuses reserved, malformed and control-character attributes", async () => {
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ trust_kind: "issuer" }, "reserved"],
