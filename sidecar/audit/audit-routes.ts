@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from "fastify";
 import { z } from "zod";
+import { plainText } from "../util/text.js";
 import { operatorCaller } from "../http/auth.js";
 import { type RouteApp, registerRoutes } from "../http/register.js";
 import { routeDeclarer } from "../http/route.js";
@@ -25,7 +26,7 @@ export interface AuditRouteDeps extends AuditHandlerDeps {
   readonly requireOperator: (req: FastifyRequest) => string;
 }
 
-const text = (max: number) => z.string().min(1).max(max);
+const text = (max: number) => plainText(max, 1);
 
 export const auditQuerySchema = z.strictObject({
   agent: text(512).optional(),

@@ -127,7 +127,7 @@ export const pollApprovalRoute = appRoute({
   tag: "agents",
   summary: "Poll an approval request (the same agent's identity JWT)",
   description:
-    "Once approved, the first poll turns the request into a lease (policy decides again with approved: true) and returns it with a lease token; later polls return the same lease with a fresh token.",
+    "Once approved, the first poll turns the request into a lease (policy decides again with approved: true) and returns it with a lease token; later polls show the approval and its lease, never a second token. When the checkout carried a DPoP proof, every poll needs a fresh proof by that key (401 otherwise).",
   auth: "identity",
   params: approvalParam,
   responses: {

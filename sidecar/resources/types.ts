@@ -1,21 +1,22 @@
 import { z } from "zod";
+import { plainText } from "../util/text.js";
 
 export const RESOURCE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 const accountItem = z.union([
-  z.string().min(1).max(256),
-  z.strictObject({ name: z.string().min(1).max(256), password: z.string().min(1).max(1024).optional() }),
+  plainText(256, 1),
+  z.strictObject({ name: plainText(256, 1), password: z.string().min(1).max(1024).optional() }),
 ]);
 
 /** A DBA's registration file (DESIGN.md), before the adapter checks `connection`. */
 export const registrationSchema = z.strictObject({
   name: z.string().regex(RESOURCE_NAME, "must be 1-63 of a-z 0-9 . _ - starting with a letter or digit"),
-  adapter: z.string().min(1),
+  adapter: plainText(128, 1),
   connection: z.record(z.string(), z.unknown()),
   /** @default "admin" */
   rotateWith: z.enum(["admin", "self"]).default("admin"),
   admin: z
-    .strictObject({ username: z.string().min(1).max(256), password: z.string().min(1).max(1024).optional() })
+    .strictObject({ username: plainText(256, 1), password: z.string().min(1).max(1024).optional() })
     .optional(),
   accounts: z.array(accountItem).min(1).max(1000),
   /** @default true */
@@ -47,7 +48,7 @@ export const registrationSchema = z.strictObject({
     })
     .prefault({}),
   /** Groups for policy (Cedar ResourceGroup). @default [] */
-  groups: z.array(z.string().min(1)).default([]),
+  groups: z.array(plainText(128, 1)).default([]),
 });
 
 export type RegistrationInput = z.input<typeof registrationSchema>;

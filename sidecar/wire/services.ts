@@ -69,7 +69,10 @@ export async function wireServices(
     audit,
     events,
     log,
-    approvals: new ApprovalStore(redis, prefix),
+    approvals: new ApprovalStore(redis, prefix, {
+      minApprovers: config.approvals.minApprovers,
+      maxPendingPerAgent: config.approvals.maxPendingPerAgent,
+    }),
     approvalTtlSeconds: config.approvals.ttl,
     checkoutsPerMinute: config.limits.checkoutsPerMinute,
   });
