@@ -11,6 +11,7 @@ import {
 import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
 import { type AppRoute, parseRouteTree } from "./route-list.js";
+import { waitFor } from "../support/wait-for.js";
 
 const A = "spiffe://example.org/agent/a";
 const B = "spiffe://example.org/agent/b";
@@ -205,15 +206,11 @@ describe("the document against the real app", () => {
       return { status: res.statusCode, body, res };
     };
     const name = lh.resource;
-    const waitAvailable = async () => {
-      for (let i = 0; i < 200; i++) {
+    const waitAvailable = () =>
+      waitFor("the account to come back to available", async () => {
         const r = await call("GET /v1/resources/:name", { params: { name }, token: admin });
-        const accounts = r.body.accounts as Array<{ state: string }>;
-        if (accounts.every((a) => a.state === "available")) return;
-        await new Promise((res) => setTimeout(res, 50));
-      }
-      throw new Error("the account never came back to available");
-    };
+        return (r.body.accounts as Array<{ state: string }>).every((a) => a.state === "available");
+      });
     const checkout = (agent: "a" | "b") => async () =>
       call("POST /v1/checkout", {
         token: await lh.identity(agent),

@@ -2,6 +2,7 @@ import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeLease, type OpsHarness, startOpsHarness } from "./ops-harness.js";
 import { openStream } from "./sse-client.js";
+import { waitFor } from "../support/wait-for.js";
 
 let h: OpsHarness;
 const auth = () => ({ authorization: `Bearer ${h.adminToken}` });
@@ -13,15 +14,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
-  for (let i = 0; i < 100; i++) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("GET /v1/leases/stream", () => {
   it("refuses a request without the admin token, in the documented error shape", async () => {
@@ -100,14 +92,14 @@ describe("GET /v1/leases/stream", () => {
   it("sends heartbeats, and forgets a client that went away", async () => {
     const s = await openStream(h.url, auth());
     await s.next((m) => m.event === "snapshot");
-    await waitFor(async () => (s.heartbeats() > 0 ? true : undefined), "a heartbeat");
+    await waitFor("a heartbeat", () => s.heartbeats() > 0);
     const clients = async () => {
       const text = await (await fetch(`${h.url}/metrics`)).text();
       return Number(/^leasehold_event_stream_clients (\d+)/m.exec(text)?.[1]);
     };
     expect(await clients()).toBeGreaterThanOrEqual(1);
     s.close();
-    await waitFor(async () => ((await clients()) === 0 ? true : undefined), "the stream to be forgotten");
+    await waitFor("the stream to be forgotten", async () => (await clients()) === 0);
     expect(await clients()).toBe(0);
   });
 
