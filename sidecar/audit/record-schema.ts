@@ -67,6 +67,12 @@ export const auditRecordSchema = z
       .min(1)
       .optional()
       .describe("The approval a decision is about (scopes approval_requested, approved, denied)."),
+    trust_kind: z
+      .enum(["agents", "issuer"])
+      .optional()
+      .describe(
+        "How the acting identity was verified: agents (its key in the operator's trust bundle) or issuer (a trusted issuer's token).",
+      ),
     request_id: z.string().optional().describe("The HTTP request (x-request-id) that caused the record."),
     target: z.string().optional().describe("What a tool call acted on, as the agent reported it."),
     digest: z.string().optional().describe("SHA-256 of a tool call's arguments, as the agent reported it."),

@@ -99,6 +99,8 @@ export interface AuditDetails {
   readonly reason?: string | undefined;
   /** The approval a decision is about (scopes approval_requested, approved, denied). */
   readonly approval_id?: string | undefined;
+  /** How the acting identity was verified: `agents` (its key in the operator's bundle) or `issuer`. */
+  readonly trust_kind?: "agents" | "issuer" | undefined;
   readonly request_id?: string | undefined;
   /** What a tool call acted on (table, host, path), as the agent reported it. */
   readonly target?: string | undefined;

@@ -22,7 +22,7 @@ export interface PolicyRequest {
   /** The resource name: `Resource::"<resource>"`. */
   resource: string;
   context: PolicyContext;
-  /** Claims; only attributes declared in the schema (AGENT_ATTRIBUTES) with the right type are used. */
+  /** Verified attributes (never raw claims); only those declared in the schema (AGENT_ATTRIBUTES) with the right type are used. */
   principalAttrs?: Record<string, unknown>;
   /** `AgentGroup` ids the agent is in. */
   principalGroups?: string[];

@@ -3,6 +3,14 @@ import { LeaseholdError } from "../errors.js";
 import type { PolicyContext } from "../policy/index.js";
 import type { PolicyActionName, PolicyDecisionOut, PolicyPort } from "./ports.js";
 
+/** How the principal was verified, from its vouched-for attributes (absent for the admin token). */
+export function trustKind(
+  attrs: Readonly<Record<string, unknown>> | undefined,
+): "agents" | "issuer" | undefined {
+  const kind = attrs?.trust_kind;
+  return kind === "agents" || kind === "issuer" ? kind : undefined;
+}
+
 /** What one decision is about, and what its audit record names besides the decision itself. */
 export interface DecisionRequest {
   readonly action: PolicyActionName;
@@ -68,6 +76,7 @@ export class DecisionGate {
         ...req.record,
         event: "decision",
         agent: req.principal,
+        trust_kind: trustKind(req.attrs),
         scope: req.action,
         resource: req.resource,
         decision: operator && !allowed ? "deny" : decision.decision,

@@ -183,6 +183,8 @@ describe("attack 3: attributes come from who can vouch for them", () => {
     expect(rest).toEqual([]);
     expect(decision).toMatchObject({ event: "decision", agent: A, resource: "spire-db", decision: "deny" });
     expect(decision?.policies).toEqual([]);
+    // The record names how the identity was really verified, whatever it claimed.
+    expect(decision?.trust_kind).toBe("agents");
     // The same for a team claimed in the token rather than given in the bundle.
     const team = await selfSigned("a", { team: "billing", trust_kind: "issuer" });
     expectError(
