@@ -11,6 +11,7 @@ import {
 } from "../identity/index.js";
 import type { Logger } from "../logger.js";
 import type { RedisClient } from "../redis.js";
+import type { SecretStore } from "../secrets/index.js";
 import type { DpopPort, IdentityPort, LeaseTokenPort } from "../service/index.js";
 
 /** Who callers are and what their tokens are worth: identity JWTs, DPoP proofs, lease tokens. */
@@ -24,21 +25,32 @@ export interface IdentityParts {
   jwks(): Promise<{ keys: JWK[] }>;
 }
 
-/** Builds identity verification (delegation, optional one-time jti), DPoP and the lease-token service. */
-export async function wireIdentity(config: Config, redis: RedisClient, log: Logger): Promise<IdentityParts> {
+/**
+ * Builds identity verification (delegation, optional one-time jti), DPoP and the lease-token
+ * service. Lease tokens verify only with keys of the own key file or published in Vault (`secrets`);
+ * Redis is never asked for a key. Without `secrets`, only the own key file counts.
+ */
+export async function wireIdentity(
+  config: Config,
+  redis: RedisClient,
+  log: Logger,
+  secrets?: SecretStore,
+): Promise<IdentityParts> {
   const prefix = config.redis.prefix;
   const keys = await loadLeaseTokenKeys({ file: config.tokens.signingKey });
-  const clusterKeys = new ClusterKeys({ redis, prefix, ttlMs: config.tokens.publishTtl * 1000 });
+  const clusterKeys = secrets
+    ? new ClusterKeys({ secrets, ttlMs: config.tokens.publishTtl * 1000 })
+    : undefined;
   const publishKeys = async () => {
     await keys.refresh();
-    await clusterKeys.publish(keys.publicJwks().keys);
+    await clusterKeys?.publish(keys.publicJwks().keys);
   };
   await publishKeys().catch((err: unknown) =>
-    log.warn({ err: { message: (err as Error).message } }, "could not publish lease-token keys to redis"),
+    log.warn({ err: { message: (err as Error).message } }, "could not publish lease-token keys to vault"),
   );
   const tokens = createLeaseTokenService({
     keys,
-    extraKeyResolver: (kid: string) => clusterKeys.resolve(kid),
+    ...(clusterKeys ? { extraKeyResolver: (kid: string) => clusterKeys.resolve(kid) } : {}),
   });
   const delegated = withDelegation(
     createIdentityVerifier({
@@ -73,7 +85,7 @@ export async function wireIdentity(config: Config, redis: RedisClient, log: Logg
     tokens,
     publishKeys,
     jwks: async () => {
-      const all = await clusterKeys.all().catch(() => [] as JWK[]);
+      const all = (await clusterKeys?.all().catch(() => [] as JWK[])) ?? [];
       const own = keys.publicJwks().keys;
       const seen = new Set(own.map((k) => k.kid));
       return { keys: [...own, ...all.filter((k) => !seen.has(k.kid))] };
