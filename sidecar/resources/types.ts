@@ -85,6 +85,12 @@ export interface AccountRecord {
   readonly pending_password?: string | undefined;
   readonly state: AccountRecordState;
   readonly lease_id?: string | undefined;
+  /**
+   * With state "leased": the lease's maximum expiry (ms since the epoch) as checked out. Past
+   * it the account is rotated whatever Redis says about the lease. Absent in records written
+   * before it existed.
+   */
+  readonly max_expires_at?: number | undefined;
   readonly rotation_id?: string | undefined;
   readonly last_rotated_at?: string | undefined;
   readonly failures?: number | undefined;

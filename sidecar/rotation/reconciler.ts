@@ -12,12 +12,19 @@ export interface ReconcilerOptions {
   catalog: ResourceCatalog;
   rotation: RotationEngine;
   log: Logger;
+  /**
+   * How long past a lease's maximum expiry recorded in Vault the account waits before it is
+   * rotated whatever Redis says, ms (covers clock skew between Redis and this host). @default 2000
+   */
+  maxExpiryGraceMs?: number;
 }
 
 /**
  * Makes Redis agree with Vault, which is the truth about dirty accounts: an account that Vault
  * says was leased, with no live lease in Redis, or left rotating, is rotated before anyone gets it
- * (even after Redis lost everything).
+ * (even after Redis lost everything). An account Vault records as leased is rotated once the
+ * lease's maximum expiry recorded there has passed, whatever Redis says: taking a lease out of
+ * Redis' expiry schedule cannot keep a password alive past it.
  */
 export class Reconciler {
   constructor(private readonly o: ReconcilerOptions) {}
@@ -49,10 +56,7 @@ export class Reconciler {
           await this.o.leases.setAccountState(reg.name, account, "quarantined", true);
         continue;
       }
-      if (rec.state === "leased" && rec.lease_id) {
-        const lease = await this.o.leases.get(reg.name, rec.lease_id);
-        if (lease?.state === "active") continue;
-      }
+      if (rec.state === "leased" && (await this.leaseStillHolds(reg.name, rec))) continue;
       if (rec.next_attempt_at && Date.parse(rec.next_attempt_at) > Date.now()) {
         if (!inRedis) await this.o.leases.setAccountState(reg.name, account, "rotating");
         continue;
@@ -65,5 +69,26 @@ export class Reconciler {
         leaseId: rec.lease_id,
       });
     }
+  }
+
+  /**
+   * True while the lease an account is recorded leased to may still be in use. Past the maximum
+   * expiry recorded in Vault it is not, even if Redis shows it active: it is ended in Redis too,
+   * so its token is refused from now on. Records without max_expires_at (written before it
+   * existed) trust Redis as before.
+   */
+  private async leaseStillHolds(resource: string, rec: AccountRecord): Promise<boolean> {
+    if (!rec.lease_id) return false;
+    const lease = await this.o.leases.get(resource, rec.lease_id);
+    const max = rec.max_expires_at;
+    const overdue = typeof max === "number" && Date.now() > max + (this.o.maxExpiryGraceMs ?? 2_000);
+    if (lease?.state !== "active") return false;
+    if (!overdue) return true;
+    this.o.log.warn(
+      { resource, account: rec.username, lease_id: rec.lease_id },
+      "lease past its maximum expiry recorded in vault is still active in redis: ending it and rotating",
+    );
+    await this.o.leases.end(resource, rec.lease_id, "expired");
+    return false;
   }
 }
