@@ -202,13 +202,13 @@ export const configSchema = z.strictObject({
         window: z.number().int().min(1).max(600).default(60),
       })
       .prefault({}),
-    /** Delegation chains (RFC 8693 `act` claims) in identity tokens. */
+    /** Delegation chains (RFC 8693 `act` claims) vouched for by an issuer or by leasehold's token exchange. */
     delegation: z
       .strictObject({
         /** Most `act` hops accepted (1-5). @default 5 */
         maxDepth: z.number().int().min(1).max(5).default(5),
-        /** Globs a human delegator (`user:<e-mail>`) must match; [] accepts agents only. @default ["user:*"] */
-        humans: z.array(z.string().min(1)).default(["user:*"]),
+        /** Globs a human delegator (`user:<e-mail>`) must match; the default [] accepts agents only. @default [] */
+        humans: z.array(z.string().min(1)).default([]),
       })
       .prefault({}),
   }),

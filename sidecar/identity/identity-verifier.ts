@@ -105,6 +105,10 @@ export function createIdentityVerifier(opts: IdentityOptions): IdentityVerifier 
       } catch {
         throw refuse("identity token is malformed", "payload");
       }
+      const delegated = unverified.act !== undefined;
+      // RFC 8693 §4.1: in a delegated token `act.sub` is the acting party, `sub` the one acted
+      // for. Only an issuer vouches for that; a self-signed token speaks for its `sub` alone.
+      const actor = delegated ? actingParty(unverified.act) : undefined;
       const raw = unverified.sub;
       if (raw === undefined) throw refuse("identity token subject missing");
       if (typeof raw !== "string") {
@@ -112,12 +116,24 @@ export function createIdentityVerifier(opts: IdentityOptions): IdentityVerifier 
       }
       const candidates: { entry: CompiledEntry; subject: string }[] = [];
       let mapped = false;
+      let selfAsserted = false;
       for (const entry of entries) {
-        const subject = entry.subjectOf(raw);
+        if (delegated && entry.kind === "agents") {
+          const self = entry.subjectOf(raw);
+          if (self !== undefined && entry.matches(self)) selfAsserted = true;
+          continue;
+        }
+        const presented = entry.kind === "issuer" && actor !== undefined ? actor : raw;
+        const subject = entry.subjectOf(presented);
         if (subject === undefined) continue;
         mapped = true;
         if (entry.matches(subject)) candidates.push({ entry, subject });
       }
+      const selfAssertedRefusal = () =>
+        refuse("identity token delegation is self-asserted (act in a self-signed token)");
+      if (selfAsserted && (candidates.length === 0 || actor === undefined)) throw selfAssertedRefusal();
+      if (delegated && actor === undefined)
+        throw refuse("identity token act claim is malformed (no act.sub)");
       if (!mapped) throw refuse("identity token subject is not a valid SPIFFE ID", spiffeIdProblem(raw));
       if (candidates.length === 0) throw refuse("identity token subject is not trusted");
 
@@ -151,6 +167,8 @@ export function createIdentityVerifier(opts: IdentityOptions): IdentityVerifier 
           firstRefusal ??= err;
         }
       }
+      // No issuer vouched for the chain, and a self-signing agent's key cannot: say so.
+      if (selfAsserted) throw selfAssertedRefusal();
       throw firstRefusal ?? refuse("identity token subject is not trusted");
     },
   };
@@ -234,6 +252,13 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
       return (await verifyWithKeys(jwt, header, byKid)).verified;
     },
   };
+}
+
+/** The acting party of a token's `act` claim (`act.sub`), or undefined when it names none. */
+function actingParty(act: unknown): string | undefined {
+  if (typeof act !== "object" || act === null || Array.isArray(act)) return undefined;
+  const sub = (act as Record<string, unknown>).sub;
+  return typeof sub === "string" ? sub : undefined;
 }
 
 /** A DNS label, as Kubernetes names namespaces; service-account names may also hold dots. */

@@ -193,13 +193,17 @@ export interface LeaseTokenKeysOptions {
 }
 
 /**
- * A verified delegation chain (RFC 8693 `act` claims, leasehold's reading): the token's `sub` is
- * the agent that acts (and signs); `act.sub` is whoever delegated the task to it, `act.act.sub`
- * whoever delegated to that one, and so on.
+ * A verified delegation chain (RFC 8693 §4.1): the token's `sub` is the party acted for,
+ * `act.sub` the acting agent (the verified subject), each nested `act` a prior actor.
  */
 export interface Delegation {
-  /** Delegators, nearest first: `chain[0]` is `act.sub`, the last is the origin of the task. */
+  /**
+   * Delegators, nearest first: the prior actors from the most recent (`act.act.sub`), the last
+   * is the origin of the task (the token's `sub`).
+   */
   chain: string[];
+  /** The party the agent acts for: the token's `sub`, the last of `chain`. */
+  onBehalfOf: string;
   /** The narrowest `scope` along the chain (resource names), when any hop or the token states one. */
   scope?: string[];
 }
@@ -207,7 +211,7 @@ export interface Delegation {
 export interface DelegationOptions {
   /** Trust entries: a delegating agent must match the subject globs of one of them. */
   trust: readonly Pick<TrustEntry, "subjects">[];
-  /** Globs for human delegators (`user:<email>`). @default ["user:*"] */
+  /** Globs for human delegators (`user:<email>`). @default [] (none) */
   humans?: readonly string[];
   /** Most `act` hops accepted (1..5). @default 5 */
   maxDepth?: number;

@@ -16,6 +16,8 @@ export interface PolicyFacts {
   readonly dpop: boolean;
   /** Delegators, nearest first. */
   readonly chain?: readonly string[] | undefined;
+  /** The party the agent acts for; the last of `chain` when not given. */
+  readonly onBehalfOf?: string | undefined;
 }
 
 /** Cedar type of a context field. */
@@ -114,8 +116,14 @@ export const POLICY_CONTEXT_FIELDS = {
   delegated_by: {
     type: "String",
     optional: true,
-    doc: "The nearest delegator when the agent acts for another (the identity token's `act` chain); absent otherwise.",
+    doc: "The nearest delegator when the agent acts for another (a vouched RFC 8693 delegation: the most recent prior actor, or the party acted for when there is one hop); absent otherwise.",
     from: (f) => f.chain?.[0],
+  },
+  on_behalf_of: {
+    type: "String",
+    optional: true,
+    doc: "The party the agent acts for (RFC 8693 `sub` of an issuer's delegated token or of leasehold's delegation token); the principal stays the acting agent. Absent when the agent acts for itself.",
+    from: (f) => f.onBehalfOf ?? f.chain?.at(-1),
   },
 } as const satisfies Readonly<Record<string, ContextField>>;
 

@@ -33,6 +33,7 @@ export function agentDecision(i: AgentDecisionInput): DecisionRequest {
     approved: i.approved ?? false,
     dpop: i.dpop ?? false,
     chain: i.chain,
+    onBehalfOf: i.onBehalfOf,
   };
   return {
     action: i.action,

@@ -6,9 +6,14 @@ import type { PolicyContext } from "../policy/index.js";
  * a new capability changes them here, never through a parallel "extended" port.
  */
 
-/** A delegation chain a verifier vouched for: delegators nearest first, and a narrowed scope. */
+/**
+ * A delegation a verifier vouched for (an issuer's `act` claim or leasehold's own delegation
+ * token): delegators nearest first, the party acted for, and a narrowed scope.
+ */
 export interface VerifiedDelegation {
   readonly chain: readonly string[];
+  /** The party the agent acts for (RFC 8693 `sub`): the last of `chain`. */
+  readonly onBehalfOf: string;
   readonly scope?: readonly string[] | undefined;
 }
 

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { request } from "node:http";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decodeJwt } from "jose";
+import { type CryptoKey, decodeJwt, exportJWK, generateKeyPair, SignJWT } from "jose";
 import pg from "pg";
 import { parse as parseYaml, stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -43,13 +44,18 @@ when { context has delegated_by && context.delegated_by == "user:alice@example.o
 `;
 
 const ALICE = "user:alice@example.org";
+const AGENT_A = "spiffe://example.org/agent/a";
 const AGENT_B = "spiffe://example.org/agent/b";
+/** An IdP that issues delegated tokens in RFC 8693's form (Okta, Entra, AgentCore do). */
+const IDP = "https://idp.identity-binding.test";
 const ORDERS = 3;
 
 let stack: Stack;
 let c: StackClient;
 let admin: string;
 let keyA: string;
+let idpKey: CryptoKey;
+let idpDir: string;
 const secrets: string[] = [];
 
 const read = (resource: string) => ({
@@ -75,6 +81,24 @@ async function assertA(extraClaims?: Record<string, unknown>): Promise<string> {
     audience: "leasehold",
     ...(extraClaims ? { extraClaims } : {}),
   });
+  secrets.push(jwt);
+  return jwt;
+}
+
+/**
+ * A token the IdP issues for agent a acting for `sub` (RFC 8693 §4.1: `act.sub` is the actor,
+ * nested `act` prior actors); `act` members beyond `sub: agent/a` come from `act`.
+ */
+async function delegatedA(sub: string, act: Record<string, unknown> = {}): Promise<string> {
+  const jwt = await new SignJWT({ act: { sub: AGENT_A, ...act } })
+    .setProtectedHeader({ alg: "ES256", kid: "idp-1", typ: "JWT" })
+    .setIssuer(IDP)
+    .setSubject(sub)
+    .setAudience("leasehold")
+    .setJti(crypto.randomUUID())
+    .setIssuedAt()
+    .setExpirationTime("2m")
+    .sign(idpKey);
   secrets.push(jwt);
   return jwt;
 }
@@ -125,7 +149,28 @@ async function register(name: string, accounts: string[]): Promise<void> {
 }
 
 beforeAll(async () => {
-  stack = await startStack({ policy: POLICY });
+  idpDir = await mkdtemp(join(tmpdir(), "lh-idp-"));
+  const pair = await generateKeyPair("ES256");
+  idpKey = pair.privateKey;
+  const idpJwks = join(idpDir, "idp.jwks.json");
+  const pub = { ...(await exportJWK(pair.publicKey)), kid: "idp-1", alg: "ES256", use: "sig" };
+  await writeFile(idpJwks, JSON.stringify({ keys: [pub] }));
+  const agents = {
+    kind: "agents",
+    jwks: "./trust/agents.jwks.json",
+    subjects: ["spiffe://example.org/agent/*"],
+  };
+  const idp = { kind: "issuer", jwks: idpJwks, issuer: IDP, subjects: ["spiffe://example.org/agent/*"] };
+  stack = await startStack({
+    policy: POLICY,
+    config: {
+      identity: {
+        audience: "leasehold",
+        trust: [agents, idp],
+        delegation: { humans: ["user:*@example.org"] },
+      },
+    },
+  });
   c = new StackClient(stack);
   admin = await c.adminToken();
   keyA = await c.keyFile("a");
@@ -151,6 +196,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.close();
+  if (idpDir !== undefined) await rm(idpDir, { recursive: true, force: true });
 });
 
 describe("DPoP-bound lease tokens over HTTP", () => {
@@ -261,15 +307,14 @@ describe("DPoP-bound lease tokens over HTTP", () => {
   });
 });
 
-describe("delegation chains (act)", () => {
+describe("delegation chains (act, RFC 8693 §4.1, vouched for by an issuer)", () => {
   it("records the chain on the lease and in the audit, and gives policy delegated_by", async () => {
-    const act = { sub: ALICE };
     const denied = await c.http("POST", "/v1/checkout", {
       token: await assertA(),
       body: read("delegated-db"),
     });
     expectError(denied, 403, "policy_denied");
-    const jwt = await assertA({ act: { sub: AGENT_B, act } });
+    const jwt = await delegatedA(ALICE, { act: { sub: AGENT_B } });
     // agent/b delegated to agent/a: delegated_by is agent/b, so alice's policy does not apply...
     expectError(
       await c.http("POST", "/v1/checkout", { token: jwt, body: read("delegated-db") }),
@@ -277,7 +322,7 @@ describe("delegation chains (act)", () => {
       "policy_denied",
     );
     // ...while alice delegating directly to agent/a does.
-    const direct = await assertA({ act });
+    const direct = await delegatedA(ALICE);
     const co = await c.http("POST", "/v1/checkout", { token: direct, body: read("delegated-db") });
     expect(co.status, JSON.stringify(co.json)).toBe(201);
     const lease = co.json.lease as { id: string; agent_chain: string[] };
@@ -300,7 +345,7 @@ describe("delegation chains (act)", () => {
   });
 
   it("keeps a two-hop chain nearest delegator first", async () => {
-    const jwt = await assertA({ act: { sub: AGENT_B, act: { sub: ALICE } } });
+    const jwt = await delegatedA(ALICE, { act: { sub: AGENT_B } });
     const co = await c.http("POST", "/v1/checkout", { token: jwt, body: read("orders-db") });
     expect(co.status, JSON.stringify(co.json)).toBe(201);
     const lease = co.json.lease as { id: string; agent_chain: string[] };
@@ -321,20 +366,27 @@ describe("delegation chains (act)", () => {
   });
 
   it("refuses a chain deeper than 5, a malformed act, an untrusted delegator and a widening scope", async () => {
-    let act: Record<string, unknown> | undefined;
-    for (let i = 6; i >= 1; i--) act = { sub: `spiffe://example.org/agent/d${i}`, ...(act ? { act } : {}) };
-    const cases: Array<[unknown, string]> = [
-      [act, "deeper than 5 hops"],
-      ["user:alice@example.org", "act claim is malformed"],
-      [{ sub: ALICE, aud: "x" }, "act claim is malformed"],
-      [{ sub: "spiffe://evil.example/agent/x" }, "not trusted"],
+    // Prior actors d1..d5 and the origin d6: six delegators.
+    let prior: Record<string, unknown> | undefined;
+    for (let i = 5; i >= 1; i--)
+      prior = { sub: `spiffe://example.org/agent/d${i}`, ...(prior ? { act: prior } : {}) };
+    const cases: Array<[string, Record<string, unknown>, string]> = [
+      ["spiffe://example.org/agent/d6", { act: prior }, "deeper than 5 hops"],
+      [ALICE, { aud: "x" }, "act claim is malformed"],
+      ["spiffe://evil.example/agent/x", {}, "not trusted"],
     ];
-    for (const [claim, message] of cases) {
-      const jwt = await assertA({ act: claim });
+    for (const [sub, act, message] of cases) {
+      const jwt = await delegatedA(sub, act);
       const r = await c.http("POST", "/v1/checkout", { token: jwt, body: read("orders-db") });
       expect(expectError(r, 401, "unauthenticated")).toContain(message);
     }
-    const narrow = await assertA({ act: { sub: ALICE, scope: "secure-db" } });
+    // Self-asserted: agent a names its own delegators in its self-signed token.
+    for (const act of ["user:alice@example.org", { sub: ALICE }, { sub: AGENT_A, act: { sub: AGENT_B } }]) {
+      const self = await assertA({ act });
+      const r = await c.http("POST", "/v1/checkout", { token: self, body: read("orders-db") });
+      expect(expectError(r, 401, "unauthenticated")).toContain("delegation is self-asserted");
+    }
+    const narrow = await delegatedA(ALICE, { scope: "secure-db" });
     const outside = await c.http("POST", "/v1/checkout", { token: narrow, body: read("orders-db") });
     expect(expectError(outside, 403, "policy_denied")).toContain("outside the scope delegated");
   });

@@ -55,7 +55,11 @@ describe("the policy context table", () => {
       approved: true,
       dpop: true,
       delegated_by: "spiffe://example.org/agent/planner",
+      on_behalf_of: "spiffe://example.org/agent/origin",
     });
+    expect(buildPolicyContext({ ...FACTS, onBehalfOf: "user:alice@example.org" }).on_behalf_of).toBe(
+      "user:alice@example.org",
+    );
     const plain = buildPolicyContext({
       ...FACTS,
       tool: undefined,
@@ -77,6 +81,8 @@ describe("the policy context table", () => {
     // Absent, not undefined: `context has delegated_by` must be false.
     expect("delegated_by" in plain).toBe(false);
     expect("delegated_by" in buildPolicyContext({ ...FACTS, chain: [] })).toBe(false);
+    expect("on_behalf_of" in plain).toBe(false);
+    expect("on_behalf_of" in buildPolicyContext({ ...FACTS, chain: [] })).toBe(false);
   });
 
   it("refuses an unknown field and a mistyped field by name", () => {
