@@ -17,6 +17,7 @@
  * over (default 100; 20 with --quick). Prints a table; writes
  * bench/results/leases[-cluster][-quick]-<date>.json.
  */
+import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { Redis } from "ioredis";
@@ -178,7 +179,9 @@ async function latencies(b: Backend, prefix: string) {
 /** Reaper lag with `size` leases outstanding, `DUE` of them coming due over `WINDOW_MS`. */
 async function reaperLag(b: Backend, prefix: string, size: number) {
   const setupStart = performance.now();
-  const store = new LeaseStore({ redis: b.client(), prefix });
+  // One cluster key: every reaper must accept the records this store signs.
+  const macKey = randomBytes(32);
+  const store = new LeaseStore({ redis: b.client(), prefix, macKey });
   const perResource = Math.ceil(size / RESOURCES);
   const resources = Array.from({ length: RESOURCES }, (_, r) => `bench-${r}`);
   await Promise.all(
@@ -219,7 +222,7 @@ async function reaperLag(b: Backend, prefix: string, size: number) {
   const log = createLogger("silent");
   const endedBy = new Map<string, number>();
   const reapers = Array.from({ length: REAPERS }, () => {
-    const s = new LeaseStore({ redis: b.client(), prefix });
+    const s = new LeaseStore({ redis: b.client(), prefix, macKey });
     return new Reaper({
       leases: s,
       expire: async (resource, id) => {

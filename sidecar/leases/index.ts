@@ -1,3 +1,10 @@
 export { LeaseStore, type LeaseStoreOptions } from "./lease-store.js";
 export type * from "./types.js";
 export { Reaper, type ReaperOptions } from "./reaper.js";
+export {
+  LEASE_MAC_KEY_PATH,
+  type LeaseMacFields,
+  loadLeaseMacKey,
+  signLease,
+  verifyLease,
+} from "./lease-mac.js";

@@ -1,5 +1,7 @@
+import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { RedisClient } from "../redis.js";
+import { LEASE_MAC_KEY_BYTES, type LeaseMacFields, signLease, verifyLease } from "./lease-mac.js";
 import { AGENT_COUNT, CHECKOUT, CLAIM_DUE, END, HIT, RENEW, SET_ACCOUNT, USE } from "./scripts.js";
 import type {
   AccountState,
@@ -19,13 +21,18 @@ export interface LeaseStoreOptions {
   prefix: string;
   /** How long an ended lease stays readable (so its token gets a precise refusal). @default 24 h */
   retentionMs?: number;
+  /**
+   * The cluster's lease MAC key (`loadLeaseMacKey`: kept in Vault, the same for every sidecar).
+   * Without it the store signs with a random key of its own, which no other process accepts.
+   */
+  macKey?: Uint8Array;
 }
 
 interface ScriptCommands {
   lhCheckout(...keysAndArgs: (string | number)[]): Promise<[number, number, number?, number?, string?]>;
   lhUse(k1: string): Promise<[number, string[]]>;
-  lhRenew(k1: string, k2: string, id: string, ttlMs: number): Promise<number>;
-  lhEnd(...keysAndArgs: (string | number)[]): Promise<number>;
+  lhRenew(...keysAndArgs: (string | number)[]): Promise<number>;
+  lhEnd(...keysAndArgs: (string | number)[]): Promise<[number, number]>;
   lhClaimDue(k1: string, k2: string, limit: number, visibilityMs: number): Promise<string[]>;
   lhSetAccount(
     k1: string,
@@ -72,6 +79,23 @@ function toLease(h: Record<string, string>): LeaseRecord | null {
   };
 }
 
+/** The MAC's inputs as a record read from `resource`/`id`'s key shows them. */
+function macFields(resource: string, id: string, l: LeaseRecord, spec: string): LeaseMacFields {
+  return {
+    id,
+    resource,
+    agent: l.agent,
+    account: l.account,
+    state: l.state,
+    expires_at: l.expires_at,
+    max_expires_at: l.max_expires_at,
+    spec,
+  };
+}
+
+/** Attempts at a renew or end whose record changed between its read and its script. */
+const CAS_ATTEMPTS = 3;
+
 /**
  * Leases, account pools and the expiry schedule in Redis. Every multi-key script works on
  * the keys of one resource, which share a hash tag, so Redis Cluster can run them.
@@ -86,6 +110,7 @@ export class LeaseStore {
   private readonly redis: ScriptRedis;
   private readonly p: string;
   private readonly retentionMs: number;
+  private readonly macKey: Uint8Array;
 
   constructor(opts: LeaseStoreOptions) {
     for (const [name, def] of Object.entries(SCRIPTS)) {
@@ -94,6 +119,15 @@ export class LeaseStore {
     this.redis = opts.redis as ScriptRedis;
     this.p = opts.prefix;
     this.retentionMs = opts.retentionMs ?? 24 * 3600 * 1000;
+    this.macKey = opts.macKey ?? randomBytes(LEASE_MAC_KEY_BYTES);
+  }
+
+  /** A raw lease hash, parsed, and whether its MAC holds for the key it was read from. */
+  private verified(resource: string, id: string, h: Record<string, string>) {
+    const lease = toLease(h);
+    const intact =
+      lease !== null && verifyLease(this.macKey, macFields(resource, id, lease, h.json as string), h.mac);
+    return { lease, intact, mac: h.mac ?? "", spec: h.json ?? "" };
   }
 
   private k(resource: string, part: string): string {
@@ -205,6 +239,15 @@ export class LeaseStore {
       WAITER_TTL_MS,
     );
     if (ok !== 1 || account === undefined) return { ok: false };
+    const lease: LeaseRecord = {
+      ...spec,
+      account: String(account),
+      state: "active",
+      issued_at: Number(now),
+      expires_at: Number(exp),
+      max_expires_at: Number(maxexp),
+    };
+    const specJson = JSON.stringify(spec);
     // Separate commands, not MULTI: these keys live in other hash slots (Redis Cluster).
     await Promise.all([
       // The index entry lives as long as the lease hash; the agent's entry is scored by the lease's
@@ -216,15 +259,9 @@ export class LeaseStore {
         Number(maxexp) - Number(now) + this.retentionMs,
       ),
       this.redis.zadd(this.agentKey(spec.agent), Number(maxexp), `${spec.resource}/${spec.id}`),
+      // Written before checkout returns, so before any token for the lease exists.
+      this.redis.hset(key, "mac", signLease(this.macKey, macFields(spec.resource, spec.id, lease, specJson))),
     ]);
-    const lease: LeaseRecord = {
-      ...spec,
-      account: String(account),
-      state: "active",
-      issued_at: Number(now),
-      expires_at: Number(exp),
-      max_expires_at: Number(maxexp),
-    };
     return { ok: true, lease };
   }
 
@@ -259,37 +296,72 @@ export class LeaseStore {
     return toLease(await this.redis.hgetall(this.leaseKey(resource, id)));
   }
 
-  /** The lease and Redis' clock in one round trip: the check made on every token use. */
+  /**
+   * The lease and Redis' clock in one round trip: the check made on every token use. `intact`
+   * is true only when the record's MAC holds (checked locally); a caller must refuse it otherwise.
+   */
   async use(resource: string, id: string): Promise<LeaseUse> {
     const [now, flat] = await this.redis.lhUse(this.leaseKey(resource, id));
-    return { now: Number(now), lease: toLease(pairsToRecord(flat)) };
+    const { lease, intact } = this.verified(resource, id, pairsToRecord(flat));
+    return { now: Number(now), lease, intact };
   }
 
-  /** Extends an active, unexpired lease to now + ttl, never past max_expires_at. */
+  /**
+   * Extends an active, unexpired lease whose MAC holds to now + ttl, never past max_expires_at;
+   * the new expiry and its MAC are written together. A record that fails its MAC is not renewed.
+   */
   async renew(resource: string, id: string, ttlMs: number): Promise<RenewResult> {
-    const ok = await this.redis.lhRenew(this.leaseKey(resource, id), this.k(resource, "due"), id, ttlMs);
-    const lease = await this.get(resource, id);
-    return ok === 1 && lease ? { ok: true, lease } : { ok: false, lease };
+    const key = this.leaseKey(resource, id);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const [now, flat] = await this.redis.lhUse(key);
+      const { lease, intact, mac, spec } = this.verified(resource, id, pairsToRecord(flat));
+      if (!lease || !intact || lease.state !== "active" || lease.expires_at <= Number(now)) {
+        return { ok: false, lease };
+      }
+      const renewed: LeaseRecord = {
+        ...lease,
+        expires_at: Math.min(Number(now) + ttlMs, lease.max_expires_at),
+      };
+      const next = signLease(this.macKey, macFields(resource, id, renewed, spec));
+      const r = await this.redis.lhRenew(key, this.k(resource, "due"), id, renewed.expires_at, mac, next);
+      if (r === 1) return { ok: true, lease: renewed };
+      if (r !== -2) return { ok: false, lease: await this.get(resource, id) };
+    }
+    return { ok: false, lease: await this.get(resource, id) };
   }
 
-  /** Ends an active lease exactly once, whoever asks first (check-in, reaper, revoke). */
+  /**
+   * Ends an active lease exactly once, whoever asks first (check-in, reaper, revoke), and signs
+   * the ended state. A record that fails its MAC is ended too, whatever its expiry claims (a
+   * forged extension cannot keep a lease from the reaper), and stays unsigned.
+   */
   async end(resource: string, id: string, reason: EndReason): Promise<EndResult> {
-    const r = await this.redis.lhEnd(
-      this.leaseKey(resource, id),
-      this.k(resource, "acct"),
-      this.k(resource, "holder"),
-      this.k(resource, "due"),
-      this.k(resource, "inflight"),
-      id,
-      reason,
-      this.retentionMs,
-    );
-    const lease = await this.get(resource, id);
-    if (r === 1 && lease) {
+    const key = this.leaseKey(resource, id);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const { lease, intact, mac, spec } = this.verified(resource, id, await this.redis.hgetall(key));
+      if (!lease) return { ended: false, lease: null };
+      const next = intact
+        ? signLease(this.macKey, macFields(resource, id, { ...lease, state: "ended" }, spec))
+        : "";
+      const [r, now] = await this.redis.lhEnd(
+        key,
+        this.k(resource, "acct"),
+        this.k(resource, "holder"),
+        this.k(resource, "due"),
+        this.k(resource, "inflight"),
+        id,
+        reason,
+        this.retentionMs,
+        intact ? mac : "",
+        next,
+      );
+      if (r === -2) continue;
+      if (r !== 1) return { ended: false, lease: await this.get(resource, id) };
       await this.redis.zrem(this.agentKey(lease.agent), `${resource}/${id}`);
-      return { ended: true, lease };
+      const ended: LeaseRecord = { ...lease, state: "ended", ended_at: Number(now), end_reason: reason };
+      return { ended: true, lease: ended };
     }
-    return { ended: false, lease };
+    return { ended: false, lease: await this.get(resource, id) };
   }
 
   /** Claims up to `limit` due leases of a resource for `visibilityMs`. */

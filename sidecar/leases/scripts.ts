@@ -50,38 +50,49 @@ return {1, now, exp, maxexp, acct}`;
 export const USE = `${NOW}
 return {now, redis.call('HGETALL', KEYS[1])}`;
 
-/** KEYS: lease, due. ARGV: id, ttlMs. */
+/**
+ * KEYS: lease, due. ARGV: id, newExpiresAt, expectedMac, newMac.
+ * The sidecar verified the record's MAC and signed the renewed one; the renewal applies only if
+ * the MAC is still the verified one (-2 otherwise: the record changed meanwhile), so the new
+ * expiry and its MAC land together.
+ */
 export const RENEW = `${NOW}
 local st = redis.call('HGET', KEYS[1], 'state')
 if st ~= 'active' then return 0 end
+if (redis.call('HGET', KEYS[1], 'mac') or '') ~= ARGV[3] then return -2 end
 local exp = tonumber(redis.call('HGET', KEYS[1], 'expires_at'))
 if exp <= now then return 0 end
 local maxexp = tonumber(redis.call('HGET', KEYS[1], 'max_expires_at'))
-local nexp = now + tonumber(ARGV[2])
-if nexp > maxexp then nexp = maxexp end
-redis.call('HSET', KEYS[1], 'expires_at', nexp)
+local nexp = tonumber(ARGV[2])
+if nexp > maxexp then return 0 end
+redis.call('HSET', KEYS[1], 'expires_at', nexp, 'mac', ARGV[4])
 redis.call('ZADD', KEYS[2], nexp, ARGV[1])
 return 1`;
 
 /**
- * KEYS: lease, acct, holder, due, inflight. ARGV: id, reason, retentionMs.
+ * KEYS: lease, acct, holder, due, inflight. ARGV: id, reason, retentionMs, expectedMac, newMac.
  * Ends an active lease once; its account goes to 'rotating' (never straight back to the pool).
  * An 'expired' end of a lease that is not yet due is refused (it was renewed after the claim).
+ * expectedMac is the MAC the sidecar verified (-2 when it changed meanwhile), or '' for a record
+ * that failed verification: that one ends whatever its (untrusted) expiry says. Returns {code, now}.
  */
 export const END = `${NOW}
 local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return -1 end
-if st ~= 'active' then return 0 end
-if ARGV[2] == 'expired' then
+if not st then return {-1, now} end
+if st ~= 'active' then return {0, now} end
+local trusted = ARGV[4] ~= ''
+if trusted and (redis.call('HGET', KEYS[1], 'mac') or '') ~= ARGV[4] then return {-2, now} end
+if ARGV[2] == 'expired' and trusted then
   local exp = tonumber(redis.call('HGET', KEYS[1], 'expires_at'))
   if exp > now then
     redis.call('ZREM', KEYS[5], ARGV[1])
     redis.call('ZADD', KEYS[4], exp, ARGV[1])
-    return 2
+    return {2, now}
   end
 end
 local acct = redis.call('HGET', KEYS[1], 'account')
 redis.call('HSET', KEYS[1], 'state', 'ended', 'ended_at', now, 'end_reason', ARGV[2])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'mac', ARGV[5]) end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
@@ -89,7 +100,7 @@ if redis.call('HGET', KEYS[3], acct) == ARGV[1] then
   redis.call('HDEL', KEYS[3], acct)
   redis.call('HSET', KEYS[2], acct, 'rotating')
 end
-return 1`;
+return {1, now}`;
 
 /**
  * KEYS: due, inflight. ARGV: limit, visibilityMs.

@@ -56,4 +56,6 @@ export type RenewResult =
 export interface LeaseUse {
   readonly lease: LeaseRecord | null;
   readonly now: number;
+  /** The record's MAC holds: false means it was written by someone without the key. */
+  readonly intact: boolean;
 }

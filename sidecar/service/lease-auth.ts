@@ -52,8 +52,8 @@ const refuse = (message: string) => new LeaseholdError("unauthenticated", messag
 
 /**
  * Invariant I4's keeper: a lease token is accepted only with its signature, its lease read from
- * Redis on every use (one round trip) and still active, and, for a DPoP-bound token, a fresh
- * proof by its key. Proofs presented at issue (checkout, approval poll) are checked here too.
+ * Redis on every use (one round trip) with an intact MAC (Redis is not trusted: an edited record
+ * is refused and audited) and still active, and, for a DPoP-bound token, a fresh proof by its key. Proofs presented at issue (checkout, approval poll) are checked here too.
  */
 export class LeaseAuth {
   constructor(private readonly o: LeaseAuthOptions) {}
@@ -67,8 +67,22 @@ export class LeaseAuth {
     const presented = asPresented(token);
     const claims = await this.o.tokens.verify(presented.token);
     if (claims.leaseId !== leaseId) throw refuse("the lease token is for another lease");
-    const { lease, now } = await this.o.leases.use(claims.resource, claims.leaseId);
+    const { lease, now, intact } = await this.o.leases.use(claims.resource, claims.leaseId);
     if (!lease) throw refuse("the lease does not exist");
+    if (!intact) {
+      // The record's fields are untrusted: the audit names only what the signed token says.
+      await this.o.audit.append({
+        event: "decision",
+        scope: "lease_integrity",
+        decision: "deny",
+        lease_id: claims.leaseId,
+        resource: claims.resource,
+        request_id: requestId,
+        reason:
+          "the lease record in Redis failed its integrity check (tampered, or written before lease MACs)",
+      });
+      throw refuse("the lease record failed its integrity check");
+    }
     // Before the lease's state is told: a token without its key learns nothing.
     if (claims.jkt !== undefined || presented.scheme === "DPoP") {
       await this.checkBinding(presented, claims.jkt, lease, requestId);

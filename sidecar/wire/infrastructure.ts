@@ -5,7 +5,7 @@ import { loadAdapterModules } from "../adapter-modules.js";
 import { AuditLog, loadAuditKey } from "../audit/index.js";
 import type { Config } from "../config.js";
 import { LeaseEventChannel } from "../events/index.js";
-import { LeaseStore } from "../leases/index.js";
+import { LeaseStore, loadLeaseMacKey } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 import { createAuditTap, createMetrics, instrumentSecretStore, type OpsMetrics } from "../ops/index.js";
 import { createRedis, type RedisClient } from "../redis.js";
@@ -67,6 +67,9 @@ export async function openInfrastructure(config: Config, log: Logger, id: string
     adapters,
   ))
     adapters.set(a.id, a);
+  // Loaded once and held in memory: every lease record in Redis is checked against it, so a
+  // sidecar that cannot get it from Vault does not start.
+  const macKey = await loadLeaseMacKey(secrets);
   return {
     metrics,
     redis,
@@ -75,7 +78,7 @@ export async function openInfrastructure(config: Config, log: Logger, id: string
     audit,
     events,
     adapters,
-    leases: new LeaseStore({ redis, prefix }),
+    leases: new LeaseStore({ redis, prefix, macKey }),
     catalog: new ResourceCatalog(secrets),
   };
 }

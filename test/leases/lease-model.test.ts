@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { LeaseStore } from "../../sidecar/leases/index.js";
@@ -13,9 +14,10 @@ for (const backend of BACKENDS) {
     beforeAll(async () => {
       open = await backend.open("lease-model");
       // Two sidecars: separate connections, one prefix.
+      const macKey = randomBytes(32);
       stores = [
-        new LeaseStore({ redis: open.client(), prefix: open.prefix }),
-        new LeaseStore({ redis: open.client(), prefix: open.prefix }),
+        new LeaseStore({ redis: open.client(), prefix: open.prefix, macKey }),
+        new LeaseStore({ redis: open.client(), prefix: open.prefix, macKey }),
       ];
     });
 

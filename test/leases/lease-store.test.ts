@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaseStore } from "../../sidecar/leases/index.js";
 import { waitForClock } from "../support/wait-for.js";
@@ -23,8 +24,10 @@ function leaseStoreTests(backend: RedisBackend): void {
 
     beforeAll(async () => {
       open = await backend.open("leases");
-      store = new LeaseStore({ redis: open.client(), prefix: open.prefix });
-      other = new LeaseStore({ redis: open.client(), prefix: open.prefix });
+      // Two sidecars of one cluster share its lease MAC key.
+      const macKey = randomBytes(32);
+      store = new LeaseStore({ redis: open.client(), prefix: open.prefix, macKey });
+      other = new LeaseStore({ redis: open.client(), prefix: open.prefix, macKey });
     });
 
     afterAll(async () => {

@@ -5,7 +5,8 @@ import { Redis } from "ioredis";
 import { configSchema, type OpsConfig, opsConfigSchema, parseConfig } from "../../sidecar/config.js";
 import { LeaseEventChannel } from "../../sidecar/events/index.js";
 import { type AttachedOps, attachOps, createMetrics } from "../../sidecar/ops/index.js";
-import { LeaseStore } from "../../sidecar/leases/index.js";
+import { LeaseStore, loadLeaseMacKey } from "../../sidecar/leases/index.js";
+import { VaultStore } from "../../sidecar/secrets/index.js";
 import { createLogger } from "../../sidecar/logger.js";
 import { createSidecar, type Sidecar } from "../../sidecar/wire.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
@@ -57,7 +58,10 @@ export async function startOpsHarness(name: string, ops: Partial<OpsConfig> = {}
   const log = createLogger("silent");
   const sidecar = await createSidecar({ config, log, background: false });
   const redis = new Redis(REDIS_URL);
-  const store = new LeaseStore({ redis, prefix });
+  // The sidecar's own key (from the same Vault prefix), so it accepts the leases made here.
+  const vaultStore = new VaultStore({ ...config.vault, log });
+  const store = new LeaseStore({ redis, prefix, macKey: await loadLeaseMacKey(vaultStore) });
+  vaultStore.close();
   const events = new LeaseEventChannel({ redis, prefix, log });
   const attached = sidecar.app.hasRoute({ method: "GET", url: "/metrics" })
     ? undefined

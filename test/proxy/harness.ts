@@ -16,7 +16,7 @@ import {
   loadLeaseTokenKeys,
   mintIdentityAssertion,
 } from "../../sidecar/identity/index.js";
-import { LeaseStore, Reaper } from "../../sidecar/leases/index.js";
+import { LeaseStore, loadLeaseMacKey, Reaper } from "../../sidecar/leases/index.js";
 import { createLogger, type Logger } from "../../sidecar/logger.js";
 import { loadPolicy } from "../../sidecar/policy/index.js";
 import { type ProxyManagerOptions, ProxyManager } from "../../sidecar/proxy/index.js";
@@ -121,7 +121,7 @@ export async function startProxyHarness(opts: { name: string }): Promise<ProxyHa
       log: log.child({ module: "vault", node: n }),
     });
     const audit = await AuditLog.open(n === 0 ? auditFile : join(dir, `audit-${n}.jsonl`), `px-node-${n}`);
-    const leases = new LeaseStore({ redis, prefix });
+    const leases = new LeaseStore({ redis, prefix, macKey: await loadLeaseMacKey(secretsStore) });
     const catalog = new ResourceCatalog(secretsStore);
     const keys = await loadLeaseTokenKeys({ file: join(dir, `signing-${n}.jwk`) });
     const jwksKey = `${prefix}jwks`;
