@@ -53,7 +53,8 @@ const refuse = (message: string) => new LeaseholdError("unauthenticated", messag
 /**
  * Invariant I4's keeper: a lease token is accepted only with its signature, its lease read from
  * Redis on every use (one round trip) with an intact MAC (Redis is not trusted: an edited record
- * is refused and audited) and still active, and, for a DPoP-bound token, a fresh proof by its key. Proofs presented at issue (checkout, approval poll) are checked here too.
+ * is refused and audited) and still active, and, for a DPoP-bound token, a fresh proof by its key.
+ * Proofs presented at issue (checkout, approval poll) are checked here too.
  */
 export class LeaseAuth {
   constructor(private readonly o: LeaseAuthOptions) {}
