@@ -4,12 +4,15 @@
 #   vault policy write leasehold deploy/vault-policy.hcl
 
 # Registrations, admin credentials and account records: read, and write with check-and-set.
+# Also the cluster's lease-token public keys (leasehold/cluster/lease-token-keys/<kid>): each
+# sidecar writes its own and reads the others' (only Vault and the own key file are trusted).
 path "secret/data/leasehold/*" {
   capabilities = ["create", "read", "update"]
 }
 
-# Listing resources and accounts, and removing a registration (DELETE on metadata removes
-# every version of that key; account records are never removed by the sidecar).
+# Listing resources, accounts and the cluster's lease-token keys; removing a registration, or a
+# lease-token key expired a TTL ago (DELETE on metadata removes every version of that key;
+# account records are never removed by the sidecar).
 path "secret/metadata/leasehold/*" {
   capabilities = ["list", "delete"]
 }

@@ -2,6 +2,9 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ClusterKeys, loadLeaseTokenKeys } from "../../sidecar/identity/index.js";
+import { createLogger } from "../../sidecar/logger.js";
+import { VaultStore } from "../../sidecar/secrets/index.js";
 import { repoRoot } from "../support/sidecar-process.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
 import { waitFor } from "../support/wait-for.js";
@@ -121,6 +124,27 @@ describe("the Vault policy of deploy/vault-policy.hcl", () => {
     ]);
     const removed = await app.inject({ method: "DELETE", url: `/v1/resources/${name}`, headers: admin });
     expect(removed.statusCode, removed.body).toBe(200);
+  });
+
+  it("is enough to publish the cluster's lease-token keys in Vault and read the others'", async () => {
+    const store = new VaultStore({
+      address: vault.address,
+      auth: { method: "token", token },
+      mount: vault.mount,
+      prefix,
+      timeoutMs: 5_000,
+      log: createLogger("silent"),
+    });
+    try {
+      const keys = await loadLeaseTokenKeys({ file: join(lh.dir, "policy-cluster.jwk") });
+      const kid = keys.publicJwks().keys[0]?.kid as string;
+      await new ClusterKeys({ secrets: store }).publish(keys.publicJwks().keys);
+      const reader = new ClusterKeys({ secrets: store });
+      expect((await reader.resolve(kid))?.kid).toBe(kid);
+      expect((await reader.all()).map((k) => k.kid)).toContain(kid);
+    } finally {
+      store.close();
+    }
   });
 
   it("grants nothing outside the sidecar's mount and prefix", async () => {
