@@ -75,7 +75,7 @@ describe("lease-token keys shared by the sidecars of a cluster (in Vault)", () =
     await expect(other.verify(token)).rejects.toMatchObject({ code: "unauthenticated" });
   });
 
-  it("a key written into Redis at the old location <prefix>jwks:<kid> is not accepted", async () => {
+  it("a key written into Redis at the old location (prefix, jwks:, kid) is not accepted", async () => {
     const own = await loadLeaseTokenKeys({ file: join(dir, "own.jwk") });
     const cluster = new ClusterKeys({ secrets, cacheMs: 100, missRefreshMs: 50 });
     const service = createLeaseTokenService({ keys: own, extraKeyResolver: (kid) => cluster.resolve(kid) });
