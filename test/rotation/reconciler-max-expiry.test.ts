@@ -94,6 +94,22 @@ describe("the reconciler and a lease's maximum expiry recorded in Vault", () => 
     await svc.checkin(out.token, out.lease.id, meta());
   });
 
+  it("a record written before max_expires_at existed follows Redis as before: an active lease keeps it", async () => {
+    await waitFor("the account to be available", async () => (await record())?.state === "available");
+    const { out, password } = await checkout(60);
+    const path = vaultPaths.account(lh.resource, account);
+    const entry = await secrets.read<AccountRecord>(path);
+    if (!entry) throw new Error("no account record");
+    const { max_expires_at: _dropped, ...old } = entry.data;
+    await secrets.write(path, old, entry.version);
+    await unschedule(out.lease.id);
+    await lh.sidecar.reconciler.reconcileAll();
+    const rec = await record();
+    expect(rec).toMatchObject({ state: "leased", lease_id: out.lease.id, password });
+    expect(rec.max_expires_at).toBeUndefined();
+    await svc.checkin(out.token, out.lease.id, meta());
+  });
+
   it("rotates an account leased past its recorded max expiry although the lease left Redis' expiry index", async () => {
     await register(2);
     const { out, password } = await checkout(2);
