@@ -9,6 +9,11 @@ import type {
   VerifiedIdentity,
 } from "./types.js";
 
+/** What `withDelegation` needs of leasehold's delegation tokens (`createDelegationTokens` fits). */
+export interface DelegationTokenCheck {
+  verify(token: string, actor: VerifiedIdentity): Promise<Delegation>;
+}
+
 /** The deepest delegation chain leasehold accepts. */
 export const MAX_DELEGATION_DEPTH = 5;
 /** A human delegator: `user:` and an e-mail address. */
@@ -125,9 +130,15 @@ function actHop(raw: unknown, hop: number): { sub: string; act?: unknown; scope?
 /**
  * Wraps an identity verifier so that every verified identity also has its delegation chain
  * checked and attached (`VerifiedIdentity.delegation`). A self-signed token (`agents` trust
- * entry) that carries `act` is refused: an agent cannot vouch for its own delegators.
+ * entry) that carries `act` is refused: an agent cannot vouch for its own delegators. A
+ * delegation token presented beside the identity (`use.delegation`) is checked by `tokens`
+ * (refused without them) and its chain becomes the identity's.
  */
-export function withDelegation(verifier: IdentityVerifier, opts: DelegationOptions): IdentityVerifier {
+export function withDelegation(
+  verifier: IdentityVerifier,
+  opts: DelegationOptions,
+  tokens?: DelegationTokenCheck,
+): IdentityVerifier {
   const check = createDelegationChecker(opts);
   return {
     async verify(jwt: string, use?: IdentityUse): Promise<VerifiedIdentity> {
@@ -136,7 +147,10 @@ export function withDelegation(verifier: IdentityVerifier, opts: DelegationOptio
         throw refuse("identity token delegation is self-asserted (act in a self-signed token)");
       }
       const delegation = check(identity.subject, identity.claims);
-      return delegation === undefined ? identity : { ...identity, delegation };
+      const own = delegation === undefined ? identity : { ...identity, delegation };
+      if (use?.delegation === undefined) return own;
+      if (tokens === undefined) throw refuse("delegation tokens are not accepted by this sidecar");
+      return { ...own, delegation: await tokens.verify(use.delegation, own) };
     },
   };
 }

@@ -105,6 +105,11 @@ export interface IdentityUse {
    * token again within its lifetime. @default true
    */
   oneTime?: boolean;
+  /**
+   * A delegation token from leasehold's token exchange, presented beside the identity JWT: the
+   * verified identity then acts for the party it names (see `withDelegation`).
+   */
+  delegation?: string;
 }
 
 export interface IdentityVerifier {
