@@ -49,7 +49,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config, log } = opts;
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const infra = await openInfrastructure(config, log, id);
-  const ids = await wireIdentity(config, infra.redis, log);
+  const ids = await wireIdentity(config, infra.redis, log, infra.secrets);
   const svc = await wireServices(config, log, infra, ids, opts.crashHook);
   const adminToken = await loadAdminToken(config.admin.tokenFile);
   const app = buildApp({
@@ -158,7 +158,7 @@ function startLoops(
     log.warn({ err: { message: (err as Error).message } }, what);
   // Keys are published again well within their TTL; a key that left the file stops being accepted.
   const publishTimer = setInterval(
-    () => void ids.publishKeys().catch(warn("could not publish lease-token keys to redis")),
+    () => void ids.publishKeys().catch(warn("could not publish lease-token keys to vault")),
     Math.max(1000, (config.tokens.publishTtl * 1000) / 3),
   );
   publishTimer.unref();

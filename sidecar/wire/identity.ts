@@ -28,29 +28,27 @@ export interface IdentityParts {
 /**
  * Builds identity verification (delegation, optional one-time jti), DPoP and the lease-token
  * service. Lease tokens verify only with keys of the own key file or published in Vault (`secrets`);
- * Redis is never asked for a key. Without `secrets`, only the own key file counts.
+ * Redis is never asked for a key.
  */
 export async function wireIdentity(
   config: Config,
   redis: RedisClient,
   log: Logger,
-  secrets?: SecretStore,
+  secrets: SecretStore,
 ): Promise<IdentityParts> {
   const prefix = config.redis.prefix;
   const keys = await loadLeaseTokenKeys({ file: config.tokens.signingKey });
-  const clusterKeys = secrets
-    ? new ClusterKeys({ secrets, ttlMs: config.tokens.publishTtl * 1000 })
-    : undefined;
+  const clusterKeys = new ClusterKeys({ secrets, ttlMs: config.tokens.publishTtl * 1000 });
   const publishKeys = async () => {
     await keys.refresh();
-    await clusterKeys?.publish(keys.publicJwks().keys);
+    await clusterKeys.publish(keys.publicJwks().keys);
   };
   await publishKeys().catch((err: unknown) =>
     log.warn({ err: { message: (err as Error).message } }, "could not publish lease-token keys to vault"),
   );
   const tokens = createLeaseTokenService({
     keys,
-    ...(clusterKeys ? { extraKeyResolver: (kid: string) => clusterKeys.resolve(kid) } : {}),
+    extraKeyResolver: (kid: string) => clusterKeys.resolve(kid),
   });
   const delegated = withDelegation(
     createIdentityVerifier({
@@ -85,7 +83,7 @@ export async function wireIdentity(
     tokens,
     publishKeys,
     jwks: async () => {
-      const all = (await clusterKeys?.all().catch(() => [] as JWK[])) ?? [];
+      const all = await clusterKeys.all().catch(() => [] as JWK[]);
       const own = keys.publicJwks().keys;
       const seen = new Set(own.map((k) => k.kid));
       return { keys: [...own, ...all.filter((k) => !seen.has(k.kid))] };
