@@ -297,6 +297,19 @@ export class LeaseStore {
   }
 
   /**
+   * A lease and whether its MAC holds. For decisions taken on a record (is this account still
+   * leased?), where `get`'s unverified fields, writable by anyone with Redis access, must not count.
+   */
+  async getVerified(resource: string, id: string): Promise<{ lease: LeaseRecord | null; intact: boolean }> {
+    const { lease, intact } = this.verified(
+      resource,
+      id,
+      await this.redis.hgetall(this.leaseKey(resource, id)),
+    );
+    return { lease, intact };
+  }
+
+  /**
    * The lease and Redis' clock in one round trip: the check made on every token use. `intact`
    * is true only when the record's MAC holds (checked locally); a caller must refuse it otherwise.
    */

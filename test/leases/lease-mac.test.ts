@@ -166,6 +166,10 @@ describe("LeaseStore writes and checks the MAC", () => {
     const used = await store.use("revived", lease.id);
     expect(used.intact).toBe(false);
     expect(used.lease?.state).toBe("active");
+    expect(await store.getVerified("revived", lease.id)).toMatchObject({
+      intact: false,
+      lease: { state: "active" },
+    });
   });
 
   it("an 'expired' end ends a tampered lease whatever expiry it claims, and leaves it unsigned", async () => {
