@@ -19,6 +19,23 @@ function refuseOversizedHeader(h: string): void {
   if (h.length > MAX_AUTHORIZATION_LENGTH) refuseOversizedToken(h, "the token");
 }
 
+/** The header carrying a delegation token from `POST /v1/token-exchange` beside the actor's identity. */
+export const DELEGATION_HEADER = "x-leasehold-delegation";
+
+/**
+ * The delegation token of the `X-Leasehold-Delegation` header, or undefined when there is none.
+ * @throws 401 unauthenticated when the header is repeated, empty or over the 8 KiB token limit
+ */
+export function delegationToken(req: FastifyRequest): string | undefined {
+  const h = req.headers[DELEGATION_HEADER];
+  if (h === undefined) return undefined;
+  if (typeof h !== "string" || h.trim().length === 0) {
+    throw new LeaseholdError("unauthenticated", "X-Leasehold-Delegation must hold one delegation token");
+  }
+  refuseOversizedToken(h.trim(), "delegation token");
+  return h.trim();
+}
+
 /**
  * The token of `Authorization: Bearer <token>`.
  * @throws 401 unauthenticated when absent, malformed or over the 8 KiB token limit

@@ -11,6 +11,7 @@ import { approvalParam, idParam } from "../openapi/request-schemas.js";
 import type { ErrorCode } from "../errors.js";
 import { checkoutSchema, renewSchema, toolCallSchema } from "../service/index.js";
 import { appRoute } from "./app-deps.js";
+import { delegationToken } from "./credentials.js";
 
 /*
  * The routes agents call: checkout and approval polling with their identity JWT, then the
@@ -37,8 +38,8 @@ export const checkoutRoute = appRoute({
     },
   },
   errors: ["policy_denied", "not_found", "resource_busy", "conflict"],
-  handle: async ({ caller, body, meta, reply }, d) => {
-    const out = await d.leases.checkout(caller.presented, body, meta);
+  handle: async ({ caller, body, meta, reply, req }, d) => {
+    const out = await d.leases.checkout(caller.presented, body, meta, delegationToken(req));
     reply.status("approval" in out ? 202 : 201);
     return out;
   },

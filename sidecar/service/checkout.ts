@@ -95,9 +95,14 @@ export class Checkout {
     identity: string | PresentedToken,
     req: CheckoutRequest,
     meta: RequestMeta,
+    delegation?: string,
   ): Promise<CheckoutOk | CheckoutPending> {
     const presented = identityToken(identity);
-    const caller = await this.o.identity.verify(presented.token);
+    // A delegation token from the token exchange makes the caller act for the party it names.
+    const caller = await this.o.identity.verify(
+      presented.token,
+      delegation === undefined ? undefined : { delegation },
+    );
     // Policy needs the agent's lease count: read it while the request is checked.
     const activeLeases = this.o.leases.activeCount(caller.subject);
     activeLeases.catch(() => undefined);

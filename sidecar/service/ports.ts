@@ -37,7 +37,10 @@ export interface IdentityPort {
    * `jti` when the sidecar requires one-time tokens; a read-only one passes `{ oneTime: false }`.
    * @throws LeaseholdError 401 unauthenticated for anything but a valid identity JWT (a replay included).
    */
-  verify(jwt: string, use?: { readonly oneTime?: boolean }): Promise<VerifiedCaller>;
+  verify(
+    jwt: string,
+    use?: { readonly oneTime?: boolean; readonly delegation?: string | undefined },
+  ): Promise<VerifiedCaller>;
 }
 
 export interface LeaseTokenClaims {

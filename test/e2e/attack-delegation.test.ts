@@ -3,7 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintIdentityAssertion } from "../../sidecar/identity/index.js";
+import { Redis } from "ioredis";
+import { createDelegationTokens } from "../../sidecar/identity/delegation-token.js";
+import { LeaseTokenKeys, mintIdentityAssertion } from "../../sidecar/identity/index.js";
+import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
 import { type ErrorBody, type HttpResult, StackClient } from "../support/e2e-client.js";
 import { type Stack, startStack } from "../support/stack.js";
 
@@ -108,6 +111,36 @@ afterAll(async () => {
 });
 
 describe("attack 8: delegation chains are self-asserted", () => {
+  it("a delegation token leasehold did not sign, or garbage, beside the identity gets 401", async () => {
+    const redis = new Redis(REDIS_URL);
+    const prefix = testPrefix("attack8");
+    try {
+      const keys = await LeaseTokenKeys.load({ file: join(idpDir, "foreign-signing.jwk") });
+      const foreign = createDelegationTokens({
+        keys,
+        redis,
+        prefix,
+        trust: [{ subjects: ["spiffe://example.org/operator/*", "spiffe://example.org/agent/*"] }],
+      });
+      const self = { subject: OPS, claims: {}, trustKind: "agents" as const, attributes: {} };
+      const { access_token } = await foreign.mint(self, A, ["orders-db"]);
+      for (const delegation of [access_token, "garbage"]) {
+        const jwt = await mintIdentityAssertion({ keyFile: keyA, audience: "leasehold" });
+        const r = await c.http("POST", "/v1/checkout", {
+          token: jwt,
+          body: body("orders-db", "drop"),
+          headers: { "x-leasehold-delegation": delegation },
+        });
+        expect(expectError(r, 401, "unauthenticated")).toContain("delegation");
+      }
+      await c.waitForAccounts("orders-db", "available");
+      expect(JSON.stringify(await c.auditRecords())).not.toContain(OPS);
+    } finally {
+      await dropPrefix(prefix);
+      redis.disconnect();
+    }
+  });
+
   it("a self-signed token whose act names a human and an operator gets 401; nothing is recorded as delegated", async () => {
     const forged = await mintIdentityAssertion({
       keyFile: keyA,
