@@ -196,3 +196,77 @@ function narrowed(
 function invalid(field: string, why: string): LeaseholdError {
   return new LeaseholdError("invalid_request", `${field}: ${why}`);
 }
+
+/** The parties of one exchange, for the audit record (no token in it). */
+export interface ExchangeOutcome {
+  readonly delegator: string;
+  readonly actor: string;
+  readonly onBehalfOf: string;
+  readonly scope?: readonly string[] | undefined;
+  readonly issued: IssuedDelegation;
+}
+
+/** RFC 8693 §2.1 members a JSON body of `POST /v1/token-exchange` may carry. */
+const EXCHANGE_MEMBERS = new Set([
+  "grant_type",
+  "subject_token",
+  "subject_token_type",
+  "audience",
+  "scope",
+  "requested_token_type",
+]);
+
+/**
+ * The token exchange of `POST /v1/token-exchange` (RFC 8693 §2.1, a JSON body): the delegator's
+ * own identity JWT as `subject_token` (verified by `identity`, one-time when the sidecar requires
+ * it), the actor's SPIFFE ID as `audience`, an optional `scope` (space-separated resource names)
+ * that only narrows the delegator's own.
+ * @throws LeaseholdError 400 invalid_request naming the first bad member; 401 for a bad subject
+ * token; 403 policy_denied for a widening scope.
+ */
+export async function exchangeToken(
+  body: unknown,
+  identity: { verify(jwt: string): Promise<VerifiedIdentity> },
+  tokens: DelegationTokens,
+): Promise<ExchangeOutcome> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new LeaseholdError("invalid_request", "body: must be a JSON object");
+  }
+  const b = body as Record<string, unknown>;
+  for (const name of Object.keys(b)) {
+    if (!EXCHANGE_MEMBERS.has(name))
+      throw invalid(name.slice(0, 32).replace(/[^\w.-]/g, "?"), "is not allowed");
+  }
+  if (b.grant_type !== TOKEN_EXCHANGE_GRANT) throw invalid("grant_type", `must be ${TOKEN_EXCHANGE_GRANT}`);
+  if (typeof b.subject_token !== "string" || b.subject_token.length === 0) {
+    throw invalid("subject_token", "must be the delegator's identity JWT");
+  }
+  if (b.subject_token_type !== JWT_TOKEN_TYPE)
+    throw invalid("subject_token_type", `must be ${JWT_TOKEN_TYPE}`);
+  if (b.requested_token_type !== undefined && b.requested_token_type !== JWT_TOKEN_TYPE) {
+    throw invalid("requested_token_type", `must be ${JWT_TOKEN_TYPE}`);
+  }
+  if (typeof b.audience !== "string" || spiffeIdProblem(b.audience) !== undefined) {
+    throw invalid("audience", "must be the actor's SPIFFE ID");
+  }
+  let scope: string[] | undefined;
+  if (b.scope !== undefined) {
+    if (typeof b.scope !== "string" || b.scope.length > 2000) throw invalid("scope", "must be a string");
+    scope = b.scope.split(" ").filter((s) => s.length > 0);
+  }
+  const delegator = await identity.verify(b.subject_token);
+  const issued = await tokens.mint(delegator, b.audience, scope);
+  const claims = decodeJwtClaims(issued.access_token);
+  return {
+    delegator: delegator.subject,
+    actor: b.audience,
+    onBehalfOf: String(claims.sub),
+    scope: typeof claims.scope === "string" ? claims.scope.split(" ") : undefined,
+    issued,
+  };
+}
+
+function decodeJwtClaims(token: string): Record<string, unknown> {
+  const part = token.split(".")[1] ?? "";
+  return JSON.parse(Buffer.from(part, "base64url").toString("utf8")) as Record<string, unknown>;
+}

@@ -7,7 +7,9 @@ import {
   createDelegationTokens,
   DELEGATION_TOKEN_TYP,
   type DelegationTokens,
+  exchangeToken,
   JWT_TOKEN_TYPE,
+  TOKEN_EXCHANGE_GRANT,
 } from "../../sidecar/identity/delegation-token.js";
 import {
   createIdentityVerifier,
@@ -17,6 +19,7 @@ import {
   mintIdentityAssertion,
   type VerifiedIdentity,
   withDelegation,
+  withReplayGuard,
 } from "../../sidecar/identity/index.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
 import { expectRefusal, tempDir } from "./support.js";
@@ -158,5 +161,78 @@ describe("leasehold's delegation tokens (RFC 8693 token exchange)", () => {
     const { access_token } = await tokens.mint(identity(OPS), A);
     const jwt = await mintIdentityAssertion({ keyFile: keyA, audience: "leasehold" });
     await expectRefusal(plain.verify(jwt, { delegation: access_token }), jwt, "not accepted");
+  });
+});
+
+describe("the token exchange body (RFC 8693 §2.1 names)", () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let redis: Redis;
+  let prefix: string;
+  let tokens: DelegationTokens;
+  let keyOps: string;
+  let verifier: IdentityVerifier;
+
+  beforeAll(async () => {
+    ({ dir, cleanup } = await tempDir("exchange"));
+    redis = new Redis(REDIS_URL);
+    prefix = testPrefix("exchange");
+    const keys = await LeaseTokenKeys.load({ file: join(dir, "signing.jwk") });
+    tokens = createDelegationTokens({ keys, redis, prefix, trust });
+    const bundle = join(dir, "operators.jwks.json");
+    ({ keyFile: keyOps } = await generateAgentKey({ id: OPS, outDir: dir, bundle }));
+    verifier = withReplayGuard(
+      withDelegation(
+        createIdentityVerifier({
+          audience: "leasehold",
+          trust: [{ kind: "agents", jwks: bundle, subjects: ["spiffe://example.org/operator/*"] }],
+          maxTokenLifetime: 300,
+          clockSkew: 30,
+        }),
+        { trust },
+        tokens,
+      ),
+      { redis, prefix, clockSkew: 30 },
+    );
+  });
+  afterAll(async () => {
+    await dropPrefix(prefix);
+    redis.disconnect();
+    await cleanup();
+  });
+
+  const valid = async (extra: Record<string, unknown> = {}) => ({
+    grant_type: TOKEN_EXCHANGE_GRANT,
+    subject_token: await mintIdentityAssertion({ keyFile: keyOps, audience: "leasehold" }),
+    subject_token_type: JWT_TOKEN_TYPE,
+    audience: A,
+    scope: "orders-db",
+    ...extra,
+  });
+
+  it("issues a delegation from the delegator's own identity, which is spent", async () => {
+    const body = await valid();
+    const out = await exchangeToken(body, verifier, tokens);
+    expect(out).toMatchObject({ delegator: OPS, actor: A, onBehalfOf: OPS, scope: ["orders-db"] });
+    expect(out.issued.issued_token_type).toBe(JWT_TOKEN_TYPE);
+    await expectRefusal(exchangeToken(body, verifier, tokens), body.subject_token, "already used");
+  });
+
+  it("refuses a bad member with 400 naming it", async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ grant_type: "client_credentials" }, "grant_type"],
+      [{ subject_token_type: "urn:ietf:params:oauth:token-type:access_token" }, "subject_token_type"],
+      [{ subject_token: 7 }, "subject_token"],
+      [{ audience: "user:alice@example.org" }, "audience"],
+      [{ scope: 7 }, "scope"],
+      [{ requested_token_type: "x" }, "requested_token_type"],
+      [{ actor_token: "x" }, "actor_token"],
+    ];
+    for (const [extra, field] of cases) {
+      const err = await exchangeToken(await valid(extra), verifier, tokens).catch((e: unknown) => e);
+      expect(err, field).toBeInstanceOf(LeaseholdError);
+      expect((err as LeaseholdError).code).toBe("invalid_request");
+      expect((err as LeaseholdError).message.startsWith(`${field}:`), field).toBe(true);
+    }
   });
 });
