@@ -79,10 +79,11 @@ export class Reconciler {
    */
   private async leaseStillHolds(resource: string, rec: AccountRecord): Promise<boolean> {
     if (!rec.lease_id) return false;
-    const lease = await this.o.leases.get(resource, rec.lease_id);
+    const { lease, intact } = await this.o.leases.getVerified(resource, rec.lease_id);
     const max = rec.max_expires_at;
     const overdue = typeof max === "number" && Date.now() > max + (this.o.maxExpiryGraceMs ?? 2_000);
-    if (lease?.state !== "active") return false;
+    // A record that fails its MAC holds nothing (I4: its token is refused anyway).
+    if (lease?.state !== "active" || !intact) return false;
     if (!overdue) return true;
     this.o.log.warn(
       { resource, account: rec.username, lease_id: rec.lease_id },

@@ -108,8 +108,10 @@ export class RotationEngine {
     let entry = await this.o.secrets.read<AccountRecord>(path);
     if (!entry) return { status: "gone" };
     if (entry.data.state === "leased" && entry.data.lease_id) {
-      const lease = await this.o.leases.get(resource, entry.data.lease_id);
-      if (lease?.state === "active") return { status: "busy" };
+      // Only a lease whose record holds its MAC can keep the account: a record revived in Redis
+      // by someone who can write there cannot hold a rotation off.
+      const { lease, intact } = await this.o.leases.getVerified(resource, entry.data.lease_id);
+      if (intact && lease?.state === "active") return { status: "busy" };
     }
     if (entry.data.state === "quarantined" && !req.force) {
       return { status: "failed", error: "account is quarantined", quarantined: true };
