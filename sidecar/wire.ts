@@ -63,6 +63,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     adminToken,
     ready: () => readiness(infra),
     jwks: () => ids.jwks(),
+    tokenExchange: (body) => ids.exchange(body),
     allowedHosts: config.listen.allowedHosts,
     allowedOrigins: config.listen.allowedOrigins,
   });

@@ -1,5 +1,6 @@
 import type { Adapter } from "../../adapters/adapter.js";
 import type { AuditSink } from "../audit/index.js";
+import type { ExchangeOutcome } from "../identity/index.js";
 import type { Logger } from "../logger.js";
 import type { LeaseService, OperatorService, ResourceService } from "../service/index.js";
 import { routeDeclarer } from "./route.js";
@@ -24,6 +25,8 @@ export interface Deps {
   readonly operators?: OperatorService;
   readonly ready: () => Promise<ReadyReport>;
   readonly jwks: () => Promise<{ keys: object[] }> | { keys: object[] };
+  /** RFC 8693 token exchange (`POST /v1/token-exchange`); without it the route answers 404. */
+  readonly tokenExchange?: (body: unknown) => Promise<ExchangeOutcome>;
   /** Host names accepted besides localhost, 127.0.0.1 and [::1]. */
   readonly allowedHosts?: readonly string[];
   /** Origins accepted on requests that carry an Origin header. */

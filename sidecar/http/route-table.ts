@@ -18,6 +18,7 @@ import {
   renewRoute,
   toolCallRoute,
 } from "./lease-routes.js";
+import { tokenExchangeRoute } from "./delegation-routes.js";
 import { healthRoute, jwksRoute, readyRoute } from "./meta-routes.js";
 import {
   approveRoute,
@@ -105,6 +106,7 @@ export const ROUTES: readonly TableRoute[] = [
   dashboardAssetRoute,
   jwksRoute,
   openApiRoute,
+  tokenExchangeRoute,
 ];
 
 /** The routes of the table one owner registers, typed with the deps their handlers take. */

@@ -7,6 +7,14 @@ export {
   withDelegation,
 } from "./delegation.js";
 export {
+  createDelegationTokens,
+  type DelegationTokens,
+  type ExchangeOutcome,
+  exchangeToken,
+  JWT_TOKEN_TYPE,
+  TOKEN_EXCHANGE_GRANT,
+} from "./delegation-token.js";
+export {
   accessTokenHash,
   createDpopVerifier,
   DEFAULT_DPOP_ALGORITHMS,

@@ -69,3 +69,17 @@ export const registerQuery = z.strictObject({ dry_run: z.enum(["true", "false"])
 
 /** `DELETE /v1/resources/{name}?force=true`: revoke active leases first. */
 export const removeQuery = z.strictObject({ force: z.enum(["true", "false"]).optional() });
+
+/**
+ * `POST /v1/token-exchange` (RFC 8693 §2.1 names, as JSON): the delegator's own identity JWT as
+ * `subject_token`, the actor's SPIFFE ID as `audience`, a `scope` (space-separated resource
+ * names) that only narrows the delegator's own.
+ */
+export const tokenExchangeSchema = z.strictObject({
+  grant_type: z.literal("urn:ietf:params:oauth:grant-type:token-exchange"),
+  subject_token: z.string().min(1).max(8192),
+  subject_token_type: z.literal("urn:ietf:params:oauth:token-type:jwt"),
+  requested_token_type: z.literal("urn:ietf:params:oauth:token-type:jwt").optional(),
+  audience: z.string().min(1).max(512),
+  scope: z.string().max(2000).optional(),
+});

@@ -214,3 +214,11 @@ export const errorSchema = z
 
 /** The OpenAPI document itself (an object; its schema is OpenAPI 3.1's). */
 export const openApiDocumentSchema = z.record(z.string(), z.unknown());
+
+/** `POST /v1/token-exchange` (RFC 8693 §2.2.1): a one-time delegation token for the named actor. */
+export const tokenExchangeResultSchema = z.strictObject({
+  access_token: z.string(),
+  issued_token_type: z.literal("urn:ietf:params:oauth:token-type:jwt"),
+  token_type: z.literal("N_A"),
+  expires_in: z.number().int().min(1),
+});

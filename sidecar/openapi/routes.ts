@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import { registrationSchema } from "../resources/types.js";
 import { checkoutSchema, renewSchema, revokeSchema, toolCallSchema } from "../service/index.js";
-import { approvalDecisionSchema, revokeAgentSchema } from "./request-schemas.js";
+import { approvalDecisionSchema, revokeAgentSchema, tokenExchangeSchema } from "./request-schemas.js";
 import {
   acceptedSchema,
   adapterListSchema,
@@ -19,6 +19,7 @@ import {
   leaseOneSchema,
   leaseSchema,
   openApiDocumentSchema,
+  tokenExchangeResultSchema,
   readySchema,
   registerResultSchema,
   removeResultSchema,
@@ -63,4 +64,6 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [jwksSchema, "Jwks"],
   [auditPageSchema, "AuditPage"],
   [openApiDocumentSchema, "OpenApiDocument"],
+  [tokenExchangeSchema, "TokenExchangeRequest"],
+  [tokenExchangeResultSchema, "TokenExchangeResult"],
 ]);

@@ -2,6 +2,9 @@ import type { JWK } from "jose";
 import type { Config } from "../config.js";
 import {
   ClusterKeys,
+  createDelegationTokens,
+  type ExchangeOutcome,
+  exchangeToken,
   createDpopVerifier,
   createIdentityVerifier,
   createLeaseTokenService,
@@ -23,6 +26,8 @@ export interface IdentityParts {
   publishKeys(): Promise<void>;
   /** Every lease-token public key of the cluster, this sidecar's first. */
   jwks(): Promise<{ keys: JWK[] }>;
+  /** RFC 8693 token exchange: a delegator's identity JWT for a one-time delegation token naming the actor. */
+  exchange(body: unknown): Promise<ExchangeOutcome>;
 }
 
 /**
@@ -50,6 +55,16 @@ export async function wireIdentity(
     keys,
     extraKeyResolver: (kid: string) => clusterKeys.resolve(kid),
   });
+  // leasehold's own delegation tokens (token exchange), signed and checked with the lease-token keys.
+  const delegationTokens = createDelegationTokens({
+    keys,
+    extraKeyResolver: (kid: string) => clusterKeys.resolve(kid),
+    redis,
+    prefix,
+    trust: config.identity.trust,
+    maxDepth: config.identity.delegation.maxDepth,
+    humans: config.identity.delegation.humans,
+  });
   const delegated = withDelegation(
     createIdentityVerifier({
       audience: config.identity.audience,
@@ -66,6 +81,7 @@ export async function wireIdentity(
       maxDepth: config.identity.delegation.maxDepth,
       humans: config.identity.delegation.humans,
     },
+    delegationTokens,
   );
   const identity = config.identity.oneTimeJti
     ? withReplayGuard(delegated, { redis, prefix, clockSkew: config.identity.clockSkew })
@@ -82,6 +98,8 @@ export async function wireIdentity(
     dpop,
     tokens,
     publishKeys,
+    // The replay-guarded verifier: a subject_token is spent by its exchange.
+    exchange: (body: unknown) => exchangeToken(body, identity, delegationTokens),
     jwks: async () => {
       const all = await clusterKeys.all().catch(() => [] as JWK[]);
       const own = keys.publicJwks().keys;

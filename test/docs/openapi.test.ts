@@ -358,6 +358,22 @@ describe("the document against the real app", () => {
     ).toBe(200);
     expect((await call("GET /v1/resources/:name", { params: { name }, token: admin })).status).toBe(404);
 
+    const exchange = {
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+      subject_token: await lh.identity("b"),
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      audience: A,
+      scope: name,
+    };
+    const exchanged = await call("POST /v1/token-exchange", { body: exchange });
+    expect(exchanged.status).toBe(200);
+    expect(exchanged.body.issued_token_type).toBe("urn:ietf:params:oauth:token-type:jwt");
+    // The subject token is spent by its exchange.
+    expect((await call("POST /v1/token-exchange", { body: exchange })).status).toBe(401);
+    expect(
+      (await call("POST /v1/token-exchange", { body: { ...exchange, grant_type: "password" } })).status,
+    ).toBe(400);
+
     const untested = ROUTES.filter((r) => r.owner === "app" && r.path !== "/openapi.json")
       .map((r) => `${r.method} ${r.path}`)
       .filter((k) => !seen.has(k));

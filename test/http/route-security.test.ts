@@ -31,12 +31,15 @@ interface Fixture {
   readonly registration: Record<string, unknown>;
   readonly lease: string;
   readonly approval: string;
+  /** A fresh identity JWT of agent b (identity JWTs are one-time). */
+  readonly identityB: () => Promise<string>;
 }
 
 /** A request that passes validation, so that only the credential decides the answer. */
 interface RouteCase {
   readonly params?: Record<string, string>;
   readonly query?: string;
+  /** The body, or a function making one per request (a body that carries a one-time token). */
   readonly body?: unknown;
   /**
    * Operator routes: what a valid agent identity gets, one that policy lets take the route's
@@ -97,6 +100,16 @@ const CASES: Record<string, (f: Fixture) => RouteCase> = {
   "GET /ui/:asset": () => ({ params: { asset: "app.js" } }),
   "GET /.well-known/jwks.json": () => ({}),
   "GET /openapi.json": () => ({}),
+  // The credential is the body's subject_token: a fresh one per request.
+  "POST /v1/token-exchange": (f) => ({
+    body: async () => ({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+      subject_token: await f.identityB(),
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      audience: A,
+      scope: f.resource,
+    }),
+  }),
 };
 
 const key = (r: RouteDoc) => `${r.method} ${r.path}`;
@@ -114,6 +127,7 @@ describe("every route of the table refuses what it must", () => {
     c: RouteCase,
     headers: Record<string, string> = {},
   ): Promise<LightMyRequestResponse> => {
+    const body = typeof c.body === "function" ? await (c.body as () => Promise<unknown>)() : c.body;
     const url =
       route.path.replace(/:([a-z]+)/g, (_m, p: string) => encodeURIComponent(c.params?.[p] ?? "")) +
       (c.query ? `?${c.query}` : "");
@@ -123,10 +137,10 @@ describe("every route of the table refuses what it must", () => {
       headers: {
         // What the CLI and the SDK send: the CSRF rule wants it on bodiless POSTs and DELETEs.
         ...(route.method === "GET" ? {} : { "x-leasehold-request": "true" }),
-        ...(c.body === undefined ? {} : { "content-type": "application/json" }),
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
         ...headers,
       },
-      ...(c.body === undefined ? {} : { payload: JSON.stringify(c.body) }),
+      ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
     });
   };
 
@@ -176,6 +190,7 @@ describe("every route of the table refuses what it must", () => {
       registration: lh.registration,
       lease: (leased.json() as { lease: { id: string } }).lease.id,
       approval: (pending.json() as { approval: { id: string } }).approval.id,
+      identityB: () => lh.identity("b"),
     };
   });
   afterAll(async () => {
