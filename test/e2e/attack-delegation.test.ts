@@ -195,4 +195,52 @@ describe("attack 8: delegation chains are self-asserted", () => {
     const token2 = co.json.token as string;
     expect((await c.http("DELETE", `/v1/leases/${lease.id}`, { token: token2 })).status).toBe(202);
   });
+  it("token exchange: an operator delegates orders-db to agent a; a acts for it once, within the scope; the audit names both", async () => {
+    const exchange = async (scope: string) =>
+      c.http("POST", "/v1/token-exchange", {
+        body: {
+          grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+          subject_token: await mintIdentityAssertion({
+            keyFile: await c.keyFile("ops"),
+            audience: "leasehold",
+          }),
+          subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+          audience: A,
+          scope,
+        },
+      });
+    const ex = await exchange("orders-db");
+    expect(ex.status, JSON.stringify(ex.json)).toBe(200);
+    const delegation = String((ex.json as { access_token: string }).access_token);
+    c.secrets.push(delegation);
+    const checkout = async (resource: string, token: string) =>
+      c.http("POST", "/v1/checkout", {
+        token: await mintIdentityAssertion({ keyFile: keyA, audience: "leasehold" }),
+        body: body(resource),
+        headers: { "x-leasehold-delegation": token },
+      });
+    const ok = await checkout("orders-db", delegation);
+    expect(ok.status, JSON.stringify(ok.json)).toBe(201);
+    const lease = (ok.json as { lease: { id: string; agent: string; agent_chain?: string[] } }).lease;
+    expect(lease.agent).toBe(A);
+    expect(lease.agent_chain).toEqual([OPS]);
+    const records = await c.auditRecords();
+    const issuedRec = records.find((r) => r.scope === "token_exchange" && r.agent === A);
+    expect(issuedRec).toMatchObject({ decision: "allow", agent_chain: [OPS], reason: "scope: orders-db" });
+    const decided = records.find((r) => r.event === "checkout" && r.lease_id === lease.id);
+    expect(decided).toMatchObject({ agent: A, agent_chain: [OPS] });
+    // The delegation token is one-time: the same token again is refused.
+    expectError(await checkout("orders-db", delegation), 401, "unauthenticated");
+    // A resource outside the delegated scope is refused by the scope, whatever policy says.
+    const other = await exchange("orders-db");
+    const outside = await checkout(
+      "billing-db",
+      String((other.json as { access_token: string }).access_token),
+    );
+    expectError(outside, 403, "policy_denied");
+    // Nothing about the token in the audit trail.
+    expect(JSON.stringify(records)).not.toContain(delegation);
+    await c.http("DELETE", `/v1/leases/${lease.id}`, { token: String((ok.json as { token: string }).token) });
+    await c.waitForAccounts("orders-db", "available");
+  });
 });
