@@ -7,7 +7,7 @@ import { Redis } from "ioredis";
 import { createDelegationTokens } from "../../sidecar/identity/delegation-token.js";
 import { LeaseTokenKeys, mintIdentityAssertion } from "../../sidecar/identity/index.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
-import { type ErrorBody, type HttpResult, StackClient } from "../support/e2e-client.js";
+import { expectError, StackClient } from "../support/e2e-client.js";
 import { type Stack, startStack } from "../support/stack.js";
 
 /*
@@ -50,13 +50,6 @@ const body = (resource: string, action = "read") => ({
   ttl: 60,
   wait: 30,
 });
-
-function expectError(r: HttpResult, status: number, code: string): string {
-  expect(r.status, JSON.stringify(r.json)).toBe(status);
-  const e = (r.json as unknown as ErrorBody).error;
-  expect(e.code).toBe(code);
-  return e.message;
-}
 
 /** A token the IdP issues: agent a acting for `sub` (RFC 8693 §4.1). */
 function issued(sub: string, act: Record<string, unknown>, scope?: string): Promise<string> {

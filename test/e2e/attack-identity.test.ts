@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ErrorBody, type HttpResult, StackClient } from "../support/e2e-client.js";
+import { type ErrorBody, expectError, type HttpResult, StackClient } from "../support/e2e-client.js";
 import { REDIS_URL } from "../support/redis.js";
 import { type Stack, startStack } from "../support/stack.js";
 
@@ -52,13 +52,6 @@ const body = (resource: string) => ({
   // The account may still be rotating after the previous test's check-in.
   wait: 30,
 });
-
-function expectError(r: HttpResult, status: number, code: string): string {
-  expect(r.status, JSON.stringify(r.json)).toBe(status);
-  const e = (r.json as unknown as ErrorBody).error;
-  expect(e.code).toBe(code);
-  return e.message;
-}
 
 /** A token signed with an agent's own key, saying whatever its agent likes (as an attacker would). */
 async function selfSigned(agent: string, claims: Record<string, unknown>): Promise<string> {

@@ -70,22 +70,12 @@ function viaProxy(l: Lease): pg.Client {
 
 /** The account's password verifier as the server stores it: unchanged unless someone set a password. */
 async function verifier(account: string): Promise<string> {
-  const su = new pg.Client({
-    host: stack.pg.host,
-    port: stack.pg.port,
-    user: "postgres",
-    password: stack.pg.superuser.password,
-    database: "postgres",
-  });
-  await su.connect();
-  try {
+  return stack.asSuperuser(async (su) => {
     const r = await su.query<{ v: string }>("select rolpassword as v from pg_authid where rolname = $1", [
       account,
     ]);
     return r.rows[0]?.v ?? "";
-  } finally {
-    await su.end();
-  }
+  });
 }
 
 beforeAll(async () => {

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { copyFile, link, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import {
@@ -269,16 +268,7 @@ describe("the audit trail of a whole scenario", () => {
   });
 
   it("a rotation fails on the target and the account is quarantined", async () => {
-    const su = new pg.Client({
-      host: stack.pg.host,
-      port: stack.pg.port,
-      user: "postgres",
-      password: stack.pg.superuser.password,
-      database: "postgres",
-    });
-    await su.connect();
-    await su.query('DROP ROLE "app_scratch_1"');
-    await su.end();
+    await stack.asSuperuser((su) => su.query('DROP ROLE "app_scratch_1"'));
     const r = await stack.cli("resources", "rotate", "scratch-db");
     expect(r.code).toBe(1);
     await waitForRecord(

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDpopKey, type DpopKey } from "../../sidecar/client/dpop-key.js";
 import { createClient, type Lease, LeaseholdClientError } from "../../sidecar/client/index.js";
 import { mintIdentityAssertion } from "../../sidecar/identity/index.js";
-import { type ErrorBody, type HttpResult, StackClient } from "../support/e2e-client.js";
+import { type ErrorBody, expectError, type HttpResult, StackClient } from "../support/e2e-client.js";
 import { cliPath, repoRoot, STARTUP_TIMEOUT_MS } from "../support/sidecar-process.js";
 import { type Stack, startStack } from "../support/stack.js";
 import { abortWhenExited, waitFor } from "../support/wait-for.js";
@@ -65,14 +65,6 @@ const read = (resource: string) => ({
   ttl: 120,
   wait: 10,
 });
-
-function expectError(r: HttpResult, status: number, code: string): string {
-  expect(r.status, JSON.stringify(r.json)).toBe(status);
-  const e = (r.json as unknown as ErrorBody).error;
-  expect(e.code).toBe(code);
-  expect(e.request_id).toMatch(/^req_/);
-  return e.message;
-}
 
 /** An identity assertion of agent a, minted in-process (the CLI's `agent assert` is tested elsewhere). */
 async function assertA(extraClaims?: Record<string, unknown>): Promise<string> {
@@ -176,18 +168,11 @@ beforeAll(async () => {
   keyA = await c.keyFile("a");
   const roles = ["app_orders_1", "app_orders_2", "app_secure_1", "app_approval_1", "app_deleg_1"];
   for (const role of roles) await stack.createRole(role, `initial-${role}-123456789`);
-  const su = new pg.Client({
-    host: stack.pg.host,
-    port: stack.pg.port,
-    user: "postgres",
-    password: stack.pg.superuser.password,
-    database: "postgres",
+  await stack.asSuperuser(async (su) => {
+    await su.query("create table orders (id int primary key, total numeric)");
+    await su.query("insert into orders values (1, 10.5), (2, 20), (3, 30)");
+    await su.query("grant select on orders to app_orders_1, app_orders_2");
   });
-  await su.connect();
-  await su.query("create table orders (id int primary key, total numeric)");
-  await su.query("insert into orders values (1, 10.5), (2, 20), (3, 30)");
-  await su.query("grant select on orders to app_orders_1, app_orders_2");
-  await su.end();
   await register("orders-db", ["app_orders_1", "app_orders_2"]);
   await register("secure-db", ["app_secure_1"]);
   await register("approval-db", ["app_approval_1"]);

@@ -68,24 +68,8 @@ function psqlEnv(password: string): NodeJS.ProcessEnv {
   return toolEnv({ PGPASSWORD: password, PGCONNECT_TIMEOUT: "10" });
 }
 
-async function asSuperuser<T>(fn: (su: pg.Client) => Promise<T>): Promise<T> {
-  const su = new pg.Client({
-    host: stack.pg.host,
-    port: stack.pg.port,
-    user: "postgres",
-    password: stack.pg.superuser.password,
-    database: "postgres",
-  });
-  await su.connect();
-  try {
-    return await fn(su);
-  } finally {
-    await su.end();
-  }
-}
-
 async function backendSessions(account: string): Promise<number> {
-  return asSuperuser(async (su) => {
+  return stack.asSuperuser(async (su) => {
     const r = await su.query<{ n: string }>("select count(*) as n from pg_stat_activity where usename = $1", [
       account,
     ]);
@@ -108,7 +92,7 @@ beforeAll(async () => {
   await c.adminToken();
   await stack.createRole(ACCOUNT, INITIAL_PASSWORD);
   // As docs/adapters.md tells the DBA: rotation ends the account's sessions with pg_terminate_backend.
-  await asSuperuser((su) => su.query("GRANT pg_signal_backend TO leasehold_admin"));
+  await stack.asSuperuser((su) => su.query("GRANT pg_signal_backend TO leasehold_admin"));
   const reg = {
     name: RESOURCE,
     adapter: "postgres",

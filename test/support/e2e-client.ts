@@ -1,5 +1,6 @@
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { expect } from "vitest";
 import type { Stack } from "./stack.js";
 import { WAIT_TIMEOUT_MS, waitFor } from "./wait-for.js";
 
@@ -152,4 +153,16 @@ export class StackClient {
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
+}
+
+/**
+ * Asserts an error answer: the status, the documented shape with this code, and a request id;
+ * returns the message for checks of its wording.
+ */
+export function expectError(r: HttpResult, status: number, code: string): string {
+  expect(r.status, JSON.stringify(r.json)).toBe(status);
+  const e = (r.json as unknown as ErrorBody).error;
+  expect(e.code).toBe(code);
+  expect(e.request_id).toMatch(/^req_/);
+  return e.message;
 }

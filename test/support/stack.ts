@@ -31,6 +31,8 @@ export interface Stack {
   sidecar: SidecarProcess;
   /** Runs the built CLI against this stack's config. */
   cli(...args: string[]): ReturnType<typeof runCli>;
+  /** Runs `fn` on a superuser connection to the private cluster, closed afterwards. */
+  asSuperuser<T>(fn: (su: pg.Client) => Promise<T>): Promise<T>;
   /** Creates a login role in the private cluster (as superuser). */
   createRole(name: string, password: string, extra?: string): Promise<void>;
   /** Tries to log into the private cluster; true when the password is accepted. */
@@ -76,15 +78,18 @@ export async function startStack(
       password: pgc.superuser.password,
       database: "postgres",
     });
-  const createRole = async (name: string, password: string, extra = "") => {
+  const asSuperuser = async <T>(fn: (su: pg.Client) => Promise<T>): Promise<T> => {
     const c = superuser();
     await c.connect();
     try {
-      const lit = `'${password.replaceAll("'", "''")}'`;
-      await c.query(`CREATE ROLE ${quoteIdent(name)} LOGIN PASSWORD ${lit} ${extra}`);
+      return await fn(c);
     } finally {
       await c.end();
     }
+  };
+  const createRole = async (name: string, password: string, extra = "") => {
+    const lit = `'${password.replaceAll("'", "''")}'`;
+    await asSuperuser((c) => c.query(`CREATE ROLE ${quoteIdent(name)} LOGIN PASSWORD ${lit} ${extra}`));
   };
   const adminPassword = randomBytes(18).toString("base64url");
   await createRole("leasehold_admin", adminPassword, "CREATEROLE");
@@ -147,6 +152,7 @@ export async function startStack(
     adminPassword,
     sidecar,
     cli,
+    asSuperuser,
     createRole,
     canLogin: async (user, password) => {
       const c = new pg.Client({
