@@ -90,6 +90,21 @@ export interface Adapter<C = unknown> {
    * admin credential is checked with verify() as an ordinary login.
    */
   verifyAdmin?(target: C, admin: Credential, ctx: AdapterContext): Promise<Verdict>;
+  /**
+   * A registration's per-account check, before anything is written: the account exists on the
+   * target and `ctx.admin` may change its password (with no `ctx.admin`, self mode: that it
+   * exists, where the target can tell without logging in). A missing account or a missing
+   * privilege is `valid: false` with the target's own words; throws AdapterError for faults.
+   * Absent: registrations can only check accounts by logging in.
+   */
+  checkAccount?(target: C, account: string, ctx: AdapterContext): Promise<Verdict>;
+  /**
+   * The account as the target knows it, for the one-owner-per-account index: two registrations
+   * naming the same account on the same system give the same string (host and port normalized,
+   * the account's name or DN in canonical form); no secret. Absent: the adapter id, the
+   * connection settings and the account name.
+   */
+  accountIdentity?(target: C, account: string): string;
   /** Afterwards verify(next) is valid and verify(current) is not. Safe to repeat. */
   rotate(target: C, change: PasswordChange, ctx: AdapterContext): Promise<void>;
   /** Ends live sessions of the account; returns how many. */
