@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { loadAdminToken } from "./admin-token.js";
-import { buildApp, type ReadyReport } from "./app.js";
+import { buildApp } from "./app.js";
 import type { Config } from "./config.js";
 import type { Reaper } from "./leases/index.js";
 import type { Logger } from "./logger.js";
@@ -10,7 +10,8 @@ import type { ProxyManager } from "./proxy/index.js";
 import type { CrashPoint, Reconciler } from "./rotation/index.js";
 import type { LeaseService, OperatorService, ResourceService } from "./service/index.js";
 import { type IdentityParts, wireIdentity } from "./wire/identity.js";
-import { type Infrastructure, openInfrastructure } from "./wire/infrastructure.js";
+import { closeInfrastructure, type Infrastructure, openInfrastructure } from "./wire/infrastructure.js";
+import { readinessChecks, runReadiness } from "./wire/readiness.js";
 import { type Services, wireServices } from "./wire/services.js";
 
 export interface SidecarOptions {
@@ -21,6 +22,11 @@ export interface SidecarOptions {
   background?: boolean;
   /** How often the reconciler runs, ms. @default 10000 */
   reconcileIntervalMs?: number;
+  /**
+   * Seconds to wait at start for Redis and Vault to answer (each retry logged with its cause);
+   * 0 = one attempt. @default Infinity (until they answer)
+   */
+  waitForDepsSeconds?: number;
 }
 
 export interface Sidecar {
@@ -42,17 +48,93 @@ export interface Sidecar {
 
 /**
  * Wires the real dependencies once, from the config: the only place that builds them. Stages:
- * infrastructure (Redis, Vault, audit, adapters), identity, services, the HTTP app and the
- * operators' views, then the background loops.
+ * infrastructure (Redis, Vault, audit, adapters; once Redis and Vault answer), identity,
+ * services, the HTTP app and the operators' views, then the background loops. A stage that
+ * fails closes what the stages before it opened (connections, timers, listeners), then throws.
  */
 export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const { config, log } = opts;
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-  const infra = await openInfrastructure(config, log, id);
-  const ids = await wireIdentity(config, infra.redis, log, infra.secrets);
-  const svc = await wireServices(config, log, infra, ids, opts.crashHook);
-  const adminToken = await loadAdminToken(config.admin.tokenFile);
-  const app = buildApp({
+  const infra = await openInfrastructure(config, log, id, { waitForDepsSeconds: opts.waitForDepsSeconds });
+  // What to close if a later stage fails, newest first.
+  const opened: Array<() => unknown> = [() => closeInfrastructure(infra)];
+  const unwind = async () => {
+    for (const close of opened.splice(0).reverse())
+      await Promise.resolve()
+        .then(close)
+        .catch(() => undefined);
+  };
+  try {
+    const ids = await wireIdentity(config, infra.redis, log, infra.secrets);
+    const svc = await wireServices(config, log, infra, ids, opts.crashHook);
+    opened.push(
+      () => svc.rotation.stop(),
+      () => svc.proxies.close(),
+    );
+    const adminToken = await loadAdminToken(config.admin.tokenFile);
+    const app = buildApp(appDeps(config, log, infra, ids, svc, adminToken));
+    opened.push(() => app.close());
+    const background = opts.background ?? true;
+    const ops = await attachOps(app, {
+      config: config.ops,
+      adminToken,
+      leaseService: svc.leaseService,
+      resourceService: svc.resourceService,
+      leases: infra.leases,
+      events: infra.events,
+      redis: infra.redis,
+      prefix: infra.prefix,
+      metrics: infra.metrics,
+      log,
+      sidecarId: id,
+      background,
+    });
+    opened.push(() => ops.stop());
+    const stopLoops = startLoops(
+      config,
+      log,
+      ids,
+      svc,
+      background ? (opts.reconcileIntervalMs ?? null) : undefined,
+    );
+    return {
+      app,
+      leaseService: svc.leaseService,
+      resourceService: svc.resourceService,
+      operators: svc.operators,
+      reaper: svc.reaper,
+      reconciler: svc.reconciler,
+      adminToken,
+      id,
+      reloadPolicy: () => reloadPolicy(svc, infra, log),
+      proxies: svc.proxies,
+      close: async () => {
+        opened.length = 0;
+        await svc.proxies.close();
+        stopLoops();
+        svc.rotation.stop();
+        await ops.stop();
+        await app.close();
+        await closeInfrastructure(infra);
+      },
+    };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+/** What the HTTP app takes: the services, the admin token, and the readiness checks. */
+function appDeps(
+  config: Config,
+  log: Logger,
+  infra: Infrastructure,
+  ids: IdentityParts,
+  svc: Services,
+  adminToken: string,
+): Parameters<typeof buildApp>[0] {
+  const checks = readinessChecks(infra);
+  return {
     operators: svc.operators,
     audit: infra.audit,
     auditFiles: [config.audit.file],
@@ -61,71 +143,12 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     resources: svc.resourceService,
     adapters: infra.adapters,
     adminToken,
-    ready: () => readiness(infra),
+    ready: () => runReadiness(checks),
     jwks: () => ids.jwks(),
     tokenExchange: (body) => ids.exchange(body),
     allowedHosts: config.listen.allowedHosts,
     allowedOrigins: config.listen.allowedOrigins,
-  });
-  const background = opts.background ?? true;
-  const ops = await attachOps(app, {
-    config: config.ops,
-    adminToken,
-    leaseService: svc.leaseService,
-    resourceService: svc.resourceService,
-    leases: infra.leases,
-    events: infra.events,
-    redis: infra.redis,
-    prefix: infra.prefix,
-    metrics: infra.metrics,
-    log,
-    sidecarId: id,
-    background,
-  });
-  const stopLoops = startLoops(
-    config,
-    log,
-    ids,
-    svc,
-    background ? (opts.reconcileIntervalMs ?? null) : undefined,
-  );
-  return {
-    app,
-    leaseService: svc.leaseService,
-    resourceService: svc.resourceService,
-    operators: svc.operators,
-    reaper: svc.reaper,
-    reconciler: svc.reconciler,
-    adminToken,
-    id,
-    reloadPolicy: () => reloadPolicy(svc, infra, log),
-    proxies: svc.proxies,
-    close: async () => {
-      await svc.proxies.close();
-      stopLoops();
-      svc.rotation.stop();
-      await ops.stop();
-      await app.close();
-      // Pooled admin sessions of the adapters (and of DBAs' own adapter modules that pool).
-      await Promise.allSettled([...infra.adapters.values()].map((a) => a.close?.()));
-      infra.secrets.close();
-      await infra.audit.close();
-      infra.redis.disconnect();
-    },
   };
-}
-
-/** Ready when Redis answers, Vault is usable and the audit file can be written. */
-async function readiness(infra: Infrastructure): Promise<ReadyReport> {
-  const [r, v] = await Promise.all([
-    infra.redis.ping().then(
-      (x) => x === "PONG",
-      () => false,
-    ),
-    infra.secrets.ready(),
-  ]);
-  const checks = { redis: r, vault: v, audit: infra.audit.healthy() };
-  return { ok: r && v && checks.audit, checks };
 }
 
 /** Re-reads the policy file and audits the outcome; a refused file leaves the old policy in force. */

@@ -5,9 +5,12 @@ import type { Logger } from "../logger.js";
 import type { LeaseService, OperatorService, ResourceService } from "../service/index.js";
 import { routeDeclarer } from "./route.js";
 
+/** What `/readyz` answers from: each named check's outcome, and why each failing one failed. */
 export interface ReadyReport {
   readonly ok: boolean;
   readonly checks: Record<string, boolean>;
+  /** For each failing check, the reason (address and cause; never a credential). */
+  readonly reasons: Record<string, string>;
 }
 
 /** What buildApp and the handlers of its routes take. */

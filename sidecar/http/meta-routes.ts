@@ -20,17 +20,22 @@ export const readyRoute = appRoute({
   path: "/readyz",
   operationId: "ready",
   tag: "operations",
-  summary: "Readiness: Redis, Vault and the audit file are usable",
+  summary: "Readiness: Redis, Vault and the audit file are usable; if not, why",
   auth: "none",
   responses: {
     200: { description: "ready", schema: readySchema },
-    503: { description: "not ready (same body, with the failing check false)", schema: readySchema },
+    503: {
+      description: "not ready (same body: the failing check false, and its reason in `reasons`)",
+      schema: readySchema,
+    },
   },
   errors: [],
   handle: async ({ reply }, d) => {
     const r = await d.ready();
     reply.status(r.ok ? 200 : 503);
-    return { status: r.ok ? "ready" : "unavailable", checks: r.checks };
+    return r.ok
+      ? { status: "ready", checks: r.checks }
+      : { status: "unavailable", checks: r.checks, reasons: r.reasons };
   },
 });
 

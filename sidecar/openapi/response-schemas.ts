@@ -186,6 +186,13 @@ export const healthSchema = z.strictObject({ status: z.literal("ok") });
 export const readySchema = z.strictObject({
   status: z.enum(["ready", "unavailable"]),
   checks: z.record(z.string(), z.boolean()).describe("redis, vault, audit"),
+  reasons: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe(
+      "when unavailable: each failing check's reason, naming the address and the cause " +
+        "(`redis 127.0.0.1:6379: connection refused (ECONNREFUSED)`), never a credential",
+    ),
 });
 
 export const jwksSchema = z

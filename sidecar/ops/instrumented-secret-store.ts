@@ -39,6 +39,12 @@ export function instrumentSecretStore(store: SecretStore, observe: VaultCallObse
       observe("ready", Number(process.hrtime.bigint() - started) / 1e9, ok ? "ok" : "error");
       return ok;
     },
+    health: async () => {
+      const started = process.hrtime.bigint();
+      const h = await store.health();
+      observe("ready", Number(process.hrtime.bigint() - started) / 1e9, h.ok ? "ok" : "error");
+      return h;
+    },
     close: () => store.close(),
   };
 }

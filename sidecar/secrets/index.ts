@@ -1,2 +1,3 @@
-export type { KvEntry, SecretStore } from "./types.js";
+export type { DependencyHealth, KvEntry, SecretStore } from "./types.js";
+export { describeVaultError } from "./vault-errors.js";
 export { type VaultAuth, VaultStore, type VaultStoreOptions } from "./vault-store.js";

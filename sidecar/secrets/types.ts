@@ -4,6 +4,9 @@ export interface KvEntry<T> {
   readonly version: number;
 }
 
+/** A dependency's state for `/readyz` and start-up: usable, or the reason it is not. */
+export type DependencyHealth = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
 /**
  * The durable secret store (Vault KV v2). Paths are relative to the configured prefix,
  * as segments, so that no caller builds a Vault URL by hand.
@@ -20,7 +23,12 @@ export interface SecretStore {
   list(path: readonly string[]): Promise<string[]>;
   /** Deletes a key with all its versions. */
   remove(path: readonly string[]): Promise<void>;
-  /** True when Vault is reachable, unsealed and the token works. */
+  /** True when Vault is reachable, unsealed and the token works (`health().ok`). */
   ready(): Promise<boolean>;
+  /**
+   * Whether Vault is reachable, unsealed and the token works; if not, why, naming the address
+   * and the cause (`vault http://127.0.0.1:8200: sealed`), never the token.
+   */
+  health(): Promise<DependencyHealth>;
   close(): void;
 }

@@ -1,8 +1,10 @@
 import { readFile } from "node:fs/promises";
 import NodeVault from "node-vault";
 import { LeaseholdError } from "../errors.js";
+import { withoutUserinfo } from "../util/dependency-error.js";
 import type { Logger } from "../logger.js";
-import type { KvEntry, SecretStore } from "./types.js";
+import type { DependencyHealth, KvEntry, SecretStore } from "./types.js";
+import { describeVaultError, vaultStatus } from "./vault-errors.js";
 
 export type VaultAuth =
   | { method: "token"; token: string }
@@ -20,14 +22,16 @@ export interface VaultStoreOptions {
   retries?: number;
 }
 
-interface ApiError {
-  message?: string;
-  code?: string;
-  response?: { statusCode?: number; body?: unknown };
-}
+const statusOf = vaultStatus;
 
-function statusOf(err: unknown): number | undefined {
-  return (err as ApiError | null)?.response?.statusCode;
+/** A read or list of a path that does not exist (an answer, not a fault). */
+const ABSENT = Symbol("absent");
+
+function absentOn404<T>(p: Promise<T>): Promise<T | typeof ABSENT> {
+  return p.catch((err: unknown) => {
+    if (statusOf(err) === 404) return ABSENT;
+    throw err;
+  });
 }
 
 /** Faults that may pass: Vault down, sealed, overloaded, slow. Never a 4xx. */
@@ -35,6 +39,10 @@ function isRetryable(err: unknown): boolean {
   const status = statusOf(err);
   if (status === undefined) return true;
   return status >= 500;
+}
+
+function vaultBody(err: unknown): unknown {
+  return (err as { response?: { body?: unknown } } | null)?.response?.body;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -69,23 +77,40 @@ export class VaultStore implements SecretStore {
   private async login(): Promise<void> {
     const auth = this.opts.auth;
     if (auth.method === "token") return;
-    const res =
-      auth.method === "approle"
-        ? await this.client.approleLogin({
-            role_id: auth.roleId,
-            secret_id: auth.secretId,
-            mount_point: auth.mount,
-          })
-        : await this.client.jwtLogin({
-            role: auth.role,
-            jwt: (await readFile(auth.jwtFile, "utf8")).trim(),
-            mount_point: auth.mount,
-          });
+    const res = await this.loginCall(auth).catch((err: unknown) => {
+      const status = statusOf(err);
+      throw new LeaseholdError("upstream_unavailable", "the sidecar could not log in to Vault", {
+        detail: `${this.describe(err)} (${auth.method} login at auth/${auth.mount})`,
+        // A refused login stays refused until its credentials change; a fault may pass.
+        retryable: status === undefined || status >= 500,
+      });
+    });
     this.stats.logins++;
     const lease = Number(res?.auth?.lease_duration ?? 0);
     if (res?.auth?.renewable && lease > 0) this.scheduleRenewal(lease);
     else if (lease > 0) this.scheduleRelogin(lease);
     this.opts.log.info({ method: auth.method, leaseSeconds: lease }, "vault login");
+  }
+
+  private async loginCall(
+    auth: Exclude<VaultAuth, { method: "token" }>,
+  ): Promise<{ auth?: { lease_duration?: number; renewable?: boolean } }> {
+    return auth.method === "approle"
+      ? await this.client.approleLogin({
+          role_id: auth.roleId,
+          secret_id: auth.secretId,
+          mount_point: auth.mount,
+        })
+      : await this.client.jwtLogin({
+          role: auth.role,
+          jwt: (await readFile(auth.jwtFile, "utf8")).trim(),
+          mount_point: auth.mount,
+        });
+  }
+
+  /** `vault <address>: <cause>` for a fault of a call about `path`. */
+  private describe(err: unknown, path?: string): string {
+    return describeVaultError(this.opts.address, err, path);
   }
 
   private scheduleRenewal(seconds: number): void {
@@ -101,7 +126,10 @@ export class VaultStore implements SecretStore {
           })
           .catch((err: unknown) => {
             this.stats.renewalFailures++;
-            this.opts.log.warn({ status: statusOf(err) }, "vault token renewal failed; logging in again");
+            this.opts.log.warn(
+              { err: { message: this.describe(err, "auth/token/renew-self") } },
+              "vault token renewal failed; logging in again",
+            );
             this.loginPromise = undefined;
           });
       },
@@ -127,7 +155,7 @@ export class VaultStore implements SecretStore {
   }
 
   /** Runs one Vault call with retries for retryable faults and one re-login on 403. */
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  private async call<T>(what: string, path: string, fn: () => Promise<T>): Promise<T> {
     const retries = this.opts.retries ?? 2;
     let relogged = false;
     for (let attempt = 0; ; attempt++) {
@@ -146,15 +174,14 @@ export class VaultStore implements SecretStore {
           await sleep(50 * 2 ** attempt + Math.random() * 50);
           continue;
         }
-        throw this.mapError(what, err);
+        throw this.mapError(what, path, err);
       }
     }
   }
 
-  private mapError(what: string, err: unknown): LeaseholdError {
+  private mapError(what: string, path: string, err: unknown): LeaseholdError {
     const status = statusOf(err);
-    const e = err as ApiError;
-    const detail = `vault ${what}: ${status ?? e.code ?? "error"} ${e.message ?? ""}`.trim();
+    const detail = `${this.describe(err, path)} (${what})`;
     if (status === undefined || status >= 500) {
       return new LeaseholdError("upstream_unavailable", "the secret store (Vault) is unavailable", {
         detail,
@@ -172,56 +199,65 @@ export class VaultStore implements SecretStore {
 
   async read<T>(path: readonly string[]): Promise<KvEntry<T> | null> {
     const p = this.kvPath("data", path);
-    try {
-      const res = await this.call("read", () => this.client.read(p));
-      const version = Number(res?.data?.metadata?.version);
-      return { data: res.data.data as T, version };
-    } catch (err) {
-      if (err instanceof LeaseholdError && err.detail?.startsWith("vault read: 404")) return null;
-      throw err;
-    }
+    const res = await this.call("read", p, () => absentOn404(this.client.read(p)));
+    if (res === ABSENT) return null;
+    const version = Number(res?.data?.metadata?.version);
+    return { data: res.data.data as T, version };
   }
 
   async write<T extends object>(path: readonly string[], data: T, cas?: number): Promise<number> {
     const p = this.kvPath("data", path);
     const body = cas === undefined ? { data } : { data, options: { cas } };
-    try {
-      const res = await this.call("write", () => this.client.write(p, body));
-      return Number(res?.data?.version);
-    } catch (err) {
-      if (err instanceof LeaseholdError && err.detail?.includes("check-and-set")) {
-        throw new LeaseholdError("conflict", "the record changed concurrently", { detail: err.detail });
-      }
-      throw err;
-    }
+    const res = await this.call("write", p, () =>
+      this.client.write(p, body).catch((err: unknown) => {
+        if (statusOf(err) === 400 && /check-and-set/.test(JSON.stringify(vaultBody(err)))) {
+          throw new LeaseholdError("conflict", "the record changed concurrently", {
+            detail: `${this.describe(err, p)} (write)`,
+          });
+        }
+        throw err;
+      }),
+    );
+    return Number(res?.data?.version);
   }
 
   async list(path: readonly string[]): Promise<string[]> {
     const p = this.kvPath("metadata", path);
-    try {
-      const res = await this.call("list", () => this.client.list(p));
-      const keys = res?.data?.keys;
-      return Array.isArray(keys) ? keys.map((k) => decodeURIComponent(String(k))) : [];
-    } catch (err) {
-      if (err instanceof LeaseholdError && err.detail?.startsWith("vault list: 404")) return [];
-      throw err;
-    }
+    const res = await this.call("list", p, () => absentOn404(this.client.list(p)));
+    if (res === ABSENT) return [];
+    const keys = res?.data?.keys;
+    return Array.isArray(keys) ? keys.map((k) => decodeURIComponent(String(k))) : [];
   }
 
   async remove(path: readonly string[]): Promise<void> {
     const p = this.kvPath("metadata", path);
-    await this.call("remove", () => this.client.delete(p));
+    await this.call("remove", p, () => this.client.delete(p));
   }
 
   async ready(): Promise<boolean> {
+    return (await this.health()).ok;
+  }
+
+  /** Reachable, initialized, unsealed, and the sidecar's token (or login) accepted; else why not. */
+  async health(): Promise<DependencyHealth> {
+    const where = `vault ${withoutUserinfo(this.opts.address)}`;
     try {
       const h = await this.client.health({ standbyok: true });
-      if (h?.sealed !== false || h.initialized !== true) return false;
+      if (h?.sealed === true) return { ok: false, reason: `${where}: sealed` };
+      if (h?.initialized !== true) return { ok: false, reason: `${where}: not initialized` };
+    } catch (err) {
+      return { ok: false, reason: this.describe(err) };
+    }
+    try {
       await this.ensureLogin();
+    } catch (err) {
+      return { ok: false, reason: (err as LeaseholdError).detail ?? this.describe(err) };
+    }
+    try {
       await this.client.tokenLookupSelf();
-      return true;
-    } catch {
-      return false;
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, reason: this.describe(err, "auth/token/lookup-self") };
     }
   }
 

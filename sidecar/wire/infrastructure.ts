@@ -11,6 +11,7 @@ import { createAuditTap, createMetrics, instrumentSecretStore, type OpsMetrics }
 import { createRedis, type RedisClient } from "../redis.js";
 import { ResourceCatalog } from "../resources/catalog.js";
 import { type SecretStore, VaultStore } from "../secrets/index.js";
+import { waitForDependencies } from "./startup.js";
 
 /** The stores and connections every part of a sidecar shares. */
 export interface Infrastructure {
@@ -26,8 +27,26 @@ export interface Infrastructure {
   readonly catalog: ResourceCatalog;
 }
 
-/** Opens Redis, Vault and the audit log (instrumented), and loads the adapters. */
-export async function openInfrastructure(config: Config, log: Logger, id: string): Promise<Infrastructure> {
+/** How to open the infrastructure. */
+export interface OpenOptions {
+  /**
+   * Seconds to wait for Redis and Vault to answer before giving up (each retry logged with its
+   * cause); 0 = one attempt. @default Infinity (until they answer)
+   */
+  readonly waitForDepsSeconds?: number;
+}
+
+/**
+ * Opens Redis, Vault and the audit log (instrumented), and loads the adapters, once Redis and
+ * Vault answer. Whatever fails, nothing it opened stays open.
+ * @throws StartupError `dependency` when Redis or Vault does not answer in time.
+ */
+export async function openInfrastructure(
+  config: Config,
+  log: Logger,
+  id: string,
+  opts: OpenOptions = {},
+): Promise<Infrastructure> {
   const metrics = createMetrics();
   const redis = createRedis(config.redis, log, (command, seconds, result) =>
     metrics.observeRedisCall(command, seconds, result),
@@ -45,7 +64,33 @@ export async function openInfrastructure(config: Config, log: Logger, id: string
     (op, seconds, result) => metrics.observeVaultCall(op, seconds, result),
   );
   const events = new LeaseEventChannel({ redis, prefix, log });
-  const audit = await AuditLog.open(config.audit.file, id, createAuditTap({ metrics, events, log }), {
+  let audit: AuditLog | undefined;
+  try {
+    await waitForDependencies({
+      redis,
+      secrets,
+      seconds: opts.waitForDepsSeconds ?? Number.POSITIVE_INFINITY,
+      log,
+    });
+    audit = await openAudit(config, id, { metrics, events, redis }, log);
+    return await finishInfrastructure(config, { metrics, redis, prefix, secrets, audit, events });
+  } catch (err) {
+    secrets.close();
+    await audit?.close().catch(() => undefined);
+    redis.disconnect();
+    throw err;
+  }
+}
+
+/** The audit log, its tap (metrics, events, webhook) and its optional Redis mirror. */
+async function openAudit(
+  config: Config,
+  id: string,
+  { metrics, events, redis }: Pick<Infrastructure, "metrics" | "events" | "redis">,
+  log: Logger,
+): Promise<AuditLog> {
+  const prefix = config.redis.prefix;
+  return AuditLog.open(config.audit.file, id, createAuditTap({ metrics, events, log }), {
     maxBytes: config.audit.maxBytes,
     hmacKey: config.audit.hmacKeyFile ? await loadAuditKey(config.audit.hmacKeyFile) : undefined,
     mirror: config.audit.stream.enabled
@@ -59,6 +104,14 @@ export async function openInfrastructure(config: Config, log: Logger, id: string
             "audit side channel failed; the file has the record",
           ),
   });
+}
+
+/** The adapters, the lease MAC key from Vault, and the stores over Redis and Vault. */
+async function finishInfrastructure(
+  config: Config,
+  o: Pick<Infrastructure, "metrics" | "redis" | "prefix" | "secrets" | "audit" | "events">,
+): Promise<Infrastructure> {
+  const { metrics, redis, prefix, secrets, audit, events } = o;
   const adapters = new Map<string, Adapter<unknown>>(builtinAdapters);
   // The exec adapter runs only the operator's own commands (exec.commands), never a registration's.
   adapters.set("exec", createExecAdapter(config.exec));
@@ -81,4 +134,13 @@ export async function openInfrastructure(config: Config, log: Logger, id: string
     leases: new LeaseStore({ redis, prefix, macKey }),
     catalog: new ResourceCatalog(secrets),
   };
+}
+
+/** Closes what openInfrastructure opened: the adapters' pooled sessions, Vault, the audit log, Redis. */
+export async function closeInfrastructure(infra: Infrastructure): Promise<void> {
+  // Pooled admin sessions of the adapters (and of DBAs' own adapter modules that pool).
+  await Promise.allSettled([...infra.adapters.values()].map((a) => a.close?.()));
+  infra.secrets.close();
+  await infra.audit.close();
+  infra.redis.disconnect();
 }

@@ -1,56 +1,157 @@
-import type { Command } from "commander";
-import { crashPointFromEnv } from "../../config.js";
+import { createServer } from "node:net";
+import { type Command, InvalidArgumentError } from "commander";
+import { type Config, crashPointFromEnv } from "../../config.js";
 import { createLogger } from "../../logger.js";
+import { loadPolicy } from "../../policy/index.js";
 import type { CrashPoint } from "../../rotation/index.js";
 import { listenOnSocket, prepareSocketPath } from "../../unix-socket.js";
-import { createSidecar } from "../../wire.js";
+import { escapeText } from "../../util/text.js";
+import { createSidecar, type Sidecar } from "../../wire.js";
+import {
+  classifyStartupError,
+  STARTUP_EXIT_CODES,
+  StartupError,
+  type StartupFailure,
+} from "../../wire/startup.js";
 import type { CliContext } from "../context.js";
+
+const LISTEN_CAUSES: Record<string, string> = {
+  EADDRINUSE: "address already in use (EADDRINUSE)",
+  EACCES: "permission denied (EACCES)",
+  EADDRNOTAVAIL: "address not available on this host (EADDRNOTAVAIL)",
+  ENOTFOUND: "host not found (ENOTFOUND)",
+};
+
+/** `cannot listen on 127.0.0.1:7733: address already in use (EADDRINUSE)`. */
+function listenError(where: string, err: unknown): StartupError {
+  const e = err as { code?: string; message?: string };
+  const cause = (e.code && LISTEN_CAUSES[e.code]) ?? e.message ?? String(err);
+  return new StartupError("listen", `cannot listen on ${where}: ${cause}`);
+}
+
+function listenAddress(cfg: Config): string {
+  if (cfg.listen.socket) return cfg.listen.socket;
+  return cfg.listen.host.includes(":")
+    ? `[${cfg.listen.host}]:${cfg.listen.port}`
+    : `${cfg.listen.host}:${cfg.listen.port}`;
+}
+
+/** Binds the TCP address once and lets it go: a busy or forbidden port ends the start before anything opens. */
+function probeListen(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve()));
+  });
+}
+
+/** `--wait-for-deps`: a number of seconds, 0 or more, or `forever`. */
+function parseWait(value: string): number {
+  if (value === "forever") return Number.POSITIVE_INFINITY;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0) {
+    throw new InvalidArgumentError("must be a number of seconds (0 or more) or 'forever'");
+  }
+  return n;
+}
+
+/** Checks what can be checked before anything opens: the policy file and the listen address. */
+async function preflight(cfg: Config): Promise<void> {
+  // The same load the sidecar does: an absent file denies everything, an invalid one is refused.
+  if (cfg.policy.file) await loadPolicy({ file: cfg.policy.file });
+  const where = listenAddress(cfg);
+  try {
+    if (cfg.listen.socket) await prepareSocketPath(cfg.listen.socket);
+    else await probeListen(cfg.listen.host, cfg.listen.port);
+  } catch (err) {
+    if (cfg.listen.socket) throw new StartupError("listen", (err as Error).message);
+    throw listenError(where, err);
+  }
+}
+
+/** Ends the process with one line on stderr and the exit status of its kind of failure. */
+function giveUp(kind: StartupFailure, message: string): never {
+  process.stderr.write(`leasehold: ${escapeText(message)}\n`);
+  process.exit(STARTUP_EXIT_CODES[kind]);
+}
 
 /**
  * `leasehold serve`: wires the real dependencies once and listens (TCP, or the Unix socket
  * when the config names one). SIGHUP reloads the policy; SIGINT and SIGTERM close and exit 0.
+ * A start that cannot finish closes what it opened and exits non-zero with one line on stderr:
+ * 1 config or policy, 2 cannot listen, 3 Redis or Vault unreachable (docs/operations.md).
  */
 export function registerServeCommand(program: Command, cli: CliContext): void {
   program
     .command("serve")
     .description("run the sidecar")
-    .action(async () => {
-      const cfg = cli.config();
-      const log = createLogger(cfg.log.level);
-      const crashAt = crashPointFromEnv();
-      // Before anything opens connections, so a refused socket ends the process at once.
-      if (cfg.listen.socket) await prepareSocketPath(cfg.listen.socket);
-      const sidecar = await createSidecar({
-        config: cfg,
-        log,
-        crashHook: crashAt
-          ? (point: CrashPoint) => {
-              if (point === crashAt) process.kill(process.pid, "SIGKILL");
-            }
-          : undefined,
-      });
-      if (cfg.listen.socket) await listenOnSocket((path) => sidecar.app.listen({ path }), cfg.listen.socket);
-      else await sidecar.app.listen({ host: cfg.listen.host, port: cfg.listen.port });
-      log.info(
-        cfg.listen.socket
-          ? { sidecar: sidecar.id, socket: cfg.listen.socket }
-          : { sidecar: sidecar.id, host: cfg.listen.host, port: cfg.listen.port },
-        "leasehold listening",
-      );
-      const stop = async () => {
-        await sidecar.close();
-        process.exit(0);
-      };
-      process.on("SIGHUP", () => {
-        void sidecar
-          .reloadPolicy()
-          .then((r) =>
-            r.ok
-              ? log.info({}, "policy reloaded")
-              : log.error({ error: r.error }, "policy reload failed; the old policy stays"),
-          );
-      });
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+    .option(
+      "--wait-for-deps <seconds>",
+      "at start, wait up to this long for Redis and Vault to answer, logging each retry with its " +
+        "cause, then exit 3; 0 = one attempt (default: forever, until they answer)",
+      parseWait,
+    )
+    .addHelpText(
+      "after",
+      "\nExit status when the start fails (one line on stderr says why):\n" +
+        "  1  the config, the policy file or another file it names is invalid\n" +
+        "  2  cannot listen on listen.host:listen.port or listen.socket (in use, not permitted)\n" +
+        "  3  Redis or Vault unreachable (with --wait-for-deps, once that time is up)\n",
+    )
+    .action(async (o: { waitForDeps?: number }) => {
+      try {
+        const cfg = cli.config();
+        await preflight(cfg);
+        // start() closes whatever it opened before it throws.
+        await start(cfg, o.waitForDeps ?? Number.POSITIVE_INFINITY);
+      } catch (err) {
+        const { kind, message } = classifyStartupError(err);
+        giveUp(kind, message);
+      }
     });
+}
+
+/** Creates the sidecar, listens, and installs the signal handlers. */
+async function start(cfg: Config, waitForDepsSeconds: number): Promise<Sidecar> {
+  const log = createLogger(cfg.log.level);
+  const crashAt = crashPointFromEnv();
+  const sidecar = await createSidecar({
+    config: cfg,
+    log,
+    waitForDepsSeconds,
+    crashHook: crashAt
+      ? (point: CrashPoint) => {
+          if (point === crashAt) process.kill(process.pid, "SIGKILL");
+        }
+      : undefined,
+  });
+  try {
+    if (cfg.listen.socket) await listenOnSocket((path) => sidecar.app.listen({ path }), cfg.listen.socket);
+    else await sidecar.app.listen({ host: cfg.listen.host, port: cfg.listen.port });
+  } catch (err) {
+    await sidecar.close().catch(() => undefined);
+    throw listenError(listenAddress(cfg), err);
+  }
+  log.info(
+    cfg.listen.socket
+      ? { sidecar: sidecar.id, socket: cfg.listen.socket }
+      : { sidecar: sidecar.id, host: cfg.listen.host, port: cfg.listen.port },
+    "leasehold listening",
+  );
+  const stop = async () => {
+    await sidecar.close();
+    process.exit(0);
+  };
+  process.on("SIGHUP", () => {
+    void sidecar
+      .reloadPolicy()
+      .then((r) =>
+        r.ok
+          ? log.info({}, "policy reloaded")
+          : log.error({ error: r.error }, "policy reload failed; the old policy stays"),
+      );
+  });
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  return sidecar;
 }
