@@ -32,7 +32,7 @@ const COUNT_CHARS = 200;
 /** The JSON document a command reads on stdin (docs/adapters.md, "exec"). */
 export interface ExecRequest {
   readonly version: 1;
-  readonly action: "verify" | "verify-admin" | "rotate" | "terminate";
+  readonly action: "verify" | "verify-admin" | "check-account" | "rotate" | "terminate";
   readonly account: string;
   /** verify: the password to check; rotate: the account's password as leasehold knows it. */
   readonly current?: string;
@@ -192,6 +192,47 @@ export function createExecAdapter(section: ExecCommands, opts: ResolveOptions = 
       return exitCode === ExitStatus.ok
         ? { valid: true }
         : { valid: false, reason: "the command refused the admin credential (exit 1)" };
+    },
+
+    /**
+     * `{action: "check-account", account, admin?}`: exit 0 the account exists and the credential
+     * may change it; 67 no such account; 77 the credential may not change it; 1 it cannot be
+     * used otherwise. A command that does not know the action (exit 64, as every command written
+     * before it does) cannot check up front: the account passes, and a warning says so.
+     */
+    async checkAccount(target: ExecTarget, account: string, ctx: AdapterContext): Promise<Verdict> {
+      const command = commandOf(table, target);
+      requireAccount(account);
+      const { exitCode } = await invoke(
+        command,
+        { version: 1, action: "check-account", account, ...adminOf(ctx) },
+        ctx,
+        [ExitStatus.invalid, ExitStatus.usage, ExitStatus.noUser, ExitStatus.noPerm],
+      );
+      switch (exitCode) {
+        case ExitStatus.usage:
+          ctx.log.warn(
+            { adapter: "exec", command: command.name, account },
+            "exec: the command cannot check accounts up front (exit 64); the account is checked at its first rotation",
+          );
+          return { valid: true };
+        case ExitStatus.noUser:
+          return { valid: false, reason: "the command reports no such account (exit 67)" };
+        case ExitStatus.noPerm:
+          return {
+            valid: false,
+            reason: "the command reports the credential may not change this account (exit 77)",
+          };
+        case ExitStatus.invalid:
+          return { valid: false, reason: "the command reports the account cannot be used (exit 1)" };
+        default:
+          return { valid: true };
+      }
+    },
+
+    /** `exec://<command>/<account>`: the operator's command stands for the system it manages. */
+    accountIdentity(target: ExecTarget, account: string): string {
+      return `exec://${target.command}/${encodeURIComponent(account)}`;
     },
 
     async rotate(target: ExecTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {

@@ -107,7 +107,8 @@ export async function openConnection(
       }),
     ]);
     clearTimeout(timer);
-    if (cred !== undefined) await command(redis, ["AUTH", cred.username, cred.password], deadline, "AUTH");
+    if (cred !== undefined)
+      await command(redis, ["AUTH", cred.username, cred.password], deadline, `AUTH as "${cred.username}"`);
     return redis;
   } catch (err) {
     clearTimeout(timer);
