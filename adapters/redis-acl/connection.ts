@@ -94,7 +94,11 @@ export async function openConnection(
     disableClientInfo: true,
   });
   // Without a listener a refused connection would be reported as an unhandled 'error' event.
-  redis.on("error", () => undefined);
+  // ioredis rejects connect() with "Connection is closed"; the socket's own error says why.
+  let socketError: unknown;
+  redis.on("error", (err: unknown) => {
+    socketError ??= err;
+  });
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -113,6 +117,6 @@ export async function openConnection(
   } catch (err) {
     clearTimeout(timer);
     closeConnection(redis);
-    throw toAdapterError(err, "connect");
+    throw toAdapterError(err instanceof AdapterError ? err : (socketError ?? err), "connect");
   }
 }
