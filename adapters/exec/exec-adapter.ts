@@ -217,14 +217,20 @@ export function createExecAdapter(section: ExecCommands, opts: ResolveOptions = 
           );
           return { valid: true };
         case ExitStatus.noUser:
-          return { valid: false, reason: "the command reports no such account (exit 67)" };
+          return {
+            valid: false,
+            reason: `the command reports no such account ${JSON.stringify(account)} (exit 67)`,
+          };
         case ExitStatus.noPerm:
           return {
             valid: false,
-            reason: "the command reports the credential may not change this account (exit 77)",
+            reason: `the command reports the credential may not change account ${JSON.stringify(account)} (exit 77)`,
           };
         case ExitStatus.invalid:
-          return { valid: false, reason: "the command reports the account cannot be used (exit 1)" };
+          return {
+            valid: false,
+            reason: `the command reports account ${JSON.stringify(account)} cannot be used (exit 1)`,
+          };
         default:
           return { valid: true };
       }
