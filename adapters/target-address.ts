@@ -73,7 +73,10 @@ const TLS_CODE = /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|HOSTN
 export function tlsCause(err: unknown): string | undefined {
   const code = err instanceof Error && "code" in err && typeof err.code === "string" ? err.code : undefined;
   if (code === undefined || !TLS_CODE.test(code)) return undefined;
-  const reason = err instanceof Error ? err.message.replace(/\s+/g, " ").slice(0, 160) : "";
+  const message = err instanceof Error ? err.message : "";
+  // OpenSSL's `<id>:error:<code>:<library>:<function>:<reason>:<file>:<line>:` form: its reason.
+  const openssl = /^[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):/.exec(message)?.[1];
+  const reason = (openssl ?? message).replace(/\s+/g, " ").trim().slice(0, 160);
   return reason === "" || reason === code
     ? `TLS handshake failed (${code})`
     : `TLS handshake failed: ${reason} (${code})`;
