@@ -129,6 +129,45 @@ function adminOf(ctx: AdapterContext): { admin?: Credential } {
     : { admin: { username: ctx.admin.username, password: ctx.admin.password } };
 }
 
+/** The check-account request and what its exit status means (see the adapter's checkAccount). */
+async function checkAccountWith(
+  command: ResolvedCommand,
+  account: string,
+  ctx: AdapterContext,
+): Promise<Verdict> {
+  const { exitCode } = await invoke(
+    command,
+    { version: 1, action: "check-account", account, ...adminOf(ctx) },
+    ctx,
+    [ExitStatus.invalid, ExitStatus.usage, ExitStatus.noUser, ExitStatus.noPerm],
+  );
+  switch (exitCode) {
+    case ExitStatus.usage:
+      ctx.log.warn(
+        { adapter: "exec", command: command.name, account },
+        "exec: the command cannot check accounts up front (exit 64); the account is checked at its first rotation",
+      );
+      return { valid: true };
+    case ExitStatus.noUser:
+      return {
+        valid: false,
+        reason: `the command reports no such account ${JSON.stringify(account)} (exit 67)`,
+      };
+    case ExitStatus.noPerm:
+      return {
+        valid: false,
+        reason: `the command reports the credential may not change account ${JSON.stringify(account)} (exit 77)`,
+      };
+    case ExitStatus.invalid:
+      return {
+        valid: false,
+        reason: `the command reports account ${JSON.stringify(account)} cannot be used (exit 1)`,
+      };
+    default:
+      return { valid: true };
+  }
+}
+
 /**
  * The `exec` adapter over the operator's commands (`exec.commands` in leasehold.yaml): a
  * registration names one (`connection: { command: "<name>" }`) and its `config` schema refuses
@@ -203,37 +242,7 @@ export function createExecAdapter(section: ExecCommands, opts: ResolveOptions = 
     async checkAccount(target: ExecTarget, account: string, ctx: AdapterContext): Promise<Verdict> {
       const command = commandOf(table, target);
       requireAccount(account);
-      const { exitCode } = await invoke(
-        command,
-        { version: 1, action: "check-account", account, ...adminOf(ctx) },
-        ctx,
-        [ExitStatus.invalid, ExitStatus.usage, ExitStatus.noUser, ExitStatus.noPerm],
-      );
-      switch (exitCode) {
-        case ExitStatus.usage:
-          ctx.log.warn(
-            { adapter: "exec", command: command.name, account },
-            "exec: the command cannot check accounts up front (exit 64); the account is checked at its first rotation",
-          );
-          return { valid: true };
-        case ExitStatus.noUser:
-          return {
-            valid: false,
-            reason: `the command reports no such account ${JSON.stringify(account)} (exit 67)`,
-          };
-        case ExitStatus.noPerm:
-          return {
-            valid: false,
-            reason: `the command reports the credential may not change account ${JSON.stringify(account)} (exit 77)`,
-          };
-        case ExitStatus.invalid:
-          return {
-            valid: false,
-            reason: `the command reports account ${JSON.stringify(account)} cannot be used (exit 1)`,
-          };
-        default:
-          return { valid: true };
-      }
+      return checkAccountWith(command, account, ctx);
     },
 
     /** `exec://<command>/<account>`: the operator's command stands for the system it manages. */
