@@ -92,7 +92,13 @@ export class Reconciler {
       if (rec.next_attempt_at && Date.parse(rec.next_attempt_at) > Date.now()) continue;
       const max = rec.max_expires_at;
       const over = typeof max === "number" && Date.now() > max + grace;
-      if (rec.state === "leased" && !over) continue;
+      if (rec.state === "leased" && !over) {
+        this.o.log.info(
+          { resource: reg.name, account, lease_id: rec.lease_id, max_expires_at: max },
+          "account held: vault records it leased and this redis is not confirmed to be the cluster's; it is rotated once the recorded lease is over",
+        );
+        continue;
+      }
       await this.o.rotation.rotate({
         resource: reg.name,
         account,
