@@ -66,7 +66,7 @@ export class ClusterIdentity {
   assertServing(): void {
     const s = this.current;
     if (s.status === "ok") return;
-    throw new LeaseholdError("upstream_unavailable", `checkouts are refused: ${s.reason}`, {
+    throw new LeaseholdError("upstream_unavailable", `checkouts are refused (${s.status}): ${s.reason}`, {
       retryAfter: 5,
       detail: s.status,
     });
