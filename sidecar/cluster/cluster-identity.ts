@@ -6,7 +6,7 @@ import type { RedisClient } from "../redis.js";
 import type { SecretStore } from "../secrets/index.js";
 
 /** Where the cluster id lives in Vault, under the configured prefix. */
-export const CLUSTER_VAULT_PATH = ["cluster"] as const;
+export const CLUSTER_VAULT_PATH = ["cluster", "id"] as const;
 
 /** The cluster id record in Vault: written once, by the cluster's first sidecar. */
 interface ClusterRecord {

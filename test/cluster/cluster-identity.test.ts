@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { createConnection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterIdentity } from "../../sidecar/cluster/index.js";
+import { CLUSTER_VAULT_PATH, ClusterIdentity } from "../../sidecar/cluster/index.js";
 import { LeaseholdError } from "../../sidecar/errors.js";
 import { createLogger } from "../../sidecar/logger.js";
 import type { AccountRecord } from "../../sidecar/resources/types.js";
@@ -138,7 +138,7 @@ describe("the cluster id in Vault and Redis", () => {
       redisId: "lhc_other",
     });
     // And it did not write an id of its own into Vault on the way.
-    expect(await secrets.read(["cluster"])).toBeNull();
+    expect(await secrets.read(CLUSTER_VAULT_PATH)).toBeNull();
     await expect(id.adopt(true)).rejects.toMatchObject({ code: "conflict" });
     secrets.close();
   });
