@@ -56,7 +56,10 @@ export function toAdapterError(err: unknown, action: string): AdapterError {
   if (code !== undefined && NETWORK_CODES.has(code)) {
     return new AdapterError("unreachable", `${at}: ${networkCause(code)}`, true, { cause: err });
   }
-  const tls = tlsCause(err);
+  const tls =
+    code === "HANDSHAKE_NO_SSL_SUPPORT"
+      ? "TLS handshake failed: the server does not offer TLS (HANDSHAKE_NO_SSL_SUPPORT)"
+      : tlsCause(err);
   if (tls !== undefined) return new AdapterError("failed", `${at}: ${tls}`, false, { cause: err });
   // Client-side faults (TLS, protocol, unsupported auth plugin) name no SQL; a code is enough.
   return new AdapterError(

@@ -54,7 +54,9 @@ export function toAdapterError(err: unknown, action: string): AdapterError {
       cause: err,
     });
   }
-  const tls = tlsCause(err);
+  const tls = /server does not support SSL/i.test(message)
+    ? "TLS handshake failed: the server does not offer TLS"
+    : tlsCause(err);
   if (tls !== undefined)
     return new AdapterError("failed", `postgres: ${action}: ${tls}`, false, { cause: err });
   return new AdapterError("failed", `postgres: ${action} failed: ${message.slice(0, 200)}`, false, {

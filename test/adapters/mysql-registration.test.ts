@@ -108,6 +108,20 @@ async function mysqlAdapterConnection(cred: Credential): Promise<Connection> {
 }
 
 describe("mysql errors name the server and the cause", () => {
+  it("TLS asked of a server without it: the handshake failure is said, the address named", async () => {
+    const err = await mysqlAdapter
+      .verify(
+        mysqlConfig.parse({ host: "127.0.0.1", port: target.port, ssl: true }),
+        { username: "x", password: testPassword() },
+        ctx(undefined),
+      )
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AdapterError);
+    expect((err as AdapterError).message).toBe(
+      `mysql 127.0.0.1:${target.port}: login as the account: TLS handshake failed: the server does not offer TLS (HANDSHAKE_NO_SSL_SUPPORT)`,
+    );
+  });
+
   it("a wrong admin password: authentication failed for that admin, at that address", async () => {
     const name = `lhq${run}_admin2`;
     await account(name, "CREATE USER");
