@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { loadAdminToken } from "./admin-token.js";
 import { buildApp } from "./app.js";
+import { ClusterDesk, type ClusterIdentity, redisKeyspaceName, vaultPrefixName } from "./cluster/index.js";
 import type { Config } from "./config.js";
 import type { Reaper } from "./leases/index.js";
 import type { Logger } from "./logger.js";
@@ -37,6 +38,8 @@ export interface Sidecar {
   readonly operators: OperatorService;
   readonly reaper: Reaper;
   readonly reconciler: Reconciler;
+  /** Whether this sidecar's Vault prefix and Redis keyspace form one cluster. */
+  readonly cluster: ClusterIdentity;
   readonly adminToken: string;
   readonly id: string;
   /** Re-reads the policy file; a file that fails validation leaves the old policy in force. */
@@ -72,6 +75,8 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
       () => svc.proxies.close(),
     );
     const adminToken = await loadAdminToken(config.admin.tokenFile);
+    // Before any loop runs: a sidecar whose Redis is not the cluster's must not reconcile into it.
+    await svc.cluster.check();
     const app = buildApp(appDeps(config, log, infra, ids, svc, adminToken));
     opened.push(() => app.close());
     const background = opts.background ?? true;
@@ -104,6 +109,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
       operators: svc.operators,
       reaper: svc.reaper,
       reconciler: svc.reconciler,
+      cluster: svc.cluster,
       adminToken,
       id,
       reloadPolicy: () => reloadPolicy(svc, infra, log),
@@ -133,7 +139,7 @@ function appDeps(
   svc: Services,
   adminToken: string,
 ): Parameters<typeof buildApp>[0] {
-  const checks = readinessChecks(infra);
+  const checks = readinessChecks(infra, svc.cluster);
   return {
     operators: svc.operators,
     audit: infra.audit,
@@ -144,6 +150,13 @@ function appDeps(
     adapters: infra.adapters,
     adminToken,
     ready: () => runReadiness(checks),
+    cluster: new ClusterDesk({
+      identity: svc.cluster,
+      names: { vault: vaultPrefixName(config.vault), redis: redisKeyspaceName(config.redis) },
+      audit: infra.audit,
+      reconcile: () => svc.reconciler.reconcileAll(),
+      log: log.child({ module: "cluster" }),
+    }),
     jwks: () => ids.jwks(),
     tokenExchange: (body) => ids.exchange(body),
     allowedHosts: config.listen.allowedHosts,
@@ -187,6 +200,9 @@ function startLoops(
   );
   publishTimer.unref();
   let reconcileTimer: NodeJS.Timeout | undefined;
+  // One GET every 2 s notices a Redis that lost its data (or a config pointed elsewhere) soon.
+  const clusterTimer = setInterval(() => void svc.cluster.check(), 2000);
+  clusterTimer.unref();
   if (reconcileEveryMs !== undefined) {
     svc.reaper.start();
     const reconcile = () =>
@@ -202,5 +218,6 @@ function startLoops(
     svc.reaper.stop();
     clearInterval(reconcileTimer);
     clearInterval(publishTimer);
+    clearInterval(clusterTimer);
   };
 }

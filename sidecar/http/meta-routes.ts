@@ -20,7 +20,7 @@ export const readyRoute = appRoute({
   path: "/readyz",
   operationId: "ready",
   tag: "operations",
-  summary: "Readiness: Redis, Vault and the audit file are usable; if not, why",
+  summary: "Readiness: Redis, Vault and the audit file are usable and form one cluster; if not, why",
   auth: "none",
   responses: {
     200: { description: "ready", schema: readySchema },
@@ -33,9 +33,11 @@ export const readyRoute = appRoute({
   handle: async ({ reply }, d) => {
     const r = await d.ready();
     reply.status(r.ok ? 200 : 503);
-    return r.ok
-      ? { status: "ready", checks: r.checks }
-      : { status: "unavailable", checks: r.checks, reasons: r.reasons };
+    return {
+      status: r.ok ? "ready" : "unavailable",
+      checks: r.checks,
+      ...(r.reasons && Object.keys(r.reasons).length > 0 ? { reasons: r.reasons } : {}),
+    };
   },
 });
 

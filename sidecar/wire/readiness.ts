@@ -1,3 +1,4 @@
+import type { ClusterIdentity } from "../cluster/index.js";
 import type { ReadyReport } from "../http/index.js";
 import { redisProblem } from "../redis.js";
 import type { DependencyHealth } from "../secrets/index.js";
@@ -16,7 +17,7 @@ export interface ReadyCheck {
  * The sidecar's readiness checks, in the order `/readyz` lists them. Another check joins by
  * being added here.
  */
-export function readinessChecks(infra: Infrastructure): ReadyCheck[] {
+export function readinessChecks(infra: Infrastructure, cluster: ClusterIdentity): ReadyCheck[] {
   return [
     {
       name: "redis",
@@ -30,6 +31,14 @@ export function readinessChecks(infra: Infrastructure): ReadyCheck[] {
       name: "audit",
       run: async () =>
         infra.audit.healthy() ? { ok: true } : { ok: false, reason: "the audit file cannot be written" },
+    },
+    {
+      // Vault's prefix and this Redis keyspace form one cluster (`cluster_mismatch: …` otherwise).
+      name: "cluster",
+      run: async () => {
+        const c = await cluster.check();
+        return c.status === "ok" ? { ok: true } : { ok: false, reason: `${c.status}: ${c.reason}` };
+      },
     },
   ];
 }

@@ -265,8 +265,9 @@ describe("a running sidecar names its dependencies' faults", () => {
         reasons: Record<string, string>;
       };
       expect(body.status).toBe("unavailable");
-      expect(body.checks).toEqual({ redis: false, vault: true, audit: true });
-      expect(body.reasons).toEqual({ redis: refused });
+      expect(body.checks).toMatchObject({ redis: false, vault: true, audit: true });
+      expect(body.reasons.redis).toBe(refused);
+      expect(body.reasons.vault).toBeUndefined();
       for (const text of seen) {
         if (text.includes('"unavailable"')) expect(text).toContain(`redis 127.0.0.1:${redis.port}: `);
         expect(text).not.toContain(password);
@@ -297,7 +298,8 @@ describe("a running sidecar names its dependencies' faults", () => {
         const r = await fetch(`${url}/readyz`);
         return r.status === 503 ? ((await r.json()) as { reasons: Record<string, string> }) : false;
       });
-      expect(body.reasons).toEqual({ vault: `vault ${vault.address}: sealed` });
+      expect(body.reasons.vault).toBe(`vault ${vault.address}: sealed`);
+      expect(body.reasons.redis).toBeUndefined();
     } finally {
       vault.dev?.unseal();
     }
