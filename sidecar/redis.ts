@@ -26,7 +26,11 @@ class RedisFaults {
   /** The cause of the last failed connection attempt; undefined once connected. */
   lastCause: string | undefined;
 
-  constructor(readonly address: string) {}
+  constructor(
+    readonly address: string,
+    /** The connection is TLS (`rediss://`): a connect that times out may be a plain-text server. */
+    readonly tls = false,
+  ) {}
 
   describe(err: unknown): string {
     if (err instanceof Error && named.has(err)) return err.message;
@@ -46,7 +50,9 @@ class RedisFaults {
   /** Follows `client`'s connection: logs each new cause of failure, and the recovery. */
   follow(client: RedisClient, log: Logger): void {
     client.on("error", (err: unknown) => {
-      const cause = redisCause(err, this.lastCause);
+      let cause = redisCause(err, this.lastCause);
+      if (this.tls && cause === "timed out")
+        cause = "timed out connecting with TLS (does the server speak TLS?)";
       if (cause !== this.lastCause)
         log.warn({ err: { message: `redis ${this.address}: ${cause}` } }, "redis error");
       this.lastCause = cause;
@@ -93,7 +99,7 @@ class NamedRedis extends InstrumentedRedis {
 
   /** A new connection to the same Redis, untimed, whose errors are named the same way. */
   override duplicate(override?: Partial<RedisOptions>): Redis {
-    return new NamedRedis(new RedisFaults(this.faults.address), this.log, ignore, {
+    return new NamedRedis(new RedisFaults(this.faults.address, this.faults.tls), this.log, ignore, {
       ...this.options,
       ...override,
     });
@@ -136,7 +142,7 @@ class NamedCluster extends InstrumentedCluster {
     overrideOptions: ClusterOptions = {},
   ): Cluster {
     const nodes = overrideStartupNodes.length > 0 ? overrideStartupNodes : this.seeds.slice(0);
-    return new NamedCluster(new RedisFaults(this.faults.address), this.log, ignore, nodes, {
+    return new NamedCluster(new RedisFaults(this.faults.address, this.faults.tls), this.log, ignore, nodes, {
       ...this.options,
       ...overrideOptions,
     });
@@ -159,7 +165,7 @@ export function createRedis(config: Config["redis"], log: Logger, observe?: Redi
     commandTimeout: 3000,
     retryStrategy: (times) => Math.min(times * 200, 2000),
   };
-  const faults = new RedisFaults(redisAddress(config));
+  const faults = new RedisFaults(redisAddress(config), config.url.startsWith("rediss:"));
   if (config.cluster?.length) {
     const options = {
       redisOptions: common,

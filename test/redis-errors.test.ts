@@ -68,6 +68,17 @@ describe("a Redis client's failures", () => {
     }
   });
 
+  it("TLS against a plain-text Redis says so", async () => {
+    const r = createRedis({ url: "rediss://127.0.0.1:6379/0", prefix: "x:" } as never, log);
+    try {
+      expect(await redisProblem(r, { waitMs: 5000 })).toMatch(
+        /^redis 127\.0\.0\.1:6379: (timed out connecting with TLS \(does the server speak TLS\?\)|TLS handshake failed: .+)$/,
+      );
+    } finally {
+      r.disconnect();
+    }
+  });
+
   it("a server that answers: no problem", async () => {
     const server = await startRedisServer();
     const r = createRedis(

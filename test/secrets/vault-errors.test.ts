@@ -66,6 +66,17 @@ describe("Vault errors name the address and the cause", () => {
     expect(detail).not.toContain("hunter2");
   });
 
+  it("https against a plain-HTTP Vault: TLS handshake failed", async () => {
+    const s = store({ method: "token", token: ROOT }, { address: vault.address.replace(/^http:/, "https:") });
+    const h = await s.health();
+    expect(h.ok).toBe(false);
+    expect(h.ok ? "" : h.reason).toMatch(
+      new RegExp(
+        `^vault ${vault.address.replace(/^http:/, "https:").replace(/[.]/g, "\\.")}: TLS handshake failed: .+`,
+      ),
+    );
+  });
+
   it("sealed", async () => {
     const s = store({ method: "token", token: ROOT });
     vault.seal();
