@@ -1,7 +1,7 @@
 import { createServer } from "node:net";
 import { type Command, InvalidArgumentError } from "commander";
 import { type Config, crashPointFromEnv } from "../../config.js";
-import { createLogger } from "../../logger.js";
+import { createLogger, type Logger } from "../../logger.js";
 import { loadPolicy } from "../../policy/index.js";
 import type { CrashPoint } from "../../rotation/index.js";
 import { listenOnSocket, prepareSocketPath } from "../../unix-socket.js";
@@ -99,21 +99,23 @@ export function registerServeCommand(program: Command, cli: CliContext): void {
         "  3  Redis or Vault unreachable (with --wait-for-deps, once that time is up)\n",
     )
     .action(async (o: { waitForDeps?: number }) => {
+      let log: Logger | undefined;
       try {
         const cfg = cli.config();
+        log = createLogger(cfg.log.level);
         await preflight(cfg);
         // start() closes whatever it opened before it throws.
-        await start(cfg, o.waitForDeps ?? Number.POSITIVE_INFINITY);
+        await start(cfg, log, o.waitForDeps ?? Number.POSITIVE_INFINITY);
       } catch (err) {
         const { kind, message } = classifyStartupError(err);
+        log?.error({ exitCode: STARTUP_EXIT_CODES[kind], reason: message }, "start-up failed");
         giveUp(kind, message);
       }
     });
 }
 
 /** Creates the sidecar, listens, and installs the signal handlers. */
-async function start(cfg: Config, waitForDepsSeconds: number): Promise<Sidecar> {
-  const log = createLogger(cfg.log.level);
+async function start(cfg: Config, log: Logger, waitForDepsSeconds: number): Promise<Sidecar> {
   const crashAt = crashPointFromEnv();
   const sidecar = await createSidecar({
     config: cfg,
