@@ -164,6 +164,9 @@ export function createRedis(config: Config["redis"], log: Logger, observe?: Redi
     connectTimeout: 2000,
     commandTimeout: 3000,
     retryStrategy: (times) => Math.min(times * 200, 2000),
+    // How long disconnect() waits for the socket to close; ioredis waits this long even for a
+    // socket that never connected, which would hold a failed start open for 2 s.
+    disconnectTimeout: 500,
   };
   const faults = new RedisFaults(redisAddress(config), config.url.startsWith("rediss:"));
   if (config.cluster?.length) {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -112,6 +112,8 @@ async function exitOf(s: Serve, timeoutMs = 60_000): Promise<number | null> {
   const pid = s.child.pid;
   expect(pid).toBeDefined();
   expect(() => process.kill(pid as number, 0)).toThrow(/ESRCH/);
+  // It ended because everything was closed, not because the fallback gave up waiting.
+  expect(s.output()).not.toContain("still open after the start-up failure");
   return code.code;
 }
 
@@ -163,6 +165,15 @@ describe("serve exits non-zero, naming what is wrong, and leaves no process", ()
     const line = failureLine(s);
     expect(line).toContain(join(file, "..", "policy.cedar"));
     expect(line).toMatch(/is invalid: .*unrecognized action `Action::"nope"`/);
+  });
+
+  it("a bad signing key found once Redis, Vault and the audit file are open: exit 1, having closed them", async () => {
+    const file = await config({ port: await freePort() });
+    await mkdir(join(file, "..", "state"), { recursive: true });
+    await writeFile(join(file, "..", "state", "signing.jwk"), '{"kty":"bogus"}', { mode: 0o600 });
+    const s = serve(file, "--wait-for-deps=0");
+    expect(await exitOf(s)).toBe(1);
+    expect(failureLine(s)).toMatch(/^leasehold: lease token signing key file .*signing\.jwk is invalid: /);
   });
 
   it("--wait-for-deps=0 and Redis on a closed port: exit 3 naming redis host:port and the cause, not the password", async () => {

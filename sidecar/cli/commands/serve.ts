@@ -69,10 +69,21 @@ async function preflight(cfg: Config): Promise<void> {
   }
 }
 
-/** Ends the process with one line on stderr and the exit status of its kind of failure. */
-function giveUp(kind: StartupFailure, message: string): never {
+/**
+ * Ends the process with one line on stderr and the exit status of its kind of failure. Everything
+ * was closed before, so the process ends by itself; should anything still hold it open, it is
+ * ended anyway a moment later, and the log says so (a bug: something was not closed).
+ */
+function giveUp(kind: StartupFailure, message: string, log: Logger | undefined): void {
   process.stderr.write(`leasehold: ${escapeText(message)}\n`);
-  process.exit(STARTUP_EXIT_CODES[kind]);
+  process.exitCode = STARTUP_EXIT_CODES[kind];
+  setTimeout(() => {
+    log?.warn(
+      { resources: process.getActiveResourcesInfo() },
+      "something was still open after the start-up failure; exiting anyway",
+    );
+    process.exit(STARTUP_EXIT_CODES[kind]);
+  }, 3000).unref();
 }
 
 /**
@@ -109,7 +120,7 @@ export function registerServeCommand(program: Command, cli: CliContext): void {
       } catch (err) {
         const { kind, message } = classifyStartupError(err);
         log?.error({ exitCode: STARTUP_EXIT_CODES[kind], reason: message }, "start-up failed");
-        giveUp(kind, message);
+        giveUp(kind, message, log);
       }
     });
 }
