@@ -64,7 +64,12 @@ async function preflight(cfg: Config): Promise<void> {
     if (cfg.listen.socket) await prepareSocketPath(cfg.listen.socket);
     else await probeListen(cfg.listen.host, cfg.listen.port);
   } catch (err) {
-    if (cfg.listen.socket) throw new StartupError("listen", (err as Error).message);
+    // A socket path leasehold refuses (its folder missing or writable by others, not a socket) is
+    // a config error; one that another process listens on is a listen failure.
+    if (cfg.listen.socket) {
+      const message = (err as Error).message;
+      throw new StartupError(/another process is listening/.test(message) ? "listen" : "config", message);
+    }
     throw listenError(where, err);
   }
 }
