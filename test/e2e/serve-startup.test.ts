@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -68,6 +68,7 @@ function serve(configFile: string, ...args: string[]): Serve {
 /** Writes a config (and the demo policy) into a fresh folder; returns the config file. */
 async function config(o: {
   port: number;
+  socket?: string;
   redisUrl?: string;
   vaultAddress?: string;
   policy?: string;
@@ -76,7 +77,7 @@ async function config(o: {
   const prefix = `lhtest:startup:${randomBytes(4).toString("hex")}:`;
   prefixes.push(prefix);
   const cfg = {
-    listen: { host: "127.0.0.1", port: o.port },
+    listen: o.socket ? { socket: o.socket } : { host: "127.0.0.1", port: o.port },
     redis: { url: o.redisUrl ?? "redis://127.0.0.1:6379/0", prefix },
     vault: {
       address: o.vaultAddress ?? vault.address,
@@ -152,6 +153,21 @@ describe("serve exits non-zero, naming what is wrong, and leaves no process", ()
       );
     } finally {
       await new Promise((r) => blocker.close(r));
+    }
+  });
+
+  it("a Unix socket another process listens on: exit 2, naming the socket path", async () => {
+    const sockDir = await mkdtemp(join(dir, "sock-"));
+    await chmod(sockDir, 0o750);
+    const path = join(sockDir, "leasehold.sock");
+    const other: Server = createServer();
+    await new Promise<void>((r) => other.listen(path, () => r()));
+    try {
+      const s = serve(await config({ port: 0, socket: path }));
+      expect(await exitOf(s, 5000)).toBe(2);
+      expect(failureLine(s)).toBe(`leasehold: listen.socket: another process is listening on ${path}`);
+    } finally {
+      await new Promise((r) => other.close(r));
     }
   });
 
