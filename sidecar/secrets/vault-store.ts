@@ -45,6 +45,8 @@ function vaultBody(err: unknown): unknown {
   return (err as { response?: { body?: unknown } } | null)?.response?.body;
 }
 
+const LOGIN_FAILED = "the sidecar could not log in to Vault";
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The secrets layer over node-vault: timeouts on every call, jittered retries, mapped errors. */
@@ -79,7 +81,7 @@ export class VaultStore implements SecretStore {
     if (auth.method === "token") return;
     const res = await this.loginCall(auth).catch((err: unknown) => {
       const status = statusOf(err);
-      throw new LeaseholdError("upstream_unavailable", "the sidecar could not log in to Vault", {
+      throw new LeaseholdError("upstream_unavailable", LOGIN_FAILED, {
         detail: `${this.describe(err)} (${auth.method} login at auth/${auth.mount})`,
         // A refused login stays refused until its credentials change; a fault may pass.
         retryable: status === undefined || status >= 500,
@@ -163,14 +165,22 @@ export class VaultStore implements SecretStore {
         await this.ensureLogin();
         return await fn();
       } catch (err) {
-        if (err instanceof LeaseholdError) throw err;
+        const canRetry = attempt < retries && !this.closed;
+        if (err instanceof LeaseholdError) {
+          // A login that failed for a fault (not a refusal) is tried again like any call.
+          if (err.retryable && err.message === LOGIN_FAILED && canRetry) {
+            await sleep(50 * 2 ** attempt + Math.random() * 50);
+            continue;
+          }
+          throw err;
+        }
         const status = statusOf(err);
         if (status === 403 && this.opts.auth.method !== "token" && !relogged) {
           relogged = true;
           this.loginPromise = undefined;
           continue;
         }
-        if (isRetryable(err) && attempt < retries && !this.closed) {
+        if (isRetryable(err) && canRetry) {
           await sleep(50 * 2 ** attempt + Math.random() * 50);
           continue;
         }
