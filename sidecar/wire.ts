@@ -7,7 +7,7 @@ import type { Reaper } from "./leases/index.js";
 import type { Logger } from "./logger.js";
 import { attachOps } from "./ops/index.js";
 import type { ProxyManager } from "./proxy/index.js";
-import type { CrashPoint, Reconciler } from "./rotation/index.js";
+import type { AdminRotation, CrashPoint, Reconciler } from "./rotation/index.js";
 import type { LeaseService, OperatorService, ResourceService } from "./service/index.js";
 import { type IdentityParts, wireIdentity } from "./wire/identity.js";
 import { type Infrastructure, openInfrastructure } from "./wire/infrastructure.js";
@@ -31,6 +31,8 @@ export interface Sidecar {
   readonly operators: OperatorService;
   readonly reaper: Reaper;
   readonly reconciler: Reconciler;
+  /** Admin password rotation: the schedule's loop runs with the others; `rotate` does one now. */
+  readonly adminRotation: AdminRotation;
   readonly adminToken: string;
   readonly id: string;
   /** Re-reads the policy file; a file that fails validation leaves the old policy in force. */
@@ -96,6 +98,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     operators: svc.operators,
     reaper: svc.reaper,
     reconciler: svc.reconciler,
+    adminRotation: svc.adminRotation,
     adminToken,
     id,
     reloadPolicy: () => reloadPolicy(svc, infra, log),
@@ -104,6 +107,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
       await svc.proxies.close();
       stopLoops();
       svc.rotation.stop();
+      svc.adminRotation.stop();
       await ops.stop();
       await app.close();
       // Pooled admin sessions of the adapters (and of DBAs' own adapter modules that pool).
@@ -146,7 +150,7 @@ async function reloadPolicy(svc: Services, infra: Infrastructure, log: Logger) {
 
 /**
  * Starts the key publisher and, when `reconcileEveryMs` is not undefined (null: the config's
- * interval), the reaper and the reconciler. Returns what stops them.
+ * interval), the reaper, the reconciler and the admin rotation schedule. Returns what stops them.
  */
 function startLoops(
   config: Config,
@@ -174,9 +178,12 @@ function startLoops(
     void reconcile();
     reconcileTimer = setInterval(reconcile, reconcileEveryMs ?? config.rotation.reconcileInterval * 1000);
     reconcileTimer.unref();
+    // Admin passwords due (Vault's last_rotated_at) are rotated by one sidecar at a time (a lock).
+    svc.adminRotation.start(reconcileEveryMs ?? config.rotation.reconcileInterval * 1000);
   }
   return () => {
     svc.reaper.stop();
+    svc.adminRotation.stop();
     clearInterval(reconcileTimer);
     clearInterval(publishTimer);
   };

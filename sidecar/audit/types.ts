@@ -41,9 +41,20 @@ export const AUDIT_EVENTS = {
     scopes: [],
     about: "the lease was revoked (by an operator, or when its token could not be minted); `reason` says why",
   },
-  rotation_started: { scopes: [], about: "a rotation of the account began" },
-  rotation_succeeded: { scopes: [], about: "the account's new password is in force" },
-  rotation_failed: { scopes: [], about: "a rotation attempt failed; `reason` is the error" },
+  rotation_started: {
+    scopes: ["admin"],
+    about:
+      "a rotation of the account began (`scope: admin`: of the resource's admin password; `account` is the admin)",
+  },
+  rotation_succeeded: {
+    scopes: ["admin"],
+    about: "the account's new password is in force (`scope: admin`: the resource's admin password)",
+  },
+  rotation_failed: {
+    scopes: ["admin"],
+    about:
+      "a rotation attempt failed; `reason` is the error (`scope: admin`: of the resource's admin password)",
+  },
   quarantine: { scopes: [], about: "rotation kept failing: the account is never handed out" },
   registration: { scopes: [], about: "a resource was registered, updated or removed (`reason`)" },
   policy_reload: { scopes: ["policy"], about: "the policy was reloaded, or a reload refused (`reason`)" },

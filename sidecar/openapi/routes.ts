@@ -1,7 +1,12 @@
 import type { z } from "zod";
 import { registrationSchema } from "../resources/types.js";
 import { checkoutSchema, renewSchema, revokeSchema, toolCallSchema } from "../service/index.js";
-import { approvalDecisionSchema, revokeAgentSchema, tokenExchangeSchema } from "./request-schemas.js";
+import {
+  approvalDecisionSchema,
+  revokeAgentSchema,
+  rotateSchema,
+  tokenExchangeSchema,
+} from "./request-schemas.js";
 import {
   acceptedSchema,
   adapterListSchema,
@@ -41,6 +46,7 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [revokeAgentSchema, "RevokeAgentRequest"],
   [approvalDecisionSchema, "ApprovalDecisionRequest"],
   [registrationSchema, "Registration"],
+  [rotateSchema, "RotateRequest"],
   [leaseSchema, "Lease"],
   [checkoutCreatedSchema, "CheckoutCreated"],
   [checkoutPendingSchema, "CheckoutPending"],

@@ -12,7 +12,7 @@ import {
   type StoredRegistration,
 } from "../resources/types.js";
 import { vaultPaths } from "../resources/vault-paths.js";
-import type { RotationEngine } from "../rotation/index.js";
+import type { AdminRotation, RotationEngine } from "../rotation/index.js";
 import type { SecretStore } from "../secrets/index.js";
 import { describeIssues } from "../util/zod-errors.js";
 import { parseBody } from "./validate.js";
@@ -24,6 +24,8 @@ export interface ResourceServiceOptions {
   leases: LeaseStore;
   catalog: ResourceCatalog;
   rotation: RotationEngine;
+  /** Rotates admin passwords (`resources rotate NAME --admin`); absent: refused. */
+  adminRotation?: Pick<AdminRotation, "rotate">;
   adapters: ReadonlyMap<string, Adapter<unknown>>;
   audit: AuditSink;
   log: Logger;
@@ -357,6 +359,22 @@ export class ResourceService {
       });
     }
     return { name, results };
+  }
+
+  /** Rotates the resource's admin password now (an operator's explicit rotation). */
+  async rotateAdmin(name: string, actor: string) {
+    const reg = await this.o.catalog.get(name);
+    if (!reg) throw new LeaseholdError("not_found", `resource "${name}" is not registered`);
+    if (!this.o.adminRotation || reg.rotateWith !== "admin" || !reg.admin) {
+      throw new LeaseholdError(
+        "invalid_request",
+        "admin: the resource has no admin credential (rotateWith: self)",
+      );
+    }
+    const out = await this.o.adminRotation.rotate(name, `manual by ${actor}`);
+    const status = out.status === "unsupported" ? "failed" : out.status;
+    const error = "error" in out ? out.error : undefined;
+    return { name, results: [{ account: reg.admin.username, status, ...(error ? { error } : {}) }] };
   }
 
   /** Removes a registration; refused while a lease is active unless force (which revokes first). */

@@ -4,7 +4,7 @@ import { Reaper } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 import { loadPolicy } from "../policy/index.js";
 import { ProxyManager } from "../proxy/index.js";
-import { type CrashPoint, Reconciler, RotationEngine } from "../rotation/index.js";
+import { AdminRotation, type CrashPoint, Reconciler, RotationEngine } from "../rotation/index.js";
 import { DecisionGate, LeaseService, OperatorService, ResourceService } from "../service/index.js";
 import type { IdentityParts } from "./identity.js";
 import type { Infrastructure } from "./infrastructure.js";
@@ -15,6 +15,8 @@ export type PolicyEngine = Awaited<ReturnType<typeof loadPolicy>>;
 export interface Services {
   readonly policy: PolicyEngine;
   readonly rotation: RotationEngine;
+  /** Admin password rotation (`rotation.admin` of each registration; `resources rotate --admin`). */
+  readonly adminRotation: AdminRotation;
   readonly leaseService: LeaseService;
   readonly resourceService: ResourceService;
   readonly operators: OperatorService;
@@ -46,6 +48,21 @@ export async function wireServices(
     prefix,
     log: log.child({ module: "rotation" }),
     maxFailures: config.rotation.maxFailures,
+    backoff: config.rotation.backoff,
+    maxBackoff: config.rotation.maxBackoff,
+    lockTtlMs: config.rotation.lockTtl * 1000,
+    adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
+    crashHook,
+  });
+  const adminRotation = new AdminRotation({
+    secrets,
+    catalog,
+    adapters,
+    audit,
+    events,
+    redis,
+    prefix,
+    log: log.child({ module: "admin-rotation" }),
     backoff: config.rotation.backoff,
     maxBackoff: config.rotation.maxBackoff,
     lockTtlMs: config.rotation.lockTtl * 1000,
@@ -101,12 +118,14 @@ export async function wireServices(
   return {
     policy,
     rotation,
+    adminRotation,
     leaseService,
     resourceService: new ResourceService({
       secrets,
       leases,
       catalog,
       rotation,
+      adminRotation,
       adapters,
       audit,
       log,
