@@ -55,6 +55,9 @@ export type AdminRotationOutcome =
   | { readonly status: "unsupported"; readonly error: string }
   | { readonly status: "failed"; readonly username?: string | undefined; readonly error: string };
 
+/** Adapter refusals that mean the target did not take the new password. */
+const REFUSALS = new Set<AdapterError["code"]>(["auth_failed", "privilege", "password_rejected", "invalid"]);
+
 /** Adapter errors and leasehold's own are safe to show; anything else is summarized. */
 function safeMessage(err: unknown): string {
   if (err instanceof AdapterError || err instanceof LeaseholdError) return err.message;
@@ -145,6 +148,7 @@ export class AdminRotation {
       if (due === null || due > this.now()) return { status: "not_due" };
     }
     const base = { resource, account: entry.data.username, scope: "admin" as const };
+    let changing = false;
     try {
       const settled = await this.settle(reg, adapter, entry);
       if (settled.promoted) return await this.succeeded(reg, adapter, settled.old, reason);
@@ -155,7 +159,9 @@ export class AdminRotation {
       entry = { data: next, version: await this.o.secrets.write(path, next, entry.version) };
       await this.o.audit.append({ ...base, event: "rotation_started", reason });
       this.o.crashHook?.("admin_after_pending_written");
+      changing = true;
       await this.change(reg, adapter, entry.data);
+      changing = false;
       this.o.crashHook?.("admin_after_target_changed");
       await this.test(reg, adapter, old, pending);
       this.o.crashHook?.("admin_after_test");
@@ -163,7 +169,9 @@ export class AdminRotation {
       await this.promote(path, entry);
       return await this.succeeded(reg, adapter, old, reason);
     } catch (err) {
-      return this.fail(resource, entry.data.username, err);
+      // A definite refusal of the change itself: the target kept its password, so the pending one is dropped.
+      const refused = changing && err instanceof AdapterError && REFUSALS.has(err.code);
+      return this.fail(resource, entry.data.username, err, refused);
     }
   }
 
@@ -282,7 +290,12 @@ export class AdminRotation {
     return { status: "rotated", username: old.username };
   }
 
-  private async fail(resource: string, username: string, err: unknown): Promise<AdminRotationOutcome> {
+  private async fail(
+    resource: string,
+    username: string,
+    err: unknown,
+    refused: boolean,
+  ): Promise<AdminRotationOutcome> {
     const message = safeMessage(err);
     this.o.log.warn(
       { resource, admin: username, err: { message, code: (err as { code?: string }).code } },
@@ -294,11 +307,11 @@ export class AdminRotation {
       if (cur) {
         const failures = (cur.data.failures ?? 0) + 1;
         const delay = Math.min(this.o.backoff * 2 ** (failures - 1), this.o.maxBackoff) * 1000;
-        // A refusal of this password by the target's policy: draw a new one next time.
-        const rejected = err instanceof AdapterError && err.code === "password_rejected";
+        // Refused (by the target's password policy, or before it changed anything): draw a new one next time.
+        const drop = refused || (err instanceof AdapterError && err.code === "password_rejected");
         const next: AdminRecord = {
           ...cur.data,
-          ...(rejected ? { pending_password: undefined, rotation_id: undefined } : {}),
+          ...(drop ? { pending_password: undefined, rotation_id: undefined } : {}),
           failures,
           last_error: message,
           next_attempt_at: new Date(this.now() + delay).toISOString(),

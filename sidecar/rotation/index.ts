@@ -1,3 +1,4 @@
+export { type AdminRotationSetting, checkAdminRotation } from "./admin-check.js";
 export { withAdminCredential } from "./admin-credential.js";
 export {
   type AdminCrashPoint,

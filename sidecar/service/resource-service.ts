@@ -12,7 +12,7 @@ import {
   type StoredRegistration,
 } from "../resources/types.js";
 import { vaultPaths } from "../resources/vault-paths.js";
-import type { AdminRotation, RotationEngine } from "../rotation/index.js";
+import { type AdminRotation, checkAdminRotation, type RotationEngine } from "../rotation/index.js";
 import type { SecretStore } from "../secrets/index.js";
 import { describeIssues } from "../util/zod-errors.js";
 import { parseBody } from "./validate.js";
@@ -175,6 +175,8 @@ export class ResourceService {
       await this.verifyOrThrow(adapter, connection, admin, "registration.admin", true);
       checks.push(`admin ${admin.username} logs in`);
     }
+    const adminRotation = await checkAdminRotation(reg, adapter, connection, admin, this.ctx(undefined));
+    if (adminRotation) checks.push(adminRotation);
     const accountNames = reg.accounts.map((a) => (typeof a === "string" ? a : a.name));
     const known = new Map<string, AccountRecord>();
     for (const name of accountNames) {
