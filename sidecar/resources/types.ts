@@ -62,8 +62,9 @@ export const registrationSchema = z.strictObject({
       /** Characters never used in generated passwords. @default "" */
       exclude: z.string().max(64).default(""),
       /**
-       * Rotate the resource's admin password on the target too, this often (needs rotateWith:
-       * admin). Off when absent; recommended on, e.g. `{ every: "24h" }`. @default absent (off)
+       * Rotate the resource's admin password on its target too, `every` so often (needs
+       * `rotateWith: admin`). Off when absent; recommended on (docs/operations.md, "Admin
+       * password rotation"). @default absent (off)
        */
       admin: z.strictObject({ every: adminEvery }).optional(),
     })

@@ -54,21 +54,7 @@ export async function wireServices(
     adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
     crashHook,
   });
-  const adminRotation = new AdminRotation({
-    secrets,
-    catalog,
-    adapters,
-    audit,
-    events,
-    redis,
-    prefix,
-    log: log.child({ module: "admin-rotation" }),
-    backoff: config.rotation.backoff,
-    maxBackoff: config.rotation.maxBackoff,
-    lockTtlMs: config.rotation.lockTtl * 1000,
-    adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
-    crashHook,
-  });
+  const adminRotation = wireAdminRotation(config, log, infra, crashHook);
   const gate = new DecisionGate({ policy, audit });
   // The checkout response names the resource's local listener; the listeners need the lease service.
   let proxies: ProxyManager | undefined;
@@ -148,4 +134,29 @@ export async function wireServices(
     }),
     syncProxies,
   };
+}
+
+/** Admin password rotation, with the accounts' rotation settings (backoff, lock TTL, timeout). */
+function wireAdminRotation(
+  config: Config,
+  log: Logger,
+  infra: Infrastructure,
+  crashHook?: (point: CrashPoint) => void,
+): AdminRotation {
+  const { secrets, catalog, adapters, audit, events, redis, prefix } = infra;
+  return new AdminRotation({
+    secrets,
+    catalog,
+    adapters,
+    audit,
+    events,
+    redis,
+    prefix,
+    log: log.child({ module: "admin-rotation" }),
+    backoff: config.rotation.backoff,
+    maxBackoff: config.rotation.maxBackoff,
+    lockTtlMs: config.rotation.lockTtl * 1000,
+    adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
+    crashHook,
+  });
 }
