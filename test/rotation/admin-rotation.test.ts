@@ -230,6 +230,45 @@ describe("admin password rotation on each real target", () => {
     await exercise(reg, pgLogin, pgLogin, "postgres");
   }, 120_000);
 
+  it("PostgreSQL: the pooled admin connection opened with the old password is closed at once", async () => {
+    const su = new pg.Client({
+      ...pgc,
+      user: "postgres",
+      password: pgc.superuser.password,
+      database: "postgres",
+    });
+    await su.connect();
+    try {
+      const admin = { username: "lh_pgadmin_pool", password: pw() };
+      await su.query(`CREATE ROLE lh_pgadmin_pool LOGIN CREATEROLE PASSWORD '${admin.password}'`);
+      await su.query(`CREATE ROLE lh_pgpool_1 LOGIN PASSWORD '${pw()}'`);
+      await register({
+        name: `pgpool-${tag}`,
+        adapter: "postgres",
+        connection: { host: pgc.host, port: pgc.port, database: "postgres" },
+        admin,
+        accounts: ["lh_pgpool_1"],
+      });
+      const backends = async () =>
+        (
+          await su.query<{ pid: number }>("select pid from pg_stat_activity where usename = $1", [
+            admin.username,
+          ])
+        ).rows.map((r) => r.pid);
+      // The import rotation left an idle admin connection in the pool (idle for up to 30 s).
+      const before = await backends();
+      expect(before.length).toBeGreaterThan(0);
+      expect((await lh.sidecar.adminRotation.rotate(`pgpool-${tag}`, "test")).status).toBe("rotated");
+      await waitFor(
+        "the old admin password's pooled connection to be closed",
+        async () => (await backends()).every((pid) => !before.includes(pid)),
+        { timeoutMs: 10_000 },
+      );
+    } finally {
+      await su.end();
+    }
+  }, 120_000);
+
   it("MariaDB: the admin account changes its own password", async () => {
     const admin = { username: `lhadm_m_${tag}`, password: pw() };
     const accounts = [`lhacc_m1_${tag}`, `lhacc_m2_${tag}`];
