@@ -3,6 +3,7 @@ import { registrationSchema } from "../resources/types.js";
 import { checkoutSchema, renewSchema, revokeSchema, toolCallSchema } from "../service/index.js";
 import {
   approvalDecisionSchema,
+  clusterAdoptSchema,
   revokeAgentSchema,
   rotateSchema,
   tokenExchangeSchema,
@@ -16,6 +17,8 @@ import {
   auditPageSchema,
   checkoutCreatedSchema,
   checkoutPendingSchema,
+  clusterAdoptResultSchema,
+  clusterViewSchema,
   credentialSchema,
   healthSchema,
   jwksSchema,
@@ -47,6 +50,9 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [approvalDecisionSchema, "ApprovalDecisionRequest"],
   [registrationSchema, "Registration"],
   [rotateSchema, "RotateRequest"],
+  [clusterAdoptSchema, "ClusterAdoptRequest"],
+  [clusterViewSchema, "ClusterView"],
+  [clusterAdoptResultSchema, "ClusterAdoptResult"],
   [leaseSchema, "Lease"],
   [checkoutCreatedSchema, "CheckoutCreated"],
   [checkoutPendingSchema, "CheckoutPending"],

@@ -42,6 +42,11 @@ export interface AdminRotationOptions {
   adapterTimeoutMs?: number;
   /** Clock, for tests. @default Date.now */
   now?: () => number;
+  /**
+   * The cluster identity: while this Redis is not confirmed to be the cluster's, its lock would
+   * not keep another sidecar out, so no admin rotation runs. Absent: always whole.
+   */
+  cluster?: { state(): { readonly status: string; readonly reason?: string } } | undefined;
   /** Fault tests only: called at each crash point. */
   crashHook?: (point: AdminCrashPoint) => void;
 }
@@ -103,6 +108,13 @@ export class AdminRotation {
     reason: string,
     opts: { onlyIfDue?: boolean } = {},
   ): Promise<AdminRotationOutcome> {
+    const cluster = this.o.cluster?.state();
+    if (cluster && cluster.status !== "ok") {
+      return {
+        status: "failed",
+        error: `not rotated: this sidecar's Redis is not confirmed to be the cluster's (${cluster.status}), so its lock would not keep other sidecars out`,
+      };
+    }
     const ttl = this.o.lockTtlMs ?? 10_000;
     const lock = await acquireLock(this.o.redis, this.lockKey(resource), ttl);
     if (!lock) return { status: "busy" };
@@ -339,7 +351,7 @@ export class AdminRotation {
    * rotated, each under its lock, so one sidecar of the cluster does it.
    */
   async runDue(): Promise<void> {
-    if (this.running) return;
+    if (this.running || (this.o.cluster && this.o.cluster.state().status !== "ok")) return;
     this.running = true;
     try {
       for (const reg of await this.o.catalog.load()) {

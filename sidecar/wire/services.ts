@@ -1,4 +1,5 @@
 import { ApprovalStore } from "../approvals/approval-store.js";
+import { ClusterIdentity, redisKeyspaceName, vaultPrefixName } from "../cluster/index.js";
 import type { Config } from "../config.js";
 import { Reaper } from "../leases/index.js";
 import type { Logger } from "../logger.js";
@@ -23,6 +24,8 @@ export interface Services {
   readonly proxies: ProxyManager;
   readonly reconciler: Reconciler;
   readonly reaper: Reaper;
+  /** Whether this sidecar's Vault prefix and Redis keyspace form one cluster. */
+  readonly cluster: ClusterIdentity;
   /** Starts or stops each resource's local listener to match the registrations. */
   syncProxies(): Promise<void>;
 }
@@ -37,7 +40,16 @@ export async function wireServices(
 ): Promise<Services> {
   const { secrets, leases, catalog, adapters, audit, events, redis, prefix } = infra;
   const policy = await loadPolicy(config.policy.file ? { file: config.policy.file } : {});
+  const cluster = new ClusterIdentity({
+    secrets,
+    redis,
+    redisPrefix: prefix,
+    names: { vault: vaultPrefixName(config.vault), redis: redisKeyspaceName(config.redis) },
+    log: log.child({ module: "cluster" }),
+    audit,
+  });
   const rotation = new RotationEngine({
+    cluster,
     secrets,
     leases,
     catalog,
@@ -54,7 +66,7 @@ export async function wireServices(
     adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
     crashHook,
   });
-  const adminRotation = wireAdminRotation(config, log, infra, crashHook);
+  const adminRotation = wireAdminRotation(config, log, infra, cluster, crashHook);
   const gate = new DecisionGate({ policy, audit });
   // The checkout response names the resource's local listener; the listeners need the lease service.
   let proxies: ProxyManager | undefined;
@@ -78,6 +90,7 @@ export async function wireServices(
     }),
     approvalTtlSeconds: config.approvals.ttl,
     checkoutsPerMinute: config.limits.checkoutsPerMinute,
+    cluster,
   });
   const proxyManager = new ProxyManager({
     leases: leaseService,
@@ -124,15 +137,18 @@ export async function wireServices(
       leases,
       catalog,
       rotation,
+      cluster,
       log: log.child({ module: "reconciler" }),
     }),
     reaper: new Reaper({
       leases,
       expire: (resource, leaseId) => leaseService.endLease(resource, leaseId, "expired"),
       intervalMs: config.reaper.intervalMs,
+      enabled: () => cluster.state().status === "ok",
       log: log.child({ module: "reaper" }),
     }),
     syncProxies,
+    cluster,
   };
 }
 
@@ -141,10 +157,12 @@ function wireAdminRotation(
   config: Config,
   log: Logger,
   infra: Infrastructure,
+  cluster: ClusterIdentity,
   crashHook?: (point: CrashPoint) => void,
 ): AdminRotation {
   const { secrets, catalog, adapters, audit, events, redis, prefix } = infra;
   return new AdminRotation({
+    cluster,
     secrets,
     catalog,
     adapters,
