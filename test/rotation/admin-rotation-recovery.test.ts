@@ -252,6 +252,15 @@ describe("a failure", () => {
       admin: { username: slapd.admin.dn, password: slapd.admin.password },
       accounts: ["lhroot1"],
     };
+    // With rotation.admin the registration itself says so, before anything is written.
+    await expect(
+      lh.sidecar.resourceService.register(
+        { ...reg, rotation: { admin: { every: "24h" } } },
+        { dryRun: true, pathName: name, actor: "dba" },
+      ),
+    ).rejects.toThrow(
+      /^registration\.rotation\.admin: .*rootdn\/rootpw admin has no entry and cannot be rotated/,
+    );
     await lh.sidecar.resourceService.register(reg, { dryRun: false, pathName: name, actor: "dba" });
     const adminToken = lh.sidecar.adminToken;
     const res = await lh.sidecar.app.inject({

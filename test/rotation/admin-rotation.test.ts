@@ -282,6 +282,7 @@ describe("admin password rotation on each real target", () => {
       connection: { host: localMariadb.host, port: localMariadb.port },
       admin,
       accounts,
+      rotation: { admin: { every: "24h" } },
     };
     await exercise(reg, mysqlLogin, mysqlLogin, "mysql");
   }, 120_000);
@@ -294,6 +295,7 @@ describe("admin password rotation on each real target", () => {
       connection: { url: slapd.url, accountDn: slapd.accountDnTemplate },
       admin: { username: slapd.rotator.dn, password: slapd.rotator.password },
       accounts: ["lhl1", "lhl2"],
+      rotation: { admin: { every: "24h" } },
     };
     await exercise(reg, ldapLogin, ldapLogin, "ldap");
   }, 120_000);
@@ -318,6 +320,7 @@ describe("admin password rotation on each real target", () => {
       connection: { host: "127.0.0.1", port: 6379 },
       admin,
       accounts,
+      rotation: { admin: { every: "24h" } },
     };
     await exercise(reg, redisLogin, redisLogin, "redis-acl");
   }, 120_000);
