@@ -34,6 +34,8 @@ interface AdminRecord {
 
 let stack: Stack;
 let c: StackClient;
+/** Everything the sidecar processes and the CLI printed, searched for secrets at the end. */
+const printed: string[] = [];
 
 /** The admin record in Vault, read directly as an operator would. */
 async function vaultAdmin(resource: string): Promise<AdminRecord> {
@@ -66,6 +68,7 @@ afterAll(async () => {
 describe("a crash at any step of an admin rotation leaves a working admin password in Vault", () => {
   for (const point of CRASH_POINTS) {
     it(`crash ${point}`, async () => {
+      printed.push(stack.sidecar.output());
       await stack.restart({ LEASEHOLD_CRASH_AT: point });
       const before = await vaultAdmin("orders-db");
       expect(await stack.canLogin(before.username, before.password)).toBe(true);
@@ -73,6 +76,7 @@ describe("a crash at any step of an admin rotation leaves a working admin passwo
       expect(r.code).not.toBe(0);
       await stack.sidecar.exited;
       expect(stack.sidecar.child.signalCode).toBe("SIGKILL");
+      printed.push(r.stdout, r.stderr, stack.sidecar.output());
 
       const crashed = await vaultAdmin("orders-db");
       expect(typeof crashed.pending_password).toBe("string");
@@ -116,5 +120,7 @@ describe("a crash at any step of an admin rotation leaves a working admin passwo
     expect(mine.map((x) => x.event)).toContain("rotation_succeeded");
     const text = JSON.stringify(records);
     for (const s of c.secrets) expect(text.includes(s), "a secret in the audit trail").toBe(false);
+    const logs = [...printed, r.stdout, r.stderr, stack.sidecar.output()].join("\n");
+    for (const s of c.secrets) expect(logs.includes(s), "a secret in a log or the CLI's output").toBe(false);
   }, 60_000);
 });
