@@ -276,6 +276,15 @@ describe("a failure", () => {
     expect(result?.status).toBe("failed");
     expect(result?.error).toMatch(/rootdn\/rootpw admin has no entry and cannot be rotated/);
 
+    const bad = await lh.sidecar.app.inject({
+      method: "POST",
+      url: `/v1/resources/${name}/rotate`,
+      headers: { authorization: `Bearer ${adminToken}`, "x-leasehold-request": "true" },
+      payload: { admin: "yes" },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect((bad.json() as { error: { message: string } }).error.message).toMatch(/admin/);
+
     const out = await sidecarOfCluster().rotate(name, "test");
     expect(out.status).toBe("failed");
     const rec = await adminRecord(name);
