@@ -7,6 +7,7 @@ import { answerError } from "./transport.js";
 import type {
   CheckoutRequest,
   ClientOptions,
+  CompleteTaskOptions,
   Credential,
   Lease,
   LeaseHandle,
@@ -51,8 +52,16 @@ export function createClient(opts: ClientOptions): LeaseholdClient {
     throw answerError(res);
   }
 
+  async function completeTask(taskId: string, options: CompleteTaskOptions = {}): Promise<Lease[]> {
+    const path = `/v1/tasks/${encodeURIComponent(taskId)}/complete`;
+    const res = await session.asAgent("POST", path, undefined, options.act, 0, options.signal);
+    if (res.status === 202) return res.json.leases as Lease[];
+    throw answerError(res);
+  }
+
   const client: LeaseholdClient = {
     checkout,
+    completeTask,
     withCredential: (resource, req, fn) => withCredential(client, resource, req, fn),
   };
   return client;
