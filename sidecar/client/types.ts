@@ -129,7 +129,8 @@ export interface LeaseholdClient {
   checkout(resource: string, request: CheckoutRequest): Promise<LeaseHandle>;
   /**
    * Ends the task: checks in every lease this agent holds for `taskId` (each account's password is
-   * rotated next); leases other agents hold for the same task id are left alone.
+   * rotated next); leases other agents hold for the same task id are left alone. This client's
+   * handles of the leases ended show them ended, and their `checkin` resolves.
    * @returns the leases ended; an empty list when there were none.
    * @throws LeaseholdClientError for refusals (`invalid_request` for a bad task id, `unauthenticated`, ...)
    */
