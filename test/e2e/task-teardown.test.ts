@@ -22,7 +22,11 @@ permit (
   resource
 )
 when { context.intent == "read" && context.ttl <= 600 };
+
+@id("ops-revokes-orders")
+permit (principal == Agent::"spiffe://example.org/operator/ops", action == Action::"revoke", resource == Resource::"orders-db");
 `;
+const OPS = "spiffe://example.org/operator/ops";
 const TASK = "TICKET-17";
 const OTHER_TASK = "TICKET-18";
 
@@ -71,7 +75,7 @@ const leaseState = async (h: Held) => {
 };
 
 beforeAll(async () => {
-  stack = await startStack({ policy: POLICY });
+  stack = await startStack({ policy: POLICY, operators: ["ops"] });
   c = new StackClient(stack);
   admin = await c.adminToken();
   c.secrets.push(stack.adminPassword);
@@ -207,6 +211,71 @@ describe("task teardown on a running sidecar", () => {
     expect(cli.code).not.toBe(0);
     expect(cli.stderr).toContain("path.id");
     expect(await leaseState(otherTask)).toBe("active");
+  });
+
+  it("a delegated lease is the acting agent's: the agent it acts for cannot complete it away", async () => {
+    const ex = await c.http("POST", "/v1/token-exchange", {
+      body: {
+        grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+        subject_token: await c.assertion("b"),
+        subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+        audience: A,
+        scope: "orders-db",
+      },
+    });
+    expect(ex.status, JSON.stringify(ex.json)).toBe(200);
+    const delegation = String(ex.json.access_token);
+    c.secrets.push(delegation);
+    const co = await c.http("POST", "/v1/checkout", {
+      token: await c.assertion("a"),
+      body: {
+        resource: "orders-db",
+        task: { id: "DELEG-1" },
+        intent: { action: "read" },
+        ttl: 120,
+        wait: 30,
+      },
+      headers: { "x-leasehold-delegation": delegation },
+    });
+    expect(co.status, JSON.stringify(co.json)).toBe(201);
+    c.secrets.push(String(co.json.token));
+    const lease = co.json.lease as { id: string; agent: string; agent_chain?: string[] };
+    expect(lease).toMatchObject({ agent: A, agent_chain: [B] });
+
+    const byDelegator = await complete("b", "DELEG-1");
+    expect(byDelegator.json).toEqual({ leases: [] });
+    const byActor = await complete("a", "DELEG-1");
+    expect(byActor.status).toBe(202);
+    expect(endedIds(byActor)).toEqual([lease.id]);
+  });
+
+  it("an operator identity revokes a task only where policy lets it revoke, all or nothing", async () => {
+    const asOps = async (...args: string[]) => stack.cli("--identity-key", await c.keyFile("ops"), ...args);
+    const onOrders = await checkout("a", "orders-db", "OPS-1");
+    const onBilling = await checkout("a", "billing-db", "OPS-1");
+    const refused = await asOps("leases", "revoke", "--task", "OPS-1");
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("policy_denied");
+    expect(await leaseState(onOrders)).toBe("active");
+    expect(await leaseState(onBilling)).toBe("active");
+    // Revoking by agent goes the same way: a's leases on billing-db are not the operator's to end.
+    const byAgent = await asOps("leases", "revoke", "--agent", A);
+    expect(byAgent.code).not.toBe(0);
+    expect(byAgent.stderr).toContain("policy_denied");
+    expect(await leaseState(onOrders)).toBe("active");
+
+    expect((await c.http("DELETE", `/v1/leases/${onBilling.id}`, { token: onBilling.token })).status).toBe(
+      202,
+    );
+    const allowed = await asOps("leases", "revoke", "--task", "OPS-1");
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(allowed.stdout).toContain(onOrders.id);
+    expect(await leaseState(onOrders)).toBe("ended");
+    expect(await leaseState(otherTask)).toBe("active");
+    const records = await c.auditRecords();
+    expect(records.filter((rec) => rec.event === "task_teardown" && rec.task_id === "OPS-1")).toEqual([
+      expect.objectContaining({ scope: "revoke", agent: OPS, lease_count: 1 }),
+    ]);
   });
 
   it("the SDK's completeTask ends the agent's leases of the task and returns them", async () => {
