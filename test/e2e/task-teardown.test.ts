@@ -27,7 +27,8 @@ when { context.intent == "read" && context.ttl <= 600 };
 permit (principal == Agent::"spiffe://example.org/operator/ops", action == Action::"revoke", resource == Resource::"orders-db");
 `;
 const OPS = "spiffe://example.org/operator/ops";
-const TASK = "TICKET-17";
+// A task id as agents write them: a slash, a space, a non-ASCII letter (each encoded in the path).
+const TASK = "JIRA/OPS-17 ü";
 const OTHER_TASK = "TICKET-18";
 
 let stack: Stack;
@@ -280,18 +281,23 @@ describe("task teardown on a running sidecar", () => {
 
   it("the SDK's completeTask ends the agent's leases of the task and returns them", async () => {
     const client = createClient({ url: stack.sidecar.url, keyFile: await c.keyFile("a") });
-    const request = { task: { id: "SDK-17" }, intent: { action: "read", tool: "psql" }, ttl: 120, wait: 30 };
+    const request = {
+      task: { id: "SDK/17 ?#%" },
+      intent: { action: "read", tool: "psql" },
+      ttl: 120,
+      wait: 30,
+    };
     const first = await client.checkout("orders-db", request);
     const second = await client.checkout("billing-db", request);
     expect(first.tokenType).toBe("DPoP");
-    const ended = await client.completeTask("SDK-17");
+    const ended = await client.completeTask("SDK/17 ?#%");
     expect(ended.map((l) => l.id).sort()).toEqual([first.lease.id, second.lease.id].sort());
     expect(ended.every((l) => l.state === "ended" && l.end_reason === "checkin")).toBe(true);
     // The client's handles know their leases ended: their own check-in resolves.
     expect(first.lease.state).toBe("ended");
     await first.checkin();
     await second.checkin();
-    expect(await client.completeTask("SDK-17")).toEqual([]);
+    expect(await client.completeTask("SDK/17 ?#%")).toEqual([]);
     const err = await client.completeTask("bad\u0007id").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LeaseholdClientError);
     expect((err as LeaseholdClientError).code).toBe("invalid_request");
