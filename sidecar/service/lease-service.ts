@@ -110,7 +110,6 @@ export class LeaseService {
   readonly revoke: LeaseEnd["revoke"] = (...a) => this.end.revoke(...a);
   readonly revokeAgent: LeaseEnd["revokeAgent"] = (...a) => this.end.revokeAgent(...a);
   readonly revokeResource: LeaseEnd["revokeResource"] = (...a) => this.end.revokeResource(...a);
-  readonly revokeMany: LeaseEnd["revokeMany"] = (...a) => this.end.revokeMany(...a);
   readonly completeTask: TaskTeardown["complete"] = (...a) => this.tasks.complete(...a);
   readonly revokeTask: TaskTeardown["revoke"] = (...a) => this.tasks.revoke(...a);
   readonly endLease: LeaseEnd["endLease"] = (...a) => this.end.endLease(...a);
