@@ -183,6 +183,13 @@ describe("task teardown on a running sidecar", () => {
       expect.objectContaining({ agent: "admin", task_id: TASK, lease_count: 2, reason: "ticket closed" }),
     ]);
 
+    const query = await stack.cli("audit", "query", "--event", "task_teardown", "--json");
+    expect(query.code, query.stderr).toBe(0);
+    const page = JSON.parse(query.stdout) as { records: Array<Record<string, unknown>> };
+    expect(page.records).toContainEqual(
+      expect.objectContaining({ event: "task_teardown", scope: "revoke", task_id: TASK, lease_count: 2 }),
+    );
+
     // Nothing of the task is left: b, who held a lease of it, now completes it with nothing to end.
     const after = await complete("b", TASK);
     expect(after.status).toBe(202);
