@@ -87,10 +87,8 @@ export class LeaseEnd {
     meta: RequestMeta,
     gate?: RevokeGate,
   ): Promise<{ leases: LeaseView[] }> {
-    const active: LeaseRef[] = [];
-    for (const ref of refs) {
-      if ((await this.o.leases.get(ref.resource, ref.id))?.state === "active") active.push(ref);
-    }
+    const leases = await Promise.all(refs.map((ref) => this.o.leases.get(ref.resource, ref.id)));
+    const active = refs.filter((_, i) => leases[i]?.state === "active");
     await gate?.([...new Set(active.map((l) => l.resource))]);
     return this.revokeAll(active, reason, actor, meta);
   }

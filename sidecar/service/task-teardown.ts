@@ -68,10 +68,9 @@ export class TaskTeardown {
     meta: RequestMeta,
     gate?: RevokeGate,
   ): Promise<{ leases: LeaseView[] }> {
-    const found: LeaseRef[] = [];
-    for (const ref of await this.o.leases.taskLeases(taskId)) {
-      if ((await this.o.leases.get(ref.resource, ref.id))?.task.id === taskId) found.push(ref);
-    }
+    const indexed = await this.o.leases.taskLeases(taskId);
+    const leases = await Promise.all(indexed.map((ref) => this.o.leases.get(ref.resource, ref.id)));
+    const found = indexed.filter((_, i) => leases[i]?.task.id === taskId);
     const out = await this.o.end.revokeMany(found, reason, actor, meta, gate);
     await this.o.audit.append({
       event: "task_teardown",
@@ -91,13 +90,11 @@ export class TaskTeardown {
    * that its agent and task are the ones signed at checkout.
    */
   private async heldBy(agent: string, taskId: string): Promise<LeaseRef[]> {
-    const held: LeaseRef[] = [];
-    for (const ref of await this.o.leases.agentLeases(agent)) {
-      const { lease, intact } = await this.o.leases.getVerified(ref.resource, ref.id);
-      if (intact && lease?.state === "active" && lease.agent === agent && lease.task.id === taskId) {
-        held.push(ref);
-      }
-    }
-    return held;
+    const indexed = await this.o.leases.agentLeases(agent);
+    const read = await Promise.all(indexed.map((ref) => this.o.leases.getVerified(ref.resource, ref.id)));
+    return indexed.filter((_, i) => {
+      const { lease, intact } = read[i] ?? { lease: null, intact: false };
+      return intact && lease?.state === "active" && lease.agent === agent && lease.task.id === taskId;
+    });
   }
 }
