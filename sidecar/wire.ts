@@ -166,6 +166,8 @@ function startLoops(
   let reconcileTimer: NodeJS.Timeout | undefined;
   if (reconcileEveryMs !== undefined) {
     svc.reaper.start();
+    // Once at start: ownership entries for registrations made before the index existed.
+    void svc.resourceService.backfillOwners().catch(warn("could not fill the account ownership index"));
     const reconcile = () =>
       svc.reconciler
         .reconcileAll()
