@@ -24,6 +24,8 @@ const tag = randomBytes(3).toString("hex");
 const spare = `lhreg_ok_${tag}`;
 const doomed = `lhreg_q_${tag}`;
 const missing = `lhreg_nope_${tag}`;
+const raced = `lhreg_race_${tag}`;
+const dropped = `lhreg_drop_${tag}`;
 const opts = { dryRun: false, actor: "admin" } as const;
 
 /** A registration of the local MariaDB with the in-process sidecar's admin, under another name. */
@@ -73,7 +75,8 @@ beforeAll(async () => {
   redis = new Redis(REDIS_URL);
   root = await mariadbRoot();
   await createMariadbAccount(root, spare, randomBytes(18).toString("base64url"));
-  await createMariadbAccount(root, doomed, randomBytes(18).toString("base64url"));
+  for (const a of [doomed, raced, dropped])
+    await createMariadbAccount(root, a, randomBytes(18).toString("base64url"));
   const out = await svc.register(lh.registration, { ...opts, pathName: lh.resource });
   expect(out.registered).toBe(true);
 }, 60_000);
@@ -82,7 +85,7 @@ afterAll(async () => {
   await lh?.close();
   await vault?.close();
   redis?.disconnect();
-  for (const a of [spare, doomed]) await dropMariadbAccount(root, a).catch(() => undefined);
+  for (const a of [spare, doomed, raced, dropped]) await dropMariadbAccount(root, a).catch(() => undefined);
   await root?.end();
 });
 
@@ -128,6 +131,35 @@ describe("one owner per account", () => {
     expect(out.conflicts).toEqual([]);
     expect(out.claimed).toBe(keys.length);
     expect((await vaultList("owners")).sort()).toEqual([...keys].sort());
+  });
+});
+
+describe("one owner per account, under races and updates", () => {
+  it("two registrations racing for one account: exactly one wins, the other gets 409", async () => {
+    const names = [`${lh.resource}-r1`, `${lh.resource}-r2`];
+    const outs = await Promise.allSettled(names.map((n) => svc.register(registration(n, [raced]), opts)));
+    const won = outs.flatMap((o, i) => (o.status === "fulfilled" && o.value.registered ? [names[i]] : []));
+    const lost = outs.flatMap((o) => (o.status === "rejected" ? [o.reason as unknown] : []));
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0]).toBeInstanceOf(LeaseholdError);
+    expect((lost[0] as LeaseholdError).code).toBe("conflict");
+    const loser = names.find((n) => n !== won[0]) ?? "";
+    expect(await vaultRead(`resources/${loser}/config`)).toBeNull();
+    expect(await vaultList(`resources/${loser}/accounts`)).toEqual([]);
+    expect((await svc.verify(won[0] ?? "")).results.every((r) => r.ok)).toBe(true);
+  });
+
+  it("an update that drops an account releases it; another resource can then claim it", async () => {
+    const owner = (await svc.list()).resources.find((r) => r.name.startsWith(`${lh.resource}-r`))?.name ?? "";
+    expect((await svc.register(registration(owner, [raced, dropped]), opts)).registered).toBe(true);
+    const err = await refusal(svc.register(registration(`${lh.resource}-r3`, [raced]), opts));
+    expect(err.code).toBe("conflict");
+    expect((await svc.register(registration(owner, [dropped]), opts)).registered).toBe(true);
+    const next = await svc.register(registration(`${lh.resource}-r3`, [raced]), opts);
+    expect(next.registered).toBe(true);
+    expect((await svc.verify(`${lh.resource}-r3`)).results.every((r) => r.ok)).toBe(true);
+    expect((await svc.verify(owner)).results.every((r) => r.ok)).toBe(true);
   });
 });
 
