@@ -76,7 +76,8 @@ class RegistrationRun {
   private readonly claimed: string[] = [];
   private readonly outcomes = new Map<string, RotationOutcome>();
   private admin: Credential | undefined;
-  private oldAdmin: Credential | undefined;
+  /** The admin credential in Vault before this run wrote the given one (null: none was there). */
+  private oldAdmin: Credential | null | undefined;
 
   constructor(
     private readonly d: ResourceDeps,
@@ -202,7 +203,7 @@ class RegistrationRun {
       if (r.created) this.claimed.push(identity);
     }
     if (this.admin && reg.admin?.password) {
-      this.oldAdmin = await this.d.catalog.admin(reg.name);
+      this.oldAdmin = (await this.d.catalog.admin(reg.name)) ?? null;
       await this.d.secrets.write(vaultPaths.admin(reg.name), this.admin);
     }
     for (const f of this.fresh) {
@@ -253,6 +254,7 @@ class RegistrationRun {
     if (this.existing) {
       await this.d.catalog.put(this.existing);
       if (this.oldAdmin) await this.d.secrets.write(vaultPaths.admin(reg.name), this.oldAdmin);
+      if (this.oldAdmin === null) await this.d.secrets.remove(vaultPaths.admin(reg.name));
       await restorePool(this.d, reg.name, this.existing.accounts);
     } else {
       await this.d.catalog.remove(reg.name);
