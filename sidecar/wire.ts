@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { loadAdminToken } from "./admin-token.js";
 import { buildApp, type ReadyReport } from "./app.js";
+import { type ClusterIdentity, ClusterDesk, redisKeyspaceName, vaultPrefixName } from "./cluster/index.js";
 import type { Config } from "./config.js";
 import type { Reaper } from "./leases/index.js";
 import type { Logger } from "./logger.js";
@@ -31,6 +32,8 @@ export interface Sidecar {
   readonly operators: OperatorService;
   readonly reaper: Reaper;
   readonly reconciler: Reconciler;
+  /** Whether this sidecar's Vault prefix and Redis keyspace form one cluster. */
+  readonly cluster: ClusterIdentity;
   readonly adminToken: string;
   readonly id: string;
   /** Re-reads the policy file; a file that fails validation leaves the old policy in force. */
@@ -52,6 +55,8 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const ids = await wireIdentity(config, infra.redis, log, infra.secrets);
   const svc = await wireServices(config, log, infra, ids, opts.crashHook);
   const adminToken = await loadAdminToken(config.admin.tokenFile);
+  // Before any loop runs: a sidecar whose Redis is not the cluster's must not reconcile into it.
+  await svc.cluster.check();
   const app = buildApp({
     operators: svc.operators,
     audit: infra.audit,
@@ -61,7 +66,14 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     resources: svc.resourceService,
     adapters: infra.adapters,
     adminToken,
-    ready: () => readiness(infra),
+    ready: () => readiness(infra, svc.cluster),
+    cluster: new ClusterDesk({
+      identity: svc.cluster,
+      names: { vault: vaultPrefixName(config.vault), redis: redisKeyspaceName(config.redis) },
+      audit: infra.audit,
+      reconcile: () => svc.reconciler.reconcileAll(),
+      log: log.child({ module: "cluster" }),
+    }),
     jwks: () => ids.jwks(),
     tokenExchange: (body) => ids.exchange(body),
     allowedHosts: config.listen.allowedHosts,
@@ -96,6 +108,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     operators: svc.operators,
     reaper: svc.reaper,
     reconciler: svc.reconciler,
+    cluster: svc.cluster,
     adminToken,
     id,
     reloadPolicy: () => reloadPolicy(svc, infra, log),
@@ -115,17 +128,23 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   };
 }
 
-/** Ready when Redis answers, Vault is usable and the audit file can be written. */
-async function readiness(infra: Infrastructure): Promise<ReadyReport> {
-  const [r, v] = await Promise.all([
+/**
+ * Ready when Redis answers, Vault is usable, the audit file can be written and Vault and Redis
+ * form one cluster.
+ */
+async function readiness(infra: Infrastructure, cluster: ClusterIdentity): Promise<ReadyReport> {
+  const [r, v, c] = await Promise.all([
     infra.redis.ping().then(
       (x) => x === "PONG",
       () => false,
     ),
     infra.secrets.ready(),
+    cluster.check(),
   ]);
-  const checks = { redis: r, vault: v, audit: infra.audit.healthy() };
-  return { ok: r && v && checks.audit, checks };
+  const checks = { redis: r, vault: v, audit: infra.audit.healthy(), cluster: c.status === "ok" };
+  const problems: Record<string, string> = {};
+  if (c.status !== "ok") problems.cluster = `${c.status}: ${c.reason}`;
+  return { ok: r && v && checks.audit && checks.cluster, checks, problems };
 }
 
 /** Re-reads the policy file and audits the outcome; a refused file leaves the old policy in force. */
@@ -164,6 +183,9 @@ function startLoops(
   );
   publishTimer.unref();
   let reconcileTimer: NodeJS.Timeout | undefined;
+  // One GET every 2 s notices a Redis that lost its data (or a config pointed elsewhere) soon.
+  const clusterTimer = setInterval(() => void svc.cluster.check(), 2000);
+  clusterTimer.unref();
   if (reconcileEveryMs !== undefined) {
     svc.reaper.start();
     // Once at start: ownership entries for registrations made before the index existed.
@@ -181,5 +203,6 @@ function startLoops(
     svc.reaper.stop();
     clearInterval(reconcileTimer);
     clearInterval(publishTimer);
+    clearInterval(clusterTimer);
   };
 }

@@ -46,6 +46,11 @@ export const AUDIT_EVENTS = {
   rotation_failed: { scopes: [], about: "a rotation attempt failed; `reason` is the error" },
   quarantine: { scopes: [], about: "rotation kept failing: the account is never handed out" },
   registration: { scopes: [], about: "a resource was registered, updated or removed (`reason`)" },
+  cluster: {
+    scopes: ["cluster_adopt", "cluster_mismatch"],
+    about:
+      "the cluster identity: an operator adopted this Redis keyspace into the cluster after a loss of Redis data (`cluster_adopt`; `reason` names the keyspace, the id and what it held), or a sidecar found its Redis and Vault do not form one cluster (`cluster_mismatch`; `reason` names both)",
+  },
   policy_reload: { scopes: ["policy"], about: "the policy was reloaded, or a reload refused (`reason`)" },
   admin: {
     scopes: ["audit_query", "audit_recovered", "audit_reopened", "audit_foreign_write"],

@@ -5,6 +5,7 @@ import { registerAdapterCommands } from "./commands/adapters.js";
 import { registerAgentCommands } from "./commands/agent.js";
 import { registerApprovalCommands } from "./commands/approvals.js";
 import { registerAuditCommands } from "./commands/audit.js";
+import { registerClusterCommands } from "./commands/cluster.js";
 import { registerKeyCommands } from "./commands/keys.js";
 import { registerLeaseCommands } from "./commands/leases.js";
 import { registerPolicyCommands } from "./commands/policy.js";
@@ -39,6 +40,7 @@ function buildProgram(): Command {
   registerAuditCommands(program, { config: () => cli.config().audit });
   registerPolicyCommands(program, cli);
   registerKeyCommands(program, cli);
+  registerClusterCommands(program, cli);
   registerAgentCommands(program, cli);
   return program;
 }

@@ -1,3 +1,4 @@
+import type { ClusterDesk } from "../cluster/index.js";
 import type { Adapter } from "../../adapters/adapter.js";
 import type { AuditSink } from "../audit/index.js";
 import type { ExchangeOutcome } from "../identity/index.js";
@@ -8,6 +9,8 @@ import { routeDeclarer } from "./route.js";
 export interface ReadyReport {
   readonly ok: boolean;
   readonly checks: Record<string, boolean>;
+  /** Why each failing check fails (address and cause, never a credential). */
+  readonly problems?: Record<string, string>;
 }
 
 /** What buildApp and the handlers of its routes take. */
@@ -25,6 +28,8 @@ export interface Deps {
   readonly operators?: OperatorService;
   readonly ready: () => Promise<ReadyReport>;
   readonly jwks: () => Promise<{ keys: object[] }> | { keys: object[] };
+  /** The cluster identity's operator side (`/v1/cluster`); without it those routes answer 404. */
+  readonly cluster?: ClusterDesk;
   /** RFC 8693 token exchange (`POST /v1/token-exchange`); without it the route answers 404. */
   readonly tokenExchange?: (body: unknown) => Promise<ExchangeOutcome>;
   /** Host names accepted besides localhost, 127.0.0.1 and [::1]. */

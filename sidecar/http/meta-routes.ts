@@ -20,7 +20,7 @@ export const readyRoute = appRoute({
   path: "/readyz",
   operationId: "ready",
   tag: "operations",
-  summary: "Readiness: Redis, Vault and the audit file are usable",
+  summary: "Readiness: Redis, Vault and the audit file are usable, and they form one cluster",
   auth: "none",
   responses: {
     200: { description: "ready", schema: readySchema },
@@ -30,7 +30,11 @@ export const readyRoute = appRoute({
   handle: async ({ reply }, d) => {
     const r = await d.ready();
     reply.status(r.ok ? 200 : 503);
-    return { status: r.ok ? "ready" : "unavailable", checks: r.checks };
+    return {
+      status: r.ok ? "ready" : "unavailable",
+      checks: r.checks,
+      ...(r.problems && Object.keys(r.problems).length > 0 ? { problems: r.problems } : {}),
+    };
   },
 });
 

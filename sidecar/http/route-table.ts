@@ -18,6 +18,7 @@ import {
   renewRoute,
   toolCallRoute,
 } from "./lease-routes.js";
+import { clusterAdoptRoute, clusterStatusRoute } from "./cluster-routes.js";
 import { tokenExchangeRoute } from "./delegation-routes.js";
 import { healthRoute, jwksRoute, readyRoute } from "./meta-routes.js";
 import {
@@ -99,6 +100,8 @@ export const ROUTES: readonly TableRoute[] = [
   verifyResourceRoute,
   listAdaptersRoute,
   auditQueryRoute,
+  clusterStatusRoute,
+  clusterAdoptRoute,
   healthRoute,
   readyRoute,
   metricsRoute,

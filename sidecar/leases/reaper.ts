@@ -11,6 +11,11 @@ export interface ReaperOptions {
   visibilityMs?: number;
   /** Leases claimed per resource and pass. @default 500 */
   batch?: number;
+  /**
+   * False while this Redis is not confirmed to be the cluster's (cluster_mismatch): its expiry
+   * schedule may be another cluster's, so a pass claims nothing. @default always true
+   */
+  enabled?: () => boolean;
 }
 
 /**
@@ -41,7 +46,7 @@ export class Reaper {
 
   /** One pass over every resource; returns how many leases it ended. */
   async runOnce(): Promise<number> {
-    if (this.running) return 0;
+    if (this.running || this.o.enabled?.() === false) return 0;
     this.running = true;
     let n = 0;
     try {

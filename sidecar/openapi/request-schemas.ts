@@ -89,3 +89,10 @@ export const tokenExchangeSchema = z.strictObject({
   audience: z.string().min(1).max(512),
   scope: z.string().max(2000).optional(),
 });
+
+/** `POST /v1/cluster/adopt`: take this Redis keyspace into the cluster (after a loss of Redis data). */
+export const clusterAdoptSchema = z.strictObject({
+  /** Adopt even a keyspace that names another cluster (it would take that cluster's leases over). */
+  force: z.boolean().default(false),
+  reason: plainText(500).optional(),
+});

@@ -229,7 +229,32 @@ export const healthSchema = z.strictObject({ status: z.literal("ok") });
 
 export const readySchema = z.strictObject({
   status: z.enum(["ready", "unavailable"]),
-  checks: z.record(z.string(), z.boolean()).describe("redis, vault, audit"),
+  checks: z.record(z.string(), z.boolean()).describe("redis, vault, audit, cluster"),
+  problems: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe(
+      "why each failing check fails, e.g. `cluster`: `cluster_mismatch: …` naming both the Vault prefix and the Redis keyspace; never a credential",
+    ),
+});
+
+const clusterViewShape = {
+  status: z.enum(["ok", "cluster_mismatch", "unknown"]),
+  cluster_id: z.string().optional().describe("with status ok: the cluster's id"),
+  vault_cluster_id: z.string().nullable().optional(),
+  redis_cluster_id: z.string().nullable().optional(),
+  vault: z.string().describe("the Vault prefix: address, KV mount and prefix"),
+  redis: z.string().describe("the Redis keyspace: address, database and prefix (no credentials)"),
+  reason: z.string().optional().describe("why the cluster is not whole, in words an operator can act on"),
+};
+
+export const clusterViewSchema = z
+  .strictObject(clusterViewShape)
+  .describe("Whether this sidecar's Vault prefix and Redis keyspace form one cluster.");
+
+export const clusterAdoptResultSchema = z.strictObject({
+  ...clusterViewShape,
+  previous_redis_cluster_id: z.string().nullable().describe("what the Redis keyspace held before"),
 });
 
 export const jwksSchema = z

@@ -1,7 +1,12 @@
 import type { z } from "zod";
 import { registrationSchema } from "../resources/types.js";
 import { checkoutSchema, renewSchema, revokeSchema, toolCallSchema } from "../service/index.js";
-import { approvalDecisionSchema, revokeAgentSchema, tokenExchangeSchema } from "./request-schemas.js";
+import {
+  approvalDecisionSchema,
+  clusterAdoptSchema,
+  revokeAgentSchema,
+  tokenExchangeSchema,
+} from "./request-schemas.js";
 import {
   acceptedSchema,
   adapterListSchema,
@@ -11,6 +16,8 @@ import {
   auditPageSchema,
   checkoutCreatedSchema,
   checkoutPendingSchema,
+  clusterAdoptResultSchema,
+  clusterViewSchema,
   credentialSchema,
   healthSchema,
   jwksSchema,
@@ -41,6 +48,9 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [revokeAgentSchema, "RevokeAgentRequest"],
   [approvalDecisionSchema, "ApprovalDecisionRequest"],
   [registrationSchema, "Registration"],
+  [clusterAdoptSchema, "ClusterAdoptRequest"],
+  [clusterViewSchema, "ClusterView"],
+  [clusterAdoptResultSchema, "ClusterAdoptResult"],
   [leaseSchema, "Lease"],
   [checkoutCreatedSchema, "CheckoutCreated"],
   [checkoutPendingSchema, "CheckoutPending"],

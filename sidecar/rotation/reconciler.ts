@@ -17,6 +17,12 @@ export interface ReconcilerOptions {
    * rotated whatever Redis says, ms (covers clock skew between Redis and this host). @default 2000
    */
   maxExpiryGraceMs?: number;
+  /**
+   * The cluster identity, checked before each pass. While this Redis is not confirmed to be the
+   * cluster's, a pass writes nothing to Redis and rotates only accounts whose recorded lease is
+   * over (past its maximum expiry) or that were left rotating. Absent: always whole.
+   */
+  cluster?: { check(): Promise<{ status: string }> } | undefined;
 }
 
 /**
@@ -30,8 +36,10 @@ export class Reconciler {
   constructor(private readonly o: ReconcilerOptions) {}
 
   async reconcileAll(): Promise<void> {
+    const whole = this.o.cluster ? (await this.o.cluster.check()).status === "ok" : true;
     for (const reg of await this.o.catalog.load()) {
-      await this.reconcileResource(reg).catch((err: unknown) =>
+      const pass = whole ? this.reconcileResource(reg) : this.reconcileHeld(reg);
+      await pass.catch((err: unknown) =>
         this.o.log.warn({ resource: reg.name, err: { message: (err as Error).message } }, "reconcile failed"),
       );
     }
@@ -62,6 +70,35 @@ export class Reconciler {
         continue;
       }
       if (inRedis?.state !== "leased") await this.o.leases.setAccountState(reg.name, account, "rotating");
+      await this.o.rotation.rotate({
+        resource: reg.name,
+        account,
+        reason: "reconcile",
+        leaseId: rec.lease_id,
+      });
+    }
+  }
+
+  /**
+   * The pass of a sidecar whose Redis is not confirmed to be the cluster's (cluster_mismatch):
+   * Redis is left alone, and an account Vault records as leased is rotated only once its
+   * recorded lease is over, so a lease alive in the real cluster's Redis keeps its password.
+   */
+  private async reconcileHeld(reg: StoredRegistration): Promise<void> {
+    const grace = this.o.maxExpiryGraceMs ?? 2_000;
+    for (const account of reg.accounts) {
+      const rec = (await this.o.secrets.read<AccountRecord>(vaultPaths.account(reg.name, account)))?.data;
+      if (!rec || rec.state === "available" || rec.state === "quarantined") continue;
+      if (rec.next_attempt_at && Date.parse(rec.next_attempt_at) > Date.now()) continue;
+      const max = rec.max_expires_at;
+      const over = typeof max === "number" && Date.now() > max + grace;
+      if (rec.state === "leased" && !over) {
+        this.o.log.info(
+          { resource: reg.name, account, lease_id: rec.lease_id, max_expires_at: max },
+          "account held: vault records it leased and this redis is not confirmed to be the cluster's; it is rotated once the recorded lease is over",
+        );
+        continue;
+      }
       await this.o.rotation.rotate({
         resource: reg.name,
         account,

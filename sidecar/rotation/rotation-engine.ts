@@ -39,6 +39,17 @@ export interface RotationEngineOptions {
   adapterTimeoutMs?: number;
   /** Fault tests only: called at each crash point. */
   crashHook?: (point: CrashPoint) => void;
+  /**
+   * The cluster identity. An account Vault records as leased to a lease this Redis does not
+   * know is rotated before that lease's recorded maximum expiry only while this Redis is
+   * confirmed to be the cluster's: otherwise the lease may be alive in the real cluster's Redis.
+   * Absent: always confirmed (in-process tests).
+   */
+  cluster?: { confirmed(): Promise<boolean> } | undefined;
+  /** Slack past a lease's recorded maximum expiry before it counts as over, ms. @default 2000 */
+  maxExpiryGraceMs?: number;
+  /** Clock. @default Date.now */
+  now?: () => number;
 }
 
 export type RotationOutcome =
@@ -118,6 +129,11 @@ export class RotationEngine {
       // by someone who can write there cannot hold a rotation off.
       const { lease, intact } = await this.o.leases.getVerified(resource, entry.data.lease_id);
       if (intact && lease?.state === "active") return { status: "busy" };
+      // A lease this Redis does not know may be alive in another Redis (a misconfigured
+      // sidecar, or Redis data lost): wait for its recorded end unless this Redis is the cluster's.
+      if (!(intact && lease) && this.mayBeLive(entry.data) && !(await this.clusterConfirmed())) {
+        return { status: "busy" };
+      }
     }
     if (entry.data.state === "quarantined" && !req.force) {
       return { status: "failed", error: "account is quarantined", quarantined: true };
@@ -157,6 +173,18 @@ export class RotationEngine {
     } catch (err) {
       return this.fail(req, path, err);
     }
+  }
+
+  /** True until the lease the account is recorded leased to is past its recorded maximum expiry. */
+  private mayBeLive(rec: AccountRecord): boolean {
+    const max = rec.max_expires_at;
+    if (typeof max !== "number") return true;
+    return (this.o.now ?? Date.now)() <= max + (this.o.maxExpiryGraceMs ?? 2_000);
+  }
+
+  private async clusterConfirmed(): Promise<boolean> {
+    if (!this.o.cluster) return true;
+    return this.o.cluster.confirmed().catch(() => false);
   }
 
   /** set + test: the pending password logs in afterwards, and the old one does not. */

@@ -15,7 +15,7 @@ import { type LeaseAuth, type PresentedToken, identityToken } from "./lease-auth
 import type { LeaseEnd } from "./lease-end.js";
 import { type LeaseView, leaseView } from "./lease-view.js";
 import { markLeased } from "./mark-leased.js";
-import type { IdentityPort, LeaseTokenPort, VerifiedCaller } from "./ports.js";
+import type { ClusterPort, IdentityPort, LeaseTokenPort, VerifiedCaller } from "./ports.js";
 import type { RequestMeta } from "./request-meta.js";
 import type { CheckoutRequest } from "./requests.js";
 import type { RotationEngine } from "../rotation/index.js";
@@ -41,6 +41,8 @@ export interface CheckoutOptions {
   readonly proxyEndpoint?: ((resource: string) => { host: string; port: number } | undefined) | undefined;
   /** Checkouts one agent may request per minute; 0 or absent = no limit. */
   readonly checkoutsPerMinute?: number | undefined;
+  /** The cluster identity: checkouts are refused (503) unless Vault and Redis form one cluster. */
+  readonly cluster?: ClusterPort | undefined;
   readonly now: () => number;
 }
 
@@ -121,6 +123,7 @@ export class Checkout {
     };
     const jkt = await this.o.auth.proofAtIssue(presented, attempt);
     await this.withinDelegatedScope(caller, reg, attempt);
+    this.o.cluster?.assertServing();
     if (!this.o.audit.healthy()) {
       throw new LeaseholdError(
         "upstream_unavailable",

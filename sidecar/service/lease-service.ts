@@ -13,7 +13,7 @@ import { LeaseAuth } from "./lease-auth.js";
 import { LeaseEnd } from "./lease-end.js";
 import { LeaseQueries } from "./lease-queries.js";
 import { LeaseUse } from "./lease-use.js";
-import type { DpopPort, IdentityPort, LeaseTokenPort, PolicyPort } from "./ports.js";
+import type { ClusterPort, DpopPort, IdentityPort, LeaseTokenPort, PolicyPort } from "./ports.js";
 
 export interface LeaseServiceOptions {
   leases: LeaseStore;
@@ -37,6 +37,8 @@ export interface LeaseServiceOptions {
   proxyEndpoint?: (resource: string) => { host: string; port: number } | undefined;
   /** Checkouts one agent may request per minute; 0 or absent = no limit. */
   checkoutsPerMinute?: number;
+  /** The cluster identity; without it checkouts never check it (in-process tests). */
+  cluster?: ClusterPort;
   /** Clock for policy context (hour_utc), waits and approval times. @default Date.now */
   now?: () => number;
   /** The decision gate; built from `policy` and `audit` when absent (OperatorService shares one). */

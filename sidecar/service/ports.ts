@@ -102,3 +102,9 @@ export interface PolicyPort {
     resourceGroups?: string[];
   }): PolicyDecisionOut;
 }
+
+/** Whether this sidecar's Vault prefix and Redis keyspace form one cluster (sidecar/cluster/). */
+export interface ClusterPort {
+  /** Throws 503 upstream_unavailable, with the reason, unless they do. */
+  assertServing(): void;
+}

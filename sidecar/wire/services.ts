@@ -1,4 +1,5 @@
 import { ApprovalStore } from "../approvals/approval-store.js";
+import { ClusterIdentity, redisKeyspaceName, vaultPrefixName } from "../cluster/index.js";
 import type { Config } from "../config.js";
 import { Reaper } from "../leases/index.js";
 import type { Logger } from "../logger.js";
@@ -21,6 +22,8 @@ export interface Services {
   readonly proxies: ProxyManager;
   readonly reconciler: Reconciler;
   readonly reaper: Reaper;
+  /** Whether this sidecar's Vault prefix and Redis keyspace form one cluster. */
+  readonly cluster: ClusterIdentity;
   /** Starts or stops each resource's local listener to match the registrations. */
   syncProxies(): Promise<void>;
 }
@@ -35,7 +38,16 @@ export async function wireServices(
 ): Promise<Services> {
   const { secrets, leases, catalog, adapters, audit, events, redis, prefix } = infra;
   const policy = await loadPolicy(config.policy.file ? { file: config.policy.file } : {});
+  const cluster = new ClusterIdentity({
+    secrets,
+    redis,
+    redisPrefix: prefix,
+    names: { vault: vaultPrefixName(config.vault), redis: redisKeyspaceName(config.redis) },
+    log: log.child({ module: "cluster" }),
+    audit,
+  });
   const rotation = new RotationEngine({
+    cluster,
     secrets,
     leases,
     catalog,
@@ -75,6 +87,7 @@ export async function wireServices(
     }),
     approvalTtlSeconds: config.approvals.ttl,
     checkoutsPerMinute: config.limits.checkoutsPerMinute,
+    cluster,
   });
   const proxyManager = new ProxyManager({
     leases: leaseService,
@@ -119,14 +132,17 @@ export async function wireServices(
       leases,
       catalog,
       rotation,
+      cluster,
       log: log.child({ module: "reconciler" }),
     }),
     reaper: new Reaper({
       leases,
       expire: (resource, leaseId) => leaseService.endLease(resource, leaseId, "expired"),
       intervalMs: config.reaper.intervalMs,
+      enabled: () => cluster.state().status === "ok",
       log: log.child({ module: "reaper" }),
     }),
     syncProxies,
+    cluster,
   };
 }

@@ -33,6 +33,8 @@ export interface InProcessSidecar {
   readonly dir: string;
   /** The Vault prefix the config names. */
   readonly vaultPrefix: string;
+  /** The Redis key prefix the config names (unique per sidecar). */
+  readonly redisPrefix: string;
   /** A registration for the local MariaDB, whose admin and account exist (resource name unique). */
   readonly registration: Record<string, unknown>;
   readonly resource: string;
@@ -108,6 +110,7 @@ export async function startInProcessSidecar(opts: {
     sidecar,
     dir,
     vaultPrefix,
+    redisPrefix: prefix,
     registration,
     resource,
     identity: (agent = "a") =>

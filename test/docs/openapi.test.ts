@@ -224,6 +224,11 @@ describe("the document against the real app", () => {
 
     expect((await call("GET /healthz")).status).toBe(200);
     expect((await call("GET /readyz")).status).toBe(200);
+    const cluster = await call("GET /v1/cluster", { token: admin });
+    expect(cluster.body).toMatchObject({ status: "ok", cluster_id: expect.stringMatching(/^lhc_/) });
+    // Adopting a keyspace that already holds the cluster's id changes nothing but is recorded.
+    const adopted = await call("POST /v1/cluster/adopt", { token: admin, body: { reason: "doc check" } });
+    expect(adopted.body).toMatchObject({ status: "ok", previous_redis_cluster_id: cluster.body.cluster_id });
     expect((await call("GET /.well-known/jwks.json")).status).toBe(200);
     expect((await call("GET /healthz", { host: "evil.example" })).status).toBe(403);
 

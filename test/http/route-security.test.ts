@@ -93,6 +93,8 @@ const CASES: Record<string, (f: Fixture) => RouteCase> = {
   "POST /v1/resources/:name/verify": (f) => ({ params: { name: f.resource }, agent: { status: 403 } }),
   "GET /v1/adapters": () => ({ agent: { status: 403 } }),
   "GET /v1/audit": () => ({ query: "limit=5" }),
+  "GET /v1/cluster": () => ({}),
+  "POST /v1/cluster/adopt": () => ({ body: {} }),
   "GET /healthz": () => ({}),
   "GET /readyz": () => ({}),
   "GET /metrics": () => ({}),
