@@ -20,7 +20,7 @@ export interface Discarded {
  * does not log in. Otherwise the record stays, and `why` says so.
  */
 export async function discardNewAccount(
-  d: ResourceDeps,
+  d: Pick<ResourceDeps, "secrets" | "log">,
   v: ValidRegistration,
   account: { name: string; password?: string | undefined },
   outcome: RotationOutcome | undefined,
@@ -46,7 +46,7 @@ export async function discardNewAccount(
 }
 
 /** True unless the target answers that this password does not log in. */
-async function pendingMayWork(d: ResourceDeps, v: ValidRegistration, cred: Credential): Promise<boolean> {
+async function pendingMayWork(d: Pick<ResourceDeps, "log">, v: ValidRegistration, cred: Credential): Promise<boolean> {
   try {
     const verdict = await v.adapter.verify(v.connection, cred, adapterContext(d, undefined));
     return verdict.valid;

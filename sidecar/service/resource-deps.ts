@@ -27,12 +27,12 @@ export interface ResourceServiceOptions {
 export type ResourceDeps = ResourceServiceOptions & { readonly owners: OwnershipIndex };
 
 /** What one adapter call may take, and where it logs. */
-export function adapterContext(d: ResourceDeps, admin: Credential | undefined): AdapterContext {
+export function adapterContext(d: Pick<ResourceDeps, "log">, admin: Credential | undefined): AdapterContext {
   return { admin, log: d.log.child({ module: "adapter" }), timeoutMs: 10_000 };
 }
 
 /** The loaded adapter with this id, or 400 naming the known ones. */
-export function adapterOf(d: ResourceDeps, id: string): Adapter<unknown> {
+export function adapterOf(d: Pick<ResourceDeps, "adapters">, id: string): Adapter<unknown> {
   const a = d.adapters.get(id);
   if (!a) {
     throw new LeaseholdError(
