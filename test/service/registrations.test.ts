@@ -40,6 +40,23 @@ async function vaultRead(path: string): Promise<Record<string, unknown> | null> 
   return ((await res.json()) as { data: { data: Record<string, unknown> } }).data.data;
 }
 
+async function vaultWrite(path: string, data: unknown): Promise<void> {
+  const url = `${vault.address}/v1/${vault.mount}/data/${lh.vaultPrefix}/${path}`;
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "X-Vault-Token": vault.token, "content-type": "application/json" },
+    body: JSON.stringify({ data }),
+  });
+  expect(res.status).toBeLessThan(300);
+}
+
+async function vaultDelete(path: string): Promise<void> {
+  await fetch(`${vault.address}/v1/${vault.mount}/metadata/${lh.vaultPrefix}/${path}`, {
+    method: "DELETE",
+    headers: { "X-Vault-Token": vault.token },
+  });
+}
+
 async function vaultList(path: string): Promise<string[]> {
   const url = `${vault.address}/v1/${vault.mount}/metadata/${lh.vaultPrefix}/${path}?list=true`;
   const res = await fetch(url, { headers: { "X-Vault-Token": vault.token } });
@@ -118,19 +135,26 @@ describe("one owner per account", () => {
     expect(await vaultRead(`owners/${ownerKey(String(mine[0]?.identity))}`)).toEqual(mine[0]);
   });
 
-  it("the start-up backfill gives registrations made before the index their entries", async () => {
+  it("the start-up backfill gives registrations made before the index their entries, and reports a shared account", async () => {
     const keys = await vaultList("owners");
-    for (const k of keys) {
-      await fetch(`${vault.address}/v1/${vault.mount}/metadata/${lh.vaultPrefix}/owners/${k}`, {
-        method: "DELETE",
-        headers: { "X-Vault-Token": vault.token },
-      });
-    }
+    for (const k of keys) await vaultDelete(`owners/${k}`);
     expect(await vaultList("owners")).toEqual([]);
+    // A registration stored before the index existed, naming the same account: only Vault knows.
+    const legacy = `${lh.resource}-legacy`;
+    const config = await vaultRead(`resources/${lh.resource}/config`);
+    await vaultWrite(`resources/${legacy}/config`, { ...config, name: legacy });
     const out = await svc.backfillOwners();
-    expect(out.conflicts).toEqual([]);
+    await vaultDelete(`resources/${legacy}/config`);
     expect(out.claimed).toBe(keys.length);
     expect((await vaultList("owners")).sort()).toEqual([...keys].sort());
+    const account = (lh.registration.accounts as string[])[0] ?? "";
+    expect(out.conflicts).toEqual([
+      {
+        resource: legacy,
+        account,
+        owner: { resource: lh.resource, account, identity: expect.any(String) },
+      },
+    ]);
   });
 });
 
