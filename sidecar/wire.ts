@@ -142,9 +142,9 @@ async function readiness(infra: Infrastructure, cluster: ClusterIdentity): Promi
     cluster.check(),
   ]);
   const checks = { redis: r, vault: v, audit: infra.audit.healthy(), cluster: c.status === "ok" };
-  const problems: Record<string, string> = {};
-  if (c.status !== "ok") problems.cluster = `${c.status}: ${c.reason}`;
-  return { ok: r && v && checks.audit && checks.cluster, checks, problems };
+  const reasons: Record<string, string> = {};
+  if (c.status !== "ok") reasons.cluster = `${c.status}: ${c.reason}`;
+  return { ok: r && v && checks.audit && checks.cluster, checks, reasons };
 }
 
 /** Re-reads the policy file and audits the outcome; a refused file leaves the old policy in force. */

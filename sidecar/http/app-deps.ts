@@ -10,7 +10,7 @@ export interface ReadyReport {
   readonly ok: boolean;
   readonly checks: Record<string, boolean>;
   /** Why each failing check fails (address and cause, never a credential). */
-  readonly problems?: Record<string, string>;
+  readonly reasons?: Record<string, string>;
 }
 
 /** What buildApp and the handlers of its routes take. */

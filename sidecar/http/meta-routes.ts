@@ -33,7 +33,7 @@ export const readyRoute = appRoute({
     return {
       status: r.ok ? "ready" : "unavailable",
       checks: r.checks,
-      ...(r.problems && Object.keys(r.problems).length > 0 ? { problems: r.problems } : {}),
+      ...(r.reasons && Object.keys(r.reasons).length > 0 ? { reasons: r.reasons } : {}),
     };
   },
 });

@@ -230,7 +230,7 @@ export const healthSchema = z.strictObject({ status: z.literal("ok") });
 export const readySchema = z.strictObject({
   status: z.enum(["ready", "unavailable"]),
   checks: z.record(z.string(), z.boolean()).describe("redis, vault, audit, cluster"),
-  problems: z
+  reasons: z
     .record(z.string(), z.string())
     .optional()
     .describe(

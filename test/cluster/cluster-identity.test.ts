@@ -192,8 +192,8 @@ describe("a second sidecar on the same Vault prefix with another Redis keyspace"
     await expect(checkout(second)()).rejects.toMatchObject({ code: "upstream_unavailable" });
     const ready = await second.sidecar.app.inject({ method: "GET", url: "/readyz" });
     expect(ready.statusCode).toBe(503);
-    expect(ready.json().problems.cluster).toMatch(/^cluster_mismatch: .*prefix "lhtest:docs:/);
-    expect(ready.json().problems.cluster).toContain(first.vaultPrefix);
+    expect(ready.json().reasons.cluster).toMatch(/^cluster_mismatch: .*prefix "lhtest:docs:/);
+    expect(ready.json().reasons.cluster).toContain(first.vaultPrefix);
 
     // Its reconciler and any rotation it is asked for leave the account alone.
     await second.sidecar.reconciler.reconcileAll();

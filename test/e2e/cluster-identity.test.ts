@@ -65,7 +65,7 @@ describe("a second sidecar on the same Vault prefix with another Redis prefix", 
 
     const ready = await fetch(`${url2}/readyz`);
     expect(ready.status).toBe(503);
-    const problem = ((await ready.json()) as { problems: { cluster: string } }).problems.cluster;
+    const problem = ((await ready.json()) as { reasons: { cluster: string } }).reasons.cluster;
     expect(problem).toMatch(/^cluster_mismatch: /);
     expect(problem).toContain(`prefix "${secondPrefix}"`);
     expect(problem).toMatch(/vault http:\/\/127\.0\.0\.1:\d+ \S+\/leasehold-test-/);

@@ -113,9 +113,9 @@ describe("Redis faults", () => {
     // looks exactly like a sidecar pointed at the wrong Redis, so the sidecar waits for a human.
     const mismatch = await waitFor("/readyz to name the cluster mismatch", async () => {
       const r = await c.http("GET", "/readyz");
-      const j = r.json as { checks: { redis: boolean }; problems?: { cluster?: string } };
-      return r.status === 503 && j.checks.redis && j.problems?.cluster?.startsWith("cluster_mismatch")
-        ? j.problems.cluster
+      const j = r.json as { checks: { redis: boolean }; reasons?: { cluster?: string } };
+      return r.status === 503 && j.checks.redis && j.reasons?.cluster?.startsWith("cluster_mismatch")
+        ? j.reasons.cluster
         : undefined;
     });
     expect(mismatch).toContain('prefix "lh:"');
