@@ -32,7 +32,7 @@ const COUNT_CHARS = 200;
 /** The JSON document a command reads on stdin (docs/adapters.md, "exec"). */
 export interface ExecRequest {
   readonly version: 1;
-  readonly action: "verify" | "verify-admin" | "rotate" | "terminate";
+  readonly action: "verify" | "verify-admin" | "check-account" | "rotate" | "terminate";
   readonly account: string;
   /** verify: the password to check; rotate: the account's password as leasehold knows it. */
   readonly current?: string;
@@ -129,6 +129,45 @@ function adminOf(ctx: AdapterContext): { admin?: Credential } {
     : { admin: { username: ctx.admin.username, password: ctx.admin.password } };
 }
 
+/** The check-account request and what its exit status means (see the adapter's checkAccount). */
+async function checkAccountWith(
+  command: ResolvedCommand,
+  account: string,
+  ctx: AdapterContext,
+): Promise<Verdict> {
+  const { exitCode } = await invoke(
+    command,
+    { version: 1, action: "check-account", account, ...adminOf(ctx) },
+    ctx,
+    [ExitStatus.invalid, ExitStatus.usage, ExitStatus.noUser, ExitStatus.noPerm],
+  );
+  switch (exitCode) {
+    case ExitStatus.usage:
+      ctx.log.warn(
+        { adapter: "exec", command: command.name, account },
+        "exec: the command cannot check accounts up front (exit 64); the account is checked at its first rotation",
+      );
+      return { valid: true };
+    case ExitStatus.noUser:
+      return {
+        valid: false,
+        reason: `the command reports no such account ${JSON.stringify(account)} (exit 67)`,
+      };
+    case ExitStatus.noPerm:
+      return {
+        valid: false,
+        reason: `the command reports the credential may not change account ${JSON.stringify(account)} (exit 77)`,
+      };
+    case ExitStatus.invalid:
+      return {
+        valid: false,
+        reason: `the command reports account ${JSON.stringify(account)} cannot be used (exit 1)`,
+      };
+    default:
+      return { valid: true };
+  }
+}
+
 /**
  * The `exec` adapter over the operator's commands (`exec.commands` in leasehold.yaml): a
  * registration names one (`connection: { command: "<name>" }`) and its `config` schema refuses
@@ -192,6 +231,23 @@ export function createExecAdapter(section: ExecCommands, opts: ResolveOptions = 
       return exitCode === ExitStatus.ok
         ? { valid: true }
         : { valid: false, reason: "the command refused the admin credential (exit 1)" };
+    },
+
+    /**
+     * `{action: "check-account", account, admin?}`: exit 0 the account exists and the credential
+     * may change it; 67 no such account; 77 the credential may not change it; 1 it cannot be
+     * used otherwise. A command that does not know the action (exit 64, as every command written
+     * before it does) cannot check up front: the account passes, and a warning says so.
+     */
+    async checkAccount(target: ExecTarget, account: string, ctx: AdapterContext): Promise<Verdict> {
+      const command = commandOf(table, target);
+      requireAccount(account);
+      return checkAccountWith(command, account, ctx);
+    },
+
+    /** `exec://<command>/<account>`: the operator's command stands for the system it manages. */
+    accountIdentity(target: ExecTarget, account: string): string {
+      return `exec://${target.command}/${encodeURIComponent(account)}`;
     },
 
     async rotate(target: ExecTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {

@@ -31,7 +31,11 @@ export function ldapAdminDriver(
   return {
     async open() {
       if (admin.username === "" || admin.password === "") {
-        throw new AdapterError("auth_failed", "ldap: bind as the admin DN refused", false);
+        throw new AdapterError(
+          "auth_failed",
+          `ldap: bind as admin "${admin.username}": empty DN or password`,
+          false,
+        );
       }
       const client = await openClient(target, deadline);
       try {
@@ -39,7 +43,11 @@ export function ldapAdminDriver(
       } catch (err) {
         await closeClient(client);
         if (err instanceof AdapterError && err.code === "auth_failed") {
-          throw new AdapterError("auth_failed", "ldap: bind as the admin DN refused", false);
+          throw new AdapterError(
+            "auth_failed",
+            `ldap: bind as admin "${admin.username}": authentication failed (invalidCredentials)`,
+            false,
+          );
         }
         throw err;
       }

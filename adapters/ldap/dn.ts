@@ -159,3 +159,28 @@ export function accountDn(template: string, account: string): string {
   }
   return dn;
 }
+
+/** A value as the usual naming attributes compare it (caseIgnoreMatch): trimmed, inner spaces collapsed, lowercase. */
+function comparableValue(value: string): string {
+  if (value.startsWith("#")) return value.toLowerCase();
+  return value.trim().replace(/\s+/g, " ").toLowerCase();
+}
+
+/**
+ * A DN in one canonical text form, for telling whether two DNs name the same entry: attribute
+ * types lowercased, values compared as `uid`, `cn`, `ou` and `dc` compare them (case and
+ * surplus spaces ignored) and escaped the one way {@link escapeDnValue} does, the pairs of a
+ * multi-valued RDN sorted. Two DNs the directory takes as one entry through other matching
+ * rules (a case-sensitive naming attribute) may still differ; the reverse (two entries, one
+ * form) only happens for case-sensitive attributes. Throws an Error for a DN that does not parse.
+ */
+export function canonicalDn(dn: string): string {
+  return parseDn(dn)
+    .map((rdn) =>
+      rdn
+        .map((atv) => `${atv.type.toLowerCase()}=${escapeDnValue(comparableValue(atv.value))}`)
+        .sort()
+        .join("+"),
+    )
+    .join(",");
+}

@@ -1,4 +1,5 @@
 import { AdapterError } from "../adapter.js";
+import { networkCause, tlsCause } from "../target-address.js";
 
 /** Socket errors that mean the server is down or unreachable for now. */
 const NETWORK_CODES = new Set([
@@ -64,18 +65,12 @@ export function toAdapterError(err: unknown, action: string): AdapterError {
     (sys !== undefined && NETWORK_CODES.has(sys)) ||
     /Connection closed|Socket error|Socket connection not established/i.test(message)
   ) {
-    return new AdapterError(
-      "unreachable",
-      `${at}: server unreachable (${sys ?? "connection closed"})`,
-      true,
-      {
-        cause: sys === undefined ? undefined : err,
-      },
-    );
+    return new AdapterError("unreachable", `${at}: ${networkCause(sys)}`, true, {
+      cause: sys === undefined ? undefined : err,
+    });
   }
-  if (sys !== undefined && /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|HOSTNAME)/.test(sys)) {
-    return new AdapterError("failed", `${at}: TLS failed (${sys})`, false, { cause: err });
-  }
+  const tls = tlsCause(err);
+  if (tls !== undefined) return new AdapterError("failed", `${at}: ${tls}`, false, { cause: err });
   return new AdapterError(
     "failed",
     `${at} failed (${sys ?? (err instanceof Error ? err.name : "unknown error")})`,
@@ -87,7 +82,7 @@ function fromResultCode(code: number, at: string): AdapterError {
   switch (code) {
     case ResultCode.invalidCredentials:
     case ResultCode.inappropriateAuthentication:
-      return new AdapterError("auth_failed", `${at}: bind refused (result ${code})`, false);
+      return new AdapterError("auth_failed", `${at}: authentication failed (result ${code})`, false);
     case ResultCode.insufficientAccessRights:
       return new AdapterError("privilege", `${at}: insufficient access rights (result ${code})`, false);
     case ResultCode.noSuchObject:

@@ -4,6 +4,7 @@ export {
   ACCOUNT_PLACEHOLDER,
   type AttributeTypeAndValue,
   accountDn,
+  canonicalDn,
   checkAccountDnTemplate,
   escapeDnValue,
   type ParsedDn,

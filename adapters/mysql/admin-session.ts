@@ -34,7 +34,7 @@ export function mysqlAdminDriver(
           deadline,
         );
       } catch (err) {
-        throw toAdapterError(err, "login as admin");
+        throw toAdapterError(err, `login as admin "${admin.username}"`);
       }
       const session: MysqlAdminSession = { conn, ended: false, sqlMode: undefined };
       // KILL, a server restart or a dropped socket: mysql2 reports each as 'error' or 'end'.

@@ -1,4 +1,5 @@
 import { AdapterError } from "../adapter.js";
+import { networkCause, tlsCause } from "../target-address.js";
 
 /** Socket errors that mean the server is down or unreachable for now. */
 const NETWORK_CODES = new Set([
@@ -53,8 +54,13 @@ export function toAdapterError(err: unknown, action: string): AdapterError {
     return new AdapterError("timeout", `${at} timed out`, true, { cause: err });
   }
   if (code !== undefined && NETWORK_CODES.has(code)) {
-    return new AdapterError("unreachable", `${at}: server unreachable (${code})`, true, { cause: err });
+    return new AdapterError("unreachable", `${at}: ${networkCause(code)}`, true, { cause: err });
   }
+  const tls =
+    code === "HANDSHAKE_NO_SSL_SUPPORT"
+      ? "TLS handshake failed: the server does not offer TLS (HANDSHAKE_NO_SSL_SUPPORT)"
+      : tlsCause(err);
+  if (tls !== undefined) return new AdapterError("failed", `${at}: ${tls}`, false, { cause: err });
   // Client-side faults (TLS, protocol, unsupported auth plugin) name no SQL; a code is enough.
   return new AdapterError(
     "failed",
@@ -66,7 +72,7 @@ export function toAdapterError(err: unknown, action: string): AdapterError {
 function fromErrno(errno: number, at: string): AdapterError {
   const refused = LOGIN_REFUSED.get(errno);
   if (refused !== undefined)
-    return new AdapterError("auth_failed", `${at}: login refused: ${refused}`, false);
+    return new AdapterError("auth_failed", `${at}: authentication failed: ${refused}`, false);
   switch (errno) {
     case 1044:
     case 1142:

@@ -10,7 +10,9 @@ import type {
 import { AdapterError } from "../adapter.js";
 import { adminSessionKey, adminSessions } from "../admin-sessions.js";
 import { checkMysqlAccountName, formatAccount, type MysqlAccount, parseAccount } from "./account.js";
+import { accountIdentityOf, hostPort, namingTarget } from "../target-address.js";
 import { mysqlAdminDriver } from "./admin-session.js";
+import { checkAccountAsAdmin } from "./check-account.js";
 import { type MysqlTarget, mysqlConfig } from "./config.js";
 import { closeConnection, openConnection, remainingMs, runSelect, runStatement } from "./connection.js";
 import { loginRefusedReason, serverErrno, toAdapterError } from "./errors.js";
@@ -128,7 +130,7 @@ async function loginAsAdmin(target: MysqlTarget, admin: Credential, deadline: nu
       deadline,
     );
   } catch (err) {
-    throw toAdapterError(err, "login as admin");
+    throw toAdapterError(err, `login as admin "${admin.username}"`);
   }
 }
 
@@ -161,96 +163,136 @@ export const mysqlAdapter: Adapter<MysqlTarget> = {
 
   checkAccountName: checkMysqlAccountName,
 
-  async verify(target: MysqlTarget, cred: Credential, ctx: AdapterContext): Promise<Verdict> {
-    const deadline = Date.now() + ctx.timeoutMs;
-    const account = requireAccount(cred.username);
-    ctx.log.debug({ ...where(target), account: cred.username }, "mysql: verifying login");
-    const login = await loginAsAccount(target, account, cred.password, deadline);
-    if ("refused" in login) return { valid: false, reason: login.refused };
-    await closeConnection(login.conn);
-    return { valid: true };
-  },
+  verify: (target: MysqlTarget, cred: Credential, ctx: AdapterContext): Promise<Verdict> =>
+    naming(target, ctx, () => verify(target, cred, ctx)),
 
-  async rotate(target: MysqlTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {
-    const deadline = Date.now() + ctx.timeoutMs;
-    const account = requireAccount(change.account);
-    const problem = checkPassword(change.next, constraints);
-    if (problem !== null) throw new AdapterError("invalid", `mysql: ${problem}`, false);
-    const mode = ctx.admin === undefined ? "self" : "admin";
-    ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: rotating password");
-
-    if (ctx.admin !== undefined) {
-      // Admin mode reuses an open admin connection: the login was checked when it was opened.
-      await adminSessions.use(
-        adminSessionKey(mysqlAdapter.id, target, ctx.admin),
-        mysqlAdminDriver(target, ctx.admin, deadline),
-        async (session) => {
-          try {
-            session.sqlMode ??= await sessionSqlMode(session.conn, deadline);
-            await alterUserPassword(session.conn, account, change.next, deadline, session.sqlMode);
-          } catch (err) {
-            throw toAdapterError(err, "ALTER USER");
-          }
-        },
-        ctx.log,
-      );
-    } else {
-      const conn = await loginForSelfRotation(target, account, change, deadline, ctx);
-      if (conn === null) {
-        ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: password already rotated");
-        return;
-      }
-      try {
-        await setOwnPassword(conn, change.next, deadline);
-      } catch (err) {
-        throw toAdapterError(err, "SET PASSWORD");
-      } finally {
-        await closeConnection(conn);
-      }
-    }
-    ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: password rotated");
-  },
+  rotate: (target: MysqlTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> =>
+    naming(target, ctx, () => rotate(target, change, ctx)),
 
   /**
    * Ends every session of the account's user name: the process list shows the user, not
    * the account entry, so `app@host` also ends sessions `app` opened through another entry.
    */
-  async terminateSessions(target: MysqlTarget, account: string, ctx: AdapterContext): Promise<number> {
-    const deadline = Date.now() + ctx.timeoutMs;
-    const { user } = requireAccount(account);
-    if (ctx.admin === undefined) {
-      throw new AdapterError("privilege", "mysql: ending sessions needs an admin credential", false);
-    }
-    const conn = await loginAsAdmin(target, ctx.admin, deadline);
-    try {
-      const rows = await runSelect<IdRow>(
-        conn,
-        "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
-        [user],
-        deadline,
+  terminateSessions: (target: MysqlTarget, account: string, ctx: AdapterContext): Promise<number> =>
+    naming(target, ctx, () => terminateSessions(target, account, ctx)),
+
+  /**
+   * Admin mode: on a pooled admin session, the account entry exists and the admin holds
+   * CREATE USER or UPDATE on mysql.* (see checkAccountAsAdmin for what an admin that may not
+   * read the grant tables leaves unchecked). Self mode: nothing can be checked without the
+   * account's password, which registration does not have yet: resolves valid.
+   */
+  checkAccount: (target: MysqlTarget, account: string, ctx: AdapterContext): Promise<Verdict> =>
+    naming(target, ctx, async () => {
+      const parsed = requireAccount(account);
+      const admin = ctx.admin;
+      if (admin === undefined) return { valid: true };
+      const deadline = Date.now() + ctx.timeoutMs;
+      return adminSessions.use(
+        adminSessionKey("mysql", target, admin),
+        mysqlAdminDriver(target, admin, deadline),
+        (session) => checkAccountAsAdmin(session.conn, parsed, deadline, ctx.log),
+        ctx.log,
       );
-      const killed: number[] = [];
-      for (const row of rows) {
-        const id = Number(row.id);
-        if (!Number.isSafeInteger(id) || id <= 0) continue;
-        try {
-          await runStatement(conn, `KILL CONNECTION ${id}`, deadline);
-          killed.push(id);
-        } catch (err) {
-          // The session ended by itself between the listing and the KILL.
-          if (serverErrno(err) !== ER_NO_SUCH_THREAD) throw err;
-        }
-      }
-      remainingMs(deadline, "terminate sessions");
-      await waitUntilGone(conn, killed, deadline);
-      ctx.log.info({ ...where(target), account, ended: killed.length }, "mysql: sessions ended");
-      return killed.length;
-    } catch (err) {
-      throw toAdapterError(err, "terminate sessions");
-    } finally {
-      await closeConnection(conn);
-    }
+    }),
+
+  /** `mysql://<host>:<port>/<user>@<host pattern>`: `user` is `user@%`; the host pattern lowercased. */
+  accountIdentity(target: MysqlTarget, account: string): string {
+    const { user, host } = parseAccount(account);
+    return accountIdentityOf("mysql", target.host, target.port ?? 3306, `${user}@${host.toLowerCase()}`);
   },
 
   close: () => adminSessions.closeAdapter("mysql"),
 };
+
+/** Runs one call with the server's address in every error it throws. */
+function naming<T>(target: MysqlTarget, ctx: AdapterContext, work: () => Promise<T>): Promise<T> {
+  return namingTarget("mysql", hostPort(target.host, target.port ?? 3306), ctx.timeoutMs, work);
+}
+
+async function verify(target: MysqlTarget, cred: Credential, ctx: AdapterContext): Promise<Verdict> {
+  const deadline = Date.now() + ctx.timeoutMs;
+  const account = requireAccount(cred.username);
+  ctx.log.debug({ ...where(target), account: cred.username }, "mysql: verifying login");
+  const login = await loginAsAccount(target, account, cred.password, deadline);
+  if ("refused" in login) return { valid: false, reason: login.refused };
+  await closeConnection(login.conn);
+  return { valid: true };
+}
+
+async function rotate(target: MysqlTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {
+  const deadline = Date.now() + ctx.timeoutMs;
+  const account = requireAccount(change.account);
+  const problem = checkPassword(change.next, constraints);
+  if (problem !== null) throw new AdapterError("invalid", `mysql: ${problem}`, false);
+  const mode = ctx.admin === undefined ? "self" : "admin";
+  ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: rotating password");
+
+  if (ctx.admin !== undefined) {
+    // Admin mode reuses an open admin connection: the login was checked when it was opened.
+    await adminSessions.use(
+      adminSessionKey(mysqlAdapter.id, target, ctx.admin),
+      mysqlAdminDriver(target, ctx.admin, deadline),
+      async (session) => {
+        try {
+          session.sqlMode ??= await sessionSqlMode(session.conn, deadline);
+          await alterUserPassword(session.conn, account, change.next, deadline, session.sqlMode);
+        } catch (err) {
+          throw toAdapterError(err, "ALTER USER");
+        }
+      },
+      ctx.log,
+    );
+  } else {
+    const conn = await loginForSelfRotation(target, account, change, deadline, ctx);
+    if (conn === null) {
+      ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: password already rotated");
+      return;
+    }
+    try {
+      await setOwnPassword(conn, change.next, deadline);
+    } catch (err) {
+      throw toAdapterError(err, "SET PASSWORD");
+    } finally {
+      await closeConnection(conn);
+    }
+  }
+  ctx.log.info({ ...where(target), account: change.account, mode }, "mysql: password rotated");
+}
+
+async function terminateSessions(target: MysqlTarget, account: string, ctx: AdapterContext): Promise<number> {
+  const deadline = Date.now() + ctx.timeoutMs;
+  const { user } = requireAccount(account);
+  if (ctx.admin === undefined) {
+    throw new AdapterError("privilege", "mysql: ending sessions needs an admin credential", false);
+  }
+  const conn = await loginAsAdmin(target, ctx.admin, deadline);
+  try {
+    const rows = await runSelect<IdRow>(
+      conn,
+      "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
+      [user],
+      deadline,
+    );
+    const killed: number[] = [];
+    for (const row of rows) {
+      const id = Number(row.id);
+      if (!Number.isSafeInteger(id) || id <= 0) continue;
+      try {
+        await runStatement(conn, `KILL CONNECTION ${id}`, deadline);
+        killed.push(id);
+      } catch (err) {
+        // The session ended by itself between the listing and the KILL.
+        if (serverErrno(err) !== ER_NO_SUCH_THREAD) throw err;
+      }
+    }
+    remainingMs(deadline, "terminate sessions");
+    await waitUntilGone(conn, killed, deadline);
+    ctx.log.info({ ...where(target), account, ended: killed.length }, "mysql: sessions ended");
+    return killed.length;
+  } catch (err) {
+    throw toAdapterError(err, "terminate sessions");
+  } finally {
+    await closeConnection(conn);
+  }
+}

@@ -23,7 +23,7 @@ export function postgresAdminDriver(
       try {
         client = await openClient(target, admin, deadline);
       } catch (err) {
-        throw toAdapterError(err, "login as admin");
+        throw toAdapterError(err, `login as admin "${admin.username}"`);
       }
       const session: PostgresAdminSession = { client, ended: false };
       // The server ending the session (pg_terminate_backend, shutdown) or a dropped socket.

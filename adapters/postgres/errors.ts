@@ -1,4 +1,5 @@
 import { AdapterError } from "../adapter.js";
+import { networkCause, tlsCause } from "../target-address.js";
 
 /** Socket errors that mean the server is down or unreachable for now. */
 const NETWORK_CODES = new Set([
@@ -49,15 +50,15 @@ export function toAdapterError(err: unknown, action: string): AdapterError {
     return new AdapterError("timeout", `postgres: ${action} timed out`, true, { cause: err });
   }
   if ((code !== undefined && NETWORK_CODES.has(code)) || /Connection terminated/i.test(message)) {
-    return new AdapterError(
-      "unreachable",
-      `postgres: ${action}: server unreachable (${code ?? "connection closed"})`,
-      true,
-      {
-        cause: err,
-      },
-    );
+    return new AdapterError("unreachable", `postgres: ${action}: ${networkCause(code)}`, true, {
+      cause: err,
+    });
   }
+  const tls = /server does not support SSL/i.test(message)
+    ? "TLS handshake failed: the server does not offer TLS"
+    : tlsCause(err);
+  if (tls !== undefined)
+    return new AdapterError("failed", `postgres: ${action}: ${tls}`, false, { cause: err });
   return new AdapterError("failed", `postgres: ${action} failed: ${message.slice(0, 200)}`, false, {
     cause: err,
   });
@@ -68,7 +69,11 @@ function fromSqlState(state: string, action: string): AdapterError {
   switch (state) {
     case "28P01":
     case "28000":
-      return new AdapterError("auth_failed", `${at}: login refused (SQLSTATE ${state})`, false);
+      return new AdapterError(
+        "auth_failed",
+        `${at}: ${state === "28P01" ? "authentication failed" : "login refused"} (SQLSTATE ${state})`,
+        false,
+      );
     case "42501":
       return new AdapterError("privilege", `${at}: insufficient privilege (SQLSTATE ${state})`, false);
     case "42704":

@@ -9,8 +9,10 @@ import type {
 } from "../adapter.js";
 import { AdapterError } from "../adapter.js";
 import { adminSessionKey, adminSessions } from "../admin-sessions.js";
+import { accountIdentityOf, hostPort, namingTarget } from "../target-address.js";
 import { checkRoleName } from "./account-name.js";
 import { postgresAdminDriver } from "./admin-session.js";
+import { checkRoleAsAdmin } from "./check-account.js";
 import { type PostgresTarget, postgresConfig } from "./config.js";
 import { closeClient, openClient, remainingMs, runQuery } from "./connection.js";
 import { isLoginRefused, loginRefusedReason, toAdapterError } from "./errors.js";
@@ -108,108 +110,147 @@ export const postgresAdapter: Adapter<PostgresTarget> = {
 
   checkAccountName: checkRoleName,
 
-  async verify(target: PostgresTarget, cred: Credential, ctx: AdapterContext): Promise<Verdict> {
-    const deadline = Date.now() + ctx.timeoutMs;
-    requireRoleName(cred.username);
-    // pg refuses to start SCRAM with an empty password; no role of ours has one.
-    if (cred.password === "") return { valid: false, reason: "empty password" };
-    ctx.log.debug({ ...where(target), account: cred.username }, "postgres: verifying login");
-    try {
-      const client = await openClient(target, cred, deadline);
-      await closeClient(client);
-      return { valid: true };
-    } catch (err) {
-      if (isLoginRefused(err)) return { valid: false, reason: loginRefusedReason(err) };
-      throw toAdapterError(err, "verify");
-    }
-  },
+  verify: (target: PostgresTarget, cred: Credential, ctx: AdapterContext): Promise<Verdict> =>
+    naming(target, ctx, () => verify(target, cred, ctx)),
 
-  async rotate(target: PostgresTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {
-    const deadline = Date.now() + ctx.timeoutMs;
-    requireRoleName(change.account);
-    const problem = checkPassword(change.next, constraints);
-    if (problem !== null) throw new AdapterError("invalid", `postgres: ${problem}`, false);
-    const mode = ctx.admin === undefined ? "self" : "admin";
-    ctx.log.info({ ...where(target), account: change.account, mode }, "postgres: rotating password");
+  rotate: (target: PostgresTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> =>
+    naming(target, ctx, () => rotate(target, change, ctx)),
 
-    // Hashing takes milliseconds of CPU (in libuv's pool): start it before connecting.
-    const verifier = scramSha256Verifier(change.next);
-    verifier.catch(() => undefined);
-    const alter = async (client: pg.Client) => {
-      try {
-        const text = `ALTER ROLE ${quoteIdent(change.account)} PASSWORD ${quoteLiteral(await verifier)}`;
-        remainingMs(deadline, "rotate");
-        await runQuery(client, text, [], deadline);
-      } catch (err) {
-        throw toAdapterError(err, "ALTER ROLE");
-      }
-    };
+  terminateSessions: (target: PostgresTarget, account: string, ctx: AdapterContext): Promise<number> =>
+    naming(target, ctx, () => terminateSessions(target, account, ctx)),
 
-    if (ctx.admin !== undefined) {
-      // Admin mode reuses an open admin connection: the login was checked when it was opened.
-      await adminSessions.use(
-        adminSessionKey(postgresAdapter.id, target, ctx.admin),
-        postgresAdminDriver(target, ctx.admin, deadline),
-        (session) => alter(session.client),
+  /**
+   * Admin mode: logs in as the admin (a pooled admin session) and reads pg_roles: the role
+   * exists, may log in, and the admin may ALTER ROLE it under this server version's rules
+   * (see checkRoleAsAdmin). Self mode: nothing can be checked without the account's password,
+   * which registration does not have yet: resolves valid (verify checks the login later).
+   */
+  checkAccount: (target: PostgresTarget, account: string, ctx: AdapterContext): Promise<Verdict> =>
+    naming(target, ctx, async () => {
+      requireRoleName(account);
+      const admin = ctx.admin;
+      if (admin === undefined) return { valid: true };
+      const deadline = Date.now() + ctx.timeoutMs;
+      return adminSessions.use(
+        adminSessionKey("postgres", target, admin),
+        postgresAdminDriver(target, admin, deadline),
+        (session) => checkRoleAsAdmin(session.client, account, admin.username, deadline),
         ctx.log,
       );
-    } else {
-      const client = await loginForSelfRotation(target, change, deadline, ctx);
-      if (client === null) {
-        ctx.log.info(
-          { ...where(target), account: change.account, mode },
-          "postgres: password already rotated",
-        );
-        return;
-      }
-      try {
-        await alter(client);
-      } finally {
-        await closeClient(client);
-      }
-    }
-    ctx.log.info({ ...where(target), account: change.account, mode }, "postgres: password rotated");
-  },
+    }),
 
-  async terminateSessions(target: PostgresTarget, account: string, ctx: AdapterContext): Promise<number> {
-    const deadline = Date.now() + ctx.timeoutMs;
-    requireRoleName(account);
-    if (ctx.admin === undefined) {
-      throw new AdapterError("privilege", "postgres: ending sessions needs an admin credential", false);
-    }
-    const client = await loginAs(target, ctx.admin, deadline, "admin");
-    try {
-      const [version] = await runQuery<{ v: number }>(
-        client,
-        "select current_setting('server_version_num')::int as v",
-        [],
-        deadline,
-      );
-      // Waiting for each backend to exit means a caller can rely on the sessions being gone.
-      const waitMs = Math.max(0, Math.min(remainingMs(deadline, "terminate") - 500, TERMINATE_WAIT_CAP_MS));
-      const rows =
-        (version?.v ?? 0) >= TERMINATE_WAITS_FROM
-          ? await runQuery<{ ok: boolean }>(
-              client,
-              "select pg_terminate_backend(pid, $2::bigint) as ok from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
-              [account, waitMs],
-              deadline,
-            )
-          : await runQuery<{ ok: boolean }>(
-              client,
-              "select pg_terminate_backend(pid) as ok from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
-              [account],
-              deadline,
-            );
-      const ended = rows.filter((r) => r.ok).length;
-      ctx.log.info({ ...where(target), account, ended }, "postgres: sessions ended");
-      return ended;
-    } catch (err) {
-      throw toAdapterError(err, "terminate sessions");
-    } finally {
-      await closeClient(client);
-    }
-  },
+  /** `postgres://<host>:<port>/<role>`: roles belong to the whole cluster, so the database is left out. */
+  accountIdentity: (target: PostgresTarget, account: string): string =>
+    accountIdentityOf("postgres", target.host, target.port ?? 5432, account),
 
   close: () => adminSessions.closeAdapter("postgres"),
 };
+
+/** Runs one call with the server's address in every error it throws. */
+function naming<T>(target: PostgresTarget, ctx: AdapterContext, work: () => Promise<T>): Promise<T> {
+  return namingTarget("postgres", hostPort(target.host, target.port ?? 5432), ctx.timeoutMs, work);
+}
+
+async function verify(target: PostgresTarget, cred: Credential, ctx: AdapterContext): Promise<Verdict> {
+  const deadline = Date.now() + ctx.timeoutMs;
+  requireRoleName(cred.username);
+  // pg refuses to start SCRAM with an empty password; no role of ours has one.
+  if (cred.password === "") return { valid: false, reason: "empty password" };
+  ctx.log.debug({ ...where(target), account: cred.username }, "postgres: verifying login");
+  try {
+    const client = await openClient(target, cred, deadline);
+    await closeClient(client);
+    return { valid: true };
+  } catch (err) {
+    if (isLoginRefused(err)) return { valid: false, reason: loginRefusedReason(err) };
+    throw toAdapterError(err, "verify");
+  }
+}
+
+async function rotate(target: PostgresTarget, change: PasswordChange, ctx: AdapterContext): Promise<void> {
+  const deadline = Date.now() + ctx.timeoutMs;
+  requireRoleName(change.account);
+  const problem = checkPassword(change.next, constraints);
+  if (problem !== null) throw new AdapterError("invalid", `postgres: ${problem}`, false);
+  const mode = ctx.admin === undefined ? "self" : "admin";
+  ctx.log.info({ ...where(target), account: change.account, mode }, "postgres: rotating password");
+
+  // Hashing takes milliseconds of CPU (in libuv's pool): start it before connecting.
+  const verifier = scramSha256Verifier(change.next);
+  verifier.catch(() => undefined);
+  const alter = async (client: pg.Client) => {
+    try {
+      const text = `ALTER ROLE ${quoteIdent(change.account)} PASSWORD ${quoteLiteral(await verifier)}`;
+      remainingMs(deadline, "rotate");
+      await runQuery(client, text, [], deadline);
+    } catch (err) {
+      throw toAdapterError(err, "ALTER ROLE");
+    }
+  };
+
+  if (ctx.admin !== undefined) {
+    // Admin mode reuses an open admin connection: the login was checked when it was opened.
+    await adminSessions.use(
+      adminSessionKey(postgresAdapter.id, target, ctx.admin),
+      postgresAdminDriver(target, ctx.admin, deadline),
+      (session) => alter(session.client),
+      ctx.log,
+    );
+  } else {
+    const client = await loginForSelfRotation(target, change, deadline, ctx);
+    if (client === null) {
+      ctx.log.info({ ...where(target), account: change.account, mode }, "postgres: password already rotated");
+      return;
+    }
+    try {
+      await alter(client);
+    } finally {
+      await closeClient(client);
+    }
+  }
+  ctx.log.info({ ...where(target), account: change.account, mode }, "postgres: password rotated");
+}
+
+async function terminateSessions(
+  target: PostgresTarget,
+  account: string,
+  ctx: AdapterContext,
+): Promise<number> {
+  const deadline = Date.now() + ctx.timeoutMs;
+  requireRoleName(account);
+  if (ctx.admin === undefined) {
+    throw new AdapterError("privilege", "postgres: ending sessions needs an admin credential", false);
+  }
+  const client = await loginAs(target, ctx.admin, deadline, `admin "${ctx.admin.username}"`);
+  try {
+    const [version] = await runQuery<{ v: number }>(
+      client,
+      "select current_setting('server_version_num')::int as v",
+      [],
+      deadline,
+    );
+    // Waiting for each backend to exit means a caller can rely on the sessions being gone.
+    const waitMs = Math.max(0, Math.min(remainingMs(deadline, "terminate") - 500, TERMINATE_WAIT_CAP_MS));
+    const rows =
+      (version?.v ?? 0) >= TERMINATE_WAITS_FROM
+        ? await runQuery<{ ok: boolean }>(
+            client,
+            "select pg_terminate_backend(pid, $2::bigint) as ok from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
+            [account, waitMs],
+            deadline,
+          )
+        : await runQuery<{ ok: boolean }>(
+            client,
+            "select pg_terminate_backend(pid) as ok from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
+            [account],
+            deadline,
+          );
+    const ended = rows.filter((r) => r.ok).length;
+    ctx.log.info({ ...where(target), account, ended }, "postgres: sessions ended");
+    return ended;
+  } catch (err) {
+    throw toAdapterError(err, "terminate sessions");
+  } finally {
+    await closeClient(client);
+  }
+}

@@ -94,7 +94,11 @@ export async function openConnection(
     disableClientInfo: true,
   });
   // Without a listener a refused connection would be reported as an unhandled 'error' event.
-  redis.on("error", () => undefined);
+  // ioredis rejects connect() with "Connection is closed"; the socket's own error says why.
+  let socketError: unknown;
+  redis.on("error", (err: unknown) => {
+    socketError ??= err;
+  });
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -107,11 +111,12 @@ export async function openConnection(
       }),
     ]);
     clearTimeout(timer);
-    if (cred !== undefined) await command(redis, ["AUTH", cred.username, cred.password], deadline, "AUTH");
+    if (cred !== undefined)
+      await command(redis, ["AUTH", cred.username, cred.password], deadline, `AUTH as "${cred.username}"`);
     return redis;
   } catch (err) {
     clearTimeout(timer);
     closeConnection(redis);
-    throw toAdapterError(err, "connect");
+    throw toAdapterError(err instanceof AdapterError ? err : (socketError ?? err), "connect");
   }
 }

@@ -1,4 +1,5 @@
 import { AdapterError } from "../adapter.js";
+import { networkCause, tlsCause } from "../target-address.js";
 
 /** Socket errors that mean the server is down or unreachable for now. */
 const NETWORK_CODES = new Set([
@@ -40,15 +41,11 @@ export function toAdapterError(err: unknown, action: string): AdapterError {
     (code !== undefined && NETWORK_CODES.has(code)) ||
     /Connection is closed|Stream isn't writeable|connect E[A-Z]+/i.test(message)
   ) {
-    return new AdapterError(
-      "unreachable",
-      `${at}: server unreachable (${code ?? "connection closed"})`,
-      true,
-    );
+    const known = code ?? /connect (E[A-Z]+)/.exec(message)?.[1];
+    return new AdapterError("unreachable", `${at}: ${networkCause(known)}`, true);
   }
-  if (code !== undefined && /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|HOSTNAME)/.test(code)) {
-    return new AdapterError("failed", `${at}: TLS failed (${code})`, false);
-  }
+  const tls = tlsCause(err);
+  if (tls !== undefined) return new AdapterError("failed", `${at}: ${tls}`, false);
   return new AdapterError(
     "failed",
     `${at} failed (${code ?? (err instanceof Error ? err.name : "unknown error")})`,
@@ -60,7 +57,7 @@ function fromReply(prefix: string, at: string): AdapterError {
   switch (prefix) {
     case "WRONGPASS":
     case "NOAUTH":
-      return new AdapterError("auth_failed", `${at}: login refused (${prefix})`, false);
+      return new AdapterError("auth_failed", `${at}: authentication failed (${prefix})`, false);
     case "NOPERM":
       return new AdapterError("privilege", `${at}: the ACL user lacks a permission (${prefix})`, false);
     case "LOADING":

@@ -11,6 +11,7 @@ import {
   type TestAccount,
   testPassword,
 } from "../../sidecar/cli/adapters-test/index.js";
+import { accountChecks } from "./account-checks.js";
 
 export type { ConformanceSession };
 export { testPassword };
@@ -26,6 +27,10 @@ export interface ConformanceEnv<C> {
   dropAccount(name: string): Promise<void>;
   /** Valid settings naming a target that is not listening. */
   unreachableTarget: C;
+  /** How errors must name unreachableTarget's address (`127.0.0.1:PORT`); absent: no address. */
+  unreachableAddress?: string;
+  /** The target's settings with another spelling of its host, or another port (accountIdentity). */
+  targetVia?(host: string, port?: number): C;
   openSession?(name: string, password: string): Promise<ConformanceSession>;
   teardown(): Promise<void>;
 }
@@ -123,5 +128,12 @@ export function adapterConformance<C>(opts: ConformanceOptions<C>): void {
       else register(entry);
     }
     register(leakCheck<C>());
+
+    if (adapter.checkAccount !== undefined || adapter.accountIdentity !== undefined) {
+      accountChecks(adapter, () => {
+        if (setup === undefined) throw new Error("conformance setup did not complete");
+        return setup;
+      });
+    }
   });
 }

@@ -58,6 +58,7 @@ for (const passwordChange of ["exop", "modify-ssha"] as const) {
     name: `ldap (${passwordChange}, least-privilege admin DN)`,
     adapter: ldapAdapter,
     async setup() {
+      const closedPort = await freePort();
       return {
         target: target({ passwordChange }),
         // The documented grant, not the rootdn: write on userPassword and nothing else.
@@ -65,9 +66,15 @@ for (const passwordChange of ["exop", "modify-ssha"] as const) {
         createAccount: (name, password) => slapd.addUser(name, password),
         dropAccount: (name) => slapd.deleteUser(name),
         unreachableTarget: ldapConfig.parse({
-          url: `ldap://127.0.0.1:${await freePort()}`,
+          url: `ldap://127.0.0.1:${closedPort}`,
           accountDn: slapd.accountDnTemplate,
         }),
+        unreachableAddress: `ldap://127.0.0.1:${closedPort}`,
+        targetVia: (host, port) =>
+          target({
+            passwordChange,
+            url: `ldap://${host.includes(":") ? `[${host}]` : host}:${port ?? slapd.port}`,
+          }),
         teardown: async () => undefined,
       };
     },

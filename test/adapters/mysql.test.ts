@@ -28,12 +28,15 @@ adapterConformance({
   adapter: mysqlAdapter,
   async setup() {
     const root = await mariadbRoot();
+    const closedPort = await freePort();
     return {
       target,
       admin,
       createAccount: (name, password) => createMariadbAccount(root, name, password),
       dropAccount: (name) => dropMariadbAccount(root, name),
-      unreachableTarget: mysqlConfig.parse({ host: "127.0.0.1", port: await freePort() }),
+      unreachableTarget: mysqlConfig.parse({ host: "127.0.0.1", port: closedPort }),
+      unreachableAddress: `127.0.0.1:${closedPort}`,
+      targetVia: (host, port) => mysqlConfig.parse({ host, port: port ?? target.port }),
       async openSession(name, password) {
         const conn = await createConnection({
           host: target.host,

@@ -77,6 +77,8 @@ adapterConformance({
       createAccount: (name, password) => createRole(admin, name, password),
       dropAccount: (name) => dropRole(admin, name),
       unreachableTarget: postgresConfig.parse({ host: "127.0.0.1", port: closedPort }),
+      unreachableAddress: `127.0.0.1:${closedPort}`,
+      targetVia: (host, port) => postgresConfig.parse({ host, port: port ?? cluster.port }),
       async openSession(name, password) {
         const client = new pg.Client({
           host: cluster.host,

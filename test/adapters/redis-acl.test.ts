@@ -44,12 +44,15 @@ adapterConformance({
   // Redis has no command for a user to change only its own password.
   selfRotation: false,
   async setup() {
+    const closedPort = await freePort();
     return {
       target: target(),
       admin: server.admin,
       createAccount: (name, password) => server.addUser(name, password),
       dropAccount: (name) => server.deleteUser(name),
-      unreachableTarget: redisAclConfig.parse({ host: "127.0.0.1", port: await freePort() }),
+      unreachableTarget: redisAclConfig.parse({ host: "127.0.0.1", port: closedPort }),
+      unreachableAddress: `127.0.0.1:${closedPort}`,
+      targetVia: (host, port) => redisAclConfig.parse({ host, port: port ?? server.port }),
       async openSession(name, password) {
         const r = new Redis({
           host: server.host,
