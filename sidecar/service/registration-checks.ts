@@ -38,7 +38,11 @@ export function accountNames(reg: Registration): string[] {
 }
 
 /** Validates everything a registration says, before anything is read or written. */
-export function validateRegistration(d: Pick<ResourceDeps, "adapters">, body: unknown, pathName?: string): ValidRegistration {
+export function validateRegistration(
+  d: Pick<ResourceDeps, "adapters">,
+  body: unknown,
+  pathName?: string,
+): ValidRegistration {
   const reg = parseBody(registrationSchema, body, "registration");
   if (pathName !== undefined && reg.name !== pathName) {
     throw new LeaseholdError(

@@ -46,7 +46,11 @@ export async function discardNewAccount(
 }
 
 /** True unless the target answers that this password does not log in. */
-async function pendingMayWork(d: Pick<ResourceDeps, "log">, v: ValidRegistration, cred: Credential): Promise<boolean> {
+async function pendingMayWork(
+  d: Pick<ResourceDeps, "log">,
+  v: ValidRegistration,
+  cred: Credential,
+): Promise<boolean> {
   try {
     const verdict = await v.adapter.verify(v.connection, cred, adapterContext(d, undefined));
     return verdict.valid;
