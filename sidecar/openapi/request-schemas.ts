@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { taskIdText } from "../service/requests.js";
 import { plainText } from "../util/text.js";
 
 /*
@@ -24,6 +25,9 @@ export const revokeAgentSchema = z.strictObject({
 export const idParam = z.strictObject({
   id: z.string().regex(/^lse_[A-Za-z0-9_-]{10,64}$/, "not a lease id"),
 });
+
+/** `{id}` of a task: the id agents give at checkout (`task.id`). */
+export const taskParam = z.strictObject({ id: taskIdText });
 
 /** `{name}` of a resource. */
 export const nameParam = z.strictObject({
