@@ -192,6 +192,8 @@ function startLoops(
   clusterTimer.unref();
   if (reconcileEveryMs !== undefined) {
     svc.reaper.start();
+    // Once at start: ownership entries for registrations made before the index existed.
+    void svc.resourceService.backfillOwners().catch(warn("could not fill the account ownership index"));
     const reconcile = () =>
       svc.reconciler
         .reconcileAll()

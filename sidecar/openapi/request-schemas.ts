@@ -74,10 +74,16 @@ export const approvalDecisionSchema = z.strictObject({
   approver: plainText(200, 1).optional(),
 });
 
-/** `PUT /v1/resources/{name}?dry_run=true`: check everything, change nothing. */
-export const registerQuery = z.strictObject({ dry_run: z.enum(["true", "false"]).optional() });
+/**
+ * `PUT /v1/resources/{name}?dry_run=true`: check everything, change nothing.
+ * `allow_partial=true`: register the accounts that pass even when others fail.
+ */
+export const registerQuery = z.strictObject({
+  dry_run: z.enum(["true", "false"]).optional(),
+  allow_partial: z.enum(["true", "false"]).optional(),
+});
 
-/** `DELETE /v1/resources/{name}?force=true`: revoke active leases first. */
+/** `DELETE /v1/resources/{name}?force=true`: revoke active leases first, release whatever is left. */
 export const removeQuery = z.strictObject({ force: z.enum(["true", "false"]).optional() });
 
 /**

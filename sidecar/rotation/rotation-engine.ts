@@ -62,7 +62,13 @@ export interface RotationEngineOptions {
 export type RotationOutcome =
   | { readonly status: "rotated"; readonly changedTarget: boolean }
   | { readonly status: "busy" }
-  | { readonly status: "failed"; readonly error: string; readonly quarantined: boolean }
+  | {
+      readonly status: "failed";
+      readonly error: string;
+      readonly quarantined: boolean;
+      /** False for a definite refusal by the target (AdapterError with retryable false). */
+      readonly retryable?: boolean | undefined;
+    }
   | { readonly status: "gone" };
 
 export interface RotationRequest {
@@ -320,7 +326,8 @@ export class RotationEngine {
         reason: message,
       })
       .catch(() => undefined);
-    return { status: "failed", error: message, quarantined };
+    const retryable = !(err instanceof AdapterError && !err.retryable);
+    return { status: "failed", error: message, quarantined, retryable };
   }
 
   /** Runs a rotation in the background (after check-in, expiry, revocation). */
