@@ -10,9 +10,10 @@ path "secret/data/leasehold/*" {
   capabilities = ["create", "read", "update"]
 }
 
-# Listing resources, accounts and the cluster's lease-token keys; removing a registration, or a
-# lease-token key expired a TTL ago (DELETE on metadata removes every version of that key;
-# account records are never removed by the sidecar).
+# Listing resources, accounts and the cluster's lease-token keys; removing a registration, a
+# released ownership entry (leasehold/owners/<sha256>), or a lease-token key expired a TTL ago
+# (DELETE on metadata removes every version of that key). An account record is removed only
+# when a failed registration is undone and the record provably holds no usable password.
 path "secret/metadata/leasehold/*" {
   capabilities = ["list", "delete"]
 }

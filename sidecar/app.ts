@@ -14,6 +14,11 @@ import { isRedisUnavailable } from "./redis.js";
 export type { Deps, ReadyReport } from "./http/index.js";
 
 export const BODY_LIMIT = 64 * 1024;
+/**
+ * The longest path parameter the router passes on (decoded). Above any valid one (a task id is up
+ * to 200 characters), so that a parameter too long gets the route's 400 naming it, not a 404.
+ */
+const MAX_PARAM_LENGTH = 8192;
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 /** `[addr]` or `[addr]:port`: a bracketed IPv6 literal (RFC 3986 §3.2.2), nothing after it but a port. */
@@ -126,6 +131,7 @@ export function buildApp(deps: Deps) {
   const app = Fastify({
     loggerInstance: deps.log,
     bodyLimit: BODY_LIMIT,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     genReqId: () => `req_${randomBytes(9).toString("base64url")}`,
     requestIdHeader: false,
     return503OnClosing: true,

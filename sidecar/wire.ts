@@ -8,7 +8,7 @@ import type { Reaper } from "./leases/index.js";
 import type { Logger } from "./logger.js";
 import { attachOps } from "./ops/index.js";
 import type { ProxyManager } from "./proxy/index.js";
-import type { CrashPoint, Reconciler } from "./rotation/index.js";
+import type { AdminRotation, CrashPoint, Reconciler } from "./rotation/index.js";
 import type { LeaseService, OperatorService, ResourceService } from "./service/index.js";
 import { type IdentityParts, wireIdentity } from "./wire/identity.js";
 import { closeInfrastructure, type Infrastructure, openInfrastructure } from "./wire/infrastructure.js";
@@ -38,6 +38,8 @@ export interface Sidecar {
   readonly operators: OperatorService;
   readonly reaper: Reaper;
   readonly reconciler: Reconciler;
+  /** Admin password rotation: the schedule's loop runs with the others; `rotate` does one now. */
+  readonly adminRotation: AdminRotation;
   /** Whether this sidecar's Vault prefix and Redis keyspace form one cluster. */
   readonly cluster: ClusterIdentity;
   readonly adminToken: string;
@@ -72,6 +74,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const svc = await wireServices(config, log, infra, ids, opts.crashHook);
     opened.push(
       () => svc.rotation.stop(),
+      () => svc.adminRotation.stop(),
       () => svc.proxies.close(),
     );
     const adminToken = await loadAdminToken(config.admin.tokenFile);
@@ -109,6 +112,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
       operators: svc.operators,
       reaper: svc.reaper,
       reconciler: svc.reconciler,
+      adminRotation: svc.adminRotation,
       cluster: svc.cluster,
       adminToken,
       id,
@@ -119,6 +123,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
         await svc.proxies.close();
         stopLoops();
         svc.rotation.stop();
+        svc.adminRotation.stop();
         await ops.stop();
         await app.close();
         await closeInfrastructure(infra);
@@ -182,7 +187,7 @@ async function reloadPolicy(svc: Services, infra: Infrastructure, log: Logger) {
 
 /**
  * Starts the key publisher and, when `reconcileEveryMs` is not undefined (null: the config's
- * interval), the reaper and the reconciler. Returns what stops them.
+ * interval), the reaper, the reconciler and the admin rotation schedule. Returns what stops them.
  */
 function startLoops(
   config: Config,
@@ -205,6 +210,8 @@ function startLoops(
   clusterTimer.unref();
   if (reconcileEveryMs !== undefined) {
     svc.reaper.start();
+    // Once at start: ownership entries for registrations made before the index existed.
+    void svc.resourceService.backfillOwners().catch(warn("could not fill the account ownership index"));
     const reconcile = () =>
       svc.reconciler
         .reconcileAll()
@@ -213,9 +220,12 @@ function startLoops(
     void reconcile();
     reconcileTimer = setInterval(reconcile, reconcileEveryMs ?? config.rotation.reconcileInterval * 1000);
     reconcileTimer.unref();
+    // Admin passwords due (Vault's last_rotated_at) are rotated by one sidecar at a time (a lock).
+    svc.adminRotation.start(reconcileEveryMs ?? config.rotation.reconcileInterval * 1000);
   }
   return () => {
     svc.reaper.stop();
+    svc.adminRotation.stop();
     clearInterval(reconcileTimer);
     clearInterval(publishTimer);
     clearInterval(clusterTimer);

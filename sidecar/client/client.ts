@@ -1,12 +1,13 @@
 import { createAgentSession, tokenType } from "./agent-session.js";
 import { type ApprovalView, awaitApproval } from "./approval-wait.js";
-import { leaseHandle } from "./lease-handle.js";
+import { type LiveHandles, leaseHandle } from "./lease-handle.js";
 import { RevealedCredential } from "./revealed-credential.js";
 import { type Renewal, startRenewal } from "./renewal.js";
 import { answerError } from "./transport.js";
 import type {
   CheckoutRequest,
   ClientOptions,
+  CompleteTaskOptions,
   Credential,
   Lease,
   LeaseHandle,
@@ -21,6 +22,7 @@ import type {
  */
 export function createClient(opts: ClientOptions): LeaseholdClient {
   const session = createAgentSession(opts);
+  const live: LiveHandles = new Map();
 
   async function checkout(resource: string, req: CheckoutRequest): Promise<LeaseHandle> {
     const body = {
@@ -39,20 +41,35 @@ export function createClient(opts: ClientOptions): LeaseholdClient {
       req.signal,
     );
     if (res.status === 201) {
-      return leaseHandle(session, {
-        lease: res.json.lease as Lease,
-        token: String(res.json.token),
-        tokenType: tokenType(res.json.token_type),
-      });
+      return leaseHandle(
+        session,
+        {
+          lease: res.json.lease as Lease,
+          token: String(res.json.token),
+          tokenType: tokenType(res.json.token_type),
+        },
+        live,
+      );
     }
     if (res.status === 202) {
-      return leaseHandle(session, await awaitApproval(session, res.json.approval as ApprovalView, req));
+      return leaseHandle(session, await awaitApproval(session, res.json.approval as ApprovalView, req), live);
     }
     throw answerError(res);
   }
 
+  async function completeTask(taskId: string, options: CompleteTaskOptions = {}): Promise<Lease[]> {
+    const path = `/v1/tasks/${encodeURIComponent(taskId)}/complete`;
+    const res = await session.asAgent("POST", path, undefined, options.act, 0, options.signal);
+    if (res.status !== 202) throw answerError(res);
+    const ended = res.json.leases as Lease[];
+    // This client's handles of these leases are checked in already: their checkin resolves.
+    for (const lease of ended) live.get(lease.id)?.(lease);
+    return ended;
+  }
+
   const client: LeaseholdClient = {
     checkout,
+    completeTask,
     withCredential: (resource, req, fn) => withCredential(client, resource, req, fn),
   };
   return client;

@@ -24,6 +24,7 @@ export type {
   ActClaim,
   CheckoutRequest,
   ClientOptions,
+  CompleteTaskOptions,
   Credential,
   Lease,
   LeaseHandle,

@@ -3,10 +3,23 @@ import { LeaseholdClientError } from "./errors.js";
 import { answerError } from "./transport.js";
 import type { Lease, LeaseHandle, ToolCall } from "./types.js";
 
+/**
+ * The client's live handles by lease id, each with what marks it ended: a lease its agent ended by
+ * completing the task (`completeTask`) is checked in already, and its handle's `checkin` resolves.
+ * A handle leaves once checked in.
+ */
+export type LiveHandles = Map<string, (lease: Lease) => void>;
+
 /** The holder's handle of an issued lease: every call carries the lease token (and its DPoP proof). */
-export function leaseHandle(session: AgentSession, issued: Issued): LeaseHandle {
-  const base = `/v1/leases/${encodeURIComponent(issued.lease.id)}`;
+export function leaseHandle(session: AgentSession, issued: Issued, live?: LiveHandles): LeaseHandle {
+  const id = issued.lease.id;
+  const base = `/v1/leases/${encodeURIComponent(id)}`;
   let ended = false;
+  live?.set(id, (lease) => {
+    ended = true;
+    issued.lease = lease;
+    live.delete(id);
+  });
   return {
     get lease() {
       return issued.lease;
@@ -39,6 +52,7 @@ export function leaseHandle(session: AgentSession, issued: Issued): LeaseHandle 
     async checkin() {
       if (ended) return;
       const res = await session.asHolder(issued, "DELETE", base);
+      live?.delete(id);
       if (res.status === 202) {
         ended = true;
         issued.lease = (res.json.lease as Lease | undefined) ?? issued.lease;

@@ -127,4 +127,19 @@ export interface LeaseholdClient {
   ): Promise<T>;
   /** Checks out without revealing or renewing: the building block of `withCredential`. */
   checkout(resource: string, request: CheckoutRequest): Promise<LeaseHandle>;
+  /**
+   * Ends the task: checks in every lease this agent holds for `taskId` (each account's password is
+   * rotated next); leases other agents hold for the same task id are left alone. This client's
+   * handles of the leases ended show them ended, and their `checkin` resolves.
+   * @returns the leases ended; an empty list when there were none.
+   * @throws LeaseholdClientError for refusals (`invalid_request` for a bad task id, `unauthenticated`, ...)
+   */
+  completeTask(taskId: string, options?: CompleteTaskOptions): Promise<Lease[]>;
+}
+
+export interface CompleteTaskOptions {
+  /** The delegation this agent acts under; it ends its own leases all the same. */
+  readonly act?: ActClaim;
+  /** Gives up the request. */
+  readonly signal?: AbortSignal;
 }

@@ -17,9 +17,9 @@ import {
   leaseManySchema,
   leaseOneSchema,
 } from "../openapi/response-schemas.js";
-import { type Operator, revokeSchema } from "../service/index.js";
-import { appRoute, type Deps } from "./app-deps.js";
-import type { RouteContext } from "./route.js";
+import { type Operator, type RevokeGate, revokeSchema } from "../service/index.js";
+import { appRoute } from "./app-deps.js";
+import type { OperatorCaller } from "./route.js";
 
 /* Operators' routes on leases and approvals: the admin token, or an identity policy lets act. */
 
@@ -55,32 +55,15 @@ export const revokeLeaseRoute = appRoute({
     d.leases.revoke(params.id, body.reason, caller.operator.name, meta),
 });
 
-type RevokeAgentContext = RouteContext<
-  "operator-revoke",
-  undefined,
-  undefined,
-  z.output<typeof revokeAgentSchema>
->;
-
 /**
- * An operator identity revokes only where policy lets it, and all or nothing: every resource the
- * agent holds a lease on is decided before any lease is touched.
+ * What an operator identity must pass before its revocation of several leases touches any: the
+ * revoke action decided on every resource they are on (all or nothing). None for the admin token.
  */
-async function revokeAgentLeases({ caller, body, meta }: RevokeAgentContext, d: Deps) {
-  const actor = caller.operator.name;
-  if (caller.operator.admin) return d.leases.revokeAgent(body.agent, body.reason, actor, meta);
-  const held = (await d.leases.list({ agent: body.agent })).leases;
-  for (const resource of new Set(held.map((l) => l.resource))) await caller.require(resource);
-  const ended = [];
-  for (const l of held) {
-    try {
-      ended.push((await d.leases.revoke(l.id, body.reason, actor, meta)).lease);
-    } catch (err) {
-      // Ended meanwhile (check-in, expiry): nothing left to revoke.
-      if (!(err instanceof LeaseholdError && err.code === "not_found")) throw err;
-    }
-  }
-  return { leases: ended };
+export function revokeGate(caller: OperatorCaller): RevokeGate | undefined {
+  if (caller.operator.admin) return undefined;
+  return async (resources) => {
+    for (const resource of resources) await caller.require(resource);
+  };
 }
 
 export const revokeAgentRoute = appRoute({
@@ -93,7 +76,8 @@ export const revokeAgentRoute = appRoute({
   body: revokeAgentSchema,
   responses: { 202: { description: "the leases ended", schema: leaseManySchema } },
   errors: [],
-  handle: revokeAgentLeases,
+  handle: ({ caller, body, meta }, d) =>
+    d.leases.revokeAgent(body.agent, body.reason, caller.operator.name, meta, revokeGate(caller)),
 });
 
 export const listApprovalsRoute = appRoute({

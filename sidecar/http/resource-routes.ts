@@ -1,4 +1,4 @@
-import { nameParam, registerQuery, removeQuery } from "../openapi/request-schemas.js";
+import { nameParam, registerQuery, removeQuery, rotateSchema } from "../openapi/request-schemas.js";
 import {
   leaseManySchema,
   registerResultSchema,
@@ -35,7 +35,7 @@ export const registerResourceRoute = appRoute({
   tag: "resources",
   summary: "Register or update a resource (verifies, then puts its accounts under management)",
   description:
-    "The body is a registration (docs/configuration.md). The admin credential is checked; each new account is rotated once unless importRotation is false. `dry_run=true` checks everything and changes nothing.",
+    "The body is a registration (docs/configuration.md). The admin credential is checked, then each new account on its target (it exists and the admin may change its password; self mode: its password logs in); each new account is rotated once unless importRotation is false. An account another resource manages is a 409 `conflict` naming that resource, dry run included. All or nothing: when an account fails its check or its import rotation, nothing is registered (200, `registered: false`, the account named in `failed` with the target's reason), unless `allow_partial=true`, which registers the rest. `dry_run=true` checks everything and changes nothing.",
   auth: "operator-register",
   params: nameParam,
   query: registerQuery,
@@ -43,7 +43,11 @@ export const registerResourceRoute = appRoute({
   bodyName: "registration",
   responses: {
     201: { description: "registered", schema: registerResultSchema },
-    200: { description: "updated, or the result of a dry run", schema: registerResultSchema },
+    200: {
+      description:
+        "updated, the result of a dry run, or refused because an account failed (`registered: false`)",
+      schema: registerResultSchema,
+    },
   },
   errors: ["conflict"],
   resource: ({ params }) => params.name,
@@ -51,11 +55,12 @@ export const registerResourceRoute = appRoute({
   handle: async ({ caller, params, query, body, reply, req }, d) => {
     const out = await d.resources.register(body, {
       dryRun: query.dry_run === "true",
+      allowPartial: query.allow_partial === "true",
       pathName: params.name,
       actor: caller.operator.name,
       requestId: req.id,
     });
-    reply.status(out.created && !out.dryRun ? 201 : 200);
+    reply.status(out.created && out.registered ? 201 : 200);
     return out;
   },
 });
@@ -80,7 +85,8 @@ export const removeResourceRoute = appRoute({
   operationId: "removeResource",
   tag: "resources",
   summary: "Remove a registration (force=true revokes its active leases first)",
-  description: "The account records stay in Vault: the last working password of each account is kept.",
+  description:
+    "Each account a lease may have seen gets one last rotation. Without force, an active lease or an account that could not be rotated is a 409 saying what would help (try again only where that can succeed). With force, the leases are revoked and the registration, its pool and its ownership entries are released whatever state the accounts are in; the answer says what each password was left as. The account records stay in Vault: the last working password of each account is kept.",
   auth: "operator-register",
   params: nameParam,
   query: removeQuery,
@@ -103,12 +109,19 @@ export const rotateResourceRoute = appRoute({
   operationId: "rotateResource",
   tag: "resources",
   summary: "Rotate every account that is not leased now (quarantined ones included)",
+  description:
+    'With `{ "admin": true }`: rotate the resource\'s admin password on its target instead (one result, the admin).',
   auth: "operator-register",
   params: nameParam,
+  body: rotateSchema,
+  bodyOptional: true,
   responses: { 200: { description: "the outcome per account", schema: rotateResultSchema } },
   errors: ["not_found"],
   resource: ({ params }) => params.name,
-  handle: ({ caller, params }, d) => d.resources.rotateAll(params.name, caller.operator.name),
+  handle: ({ caller, params, body }, d) =>
+    body.admin
+      ? d.resources.rotateAdmin(params.name, caller.operator.name)
+      : d.resources.rotateAll(params.name, caller.operator.name),
 });
 
 export const revokeResourceRoute = appRoute({

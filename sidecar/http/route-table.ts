@@ -40,6 +40,7 @@ import {
   verifyResourceRoute,
 } from "./resource-routes.js";
 import type { RouteDef, RouteOwner } from "./route.js";
+import { completeTaskRoute, revokeTaskRoute } from "./task-routes.js";
 
 // Route modules import route.ts and the schema files directly, never an index that would import
 // this table back before it is built.
@@ -84,10 +85,12 @@ export const ROUTES: readonly TableRoute[] = [
   toolCallRoute,
   checkInRoute,
   pollApprovalRoute,
+  completeTaskRoute,
   listLeasesRoute,
   streamRoute,
   revokeLeaseRoute,
   revokeAgentRoute,
+  revokeTaskRoute,
   listApprovalsRoute,
   approveRoute,
   denyRoute,

@@ -10,6 +10,7 @@ import type {
   EndReason,
   EndResult,
   LeaseRecord,
+  LeaseRef,
   LeaseSpec,
   LeaseUse,
   RenewResult,
@@ -142,6 +143,11 @@ export class LeaseStore {
     return `${this.p}agent:${agent}`;
   }
 
+  /** The leases of one task id, any agent's (a task id is the agent's choice: never trusted alone). */
+  private taskKey(taskId: string): string {
+    return `${this.p}task:${taskId}`;
+  }
+
   /** Redis' clock, in milliseconds. */
   async now(): Promise<number> {
     const [s, us] = await (this.redis as Redis).time();
@@ -259,6 +265,7 @@ export class LeaseStore {
         Number(maxexp) - Number(now) + this.retentionMs,
       ),
       this.redis.zadd(this.agentKey(spec.agent), Number(maxexp), `${spec.resource}/${spec.id}`),
+      this.redis.zadd(this.taskKey(spec.task.id), Number(maxexp), `${spec.resource}/${spec.id}`),
       // Written before checkout returns, so before any token for the lease exists.
       this.redis.hset(key, "mac", signLease(this.macKey, macFields(spec.resource, spec.id, lease, specJson))),
     ]);
@@ -370,7 +377,10 @@ export class LeaseStore {
       );
       if (r === -2) continue;
       if (r !== 1) return { ended: false, lease: await this.get(resource, id) };
-      await this.redis.zrem(this.agentKey(lease.agent), `${resource}/${id}`);
+      await Promise.all([
+        this.redis.zrem(this.agentKey(lease.agent), `${resource}/${id}`),
+        this.redis.zrem(this.taskKey(lease.task.id), `${resource}/${id}`),
+      ]);
       const ended: LeaseRecord = { ...lease, state: "ended", ended_at: Number(now), end_reason: reason };
       return { ended: true, lease: ended };
     }
@@ -392,9 +402,24 @@ export class LeaseStore {
     return this.redis.lhAgentCount(this.agentKey(agent), STALE_GRACE_MS);
   }
 
-  async agentLeases(agent: string): Promise<Array<{ resource: string; id: string }>> {
-    await this.activeCount(agent);
-    const members = await this.redis.zrange(this.agentKey(agent), 0, -1);
+  /** The leases one agent holds (all resources), from its index: entries may name leases that just ended. */
+  async agentLeases(agent: string): Promise<LeaseRef[]> {
+    return this.indexed(this.agentKey(agent));
+  }
+
+  /**
+   * The leases checked out for one task id, by any agent (all resources), from the task's index:
+   * entries may name leases that just ended. Like the agent's index, each entry is written beside
+   * the lease script (another hash slot) and scored by its lease's max_expires_at, so one a crash
+   * left behind ages out.
+   */
+  async taskLeases(taskId: string): Promise<LeaseRef[]> {
+    return this.indexed(this.taskKey(taskId));
+  }
+
+  private async indexed(key: string): Promise<LeaseRef[]> {
+    await this.redis.lhAgentCount(key, STALE_GRACE_MS);
+    const members = await this.redis.zrange(key, 0, -1);
     return members.map((m) => {
       const i = m.lastIndexOf("/");
       return { resource: m.slice(0, i), id: m.slice(i + 1) };

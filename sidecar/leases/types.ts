@@ -36,6 +36,12 @@ export interface LeaseRecord extends LeaseSpec {
   readonly end_reason?: EndReason | undefined;
 }
 
+/** Where a lease lives: its resource and id. */
+export interface LeaseRef {
+  readonly resource: string;
+  readonly id: string;
+}
+
 export interface AccountStatus {
   readonly name: string;
   readonly state: AccountState;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { taskIdText } from "../service/requests.js";
 import { plainText } from "../util/text.js";
 
 /*
@@ -20,10 +21,19 @@ export const revokeAgentSchema = z.strictObject({
   reason: plainText(500).optional(),
 });
 
+/** `POST /v1/resources/{name}/rotate`: the accounts (default) or the admin password. */
+export const rotateSchema = z.strictObject({
+  /** Rotate the resource's admin password instead of its accounts. @default false */
+  admin: z.boolean().optional(),
+});
+
 /** `{id}` of a lease. */
 export const idParam = z.strictObject({
   id: z.string().regex(/^lse_[A-Za-z0-9_-]{10,64}$/, "not a lease id"),
 });
+
+/** `{id}` of a task: the id agents give at checkout (`task.id`). */
+export const taskParam = z.strictObject({ id: taskIdText });
 
 /** `{name}` of a resource. */
 export const nameParam = z.strictObject({
@@ -64,10 +74,16 @@ export const approvalDecisionSchema = z.strictObject({
   approver: plainText(200, 1).optional(),
 });
 
-/** `PUT /v1/resources/{name}?dry_run=true`: check everything, change nothing. */
-export const registerQuery = z.strictObject({ dry_run: z.enum(["true", "false"]).optional() });
+/**
+ * `PUT /v1/resources/{name}?dry_run=true`: check everything, change nothing.
+ * `allow_partial=true`: register the accounts that pass even when others fail.
+ */
+export const registerQuery = z.strictObject({
+  dry_run: z.enum(["true", "false"]).optional(),
+  allow_partial: z.enum(["true", "false"]).optional(),
+});
 
-/** `DELETE /v1/resources/{name}?force=true`: revoke active leases first. */
+/** `DELETE /v1/resources/{name}?force=true`: revoke active leases first, release whatever is left. */
 export const removeQuery = z.strictObject({ force: z.enum(["true", "false"]).optional() });
 
 /**

@@ -141,11 +141,37 @@ export const resourceListSchema = z.strictObject({
   ),
 });
 
+/** One account's line of a registration: checked (and imported) or FAIL with the target's reason. */
+const registerAccountSchema = z.strictObject({
+  account: z.string(),
+  ok: z.boolean(),
+  detail: z
+    .string()
+    .describe("ok: what was checked and done; FAIL: the target's own reason (the step it failed at)"),
+  record: z
+    .enum(["removed", "kept"])
+    .optional()
+    .describe(
+      "when the registration was undone: whether the account's Vault record went or stayed (see detail)",
+    ),
+});
+
 export const registerResultSchema = z.strictObject({
-  created: z.boolean(),
+  created: z.boolean().describe("the resource is new"),
   dryRun: z.boolean(),
+  registered: z
+    .boolean()
+    .describe(
+      "the registration was stored; false for a dry run and when an account failed (nothing written)",
+    ),
   resource: resourceViewSchema,
-  checks: z.array(z.string()).describe("what was checked, in order"),
+  checks: z
+    .array(z.string())
+    .describe("checks of the registration as a whole (the admin credential), in order"),
+  accounts: z.array(registerAccountSchema).describe("one line per account, in the registration's order"),
+  failed: z
+    .array(z.string())
+    .describe("the accounts that failed: left out (allow_partial) or why nothing was registered"),
 });
 
 export const verifyResultSchema = z.strictObject({
@@ -164,7 +190,25 @@ export const rotateResultSchema = z.strictObject({
   ),
 });
 
-export const removeResultSchema = z.strictObject({ name: z.string(), removed: z.literal(true) });
+export const removeResultSchema = z.strictObject({
+  name: z.string(),
+  removed: z.literal(true),
+  accounts: z
+    .array(
+      z.strictObject({
+        account: z.string(),
+        password: z
+          .enum(["rotated", "unchanged", "quarantined", "gone", "busy", "failed"])
+          .describe(
+            "what the password on the target was left as: rotated; unchanged (no lease saw it since its last rotation); quarantined, gone (the target no longer has the account), busy or failed: left as is",
+          ),
+        detail: z.string().describe("the last error, or why nothing was done"),
+        lease_id: z.string().optional().describe("the lease that saw the password left on the target"),
+      }),
+    )
+    .describe("one line per account"),
+  kept: z.string().describe("where the account records stay in Vault, and why"),
+});
 
 export const adapterListSchema = z.strictObject({
   adapters: z.array(

@@ -5,4 +5,7 @@ export const vaultPaths = {
   admin: (name: string): string[] => ["resources", name, "admin"],
   accounts: (name: string): string[] => ["resources", name, "accounts"],
   account: (name: string, account: string): string[] => ["resources", name, "accounts", account],
+  /** The one-owner-per-account index: one entry per account on a target, keyed by its identity's hash. */
+  owners: (): string[] => ["owners"],
+  owner: (key: string): string[] => ["owners", key],
 };

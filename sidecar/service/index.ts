@@ -2,6 +2,7 @@ export { type ApprovalView, approvalView } from "./approval-view.js";
 export type { CheckoutOk, CheckoutPending } from "./checkout.js";
 export { DecisionGate, type DecisionRequest, type PassedDecision } from "./decision-gate.js";
 export type { PresentedToken } from "./lease-auth.js";
+export type { RevokeGate } from "./lease-end.js";
 export { LeaseService, type LeaseServiceOptions } from "./lease-service.js";
 export { type LeaseView, leaseView } from "./lease-view.js";
 export {

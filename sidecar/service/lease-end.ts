@@ -1,7 +1,7 @@
 import type { AuditSink } from "../audit/index.js";
 import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
-import type { EndReason, LeaseRecord, LeaseStore } from "../leases/index.js";
+import type { EndReason, LeaseRecord, LeaseRef, LeaseStore } from "../leases/index.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
 import type { RotationEngine } from "../rotation/index.js";
 import { auditLease, registeredResource } from "./lease-audit.js";
@@ -17,6 +17,12 @@ export interface LeaseEndOptions {
   readonly events: LeaseEventPublisher;
   readonly auth: LeaseAuth;
 }
+
+/**
+ * Decides, before any lease is touched, that the caller may revoke leases of each of these
+ * resources; throws (403 policy_denied) otherwise. Absent for the admin token.
+ */
+export type RevokeGate = (resources: readonly string[]) => Promise<void>;
 
 const AUDIT_EVENT = { checkin: "checkin", expired: "expiry", revoked: "revocation" } as const;
 
@@ -59,14 +65,32 @@ export class LeaseEnd {
     return { lease: leaseView(ended ?? lease) };
   }
 
-  /** Revokes every active lease of one agent at once. */
+  /** Revokes every active lease of one agent at once (all or nothing under `gate`). */
   async revokeAgent(
     agent: string,
     reason: string | undefined,
     actor: string,
     meta: RequestMeta,
+    gate?: RevokeGate,
   ): Promise<{ leases: LeaseView[] }> {
-    return this.revokeAll(await this.o.leases.agentLeases(agent), reason, actor, meta);
+    return this.revokeMany(await this.o.leases.agentLeases(agent), reason, actor, meta, gate);
+  }
+
+  /**
+   * Revokes the leases named that are still active. With `gate`, every resource they are on is
+   * decided first, so a refusal leaves them all untouched; a lease that ended meanwhile is skipped.
+   */
+  async revokeMany(
+    refs: readonly LeaseRef[],
+    reason: string | undefined,
+    actor: string,
+    meta: RequestMeta,
+    gate?: RevokeGate,
+  ): Promise<{ leases: LeaseView[] }> {
+    const leases = await Promise.all(refs.map((ref) => this.o.leases.get(ref.resource, ref.id)));
+    const active = refs.filter((_, i) => leases[i]?.state === "active");
+    await gate?.([...new Set(active.map((l) => l.resource))]);
+    return this.revokeAll(active, reason, actor, meta);
   }
 
   /** Revokes every active lease of one resource at once. @throws 404 not_found for an unknown resource */

@@ -14,6 +14,7 @@ import { LeaseEnd } from "./lease-end.js";
 import { LeaseQueries } from "./lease-queries.js";
 import { LeaseUse } from "./lease-use.js";
 import type { ClusterPort, DpopPort, IdentityPort, LeaseTokenPort, PolicyPort } from "./ports.js";
+import { TaskTeardown } from "./task-teardown.js";
 
 export interface LeaseServiceOptions {
   leases: LeaseStore;
@@ -48,7 +49,7 @@ export interface LeaseServiceOptions {
 /**
  * The lease lifecycle seen from the request path, wired from its use cases: checkout (with
  * approvals' redemption), lease use (reveal, renew, tool calls, proxy logins), lease end
- * (check-in, revocation, expiry), approvals and operators' reads. A thin facade: each method is
+ * (check-in, revocation, expiry), task teardown, approvals and operators' reads. A thin facade: each method is
  * its use case's.
  */
 export class LeaseService {
@@ -59,6 +60,7 @@ export class LeaseService {
   readonly end: LeaseEnd;
   readonly approvalDesk: ApprovalDesk;
   readonly queries: LeaseQueries;
+  readonly tasks: TaskTeardown;
 
   constructor(o: LeaseServiceOptions) {
     const now = o.now ?? Date.now;
@@ -94,6 +96,7 @@ export class LeaseService {
       now,
     });
     this.queries = new LeaseQueries(leases);
+    this.tasks = new TaskTeardown({ identity: o.identity, leases, end: this.end, audit });
   }
 
   readonly checkout: Checkout["checkout"] = (...a) => this.checkouts.checkout(...a);
@@ -107,6 +110,8 @@ export class LeaseService {
   readonly revoke: LeaseEnd["revoke"] = (...a) => this.end.revoke(...a);
   readonly revokeAgent: LeaseEnd["revokeAgent"] = (...a) => this.end.revokeAgent(...a);
   readonly revokeResource: LeaseEnd["revokeResource"] = (...a) => this.end.revokeResource(...a);
+  readonly completeTask: TaskTeardown["complete"] = (...a) => this.tasks.complete(...a);
+  readonly revokeTask: TaskTeardown["revoke"] = (...a) => this.tasks.revoke(...a);
   readonly endLease: LeaseEnd["endLease"] = (...a) => this.end.endLease(...a);
   readonly pollApproval: ApprovalDesk["poll"] = (...a) => this.approvalDesk.poll(...a);
   readonly listApprovals: ApprovalDesk["list"] = (...a) => this.approvalDesk.list(...a);

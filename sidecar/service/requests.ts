@@ -13,10 +13,13 @@ const ttlSeconds = z
   .min(1)
   .max(7 * 86400);
 
+/** A task id, as checkout's `task.id` and the task routes' `{id}` take it. */
+export const taskIdText = plainText(200, 1);
+
 /** `POST /v1/checkout`. */
 export const checkoutSchema = z.strictObject({
   resource: plainText(63, 1),
-  task: z.strictObject({ id: plainText(200, 1), description: plainText(2000).optional() }),
+  task: z.strictObject({ id: taskIdText, description: plainText(2000).optional() }),
   intent: z.strictObject({ action: plainText(64, 1), tool: plainText(128, 1).optional() }),
   ttl: ttlSeconds.optional(),
   wait: z.number().min(0).max(300).optional(),

@@ -303,6 +303,33 @@ describe("the document against the real app", () => {
     ).toBe(401);
     await waitAvailable();
 
+    // Task teardown: the agent completes its task; an operator revokes one.
+    const third = (await checkout("a")()).body.lease as { id: string };
+    const completed = await call("POST /v1/tasks/:id/complete", {
+      params: { id: "T-1" },
+      token: await lh.identity("a"),
+    });
+    expect(completed.status).toBe(202);
+    expect((completed.body.leases as Array<{ id: string }>).map((l) => l.id)).toEqual([third.id]);
+    expect(
+      (
+        await call("POST /v1/tasks/:id/complete", {
+          params: { id: "x".repeat(201) },
+          token: await lh.identity("a"),
+        })
+      ).status,
+    ).toBe(400);
+    await waitAvailable();
+    const fourth = (await checkout("a")()).body.lease as { id: string };
+    const revokedTask = await call("POST /v1/tasks/:id/revoke", {
+      params: { id: "T-1" },
+      token: admin,
+      body: { reason: "test" },
+    });
+    expect(revokedTask.status).toBe(202);
+    expect((revokedTask.body.leases as Array<{ id: string }>).map((l) => l.id)).toEqual([fourth.id]);
+    await waitAvailable();
+
     const pending = await checkout("b")();
     expect(pending.status).toBe(202);
     const approvalId = (pending.body.approval as { id: string }).id;
@@ -357,6 +384,13 @@ describe("the document against the real app", () => {
     expect((await call("POST /v1/resources/:name/rotate", { params: { name }, token: admin })).status).toBe(
       200,
     );
+    const adminRotated = await call("POST /v1/resources/:name/rotate", {
+      params: { name },
+      token: admin,
+      body: { admin: true },
+    });
+    expect(adminRotated.status).toBe(200);
+    expect(adminRotated.body).toMatchObject({ results: [{ status: "rotated" }] });
     expect(
       (await call("DELETE /v1/resources/:name", { params: { name }, token: admin, query: "force=true" }))
         .status,

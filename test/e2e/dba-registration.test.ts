@@ -1,14 +1,20 @@
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { createConnection } from "mysql2/promise";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
 import { createMariadbAccount, dropMariadbAccount, mariadbRoot } from "../support/mariadb.js";
+import { REDIS_URL } from "../support/redis.js";
 import { type Stack, startStack } from "../support/stack.js";
 
-/** A DBA's whole day through the CLI: dry run, register, show, verify, rotate, remove; PostgreSQL and MariaDB. */
+/**
+ * A DBA's whole day through the CLI: dry run, register, show, verify, rotate, remove; PostgreSQL
+ * and MariaDB. And the mistakes: an account another resource owns, an account that does not
+ * exist, a quarantined account at removal.
+ */
 
 const POLICY = `@id("all-read")
 permit (principal, action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"], resource)
@@ -20,6 +26,56 @@ const myAdmin = `lh_e2e_admin_${tag}`;
 let stack: Stack;
 let c: StackClient;
 let admin: string;
+
+/** A Vault entry under the stack's prefix, read as an operator would; null when absent. */
+async function vaultEntry(path: string): Promise<Record<string, unknown> | null> {
+  const cfg = await readFile(stack.configFile, "utf8");
+  const prefix = /prefix: (leasehold-test-[0-9a-f]+)/.exec(cfg)?.[1];
+  const res = await fetch(`${stack.vault.address}/v1/${stack.vault.mount}/data/${prefix}/${path}`, {
+    headers: { "X-Vault-Token": stack.vault.token },
+  });
+  if (res.status === 404) return null;
+  return ((await res.json()) as { data: { data: Record<string, unknown> } }).data.data;
+}
+
+/** The keys Vault lists under a folder of the stack's prefix. */
+async function vaultKeys(path: string): Promise<string[]> {
+  const cfg = await readFile(stack.configFile, "utf8");
+  const prefix = /prefix: (leasehold-test-[0-9a-f]+)/.exec(cfg)?.[1];
+  const res = await fetch(
+    `${stack.vault.address}/v1/${stack.vault.mount}/metadata/${prefix}/${path}?list=true`,
+    { headers: { "X-Vault-Token": stack.vault.token } },
+  );
+  if (res.status === 404) return [];
+  return ((await res.json()) as { data: { keys: string[] } }).data.keys;
+}
+
+/** Whatever the sidecar keeps in Redis about a resource: its keys, and its place in the resource set. */
+async function redisTraces(resource: string): Promise<string[]> {
+  const r = new Redis(REDIS_URL);
+  try {
+    const keys = await r.keys(`${stack.prefix}*${resource}*`);
+    return (await r.sismember(`${stack.prefix}resources`, resource)) ? [...keys, "resources set"] : keys;
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** Writes a PostgreSQL registration of the stack's cluster and returns its file. */
+async function pgRegistration(name: string, accounts: string[]): Promise<string> {
+  const file = join(stack.dir, `${name}.yaml`);
+  await writeFile(
+    file,
+    stringify({
+      name,
+      adapter: "postgres",
+      connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
+      admin: { username: "leasehold_admin", password: stack.adminPassword },
+      accounts,
+    }),
+  );
+  return file;
+}
 
 async function mysqlLogin(user: string, password: string): Promise<boolean> {
   try {
@@ -33,10 +89,12 @@ async function mysqlLogin(user: string, password: string): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  stack = await startStack({ policy: POLICY });
+  stack = await startStack({ policy: POLICY, config: { rotation: { maxFailures: 1 } } });
   c = new StackClient(stack);
   admin = await c.adminToken();
   await stack.createRole("app_reports_1", "initial-pass-1234567");
+  await stack.createRole("app_reports_2", "initial-pass-2234567");
+  await stack.createRole("app_reports_q", "initial-pass-3234567");
   const root = await mariadbRoot();
   try {
     await createMariadbAccount(root, myUser, "initial-mysql-123456");
@@ -46,7 +104,14 @@ beforeAll(async () => {
   } finally {
     await root.end();
   }
-  c.secrets.push("initial-pass-1234567", "initial-mysql-123456", "admin-mysql-1234567", stack.adminPassword);
+  c.secrets.push(
+    "initial-pass-1234567",
+    "initial-pass-2234567",
+    "initial-pass-3234567",
+    "initial-mysql-123456",
+    "admin-mysql-1234567",
+    stack.adminPassword,
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -127,6 +192,56 @@ describe("DBA workflow through the CLI", () => {
     expect(ids).toEqual(expect.arrayContaining(["postgres", "mysql"]));
   });
 
+  it("a second resource claiming an owned account: 409 at --dry-run and at registration; the first's password untouched", async () => {
+    const before = await c.vaultAccount("reports-db", "app_reports_1");
+    const file = await pgRegistration("reports-twin", ["app_reports_1"]);
+    for (const args of [["--dry-run"], []]) {
+      const r = await stack.cli("resources", "register", "-f", file, ...args);
+      expect(r.code, r.stdout).toBe(1);
+      expect(r.stderr).toContain("conflict");
+      expect(r.stderr).toContain('already managed by resource "reports-db" (account "app_reports_1")');
+    }
+    expect((await c.vaultAccount("reports-db", "app_reports_1")).password).toBe(before.password);
+    expect(await vaultEntry("resources/reports-twin/config")).toBeNull();
+    const v = await stack.cli("resources", "verify", "reports-db");
+    expect(v.code, v.stdout).toBe(0);
+    expect(v.stdout).toContain("ok   app_reports_1");
+  });
+
+  it("a missing account: the dry run names it FAIL; registration exits non-zero and leaves nothing in Vault or Redis", async () => {
+    const file = await pgRegistration("missing-db", ["app_reports_2", "app_reports_nope"]);
+    const dry = await stack.cli("resources", "register", "-f", file, "--dry-run");
+    expect(dry.code, dry.stdout + dry.stderr).toBe(1);
+    expect(dry.stdout).toMatch(/ok {4}account app_reports_2: exists/);
+    expect(dry.stdout).toMatch(/FAIL {2}account app_reports_nope: .*does not exist/);
+    const r = await stack.cli("resources", "register", "-f", file);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toContain("missing-db not registered: 1 account(s) failed");
+    expect(r.stdout).toMatch(/FAIL {2}account app_reports_nope: .*does not exist/);
+    expect(await vaultEntry("resources/missing-db/config")).toBeNull();
+    expect(await vaultEntry("resources/missing-db/admin")).toBeNull();
+    expect(await vaultKeys("resources/missing-db/accounts")).toEqual([]);
+    const owners = await Promise.all((await vaultKeys("owners")).map((k) => vaultEntry(`owners/${k}`)));
+    expect(owners.filter((o) => o?.resource === "missing-db")).toEqual([]);
+    expect(await redisTraces("missing-db")).toEqual([]);
+    expect(await stack.canLogin("app_reports_2", "initial-pass-2234567")).toBe(true);
+  });
+
+  it("--allow-partial registers the others and exits non-zero naming the failure", async () => {
+    const file = await pgRegistration("partial-db", ["app_reports_2", "app_reports_nope"]);
+    const r = await stack.cli("resources", "register", "-f", file, "--allow-partial");
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toContain("partial-db registered without 1 failed account(s)");
+    expect(r.stdout).toMatch(/FAIL {2}account app_reports_nope: .*does not exist/);
+    expect(r.stdout).toContain("account app_reports_2: available");
+    const show = await c.http("GET", "/v1/resources/partial-db", { token: admin });
+    expect((show.json.accounts as Array<{ name: string }>).map((a) => a.name)).toEqual(["app_reports_2"]);
+    expect(await vaultEntry("resources/partial-db/accounts/app_reports_nope")).toBeNull();
+    expect(await stack.canLogin("app_reports_2", "initial-pass-2234567")).toBe(false);
+    const v = await stack.cli("resources", "verify", "partial-db");
+    expect(v.code, v.stdout).toBe(0);
+  });
+
   it("an agent uses the MariaDB account with its own client library; check-in kills the password", async () => {
     const body = {
       resource: "billing-mysql",
@@ -163,6 +278,47 @@ describe("DBA workflow through the CLI", () => {
     expect(await stack.canLogin("app_reports_1", lease.password)).toBe(false);
     const gone = await c.http("GET", "/v1/resources/reports-db", { token: admin });
     expect(gone.status).toBe(404);
+  });
+
+  it("removal releases ownership: a new resource can then claim the account", async () => {
+    const file = await pgRegistration("reports-twin", ["app_reports_1"]);
+    const r = await stack.cli("resources", "register", "-f", file);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(
+      /ok {4}account app_reports_1: exists and the admin may change its password; imported/,
+    );
+    await c.waitForAccounts("reports-twin", "available");
+    const v = await stack.cli("resources", "verify", "reports-twin");
+    expect(v.code, v.stdout).toBe(0);
+  });
+
+  it("a quarantined account: remove says fix it or --force; --force finishes and says what was left", async () => {
+    const file = await pgRegistration("q-db", ["app_reports_q"]);
+    expect((await stack.cli("resources", "register", "-f", file)).code).toBe(0);
+    await c.waitForAccounts("q-db", "available");
+    await stack.asSuperuser((su) => su.query("DROP ROLE app_reports_q"));
+    const rot = await stack.cli("resources", "rotate", "q-db");
+    expect(rot.code).toBe(1);
+    await c.waitForAccounts("q-db", "quarantined");
+
+    const refused = await stack.cli("resources", "remove", "q-db");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("account app_reports_q is quarantined");
+    expect(refused.stderr).toContain("--force");
+    expect(refused.stderr).not.toContain("try again");
+
+    const forced = await stack.cli("resources", "remove", "q-db", "--force");
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stdout).toContain("q-db removed");
+    expect(forced.stdout).toMatch(
+      /account app_reports_q: left as is: (account gone from the target|quarantined)/,
+    );
+    expect(forced.stdout).toContain("stay in Vault");
+    expect((await c.http("GET", "/v1/resources/q-db", { token: admin })).status).toBe(404);
+    expect(await vaultEntry("resources/q-db/accounts/app_reports_q")).not.toBeNull();
+    const audit = await c.auditRecords();
+    const removal = audit.find((a) => a.event === "registration" && a.resource === "q-db" && a.account);
+    expect(removal?.reason).toMatch(/left unrotated/);
   });
 
   it("no secret in the logs", () => {

@@ -68,6 +68,8 @@ const CASES: Record<string, (f: Fixture) => RouteCase> = {
   }),
   "DELETE /v1/leases/:id": (f) => ({ params: { id: f.lease } }),
   "GET /v1/approvals/:id": (f) => ({ params: { id: f.approval } }),
+  "POST /v1/tasks/:id/complete": () => ({ params: { id: "T-none" } }),
+  "POST /v1/tasks/:id/revoke": () => ({ params: { id: "T-sec" }, body: {}, agent: { status: 403 } }),
   "GET /v1/leases": (f) => ({ query: `resource=${f.resource}`, agent: { status: 403 } }),
   "GET /v1/leases/stream": () => ({}),
   "POST /v1/leases/:id/revoke": (f) => ({ params: { id: f.lease }, body: {}, agent: { status: 403 } }),

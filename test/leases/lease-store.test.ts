@@ -173,6 +173,35 @@ function leaseStoreTests(backend: RedisBackend): void {
       expect((await store.accounts("agent")).map((a) => a.state)).toEqual(["rotating", "rotating"]);
     });
 
+    it("indexes a lease by task, whichever agent holds it, until the lease ends", async () => {
+      await store.syncPool("task-a", ["t1", "t2"], "available");
+      await store.syncPool("task-b", ["t3"], "available");
+      const task = `T-index-${n}`;
+      const withTask = (resource: string, agent: string) => ({
+        ...spec(resource, agent),
+        task: { id: task },
+      });
+      const a = "spiffe://example.org/agent/task-a";
+      const b = "spiffe://example.org/agent/task-b";
+      const got = [
+        await store.checkout(withTask("task-a", a), 60_000, 60_000),
+        await other.checkout(withTask("task-b", a), 60_000, 60_000),
+        await store.checkout(withTask("task-a", b), 60_000, 60_000),
+      ];
+      const ids = got.map((g) => (g.ok ? g.lease.id : expect.fail("checkout failed")));
+      await store.syncPool("task-c", ["t4"], "available");
+      // Another task of the same agent is not in this task's index.
+      expect((await store.checkout(spec("task-c", a), 60_000, 60_000)).ok).toBe(true);
+      const listed = await other.taskLeases(task);
+      expect(listed.map((l) => l.id).sort()).toEqual([...ids].sort());
+      expect(listed.find((l) => l.id === ids[1])?.resource).toBe("task-b");
+      await other.end("task-b", ids[1] as string, "checkin");
+      expect((await store.taskLeases(task)).map((l) => l.id).sort()).toEqual([ids[0], ids[2]].sort());
+      for (const l of await store.taskLeases(task)) await other.end(l.resource, l.id, "revoked");
+      expect(await store.taskLeases(task)).toEqual([]);
+      expect((await store.agentLeases(a)).map((l) => l.resource)).toEqual(["task-c"]);
+    });
+
     it("setAccountState never frees a leased account unless forced", async () => {
       await store.syncPool("guard", ["g"], "available");
       const c = await store.checkout(spec("guard"), 60_000, 60_000);

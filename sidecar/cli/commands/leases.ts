@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
+import { escapeText } from "../../util/text.js";
 import { table } from "../table.js";
 import { watchCommand, watchTargetFromConfig } from "../watch/index.js";
 
@@ -69,36 +70,68 @@ function addWatch(leases: Command, cli: CliContext): void {
     });
 }
 
+interface EndedLease {
+  id: string;
+  resource: string;
+  account: string;
+  agent: string;
+}
+
+/** One line per lease ended, then how many. */
+function endedLines(leases: readonly EndedLease[], what: string): string {
+  const count = `revoked ${leases.length} lease(s) of ${escapeText(what)}`;
+  if (leases.length === 0) return count;
+  const rows = leases.map((l) => [l.id, l.resource, l.account, l.agent]);
+  return `${table([["LEASE", "RESOURCE", "ACCOUNT", "AGENT"], ...rows])}\n${count}`;
+}
+
+/** The route that revokes a group of leases, and the body it takes; undefined for one lease by id. */
+function groupRevoke(
+  opts: { agent?: string; resource?: string; task?: string },
+  reason: { reason?: string },
+): { path: string; body: object; what: string } | undefined {
+  const given = [opts.agent, opts.resource, opts.task].filter((v) => v !== undefined);
+  if (given.length > 1) throw new CliError("give one of --agent, --resource and --task");
+  if (opts.resource !== undefined) {
+    const path = `/v1/resources/${encodeURIComponent(opts.resource)}/revoke`;
+    return { path, body: reason, what: opts.resource };
+  }
+  if (opts.agent !== undefined) {
+    return { path: "/v1/agents/revoke", body: { agent: opts.agent, ...reason }, what: opts.agent };
+  }
+  if (opts.task !== undefined) {
+    const path = `/v1/tasks/${encodeURIComponent(opts.task)}/revoke`;
+    return { path, body: reason, what: `task ${opts.task}` };
+  }
+  return undefined;
+}
+
 function addRevoke(leases: Command, cli: CliContext): void {
   leases
     .command("revoke [id]")
     .option("--agent <id>", "revoke every lease of this agent")
     .option("--resource <name>", "revoke every lease of this resource")
+    .option("--task <id>", "revoke every lease of this task, whichever agent holds it")
     .option("--reason <text>")
-    .action(async (id: string | undefined, opts: { agent?: string; resource?: string; reason?: string }) => {
-      const c = await cli.client();
-      const reason = opts.reason ? { reason: opts.reason } : {};
-      if (opts.resource) {
-        const res = await c.request<{ leases: Array<{ id: string }> }>(
-          "POST",
-          `/v1/resources/${encodeURIComponent(opts.resource)}/revoke`,
-          reason,
-        );
-        cli.out(res, () => `revoked ${res.leases.length} lease(s) of ${opts.resource}`);
-        return;
-      }
-      if (opts.agent) {
-        const res = await c.request<{ leases: Array<{ id: string }> }>("POST", "/v1/agents/revoke", {
-          agent: opts.agent,
-          ...reason,
-        });
-        cli.out(res, () => `revoked ${res.leases.length} lease(s) of ${opts.agent}`);
-        return;
-      }
-      if (!id) throw new CliError("give a lease id, or --agent");
-      const res = await c.request<unknown>("POST", `/v1/leases/${encodeURIComponent(id)}/revoke`, reason);
-      cli.out(res, () => `${id} revoked`);
-    });
+    .action(
+      async (
+        id: string | undefined,
+        opts: { agent?: string; resource?: string; task?: string; reason?: string },
+      ) => {
+        const reason = opts.reason ? { reason: opts.reason } : {};
+        const group = groupRevoke(opts, reason);
+        if (group && id) throw new CliError("give a lease id, or one of --agent, --resource and --task");
+        const c = await cli.client();
+        if (group) {
+          const res = await c.request<{ leases: EndedLease[] }>("POST", group.path, group.body);
+          cli.out(res, () => endedLines(res.leases, group.what));
+          return;
+        }
+        if (!id) throw new CliError("give a lease id, or --agent, --resource or --task");
+        const res = await c.request<unknown>("POST", `/v1/leases/${encodeURIComponent(id)}/revoke`, reason);
+        cli.out(res, () => `${id} revoked`);
+      },
+    );
 }
 
 /** `leasehold leases list|watch|revoke`. */

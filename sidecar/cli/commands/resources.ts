@@ -21,32 +21,64 @@ async function readRegistration(file: string): Promise<unknown> {
 
 const path = (name: string, suffix = ""): string => `/v1/resources/${encodeURIComponent(name)}${suffix}`;
 
+interface RegisterAnswer {
+  created: boolean;
+  dryRun: boolean;
+  registered?: boolean;
+  checks: string[];
+  accounts?: Array<{ account: string; ok: boolean; detail: string; record?: "removed" | "kept" }>;
+  failed?: string[];
+  resource: { accounts: Array<{ name: string; state: string }> };
+}
+
+/** The first line of a registration's answer: what happened to the resource as a whole. */
+function registerHeadline(name: string, res: RegisterAnswer, dryRun: boolean): string {
+  const failed = res.failed ?? [];
+  if (dryRun) {
+    const verb = res.created ? "registered" : "updated";
+    return failed.length === 0
+      ? `dry run: ${name} would be ${verb}`
+      : `dry run: ${name} would not be ${verb}: ${failed.length} account(s) failed`;
+  }
+  if (res.registered === false) {
+    return `${name} not ${res.created ? "registered" : "updated"}: ${failed.length} account(s) failed; nothing was changed (only records named below as kept stay in Vault)`;
+  }
+  const verb = res.created ? "registered" : "updated";
+  return failed.length === 0
+    ? `${name} ${verb}`
+    : `${name} ${verb} without ${failed.length} failed account(s) (--allow-partial)`;
+}
+
 function addRegister(resources: Command, cli: CliContext): void {
   resources
     .command("register")
     .description("register (or update) a resource from a YAML/JSON file")
     .requiredOption("-f, --file <file>", "registration file")
     .option("--dry-run", "check everything, change nothing")
-    .action(async (opts: { file: string; dryRun?: boolean }) => {
+    .option("--allow-partial", "register the accounts that pass even when others fail")
+    .action(async (opts: { file: string; dryRun?: boolean; allowPartial?: boolean }) => {
       const reg = await readRegistration(opts.file);
       const name = (reg as { name?: unknown } | null)?.name;
       if (typeof name !== "string" || name === "") throw new CliError(`${opts.file}: name is required`);
+      const query = [opts.dryRun ? "dry_run=true" : "", opts.allowPartial ? "allow_partial=true" : ""]
+        .filter(Boolean)
+        .join("&");
       const c = await cli.client();
-      const res = await c.request<{
-        created: boolean;
-        dryRun: boolean;
-        checks: string[];
-        resource: { accounts: Array<{ name: string; state: string }> };
-      }>("PUT", path(name, opts.dryRun ? "?dry_run=true" : ""), reg);
+      const res = await c.request<RegisterAnswer>("PUT", path(name, query ? `?${query}` : ""), reg);
+      const dryRun = Boolean(opts.dryRun);
       cli.out(res, () =>
         [
-          opts.dryRun
-            ? `dry run: ${name} would be ${res.created ? "registered" : "updated"}`
-            : `${name} ${res.created ? "registered" : "updated"}`,
-          ...res.checks.map((c) => `  ok  ${c}`),
-          ...(opts.dryRun ? [] : res.resource.accounts.map((a) => `  account ${a.name}: ${a.state}`)),
+          registerHeadline(name, res, dryRun),
+          ...res.checks.map((c) => `  ok    ${c}`),
+          ...(res.accounts ?? []).map(
+            (a) => `  ${a.ok ? "ok  " : "FAIL"}  account ${a.account}: ${a.detail}`,
+          ),
+          ...(dryRun || res.registered === false
+            ? []
+            : res.resource.accounts.map((a) => `  account ${a.name}: ${a.state}`)),
         ].join("\n"),
       );
+      if ((res.failed ?? []).length > 0) process.exitCode = 1;
     });
 }
 
@@ -109,27 +141,64 @@ function addVerifyAndRotate(resources: Command, cli: CliContext): void {
     );
     if (res.results.some((r) => !r.ok)) process.exitCode = 1;
   });
-  resources.command("rotate <name>").action(async (name: string) => {
-    const res = await (await cli.client()).request<{
-      results: Array<{ account: string; status: string; error?: string }>;
-    }>("POST", path(name, "/rotate"), {});
-    cli.out(res, () =>
-      res.results.map((r) => `${r.account}: ${r.status}${r.error ? ` (${r.error})` : ""}`).join("\n"),
-    );
-    if (res.results.some((r) => r.status === "failed")) process.exitCode = 1;
-  });
+  resources
+    .command("rotate <name>")
+    .option("--admin", "rotate the resource's admin password instead of its accounts")
+    .action(async (name: string, opts: { admin?: boolean }) => {
+      const res = await (await cli.client()).request<{
+        results: Array<{ account: string; status: string; error?: string }>;
+      }>("POST", path(name, "/rotate"), opts.admin ? { admin: true } : {});
+      cli.out(res, () =>
+        res.results.map((r) => `${r.account}: ${r.status}${r.error ? ` (${r.error})` : ""}`).join("\n"),
+      );
+      const refused = (r: { status: string }) =>
+        r.status === "failed" || (opts.admin && r.status !== "rotated");
+      if (res.results.some(refused)) process.exitCode = 1;
+    });
+}
+
+interface RemoveAnswer {
+  removed: boolean;
+  accounts?: Array<{ account: string; password: string; detail: string; lease_id?: string }>;
+  kept?: string;
+}
+
+/** One account's line of a removal: the state its password was left in. */
+function leftAs(a: NonNullable<RemoveAnswer["accounts"]>[number]): string {
+  const saw = a.lease_id ? `; still the password lease ${a.lease_id} saw` : "";
+  switch (a.password) {
+    case "rotated":
+      return `  ok    account ${a.account}: rotated (${a.detail})`;
+    case "unchanged":
+      return `  ok    account ${a.account}: left as is: ${a.detail}`;
+    case "quarantined":
+      return `  WARN  account ${a.account}: left as is: quarantined (last error: ${a.detail})${saw}`;
+    case "gone":
+      return `  WARN  account ${a.account}: left as is: account gone from the target (${a.detail})${saw}`;
+    case "busy":
+      return `  WARN  account ${a.account}: left as is because a rotation of it is still running${saw}`;
+    default:
+      return `  WARN  account ${a.account}: left as is because its last rotation failed (${a.detail})${saw}`;
+  }
 }
 
 function addRemove(resources: Command, cli: CliContext): void {
   resources
     .command("remove <name>")
-    .option("--force", "revoke active leases first")
+    .option(
+      "--force",
+      "revoke active leases first, and release the resource whatever state its accounts are in",
+    )
     .action(async (name: string, opts: { force?: boolean }) => {
-      const res = await (await cli.client()).request<unknown>(
+      const res = await (await cli.client()).request<RemoveAnswer>(
         "DELETE",
         path(name, opts.force ? "?force=true" : ""),
       );
-      cli.out(res, () => `${name} removed`);
+      cli.out(res, () =>
+        [`${name} removed`, ...(res.accounts ?? []).map(leftAs), ...(res.kept ? [`  ${res.kept}`] : [])].join(
+          "\n",
+        ),
+      );
     });
 }
 
