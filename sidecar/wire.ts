@@ -14,6 +14,7 @@ import { type IdentityParts, wireIdentity } from "./wire/identity.js";
 import { closeInfrastructure, type Infrastructure, openInfrastructure } from "./wire/infrastructure.js";
 import { readinessChecks, runReadiness } from "./wire/readiness.js";
 import { type Services, wireServices } from "./wire/services.js";
+import { logText } from "./util/dependency-error.js";
 
 export interface SidecarOptions {
   config: Config;
@@ -180,7 +181,7 @@ async function reloadPolicy(svc: Services, infra: Infrastructure, log: Logger) {
       reason: r.ok ? "reloaded" : `refused, the previous policy stays in force: ${r.error}`,
     })
     .catch((err: unknown) =>
-      log.error({ err: { message: (err as Error).message } }, "could not audit the policy reload"),
+      log.error({ err: { message: logText(err) } }, "could not audit the policy reload"),
     );
   return r;
 }
@@ -196,8 +197,7 @@ function startLoops(
   svc: Services,
   reconcileEveryMs: number | null | undefined,
 ): () => void {
-  const warn = (what: string) => (err: unknown) =>
-    log.warn({ err: { message: (err as Error).message } }, what);
+  const warn = (what: string) => (err: unknown) => log.warn({ err: { message: logText(err) } }, what);
   // Keys are published again well within their TTL; a key that left the file stops being accepted.
   const publishTimer = setInterval(
     () => void ids.publishKeys().catch(warn("could not publish lease-token keys to vault")),

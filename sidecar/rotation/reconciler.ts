@@ -5,6 +5,7 @@ import type { AccountRecord, StoredRegistration } from "../resources/types.js";
 import { vaultPaths } from "../resources/vault-paths.js";
 import type { SecretStore } from "../secrets/index.js";
 import type { RotationEngine } from "./rotation-engine.js";
+import { logText } from "../util/dependency-error.js";
 
 export interface ReconcilerOptions {
   secrets: SecretStore;
@@ -40,7 +41,7 @@ export class Reconciler {
     for (const reg of await this.o.catalog.load()) {
       const pass = whole ? this.reconcileResource(reg) : this.reconcileHeld(reg);
       await pass.catch((err: unknown) =>
-        this.o.log.warn({ resource: reg.name, err: { message: (err as Error).message } }, "reconcile failed"),
+        this.o.log.warn({ resource: reg.name, err: { message: logText(err) } }, "reconcile failed"),
       );
     }
   }

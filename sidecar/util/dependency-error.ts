@@ -76,3 +76,15 @@ export function firstLine(text: string): string {
   const line = scrubUrls(text.split("\n").find((l) => l.trim() !== "") ?? "").trim();
   return line.length > 200 ? `${line.slice(0, 197)}...` : line;
 }
+
+/**
+ * An error's text for a log line: its message and, for a LeaseholdError, its internal detail,
+ * which names the dependency's address and the cause (`the secret store (Vault) is unavailable:
+ * vault http://127.0.0.1:8200: sealed (read)`). The detail never holds a credential.
+ */
+export function logText(err: unknown): string {
+  const e = err as { message?: unknown; detail?: unknown } | null;
+  const message = typeof e?.message === "string" ? e.message : String(err);
+  const detail = typeof e?.detail === "string" ? e.detail : "";
+  return detail && !message.includes(detail) ? `${message}: ${detail}` : message;
+}

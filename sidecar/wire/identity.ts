@@ -16,6 +16,7 @@ import type { Logger } from "../logger.js";
 import type { RedisClient } from "../redis.js";
 import type { SecretStore } from "../secrets/index.js";
 import type { DpopPort, IdentityPort, LeaseTokenPort } from "../service/index.js";
+import { logText } from "../util/dependency-error.js";
 
 /** Who callers are and what their tokens are worth: identity JWTs, DPoP proofs, lease tokens. */
 export interface IdentityParts {
@@ -49,7 +50,7 @@ export async function wireIdentity(
     await clusterKeys.publish(keys.publicJwks().keys);
   };
   await publishKeys().catch((err: unknown) =>
-    log.warn({ err: { message: (err as Error).message } }, "could not publish lease-token keys to vault"),
+    log.warn({ err: { message: logText(err) } }, "could not publish lease-token keys to vault"),
   );
   const tokens = createLeaseTokenService({
     keys,

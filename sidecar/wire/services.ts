@@ -9,6 +9,7 @@ import { AdminRotation, type CrashPoint, Reconciler, RotationEngine } from "../r
 import { DecisionGate, LeaseService, OperatorService, ResourceService } from "../service/index.js";
 import type { IdentityParts } from "./identity.js";
 import type { Infrastructure } from "./infrastructure.js";
+import { logText } from "../util/dependency-error.js";
 
 export type PolicyEngine = Awaited<ReturnType<typeof loadPolicy>>;
 
@@ -112,7 +113,7 @@ export async function wireServices(
       log.warn({ resource: f.resource, error: f.error }, "proxy listener not running");
   };
   await syncProxies().catch((err: unknown) =>
-    log.warn({ err: { message: (err as Error).message } }, "proxy sync failed"),
+    log.warn({ err: { message: logText(err) } }, "proxy sync failed"),
   );
   return {
     policy,

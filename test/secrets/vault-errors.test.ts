@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaseholdError } from "../../sidecar/errors.js";
 import { createLogger } from "../../sidecar/logger.js";
 import { type VaultAuth, VaultStore } from "../../sidecar/secrets/index.js";
+import { logText } from "../../sidecar/util/dependency-error.js";
 import { freePort } from "../support/free-port.js";
 import { startVaultDev, type VaultDevServer } from "../vault-dev/server.js";
 
@@ -83,6 +84,11 @@ describe("Vault errors name the address and the cause", () => {
     try {
       expect(await s.health()).toEqual({ ok: false, reason: `vault ${vault.address}: sealed` });
       expect(await detailOf(s.read(["x"]))).toBe(`vault ${vault.address}: sealed (read)`);
+      // What the loops log: the message and the detail naming the address.
+      const err = await s.list(["x"]).catch((e: unknown) => e);
+      expect(logText(err)).toBe(
+        `the secret store (Vault) is unavailable: vault ${vault.address}: sealed (list)`,
+      );
     } finally {
       vault.unseal();
     }
