@@ -56,6 +56,8 @@ export async function startInProcessSidecar(opts: {
   vaultPrefix?: string;
   /** Cedar policy text. @default READ_ANY_POLICY */
   policy?: string;
+  /** More top-level sections of the config (e.g. `exec`). @default none */
+  config?: Record<string, unknown>;
 }): Promise<InProcessSidecar> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-inproc-"));
   const tag = randomBytes(4).toString("hex");
@@ -85,6 +87,7 @@ export async function startInProcessSidecar(opts: {
     },
     policy: { file: "./policy.cedar" },
     log: { level: "silent" },
+    ...opts.config,
   };
   const config = parseConfig(raw, dir, { LH_INPROC_VAULT_TOKEN: opts.vault.token });
   const sidecar = await createSidecar({ config, log: createLogger("silent"), background: false });
