@@ -38,6 +38,7 @@ export interface AdminSessionStats {
 }
 
 interface Entry {
+  readonly key: string;
   readonly adapter: string;
   readonly session: unknown;
   readonly driver: AdminSessionDriver<unknown>;
@@ -106,6 +107,8 @@ export class AdminSessionPool {
   /** Bumped by closeAll, or per adapter by closeAdapter: connections in use then are closed when their call ends. */
   #generation = 0;
   readonly #adapterGenerations = new Map<string, number>();
+  /** Keys of admin passwords no longer in force (see retire). */
+  readonly #retired = new Set<string>();
 
   constructor(opts: AdminSessionPoolOptions = {}) {
     this.#idleMs = opts.idleMs ?? 30_000;
@@ -142,9 +145,11 @@ export class AdminSessionPool {
     const generation = this.#generationOf(adapter);
     const session = await driver.open();
     stats.opened++;
+    this.#retired.delete(key);
     // The admin's password changed: a connection opened with the old one must not linger.
     this.#closeOtherPasswords(key);
     const entry: Entry = {
+      key,
       adapter,
       session,
       driver: driver as AdminSessionDriver<unknown>,
@@ -174,6 +179,22 @@ export class AdminSessionPool {
       closing.push(closeEntry(entry));
     }
     await Promise.all(closing);
+  }
+
+  /**
+   * Closes the connections opened with `key` (see {@link adminSessionKey}): its admin password
+   * is no longer in force (leasehold rotated it). The idle one is closed now; one in use is
+   * closed when its call ends.
+   */
+  async retire(key: string): Promise<void> {
+    this.#retired.add(key);
+    // Bounded: a key is a digest of a random password, never used again after a while.
+    if (this.#retired.size > 1024) this.#retired.delete(this.#retired.values().next().value as string);
+    const idle = this.#idle.get(key);
+    if (idle === undefined) return;
+    this.#idle.delete(key);
+    clearTimeout(idle.timer);
+    await closeEntry(idle.entry);
   }
 
   /** The live counters of one adapter id. */
@@ -236,6 +257,7 @@ export class AdminSessionPool {
 
   #reusable(entry: Entry): boolean {
     return (
+      !this.#retired.has(entry.key) &&
       entry.generation === this.#generationOf(entry.adapter) &&
       this.#now() - entry.openedAt < this.#maxAgeMs &&
       entry.driver.isOpen(entry.session)

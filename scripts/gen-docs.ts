@@ -741,6 +741,12 @@ export const REGISTRATION_EXTRAS: Readonly<Record<string, KeyExtra>> = {
     example: "`true`",
   },
   "rotation.exclude": { example: "`\"'`" },
+  "rotation.admin": { example: '`{ every: "24h" }`' },
+  "rotation.admin.every": {
+    description:
+      "How often: a whole number and a unit (`s`, `m`, `h`, `d`, `w`), at least `15m`, at most `366d`.",
+    example: '`"24h"`',
+  },
   groups: { example: "`[databases, finance]`" },
 };
 

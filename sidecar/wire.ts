@@ -8,7 +8,7 @@ import type { Reaper } from "./leases/index.js";
 import type { Logger } from "./logger.js";
 import { attachOps } from "./ops/index.js";
 import type { ProxyManager } from "./proxy/index.js";
-import type { CrashPoint, Reconciler } from "./rotation/index.js";
+import type { AdminRotation, CrashPoint, Reconciler } from "./rotation/index.js";
 import type { LeaseService, OperatorService, ResourceService } from "./service/index.js";
 import { type IdentityParts, wireIdentity } from "./wire/identity.js";
 import { type Infrastructure, openInfrastructure } from "./wire/infrastructure.js";
@@ -32,6 +32,8 @@ export interface Sidecar {
   readonly operators: OperatorService;
   readonly reaper: Reaper;
   readonly reconciler: Reconciler;
+  /** Admin password rotation: the schedule's loop runs with the others; `rotate` does one now. */
+  readonly adminRotation: AdminRotation;
   /** Whether this sidecar's Vault prefix and Redis keyspace form one cluster. */
   readonly cluster: ClusterIdentity;
   readonly adminToken: string;
@@ -108,6 +110,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     operators: svc.operators,
     reaper: svc.reaper,
     reconciler: svc.reconciler,
+    adminRotation: svc.adminRotation,
     cluster: svc.cluster,
     adminToken,
     id,
@@ -117,6 +120,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
       await svc.proxies.close();
       stopLoops();
       svc.rotation.stop();
+      svc.adminRotation.stop();
       await ops.stop();
       await app.close();
       // Pooled admin sessions of the adapters (and of DBAs' own adapter modules that pool).
@@ -165,7 +169,7 @@ async function reloadPolicy(svc: Services, infra: Infrastructure, log: Logger) {
 
 /**
  * Starts the key publisher and, when `reconcileEveryMs` is not undefined (null: the config's
- * interval), the reaper and the reconciler. Returns what stops them.
+ * interval), the reaper, the reconciler and the admin rotation schedule. Returns what stops them.
  */
 function startLoops(
   config: Config,
@@ -198,9 +202,12 @@ function startLoops(
     void reconcile();
     reconcileTimer = setInterval(reconcile, reconcileEveryMs ?? config.rotation.reconcileInterval * 1000);
     reconcileTimer.unref();
+    // Admin passwords due (Vault's last_rotated_at) are rotated by one sidecar at a time (a lock).
+    svc.adminRotation.start(reconcileEveryMs ?? config.rotation.reconcileInterval * 1000);
   }
   return () => {
     svc.reaper.stop();
+    svc.adminRotation.stop();
     clearInterval(reconcileTimer);
     clearInterval(publishTimer);
     clearInterval(clusterTimer);

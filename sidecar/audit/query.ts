@@ -2,6 +2,7 @@ import { LeaseholdError } from "../errors.js";
 import { auditFileSet, firstRecordOf } from "./audit-files.js";
 import { linesBackward } from "./file-lines.js";
 import type { AuditRecord } from "./types.js";
+import { parseDurationMs } from "../util/duration.js";
 
 /** Most records one page may hold. */
 export const MAX_QUERY_LIMIT = 1000;
@@ -39,8 +40,6 @@ export interface AuditPage {
   readonly next_cursor?: string;
 }
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
 /**
  * Turns a time bound into ms since the epoch: a Date, a number (ms), an RFC 3339 time or date,
  * or a duration back from now such as "90s", "15m", "1h", "7d", "2w".
@@ -56,8 +55,8 @@ export function parseTimeBound(value: TimeBound, now: number, field = "since"): 
     if (!Number.isFinite(value)) throw new LeaseholdError("invalid_request", `${field}: not a valid time`);
     return value;
   }
-  const d = /^(\d{1,9})([smhdw])$/.exec(value.trim());
-  if (d?.[1] && d[2]) return now - Number(d[1]) * (UNITS[d[2]] ?? 0);
+  const back = parseDurationMs(value);
+  if (back !== null) return now - back;
   if (/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/i.test(value.trim())) {
     const t = Date.parse(value.trim());
     if (!Number.isNaN(t)) return t;

@@ -46,9 +46,20 @@ export const AUDIT_EVENTS = {
     about:
       "every lease of one task ended at once: the agent completed its task (`complete`: its own leases of it, checked in) or an operator revoked the task (`revoke`: every agent's leases of it, `agent` the operator); `task_id` the task, `lease_count` how many leases it ended (each has its own `checkin` or `revocation` record)",
   },
-  rotation_started: { scopes: [], about: "a rotation of the account began" },
-  rotation_succeeded: { scopes: [], about: "the account's new password is in force" },
-  rotation_failed: { scopes: [], about: "a rotation attempt failed; `reason` is the error" },
+  rotation_started: {
+    scopes: ["admin"],
+    about:
+      "a rotation of the account began (`scope: admin`: of the resource's admin password; `account` is the admin)",
+  },
+  rotation_succeeded: {
+    scopes: ["admin"],
+    about: "the account's new password is in force (`scope: admin`: the resource's admin password)",
+  },
+  rotation_failed: {
+    scopes: ["admin"],
+    about:
+      "a rotation attempt failed; `reason` is the error (`scope: admin`: of the resource's admin password)",
+  },
   quarantine: { scopes: [], about: "rotation kept failing: the account is never handed out" },
   registration: { scopes: [], about: "a resource was registered, updated or removed (`reason`)" },
   cluster: {

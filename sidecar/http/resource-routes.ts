@@ -1,4 +1,4 @@
-import { nameParam, registerQuery, removeQuery } from "../openapi/request-schemas.js";
+import { nameParam, registerQuery, removeQuery, rotateSchema } from "../openapi/request-schemas.js";
 import {
   leaseManySchema,
   registerResultSchema,
@@ -108,12 +108,19 @@ export const rotateResourceRoute = appRoute({
   operationId: "rotateResource",
   tag: "resources",
   summary: "Rotate every account that is not leased now (quarantined ones included)",
+  description:
+    'With `{ "admin": true }`: rotate the resource\'s admin password on its target instead (one result, the admin).',
   auth: "operator-register",
   params: nameParam,
+  body: rotateSchema,
+  bodyOptional: true,
   responses: { 200: { description: "the outcome per account", schema: rotateResultSchema } },
   errors: ["not_found"],
   resource: ({ params }) => params.name,
-  handle: ({ caller, params }, d) => d.resources.rotateAll(params.name, caller.operator.name),
+  handle: ({ caller, params, body }, d) =>
+    body.admin
+      ? d.resources.rotateAdmin(params.name, caller.operator.name)
+      : d.resources.rotateAll(params.name, caller.operator.name),
 });
 
 export const revokeResourceRoute = appRoute({

@@ -21,6 +21,12 @@ export const revokeAgentSchema = z.strictObject({
   reason: plainText(500).optional(),
 });
 
+/** `POST /v1/resources/{name}/rotate`: the accounts (default) or the admin password. */
+export const rotateSchema = z.strictObject({
+  /** Rotate the resource's admin password instead of its accounts. @default false */
+  admin: z.boolean().optional(),
+});
+
 /** `{id}` of a lease. */
 export const idParam = z.strictObject({
   id: z.string().regex(/^lse_[A-Za-z0-9_-]{10,64}$/, "not a lease id"),

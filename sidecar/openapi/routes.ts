@@ -5,6 +5,7 @@ import {
   approvalDecisionSchema,
   clusterAdoptSchema,
   revokeAgentSchema,
+  rotateSchema,
   tokenExchangeSchema,
 } from "./request-schemas.js";
 import {
@@ -48,6 +49,7 @@ export const SCHEMA_NAMES = new Map<z.ZodType, string>([
   [revokeAgentSchema, "RevokeAgentRequest"],
   [approvalDecisionSchema, "ApprovalDecisionRequest"],
   [registrationSchema, "Registration"],
+  [rotateSchema, "RotateRequest"],
   [clusterAdoptSchema, "ClusterAdoptRequest"],
   [clusterViewSchema, "ClusterView"],
   [clusterAdoptResultSchema, "ClusterAdoptResult"],

@@ -1,6 +1,6 @@
 import type { Credential } from "../../adapters/adapter.js";
 import type { SecretStore } from "../secrets/index.js";
-import type { StoredRegistration } from "./types.js";
+import type { AdminRecord, StoredRegistration } from "./types.js";
 import { vaultPaths } from "./vault-paths.js";
 
 /**
@@ -51,7 +51,20 @@ export class ResourceCatalog {
 
   /** The admin credential of a resource, from Vault; undefined in self mode. */
   async admin(name: string): Promise<Credential | undefined> {
-    const entry = await this.secrets.read<Credential>(vaultPaths.admin(name));
-    return entry?.data;
+    const entry = await this.secrets.read<AdminRecord>(vaultPaths.admin(name));
+    return entry ? { username: entry.data.username, password: entry.data.password } : undefined;
+  }
+
+  /**
+   * The admin credentials worth trying, read from Vault now: the one in force, then the
+   * password an admin rotation in flight is setting (which the target may already have).
+   */
+  async adminCandidates(name: string): Promise<Credential[]> {
+    const entry = await this.secrets.read<AdminRecord>(vaultPaths.admin(name));
+    if (!entry) return [];
+    const { username, password, pending_password: pending } = entry.data;
+    const out: Credential[] = [{ username, password }];
+    if (pending && pending !== password) out.push({ username, password: pending });
+    return out;
   }
 }

@@ -1,7 +1,23 @@
 import { z } from "zod";
+import { parseDurationMs } from "../util/duration.js";
 import { plainText } from "../util/text.js";
 
 export const RESOURCE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/** Shortest interval between two rotations of an admin password. */
+export const ADMIN_ROTATION_MIN_MS = 15 * 60_000;
+/** Longest interval between two rotations of an admin password. */
+export const ADMIN_ROTATION_MAX_MS = 366 * 86_400_000;
+
+/** `rotation.admin.every`: a duration like 30m, 24h or 7d, between 15m and 366d. */
+const adminEvery = z.string().superRefine((value, ctx) => {
+  const ms = parseDurationMs(value);
+  if (ms === null) {
+    ctx.addIssue({ code: "custom", message: "expected a duration like 30m, 24h or 7d (s, m, h, d or w)" });
+  } else if (ms < ADMIN_ROTATION_MIN_MS || ms > ADMIN_ROTATION_MAX_MS) {
+    ctx.addIssue({ code: "custom", message: "must be at least 15m and at most 366d" });
+  }
+});
 
 const accountItem = z.union([
   plainText(256, 1),
@@ -45,6 +61,12 @@ export const registrationSchema = z.strictObject({
       terminateSessions: z.boolean().default(true),
       /** Characters never used in generated passwords. @default "" */
       exclude: z.string().max(64).default(""),
+      /**
+       * Rotate the resource's admin password on its target too, `every` so often (needs
+       * `rotateWith: admin`). Off when absent; recommended on (docs/operations.md, "Admin
+       * password rotation"). @default absent (off)
+       */
+      admin: z.strictObject({ every: adminEvery }).optional(),
     })
     .prefault({}),
   /** Groups for policy (Cedar ResourceGroup). @default [] */
@@ -69,6 +91,8 @@ export interface StoredRegistration {
     readonly length: number;
     readonly terminateSessions: boolean;
     readonly exclude: string;
+    /** Admin password rotation (absent in registrations made before it existed: off). */
+    readonly admin?: { readonly every: string } | undefined;
   };
   readonly groups: readonly string[];
   readonly registered_at: string;
@@ -95,5 +119,26 @@ export interface AccountRecord {
   readonly last_rotated_at?: string | undefined;
   readonly failures?: number | undefined;
   readonly last_error?: string | undefined;
+  readonly next_attempt_at?: string | undefined;
+}
+
+/**
+ * The admin record in Vault at <prefix>/resources/<name>/admin. `username` and `password` are
+ * the credential in force; the rest is the admin rotation's state (same protocol as accounts:
+ * the pending password is written before the target changes). Its KV version fences changes.
+ */
+export interface AdminRecord {
+  readonly username: string;
+  readonly password: string;
+  /** The password being set on the target by a rotation in flight. */
+  readonly pending_password?: string | undefined;
+  /** The password before `password`: a last resort when neither of the others logs in. */
+  readonly previous_password?: string | undefined;
+  readonly rotation_id?: string | undefined;
+  /** When the admin password was last rotated (absent: never; the registration time counts). */
+  readonly last_rotated_at?: string | undefined;
+  readonly failures?: number | undefined;
+  readonly last_error?: string | undefined;
+  /** Earliest time of the next attempt after a failure. */
   readonly next_attempt_at?: string | undefined;
 }

@@ -1,3 +1,11 @@
+export { type AdminRotationSetting, checkAdminRotation } from "./admin-check.js";
+export { withAdminCredential } from "./admin-credential.js";
+export {
+  type AdminCrashPoint,
+  AdminRotation,
+  type AdminRotationOptions,
+  type AdminRotationOutcome,
+} from "./admin-rotation.js";
 export { acquireLock, type HeldLock } from "./lock.js";
 export { generatePassword, type PasswordPolicy } from "./password.js";
 export { Reconciler, type ReconcilerOptions } from "./reconciler.js";

@@ -11,11 +11,18 @@ import type { ResourceCatalog } from "../resources/catalog.js";
 import type { AccountRecord, StoredRegistration } from "../resources/types.js";
 import { vaultPaths } from "../resources/vault-paths.js";
 import type { KvEntry, SecretStore } from "../secrets/index.js";
+import { withAdminCredential } from "./admin-credential.js";
+import type { AdminCrashPoint } from "./admin-rotation.js";
 import { acquireLock } from "./lock.js";
 import { generatePassword } from "./password.js";
 
-/** Named points of a rotation at which a fault test may kill the process. */
-export type CrashPoint = "after_pending_written" | "after_target_changed" | "after_test" | "before_finish";
+/** Named points of a rotation (an account's, or an admin's) at which a fault test may kill the process. */
+export type CrashPoint =
+  | "after_pending_written"
+  | "after_target_changed"
+  | "after_test"
+  | "before_finish"
+  | AdminCrashPoint;
 
 export interface RotationEngineOptions {
   secrets: SecretStore;
@@ -159,9 +166,12 @@ export class RotationEngine {
       this.o.crashHook?.("after_pending_written");
       const changed = await this.setAndTest(reg, adapter, entry.data);
       this.o.crashHook?.("after_test");
-      if (reg.rotation.terminateSessions && adapter.terminateSessions) {
-        const admin = reg.rotateWith === "admin" ? await this.o.catalog.admin(resource) : undefined;
-        if (admin) await adapter.terminateSessions(reg.connection, account, this.ctx(admin));
+      const terminate = adapter.terminateSessions?.bind(adapter);
+      if (reg.rotation.terminateSessions && terminate && reg.rotateWith === "admin") {
+        // During an admin rotation the pending admin password may be the one that logs in.
+        await withAdminCredential(this.o.catalog, resource, (admin) =>
+          terminate(reg.connection, account, this.ctx(admin)),
+        );
       }
       this.o.crashHook?.("before_finish");
       await this.finish(path, entry);
@@ -203,16 +213,18 @@ export class RotationEngine {
     let changed = false;
     const already = await adapter.verify(reg.connection, cred(pending), ctx);
     if (!already.valid) {
-      await adapter.rotate(
-        reg.connection,
-        {
-          account: rec.username,
-          current: rec.password || undefined,
-          previous: rec.previous_password,
-          next: pending,
-        },
-        ctx,
-      );
+      const change = {
+        account: rec.username,
+        current: rec.password || undefined,
+        previous: rec.previous_password,
+        next: pending,
+      };
+      if (reg.rotateWith === "admin") {
+        // During an admin rotation the pending admin password may be the one that logs in.
+        await withAdminCredential(this.o.catalog, reg.name, (a) =>
+          adapter.rotate(reg.connection, change, this.ctx(a)),
+        );
+      } else await adapter.rotate(reg.connection, change, ctx);
       changed = true;
       this.o.crashHook?.("after_target_changed");
     }

@@ -2,7 +2,7 @@ import type { Credential } from "../../adapters/adapter.js";
 import { LeaseholdError } from "../errors.js";
 import type { AccountRecord, StoredRegistration } from "../resources/types.js";
 import { vaultPaths } from "../resources/vault-paths.js";
-import type { RotationOutcome } from "../rotation/index.js";
+import { checkAdminRotation, type RotationOutcome } from "../rotation/index.js";
 import {
   type AccountCheck,
   accountNames,
@@ -14,7 +14,7 @@ import {
   validateRegistration,
 } from "./registration-checks.js";
 import { discardNewAccount } from "./registration-undo.js";
-import { type ResourceDeps, storedIdentity } from "./resource-deps.js";
+import { adapterContext, type ResourceDeps, storedIdentity } from "./resource-deps.js";
 import { type ResourceView, restorePool, showResource, viewOf } from "./resource-view.js";
 
 /** How a registration is asked for. */
@@ -93,6 +93,15 @@ class RegistrationRun {
   async run(): Promise<RegisterResult> {
     this.admin = await checkedAdmin(this.d, this.v);
     if (this.admin) this.checks.push(`admin ${this.admin.username} logs in`);
+    const { reg, adapter, connection } = this.v;
+    const adminRotation = await checkAdminRotation(
+      reg,
+      adapter,
+      connection,
+      this.admin,
+      adapterContext(this.d, undefined),
+    );
+    if (adminRotation) this.checks.push(adminRotation);
     const dropped = await this.plan();
     for (const name of this.known.keys())
       this.results.set(name, { account: name, ok: true, detail: "already managed" });

@@ -5,7 +5,7 @@ import type { LeaseStore } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
 import type { OwnershipIndex } from "../resources/ownership.js";
-import type { RotationEngine } from "../rotation/index.js";
+import type { AdminRotation, RotationEngine } from "../rotation/index.js";
 import type { SecretStore } from "../secrets/index.js";
 
 /** What the registration and removal use cases work with (one object, wired in sidecar/wire/). */
@@ -16,6 +16,8 @@ export interface ResourceServiceOptions {
   leases: LeaseStore;
   catalog: ResourceCatalog;
   rotation: RotationEngine;
+  /** Rotates admin passwords (`resources rotate NAME --admin`); absent: refused. */
+  adminRotation?: Pick<AdminRotation, "rotate">;
   adapters: ReadonlyMap<string, Adapter<unknown>>;
   audit: AuditSink;
   log: Logger;

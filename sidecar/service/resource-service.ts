@@ -88,6 +88,22 @@ export class ResourceService {
     return { name, results };
   }
 
+  /** Rotates the resource's admin password now (an operator's explicit rotation). */
+  async rotateAdmin(name: string, actor: string) {
+    const reg = await this.d.catalog.get(name);
+    if (!reg) throw new LeaseholdError("not_found", `resource "${name}" is not registered`);
+    if (!this.d.adminRotation || reg.rotateWith !== "admin" || !reg.admin) {
+      throw new LeaseholdError(
+        "invalid_request",
+        "admin: the resource has no admin credential (rotateWith: self)",
+      );
+    }
+    const out = await this.d.adminRotation.rotate(name, `manual by ${actor}`);
+    const status = out.status === "unsupported" ? "failed" : out.status;
+    const error = "error" in out ? out.error : undefined;
+    return { name, results: [{ account: reg.admin.username, status, ...(error ? { error } : {}) }] };
+  }
+
   /** Rotates every account that is not leased now (quarantined ones included: an explicit retry). */
   async rotateAll(name: string, actor: string) {
     const reg = await this.d.catalog.get(name);

@@ -5,7 +5,7 @@ import { Reaper } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 import { loadPolicy } from "../policy/index.js";
 import { ProxyManager } from "../proxy/index.js";
-import { type CrashPoint, Reconciler, RotationEngine } from "../rotation/index.js";
+import { AdminRotation, type CrashPoint, Reconciler, RotationEngine } from "../rotation/index.js";
 import { DecisionGate, LeaseService, OperatorService, ResourceService } from "../service/index.js";
 import type { IdentityParts } from "./identity.js";
 import type { Infrastructure } from "./infrastructure.js";
@@ -16,6 +16,8 @@ export type PolicyEngine = Awaited<ReturnType<typeof loadPolicy>>;
 export interface Services {
   readonly policy: PolicyEngine;
   readonly rotation: RotationEngine;
+  /** Admin password rotation (`rotation.admin` of each registration; `resources rotate --admin`). */
+  readonly adminRotation: AdminRotation;
   readonly leaseService: LeaseService;
   readonly resourceService: ResourceService;
   readonly operators: OperatorService;
@@ -64,6 +66,7 @@ export async function wireServices(
     adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
     crashHook,
   });
+  const adminRotation = wireAdminRotation(config, log, infra, cluster, crashHook);
   const gate = new DecisionGate({ policy, audit });
   // The checkout response names the resource's local listener; the listeners need the lease service.
   let proxies: ProxyManager | undefined;
@@ -114,12 +117,14 @@ export async function wireServices(
   return {
     policy,
     rotation,
+    adminRotation,
     leaseService,
     resourceService: new ResourceService({
       secrets,
       leases,
       catalog,
       rotation,
+      adminRotation,
       adapters,
       audit,
       log,
@@ -145,4 +150,31 @@ export async function wireServices(
     syncProxies,
     cluster,
   };
+}
+
+/** Admin password rotation, with the accounts' rotation settings (backoff, lock TTL, timeout). */
+function wireAdminRotation(
+  config: Config,
+  log: Logger,
+  infra: Infrastructure,
+  cluster: ClusterIdentity,
+  crashHook?: (point: CrashPoint) => void,
+): AdminRotation {
+  const { secrets, catalog, adapters, audit, events, redis, prefix } = infra;
+  return new AdminRotation({
+    cluster,
+    secrets,
+    catalog,
+    adapters,
+    audit,
+    events,
+    redis,
+    prefix,
+    log: log.child({ module: "admin-rotation" }),
+    backoff: config.rotation.backoff,
+    maxBackoff: config.rotation.maxBackoff,
+    lockTtlMs: config.rotation.lockTtl * 1000,
+    adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
+    crashHook,
+  });
 }

@@ -6,6 +6,7 @@ import type { Connection } from "mysql2/promise";
 import { parseConfig } from "../../sidecar/config.js";
 import { generateAgentKey, mintIdentityAssertion } from "../../sidecar/identity/index.js";
 import { createLogger } from "../../sidecar/logger.js";
+import type { CrashPoint } from "../../sidecar/rotation/index.js";
 import { createSidecar, type Sidecar } from "../../sidecar/wire.js";
 import { createMariadbAccount, dropMariadbAccount, localMariadb, mariadbRoot } from "../support/mariadb.js";
 import { dropPrefix, REDIS_URL } from "../support/redis.js";
@@ -58,6 +59,8 @@ export async function startInProcessSidecar(opts: {
   policy?: string;
   /** More top-level sections of the config (e.g. `exec`). @default none */
   config?: Record<string, unknown>;
+  /** Called at each rotation step (CrashPoint), e.g. to act in the middle of an admin rotation. */
+  crashHook?: (point: CrashPoint) => void;
 }): Promise<InProcessSidecar> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-inproc-"));
   const tag = randomBytes(4).toString("hex");
@@ -90,7 +93,12 @@ export async function startInProcessSidecar(opts: {
     ...opts.config,
   };
   const config = parseConfig(raw, dir, { LH_INPROC_VAULT_TOKEN: opts.vault.token });
-  const sidecar = await createSidecar({ config, log: createLogger("silent"), background: false });
+  const sidecar = await createSidecar({
+    config,
+    log: createLogger("silent"),
+    background: false,
+    crashHook: opts.crashHook,
+  });
 
   const root: Connection = await mariadbRoot();
   const adminUser = `lhdoc_adm_${tag}`;

@@ -395,6 +395,13 @@ describe("the document against the real app", () => {
     expect((await call("POST /v1/resources/:name/rotate", { params: { name }, token: admin })).status).toBe(
       200,
     );
+    const adminRotated = await call("POST /v1/resources/:name/rotate", {
+      params: { name },
+      token: admin,
+      body: { admin: true },
+    });
+    expect(adminRotated.status).toBe(200);
+    expect(adminRotated.body).toMatchObject({ results: [{ status: "rotated" }] });
     expect(
       (await call("DELETE /v1/resources/:name", { params: { name }, token: admin, query: "force=true" }))
         .status,

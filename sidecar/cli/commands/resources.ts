@@ -140,15 +140,20 @@ function addVerifyAndRotate(resources: Command, cli: CliContext): void {
     );
     if (res.results.some((r) => !r.ok)) process.exitCode = 1;
   });
-  resources.command("rotate <name>").action(async (name: string) => {
-    const res = await (await cli.client()).request<{
-      results: Array<{ account: string; status: string; error?: string }>;
-    }>("POST", path(name, "/rotate"), {});
-    cli.out(res, () =>
-      res.results.map((r) => `${r.account}: ${r.status}${r.error ? ` (${r.error})` : ""}`).join("\n"),
-    );
-    if (res.results.some((r) => r.status === "failed")) process.exitCode = 1;
-  });
+  resources
+    .command("rotate <name>")
+    .option("--admin", "rotate the resource's admin password instead of its accounts")
+    .action(async (name: string, opts: { admin?: boolean }) => {
+      const res = await (await cli.client()).request<{
+        results: Array<{ account: string; status: string; error?: string }>;
+      }>("POST", path(name, "/rotate"), opts.admin ? { admin: true } : {});
+      cli.out(res, () =>
+        res.results.map((r) => `${r.account}: ${r.status}${r.error ? ` (${r.error})` : ""}`).join("\n"),
+      );
+      const refused = (r: { status: string }) =>
+        r.status === "failed" || (opts.admin && r.status !== "rotated");
+      if (res.results.some(refused)) process.exitCode = 1;
+    });
 }
 
 interface RemoveAnswer {
