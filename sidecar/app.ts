@@ -92,7 +92,7 @@ function guardRequests(app: App, deps: Deps): void {
   });
 }
 
-/** Every error, thrown or not found, answers `{ error: { code, message, request_id } }`. */
+/** Every error, thrown or not found, answers `{ error: { code, message, request_id, details? } }`. */
 function answerErrors(app: App): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const e = toLeaseholdError(err);
@@ -109,6 +109,7 @@ function answerErrors(app: App): void {
       request_id: req.id,
     };
     if (e.retryAfter !== undefined) body.retry_after = e.retryAfter;
+    if (e.expose && e.details?.length) body.details = e.details;
     return reply.status(e.status).send({ error: body });
   });
 

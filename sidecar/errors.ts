@@ -27,11 +27,23 @@ export interface LeaseholdErrorOptions {
   /** Seconds a client should wait before retrying (409 resource_busy, 429). */
   retryAfter?: number;
   cause?: unknown;
+  /**
+   * Per-field reasons behind the message (one per failed item, e.g. each account of a
+   * registration). Sent to the client with the message (so never a secret).
+   */
+  details?: readonly ErrorDetail[];
+}
+
+/** One reason behind an error, naming the field it is about (`registration.accounts.1`). */
+export interface ErrorDetail {
+  readonly field: string;
+  readonly message: string;
 }
 
 /**
- * The one error type that crosses module boundaries. `message` is safe to show to a
- * client (status < 500) and never holds a secret; `detail` stays in the process.
+ * The one error type that crosses module boundaries. `message` and `details` are safe to show
+ * to a client (status < 500, or upstream_unavailable) and never hold a secret; `detail` stays
+ * in the process.
  */
 export class LeaseholdError extends Error {
   readonly code: ErrorCode;
@@ -40,6 +52,7 @@ export class LeaseholdError extends Error {
   readonly expose: boolean;
   readonly detail: string | undefined;
   readonly retryAfter: number | undefined;
+  readonly details: readonly ErrorDetail[] | undefined;
 
   constructor(code: ErrorCode, message: string, options: LeaseholdErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -50,6 +63,7 @@ export class LeaseholdError extends Error {
     this.expose = this.status < 500 || code === "upstream_unavailable";
     this.detail = options.detail;
     this.retryAfter = options.retryAfter;
+    this.details = options.details;
   }
 }
 

@@ -10,15 +10,43 @@ import {
 } from "../client/transport.js";
 import { mintIdentityAssertion } from "../identity/index.js";
 
+/** One per-field reason of an error answer (`error.details`), as the sidecar sent it. */
+export interface ApiErrorDetail {
+  readonly field: string;
+  readonly message: string;
+}
+
 /** An error answer of the sidecar, as the CLI shows it. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The answer's `error.details`, when it had any (each failed item behind the message). */
+    readonly details: readonly ApiErrorDetail[] = [],
   ) {
     super(message);
   }
+}
+
+/**
+ * How the CLI shows one detail of an error answer: `FAIL  account NAME: reason` for an account of
+ * a registration (its message starts with the account's name), else `FAIL  FIELD: reason`.
+ */
+export function detailLine(d: ApiErrorDetail): string {
+  return /^registration\.accounts\.\d+$/.test(d.field)
+    ? `FAIL  account ${d.message}`
+    : `FAIL  ${d.field}: ${d.message}`;
+}
+
+/** The well-formed entries of an error answer's `details` (anything else is ignored). */
+function detailsOf(json: unknown): ApiErrorDetail[] {
+  const raw = (json as { error?: { details?: unknown } } | null)?.error?.details;
+  if (!Array.isArray(raw)) return [];
+  return raw.flatMap((d: unknown) => {
+    const { field, message } = (d ?? {}) as { field?: unknown; message?: unknown };
+    return typeof field === "string" && typeof message === "string" ? [{ field, message }] : [];
+  });
 }
 
 export interface ClientIdentity {
@@ -96,7 +124,7 @@ export class SidecarClient {
     }
     if (res.status < 200 || res.status >= 300) {
       const e = answerError(res);
-      throw new ApiError(res.status, e.code, `${e.code}: ${e.message}`);
+      throw new ApiError(res.status, e.code, `${e.code}: ${e.message}`, detailsOf(res.json));
     }
     return res.json as T;
   }

@@ -13,7 +13,7 @@ import { registerResourceCommands } from "./commands/resources.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { createCliContext } from "./context.js";
 import { escapeText } from "../util/text.js";
-import { ApiError } from "./http-client.js";
+import { ApiError, detailLine } from "./http-client.js";
 
 /** The `leasehold` program: global options, then each command group in the order --help lists them. */
 function buildProgram(): Command {
@@ -58,6 +58,10 @@ async function main(): Promise<void> {
         ? (err as Error).message
         : ((err as Error).message ?? String(err));
     // The message may carry what a sidecar (of any version) answered: shown, never obeyed.
+    // An answer with details (each failed item behind it) gets one line each, then the error.
+    if (err instanceof ApiError) {
+      for (const d of err.details) process.stderr.write(`  ${escapeText(detailLine(d))}\n`);
+    }
     process.stderr.write(`leasehold: ${escapeText(msg.split("\n")[0] ?? "")}\n`);
     process.exitCode = 1;
   }

@@ -35,7 +35,7 @@ export const registerResourceRoute = appRoute({
   tag: "resources",
   summary: "Register or update a resource (verifies, then puts its accounts under management)",
   description:
-    "The body is a registration (docs/configuration.md). The admin credential is checked, then each new account on its target (it exists and the admin may change its password; self mode: its password logs in); each new account is rotated once unless importRotation is false. An account another resource manages is a 409 `conflict` naming that resource, dry run included. All or nothing: when an account fails its check or its import rotation, nothing is registered (200, `registered: false`, the account named in `failed` with the target's reason), unless `allow_partial=true`, which registers the rest. `dry_run=true` checks everything and changes nothing.",
+    "The body is a registration (docs/configuration.md). The admin credential is checked, then each new account on its target (it exists and the admin may change its password; self mode: its password logs in); each new account is rotated once unless importRotation is false. An account another resource manages is a 409 `conflict` naming that resource, dry run included. All or nothing: when an account fails its check or its import rotation, nothing is registered and the answer is an error naming each failed account in `error.details` with the target's reason: 400 `invalid_request` for a refusal (missing account, no privilege, wrong password), 503 `upstream_unavailable` when every failure was a target fault that may pass later. With `allow_partial=true` the accounts that pass are registered (201/200, the rest named in `failed`). `dry_run=true` checks everything, changes nothing and answers 200 with one line per account (`registered: false`).",
   auth: "operator-register",
   params: nameParam,
   query: registerQuery,
@@ -44,12 +44,11 @@ export const registerResourceRoute = appRoute({
   responses: {
     201: { description: "registered", schema: registerResultSchema },
     200: {
-      description:
-        "updated, the result of a dry run, or refused because an account failed (`registered: false`)",
+      description: "updated, or the result of a dry run (`registered: false`)",
       schema: registerResultSchema,
     },
   },
-  errors: ["conflict"],
+  errors: ["invalid_request", "conflict", "upstream_unavailable"],
   resource: ({ params }) => params.name,
   proposedGroups: ({ body }) => body.groups,
   handle: async ({ caller, params, query, body, reply, req }, d) => {

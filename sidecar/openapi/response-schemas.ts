@@ -152,7 +152,7 @@ const registerAccountSchema = z.strictObject({
     .enum(["removed", "kept"])
     .optional()
     .describe(
-      "when the registration was undone: whether the account's Vault record went or stayed (see detail)",
+      "an account left out after its import failed (allow_partial): whether its Vault record went or stayed (see detail)",
     ),
 });
 
@@ -162,7 +162,7 @@ export const registerResultSchema = z.strictObject({
   registered: z
     .boolean()
     .describe(
-      "the registration was stored; false for a dry run and when an account failed (nothing written)",
+      "the registration was stored; false only for a dry run (a registration that stores nothing is an error)",
     ),
   resource: resourceViewSchema,
   checks: z
@@ -171,7 +171,7 @@ export const registerResultSchema = z.strictObject({
   accounts: z.array(registerAccountSchema).describe("one line per account, in the registration's order"),
   failed: z
     .array(z.string())
-    .describe("the accounts that failed: left out (allow_partial) or why nothing was registered"),
+    .describe("the accounts that failed: left out (allow_partial), or that would fail (dry run)"),
 });
 
 export const verifyResultSchema = z.strictObject({
@@ -279,6 +279,15 @@ export const errorSchema = z
       message: z.string().describe("human readable; names the field for invalid_request; never a secret"),
       request_id: z.string().describe("the same as the x-request-id header"),
       retry_after: z.number().optional().describe("seconds; with resource_busy and rate_limited"),
+      details: z
+        .array(
+          z.strictObject({
+            field: z.string().describe("the field this reason is about, e.g. registration.accounts.1"),
+            message: z.string().describe("the reason; never a secret"),
+          }),
+        )
+        .optional()
+        .describe("one reason per failed item behind the message (e.g. each account of a registration)"),
     }),
   })
   .describe("The error shape of every route.");

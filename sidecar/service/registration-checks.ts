@@ -145,6 +145,13 @@ export async function checkedAdmin(d: ResourceDeps, v: ValidRegistration): Promi
   return admin;
 }
 
+/** One new account's check: its line, and whether a FAIL was a target fault that may pass later. */
+export interface CheckedAccount {
+  readonly line: AccountCheck;
+  /** True when the check failed on a fault of the target (unreachable, timeout), not a refusal. */
+  readonly transient: boolean;
+}
+
 /**
  * Checks one new account on its target, changing nothing: in self mode the given password logs
  * in; in admin mode a given password logs in, and the adapter's checkAccount says the account
@@ -155,9 +162,12 @@ export async function checkNewAccount(
   v: ValidRegistration,
   account: { name: string; password?: string | undefined },
   admin: Credential | undefined,
-): Promise<AccountCheck> {
+): Promise<CheckedAccount> {
   const { adapter, connection } = v;
-  const fail = (detail: string): AccountCheck => ({ account: account.name, ok: false, detail });
+  const fail = (detail: string, transient = false): CheckedAccount => ({
+    line: { account: account.name, ok: false, detail },
+    transient,
+  });
   try {
     const done: string[] = [];
     if (account.password) {
@@ -173,9 +183,9 @@ export async function checkNewAccount(
     } else if (admin && done.length === 0) {
       done.push(`not checked: adapter ${adapter.id} cannot check an account before its import rotation`);
     }
-    return { account: account.name, ok: true, detail: done.join("; ") };
+    return { line: { account: account.name, ok: true, detail: done.join("; ") }, transient: false };
   } catch (err) {
-    if (err instanceof AdapterError) return fail(err.message);
+    if (err instanceof AdapterError) return fail(err.message, err.retryable);
     throw err;
   }
 }

@@ -34,7 +34,7 @@ export interface RegisterResult {
   /** The resource is new (was, or would be, created). */
   readonly created: boolean;
   readonly dryRun: boolean;
-  /** True when the registration was stored; false for a dry run and for a refused registration. */
+  /** True when the registration was stored; false only for a dry run (a refused one is an error). */
   readonly registered: boolean;
   readonly resource: ResourceView;
   /** Checks of the registration as a whole (the admin credential), in order. */
@@ -75,6 +75,8 @@ class RegistrationRun {
   /** Identities this run created entries for: released again if the run is undone. */
   private readonly claimed: string[] = [];
   private readonly outcomes = new Map<string, RotationOutcome>();
+  /** Accounts whose FAIL was a fault of the target that may pass later (not a refusal). */
+  private readonly transient = new Set<string>();
   private admin: Credential | undefined;
   /** The admin credential in Vault before this run wrote the given one (null: none was there). */
   private oldAdmin: Credential | null | undefined;
@@ -103,20 +105,21 @@ class RegistrationRun {
     const dropped = await this.plan();
     for (const name of this.known.keys())
       this.results.set(name, { account: name, ok: true, detail: "already managed" });
-    for (const f of this.fresh)
-      this.results.set(f.name, await checkNewAccount(this.d, this.v, f, this.admin));
+    for (const f of this.fresh) {
+      const checked = await checkNewAccount(this.d, this.v, f, this.admin);
+      this.results.set(f.name, checked.line);
+      if (checked.transient) this.transient.add(f.name);
+    }
     const keep = this.names.filter((n) => this.results.get(n)?.ok);
     if (this.opts.dryRun) return this.answer(false, viewOf(this.stored(this.names), []));
     const failedChecks = keep.length < this.names.length;
-    if (failedChecks && (!this.opts.allowPartial || keep.length === 0)) {
-      return this.answer(false, viewOf(this.stored(this.names), []));
-    }
+    if (failedChecks && (!this.opts.allowPartial || keep.length === 0)) throw this.refusal();
     await this.apply(this.stored(keep));
     await this.importAll(new Set(keep));
     const imported = keep.filter((n) => this.results.get(n)?.ok);
     if (imported.length < keep.length && (!this.opts.allowPartial || imported.length === 0)) {
       await this.undo();
-      return this.answer(false, viewOf(this.stored(this.names), []));
+      throw this.refusal();
     }
     if (imported.length < keep.length) await this.leaveOut(imported);
     await this.releaseFormer(dropped);
@@ -145,6 +148,29 @@ class RegistrationRun {
       accounts,
       failed: accounts.filter((a) => !a.ok).map((a) => a.account),
     };
+  }
+
+  /**
+   * A registration that registered nothing because accounts failed: 503 `upstream_unavailable`
+   * when every failure was a target fault that may pass later, else 400 `invalid_request`; one
+   * detail per failed account, with the target's reason (and whether its Vault record stayed).
+   */
+  private refusal(): LeaseholdError {
+    const details = this.names.flatMap((n, i) => {
+      const line = this.results.get(n);
+      if (line?.ok) return [];
+      return [{ field: `registration.accounts.${i}`, message: `${n}: ${line?.detail ?? "not checked"}` }];
+    });
+    const kept = this.names.filter((n) => this.results.get(n)?.record === "kept");
+    const nothing = this.existing ? "nothing was changed" : "nothing was registered";
+    const stays = kept.length ? ` (the Vault record of ${kept.join(", ")} stays, see details)` : "";
+    const message = `registration.accounts: ${details.length} of ${this.names.length} accounts failed, ${nothing}${stays}: ${details.map((x) => x.message).join("; ")}`;
+    const failed = this.names.filter((n) => !this.results.get(n)?.ok);
+    const transient = failed.every((n) => this.transient.has(n));
+    return new LeaseholdError(transient ? "upstream_unavailable" : "invalid_request", message, {
+      details,
+      retryable: transient,
+    });
   }
 
   /** Sorts the accounts into known (a Vault record exists) and new; returns those an update drops. */
@@ -244,6 +270,8 @@ class RegistrationRun {
       }
       const out = await this.d.rotation.rotate({ resource: reg.name, account: f.name, reason: "import" });
       this.outcomes.set(f.name, out);
+      if (out.status === "busy" || (out.status === "failed" && out.retryable !== false))
+        this.transient.add(f.name);
       this.results.set(
         f.name,
         out.status === "rotated"

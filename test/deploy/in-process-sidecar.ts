@@ -57,6 +57,8 @@ export async function startInProcessSidecar(opts: {
   vaultPrefix?: string;
   /** Cedar policy text. @default READ_ANY_POLICY */
   policy?: string;
+  /** More top-level sections of the config (e.g. `exec`). @default none */
+  config?: Record<string, unknown>;
   /** Called at each rotation step (CrashPoint), e.g. to act in the middle of an admin rotation. */
   crashHook?: (point: CrashPoint) => void;
 }): Promise<InProcessSidecar> {
@@ -88,6 +90,7 @@ export async function startInProcessSidecar(opts: {
     },
     policy: { file: "./policy.cedar" },
     log: { level: "silent" },
+    ...opts.config,
   };
   const config = parseConfig(raw, dir, { LH_INPROC_VAULT_TOKEN: opts.vault.token });
   const sidecar = await createSidecar({

@@ -246,6 +246,17 @@ describe("the document against the real app", () => {
     expect(
       (await call("PUT /v1/resources/:name", { params: { name }, body: { name }, token: admin })).status,
     ).toBe(400);
+    // A registration whose account is missing registers nothing: 400 with one detail per account.
+    const missingName = `${name}-missing`;
+    const refused = await call("PUT /v1/resources/:name", {
+      params: { name: missingName },
+      body: { ...lh.registration, name: missingName, accounts: ["lhdoc_no_such_account"] },
+      token: admin,
+    });
+    expect(refused.status).toBe(400);
+    expect((refused.body.error as Json).details).toEqual([
+      { field: "registration.accounts.0", message: expect.stringMatching(/^lhdoc_no_such_account: \S/) },
+    ]);
     expect((await call("GET /v1/resources", { token: admin })).status).toBe(200);
     expect((await call("GET /v1/resources", {})).status).toBe(401);
     expect((await call("GET /v1/adapters", { token: admin })).status).toBe(200);

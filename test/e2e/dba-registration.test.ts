@@ -216,14 +216,48 @@ describe("DBA workflow through the CLI", () => {
     expect(dry.stdout).toMatch(/FAIL {2}account app_reports_nope: .*does not exist/);
     const r = await stack.cli("resources", "register", "-f", file);
     expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(r.stdout).toContain("missing-db not registered: 1 account(s) failed");
-    expect(r.stdout).toMatch(/FAIL {2}account app_reports_nope: .*does not exist/);
+    expect(r.stderr).toMatch(/^ {2}FAIL {2}account app_reports_nope: .*does not exist\n/);
+    expect(r.stderr).toContain(
+      "leasehold: invalid_request: registration.accounts: 1 of 2 accounts failed, nothing was registered: app_reports_nope:",
+    );
+    expect(r.stdout).toBe("");
     expect(await vaultEntry("resources/missing-db/config")).toBeNull();
     expect(await vaultEntry("resources/missing-db/admin")).toBeNull();
     expect(await vaultKeys("resources/missing-db/accounts")).toEqual([]);
     const owners = await Promise.all((await vaultKeys("owners")).map((k) => vaultEntry(`owners/${k}`)));
     expect(owners.filter((o) => o?.resource === "missing-db")).toEqual([]);
     expect(await redisTraces("missing-db")).toEqual([]);
+    expect(await stack.canLogin("app_reports_2", "initial-pass-2234567")).toBe(true);
+  });
+
+  it("an HTTP client registering a missing account gets 400 with details naming it", async () => {
+    const reg = {
+      name: "missing-http-db",
+      adapter: "postgres",
+      connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
+      admin: { username: "leasehold_admin", password: stack.adminPassword },
+      accounts: ["app_reports_2", "app_reports_nope"],
+    };
+    const res = await c.http("PUT", "/v1/resources/missing-http-db", { token: admin, body: reg });
+    expect(res.status).toBe(400);
+    const error = res.json.error as { code: string; message: string; details?: unknown };
+    expect(error.code).toBe("invalid_request");
+    expect(error.message).toMatch(
+      /^registration\.accounts: 1 of 2 accounts failed, nothing was registered: app_reports_nope: .*does not exist/,
+    );
+    expect(error.details).toEqual([
+      {
+        field: "registration.accounts.1",
+        message: expect.stringMatching(/^app_reports_nope: .*does not exist/),
+      },
+    ]);
+    expect(JSON.stringify(res.json)).not.toContain(stack.adminPassword);
+    expect(await vaultEntry("resources/missing-http-db/config")).toBeNull();
+    expect(await vaultEntry("resources/missing-http-db/admin")).toBeNull();
+    expect(await vaultKeys("resources/missing-http-db/accounts")).toEqual([]);
+    const owners = await Promise.all((await vaultKeys("owners")).map((k) => vaultEntry(`owners/${k}`)));
+    expect(owners.filter((o) => o?.resource === "missing-http-db")).toEqual([]);
+    expect(await redisTraces("missing-http-db")).toEqual([]);
     expect(await stack.canLogin("app_reports_2", "initial-pass-2234567")).toBe(true);
   });
 

@@ -1,4 +1,8 @@
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import type { Connection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -27,6 +31,10 @@ const missing = `lhreg_nope_${tag}`;
 const raced = `lhreg_race_${tag}`;
 const dropped = `lhreg_drop_${tag}`;
 const opts = { dryRun: false, actor: "admin" } as const;
+/** The sample exec command over a store file: its `down` map makes chosen actions answer 69. */
+const FIXTURE = fileURLToPath(new URL("../fixtures/exec-adapter/store-passwords.mjs", import.meta.url));
+const execAdmin = { username: "dba", password: randomBytes(18).toString("base64url") };
+let execDir: string;
 
 /** A registration of the local MariaDB with the in-process sidecar's admin, under another name. */
 function registration(name: string, accounts: string[]): Record<string, unknown> {
@@ -87,7 +95,21 @@ async function refusal(p: Promise<unknown>): Promise<LeaseholdError> {
 
 beforeAll(async () => {
   vault = await useVault();
-  lh = await startInProcessSidecar({ vault });
+  execDir = await mkdtemp(join(tmpdir(), "leasehold-reg-exec-"));
+  await writeFile(
+    join(execDir, "store.json"),
+    JSON.stringify({
+      admin: execAdmin,
+      accounts: { exec_down: "exec-initial-1234567", exec_flaky: "exec-initial-2234567" },
+      down: { exec_down: ["check-account", "rotate"], exec_flaky: ["rotate"] },
+    }),
+    { mode: 0o600 },
+  );
+  const store = [process.execPath, FIXTURE, join(execDir, "store.json")];
+  lh = await startInProcessSidecar({
+    vault,
+    config: { exec: { commands: { "store-passwords": { command: store, timeoutSeconds: 20 } } } },
+  });
   svc = lh.sidecar.resourceService;
   redis = new Redis(REDIS_URL);
   root = await mariadbRoot();
@@ -104,6 +126,7 @@ afterAll(async () => {
   redis?.disconnect();
   for (const a of [spare, doomed, raced, dropped]) await dropMariadbAccount(root, a).catch(() => undefined);
   await root?.end();
+  if (execDir) await rm(execDir, { recursive: true, force: true });
 });
 
 describe("one owner per account", () => {
@@ -192,12 +215,17 @@ describe("registrations that tell the truth", () => {
     const name = `${lh.resource}-missing`;
     const dry = await svc.register(registration(name, [missing]), { ...opts, dryRun: true });
     expect(dry.registered).toBe(false);
-    const out = await svc.register(registration(name, [missing]), opts);
-    expect(out.registered).toBe(false);
-    expect(out.failed).toEqual([missing]);
-    expect(out.accounts[0]).toMatchObject({ account: missing, ok: false });
-    expect(out.accounts[0]?.detail).toMatch(/\S/);
-    expect(out.accounts[0]?.record).not.toBe("kept");
+    // This admin may not read mysql.user: the import rotation is what finds the account missing.
+    const err = await refusal(svc.register(registration(name, [missing]), opts));
+    expect(err.code).toBe("invalid_request");
+    expect(err.status).toBe(400);
+    expect(err.message).toMatch(
+      new RegExp(`^registration\\.accounts: 1 of 1 accounts failed, nothing was registered: ${missing}: \\S`),
+    );
+    expect(err.details).toHaveLength(1);
+    expect(err.details?.[0]?.field).toBe("registration.accounts.0");
+    expect(err.details?.[0]?.message).toMatch(new RegExp(`^${missing}: \\S`));
+    expect(err.details?.[0]?.message).not.toContain("stays in Vault");
     expect(await vaultRead(`resources/${name}/config`)).toBeNull();
     expect(await vaultRead(`resources/${name}/admin`)).toBeNull();
     expect(await vaultList(`resources/${name}/accounts`)).toEqual([]);
@@ -205,6 +233,67 @@ describe("registrations that tell the truth", () => {
     expect(owners.filter((e) => e?.resource === name)).toEqual([]);
     expect(await redisTraces(name)).toEqual([]);
     await expect(svc.show(name)).rejects.toThrow(/not registered/);
+  });
+
+  it("a target fault that may pass is 503 upstream_unavailable; with a refusal among the failures, 400", async () => {
+    const name = `${lh.resource}-down`;
+    const exec = (accounts: string[]) => ({
+      name,
+      adapter: "exec",
+      connection: { command: "store-passwords" },
+      rotateWith: "admin",
+      admin: execAdmin,
+      accounts,
+    });
+    const down = await refusal(svc.register(exec(["exec_down"]), opts));
+    expect(down.code).toBe("upstream_unavailable");
+    expect(down.retryable).toBe(true);
+    expect(down.message).toMatch(
+      /^registration\.accounts: 1 of 1 accounts failed, nothing was registered: exec_down: .*exit 69/,
+    );
+    expect(down.details).toEqual([
+      { field: "registration.accounts.0", message: expect.stringMatching(/^exec_down: .*exit 69/) },
+    ]);
+    const mixed = await refusal(svc.register(exec(["exec_down", missing]), opts));
+    expect(mixed.code).toBe("invalid_request");
+    expect(mixed.message).toContain("2 of 2 accounts failed, nothing was registered");
+    expect(mixed.details?.map((d) => d.field)).toEqual([
+      "registration.accounts.0",
+      "registration.accounts.1",
+    ]);
+    expect(mixed.details?.[1]?.message).toMatch(new RegExp(`^${missing}: .*no such account`));
+    expect(await vaultRead(`resources/${name}/config`)).toBeNull();
+    expect(await vaultList(`resources/${name}/accounts`)).toEqual([]);
+    expect(await redisTraces(name)).toEqual([]);
+  });
+
+  it("an import the target may have applied: the error says the account's record stays in Vault, and why", async () => {
+    const name = `${lh.resource}-flaky`;
+    const err = await refusal(
+      svc.register(
+        {
+          name,
+          adapter: "exec",
+          connection: { command: "store-passwords" },
+          rotateWith: "admin",
+          admin: execAdmin,
+          accounts: ["exec_flaky"],
+        },
+        opts,
+      ),
+    );
+    expect(err.code).toBe("upstream_unavailable");
+    expect(err.message).toContain(
+      "nothing was registered (the Vault record of exec_flaky stays, see details)",
+    );
+    expect(err.details).toHaveLength(1);
+    expect(err.details?.[0]?.message).toMatch(
+      /^exec_flaky: import: .*exit 69.*; its record stays in Vault: the new password may have reached the target/,
+    );
+    expect(JSON.stringify(err.details)).not.toContain(execAdmin.password);
+    expect(await vaultRead(`resources/${name}/config`)).toBeNull();
+    expect(await vaultList(`resources/${name}/accounts`)).toEqual(["exec_flaky"]);
+    expect(await redisTraces(name)).toEqual([]);
   });
 
   it("allowPartial registers the accounts that pass and names the one that failed", async () => {

@@ -31,7 +31,11 @@ interface RegisterAnswer {
   resource: { accounts: Array<{ name: string; state: string }> };
 }
 
-/** The first line of a registration's answer: what happened to the resource as a whole. */
+/**
+ * The first line of a registration's answer: what happened to the resource as a whole. A
+ * registration that stored nothing is an error answer instead (main.ts prints one FAIL line per
+ * account in its details, then the error).
+ */
 function registerHeadline(name: string, res: RegisterAnswer, dryRun: boolean): string {
   const failed = res.failed ?? [];
   if (dryRun) {
@@ -39,9 +43,6 @@ function registerHeadline(name: string, res: RegisterAnswer, dryRun: boolean): s
     return failed.length === 0
       ? `dry run: ${name} would be ${verb}`
       : `dry run: ${name} would not be ${verb}: ${failed.length} account(s) failed`;
-  }
-  if (res.registered === false) {
-    return `${name} not ${res.created ? "registered" : "updated"}: ${failed.length} account(s) failed; nothing was changed (only records named below as kept stay in Vault)`;
   }
   const verb = res.created ? "registered" : "updated";
   return failed.length === 0
@@ -73,9 +74,7 @@ function addRegister(resources: Command, cli: CliContext): void {
           ...(res.accounts ?? []).map(
             (a) => `  ${a.ok ? "ok  " : "FAIL"}  account ${a.account}: ${a.detail}`,
           ),
-          ...(dryRun || res.registered === false
-            ? []
-            : res.resource.accounts.map((a) => `  account ${a.name}: ${a.state}`)),
+          ...(dryRun ? [] : res.resource.accounts.map((a) => `  account ${a.name}: ${a.state}`)),
         ].join("\n"),
       );
       if ((res.failed ?? []).length > 0) process.exitCode = 1;
