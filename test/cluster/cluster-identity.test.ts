@@ -1,5 +1,4 @@
 import { Redis } from "ioredis";
-import { createConnection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLUSTER_VAULT_PATH, ClusterIdentity } from "../../sidecar/cluster/index.js";
 import { LeaseholdError } from "../../sidecar/errors.js";
@@ -9,10 +8,10 @@ import { vaultPaths } from "../../sidecar/resources/vault-paths.js";
 import { VaultStore } from "../../sidecar/secrets/index.js";
 import type { CheckoutOk } from "../../sidecar/service/index.js";
 import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
-import { localMariadb } from "../support/mariadb.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
 import { waitFor } from "../support/wait-for.js";
+import { mariadbLogin } from "../support/mariadb.js";
 
 /*
  * A sidecar cluster is one Vault prefix with one Redis keyspace. A second sidecar that shares the
@@ -44,17 +43,6 @@ function identity(secrets: VaultStore, redisPrefix: string): ClusterIdentity {
     names: { vault: `vault test ${vault.mount}/x`, redis: `redis test prefix "${redisPrefix}"` },
     log,
   });
-}
-
-async function mysqlLogin(user: string, password: string): Promise<boolean> {
-  try {
-    const c = await createConnection({ host: localMariadb.host, port: localMariadb.port, user, password });
-    await c.end();
-    return true;
-  } catch (err) {
-    if ((err as { code?: string }).code === "ER_ACCESS_DENIED_ERROR") return false;
-    throw err;
-  }
 }
 
 beforeAll(async () => {
@@ -203,7 +191,7 @@ describe("a second sidecar on the same Vault prefix with another Redis keyspace"
       lease_id: out.lease.id,
       password: cred.password,
     });
-    expect(await mysqlLogin(account, cred.password)).toBe(true);
+    expect(await mariadbLogin(account, cred.password)).toBe(true);
     expect((await first.sidecar.leaseService.getOwn(out.token, out.lease.id)).state).toBe("active");
 
     // Once the recorded lease is over (as Vault records it), the held sidecar rotates it too.
@@ -215,8 +203,8 @@ describe("a second sidecar on the same Vault prefix with another Redis keyspace"
     const after = await record();
     expect(after.state).toBe("available");
     expect(after.password).not.toBe(cred.password);
-    expect(await mysqlLogin(account, cred.password)).toBe(false);
-    expect(await mysqlLogin(account, after.password)).toBe(true);
+    expect(await mariadbLogin(account, cred.password)).toBe(false);
+    expect(await mariadbLogin(account, after.password)).toBe(true);
     await first.sidecar.leaseService.checkin(out.token, out.lease.id, meta());
   });
 
@@ -254,7 +242,7 @@ describe("a second sidecar on the same Vault prefix with another Redis keyspace"
     // Rotated by the adoption itself, before it answered.
     const after = await record();
     expect(after.state).toBe("available");
-    expect(await mysqlLogin(account, cred.password)).toBe(false);
-    expect(await mysqlLogin(account, after.password)).toBe(true);
+    expect(await mariadbLogin(account, cred.password)).toBe(false);
+    expect(await mariadbLogin(account, after.password)).toBe(true);
   });
 });

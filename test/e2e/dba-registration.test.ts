@@ -2,13 +2,13 @@ import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { createConnection } from "mysql2/promise";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
 import { createMariadbAccount, dropMariadbAccount, mariadbRoot } from "../support/mariadb.js";
 import { REDIS_URL } from "../support/redis.js";
 import { type Stack, startStack } from "../support/stack.js";
+import { mariadbLogin } from "../support/mariadb.js";
 
 /**
  * A DBA's whole day through the CLI: dry run, register, show, verify, rotate, remove; PostgreSQL
@@ -75,17 +75,6 @@ async function pgRegistration(name: string, accounts: string[]): Promise<string>
     }),
   );
   return file;
-}
-
-async function mysqlLogin(user: string, password: string): Promise<boolean> {
-  try {
-    const conn = await createConnection({ host: "127.0.0.1", port: 3306, user, password });
-    await conn.end();
-    return true;
-  } catch (err) {
-    if ((err as { code?: string }).code === "ER_ACCESS_DENIED_ERROR") return false;
-    throw err;
-  }
 }
 
 beforeAll(async () => {
@@ -181,7 +170,7 @@ describe("DBA workflow through the CLI", () => {
     expect(show.stdout).toContain(myUser);
     expect(show.stdout).toContain("available");
     expect(await stack.canLogin("app_reports_1", "initial-pass-1234567")).toBe(false);
-    expect(await mysqlLogin(myUser, "initial-mysql-123456")).toBe(false);
+    expect(await mariadbLogin(myUser, "initial-mysql-123456")).toBe(false);
     const v = await stack.cli("resources", "verify", "billing-mysql");
     expect(v.code, v.stdout).toBe(0);
     expect(v.stdout).toContain(`ok   ${myUser}`);
@@ -284,12 +273,12 @@ describe("DBA workflow through the CLI", () => {
       ttl: 60,
     };
     const lease = await c.checkoutAndReveal("a", body);
-    expect(await mysqlLogin(myUser, lease.password)).toBe(true);
+    expect(await mariadbLogin(myUser, lease.password)).toBe(true);
     expect((await c.http("DELETE", `/v1/leases/${lease.id}`, { token: lease.token })).status).toBe(202);
     await c.waitForAccounts("billing-mysql", "available");
-    expect(await mysqlLogin(myUser, lease.password)).toBe(false);
+    expect(await mariadbLogin(myUser, lease.password)).toBe(false);
     const rec = await c.vaultAccount("billing-mysql", myUser);
-    expect(await mysqlLogin(myUser, rec.password)).toBe(true);
+    expect(await mariadbLogin(myUser, rec.password)).toBe(true);
   });
 
   it("rotate on demand, and remove: refused while leased, --force revokes first", async () => {

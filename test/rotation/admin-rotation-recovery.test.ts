@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client as LdapClient } from "ldapts";
 import { Redis } from "ioredis";
-import { type Connection, createConnection } from "mysql2/promise";
+import type { Connection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { builtinAdapters } from "../../adapters/registry.js";
 import { AuditLog } from "../../sidecar/audit/index.js";
@@ -23,6 +23,7 @@ import { dropPrefix, REDIS_URL } from "../support/redis.js";
 import { startSlapd, type TestSlapd } from "../support/slapd.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
 import { waitFor } from "../support/wait-for.js";
+import { mariadbLogin } from "../support/mariadb.js";
 
 /*
  * Admin rotation's schedule (Vault's last_rotated_at, one sidecar at a time), its recovery of a
@@ -68,17 +69,6 @@ const adminRecord = async (resource: string) =>
   (await secrets.read<AdminRecord>(vaultPaths.admin(resource)))?.data as AdminRecord;
 const accountRecord = async (resource: string, account: string) =>
   (await secrets.read<AccountRecord>(vaultPaths.account(resource, account)))?.data as AccountRecord;
-
-async function mysqlLogin(user: string, password: string): Promise<boolean> {
-  try {
-    const c = await createConnection({ host: localMariadb.host, port: localMariadb.port, user, password });
-    await c.end();
-    return true;
-  } catch (err) {
-    if ((err as { errno?: number }).errno === 1045) return false;
-    throw err;
-  }
-}
 
 /** A MariaDB resource with a fresh admin and one account; returns its name and the admin's first password. */
 async function mariadbResource(extra: Record<string, unknown> = {}) {
@@ -174,8 +164,8 @@ describe("the schedule", () => {
     // Rotated exactly once: the password it replaced is the registered one.
     expect(first.previous_password === admin.password, "the expected password").toBe(true);
     expect(first.last_rotated_at).toBe(new Date(clock).toISOString());
-    expect(await mysqlLogin(admin.username, first.password)).toBe(true);
-    expect(await mysqlLogin(admin.username, admin.password)).toBe(false);
+    expect(await mariadbLogin(admin.username, first.password)).toBe(true);
+    expect(await mariadbLogin(admin.username, admin.password)).toBe(false);
 
     clock += 30 * 60_000;
     await Promise.all([one.runDue(), two.runDue()]);
@@ -184,7 +174,7 @@ describe("the schedule", () => {
     await two.runDue();
     const second = await adminRecord(name);
     expect(second.previous_password === first.password, "the expected password").toBe(true);
-    expect(await mysqlLogin(admin.username, second.password)).toBe(true);
+    expect(await mariadbLogin(admin.username, second.password)).toBe(true);
   });
 });
 
@@ -212,14 +202,14 @@ describe("a rotation left unfinished (a crash, a lost lock)", () => {
       const r = await accountRecord(name, account);
       return r.state === "available" && r.password !== cred.password;
     });
-    expect(await mysqlLogin(account, (await accountRecord(name, account)).password)).toBe(true);
+    expect(await mariadbLogin(account, (await accountRecord(name, account)).password)).toBe(true);
 
     await sidecarOfCluster().runDue();
     const rec = await adminRecord(name);
     expect(rec.password === pending, "the expected password").toBe(true);
     expect(rec.pending_password === undefined, "no pending password").toBe(true);
     expect(rec.previous_password === admin.password, "the expected password").toBe(true);
-    expect(await mysqlLogin(admin.username, admin.password)).toBe(false);
+    expect(await mariadbLogin(admin.username, admin.password)).toBe(false);
   });
 
   it("target never changed: the pending password is dropped and a new rotation completes", async () => {
@@ -235,9 +225,9 @@ describe("a rotation left unfinished (a crash, a lost lock)", () => {
     const rec = await adminRecord(name);
     expect(rec.pending_password === undefined, "no pending password").toBe(true);
     expect([admin.password, pending].includes(rec.password), "a new password").toBe(false);
-    expect(await mysqlLogin(admin.username, rec.password)).toBe(true);
-    expect(await mysqlLogin(admin.username, pending)).toBe(false);
-    expect(await mysqlLogin(admin.username, admin.password)).toBe(false);
+    expect(await mariadbLogin(admin.username, rec.password)).toBe(true);
+    expect(await mariadbLogin(admin.username, pending)).toBe(false);
+    expect(await mariadbLogin(admin.username, admin.password)).toBe(false);
   });
 });
 

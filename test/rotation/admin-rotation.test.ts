@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Client as LdapClient } from "ldapts";
 import { Redis } from "ioredis";
-import { type Connection, createConnection } from "mysql2/promise";
+import type { Connection } from "mysql2/promise";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { builtinAdapters } from "../../adapters/registry.js";
@@ -19,6 +19,7 @@ import { REDIS_ACL_ADMIN_RULES } from "../support/redis-server.js";
 import { startSlapd, type TestSlapd } from "../support/slapd.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
 import { waitFor } from "../support/wait-for.js";
+import { mariadbLogin } from "../support/mariadb.js";
 
 /*
  * Admin passwords rotate too (issue 17): on each real target the admin changes its own password
@@ -52,17 +53,6 @@ const pgLogin: Login = async (user, password) => {
     return true;
   } catch (err) {
     if ((err as { code?: string }).code === "28P01") return false;
-    throw err;
-  }
-};
-
-const mysqlLogin: Login = async (user, password) => {
-  try {
-    const c = await createConnection({ host: localMariadb.host, port: localMariadb.port, user, password });
-    await c.end();
-    return true;
-  } catch (err) {
-    if ((err as { errno?: number }).errno === 1045) return false;
     throw err;
   }
 };
@@ -284,7 +274,7 @@ describe("admin password rotation on each real target", () => {
       accounts,
       rotation: { admin: { every: "24h" } },
     };
-    await exercise(reg, mysqlLogin, mysqlLogin, "mysql");
+    await exercise(reg, mariadbLogin, mariadbLogin, "mysql");
   }, 120_000);
 
   it("OpenLDAP: an admin entry that may write its own userPassword", async () => {

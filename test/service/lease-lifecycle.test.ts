@@ -1,11 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LeaseholdError } from "../../sidecar/errors.js";
 import type { CheckoutOk, LeaseService, RequestMeta } from "../../sidecar/service/index.js";
 import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
 import { waitFor } from "../support/wait-for.js";
+import { refusal } from "../support/refusal.js";
 
 /*
  * The lease use cases run in-process against real Redis, the Vault dev server and MariaDB:
@@ -58,15 +58,6 @@ async function checkoutAs(agent: "a" | "b", intent = "read"): Promise<ReturnType
     { resource: lh.resource, task: { id: "T-svc" }, intent: { action: intent, tool: "sql" }, ttl: 120 },
     meta(),
   );
-}
-
-async function refusal(p: Promise<unknown>): Promise<LeaseholdError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof LeaseholdError)) throw new Error(`expected a LeaseholdError, got ${String(err)}`);
-  return err;
 }
 
 beforeAll(async () => {

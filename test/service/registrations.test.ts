@@ -13,6 +13,7 @@ import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-proce
 import { createMariadbAccount, dropMariadbAccount, mariadbRoot } from "../support/mariadb.js";
 import { REDIS_URL } from "../support/redis.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
+import { refusal } from "../support/refusal.js";
 
 /*
  * Registrations and removals in process, against real Vault (dev server), Redis and MariaDB:
@@ -82,15 +83,6 @@ async function redisTraces(resource: string): Promise<string[]> {
   const keys = await redis.keys(`${redisPrefix()}*${resource}*`);
   const listed = await redis.sismember(`${redisPrefix()}resources`, resource);
   return listed ? [...keys, "resources set"] : keys;
-}
-
-async function refusal(p: Promise<unknown>): Promise<LeaseholdError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof LeaseholdError)) throw new Error(`expected a LeaseholdError, got ${String(err)}`);
-  return err;
 }
 
 beforeAll(async () => {

@@ -54,3 +54,15 @@ export async function dropMariadbAccount(root: Connection, account: string): Pro
   const q = await serverQuoted(root, account);
   await root.query(`DROP USER IF EXISTS ${q.u}@${q.h}`);
 }
+
+/** Tries to log into the local MariaDB; true when the password is accepted, false when refused. */
+export async function mariadbLogin(user: string, password: string): Promise<boolean> {
+  try {
+    const conn = await createConnection({ host: localMariadb.host, port: localMariadb.port, user, password });
+    await conn.end();
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === "ER_ACCESS_DENIED_ERROR") return false;
+    throw err;
+  }
+}
