@@ -2,19 +2,19 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { type Adapter, type AdapterContext, AdapterError, type Credential } from "../../adapters/adapter.js";
 import { testPassword } from "../../sidecar/cli/adapters-test/index.js";
+import type { ConformanceEnv } from "./conformance.js";
 
 /** What the registration checks need of a real target (a part of the conformance setup). */
-export interface AccountCheckEnv<C> {
-  target: C;
-  admin: Credential;
-  createAccount(name: string, password: string): Promise<void>;
-  dropAccount(name: string): Promise<void>;
-  unreachableTarget: C;
-  /** `host:port` of unreachableTarget as errors must name it (absent: the target has no address). */
-  unreachableAddress?: string;
-  /** The same settings with another spelling of the host, or another port (identity checks). */
-  targetVia?(host: string, port?: number): C;
-}
+export type AccountCheckEnv<C> = Pick<
+  ConformanceEnv<C>,
+  | "target"
+  | "admin"
+  | "createAccount"
+  | "dropAccount"
+  | "unreachableTarget"
+  | "unreachableAddress"
+  | "targetVia"
+>;
 
 /** Fails when `text` holds `secret` (an empty secret, such as a test root's, holds nothing to leak). */
 function expectNoSecret(text: string, secret: string): void {

@@ -5,11 +5,11 @@ import { LeaseholdError } from "../../sidecar/errors.js";
 import { createLogger } from "../../sidecar/logger.js";
 import type { AccountRecord } from "../../sidecar/resources/types.js";
 import { vaultPaths } from "../../sidecar/resources/vault-paths.js";
-import { VaultStore } from "../../sidecar/secrets/index.js";
+import type { VaultStore } from "../../sidecar/secrets/index.js";
 import type { CheckoutOk } from "../../sidecar/service/index.js";
 import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
-import { useVault, type VaultHandle } from "../support/vault.js";
+import { testVaultStore, useVault, type VaultHandle } from "../support/vault.js";
 import { waitFor } from "../support/wait-for.js";
 import { mariadbLogin } from "../support/mariadb.js";
 
@@ -23,17 +23,6 @@ import { mariadbLogin } from "../support/mariadb.js";
 let vault: VaultHandle;
 let redis: Redis;
 const log = createLogger("silent");
-
-function vaultStore(prefix: string): VaultStore {
-  return new VaultStore({
-    address: vault.address,
-    auth: { method: "token", token: vault.token },
-    mount: vault.mount,
-    prefix,
-    timeoutMs: 5_000,
-    log,
-  });
-}
 
 function identity(secrets: VaultStore, redisPrefix: string): ClusterIdentity {
   return new ClusterIdentity({
@@ -67,7 +56,7 @@ describe("the cluster id in Vault and Redis", () => {
   });
 
   it("the first sidecars write one id to both, even when they start together", async () => {
-    const secrets = vaultStore(`cluster-${Date.now()}-a`);
+    const secrets = testVaultStore(vault, `cluster-${Date.now()}-a`);
     const redisPrefix = fresh("cluster-a");
     const [a, b] = [identity(secrets, redisPrefix), identity(secrets, redisPrefix)];
     const [sa, sb] = await Promise.all([a.check(), b.check()]);
@@ -79,7 +68,7 @@ describe("the cluster id in Vault and Redis", () => {
   });
 
   it("a Redis keyspace without the id, or with another, is a mismatch naming both; adopt takes it over", async () => {
-    const secrets = vaultStore(`cluster-${Date.now()}-b`);
+    const secrets = testVaultStore(vault, `cluster-${Date.now()}-b`);
     const home = fresh("cluster-home");
     const ok = await identity(secrets, home).check();
     if (ok.status !== "ok") throw new Error("no cluster");
@@ -116,7 +105,7 @@ describe("the cluster id in Vault and Redis", () => {
   });
 
   it("a keyspace that names a cluster this Vault prefix does not know is a mismatch too", async () => {
-    const secrets = vaultStore(`cluster-${Date.now()}-c`);
+    const secrets = testVaultStore(vault, `cluster-${Date.now()}-c`);
     const other = fresh("cluster-other");
     await redis.set(`${other}cluster:id`, "lhc_other");
     const id = identity(secrets, other);
@@ -156,7 +145,7 @@ describe("a second sidecar on the same Vault prefix with another Redis keyspace"
   beforeAll(async () => {
     first = await startInProcessSidecar({ vault });
     second = await startInProcessSidecar({ vault, vaultPrefix: first.vaultPrefix });
-    secrets = vaultStore(first.vaultPrefix);
+    secrets = testVaultStore(vault, first.vaultPrefix);
     account = (first.registration.accounts as string[])[0] as string;
     await first.sidecar.resourceService.register(first.registration, {
       dryRun: false,

@@ -15,13 +15,13 @@ import { ResourceCatalog } from "../../sidecar/resources/catalog.js";
 import type { AccountRecord, AdminRecord } from "../../sidecar/resources/types.js";
 import { vaultPaths } from "../../sidecar/resources/vault-paths.js";
 import { AdminRotation } from "../../sidecar/rotation/index.js";
-import { VaultStore } from "../../sidecar/secrets/index.js";
+import type { VaultStore } from "../../sidecar/secrets/index.js";
 import type { CheckoutOk } from "../../sidecar/service/index.js";
 import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
 import { createMariadbAccount, dropMariadbAccount, localMariadb, mariadbRoot } from "../support/mariadb.js";
 import { dropPrefix, REDIS_URL } from "../support/redis.js";
 import { startSlapd, type TestSlapd } from "../support/slapd.js";
-import { useVault, type VaultHandle } from "../support/vault.js";
+import { testVaultStore, useVault, type VaultHandle } from "../support/vault.js";
 import { waitFor } from "../support/wait-for.js";
 import { mariadbLogin } from "../support/mariadb.js";
 
@@ -98,14 +98,7 @@ async function mariadbResource(extra: Record<string, unknown> = {}) {
 beforeAll(async () => {
   vault = await useVault();
   lh = await startInProcessSidecar({ vault });
-  secrets = new VaultStore({
-    address: vault.address,
-    auth: { method: "token", token: vault.token },
-    mount: vault.mount,
-    prefix: lh.vaultPrefix,
-    timeoutMs: 5_000,
-    log: createLogger("silent"),
-  });
+  secrets = testVaultStore(vault, lh.vaultPrefix);
   [root, slapd] = await Promise.all([mariadbRoot(), startSlapd()]);
   redis = new Redis(REDIS_URL);
   dir = await mkdtemp(join(tmpdir(), "leasehold-admrot-"));

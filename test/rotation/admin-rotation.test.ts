@@ -5,11 +5,10 @@ import type { Connection } from "mysql2/promise";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { builtinAdapters } from "../../adapters/registry.js";
-import { createLogger } from "../../sidecar/logger.js";
 import type { CrashPoint } from "../../sidecar/rotation/index.js";
 import type { AccountRecord, AdminRecord } from "../../sidecar/resources/types.js";
 import { vaultPaths } from "../../sidecar/resources/vault-paths.js";
-import { VaultStore } from "../../sidecar/secrets/index.js";
+import type { VaultStore } from "../../sidecar/secrets/index.js";
 import type { CheckoutOk } from "../../sidecar/service/index.js";
 import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
 import { createMariadbAccount, dropMariadbAccount, localMariadb, mariadbRoot } from "../support/mariadb.js";
@@ -17,7 +16,7 @@ import { type ScramPostgres, startScramPostgres } from "../support/pg-cluster.js
 import { REDIS_URL } from "../support/redis.js";
 import { REDIS_ACL_ADMIN_RULES } from "../support/redis-server.js";
 import { startSlapd, type TestSlapd } from "../support/slapd.js";
-import { useVault, type VaultHandle } from "../support/vault.js";
+import { testVaultStore, useVault, type VaultHandle } from "../support/vault.js";
 import { waitFor } from "../support/wait-for.js";
 import { mariadbLogin } from "../support/mariadb.js";
 
@@ -174,14 +173,7 @@ async function exercise(
 beforeAll(async () => {
   vault = await useVault();
   lh = await startInProcessSidecar({ vault, crashHook: (p) => hook?.(p) });
-  secrets = new VaultStore({
-    address: vault.address,
-    auth: { method: "token", token: vault.token },
-    mount: vault.mount,
-    prefix: lh.vaultPrefix,
-    timeoutMs: 5_000,
-    log: createLogger("silent"),
-  });
+  secrets = testVaultStore(vault, lh.vaultPrefix);
   [pgc, slapd, root] = await Promise.all([startScramPostgres(), startSlapd(), mariadbRoot()]);
   redisRoot = new Redis(REDIS_URL);
 }, 120_000);

@@ -1,13 +1,12 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../../sidecar/logger.js";
 import type { AccountRecord } from "../../sidecar/resources/types.js";
 import { vaultPaths } from "../../sidecar/resources/vault-paths.js";
-import { VaultStore } from "../../sidecar/secrets/index.js";
+import type { VaultStore } from "../../sidecar/secrets/index.js";
 import type { CheckoutOk, LeaseService } from "../../sidecar/service/index.js";
 import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
 import { REDIS_URL } from "../support/redis.js";
-import { useVault, type VaultHandle } from "../support/vault.js";
+import { testVaultStore, useVault, type VaultHandle } from "../support/vault.js";
 import { waitFor } from "../support/wait-for.js";
 
 /*
@@ -59,14 +58,7 @@ beforeAll(async () => {
   svc = lh.sidecar.leaseService;
   account = (lh.registration.accounts as string[])[0] as string;
   redis = new Redis(REDIS_URL);
-  secrets = new VaultStore({
-    address: vault.address,
-    auth: { method: "token", token: vault.token },
-    mount: vault.mount,
-    prefix: lh.vaultPrefix,
-    timeoutMs: 5_000,
-    log: createLogger("silent"),
-  });
+  secrets = testVaultStore(vault, lh.vaultPrefix);
 });
 
 afterAll(async () => {

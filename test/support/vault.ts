@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
+import { createLogger } from "../../sidecar/logger.js";
+import { VaultStore } from "../../sidecar/secrets/index.js";
 import { type VaultDevServer, startVaultDev } from "../vault-dev/server.js";
 
 /** A Vault to test against: a real one, or a dev server this process started. */
@@ -65,4 +67,16 @@ export async function useVault(): Promise<VaultHandle> {
   if (process.env.LEASEHOLD_VAULT === "testcontainers") return startVaultContainer();
   const dev = await startVaultDev({ port: 0, rootToken: `hvs.dev-root-${randomBytes(12).toString("hex")}` });
   return { address: dev.address, token: dev.rootToken, mount: "secret", dev, close: () => dev.close() };
+}
+
+/** A VaultStore on `vault` under `prefix`, as the sidecar's own (for tests that read its records). */
+export function testVaultStore(vault: VaultHandle, prefix: string): VaultStore {
+  return new VaultStore({
+    address: vault.address,
+    auth: { method: "token", token: vault.token },
+    mount: vault.mount,
+    prefix,
+    timeoutMs: 5_000,
+    log: createLogger("silent"),
+  });
 }
