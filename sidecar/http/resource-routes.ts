@@ -58,6 +58,7 @@ export const registerResourceRoute = appRoute({
       pathName: params.name,
       actor: caller.operator.name,
       requestId: req.id,
+      canSee: async (resource) => (await caller.visible([resource], (r) => r)).length > 0,
     });
     reply.status(out.created && out.registered ? 201 : 200);
     return out;

@@ -88,11 +88,15 @@ export function validateRegistration(
  * 409 conflict when another resource manages one of the accounts (the ownership index in
  * Vault), naming that resource and its account; nothing is read from or written to a target.
  */
-export async function refuseOwnedAccounts(d: ResourceDeps, v: ValidRegistration): Promise<void> {
+export async function refuseOwnedAccounts(
+  d: ResourceDeps,
+  v: ValidRegistration,
+  canSee?: (resource: string) => Promise<boolean>,
+): Promise<void> {
   for (const [i, name] of accountNames(v.reg).entries()) {
     const owner = await d.owners.owner(v.identities.get(name) ?? "");
     if (!owner || (owner.resource === v.reg.name && owner.account === name)) continue;
-    throw await ownedError(d, `registration.accounts.${i}`, name, owner);
+    throw await ownedError(d, `registration.accounts.${i}`, name, owner, canSee);
   }
 }
 
@@ -102,7 +106,15 @@ export async function ownedError(
   field: string,
   name: string,
   owner: OwnerEntry,
+  canSee?: (resource: string) => Promise<boolean>,
 ): Promise<LeaseholdError> {
+  // A DBA scoped to some resources learns nothing about the others: not even their names.
+  if (canSee && !(await canSee(owner.resource).catch(() => false))) {
+    return new LeaseholdError(
+      "conflict",
+      `${field}: account ${name} is already managed by another resource (one you may not register); ask an operator`,
+    );
+  }
   const registered = (await d.catalog.get(owner.resource)) !== null;
   const whose = `resource "${owner.resource}" (account "${owner.account}")`;
   const note = registered

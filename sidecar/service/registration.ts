@@ -27,6 +27,11 @@ export interface RegisterOptions {
   readonly pathName?: string | undefined;
   readonly actor: string;
   readonly requestId?: string | undefined;
+  /**
+   * Whether the caller may see a resource (the register action on it): a 409 names another
+   * resource that owns an account only to a caller who may. Absent: every resource (admin).
+   */
+  readonly canSee?: ((resource: string) => Promise<boolean>) | undefined;
 }
 
 /** A registration's answer: what was checked and done, one line per account. */
@@ -61,7 +66,7 @@ export async function registerResource(
   opts: RegisterOptions,
 ): Promise<RegisterResult> {
   const v = validateRegistration(d, body, opts.pathName);
-  await refuseOwnedAccounts(d, v);
+  await refuseOwnedAccounts(d, v, opts.canSee);
   const run = new RegistrationRun(d, v, opts, await d.catalog.get(v.reg.name));
   return run.run();
 }
@@ -233,7 +238,7 @@ class RegistrationRun {
       const r = await this.d.owners.claim({ resource: reg.name, account: name, identity });
       if (!r.ok) {
         await this.releaseClaims(this.claimed);
-        throw await ownedError(this.d, "registration.accounts", name, r.owner);
+        throw await ownedError(this.d, "registration.accounts", name, r.owner, this.opts.canSee);
       }
       if (r.created) this.claimed.push(identity);
     }

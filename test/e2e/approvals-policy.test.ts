@@ -245,8 +245,22 @@ describe("operators with their own identity", () => {
     const move = await as("mallory", "resources", "register", "-f", moved, "--dry-run");
     expect(move.code).toBe(1);
     expect(move.stderr).toContain("policy_denied");
+    // A staging resource that claims orders-db's account: 409, without naming a resource she
+    // may not see.
+    const claim = join(stack.dir, "scratch-claim.json");
+    await writeFile(claim, JSON.stringify({ ...reg, name: "scratch-db", groups: ["staging"] }));
+    const claimed = await as("mallory", "resources", "register", "-f", claim, "--dry-run");
+    expect(claimed.code).toBe(1);
+    expect(claimed.stderr).toContain("conflict");
+    expect(claimed.stderr).toContain("already managed by another resource");
+    expect(claimed.stderr).not.toContain("orders-db");
+    // With an account of its own, the staging resource passes.
+    await stack.createRole("app_scratch_1", "scratch-pass-1234567");
     const fresh = join(stack.dir, "scratch-db.json");
-    await writeFile(fresh, JSON.stringify({ ...reg, name: "scratch-db", groups: ["staging"] }));
+    await writeFile(
+      fresh,
+      JSON.stringify({ ...reg, name: "scratch-db", groups: ["staging"], accounts: ["app_scratch_1"] }),
+    );
     const staging = await as("mallory", "resources", "register", "-f", fresh, "--dry-run");
     expect(staging.code, staging.stderr).toBe(0);
     // A dry run registers nothing: no staging resource exists, so Mallory may register none yet
