@@ -11,6 +11,7 @@ import { registerLeaseCommands } from "./commands/leases.js";
 import { registerPolicyCommands } from "./commands/policy.js";
 import { registerResourceCommands } from "./commands/resources.js";
 import { registerServeCommand } from "./commands/serve.js";
+import { registerExecCommand } from "./commands/exec.js";
 import { createCliContext } from "./context.js";
 import { escapeText } from "../util/text.js";
 import { ApiError, detailLine } from "./http-client.js";
@@ -42,6 +43,7 @@ function buildProgram(): Command {
   registerKeyCommands(program, cli);
   registerClusterCommands(program, cli);
   registerAgentCommands(program, cli);
+  registerExecCommand(program);
   return program;
 }
 

@@ -1,5 +1,6 @@
 import { mintIdentityAssertion } from "../identity/index.js";
 import { createDpopKey, type DpopKey } from "./dpop-key.js";
+import { LeaseholdClientError } from "./errors.js";
 import { createTransport, type Transport, type TransportResponse } from "./transport.js";
 import type { ActClaim, ClientOptions, Lease } from "./types.js";
 
@@ -8,6 +9,8 @@ export interface Issued {
   lease: Lease;
   token: string;
   tokenType: "Bearer" | "DPoP";
+  /** The resource's listener, when the checkout named one. */
+  proxy?: { host: string; port: number; username: string };
 }
 
 /** How one client talks to the sidecar: as the agent (identity assertion) or as a lease's holder. */
@@ -22,6 +25,8 @@ export interface AgentSession {
     act: ActClaim | undefined,
     extraMs?: number,
     signal?: AbortSignal,
+    /** Whether to bind the token to this session's DPoP key; the client's `dpop` when absent. */
+    dpop?: boolean,
   ): Promise<TransportResponse>;
   /** A request authenticated by a lease token, with a DPoP proof when the token is bound. */
   asHolder(
@@ -35,16 +40,28 @@ export interface AgentSession {
 /**
  * The session of a client built from `opts`. The DPoP key is created on first use and never
  * leaves this session, so every token it binds can be used only from here.
- * @throws Error when neither or both of `url` and `socketPath` are given, or no keyFile.
+ * @throws LeaseholdClientError `invalid_options` when neither or both of `url` and `socketPath`
+ *   are given, the url is not an http(s) URL, or no keyFile.
  */
 export function createAgentSession(opts: ClientOptions): AgentSession {
-  if ((opts.url === undefined) === (opts.socketPath === undefined)) {
-    throw new Error("give exactly one of url and socketPath");
+  const url = opts.url === "" ? undefined : opts.url;
+  const socketPath = opts.socketPath === "" ? undefined : opts.socketPath;
+  if ((url === undefined) === (socketPath === undefined)) {
+    throw new LeaseholdClientError(
+      "invalid_options",
+      "give exactly one of url and socketPath (or set LEASEHOLD_ADDR or LEASEHOLD_SOCKET)",
+    );
   }
-  if (typeof opts.keyFile !== "string" || opts.keyFile.length === 0) throw new Error("keyFile is required");
-  const transport: Transport = createTransport(
-    opts.url !== undefined ? { url: opts.url } : { socketPath: opts.socketPath ?? "" },
-  );
+  const keyFile = opts.keyFile;
+  if (typeof keyFile !== "string" || keyFile.length === 0) {
+    throw new LeaseholdClientError("invalid_options", "keyFile is required (or set LEASEHOLD_AGENT_KEY)");
+  }
+  let transport: Transport;
+  try {
+    transport = createTransport(url !== undefined ? { url } : { socketPath: socketPath ?? "" });
+  } catch (err) {
+    throw new LeaseholdClientError("invalid_options", `url: ${(err as Error).message}`);
+  }
   const audience = opts.audience ?? "leasehold";
   const useDpop = opts.dpop ?? true;
   const timeoutMs = opts.requestTimeoutMs ?? 30_000;
@@ -55,15 +72,24 @@ export function createAgentSession(opts: ClientOptions): AgentSession {
   };
   return {
     pollMs: opts.approvalPollIntervalMs ?? 1000,
-    async asAgent(method, path, body, act, extraMs = 0, signal) {
+    async asAgent(method, path, body, act, extraMs = 0, signal, dpop = useDpop) {
       const jwt = await mintIdentityAssertion({
-        keyFile: opts.keyFile,
+        keyFile,
         audience,
         ttlSeconds: opts.assertionTtlSeconds ?? 60,
         ...(act === undefined ? {} : { extraClaims: { act } }),
+      }).catch((err: unknown) => {
+        throw new LeaseholdClientError(
+          "bad_key",
+          `cannot sign an identity assertion with the key file ${keyFile}: ${(err as Error).message}`,
+          0,
+          undefined,
+          undefined,
+          { cause: err },
+        );
       });
       const headers: Record<string, string> = { authorization: `Bearer ${jwt}` };
-      if (useDpop) headers.dpop = await (await key()).proof(method, transport.htu(path));
+      if (dpop) headers.dpop = await (await key()).proof(method, transport.htu(path));
       return transport.send({ method, path, headers, body, timeoutMs: timeoutMs + extraMs, signal });
     },
     async asHolder(issued, method, path, body) {

@@ -27,6 +27,7 @@ export async function awaitApproval(
 ): Promise<Issued> {
   const deadline = Date.now() + (req.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS);
   let approval = first;
+  req.onPending?.({ id: first.id, status: first.status });
   for (;;) {
     if (approval.status === "approved" && approval.lease && typeof approval.token === "string") {
       return { lease: approval.lease, token: approval.token, tokenType: tokenType(approval.token_type) };
@@ -54,6 +55,7 @@ export async function awaitApproval(
       req.act,
       0,
       req.signal,
+      req.dpop,
     );
     if (res.status !== 200) throw answerError(res);
     approval = res.json.approval as ApprovalView;

@@ -1,5 +1,6 @@
 import { createAgentSession, tokenType } from "./agent-session.js";
 import { type ApprovalView, awaitApproval } from "./approval-wait.js";
+import { clientOptionsFromEnv } from "./env.js";
 import { type LiveHandles, leaseHandle } from "./lease-handle.js";
 import { RevealedCredential } from "./revealed-credential.js";
 import { type Renewal, startRenewal } from "./renewal.js";
@@ -12,16 +13,20 @@ import type {
   Lease,
   LeaseHandle,
   LeaseholdClient,
+  ProxyConnection,
 } from "./types.js";
 
 /**
  * Creates an agent's client of the sidecar. Identity assertions are minted from `keyFile` for
  * each checkout and approval poll; with `dpop` (the default) every lease token is bound to a
- * key this client creates and never exports, and each use carries a fresh DPoP proof.
- * @throws Error when neither or both of `url` and `socketPath` are given.
+ * key this client creates and never exports, and each use carries a fresh DPoP proof. With no
+ * options (or some missing), `LEASEHOLD_ADDR` / `LEASEHOLD_SOCKET` and `LEASEHOLD_AGENT_KEY`
+ * fill them in.
+ * @throws LeaseholdClientError `invalid_options` when neither or both of `url` and `socketPath`
+ *   are given, or no key file.
  */
-export function createClient(opts: ClientOptions): LeaseholdClient {
-  const session = createAgentSession(opts);
+export function createClient(opts: ClientOptions = {}): LeaseholdClient {
+  const session = createAgentSession(clientOptionsFromEnv(opts));
   const live: LiveHandles = new Map();
 
   async function checkout(resource: string, req: CheckoutRequest): Promise<LeaseHandle> {
@@ -39,6 +44,7 @@ export function createClient(opts: ClientOptions): LeaseholdClient {
       req.act,
       (req.wait ?? 0) * 1000,
       req.signal,
+      req.dpop,
     );
     if (res.status === 201) {
       return leaseHandle(
@@ -47,6 +53,7 @@ export function createClient(opts: ClientOptions): LeaseholdClient {
           lease: res.json.lease as Lease,
           token: String(res.json.token),
           tokenType: tokenType(res.json.token_type),
+          ...proxyOf(res.json.proxy),
         },
         live,
       );
@@ -71,8 +78,49 @@ export function createClient(opts: ClientOptions): LeaseholdClient {
     checkout,
     completeTask,
     withCredential: (resource, req, fn) => withCredential(client, resource, req, fn),
+    withConnection: (resource, req, fn) => withConnection(client, resource, req, fn),
   };
   return client;
+}
+
+/** The checkout answer's `proxy` block, when it is one. */
+function proxyOf(v: unknown): { proxy?: { host: string; port: number; username: string } } {
+  const p = v as { host?: unknown; port?: unknown; username?: unknown } | undefined;
+  if (typeof p?.host !== "string" || typeof p.port !== "number" || typeof p.username !== "string") return {};
+  return { proxy: { host: p.host, port: p.port, username: p.username } };
+}
+
+/** Checkout with a Bearer token, log in at the listener, renew while `fn` runs, and check in. */
+async function withConnection<T>(
+  client: LeaseholdClient,
+  resource: string,
+  req: CheckoutRequest,
+  fn: (conn: ProxyConnection, lease: Lease) => Promise<T>,
+): Promise<T> {
+  const lease = await client.checkout(resource, { ...req, dpop: false });
+  let renewal: Renewal | undefined;
+  let result: T;
+  try {
+    const login = lease.proxyLogin();
+    renewal = startRenewal(lease, req.ttl);
+    const signal = renewal.signal;
+    const conn = Object.defineProperties(
+      { host: login.host, port: login.port, user: login.user },
+      {
+        password: { get: () => login.password, enumerable: false },
+        expiresAt: { get: () => new Date(lease.lease.expires_at), enumerable: true },
+        signal: { value: signal, enumerable: false },
+      },
+    ) as unknown as ProxyConnection;
+    result = await fn(conn, lease.lease);
+  } catch (err) {
+    await renewal?.stop();
+    await lease.checkin().catch(() => undefined);
+    throw err;
+  }
+  await renewal?.stop();
+  await lease.checkin();
+  return result;
 }
 
 /** Checkout, reveal, renew while `fn` runs, and check in whatever `fn` does. */

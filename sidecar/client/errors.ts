@@ -23,7 +23,10 @@ export type ClientErrorCode =
   | "approval_denied"
   | "approval_expired"
   | "approval_timeout"
-  | "aborted";
+  | "aborted"
+  | "invalid_options"
+  | "bad_key"
+  | "no_proxy";
 
 export type LeaseholdClientErrorCode = ServerErrorCode | ClientErrorCode;
 

@@ -13,6 +13,7 @@
  * ```
  */
 export { createClient } from "./client.js";
+export { clientOptionsFromEnv } from "./env.js";
 export { toolCallDigest } from "./digest.js";
 export {
   type ClientErrorCode,
@@ -29,5 +30,7 @@ export type {
   Lease,
   LeaseHandle,
   LeaseholdClient,
+  ProxyConnection,
+  ProxyEndpoint,
   ToolCall,
 } from "./types.js";

@@ -25,6 +25,19 @@ export function leaseHandle(session: AgentSession, issued: Issued, live?: LiveHa
       return issued.lease;
     },
     tokenType: issued.tokenType,
+    ...(issued.proxy === undefined ? {} : { proxy: issued.proxy }),
+    proxyLogin() {
+      const p = issued.proxy;
+      if (p === undefined) {
+        throw new LeaseholdClientError(
+          "no_proxy",
+          issued.tokenType === "DPoP"
+            ? `lease ${id} is bound to a DPoP key: listeners accept only Bearer tokens (check out with dpop: false)`
+            : `the sidecar named no listener for resource ${issued.lease.resource}`,
+        );
+      }
+      return { host: p.host, port: p.port, user: p.username, password: issued.token };
+    },
     async credential() {
       const res = await session.asHolder(issued, "GET", `${base}/credential`);
       if (res.status !== 200) throw answerError(res);

@@ -57,13 +57,18 @@ export interface ActClaim {
   readonly act?: ActClaim;
 }
 
+/**
+ * How `createClient` reaches the sidecar. Absent fields come from the environment:
+ * `LEASEHOLD_ADDR` (a URL, or `unix:/path`; `LEASEHOLD_URL` is an alias), `LEASEHOLD_SOCKET`
+ * and `LEASEHOLD_AGENT_KEY`.
+ */
 export interface ClientOptions {
   /** Base URL of the sidecar over TCP, e.g. `http://127.0.0.1:7733`. Give this or `socketPath`. */
   readonly url?: string;
   /** The sidecar's Unix socket. Give this or `url`. */
   readonly socketPath?: string;
   /** The agent's private key file (`leasehold agent keygen`). */
-  readonly keyFile: string;
+  readonly keyFile?: string;
   /** The `aud` of identity assertions. @default "leasehold" */
   readonly audience?: string;
   /** Bind lease tokens to a per-client DPoP key (RFC 9449). @default true */
@@ -89,6 +94,37 @@ export interface CheckoutRequest {
   readonly approvalTimeoutMs?: number;
   /** Gives up the checkout (and a pending approval wait). */
   readonly signal?: AbortSignal;
+  /**
+   * Bind this lease's token to the client's DPoP key. A resource's listener accepts only an
+   * unbound (Bearer) token, and the sidecar names its listener (`proxy`) only then.
+   * @default the client's `dpop`
+   */
+  readonly dpop?: boolean;
+  /** Called once when the checkout waits for a human approval, with the approval's id. */
+  readonly onPending?: (approval: { readonly id: string; readonly status: string }) => void;
+}
+
+/** Where a resource's local listener waits for the lease's holder (the checkout's `proxy` block). */
+export interface ProxyEndpoint {
+  readonly host: string;
+  readonly port: number;
+  /** The login name at the listener: the lease id. */
+  readonly username: string;
+}
+
+/**
+ * A login at a resource's listener: the lease id as user, the lease token as password. The
+ * password is not enumerable, so logging or serializing the object does not print it.
+ */
+export interface ProxyConnection {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  /** When the lease ends unless renewed; updated after each renewal. */
+  readonly expiresAt: Date;
+  /** Aborted when the lease is over: renewal refused, or its expiry passed. */
+  readonly signal: AbortSignal;
 }
 
 /** A checked-out lease and what its holder can do with it. */
@@ -97,6 +133,14 @@ export interface LeaseHandle {
   readonly lease: Lease;
   /** `DPoP` when the token is bound to this client's key, else `Bearer`. */
   readonly tokenType: "Bearer" | "DPoP";
+  /** The resource's listener, when the sidecar named one (Bearer tokens only: see `dpop`). */
+  readonly proxy?: ProxyEndpoint;
+  /**
+   * The login at the resource's listener: host and port, the lease id as user, the lease token
+   * as password.
+   * @throws LeaseholdClientError `no_proxy` when the checkout named no listener.
+   */
+  proxyLogin(): { host: string; port: number; user: string; password: string };
   /** Reveals the password (audited; policy decides). */
   credential(): Promise<{
     username: string;
@@ -124,6 +168,18 @@ export interface LeaseholdClient {
     resource: string,
     request: CheckoutRequest,
     fn: (cred: Credential, lease: Lease) => Promise<T>,
+  ): Promise<T>;
+  /**
+   * Proxy mode: checks out with a Bearer token (DPoP off: listeners accept only Bearer), runs
+   * `fn` with the login at the resource's listener (`{ host, port, user, password }`), renews
+   * while `fn` runs and always checks in. The password is never revealed to this process.
+   * @throws LeaseholdClientError `no_proxy` when the resource has no listener, refusals as
+   *   `withCredential`, or whatever `fn` throws (after check-in).
+   */
+  withConnection<T>(
+    resource: string,
+    request: CheckoutRequest,
+    fn: (conn: ProxyConnection, lease: Lease) => Promise<T>,
   ): Promise<T>;
   /** Checks out without revealing or renewing: the building block of `withCredential`. */
   checkout(resource: string, request: CheckoutRequest): Promise<LeaseHandle>;

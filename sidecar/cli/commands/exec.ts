@@ -1,0 +1,212 @@
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { constants } from "node:os";
+import { dirname, resolve } from "node:path";
+import { type Command, Option } from "commander";
+import { parse as parseYaml } from "yaml";
+import { createClient } from "../../client/client.js";
+import { clientOptionsFromEnv } from "../../client/env.js";
+import { LeaseholdClientError } from "../../client/errors.js";
+import { type Renewal, startRenewal } from "../../client/renewal.js";
+import type { ClientOptions, LeaseHandle } from "../../client/types.js";
+import { CliError } from "../cli-error.js";
+import { EXEC_ADAPTERS, type ExecLogin, execAdapter, execEnv } from "./exec-env.js";
+
+interface ExecOpts {
+  resource: string;
+  task: string;
+  intent: string;
+  tool?: string;
+  ttl?: string;
+  key?: string;
+  wait?: string;
+  mode: "auto" | "reveal" | "proxy";
+  adapter?: string;
+  database?: string;
+}
+
+const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * Where the sidecar listens: `LEASEHOLD_ADDR` (`LEASEHOLD_URL`) or `LEASEHOLD_SOCKET`, else the
+ * `listen` block of the config file (read alone: no other setting is expanded or checked).
+ */
+function sidecarAddress(configFlag: string | undefined): Pick<ClientOptions, "url" | "socketPath"> {
+  const fromEnv = clientOptionsFromEnv({}, process.env);
+  if (fromEnv.url) return { url: fromEnv.url };
+  if (fromEnv.socketPath) return { socketPath: fromEnv.socketPath };
+  const file = configFlag ?? process.env.LEASEHOLD_CONFIG ?? "leasehold.yaml";
+  if (!existsSync(file)) {
+    throw new CliError(`set LEASEHOLD_ADDR (or LEASEHOLD_SOCKET), or give --config: ${file} does not exist`);
+  }
+  const doc = parseYaml(readFileSync(file, "utf8")) as { listen?: Record<string, unknown> } | null;
+  const listen = doc?.listen ?? {};
+  if (typeof listen.socket === "string" && listen.socket !== "") {
+    return { socketPath: resolve(dirname(resolve(file)), listen.socket) };
+  }
+  let host = typeof listen.host === "string" ? listen.host : "127.0.0.1";
+  if (host === "0.0.0.0" || host === "::") host = "127.0.0.1";
+  const port = typeof listen.port === "number" ? listen.port : 7733;
+  return { url: `http://${host.includes(":") ? `[${host}]` : host}:${port}` };
+}
+
+function seconds(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 86400) throw new CliError(`${name}: a whole number of seconds`);
+  return n;
+}
+
+/** Checks out (waiting for an approval when policy asks) and logs in the way the mode says. */
+async function checkoutAndLogin(
+  opts: ExecOpts,
+  configFlag: string | undefined,
+  signal: AbortSignal,
+): Promise<{ lease: LeaseHandle; login: ExecLogin; ttl: number | undefined }> {
+  const keyFile = opts.key ?? process.env.LEASEHOLD_AGENT_KEY;
+  if (!keyFile) throw new CliError("give --key FILE or set LEASEHOLD_AGENT_KEY (the agent's key file)");
+  const ttl = seconds("--ttl", opts.ttl);
+  const wait = seconds("--wait", opts.wait);
+  const client = createClient({ ...sidecarAddress(configFlag), keyFile });
+  const lease = await client.checkout(opts.resource, {
+    task: { id: opts.task },
+    intent: { action: opts.intent, ...(opts.tool ? { tool: opts.tool } : {}) },
+    ...(ttl === undefined ? {} : { ttl }),
+    ...(wait === undefined ? {} : { wait }),
+    // Listeners accept only Bearer tokens; a revealed password needs no token in the child.
+    dpop: opts.mode === "reveal",
+    signal,
+    onPending: (a) =>
+      process.stderr.write(
+        `leasehold: checkout of ${opts.resource} waits for approval ${a.id}` +
+          ` (an approver runs: leasehold approvals approve ${a.id})\n`,
+      ),
+  });
+  try {
+    if (opts.mode === "proxy" || (opts.mode === "auto" && lease.proxy !== undefined)) {
+      const p = lease.proxyLogin();
+      return { lease, ttl, login: { ...p, connection: {}, proxy: true } };
+    }
+    const cred = await lease.credential();
+    return {
+      lease,
+      ttl,
+      login: { user: cred.username, password: cred.password, connection: cred.connection, proxy: false },
+    };
+  } catch (err) {
+    await lease.checkin().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Runs the child with `env` added, forwarding signals; resolves with exec's exit status. */
+function runChild(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  renewal: Renewal,
+): Promise<number> {
+  return new Promise((resolveStatus) => {
+    const child = spawn(cmd, args, { stdio: "inherit", env: { ...process.env, ...env } });
+    const forward = (sig: NodeJS.Signals) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    };
+    for (const sig of FORWARDED) process.on(sig, forward);
+    const onLeaseOver = () => {
+      const why = renewal.signal.reason instanceof Error ? renewal.signal.reason.message : "the lease ended";
+      process.stderr.write(`leasehold: ${why}; stopping ${cmd}\n`);
+      forward("SIGTERM");
+    };
+    renewal.signal.addEventListener("abort", onLeaseOver, { once: true });
+    const done = (status: number) => {
+      for (const sig of FORWARDED) process.off(sig, forward);
+      renewal.signal.removeEventListener("abort", onLeaseOver);
+      resolveStatus(status);
+    };
+    child.once("error", (err: NodeJS.ErrnoException) => {
+      process.stderr.write(`leasehold: cannot run ${cmd}: ${err.code ?? err.message}\n`);
+      done(err.code === "ENOENT" ? 127 : 126);
+    });
+    child.once("exit", (code, sig) => {
+      done(code ?? 128 + (sig ? (constants.signals[sig] ?? 0) : 0));
+    });
+  });
+}
+
+async function execAction(opts: ExecOpts, argv: string[], configFlag: string | undefined): Promise<void> {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) throw new CliError("name the command to run after --, e.g. -- psql -c 'select 1'");
+  // Until the child runs, a signal gives up the checkout (and an approval wait).
+  const abort = new AbortController();
+  let caught: NodeJS.Signals | undefined;
+  const giveUp = (sig: NodeJS.Signals) => {
+    caught = sig;
+    abort.abort();
+  };
+  for (const sig of FORWARDED) process.on(sig, giveUp);
+  let got: Awaited<ReturnType<typeof checkoutAndLogin>>;
+  try {
+    got = await checkoutAndLogin(opts, configFlag, abort.signal);
+  } catch (err) {
+    if (caught !== undefined) process.exit(128 + (constants.signals[caught] ?? 0));
+    throw err instanceof LeaseholdClientError ? new CliError(`${err.code}: ${err.message}`) : err;
+  } finally {
+    for (const sig of FORWARDED) process.off(sig, giveUp);
+  }
+  const { lease, login, ttl } = got;
+  const renewal = startRenewal(lease, ttl);
+  let status: number;
+  if (caught !== undefined) {
+    status = 128 + (constants.signals[caught] ?? 0);
+  } else {
+    const kind = execAdapter(opts.adapter, login.connection, [opts.tool, cmd]);
+    status = await runChild(cmd, args, execEnv(kind, login, lease.lease.id, opts.database), renewal);
+  }
+  await renewal.stop();
+  try {
+    await lease.checkin();
+  } catch (err) {
+    const e = err as Error;
+    process.stderr.write(
+      `leasehold: check-in of lease ${lease.lease.id} failed (${e.message}); it ends at its expiry\n`,
+    );
+  }
+  process.exit(status);
+}
+
+/**
+ * `leasehold exec --resource R --task ID --intent A -- cmd args…`: checks out with the agent's
+ * key, runs the command with the connection in its environment (the target's own variables),
+ * renews while it runs, forwards SIGINT/SIGTERM/SIGHUP, checks in when it exits and exits with
+ * its status (128+n when killed by signal n). The credential never appears in any argv.
+ */
+export function registerExecCommand(program: Command): void {
+  program
+    .command("exec")
+    .description("run a command with a leased credential in its environment; check in when it exits")
+    .requiredOption("--resource <name>", "the resource to check out")
+    .requiredOption("--task <id>", "the task the checkout is for")
+    .requiredOption("--intent <action>", "what the command does (policy decides), e.g. read")
+    .option("--tool <name>", "the tool, for policy and audit (e.g. psql)")
+    .option("--ttl <seconds>", "lease lifetime asked for (renewed while the command runs)")
+    .option("--wait <seconds>", "wait this long for a free account")
+    .option("--key <file>", "the agent's key file (default: $LEASEHOLD_AGENT_KEY)")
+    .addOption(
+      new Option("--mode <mode>", "reveal the password, or connect through the resource's listener")
+        .choices(["auto", "reveal", "proxy"])
+        .default("auto"),
+    )
+    .addOption(
+      new Option("--adapter <kind>", "the target's kind (default: guessed)").choices([...EXEC_ADAPTERS]),
+    )
+    .option("--database <name>", "PostgreSQL database (PGDATABASE)")
+    .argument("<command...>", "the command and its arguments, after --")
+    .addHelpText(
+      "after",
+      "\nExample:\n  LEASEHOLD_ADDR=http://127.0.0.1:7733 LEASEHOLD_AGENT_KEY=./agent.key.jwk \\\n" +
+        "    leasehold exec --resource orders-db --task TICKET-1 --intent read --tool psql -- psql -c 'select 1'\n",
+    )
+    .action((argv: string[], opts: ExecOpts) =>
+      execAction(opts, argv, program.opts<{ config?: string }>().config),
+    );
+}
