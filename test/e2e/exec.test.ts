@@ -1,0 +1,245 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { StackClient } from "../support/e2e-client.js";
+import { cliPath } from "../support/sidecar-process.js";
+import { type Stack, startStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
+
+/**
+ * `leasehold exec` as a shell agent uses it: the built CLI checks out with the agent's key, runs
+ * a real command with the connection in its environment, and checks in when it ends, however
+ * it ends.
+ */
+
+const RESOURCE = "orders-db";
+const PROXIED = "ledger-db";
+const ACCOUNT = "app_orders_1";
+const PROXY_ACCOUNT = "app_ledger_1";
+const POLICY = [RESOURCE, PROXIED]
+  .map(
+    (r) => `@id("agents-read-${r}")
+permit (
+  principal,
+  action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"],
+  resource == Resource::"${r}"
+)
+when { context.intent == "read" };
+`,
+  )
+  .join("\n");
+
+let stack: Stack;
+let c: StackClient;
+let n = 0;
+
+interface Exec {
+  child: ChildProcess;
+  result: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** Starts `leasehold exec` for agent a with LEASEHOLD_ADDR and LEASEHOLD_AGENT_KEY. */
+async function exec(resource: string, command: string[], extra: string[] = []): Promise<Exec> {
+  const env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: process.env.HOME ?? "/tmp",
+    LANG: "C",
+    LEASEHOLD_ADDR: stack.sidecar.url,
+    LEASEHOLD_AGENT_KEY: await c.keyFile("a"),
+  };
+  const args = [
+    "exec",
+    "--resource",
+    resource,
+    "--task",
+    "EXEC-1",
+    "--intent",
+    "read",
+    ...extra,
+    "--",
+    ...command,
+  ];
+  const child = spawn(process.execPath, [cliPath(), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) =>
+    child.once("close", (code, sig) => r({ code: code ?? (sig ? -1 : null), stdout, stderr })),
+  );
+  return { child, result };
+}
+
+/** A child that writes its environment, its pid and its argv to files, then runs `then`. */
+function probe(then: string): { files: { env: string; pid: string; argv: string }; command: string[] } {
+  n += 1;
+  const base = join(stack.dir, `probe-${n}`);
+  const files = { env: `${base}.env`, pid: `${base}.pid`, argv: `${base}.argv` };
+  const script = `env > '${files.env}'; cat /proc/$$/cmdline > '${files.argv}'; echo $$ > '${files.pid}.tmp'; mv '${files.pid}.tmp' '${files.pid}'; ${then}`;
+  return { files, command: ["sh", "-c", script] };
+}
+
+function parseEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return out;
+}
+
+async function childEnv(file: string): Promise<Record<string, string>> {
+  const env = parseEnv(await readFile(file, "utf8"));
+  for (const k of ["PGPASSWORD", "LEASEHOLD_PASSWORD"]) if (env[k]) c.secrets.push(env[k]);
+  return env;
+}
+
+/** The lease as the operator sees it. */
+async function lease(id: string): Promise<Record<string, unknown>> {
+  const r = await c.http("GET", `/v1/leases/${id}`, { token: await c.adminToken() });
+  expect(r.status, JSON.stringify(r.json)).toBe(200);
+  return (r.json.lease ?? r.json) as Record<string, unknown>;
+}
+
+/** The lease ended by check-in and the password the child saw no longer logs in. */
+async function expectCheckedIn(env: Record<string, string>): Promise<void> {
+  const id = env.LEASEHOLD_LEASE_ID ?? "";
+  expect(id).not.toBe("");
+  const l = await lease(id);
+  expect(l.state).toBe("ended");
+  expect(l.end_reason).toBe("checkin");
+  await c.waitForAccounts(RESOURCE, "available");
+  expect(await stack.canLogin(ACCOUNT, env.PGPASSWORD ?? "")).toBe(false);
+}
+
+beforeAll(async () => {
+  stack = await startStack({ policy: POLICY });
+  c = new StackClient(stack);
+  c.secrets.push(stack.adminPassword);
+  await c.adminToken();
+  await stack.createRole(ACCOUNT, "initial-pass-1234567");
+  await stack.createRole(PROXY_ACCOUNT, "initial-pass-7654321");
+  c.secrets.push("initial-pass-1234567", "initial-pass-7654321");
+  await stack.asSuperuser((su) => su.query("GRANT pg_signal_backend TO leasehold_admin"));
+  const common = {
+    adapter: "postgres",
+    connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
+    admin: { username: "leasehold_admin", password: stack.adminPassword },
+    lease: { defaultTtl: 60, maxTtl: 600 },
+  };
+  const regs = [
+    { name: RESOURCE, ...common, accounts: [ACCOUNT] },
+    { name: PROXIED, ...common, accounts: [PROXY_ACCOUNT], reveal: false, proxy: { port: 0 } },
+  ];
+  for (const reg of regs) {
+    const file = join(stack.dir, `${reg.name}.yaml`);
+    await writeFile(file, stringify(reg));
+    const r = await stack.cli("resources", "register", "-f", file);
+    expect(r.code, r.stderr).toBe(0);
+    await c.waitForAccounts(reg.name, "available");
+  }
+}, 180_000);
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe("leasehold exec: a command runs with a leased credential and it is checked in after", () => {
+  it("real psql connects as the leased account; the lease is checked in after it exits", async () => {
+    const e = await exec(RESOURCE, ["psql", "-X", "-At", "-c", "select current_user"], ["--tool", "psql"]);
+    const r = await e.result;
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(ACCOUNT);
+    const checkins = (await c.auditRecords()).filter((x) => x.event === "checkin" && x.resource === RESOURCE);
+    expect(checkins).toHaveLength(1);
+    await c.waitForAccounts(RESOURCE, "available");
+  });
+
+  it("the child gets PG* variables, no password in its argv, and exec exits with its status", async () => {
+    const p = probe("exit 7");
+    const r = await (await exec(RESOURCE, p.command)).result;
+    expect(r.code).toBe(7);
+    const env = await childEnv(p.files.env);
+    expect(env).toMatchObject({
+      PGHOST: "127.0.0.1",
+      PGPORT: String(stack.pg.port),
+      PGUSER: ACCOUNT,
+      PGDATABASE: "postgres",
+      LEASEHOLD_USER: ACCOUNT,
+    });
+    expect(env.PGPASSWORD?.length).toBeGreaterThanOrEqual(16);
+    const argv = await readFile(p.files.argv, "utf8");
+    expect(argv.split("\0")[0]).toBe("sh");
+    expect(argv.includes(env.PGPASSWORD ?? "")).toBe(false);
+    await expectCheckedIn(env);
+  });
+
+  it("SIGTERM to exec reaches the child, and the lease is checked in", async () => {
+    const p = probe("exec sleep 600");
+    const e = await exec(RESOURCE, p.command);
+    await waitFor("the child to start", async () => existsSync(p.files.pid));
+    const env = await childEnv(p.files.env);
+    const childPid = Number((await readFile(p.files.pid, "utf8")).trim());
+    // Neither exec's argv nor the running child's shows the password.
+    for (const pid of [e.child.pid, childPid]) {
+      const argv = await readFile(`/proc/${pid}/cmdline`, "utf8");
+      expect(argv.length).toBeGreaterThan(0);
+      expect(argv.includes(env.PGPASSWORD ?? "")).toBe(false);
+    }
+    e.child.kill("SIGTERM");
+    const r = await e.result;
+    expect(r.code).toBe(143);
+    expect(existsSync(`/proc/${childPid}`)).toBe(false);
+    await expectCheckedIn(env);
+  });
+
+  it("a child killed with SIGKILL: exec exits 137 and checks the lease in", async () => {
+    const p = probe("exec sleep 600");
+    const e = await exec(RESOURCE, p.command);
+    await waitFor("the child to start", async () => existsSync(p.files.pid));
+    const env = await childEnv(p.files.env);
+    process.kill(Number((await readFile(p.files.pid, "utf8")).trim()), "SIGKILL");
+    const r = await e.result;
+    expect(r.code).toBe(137);
+    await expectCheckedIn(env);
+  });
+
+  it("proxy mode: psql reaches the listener with the lease id as user and the lease token as password", async () => {
+    const p = probe("exec psql -X -At -c 'select current_user'");
+    const r = await (await exec(PROXIED, p.command, ["--tool", "psql"])).result;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(PROXY_ACCOUNT);
+    const env = await childEnv(p.files.env);
+    expect(env.PGUSER).toBe(env.LEASEHOLD_LEASE_ID);
+    expect(env.PGHOST).toBe("127.0.0.1");
+    expect(env.PGPORT).not.toBe(String(stack.pg.port));
+    const l = await lease(env.LEASEHOLD_LEASE_ID ?? "");
+    expect(l.state).toBe("ended");
+  });
+
+  it("a refused checkout runs nothing and says why", async () => {
+    const p = probe("exit 0");
+    const r = await (await exec(RESOURCE, p.command, ["--intent", "write"])).result;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("policy_denied");
+    expect(existsSync(p.files.env)).toBe(false);
+  });
+
+  it("no password or token reached the sidecar's output or the audit file", async () => {
+    const logs = stack.sidecar.output();
+    const audit = await readFile(join(stack.dir, "state", "audit.jsonl"), "utf8");
+    expect(c.secrets.length).toBeGreaterThan(4);
+    for (const s of c.secrets) {
+      expect(logs.includes(s)).toBe(false);
+      expect(audit.includes(s)).toBe(false);
+    }
+  });
+});
