@@ -2,8 +2,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import pg from "pg";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient, LeaseholdClientError } from "../../sidecar/client/index.js";
 import { StackClient } from "../support/e2e-client.js";
 import { cliPath } from "../support/sidecar-process.js";
 import { type Stack, startStack } from "../support/stack.js";
@@ -222,7 +224,48 @@ describe("leasehold exec: a command runs with a leased credential and it is chec
     expect(env.PGHOST).toBe("127.0.0.1");
     expect(env.PGPORT).not.toBe(String(stack.pg.port));
     const l = await lease(env.LEASEHOLD_LEASE_ID ?? "");
-    expect(l.state).toBe("ended");
+    expect(l).toMatchObject({ state: "ended", end_reason: "checkin" });
+    await c.waitForAccounts(PROXIED, "available");
+  });
+
+  it("the SDK's proxy mode: createClient() from LEASEHOLD_* and withConnection run a query with pg", async () => {
+    const saved = { addr: process.env.LEASEHOLD_ADDR, key: process.env.LEASEHOLD_AGENT_KEY };
+    process.env.LEASEHOLD_ADDR = stack.sidecar.url;
+    process.env.LEASEHOLD_AGENT_KEY = await c.keyFile("a");
+    let client: ReturnType<typeof createClient>;
+    try {
+      client = createClient();
+    } finally {
+      for (const [k, v] of [
+        ["LEASEHOLD_ADDR", saved.addr],
+        ["LEASEHOLD_AGENT_KEY", saved.key],
+      ] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    const req = { task: { id: "SDK-1" }, intent: { action: "read", tool: "pg" }, ttl: 60 };
+    let leaseId = "";
+    const rows = await client.withConnection(PROXIED, req, async (conn, l) => {
+      leaseId = l.id;
+      expect(conn).toMatchObject({ host: "127.0.0.1", user: l.id });
+      expect(JSON.stringify(conn)).not.toContain(conn.password);
+      c.secrets.push(conn.password);
+      const pc = new pg.Client({ ...conn, password: conn.password, database: "postgres" });
+      await pc.connect();
+      try {
+        return (await pc.query<{ who: string }>("select current_user as who")).rows;
+      } finally {
+        await pc.end();
+      }
+    });
+    expect(rows).toEqual([{ who: PROXY_ACCOUNT }]);
+    expect((await lease(leaseId)).end_reason).toBe("checkin");
+    // A revealing resource has no listener: withConnection says so, and checks the lease in.
+    const err = await client.withConnection(RESOURCE, req, async () => 1).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaseholdClientError);
+    expect((err as LeaseholdClientError).code).toBe("no_proxy");
+    await c.waitForAccounts(RESOURCE, "available");
   });
 
   it("a refused checkout runs nothing and says why", async () => {
