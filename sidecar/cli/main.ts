@@ -11,6 +11,7 @@ import { registerLeaseCommands } from "./commands/leases.js";
 import { registerPolicyCommands } from "./commands/policy.js";
 import { registerResourceCommands } from "./commands/resources.js";
 import { registerServeCommand } from "./commands/serve.js";
+import { registerCheckoutCommands } from "./commands/checkout.js";
 import { registerExecCommand } from "./commands/exec.js";
 import { createCliContext } from "./context.js";
 import { escapeText } from "../util/text.js";
@@ -44,6 +45,7 @@ function buildProgram(): Command {
   registerClusterCommands(program, cli);
   registerAgentCommands(program, cli);
   registerExecCommand(program);
+  registerCheckoutCommands(program);
   return program;
 }
 

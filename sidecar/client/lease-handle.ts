@@ -26,6 +26,7 @@ export function leaseHandle(session: AgentSession, issued: Issued, live?: LiveHa
     },
     tokenType: issued.tokenType,
     ...(issued.proxy === undefined ? {} : { proxy: issued.proxy }),
+    leaseToken: () => issued.token,
     proxyLogin() {
       const p = issued.proxy;
       if (p === undefined) {

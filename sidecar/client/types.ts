@@ -141,6 +141,11 @@ export interface LeaseHandle {
    * @throws LeaseholdClientError `no_proxy` when the checkout named no listener.
    */
   proxyLogin(): { host: string; port: number; user: string; password: string };
+  /**
+   * The lease token, for another process that uses or checks in the lease (a listener login, a
+   * shell script). A DPoP-bound token is of no use without this client's key.
+   */
+  leaseToken(): string;
   /** Reveals the password (audited; policy decides). */
   credential(): Promise<{
     username: string;

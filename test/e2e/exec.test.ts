@@ -268,6 +268,40 @@ describe("leasehold exec: a command runs with a leased credential and it is chec
     await c.waitForAccounts(RESOURCE, "available");
   });
 
+  it("a shell script: eval checkout's exports, run psql, then leasehold checkin", async () => {
+    const script = [
+      'eval "$("$NODE" "$CLI" checkout --resource orders-db --task SH-1 --intent read --tool psql)" || exit 3',
+      'psql -X -At -c "select current_user"',
+      'echo "$LEASEHOLD_LEASE_ID" > "$OUT"',
+      '"$NODE" "$CLI" checkin "$LEASEHOLD_LEASE_ID"',
+    ].join("\n");
+    const out = join(stack.dir, "script.lease");
+    const env = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      LEASEHOLD_ADDR: stack.sidecar.url,
+      LEASEHOLD_AGENT_KEY: await c.keyFile("a"),
+      NODE: process.execPath,
+      CLI: cliPath(),
+      OUT: out,
+    };
+    const sh = spawn("sh", ["-c", script], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    sh.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    sh.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const code = await new Promise<number | null>((r) => sh.once("close", r));
+    expect(code, stderr).toBe(0);
+    expect(stdout.trim()).toBe(ACCOUNT);
+    expect(stderr).toContain("checked in");
+    const id = (await readFile(out, "utf8")).trim();
+    expect((await lease(id)).end_reason).toBe("checkin");
+    await c.waitForAccounts(RESOURCE, "available");
+  });
+
   it("a refused checkout runs nothing and says why", async () => {
     const p = probe("exit 0");
     const r = await (await exec(RESOURCE, p.command, ["--intent", "write"])).result;

@@ -12,7 +12,8 @@ import type { ClientOptions, LeaseHandle } from "../../client/types.js";
 import { CliError } from "../cli-error.js";
 import { EXEC_ADAPTERS, type ExecLogin, execAdapter, execEnv } from "./exec-env.js";
 
-interface ExecOpts {
+/** The options `exec` and `checkout` share. */
+export interface ExecOpts {
   resource: string;
   task: string;
   intent: string;
@@ -31,7 +32,7 @@ const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
  * Where the sidecar listens: `LEASEHOLD_ADDR` (`LEASEHOLD_URL`) or `LEASEHOLD_SOCKET`, else the
  * `listen` block of the config file (read alone: no other setting is expanded or checked).
  */
-function sidecarAddress(configFlag: string | undefined): Pick<ClientOptions, "url" | "socketPath"> {
+export function sidecarAddress(configFlag: string | undefined): Pick<ClientOptions, "url" | "socketPath"> {
   const fromEnv = clientOptionsFromEnv({}, process.env);
   if (fromEnv.url) return { url: fromEnv.url };
   if (fromEnv.socketPath) return { socketPath: fromEnv.socketPath };
@@ -57,11 +58,15 @@ function seconds(name: string, v: string | undefined): number | undefined {
   return n;
 }
 
-/** Checks out (waiting for an approval when policy asks) and logs in the way the mode says. */
-async function checkoutAndLogin(
+/**
+ * Checks out (waiting for an approval when policy asks, saying so on stderr) and logs in the way
+ * the mode says; `dpop` binds the token to this process (only when nothing else uses it).
+ */
+export async function checkoutAndLogin(
   opts: ExecOpts,
   configFlag: string | undefined,
   signal: AbortSignal,
+  dpop = opts.mode === "reveal",
 ): Promise<{ lease: LeaseHandle; login: ExecLogin; ttl: number | undefined }> {
   const keyFile = opts.key ?? process.env.LEASEHOLD_AGENT_KEY;
   if (!keyFile) throw new CliError("give --key FILE or set LEASEHOLD_AGENT_KEY (the agent's key file)");
@@ -74,7 +79,7 @@ async function checkoutAndLogin(
     ...(ttl === undefined ? {} : { ttl }),
     ...(wait === undefined ? {} : { wait }),
     // Listeners accept only Bearer tokens; a revealed password needs no token in the child.
-    dpop: opts.mode === "reveal",
+    dpop,
     signal,
     onPending: (a) =>
       process.stderr.write(
@@ -174,21 +179,14 @@ async function execAction(opts: ExecOpts, argv: string[], configFlag: string | u
   process.exit(status);
 }
 
-/**
- * `leasehold exec --resource R --task ID --intent A -- cmd args…`: checks out with the agent's
- * key, runs the command with the connection in its environment (the target's own variables),
- * renews while it runs, forwards SIGINT/SIGTERM/SIGHUP, checks in when it exits and exits with
- * its status (128+n when killed by signal n). The credential never appears in any argv.
- */
-export function registerExecCommand(program: Command): void {
-  program
-    .command("exec")
-    .description("run a command with a leased credential in its environment; check in when it exits")
+/** Adds the checkout options `exec` and `checkout` share to `cmd`. */
+export function addCheckoutOptions(cmd: Command): Command {
+  return cmd
     .requiredOption("--resource <name>", "the resource to check out")
     .requiredOption("--task <id>", "the task the checkout is for")
     .requiredOption("--intent <action>", "what the command does (policy decides), e.g. read")
     .option("--tool <name>", "the tool, for policy and audit (e.g. psql)")
-    .option("--ttl <seconds>", "lease lifetime asked for (renewed while the command runs)")
+    .option("--ttl <seconds>", "lease lifetime asked for")
     .option("--wait <seconds>", "wait this long for a free account")
     .option("--key <file>", "the agent's key file (default: $LEASEHOLD_AGENT_KEY)")
     .addOption(
@@ -199,7 +197,21 @@ export function registerExecCommand(program: Command): void {
     .addOption(
       new Option("--adapter <kind>", "the target's kind (default: guessed)").choices([...EXEC_ADAPTERS]),
     )
-    .option("--database <name>", "PostgreSQL database (PGDATABASE)")
+    .option("--database <name>", "PostgreSQL database (PGDATABASE)");
+}
+
+/**
+ * `leasehold exec --resource R --task ID --intent A -- cmd args…`: checks out with the agent's
+ * key, runs the command with the connection in its environment (the target's own variables),
+ * renews while it runs, forwards SIGINT/SIGTERM/SIGHUP, checks in when it exits and exits with
+ * its status (128+n when killed by signal n). The credential never appears in any argv.
+ */
+export function registerExecCommand(program: Command): void {
+  addCheckoutOptions(
+    program
+      .command("exec")
+      .description("run a command with a leased credential in its environment; check in when it exits"),
+  )
     .argument("<command...>", "the command and its arguments, after --")
     .addHelpText(
       "after",
