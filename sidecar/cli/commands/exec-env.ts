@@ -1,4 +1,6 @@
-import { basename } from "node:path";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { accountDn } from "../../../adapters/ldap/dn.js";
 
 /** The target kinds `leasehold exec` knows the client conventions of. */
@@ -115,4 +117,21 @@ export function execEnv(
 
 function hostInUrl(host: string): string {
   return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/**
+ * The MariaDB/MySQL client takes its user name on Unix from the login, not from `USER`: a
+ * private folder with a `my.cnf` naming the user (no password: that stays in `MYSQL_PWD`) is
+ * named by `MYSQL_HOME` and `MARIADB_HOME`, which the MariaDB client reads. `remove` deletes it.
+ */
+export async function mysqlUserHome(
+  user: string,
+): Promise<{ env: Record<string, string>; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "leasehold-exec-"));
+  const value = user.replaceAll("\\", "\\\\").replaceAll('"', '\\"');
+  await writeFile(join(dir, "my.cnf"), `[client]\nuser="${value}"\n`, { mode: 0o600 });
+  return {
+    env: { MYSQL_HOME: dir, MARIADB_HOME: dir },
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
 }

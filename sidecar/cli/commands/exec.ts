@@ -10,7 +10,7 @@ import { LeaseholdClientError } from "../../client/errors.js";
 import { type Renewal, startRenewal } from "../../client/renewal.js";
 import type { ClientOptions, LeaseHandle } from "../../client/types.js";
 import { CliError } from "../cli-error.js";
-import { EXEC_ADAPTERS, type ExecLogin, execAdapter, execEnv } from "./exec-env.js";
+import { EXEC_ADAPTERS, type ExecLogin, execAdapter, execEnv, mysqlUserHome } from "./exec-env.js";
 
 /** The options `exec` and `checkout` share. */
 export interface ExecOpts {
@@ -165,7 +165,13 @@ async function execAction(opts: ExecOpts, argv: string[], configFlag: string | u
     status = 128 + (constants.signals[caught] ?? 0);
   } else {
     const kind = execAdapter(opts.adapter, login.connection, [opts.tool, cmd]);
-    status = await runChild(cmd, args, execEnv(kind, login, lease.lease.id, opts.database), renewal);
+    const env = execEnv(kind, login, lease.lease.id, opts.database);
+    const home = kind === "mysql" ? await mysqlUserHome(login.user) : undefined;
+    try {
+      status = await runChild(cmd, args, { ...env, ...home?.env }, renewal);
+    } finally {
+      await home?.remove();
+    }
   }
   await renewal.stop();
   try {
