@@ -21,9 +21,10 @@ const RESOURCE = "orders-db";
 const PROXIED = "ledger-db";
 const ACCOUNT = "app_orders_1";
 const PROXY_ACCOUNT = "app_ledger_1";
-const POLICY = [RESOURCE, PROXIED]
-  .map(
-    (r) => `@id("agents-read-${r}")
+const POLICY =
+  [RESOURCE, PROXIED]
+    .map(
+      (r) => `@id("agents-read-${r}")
 permit (
   principal,
   action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"],
@@ -31,8 +32,17 @@ permit (
 )
 when { context.intent == "read" };
 `,
-  )
-  .join("\n");
+    )
+    .join("\n") +
+  `
+@id("writes-need-approval")
+permit (principal, action == Action::"checkout", resource == Resource::"${RESOURCE}")
+when { context.intent == "write" && context.approved };
+
+@id("writers-use-their-lease")
+permit (principal, action in [Action::"reveal", Action::"renew"], resource == Resource::"${RESOURCE}")
+when { context.intent == "write" };
+`;
 
 let stack: Stack;
 let c: StackClient;
@@ -40,6 +50,8 @@ let n = 0;
 
 interface Exec {
   child: ChildProcess;
+  /** What exec wrote to stderr so far. */
+  stderr: () => string;
   result: Promise<{ code: number | null; stdout: string; stderr: string }>;
 }
 
@@ -76,7 +88,7 @@ async function exec(resource: string, command: string[], extra: string[] = []): 
   const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) =>
     child.once("close", (code, sig) => r({ code: code ?? (sig ? -1 : null), stdout, stderr })),
   );
-  return { child, result };
+  return { child, result, stderr: () => stderr };
 }
 
 /** A child that writes its environment, its pid and its argv to files, then runs `then`. */
@@ -302,9 +314,25 @@ describe("leasehold exec: a command runs with a leased credential and it is chec
     await c.waitForAccounts(RESOURCE, "available");
   });
 
+  it("a checkout that needs an approval says where it waits, and runs psql once approved", async () => {
+    const e = await exec(RESOURCE, ["psql", "-X", "-At", "-c", "select current_user"], ["--intent", "write"]);
+    let id = "";
+    await waitFor("exec to say which approval it waits for", async () => {
+      id = /waits for approval (apr_[A-Za-z0-9_-]+)/.exec(e.stderr())?.[1] ?? "";
+      return id !== "";
+    });
+    expect(e.stderr()).toContain(`leasehold approvals approve ${id}`);
+    const ok = await stack.cli("approvals", "approve", id, "--as", "alice@example.org");
+    expect(ok.code, ok.stderr).toBe(0);
+    const r = await e.result;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(ACCOUNT);
+    await c.waitForAccounts(RESOURCE, "available");
+  });
+
   it("a refused checkout runs nothing and says why", async () => {
     const p = probe("exit 0");
-    const r = await (await exec(RESOURCE, p.command, ["--intent", "write"])).result;
+    const r = await (await exec(RESOURCE, p.command, ["--intent", "delete"])).result;
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("policy_denied");
     expect(existsSync(p.files.env)).toBe(false);
