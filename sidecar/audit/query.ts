@@ -2,7 +2,7 @@ import { LeaseholdError } from "../errors.js";
 import { auditFileSet, firstRecordOf } from "./audit-files.js";
 import { linesBackward } from "./file-lines.js";
 import { AUDIT_EVENTS, type AuditRecord } from "./types.js";
-import { unknownValueMessage } from "../util/close-match.js";
+import { notOneOfMessage } from "../util/close-match.js";
 import { parseDurationMs } from "../util/duration.js";
 
 /** Most records one page may hold. */
@@ -136,12 +136,18 @@ const EVENT_NAMES = Object.keys(AUDIT_EVENTS);
 function eventFilter(event: string | readonly string[] | undefined): ReadonlySet<string> | undefined {
   if (event === undefined) return undefined;
   const names = typeof event === "string" ? [event] : event;
-  for (const name of names) {
-    if (!Object.hasOwn(AUDIT_EVENTS, name)) {
-      throw new LeaseholdError("invalid_request", unknownValueMessage("event", name, EVENT_NAMES));
-    }
-  }
+  const problem = unknownEventProblem(names);
+  if (problem !== undefined) throw new LeaseholdError("invalid_request", `event: ${problem}`);
   return new Set(names);
+}
+
+/**
+ * Why a list of event names is refused (the first not in `AUDIT_EVENTS`: a close match and
+ * every valid event), or undefined when each is an audit event.
+ */
+export function unknownEventProblem(names: readonly string[]): string | undefined {
+  const unknown = names.find((name) => !Object.hasOwn(AUDIT_EVENTS, name));
+  return unknown === undefined ? undefined : notOneOfMessage(unknown, EVENT_NAMES);
 }
 
 /**
