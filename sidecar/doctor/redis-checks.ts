@@ -46,8 +46,25 @@ export async function checkRedisAuth(config: Config): Promise<DoctorCheck> {
       "make sure every node has a password (requirepass or ACL users)",
     );
   }
-  const anonymous = new Redis(withoutUserinfo(config.redis.url), {
+  let url: URL;
+  try {
+    url = new URL(withoutUserinfo(config.redis.url));
+  } catch {
+    url = new URL("redis://invalid");
+  }
+  if (!url.hostname)
+    return warn(
+      check,
+      "cannot check a Unix-socket Redis",
+      "make sure it has a password (requirepass or ACL users)",
+    );
+  // No ready check and no SELECT: the first command sent is PING, whose answer is the verdict.
+  const anonymous = new Redis({
+    host: url.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(url.port || 6379),
+    ...(url.protocol === "rediss:" ? { tls: {} } : {}),
     lazyConnect: true,
+    enableReadyCheck: false,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     retryStrategy: () => null,
