@@ -172,9 +172,10 @@ export async function checkCapabilities(config: Config["vault"], token: string):
     const glob = path.replace(/\/resources\/.*$/, "/*");
     const have = Array.isArray(data[path]) ? (data[path] as unknown[]).map(String) : [];
     if (have.includes("root"))
-      return ok(
+      return warn(
         check(glob),
-        "root token: every capability (a narrower policy is safer: deploy/vault-policy.hcl)",
+        "a root token: every capability, far more than the sidecar needs",
+        "give the sidecar a token of deploy/vault-policy.hcl only (`vault policy write leasehold deploy/vault-policy.hcl`; docs/operations.md)",
       );
     const missing = need.filter((c) => !have.includes(c));
     if (missing.length === 0) return ok(check(glob), `has ${need.join(", ")}`);
