@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterIdentity } from "../../sidecar/cluster/index.js";
 import { parseConfig } from "../../sidecar/config.js";
 import { type DoctorCheck, runDoctor } from "../../sidecar/doctor/index.js";
+import { checkNode } from "../../sidecar/doctor/local-checks.js";
 import { createLogger } from "../../sidecar/logger.js";
 import { createRedis, redisProblem } from "../../sidecar/redis.js";
 import { ResourceCatalog } from "../../sidecar/resources/catalog.js";
@@ -259,6 +260,32 @@ describe("leasehold doctor", () => {
     expect(meta.detail).toBe("missing delete (has list)");
     expect(meta.fix).toContain("deploy/vault-policy.hcl");
     expect(JSON.stringify(checks)).not.toContain(narrow);
+  });
+
+  it("warns 'cannot check' when CONFIG GET is refused, as on a managed Redis", async () => {
+    const user = `doctor-${suffix}`;
+    const password = randomBytes(12).toString("base64url");
+    await redis.addUser(user, password);
+    try {
+      const file = await configFile(
+        "managed",
+        `redis://${user}:\${DOCTOR_USER_PASSWORD}@127.0.0.1:${redis.port}/0`,
+      );
+      const checks = await runDoctor({ configFile: file, env: env({ DOCTOR_USER_PASSWORD: password }) });
+      expect(line(checks, /authentication$/).status).toBe("ok");
+      const aof = line(checks, / appendonly$/);
+      expect(aof.status).toBe("warn");
+      expect(aof.detail).toMatch(/^cannot check: CONFIG GET refused/);
+      expect(JSON.stringify(checks)).not.toContain(password);
+    } finally {
+      await redis.deleteUser(user);
+    }
+  });
+
+  it("fails a Node older than package.json's engines floor", async () => {
+    expect((await checkNode("v18.19.0")).status).toBe("FAIL");
+    expect((await checkNode("v20.18.9")).fix).toMatch(/install Node 20\.19/);
+    expect((await checkNode("v22.0.0")).status).toBe("ok");
   });
 
   it("fails a config that does not parse, naming the key", async () => {
