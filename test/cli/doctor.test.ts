@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Connection } from "mysql2/promise";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterIdentity } from "../../sidecar/cluster/index.js";
 import { parseConfig } from "../../sidecar/config.js";
@@ -15,6 +16,7 @@ import { createRedis, redisProblem } from "../../sidecar/redis.js";
 import { ResourceCatalog } from "../../sidecar/resources/catalog.js";
 import { vaultPaths } from "../../sidecar/resources/vault-paths.js";
 import { createMariadbAccount, dropMariadbAccount, mariadbLogin, mariadbRoot } from "../support/mariadb.js";
+import { startScramPostgres } from "../support/pg-cluster.js";
 import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { dropPrefix, testPrefix } from "../support/redis.js";
 import { repoRoot } from "../support/sidecar-process.js";
@@ -104,6 +106,35 @@ describe("leasehold doctor", () => {
     return file;
   }
 
+  /** A registration and its admin record in Vault, as `leasehold resources register` leaves them. */
+  async function registerInVault(
+    name: string,
+    adapter: string,
+    connection: Record<string, unknown>,
+    admin: { username: string; password: string },
+    account: string,
+  ): Promise<void> {
+    const secrets = testVaultStore(vault, vaultPrefix);
+    try {
+      await new ResourceCatalog(secrets).put({
+        name,
+        adapter,
+        connection,
+        rotateWith: "admin",
+        admin: { username: admin.username },
+        accounts: [account],
+        reveal: true,
+        lease: { defaultTtl: 300, maxTtl: 3600 },
+        rotation: { length: 32, terminateSessions: true, exclude: "" },
+        groups: [],
+        registered_at: new Date().toISOString(),
+      });
+      await secrets.write(vaultPaths.admin(name), admin);
+    } finally {
+      secrets.close();
+    }
+  }
+
   beforeAll(async () => {
     [vault, redis, root] = await Promise.all([useVault(), startRedisServer(), mariadbRoot()]);
     const su = await redis.rootConnection();
@@ -141,20 +172,13 @@ describe("leasehold doctor", () => {
     // Its registration and admin record in Vault, and the cluster id in Vault and Redis, as a
     // sidecar's first start and a registration leave them.
     const secrets = testVaultStore(vault, vaultPrefix);
-    await new ResourceCatalog(secrets).put({
-      name: "doctor-db",
-      adapter: "mysql",
-      connection: { host: "127.0.0.1", port: 3306 },
-      rotateWith: "admin",
-      admin: { username: adminUser },
-      accounts: [appUser],
-      reveal: true,
-      lease: { defaultTtl: 300, maxTtl: 3600 },
-      rotation: { length: 32, terminateSessions: true, exclude: "" },
-      groups: [],
-      registered_at: new Date().toISOString(),
-    });
-    await secrets.write(vaultPaths.admin("doctor-db"), { username: adminUser, password: adminPassword });
+    await registerInVault(
+      "doctor-db",
+      "mysql",
+      { host: "127.0.0.1", port: 3306 },
+      { username: adminUser, password: adminPassword },
+      appUser,
+    );
     const config = parseConfig(
       {
         redis: {
@@ -327,5 +351,56 @@ describe("leasehold doctor", () => {
     // Nothing was changed on the target: both passwords still log in.
     expect(await mariadbLogin(appUser, appPassword)).toBe(true);
     expect(await mariadbLogin(adminUser, adminPassword)).toBe(true);
+  });
+
+  it("fails a PostgreSQL target whose admin lost CREATEROLE (dry run: nothing changes)", async () => {
+    const server = await startScramPostgres();
+    const su = new pg.Client({
+      host: server.host,
+      port: server.port,
+      user: "postgres",
+      password: server.superuser.password,
+      database: "postgres",
+    });
+    await su.connect();
+    try {
+      const admin = { username: "doctor_pg_admin", password: randomBytes(15).toString("base64url") };
+      const appPw = randomBytes(15).toString("base64url");
+      await su.query(`CREATE ROLE doctor_pg_admin LOGIN CREATEROLE PASSWORD '${admin.password}'`);
+      await su.query(`CREATE ROLE doctor_pg_app LOGIN PASSWORD '${appPw}'`);
+      await su.query("GRANT doctor_pg_app TO doctor_pg_admin WITH ADMIN OPTION");
+      await registerInVault(
+        "doctor-pg",
+        "postgres",
+        { host: server.host, port: server.port },
+        admin,
+        "doctor_pg_app",
+      );
+      const file = await configFile("postgres");
+      const before = await runDoctor({ configFile: file, env: env() });
+      expect(line(before, /resource doctor-pg admin/).status).toBe("ok");
+      expect(line(before, /resource doctor-pg account/).status).toBe("ok");
+
+      await su.query("ALTER ROLE doctor_pg_admin NOCREATEROLE");
+      const after = await runDoctor({ configFile: file, env: env() });
+      const account = line(after, /resource doctor-pg account/);
+      expect(account.status).toBe("FAIL");
+      expect(account.detail).toMatch(/CREATEROLE/);
+      expect(JSON.stringify(after)).not.toContain(admin.password);
+      const login = new pg.Client({
+        host: server.host,
+        port: server.port,
+        user: "doctor_pg_app",
+        password: appPw,
+        database: "postgres",
+      });
+      await login.connect();
+      await login.end();
+    } finally {
+      await su.end();
+      await server.stop();
+      const secrets = testVaultStore(vault, vaultPrefix);
+      await new ResourceCatalog(secrets).remove("doctor-pg").finally(() => secrets.close());
+    }
   });
 });
