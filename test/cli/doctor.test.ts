@@ -85,7 +85,7 @@ describe("leasehold doctor", () => {
   });
 
   /** Writes a config file; `redisUrl` and `token` default to the healthy setup's. */
-  async function configFile(name: string, redisUrl?: string): Promise<string> {
+  async function configFile(name: string, redisUrl?: string, auth?: string): Promise<string> {
     const file = join(dir, `${name}.yaml`);
     const text = [
       "redis:",
@@ -95,7 +95,7 @@ describe("leasehold doctor", () => {
       `  address: ${vault.address}`,
       `  mount: ${vault.mount}`,
       `  prefix: ${vaultPrefix}`,
-      '  auth: { method: token, token: "${DOCTOR_VAULT_TOKEN}" }',
+      `  auth: ${auth ?? '{ method: token, token: "${DOCTOR_VAULT_TOKEN}" }'}`,
       "identity: { audience: leasehold }",
       "policy: { file: ./policy.cedar }",
       "audit: { file: ./state/audit.jsonl }",
@@ -310,6 +310,56 @@ describe("leasehold doctor", () => {
     expect((await checkNode("v18.19.0")).status).toBe("FAIL");
     expect((await checkNode("v20.18.9")).fix).toMatch(/install Node 20\.19/);
     expect((await checkNode("v22.0.0")).status).toBe("ok");
+  });
+
+  it("logs in with AppRole as the sidecar would, and fails a wrong secret id naming what to fix", async () => {
+    const policy = `doctor-approle-${suffix}`;
+    const hcl = (await readFile(join(repoRoot(), "deploy/vault-policy.hcl"), "utf8"))
+      .replaceAll('"secret/', `"${vault.mount}/`)
+      .replaceAll("/leasehold/", `/${vaultPrefix}/`);
+    expect(
+      (await vaultCall(vault, vault.token, "PUT", `sys/policy/${policy}`, { policy: hcl })).status,
+    ).toBeLessThan(300);
+    const role = `doctor-${suffix}`;
+    expect(
+      (await vaultCall(vault, vault.token, "POST", `auth/approle/role/${role}`, { token_policies: [policy] }))
+        .status,
+    ).toBeLessThan(300);
+    const roleId = String(
+      (
+        (await vaultCall(vault, vault.token, "GET", `auth/approle/role/${role}/role-id`)).json.data as {
+          role_id: string;
+        }
+      ).role_id,
+    );
+    const secretId = String(
+      (
+        (await vaultCall(vault, vault.token, "POST", `auth/approle/role/${role}/secret-id`)).json.data as {
+          secret_id: string;
+        }
+      ).secret_id,
+    );
+    const auth = '{ method: approle, roleId: "${DOCTOR_ROLE_ID}", secretId: "${DOCTOR_SECRET_ID}" }';
+    const file = await configFile("approle", undefined, auth);
+
+    const good = await runDoctor({
+      configFile: file,
+      env: env({ DOCTOR_ROLE_ID: roleId, DOCTOR_SECRET_ID: secretId }),
+    });
+    expect(line(good, /login \(approle\)$/).status).toBe("ok");
+    expect(line(good, /^vault .* token$/).detail).toContain(policy);
+    expect(line(good, /capabilities on .*\/metadata\//).status).toBe("ok");
+
+    const wrong = `wrong-${randomBytes(8).toString("hex")}`;
+    const bad = await runDoctor({
+      configFile: file,
+      env: env({ DOCTOR_ROLE_ID: roleId, DOCTOR_SECRET_ID: wrong }),
+    });
+    const login = line(bad, /login \(approle\)$/);
+    expect(login.status).toBe("FAIL");
+    expect(login.fix).toMatch(/roleId and secretId/);
+    expect(JSON.stringify(bad)).not.toContain(wrong);
+    expect(JSON.stringify([...good, ...bad])).not.toContain(secretId);
   });
 
   it("fails a config that does not parse, naming the key", async () => {
