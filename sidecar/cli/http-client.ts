@@ -78,6 +78,8 @@ export class SidecarClient {
     private readonly transport: Transport,
     private readonly where: string,
     private readonly token: () => Promise<string>,
+    /** Where the admin token the CLI sends was read from, for the 401 that refuses it. */
+    private readonly adminTokenFile?: string,
   ) {}
 
   static async fromConfig(config: Config, who: ClientIdentity = {}): Promise<SidecarClient> {
@@ -97,7 +99,7 @@ export class SidecarClient {
       );
     }
     const admin = await readAdminToken(config.admin.tokenFile);
-    return new SidecarClient(transport, where, async () => admin);
+    return new SidecarClient(transport, where, async () => admin, config.admin.tokenFile);
   }
 
   async request<T>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<T> {
@@ -124,7 +126,14 @@ export class SidecarClient {
     }
     if (res.status < 200 || res.status >= 300) {
       const e = answerError(res);
-      throw new ApiError(res.status, e.code, `${e.code}: ${e.message}`, detailsOf(res.json));
+      const said = (res.json as { error?: { hint?: unknown } } | null)?.error?.hint;
+      const hint =
+        typeof said === "string"
+          ? ` (hint: ${said})`
+          : res.status === 401 && this.adminTokenFile !== undefined
+            ? ` (hint: the CLI sent the admin token read from ${this.adminTokenFile} (admin.tokenFile of its --config); it must be the file of the sidecar at ${this.where})`
+            : "";
+      throw new ApiError(res.status, e.code, `${e.code}: ${e.message}${hint}`, detailsOf(res.json));
     }
     return res.json as T;
   }
