@@ -330,6 +330,30 @@ describe("leasehold exec: a command runs with a leased credential and it is chec
     await c.waitForAccounts(RESOURCE, "available");
   });
 
+  it("SIGINT while exec waits for an approval gives up: nothing runs, exit 130", async () => {
+    const p = probe("exit 0");
+    const e = await exec(RESOURCE, p.command, ["--intent", "write"]);
+    await waitFor("exec to wait for an approval", async () => e.stderr().includes("waits for approval"));
+    e.child.kill("SIGINT");
+    const r = await e.result;
+    expect(r.code).toBe(130);
+    expect(existsSync(p.files.env)).toBe(false);
+  });
+
+  it("a revoked lease stops the command: the next renewal is refused and the child gets SIGTERM", async () => {
+    const p = probe("exec sleep 600");
+    const e = await exec(RESOURCE, p.command, ["--ttl", "3"]);
+    await waitFor("the child to start", async () => existsSync(p.files.pid));
+    const env = await childEnv(p.files.env);
+    const revoke = await stack.cli("leases", "revoke", env.LEASEHOLD_LEASE_ID ?? "", "--reason", "e2e exec");
+    expect(revoke.code, revoke.stderr).toBe(0);
+    const r = await e.result;
+    expect(r.code).toBe(143);
+    expect(r.stderr).toContain("stopping sh");
+    expect((await lease(env.LEASEHOLD_LEASE_ID ?? "")).end_reason).toBe("revoked");
+    await c.waitForAccounts(RESOURCE, "available");
+  });
+
   it("a refused checkout runs nothing and says why", async () => {
     const p = probe("exit 0");
     const r = await (await exec(RESOURCE, p.command, ["--intent", "delete"])).result;
