@@ -21,7 +21,8 @@ const tag = randomBytes(3).toString("hex");
 const MY_USER = `lh_exec_${tag}`;
 const MY_ADMIN = `lh_exec_admin_${tag}`;
 const REDIS_USER = "svc_cache";
-const POLICY = ["reports-mysql", "cache-redis"]
+const SEALED_USER = "svc_sealed";
+const POLICY = ["reports-mysql", "cache-redis", "sealed-redis"]
   .map(
     (r) => `@id("agents-read-${r}")
 permit (
@@ -42,6 +43,7 @@ let rs: TestRedisServer;
 async function exec(
   resource: string,
   command: string[],
+  extra: string[] = [],
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const env = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -50,7 +52,18 @@ async function exec(
     LEASEHOLD_ADDR: stack.sidecar.url,
     LEASEHOLD_AGENT_KEY: await c.keyFile("a"),
   };
-  const args = ["exec", "--resource", resource, "--task", "EXEC-2", "--intent", "read", "--", ...command];
+  const args = [
+    "exec",
+    "--resource",
+    resource,
+    "--task",
+    "EXEC-2",
+    "--intent",
+    "read",
+    ...extra,
+    "--",
+    ...command,
+  ];
   const child = spawn(process.execPath, [cliPath(), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -101,7 +114,14 @@ beforeAll(async () => {
     await root.end();
   }
   await rs.addUser(REDIS_USER, "initial-redis-123456");
-  c.secrets.push("initial-mysql-123456", "admin-mysql-1234567", "initial-redis-123456", rs.admin.password);
+  await rs.addUser(SEALED_USER, "initial-redis-654321");
+  c.secrets.push(
+    "initial-mysql-123456",
+    "admin-mysql-1234567",
+    "initial-redis-123456",
+    "initial-redis-654321",
+    rs.admin.password,
+  );
   await register({
     name: "reports-mysql",
     adapter: "mysql",
@@ -115,6 +135,15 @@ beforeAll(async () => {
     connection: { host: "127.0.0.1", port: rs.port },
     admin: rs.admin,
     accounts: [REDIS_USER],
+  });
+  await register({
+    name: "sealed-redis",
+    adapter: "redis-acl",
+    connection: { host: "127.0.0.1", port: rs.port },
+    admin: rs.admin,
+    accounts: [SEALED_USER],
+    reveal: false,
+    proxy: { port: 0 },
   });
 }, 180_000);
 
@@ -179,6 +208,23 @@ describe("leasehold exec with the MariaDB client and redis-cli", () => {
     });
     await new Promise((res) => again.once("close", res));
     expect(out).not.toContain("PONG");
+  });
+
+  it("proxy mode: redis-cli logs in at the listener with the lease id and the lease token", async () => {
+    const p = probe(
+      "sealed",
+      'exec redis-cli -h "$LEASEHOLD_HOST" -p "$LEASEHOLD_PORT" --user "$REDIS_USER" --no-auth-warning ping',
+    );
+    const r = await exec("sealed-redis", p.command, ["--tool", "redis-cli"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe("PONG");
+    const env = await readEnv(p.env);
+    c.secrets.push(env.REDISCLI_AUTH ?? "");
+    expect(env.REDIS_USER).toBe(env.LEASEHOLD_LEASE_ID);
+    expect(env.LEASEHOLD_PORT).not.toBe(String(rs.port));
+    expect((await readFile(p.argv, "utf8")).includes(env.REDISCLI_AUTH ?? "")).toBe(false);
+    const l = await c.http("GET", `/v1/leases/${env.LEASEHOLD_LEASE_ID}`, { token: await c.adminToken() });
+    expect(l.json.lease ?? l.json).toMatchObject({ state: "ended", end_reason: "checkin" });
   });
 
   it("no password reached the sidecar's output or the audit file", async () => {
