@@ -1,6 +1,7 @@
 import { createAgentSession, tokenType } from "./agent-session.js";
 import { type ApprovalView, awaitApproval } from "./approval-wait.js";
 import { clientOptionsFromEnv } from "./env.js";
+import { LeaseholdClientError } from "./errors.js";
 import { type LiveHandles, leaseHandle } from "./lease-handle.js";
 import { RevealedCredential } from "./revealed-credential.js";
 import { type Renewal, startRenewal } from "./renewal.js";
@@ -83,6 +84,21 @@ export function createClient(opts: ClientOptions = {}): LeaseholdClient {
   return client;
 }
 
+/** A refused reveal of a listener-only resource, with where the SDK does proxy mode. */
+function proxyHint(err: unknown): unknown {
+  if (!(err instanceof LeaseholdClientError) || err.code !== "policy_denied" || !/proxy/.test(err.message)) {
+    return err;
+  }
+  return new LeaseholdClientError(
+    err.code,
+    `${err.message} (with this SDK: withConnection)`,
+    err.status,
+    err.requestId,
+    err.retryAfter,
+    { cause: err },
+  );
+}
+
 /** The checkout answer's `proxy` block, when it is one. */
 function proxyOf(v: unknown): { proxy?: { host: string; port: number; username: string } } {
   const p = v as { host?: unknown; port?: unknown; username?: unknown } | undefined;
@@ -134,7 +150,9 @@ async function withCredential<T>(
   let renewal: Renewal | undefined;
   let result: T;
   try {
-    const revealed = await lease.credential();
+    const revealed = await lease.credential().catch((err: unknown) => {
+      throw proxyHint(err);
+    });
     renewal = startRenewal(lease, req.ttl);
     result = await fn(new RevealedCredential(revealed, lease, renewal.signal), lease.lease);
   } catch (err) {

@@ -278,6 +278,11 @@ describe("leasehold exec: a command runs with a leased credential and it is chec
     expect(err).toBeInstanceOf(LeaseholdClientError);
     expect((err as LeaseholdClientError).code).toBe("no_proxy");
     await c.waitForAccounts(RESOURCE, "available");
+    // withCredential on a listener-only resource is refused, and the refusal names withConnection.
+    const sealed = await client.withCredential(PROXIED, req, async () => 1).catch((e: unknown) => e);
+    expect(sealed).toMatchObject({ code: "policy_denied" });
+    expect((sealed as Error).message).toContain("withConnection");
+    await c.waitForAccounts(PROXIED, "available");
   });
 
   it("a shell script: eval checkout's exports, run psql, then leasehold checkin", async () => {
