@@ -7,7 +7,7 @@ import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, LeaseholdClientError } from "../../sidecar/client/index.js";
 import { StackClient } from "../support/e2e-client.js";
-import { cliPath } from "../support/sidecar-process.js";
+import { cliPath, repoRoot } from "../support/sidecar-process.js";
 import { type Stack, startStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -141,7 +141,12 @@ beforeAll(async () => {
   await stack.createRole(ACCOUNT, "initial-pass-1234567");
   await stack.createRole(PROXY_ACCOUNT, "initial-pass-7654321");
   c.secrets.push("initial-pass-1234567", "initial-pass-7654321");
-  await stack.asSuperuser((su) => su.query("GRANT pg_signal_backend TO leasehold_admin"));
+  await stack.asSuperuser(async (su) => {
+    await su.query("GRANT pg_signal_backend TO leasehold_admin");
+    await su.query("create table orders (id int primary key, total numeric)");
+    await su.query("insert into orders values (1, 20.25), (2, 40.25)");
+    await su.query(`grant select on orders to ${PROXY_ACCOUNT}`);
+  });
   const common = {
     adapter: "postgres",
     connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
@@ -357,6 +362,46 @@ describe("leasehold exec: a command runs with a leased credential and it is chec
     expect(r.stderr).toContain("stopping sh");
     expect((await lease(env.LEASEHOLD_LEASE_ID ?? "")).end_reason).toBe("revoked");
     await c.waitForAccounts(RESOURCE, "available");
+  });
+
+  it("the example agent in proxy mode (LEASEHOLD_MODE=proxy) queries through the listener", async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(repoRoot(), "examples/agent/query-orders.ts")],
+      {
+        cwd: repoRoot(),
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          HOME: process.env.HOME ?? "/tmp",
+          LEASEHOLD_ADDR: stack.sidecar.url,
+          LEASEHOLD_AGENT_KEY: await c.keyFile("a"),
+          LEASEHOLD_RESOURCE: PROXIED,
+          LEASEHOLD_MODE: "proxy",
+          TASK_ID: "EXAMPLE-PROXY",
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const code = await new Promise<number | null>((r) => child.once("close", r));
+    expect(code, stderr).toBe(0);
+    const line = JSON.parse(stdout.trim()) as { lease: string; account: string; result: unknown };
+    expect(line).toMatchObject({ account: PROXY_ACCOUNT, result: { orders: 2, total: "60.50" } });
+    expect((await lease(line.lease)).end_reason).toBe("checkin");
+    // The listener, not the agent, audits the session.
+    await waitFor("the example's proxied session in the audit file", async () =>
+      (await c.auditRecords()).some(
+        (r) => r.lease_id === line.lease && r.scope === "proxy_session" && r.decision === "allow",
+      ),
+    );
+    await c.waitForAccounts(PROXIED, "available");
   });
 
   it("a refused checkout runs nothing and says why", async () => {
