@@ -56,15 +56,21 @@ interface Exec {
 }
 
 /** Starts `leasehold exec` for agent a with LEASEHOLD_ADDR and LEASEHOLD_AGENT_KEY. */
-async function exec(resource: string, command: string[], extra: string[] = []): Promise<Exec> {
+async function exec(
+  resource: string,
+  command: string[],
+  extra: string[] = [],
+  where: { configFile?: string } = {},
+): Promise<Exec> {
   const env = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: process.env.HOME ?? "/tmp",
     LANG: "C",
-    LEASEHOLD_ADDR: stack.sidecar.url,
+    ...(where.configFile === undefined ? { LEASEHOLD_ADDR: stack.sidecar.url } : {}),
     LEASEHOLD_AGENT_KEY: await c.keyFile("a"),
   };
   const args = [
+    ...(where.configFile === undefined ? [] : ["--config", where.configFile]),
     "exec",
     "--resource",
     resource,
@@ -402,6 +408,17 @@ describe("leasehold exec: a command runs with a leased credential and it is chec
       ),
     );
     await c.waitForAccounts(PROXIED, "available");
+  });
+
+  it("without LEASEHOLD_ADDR the address comes from --config's listen (nothing else of it is read)", async () => {
+    // The stack's config holds ${LH_TEST_VAULT_TOKEN}, unset here: only `listen` is read.
+    const e = await exec(RESOURCE, ["psql", "-X", "-At", "-c", "select current_user"], ["--tool", "psql"], {
+      configFile: stack.configFile,
+    });
+    const r = await e.result;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(ACCOUNT);
+    await c.waitForAccounts(RESOURCE, "available");
   });
 
   it("a refused checkout runs nothing and says why", async () => {
