@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
 import { createMariadbAccount, dropMariadbAccount, mariadbLogin, mariadbRoot } from "../support/mariadb.js";
 import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
+import { startSlapd, type TestSlapd } from "../support/slapd.js";
 import { cliPath } from "../support/sidecar-process.js";
 import { type Stack, startStack } from "../support/stack.js";
 
@@ -22,7 +23,8 @@ const MY_USER = `lh_exec_${tag}`;
 const MY_ADMIN = `lh_exec_admin_${tag}`;
 const REDIS_USER = "svc_cache";
 const SEALED_USER = "svc_sealed";
-const POLICY = ["reports-mysql", "cache-redis", "sealed-redis"]
+const LDAP_USER = "svc_reports";
+const POLICY = ["reports-mysql", "cache-redis", "sealed-redis", "people-ldap"]
   .map(
     (r) => `@id("agents-read-${r}")
 permit (
@@ -38,6 +40,7 @@ when { context.intent == "read" };
 let stack: Stack;
 let c: StackClient;
 let rs: TestRedisServer;
+let slapd: TestSlapd;
 
 /** Runs `leasehold exec` for agent a to completion. */
 async function exec(
@@ -102,7 +105,7 @@ async function register(reg: Record<string, unknown> & { name: string }): Promis
 }
 
 beforeAll(async () => {
-  [stack, rs] = await Promise.all([startStack({ policy: POLICY }), startRedisServer()]);
+  [stack, rs, slapd] = await Promise.all([startStack({ policy: POLICY }), startRedisServer(), startSlapd()]);
   c = new StackClient(stack);
   const root = await mariadbRoot();
   try {
@@ -115,6 +118,8 @@ beforeAll(async () => {
   }
   await rs.addUser(REDIS_USER, "initial-redis-123456");
   await rs.addUser(SEALED_USER, "initial-redis-654321");
+  await slapd.addUser(LDAP_USER, "initial-ldap-123456");
+  c.secrets.push("initial-ldap-123456", slapd.rotator.password);
   c.secrets.push(
     "initial-mysql-123456",
     "admin-mysql-1234567",
@@ -145,11 +150,19 @@ beforeAll(async () => {
     reveal: false,
     proxy: { port: 0 },
   });
+  await register({
+    name: "people-ldap",
+    adapter: "ldap",
+    connection: { url: slapd.url, accountDn: slapd.accountDnTemplate },
+    admin: { username: slapd.rotator.dn, password: slapd.rotator.password },
+    accounts: [LDAP_USER],
+  });
 }, 180_000);
 
 afterAll(async () => {
   await stack?.close();
   await rs?.stop();
+  await slapd?.stop();
   const root = await mariadbRoot();
   try {
     await dropMariadbAccount(root, MY_USER);
@@ -225,6 +238,34 @@ describe("leasehold exec with the MariaDB client and redis-cli", () => {
     expect((await readFile(p.argv, "utf8")).includes(env.REDISCLI_AUTH ?? "")).toBe(false);
     const l = await c.http("GET", `/v1/leases/${env.LEASEHOLD_LEASE_ID}`, { token: await c.adminToken() });
     expect(l.json.lease ?? l.json).toMatchObject({ state: "ended", end_reason: "checkin" });
+  });
+
+  it("ldapwhoami binds with LDAPURI and LDAPBINDDN, the password read from LDAPBINDPW by a file descriptor", async () => {
+    const p = probe("ldap", 'exec bash -c \'ldapwhoami -x -D "$LDAPBINDDN" -y <(printf %s "$LDAPBINDPW")\'');
+    const r = await exec("people-ldap", p.command);
+    expect(r.code, r.stderr).toBe(0);
+    const env = await readEnv(p.env);
+    expect(env.LDAPURI).toBe(slapd.url);
+    expect(env.LDAPBINDDN).toBe(slapd.accountDnTemplate.replace("{account}", LDAP_USER));
+    expect(r.stdout.trim().toLowerCase()).toBe(`dn:${env.LDAPBINDDN?.toLowerCase()}`);
+    expect(env.LDAPBINDPW).toBe(env.LEASEHOLD_PASSWORD);
+    expect((await readFile(p.argv, "utf8")).includes(env.LDAPBINDPW ?? "")).toBe(false);
+    await c.waitForAccounts("people-ldap", "available");
+    // Rotated after check-in: the same bind with the password the command saw is refused.
+    const again = spawn(
+      "bash",
+      ["-c", 'ldapwhoami -x -H "$LDAPURI" -D "$LDAPBINDDN" -y <(printf %s "$LDAPBINDPW")'],
+      {
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          LDAPURI: env.LDAPURI,
+          LDAPBINDDN: env.LDAPBINDDN,
+          LDAPBINDPW: env.LDAPBINDPW,
+        },
+        stdio: "ignore",
+      },
+    );
+    expect(await new Promise((res) => again.once("close", res))).toBe(49);
   });
 
   it("no password reached the sidecar's output or the audit file", async () => {
