@@ -1,8 +1,7 @@
 // The light half of config loading: reading the file and expanding `${NAME}`. No schema (zod)
-// here, so the CLI's client commands can read their few settings without loading config.ts.
+// nor YAML parser here, so the CLI's client commands can read their few settings without loading config.ts.
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
 
 /** A configuration file that cannot be used; the message names the key and the rule. */
 export class ConfigError extends Error {
@@ -34,8 +33,15 @@ export function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: string):
   return value;
 }
 
-/** A config file as parsed YAML (or JSON), not yet expanded nor validated, and its folder. */
-export function readConfigFile(file: string): { readonly raw: unknown; readonly dir: string } {
+/**
+ * A config file as parsed YAML (or JSON), not yet expanded nor validated, and its folder.
+ * `parseYaml` is the `yaml` package's `parse`, passed in so that a caller that may never read a
+ * file loads that package only when it does.
+ */
+export function readConfigFile(
+  file: string,
+  parseYaml: (text: string) => unknown,
+): { readonly raw: unknown; readonly dir: string } {
   const abs = resolve(file);
   let text: string;
   try {

@@ -1,5 +1,6 @@
 // Rule: config.ts owns the whole leasehold.yaml schema; each module receives its typed section (e.g. OpsConfig).
 import { isAbsolute, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import {
   EXEC_COMMAND_NAME,
@@ -392,7 +393,7 @@ export function parseConfig(raw: unknown, configDir: string, env: NodeJS.Process
 
 /** Reads, interpolates and validates a YAML (or JSON) config file. */
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const { raw, dir } = readConfigFile(file);
+  const { raw, dir } = readConfigFile(file, parseYaml);
   return parseConfig(raw, dir, env);
 }
 

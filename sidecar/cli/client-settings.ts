@@ -73,8 +73,9 @@ function stringAt(sec: Record<string, unknown>, key: string, path: string, dflt:
  * as the full schema (test/cli/client-settings.test.ts keeps them in step). Other sections, and
  * the `${…}` in them, are not looked at: `serve` validates the whole file.
  */
-function readSections(file: string, env: NodeJS.ProcessEnv): FileSections {
-  const { raw, dir } = readConfigFile(file);
+async function readSections(file: string, env: NodeJS.ProcessEnv): Promise<FileSections> {
+  const { parse } = await import("yaml");
+  const { raw, dir } = readConfigFile(file, parse);
   const at = (p: string): string => `${file}: ${p}`;
   const listen = expandEnv(section(raw, "listen", file), env, "listen") as Record<string, unknown>;
   const admin = expandEnv(section(raw, "admin", file), env, "admin") as Record<string, unknown>;
@@ -144,8 +145,11 @@ function fromSections(s: FileSections): ClientSettings {
  * `LEASEHOLD_ADMIN_TOKEN_FILE`, and for whatever they leave out the file `LEASEHOLD_CONFIG`
  * names, or `./leasehold.yaml` when it exists.
  */
-export function clientSettings(configFlag: string | undefined, env: NodeJS.ProcessEnv): ClientSettings {
-  if (configFlag !== undefined) return fromSections(readSections(configFlag, env));
+export async function clientSettings(
+  configFlag: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<ClientSettings> {
+  if (configFlag !== undefined) return fromSections(await readSections(configFlag, env));
   const fromEnv = endpointFromEnv(env);
   const tokenFile = envValue(env, "LEASEHOLD_ADMIN_TOKEN_FILE");
   const file = configPathFrom(undefined, env);
@@ -164,7 +168,7 @@ export function clientSettings(configFlag: string | undefined, env: NodeJS.Proce
       "no sidecar named: set LEASEHOLD_ADDR (or LEASEHOLD_SOCKET) and LEASEHOLD_ADMIN_TOKEN_FILE, or give --config FILE (there is no ./leasehold.yaml here)",
     );
   }
-  const base = fromSections(readSections(file, env));
+  const base = fromSections(await readSections(file, env));
   return {
     ...base,
     ...(fromEnv ?? {}),

@@ -50,7 +50,9 @@ function addAssert(agent: Command, cli: CliContext): void {
           audience = "leasehold";
         }
       }
-      const { mintIdentityAssertion } = await import("../../identity/index.js");
+      // This one file of identity/, not its index: a shell agent runs this before each request
+      // (bench/cli-start.ts).
+      const { mintIdentityAssertion } = await import("../../identity/identity-assertion.js");
       const jwt = await mintIdentityAssertion({ keyFile: opts.key, audience, ttlSeconds: ttl });
       process.stdout.write(`${jwt}\n`);
     });
