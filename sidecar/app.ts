@@ -36,12 +36,17 @@ function hostName(host: string | undefined): string {
   return m?.[1]?.toLowerCase() ?? "";
 }
 
-const STATE_CHANGING = new Set(["POST", "PUT", "DELETE", "PATCH"]);
+/**
+ * The one state-changing method a browser sends cross-origin without a preflight (a form, a
+ * no-cors fetch). `PUT`, `PATCH` and `DELETE` always need a CORS preflight, which this server
+ * never grants, so they need no marker: `curl -X DELETE -H "authorization: …"` works as printed.
+ */
+const BLIND_METHODS = new Set(["POST"]);
 
 /**
  * The CSRF rule over TCP: a web page can make a browser send a form POST (or a no-cors fetch)
  * anywhere, but neither a custom header nor a JSON content type without a CORS preflight,
- * which this server never grants. So a state-changing request must show one of them.
+ * which this server never grants. So a POST must show one of them.
  */
 function provesNonBrowser(req: FastifyRequest): boolean {
   const marker = req.headers["x-leasehold-request"];
@@ -79,20 +84,16 @@ function guardRequests(app: App, deps: Deps): void {
       }
     }
     // Browsers cannot reach a Unix socket, so the rule holds for TCP listeners only.
-    if (
-      STATE_CHANGING.has(req.method) &&
-      typeof app.server.address() !== "string" &&
-      !provesNonBrowser(req)
-    ) {
+    if (BLIND_METHODS.has(req.method) && typeof app.server.address() !== "string" && !provesNonBrowser(req)) {
       throw new LeaseholdError(
         "forbidden_origin",
-        "state-changing requests must carry 'X-Leasehold-Request: true' or a JSON body (Content-Type: application/json)",
+        "a POST must carry 'X-Leasehold-Request: true' or a JSON body (Content-Type: application/json)",
       );
     }
   });
 }
 
-/** Every error, thrown or not found, answers `{ error: { code, message, request_id, details? } }`. */
+/** Every error, thrown or not found, answers `{ error: { code, message, request_id, details?, hint? } }`. */
 function answerErrors(app: App): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const e = toLeaseholdError(err);
@@ -110,6 +111,7 @@ function answerErrors(app: App): void {
     };
     if (e.retryAfter !== undefined) body.retry_after = e.retryAfter;
     if (e.expose && e.details?.length) body.details = e.details;
+    if (e.expose && e.hint !== undefined) body.hint = e.hint;
     return reply.status(e.status).send({ error: body });
   });
 

@@ -10,6 +10,7 @@ import {
 } from "../adapters/exec/index.js";
 import { ConfigError, expandEnv, readConfigFile } from "./config-file.js";
 import { LEASE_EVENT_TYPES } from "./events/types.js";
+import { webhookKey } from "./ops/webhook-signature.js";
 import { describeIssues } from "./util/zod-errors.js";
 
 export { ConfigError, configPathFrom } from "./config-file.js";
@@ -113,8 +114,27 @@ export const opsConfigSchema = z
       .strictObject({
         /** Receives a POST of each event's JSON. */
         url: z.url({ protocol: /^https?$/ }),
-        /** HMAC-SHA256 key of the `x-leasehold-signature` header; use `${ENV}`. */
-        secret: z.string().min(16),
+        /**
+         * The signing secret of the Standard Webhooks `webhook-signature` header: `whsec_` and a
+         * base64 key of at least 24 bytes (`whsec_$(openssl rand -base64 32)`), as receivers'
+         * libraries take it; or any string of 16+ characters (its UTF-8 bytes are the key; a
+         * receiver's library takes `whsec_` and that string in base64). Use `${ENV}`.
+         */
+        secret: z
+          .string()
+          .min(16)
+          .superRefine((secret, ctx) => {
+            // Too short is min(16)'s issue already.
+            if (secret.length < 16) return;
+            try {
+              webhookKey(secret);
+            } catch (err) {
+              ctx.addIssue({
+                code: "custom",
+                message: (err as Error).message.replace(/^webhook secret: /, ""),
+              });
+            }
+          }),
         /** @default ["rotation_failed", "quarantined", "expiring_soon"] */
         events: z
           .array(z.enum(LEASE_EVENT_TYPES))

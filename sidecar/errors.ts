@@ -32,6 +32,11 @@ export interface LeaseholdErrorOptions {
    * registration). Sent to the client with the message (so never a secret).
    */
   details?: readonly ErrorDetail[];
+  /**
+   * What the caller can do next (e.g. the `leasehold policy check …` command that reproduces a
+   * refusal). Sent to the client with the message (so never a secret).
+   */
+  hint?: string;
 }
 
 /** One reason behind an error, naming the field it is about (`registration.accounts.1`). */
@@ -53,6 +58,7 @@ export class LeaseholdError extends Error {
   readonly detail: string | undefined;
   readonly retryAfter: number | undefined;
   readonly details: readonly ErrorDetail[] | undefined;
+  readonly hint: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: LeaseholdErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -64,6 +70,7 @@ export class LeaseholdError extends Error {
     this.detail = options.detail;
     this.retryAfter = options.retryAfter;
     this.details = options.details;
+    this.hint = options.hint;
   }
 }
 

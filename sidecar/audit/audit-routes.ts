@@ -5,7 +5,7 @@ import { operatorCaller } from "../http/auth.js";
 import { type RouteApp, registerRoutes } from "../http/register.js";
 import { routeDeclarer } from "../http/route.js";
 import { auditPageSchema } from "../openapi/response-schemas.js";
-import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, queryAudit } from "./query.js";
+import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, queryAudit, unknownEventProblem } from "./query.js";
 import type { AuditSink } from "./types.js";
 
 /** What the handler of `GET /v1/audit` takes. */
@@ -28,11 +28,18 @@ export interface AuditRouteDeps extends AuditHandlerDeps {
 
 const text = (max: number) => plainText(max, 1);
 
+/** The names of an `event=` filter: comma separated, empty ones ignored. */
+const eventNames = (v: string): string[] => v.split(",").filter((e) => e !== "");
+
 export const auditQuerySchema = z.strictObject({
   agent: text(512).optional(),
   resource: text(63).optional(),
-  /** One event, or several separated by commas. */
-  event: text(200).optional(),
+  /** One event, or several separated by commas; each must be one of `AUDIT_EVENTS`. */
+  event: text(200)
+    .refine((v) => unknownEventProblem(eventNames(v)) === undefined, {
+      error: (issue) => unknownEventProblem(eventNames(String(issue.input))),
+    })
+    .optional(),
   lease_id: text(100).optional(),
   task_id: text(200).optional(),
   account: text(200).optional(),
@@ -68,7 +75,7 @@ export const auditQueryRoute = routeDeclarer<AuditHandlerDeps>("audit")({
       files,
       agent: q.agent,
       resource: q.resource,
-      event: q.event?.split(",").filter((e) => e !== ""),
+      event: q.event === undefined ? undefined : eventNames(q.event),
       leaseId: q.lease_id,
       taskId: q.task_id,
       account: q.account,

@@ -18,6 +18,7 @@ export {
   parseTimeBound,
   queryAudit,
   type TimeBound,
+  unknownEventProblem,
 } from "./query.js";
 export {
   type AuditRecordShape,

@@ -1,7 +1,8 @@
 import { LeaseholdError } from "../errors.js";
 import { auditFileSet, firstRecordOf } from "./audit-files.js";
 import { linesBackward } from "./file-lines.js";
-import type { AuditRecord } from "./types.js";
+import { AUDIT_EVENTS, type AuditRecord } from "./types.js";
+import { notOneOfMessage } from "../util/close-match.js";
 import { parseDurationMs } from "../util/duration.js";
 
 /** Most records one page may hold. */
@@ -126,19 +127,41 @@ interface Head {
   rec: AuditRecord | undefined;
 }
 
+const EVENT_NAMES = Object.keys(AUDIT_EVENTS);
+
+/**
+ * The event filter as a set, every name one of `AUDIT_EVENTS`.
+ * @throws LeaseholdError invalid_request naming `event`, a close match and every valid event.
+ */
+function eventFilter(event: string | readonly string[] | undefined): ReadonlySet<string> | undefined {
+  if (event === undefined) return undefined;
+  const names = typeof event === "string" ? [event] : event;
+  const problem = unknownEventProblem(names);
+  if (problem !== undefined) throw new LeaseholdError("invalid_request", `event: ${problem}`);
+  return new Set(names);
+}
+
+/**
+ * Why a list of event names is refused (the first not in `AUDIT_EVENTS`: a close match and
+ * every valid event), or undefined when each is an audit event.
+ */
+export function unknownEventProblem(names: readonly string[]): string | undefined {
+  const unknown = names.find((name) => !Object.hasOwn(AUDIT_EVENTS, name));
+  return unknown === undefined ? undefined : notOneOfMessage(unknown, EVENT_NAMES);
+}
+
 /**
  * Answers "what happened" from the audit files: records that match every given filter, newest
  * first, `limit` at a time; `next_cursor` continues with older records. Several chains (files of
  * several sidecars) are merged by time. Reads files from their end, so recent pages are cheap.
- * @throws LeaseholdError invalid_request for a bad time bound or cursor.
+ * @throws LeaseholdError invalid_request for an unknown event, a bad time bound or cursor.
  */
 export async function queryAudit(q: AuditQuery): Promise<AuditPage> {
   const now = (q.now ?? Date.now)();
   const limit = Math.min(Math.max(Math.trunc(q.limit ?? DEFAULT_QUERY_LIMIT), 1), MAX_QUERY_LIMIT);
   const since = q.since === undefined ? undefined : parseTimeBound(q.since, now, "since");
   const until = q.until === undefined ? undefined : parseTimeBound(q.until, now, "until");
-  const events =
-    q.event === undefined ? undefined : new Set(typeof q.event === "string" ? [q.event] : q.event);
+  const events = eventFilter(q.event);
   const keep = (r: AuditRecord): boolean =>
     (q.agent === undefined || r.agent === q.agent) &&
     (q.resource === undefined || r.resource === q.resource) &&

@@ -39,7 +39,7 @@ export function clientSettingsFromConfig(config: Config): ClientSettings {
     where: socket ? `unix:${socket}` : tcpUrl,
     tcpUrl,
     adminTokenFile: config.admin.tokenFile,
-    adminTokenFrom: "admin.tokenFile of the config",
+    adminTokenFrom: "admin.tokenFile of its config",
     audience: config.identity.audience,
   };
 }

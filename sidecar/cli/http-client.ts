@@ -43,6 +43,8 @@ export class SidecarClient {
     private readonly transport: Transport,
     private readonly where: string,
     private readonly token: () => Promise<string>,
+    /** Where the admin token the CLI sends was read from (the file, and what named it), for the 401 that refuses it. */
+    private readonly adminTokenFile?: string,
   ) {}
 
   /** A client of the sidecar a full config names (`serve`'s own config). */
@@ -76,7 +78,12 @@ export class SidecarClient {
       );
     }
     const admin = await readAdminToken(settings.adminTokenFile);
-    return new SidecarClient(transport, where, async () => admin);
+    return new SidecarClient(
+      transport,
+      where,
+      async () => admin,
+      `${settings.adminTokenFile} (${settings.adminTokenFrom})`,
+    );
   }
 
   async request<T>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<T> {
@@ -103,7 +110,14 @@ export class SidecarClient {
     }
     if (res.status < 200 || res.status >= 300) {
       const e = answerError(res);
-      throw new ApiError(res.status, e.code, `${e.code}: ${e.message}`, detailsOf(res.json));
+      const said = (res.json as { error?: { hint?: unknown } } | null)?.error?.hint;
+      const hint =
+        typeof said === "string"
+          ? ` (hint: ${said})`
+          : res.status === 401 && this.adminTokenFile !== undefined
+            ? ` (hint: the CLI sent the admin token read from ${this.adminTokenFile}; it must be the file of the sidecar at ${this.where})`
+            : "";
+      throw new ApiError(res.status, e.code, `${e.code}: ${e.message}${hint}`, detailsOf(res.json));
     }
     return res.json as T;
   }

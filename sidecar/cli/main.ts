@@ -7,6 +7,7 @@ import { registerAgentCommands } from "./commands/agent.js";
 import { registerApprovalCommands } from "./commands/approvals.js";
 import { registerAuditCommands } from "./commands/audit.js";
 import { registerClusterCommands } from "./commands/cluster.js";
+import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerKeyCommands } from "./commands/keys.js";
 import { registerLeaseCommands } from "./commands/leases.js";
 import { registerPolicyCommands } from "./commands/policy.js";
@@ -60,6 +61,7 @@ function buildProgram(): Command {
   registerKeyCommands(program, cli);
   registerClusterCommands(program, cli);
   registerAgentCommands(program, cli);
+  registerDoctorCommand(program, cli);
   return program;
 }
 

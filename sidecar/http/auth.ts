@@ -6,7 +6,15 @@ import {
   type OperatorAction,
   type OperatorService,
 } from "../service/index.js";
-import { bearer, hasAdminToken, presentedToken, requireAdminToken, sameSecret } from "./credentials.js";
+import { looksLikeJwt } from "../identity/index.js";
+import {
+  bearer,
+  hasAdminToken,
+  notTheAdminToken,
+  presentedToken,
+  requireAdminToken,
+  sameSecret,
+} from "./credentials.js";
 import type { AnonymousCaller, Caller, OperatorCaller, RouteAuth } from "./route.js";
 
 /** The auth step of the route table: who the request comes from, by the route's `auth`. */
@@ -73,7 +81,8 @@ export function operatorCaller(
 async function identifyOperator(req: FastifyRequest, auth: RouteAuth, o: AuthOptions): Promise<Operator> {
   const token = bearer(req);
   if (sameSecret(token, o.adminToken)) return ADMIN_OPERATOR;
-  if (!o.operators) throw new LeaseholdError("unauthenticated", "operator credentials required");
+  // A bearer string that is no JWT was meant as the admin token: say so, not "malformed JWT".
+  if (!o.operators || !looksLikeJwt(token)) throw notTheAdminToken(o.operators !== undefined);
   const op = await o.operators.identify(token, { oneTime: STATE_CHANGING.has(req.method) });
   if (auth === "operator") await o.operators.requireSome(op, OPERATOR_ACTIONS, req.id);
   return op;

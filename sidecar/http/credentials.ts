@@ -59,10 +59,23 @@ export function hasAdminToken(req: FastifyRequest, adminToken: string): boolean 
   return m?.[1] !== undefined && sameSecret(m[1], adminToken);
 }
 
+/**
+ * The 401 for a bearer token that is not the admin token: it says where the admin token comes
+ * from (the setting, never a token), and on routes open to operators what else would pass.
+ */
+export function notTheAdminToken(operatorsToo: boolean): LeaseholdError {
+  const source = "the admin token is the content of the file named by the sidecar's admin.tokenFile setting";
+  return new LeaseholdError(
+    "unauthenticated",
+    operatorsToo
+      ? `the bearer token is neither the admin token nor an operator identity JWT (${source}; an operator signs one with 'leasehold agent assert' or passes --identity-key to the CLI)`
+      : `the bearer token is not the admin token (${source})`,
+  );
+}
+
 /** Throws 401 unless the request carries `Authorization: Bearer <admin token>`; returns the actor. */
 export function requireAdminToken(req: FastifyRequest, adminToken: string): string {
-  if (!sameSecret(bearer(req), adminToken))
-    throw new LeaseholdError("unauthenticated", "operator credentials required");
+  if (!sameSecret(bearer(req), adminToken)) throw notTheAdminToken(false);
   return "admin";
 }
 

@@ -180,7 +180,7 @@ export function buildOpenApi(): Json {
       summary:
         "Credential sidecar for AI agents: per-agent identity, short leases, rotation after every use.",
       description:
-        "JSON only. Requests must be addressed to localhost (or a configured host) and carry no foreign Origin; over TCP, state-changing requests must carry `X-Leasehold-Request: true` or a JSON body. Bodies over 64 KiB get 413. Every answer carries x-request-id; every error has the shape of the Error schema.",
+        "JSON only. Requests must be addressed to localhost (or a configured host) and carry no foreign Origin; over TCP, a POST must carry `X-Leasehold-Request: true` or a JSON body (PUT, PATCH and DELETE need no marker: browsers cannot send them cross-origin without a preflight). Bodies over 64 KiB get 413. Every answer carries x-request-id; every error has the shape of the Error schema.",
       license: { name: "Apache-2.0", identifier: "Apache-2.0" },
     },
     servers: [{ url: "http://127.0.0.1:7733", description: "the default listener" }],

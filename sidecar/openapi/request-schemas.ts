@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { taskIdText } from "../service/requests.js";
+import { oneOf } from "../util/one-of.js";
 import { plainText } from "../util/text.js";
 
 /*
@@ -12,7 +13,7 @@ import { plainText } from "../util/text.js";
 export const listQuery = z.strictObject({
   resource: plainText(63).optional(),
   agent: plainText(512).optional(),
-  state: z.enum(["active", "ended"]).optional(),
+  state: oneOf(["active", "ended"]).optional(),
 });
 
 /** `POST /v1/agents/revoke`: every active lease of one agent. */
@@ -53,7 +54,7 @@ export const DEFAULT_APPROVAL_PAGE = 50;
 
 /** `GET /v1/approvals?status=&limit=&cursor=`: newest first, one page at a time. */
 export const approvalListQuery = z.strictObject({
-  status: z.enum(["pending", "approved", "denied", "expired"]).optional(),
+  status: oneOf(["pending", "approved", "denied", "expired"]).optional(),
   limit: z
     .string()
     .regex(/^\d{1,4}$/, "must be a whole number")

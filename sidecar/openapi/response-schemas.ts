@@ -288,6 +288,12 @@ export const errorSchema = z
         )
         .optional()
         .describe("one reason per failed item behind the message (e.g. each account of a registration)"),
+      hint: z
+        .string()
+        .optional()
+        .describe(
+          "what to do next; with policy_denied, the `leasehold policy check …` command (POSIX shell quoting) that reproduces the decision offline against the policy file",
+        ),
     }),
   })
   .describe("The error shape of every route.");

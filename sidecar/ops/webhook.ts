@@ -5,7 +5,7 @@ import { DEFAULT_BLOCK_MS } from "./redis-connection.js";
 import { toStreamEvent } from "./event-stream.js";
 import type { OpsMetrics } from "./metrics.js";
 import { eventStreamKey, type StreamEvent } from "./types.js";
-import { signWebhook, WEBHOOK_HEADERS } from "./webhook-signature.js";
+import { webhookHeaders, webhookKey } from "./webhook-signature.js";
 
 /** Event types sent to the webhook unless configured otherwise. */
 export const DEFAULT_WEBHOOK_EVENTS: readonly LeaseEventType[] = [
@@ -23,7 +23,7 @@ export interface WebhookOptions {
   readonly prefix: string;
   /** http(s) URL that receives a POST of each event's JSON. */
   readonly url: string;
-  /** HMAC-SHA256 key for the signature header. */
+  /** The signing secret: `whsec_<base64 key>` (Standard Webhooks), or a string of 16+ characters. */
   readonly secret: string;
   /** This sidecar's name in the consumer group (unique in the cluster). */
   readonly consumer: string;
@@ -48,7 +48,8 @@ type RawEntry = [id: string, fields: string[]];
 
 /**
  * Delivers alert events (rotation_failed, quarantined, expiring_soon) from the cluster's event
- * stream to a webhook: HTTP POST of the event JSON, signed (see `signWebhook`), retried with
+ * stream to a webhook: HTTP POST of the event JSON, signed as Standard Webhooks asks
+ * (`webhook-id`, `webhook-timestamp`, `webhook-signature`: see `webhookHeaders`), retried with
  * backoff. A Redis consumer group shares the work between sidecars, so each event is posted
  * once; entries a dead sidecar held are claimed after `claimIdleMs`.
  */
@@ -61,7 +62,8 @@ export class WebhookDispatcher {
 
   constructor(private readonly o: WebhookOptions) {
     if (!/^https?:\/\//.test(o.url)) throw new Error("webhook url: must be http:// or https://");
-    if (o.secret.length < 16) throw new Error("webhook secret: at least 16 characters");
+    // A secret no receiver could verify with is refused before any delivery.
+    webhookKey(o.secret);
     this.types = new Set(o.events ?? DEFAULT_WEBHOOK_EVENTS);
   }
 
@@ -156,10 +158,7 @@ export class WebhookDispatcher {
           headers: {
             "content-type": "application/json",
             "user-agent": "leasehold-webhook",
-            [WEBHOOK_HEADERS.event]: event.type,
-            [WEBHOOK_HEADERS.id]: event.id,
-            [WEBHOOK_HEADERS.timestamp]: String(ts),
-            [WEBHOOK_HEADERS.signature]: signWebhook(this.o.secret, ts, body),
+            ...webhookHeaders(this.o.secret, { id: event.id, type: event.type, timestamp: ts, body }),
           },
           body,
           signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.o.timeoutMs ?? 5000)]),

@@ -1,6 +1,7 @@
 import type { AuditFields, AuditSink } from "../audit/index.js";
 import { LeaseholdError } from "../errors.js";
 import type { PolicyContext } from "../policy/index.js";
+import { shellQuote } from "../util/shell-quote.js";
 import type { PolicyActionName, PolicyDecisionOut, PolicyPort } from "./ports.js";
 
 /** How the principal was verified, from its vouched-for attributes (absent for the admin token). */
@@ -9,6 +10,27 @@ export function trustKind(
 ): "agents" | "issuer" | undefined {
   const kind = attrs?.trust_kind;
   return kind === "agents" || kind === "issuer" ? kind : undefined;
+}
+
+/**
+ * The `leasehold policy check` command that decides the same request offline: the principal,
+ * action, resource, its groups and the context exactly as policy saw them, each quoted for a
+ * POSIX shell. It holds only the request's own facts, never policy text, so the refused caller
+ * may see it; the operator runs it against the policy file to see which policy decided.
+ */
+export function policyCheckCommand(
+  req: Pick<DecisionRequest, "principal" | "action" | "resource" | "groups" | "context">,
+): string {
+  const words = [
+    "leasehold policy check",
+    `--principal ${shellQuote(req.principal)}`,
+    `--action ${shellQuote(req.action)}`,
+    `--resource ${shellQuote(req.resource)}`,
+    ...(req.groups.length > 0 ? [`--groups ${shellQuote(req.groups.join(","))}`] : []),
+    // Always quoted: JSON's braces and quotes mean something to a shell.
+    `--context '${JSON.stringify(req.context).replaceAll("'", "'\\''")}'`,
+  ];
+  return words.join(" ");
 }
 
 /** What one decision is about, and what its audit record names besides the decision itself. */
@@ -91,12 +113,17 @@ export class DecisionGate {
       return { decision, recorded };
     }
     await recorded;
+    // The command alone: an agent or a script can hand it to an operator as is.
+    const hint = policyCheckCommand(req);
     if (decision.decision === "approval_required" && !operator) {
-      throw new LeaseholdError("policy_denied", `${req.action} of "${req.resource}" needs a human approval`);
+      throw new LeaseholdError("policy_denied", `${req.action} of "${req.resource}" needs a human approval`, {
+        hint,
+      });
     }
     throw new LeaseholdError(
       "policy_denied",
       `policy does not allow ${req.action} of "${req.resource}" for this ${operator ? "operator" : "agent"}`,
+      { hint },
     );
   }
 

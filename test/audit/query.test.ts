@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  AUDIT_EVENTS,
   type AuditFields,
   AuditLog,
   type AuditRecord,
@@ -11,6 +12,7 @@ import {
   parseTimeBound,
   queryAudit,
 } from "../../sidecar/audit/index.js";
+import { LeaseholdError } from "../../sidecar/errors.js";
 import { expectValidAuditRecords } from "./record-check.js";
 
 let dir: string;
@@ -95,6 +97,17 @@ describe("queryAudit", () => {
     const reveals = await queryAudit({ files: [fileA], event: ["reveal"], agent: B });
     expect(reveals.records.map((r) => r.lease_id)).toEqual(["lse_a5", "lse_a3"]);
     expect((await queryAudit({ files: [fileA, fileB], leaseId: "lse_b2" })).records).toHaveLength(1);
+  });
+
+  it("refuses an unknown event by name, with a close match and every valid event (CLI and route alike)", async () => {
+    const refused = await queryAudit({ files: [fileA], event: ["checkout", "reveel"] }).catch(
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(LeaseholdError);
+    expect((refused as LeaseholdError).code).toBe("invalid_request");
+    expect((refused as LeaseholdError).message).toBe(
+      `event: unknown value (did you mean "reveal"?); valid values: ${Object.keys(AUDIT_EVENTS).join(", ")}`,
+    );
   });
 
   it("pages with a cursor without repeating or skipping a record", async () => {

@@ -31,6 +31,25 @@ describe("the CLI's client over the Unix socket", () => {
           body,
         });
         res.setHeader("content-type", "application/json");
+        if (req.url?.startsWith("/v1/refused")) {
+          res.statusCode = 401;
+          res.end(
+            JSON.stringify({
+              error: {
+                code: "unauthenticated",
+                message: "the bearer token is not the admin token",
+                request_id: "r",
+              },
+            }),
+          );
+          return;
+        }
+        if (req.url?.startsWith("/v1/denied")) {
+          res.statusCode = 403;
+          const hint = "leasehold policy check --principal a --action revoke --resource x --context '{}'";
+          res.end(JSON.stringify({ error: { code: "policy_denied", message: "no", request_id: "r", hint } }));
+          return;
+        }
         if (req.url?.startsWith("/v1/missing")) {
           res.statusCode = 404;
           res.end(
@@ -79,6 +98,25 @@ describe("the CLI's client over the Unix socket", () => {
     expect(err).toBeInstanceOf(ApiError);
     expect((err as ApiError).status).toBe(404);
     expect((err as ApiError).message).toBe("not_found: no such thing");
+  });
+
+  it("a refused admin token names the file the CLI read it from, never the token", async () => {
+    const c = await SidecarClient.fromConfig(config());
+    const err = await c.request("GET", "/v1/refused").catch((e: unknown) => e);
+    expect((err as ApiError).status).toBe(401);
+    const message = (err as ApiError).message;
+    expect(message).toContain("unauthenticated: the bearer token is not the admin token");
+    expect(message).toContain(`read from ${join(dir, "state", "admin.token")} (admin.tokenFile`);
+    expect(message).toContain(`unix:${join(dir, "leasehold.sock")}`);
+    expect(message).not.toContain(ADMIN);
+  });
+
+  it("shows the hint of an answer (policy_denied's policy check command)", async () => {
+    const c = await SidecarClient.fromConfig(config());
+    const err = await c.request("POST", "/v1/denied").catch((e: unknown) => e);
+    expect((err as ApiError).message).toBe(
+      "policy_denied: no (hint: leasehold policy check --principal a --action revoke --resource x --context '{}')",
+    );
   });
 
   it("says which socket it could not reach", async () => {

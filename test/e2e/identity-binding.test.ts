@@ -518,7 +518,7 @@ describe("the agent SDK against the real stack", () => {
 });
 
 describe("local transport", () => {
-  it("over TCP a state-changing request needs X-Leasehold-Request or a JSON type; GETs do not", async () => {
+  it("over TCP a POST needs X-Leasehold-Request or a JSON type; GETs and a bare DELETE (README's check-in) do not", async () => {
     const co = await c.http("POST", "/v1/checkout", {
       token: await assertA(),
       body: read("orders-db"),
@@ -527,27 +527,24 @@ describe("local transport", () => {
     const token = co.json.token as string;
     secrets.push(token);
     const id = (co.json.lease as { id: string }).id;
-    const raw = (method: string, headers: Record<string, string>, body?: string) =>
-      fetch(`${stack.sidecar.url}/v1/leases/${id}`, {
+    const raw = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+      fetch(`${stack.sidecar.url}${path}`, {
         method,
         headers: { authorization: `Bearer ${token}`, ...headers },
         body,
       });
-    // A bare DELETE and a form-encoded POST are what a cross-site page can send blindly.
-    const bare = await raw("DELETE", {});
+    // A bodiless POST and a form-encoded POST are what a cross-site page can send blindly.
+    const bare = await raw("POST", `/v1/leases/${id}/renew`, {});
     expect(bare.status).toBe(403);
     const bareBody = (await bare.json()) as ErrorBody;
     expect(bareBody.error.code).toBe("forbidden_origin");
     expect(bareBody.error.message).toContain("X-Leasehold-Request");
-    const form = await fetch(`${stack.sidecar.url}/v1/checkout`, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: "resource=orders-db",
-    });
+    const form = await raw("POST", "/v1/checkout", { "content-type": "application/x-www-form-urlencoded" }, "resource=orders-db");
     expect(form.status).toBe(403);
     expect(((await form.json()) as ErrorBody).error.code).toBe("forbidden_origin");
-    expect((await raw("GET", {})).status).toBe(200);
-    expect((await raw("DELETE", { "x-leasehold-request": "true" })).status).toBe(202);
+    expect((await raw("GET", `/v1/leases/${id}`, {})).status).toBe(200);
+    // A DELETE needs a preflight in any browser, so the README's curl check-in works as printed.
+    expect((await raw("DELETE", `/v1/leases/${id}`, {})).status).toBe(202);
     // The CLI sends the header too: its bodiless DELETE reaches the route (and finds nothing).
     const cli = await stack.cli("resources", "remove", "no-such-db");
     expect(cli.code).toBe(1);

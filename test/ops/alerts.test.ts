@@ -1,3 +1,4 @@
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,12 +8,48 @@ import { createLogger } from "../../sidecar/logger.js";
 import { ExpiryNotifier } from "../../sidecar/ops/expiry-notifier.js";
 import { createMetrics } from "../../sidecar/ops/index.js";
 import { WEBHOOK_GROUP, WebhookDispatcher } from "../../sidecar/ops/webhook.js";
-import { verifyWebhookSignature, WEBHOOK_HEADERS } from "../../sidecar/ops/webhook-signature.js";
+import { signWebhook, webhookKey } from "../../sidecar/ops/webhook-signature.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
 import { waitFor } from "../support/wait-for.js";
 
 const log = createLogger("silent");
-const SECRET = "webhook-test-secret-0123456789";
+/** A secret in the Standard Webhooks form, as a receiver's library takes it. */
+const SECRET = `whsec_${randomBytes(32).toString("base64")}`;
+
+/**
+ * A receiver's check written from the Standard Webhooks specification (what its stock libraries
+ * do), not from the sender's code: the key is the base64 after `whsec_`; the signed content is
+ * `<webhook-id>.<webhook-timestamp>.<body>`; `webhook-signature` is a space-separated list of
+ * `v1,<base64 HMAC-SHA256>`, any one matching in constant time; the timestamp within 5 minutes.
+ */
+function verifyStandardWebhook(
+  secret: string,
+  headers: IncomingHttpHeaders,
+  body: string,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): boolean {
+  const id = headers["webhook-id"];
+  const timestamp = headers["webhook-timestamp"];
+  const signatures = headers["webhook-signature"];
+  if (typeof id !== "string" || typeof timestamp !== "string" || typeof signatures !== "string") return false;
+  if (!/^\d+$/.test(timestamp) || Math.abs(nowSeconds - Number(timestamp)) > 300) return false;
+  const key = Buffer.from(secret.startsWith("whsec_") ? secret.slice("whsec_".length) : secret, "base64");
+  const expected = createHmac("sha256", key).update(`${id}.${timestamp}.${body}`).digest();
+  return signatures.split(" ").some((entry) => {
+    const [version, value] = entry.split(",");
+    const got = Buffer.from(value ?? "", "base64");
+    return version === "v1" && got.length === expected.length && timingSafeEqual(got, expected);
+  });
+}
+
+/** What a receiver of version 0.1 checked: `x-leasehold-signature`, hex HMAC of `<timestamp>.<body>` keyed by the secret string. */
+function verifyLegacyWebhook(secret: string, headers: IncomingHttpHeaders, body: string): boolean {
+  const ts = headers["x-leasehold-timestamp"];
+  const want = `sha256=${createHmac("sha256", secret)
+    .update(`${String(ts)}.${body}`)
+    .digest("hex")}`;
+  return headers["x-leasehold-signature"] === want;
+}
 let redis: Redis;
 const prefixes: string[] = [];
 
@@ -186,17 +223,67 @@ describe("the alert webhook", () => {
     expect(new Set(bodies.map((b) => b.id)).size).toBe(3);
     expect(bodies.find((b) => b.type === "quarantined")?.reason).toBe("timeout");
     for (const g of hook.got) {
-      const ts = g.headers[WEBHOOK_HEADERS.timestamp] as string;
-      const sig = g.headers[WEBHOOK_HEADERS.signature] as string;
-      expect(sig).toMatch(/^sha256=[0-9a-f]{64}$/);
-      expect(g.headers[WEBHOOK_HEADERS.event]).toBe(JSON.parse(g.body).type);
-      expect(verifyWebhookSignature(SECRET, g.body, ts, sig)).toBe(true);
-      expect(verifyWebhookSignature("another-secret-0123456789", g.body, ts, sig)).toBe(false);
-      expect(verifyWebhookSignature(SECRET, `${g.body} `, ts, sig)).toBe(false);
-      expect(verifyWebhookSignature(SECRET, g.body, ts, sig, Number(ts) + 3600)).toBe(false);
+      const body = JSON.parse(g.body) as { id: string; type: string };
+      expect(g.headers["webhook-id"]).toBe(body.id);
+      expect(g.headers["webhook-signature"]).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
+      expect(verifyStandardWebhook(SECRET, g.headers, g.body)).toBe(true);
+      const other = `whsec_${randomBytes(32).toString("base64")}`;
+      expect(verifyStandardWebhook(other, g.headers, g.body)).toBe(false);
+      expect(verifyStandardWebhook(SECRET, g.headers, `${g.body} `)).toBe(false);
+      expect(verifyStandardWebhook(SECRET, { ...g.headers, "webhook-id": "1-0" }, g.body)).toBe(false);
+      const late = Number(g.headers["webhook-timestamp"]) + 3600;
+      expect(verifyStandardWebhook(SECRET, g.headers, g.body, late)).toBe(false);
+      // The headers of version 0.1 are still sent, for one version.
+      expect(g.headers["x-leasehold-event"]).toBe(body.type);
+      expect(g.headers["x-leasehold-event-id"]).toBe(body.id);
+      expect(verifyLegacyWebhook(SECRET, g.headers, g.body)).toBe(true);
     }
     const text = (await metrics.render()).body;
     expect(text).toMatch(/leasehold_webhook_deliveries_total\{result="delivered"\} 3/);
+  });
+
+  it("signs as the Standard Webhooks reference libraries do (their published test vector)", () => {
+    // The test vector of the specification's reference libraries.
+    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const body = '{"test": 2432232314}';
+    const signature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    expect(signWebhook(webhookKey(secret), id, 1614265330, body)).toBe(signature);
+    const headers = { "webhook-id": id, "webhook-timestamp": "1614265330", "webhook-signature": signature };
+    expect(verifyStandardWebhook(secret, headers, body, 1614265330)).toBe(true);
+    // A list of signatures (a receiver during key rotation): any one matching is enough.
+    const two = { ...headers, "webhook-signature": `v1,${Buffer.alloc(32).toString("base64")} ${signature}` };
+    expect(verifyStandardWebhook(secret, two, body, 1614265330)).toBe(true);
+  });
+
+  it("with a plain secret, a stock receiver verifies with whsec_ and the secret in base64", async () => {
+    const plain = "a-plain-webhook-secret-0123456789";
+    const hook = await receiver(() => 204);
+    try {
+      const dispatcher = new WebhookDispatcher({
+        connect: () => redis,
+        prefix: "unused:",
+        url: hook.url,
+        secret: plain,
+        consumer: "c",
+        log,
+      });
+      const event = {
+        id: "1700000000000-0",
+        time: new Date().toISOString(),
+        type: "quarantined",
+        resource: "db",
+      };
+      expect(await dispatcher.deliver(event)).toBe(true);
+    } finally {
+      hook.server.close();
+    }
+    const [g] = hook.got;
+    if (!g) throw new Error("nothing delivered");
+    expect(verifyStandardWebhook(`whsec_${Buffer.from(plain).toString("base64")}`, g.headers, g.body)).toBe(
+      true,
+    );
+    expect(verifyLegacyWebhook(plain, g.headers, g.body)).toBe(true);
   });
 
   it("refuses a non-http URL and a short secret", () => {
@@ -207,5 +294,11 @@ describe("the alert webhook", () => {
     expect(() => new WebhookDispatcher({ ...base, url: "http://127.0.0.1/", secret: "short" })).toThrow(
       /secret/,
     );
+    // A whsec_ secret must be base64 of at least 24 bytes (the specification asks for 24 to 64).
+    for (const secret of [`whsec_${randomBytes(16).toString("base64")}`, "whsec_not*base64*at*all!!"]) {
+      expect(() => new WebhookDispatcher({ ...base, url: "http://127.0.0.1/", secret })).toThrow(
+        /^webhook secret: /,
+      );
+    }
   });
 });

@@ -147,6 +147,17 @@ export class Acl {
     return rule.capabilities.has(capability);
   }
 
+  /**
+   * What `sys/capabilities-self` reports for `path` (Vault's `ACL.Capabilities`): the best rule's
+   * capabilities, looked up as a list operation (so `x/` also matches the exact rule `x`);
+   * `["deny"]` when the rule denies or grants nothing. Sorted by the caller.
+   */
+  capabilities(path: string): Capability[] {
+    const rule = this.bestRule(path, true);
+    if (!rule || rule.capabilities.has("deny") || rule.capabilities.size === 0) return ["deny"];
+    return [...rule.capabilities];
+  }
+
   private bestRule(path: string, isList: boolean): CompiledRule | undefined {
     const exact = this.rules.find(
       (r) =>

@@ -6,7 +6,8 @@ import {
   noResponse,
   respond,
 } from "./backend.js";
-import { weakString } from "./go-format.js";
+import { commaStrings, weakString } from "./go-format.js";
+import { compareGoStrings } from "./http-util.js";
 import { PolicyParseError, type PolicyStore } from "./policies.js";
 import type { TokenStore } from "./token-store.js";
 import { type WrappedResponses, unwrap } from "./wrapping.js";
@@ -49,6 +50,12 @@ export function createSysBackend(
           update: (ctx) => writePolicy(ctx, policies),
           delete: (ctx) => deletePolicy(ctx, policies),
         },
+      },
+      {
+        pattern: /^capabilities-self$/,
+        fields: ["path", "paths", "token"],
+        injectDataIntoTop: true,
+        operations: { update: (ctx) => capabilitiesSelf(ctx, policies) },
       },
       {
         pattern: /^wrapping\/unwrap$/,
@@ -98,4 +105,26 @@ function deletePolicy(ctx: HandlerContext, policies: PolicyStore): LogicalResult
   }
   policies.delete(name);
   return noResponse();
+}
+
+/**
+ * `sys/capabilities-self` (Vault's `handleCapabilities`): the caller's own capabilities on each
+ * of `paths` (or the deprecated `path`), each list sorted; `["root"]` for a root token. With one
+ * path the list is also under `capabilities` (kept by Vault for old clients).
+ */
+function capabilitiesSelf(ctx: HandlerContext, policies: PolicyStore): LogicalResult {
+  const token = ctx.token;
+  if (!token) return failure(500, "no token found");
+  let paths = commaStrings(ctx.data.paths, "paths");
+  if (paths.length === 0) paths = commaStrings(ctx.data.path, "path");
+  if (paths.length === 0) return failure(400, "paths must be supplied");
+  const data: Record<string, unknown> = {};
+  for (const path of paths) {
+    const caps = token.policies.includes("root")
+      ? ["root"]
+      : policies.acl(token.policies).capabilities(path).sort(compareGoStrings);
+    data[path] = caps;
+  }
+  if (paths.length === 1) data.capabilities = data[paths[0] ?? ""];
+  return respond(data);
 }

@@ -1,8 +1,12 @@
 import { userInfo } from "node:os";
 import type { Command } from "commander";
+import { unknownValueMessage } from "../../util/close-match.js";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
 import { table } from "../table.js";
+
+/** What `approvals list --status` takes: each status of an approval, or all of them. */
+const LIST_STATUSES = ["pending", "approved", "denied", "expired", "all"];
 
 interface ListedApproval {
   id: string;
@@ -23,6 +27,8 @@ function addList(approvals: Command, cli: CliContext): void {
     .option("--limit <n>", "approvals per page (1-200)", "50")
     .option("--cursor <cursor>", "the next page, as printed by the previous one")
     .action(async (opts: { status: string; limit: string; cursor?: string }) => {
+      if (!LIST_STATUSES.includes(opts.status))
+        throw new CliError(unknownValueMessage("--status", opts.status, LIST_STATUSES));
       const q = new URLSearchParams();
       if (opts.status !== "all") q.set("status", opts.status);
       q.set("limit", opts.limit);

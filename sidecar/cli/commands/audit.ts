@@ -139,12 +139,15 @@ async function runQuery(opts: QueryOpts, cmd: Command, io: AuditIo): Promise<voi
   const limit = Number(opts.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
     throw new Error("--limit: a whole number, 1-1000");
-  const { queryAudit } = await auditModule();
+  const { queryAudit, unknownEventProblem } = await auditModule();
+  const events = opts.event?.split(",").filter((e) => e !== "");
+  const problem = events && unknownEventProblem(events);
+  if (problem) throw new Error(`--event: ${problem}`);
   const page = await queryAudit({
     files: opts.file ?? [(await io.ctx.config()).file],
     agent: opts.agent,
     resource: opts.resource,
-    event: opts.event?.split(",").filter((e) => e !== ""),
+    event: events,
     leaseId: opts.lease,
     taskId: opts.task,
     account: opts.account,

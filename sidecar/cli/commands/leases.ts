@@ -86,13 +86,17 @@ function endedLines(leases: readonly EndedLease[], what: string): string {
   return `${table([["LEASE", "RESOURCE", "ACCOUNT", "AGENT"], ...rows])}\n${count}`;
 }
 
+/** What `leases revoke` needs: one lease, or one group of leases. */
+export const REVOKE_TARGETS =
+  "give a lease ID (leasehold leases revoke lse_…) or one of --resource NAME (every lease of a resource), --agent ID (of an agent) or --task ID (of a task)";
+
 /** The route that revokes a group of leases, and the body it takes; undefined for one lease by id. */
 function groupRevoke(
   opts: { agent?: string; resource?: string; task?: string },
   reason: { reason?: string },
 ): { path: string; body: object; what: string } | undefined {
   const given = [opts.agent, opts.resource, opts.task].filter((v) => v !== undefined);
-  if (given.length > 1) throw new CliError("give one of --agent, --resource and --task");
+  if (given.length > 1) throw new CliError(`only one target at a time: ${REVOKE_TARGETS}`);
   if (opts.resource !== undefined) {
     const path = `/v1/resources/${encodeURIComponent(opts.resource)}/revoke`;
     return { path, body: reason, what: opts.resource };
@@ -121,14 +125,16 @@ function addRevoke(leases: Command, cli: CliContext): void {
       ) => {
         const reason = opts.reason ? { reason: opts.reason } : {};
         const group = groupRevoke(opts, reason);
-        if (group && id) throw new CliError("give a lease id, or one of --agent, --resource and --task");
+        if (group && id) throw new CliError(`only one target at a time: ${REVOKE_TARGETS}`);
+        // Checked before the client is made: the hint must not wait on a config or a sidecar.
+        if (!group && !id) throw new CliError(REVOKE_TARGETS);
         const c = await cli.client();
         if (group) {
           const res = await c.request<{ leases: EndedLease[] }>("POST", group.path, group.body);
           cli.out(res, () => endedLines(res.leases, group.what));
           return;
         }
-        if (!id) throw new CliError("give a lease id, or --agent, --resource or --task");
+        if (!id) throw new CliError(REVOKE_TARGETS);
         const res = await c.request<unknown>("POST", `/v1/leases/${encodeURIComponent(id)}/revoke`, reason);
         cli.out(res, () => `${id} revoked`);
       },
