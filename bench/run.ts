@@ -3,6 +3,7 @@ import { spawnSync } from "node:child_process";
 
 const args = process.argv.slice(2);
 const benches = [
+  "cli-start.ts",
   "policy.ts",
   "checkout.ts",
   "leases.ts",

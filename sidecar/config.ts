@@ -1,6 +1,5 @@
 // Rule: config.ts owns the whole leasehold.yaml schema; each module receives its typed section (e.g. OpsConfig).
-import { readFileSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import {
@@ -9,17 +8,12 @@ import {
   MAX_TIMEOUT_SECONDS,
   OS_USER_NAME,
 } from "../adapters/exec/index.js";
+import { ConfigError, expandEnv, readConfigFile } from "./config-file.js";
 import { LEASE_EVENT_TYPES } from "./events/types.js";
 import { webhookKey } from "./ops/webhook-signature.js";
 import { describeIssues } from "./util/zod-errors.js";
 
-/** A configuration file that cannot be used; the message names the key and the rule. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
+export { ConfigError, configPathFrom } from "./config-file.js";
 
 const trustEntry = z.discriminatedUnion("kind", [
   z.strictObject({
@@ -358,24 +352,6 @@ export type OpsConfig = Config["ops"];
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
-/** Replaces `${NAME}` with the environment's value; a missing variable is an error naming it. */
-function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: string): unknown {
-  if (typeof value === "string") {
-    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
-      const v = env[name];
-      if (v === undefined) throw new ConfigError(`${path}: environment variable ${name} is not set`);
-      return v;
-    });
-  }
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}[${i}]`));
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, interpolate(v, env, path ? `${path}.${k}` : k)]),
-    );
-  }
-  return value;
-}
-
 /** A command whose `user` does not exist is refused at load, not when a rotation needs it. */
 function checkExecUsers(commands: Readonly<Record<string, { readonly user?: string | undefined }>>): void {
   for (const [name, c] of Object.entries(commands)) {
@@ -394,7 +370,7 @@ function resolvePath(dir: string, p: string): string {
  * Throws ConfigError naming the key on any problem; the result is frozen.
  */
 export function parseConfig(raw: unknown, configDir: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const withEnv = interpolate(raw ?? {}, env, "");
+  const withEnv = expandEnv(raw ?? {}, env, "");
   const parsed = configSchema.safeParse(withEnv);
   if (!parsed.success) throw new ConfigError(`invalid config: ${describeIssues(parsed.error.issues)}`);
   const c = parsed.data;
@@ -437,27 +413,8 @@ export function parseConfig(raw: unknown, configDir: string, env: NodeJS.Process
 
 /** Reads, interpolates and validates a YAML (or JSON) config file. */
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const abs = resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(abs, "utf8");
-  } catch (err) {
-    throw new ConfigError(
-      `cannot read config file ${abs}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (err) {
-    throw new ConfigError(`config file ${abs} is not valid YAML: ${(err as Error).message.split("\n")[0]}`);
-  }
-  return parseConfig(raw, dirname(abs), env);
-}
-
-/** The config file named by --config, else LEASEHOLD_CONFIG, else ./leasehold.yaml. */
-export function configPathFrom(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return flag ?? env.LEASEHOLD_CONFIG ?? "leasehold.yaml";
+  const { raw, dir } = readConfigFile(file, parseYaml);
+  return parseConfig(raw, dir, env);
 }
 
 function deepFreeze<T>(o: T): T {

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
-import { type Config, configPathFrom, loadConfig } from "../config.js";
-import { escapeLines, jsonSafe } from "../util/text.js";
-import { SidecarClient } from "./http-client.js";
+import type { Config } from "../config.js";
+import { escapeLines, jsonSafe } from "../util/escape.js";
+import type { ClientSettings } from "./client-settings.js";
+import type { SidecarClient } from "./http-client.js";
 
 /** The options every `leasehold` command takes. */
 export interface GlobalOpts {
@@ -10,12 +11,26 @@ export interface GlobalOpts {
   identityKey?: string;
 }
 
-/** What each command group needs from the program around it. */
+/**
+ * What each command group needs from the program around it. Everything that loads more than a
+ * few lines of code (the config schema, the HTTP client) is imported when first asked for, so a
+ * command pays only for what it uses.
+ */
 export interface CliContext {
   /** The global options, as parsed for the command running now. */
   globals(): GlobalOpts;
-  /** The config file named by --config, $LEASEHOLD_CONFIG or ./leasehold.yaml; throws ConfigError. */
-  config(): Config;
+  /**
+   * The whole config file named by --config, $LEASEHOLD_CONFIG or ./leasehold.yaml, validated,
+   * every `${…}` expanded (for `serve` and the commands that act on the server's own files);
+   * rejects with a ConfigError.
+   */
+  config(): Promise<Config>;
+  /**
+   * What a client of the running sidecar needs, and only that: its address and the admin token
+   * file (client-settings.ts: --config's `listen` and `admin` only, or LEASEHOLD_ADDR /
+   * LEASEHOLD_SOCKET and LEASEHOLD_ADMIN_TOKEN_FILE).
+   */
+  clientSettings(): Promise<ClientSettings>;
   /** A client of the running sidecar, with the admin token or the --identity-key. */
   client(): Promise<SidecarClient>;
   /**
@@ -29,11 +44,21 @@ export interface CliContext {
 /** The context of `program`: its global options are read when a command runs, not before. */
 export function createCliContext(program: Command): CliContext {
   const globals = (): GlobalOpts => program.opts<GlobalOpts>();
-  const config = (): Config => loadConfig(configPathFrom(globals().config));
+  const clientSettings = async (): Promise<ClientSettings> => {
+    const { clientSettings: read } = await import("./client-settings.js");
+    return read(globals().config, process.env);
+  };
   return {
     globals,
-    config,
-    client: async () => SidecarClient.fromConfig(config(), { identityKey: globals().identityKey }),
+    config: async () => {
+      const { configPathFrom, loadConfig } = await import("../config.js");
+      return loadConfig(configPathFrom(globals().config));
+    },
+    clientSettings,
+    client: async () => {
+      const { SidecarClient } = await import("./http-client.js");
+      return SidecarClient.connect(await clientSettings(), { identityKey: globals().identityKey });
+    },
     out(value, human) {
       process.stdout.write(
         globals().json ? `${jsonSafe(JSON.stringify(value, null, 2))}\n` : `${escapeLines(human())}\n`,

@@ -1,43 +1,11 @@
 import { readAdminToken } from "../admin-token.js";
 import type { Config } from "../config.js";
 import { LeaseholdClientError } from "../client/errors.js";
-import {
-  answerError,
-  createTransport,
-  type Endpoint,
-  type TransportResponse,
-  type Transport,
-} from "../client/transport.js";
-import { mintIdentityAssertion } from "../identity/index.js";
+import { answerError, createTransport, type TransportResponse, type Transport } from "../client/transport.js";
+import { ApiError, type ApiErrorDetail } from "./api-error.js";
+import { type ClientSettings, clientSettingsFromConfig, listenUrl } from "./client-settings.js";
 
-/** One per-field reason of an error answer (`error.details`), as the sidecar sent it. */
-export interface ApiErrorDetail {
-  readonly field: string;
-  readonly message: string;
-}
-
-/** An error answer of the sidecar, as the CLI shows it. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    /** The answer's `error.details`, when it had any (each failed item behind the message). */
-    readonly details: readonly ApiErrorDetail[] = [],
-  ) {
-    super(message);
-  }
-}
-
-/**
- * How the CLI shows one detail of an error answer: `FAIL  account NAME: reason` for an account of
- * a registration (its message starts with the account's name), else `FAIL  FIELD: reason`.
- */
-export function detailLine(d: ApiErrorDetail): string {
-  return /^registration\.accounts\.\d+$/.test(d.field)
-    ? `FAIL  account ${d.message}`
-    : `FAIL  ${d.field}: ${d.message}`;
-}
+export { ApiError, type ApiErrorDetail, detailLine } from "./api-error.js";
 
 /** The well-formed entries of an error answer's `details` (anything else is ignored). */
 function detailsOf(json: unknown): ApiErrorDetail[] {
@@ -59,10 +27,7 @@ export interface ClientIdentity {
 
 /** The sidecar's TCP base URL from its config (a wildcard listen address is reached on loopback). */
 export function sidecarTcpUrl(config: Config): string {
-  const host =
-    config.listen.host === "0.0.0.0" || config.listen.host === "::" ? "127.0.0.1" : config.listen.host;
-  const h = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-  return `http://${h}:${config.listen.port}`;
+  return listenUrl(config.listen.host, config.listen.port);
 }
 
 /** Registration verifies every account and rotation runs per account: allow the slow ones. */
@@ -78,18 +43,25 @@ export class SidecarClient {
     private readonly transport: Transport,
     private readonly where: string,
     private readonly token: () => Promise<string>,
-    /** Where the admin token the CLI sends was read from, for the 401 that refuses it. */
+    /** Where the admin token the CLI sends was read from (the file, and what named it), for the 401 that refuses it. */
     private readonly adminTokenFile?: string,
   ) {}
 
+  /** A client of the sidecar a full config names (`serve`'s own config). */
   static async fromConfig(config: Config, who: ClientIdentity = {}): Promise<SidecarClient> {
-    const socket = config.listen.socket;
-    const endpoint: Endpoint = socket ? { socketPath: socket } : { url: sidecarTcpUrl(config) };
-    const where = socket ? `unix:${socket}` : sidecarTcpUrl(config);
-    const transport = createTransport(endpoint);
+    return SidecarClient.connect(clientSettingsFromConfig(config), who);
+  }
+
+  /** A client of the sidecar the client settings name (client-settings.ts). */
+  static async connect(settings: ClientSettings, who: ClientIdentity = {}): Promise<SidecarClient> {
+    const transport = createTransport(settings.endpoint);
+    const where = settings.where;
     const keyFile = who.identityKey;
     if (keyFile !== undefined) {
-      const audience = config.identity.audience;
+      const audience = settings.audience;
+      // Loaded here only: a run with the admin token never needs the signing code. This one file
+      // of identity/, not its index: the CLI's start time is the budget (bench/cli-start.ts).
+      const { mintIdentityAssertion } = await import("../identity/identity-assertion.js");
       // Checked once up front, so a bad key file is one clear error before any request.
       await mintIdentityAssertion({ keyFile, audience }).catch((err: unknown) => {
         throw new ApiError(0, "bad_identity_key", `--identity-key: ${(err as Error).message}`);
@@ -98,8 +70,20 @@ export class SidecarClient {
         mintIdentityAssertion({ keyFile, audience, ttlSeconds: 60 }),
       );
     }
-    const admin = await readAdminToken(config.admin.tokenFile);
-    return new SidecarClient(transport, where, async () => admin, config.admin.tokenFile);
+    if (settings.adminTokenFile === undefined) {
+      throw new ApiError(
+        0,
+        "no_admin_token",
+        "no admin token file: set LEASEHOLD_ADMIN_TOKEN_FILE, give --config FILE, or act as an operator with --identity-key FILE",
+      );
+    }
+    const admin = await readAdminToken(settings.adminTokenFile);
+    return new SidecarClient(
+      transport,
+      where,
+      async () => admin,
+      `${settings.adminTokenFile} (${settings.adminTokenFrom})`,
+    );
   }
 
   async request<T>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<T> {
@@ -131,7 +115,7 @@ export class SidecarClient {
         typeof said === "string"
           ? ` (hint: ${said})`
           : res.status === 401 && this.adminTokenFile !== undefined
-            ? ` (hint: the CLI sent the admin token read from ${this.adminTokenFile} (admin.tokenFile of its --config); it must be the file of the sidecar at ${this.where})`
+            ? ` (hint: the CLI sent the admin token read from ${this.adminTokenFile}; it must be the file of the sidecar at ${this.where})`
             : "";
       throw new ApiError(res.status, e.code, `${e.code}: ${e.message}${hint}`, detailsOf(res.json));
     }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { CliError } from "./cli-error.js";
 import { registerAdapterCommands } from "./commands/adapters.js";
@@ -15,8 +16,24 @@ import { registerServeCommand } from "./commands/serve.js";
 import { registerCheckoutCommands } from "./commands/checkout.js";
 import { registerExecCommand } from "./commands/exec.js";
 import { createCliContext } from "./context.js";
-import { escapeText } from "../util/text.js";
-import { ApiError, detailLine } from "./http-client.js";
+import { escapeText } from "../util/escape.js";
+import { ApiError, detailLine } from "./api-error.js";
+
+/** The version in the package.json beside dist/ (or beside sidecar/ when run from source). */
+function packageVersion(): string {
+  for (const up of ["../../../package.json", "../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === "leasehold" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // not at this level: dist/sidecar/cli/ is one level deeper than sidecar/cli/
+    }
+  }
+  return "unknown";
+}
 
 /** The `leasehold` program: global options, then each command group in the order --help lists them. */
 function buildProgram(): Command {
@@ -26,6 +43,7 @@ function buildProgram(): Command {
     .description(
       "Credential sidecar for AI agents: per-agent identity, short leases, rotation after every use.",
     )
+    .version(packageVersion(), "-V, --version", "print the version")
     .option("-c, --config <file>", "config file (default: $LEASEHOLD_CONFIG or ./leasehold.yaml)")
     .option("--json", "machine-readable output")
     .option(
@@ -40,7 +58,7 @@ function buildProgram(): Command {
   registerAdapterCommands(program, cli);
   registerLeaseCommands(program, cli);
   registerApprovalCommands(program, cli);
-  registerAuditCommands(program, { config: () => cli.config().audit });
+  registerAuditCommands(program, { config: async () => (await cli.config()).audit });
   registerPolicyCommands(program, cli);
   registerKeyCommands(program, cli);
   registerClusterCommands(program, cli);

@@ -1,4 +1,4 @@
-import { escapeText } from "../util/text.js";
+import { escapeText } from "../util/escape.js";
 
 /**
  * Rows as left-aligned columns two spaces apart, without trailing blanks; "" for no rows. Every

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { keygenAttributes } from "../../sidecar/cli/commands/agent.js";
+import { keygenAttributes } from "../../sidecar/cli/commands/agent-attributes.js";
 
 describe("agent keygen --attribute name=value", () => {
   it("types values by the policy schema: sets collect, booleans are true or false", () => {

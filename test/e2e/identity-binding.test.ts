@@ -539,7 +539,12 @@ describe("local transport", () => {
     const bareBody = (await bare.json()) as ErrorBody;
     expect(bareBody.error.code).toBe("forbidden_origin");
     expect(bareBody.error.message).toContain("X-Leasehold-Request");
-    const form = await raw("POST", "/v1/checkout", { "content-type": "application/x-www-form-urlencoded" }, "resource=orders-db");
+    const form = await raw(
+      "POST",
+      "/v1/checkout",
+      { "content-type": "application/x-www-form-urlencoded" },
+      "resource=orders-db",
+    );
     expect(form.status).toBe(403);
     expect(((await form.json()) as ErrorBody).error.code).toBe("forbidden_origin");
     expect((await raw("GET", `/v1/leases/${id}`, {})).status).toBe(200);

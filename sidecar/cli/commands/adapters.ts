@@ -1,9 +1,6 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { createExecAdapter } from "../../../adapters/exec/index.js";
-import { builtinAdapters } from "../../../adapters/registry.js";
-import { loadAdapterModules } from "../../adapter-modules.js";
-import { type ConformanceReport, runConformanceFromFile } from "../adapters-test/index.js";
+import type { ConformanceReport } from "../adapters-test/index.js";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
 import { table } from "../table.js";
@@ -13,10 +10,12 @@ function addList(adapters: Command, cli: CliContext): void {
     .command("list")
     .description("the built-in adapters and those the config loads")
     .action(async () => {
+      const { builtinAdapters } = await import("../../../adapters/registry.js");
+      const { loadAdapterModules } = await import("../../adapter-modules.js");
       const all = new Map(builtinAdapters);
       let configured: string[] = [];
       try {
-        configured = cli.config().adapters.map((a) => a.module);
+        configured = (await cli.config()).adapters.map((a) => a.module);
       } catch {
         // No config: list the built-in adapters only.
       }
@@ -51,8 +50,13 @@ function addTest(adapters: Command, cli: CliContext): void {
     .description("run the adapter conformance suite against a real target (MODULE: a file, or a built-in id)")
     .requiredOption("--target <file>", "YAML/JSON target: connection, admin, accounts (see docs/adapters.md)")
     .action(async (module: string, opts: { target: string }) => {
+      const { createExecAdapter } = await import("../../../adapters/exec/index.js");
+      const { builtinAdapters } = await import("../../../adapters/registry.js");
+      const { loadAdapterModules } = await import("../../adapter-modules.js");
+      const { runConformanceFromFile } = await import("../adapters-test/index.js");
       // The exec adapter runs the config's own commands (exec.commands), as the sidecar does.
-      const builtin = module === "exec" ? createExecAdapter(cli.config().exec) : builtinAdapters.get(module);
+      const builtin =
+        module === "exec" ? createExecAdapter((await cli.config()).exec) : builtinAdapters.get(module);
       const adapter = builtin ?? (await loadAdapterModules([resolve(module)], builtinAdapters))[0];
       if (!adapter) throw new CliError(`${module}: no adapter found`);
       const report = await runConformanceFromFile(adapter, opts.target, (r) => {

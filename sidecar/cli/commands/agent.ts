@@ -1,45 +1,8 @@
 import { type Command, Option } from "commander";
-import { type BundleAttributeValue, generateAgentKey, mintIdentityAssertion } from "../../identity/index.js";
-import { AGENT_ATTRIBUTES } from "../../policy/index.js";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
-
-/**
- * `--attribute name=value` options as the bundle's `attributes`, typed by the policy schema's
- * Agent attributes: a `Set<String>` collects every value given for its name, a `Bool` takes
- * `true` or `false`. A name the schema does not declare is refused: policy would never see it.
- */
-export function keygenAttributes(options: readonly string[]): Record<string, BundleAttributeValue> {
-  const out: Record<string, BundleAttributeValue> = {};
-  for (const option of options) {
-    const eq = option.indexOf("=");
-    const name = eq > 0 ? option.slice(0, eq) : "";
-    const value = option.slice(eq + 1);
-    const type = Object.hasOwn(AGENT_ATTRIBUTES, name) ? AGENT_ATTRIBUTES[name] : undefined;
-    if (eq <= 0) throw new CliError(`--attribute ${option}: expected name=value`);
-    if (type === undefined || name === "trust_kind" || name === "iss") {
-      const known = Object.keys(AGENT_ATTRIBUTES).filter((n) => n !== "trust_kind" && n !== "iss");
-      throw new CliError(`--attribute ${name}: not an agent attribute policy sees (${known.join(", ")})`);
-    }
-    if (type === "Set<String>") {
-      const prev = out[name];
-      out[name] = [...(Array.isArray(prev) ? prev : []), value];
-    } else if (name in out) {
-      throw new CliError(`--attribute ${name}: given twice`);
-    } else if (type === "Bool") {
-      if (value !== "true" && value !== "false") throw new CliError(`--attribute ${name}: true or false`);
-      out[name] = value === "true";
-    } else if (type === "Long") {
-      if (!/^-?\d{1,15}$/.test(value)) throw new CliError(`--attribute ${name}: an integer`);
-      out[name] = Number(value);
-    } else {
-      out[name] = value;
-    }
-  }
-  return out;
-}
 
 function addKeygen(agent: Command, cli: CliContext): void {
   agent
@@ -55,6 +18,8 @@ function addKeygen(agent: Command, cli: CliContext): void {
       [],
     )
     .action(async (opts: { id: string; out: string; bundle?: string; attribute: string[] }) => {
+      const { keygenAttributes } = await import("./agent-attributes.js");
+      const { generateAgentKey } = await import("../../identity/index.js");
       const attributes = keygenAttributes(opts.attribute);
       const res = await generateAgentKey({
         id: opts.id,
@@ -80,11 +45,14 @@ function addAssert(agent: Command, cli: CliContext): void {
       let audience = opts.aud;
       if (!audience) {
         try {
-          audience = cli.config().identity.audience;
+          audience = (await cli.clientSettings()).audience;
         } catch {
           audience = "leasehold";
         }
       }
+      // This one file of identity/, not its index: a shell agent runs this before each request
+      // (bench/cli-start.ts).
+      const { mintIdentityAssertion } = await import("../../identity/identity-assertion.js");
       const jwt = await mintIdentityAssertion({ keyFile: opts.key, audience, ttlSeconds: ttl });
       process.stdout.write(`${jwt}\n`);
     });

@@ -1,23 +1,21 @@
 import type { Command } from "commander";
-import {
-  type AuditRecord,
-  auditFileSet,
-  auditRecordJsonSchema,
-  createAuditKey,
-  groupAuditFiles,
-  loadAuditKey,
-  queryAudit,
-  unknownEventProblem,
-  type VerifyResult,
-  verifyAuditFiles,
-} from "../../audit/index.js";
-import { escapeLines, jsonSafe } from "../../util/text.js";
+import type { AuditRecord, VerifyResult } from "../../audit/index.js";
+import { escapeLines, jsonSafe } from "../../util/escape.js";
 import { table } from "../table.js";
+
+/** The config's `audit` section, as far as the commands read it. */
+export interface AuditSection {
+  readonly file: string;
+  readonly hmacKeyFile?: string | null | undefined;
+}
+
+/** The audit module, loaded when an audit command runs (not for `--help` or other commands). */
+const auditModule = () => import("../../audit/index.js");
 
 /** What the audit commands need from the CLI around them. */
 export interface AuditCliContext {
-  /** The config's audit section; called only when a command needs it (it may throw ConfigError). */
-  readonly config: () => { readonly file: string; readonly hmacKeyFile?: string | null | undefined };
+  /** The config's audit section; called only when a command needs it (it may throw or reject with ConfigError). */
+  readonly config: () => AuditSection | Promise<AuditSection>;
   /** Where output goes. @default process.stdout.write */
   readonly write?: (text: string) => void;
 }
@@ -61,19 +59,20 @@ async function chainsToVerify(
   keyOption: string | undefined,
   ctx: AuditCliContext,
 ): Promise<{ chains: string[][]; keyFile: string | undefined }> {
+  const { auditFileSet, groupAuditFiles } = await auditModule();
   let keyFile = keyOption;
   if (files.length > 0) {
     const chains = groupAuditFiles(files);
     if (keyFile === undefined) {
       try {
-        keyFile = ctx.config().hmacKeyFile ?? undefined;
+        keyFile = (await ctx.config()).hmacKeyFile ?? undefined;
       } catch {
         // files named explicitly can be checked without a config
       }
     }
     return { chains, keyFile };
   }
-  const c = ctx.config();
+  const c = await ctx.config();
   keyFile ??= c.hmacKeyFile ?? undefined;
   const set = await auditFileSet(c.file);
   if (set.length === 0) throw new Error(`no audit file at ${c.file}`);
@@ -92,6 +91,7 @@ function addVerify(audit: Command, io: AuditIo): void {
       "the oldest file may continue an archived chain (its first record need not be the genesis)",
     )
     .action(async (files: string[], opts: { key?: string; partial?: boolean }, cmd: Command) => {
+      const { loadAuditKey, verifyAuditFiles } = await auditModule();
       const { chains, keyFile } = await chainsToVerify(files, opts.key, io.ctx);
       const hmacKey = keyFile ? await loadAuditKey(keyFile) : undefined;
       const results: VerifyResult[] = [];
@@ -139,11 +139,12 @@ async function runQuery(opts: QueryOpts, cmd: Command, io: AuditIo): Promise<voi
   const limit = Number(opts.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
     throw new Error("--limit: a whole number, 1-1000");
+  const { queryAudit, unknownEventProblem } = await auditModule();
   const events = opts.event?.split(",").filter((e) => e !== "");
   const problem = events && unknownEventProblem(events);
   if (problem) throw new Error(`--event: ${problem}`);
   const page = await queryAudit({
-    files: opts.file ?? [io.ctx.config().file],
+    files: opts.file ?? [(await io.ctx.config()).file],
     agent: opts.agent,
     resource: opts.resource,
     event: events,
@@ -194,6 +195,7 @@ function addKeygen(audit: Command, io: AuditIo): void {
     .description("create an HMAC key file (0600) for audit.hmacKeyFile")
     .requiredOption("--out <file>", "where to write the key (never overwritten)")
     .action(async (opts: { out: string }, cmd: Command) => {
+      const { createAuditKey } = await auditModule();
       try {
         await createAuditKey(opts.out);
       } catch (err) {
@@ -230,7 +232,8 @@ export function registerAuditCommands(parent: Command, ctx: AuditCliContext): Co
   audit
     .command("schema")
     .description("print the JSON Schema of an audit record")
-    .action(() => {
+    .action(async () => {
+      const { auditRecordJsonSchema } = await auditModule();
       io.write(`${JSON.stringify(auditRecordJsonSchema(), null, 2)}\n`);
     });
   return audit;

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { loadLeaseTokenKeys } from "../../identity/index.js";
 import type { CliContext } from "../context.js";
 
 /** `leasehold keys rotate`: a new lease-token signing key; the old ones keep verifying. */
@@ -9,7 +8,8 @@ export function registerKeyCommands(program: Command, cli: CliContext): void {
     .command("rotate")
     .description("add a new signing key; old keys keep verifying until their tokens expire")
     .action(async () => {
-      const k = await loadLeaseTokenKeys({ file: cli.config().tokens.signingKey });
+      const { loadLeaseTokenKeys } = await import("../../identity/index.js");
+      const k = await loadLeaseTokenKeys({ file: (await cli.config()).tokens.signingKey });
       const kid = await k.rotate();
       cli.out({ kid }, () => `new signing key ${kid}; running sidecars pick it up on their next token check`);
     });

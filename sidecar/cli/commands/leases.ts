@@ -1,9 +1,8 @@
 import type { Command } from "commander";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
-import { escapeText } from "../../util/text.js";
+import { escapeText } from "../../util/escape.js";
 import { table } from "../table.js";
-import { watchCommand, watchTargetFromConfig } from "../watch/index.js";
 
 function addList(leases: Command, cli: CliContext): void {
   leases
@@ -60,8 +59,10 @@ function addWatch(leases: Command, cli: CliContext): void {
       const ac = new AbortController();
       process.once("SIGINT", () => ac.abort());
       process.once("SIGTERM", () => ac.abort());
+      const { watchCommand } = await import("../watch/index.js");
+      const { watchTarget } = await import("../client-settings.js");
       await watchCommand({
-        ...(await watchTargetFromConfig(cli.config())),
+        ...(await watchTarget(await cli.clientSettings())),
         out: process.stdout,
         thresholdSeconds: threshold,
         json: cli.globals().json === true,

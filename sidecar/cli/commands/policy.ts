@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { checkPolicyOffline, validatePolicyFile } from "../../policy/index.js";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
 
@@ -8,6 +7,7 @@ function addValidate(policy: Command, cli: CliContext): void {
     .command("validate <file>")
     .description("check a policy file against leasehold's Cedar schema")
     .action(async (file: string) => {
+      const { validatePolicyFile } = await import("../../policy/index.js");
       const res = await validatePolicyFile(file);
       cli.out(res, () =>
         res.ok
@@ -51,7 +51,8 @@ function addCheck(policy: Command, cli: CliContext): void {
     .option("--groups <list>", "comma-separated ResourceGroup ids of the resource")
     .action(async (opts: CheckOpts) => {
       const context = parseContext(opts.context);
-      const file = opts.file ?? cli.config().policy.file ?? undefined;
+      const file = opts.file ?? (await cli.config()).policy.file ?? undefined;
+      const { checkPolicyOffline } = await import("../../policy/index.js");
       const d = await checkPolicyOffline(file, {
         principal: opts.principal,
         action: opts.action,

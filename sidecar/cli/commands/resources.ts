@@ -1,6 +1,5 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { parse as parseYaml } from "yaml";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
 import { table } from "../table.js";
@@ -12,6 +11,7 @@ async function readRegistration(file: string): Promise<unknown> {
   } catch {
     throw new CliError(`cannot read ${file}`);
   }
+  const { parse: parseYaml } = await import("yaml");
   try {
     return parseYaml(text);
   } catch (err) {
