@@ -1,16 +1,16 @@
-import { type Command, Option } from "commander";
 import { LeaseholdClientError } from "../../client/errors.js";
 import { answerError, createTransport } from "../../client/transport.js";
 import { CliError } from "../cli-error.js";
 import { execAdapter, execEnv } from "./exec-env.js";
-import { addCheckoutOptions, checkoutAndLogin, type ExecOpts, sidecarAddress } from "./exec.js";
+import type { ExecOpts } from "./exec-commands.js";
+import { checkoutAndLogin, sidecarAddress } from "./exec.js";
 
 /** A value quoted for POSIX shells: inside single quotes, each `'` as `'\''`. */
 function shellQuote(v: string): string {
   return `'${v.replaceAll("'", "'\\''")}'`;
 }
 
-async function checkoutAction(
+export async function checkoutAction(
   opts: ExecOpts & { output: "env" | "json" },
   configFlag: string | undefined,
 ): Promise<void> {
@@ -33,7 +33,7 @@ async function checkoutAction(
   }
 }
 
-async function checkinAction(id: string, configFlag: string | undefined): Promise<void> {
+export async function checkinAction(id: string, configFlag: string | undefined): Promise<void> {
   const token = process.env.LEASEHOLD_LEASE_TOKEN;
   if (!token) throw new CliError("set LEASEHOLD_LEASE_TOKEN (printed by leasehold checkout)");
   const addr = sidecarAddress(configFlag);
@@ -54,33 +54,4 @@ async function checkinAction(id: string, configFlag: string | undefined): Promis
     return;
   }
   throw new CliError(`${err.code}: ${err.message}`);
-}
-
-/**
- * `leasehold checkout … --output env|json` and `leasehold checkin ID`: a lease for a shell
- * script, which checks it in itself (no renewal: the lease lasts its TTL at most).
- */
-export function registerCheckoutCommands(program: Command): void {
-  const configFlag = () => program.opts<{ config?: string }>().config;
-  addCheckoutOptions(
-    program
-      .command("checkout")
-      .description("check out a lease for a shell script and print its variables (check it in after)"),
-  )
-    .addOption(
-      new Option("--output <format>", "shell exports or JSON").choices(["env", "json"]).default("env"),
-    )
-    .addHelpText(
-      "after",
-      "\nExample:\n" +
-        '  eval "$(leasehold checkout --resource orders-db --task T-1 --intent read --tool psql)"\n' +
-        "  psql -c 'select 1'; leasehold checkin \"$LEASEHOLD_LEASE_ID\"\n",
-    )
-    .action((opts: ExecOpts & { output: "env" | "json" }) => checkoutAction(opts, configFlag()));
-  program
-    .command("checkin")
-    .description("check in a lease from leasehold checkout (the token comes from $LEASEHOLD_LEASE_TOKEN)")
-    .argument("<lease-id>", "the lease to check in")
-    .addHelpText("after", '\nExample:\n  leasehold checkin "$LEASEHOLD_LEASE_ID"\n')
-    .action((id: string) => checkinAction(id, configFlag()));
 }

@@ -2,9 +2,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { accountDn } from "../../../adapters/ldap/dn.js";
+import { EXEC_ADAPTERS } from "./exec-commands.js";
 
 /** The target kinds `leasehold exec` knows the client conventions of. */
-export const EXEC_ADAPTERS = ["postgres", "mysql", "redis", "ldap"] as const;
+export { EXEC_ADAPTERS };
 export type ExecAdapter = (typeof EXEC_ADAPTERS)[number];
 
 /** What the child connects with: the revealed account, or the login at the resource's listener. */

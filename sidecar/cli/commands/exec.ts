@@ -2,7 +2,6 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { dirname, resolve } from "node:path";
-import { type Command, Option } from "commander";
 import { parse as parseYaml } from "yaml";
 import { createClient } from "../../client/client.js";
 import { clientOptionsFromEnv } from "../../client/env.js";
@@ -10,21 +9,8 @@ import { LeaseholdClientError } from "../../client/errors.js";
 import { type Renewal, startRenewal } from "../../client/renewal.js";
 import type { ClientOptions, LeaseHandle } from "../../client/types.js";
 import { CliError } from "../cli-error.js";
-import { EXEC_ADAPTERS, type ExecLogin, execAdapter, execEnv, mysqlUserHome } from "./exec-env.js";
-
-/** The options `exec` and `checkout` share. */
-export interface ExecOpts {
-  resource: string;
-  task: string;
-  intent: string;
-  tool?: string;
-  ttl?: string;
-  key?: string;
-  wait?: string;
-  mode: "auto" | "reveal" | "proxy";
-  adapter?: string;
-  database?: string;
-}
+import type { ExecOpts } from "./exec-commands.js";
+import { type ExecLogin, execAdapter, execEnv, mysqlUserHome } from "./exec-env.js";
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
@@ -138,7 +124,11 @@ function runChild(
   });
 }
 
-async function execAction(opts: ExecOpts, argv: string[], configFlag: string | undefined): Promise<void> {
+export async function execAction(
+  opts: ExecOpts,
+  argv: string[],
+  configFlag: string | undefined,
+): Promise<void> {
   const [cmd, ...args] = argv;
   if (cmd === undefined) throw new CliError("name the command to run after --, e.g. -- psql -c 'select 1'");
   // Until the child runs, a signal gives up the checkout (and an approval wait).
@@ -183,48 +173,4 @@ async function execAction(opts: ExecOpts, argv: string[], configFlag: string | u
     );
   }
   process.exit(status);
-}
-
-/** Adds the checkout options `exec` and `checkout` share to `cmd`. */
-export function addCheckoutOptions(cmd: Command): Command {
-  return cmd
-    .requiredOption("--resource <name>", "the resource to check out")
-    .requiredOption("--task <id>", "the task the checkout is for")
-    .requiredOption("--intent <action>", "what the command does (policy decides), e.g. read")
-    .option("--tool <name>", "the tool, for policy and audit (e.g. psql)")
-    .option("--ttl <seconds>", "lease lifetime asked for")
-    .option("--wait <seconds>", "wait this long for a free account")
-    .option("--key <file>", "the agent's key file (default: $LEASEHOLD_AGENT_KEY)")
-    .addOption(
-      new Option("--mode <mode>", "reveal the password, or connect through the resource's listener")
-        .choices(["auto", "reveal", "proxy"])
-        .default("auto"),
-    )
-    .addOption(
-      new Option("--adapter <kind>", "the target's kind (default: guessed)").choices([...EXEC_ADAPTERS]),
-    )
-    .option("--database <name>", "PostgreSQL database (PGDATABASE)");
-}
-
-/**
- * `leasehold exec --resource R --task ID --intent A -- cmd args…`: checks out with the agent's
- * key, runs the command with the connection in its environment (the target's own variables),
- * renews while it runs, forwards SIGINT/SIGTERM/SIGHUP, checks in when it exits and exits with
- * its status (128+n when killed by signal n). The credential never appears in any argv.
- */
-export function registerExecCommand(program: Command): void {
-  addCheckoutOptions(
-    program
-      .command("exec")
-      .description("run a command with a leased credential in its environment; check in when it exits"),
-  )
-    .argument("<command...>", "the command and its arguments, after --")
-    .addHelpText(
-      "after",
-      "\nExample:\n  LEASEHOLD_ADDR=http://127.0.0.1:7733 LEASEHOLD_AGENT_KEY=./agent.key.jwk \\\n" +
-        "    leasehold exec --resource orders-db --task TICKET-1 --intent read --tool psql -- psql -c 'select 1'\n",
-    )
-    .action((argv: string[], opts: ExecOpts) =>
-      execAction(opts, argv, program.opts<{ config?: string }>().config),
-    );
 }
