@@ -9,7 +9,7 @@ import { StackClient } from "../support/e2e-client.js";
 import { createMariadbAccount, dropMariadbAccount, mariadbLogin, mariadbRoot } from "../support/mariadb.js";
 import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { startSlapd, type TestSlapd } from "../support/slapd.js";
-import { cliPath } from "../support/sidecar-process.js";
+import { spawnCli } from "../support/sidecar-process.js";
 import { type Stack, startStack } from "../support/stack.js";
 
 /**
@@ -67,16 +67,7 @@ async function exec(
     "--",
     ...command,
   ];
-  const child = spawn(process.execPath, [cliPath(), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  return new Promise((r) => child.once("close", (code) => r({ code, stdout, stderr })));
+  return spawnCli(args, env).result;
 }
 
 /** The child's environment and argv, written by `sh -c` before it runs `then`. */

@@ -7,7 +7,7 @@ import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, LeaseholdClientError } from "../../sidecar/client/index.js";
 import { StackClient } from "../support/e2e-client.js";
-import { cliPath, repoRoot } from "../support/sidecar-process.js";
+import { cliPath, repoRoot, spawnCli } from "../support/sidecar-process.js";
 import { type Stack, startStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -82,19 +82,8 @@ async function exec(
     "--",
     ...command,
   ];
-  const child = spawn(process.execPath, [cliPath(), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) =>
-    child.once("close", (code, sig) => r({ code: code ?? (sig ? -1 : null), stdout, stderr })),
-  );
-  return { child, result, stderr: () => stderr };
+  const p = spawnCli(args, env);
+  return { child: p.child, result: p.result, stderr: p.stderr };
 }
 
 /** A child that writes its environment, its pid and its argv to files, then runs `then`. */

@@ -92,24 +92,39 @@ export async function startSidecarProcess(opts: {
   };
 }
 
-/** Runs the built CLI to completion; returns its exit code and output. */
+/** A running built CLI and what it has written so far. */
+export interface CliProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves once its output is closed: the exit code (-1 when a signal ended it) and output. */
+  readonly result: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** Starts the built CLI with exactly `env` (nothing inherited), collecting its output. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv): CliProcess {
+  const child = spawn(process.execPath, [cliPath(), ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) =>
+    child.once("close", (code, sig) => r({ code: code ?? (sig ? -1 : null), stdout, stderr })),
+  );
+  return { child, stdout: () => stdout, stderr: () => stderr, result };
+}
+
+/** Runs the built CLI to completion (with this process's environment plus `env`). */
 export function runCli(
   args: string[],
   env?: NodeJS.ProcessEnv,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [cliPath(), ...args], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.once("exit", (code) => resolvePromise({ code, stdout, stderr }));
-  });
+  const p = spawnCli(args, { ...process.env, ...env });
+  return new Promise((r) =>
+    p.child.once("exit", (code) => r({ code, stdout: p.stdout(), stderr: p.stderr() })),
+  );
 }
