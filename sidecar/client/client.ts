@@ -106,6 +106,30 @@ function proxyOf(v: unknown): { proxy?: { host: string; port: number; username: 
   return { proxy: { host: p.host, port: p.port, username: p.username } };
 }
 
+/**
+ * Renews `lease` while `use` runs and checks it in whatever `use` does: the callback's error
+ * matters more; a lease whose check-in failed then still ends at its expiry.
+ */
+async function whileLeased<T>(
+  lease: LeaseHandle,
+  ttl: number | undefined,
+  use: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  let renewal: Renewal | undefined;
+  let result: T;
+  try {
+    renewal = startRenewal(lease, ttl);
+    result = await use(renewal.signal);
+  } catch (err) {
+    await renewal?.stop();
+    await lease.checkin().catch(() => undefined);
+    throw err;
+  }
+  await renewal.stop();
+  await lease.checkin();
+  return result;
+}
+
 /** Checkout with a Bearer token, log in at the listener, renew while `fn` runs, and check in. */
 async function withConnection<T>(
   client: LeaseholdClient,
@@ -114,12 +138,8 @@ async function withConnection<T>(
   fn: (conn: ProxyConnection, lease: Lease) => Promise<T>,
 ): Promise<T> {
   const lease = await client.checkout(resource, { ...req, dpop: false });
-  let renewal: Renewal | undefined;
-  let result: T;
-  try {
+  return whileLeased(lease, req.ttl, async (signal) => {
     const login = lease.proxyLogin();
-    renewal = startRenewal(lease, req.ttl);
-    const signal = renewal.signal;
     const conn = Object.defineProperties(
       { host: login.host, port: login.port, user: login.user },
       {
@@ -128,15 +148,8 @@ async function withConnection<T>(
         signal: { value: signal, enumerable: false },
       },
     ) as unknown as ProxyConnection;
-    result = await fn(conn, lease.lease);
-  } catch (err) {
-    await renewal?.stop();
-    await lease.checkin().catch(() => undefined);
-    throw err;
-  }
-  await renewal?.stop();
-  await lease.checkin();
-  return result;
+    return fn(conn, lease.lease);
+  });
 }
 
 /** Checkout, reveal, renew while `fn` runs, and check in whatever `fn` does. */
@@ -147,21 +160,10 @@ async function withCredential<T>(
   fn: (cred: Credential, lease: Lease) => Promise<T>,
 ): Promise<T> {
   const lease = await client.checkout(resource, req);
-  let renewal: Renewal | undefined;
-  let result: T;
-  try {
+  return whileLeased(lease, req.ttl, async (signal) => {
     const revealed = await lease.credential().catch((err: unknown) => {
       throw proxyHint(err);
     });
-    renewal = startRenewal(lease, req.ttl);
-    result = await fn(new RevealedCredential(revealed, lease, renewal.signal), lease.lease);
-  } catch (err) {
-    await renewal?.stop();
-    // The callback's error matters more; a lease whose check-in failed still ends at its expiry.
-    await lease.checkin().catch(() => undefined);
-    throw err;
-  }
-  await renewal?.stop();
-  await lease.checkin();
-  return result;
+    return fn(new RevealedCredential(revealed, lease, signal), lease.lease);
+  });
 }

@@ -20,24 +20,10 @@ import { startScramPostgres } from "../support/pg-cluster.js";
 import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { dropPrefix, testPrefix } from "../support/redis.js";
 import { repoRoot } from "../support/sidecar-process.js";
-import { testVaultStore, useVault, type VaultHandle } from "../support/vault.js";
+import { testVaultStore, useVault, type VaultHandle, vaultCall } from "../support/vault.js";
 
 const run = promisify(execFile);
 const MAIN = join(repoRoot(), "sidecar/cli/main.ts");
-
-/** A Vault API call with a token; the JSON answer and status. */
-async function vaultCall(vault: VaultHandle, token: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${vault.address}/v1/${path}`, {
-    method,
-    headers: {
-      "x-vault-token": token,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-}
 
 /** A token holding only `policy` (written under a fresh name) and Vault's default policy. */
 async function tokenWithPolicy(vault: VaultHandle, hcl: string): Promise<string> {

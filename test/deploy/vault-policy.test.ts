@@ -6,29 +6,9 @@ import { ClusterKeys, loadLeaseTokenKeys } from "../../sidecar/identity/index.js
 import { createLogger } from "../../sidecar/logger.js";
 import { VaultStore } from "../../sidecar/secrets/index.js";
 import { repoRoot } from "../support/sidecar-process.js";
-import { useVault, type VaultHandle } from "../support/vault.js";
+import { useVault, type VaultHandle, vaultCall } from "../support/vault.js";
 import { waitFor } from "../support/wait-for.js";
 import { type InProcessSidecar, startInProcessSidecar } from "./in-process-sidecar.js";
-
-/** A Vault API call with a token; the JSON answer and status. */
-async function vaultCall(
-  vault: VaultHandle,
-  token: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${vault.address}/v1/${path}`, {
-    method,
-    headers: {
-      "x-vault-token": token,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
 
 /**
  * deploy/vault-policy.hcl (the policy docs/operations.md tells operators to write) is enough for

@@ -10,7 +10,7 @@ import { createMariadbAccount, dropMariadbAccount, mariadbLogin, mariadbRoot } f
 import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { startSlapd, type TestSlapd } from "../support/slapd.js";
 import { spawnCli } from "../support/sidecar-process.js";
-import { type Stack, startStack } from "../support/stack.js";
+import { agentsReadPolicy, type Stack, startStack } from "../support/stack.js";
 
 /**
  * `leasehold exec` with the MariaDB client and redis-cli: each gets the leased account in its
@@ -24,18 +24,7 @@ const MY_ADMIN = `lh_exec_admin_${tag}`;
 const REDIS_USER = "svc_cache";
 const SEALED_USER = "svc_sealed";
 const LDAP_USER = "svc_reports";
-const POLICY = ["reports-mysql", "cache-redis", "sealed-redis", "people-ldap"]
-  .map(
-    (r) => `@id("agents-read-${r}")
-permit (
-  principal,
-  action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"],
-  resource == Resource::"${r}"
-)
-when { context.intent == "read" };
-`,
-  )
-  .join("\n");
+const POLICY = agentsReadPolicy(["reports-mysql", "cache-redis", "sealed-redis", "people-ldap"]);
 
 let stack: Stack;
 let c: StackClient;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, LeaseholdClientError } from "../../sidecar/client/index.js";
 import { StackClient } from "../support/e2e-client.js";
 import { cliPath, repoRoot, spawnCli } from "../support/sidecar-process.js";
-import { type Stack, startStack } from "../support/stack.js";
+import { agentsReadPolicy, type Stack, startStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
 
 /**
@@ -22,18 +22,7 @@ const PROXIED = "ledger-db";
 const ACCOUNT = "app_orders_1";
 const PROXY_ACCOUNT = "app_ledger_1";
 const POLICY =
-  [RESOURCE, PROXIED]
-    .map(
-      (r) => `@id("agents-read-${r}")
-permit (
-  principal,
-  action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"],
-  resource == Resource::"${r}"
-)
-when { context.intent == "read" };
-`,
-    )
-    .join("\n") +
+  agentsReadPolicy([RESOURCE, PROXIED]) +
   `
 @id("writes-need-approval")
 permit (principal, action == Action::"checkout", resource == Resource::"${RESOURCE}")

@@ -20,6 +20,22 @@ permit (
 when { context.intent == "read" && context.ttl <= 600 };
 `;
 
+/** A policy letting every agent read each of `resources` (checkout, reveal, renew, tool calls). */
+export function agentsReadPolicy(resources: readonly string[]): string {
+  return resources
+    .map(
+      (r) => `@id("agents-read-${r}")
+permit (
+  principal,
+  action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"],
+  resource == Resource::"${r}"
+)
+when { context.intent == "read" };
+`,
+    )
+    .join("\n");
+}
+
 export interface Stack {
   readonly dir: string;
   readonly configFile: string;

@@ -80,3 +80,23 @@ export function testVaultStore(vault: VaultHandle, prefix: string): VaultStore {
     log: createLogger("silent"),
   });
 }
+
+/** A Vault HTTP API call with `token`: the status and the JSON answer (`{}` when empty). */
+export async function vaultCall(
+  vault: VaultHandle,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${vault.address}/v1/${path}`, {
+    method,
+    headers: {
+      "x-vault-token": token,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
