@@ -194,6 +194,7 @@ async function main(): Promise<void> {
           active_leases: 0,
           approved: false,
           dpop: false,
+          caller: { attested: false, uid: -1, exe_sha256: "", cgroup: "" },
         },
       });
       if (d.decision !== "allow") throw new Error("floor policy denied");

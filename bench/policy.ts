@@ -34,6 +34,7 @@ async function main(): Promise<void> {
       active_leases: 0,
       approved: false,
       dpop: false,
+      caller: { attested: false, uid: -1, exe_sha256: "", cgroup: "" },
     });
     const n = quick ? 2000 : 20000;
     const time = (intent: string) => {

@@ -6,6 +6,7 @@
 import {
   AGENT_ATTRIBUTES,
   type AttributeType,
+  cedarTypeOf,
   type ContextField,
   POLICY_CONTEXT_FIELDS,
   POLICY_SCHEMA,
@@ -22,6 +23,7 @@ function cell(text: string): string {
 /** What an offline check (`policy check`, operator actions) puts in a field the request leaves out. */
 function offlineText(f: ContextField): string {
   if (f.optional) return "absent";
+  if (f.type === "Record") return `\`${JSON.stringify(f.offline)}\``;
   return typeof f.offline === "function"
     ? "computed from the check's clock"
     : `\`${JSON.stringify(f.offline)}\``;
@@ -34,8 +36,14 @@ function contextTable(): string {
   ];
   for (const [name, f] of Object.entries<ContextField>(POLICY_CONTEXT_FIELDS)) {
     const present = f.optional ? `optional: test \`context has ${name}\`` : "always";
+    const doc =
+      f.type === "Record"
+        ? `${f.doc} ${Object.entries(f.members)
+            .map(([m, d]) => `\`${name}.${m}\` (\`${d.type}\`): ${d.doc}`)
+            .join(" ")}`
+        : f.doc;
     lines.push(
-      `| \`${name}\` | \`${f.type}\` | ${cell(present)} | ${cell(f.doc)} | ${cell(offlineText(f))} |`,
+      `| \`${name}\` | \`${cedarTypeOf(f)}\` | ${cell(present)} | ${cell(doc)} | ${cell(offlineText(f))} |`,
     );
   }
   return lines.join("\n");

@@ -10,6 +10,7 @@ import {
 } from "../adapters/exec/index.js";
 import { ConfigError, expandEnv, readConfigFile } from "./config-file.js";
 import { LEASE_EVENT_TYPES } from "./events/types.js";
+import { CALLER_PARTS } from "./leases/caller.js";
 import { webhookKey } from "./ops/webhook-signature.js";
 import { describeIssues } from "./util/zod-errors.js";
 
@@ -135,11 +136,11 @@ export const opsConfigSchema = z
               });
             }
           }),
-        /** @default ["rotation_failed", "quarantined", "expiring_soon"] */
+        /** @default ["rotation_failed", "quarantined", "expiring_soon", "caller_mismatch"] */
         events: z
           .array(z.enum(LEASE_EVENT_TYPES))
           .min(1)
-          .default(["rotation_failed", "quarantined", "expiring_soon"]),
+          .default(["rotation_failed", "quarantined", "expiring_soon", "caller_mismatch"]),
       })
       .nullable()
       .default(null),
@@ -216,6 +217,24 @@ export const configSchema = z.strictObject({
         window: z.number().int().min(1).max(600).default(60),
       })
       .prefault({}),
+    /**
+     * Which parts of the local caller that checked a lease out bind the lease (issue 22): every later
+     * use of it (HTTP with its token, a listener login, renew, check-in) must come from a caller
+     * equal on each part. `uid`: the same user; `cgroup`: the same cgroup (container, systemd unit);
+     * `exe`: the same executable (SHA-256 of its bytes); `process`: the process that checked out or
+     * one of its descendants (pid and start time). `[]` binds nothing. A lease checked out by a
+     * caller that could not be attested is bound to nothing (policy decides with
+     * `context.caller.attested`). @default ["uid"]
+     */
+    bindCaller: z
+      .array(z.enum(CALLER_PARTS))
+      .refine((parts) => new Set(parts).size === parts.length, { message: "each part at most once" })
+      .default(["uid"]),
+    /**
+     * What a use of a bound lease by another caller does: `refuse` it (401 caller_mismatch), or
+     * `revoke` the lease at the first mismatch (its password rotates) and refuse. @default "refuse"
+     */
+    onCallerMismatch: z.enum(["refuse", "revoke"]).default("refuse"),
     /** Delegation chains (RFC 8693 `act` claims) vouched for by an issuer or by leasehold's token exchange. */
     delegation: z
       .strictObject({

@@ -4,6 +4,7 @@ export const ERROR_STATUS = {
   unauthenticated: 401,
   lease_expired: 401,
   lease_revoked: 401,
+  caller_mismatch: 401,
   policy_denied: 403,
   forbidden_host: 403,
   forbidden_origin: 403,

@@ -16,6 +16,19 @@ function scopesByEvent(): string {
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits");
 
+/** A local caller (issue 22) as a record shows it. */
+const auditCaller = z.strictObject({
+  attested: z.boolean().describe("Whether the kernel could tell who the caller is."),
+  uid: z.number().int().min(0).optional().describe("The caller's user id."),
+  pid: z.number().int().min(0).optional().describe("The caller's process id."),
+  start_time: z
+    .string()
+    .optional()
+    .describe("The process's start time (clock ticks since boot), so a reused pid is told apart."),
+  exe_sha256: z.string().optional().describe("SHA-256 (hex) of the caller's executable."),
+  cgroup: z.string().optional().describe("The caller's cgroup v2 path."),
+});
+
 /**
  * The audit record, field by field. It is strict: a record with a field not listed here is
  * invalid, so nothing (a password, a token) can ride along in an unexpected key.
@@ -80,6 +93,12 @@ export const auditRecordSchema = z
     bytes_in: z.number().int().min(0).optional().describe("Proxy sessions: bytes from the client."),
     bytes_out: z.number().int().min(0).optional().describe("Proxy sessions: bytes to the client."),
     duration_ms: z.number().int().min(0).optional().describe("Proxy sessions: how long the session lasted."),
+    caller: auditCaller
+      .optional()
+      .describe("caller_mismatch: the local caller that made the request, as attested."),
+    bound_caller: auditCaller
+      .optional()
+      .describe("caller_mismatch: the local caller the lease is bound to, as attested at checkout."),
     statement: z.string().optional().describe("Proxy statement audit: the statement text."),
     truncated: z.boolean().optional().describe("Proxy statement audit: whether the statement was cut."),
     sidecar: z.string().min(1).describe("The sidecar instance that wrote the record."),

@@ -41,6 +41,11 @@ export const AUDIT_EVENTS = {
     scopes: [],
     about: "the lease was revoked (by an operator, or when its token could not be minted); `reason` says why",
   },
+  caller_mismatch: {
+    scopes: ["uid", "cgroup", "process", "exe", "unattested"],
+    about:
+      "a lease bound to the local caller that checked it out (`identity.bindCaller`) was used by another: `scope` the first part that differed (`unattested`: the caller could not be attested), `caller` the presented caller, `bound_caller` the one at checkout, `reason` what was done (refused, or the lease revoked: `identity.onCallerMismatch`)",
+  },
   task_teardown: {
     scopes: ["complete", "revoke"],
     about:
@@ -135,9 +140,23 @@ export interface AuditDetails {
   readonly bytes_in?: number | undefined;
   readonly bytes_out?: number | undefined;
   readonly duration_ms?: number | undefined;
+  /** The local caller that made the request, as attested (a `caller_mismatch` record). */
+  readonly caller?: AuditCaller | undefined;
+  /** The local caller a lease is bound to, as attested at checkout (a `caller_mismatch` record). */
+  readonly bound_caller?: AuditCaller | undefined;
   /** Proxy statement audit: the statement text (auditStatements: "text") and whether it was cut. */
   readonly statement?: string | undefined;
   readonly truncated?: boolean | undefined;
+}
+
+/** A local caller as an audit record shows it: who, never a path or a secret. */
+export interface AuditCaller {
+  readonly attested: boolean;
+  readonly uid?: number | undefined;
+  readonly pid?: number | undefined;
+  readonly start_time?: string | undefined;
+  readonly exe_sha256?: string | undefined;
+  readonly cgroup?: string | undefined;
 }
 
 export type AuditRecord = AuditFields & AuditSeal;

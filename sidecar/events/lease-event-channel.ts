@@ -36,6 +36,12 @@ export function streamEntry(e: LeaseEvent): StreamEntryFields {
       return { type: e.type, ...ofLease(e.lease), reason: e.reason };
     case "expiring_soon":
       return { type: e.type, ...ofLease(e.lease), reason: `expires in ${e.seconds_left}s` };
+    case "caller_mismatch":
+      return {
+        type: e.type,
+        ...ofLease(e.lease),
+        reason: `${e.part === "unattested" ? "caller not attested" : `${e.part} differs`} (${e.action === "revoke" ? "revoked" : "refused"})`,
+      };
     case "rotated":
       return { type: e.type, resource: e.resource, account: e.account, lease_id: e.lease_id };
     case "rotation_failed":

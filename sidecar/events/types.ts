@@ -1,4 +1,4 @@
-import type { EndReason, LeaseRecord } from "../leases/index.js";
+import type { CallerMismatchAction, CallerPart, EndReason, LeaseRecord } from "../leases/index.js";
 
 /**
  * Everything that happens to leases, accounts and approvals that operators' tools follow, as one
@@ -10,6 +10,13 @@ export type LeaseEvent =
   | { readonly type: "renewed"; readonly lease: LeaseRecord }
   | { readonly type: "ended"; readonly lease: LeaseRecord; readonly reason: EndReason }
   | { readonly type: "expiring_soon"; readonly lease: LeaseRecord; readonly seconds_left: number }
+  | {
+      /** A bound lease was used by another local caller (issue 22); `part` is the first that differed. */
+      readonly type: "caller_mismatch";
+      readonly lease: LeaseRecord;
+      readonly part: CallerPart | "unattested";
+      readonly action: CallerMismatchAction;
+    }
   | {
       readonly type: "rotated";
       readonly resource: string;
@@ -44,6 +51,7 @@ export const LEASE_EVENT_TYPES = [
   "renewed",
   "ended",
   "expiring_soon",
+  "caller_mismatch",
   "rotated",
   "rotation_failed",
   "quarantined",

@@ -8,3 +8,4 @@ export {
   signLease,
   verifyLease,
 } from "./lease-mac.js";
+export { CALLER_PARTS, type CallerMismatchAction, type CallerPart } from "./caller.js";

@@ -17,7 +17,7 @@ export interface LeaseMacFields {
   readonly state: LeaseState;
   readonly expires_at: number;
   readonly max_expires_at: number;
-  /** The lease's spec exactly as stored (task, intent, approver, chain, attributes). */
+  /** The lease's spec exactly as stored (task, intent, approver, chain, attributes, the caller bound at checkout). */
   readonly spec: string;
 }
 

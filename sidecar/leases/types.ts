@@ -12,6 +12,26 @@ export interface LeaseIntent {
   readonly tool?: string | undefined;
 }
 
+/**
+ * The local process that checked the lease out (issue 22), as the sidecar attested it then.
+ * Part of the lease's spec, so the lease MAC covers it: whoever can write Redis cannot rebind a
+ * lease to another process. `attested: false`: the checkout came from a caller that could not be
+ * resolved (no socket, an unreadable `/proc` entry); such a lease is bound to no caller.
+ */
+export type LeaseCaller =
+  | {
+      readonly attested: true;
+      readonly uid: number;
+      readonly gid: number;
+      readonly pid: number;
+      /** `/proc/<pid>/stat` field 22: with the pid, names one process even after pid reuse. */
+      readonly start_time: string;
+      readonly exe_sha256: string;
+      readonly cgroup: string;
+      readonly container_id?: string | undefined;
+    }
+  | { readonly attested: false };
+
 /** The parts of a lease fixed at checkout. */
 export interface LeaseSpec {
   readonly id: string;
@@ -23,6 +43,8 @@ export interface LeaseSpec {
   readonly agent_chain?: readonly string[] | undefined;
   /** The agent's policy attributes at checkout (identity claims the policy schema declares). */
   readonly attrs?: Record<string, unknown> | undefined;
+  /** Who checked the lease out; absent on leases issued before callers were recorded (never bound). */
+  readonly caller?: LeaseCaller | undefined;
 }
 
 /** A lease as stored; times are milliseconds since the epoch, from Redis' clock. */

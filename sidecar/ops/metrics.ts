@@ -158,6 +158,12 @@ function eventSeries(registers: Registry[]) {
       labelNames: ["resource"] as const,
       registers,
     }),
+    callerMismatches: new Counter({
+      name: "leasehold_caller_mismatch_total",
+      help: "Uses of a lease bound to its local caller by another caller, by resource and the first part that differed (uid, cgroup, process, exe, unattested).",
+      labelNames: ["resource", "part"] as const,
+      registers,
+    }),
     streamClients: new Gauge({
       name: "leasehold_event_stream_clients",
       help: "Operators connected to /v1/leases/stream on this sidecar.",
@@ -208,6 +214,9 @@ function auditObserver(s: EventSeries, resources: LabelGuard): (rec: AuditRecord
         break;
       case "quarantine":
         s.rotations.inc({ resource, result: "quarantined" });
+        break;
+      case "caller_mismatch":
+        s.callerMismatches.inc({ resource, part: rec.scope ?? "unknown" });
         break;
       default:
         break;

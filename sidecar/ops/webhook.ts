@@ -12,6 +12,7 @@ export const DEFAULT_WEBHOOK_EVENTS: readonly LeaseEventType[] = [
   "rotation_failed",
   "quarantined",
   "expiring_soon",
+  "caller_mismatch",
 ];
 
 /** The consumer group every sidecar of a cluster shares: each event is delivered by one of them. */
@@ -47,7 +48,7 @@ export interface WebhookOptions {
 type RawEntry = [id: string, fields: string[]];
 
 /**
- * Delivers alert events (rotation_failed, quarantined, expiring_soon) from the cluster's event
+ * Delivers alert events (rotation_failed, quarantined, expiring_soon, caller_mismatch) from the cluster's event
  * stream to a webhook: HTTP POST of the event JSON, signed as Standard Webhooks asks
  * (`webhook-id`, `webhook-timestamp`, `webhook-signature`: see `webhookHeaders`), retried with
  * backoff. A Redis consumer group shares the work between sidecars, so each event is posted

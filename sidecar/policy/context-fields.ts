@@ -18,10 +18,24 @@ export interface PolicyFacts {
   readonly chain?: readonly string[] | undefined;
   /** The party the agent acts for; the last of `chain` when not given. */
   readonly onBehalfOf?: string | undefined;
+  /** The local process that made the request (issue 22); absent or unattested: the neutral values. */
+  readonly caller?: CallerFacts | undefined;
 }
 
-/** Cedar type of a context field. */
-export type ContextFieldType = "String" | "Long" | "Bool";
+/** What policy sees of an attested local caller. */
+export interface CallerFacts {
+  readonly attested: boolean;
+  readonly uid?: number | undefined;
+  readonly exe_sha256?: string | undefined;
+  readonly cgroup?: string | undefined;
+}
+
+/** The caller's fields when it could not be attested: no uid (-1), no digest, no cgroup. */
+export const UNATTESTED_CALLER = { attested: false, uid: -1, exe_sha256: "", cgroup: "" } as const;
+
+/** Cedar type of a context field (a `Record` field's members are of the scalar types). */
+export type ScalarFieldType = "String" | "Long" | "Bool";
+export type ContextFieldType = ScalarFieldType | "Record";
 
 /** The TypeScript type a Cedar type is carried in (a Long is a safe integer). */
 interface ValueOf {
@@ -30,13 +44,13 @@ interface ValueOf {
   Bool: boolean;
 }
 
-interface FieldBase<T extends ContextFieldType> {
+interface FieldBase<T extends ScalarFieldType> {
   readonly type: T;
   /** One line for policy authors: what the value means and where it comes from (docs/policy.md). */
   readonly doc: string;
 }
 
-interface RequiredField<T extends ContextFieldType> extends FieldBase<T> {
+interface RequiredField<T extends ScalarFieldType> extends FieldBase<T> {
   readonly optional?: false;
   readonly from: (facts: PolicyFacts) => ValueOf[T];
   /**
@@ -46,16 +60,43 @@ interface RequiredField<T extends ContextFieldType> extends FieldBase<T> {
   readonly offline: ValueOf[T] | ((now: number) => ValueOf[T]);
 }
 
-interface OptionalField<T extends ContextFieldType> extends FieldBase<T> {
+interface OptionalField<T extends ScalarFieldType> extends FieldBase<T> {
   readonly optional: true;
   /** `undefined` leaves the field out of the context; a policy tests `context has <name>`. */
   readonly from: (facts: PolicyFacts) => ValueOf[T] | undefined;
 }
 
+/** One member of a `Record` field: its Cedar type and its doc line. */
+export interface RecordMember {
+  readonly type: ScalarFieldType;
+  readonly doc: string;
+}
+
+type RecordValue = Readonly<Record<string, ValueOf[ScalarFieldType]>>;
+
+/** A field that is a Cedar record of scalar members (`context.caller.uid`); always present. */
+interface RecordField {
+  readonly type: "Record";
+  readonly optional?: false;
+  readonly doc: string;
+  readonly members: Readonly<Record<string, RecordMember>>;
+  readonly from: (facts: PolicyFacts) => RecordValue;
+  readonly offline: RecordValue;
+}
+
 /** One context field: its Cedar type, how the request path computes it, its offline default, its doc. */
-export type ContextField = {
-  [T in ContextFieldType]: RequiredField<T> | OptionalField<T>;
-}[ContextFieldType];
+export type ContextField =
+  | {
+      [T in ScalarFieldType]: RequiredField<T> | OptionalField<T>;
+    }[ScalarFieldType]
+  | RecordField;
+
+/** The field's type as the Cedar schema writes it (`Long`, or `{ uid: Long, ... }` for a record). */
+export function cedarTypeOf(field: ContextField): string {
+  if (field.type !== "Record") return field.type;
+  const members = Object.entries(field.members).map(([name, m]) => `${name}: ${m.type}`);
+  return `{ ${members.join(", ")} }`;
+}
 
 const utcHour = (ms: number): number => new Date(ms).getUTCHours();
 
@@ -125,6 +166,32 @@ export const POLICY_CONTEXT_FIELDS = {
     doc: "The party the agent acts for (RFC 8693 `sub` of an issuer's delegated token or of leasehold's delegation token); the principal stays the acting agent. Absent when the agent acts for itself.",
     from: (f) => f.onBehalfOf ?? f.chain?.at(-1),
   },
+  caller: {
+    type: "Record",
+    doc: "The local process that made the request, as the kernel reports it (issue 22; at checkout the caller the lease is bound to). When it cannot be attested (no connection, an unreadable `/proc` entry, a non-Linux host, another network namespace) `attested` is false and the others are neutral: `uid` -1, `exe_sha256` and `cgroup` empty.",
+    members: {
+      attested: { type: "Bool", doc: "The kernel told who the caller is." },
+      uid: { type: "Long", doc: "The caller's user id (-1 when not attested)." },
+      exe_sha256: {
+        type: "String",
+        doc: 'Hex SHA-256 of the caller\'s executable (`""` when not attested).',
+      },
+      cgroup: {
+        type: "String",
+        doc: 'The caller\'s cgroup v2 path, e.g. `/system.slice/agent.service` (`""` when not attested).',
+      },
+    },
+    from: (f) =>
+      f.caller?.attested
+        ? {
+            attested: true,
+            uid: f.caller.uid ?? -1,
+            exe_sha256: f.caller.exe_sha256 ?? "",
+            cgroup: f.caller.cgroup ?? "",
+          }
+        : UNATTESTED_CALLER,
+    offline: UNATTESTED_CALLER,
+  },
 } as const satisfies Readonly<Record<string, ContextField>>;
 
 type Fields = typeof POLICY_CONTEXT_FIELDS;
@@ -132,10 +199,17 @@ type FieldName = keyof Fields;
 type OptionalName = { [K in FieldName]: Fields[K] extends { optional: true } ? K : never }[FieldName];
 type Flat<T> = { [K in keyof T]: T[K] };
 
+/** The value type of a field: a scalar, or a record of its members' scalars. */
+type FieldValue<F> = F extends { type: "Record"; members: infer M }
+  ? { -readonly [N in keyof M]: M[N] extends { type: infer T extends ScalarFieldType } ? ValueOf[T] : never }
+  : F extends { type: infer T extends ScalarFieldType }
+    ? ValueOf[T]
+    : never;
+
 /** The Cedar `context` of every request, one property per {@link POLICY_CONTEXT_FIELDS} entry. */
 export type PolicyContext = Flat<
-  { -readonly [K in Exclude<FieldName, OptionalName>]: ValueOf[Fields[K]["type"]] } & {
-    -readonly [K in OptionalName]?: ValueOf[Fields[K]["type"]];
+  { -readonly [K in Exclude<FieldName, OptionalName>]: FieldValue<Fields[K]> } & {
+    -readonly [K in OptionalName]?: FieldValue<Fields[K]>;
   }
 >;
 
@@ -144,7 +218,7 @@ const FIELDS: ReadonlyArray<readonly [string, ContextField]> = Object.entries(PO
 
 /** The context of a request from what the request path knows; optional fields that do not apply are absent. */
 export function buildPolicyContext(facts: PolicyFacts): PolicyContext {
-  const out: Record<string, ValueOf[ContextFieldType]> = {};
+  const out: Record<string, ValueOf[ScalarFieldType] | RecordValue> = {};
   for (const [name, field] of FIELDS) {
     const value = field.from(facts);
     if (value !== undefined) out[name] = value;
@@ -161,6 +235,7 @@ const EXPECTED: Readonly<Record<ContextFieldType, string>> = {
   String: "a string",
   Long: "an integer",
   Bool: "a boolean",
+  Record: "an object",
 };
 
 /**
@@ -175,6 +250,18 @@ export function toCedarContext(ctx: PolicyContext): Context | string {
   for (const [name, field] of FIELDS) {
     const value = values[name];
     if (value === undefined && field.optional) continue;
+    if (field.type === "Record") {
+      if (typeof value !== "object" || value === null || Array.isArray(value))
+        return `context.${name} must be ${EXPECTED.Record}`;
+      const record: Record<string, CedarValueJson> = {};
+      for (const [member, m] of Object.entries(field.members)) {
+        const v = (value as Record<string, unknown>)[member];
+        if (!fitsCedarType(v, m.type)) return `context.${name}.${member} must be ${EXPECTED[m.type]}`;
+        record[member] = v as CedarValueJson;
+      }
+      out[name] = record;
+      continue;
+    }
     if (!fitsCedarType(value, field.type)) return `context.${name} must be ${EXPECTED[field.type]}`;
     out[name] = value as CedarValueJson;
   }
@@ -183,6 +270,6 @@ export function toCedarContext(ctx: PolicyContext): Context | string {
 
 /** The Cedar schema's `RequestContext` record type, one line per field. */
 export function requestContextSchema(): string {
-  const lines = FIELDS.map(([name, f]) => `  ${name}${f.optional ? "?" : ""}: ${f.type},`);
+  const lines = FIELDS.map(([name, f]) => `  ${name}${f.optional ? "?" : ""}: ${cedarTypeOf(f)},`);
   return `type RequestContext = {\n${lines.join("\n")}\n};`;
 }

@@ -1,7 +1,11 @@
 export {
   buildPolicyContext,
+  type CallerFacts,
+  cedarTypeOf,
   type ContextField,
   type ContextFieldType,
+  type RecordMember,
+  UNATTESTED_CALLER,
   POLICY_CONTEXT_FIELDS,
   type PolicyContext,
   type PolicyFacts,

@@ -12,7 +12,7 @@ import {
  * optional fields absent.
  */
 export function defaultPolicyContext(now: number = Date.now()): PolicyContext {
-  const out: Record<string, string | number | boolean> = {};
+  const out: Record<string, unknown> = {};
   for (const [name, field] of Object.entries<ContextField>(POLICY_CONTEXT_FIELDS)) {
     if (field.optional) continue;
     out[name] = typeof field.offline === "function" ? field.offline(now) : field.offline;
@@ -32,10 +32,21 @@ export function parsePolicyContext(
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return { ok: false, error: "context must be a JSON object" };
   }
-  for (const name of Object.keys(input)) {
+  const defaults = defaultPolicyContext(now) as Record<string, unknown>;
+  const merged: Record<string, unknown> = { ...defaults };
+  for (const [name, value] of Object.entries(input)) {
     if (!isContextField(name)) return { ok: false, error: `unknown context field "${name}"` };
+    const field: ContextField = POLICY_CONTEXT_FIELDS[name];
+    // A record field given in part keeps its other members' defaults; unknown members are named.
+    if (field.type === "Record" && typeof value === "object" && value !== null && !Array.isArray(value)) {
+      for (const member of Object.keys(value)) {
+        if (!Object.hasOwn(field.members, member))
+          return { ok: false, error: `unknown context field "${name}.${member}"` };
+      }
+      merged[name] = { ...(defaults[name] as object), ...value };
+    } else merged[name] = value;
   }
-  const context = { ...defaultPolicyContext(now), ...(input as Partial<PolicyContext>) };
+  const context = merged as PolicyContext;
   const checked = toCedarContext(context);
   if (typeof checked === "string") return { ok: false, error: checked };
   return { ok: true, context };

@@ -1,3 +1,4 @@
+import type { CallerAttestation } from "../attest/types.js";
 import type { RedisClient } from "../redis.js";
 import type { AuditSink } from "../audit/index.js";
 import type { LeaseEvent } from "../events/index.js";
@@ -27,7 +28,12 @@ export interface ProxyLeasePort {
     token: string,
     leaseId: string,
     resource: string,
-    meta: { readonly requestId: string; readonly client?: string },
+    meta: {
+      readonly requestId: string;
+      readonly client?: string;
+      /** The local process at the other end of the connection (issue 22), resolved when asked for. */
+      readonly caller?: (() => Promise<CallerAttestation>) | undefined;
+    },
   ): Promise<ProxyCredential>;
 }
 

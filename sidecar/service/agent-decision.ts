@@ -34,6 +34,7 @@ export function agentDecision(i: AgentDecisionInput): DecisionRequest {
     dpop: i.dpop ?? false,
     chain: i.chain,
     onBehalfOf: i.onBehalfOf,
+    caller: i.caller,
   };
   return {
     action: i.action,

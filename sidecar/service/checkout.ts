@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Approval, ApprovalStore } from "../approvals/approval-store.js";
+import type { CallerAttestation } from "../attest/types.js";
 import type { AuditSink } from "../audit/index.js";
 import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
@@ -9,6 +10,7 @@ import type { ResourceCatalog } from "../resources/catalog.js";
 import type { StoredRegistration } from "../resources/types.js";
 import { agentDecision } from "./agent-decision.js";
 import { type ApprovalView, requestApproval } from "./approval-view.js";
+import { attestedCaller, leaseCaller } from "./caller-binding.js";
 import type { DecisionGate } from "./decision-gate.js";
 import { auditLease, registeredResource } from "./lease-audit.js";
 import { type LeaseAuth, type PresentedToken, identityToken } from "./lease-auth.js";
@@ -67,6 +69,8 @@ interface Holder {
   readonly chain?: readonly string[] | undefined;
   /** The agent's vouched-for attributes (never raw claims); those policy can see are kept on the lease. */
   readonly attributes: Readonly<Record<string, unknown>>;
+  /** The local process that checks out: the lease is bound to it (`identity.bindCaller`). */
+  readonly caller: CallerAttestation;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -105,9 +109,10 @@ export class Checkout {
       presented.token,
       delegation === undefined ? undefined : { delegation },
     );
-    // Policy needs the agent's lease count: read it while the request is checked.
+    // Policy needs the agent's lease count and the local caller: read them while the request is checked.
     const activeLeases = this.o.leases.activeCount(caller.subject);
     activeLeases.catch(() => undefined);
+    const local = attestedCaller(meta);
     await this.limitRate(caller.subject);
     const reg = await registeredResource(this.o.catalog, req.resource);
     const ttl = Math.min(req.ttl ?? reg.lease.defaultTtl, reg.lease.maxTtl);
@@ -123,6 +128,7 @@ export class Checkout {
     };
     const jkt = await this.o.auth.proofAtIssue(presented, attempt);
     await this.withinDelegatedScope(caller, reg, attempt);
+    const localCaller = await local;
     this.o.cluster?.assertServing();
     if (!this.o.audit.healthy()) {
       throw new LeaseholdError(
@@ -145,6 +151,7 @@ export class Checkout {
         dpop: jkt !== undefined,
         chain,
         onBehalfOf: caller.delegation?.onBehalfOf,
+        caller: localCaller,
         requestId: meta.requestId,
         allowApproval: this.o.approvals !== undefined,
         withAction: true,
@@ -164,7 +171,7 @@ export class Checkout {
       });
       return { approval };
     }
-    const holder = { agent: caller.subject, jkt, chain, attributes: caller.attributes };
+    const holder = { agent: caller.subject, jkt, chain, attributes: caller.attributes, caller: localCaller };
     return this.o.gate.proceed(recorded, () => this.issue(holder, reg, req, ttl, meta));
   }
 
@@ -180,6 +187,8 @@ export class Checkout {
   ): Promise<CheckoutOk> {
     const reg = await registeredResource(this.o.catalog, a.resource);
     const chain = caller.delegation?.chain;
+    // The lease goes to the process that redeems the approval (the one polling), and is bound to it.
+    const localCaller = await attestedCaller(meta);
     await this.o.gate.require(
       agentDecision({
         action: "checkout",
@@ -197,10 +206,18 @@ export class Checkout {
         chain,
         onBehalfOf: caller.delegation?.onBehalfOf,
         approver: a.approver,
+        caller: localCaller,
         requestId: meta.requestId,
       }),
     );
-    const holder = { agent: caller.subject, approver: a.approver, jkt, chain, attributes: caller.attributes };
+    const holder = {
+      agent: caller.subject,
+      approver: a.approver,
+      jkt,
+      chain,
+      attributes: caller.attributes,
+      caller: localCaller,
+    };
     return this.issue(holder, reg, { task: a.task, intent: a.intent }, a.ttl, meta);
   }
 
@@ -258,6 +275,7 @@ export class Checkout {
       ...(holder.approver ? { approver: holder.approver } : {}),
       ...(holder.chain?.length ? { agent_chain: [...holder.chain] } : {}),
       ...(Object.keys(attrs).length ? { attrs } : {}),
+      caller: leaseCaller(holder.caller),
     };
     const lease = await this.takeAccount(spec, reg, ttl, req.wait ?? 0, meta.signal);
     // Signed while Vault is asked; the token is handed out only after the account is marked leased.

@@ -1,8 +1,20 @@
+import type { CallerAttestation } from "../attest/types.js";
 import type { AuditFields, AuditSink } from "../audit/index.js";
+import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
 import type { LeaseRecord, LeaseStore } from "../leases/index.js";
+import {
+  attestedCaller,
+  auditCaller,
+  type CallerBindingOptions,
+  callerMismatch,
+  isBound,
+  type MismatchPart,
+  mismatchMessage,
+} from "./caller-binding.js";
 import { auditLease } from "./lease-audit.js";
 import type { DpopPort, LeaseTokenClaims, LeaseTokenPort } from "./ports.js";
+import type { RequestMeta } from "./request-meta.js";
 
 /**
  * A token as a request presents it: the Authorization scheme, the token, the `DPoP` proof
@@ -38,7 +50,15 @@ export interface AuthenticatedLease {
   readonly claims: LeaseTokenClaims;
   /** The token is DPoP-bound (and this request proved its key). */
   readonly dpop: boolean;
+  /** The request's caller, when the lease's binding needed it attested (reused for policy). */
+  readonly caller?: CallerAttestation | undefined;
 }
+
+/** What lease auth knows of the request: its id and, lazily, its local caller. */
+export type LeaseAuthMeta = Pick<RequestMeta, "requestId" | "caller">;
+
+/** Ends a lease through the normal revocation path (LeaseEnd.endLease: audited, rotated). */
+export type RevokeLease = (resource: string, id: string, requestId: string | undefined, why: string) => Promise<unknown>;
 
 export interface LeaseAuthOptions {
   readonly tokens: LeaseTokenPort;
@@ -46,6 +66,12 @@ export interface LeaseAuthOptions {
   /** DPoP proof verification; without it, a proof or a bound token is refused. */
   readonly dpop?: DpopPort | undefined;
   readonly audit: AuditSink;
+  /** `identity.bindCaller` / `onCallerMismatch`; without it no lease is bound to its caller. */
+  readonly binding?: CallerBindingOptions | undefined;
+  /** Where a caller mismatch is announced (metrics follow the audit record). */
+  readonly events?: LeaseEventPublisher | undefined;
+  /** Revokes a lease on a caller mismatch (`onCallerMismatch: revoke`). */
+  readonly revoke?: RevokeLease | undefined;
 }
 
 const refuse = (message: string) => new LeaseholdError("unauthenticated", message);
@@ -53,8 +79,9 @@ const refuse = (message: string) => new LeaseholdError("unauthenticated", messag
 /**
  * Invariant I4's keeper: a lease token is accepted only with its signature, its lease read from
  * Redis on every use (one round trip) with an intact MAC (Redis is not trusted: an edited record
- * is refused and audited) and still active, and, for a DPoP-bound token, a fresh proof by its key.
- * Proofs presented at issue (checkout, approval poll) are checked here too.
+ * is refused and audited) and still active, for a DPoP-bound token, a fresh proof by its key, and,
+ * for a lease bound to the local caller that checked it out (issue 22), the same caller on every
+ * bound part. Proofs presented at issue (checkout, approval poll) are checked here too.
  */
 export class LeaseAuth {
   constructor(private readonly o: LeaseAuthOptions) {}
@@ -63,8 +90,9 @@ export class LeaseAuth {
   async authenticate(
     token: string | PresentedToken,
     leaseId: string,
-    requestId?: string,
+    meta?: LeaseAuthMeta,
   ): Promise<AuthenticatedLease> {
+    const requestId = meta?.requestId;
     const presented = asPresented(token);
     const claims = await this.o.tokens.verify(presented.token);
     if (claims.leaseId !== leaseId) throw refuse("the lease token is for another lease");
@@ -88,13 +116,50 @@ export class LeaseAuth {
     if (claims.jkt !== undefined || presented.scheme === "DPoP") {
       await this.checkBinding(presented, claims.jkt, lease, requestId);
     }
+    // Also before the lease's state: another process holding the token learns nothing either.
+    let caller: CallerAttestation | undefined;
+    const binding = this.o.binding;
+    if (binding !== undefined && isBound(binding, lease.caller)) {
+      caller = await attestedCaller(meta);
+      const part = await callerMismatch(binding, lease.caller, caller);
+      if (part !== undefined) await this.callerMismatch(lease, part, caller, requestId);
+    }
     if (lease.state === "ended") {
       if (lease.end_reason === "revoked") throw new LeaseholdError("lease_revoked", "the lease was revoked");
       if (lease.end_reason === "expired") throw new LeaseholdError("lease_expired", "the lease has expired");
       throw refuse("the lease has ended (checked in)");
     }
     if (lease.expires_at <= now) throw new LeaseholdError("lease_expired", "the lease has expired");
-    return { lease, claims, dpop: claims.jkt !== undefined };
+    return { lease, claims, dpop: claims.jkt !== undefined, caller };
+  }
+
+  /**
+   * A bound lease used by another caller: audited with both callers (the metric follows the
+   * record), announced, the lease revoked first under `onCallerMismatch: revoke`; then refused.
+   */
+  private async callerMismatch(
+    lease: LeaseRecord,
+    part: MismatchPart,
+    caller: CallerAttestation,
+    requestId: string | undefined,
+  ): Promise<never> {
+    const revoke = this.o.binding?.onMismatch === "revoke" && lease.state === "active";
+    await auditLease(this.o.audit, lease, {
+      event: "caller_mismatch",
+      scope: part,
+      request_id: requestId,
+      caller: auditCaller(caller),
+      ...(lease.caller ? { bound_caller: auditCaller(lease.caller) } : {}),
+      reason: revoke ? "refused; the lease is revoked (onCallerMismatch: revoke)" : "refused",
+    });
+    // The stream may be down: the refusal stands whatever the announcement does.
+    await this.o.events
+      ?.publish({ type: "caller_mismatch", lease, part, action: revoke ? "revoke" : "refuse" })
+      .catch(() => undefined);
+    if (revoke) {
+      await this.o.revoke?.(lease.resource, lease.id, requestId, `caller mismatch: ${part}`);
+    }
+    throw new LeaseholdError("caller_mismatch", mismatchMessage(part));
   }
 
   /**

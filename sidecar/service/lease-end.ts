@@ -40,7 +40,7 @@ export class LeaseEnd {
     leaseId: string,
     meta: RequestMeta,
   ): Promise<{ lease: LeaseView }> {
-    const { lease } = await this.o.auth.authenticate(token, leaseId, meta.requestId);
+    const { lease } = await this.o.auth.authenticate(token, leaseId, meta);
     const ended = await this.endLease(lease.resource, lease.id, "checkin", meta.requestId);
     return { lease: leaseView(ended ?? lease) };
   }

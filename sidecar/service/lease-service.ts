@@ -7,6 +7,7 @@ import type { ResourceCatalog } from "../resources/catalog.js";
 import type { RotationEngine } from "../rotation/index.js";
 import type { SecretStore } from "../secrets/index.js";
 import { ApprovalDesk } from "./approvals.js";
+import type { CallerBindingOptions } from "./caller-binding.js";
 import { Checkout } from "./checkout.js";
 import { DecisionGate } from "./decision-gate.js";
 import { LeaseAuth } from "./lease-auth.js";
@@ -44,6 +45,8 @@ export interface LeaseServiceOptions {
   now?: () => number;
   /** The decision gate; built from `policy` and `audit` when absent (OperatorService shares one). */
   gate?: DecisionGate;
+  /** Leases bound to the local caller that checked them out (`identity.bindCaller`); absent: none. */
+  binding?: CallerBindingOptions;
 }
 
 /**
@@ -66,7 +69,16 @@ export class LeaseService {
     const now = o.now ?? Date.now;
     const { leases, secrets, catalog, audit, events } = o;
     this.gate = o.gate ?? new DecisionGate({ policy: o.policy, audit });
-    this.auth = new LeaseAuth({ tokens: o.tokens, leases, dpop: o.dpop, audit });
+    this.auth = new LeaseAuth({
+      tokens: o.tokens,
+      leases,
+      dpop: o.dpop,
+      audit,
+      binding: o.binding,
+      events,
+      // A caller mismatch under `onCallerMismatch: revoke` ends the lease the way an operator would.
+      revoke: (resource, id, requestId, why) => this.end.endLease(resource, id, "revoked", requestId, why),
+    });
     this.end = new LeaseEnd({ leases, catalog, rotation: o.rotation, audit, events, auth: this.auth });
     this.use = new LeaseUse({
       leases,

@@ -7,6 +7,7 @@ import type { AccountRecord, StoredRegistration } from "../resources/types.js";
 import { vaultPaths } from "../resources/vault-paths.js";
 import type { SecretStore } from "../secrets/index.js";
 import { agentDecision } from "./agent-decision.js";
+import { attestedCaller } from "./caller-binding.js";
 import type { DecisionGate, PassedDecision } from "./decision-gate.js";
 import { auditLease, registeredResource, secondsLeft } from "./lease-audit.js";
 import type { AuthenticatedLease, LeaseAuth, PresentedToken } from "./lease-auth.js";
@@ -43,7 +44,7 @@ export class LeaseUse {
   constructor(private readonly o: LeaseUseOptions) {}
 
   async getOwn(token: string | PresentedToken, leaseId: string, meta?: RequestMeta): Promise<LeaseView> {
-    return leaseView((await this.o.auth.authenticate(token, leaseId, meta?.requestId)).lease);
+    return leaseView((await this.o.auth.authenticate(token, leaseId, meta)).lease);
   }
 
   /** The password of the leased account, after policy allows the reveal. */
@@ -52,7 +53,7 @@ export class LeaseUse {
     leaseId: string,
     meta: RequestMeta,
   ): Promise<RevealedCredential> {
-    const held = await this.o.auth.authenticate(token, leaseId, meta.requestId);
+    const held = await this.o.auth.authenticate(token, leaseId, meta);
     const { lease } = held;
     const reg = await registeredResource(this.o.catalog, lease.resource);
     if (!reg.reveal) {
@@ -87,7 +88,7 @@ export class LeaseUse {
     req: RenewRequest,
     meta: RequestMeta,
   ): Promise<{ lease: LeaseView }> {
-    const held = await this.o.auth.authenticate(token, leaseId, meta.requestId);
+    const held = await this.o.auth.authenticate(token, leaseId, meta);
     const { lease } = held;
     const reg = await registeredResource(this.o.catalog, lease.resource);
     const ttl = Math.min(req.ttl ?? reg.lease.defaultTtl, reg.lease.maxTtl);
@@ -107,7 +108,7 @@ export class LeaseUse {
     req: ToolCallRequest,
     meta: RequestMeta,
   ): Promise<void> {
-    const held = await this.o.auth.authenticate(token, leaseId, meta.requestId);
+    const held = await this.o.auth.authenticate(token, leaseId, meta);
     const reg = await registeredResource(this.o.catalog, held.lease.resource);
     const { recorded } = await this.decide("tool_call", held, reg, meta, {
       intent: req.action,
@@ -136,7 +137,7 @@ export class LeaseUse {
     resource: string,
     meta: RequestMeta & { client?: string },
   ): Promise<{ lease: LeaseRecord; username: string; password: string }> {
-    const { lease } = await this.o.auth.authenticate(token, leaseId, meta.requestId);
+    const { lease } = await this.o.auth.authenticate(token, leaseId, meta);
     if (lease.resource !== resource)
       throw new LeaseholdError("unauthenticated", "the lease is for another resource");
     const account = await this.heldAccount(lease);
@@ -173,6 +174,8 @@ export class LeaseUse {
         activeLeases: await this.o.leases.activeCount(lease.agent),
         dpop: held.dpop,
         chain: lease.agent_chain,
+        // The caller of this request (attested once per connection), as the binding saw it.
+        caller: held.caller ?? (await attestedCaller(meta)),
         lease,
         requestId: meta.requestId,
         withAction: true,

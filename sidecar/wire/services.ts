@@ -10,6 +10,7 @@ import { DecisionGate, LeaseService, OperatorService, ResourceService } from "..
 import type { IdentityParts } from "./identity.js";
 import type { Infrastructure } from "./infrastructure.js";
 import { logText } from "../util/dependency-error.js";
+import type { ProcessTree } from "../attest/types.js";
 
 export type PolicyEngine = Awaited<ReturnType<typeof loadPolicy>>;
 
@@ -38,6 +39,7 @@ export async function wireServices(
   infra: Infrastructure,
   ids: IdentityParts,
   crashHook?: (point: CrashPoint) => void,
+  processTree?: ProcessTree,
 ): Promise<Services> {
   const { secrets, leases, catalog, adapters, audit, events, redis, prefix } = infra;
   const policy = await loadPolicy(config.policy.file ? { file: config.policy.file } : {});
@@ -92,6 +94,11 @@ export async function wireServices(
     approvalTtlSeconds: config.approvals.ttl,
     checkoutsPerMinute: config.limits.checkoutsPerMinute,
     cluster,
+    binding: {
+      parts: config.identity.bindCaller,
+      onMismatch: config.identity.onCallerMismatch,
+      tree: processTree,
+    },
   });
   const proxyManager = new ProxyManager({
     leases: leaseService,

@@ -33,6 +33,7 @@ describe("Cedar requests built by leasehold", () => {
       active_leases: 2,
       approved: true,
       dpop: true,
+      caller: { attested: true, uid: 1000, exe_sha256: "ab".repeat(32), cgroup: "/user.slice" },
       delegated_by: "spiffe://example.org/agent/planner",
     },
   ];

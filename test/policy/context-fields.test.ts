@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderPolicyBlocks } from "../../scripts/policy-docs.js";
 import {
   buildPolicyContext,
+  cedarTypeOf,
   type ContextField,
   loadPolicy,
   parsePolicyContext,
@@ -26,7 +27,10 @@ const FACTS: PolicyFacts = {
   approved: true,
   dpop: true,
   chain: ["spiffe://example.org/agent/planner", "spiffe://example.org/agent/origin"],
+  caller: { attested: true, uid: 1000, exe_sha256: "ab".repeat(32), cgroup: "/user.slice/agent.scope" },
 };
+
+const UNATTESTED = { attested: false, uid: -1, exe_sha256: "", cgroup: "" };
 
 let dir: string;
 beforeAll(async () => {
@@ -40,7 +44,9 @@ describe("the policy context table", () => {
   it("declares every field in the schema's RequestContext with its Cedar type", () => {
     const record = /type RequestContext = \{\n([\s\S]*?)\n\};/.exec(POLICY_SCHEMA)?.[1] ?? "";
     const declared = record.split("\n").map((l) => l.trim());
-    expect(declared).toEqual(FIELDS.map(([name, f]) => `${name}${f.optional ? "?" : ""}: ${f.type},`));
+    expect(declared).toEqual(
+      FIELDS.map(([name, f]) => `${name}${f.optional ? "?" : ""}: ${cedarTypeOf(f)},`),
+    );
     expect(FIELDS.map(([name]) => name)).toEqual(expect.arrayContaining(["task_id", "ttl", "delegated_by"]));
   });
 
@@ -56,6 +62,7 @@ describe("the policy context table", () => {
       dpop: true,
       delegated_by: "spiffe://example.org/agent/planner",
       on_behalf_of: "spiffe://example.org/agent/origin",
+      caller: FACTS.caller,
     });
     expect(buildPolicyContext({ ...FACTS, onBehalfOf: "user:alice@example.org" }).on_behalf_of).toBe(
       "user:alice@example.org",
@@ -67,6 +74,7 @@ describe("the policy context table", () => {
       now: Date.UTC(2030, 0, 1, 0, 0),
       approved: false,
       dpop: false,
+      caller: undefined,
     });
     expect(plain).toEqual({
       task_id: "TICKET-7",
@@ -77,7 +85,10 @@ describe("the policy context table", () => {
       active_leases: 2,
       approved: false,
       dpop: false,
+      caller: UNATTESTED,
     });
+    // An unattested caller reads as the neutral values, whatever else was passed.
+    expect(buildPolicyContext({ ...FACTS, caller: { attested: false, uid: 0 } }).caller).toEqual(UNATTESTED);
     // Absent, not undefined: `context has delegated_by` must be false.
     expect("delegated_by" in plain).toBe(false);
     expect("delegated_by" in buildPolicyContext({ ...FACTS, chain: [] })).toBe(false);
@@ -90,20 +101,44 @@ describe("the policy context table", () => {
       ok: false,
       error: 'unknown context field "colour"',
     });
-    const wrong = { String: 1, Long: "1", Bool: "true" } as const;
+    const wrong = { String: 1, Long: "1", Bool: "true", Record: "x" } as const;
     for (const [name, f] of FIELDS) {
+      if (f.type === "Record") {
+        expect(parsePolicyContext({ [name]: "x" }), name).toEqual({
+          ok: false,
+          error: `context.${name} must be an object`,
+        });
+        continue;
+      }
       expect(parsePolicyContext({ [name]: wrong[f.type] }), name).toEqual({
         ok: false,
         error: `context.${name} must be ${f.type === "String" ? "a string" : f.type === "Long" ? "an integer" : "a boolean"}`,
       });
     }
     expect(parsePolicyContext({ ttl: 1.5 })).toEqual({ ok: false, error: "context.ttl must be an integer" });
+    expect(parsePolicyContext({ caller: { uid: "0" } })).toEqual({
+      ok: false,
+      error: "context.caller.uid must be an integer",
+    });
+    expect(parsePolicyContext({ caller: { colour: "red" } })).toEqual({
+      ok: false,
+      error: 'unknown context field "caller.colour"',
+    });
+    // A record given in part keeps its other members' offline defaults.
+    const partial = parsePolicyContext({ caller: { attested: true, uid: 1000 } });
+    expect(partial.ok && partial.context.caller).toEqual({ ...UNATTESTED, attested: true, uid: 1000 });
   });
 
   it("Cedar validates, strictly, a policy reading every field, and each reads the built value", async () => {
     const context = buildPolicyContext(FACTS) as Record<string, unknown>;
     const text = FIELDS.map(([name, f]) => {
-      const read = `context.${name} == ${JSON.stringify(context[name])}`;
+      const value = context[name];
+      const read =
+        f.type === "Record"
+          ? Object.entries(value as Record<string, unknown>)
+              .map(([m, v]) => `context.${name}.${m} == ${JSON.stringify(v)}`)
+              .join(" && ")
+          : `context.${name} == ${JSON.stringify(value)}`;
       const when = f.optional ? `context has ${name} && ${read}` : read;
       return `@id("reads-${name}") permit(principal, action == Action::"checkout", resource) when { ${when} };`;
     }).join("\n");
@@ -141,7 +176,7 @@ describe("docs/policy.md", () => {
       );
     }
     for (const [name, f] of FIELDS) {
-      expect(doc).toContain(`| \`${name}\` | \`${f.type}\` |`);
+      expect(doc).toContain(`| \`${name}\` | \`${cedarTypeOf(f)}\` |`);
       expect(doc).toContain(f.doc);
     }
   });

@@ -21,6 +21,7 @@ const BASE: PolicyContext = {
   active_leases: 0,
   approved: false,
   dpop: false,
+  caller: { attested: false, uid: -1, exe_sha256: "", cgroup: "" },
 };
 
 function request(

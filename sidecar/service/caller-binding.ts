@@ -1,0 +1,118 @@
+import type { CallerAttestation, ProcessTree } from "../attest/types.js";
+import type { AuditCaller } from "../audit/index.js";
+import type { CallerMismatchAction, CallerPart, LeaseCaller } from "../leases/index.js";
+import type { RequestMeta } from "./request-meta.js";
+
+/** What `identity.bindCaller` and `identity.onCallerMismatch` say, and how process ancestry is read. */
+export interface CallerBindingOptions {
+  /** The parts a bound lease's later users must share with the caller that checked it out. */
+  readonly parts: readonly CallerPart[];
+  readonly onMismatch: CallerMismatchAction;
+  /** Process ancestry for the `process` part; without it, `process` never matches (fail closed). */
+  readonly tree?: ProcessTree | undefined;
+}
+
+/** The part that differed: a binding part, or `unattested` (the caller could not be resolved). */
+export type MismatchPart = CallerPart | "unattested";
+
+const NO_CONNECTION: CallerAttestation = {
+  attested: false,
+  transport: "inject",
+  reason: "no connection to attest",
+};
+
+/**
+ * The caller of a request: what `meta.caller` resolves to, or unattested when the request came
+ * over no connection. An attestor that fails counts as unattested (fail closed: never bound-equal).
+ */
+export async function attestedCaller(meta: Pick<RequestMeta, "caller"> | undefined): Promise<CallerAttestation> {
+  if (meta?.caller === undefined) return NO_CONNECTION;
+  try {
+    return await meta.caller();
+  } catch {
+    return { attested: false, transport: "inject", reason: "the caller could not be attested" };
+  }
+}
+
+/** What a lease records of the caller that checks it out (no executable path: its digest names it). */
+export function leaseCaller(a: CallerAttestation): LeaseCaller {
+  if (!a.attested) return { attested: false };
+  return {
+    attested: true,
+    uid: a.uid,
+    gid: a.gid,
+    pid: a.pid,
+    start_time: a.start_time,
+    exe_sha256: a.exe_sha256,
+    cgroup: a.cgroup,
+    ...(a.container_id === undefined ? {} : { container_id: a.container_id }),
+  };
+}
+
+/** A caller as an audit record shows it. */
+export function auditCaller(a: CallerAttestation | LeaseCaller): AuditCaller {
+  if (!a.attested) return { attested: false };
+  return {
+    attested: true,
+    uid: a.uid,
+    pid: a.pid,
+    start_time: a.start_time,
+    exe_sha256: a.exe_sha256,
+    cgroup: a.cgroup,
+  };
+}
+
+/** Whether a lease is bound to its checkout's caller under these options (attested at checkout, some part bound). */
+export function isBound(
+  o: CallerBindingOptions | undefined,
+  bound: LeaseCaller | undefined,
+): bound is LeaseCaller & { attested: true } {
+  return o !== undefined && o.parts.length > 0 && bound?.attested === true;
+}
+
+/**
+ * The first bound part on which `current` differs from the caller the lease is bound to, or
+ * undefined when it matches every part. An unattested caller never matches a bound lease.
+ */
+export async function callerMismatch(
+  o: CallerBindingOptions,
+  bound: LeaseCaller & { attested: true },
+  current: CallerAttestation,
+): Promise<MismatchPart | undefined> {
+  if (!current.attested) return "unattested";
+  for (const part of o.parts) {
+    switch (part) {
+      case "uid":
+        if (current.uid !== bound.uid) return part;
+        break;
+      case "cgroup":
+        if (current.cgroup !== bound.cgroup) return part;
+        break;
+      case "exe":
+        if (current.exe_sha256 !== bound.exe_sha256) return part;
+        break;
+      case "process": {
+        const same =
+          o.tree !== undefined &&
+          (await o.tree
+            .isSameOrDescendant(current.pid, current.start_time, bound.pid, bound.start_time)
+            .catch(() => false));
+        if (!same) return part;
+        break;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** What a refused client is told: which part differed, never who the bound caller is. */
+export function mismatchMessage(part: MismatchPart): string {
+  const what: Record<MismatchPart, string> = {
+    uid: "its user (uid) differs",
+    cgroup: "its cgroup differs",
+    exe: "its executable differs",
+    process: "it is neither that process nor one of its descendants",
+    unattested: "this caller could not be attested",
+  };
+  return `the lease is bound to another local process (the one that checked it out): ${what[part]}`;
+}
