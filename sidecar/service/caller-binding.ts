@@ -25,7 +25,9 @@ const NO_CONNECTION: CallerAttestation = {
  * The caller of a request: what `meta.caller` resolves to, or unattested when the request came
  * over no connection. An attestor that fails counts as unattested (fail closed: never bound-equal).
  */
-export async function attestedCaller(meta: Pick<RequestMeta, "caller"> | undefined): Promise<CallerAttestation> {
+export async function attestedCaller(
+  meta: Pick<RequestMeta, "caller"> | undefined,
+): Promise<CallerAttestation> {
   if (meta?.caller === undefined) return NO_CONNECTION;
   try {
     return await meta.caller();

@@ -58,7 +58,12 @@ export interface AuthenticatedLease {
 export type LeaseAuthMeta = Pick<RequestMeta, "requestId" | "caller">;
 
 /** Ends a lease through the normal revocation path (LeaseEnd.endLease: audited, rotated). */
-export type RevokeLease = (resource: string, id: string, requestId: string | undefined, why: string) => Promise<unknown>;
+export type RevokeLease = (
+  resource: string,
+  id: string,
+  requestId: string | undefined,
+  why: string,
+) => Promise<unknown>;
 
 export interface LeaseAuthOptions {
   readonly tokens: LeaseTokenPort;
