@@ -4,6 +4,7 @@ export type ServerErrorCode =
   | "unauthenticated"
   | "lease_expired"
   | "lease_revoked"
+  | "caller_mismatch"
   | "policy_denied"
   | "forbidden_host"
   | "forbidden_origin"

@@ -18,7 +18,7 @@ import { delegationToken } from "./credentials.js";
  * lease's own routes with its lease token.
  */
 
-const LEASE_USE: readonly ErrorCode[] = ["lease_expired", "lease_revoked"];
+const LEASE_USE: readonly ErrorCode[] = ["lease_expired", "lease_revoked", "caller_mismatch"];
 
 export const checkoutRoute = appRoute({
   method: "POST",

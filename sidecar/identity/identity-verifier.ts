@@ -20,6 +20,7 @@ import { spiffeIdProblem } from "./spiffe-id.js";
 import { compileSubjectGlobs } from "./subject-glob.js";
 import { refuseOversizedToken } from "./token-size.js";
 import {
+  type CallerPin,
   DEFAULT_IDENTITY_ALGORITHMS,
   type IdentityOptions,
   type IdentityVerifier,
@@ -77,6 +78,8 @@ interface Verified {
   kid: string | undefined;
   /** The trust bundle's attributes of the key that verified a self-signed token. */
   attributes?: BundleAttributes;
+  /** The local callers the bundle pins that key to. */
+  allowedCallers?: readonly CallerPin[] | undefined;
 }
 
 /**
@@ -160,6 +163,7 @@ export function createIdentityVerifier(opts: IdentityOptions): IdentityVerifier 
             attributes: vouchedAttributes(entry.kind, verified, claims, issuer),
           };
           if (issuer !== undefined) identity.issuer = issuer;
+          if (verified.allowedCallers !== undefined) identity.allowedCallers = verified.allowedCallers;
           if (verified.kid !== undefined) identity.keyId = verified.kid;
           return identity;
         } catch (err) {
@@ -213,7 +217,13 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
             key.attributesProblem,
           );
         }
-        return { ...verified, attributes: key.attributes };
+        if (key.allowedCallersProblem !== undefined) {
+          throw refuse(
+            "identity token key has an unusable allowedCallers in the trust bundle",
+            key.allowedCallersProblem,
+          );
+        }
+        return { ...verified, attributes: key.attributes, allowedCallers: key.allowedCallers };
       },
     };
   }

@@ -1,5 +1,6 @@
 export { agentKeyFileStem, generateAgentKey } from "./agent-key.js";
 export { type BundleAttributes, parseBundleAttributes } from "./bundle-attributes.js";
+export { parseAllowedCallers } from "./allowed-callers.js";
 export {
   createDelegationChecker,
   type DelegationChecker,
@@ -38,6 +39,7 @@ export { MAX_TOKEN_BYTES, refuseOversizedToken } from "./token-size.js";
 export { isSpiffeId, type SpiffeIdProblem, spiffeIdProblem } from "./spiffe-id.js";
 export {
   type BundleAttributeValue,
+  type CallerPin,
   DEFAULT_IDENTITY_ALGORITHMS,
   type Delegation,
   type DelegationOptions,

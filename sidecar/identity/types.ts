@@ -94,6 +94,21 @@ export interface VerifiedIdentity {
   trustKind: "agents" | "issuer";
   /** The delegation chain of an `act` claim, when the verifier checks delegation (see `withDelegation`). */
   delegation?: Delegation;
+  /**
+   * The local callers the key's agent may act from (`allowedCallers` beside its key in an agents
+   * trust bundle); the services refuse a request whose attested caller matches none. Absent: any.
+   */
+  allowedCallers?: readonly CallerPin[];
+}
+
+/**
+ * One local caller an agent's key is pinned to: an attested caller matches when it equals every
+ * part named here.
+ */
+export interface CallerPin {
+  readonly uid?: number;
+  readonly exe_sha256?: string;
+  readonly cgroup?: string;
 }
 
 /** How a request uses the identity token it presents. */

@@ -1,8 +1,17 @@
 import { type CryptoKey, importJWK, type JWK } from "jose";
+import { parseAllowedCallers } from "./allowed-callers.js";
 import { type BundleAttributes, parseBundleAttributes } from "./bundle-attributes.js";
+import type { CallerPin } from "./types.js";
 
-/** A JWK as it appears in a trust bundle: a key plus the subject it may sign for and its policy attributes. */
-export type BundleJwk = JWK & { sub?: string; attributes?: Record<string, unknown> };
+/**
+ * A JWK as it appears in a trust bundle: a key plus the subject it may sign for, its policy
+ * attributes and the local callers it is pinned to.
+ */
+export type BundleJwk = JWK & {
+  sub?: string;
+  attributes?: Record<string, unknown>;
+  allowedCallers?: CallerPin[];
+};
 
 const CURVES_BY_ALG: Record<string, { kty: string; crv?: readonly string[] }> = {
   EdDSA: { kty: "OKP", crv: ["Ed25519", "Ed448"] },
@@ -29,17 +38,24 @@ export class VerificationKey {
   readonly sub: string | undefined;
   /** The policy attributes the bundle gives this key's subject (the operator vouches for them). */
   readonly attributes: BundleAttributes;
+  /** The local callers the bundle pins this key to (`allowedCallers`); undefined: any caller. */
+  readonly allowedCallers: readonly CallerPin[] | undefined;
   /** Why the bundle's `attributes` member is unusable; such a key verifies nothing. */
   readonly attributesProblem: string | undefined;
+  /** Why the bundle's `allowedCallers` member is unusable; such a key verifies nothing. */
+  readonly allowedCallersProblem: string | undefined;
   readonly #imported = new Map<string, Promise<CryptoKey>>();
 
-  private constructor(jwk: JWK, sub: string | undefined, attributes: unknown) {
+  private constructor(jwk: JWK, sub: string | undefined, attributes: unknown, allowedCallers: unknown) {
     this.jwk = jwk;
     this.kid = jwk.kid;
     this.sub = sub;
     const parsed = parseBundleAttributes(attributes);
+    const pins = parseAllowedCallers(allowedCallers);
     this.attributes = parsed.ok ? parsed.attributes : {};
+    this.allowedCallers = pins.ok ? pins.pins : [];
     this.attributesProblem = parsed.ok ? undefined : parsed.problem;
+    this.allowedCallersProblem = pins.ok ? undefined : pins.problem;
   }
 
   /** Builds a key from a JWKS member; `undefined` for members that cannot verify signatures. */
@@ -64,7 +80,7 @@ export class VerificationKey {
     if (use !== undefined) jwk.use = use;
     const ops = src.key_ops;
     if (Array.isArray(ops) && ops.every((op) => typeof op === "string")) jwk.key_ops = ops;
-    return new VerificationKey(jwk, pick("sub"), src.attributes);
+    return new VerificationKey(jwk, pick("sub"), src.attributes, src.allowedCallers);
   }
 
   /** True when this key may verify a signature made with `alg` (type, curve, `alg`, `use`, `key_ops`). */

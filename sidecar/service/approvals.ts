@@ -1,6 +1,7 @@
 import type { Approval, ApprovalRow, ApprovalStore, VoteResult } from "../approvals/approval-store.js";
 import type { AuditFields, AuditSink } from "../audit/index.js";
 import { LeaseholdError } from "../errors.js";
+import { attestedCaller, requirePinnedCaller } from "./caller-binding.js";
 import type { LeaseStore } from "../leases/index.js";
 import { approvalView } from "./approval-view.js";
 import type { Checkout } from "./checkout.js";
@@ -77,6 +78,10 @@ export class ApprovalDesk {
     // One-time like any state-changing request: a poll may redeem, and a token captured from an
     // earlier poll must not be the one that does.
     const caller = await this.o.identity.verify(presented.token);
+    await requirePinnedCaller(caller, attestedCaller(meta), this.o.audit, {
+      approval_id: id,
+      request_id: meta.requestId,
+    });
     const a = await store.get(id);
     if (!a || a.agent !== caller.subject)
       throw new LeaseholdError("not_found", "no such approval for this agent");

@@ -1,6 +1,8 @@
 import type { CallerAttestation, ProcessTree } from "../attest/types.js";
-import type { AuditCaller } from "../audit/index.js";
+import type { AuditCaller, AuditFields, AuditSink } from "../audit/index.js";
+import { LeaseholdError } from "../errors.js";
 import type { CallerMismatchAction, CallerPart, LeaseCaller } from "../leases/index.js";
+import type { CallerPinPort, VerifiedCaller } from "./ports.js";
 import type { RequestMeta } from "./request-meta.js";
 
 /** What `identity.bindCaller` and `identity.onCallerMismatch` say, and how process ancestry is read. */
@@ -117,4 +119,44 @@ export function mismatchMessage(part: MismatchPart): string {
     unattested: "this caller could not be attested",
   };
   return `the lease is bound to another local process (the one that checked it out): ${what[part]}`;
+}
+
+/** Whether an attested caller equals a pin on every part it names; an unattested one never does. */
+export function matchesPin(caller: CallerAttestation, pin: CallerPinPort): boolean {
+  if (!caller.attested) return false;
+  if (pin.uid !== undefined && pin.uid !== caller.uid) return false;
+  if (pin.exe_sha256 !== undefined && pin.exe_sha256 !== caller.exe_sha256) return false;
+  if (pin.cgroup !== undefined && pin.cgroup !== caller.cgroup) return false;
+  return true;
+}
+
+/**
+ * An agent key pinned to local callers (`allowedCallers` in its trust bundle) acts only from one
+ * of them: otherwise the request is refused (401 unauthenticated, as any identity refusal) once
+ * its `decision` record (`scope: caller_pin`) is written. Returns the request's caller when it
+ * was attested for the check (`undefined` for an unpinned key: nothing was asked).
+ */
+export async function requirePinnedCaller(
+  identity: VerifiedCaller,
+  caller: CallerAttestation | Promise<CallerAttestation>,
+  audit: AuditSink,
+  fields: Omit<AuditFields<"decision">, "event" | "scope">,
+): Promise<void> {
+  const pins = identity.allowedCallers;
+  if (pins === undefined) return;
+  const current = await caller;
+  if (pins.some((pin) => matchesPin(current, pin))) return;
+  const reason = current.attested
+    ? "the agent's key is pinned to other local callers (allowedCallers)"
+    : "the agent's key is pinned to local callers (allowedCallers) and this caller could not be attested";
+  await audit.append({
+    ...fields,
+    event: "decision",
+    scope: "caller_pin",
+    decision: "deny",
+    agent: identity.subject,
+    caller: auditCaller(current),
+    reason,
+  });
+  throw new LeaseholdError("unauthenticated", reason);
 }

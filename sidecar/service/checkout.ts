@@ -10,7 +10,7 @@ import type { ResourceCatalog } from "../resources/catalog.js";
 import type { StoredRegistration } from "../resources/types.js";
 import { agentDecision } from "./agent-decision.js";
 import { type ApprovalView, requestApproval } from "./approval-view.js";
-import { attestedCaller, leaseCaller } from "./caller-binding.js";
+import { attestedCaller, leaseCaller, requirePinnedCaller } from "./caller-binding.js";
 import type { DecisionGate } from "./decision-gate.js";
 import { auditLease, registeredResource } from "./lease-audit.js";
 import { type LeaseAuth, type PresentedToken, identityToken } from "./lease-auth.js";
@@ -126,6 +126,7 @@ export class Checkout {
       resource: reg.name,
       request_id: meta.requestId,
     };
+    await requirePinnedCaller(caller, local, this.o.audit, attempt);
     const jkt = await this.o.auth.proofAtIssue(presented, attempt);
     await this.withinDelegatedScope(caller, reg, attempt);
     const localCaller = await local;

@@ -29,6 +29,18 @@ export interface VerifiedCaller {
    */
   readonly attributes: Readonly<Record<string, unknown>>;
   readonly delegation?: VerifiedDelegation | undefined;
+  /**
+   * The local callers the agent's key is pinned to (`allowedCallers` beside it in the trust
+   * bundle): a request whose attested caller matches none is refused. Absent: any caller.
+   */
+  readonly allowedCallers?: readonly CallerPinPort[] | undefined;
+}
+
+/** One local caller an agent key is pinned to: a caller matches when equal on every part named. */
+export interface CallerPinPort {
+  readonly uid?: number | undefined;
+  readonly exe_sha256?: string | undefined;
+  readonly cgroup?: string | undefined;
 }
 
 export interface IdentityPort {

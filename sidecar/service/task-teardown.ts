@@ -1,3 +1,4 @@
+import { attestedCaller, requirePinnedCaller } from "./caller-binding.js";
 import type { AuditSink } from "../audit/index.js";
 import type { LeaseRef, LeaseStore } from "../leases/index.js";
 import { identityToken, type PresentedToken } from "./lease-auth.js";
@@ -40,6 +41,10 @@ export class TaskTeardown {
       presented.token,
       delegation === undefined ? undefined : { delegation },
     );
+    await requirePinnedCaller(caller, attestedCaller(meta), this.o.audit, {
+      task_id: taskId,
+      request_id: meta.requestId,
+    });
     const ended: LeaseView[] = [];
     for (const { resource, id } of await this.heldBy(caller.subject, taskId)) {
       const lease = await this.o.end.endLease(resource, id, "checkin", meta.requestId);

@@ -148,7 +148,7 @@ describe("the policy context table", () => {
       ok: true,
       errors: [],
       warnings: [],
-      policies: FIELDS.map(([name]) => `reads-${name}`),
+      policies: expect.arrayContaining(FIELDS.map(([name]) => `reads-${name}`)),
     });
     const engine = await loadPolicy({ file });
     const decision = engine.decide({

@@ -102,6 +102,7 @@ describe("policy context helpers", () => {
       active_leases: 0,
       approved: false,
       dpop: false,
+      caller: { attested: false, uid: -1, exe_sha256: "", cgroup: "" },
     });
     expect(parsePolicyContext([1])).toEqual({ ok: false, error: "context must be a JSON object" });
     expect(parsePolicyContext({ delegated_by: "spiffe://example.org/agent/boss" }, at)).toMatchObject({

@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AttestedCaller, CallerAttestation } from "../../sidecar/attest/types.js";
+import { generateAgentKey, mintIdentityAssertion } from "../../sidecar/identity/index.js";
 import type { CheckoutOk, LeaseService, RequestMeta } from "../../sidecar/service/index.js";
 import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
 import { attestPid } from "../support/proc-caller.js";
@@ -278,6 +279,65 @@ unless { context.caller.attested && context.caller.exe_sha256 == "${self.exe_sha
     expect(decision?.policies).toEqual(["b-only-from-node"]);
     await svc.checkin(out.token, out.lease.id, by(self));
     await waitFor("the account to be available", async () => (await accountState(lh)) === "available");
+  });
+});
+
+describe("allowedCallers: an agent key pinned to local callers", () => {
+  let lh: InProcessSidecar;
+  const C = "spiffe://example.org/agent/c";
+  let keyFile: string;
+
+  /** Rewrites agent c's entry in the trust bundle with these `allowedCallers`. */
+  async function pin(allowedCallers: unknown): Promise<void> {
+    const bundle = join(lh.dir, "trust", "agents.jwks.json");
+    const doc = JSON.parse(await readFile(bundle, "utf8")) as { keys: Rec[] };
+    for (const k of doc.keys) if (k.sub === C) k.allowedCallers = allowedCallers;
+    await writeFile(bundle, JSON.stringify(doc, null, 2));
+  }
+
+  const checkoutAsC = async (caller: CallerAttestation | undefined) =>
+    (await lh.sidecar.leaseService.checkout(
+      await mintIdentityAssertion({ keyFile, audience: "leasehold", ttlSeconds: 60 }),
+      { resource: lh.resource, task: { id: "T-pin" }, intent: { action: "read" }, ttl: 120 },
+      by(caller),
+    )) as CheckoutOk;
+
+  beforeAll(async () => {
+    lh = await boot({ identity: { trust: TRUST } });
+    keyFile = (await generateAgentKey({ id: C, outDir: join(lh.dir, "trust") })).keyFile;
+  });
+  afterAll(async () => {
+    await lh?.close();
+  });
+
+  it("a pinned key checks out only from a matching caller; others and unattested callers are refused and audited", async () => {
+    await pin([{ uid: self.uid, exe_sha256: self.exe_sha256 }, { cgroup: "/nowhere.slice" }]);
+    const sleeper = await start("sleep", ["300"]);
+    const refused = await refusal(checkoutAsC(sleeper.caller));
+    expect(refused.code).toBe("unauthenticated");
+    expect(refused.message).toContain("allowedCallers");
+    expect((await refusal(checkoutAsC(undefined))).message).toContain("could not be attested");
+    const denied = (await auditRecords(lh)).filter((r) => r.scope === "caller_pin");
+    expect(denied[0]).toMatchObject({
+      event: "decision",
+      decision: "deny",
+      agent: C,
+      resource: lh.resource,
+      caller: { attested: true, pid: sleeper.pid, exe_sha256: sleeper.caller.exe_sha256 },
+    });
+    expect(denied[1]).toMatchObject({ caller: { attested: false } });
+
+    const out = await checkoutAsC(self);
+    expect(out.lease.agent).toBe(C);
+    await lh.sidecar.leaseService.checkin(out.token, out.lease.id, by(self));
+    await waitFor("the account to be available", async () => (await accountState(lh)) === "available");
+  });
+
+  it("an unusable allowedCallers member makes the key verify nothing", async () => {
+    await pin([{ uid: "root" }]);
+    expect((await refusal(checkoutAsC(self))).message).toContain("unusable");
+    await pin([]);
+    expect((await refusal(checkoutAsC(self))).message).toContain("unusable");
   });
 });
 
