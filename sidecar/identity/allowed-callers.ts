@@ -30,7 +30,10 @@ export function parseAllowedCallers(
     const e = entry as Record<string, unknown>;
     const unknown = Object.keys(e).find((k) => !MEMBERS.has(k));
     if (unknown !== undefined) {
-      return { ok: false, problem: `${where}: unknown member "${unknown.slice(0, 64)}" (uid, exe_sha256, cgroup)` };
+      return {
+        ok: false,
+        problem: `${where}: unknown member "${unknown.slice(0, 64)}" (uid, exe_sha256, cgroup)`,
+      };
     }
     const pin: { uid?: number; exe_sha256?: string; cgroup?: string } = {};
     if (e.uid !== undefined) {
@@ -44,7 +47,12 @@ export function parseAllowedCallers(
       pin.exe_sha256 = e.exe_sha256;
     }
     if (e.cgroup !== undefined) {
-      if (typeof e.cgroup !== "string" || e.cgroup === "" || e.cgroup.length > MAX_CGROUP || UNPRINTABLE.test(e.cgroup))
+      if (
+        typeof e.cgroup !== "string" ||
+        e.cgroup === "" ||
+        e.cgroup.length > MAX_CGROUP ||
+        UNPRINTABLE.test(e.cgroup)
+      )
         return { ok: false, problem: `${where}.cgroup must be a cgroup path` };
       pin.cgroup = e.cgroup;
     }

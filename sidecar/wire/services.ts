@@ -6,7 +6,13 @@ import type { Logger } from "../logger.js";
 import { loadPolicy } from "../policy/index.js";
 import { ProxyManager } from "../proxy/index.js";
 import { AdminRotation, type CrashPoint, Reconciler, RotationEngine } from "../rotation/index.js";
-import { DecisionGate, LeaseService, OperatorService, ResourceService } from "../service/index.js";
+import {
+  type CallerBindingOptions,
+  DecisionGate,
+  LeaseService,
+  OperatorService,
+  ResourceService,
+} from "../service/index.js";
 import type { IdentityParts } from "./identity.js";
 import type { Infrastructure } from "./infrastructure.js";
 import { logText } from "../util/dependency-error.js";
@@ -30,6 +36,19 @@ export interface Services {
   readonly cluster: ClusterIdentity;
   /** Starts or stops each resource's local listener to match the registrations. */
   syncProxies(): Promise<void>;
+}
+
+/** Pending approvals in Redis, with the config's quorum and per-agent cap. */
+function approvalStore(config: Config, infra: Infrastructure): ApprovalStore {
+  return new ApprovalStore(infra.redis, infra.prefix, {
+    minApprovers: config.approvals.minApprovers,
+    maxPendingPerAgent: config.approvals.maxPendingPerAgent,
+  });
+}
+
+/** Leases bound to the local caller that checked them out (`identity.bindCaller`, issue 22). */
+function callerBinding(config: Config, tree: ProcessTree | undefined): CallerBindingOptions {
+  return { parts: config.identity.bindCaller, onMismatch: config.identity.onCallerMismatch, tree };
 }
 
 /** Builds policy, rotation, the lease and resource services, the operators' gate and the listeners. */
@@ -87,18 +106,11 @@ export async function wireServices(
     audit,
     events,
     log,
-    approvals: new ApprovalStore(redis, prefix, {
-      minApprovers: config.approvals.minApprovers,
-      maxPendingPerAgent: config.approvals.maxPendingPerAgent,
-    }),
+    approvals: approvalStore(config, infra),
     approvalTtlSeconds: config.approvals.ttl,
     checkoutsPerMinute: config.limits.checkoutsPerMinute,
     cluster,
-    binding: {
-      parts: config.identity.bindCaller,
-      onMismatch: config.identity.onCallerMismatch,
-      tree: processTree,
-    },
+    binding: callerBinding(config, processTree),
   });
   const proxyManager = new ProxyManager({
     leases: leaseService,

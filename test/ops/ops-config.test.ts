@@ -17,7 +17,7 @@ describe("the ops: config section", () => {
     const c = opsConfigSchema.parse({
       webhook: { url: "https://pager.example.org/hook", secret: "0123456789abcdef" },
     });
-    expect(c.webhook?.events).toEqual(["rotation_failed", "quarantined", "expiring_soon"]);
+    expect(c.webhook?.events).toEqual(["rotation_failed", "quarantined", "expiring_soon", "caller_mismatch"]);
   });
 
   it("takes a Standard Webhooks secret (whsec_ and base64 of 24+ bytes) and names the rule a bad one breaks", () => {
