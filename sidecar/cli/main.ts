@@ -7,6 +7,7 @@ import { registerAgentCommands } from "./commands/agent.js";
 import { registerApprovalCommands } from "./commands/approvals.js";
 import { registerAuditCommands } from "./commands/audit.js";
 import { registerClusterCommands } from "./commands/cluster.js";
+import { registerCompletionCommand } from "./commands/completion.js";
 import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerKeyCommands } from "./commands/keys.js";
 import { registerLeaseCommands } from "./commands/leases.js";
@@ -44,7 +45,7 @@ function buildProgram(): Command {
     )
     .version(packageVersion(), "-V, --version", "print the version")
     .option("-c, --config <file>", "config file (default: $LEASEHOLD_CONFIG or ./leasehold.yaml)")
-    .option("--json", "machine-readable output")
+    .option("--json", "machine-readable output: JSON on stdout (listing commands also take --output json)")
     .option(
       "--identity-key <file>",
       "act as the operator whose key file this is (policy decides each action) instead of with the admin token",
@@ -65,6 +66,7 @@ function buildProgram(): Command {
   registerDoctorCommand(program, cli);
   registerExecCommand(program);
   registerCheckoutCommands(program);
+  registerCompletionCommand(program);
   return program;
 }
 
