@@ -46,7 +46,7 @@ export function buildProgram(): Command {
       "--identity-key <file>",
       "act as the operator whose key file this is (policy decides each action) instead of with the admin token",
     )
-    .showHelpAfterError()
+    .showHelpAfterError("(add --help for usage and examples)")
     .showSuggestionAfterError()
     .exitOverride();
   const cli = createCliContext(program);

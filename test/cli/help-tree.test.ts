@@ -96,6 +96,7 @@ describe("leasehold --help teaches (issue 18 item 5)", () => {
       expect((err as CommanderError).code).toBe("commander.unknownCommand");
       expect(sink.text).toContain(`error: unknown command '${typo}'`);
       expect(sink.text).toContain(`(Did you mean ${first}?)`);
+    expect(sink.text).toContain("(add --help for usage and examples)");
     },
   );
 
