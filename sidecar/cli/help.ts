@@ -25,7 +25,7 @@ export const OUTPUT_FORMATS = ["table", "json"] as const;
  */
 export function withOutputOption(cmd: Command): Command {
   return cmd.addOption(
-    new Option("-o, --output <format>", "table (default) or json: the API's objects as one JSON document")
+    new Option("-o, --output <format>", "a table, or json: the API's answer as one JSON document on stdout")
       .choices([...OUTPUT_FORMATS])
       .default("table"),
   );

@@ -14,6 +14,7 @@ import { registerPolicyCommands } from "./commands/policy.js";
 import { registerResourceCommands } from "./commands/resources.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { createCliContext } from "./context.js";
+import { examples } from "./help.js";
 
 /** The version in the package.json beside dist/ (or beside sidecar/ when run from source). */
 function packageVersion(): string {
@@ -48,7 +49,17 @@ export function buildProgram(): Command {
     )
     .showHelpAfterError("(add --help for usage and examples)")
     .showSuggestionAfterError()
-    .exitOverride();
+    .exitOverride()
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold serve --config /etc/leasehold/leasehold.yaml",
+        "leasehold leases list --output json",
+        "leasehold exec --resource orders-db --task TICKET-1 --intent read -- psql -c 'select 1'",
+        "leasehold leases --help          # each command's options and examples",
+        "source <(leasehold completion bash)",
+      ),
+    );
   const cli = createCliContext(program);
   registerServeCommand(program, cli);
   registerResourceCommands(program, cli);
