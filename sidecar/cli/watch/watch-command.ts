@@ -1,6 +1,6 @@
 import { readAdminToken } from "../../admin-token.js";
 import type { Config } from "../../config.js";
-import { escapeText, jsonSafe } from "../../util/text.js";
+import { escapeText, jsonSafe } from "../../util/escape.js";
 import { sidecarTcpUrl } from "../http-client.js";
 import { readSse } from "./sse-reader.js";
 import { eventLine, leaseLine, renderScreen } from "./watch-render.js";

@@ -1,4 +1,4 @@
-import { escapeText as esc } from "../../util/text.js";
+import { escapeText as esc } from "../../util/escape.js";
 import type { WatchEvent, WatchLease, WatchState } from "./watch-state.js";
 
 export interface RenderOptions {
