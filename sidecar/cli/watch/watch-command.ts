@@ -3,8 +3,8 @@ import type { Config } from "../../config.js";
 import { escapeText, jsonSafe } from "../../util/escape.js";
 import { sidecarTcpUrl } from "../http-client.js";
 import { readSse } from "./sse-reader.js";
-import { eventLine, leaseLine, renderScreen } from "./watch-render.js";
-import { type WatchEvent, WatchState } from "./watch-state.js";
+import { colorWanted, eventLine, leaseLine, renderScreen } from "./watch-render.js";
+import { leasesInOrder, Selection, type WatchEvent, WatchState } from "./watch-state.js";
 
 /** Where the view is written: process.stdout, or anything shaped like it. */
 export interface WatchOutput {
@@ -14,6 +14,16 @@ export interface WatchOutput {
   readonly rows?: number | undefined;
   on?(event: "resize", listener: () => void): unknown;
   off?(event: "resize", listener: () => void): unknown;
+}
+
+/** Where keys come from: process.stdin, or anything shaped like it. */
+export interface WatchInput {
+  readonly isTTY?: boolean | undefined;
+  setRawMode?(raw: boolean): unknown;
+  on(event: "data", listener: (chunk: Buffer | string) => void): unknown;
+  off(event: "data", listener: (chunk: Buffer | string) => void): unknown;
+  resume(): unknown;
+  pause(): unknown;
 }
 
 export interface WatchOptions {
@@ -26,10 +36,22 @@ export interface WatchOptions {
   readonly thresholdSeconds?: number;
   /** Line mode prints JSON (one object per line) instead of text. @default false */
   readonly json?: boolean;
-  /** Full-screen view; otherwise one line per event. @default out.isTTY, unless json */
+  /** Full-screen view; otherwise one line per event. @default out.isTTY, unless json or lines */
   readonly tty?: boolean;
-  /** ANSI colours in the full-screen view. @default true */
+  /** One line per lease of the snapshot, then one per event, even on a terminal. @default false */
+  readonly lines?: boolean;
+  /** ANSI colours in the full-screen view. @default colorWanted(env, out.isTTY) */
   readonly color?: boolean;
+  /** Read for NO_COLOR. @default process.env */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * The operator's keys (a terminal, put in raw mode while the view runs): up/down or k/j move
+   * the selection, `r` asks to revoke the selected lease (y confirms), `q` or Ctrl-C quits.
+   * Without it, or when it is not a terminal, the view only shows.
+   */
+  readonly input?: WatchInput;
+  /** Revokes one lease by id (`leases revoke ID`'s call); rejects with the reason it failed. */
+  readonly revoke?: (leaseId: string) => Promise<unknown>;
   /** Ends the watch (resolves). */
   readonly signal?: AbortSignal;
   /** A stream silent this long is reconnected, ms. @default 45000 (three heartbeats) */
@@ -48,6 +70,21 @@ export async function watchTargetFromConfig(config: Config): Promise<{ url: stri
 /** A refusal that reconnecting cannot fix. */
 class WatchRefused extends Error {}
 
+/** One key: an escape sequence (arrow keys) or one character (built from a string: the linter refuses ESC in a regex literal). */
+const KEY = new RegExp(
+  `${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z~]|${String.fromCharCode(27)}O[A-Za-z]|[\\s\\S]`,
+  "g",
+);
+
+/** Splits what a terminal sent into keys (an arrow key is one escape sequence). */
+export function keysOf(chunk: string): string[] {
+  return chunk.match(KEY) ?? [];
+}
+
+const UP = new Set(["\x1b[A", "\x1bOA", "k"]);
+const DOWN = new Set(["\x1b[B", "\x1bOB", "j"]);
+const QUIT = new Set(["q", "Q", "\x03"]);
+
 const ENTER = "\x1b[?1049h\x1b[?25l";
 const LEAVE = "\x1b[?25h\x1b[?1049l";
 
@@ -59,45 +96,105 @@ const LEAVE = "\x1b[?25h\x1b[?1049l";
  */
 export async function watchCommand(o: WatchOptions): Promise<void> {
   const now = o.now ?? Date.now;
-  const tty = o.tty ?? (o.out.isTTY === true && !o.json);
+  const tty = o.tty ?? (o.out.isTTY === true && !o.json && !o.lines);
   const threshold = o.thresholdSeconds ?? 60;
   if (!Number.isFinite(threshold) || threshold < 0)
     throw new Error("--threshold: a number of seconds, 0 or more");
+  const quit = new AbortController();
+  const onAbort = () => quit.abort();
+  if (o.signal?.aborted) quit.abort();
+  o.signal?.addEventListener("abort", onAbort);
+  const signal = quit.signal;
+  const input = tty && o.input?.isTTY === true && o.input.setRawMode ? o.input : undefined;
   const state = new WatchState();
+  const selection = new Selection();
   let status = "connecting";
+  /** What the last line says: the keys, a question, or how the last revoke went. */
+  let footer: string | undefined = input ? keysHelp(o.revoke !== undefined) : undefined;
+  let asking: { id: string } | undefined;
   const draw = () => {
-    if (!tty) return;
+    if (!tty || signal.aborted) return;
     const lines = renderScreen(state, {
       width: o.out.columns ?? 80,
       height: o.out.rows ?? 24,
       thresholdSeconds: threshold,
-      color: o.color ?? true,
+      color: o.color ?? colorWanted(o.env ?? process.env, o.out.isTTY === true),
       status,
       now: now() + state.offsetMs,
+      selected: input ? selection.resolve(leasesInOrder(state).map((l) => l.id)) : undefined,
+      footer,
     });
     o.out.write(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join("\n")}\x1b[J`);
   };
   const line = (text: string, obj: unknown) => {
     if (!tty) o.out.write(`${o.json ? jsonSafe(JSON.stringify(obj)) : text}\n`);
   };
+  const revoke = (id: string) => {
+    const run = o.revoke;
+    if (!run) return;
+    footer = `revoking ${id} ...`;
+    run(id).then(
+      () => {
+        footer = `revoked ${id}`;
+        draw();
+      },
+      (err: unknown) => {
+        footer = `revoke ${id} failed: ${(err as Error).message}`;
+        draw();
+      },
+    );
+  };
+  const onKey = (key: string) => {
+    if (key === "\x03") return quit.abort();
+    if (asking) {
+      const { id } = asking;
+      asking = undefined;
+      if (key === "y" || key === "Y") revoke(id);
+      else footer = `not revoked: ${id}`;
+    } else if (QUIT.has(key)) {
+      return quit.abort();
+    } else if (UP.has(key) || DOWN.has(key)) {
+      selection.move(
+        leasesInOrder(state).map((l) => l.id),
+        UP.has(key) ? -1 : 1,
+      );
+    } else if ((key === "r" || key === "R") && o.revoke) {
+      const ids = leasesInOrder(state).map((l) => l.id);
+      const id = selection.resolve(ids);
+      const lease = id === undefined ? undefined : state.leases.get(id);
+      if (lease) {
+        asking = { id: lease.id };
+        footer = `revoke lease ${lease.id} of ${lease.resource}/${lease.account} (agent ${lease.agent})? [y/N]`;
+      } else footer = "no lease selected";
+    } else return;
+    draw();
+  };
+  const onData = (chunk: Buffer | string) => {
+    for (const key of keysOf(chunk.toString())) onKey(key);
+  };
   let timer: NodeJS.Timeout | undefined;
   if (tty) {
     o.out.write(ENTER);
+    if (input) {
+      input.setRawMode?.(true);
+      input.on("data", onData);
+      input.resume();
+    }
     timer = setInterval(draw, 1000);
     o.out.on?.("resize", draw);
     draw();
   }
   try {
     let delay = 1000;
-    while (!o.signal?.aborted) {
+    while (!signal.aborted) {
       try {
-        await follow(o, state, {
+        await follow({ ...o, signal }, state, {
           onSnapshot: (snap) => {
             status = "live";
             delay = 1000;
             if (!tty) {
               if (o.json) line("", { type: "snapshot", ...(snap as object) });
-              else for (const l of state.leases.values()) line(leaseLine(l, now() + state.offsetMs), l);
+              else for (const l of leasesInOrder(state)) line(leaseLine(l, now() + state.offsetMs), l);
             }
             draw();
           },
@@ -106,18 +203,18 @@ export async function watchCommand(o: WatchOptions): Promise<void> {
             draw();
           },
         });
-        if (o.signal?.aborted) break;
+        if (signal.aborted) break;
         status = "stream ended; reconnecting";
       } catch (err) {
         if (err instanceof WatchRefused) throw err;
-        if (o.signal?.aborted) break;
+        if (signal.aborted) break;
         status = `reconnecting: ${(err as Error).message}`;
         if (!tty) (o.errors ?? process.stderr).write(`leasehold: ${escapeText(status)}\n`);
       }
       draw();
       await new Promise<void>((r) => {
         const t = setTimeout(r, delay);
-        o.signal?.addEventListener("abort", () => {
+        signal.addEventListener("abort", () => {
           clearTimeout(t);
           r();
         });
@@ -126,11 +223,21 @@ export async function watchCommand(o: WatchOptions): Promise<void> {
     }
   } finally {
     clearInterval(timer);
+    o.signal?.removeEventListener("abort", onAbort);
     if (tty) {
       o.out.off?.("resize", draw);
+      if (input) {
+        input.off("data", onData);
+        input.setRawMode?.(false);
+        input.pause();
+      }
       o.out.write(LEAVE);
     }
   }
+}
+
+function keysHelp(canRevoke: boolean): string {
+  return canRevoke ? "up/down or k/j select  r revoke  q quit" : "q quit";
 }
 
 /** One connection: applies the snapshot and events to `state` until the stream ends. */
