@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { keysOf } from "../../sidecar/cli/watch/watch-command.js";
+import { keysOf, WatchKeys } from "../../sidecar/cli/watch/watch-keys.js";
+import { waitFor } from "../support/wait-for.js";
 import { colorWanted, leaseLine, renderScreen } from "../../sidecar/cli/watch/watch-render.js";
 import { leasesInOrder, Selection, WatchState } from "../../sidecar/cli/watch/watch-state.js";
 
@@ -108,5 +109,54 @@ describe("selection", () => {
 
   it("splits terminal input into keys (arrows are one key)", () => {
     expect(keysOf(`j${ESC}[Ak${ESC}OBry`)).toEqual(["j", `${ESC}[A`, "k", `${ESC}OB`, "r", "y"]);
+  });
+});
+
+describe("the keys", () => {
+  it("r asks naming the lease id and resource, only y revokes, a failure is shown on the last line", async () => {
+    const s = stateWith(lease("lse_a", 100_000), lease("lse_b", 200_000));
+    const asked: string[] = [];
+    let fail = false;
+    let quits = 0;
+    const keys = new WatchKeys({
+      state: s,
+      revoke: async (id) => {
+        asked.push(id);
+        if (fail) throw new Error("lease_not_found: no such lease");
+      },
+      changed: () => {},
+      quit: () => quits++,
+    });
+    expect(keys.footer).toContain("r revoke");
+    keys.onData("jr");
+    expect(keys.footer).toBe(
+      "revoke lease lse_b of orders-db/app_b (agent spiffe://example.org/agent/a)? [y/N]",
+    );
+    keys.onData("\r");
+    expect(keys.footer).toBe("not revoked: lse_b");
+    keys.onData("q");
+    expect(quits).toBe(1);
+    keys.onData("ry");
+    await waitFor("the revoke's result", () => keys.footer === "revoked lse_b");
+    fail = true;
+    keys.onData("kry");
+    await waitFor("the failure", () => keys.footer.startsWith("revoke lse_a failed"));
+    expect(keys.footer).toBe("revoke lse_a failed: lease_not_found: no such lease");
+    expect(asked).toEqual(["lse_b", "lse_a"]);
+    // At the question, q is a "no", Ctrl-C still quits.
+    keys.onData("rq");
+    expect(keys.footer).toBe("not revoked: lse_a");
+    keys.onData("r\x03");
+    expect(quits).toBe(2);
+    s.leases.clear();
+    keys.onData("r");
+    expect(keys.footer).toBe("no lease selected");
+    expect(asked).toHaveLength(2);
+  });
+
+  it("without a revoke function r does nothing and only q is offered", () => {
+    const keys = new WatchKeys({ state: stateWith(lease("lse_a", 1000)), changed: () => {}, quit: () => {} });
+    keys.onData("ry");
+    expect(keys.footer).toBe("q quit");
   });
 });

@@ -4,7 +4,8 @@ import { escapeText, jsonSafe } from "../../util/escape.js";
 import { sidecarTcpUrl } from "../http-client.js";
 import { readSse } from "./sse-reader.js";
 import { colorWanted, eventLine, leaseLine, renderScreen } from "./watch-render.js";
-import { leasesInOrder, Selection, type WatchEvent, WatchState } from "./watch-state.js";
+import { WatchKeys } from "./watch-keys.js";
+import { leasesInOrder, type WatchEvent, WatchState } from "./watch-state.js";
 
 /** Where the view is written: process.stdout, or anything shaped like it. */
 export interface WatchOutput {
@@ -70,21 +71,6 @@ export async function watchTargetFromConfig(config: Config): Promise<{ url: stri
 /** A refusal that reconnecting cannot fix. */
 class WatchRefused extends Error {}
 
-/** One key: an escape sequence (arrow keys) or one character (built from a string: the linter refuses ESC in a regex literal). */
-const KEY = new RegExp(
-  `${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z~]|${String.fromCharCode(27)}O[A-Za-z]|[\\s\\S]`,
-  "g",
-);
-
-/** Splits what a terminal sent into keys (an arrow key is one escape sequence). */
-export function keysOf(chunk: string): string[] {
-  return chunk.match(KEY) ?? [];
-}
-
-const UP = new Set(["\x1b[A", "\x1bOA", "k"]);
-const DOWN = new Set(["\x1b[B", "\x1bOB", "j"]);
-const QUIT = new Set(["q", "Q", "\x03"]);
-
 const ENTER = "\x1b[?1049h\x1b[?25l";
 const LEAVE = "\x1b[?25h\x1b[?1049l";
 
@@ -107,11 +93,10 @@ export async function watchCommand(o: WatchOptions): Promise<void> {
   const signal = quit.signal;
   const input = tty && o.input?.isTTY === true && o.input.setRawMode ? o.input : undefined;
   const state = new WatchState();
-  const selection = new Selection();
   let status = "connecting";
-  /** What the last line says: the keys, a question, or how the last revoke went. */
-  let footer: string | undefined = input ? keysHelp(o.revoke !== undefined) : undefined;
-  let asking: { id: string } | undefined;
+  const keys = input
+    ? new WatchKeys({ state, revoke: o.revoke, changed: () => draw(), quit: () => quit.abort() })
+    : undefined;
   const draw = () => {
     if (!tty || signal.aborted) return;
     const lines = renderScreen(state, {
@@ -121,63 +106,20 @@ export async function watchCommand(o: WatchOptions): Promise<void> {
       color: o.color ?? colorWanted(o.env ?? process.env, o.out.isTTY === true),
       status,
       now: now() + state.offsetMs,
-      selected: input ? selection.resolve(leasesInOrder(state).map((l) => l.id)) : undefined,
-      footer,
+      selected: keys?.selected(),
+      footer: keys?.footer,
     });
     o.out.write(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join("\n")}\x1b[J`);
   };
   const line = (text: string, obj: unknown) => {
     if (!tty) o.out.write(`${o.json ? jsonSafe(JSON.stringify(obj)) : text}\n`);
   };
-  const revoke = (id: string) => {
-    const run = o.revoke;
-    if (!run) return;
-    footer = `revoking ${id} ...`;
-    run(id).then(
-      () => {
-        footer = `revoked ${id}`;
-        draw();
-      },
-      (err: unknown) => {
-        footer = `revoke ${id} failed: ${(err as Error).message}`;
-        draw();
-      },
-    );
-  };
-  const onKey = (key: string) => {
-    if (key === "\x03") return quit.abort();
-    if (asking) {
-      const { id } = asking;
-      asking = undefined;
-      if (key === "y" || key === "Y") revoke(id);
-      else footer = `not revoked: ${id}`;
-    } else if (QUIT.has(key)) {
-      return quit.abort();
-    } else if (UP.has(key) || DOWN.has(key)) {
-      selection.move(
-        leasesInOrder(state).map((l) => l.id),
-        UP.has(key) ? -1 : 1,
-      );
-    } else if ((key === "r" || key === "R") && o.revoke) {
-      const ids = leasesInOrder(state).map((l) => l.id);
-      const id = selection.resolve(ids);
-      const lease = id === undefined ? undefined : state.leases.get(id);
-      if (lease) {
-        asking = { id: lease.id };
-        footer = `revoke lease ${lease.id} of ${lease.resource}/${lease.account} (agent ${lease.agent})? [y/N]`;
-      } else footer = "no lease selected";
-    } else return;
-    draw();
-  };
-  const onData = (chunk: Buffer | string) => {
-    for (const key of keysOf(chunk.toString())) onKey(key);
-  };
   let timer: NodeJS.Timeout | undefined;
   if (tty) {
     o.out.write(ENTER);
-    if (input) {
+    if (input && keys) {
       input.setRawMode?.(true);
-      input.on("data", onData);
+      input.on("data", keys.onData);
       input.resume();
     }
     timer = setInterval(draw, 1000);
@@ -226,18 +168,14 @@ export async function watchCommand(o: WatchOptions): Promise<void> {
     o.signal?.removeEventListener("abort", onAbort);
     if (tty) {
       o.out.off?.("resize", draw);
-      if (input) {
-        input.off("data", onData);
+      if (input && keys) {
+        input.off("data", keys.onData);
         input.setRawMode?.(false);
         input.pause();
       }
       o.out.write(LEAVE);
     }
   }
-}
-
-function keysHelp(canRevoke: boolean): string {
-  return canRevoke ? "up/down or k/j select  r revoke  q quit" : "q quit";
 }
 
 /** One connection: applies the snapshot and events to `state` until the stream ends. */
