@@ -3,6 +3,7 @@ import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
 import { escapeText } from "../../util/escape.js";
 import { withExamples, withOutputOption } from "../help.js";
+import { revokeLease } from "../revoke-lease.js";
 import { table } from "../table.js";
 
 function addList(leases: Command, cli: CliContext): void {
@@ -54,12 +55,14 @@ function addWatch(leases: Command, cli: CliContext): void {
   const watch = leases
     .command("watch")
     .description("live view of active leases, refreshed from the event stream")
-    .option("--threshold <seconds>", "highlight leases expiring within this many seconds", "60");
+    .option("--threshold <seconds>", "highlight leases expiring within this many seconds", "60")
+    .option("--lines", "one line per lease, then per event, even on a terminal");
   withExamples(
     watch,
-    "leasehold leases watch",
-    "leasehold leases watch --threshold 120   # highlight leases ending within two minutes",
-  ).action(async (opts: { threshold: string }) => {
+    "leasehold leases watch                  # full screen: j/k select, r revokes, q quits",
+    "leasehold leases watch --threshold 120  # mark leases ending within two minutes",
+    "leasehold --json leases watch --lines   # one JSON object per lease, then per event",
+  ).action(async (opts: { threshold: string; lines?: boolean }) => {
     const threshold = Number(opts.threshold);
     if (!Number.isFinite(threshold) || threshold < 0)
       throw new CliError("--threshold: a number of seconds, 0 or more");
@@ -77,6 +80,9 @@ function addWatch(leases: Command, cli: CliContext): void {
       out: process.stdout,
       thresholdSeconds: threshold,
       json: cli.json(),
+      lines: opts.lines === true,
+      input: process.stdin,
+      revoke: async (id) => revokeLease(await cli.client(), id),
       signal: ac.signal,
     });
   });
@@ -152,7 +158,7 @@ function addRevoke(leases: Command, cli: CliContext): void {
         return;
       }
       if (!id) throw new CliError(REVOKE_TARGETS);
-      const res = await c.request<unknown>("POST", `/v1/leases/${encodeURIComponent(id)}/revoke`, reason);
+      const res = await revokeLease(c, id, reason);
       cli.out(res, () => `${id} revoked`);
     },
   );
