@@ -140,7 +140,10 @@ describe.skipIf(!ROOT)("bindCaller [uid]: user B holding user A's lease id and t
   beforeAll(async () => {
     a = makeOsUser("a");
     b = makeOsUser("b");
-    [stack, rs] = await Promise.all([startStack({ policy: agentsReadPolicy(RESOURCES) }), startRedisServer()]);
+    [stack, rs] = await Promise.all([
+      startStack({ policy: agentsReadPolicy(RESOURCES) }),
+      startRedisServer(),
+    ]);
     c = new StackClient(stack);
     c.secrets.push(stack.adminPassword, "initial-ledger-1234", "initial-orders-1234", "initial-sealed-1234");
     c.secrets.push(rs.admin.password);
@@ -277,7 +280,21 @@ describe.skipIf(!ROOT)("bindCaller [uid, process]: the agent's process tree only
     // until the test has tried the lease from outside its tree.
     const script = `env > '${envFile}'; psql -X -At -c 'select current_user' > '${outFile}.tmp' 2>&1; mv '${outFile}.tmp' '${outFile}'; read go < '${fifo}'`;
     const exec = spawnCli(
-      ["exec", "--resource", "ledger-db", "--task", "BIND-2", "--intent", "read", "--tool", "psql", "--", "sh", "-c", script],
+      [
+        "exec",
+        "--resource",
+        "ledger-db",
+        "--task",
+        "BIND-2",
+        "--intent",
+        "read",
+        "--tool",
+        "psql",
+        "--",
+        "sh",
+        "-c",
+        script,
+      ],
       {
         PATH: process.env.PATH ?? "/usr/bin:/bin",
         HOME: dir,
@@ -289,10 +306,11 @@ describe.skipIf(!ROOT)("bindCaller [uid, process]: the agent's process tree only
     );
     await waitFor(
       () => `psql inside exec to finish (exec stderr: ${exec.stderr()})`,
-      async () => readFile(outFile, "utf8").then(
-        () => true,
-        () => false,
-      ),
+      async () =>
+        readFile(outFile, "utf8").then(
+          () => true,
+          () => false,
+        ),
     );
     expect((await readFile(outFile, "utf8")).trim()).toBe("app_ledger");
     const env: Record<string, string> = {};
@@ -346,7 +364,12 @@ describe.skipIf(!ROOT)("bindCaller [uid, exe]: node checked out, so curl of the 
   it("the token works from node (this process) and is refused from curl", async () => {
     const co = await c.http("POST", "/v1/checkout", {
       token: await c.assertion("a"),
-      body: { resource: "orders-db", task: { id: "BIND-3" }, intent: { action: "read", tool: "node" }, ttl: 120 },
+      body: {
+        resource: "orders-db",
+        task: { id: "BIND-3" },
+        intent: { action: "read", tool: "node" },
+        ttl: 120,
+      },
     });
     expect(co.status, JSON.stringify(co.json)).toBe(201);
     const token = co.json.token as string;
@@ -361,9 +384,11 @@ describe.skipIf(!ROOT)("bindCaller [uid, exe]: node checked out, so curl of the 
     const records = await mismatches(c, id);
     expect(records).toHaveLength(1);
     expect(records[0]).toMatchObject({ scope: "exe", caller: { uid: process.getuid?.() } });
-    expect((records[0]?.caller as { exe_sha256: string }).exe_sha256).not.toBe(
-      (records[0]?.bound_caller as { exe_sha256: string }).exe_sha256,
-    );
+    const [record] = records as Array<{
+      caller: { exe_sha256: string };
+      bound_caller: { exe_sha256: string };
+    }>;
+    expect(record?.caller.exe_sha256).not.toBe(record?.bound_caller.exe_sha256);
     // The password it revealed to node is no secret of curl's answer.
     expect(JSON.stringify(fromCurl.json)).not.toContain(fromNode.json.password as string);
   });
