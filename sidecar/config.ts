@@ -12,6 +12,7 @@ import { ConfigError, expandEnv, readConfigFile } from "./config-file.js";
 import { LEASE_EVENT_TYPES } from "./events/types.js";
 import { CALLER_PARTS } from "./leases/caller.js";
 import { webhookKey } from "./ops/webhook-signature.js";
+import { closeMatch } from "./util/close-match.js";
 import { describeIssues } from "./util/zod-errors.js";
 
 export { ConfigError, configPathFrom } from "./config-file.js";
@@ -384,6 +385,49 @@ function resolvePath(dir: string, p: string): string {
   return isAbsolute(p) ? p : resolve(dir, p);
 }
 
+/** The parts of a zod schema's definition the key lookup below reads. */
+interface SchemaDef {
+  readonly type: string;
+  readonly innerType?: unknown;
+  readonly in?: unknown;
+  readonly getter?: () => unknown;
+  readonly options?: readonly unknown[];
+  readonly shape?: Readonly<Record<string, unknown>>;
+  readonly element?: unknown;
+  readonly valueType?: unknown;
+}
+
+/** The objects, arrays and records `schema` may be, through defaults, optionals, pipes and unions. */
+function shapesOf(schema: unknown): SchemaDef[] {
+  const def = (schema as { _zod?: { def?: SchemaDef } })._zod?.def;
+  if (def === undefined) return [];
+  if (def.innerType !== undefined) return shapesOf(def.innerType);
+  if (def.type === "pipe") return shapesOf(def.in);
+  if (def.type === "lazy" && def.getter) return shapesOf(def.getter());
+  if (def.type === "union") return (def.options ?? []).flatMap(shapesOf);
+  return ["object", "array", "record"].includes(def.type) ? [def] : [];
+}
+
+/** The keys the config schema knows for the object at `path` (every branch of a union's). */
+function knownKeysAt(path: readonly PropertyKey[]): string[] {
+  let here = shapesOf(configSchema);
+  for (const step of path) {
+    here = here.flatMap((d) => {
+      if (d.type === "object" && typeof step === "string" && d.shape && Object.hasOwn(d.shape, step))
+        return shapesOf(d.shape[step]);
+      if (d.type === "array" && typeof step === "number") return shapesOf(d.element);
+      if (d.type === "record") return shapesOf(d.valueType);
+      return [];
+    });
+  }
+  return [...new Set(here.flatMap((d) => (d.type === "object" ? Object.keys(d.shape ?? {}) : [])))];
+}
+
+/** The known key an unknown one of leasehold.yaml is close to: `listen.hots` → `host`. */
+function closeConfigKey(path: readonly PropertyKey[], key: string): string | undefined {
+  return closeMatch(key, knownKeysAt(path));
+}
+
 /**
  * Validates a parsed config object. Relative paths resolve against `configDir`.
  * Throws ConfigError naming the key on any problem; the result is frozen.
@@ -391,7 +435,8 @@ function resolvePath(dir: string, p: string): string {
 export function parseConfig(raw: unknown, configDir: string, env: NodeJS.ProcessEnv = process.env): Config {
   const withEnv = expandEnv(raw ?? {}, env, "");
   const parsed = configSchema.safeParse(withEnv);
-  if (!parsed.success) throw new ConfigError(`invalid config: ${describeIssues(parsed.error.issues)}`);
+  if (!parsed.success)
+    throw new ConfigError(`invalid config: ${describeIssues(parsed.error.issues, "", closeConfigKey)}`);
   const c = parsed.data;
   checkExecUsers(c.exec.commands);
   if (!LOOPBACK.has(c.listen.host) && !c.listen.allowRemote) {

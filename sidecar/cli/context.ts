@@ -33,8 +33,10 @@ export interface CliContext {
   clientSettings(): Promise<ClientSettings>;
   /** A client of the running sidecar, with the admin token or the --identity-key. */
   client(): Promise<SidecarClient>;
+  /** Whether the command running now prints JSON: the global --json, or its own `--output json`. */
+  json(): boolean;
   /**
-   * Prints `value` as JSON with --json, else the text `human()` returns. Either way nothing
+   * Prints `value` as JSON with --json (or the command's `--output json`), else the text `human()` returns. Either way nothing
    * non-printable reaches the terminal raw: JSON keeps its value (`\u…` escapes), text shows
    * `\x1b`-style escapes.
    */
@@ -44,6 +46,12 @@ export interface CliContext {
 /** The context of `program`: its global options are read when a command runs, not before. */
 export function createCliContext(program: Command): CliContext {
   const globals = (): GlobalOpts => program.opts<GlobalOpts>();
+  let running: Command | undefined;
+  program.hook("preAction", (_program, action) => {
+    running = action;
+  });
+  const json = (): boolean =>
+    globals().json === true || running?.opts<{ output?: string }>().output === "json";
   const clientSettings = async (): Promise<ClientSettings> => {
     const { clientSettings: read } = await import("./client-settings.js");
     return read(globals().config, process.env);
@@ -55,13 +63,14 @@ export function createCliContext(program: Command): CliContext {
       return loadConfig(configPathFrom(globals().config));
     },
     clientSettings,
+    json,
     client: async () => {
       const { SidecarClient } = await import("./http-client.js");
       return SidecarClient.connect(await clientSettings(), { identityKey: globals().identityKey });
     },
     out(value, human) {
       process.stdout.write(
-        globals().json ? `${jsonSafe(JSON.stringify(value, null, 2))}\n` : `${escapeLines(human())}\n`,
+        json() ? `${jsonSafe(JSON.stringify(value, null, 2))}\n` : `${escapeLines(human())}\n`,
       );
     },
   };

@@ -1,18 +1,24 @@
 /**
- * The edit distance of two strings (Levenshtein: insertions, deletions and substitutions each
- * count one), computed over UTF-16 code units with one row of memory.
+ * The edit distance of two strings (optimal string alignment: insertions, deletions,
+ * substitutions and swaps of two adjacent characters each count one, so `hots` is one edit from
+ * `host`), computed over UTF-16 code units with two rows of memory.
  */
 export function editDistance(a: string, b: string): number {
   if (a === b) return 0;
   if (a.length === 0) return b.length;
   if (b.length === 0) return a.length;
+  let before: number[] = [];
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + cost);
+      let d = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d = Math.min(d, (before[j - 2] ?? 0) + 1);
+      next[j] = d;
     }
+    before = row;
     row = next;
   }
   return row[b.length] ?? 0;

@@ -88,14 +88,17 @@ describe("each command loads only what it uses", () => {
     expect(r.modules.some((m) => m.endsWith("dist/sidecar/cli/main.js"))).toBe(true);
   });
 
-  it.each([[["--help"]], [["leases", "--help"]], [["agent", "assert", "--help"]], [["serve", "--help"]]])(
-    "leasehold %j loads no server module",
-    async (args) => {
-      const r = await tracedRun(args);
-      expect(r.code).toBe(0);
-      expect(r.modules.filter((m) => SERVER_MODULES.test(m))).toEqual([]);
-    },
-  );
+  it.each([
+    [["--help"]],
+    [["leases", "--help"]],
+    [["agent", "assert", "--help"]],
+    [["serve", "--help"]],
+    [["completion", "bash"]],
+  ])("leasehold %j loads no server module", async (args) => {
+    const r = await tracedRun(args);
+    expect(r.code).toBe(0);
+    expect(r.modules.filter((m) => SERVER_MODULES.test(m))).toEqual([]);
+  });
 
   it("leases list and agent assert load no server module either", async () => {
     const env = { LEASEHOLD_ADDR: "http://127.0.0.1:9", LEASEHOLD_ADMIN_TOKEN_FILE: join(work, "none") };

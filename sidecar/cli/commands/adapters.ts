@@ -3,28 +3,30 @@ import type { Command } from "commander";
 import type { ConformanceReport } from "../adapters-test/index.js";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
+import { examples, withOutputOption } from "../help.js";
 import { table } from "../table.js";
 
 function addList(adapters: Command, cli: CliContext): void {
-  adapters
+  const list = adapters
     .command("list")
     .description("the built-in adapters and those the config loads")
-    .action(async () => {
-      const { builtinAdapters } = await import("../../../adapters/registry.js");
-      const { loadAdapterModules } = await import("../../adapter-modules.js");
-      const all = new Map(builtinAdapters);
-      let configured: string[] = [];
-      try {
-        configured = (await cli.config()).adapters.map((a) => a.module);
-      } catch {
-        // No config: list the built-in adapters only.
-      }
-      for (const a of await loadAdapterModules(configured, all)) all.set(a.id, a);
-      const rows = [...all.values()].map((a) => ({ id: a.id, description: a.description }));
-      cli.out({ adapters: rows }, () =>
-        table([["ADAPTER", "DESCRIPTION"], ...rows.map((r) => [r.id, r.description])]),
-      );
-    });
+    .addHelpText("after", examples("leasehold adapters list", "leasehold adapters list --output json"));
+  withOutputOption(list).action(async () => {
+    const { builtinAdapters } = await import("../../../adapters/registry.js");
+    const { loadAdapterModules } = await import("../../adapter-modules.js");
+    const all = new Map(builtinAdapters);
+    let configured: string[] = [];
+    try {
+      configured = (await cli.config()).adapters.map((a) => a.module);
+    } catch {
+      // No config: list the built-in adapters only.
+    }
+    for (const a of await loadAdapterModules(configured, all)) all.set(a.id, a);
+    const rows = [...all.values()].map((a) => ({ id: a.id, description: a.description }));
+    cli.out({ adapters: rows }, () =>
+      table([["ADAPTER", "DESCRIPTION"], ...rows.map((r) => [r.id, r.description])]),
+    );
+  });
 }
 
 /**
@@ -49,6 +51,13 @@ function addTest(adapters: Command, cli: CliContext): void {
     .command("test <module>")
     .description("run the adapter conformance suite against a real target (MODULE: a file, or a built-in id)")
     .requiredOption("--target <file>", "YAML/JSON target: connection, admin, accounts (see docs/adapters.md)")
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold adapters test postgres --target ./pg-target.yaml",
+        "leasehold adapters test ./my-adapter.js --target ./target.yaml",
+      ),
+    )
     .action(async (module: string, opts: { target: string }) => {
       const { createExecAdapter } = await import("../../../adapters/exec/index.js");
       const { builtinAdapters } = await import("../../../adapters/registry.js");
@@ -60,7 +69,7 @@ function addTest(adapters: Command, cli: CliContext): void {
       const adapter = builtin ?? (await loadAdapterModules([resolve(module)], builtinAdapters))[0];
       if (!adapter) throw new CliError(`${module}: no adapter found`);
       const report = await runConformanceFromFile(adapter, opts.target, (r) => {
-        if (!cli.globals().json) {
+        if (!cli.json()) {
           const detail = "detail" in r && r.detail ? `: ${r.detail}` : "";
           process.stdout.write(
             `${r.outcome === "passed" ? "ok  " : r.outcome === "failed" ? "FAIL" : "skip"} ${r.check}${detail}\n`,
@@ -84,7 +93,13 @@ function addTest(adapters: Command, cli: CliContext): void {
 
 /** `leasehold adapters list|test`. */
 export function registerAdapterCommands(program: Command, cli: CliContext): void {
-  const adapters = program.command("adapters").description("legacy-system adapters");
+  const adapters = program
+    .command("adapters")
+    .description("legacy-system adapters: list them, test one against a real target")
+    .addHelpText(
+      "after",
+      examples("leasehold adapters list", "leasehold adapters test ./my-adapter.js --target ./target.yaml"),
+    );
   addList(adapters, cli);
   addTest(adapters, cli);
 }

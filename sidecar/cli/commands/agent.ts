@@ -1,6 +1,7 @@
 import { type Command, Option } from "commander";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
+import { examples } from "../help.js";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -16,6 +17,13 @@ function addKeygen(agent: Command, cli: CliContext): void {
       "a policy attribute of the agent, kept beside its key in the bundle (repeat it; repeat a set's name for each member)",
       collect,
       [],
+    )
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold agent keygen --id spiffe://example.org/agent/reporter --out ./trust",
+        "leasehold agent keygen --id spiffe://example.org/agent/dba --out ./trust --attribute teams=dba --attribute teams=ops",
+      ),
     )
     .action(async (opts: { id: string; out: string; bundle?: string; attribute: string[] }) => {
       const { keygenAttributes } = await import("./agent-attributes.js");
@@ -38,6 +46,13 @@ function addAssert(agent: Command, cli: CliContext): void {
     .requiredOption("--key <file>", "the agent's private key file")
     .addOption(new Option("--ttl <seconds>", "lifetime").default("60"))
     .option("--aud <audience>", "audience (default: the config's identity.audience, else leasehold)")
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold agent assert --key ./trust/reporter.key.jwk",
+        'curl -H "authorization: Bearer $(leasehold agent assert --key ./trust/reporter.key.jwk)" …',
+      ),
+    )
     .action(async (opts: { key: string; ttl: string; aud?: string }) => {
       const ttl = Number(opts.ttl);
       if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86400)
@@ -60,7 +75,16 @@ function addAssert(agent: Command, cli: CliContext): void {
 
 /** `leasehold agent keygen|assert`: agent identities, without a running sidecar. */
 export function registerAgentCommands(program: Command, cli: CliContext): void {
-  const agent = program.command("agent").description("agent identities");
+  const agent = program
+    .command("agent")
+    .description("agent identities: make a key, print an identity JWT")
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold agent keygen --id spiffe://example.org/agent/reporter --out ./trust",
+        "leasehold agent assert --key ./trust/reporter.key.jwk",
+      ),
+    );
   addKeygen(agent, cli);
   addAssert(agent, cli);
 }

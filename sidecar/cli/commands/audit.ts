@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { AuditRecord, VerifyResult } from "../../audit/index.js";
 import { escapeLines, jsonSafe } from "../../util/escape.js";
+import { examples, withOutputOption } from "../help.js";
 import { table } from "../table.js";
 
 /** The config's `audit` section, as far as the commands read it. */
@@ -90,6 +91,14 @@ function addVerify(audit: Command, io: AuditIo): void {
       "--partial",
       "the oldest file may continue an archived chain (its first record need not be the genesis)",
     )
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold audit verify",
+        "leasehold audit verify /var/lib/leasehold/audit.jsonl* --key ./audit.key",
+        "leasehold audit verify --partial ./archive/audit-2026-11.jsonl",
+      ),
+    )
     .action(async (files: string[], opts: { key?: string; partial?: boolean }, cmd: Command) => {
       const { loadAuditKey, verifyAuditFiles } = await auditModule();
       const { chains, keyFile } = await chainsToVerify(files, opts.key, io.ctx);
@@ -171,7 +180,7 @@ async function runQuery(opts: QueryOpts, cmd: Command, io: AuditIo): Promise<voi
 }
 
 function addQuery(audit: Command, io: AuditIo): void {
-  audit
+  const query = audit
     .command("query")
     .description("audit records, newest first")
     .option("--agent <id>", "the agent (SPIFFE ID) that acted")
@@ -186,7 +195,15 @@ function addQuery(audit: Command, io: AuditIo): void {
     .option("--limit <n>", "records per page (1-1000)", "50")
     .option("--cursor <cursor>", "the next page, as printed by the previous one")
     .option("--file <files...>", "live audit file(s) to search (default: the configured one)")
-    .action((opts: QueryOpts, cmd: Command) => runQuery(opts, cmd, io));
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold audit query --since 1h",
+        "leasehold audit query --agent spiffe://example.org/agent/reporter --event checkout,reveal",
+        "leasehold audit query --lease lse_01J... --output json",
+      ),
+    );
+  withOutputOption(query).action((opts: QueryOpts, cmd: Command) => runQuery(opts, cmd, io));
 }
 
 function addKeygen(audit: Command, io: AuditIo): void {
@@ -194,6 +211,7 @@ function addKeygen(audit: Command, io: AuditIo): void {
     .command("keygen")
     .description("create an HMAC key file (0600) for audit.hmacKeyFile")
     .requiredOption("--out <file>", "where to write the key (never overwritten)")
+    .addHelpText("after", examples("leasehold audit keygen --out /etc/leasehold/audit.key"))
     .action(async (opts: { out: string }, cmd: Command) => {
       const { createAuditKey } = await auditModule();
       try {
@@ -223,15 +241,25 @@ export function registerAuditCommands(parent: Command, ctx: AuditCliContext): Co
   const io: AuditIo = {
     ctx,
     write: ctx.write ?? ((s: string) => void process.stdout.write(s)),
-    json: (cmd) => cmd.optsWithGlobals<{ json?: boolean }>().json === true,
+    json: (cmd) => {
+      const o = cmd.optsWithGlobals<{ json?: boolean; output?: string }>();
+      return o.json === true || o.output === "json";
+    },
   };
-  const audit = parent.command("audit").description("the audit trail: verify its chain, query it");
+  const audit = parent
+    .command("audit")
+    .description("the audit trail: verify its chain, query it")
+    .addHelpText(
+      "after",
+      examples("leasehold audit verify", "leasehold audit query --since 15m --event checkout"),
+    );
   addVerify(audit, io);
   addQuery(audit, io);
   addKeygen(audit, io);
   audit
     .command("schema")
     .description("print the JSON Schema of an audit record")
+    .addHelpText("after", examples("leasehold audit schema > audit-record.schema.json"))
     .action(async () => {
       const { auditRecordJsonSchema } = await auditModule();
       io.write(`${JSON.stringify(auditRecordJsonSchema(), null, 2)}\n`);

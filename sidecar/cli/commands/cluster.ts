@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { ClusterView } from "../../cluster/index.js";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
+import { examples } from "../help.js";
 
 function describe(v: ClusterView): string {
   const lines =
@@ -16,10 +17,15 @@ function describe(v: ClusterView): string {
 export function registerClusterCommands(program: Command, cli: CliContext): void {
   const cluster = program
     .command("cluster")
-    .description("the cluster identity: one Vault prefix with one Redis keyspace");
+    .description("the cluster identity: one Vault prefix with one Redis keyspace")
+    .addHelpText(
+      "after",
+      examples("leasehold cluster status", "leasehold cluster adopt --reason 'Redis lost'"),
+    );
   cluster
     .command("status")
     .description("whether the running sidecar's Vault prefix and Redis keyspace form one cluster")
+    .addHelpText("after", examples("leasehold cluster status", "leasehold --json cluster status"))
     .action(async () => {
       const v = await (await cli.client()).request<ClusterView>("GET", "/v1/cluster");
       cli.out(v, () => describe(v));
@@ -32,6 +38,13 @@ export function registerClusterCommands(program: Command, cli: CliContext): void
     )
     .option("--force", "adopt even a keyspace that names another cluster (takes its leases over)")
     .option("--reason <text>", "why, for the audit record")
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold cluster adopt --reason 'redis volume lost, restored empty'",
+        "leasehold cluster adopt --force --reason 'moved to a new Redis'",
+      ),
+    )
     .action(async (opts: { force?: boolean; reason?: string }) => {
       const v = await (await cli.client()).request<
         ClusterView & { previous_redis_cluster_id: string | null }

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
+import { examples } from "../help.js";
 
 /**
  * `leasehold doctor`: checks a deployment (config, Node, files, Redis, Vault, cluster identity,
@@ -12,7 +13,10 @@ export function registerDoctorCommand(program: Command, cli: CliContext): void {
     .description("check this deployment (config, Redis, Vault, targets, files, Node); changes nothing")
     .addHelpText(
       "after",
-      "\nExamples:\n  leasehold doctor --config /etc/leasehold/leasehold.yaml\n  leasehold doctor --json | jq '.checks[] | select(.status != \"ok\")'",
+      examples(
+        "leasehold doctor --config /etc/leasehold/leasehold.yaml",
+        "leasehold --json doctor | jq '.checks[] | select(.status != \"ok\")'",
+      ),
     )
     .action(async () => {
       const { configPathFrom } = await import("../../config.js");

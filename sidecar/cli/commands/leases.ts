@@ -2,73 +2,90 @@ import type { Command } from "commander";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
 import { escapeText } from "../../util/escape.js";
+import { withExamples, withOutputOption } from "../help.js";
+import { revokeLease } from "../revoke-lease.js";
 import { table } from "../table.js";
 
 function addList(leases: Command, cli: CliContext): void {
-  leases
+  const list = leases
     .command("list")
-    .option("--resource <name>")
-    .option("--agent <id>")
-    .action(async (opts: { resource?: string; agent?: string }) => {
-      const q = new URLSearchParams();
-      if (opts.resource) q.set("resource", opts.resource);
-      if (opts.agent) q.set("agent", opts.agent);
-      const res = await (await cli.client()).request<{
-        leases: Array<{
-          id: string;
-          resource: string;
-          account: string;
-          agent: string;
-          task: { id: string };
-          intent: { action: string };
-          ttl_seconds: number;
-        }>;
-      }>("GET", `/v1/leases${q.size ? `?${q}` : ""}`);
-      cli.out(res, () =>
-        res.leases.length === 0
-          ? "no active leases"
-          : table([
-              ["LEASE", "RESOURCE", "ACCOUNT", "AGENT", "TASK", "INTENT", "TTL"],
-              ...res.leases.map((l) => [
-                l.id,
-                l.resource,
-                l.account,
-                l.agent,
-                l.task.id,
-                l.intent.action,
-                `${l.ttl_seconds}s`,
-              ]),
+    .description("the active leases: who holds which account, for which task, for how long")
+    .option("--resource <name>", "only the leases of this resource")
+    .option("--agent <id>", "only the leases of this agent (SPIFFE ID)");
+  withOutputOption(list);
+  withExamples(
+    list,
+    "leasehold leases list",
+    "leasehold leases list --resource orders-db --output json | jq '.leases[].id'",
+  ).action(async (opts: { resource?: string; agent?: string }) => {
+    const q = new URLSearchParams();
+    if (opts.resource) q.set("resource", opts.resource);
+    if (opts.agent) q.set("agent", opts.agent);
+    const res = await (await cli.client()).request<{
+      leases: Array<{
+        id: string;
+        resource: string;
+        account: string;
+        agent: string;
+        task: { id: string };
+        intent: { action: string };
+        ttl_seconds: number;
+      }>;
+    }>("GET", `/v1/leases${q.size ? `?${q}` : ""}`);
+    cli.out(res, () =>
+      res.leases.length === 0
+        ? "no active leases"
+        : table([
+            ["LEASE", "RESOURCE", "ACCOUNT", "AGENT", "TASK", "INTENT", "TTL"],
+            ...res.leases.map((l) => [
+              l.id,
+              l.resource,
+              l.account,
+              l.agent,
+              l.task.id,
+              l.intent.action,
+              `${l.ttl_seconds}s`,
             ]),
-      );
-    });
+          ]),
+    );
+  });
 }
 
 function addWatch(leases: Command, cli: CliContext): void {
-  leases
+  const watch = leases
     .command("watch")
     .description("live view of active leases, refreshed from the event stream")
     .option("--threshold <seconds>", "highlight leases expiring within this many seconds", "60")
-    .action(async (opts: { threshold: string }) => {
-      const threshold = Number(opts.threshold);
-      if (!Number.isFinite(threshold) || threshold < 0)
-        throw new CliError("--threshold: a number of seconds, 0 or more");
-      if (cli.globals().identityKey !== undefined)
-        throw new CliError(
-          "--identity-key: the live view reads the whole event stream, which needs the admin token",
-        );
-      const ac = new AbortController();
-      process.once("SIGINT", () => ac.abort());
-      process.once("SIGTERM", () => ac.abort());
-      const { watchCommand } = await import("../watch/index.js");
-      const { watchTarget } = await import("../client-settings.js");
-      await watchCommand({
-        ...(await watchTarget(await cli.clientSettings())),
-        out: process.stdout,
-        thresholdSeconds: threshold,
-        json: cli.globals().json === true,
-        signal: ac.signal,
-      });
+    .option("--lines", "one line per lease, then per event, even on a terminal");
+  withExamples(
+    watch,
+    "leasehold leases watch                  # full screen: j/k select, r revokes, q quits",
+    "leasehold leases watch --threshold 120  # mark leases ending within two minutes",
+    "leasehold --json leases watch --lines   # one JSON object per lease, then per event",
+  ).action(async (opts: { threshold: string; lines?: boolean }) => {
+    const threshold = Number(opts.threshold);
+    if (!Number.isFinite(threshold) || threshold < 0)
+      throw new CliError("--threshold: a number of seconds, 0 or more");
+    if (cli.globals().identityKey !== undefined)
+      throw new CliError(
+        "--identity-key: the live view reads the whole event stream, which needs the admin token",
+      );
+    const ac = new AbortController();
+    process.once("SIGINT", () => ac.abort());
+    process.once("SIGTERM", () => ac.abort());
+    const { watchCommand } = await import("../watch/index.js");
+    const { watchTarget } = await import("../client-settings.js");
+    await watchCommand({
+      ...(await watchTarget(await cli.clientSettings())),
+      out: process.stdout,
+      thresholdSeconds: threshold,
+      json: cli.json(),
+      lines: opts.lines === true,
+      input: process.stdin,
+      revoke: async (id) => revokeLease(await cli.client(), id),
+      signal: ac.signal,
     });
+  });
 }
 
 interface EndedLease {
@@ -112,38 +129,45 @@ function groupRevoke(
 }
 
 function addRevoke(leases: Command, cli: CliContext): void {
-  leases
+  const revoke = leases
     .command("revoke [id]")
+    .description("end a lease now (or every lease of a resource, agent or task); its account is rotated")
     .option("--agent <id>", "revoke every lease of this agent")
     .option("--resource <name>", "revoke every lease of this resource")
     .option("--task <id>", "revoke every lease of this task, whichever agent holds it")
-    .option("--reason <text>")
-    .action(
-      async (
-        id: string | undefined,
-        opts: { agent?: string; resource?: string; task?: string; reason?: string },
-      ) => {
-        const reason = opts.reason ? { reason: opts.reason } : {};
-        const group = groupRevoke(opts, reason);
-        if (group && id) throw new CliError(`only one target at a time: ${REVOKE_TARGETS}`);
-        // Checked before the client is made: the hint must not wait on a config or a sidecar.
-        if (!group && !id) throw new CliError(REVOKE_TARGETS);
-        const c = await cli.client();
-        if (group) {
-          const res = await c.request<{ leases: EndedLease[] }>("POST", group.path, group.body);
-          cli.out(res, () => endedLines(res.leases, group.what));
-          return;
-        }
-        if (!id) throw new CliError(REVOKE_TARGETS);
-        const res = await c.request<unknown>("POST", `/v1/leases/${encodeURIComponent(id)}/revoke`, reason);
-        cli.out(res, () => `${id} revoked`);
-      },
-    );
+    .option("--reason <text>", "why, for the audit record");
+  withExamples(
+    revoke,
+    "leasehold leases revoke lse_01J... --reason 'agent misbehaving'",
+    "leasehold leases revoke --agent spiffe://example.org/agent/reporter",
+    "leasehold leases revoke --task TICKET-123",
+  ).action(
+    async (
+      id: string | undefined,
+      opts: { agent?: string; resource?: string; task?: string; reason?: string },
+    ) => {
+      const reason = opts.reason ? { reason: opts.reason } : {};
+      const group = groupRevoke(opts, reason);
+      if (group && id) throw new CliError(`only one target at a time: ${REVOKE_TARGETS}`);
+      // Checked before the client is made: the hint must not wait on a config or a sidecar.
+      if (!group && !id) throw new CliError(REVOKE_TARGETS);
+      const c = await cli.client();
+      if (group) {
+        const res = await c.request<{ leases: EndedLease[] }>("POST", group.path, group.body);
+        cli.out(res, () => endedLines(res.leases, group.what));
+        return;
+      }
+      if (!id) throw new CliError(REVOKE_TARGETS);
+      const res = await revokeLease(c, id, reason);
+      cli.out(res, () => `${id} revoked`);
+    },
+  );
 }
 
 /** `leasehold leases list|watch|revoke`. */
 export function registerLeaseCommands(program: Command, cli: CliContext): void {
-  const leases = program.command("leases").description("watch and revoke leases");
+  const leases = program.command("leases").description("list, watch and revoke leases");
+  withExamples(leases, "leasehold leases list", "leasehold leases revoke --task TICKET-123");
   addList(leases, cli);
   addWatch(leases, cli);
   addRevoke(leases, cli);

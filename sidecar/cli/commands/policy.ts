@@ -1,11 +1,13 @@
 import type { Command } from "commander";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
+import { examples } from "../help.js";
 
 function addValidate(policy: Command, cli: CliContext): void {
   policy
     .command("validate <file>")
     .description("check a policy file against leasehold's Cedar schema")
+    .addHelpText("after", examples("leasehold policy validate ./policy.cedar"))
     .action(async (file: string) => {
       const { validatePolicyFile } = await import("../../policy/index.js");
       const res = await validatePolicyFile(file);
@@ -49,6 +51,13 @@ function addCheck(policy: Command, cli: CliContext): void {
     .option("--context <json>", 'context fields as JSON, e.g. \'{"intent":"read","ttl":300}\'')
     .option("--file <file>", "policy file (default: the config's policy.file)")
     .option("--groups <list>", "comma-separated ResourceGroup ids of the resource")
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold policy check --principal spiffe://example.org/agent/reporter --action checkout \\",
+        '  --resource orders-db --context \'{"intent":"read","ttl":300}\'   # exit 2 when denied',
+      ),
+    )
     .action(async (opts: CheckOpts) => {
       const context = parseContext(opts.context);
       const file = opts.file ?? (await cli.config()).policy.file ?? undefined;
@@ -75,7 +84,16 @@ function addCheck(policy: Command, cli: CliContext): void {
 
 /** `leasehold policy validate|check`: Cedar policies tested offline, without a running sidecar. */
 export function registerPolicyCommands(program: Command, cli: CliContext): void {
-  const policy = program.command("policy").description("test Cedar policies offline");
+  const policy = program
+    .command("policy")
+    .description("test Cedar policies offline")
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold policy validate ./policy.cedar",
+        "leasehold policy check --principal spiffe://example.org/agent/reporter --action checkout --resource orders-db",
+      ),
+    );
   addValidate(policy, cli);
   addCheck(policy, cli);
 }

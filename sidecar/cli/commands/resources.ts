@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
+import { examples, withOutputOption } from "../help.js";
 import { table } from "../table.js";
 
 async function readRegistration(file: string): Promise<unknown> {
@@ -57,6 +58,13 @@ function addRegister(resources: Command, cli: CliContext): void {
     .requiredOption("-f, --file <file>", "registration file")
     .option("--dry-run", "check everything, change nothing")
     .option("--allow-partial", "register the accounts that pass even when others fail")
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold resources register -f orders-db.yaml --dry-run   # check it all, change nothing",
+        "leasehold resources register -f orders-db.yaml",
+      ),
+    )
     .action(async (opts: { file: string; dryRun?: boolean; allowPartial?: boolean }) => {
       const reg = await readRegistration(opts.file);
       const name = (reg as { name?: unknown } | null)?.name;
@@ -82,7 +90,17 @@ function addRegister(resources: Command, cli: CliContext): void {
 }
 
 function addList(resources: Command, cli: CliContext): void {
-  resources.command("list").action(async () => {
+  const list = resources
+    .command("list")
+    .description("the registered resources: name, adapter, number of accounts")
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold resources list",
+        "leasehold resources list --output json | jq -r '.resources[].name'",
+      ),
+    );
+  withOutputOption(list).action(async () => {
     const res = await (await cli.client()).request<{
       resources: Array<{ name: string; adapter: string; accounts: number }>;
     }>("GET", "/v1/resources");
@@ -98,51 +116,67 @@ function addList(resources: Command, cli: CliContext): void {
 }
 
 function addShow(resources: Command, cli: CliContext): void {
-  resources.command("show <name>").action(async (name: string) => {
-    const res = await (await cli.client()).request<{
-      name: string;
-      adapter: string;
-      accounts: Array<{
+  resources
+    .command("show <name>")
+    .description("one resource: each account's state, lease, last rotation and failures")
+    .addHelpText(
+      "after",
+      examples("leasehold resources show orders-db", "leasehold --json resources show orders-db"),
+    )
+    .action(async (name: string) => {
+      const res = await (await cli.client()).request<{
         name: string;
-        state: string;
-        lease_id?: string;
-        last_rotated_at?: string;
-        failures?: number;
-      }>;
-    }>("GET", path(name));
-    cli.out(res, () =>
-      [
-        `${res.name} (${res.adapter})`,
-        table([
-          ["ACCOUNT", "STATE", "LEASE", "LAST ROTATED", "FAILURES"],
-          ...res.accounts.map((a) => [
-            a.name,
-            a.state,
-            a.lease_id ?? "-",
-            a.last_rotated_at ?? "-",
-            String(a.failures ?? 0),
+        adapter: string;
+        accounts: Array<{
+          name: string;
+          state: string;
+          lease_id?: string;
+          last_rotated_at?: string;
+          failures?: number;
+        }>;
+      }>("GET", path(name));
+      cli.out(res, () =>
+        [
+          `${res.name} (${res.adapter})`,
+          table([
+            ["ACCOUNT", "STATE", "LEASE", "LAST ROTATED", "FAILURES"],
+            ...res.accounts.map((a) => [
+              a.name,
+              a.state,
+              a.lease_id ?? "-",
+              a.last_rotated_at ?? "-",
+              String(a.failures ?? 0),
+            ]),
           ]),
-        ]),
-      ].join("\n"),
-    );
-  });
+        ].join("\n"),
+      );
+    });
 }
 
 function addVerifyAndRotate(resources: Command, cli: CliContext): void {
-  resources.command("verify <name>").action(async (name: string) => {
-    const res = await (await cli.client()).request<{
-      results: Array<{ account: string; ok: boolean; reason?: string }>;
-    }>("POST", path(name, "/verify"), {});
-    cli.out(res, () =>
-      res.results
-        .map((r) => `${r.ok ? "ok  " : "FAIL"} ${r.account}${r.reason ? `: ${r.reason}` : ""}`)
-        .join("\n"),
-    );
-    if (res.results.some((r) => !r.ok)) process.exitCode = 1;
-  });
+  resources
+    .command("verify <name>")
+    .description("log in to the target with each account's password from Vault; exit 1 when one fails")
+    .addHelpText("after", examples("leasehold resources verify orders-db"))
+    .action(async (name: string) => {
+      const res = await (await cli.client()).request<{
+        results: Array<{ account: string; ok: boolean; reason?: string }>;
+      }>("POST", path(name, "/verify"), {});
+      cli.out(res, () =>
+        res.results
+          .map((r) => `${r.ok ? "ok  " : "FAIL"} ${r.account}${r.reason ? `: ${r.reason}` : ""}`)
+          .join("\n"),
+      );
+      if (res.results.some((r) => !r.ok)) process.exitCode = 1;
+    });
   resources
     .command("rotate <name>")
+    .description("rotate every free account of a resource now (or, with --admin, its admin password)")
     .option("--admin", "rotate the resource's admin password instead of its accounts")
+    .addHelpText(
+      "after",
+      examples("leasehold resources rotate orders-db", "leasehold resources rotate orders-db --admin"),
+    )
     .action(async (name: string, opts: { admin?: boolean }) => {
       const res = await (await cli.client()).request<{
         results: Array<{ account: string; status: string; error?: string }>;
@@ -184,9 +218,14 @@ function leftAs(a: NonNullable<RemoveAnswer["accounts"]>[number]): string {
 function addRemove(resources: Command, cli: CliContext): void {
   resources
     .command("remove <name>")
+    .description("unregister a resource; each account's password is rotated or left as reported")
     .option(
       "--force",
       "revoke active leases first, and release the resource whatever state its accounts are in",
+    )
+    .addHelpText(
+      "after",
+      examples("leasehold resources remove orders-db", "leasehold resources remove orders-db --force"),
     )
     .action(async (name: string, opts: { force?: boolean }) => {
       const res = await (await cli.client()).request<RemoveAnswer>(
@@ -203,7 +242,17 @@ function addRemove(resources: Command, cli: CliContext): void {
 
 /** `leasehold resources register|list|show|verify|rotate|remove`, through the sidecar's HTTP API. */
 export function registerResourceCommands(program: Command, cli: CliContext): void {
-  const resources = program.command("resources").description("register and manage legacy systems");
+  const resources = program
+    .command("resources")
+    .description("register and manage legacy systems")
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold resources register -f orders-db.yaml",
+        "leasehold resources list",
+        "leasehold resources show orders-db",
+      ),
+    );
   addRegister(resources, cli);
   addList(resources, cli);
   addShow(resources, cli);

@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError } from "commander";
 import type { CliContext } from "../context.js";
+import { examples } from "../help.js";
 
 /** `--wait-for-deps`: a number of seconds, 0 or more, or `forever`. */
 function parseWait(value: string): number {
@@ -33,6 +34,13 @@ export function registerServeCommand(program: Command, cli: CliContext): void {
         "  1  the config, the policy file or another file it names is invalid\n" +
         "  2  cannot listen on listen.host:listen.port or listen.socket (in use, not permitted)\n" +
         "  3  Redis or Vault unreachable (with --wait-for-deps, once that time is up)\n",
+    )
+    .addHelpText(
+      "after",
+      examples(
+        "leasehold serve --config /etc/leasehold/leasehold.yaml",
+        "leasehold serve --wait-for-deps 60   # give Redis and Vault a minute at boot",
+      ),
     )
     .action(async (o: { waitForDeps?: number }) => {
       const { runServe } = await import("./serve-run.js");
