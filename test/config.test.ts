@@ -32,4 +32,17 @@ describe("config", () => {
       parseConfig({ ...base, listen: { host: "0.0.0.0", allowRemote: true } }, "/", { VT: "t" }).listen.host,
     ).toBe("0.0.0.0");
   });
+
+  it("binds leases to the caller's uid by default; bindCaller and onCallerMismatch name a bad value", () => {
+    const c = parseConfig(base, "/", { VT: "t" });
+    expect(c.identity.bindCaller).toEqual(["uid"]);
+    expect(c.identity.onCallerMismatch).toBe("refuse");
+    const none = parseConfig({ ...base, identity: { bindCaller: [] } }, "/", { VT: "t" });
+    expect(none.identity.bindCaller).toEqual([]);
+    const bad = (identity: Record<string, unknown>) => () =>
+      parseConfig({ ...base, identity }, "/", { VT: "t" });
+    expect(bad({ bindCaller: ["uid", "gid"] })).toThrow(/identity\.bindCaller\.1/);
+    expect(bad({ bindCaller: ["uid", "uid"] })).toThrow(/identity\.bindCaller: each part at most once/);
+    expect(bad({ onCallerMismatch: "kill" })).toThrow(/identity\.onCallerMismatch/);
+  });
 });
