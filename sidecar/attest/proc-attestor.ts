@@ -5,6 +5,7 @@ import { ExeDigests } from "./exe-digest.js";
 import { peerCred } from "./peer-cred.js";
 import { findRow, isLoopback, type PeerSocket, procForms } from "./proc-net.js";
 import { containerId, parseCgroup, parseStatusIds, readStat } from "./proc-process.js";
+import { diagLookup } from "./sock-diag.js";
 import { SocketOwnerFinder } from "./socket-owner.js";
 import type {
   AttestedCaller,
@@ -19,6 +20,11 @@ export interface ProcCallerAttestorOptions {
   readonly proc?: string;
   /** The host's platform; anything but `linux` attests nobody. @default process.platform */
   readonly platform?: NodeJS.Platform;
+  /**
+   * Find a TCP peer's socket with the kernel's sock_diag (one hash lookup) before reading
+   * `/proc/net/tcp{,6}` (a walk of every bucket, a millisecond or more). @default true
+   */
+  readonly sockDiag?: boolean;
 }
 
 /** What a stream handle exposes on Unix: its file descriptor and its kind (`TCP`, `Pipe`). */
@@ -43,11 +49,13 @@ export class ProcCallerAttestor implements CallerAttestor {
   private readonly cache = new WeakMap<object, Promise<CallerAttestation>>();
   private readonly owners: SocketOwnerFinder;
   private readonly digests = new ExeDigests();
+  private sockDiag: boolean;
 
   constructor(opts: ProcCallerAttestorOptions = {}) {
     this.proc = opts.proc ?? "/proc";
     this.linux = (opts.platform ?? process.platform) === "linux";
     this.owners = new SocketOwnerFinder(this.proc);
+    this.sockDiag = opts.sockDiag ?? true;
   }
 
   attest(socket: Socket): Promise<CallerAttestation> {
@@ -119,11 +127,23 @@ export class ProcCallerAttestor implements CallerAttestor {
     return this.describe("tcp", owner.pid);
   }
 
-  /** The row of the peer's socket: its local end is our remote end, its remote end ours. */
+  /**
+   * The peer's socket: its local end is our remote end, its remote end ours. sock_diag first;
+   * `/proc/net/tcp{,6}` when netlink cannot be used or does not find it.
+   */
   private peerSocket(
     peer: { address: string; port: number },
     us: { address: string; port: number },
   ): PeerSocket | undefined {
+    if (this.sockDiag) {
+      try {
+        const found = diagLookup(peer, us);
+        if (found) return found;
+      } catch {
+        // No netlink here (e.g. seccomp, no koffi): /proc from now on.
+        this.sockDiag = false;
+      }
+    }
     const p = procForms(peer);
     const u = procForms(us);
     for (const table of ["tcp", "tcp6"] as const) {

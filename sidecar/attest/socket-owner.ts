@@ -33,23 +33,28 @@ export class SocketOwnerFinder {
       return r === true;
     };
     for (const pid of this.recent) if (tryPid(pid)) return this.found(pid);
-    const mine: number[] = [];
+    const pids = readdirSync(this.proc)
+      .map(Number)
+      .filter((pid) => Number.isInteger(pid) && pid > 0 && !tried.has(pid))
+      .sort((a, b) => b - a);
+    // The uid's own processes first, each looked at as soon as its owner is known.
     const others: number[] = [];
-    for (const name of readdirSync(this.proc)) {
-      const pid = Number(name);
-      if (!Number.isInteger(pid) || pid <= 0 || tried.has(pid)) continue;
+    let n = 0;
+    for (const pid of pids) {
       let owner: number;
       try {
-        owner = statSync(join(this.proc, name)).uid;
+        owner = statSync(join(this.proc, String(pid))).uid;
       } catch {
         continue;
       }
-      (owner === uid ? mine : others).push(pid);
+      if (owner !== uid) {
+        others.push(pid);
+        continue;
+      }
+      if (tryPid(pid)) return this.found(pid);
+      if (++n % BATCH === 0) await new Promise((r) => setImmediate(r));
     }
-    mine.sort((a, b) => b - a);
-    others.sort((a, b) => b - a);
-    let n = 0;
-    for (const pid of [...mine, ...others]) {
+    for (const pid of others) {
       if (tryPid(pid)) return this.found(pid);
       if (++n % BATCH === 0) await new Promise((r) => setImmediate(r));
     }

@@ -136,6 +136,24 @@ describe.runIf(linux)("ProcCallerAttestor on Linux", () => {
     await child.stop();
   });
 
+  it("finds the same peers through /proc/net/tcp and tcp6 when sock_diag is not used", async () => {
+    const procOnly = new ProcCallerAttestor({ sockDiag: false });
+    for (const [listenOn, connectTo] of [
+      ["127.0.0.1", "127.0.0.1"],
+      ["::1", "::1"],
+      ["::", "127.0.0.1"],
+    ] as const) {
+      const server = await tcpServer(listenOn);
+      const { child, result } = await attestChild(
+        server,
+        { kind: "tcp", host: connectTo, port: portOf(server) },
+        procOnly,
+      );
+      expect(attested(result).pid, `${connectTo} to ${listenOn}`).toBe(child.pid);
+      await child.stop();
+    }
+  });
+
   it("attests a Unix-socket connection from a child by SO_PEERCRED", async () => {
     const { server, path } = await unixServer("own.sock");
     const { child, result } = await attestChild(server, { kind: "unix", path }, attestor);
