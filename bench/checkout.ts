@@ -67,11 +67,19 @@ async function main(): Promise<void> {
     await su.connect();
     const adminPw = randomBytes(12).toString("hex");
     await su.query(`CREATE ROLE bench_admin LOGIN CREATEROLE PASSWORD '${adminPw}'`);
-    const accounts: Array<{ name: string; password: string }> = [];
-    for (let i = 0; i < ACCOUNTS; i++) {
-      const a = { name: `bench_${i}`, password: randomBytes(12).toString("hex") };
-      await su.query(`CREATE ROLE ${a.name} LOGIN PASSWORD '${a.password}'`);
-      accounts.push(a);
+    // Each resource owns its own accounts: one account belongs to one resource (the owners index).
+    const accountsOf: Record<string, Array<{ name: string; password: string }>> = {};
+    for (const [name, role] of [
+      ["bench-db", "bench"],
+      ["floor-db", "floor"],
+    ] as const) {
+      const list: Array<{ name: string; password: string }> = [];
+      for (let i = 0; i < ACCOUNTS; i++) {
+        const a = { name: `${role}_${i}`, password: randomBytes(12).toString("hex") };
+        await su.query(`CREATE ROLE ${a.name} LOGIN PASSWORD '${a.password}'`);
+        list.push(a);
+      }
+      accountsOf[name] = list;
     }
     await su.end();
 
@@ -107,7 +115,7 @@ async function main(): Promise<void> {
           adapter: "postgres",
           connection: { host: "127.0.0.1", port: pgc.port, database: "postgres" },
           admin: { username: "bench_admin", password: adminPw },
-          accounts,
+          accounts: accountsOf[name] ?? [],
           importRotation: false,
         },
         { dryRun: false, actor: "bench" },
