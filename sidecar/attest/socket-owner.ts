@@ -1,4 +1,4 @@
-import { readdirSync, readlinkSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 /** How many pids are looked at between two turns of the event loop. */
@@ -12,12 +12,13 @@ export type OwnerMiss = "not_found" | "unreadable";
 /**
  * Finds the process that holds a socket inode by its `/proc/<pid>/fd` links (`socket:[inode]`).
  * Pids that held a peer socket recently are tried first (an agent keeps connecting), then the
- * pids owned by the socket's uid, newest pid first (a freshly started `psql`), then the rest
+ * pids owned by the socket's uid, newest first (a freshly started `psql`), then the rest
  * (a process that made itself non-dumpable has a root-owned `/proc/<pid>`). The scan yields to
  * the event loop every {@link BATCH} pids.
  */
 export class SocketOwnerFinder {
   private readonly recent: number[] = [];
+  private pidMax: number | undefined;
 
   constructor(private readonly proc: string) {}
 
@@ -32,11 +33,12 @@ export class SocketOwnerFinder {
       if (r === "unreadable") unreadable = true;
       return r === true;
     };
-    for (const pid of this.recent) if (tryPid(pid)) return this.found(pid);
+    for (const pid of [...this.recent]) if (tryPid(pid)) return this.found(pid);
+    const age = this.pidAge();
     const pids = readdirSync(this.proc)
       .map(Number)
       .filter((pid) => Number.isInteger(pid) && pid > 0 && !tried.has(pid))
-      .sort((a, b) => b - a);
+      .sort((a, b) => age(a) - age(b));
     // The uid's own processes first, each looked at as soon as its owner is known.
     const others: number[] = [];
     let n = 0;
@@ -61,12 +63,36 @@ export class SocketOwnerFinder {
     return { miss: unreadable ? "unreadable" : "not_found" };
   }
 
+  /**
+   * How many pids were handed out since `pid` was: pids are allocated upwards from the last one
+   * (`/proc/loadavg`'s last field, in this pid namespace) and wrap at `pid_max`, so after a wrap
+   * the newest processes have the smallest pids.
+   */
+  private pidAge(): (pid: number) => number {
+    let last = 0;
+    let max = 4194304;
+    try {
+      last = Number(readFileSync(join(this.proc, "loadavg"), "latin1").trim().split(" ").at(-1)) || 0;
+      this.pidMax ??= Number(readFileSync(join(this.proc, "sys/kernel/pid_max"), "latin1").trim()) || max;
+      max = this.pidMax;
+    } catch {
+      // Without them: highest pid first.
+    }
+    const top = Math.max(last, 0);
+    return (pid) => (((top - pid) % max) + max) % max;
+  }
+
   private found(pid: number): { pid: number } {
     const i = this.recent.indexOf(pid);
     if (i >= 0) this.recent.splice(i, 1);
     this.recent.unshift(pid);
     if (this.recent.length > RECENT) this.recent.pop();
     return { pid };
+  }
+
+  private forget(pid: number): void {
+    const i = this.recent.indexOf(pid);
+    if (i >= 0) this.recent.splice(i, 1);
   }
 
   /** Whether `pid` has an fd linked to `link`; "unreadable" when its fd table cannot be read. */
@@ -77,6 +103,7 @@ export class SocketOwnerFinder {
       fds = readdirSync(dir);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") this.forget(pid);
       return code === "EACCES" || code === "EPERM" ? "unreadable" : false;
     }
     for (const fd of fds) {
