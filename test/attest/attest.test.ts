@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { createServer, type Server, type Socket, connect } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -267,6 +268,36 @@ describe("RequestMeta.caller on the HTTP API", () => {
       const address = await app.listen({ host: "127.0.0.1", port: 0 });
       const res = await fetch(`${address}/who`);
       expect(await res.json()).toMatchObject({ attested: true, transport: "tcp", pid: process.pid });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it.runIf(linux)("is attested over the sidecar's Unix socket, per connection", async () => {
+    const attestor = new ProcCallerAttestor();
+    const app = Fastify();
+    app.addHook("onRequest", async (req) => trackCaller(req, attestor));
+    app.get("/who", async (req) => (await requestMeta(req).caller?.()) ?? null);
+    const socketPath = join(dir, "http.sock");
+    try {
+      await app.listen({ path: socketPath });
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = httpRequest({ socketPath, path: "/who", headers: { host: "localhost" } }, (res) => {
+          let text = "";
+          res.on("data", (c) => {
+            text += String(c);
+          });
+          res.on("end", () => resolve(text));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      expect(JSON.parse(body)).toMatchObject({
+        attested: true,
+        transport: "unix",
+        pid: process.pid,
+        uid: process.geteuid?.(),
+      });
     } finally {
       await app.close();
     }
