@@ -1,4 +1,5 @@
 import { type DestinationStream, type Logger, pino } from "pino";
+import { prettyDestination } from "./logger-pretty.js";
 
 /** Keys that may hold a secret anywhere in a log object; pino replaces their values. */
 export const REDACT_PATHS = [
@@ -26,7 +27,27 @@ export const REDACT_PATHS = [
   "*.credential",
 ];
 
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+/** How the log is written. */
+export interface LogOutput {
+  /** Human-readable lines instead of JSON. @default true when writing to stdout and it is a terminal */
+  readonly pretty?: boolean;
+  /** Colour the level in pretty lines. @default true when writing to stdout and NO_COLOR is unset or empty */
+  readonly color?: boolean;
+}
+
+/**
+ * The sidecar's logger, to `destination` or stdout. By default pretty lines (logger-pretty.ts) when it writes to
+ * stdout and stdout is a terminal, JSON otherwise. Either way the `redact` paths apply first: the pretty form is
+ * drawn from the redacted JSON line, so it cannot show what redaction removed.
+ */
+export function createLogger(level: string, destination?: DestinationStream, output: LogOutput = {}): Logger {
+  const toStdout = destination === undefined;
+  const pretty = output.pretty ?? (toStdout && process.stdout.isTTY === true);
+  const dest = pretty
+    ? prettyDestination(destination ?? process.stdout, {
+        color: output.color ?? (toStdout && !process.env.NO_COLOR),
+      })
+    : destination;
   return pino(
     {
       level,
@@ -34,7 +55,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       base: { service: "leasehold" },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    destination,
+    dest,
   );
 }
 

@@ -95,7 +95,11 @@ function proxyHint(err: unknown): unknown {
     err.status,
     err.requestId,
     err.retryAfter,
-    { cause: err },
+    {
+      cause: err,
+      ...(err.details === undefined ? {} : { details: err.details }),
+      ...(err.hint === undefined ? {} : { hint: err.hint }),
+    },
   );
 }
 

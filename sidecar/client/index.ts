@@ -19,6 +19,8 @@ export {
   type ClientErrorCode,
   LeaseholdClientError,
   type LeaseholdClientErrorCode,
+  type LeaseholdClientErrorOptions,
+  type LeaseholdErrorDetail,
   type ServerErrorCode,
 } from "./errors.js";
 export type {

@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { LeaseholdClientError, type ServerErrorCode } from "./errors.js";
+import { LeaseholdClientError, type LeaseholdErrorDetail, type ServerErrorCode } from "./errors.js";
 
 /** Where the sidecar listens: a base URL (`http://127.0.0.1:7733`) or a Unix socket. */
 export type Endpoint = { readonly url: string } | { readonly socketPath: string };
@@ -148,18 +148,36 @@ function unreachable(where: string, err: Error): LeaseholdClientError {
   );
 }
 
-/** Turns a non-2xx answer into the error it describes. */
+/** Turns a non-2xx answer into the error it describes (with its `details` and `hint`, if any). */
 export function answerError(res: TransportResponse): LeaseholdClientError {
   const e = res.json.error as
-    | { code?: unknown; message?: unknown; request_id?: unknown; retry_after?: unknown }
+    | {
+        code?: unknown;
+        message?: unknown;
+        request_id?: unknown;
+        retry_after?: unknown;
+        details?: unknown;
+        hint?: unknown;
+      }
     | undefined;
   const code = typeof e?.code === "string" ? (e.code as ServerErrorCode) : "internal";
   const message = typeof e?.message === "string" ? e.message : `the sidecar answered ${res.status}`;
+  const details = Array.isArray(e?.details) ? e.details.filter(isErrorDetail) : undefined;
   return new LeaseholdClientError(
     code,
     message,
     res.status,
     typeof e?.request_id === "string" ? e.request_id : undefined,
     typeof e?.retry_after === "number" ? e.retry_after : undefined,
+    {
+      ...(details === undefined ? {} : { details }),
+      ...(typeof e?.hint === "string" ? { hint: e.hint } : {}),
+    },
   );
+}
+
+/** One well-formed `error.details` item: `{ field, message }` strings (anything else is dropped). */
+function isErrorDetail(v: unknown): v is LeaseholdErrorDetail {
+  const d = v as { field?: unknown; message?: unknown } | null;
+  return typeof d === "object" && d !== null && typeof d.field === "string" && typeof d.message === "string";
 }

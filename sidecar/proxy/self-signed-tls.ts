@@ -1,52 +1,53 @@
-import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { KeyObject, webcrypto } from "node:crypto";
 import { createSecureContext, type SecureContext } from "node:tls";
 import type { ProxyTls } from "./types.js";
 
-function run(file: string, args: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(file, [...args], { timeout: 20_000 }, (err, _stdout, stderr) => {
-      if (err) reject(new Error(`${file} failed: ${stderr.trim().split("\n").at(-1) ?? err.message}`));
-      else resolve();
-    });
-  });
-}
+/** How long the self-signed certificate is valid from the moment it is made. */
+const VALIDITY_MS = 365 * 24 * 60 * 60 * 1000;
 
 /**
- * A fresh self-signed certificate for 127.0.0.1 / localhost (P-256, one year), made with the
- * `openssl` command. The key lives only in memory; its temporary folder is removed at once.
- * @throws Error when `openssl` is missing or fails.
+ * A fresh self-signed certificate for 127.0.0.1 / localhost (ECDSA P-256 with SHA-256, valid for
+ * one year from now), made in-process with @peculiar/x509 on Node's WebCrypto. The private key
+ * never leaves memory. The certificate carries what `openssl req -x509` used to give it: subject
+ * CN=leasehold-proxy, a random serial, subject and authority key identifiers, basic constraints
+ * (critical, CA) and subjectAltName IP:127.0.0.1, DNS:localhost.
+ *
+ * The X.509 library (and the reflect-metadata polyfill it requires, which adds the Reflect
+ * metadata functions to the global Reflect) is imported here, on the first TLS listener's start,
+ * so CLI paths that never open one do not load it.
  */
 export async function selfSignedCertificate(): Promise<{ key: string; cert: string }> {
-  const dir = await mkdtemp(join(tmpdir(), "leasehold-proxy-tls-"));
-  try {
-    const key = join(dir, "key.pem");
-    const cert = join(dir, "cert.pem");
-    await run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "365",
-      "-subj",
-      "/CN=leasehold-proxy",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    ]);
-    return { key: await readFile(key, "utf8"), cert: await readFile(cert, "utf8") };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  // @peculiar/x509's dependency injection (tsyringe) needs the Reflect metadata API first.
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
+  const crypto = webcrypto;
+  const algorithm = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
+  const keys = (await crypto.subtle.generateKey(algorithm, true, [
+    "sign",
+    "verify",
+  ])) as webcrypto.CryptoKeyPair;
+  const notBefore = new Date();
+  const certificate = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      name: "CN=leasehold-proxy",
+      notBefore,
+      notAfter: new Date(notBefore.getTime() + VALIDITY_MS),
+      keys,
+      signingAlgorithm: algorithm,
+      extensions: [
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
+        await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey, false, crypto),
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.SubjectAlternativeNameExtension([
+          { type: "ip", value: "127.0.0.1" },
+          { type: "dns", value: "localhost" },
+        ]),
+      ],
+    },
+    crypto,
+  );
+  const key = KeyObject.from(keys.privateKey).export({ type: "pkcs8", format: "pem" });
+  return { key: String(key), cert: certificate.toString("pem") };
 }
 
 /** The secure context for the configured TLS mode; undefined when TLS is off. */

@@ -41,6 +41,8 @@ export interface InProcessSidecar {
   readonly resource: string;
   /** A fresh identity JWT of spiffe://example.org/agent/<name> ("a" and "b" exist). */
   identity(agent?: "a" | "b"): Promise<string>;
+  /** The private key file of spiffe://example.org/agent/<name>, for the SDK's `keyFile`. */
+  keyFile(agent?: "a" | "b"): string;
   /** Listens on a free port of 127.0.0.1; the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -126,6 +128,7 @@ export async function startInProcessSidecar(opts: {
     resource,
     identity: (agent = "a") =>
       mintIdentityAssertion({ keyFile: keys[agent] ?? "", audience: "leasehold", ttlSeconds: 60 }),
+    keyFile: (agent = "a") => keys[agent] ?? "",
     listen: async () => {
       await sidecar.app.listen({ host: "127.0.0.1", port: 0 });
       const address = sidecar.app.server.address();

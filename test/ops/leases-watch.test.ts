@@ -1,5 +1,8 @@
+import { EventEmitter } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { revokeLease } from "../../sidecar/cli/revoke-lease.js";
 import { type WatchOutput, watchCommand } from "../../sidecar/cli/watch/index.js";
+import type { WatchInput } from "../../sidecar/cli/watch/watch-command.js";
 import {
   eventLine,
   formatCountdown,
@@ -69,12 +72,12 @@ describe("the watch screen", () => {
     s.applySnapshot(snapshotWith(now), now);
     const lines = renderScreen(s, { ...plain80, now });
     for (const l of lines) expect(l.length).toBeLessThanOrEqual(80);
-    const rows = lines.filter((l) => l.includes("TICKET-"));
+    const rows = lines.filter((l) => l.includes("lse_"));
     expect(rows).toHaveLength(2);
-    expect(rows[0]).toMatch(/^! a-very-/);
+    expect(rows[0]).toMatch(/^! lse_aaaaaa\.\. a-very-/);
     expect(rows[0]).toContain("0:30");
     expect(rows[1]).toMatch(
-      /^ {2}orders-db +app_orders_1 +\.\.orting-bot-7 +TICKET-01 +read +10:00 \[#+\.*\]$/,
+      /^ {2}lse_aaaaaa\.\. orders-db +app_orde\.\. +\.\.ing-bot-7 +TICKE\.\. +read +10:00 \[#+\.*\]$/,
     );
     expect(lines.join("\n")).toContain("ACCOUNTS NOT AVAILABLE");
     expect(lines.find((l) => l.includes("app_orders_2"))).toMatch(/QUARANTINED +5 failures/);
@@ -92,7 +95,7 @@ describe("the watch screen", () => {
     s.applySnapshot({ ...snap, leases: [fresh] }, now);
     // The local clock runs 800 ms behind the server's: 300.8 s would round up to 5:01.
     const lines = renderScreen(s, { ...plain80, now: now - 800 });
-    const row = lines.find((l) => l.includes("TICKET-01"));
+    const row = lines.find((l) => l.includes("orders-db"));
     expect(row).toContain(" 5:00 ");
     expect(row).not.toContain("5:01");
   });
@@ -101,7 +104,7 @@ describe("the watch screen", () => {
     const s = new WatchState();
     s.applySnapshot(snapshotWith(now), now);
     const lines = renderScreen(s, {
-      width: 120,
+      width: 140,
       height: 24,
       thresholdSeconds: 60,
       color: true,
@@ -111,7 +114,8 @@ describe("the watch screen", () => {
     const hot = lines.find((l) => l.includes("TICKET-02"));
     expect(hot?.startsWith("\x1b[1;31m")).toBe(true);
     expect(lines.find((l) => l.includes("TICKET-01"))).toContain("agent/reporting-bot-7");
-    for (const l of lines) expect(l.replace(ANSI, "").length).toBeLessThanOrEqual(120);
+    expect(lines.find((l) => l.includes("TICKET-01"))).toContain("lse_aaaaaaaaaa01");
+    for (const l of lines) expect(l.replace(ANSI, "").length).toBeLessThanOrEqual(140);
   });
 
   it("applies events: issued and renewed add, ended removes and shows the account rotating, rotated clears it", () => {
@@ -177,6 +181,20 @@ class Capture implements WatchOutput {
   }
 }
 
+/** A terminal's input for the view: raw mode is recorded, keys are pushed by the test. */
+class Keys extends EventEmitter implements WatchInput {
+  readonly isTTY = true;
+  raw = false;
+  setRawMode(raw: boolean) {
+    this.raw = raw;
+  }
+  resume() {}
+  pause() {}
+  press(keys: string) {
+    this.emit("data", Buffer.from(keys));
+  }
+}
+
 describe("leases watch against a running sidecar", () => {
   let h: OpsHarness;
   beforeAll(async () => {
@@ -216,6 +234,53 @@ describe("leases watch against a running sidecar", () => {
       ac.abort();
       await done;
     }
+    expect(out.text.endsWith("\x1b[?25h\x1b[?1049l")).toBe(true);
+  });
+
+  it("r on the selected lease asks, y revokes it through the admin API, q quits and restores the terminal", async () => {
+    const lease = await makeLease(h, "orders-db", "app_w3", "spiffe://example.org/agent/w3", 300_000);
+    const out = new Capture(true, 140, 30);
+    const keys = new Keys();
+    // The admin API call `leases revoke ID` makes, over plain fetch instead of the CLI's transport.
+    const admin = {
+      async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+        const res = await fetch(`${h.url}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${h.adminToken}`, "content-type": "application/json" },
+          body: JSON.stringify(body ?? {}),
+        });
+        if (!res.ok) throw new Error(`answered ${res.status}`);
+        return (await res.json()) as T;
+      },
+    };
+    const done = watchCommand({
+      url: h.url,
+      token: h.adminToken,
+      out,
+      input: keys,
+      revoke: (id) => revokeLease(admin, id),
+      color: false,
+    });
+    const frame = () => out.lastFrame().join("\n");
+    await until(() => frame().includes(lease.id), "the lease row");
+    expect(keys.raw).toBe(true);
+    expect(out.lastFrame().at(-1)).toContain("r revoke");
+    // Select the lease's row, whatever other leases the file's earlier tests left.
+    for (let i = 0; i < 10 && !out.lastFrame().some((l) => l.startsWith(">") && l.includes(lease.id)); i++)
+      keys.press("j");
+    expect(out.lastFrame().find((l) => l.startsWith(">"))).toContain(lease.id);
+    keys.press("r");
+    expect(out.lastFrame().at(-1)).toBe(
+      `revoke lease ${lease.id} of orders-db/app_w3 (agent spiffe://example.org/agent/w3)? [y/N]`,
+    );
+    keys.press("n");
+    expect(out.lastFrame().at(-1)).toBe(`not revoked: ${lease.id}`);
+    keys.press("ry");
+    await until(() => out.lastFrame().at(-1) === `revoked ${lease.id}`, "the revoke's result");
+    await until(() => !out.lastFrame().slice(0, -1).join("\n").includes(lease.id), "the row to go");
+    keys.press("q");
+    await done;
+    expect(keys.raw).toBe(false);
     expect(out.text.endsWith("\x1b[?25h\x1b[?1049l")).toBe(true);
   });
 

@@ -21,20 +21,34 @@ export interface VaultHandle {
 /**
  * True when a Docker engine looks reachable (DOCKER_HOST, or the default socket): then
  * `LEASEHOLD_VAULT=testcontainers` runs the Vault tests against a real `hashicorp/vault`
- * container through @testcontainers/vault. There is no Docker engine on this project's
+ * container through testcontainers. There is no Docker engine on this project's
  * machines, so that path is optional and never required.
  */
 export function dockerReachable(): boolean {
   return Boolean(process.env.DOCKER_HOST) || existsSync("/var/run/docker.sock");
 }
 
-/** Starts a real Vault in a container (dev mode, KV v2 at secret/). Needs a Docker engine. */
+/**
+ * Starts a real Vault in a container (dev mode, KV v2 at secret/). Needs a Docker engine.
+ * Plain testcontainers (11.x, which runs on Node 20) set up as @testcontainers/vault does: that
+ * module exists only for testcontainers 12, which wants Node 22.
+ */
 export async function startVaultContainer(): Promise<VaultHandle> {
-  const { VaultContainer } = await import("@testcontainers/vault");
+  const { GenericContainer, Wait } = await import("testcontainers");
   const token = `root-${randomBytes(8).toString("hex")}`;
-  const container = await new VaultContainer("hashicorp/vault:1.17").withVaultToken(token).start();
+  const port = 8200;
+  const container = await new GenericContainer("hashicorp/vault:1.17")
+    .withExposedPorts(port)
+    .withEnvironment({
+      VAULT_ADDR: `http://0.0.0.0:${port}`,
+      VAULT_DEV_ROOT_TOKEN_ID: token,
+      VAULT_TOKEN: token,
+    })
+    .withAddedCapabilities("IPC_LOCK")
+    .withWaitStrategy(Wait.forHttp("/v1/sys/health", port).forStatusCode(200))
+    .start();
   return {
-    address: container.getAddress().replace(/\/+$/, ""),
+    address: `http://${container.getHost()}:${container.getMappedPort(port)}`,
     token,
     mount: "secret",
     close: async () => {

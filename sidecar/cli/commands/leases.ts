@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { CliError } from "../cli-error.js";
 import type { CliContext } from "../context.js";
 import { escapeText } from "../../util/escape.js";
+import { revokeLease } from "../revoke-lease.js";
 import { table } from "../table.js";
 
 function addList(leases: Command, cli: CliContext): void {
@@ -48,7 +49,8 @@ function addWatch(leases: Command, cli: CliContext): void {
     .command("watch")
     .description("live view of active leases, refreshed from the event stream")
     .option("--threshold <seconds>", "highlight leases expiring within this many seconds", "60")
-    .action(async (opts: { threshold: string }) => {
+    .option("--lines", "one line per lease, then per event, even on a terminal")
+    .action(async (opts: { threshold: string; lines?: boolean }) => {
       const threshold = Number(opts.threshold);
       if (!Number.isFinite(threshold) || threshold < 0)
         throw new CliError("--threshold: a number of seconds, 0 or more");
@@ -66,6 +68,9 @@ function addWatch(leases: Command, cli: CliContext): void {
         out: process.stdout,
         thresholdSeconds: threshold,
         json: cli.globals().json === true,
+        lines: opts.lines === true,
+        input: process.stdin,
+        revoke: async (id) => revokeLease(await cli.client(), id),
         signal: ac.signal,
       });
     });
@@ -135,7 +140,7 @@ function addRevoke(leases: Command, cli: CliContext): void {
           return;
         }
         if (!id) throw new CliError(REVOKE_TARGETS);
-        const res = await c.request<unknown>("POST", `/v1/leases/${encodeURIComponent(id)}/revoke`, reason);
+        const res = await revokeLease(c, id, reason);
         cli.out(res, () => `${id} revoked`);
       },
     );

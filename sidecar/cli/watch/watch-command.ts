@@ -1,10 +1,11 @@
 import { readAdminToken } from "../../admin-token.js";
 import type { Config } from "../../config.js";
-import { escapeText, jsonSafe } from "../../util/text.js";
+import { escapeText, jsonSafe } from "../../util/escape.js";
 import { sidecarTcpUrl } from "../http-client.js";
 import { readSse } from "./sse-reader.js";
-import { eventLine, leaseLine, renderScreen } from "./watch-render.js";
-import { type WatchEvent, WatchState } from "./watch-state.js";
+import { colorWanted, eventLine, leaseLine, renderScreen } from "./watch-render.js";
+import { WatchKeys } from "./watch-keys.js";
+import { leasesInOrder, type WatchEvent, WatchState } from "./watch-state.js";
 
 /** Where the view is written: process.stdout, or anything shaped like it. */
 export interface WatchOutput {
@@ -14,6 +15,16 @@ export interface WatchOutput {
   readonly rows?: number | undefined;
   on?(event: "resize", listener: () => void): unknown;
   off?(event: "resize", listener: () => void): unknown;
+}
+
+/** Where keys come from: process.stdin, or anything shaped like it. */
+export interface WatchInput {
+  readonly isTTY?: boolean | undefined;
+  setRawMode?(raw: boolean): unknown;
+  on(event: "data", listener: (chunk: Buffer | string) => void): unknown;
+  off(event: "data", listener: (chunk: Buffer | string) => void): unknown;
+  resume(): unknown;
+  pause(): unknown;
 }
 
 export interface WatchOptions {
@@ -26,10 +37,22 @@ export interface WatchOptions {
   readonly thresholdSeconds?: number;
   /** Line mode prints JSON (one object per line) instead of text. @default false */
   readonly json?: boolean;
-  /** Full-screen view; otherwise one line per event. @default out.isTTY, unless json */
+  /** Full-screen view; otherwise one line per event. @default out.isTTY, unless json or lines */
   readonly tty?: boolean;
-  /** ANSI colours in the full-screen view. @default true */
+  /** One line per lease of the snapshot, then one per event, even on a terminal. @default false */
+  readonly lines?: boolean;
+  /** ANSI colours in the full-screen view. @default colorWanted(env, out.isTTY) */
   readonly color?: boolean;
+  /** Read for NO_COLOR. @default process.env */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * The operator's keys (a terminal, put in raw mode while the view runs): up/down or k/j move
+   * the selection, `r` asks to revoke the selected lease (y confirms), `q` or Ctrl-C quits.
+   * Without it, or when it is not a terminal, the view only shows.
+   */
+  readonly input?: WatchInput;
+  /** Revokes one lease by id (`leases revoke ID`'s call); rejects with the reason it failed. */
+  readonly revoke?: (leaseId: string) => Promise<unknown>;
   /** Ends the watch (resolves). */
   readonly signal?: AbortSignal;
   /** A stream silent this long is reconnected, ms. @default 45000 (three heartbeats) */
@@ -59,21 +82,32 @@ const LEAVE = "\x1b[?25h\x1b[?1049l";
  */
 export async function watchCommand(o: WatchOptions): Promise<void> {
   const now = o.now ?? Date.now;
-  const tty = o.tty ?? (o.out.isTTY === true && !o.json);
+  const tty = o.tty ?? (o.out.isTTY === true && !o.json && !o.lines);
   const threshold = o.thresholdSeconds ?? 60;
   if (!Number.isFinite(threshold) || threshold < 0)
     throw new Error("--threshold: a number of seconds, 0 or more");
+  const quit = new AbortController();
+  const onAbort = () => quit.abort();
+  if (o.signal?.aborted) quit.abort();
+  o.signal?.addEventListener("abort", onAbort);
+  const signal = quit.signal;
+  const input = tty && o.input?.isTTY === true && o.input.setRawMode ? o.input : undefined;
   const state = new WatchState();
   let status = "connecting";
+  const keys = input
+    ? new WatchKeys({ state, revoke: o.revoke, changed: () => draw(), quit: () => quit.abort() })
+    : undefined;
   const draw = () => {
-    if (!tty) return;
+    if (!tty || signal.aborted) return;
     const lines = renderScreen(state, {
       width: o.out.columns ?? 80,
       height: o.out.rows ?? 24,
       thresholdSeconds: threshold,
-      color: o.color ?? true,
+      color: o.color ?? colorWanted(o.env ?? process.env, o.out.isTTY === true),
       status,
       now: now() + state.offsetMs,
+      selected: keys?.selected(),
+      footer: keys?.footer,
     });
     o.out.write(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join("\n")}\x1b[J`);
   };
@@ -83,21 +117,26 @@ export async function watchCommand(o: WatchOptions): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   if (tty) {
     o.out.write(ENTER);
+    if (input && keys) {
+      input.setRawMode?.(true);
+      input.on("data", keys.onData);
+      input.resume();
+    }
     timer = setInterval(draw, 1000);
     o.out.on?.("resize", draw);
     draw();
   }
   try {
     let delay = 1000;
-    while (!o.signal?.aborted) {
+    while (!signal.aborted) {
       try {
-        await follow(o, state, {
+        await follow({ ...o, signal }, state, {
           onSnapshot: (snap) => {
             status = "live";
             delay = 1000;
             if (!tty) {
               if (o.json) line("", { type: "snapshot", ...(snap as object) });
-              else for (const l of state.leases.values()) line(leaseLine(l, now() + state.offsetMs), l);
+              else for (const l of leasesInOrder(state)) line(leaseLine(l, now() + state.offsetMs), l);
             }
             draw();
           },
@@ -106,18 +145,18 @@ export async function watchCommand(o: WatchOptions): Promise<void> {
             draw();
           },
         });
-        if (o.signal?.aborted) break;
+        if (signal.aborted) break;
         status = "stream ended; reconnecting";
       } catch (err) {
         if (err instanceof WatchRefused) throw err;
-        if (o.signal?.aborted) break;
+        if (signal.aborted) break;
         status = `reconnecting: ${(err as Error).message}`;
         if (!tty) (o.errors ?? process.stderr).write(`leasehold: ${escapeText(status)}\n`);
       }
       draw();
       await new Promise<void>((r) => {
         const t = setTimeout(r, delay);
-        o.signal?.addEventListener("abort", () => {
+        signal.addEventListener("abort", () => {
           clearTimeout(t);
           r();
         });
@@ -126,8 +165,14 @@ export async function watchCommand(o: WatchOptions): Promise<void> {
     }
   } finally {
     clearInterval(timer);
+    o.signal?.removeEventListener("abort", onAbort);
     if (tty) {
       o.out.off?.("resize", draw);
+      if (input && keys) {
+        input.off("data", keys.onData);
+        input.setRawMode?.(false);
+        input.pause();
+      }
       o.out.write(LEAVE);
     }
   }

@@ -1,5 +1,5 @@
-import { escapeText as esc } from "../../util/text.js";
-import type { WatchEvent, WatchLease, WatchState } from "./watch-state.js";
+import { escapeText as esc } from "../../util/escape.js";
+import { leasesInOrder, type WatchEvent, type WatchLease, type WatchState } from "./watch-state.js";
 
 export interface RenderOptions {
   /** Terminal columns (at least 80 is assumed; narrower screens get truncated rows). */
@@ -14,11 +14,24 @@ export interface RenderOptions {
   readonly status: string;
   /** The server's clock, ms. */
   readonly now: number;
+  /** The selected lease's id: its row is marked `>` (and shown inverted with colour). */
+  readonly selected?: string | undefined;
+  /** The last line of the screen: the keys, a prompt, or the result of the last action. */
+  readonly footer?: string | undefined;
+}
+
+/**
+ * Whether to colour: never when stdout is not a terminal, nor when `NO_COLOR` is set to
+ * anything but the empty string (https://no-color.org).
+ */
+export function colorWanted(env: Readonly<Record<string, string | undefined>>, isTTY: boolean): boolean {
+  return isTTY && !env.NO_COLOR;
 }
 
 const RED = "\x1b[1;31m";
 const YELLOW = "\x1b[33m";
 const DIM = "\x1b[2m";
+const INVERSE = "\x1b[7m";
 const RESET = "\x1b[0m";
 
 /** `m:ss` under an hour, else `h:mm:ss`; never negative. */
@@ -56,18 +69,36 @@ function hms(ms: number): string {
   return `${new Date(ms).toISOString().slice(11, 19)}Z`;
 }
 
+/** A lease id's full length (`lse_` and 22 characters). */
+const LEASE_ID_WIDTH = 26;
+
 /** Column widths that fill `width` (80 columns give the base widths). */
 function columns(width: number) {
-  const base = { resource: 10, account: 12, agent: 14, task: 10, intent: 6, left: 7, bar: 10 };
-  // the mark, seven separating spaces, the columns and the bar's two brackets: 79 at base widths
+  const base = { lease: 12, resource: 9, account: 10, agent: 11, task: 7, intent: 6, left: 7, bar: 6 };
+  // the mark, eight separating spaces, the columns and the bar's two brackets: 79 at base widths
   const used =
-    1 + 7 + base.resource + base.account + base.agent + base.task + base.intent + base.left + base.bar + 2;
-  const extra = Math.max(0, width - used - 1);
+    1 +
+    8 +
+    base.lease +
+    base.resource +
+    base.account +
+    base.agent +
+    base.task +
+    base.intent +
+    base.left +
+    base.bar +
+    2;
+  let extra = Math.max(0, width - used - 1);
+  // Wider terminals show the whole lease id first, then give the rest to the text columns.
+  const lease = base.lease + Math.min(extra, LEASE_ID_WIDTH - base.lease);
+  extra -= lease - base.lease;
+  const bar = base.bar + Math.min(extra, 4);
+  extra -= bar - base.bar;
   const agent = base.agent + Math.floor(extra * 0.4);
   const task = base.task + Math.floor(extra * 0.25);
   const resource = base.resource + Math.floor(extra * 0.15);
   const account = base.account + Math.floor(extra * 0.2);
-  return { ...base, agent, task, resource, account };
+  return { ...base, lease, bar, agent, task, resource, account };
 }
 
 /** `s` escaped (data never drives the terminal), cut and padded to `w` columns. */
@@ -77,12 +108,13 @@ function pad(s: string, w: number, end = false): string {
 }
 
 /** One row of the table for a lease (no colour). */
-function leaseRow(l: WatchLease, now: number, c: ReturnType<typeof columns>, hot: boolean): string {
+function leaseRow(l: WatchLease, now: number, c: ReturnType<typeof columns>, mark: string): string {
   const life = Math.max(1, l.expiresAt - l.issuedAt);
   // Clock offset and latency must never show more time than the lease was given.
   const left = Math.min(l.expiresAt - now, life);
   return [
-    hot ? "!" : " ",
+    mark,
+    pad(l.id, c.lease),
     pad(l.resource, c.resource),
     pad(l.account, c.account),
     pad(shortAgent(l.agent), c.agent, true),
@@ -95,18 +127,20 @@ function leaseRow(l: WatchLease, now: number, c: ReturnType<typeof columns>, hot
 
 /**
  * The whole screen as lines no wider than `width`: a header, one row per active lease (soonest
- * expiry first; those within the threshold marked `!` and, with colour, red), then the accounts
- * that are rotating or quarantined, then the latest rotation event.
+ * expiry first, lease id first; those within the threshold marked `!` and, with colour, red; the
+ * selected one marked `>` and, with colour, inverted, and always on screen), then the accounts
+ * that are rotating or quarantined, then the latest rotation event, then `footer` on the last line.
  */
 export function renderScreen(state: WatchState, o: RenderOptions): string[] {
   const width = Math.max(20, o.width);
+  const height = Math.max(2, o.height);
   const c = columns(width);
-  const leases = [...state.leases.values()].sort((a, b) => a.expiresAt - b.expiresAt);
+  const leases = leasesInOrder(state);
   const accounts = [...state.accounts.values()].sort((a, b) =>
     `${a.resource}/${a.account}`.localeCompare(`${b.resource}/${b.account}`),
   );
   const clip = (s: string) => keepStart(s, width);
-  const paint = (s: string, code: string) => (o.color ? `${code}${s}${RESET}` : s);
+  const paint = (s: string, code: string) => (o.color && code ? `${code}${s}${RESET}` : s);
   const lines: string[] = [];
   const header = `leasehold  ${leases.length} active lease${leases.length === 1 ? "" : "s"}  ${hms(o.now)}  ${esc(o.status)}`;
   lines.push(clip(header));
@@ -114,6 +148,7 @@ export function renderScreen(state: WatchState, o: RenderOptions): string[] {
     clip(
       [
         " ",
+        pad("LEASE", c.lease),
         pad("RESOURCE", c.resource),
         pad("ACCOUNT", c.account),
         pad("AGENT", c.agent),
@@ -124,16 +159,23 @@ export function renderScreen(state: WatchState, o: RenderOptions): string[] {
       ].join(" "),
     ),
   );
+  const footer = o.footer === undefined ? 0 : 1;
   const tail = accounts.length > 0 ? accounts.length + 2 : 0;
-  const room = Math.max(1, o.height - lines.length - tail - 2);
-  const shown = leases.length > room ? leases.slice(0, room - 1) : leases;
-  if (leases.length === 0) lines.push(paint(clip("  (no active leases)"), o.color ? DIM : ""));
+  const room = Math.max(1, height - 1 - footer - lines.length - tail - 2);
+  // The rows shown: from the top, or scrolled just enough to keep the selected row in view.
+  const fits = leases.length <= room ? leases.length : room - 1;
+  const at = o.selected === undefined ? -1 : leases.findIndex((l) => l.id === o.selected);
+  const from = Math.max(0, at - fits + 1);
+  const shown = leases.slice(from, from + Math.max(fits, 1));
+  if (leases.length === 0) lines.push(paint(clip("  (no active leases)"), DIM));
   for (const l of shown) {
     const hot = l.expiresAt - o.now <= o.thresholdSeconds * 1000;
-    const row = clip(leaseRow(l, o.now, c, hot));
-    lines.push(hot ? paint(row, RED) : row);
+    const selected = l.id === o.selected;
+    const row = clip(leaseRow(l, o.now, c, selected ? ">" : hot ? "!" : " "));
+    lines.push(paint(row, `${selected ? INVERSE : ""}${hot ? RED : ""}`));
   }
-  if (shown.length < leases.length) lines.push(clip(`  ... and ${leases.length - shown.length} more`));
+  const hidden = leases.length - shown.length;
+  if (hidden > 0) lines.push(clip(`  ... and ${hidden} more`));
   if (accounts.length > 0) {
     lines.push("");
     lines.push(clip("ACCOUNTS NOT AVAILABLE"));
@@ -145,11 +187,16 @@ export function renderScreen(state: WatchState, o: RenderOptions): string[] {
     }
   }
   const last = state.recent[0];
-  if (last && lines.length < o.height - 1) {
+  if (last && lines.length < height - 1 - footer) {
     lines.push("");
-    lines.push(paint(clip(`last: ${eventLine(last)}`), o.color ? DIM : ""));
+    lines.push(paint(clip(`last: ${eventLine(last)}`), DIM));
   }
-  return lines.slice(0, Math.max(1, o.height - 1));
+  const body = lines.slice(0, Math.max(1, height - 1 - footer));
+  if (o.footer !== undefined) {
+    while (body.length < height - 2) body.push("");
+    body.push(clip(esc(o.footer)));
+  }
+  return body;
 }
 
 /** One line per event, for a stdout that is not a terminal (every field escaped). */

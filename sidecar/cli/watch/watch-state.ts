@@ -135,3 +135,37 @@ export class WatchState {
     }
   }
 }
+
+/** The active leases in the order the screen lists them: soonest expiry first, then by id. */
+export function leasesInOrder(state: WatchState): WatchLease[] {
+  return [...state.leases.values()].sort((a, b) => a.expiresAt - b.expiresAt || a.id.localeCompare(b.id));
+}
+
+/**
+ * The lease the operator has selected, kept by id while rows come and go. When the selected
+ * lease leaves the list, the selection falls to the row that took its place (or the last row).
+ */
+export class Selection {
+  private id: string | undefined;
+  private index = 0;
+
+  /** The selected lease's id among `ids` (the rows in screen order); undefined when there are none. */
+  resolve(ids: readonly string[]): string | undefined {
+    if (ids.length === 0) {
+      this.id = undefined;
+      return undefined;
+    }
+    const at = this.id === undefined ? -1 : ids.indexOf(this.id);
+    this.index = at >= 0 ? at : Math.min(this.index, ids.length - 1);
+    this.id = ids[this.index];
+    return this.id;
+  }
+
+  /** Moves the selection `delta` rows (negative: up), stopping at the first and last row. */
+  move(ids: readonly string[], delta: number): string | undefined {
+    if (this.resolve(ids) === undefined) return undefined;
+    this.index = Math.min(ids.length - 1, Math.max(0, this.index + delta));
+    this.id = ids[this.index];
+    return this.id;
+  }
+}
