@@ -167,6 +167,7 @@ function appDeps(
     tokenExchange: (body) => ids.exchange(body),
     allowedHosts: config.listen.allowedHosts,
     allowedOrigins: config.listen.allowedOrigins,
+    attestor: infra.attestor,
   };
 }
 

@@ -105,6 +105,7 @@ export async function wireServices(
     maxHandshakes: config.proxy.maxHandshakes,
     maxConnectionsPerLease: config.proxy.maxConnectionsPerLease,
     tls: config.proxy.tls === "off" ? false : "self-signed",
+    attestor: infra.attestor,
   });
   proxies = proxyManager;
   const syncProxies = async () => {
