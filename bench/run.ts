@@ -12,6 +12,7 @@ const benches = [
   "rotation.ts",
   "proxy-pg.ts",
   "proxy-redis.ts",
+  "attest.ts",
 ];
 let failed = 0;
 for (const b of benches) {

@@ -7,7 +7,14 @@ import Fastify, {
   type RawServerDefault,
 } from "fastify";
 import { LeaseholdError } from "./errors.js";
-import { createAuthenticator, type Deps, registerRoutes, routesOf, trackAbort } from "./http/index.js";
+import {
+  createAuthenticator,
+  type Deps,
+  registerRoutes,
+  routesOf,
+  trackAbort,
+  trackCaller,
+} from "./http/index.js";
 import type { Logger } from "./logger.js";
 import { isRedisUnavailable } from "./redis.js";
 
@@ -62,7 +69,8 @@ type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Lo
 /**
  * Localhost hardening, before routing reaches any handler: the Host must be local (or allowed),
  * an Origin must be allowed, and over TCP a state-changing request must prove it is no browser
- * form. Each request also gets its id header, no-store, and an abort signal.
+ * form. Each request also gets its id header, no-store, an abort signal and (with an attestor)
+ * its caller, attested when first asked for.
  */
 function guardRequests(app: App, deps: Deps): void {
   const allowedHosts = new Set([...LOCAL_HOSTS, ...(deps.allowedHosts ?? []).map((h) => h.toLowerCase())]);
@@ -71,6 +79,7 @@ function guardRequests(app: App, deps: Deps): void {
   app.addHook("onRequest", async (req, reply) => {
     // A client that goes away before its answer aborts the work done for it (e.g. a waiting checkout).
     trackAbort(req, reply);
+    if (deps.attestor) trackCaller(req, deps.attestor);
     reply.header("x-request-id", req.id);
     reply.header("cache-control", "no-store");
     if (!allowedHosts.has(hostName(req.headers.host))) {

@@ -15,7 +15,6 @@ import { closeInfrastructure, type Infrastructure, openInfrastructure } from "./
 import { readinessChecks, runReadiness } from "./wire/readiness.js";
 import { type Services, wireServices } from "./wire/services.js";
 import { logText } from "./util/dependency-error.js";
-import type { ProcessTree } from "./attest/types.js";
 
 export interface SidecarOptions {
   config: Config;
@@ -30,11 +29,6 @@ export interface SidecarOptions {
    * 0 = one attempt. @default Infinity (until they answer)
    */
   waitForDepsSeconds?: number;
-  /**
-   * Process ancestry for `identity.bindCaller: [process]`; without one, that part never matches
-   * (a lease bound by process is usable by nobody else, fail closed).
-   */
-  processTree?: ProcessTree;
 }
 
 export interface Sidecar {
@@ -78,7 +72,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   };
   try {
     const ids = await wireIdentity(config, infra.redis, log, infra.secrets);
-    const svc = await wireServices(config, log, infra, ids, opts.crashHook, opts.processTree);
+    const svc = await wireServices(config, log, infra, ids, opts.crashHook);
     opened.push(
       () => svc.rotation.stop(),
       () => svc.adminRotation.stop(),
@@ -173,6 +167,7 @@ function appDeps(
     tokenExchange: (body) => ids.exchange(body),
     allowedHosts: config.listen.allowedHosts,
     allowedOrigins: config.listen.allowedOrigins,
+    attestor: infra.attestor,
   };
 }
 

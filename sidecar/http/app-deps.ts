@@ -1,5 +1,6 @@
 import type { ClusterDesk } from "../cluster/index.js";
 import type { Adapter } from "../../adapters/adapter.js";
+import type { CallerAttestor } from "../attest/index.js";
 import type { AuditSink } from "../audit/index.js";
 import type { ExchangeOutcome } from "../identity/index.js";
 import type { Logger } from "../logger.js";
@@ -37,6 +38,11 @@ export interface Deps {
   readonly allowedHosts?: readonly string[];
   /** Origins accepted on requests that carry an Origin header. */
   readonly allowedOrigins?: readonly string[];
+  /**
+   * Attests the process at the other end of each request's connection (`RequestMeta.caller`);
+   * without it requests carry no caller.
+   */
+  readonly attestor?: CallerAttestor;
 }
 
 /** Declares a route whose handler takes buildApp's deps. */

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
+import type { Socket } from "node:net";
 import { LeaseholdError } from "../errors.js";
 import type { SessionContext } from "./session-context.js";
-import type { ProxyCredential } from "./types.js";
+import type { ProxyCredential, ProxyRequestMeta } from "./types.js";
 
 /** The outcome of checking a lease token at a listener: refusals are values, not errors. */
 export type TokenCheck =
@@ -14,12 +15,22 @@ export function proxyRequestId(): string {
   return `prx_${randomBytes(9).toString("base64url")}`;
 }
 
+/**
+ * The caller of a client connection, attested on first ask (once per connection). `socket` is
+ * the accepted TCP socket itself, never a TLS wrapper over it: the peer is found by its
+ * addresses and the cache is kept per accepted socket.
+ */
+export function connectionCaller(ctx: SessionContext, socket: Socket): ProxyRequestMeta["caller"] {
+  const attestor = ctx.attestor;
+  return attestor ? () => attestor.attest(socket) : undefined;
+}
+
 /** Checks a lease token exactly as the HTTP API does, for this listener's resource. */
 export async function checkLeaseToken(
   ctx: SessionContext,
   token: string,
   leaseId: string,
-  meta: { requestId: string; client: string },
+  meta: ProxyRequestMeta,
 ): Promise<TokenCheck> {
   try {
     return { ok: true, credential: await ctx.leases.proxyCredential(token, leaseId, ctx.resource, meta) };

@@ -6,6 +6,7 @@ export type {
   ProxyLeasePort,
   ProxyManagerOptions,
   ProxyProtocol,
+  ProxyRequestMeta,
   ProxySyncReport,
   ProxyTls,
 } from "./types.js";

@@ -192,6 +192,7 @@ export class ProxyManager {
       handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
       maxConnectionsPerLease: this.o.maxConnectionsPerLease ?? DEFAULT_MAX_CONNECTIONS_PER_LEASE,
       maxMessageBytes: this.o.maxMessageBytes ?? 1024 * 1024,
+      attestor: this.o.attestor,
     };
   }
 

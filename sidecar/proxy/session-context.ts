@@ -1,3 +1,4 @@
+import type { CallerAttestor } from "../attest/index.js";
 import type { AuditSink } from "../audit/index.js";
 import type { Logger } from "../logger.js";
 import type { HandshakeSlots } from "./handshake-slots.js";
@@ -23,4 +24,6 @@ export interface SessionContext {
   /** Authenticated connections one lease may hold at once. */
   readonly maxConnectionsPerLease: number;
   readonly maxMessageBytes: number;
+  /** Attests the process at the other end of a client connection. */
+  readonly attestor?: CallerAttestor | undefined;
 }

@@ -1,5 +1,5 @@
-import type { CallerAttestation } from "../attest/types.js";
 import type { RedisClient } from "../redis.js";
+import type { CallerAttestation, CallerAttestor } from "../attest/index.js";
 import type { AuditSink } from "../audit/index.js";
 import type { LeaseEvent } from "../events/index.js";
 import type { LeaseRecord } from "../leases/index.js";
@@ -18,6 +18,15 @@ export interface ProxyCredential {
   readonly password: string;
 }
 
+/** What a listener tells the lease service of the connection presenting a lease token. */
+export interface ProxyRequestMeta {
+  readonly requestId: string;
+  /** The client's address and port. */
+  readonly client?: string;
+  /** The local process at the other end of the client connection, attested when first asked for. */
+  readonly caller?: (() => Promise<CallerAttestation>) | undefined;
+}
+
 /**
  * What the listeners need from the lease service; `LeaseService` satisfies it. `events` emits
  * `"ended"` with the LeaseRecord when this sidecar ends a lease.
@@ -28,12 +37,7 @@ export interface ProxyLeasePort {
     token: string,
     leaseId: string,
     resource: string,
-    meta: {
-      readonly requestId: string;
-      readonly client?: string;
-      /** The local process at the other end of the connection (issue 22), resolved when asked for. */
-      readonly caller?: (() => Promise<CallerAttestation>) | undefined;
-    },
+    meta: ProxyRequestMeta,
   ): Promise<ProxyCredential>;
 }
 
@@ -67,6 +71,8 @@ export interface ProxyManagerOptions {
   tls?: ProxyTls;
   /** Adapter ids whose resources get a listener, and the protocol it speaks. @default { postgres: "postgres", "redis-acl": "redis" } */
   protocols?: Readonly<Record<string, ProxyProtocol>>;
+  /** Attests the process at the other end of each client connection; without it logins carry no caller. */
+  attestor?: CallerAttestor;
 }
 
 /** Where agents connect for one resource. */

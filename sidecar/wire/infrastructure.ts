@@ -2,6 +2,12 @@ import type { Adapter } from "../../adapters/adapter.js";
 import { createExecAdapter } from "../../adapters/exec/index.js";
 import { builtinAdapters } from "../../adapters/registry.js";
 import { loadAdapterModules } from "../adapter-modules.js";
+import {
+  type CallerAttestor,
+  ProcCallerAttestor,
+  ProcProcessTree,
+  type ProcessTree,
+} from "../attest/index.js";
 import { AuditLog, loadAuditKey } from "../audit/index.js";
 import type { Config } from "../config.js";
 import { LeaseEventChannel } from "../events/index.js";
@@ -25,6 +31,10 @@ export interface Infrastructure {
   readonly adapters: Map<string, Adapter<unknown>>;
   readonly leases: LeaseStore;
   readonly catalog: ResourceCatalog;
+  /** Attests the local process at the other end of a connection (HTTP API and listeners alike). */
+  readonly attestor: CallerAttestor;
+  /** Process ancestry, for leases bound to a process and its descendants. */
+  readonly processTree: ProcessTree;
 }
 
 /** How to open the infrastructure. */
@@ -133,6 +143,8 @@ async function finishInfrastructure(
     adapters,
     leases: new LeaseStore({ redis, prefix, macKey }),
     catalog: new ResourceCatalog(secrets),
+    attestor: new ProcCallerAttestor(),
+    processTree: new ProcProcessTree(),
   };
 }
 

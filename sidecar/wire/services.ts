@@ -47,7 +47,7 @@ function approvalStore(config: Config, infra: Infrastructure): ApprovalStore {
 }
 
 /** Leases bound to the local caller that checked them out (`identity.bindCaller`, issue 22). */
-function callerBinding(config: Config, tree: ProcessTree | undefined): CallerBindingOptions {
+function callerBinding(config: Config, tree: ProcessTree): CallerBindingOptions {
   return { parts: config.identity.bindCaller, onMismatch: config.identity.onCallerMismatch, tree };
 }
 
@@ -58,7 +58,6 @@ export async function wireServices(
   infra: Infrastructure,
   ids: IdentityParts,
   crashHook?: (point: CrashPoint) => void,
-  processTree?: ProcessTree,
 ): Promise<Services> {
   const { secrets, leases, catalog, adapters, audit, events, redis, prefix } = infra;
   const policy = await loadPolicy(config.policy.file ? { file: config.policy.file } : {});
@@ -110,7 +109,7 @@ export async function wireServices(
     approvalTtlSeconds: config.approvals.ttl,
     checkoutsPerMinute: config.limits.checkoutsPerMinute,
     cluster,
-    binding: callerBinding(config, processTree),
+    binding: callerBinding(config, infra.processTree),
   });
   const proxyManager = new ProxyManager({
     leases: leaseService,
@@ -124,6 +123,7 @@ export async function wireServices(
     maxHandshakes: config.proxy.maxHandshakes,
     maxConnectionsPerLease: config.proxy.maxConnectionsPerLease,
     tls: config.proxy.tls === "off" ? false : "self-signed",
+    attestor: infra.attestor,
   });
   proxies = proxyManager;
   const syncProxies = async () => {

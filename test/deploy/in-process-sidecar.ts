@@ -3,7 +3,6 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Connection } from "mysql2/promise";
-import type { ProcessTree } from "../../sidecar/attest/types.js";
 import { parseConfig } from "../../sidecar/config.js";
 import { generateAgentKey, mintIdentityAssertion } from "../../sidecar/identity/index.js";
 import { createLogger } from "../../sidecar/logger.js";
@@ -64,8 +63,6 @@ export async function startInProcessSidecar(opts: {
   config?: Record<string, unknown>;
   /** Called at each rotation step (CrashPoint), e.g. to act in the middle of an admin rotation. */
   crashHook?: (point: CrashPoint) => void;
-  /** Process ancestry for `identity.bindCaller: [process]`. @default none */
-  processTree?: ProcessTree;
 }): Promise<InProcessSidecar> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-inproc-"));
   const tag = randomBytes(4).toString("hex");
@@ -103,7 +100,6 @@ export async function startInProcessSidecar(opts: {
     log: createLogger("silent"),
     background: false,
     crashHook: opts.crashHook,
-    processTree: opts.processTree,
   });
 
   const root: Connection = await mariadbRoot();

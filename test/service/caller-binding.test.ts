@@ -9,7 +9,6 @@ import { generateAgentKey, mintIdentityAssertion } from "../../sidecar/identity/
 import type { CheckoutOk, LeaseService, RequestMeta } from "../../sidecar/service/index.js";
 import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
 import { attestPid } from "../support/proc-caller.js";
-import { procProcessTree } from "../support/process-tree.js";
 import { REDIS_URL } from "../support/redis.js";
 import { refusal } from "../support/refusal.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
@@ -69,17 +68,8 @@ async function accountState(lh: InProcessSidecar): Promise<string> {
   return view.accounts[0]?.state ?? "missing";
 }
 
-async function boot(
-  config: Record<string, unknown>,
-  policy?: string,
-  tree = false,
-): Promise<InProcessSidecar> {
-  const lh = await startInProcessSidecar({
-    vault,
-    ...(policy === undefined ? {} : { policy }),
-    config,
-    ...(tree ? { processTree: procProcessTree } : {}),
-  });
+async function boot(config: Record<string, unknown>, policy?: string): Promise<InProcessSidecar> {
+  const lh = await startInProcessSidecar({ vault, ...(policy === undefined ? {} : { policy }), config });
   await lh.sidecar.resourceService.register(lh.registration, {
     dryRun: false,
     pathName: lh.resource,
@@ -346,11 +336,9 @@ describe("bindCaller [uid, process], onCallerMismatch revoke", () => {
   let svc: LeaseService;
 
   beforeAll(async () => {
-    lh = await boot(
-      { identity: { trust: TRUST, bindCaller: ["uid", "process"], onCallerMismatch: "revoke" } },
-      undefined,
-      true,
-    );
+    lh = await boot({
+      identity: { trust: TRUST, bindCaller: ["uid", "process"], onCallerMismatch: "revoke" },
+    });
     svc = lh.sidecar.leaseService;
   });
   afterAll(async () => {

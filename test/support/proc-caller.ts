@@ -1,12 +1,27 @@
 import { createHash } from "node:crypto";
 import { readFile, readlink } from "node:fs/promises";
 import type { AttestedCaller } from "../../sidecar/attest/types.js";
-import { procStat } from "./process-tree.js";
 
 /*
  * The attestation of a real process read straight from /proc, for the service tests of issue 22:
  * what the sidecar's attestor (sidecar/attest/) finds for a connection's peer, without the socket.
  */
+
+/** Parent pid and start time (field 22) of a process, or undefined once it is gone. */
+export async function procStat(pid: number): Promise<{ ppid: number; startTime: string } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may hold spaces and parentheses: fields resume after the last ")".
+  const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const ppid = Number(rest[1]);
+  const startTime = rest[19];
+  if (!Number.isInteger(ppid) || startTime === undefined) return undefined;
+  return { ppid, startTime };
+}
 
 function idLine(status: string, name: "Uid" | "Gid"): number {
   const line = status.split("\n").find((l) => l.startsWith(`${name}:`)) ?? "";

@@ -110,6 +110,7 @@ export async function startStack(
   const adminPassword = randomBytes(18).toString("base64url");
   await createRole("leasehold_admin", adminPassword, "CREATEROLE");
   const trustDir = join(dir, "trust");
+  const { identity: identityExtra, ...configRest } = opts.config ?? {};
   const config = {
     listen: { host: "127.0.0.1", port },
     redis: { url: "redis://127.0.0.1:6379/0", prefix },
@@ -133,6 +134,8 @@ export async function startStack(
             ]
           : []),
       ],
+      // A test's identity settings (e.g. bindCaller) join the trust the stack sets up.
+      ...(identityExtra as Record<string, unknown> | undefined),
     },
     tokens: { signingKey: "./state/signing.jwk" },
     policy: { file: "./policy.cedar" },
@@ -140,7 +143,7 @@ export async function startStack(
     admin: { tokenFile: "./state/admin.token" },
     reaper: { intervalMs: 100 },
     log: { level: opts.logLevel ?? "info" },
-    ...opts.config,
+    ...configRest,
   };
   const configFile = join(dir, "leasehold.yaml");
   await writeFile(configFile, stringify(config));

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type SecureContext, TLSSocket } from "node:tls";
-import { checkLeaseToken, proxyRequestId } from "../check-token.js";
+import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-token.js";
 import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
@@ -170,6 +170,8 @@ export class PostgresSession implements ProxySession, Handshaking {
     const check = await checkLeaseToken(this.ctx, token, user, {
       requestId: this.record.requestId,
       client: this.record.client,
+      // The accepted TCP socket, also when the client speaks TLS over it.
+      caller: connectionCaller(this.ctx, this.raw),
     });
     if (!check.ok) {
       throw check.kind === "refused"

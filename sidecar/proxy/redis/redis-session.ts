@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { checkLeaseToken, proxyRequestId } from "../check-token.js";
+import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-token.js";
 import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
@@ -153,6 +153,7 @@ export class RedisSession implements ProxySession, Handshaking {
       const check = await checkLeaseToken(this.ctx, login.token, login.leaseId, {
         requestId: this.record.requestId,
         client: this.record.client,
+        caller: connectionCaller(this.ctx, this.client),
       });
       if (this.ended) return;
       if (!check.ok) {

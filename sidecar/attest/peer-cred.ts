@@ -1,0 +1,28 @@
+import { loadLibc } from "./libc.js";
+
+/** The credentials of a Unix-socket peer, as the kernel recorded them at `connect()`. */
+export interface PeerCred {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/**
+ * `getsockopt(fd, SOL_SOCKET, SO_PEERCRED)` on a connected Unix socket: `struct ucred`
+ * (pid, uid, gid). Node has no call for it; koffi calls libc directly. A peer in a pid
+ * namespace this one cannot see has pid 0.
+ * @throws Error when libc cannot be loaded or the call fails.
+ */
+export function peerCred(fd: number): PeerCred {
+  const libc = loadLibc();
+  if (libc instanceof Error) throw libc;
+  const buf = Buffer.alloc(12);
+  const len = [12];
+  if (libc.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, buf, len) !== 0 || len[0] !== 12) {
+    throw new Error("getsockopt(SO_PEERCRED) failed");
+  }
+  return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
+}
