@@ -33,6 +33,8 @@ let vault: VaultHandle;
 let redis: Redis;
 let n = 0;
 const children: ChildProcess[] = [];
+/** Processes started by those children (a shell's own child), killed with them. */
+const grandchildren: number[] = [];
 
 /** A request made by `caller` (resolved lazily, as the HTTP layer does), or by no connection. */
 const by = (caller?: CallerAttestation): RequestMeta => ({
@@ -101,6 +103,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const pid of grandchildren) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
   for (const c of children) c.kill("SIGKILL");
   redis?.disconnect();
   await vault?.close();
@@ -352,6 +361,7 @@ describe("bindCaller [uid, process], onCallerMismatch revoke", () => {
       const list = (await readFile(`/proc/${agent.pid}/task/${agent.pid}/children`, "utf8")).trim();
       return list === "" ? undefined : Number(list.split(" ")[0]);
     });
+    grandchildren.push(childPid);
     const child = await attestPid(childPid);
     const out = await checkout(lh, agent.caller);
 
