@@ -95,6 +95,10 @@ if (!existsSync("/usr/bin/chromium")) aptInstall(["chromium"]);
 if (!existsSync("/usr/bin/chromium")) problems.push("Chromium is missing (apt-get install chromium)");
 if (!have("tmux")) aptInstall(["tmux"]);
 if (!have("tmux")) problems.push("tmux is missing (apt-get install tmux)");
+// zsh and fish load the completion scripts (their tests skip without them); useradd and runuser
+// make the OS users of the caller-binding tests (issue 22).
+for (const shell of ["zsh", "fish"]) if (!have(shell)) aptInstall([shell]);
+if (!have("useradd")) aptInstall(["passwd"]);
 
 if (problems.length) {
   for (const p of problems) process.stderr.write(`[npm test] missing: ${p}\n`);
