@@ -90,7 +90,7 @@ export class ProcCallerAttestor implements CallerAttestor {
       return unattested("unix", (err as Error).message);
     }
     if (cred.pid <= 0) return unattested("unix", "the peer's pid is not visible from this pid namespace");
-    const proc = await this.describe("unix", cred.pid);
+    const proc = await this.attestProcess("unix", cred.pid);
     if (!proc.attested) return proc;
     if (proc.uid !== cred.uid) {
       // The pid was reused between connect() and now: its process is not the peer.
@@ -124,7 +124,7 @@ export class ProcCallerAttestor implements CallerAttestor {
           : "no process holds the peer's socket",
       );
     }
-    return this.describe("tcp", owner.pid);
+    return this.attestProcess("tcp", owner.pid);
   }
 
   /**
@@ -162,8 +162,11 @@ export class ProcCallerAttestor implements CallerAttestor {
     return undefined;
   }
 
-  /** Everything `/proc/<pid>` says of the peer; unattested when any of it cannot be read. */
-  private async describe(transport: CallerTransport, pid: number): Promise<CallerAttestation> {
+  /**
+   * Everything `/proc/<pid>` says of process `pid` (a connection's peer once found); unattested
+   * when any of it cannot be read.
+   */
+  async attestProcess(transport: CallerTransport, pid: number): Promise<CallerAttestation> {
     const dir = join(this.proc, String(pid));
     const stat = readStat(this.proc, pid);
     if (!stat) return unattested(transport, `process ${pid} is gone or its stat is unreadable`);
