@@ -3,7 +3,6 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run, toolEnv } from "../proxy/processes.js";
 import { expectError, StackClient } from "../support/e2e-client.js";
@@ -44,14 +43,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(base, { recursive: true, force: true });
 });
-
-async function register(stack: Stack, c: StackClient, reg: Record<string, unknown> & { name: string }) {
-  const file = join(stack.dir, `${reg.name}.yaml`);
-  await writeFile(file, stringify(reg));
-  const r = await stack.cli("resources", "register", "-f", file);
-  expect(r.code, r.stderr).toBe(0);
-  await c.waitForAccounts(reg.name, "available");
-}
 
 function pgResource(stack: Stack, name: string, account: string, reveal: boolean) {
   return {
@@ -150,9 +141,9 @@ describe.skipIf(!ROOT)("bindCaller [uid]: user B holding user A's lease id and t
     await stack.createRole("app_ledger", "initial-ledger-1234");
     await stack.createRole("app_orders", "initial-orders-1234");
     await rs.addUser("app_sealed", "initial-sealed-1234");
-    await register(stack, c, pgResource(stack, "ledger-db", "app_ledger", false));
-    await register(stack, c, pgResource(stack, "orders-db", "app_orders", true));
-    await register(stack, c, {
+    await c.register(pgResource(stack, "ledger-db", "app_ledger", false));
+    await c.register(pgResource(stack, "orders-db", "app_orders", true));
+    await c.register({
       name: "sealed-redis",
       adapter: "redis-acl",
       connection: { host: "127.0.0.1", port: rs.port },
@@ -263,7 +254,7 @@ describe.skipIf(!ROOT)("bindCaller [uid, process]: the agent's process tree only
     c = new StackClient(stack);
     c.secrets.push(stack.adminPassword, "initial-ledger-5678");
     await stack.createRole("app_ledger", "initial-ledger-5678");
-    await register(stack, c, pgResource(stack, "ledger-db", "app_ledger", false));
+    await c.register(pgResource(stack, "ledger-db", "app_ledger", false));
   }, 180_000);
 
   afterAll(async () => {
@@ -354,7 +345,7 @@ describe.skipIf(!ROOT)("bindCaller [uid, exe]: node checked out, so curl of the 
     c = new StackClient(stack);
     c.secrets.push(stack.adminPassword, "initial-orders-5678");
     await stack.createRole("app_orders", "initial-orders-5678");
-    await register(stack, c, pgResource(stack, "orders-db", "app_orders", true));
+    await c.register(pgResource(stack, "orders-db", "app_orders", true));
   }, 180_000);
 
   afterAll(async () => {

@@ -1,10 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
 import { DEMO_POLICY, type Stack, startStack } from "../support/stack.js";
-import { waitFor } from "../support/wait-for.js";
 
 /**
  * Issue 18 item 5: every listing command takes `--output table|json` (the global `--json` stays
@@ -37,22 +34,9 @@ beforeAll(async () => {
   const password = randomBytes(12).toString("hex");
   client.secrets.push(password);
   await stack.createRole("app_out_1", password);
-  const reg = {
-    name: "orders-db",
-    adapter: "postgres",
-    connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
-    rotateWith: "admin",
-    admin: { username: "leasehold_admin", password: stack.adminPassword },
+  await client.registerPostgres("orders-db", {
     accounts: ["app_out_1"],
-    lease: { defaultTtl: 300, maxTtl: 600 },
-  };
-  await writeFile(join(stack.dir, "orders-db.yaml"), JSON.stringify(reg));
-  const r = await stack.cli("resources", "register", "-f", join(stack.dir, "orders-db.yaml"));
-  expect(r.code, r.stderr).toBe(0);
-  await waitFor("orders-db's account to be available", async () => {
-    const res = await client.http("GET", "/v1/resources/orders-db", { token: adminToken });
-    const accounts = (res.json as { accounts?: Array<{ state: string }> }).accounts ?? [];
-    return accounts.length > 0 && accounts.every((a) => a.state === "available");
+    extra: { rotateWith: "admin", lease: { defaultTtl: 300, maxTtl: 600 } },
   });
   const task = (id: string, action: string) => ({
     resource: "orders-db",

@@ -1,7 +1,5 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ErrorBody, StackClient } from "../support/e2e-client.js";
 import { cliPath } from "../support/sidecar-process.js";
@@ -78,19 +76,10 @@ beforeAll(async () => {
   client.secrets.push(...passwords);
   await stack.createRole("app_keys_1", passwords[0] as string);
   await stack.createRole("app_keys_2", passwords[1] as string);
-  const reg = {
-    name: "orders-db",
-    adapter: "postgres",
-    connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
-    rotateWith: "admin",
-    admin: { username: "leasehold_admin", password: stack.adminPassword },
+  await client.registerPostgres("orders-db", {
     accounts: ["app_keys_1", "app_keys_2"],
-    lease: { defaultTtl: 300, maxTtl: 600 },
-  };
-  await writeFile(join(stack.dir, "orders-db.json"), JSON.stringify(reg));
-  const r = await stack.cli("resources", "register", "-f", join(stack.dir, "orders-db.json"));
-  expect(r.code, r.stderr).toBe(0);
-  await client.waitForAccounts("orders-db", "available");
+    extra: { rotateWith: "admin", lease: { defaultTtl: 300, maxTtl: 600 } },
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -147,7 +136,12 @@ describe("leasehold leases watch, interactive", () => {
     expect(kept.status).toBe(200);
 
     tmux("send-keys", "-t", "keys", "q");
-    const after = await untilScreen("keys", "the watch to exit", (s) => s.includes("watch-exit="));
+    // The shell prints the exit status, then stty's settings: wait for both.
+    const after = await untilScreen(
+      "keys",
+      "the watch to exit and stty to print the terminal's settings",
+      (s) => s.includes("watch-exit=") && /(^|\s)-?icanon(\s|$)/m.test(s),
+    );
     expect(after).toContain("watch-exit=0");
     // The terminal is back in cooked mode with echo (raw mode shows -icanon -echo).
     expect(after).toMatch(/(^|\s)icanon(\s|$)/m);

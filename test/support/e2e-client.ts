@@ -129,19 +129,23 @@ export class StackClient {
     name: string,
     opts: { accounts?: string[]; port?: number; extra?: Record<string, unknown> } = {},
   ): Promise<void> {
-    const reg = {
+    await this.register({
       name,
       adapter: "postgres",
       connection: { host: "127.0.0.1", port: opts.port ?? this.stack.pg.port, database: "postgres" },
       admin: { username: "leasehold_admin", password: this.stack.adminPassword },
       accounts: opts.accounts ?? ["app_orders_1"],
       ...opts.extra,
-    };
-    const file = join(this.stack.dir, `${name}.json`);
+    });
+  }
+
+  /** Registers a resource with the CLI, as a DBA does, and waits until its accounts are available. */
+  async register(reg: Record<string, unknown> & { name: string }): Promise<void> {
+    const file = join(this.stack.dir, `${reg.name}.json`);
     await writeFile(file, JSON.stringify(reg));
     const r = await this.stack.cli("resources", "register", "-f", file);
-    if (r.code !== 0) throw new Error(`register ${name} failed: ${r.stderr}`);
-    await this.waitForAccounts(name, "available");
+    if (r.code !== 0) throw new Error(`register ${reg.name} failed: ${r.stderr}`);
+    await this.waitForAccounts(reg.name, "available");
   }
 
   /** The audit file's records. */
