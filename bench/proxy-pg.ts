@@ -9,6 +9,7 @@
  *
  *   npx tsx bench/proxy-pg.ts [--seconds 10] [--clients 4] [--runs 2] [--profile FILE.cpuprofile]
  */
+import { ProcCallerAttestor } from "../sidecar/attest/index.js";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -143,10 +144,16 @@ async function main(): Promise<void> {
       proxy: { port: 0 },
       lease: { defaultTtl: 3600, maxTtl: 3600 },
     });
-    const proxy = await h.manager({ tls: false });
+    // As `leasehold serve` wires it: the listener attests each new connection's process, and the
+    // lease is bound to the uid of the process that checked out (identity.bindCaller's default).
+    const attestor = new ProcCallerAttestor();
+    const proxy = await h.manager({ tls: false, attestor });
     const port = proxy.endpointFor("bench-pg")?.port;
     if (!port) throw new Error("no listener");
-    const lease = await h.checkout("bench-pg", { ttl: 3600 });
+    const lease = await h.checkout("bench-pg", {
+      ttl: 3600,
+      caller: () => attestor.attestProcess("tcp", process.pid),
+    });
     // Same account both ways: the bench reveals its password for the direct runs.
     const cred = await h.node.leaseService.credential(lease.token, lease.leaseId, { requestId: "bench" });
     const direct: Target = { port: cluster.port, user: cred.username, password: cred.password };
@@ -190,6 +197,22 @@ async function main(): Promise<void> {
     console.log(`  direct : p50 ${fmt(dp50, 0)} µs, p99 ${fmt(quantile(dl, 0.99), 0)} µs (${dl.length} tx)`);
     console.log(`  proxied: p50 ${fmt(pp50, 0)} µs, p99 ${fmt(quantile(pl, 0.99), 0)} µs (${pl.length} tx)`);
     console.log(`  added  : p50 ${fmt(pp50 - dp50, 0)} µs`);
+    // A login per transaction (pgbench -C): SCRAM at the server, and at the listener the lease
+    // token's check (and the caller's attestation, issue 22) for every new connection.
+    const login = async (t: Target) => {
+      const out = await tool(
+        "pgbench",
+        ["-S", "-n", "-C", "-T", String(Math.max(2, Math.round(seconds / 2))), "-c", "1"],
+        env(t),
+      );
+      return Number(/latency average = ([\d.]+) ms/.exec(out)?.[1]);
+    };
+    const dLogin = await login(direct);
+    const pLogin = await login(proxied);
+    console.log("a new connection per transaction (pgbench -S -C -c 1), mean latency incl. login:");
+    console.log(
+      `  direct : ${fmt(dLogin, 3)} ms, listener: ${fmt(pLogin, 3)} ms, ratio ${fmt(pLogin / dLogin, 2)}×`,
+    );
   } finally {
     await h.close();
     await cluster.stop();

@@ -1,3 +1,4 @@
+import type { CallerAttestation } from "../../sidecar/attest/types.js";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -71,7 +72,11 @@ export interface ProxyHarness {
   /** Another sidecar of the same cluster (same Redis prefix, same Vault prefix). */
   addNode(): Promise<ProxyNode>;
   register(reg: Record<string, unknown>): Promise<StoredRegistration>;
-  checkout(resource: string, opts?: { ttl?: number; agent?: "a" | "b" }): Promise<Checkout>;
+  /** `caller`: who checks out (issue 22); without it the checkout has no caller and binds nothing. */
+  checkout(
+    resource: string,
+    opts?: { ttl?: number; agent?: "a" | "b"; caller?: () => Promise<CallerAttestation> },
+  ): Promise<Checkout>;
   /** A proxy manager bound to the primary node, synced with every registration. */
   manager(opts?: Partial<ProxyManagerOptions>): Promise<ProxyManager>;
   auditRecords(): Promise<Array<Record<string, unknown>>>;
@@ -251,7 +256,7 @@ export async function startProxyHarness(opts: { name: string }): Promise<ProxyHa
           ttl: o.ttl ?? 120,
           wait: 20,
         },
-        { requestId: `req_${randomBytes(4).toString("hex")}` },
+        { requestId: `req_${randomBytes(4).toString("hex")}`, caller: o.caller },
       );
       if (!("token" in res)) throw new Error("checkout needs an approval; the test policy should allow it");
       secrets.push(res.token, jwt);
