@@ -26,3 +26,25 @@ export function peerCred(fd: number): PeerCred {
   }
   return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
 }
+
+const SO_PEERPIDFD = 77;
+
+/** Whether this kernel answers SO_PEERPIDFD (Linux 6.5 and later). */
+export function kernelHasPeerPidfd(release: string): boolean {
+  const [major = 0, minor = 0] = release.split(/[.-]/).map(Number);
+  return major > 6 || (major === 6 && minor >= 5);
+}
+
+/**
+ * A pidfd for the very process that connected (`SO_PEERPIDFD`): unlike the pid, it cannot come
+ * to name another process. Undefined when that process has exited (or the call fails); the
+ * caller closes the descriptor.
+ */
+export function peerPidfd(fd: number): number | undefined {
+  const libc = loadLibc();
+  if (libc instanceof Error) return undefined;
+  const buf = Buffer.alloc(4);
+  const len = [4];
+  if (libc.getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, buf, len) !== 0) return undefined;
+  return buf.readInt32LE(0);
+}

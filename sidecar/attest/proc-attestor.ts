@@ -1,8 +1,9 @@
-import { readFileSync, readlinkSync } from "node:fs";
+import { closeSync, readFileSync, readlinkSync } from "node:fs";
+import { release } from "node:os";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { ExeDigests } from "./exe-digest.js";
-import { peerCred } from "./peer-cred.js";
+import { kernelHasPeerPidfd, peerCred, peerPidfd } from "./peer-cred.js";
 import { findRow, isLoopback, type PeerSocket, procForms } from "./proc-net.js";
 import { containerId, parseCgroup, parseStatusIds, readStat } from "./proc-process.js";
 import { diagLookup } from "./sock-diag.js";
@@ -50,12 +51,14 @@ export class ProcCallerAttestor implements CallerAttestor {
   private readonly owners: SocketOwnerFinder;
   private readonly digests = new ExeDigests();
   private sockDiag: boolean;
+  private readonly peerPidfd: boolean;
 
   constructor(opts: ProcCallerAttestorOptions = {}) {
     this.proc = opts.proc ?? "/proc";
     this.linux = (opts.platform ?? process.platform) === "linux";
     this.owners = new SocketOwnerFinder(this.proc);
     this.sockDiag = opts.sockDiag ?? true;
+    this.peerPidfd = this.linux && kernelHasPeerPidfd(release());
   }
 
   attest(socket: Socket): Promise<CallerAttestation> {
@@ -90,13 +93,28 @@ export class ProcCallerAttestor implements CallerAttestor {
       return unattested("unix", (err as Error).message);
     }
     if (cred.pid <= 0) return unattested("unix", "the peer's pid is not visible from this pid namespace");
-    const proc = await this.attestProcess("unix", cred.pid);
-    if (!proc.attested) return proc;
-    if (proc.uid !== cred.uid) {
-      // The pid was reused between connect() and now: its process is not the peer.
-      return unattested("unix", `pid ${cred.pid} no longer runs the peer (its uid changed)`);
+    // The pid is the one at connect(): that process may have exited and its pid gone to another
+    // (the socket handed on first). A pidfd names the connecting process itself (Linux 6.5+).
+    const pidfd = this.peerPidfd ? peerPidfd(fd) : undefined;
+    const gone = () =>
+      unattested(
+        "unix",
+        `the process that connected (pid ${cred.pid}) has exited: its pid may name another now`,
+      );
+    try {
+      if (this.peerPidfd && (pidfd === undefined || pidfdPid(pidfd) !== cred.pid)) return gone();
+      const proc = await this.attestProcess("unix", cred.pid);
+      if (!proc.attested) return proc;
+      // Still alive after /proc was read, so /proc/<pid> was that process all along.
+      if (pidfd !== undefined && pidfdPid(pidfd) !== cred.pid) return gone();
+      if (proc.uid !== cred.uid) {
+        // The pid was reused between connect() and now: its process is not the peer.
+        return unattested("unix", `pid ${cred.pid} no longer runs the peer (its uid changed)`);
+      }
+      return proc;
+    } finally {
+      if (pidfd !== undefined) closeSync(pidfd);
     }
-    return proc;
   }
 
   private async tcpPeer(socket: Socket): Promise<CallerAttestation> {
@@ -206,6 +224,16 @@ export class ProcCallerAttestor implements CallerAttestor {
       container_id: cgroup ? containerId(cgroup) : undefined,
     };
     return caller;
+  }
+}
+
+/** The pid a pidfd names now (`/proc/self/fdinfo`): -1 once that process has exited. */
+function pidfdPid(pidfd: number): number {
+  try {
+    const m = /^Pid:\s+(-?\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${pidfd}`, "latin1"));
+    return m ? Number(m[1]) : -1;
+  } catch {
+    return -1;
   }
 }
 

@@ -3,11 +3,12 @@ import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { createServer, type Server, type Socket, connect } from "node:net";
-import { networkInterfaces, tmpdir } from "node:os";
+import { networkInterfaces, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import Fastify from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CallerAttestation, ProcCallerAttestor } from "../../sidecar/attest/index.js";
+import { kernelHasPeerPidfd } from "../../sidecar/attest/peer-cred.js";
 import { requestMeta, trackCaller } from "../../sidecar/http/index.js";
 import { type Connector, connectFromChild, type Target } from "./connector.js";
 
@@ -167,6 +168,34 @@ describe.runIf(linux)("ProcCallerAttestor on Linux", () => {
     });
     await child.stop();
   });
+
+  it.skipIf(!kernelHasPeerPidfd(release()))(
+    "a Unix-socket peer that exited before the first ask is unattested: its pid may name another process (SO_PEERPIDFD)",
+    async () => {
+      const { server, path } = await unixServer("gone.sock");
+      const accepted = nextConnection(server);
+      // The connecting process hands its socket to a `sleep` it starts, prints the sleep's pid
+      // and exits: the connection stays open, held by a process that did not make it.
+      const script = `const s = require("node:net").connect(process.argv[1]);
+s.on("connect", () => {
+  const h = require("node:child_process").spawn("sleep", ["600"], { stdio: ["ignore", "ignore", "ignore", s], detached: true });
+  h.unref();
+  process.stdout.write(String(h.pid));
+  process.exit(0);
+});`;
+      const r = spawnSync(process.execPath, ["-e", script, path], { encoding: "utf8" });
+      const holder = Number(r.stdout.trim());
+      expect(holder, r.stderr).toBeGreaterThan(0);
+      try {
+        const sock = await accepted;
+        const result = await attestor.attest(sock);
+        expect(result).toMatchObject({ attested: false, transport: "unix" });
+        expect((result as { reason: string }).reason).toContain("has exited");
+      } finally {
+        process.kill(holder, "SIGKILL");
+      }
+    },
+  );
 
   it("answers unattested for a closed connection", async () => {
     const server = await tcpServer("127.0.0.1");
