@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createReadStream, statSync } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 
 /** How many executables' digests are kept. */
 const MAX_ENTRIES = 512;
@@ -12,33 +12,47 @@ const MAX_ENTRIES = 512;
 export class ExeDigests {
   private readonly cache = new Map<string, Promise<string>>();
 
-  /** Rejects when the executable cannot be read. */
-  digest(exeLink: string): Promise<string> {
-    const s = statSync(exeLink, { bigint: true });
-    const key = `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-    const hit = this.cache.get(key);
-    if (hit) {
-      this.cache.delete(key);
-      this.cache.set(key, hit);
-      return hit;
+  /**
+   * Rejects when the executable cannot be read. The file is opened once: the cache key is that
+   * descriptor's `fstat` and the digest is read from it, so a process that `execve`s another
+   * program meanwhile cannot file one program's digest under the other's key.
+   */
+  async digest(exeLink: string): Promise<string> {
+    const file = await open(exeLink, "r");
+    let owned = true;
+    try {
+      const s = await file.stat({ bigint: true });
+      const key = `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+      const hit = this.cache.get(key);
+      if (hit) {
+        this.cache.delete(key);
+        this.cache.set(key, hit);
+        return await hit;
+      }
+      owned = false;
+      const p = hashHandle(file);
+      this.cache.set(key, p);
+      p.catch(() => this.cache.delete(key));
+      if (this.cache.size > MAX_ENTRIES) {
+        const oldest = this.cache.keys().next().value;
+        if (oldest !== undefined) this.cache.delete(oldest);
+      }
+      return await p;
+    } finally {
+      if (owned) await file.close();
     }
-    const p = hashFile(exeLink);
-    this.cache.set(key, p);
-    p.catch(() => this.cache.delete(key));
-    if (this.cache.size > MAX_ENTRIES) {
-      const oldest = this.cache.keys().next().value;
-      if (oldest !== undefined) this.cache.delete(oldest);
-    }
-    return p;
   }
 }
 
-function hashFile(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash("sha256");
-    createReadStream(path, { highWaterMark: 1 << 20 })
-      .on("data", (chunk) => h.update(chunk))
-      .on("error", reject)
-      .on("end", () => resolve(h.digest("hex")));
-  });
+/** SHA-256 of an open file, read from its start; the handle is closed afterwards. */
+async function hashHandle(file: FileHandle): Promise<string> {
+  const h = createHash("sha256");
+  try {
+    for await (const chunk of file.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false })) {
+      h.update(chunk as Buffer);
+    }
+    return h.digest("hex");
+  } finally {
+    await file.close();
+  }
 }

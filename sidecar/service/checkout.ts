@@ -112,8 +112,9 @@ export class Checkout {
     // Policy needs the agent's lease count and the local caller: read them while the request is checked.
     const activeLeases = this.o.leases.activeCount(caller.subject);
     activeLeases.catch(() => undefined);
-    const local = attestedCaller(meta);
     await this.limitRate(caller.subject);
+    // Attested only for a request within the agent's rate: refused ones cost no /proc work.
+    const local = attestedCaller(meta);
     const reg = await registeredResource(this.o.catalog, req.resource);
     const ttl = Math.min(req.ttl ?? reg.lease.defaultTtl, reg.lease.maxTtl);
     const chain = caller.delegation?.chain;
