@@ -52,6 +52,7 @@ export class ProcCallerAttestor implements CallerAttestor {
   private readonly digests = new ExeDigests();
   private sockDiag: boolean;
   private readonly peerPidfd: boolean;
+  private boot: string | undefined;
 
   constructor(opts: ProcCallerAttestorOptions = {}) {
     this.proc = opts.proc ?? "/proc";
@@ -115,6 +116,18 @@ export class ProcCallerAttestor implements CallerAttestor {
     } finally {
       if (pidfd !== undefined) closeSync(pidfd);
     }
+  }
+
+  /** The host's boot id, read once; undefined where the kernel does not offer it. */
+  private bootId(): string | undefined {
+    if (this.boot === undefined) {
+      try {
+        this.boot = readFileSync(join(this.proc, "sys", "kernel", "random", "boot_id"), "latin1").trim();
+      } catch {
+        this.boot = "";
+      }
+    }
+    return this.boot || undefined;
   }
 
   private async tcpPeer(socket: Socket): Promise<CallerAttestation> {
@@ -222,6 +235,7 @@ export class ProcCallerAttestor implements CallerAttestor {
       exe_sha256: exeSha256,
       cgroup: cgroup ?? "",
       container_id: cgroup ? containerId(cgroup) : undefined,
+      boot_id: this.bootId(),
     };
     return caller;
   }

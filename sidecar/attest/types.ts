@@ -20,6 +20,11 @@ export interface AttestedCaller {
   readonly cgroup: string;
   /** The container id found in the cgroup path, when there is one. */
   readonly container_id?: string | undefined;
+  /**
+   * This host's boot id (`/proc/sys/kernel/random/boot_id`): one host, since its last start. A
+   * lease bound on one host of a cluster is not used from another, nor after a reboot.
+   */
+  readonly boot_id?: string | undefined;
 }
 
 /** A connection whose peer could not be resolved; `reason` says why (no secret, no path of ours). */

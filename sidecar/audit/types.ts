@@ -43,9 +43,9 @@ export const AUDIT_EVENTS = {
     about: "the lease was revoked (by an operator, or when its token could not be minted); `reason` says why",
   },
   caller_mismatch: {
-    scopes: ["uid", "cgroup", "process", "exe", "unattested"],
+    scopes: ["uid", "cgroup", "process", "exe", "unattested", "host"],
     about:
-      "a lease bound to the local caller that checked it out (`identity.bindCaller`) was used by another: `scope` the first part that differed (`unattested`: the caller could not be attested), `caller` the presented caller, `bound_caller` the one at checkout, `reason` what was done (refused, or the lease revoked: `identity.onCallerMismatch`)",
+      "a lease bound to the local caller that checked it out (`identity.bindCaller`) was used by another: `scope` the first part that differed (`unattested`: the caller could not be attested; `host`: another host of the cluster, or this one after a restart), `caller` the presented caller, `bound_caller` the one at checkout, `reason` what was done (refused, or the lease revoked: `identity.onCallerMismatch`)",
   },
   task_teardown: {
     scopes: ["complete", "revoke"],

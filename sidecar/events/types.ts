@@ -14,7 +14,7 @@ export type LeaseEvent =
       /** A bound lease was used by another local caller (issue 22); `part` is the first that differed. */
       readonly type: "caller_mismatch";
       readonly lease: LeaseRecord;
-      readonly part: CallerPart | "unattested";
+      readonly part: CallerPart | "unattested" | "host";
       readonly action: CallerMismatchAction;
     }
   | {

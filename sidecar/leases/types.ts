@@ -29,6 +29,8 @@ export type LeaseCaller =
       readonly exe_sha256: string;
       readonly cgroup: string;
       readonly container_id?: string | undefined;
+      /** The host's boot id at checkout: the lease is used on this host, in this boot, only. */
+      readonly boot_id?: string | undefined;
     }
   | { readonly attested: false };
 

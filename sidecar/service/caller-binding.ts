@@ -14,8 +14,11 @@ export interface CallerBindingOptions {
   readonly tree?: ProcessTree | undefined;
 }
 
-/** The part that differed: a binding part, or `unattested` (the caller could not be resolved). */
-export type MismatchPart = CallerPart | "unattested";
+/**
+ * The part that differed: a binding part, `unattested` (the caller could not be resolved) or
+ * `host` (another host of the cluster, or this one after a restart: every bound lease is).
+ */
+export type MismatchPart = CallerPart | "unattested" | "host";
 
 const NO_CONNECTION: CallerAttestation = {
   attested: false,
@@ -50,6 +53,7 @@ export function leaseCaller(a: CallerAttestation): LeaseCaller {
     exe_sha256: a.exe_sha256,
     cgroup: a.cgroup,
     ...(a.container_id === undefined ? {} : { container_id: a.container_id }),
+    ...(a.boot_id === undefined ? {} : { boot_id: a.boot_id }),
   };
 }
 
@@ -84,6 +88,8 @@ export async function callerMismatch(
   current: CallerAttestation,
 ): Promise<MismatchPart | undefined> {
   if (!current.attested) return "unattested";
+  // pids, cgroups and even uids mean nothing on another host or after a reboot.
+  if (bound.boot_id !== undefined && current.boot_id !== bound.boot_id) return "host";
   for (const part of o.parts) {
     switch (part) {
       case "uid":
@@ -117,6 +123,7 @@ export function mismatchMessage(part: MismatchPart): string {
     exe: "its executable differs",
     process: "it is neither that process nor one of its descendants",
     unattested: "this caller could not be attested",
+    host: "it runs on another host, or this host has restarted since the checkout",
   };
   return `the lease is bound to another local process (the one that checked it out): ${what[part]}`;
 }

@@ -232,6 +232,23 @@ unless { context.caller.attested && context.caller.exe_sha256 == "${self.exe_sha
     await waitFor("the account to be available", async () => (await accountState(lh)) === "available");
   });
 
+  it("a bound lease is used on its own host only: another boot id is refused (scope host)", async () => {
+    expect(self.boot_id).toMatch(/^[0-9a-f-]{36}$/);
+    const out = await checkout(lh, self);
+    const elsewhere: AttestedCaller = { ...self, boot_id: "00000000-0000-4000-8000-000000000000" };
+    const err = await refusal(svc.getOwn(out.token, out.lease.id, by(elsewhere)));
+    expect(err.code).toBe("caller_mismatch");
+    expect(err.message).toContain("another host");
+    const rec = (await auditRecords(lh)).findLast(
+      (r) => r.event === "caller_mismatch" && r.lease_id === out.lease.id,
+    );
+    expect(rec).toMatchObject({ scope: "host" });
+    // The same caller on the same host still may.
+    await svc.getOwn(out.token, out.lease.id, by(self));
+    await svc.checkin(out.token, out.lease.id, by(self));
+    await waitFor("the account to be available", async () => (await accountState(lh)) === "available");
+  });
+
   it("a lease checked out by an unattested caller is bound to nothing", async () => {
     const out = await checkout(lh, undefined);
     const other = await start("sleep", ["300"], { uid: 65534, gid: 65534 });
