@@ -164,7 +164,7 @@ function appDeps(
       log: log.child({ module: "cluster" }),
     }),
     jwks: () => ids.jwks(),
-    tokenExchange: (body) => ids.exchange(body),
+    tokenExchange: (body, checkDelegator) => ids.exchange(body, checkDelegator),
     allowedHosts: config.listen.allowedHosts,
     allowedOrigins: config.listen.allowedOrigins,
     attestor: infra.attestor,

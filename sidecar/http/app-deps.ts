@@ -4,7 +4,7 @@ import type { CallerAttestor } from "../attest/index.js";
 import type { AuditSink } from "../audit/index.js";
 import type { ExchangeOutcome } from "../identity/index.js";
 import type { Logger } from "../logger.js";
-import type { LeaseService, OperatorService, ResourceService } from "../service/index.js";
+import type { LeaseService, OperatorService, ResourceService, VerifiedCaller } from "../service/index.js";
 import { routeDeclarer } from "./route.js";
 
 /** What `/readyz` answers from: each named check's outcome, and why each failing one failed. */
@@ -33,7 +33,11 @@ export interface Deps {
   /** The cluster identity's operator side (`/v1/cluster`); without it those routes answer 404. */
   readonly cluster?: ClusterDesk;
   /** RFC 8693 token exchange (`POST /v1/token-exchange`); without it the route answers 404. */
-  readonly tokenExchange?: (body: unknown) => Promise<ExchangeOutcome>;
+  /** `checkDelegator` vets the verified delegator before the token is minted. */
+  readonly tokenExchange?: (
+    body: unknown,
+    checkDelegator?: (delegator: VerifiedCaller) => Promise<void>,
+  ) => Promise<ExchangeOutcome>;
   /** Host names accepted besides localhost, 127.0.0.1 and [::1]. */
   readonly allowedHosts?: readonly string[];
   /** Origins accepted on requests that carry an Origin header. */

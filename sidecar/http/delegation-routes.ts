@@ -1,6 +1,7 @@
 import { LeaseholdError } from "../errors.js";
 import { tokenExchangeSchema } from "../openapi/request-schemas.js";
 import { tokenExchangeResultSchema } from "../openapi/response-schemas.js";
+import { attestedCaller, requirePinnedCaller } from "../service/index.js";
 import { appRoute } from "./app-deps.js";
 
 /*
@@ -23,7 +24,10 @@ export const tokenExchangeRoute = appRoute({
   errors: ["unauthenticated", "policy_denied", "not_found"],
   handle: async ({ body, meta }, d) => {
     if (!d.tokenExchange) throw new LeaseholdError("not_found", "token exchange is not enabled");
-    const out = await d.tokenExchange(body);
+    // The delegator's key may be pinned to local callers: a delegation is made only from one.
+    const out = await d.tokenExchange(body, (delegator) =>
+      requirePinnedCaller(delegator, attestedCaller(meta), d.audit, { request_id: meta.requestId }),
+    );
     await d.audit?.append({
       event: "decision",
       scope: "token_exchange",

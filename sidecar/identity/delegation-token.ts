@@ -221,6 +221,8 @@ const EXCHANGE_MEMBERS = new Set([
  * own identity JWT as `subject_token` (verified by `identity`, one-time when the sidecar requires
  * it), the actor's SPIFFE ID as `audience`, an optional `scope` (space-separated resource names)
  * that only narrows the delegator's own.
+ * `checkDelegator` runs on the verified delegator before anything is minted (the HTTP layer
+ * refuses there a delegator whose key is pinned to other local callers).
  * @throws LeaseholdError 400 invalid_request naming the first bad member; 401 for a bad subject
  * token; 403 policy_denied for a widening scope.
  */
@@ -228,6 +230,7 @@ export async function exchangeToken(
   body: unknown,
   identity: { verify(jwt: string): Promise<VerifiedIdentity> },
   tokens: DelegationTokens,
+  checkDelegator?: (delegator: VerifiedIdentity) => Promise<void>,
 ): Promise<ExchangeOutcome> {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new LeaseholdError("invalid_request", "body: must be a JSON object");
@@ -255,6 +258,7 @@ export async function exchangeToken(
     scope = b.scope.split(" ").filter((s) => s.length > 0);
   }
   const delegator = await identity.verify(b.subject_token);
+  await checkDelegator?.(delegator);
   const issued = await tokens.mint(delegator, b.audience, scope);
   const claims = decodeJwtClaims(issued.access_token);
   return {

@@ -146,7 +146,7 @@ export function matchesPin(caller: CallerAttestation, pin: CallerPinPort): boole
 export async function requirePinnedCaller(
   identity: VerifiedCaller,
   caller: CallerAttestation | Promise<CallerAttestation>,
-  audit: AuditSink,
+  audit: AuditSink | undefined,
   fields: Omit<AuditFields<"decision">, "event" | "scope">,
 ): Promise<void> {
   const pins = identity.allowedCallers;
@@ -156,7 +156,7 @@ export async function requirePinnedCaller(
   const reason = current.attested
     ? "the agent's key is pinned to other local callers (allowedCallers)"
     : "the agent's key is pinned to local callers (allowedCallers) and this caller could not be attested";
-  await audit.append({
+  await audit?.append({
     ...fields,
     event: "decision",
     scope: "caller_pin",

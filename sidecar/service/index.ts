@@ -1,5 +1,5 @@
 export { type ApprovalView, approvalView } from "./approval-view.js";
-export type { CallerBindingOptions } from "./caller-binding.js";
+export { attestedCaller, type CallerBindingOptions, requirePinnedCaller } from "./caller-binding.js";
 export type { CheckoutOk, CheckoutPending } from "./checkout.js";
 export { DecisionGate, type DecisionRequest, type PassedDecision } from "./decision-gate.js";
 export type { PresentedToken } from "./lease-auth.js";

@@ -4,6 +4,7 @@ import {
   ClusterKeys,
   createDelegationTokens,
   type ExchangeOutcome,
+  type VerifiedIdentity,
   exchangeToken,
   createDpopVerifier,
   createIdentityVerifier,
@@ -28,7 +29,10 @@ export interface IdentityParts {
   /** Every lease-token public key of the cluster, this sidecar's first. */
   jwks(): Promise<{ keys: JWK[] }>;
   /** RFC 8693 token exchange: a delegator's identity JWT for a one-time delegation token naming the actor. */
-  exchange(body: unknown): Promise<ExchangeOutcome>;
+  exchange(
+    body: unknown,
+    checkDelegator?: (delegator: VerifiedIdentity) => Promise<void>,
+  ): Promise<ExchangeOutcome>;
 }
 
 /**
@@ -100,7 +104,7 @@ export async function wireIdentity(
     tokens,
     publishKeys,
     // The replay-guarded verifier: a subject_token is spent by its exchange.
-    exchange: (body: unknown) => exchangeToken(body, identity, delegationTokens),
+    exchange: (body, checkDelegator) => exchangeToken(body, identity, delegationTokens, checkDelegator),
     jwks: async () => {
       const all = await clusterKeys.all().catch(() => [] as JWK[]);
       const own = keys.publicJwks().keys;

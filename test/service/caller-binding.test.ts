@@ -349,6 +349,37 @@ describe("allowedCallers: an agent key pinned to local callers", () => {
     await waitFor("the account to be available", async () => (await accountState(lh)) === "available");
   });
 
+  it("a pinned delegator's token exchange is made only from a matching caller (HTTP over TCP, and inject)", async () => {
+    await pin([{ uid: self.uid, exe_sha256: self.exe_sha256 }]);
+    const exchange = async () => ({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+      subject_token: await mintIdentityAssertion({ keyFile, audience: "leasehold", ttlSeconds: 60 }),
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      audience: "spiffe://example.org/agent/a",
+    });
+    // fastify's inject has no connection: never a pinned key's caller.
+    const injected = await lh.sidecar.app.inject({
+      method: "POST",
+      url: "/v1/token-exchange",
+      headers: { "x-leasehold-request": "true" },
+      payload: await exchange(),
+    });
+    expect(injected.statusCode).toBe(401);
+    expect(injected.body).toContain("allowedCallers");
+    expect(injected.body).not.toContain("access_token");
+    // This process (node, this uid) over real TCP: the pin's caller.
+    const base = await lh.listen();
+    const res = await fetch(`${base}/v1/token-exchange`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-leasehold-request": "true" },
+      body: JSON.stringify(await exchange()),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { access_token?: string }).access_token).toBeTruthy();
+    const denied = (await auditRecords(lh)).filter((r) => r.scope === "caller_pin" && r.agent === C);
+    expect(denied.at(-1)).toMatchObject({ decision: "deny", caller: { attested: false } });
+  });
+
   it("an unusable allowedCallers member makes the key verify nothing", async () => {
     await pin([{ uid: "root" }]);
     expect((await refusal(checkoutAsC(self))).message).toContain("unusable");
