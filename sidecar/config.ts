@@ -233,7 +233,8 @@ export const configSchema = z.strictObject({
       .default(["uid"]),
     /**
      * What a use of a bound lease by another caller does: `refuse` it (401 caller_mismatch), or
-     * `revoke` the lease at the first mismatch (its password rotates) and refuse. @default "refuse"
+     * `revoke` the lease at the first mismatch (its password rotates) and refuse. A caller that
+     * could not be attested is only refused, under either. @default "refuse"
      */
     onCallerMismatch: z.enum(["refuse", "revoke"]).default("refuse"),
     /** Delegation chains (RFC 8693 `act` claims) vouched for by an issuer or by leasehold's token exchange. */

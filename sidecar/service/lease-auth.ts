@@ -148,7 +148,10 @@ export class LeaseAuth {
     caller: CallerAttestation,
     requestId: string | undefined,
   ): Promise<never> {
-    const revoke = this.o.binding?.onMismatch === "revoke" && lease.state === "active";
+    // A caller that could not be attested is refused but ends nothing: a passing /proc fault of
+    // the agent's own must not cost it its lease.
+    const revoke =
+      this.o.binding?.onMismatch === "revoke" && lease.state === "active" && part !== "unattested";
     await auditLease(this.o.audit, lease, {
       event: "caller_mismatch",
       scope: part,
