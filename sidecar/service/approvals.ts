@@ -73,11 +73,28 @@ export class ApprovalDesk {
    * spends its identity token's one-time jti (when the sidecar requires them).
    */
   async poll(identity: string | PresentedToken, id: string, meta: RequestMeta) {
-    const store = this.store();
     const presented = identityToken(identity);
     // One-time like any state-changing request: a poll may redeem, and a token captured from an
     // earlier poll must not be the one that does.
     const caller = await this.o.identity.verify(presented.token);
+    return this.pollVerified(caller, presented, id, meta);
+  }
+
+  /**
+   * {@link poll} for a caller already verified by the one calling (`POST /mcp`'s session): every
+   * other stage is the same. No DPoP proof is presented, so only an unbound approval is redeemed.
+   */
+  pollAs(caller: VerifiedCaller, id: string, meta: RequestMeta) {
+    return this.pollVerified(caller, undefined, id, meta);
+  }
+
+  private async pollVerified(
+    caller: VerifiedCaller,
+    presented: PresentedToken | undefined,
+    id: string,
+    meta: RequestMeta,
+  ) {
+    const store = this.store();
     await requirePinnedCaller(caller, attestedCaller(meta), this.o.audit, {
       approval_id: id,
       request_id: meta.requestId,
@@ -111,7 +128,7 @@ export class ApprovalDesk {
    * no proof (the binding is the checkout's, it cannot be chosen later). Refusals are audited.
    */
   private async proveBinding(
-    presented: PresentedToken,
+    presented: PresentedToken | undefined,
     a: Approval,
     caller: VerifiedCaller,
     meta: RequestMeta,
@@ -126,7 +143,7 @@ export class ApprovalDesk {
       approval_id: a.id,
       request_id: meta.requestId,
     };
-    const jkt = await this.o.auth.proofAtIssue(presented, fields);
+    const jkt = presented === undefined ? undefined : await this.o.auth.proofAtIssue(presented, fields);
     if (jkt === a.jkt) return;
     const reason =
       a.jkt === undefined

@@ -109,6 +109,30 @@ export class Checkout {
       presented.token,
       delegation === undefined ? undefined : { delegation },
     );
+    return this.checkoutVerified(caller, presented, req, meta);
+  }
+
+  /**
+   * Checkout for a caller already verified (and its one-time jti spent) by the one calling:
+   * `POST /mcp`'s session, whose identity token opened it. Every later stage is the same as
+   * {@link checkout}'s: rate limit, the local caller from `meta`, pinned callers, delegated
+   * scope, cluster and audit health, policy, approvals. No DPoP proof is presented, so the lease
+   * token is Bearer: it must stay in the process that asked.
+   */
+  checkoutAs(
+    caller: VerifiedCaller,
+    req: CheckoutRequest,
+    meta: RequestMeta,
+  ): Promise<CheckoutOk | CheckoutPending> {
+    return this.checkoutVerified(caller, undefined, req, meta);
+  }
+
+  private async checkoutVerified(
+    caller: VerifiedCaller,
+    presented: PresentedToken | undefined,
+    req: CheckoutRequest,
+    meta: RequestMeta,
+  ): Promise<CheckoutOk | CheckoutPending> {
     // Policy needs the agent's lease count and the local caller: read them while the request is checked.
     const activeLeases = this.o.leases.activeCount(caller.subject);
     activeLeases.catch(() => undefined);
@@ -128,7 +152,7 @@ export class Checkout {
       request_id: meta.requestId,
     };
     await requirePinnedCaller(caller, local, this.o.audit, attempt);
-    const jkt = await this.o.auth.proofAtIssue(presented, attempt);
+    const jkt = presented === undefined ? undefined : await this.o.auth.proofAtIssue(presented, attempt);
     await this.withinDelegatedScope(caller, reg, attempt);
     const localCaller = await local;
     this.o.cluster?.assertServing();

@@ -112,6 +112,7 @@ export class LeaseService {
   }
 
   readonly checkout: Checkout["checkout"] = (...a) => this.checkouts.checkout(...a);
+  readonly checkoutAs: Checkout["checkoutAs"] = (...a) => this.checkouts.checkoutAs(...a);
   readonly authenticate: LeaseAuth["authenticate"] = (...a) => this.auth.authenticate(...a);
   readonly getOwn: LeaseUse["getOwn"] = (...a) => this.use.getOwn(...a);
   readonly credential: LeaseUse["credential"] = (...a) => this.use.credential(...a);
@@ -126,6 +127,7 @@ export class LeaseService {
   readonly revokeTask: TaskTeardown["revoke"] = (...a) => this.tasks.revoke(...a);
   readonly endLease: LeaseEnd["endLease"] = (...a) => this.end.endLease(...a);
   readonly pollApproval: ApprovalDesk["poll"] = (...a) => this.approvalDesk.poll(...a);
+  readonly pollApprovalAs: ApprovalDesk["pollAs"] = (...a) => this.approvalDesk.pollAs(...a);
   readonly listApprovals: ApprovalDesk["list"] = (...a) => this.approvalDesk.list(...a);
   readonly decideApproval: ApprovalDesk["decide"] = (...a) => this.approvalDesk.decide(...a);
   readonly approvalResource: ApprovalDesk["resourceOf"] = (...a) => this.approvalDesk.resourceOf(...a);
