@@ -330,6 +330,21 @@ export const configSchema = z.strictObject({
       tls: z.enum(["self-signed", "off"]).default("self-signed"),
     })
     .prefault({}),
+  mcp: z
+    .strictObject({
+      /**
+       * MCP over HTTP on the sidecar's listener (`POST`/`GET`/`DELETE /mcp`, the Streamable HTTP
+       * transport, and `/.well-known/oauth-protected-resource`): the same tools as `leasehold mcp`,
+       * for an agent's identity JWT. Nothing new is trusted: the same tokens check out through
+       * `/v1/checkout`. false: those routes answer 404. @default true
+       */
+      http: z.boolean().default(true),
+      /** A session with no request for this long ends (the leases it holds are checked in), seconds. @default 900 */
+      sessionIdleSeconds: z.number().int().min(10).max(86400).default(900),
+      /** MCP sessions one agent may hold open at once (429 rate_limited beyond). @default 8 */
+      maxSessionsPerAgent: z.number().int().min(1).max(1000).default(8),
+    })
+    .prefault({}),
   reaper: z
     .strictObject({
       /** How often due leases are claimed, milliseconds. @default 200 */

@@ -4,6 +4,7 @@ import type { CallerAttestor } from "../attest/index.js";
 import type { AuditSink } from "../audit/index.js";
 import type { ExchangeOutcome } from "../identity/index.js";
 import type { Logger } from "../logger.js";
+import type { McpHttp } from "../mcp/http-sessions.js";
 import type { LeaseService, OperatorService, ResourceService, VerifiedCaller } from "../service/index.js";
 import { routeDeclarer } from "./route.js";
 
@@ -47,6 +48,8 @@ export interface Deps {
    * without it requests carry no caller.
    */
   readonly attestor?: CallerAttestor;
+  /** MCP over HTTP (`/mcp`, `mcp.http`); without it those routes answer 404. */
+  readonly mcp?: McpHttp;
 }
 
 /** Declares a route whose handler takes buildApp's deps. */

@@ -6,6 +6,7 @@ import type {
   FastifyRequest,
   RawServerDefault,
 } from "fastify";
+import { LeaseholdError } from "../errors.js";
 import { parseBody } from "../service/index.js";
 import type { Authenticate } from "./auth.js";
 import { requestMeta } from "./request-meta.js";
@@ -60,14 +61,26 @@ export function registerRoutes<D, L extends FastifyBaseLogger>(
       method: route.method,
       url: route.path,
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
-        const caller = await authenticate(route.auth, req);
-        const input = parseInput(route, req);
-        await decideResource(route, caller, input, deps);
-        if (status !== undefined) reply.status(status);
-        return route.handle({ ...input, req, reply, caller, meta: requestMeta(req) }, deps);
+        try {
+          const caller = await authenticate(route.auth, req);
+          const input = parseInput(route, req);
+          await decideResource(route, caller, input, deps);
+          if (status !== undefined) reply.status(status);
+          return await route.handle({ ...input, req, reply, caller, meta: requestMeta(req) }, deps);
+        } catch (err) {
+          challenge(route, req, reply, deps, err);
+          throw err;
+        }
       },
     });
   }
+}
+
+/** A route's WWW-Authenticate header on a 401 it answers. */
+function challenge<D>(route: RouteDef<D>, req: FastifyRequest, reply: FastifyReply, deps: D, err: unknown): void {
+  if (!route.challenge || !(err instanceof LeaseholdError) || err.status !== 401) return;
+  const value = route.challenge(req, deps);
+  if (value !== undefined) reply.header("www-authenticate", value);
 }
 
 async function decideResource<D>(

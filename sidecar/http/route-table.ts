@@ -20,6 +20,7 @@ import {
 } from "./lease-routes.js";
 import { clusterAdoptRoute, clusterStatusRoute } from "./cluster-routes.js";
 import { tokenExchangeRoute } from "./delegation-routes.js";
+import { mcpDeleteRoute, mcpGetRoute, mcpPostRoute, protectedResourceRoute } from "./mcp-routes.js";
 import { healthRoute, jwksRoute, readyRoute } from "./meta-routes.js";
 import {
   approveRoute,
@@ -113,6 +114,10 @@ export const ROUTES: readonly TableRoute[] = [
   jwksRoute,
   openApiRoute,
   tokenExchangeRoute,
+  mcpPostRoute,
+  mcpGetRoute,
+  mcpDeleteRoute,
+  protectedResourceRoute,
 ];
 
 /** The routes of the table one owner registers, typed with the deps their handlers take. */

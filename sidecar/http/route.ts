@@ -126,11 +126,17 @@ export interface RouteDef<D, A extends RouteAuth = RouteAuth, P = unknown, Q = u
    * handler runs. Routes that act on several resources or on lists decide in the handler.
    */
   resource?(input: RouteInput<P, Q, B>, deps: D): string | Promise<string>;
+  /**
+   * The `WWW-Authenticate` header of this route's 401 answers (RFC 6750 §3), e.g. where the
+   * protected-resource metadata is (RFC 9728 §5.1).
+   */
+  challenge?(req: FastifyRequest, deps: D): string | undefined;
   /** The groups a registration would put its resource in (decided as well as the current ones). */
   proposedGroups?(input: RouteInput<P, Q, B>): readonly string[];
   /**
    * Answers the request: a returned value is sent as JSON, with the route's only 2xx status
-   * when it documents one (otherwise the handler sets the status on `reply`).
+   * when it documents one (otherwise the handler sets the status on `reply`). A streaming route
+   * (`/mcp`) hijacks the reply and writes the raw response itself, after every check passed.
    */
   handle(ctx: RouteContext<A, P, Q, B>, deps: D): unknown;
 }

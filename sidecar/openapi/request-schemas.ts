@@ -107,3 +107,11 @@ export const clusterAdoptSchema = z.strictObject({
   force: z.boolean().default(false),
   reason: plainText(500).optional(),
 });
+
+/** One JSON-RPC 2.0 message (MCP); the MCP server checks the rest. */
+const jsonRpcMessage = z.looseObject({ jsonrpc: z.literal("2.0") });
+
+/** `POST /mcp`: a JSON-RPC message of the MCP Streamable HTTP transport, or a batch of them. */
+export const mcpMessageSchema = z
+  .union([jsonRpcMessage, z.array(jsonRpcMessage).min(1).max(100)])
+  .describe("A JSON-RPC 2.0 message (or a batch) of the Model Context Protocol.");

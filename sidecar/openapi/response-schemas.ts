@@ -263,6 +263,19 @@ export const jwksSchema = z
   .strictObject({ keys: z.array(z.record(z.string(), z.unknown())) })
   .describe("Public keys of every sidecar of the cluster that sign lease tokens (Ed25519 JWKs).");
 
+export const protectedResourceSchema = z
+  .strictObject({
+    resource: z.string().describe("the MCP endpoint, as the request's host names it: http://<host>/mcp"),
+    authorization_servers: z
+      .array(z.string())
+      .optional()
+      .describe("the issuers of the trust entries (`identity.trust[].issuer`); absent when every entry is self-signed agents"),
+    bearer_methods_supported: z.array(z.literal("header")),
+    resource_name: z.literal("leasehold"),
+    dpop_signing_alg_values_supported: z.array(z.string()),
+  })
+  .describe("OAuth 2.0 Protected Resource Metadata (RFC 9728) of the MCP endpoint.");
+
 export const auditPageSchema = z.strictObject({
   records: z.array(z.record(z.string(), z.unknown())).describe("audit records, newest first"),
   next_cursor: z.string().optional(),

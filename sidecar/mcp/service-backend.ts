@@ -1,0 +1,186 @@
+import type { Lease } from "../client/types.js";
+import { LeaseholdError } from "../errors.js";
+import type { CheckoutOk, LeaseService, RequestMeta, VerifiedCaller } from "../service/index.js";
+import type {
+  McpBackend,
+  McpCheckoutHooks,
+  McpCheckoutRequest,
+  McpLeaseHandle,
+  McpResourceInfo,
+  McpToolCall,
+} from "./backend.js";
+import type { McpRequestContext } from "./request-context.js";
+
+export interface ServiceBackendOptions {
+  /** The lease use cases (checkout for a verified caller, lease use, check-in, approval polls). */
+  readonly leases: LeaseService;
+  /** The resources `caller` could check out, as policy sees them. */
+  readonly catalog: (caller: VerifiedCaller, meta: RequestMeta) => Promise<McpResourceInfo[]>;
+  /** Records a tool call made without a lease, as `caller`'s (audited). */
+  readonly toolCall: (caller: VerifiedCaller, call: McpToolCall, meta: RequestMeta) => Promise<void>;
+  /** The `/mcp` request being served: the identity it proved, and its meta. */
+  readonly context: () => McpRequestContext;
+  /** How often a checkout waiting for a human polls its approval, ms. @default 1000 */
+  readonly pollMs?: number | undefined;
+}
+
+/** The request's meta with the tool call's own cancellation joined to the HTTP request's. */
+function withSignal(meta: RequestMeta, signal: AbortSignal | undefined): RequestMeta {
+  if (!signal) return meta;
+  return { ...meta, signal: meta.signal ? AbortSignal.any([meta.signal, signal]) : signal };
+}
+
+const sleep = (ms: number, signal: AbortSignal | undefined) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+
+/** The lease as the MCP tools see it (the HTTP API's view; no token). */
+function asLease(view: CheckoutOk["lease"]): Lease {
+  return view as Lease;
+}
+
+/**
+ * The MCP tools' backend inside the sidecar (`POST /mcp`): it acts as the identity the current
+ * `/mcp` request proved, through the service layer, with that request's meta (id, abort, the
+ * local caller). Checkouts skip only the identity token (verified, and spent when it opened the
+ * session): rate limit, caller attestation and binding, policy and approvals all run. Lease tokens
+ * are Bearer and stay in this object; the leases a session still holds are checked in when it ends
+ * ({@link ServiceMcpBackend.close}).
+ */
+export class ServiceMcpBackend implements McpBackend {
+  private readonly held = new Map<string, { token: string; lease: Lease }>();
+
+  constructor(private readonly o: ServiceBackendOptions) {}
+
+  async listResources(): Promise<McpResourceInfo[]> {
+    const { caller, meta } = this.o.context();
+    return this.o.catalog(caller, meta);
+  }
+
+  async reportToolCall(call: McpToolCall): Promise<void> {
+    const { caller, meta } = this.o.context();
+    await this.o.toolCall(caller, call, meta);
+  }
+
+  async checkout(req: McpCheckoutRequest, hooks?: McpCheckoutHooks): Promise<McpLeaseHandle> {
+    const { caller, meta: requestMeta } = this.o.context();
+    const meta = withSignal(requestMeta, hooks?.signal);
+    const body = {
+      resource: req.resource,
+      task: req.task,
+      intent: req.intent,
+      ...(req.ttl === undefined ? {} : { ttl: req.ttl }),
+    };
+    const out = await this.o.leases.checkoutAs(caller, body, meta);
+    const ok = "approval" in out ? await this.awaitApproval(caller, out.approval, meta, hooks) : out;
+    return this.hold(ok);
+  }
+
+  /** Checks in every lease this backend still holds (its session ended). */
+  async close(): Promise<void> {
+    const { meta } = this.o.context();
+    const held = [...this.held.keys()];
+    await Promise.all(
+      held.map((id) =>
+        this.o.leases.checkin(this.token(id), id, meta).catch((err: unknown) => {
+          // An ended or expired lease needs no check-in; anything else ends by its TTL.
+          if (!(err instanceof LeaseholdError)) throw err;
+        }),
+      ),
+    );
+    this.held.clear();
+  }
+
+  /** Polls a pending approval until it turns into a lease, is denied or expires, or the call is cancelled. */
+  private async awaitApproval(
+    caller: VerifiedCaller,
+    pending: { readonly id: string; readonly status: string },
+    meta: RequestMeta,
+    hooks: McpCheckoutHooks | undefined,
+  ): Promise<CheckoutOk> {
+    let approval = pending;
+    for (;;) {
+      hooks?.onPending?.({ id: approval.id, status: approval.status });
+      if (approval.status === "denied" || approval.status === "expired") {
+        throw new LeaseholdError("policy_denied", `approval ${approval.id} was ${approval.status}`);
+      }
+      await sleep(this.o.pollMs ?? 1000, meta.signal);
+      if (meta.signal?.aborted) {
+        throw new LeaseholdError("conflict", `the checkout was cancelled while approval ${approval.id} was pending`);
+      }
+      const polled = (await this.o.leases.pollApprovalAs(caller, approval.id, meta)).approval as {
+        id: string;
+        status: string;
+        lease?: CheckoutOk["lease"];
+        token?: string;
+        token_type?: CheckoutOk["token_type"];
+      };
+      if (polled.token !== undefined && polled.lease !== undefined) {
+        return { lease: polled.lease, token: polled.token, token_type: polled.token_type ?? "Bearer" };
+      }
+      if (polled.lease !== undefined) {
+        throw new LeaseholdError("conflict", `approval ${approval.id} was redeemed elsewhere`);
+      }
+      approval = polled;
+    }
+  }
+
+  private token(id: string): string {
+    const h = this.held.get(id);
+    if (!h) throw new LeaseholdError("not_found", `this session holds no lease ${id}`);
+    return h.token;
+  }
+
+  private remember(id: string, lease: Lease): Lease {
+    const h = this.held.get(id);
+    if (h) h.lease = lease;
+    return lease;
+  }
+
+  /** A handle on a lease just issued: its token stays in `held`. */
+  private hold(ok: CheckoutOk): McpLeaseHandle {
+    const id = ok.lease.id;
+    this.held.set(id, { token: ok.token, lease: asLease(ok.lease) });
+    const { leases } = this.o;
+    const meta = () => this.o.context().meta;
+    const lease = () => this.held.get(id)?.lease ?? asLease(ok.lease);
+    return {
+      get lease() {
+        return lease();
+      },
+      proxyLogin: () => {
+        const h = this.held.get(id);
+        return ok.proxy && h
+          ? { host: ok.proxy.host, port: ok.proxy.port, user: ok.proxy.username, password: h.token }
+          : undefined;
+      },
+      credential: async () => {
+        const c = await leases.credential(this.token(id), id, meta());
+        return { username: c.username, password: c.password, connection: c.connection };
+      },
+      status: async () => this.remember(id, asLease(await leases.getOwn(this.token(id), id, meta()))),
+      renew: async (ttl) => {
+        const r = await leases.renew(this.token(id), id, ttl === undefined ? {} : { ttl }, meta());
+        return this.remember(id, asLease(r.lease));
+      },
+      checkin: async () => {
+        const r = await leases.checkin(this.token(id), id, meta());
+        this.remember(id, asLease(r.lease));
+        this.held.delete(id);
+      },
+      reportToolCall: async (call) => {
+        const { client: _client, ...rest } = call;
+        await leases.toolCall(this.token(id), id, rest, meta());
+      },
+    };
+  }
+}
