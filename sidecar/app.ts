@@ -155,6 +155,12 @@ export function buildApp(deps: Deps) {
   answerErrors(app);
   const authenticate = createAuthenticator({ adminToken: deps.adminToken, operators: deps.operators });
   registerRoutes(app, routesOf("app"), deps, authenticate);
+  if (deps.mcp) {
+    const mcp = deps.mcp;
+    mcp.startSweeping();
+    // Sessions end (their leases checked in) before the services they use close.
+    app.addHook("onClose", () => mcp.close());
+  }
   if (deps.auditFiles) {
     const audit = { files: deps.auditFiles, audit: deps.audit };
     registerRoutes(app, routesOf("audit"), audit, authenticate);

@@ -11,6 +11,8 @@ import type { ProxyManager } from "./proxy/index.js";
 import type { AdminRotation, CrashPoint, Reconciler } from "./rotation/index.js";
 import type { LeaseService, OperatorService, ResourceService } from "./service/index.js";
 import { type IdentityParts, wireIdentity } from "./wire/identity.js";
+import type { McpHttp } from "./mcp/http-sessions.js";
+import { type McpServerFactory, wireMcpHttp } from "./wire/mcp.js";
 import { closeInfrastructure, type Infrastructure, openInfrastructure } from "./wire/infrastructure.js";
 import { readinessChecks, runReadiness } from "./wire/readiness.js";
 import { type Services, wireServices } from "./wire/services.js";
@@ -29,6 +31,8 @@ export interface SidecarOptions {
    * 0 = one attempt. @default Infinity (until they answer)
    */
   waitForDepsSeconds?: number;
+  /** The MCP server each `/mcp` session runs (`mcp.http`); without it `/mcp` answers 404. */
+  mcpServer?: McpServerFactory;
 }
 
 export interface Sidecar {
@@ -49,6 +53,8 @@ export interface Sidecar {
   reloadPolicy(): Promise<{ ok: true } | { ok: false; error: string }>;
   /** The local protocol listeners (proxy mode). */
   readonly proxies: ProxyManager;
+  /** MCP over HTTP's sessions (`mcp.http`), when on. */
+  readonly mcp?: McpHttp | undefined;
   close(): Promise<void>;
 }
 
@@ -81,7 +87,8 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const adminToken = await loadAdminToken(config.admin.tokenFile);
     // Before any loop runs: a sidecar whose Redis is not the cluster's must not reconcile into it.
     await svc.cluster.check();
-    const app = buildApp(appDeps(config, log, infra, ids, svc, adminToken));
+    const mcp = wireMcpHttp(config, log, infra, ids, svc, opts.mcpServer);
+    const app = buildApp({ ...appDeps(config, log, infra, ids, svc, adminToken), ...(mcp ? { mcp } : {}) });
     opened.push(() => app.close());
     const background = opts.background ?? true;
     const ops = await attachOps(app, {
@@ -119,6 +126,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
       id,
       reloadPolicy: () => reloadPolicy(svc, infra, log),
       proxies: svc.proxies,
+      mcp,
       close: async () => {
         opened.length = 0;
         await svc.proxies.close();

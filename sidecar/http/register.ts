@@ -77,7 +77,13 @@ export function registerRoutes<D, L extends FastifyBaseLogger>(
 }
 
 /** A route's WWW-Authenticate header on a 401 it answers. */
-function challenge<D>(route: RouteDef<D>, req: FastifyRequest, reply: FastifyReply, deps: D, err: unknown): void {
+function challenge<D>(
+  route: RouteDef<D>,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  deps: D,
+  err: unknown,
+): void {
   if (!route.challenge || !(err instanceof LeaseholdError) || err.status !== 401) return;
   const value = route.challenge(req, deps);
   if (value !== undefined) reply.header("www-authenticate", value);

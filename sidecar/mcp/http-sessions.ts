@@ -104,7 +104,10 @@ function boundKey(caller: VerifiedCaller): string | undefined {
 }
 
 const unknownSession = () =>
-  new LeaseholdError("not_found", "no such MCP session for this agent (it ended or idled out): initialize a new one");
+  new LeaseholdError(
+    "not_found",
+    "no such MCP session for this agent (it ended or idled out): initialize a new one",
+  );
 
 /**
  * MCP over HTTP (the Streamable HTTP transport of the MCP SDK) for `POST`, `GET` and `DELETE /mcp`.
@@ -174,7 +177,10 @@ export class McpHttp {
       caller = await this.o.identity.verify(r.presented.token, { oneTime: false });
       // Another agent learns nothing of the session: the same answer as for an unknown id.
       if (caller.subject !== session.subject) {
-        this.o.log.warn({ session: id, agent: caller.subject }, "an MCP session was presented by another agent");
+        this.o.log.warn(
+          { session: id, agent: caller.subject },
+          "an MCP session was presented by another agent",
+        );
         throw unknownSession();
       }
       await this.proveKey(caller, r, session.jkt);
@@ -182,9 +188,9 @@ export class McpHttp {
     await this.serve(session, { caller, meta: r.meta }, r);
   }
 
-  /** Ends every session whose last request is older than the idle timeout and that has nothing open. */
-  async sweep(): Promise<void> {
-    const cutoff = this.now() - this.o.idleSeconds * 1000;
+  /** Ends every session whose last request is older than the idle timeout at `at` and that has no request at work. */
+  async sweep(at = this.now()): Promise<void> {
+    const cutoff = at - this.o.idleSeconds * 1000;
     for (const s of [...this.sessions.values()]) {
       if (s.open === 0 && s.lastActive < cutoff) await this.end(s, "idle");
     }
@@ -262,6 +268,8 @@ export class McpHttp {
       onsessioninitialized: (sid) => {
         this.sessions.set(sid, session);
       },
+      // Awaited before DELETE is answered: the session's leases are checked in by then.
+      onsessionclosed: () => this.end(session, "deleted"),
     });
     const session: Session = {
       get id() {
@@ -299,11 +307,15 @@ export class McpHttp {
     const { reply } = r;
     session.last = ctx;
     session.lastActive = this.now();
-    session.open++;
-    reply.raw.once("close", () => {
-      session.open--;
-      session.lastActive = this.now();
-    });
+    // A request at work (a tool call waiting for an approval) keeps the session; the listening
+    // GET stream every client holds open does not, or no connected session would ever idle out.
+    if (r.req.method === "POST") {
+      session.open++;
+      reply.raw.once("close", () => {
+        session.open--;
+        session.lastActive = this.now();
+      });
+    }
     // The headers the guard set (request id, no-store) go out on the raw response too.
     for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) reply.raw.setHeader(k, v);
     reply.hijack();
@@ -320,7 +332,9 @@ export class McpHttp {
         reply.raw.statusCode = 500;
         reply.raw.setHeader("content-type", "application/json");
         reply.raw.end(
-          JSON.stringify({ error: { code: "internal", message: "internal error", request_id: r.meta.requestId } }),
+          JSON.stringify({
+            error: { code: "internal", message: "internal error", request_id: r.meta.requestId },
+          }),
         );
       }
     }
@@ -334,9 +348,14 @@ export class McpHttp {
     this.o.log.info({ session: s.id, agent: s.subject, why }, "MCP session ended");
     for (const fn of s.ends.splice(0)) {
       await fn().catch((err: unknown) =>
-        this.o.log.warn({ err: { message: (err as Error).message }, session: s.id }, "MCP session end hook failed"),
+        this.o.log.warn(
+          { err: { message: (err as Error).message }, session: s.id },
+          "MCP session end hook failed",
+        ),
       );
     }
+    // On DELETE the transport closes itself (and its server) once it has answered.
+    if (why === "deleted") return;
     await s.server?.close().catch(() => undefined);
     await s.transport.close().catch(() => undefined);
   }

@@ -115,7 +115,10 @@ export class ServiceMcpBackend implements McpBackend {
       }
       await sleep(this.o.pollMs ?? 1000, meta.signal);
       if (meta.signal?.aborted) {
-        throw new LeaseholdError("conflict", `the checkout was cancelled while approval ${approval.id} was pending`);
+        throw new LeaseholdError(
+          "conflict",
+          `the checkout was cancelled while approval ${approval.id} was pending`,
+        );
       }
       const polled = (await this.o.leases.pollApprovalAs(caller, approval.id, meta)).approval as {
         id: string;

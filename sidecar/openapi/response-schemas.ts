@@ -269,7 +269,9 @@ export const protectedResourceSchema = z
     authorization_servers: z
       .array(z.string())
       .optional()
-      .describe("the issuers of the trust entries (`identity.trust[].issuer`); absent when every entry is self-signed agents"),
+      .describe(
+        "the issuers of the trust entries (`identity.trust[].issuer`); absent when every entry is self-signed agents",
+      ),
     bearer_methods_supported: z.array(z.literal("header")),
     resource_name: z.literal("leasehold"),
     dpop_signing_alg_values_supported: z.array(z.string()),

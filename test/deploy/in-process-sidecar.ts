@@ -8,6 +8,7 @@ import { generateAgentKey, mintIdentityAssertion } from "../../sidecar/identity/
 import { createLogger } from "../../sidecar/logger.js";
 import type { CrashPoint } from "../../sidecar/rotation/index.js";
 import { createSidecar, type Sidecar } from "../../sidecar/wire.js";
+import type { McpServerFactory } from "../../sidecar/wire/mcp.js";
 import { createMariadbAccount, dropMariadbAccount, localMariadb, mariadbRoot } from "../support/mariadb.js";
 import { dropPrefix, REDIS_URL } from "../support/redis.js";
 
@@ -63,6 +64,8 @@ export async function startInProcessSidecar(opts: {
   config?: Record<string, unknown>;
   /** Called at each rotation step (CrashPoint), e.g. to act in the middle of an admin rotation. */
   crashHook?: (point: CrashPoint) => void;
+  /** The MCP server each `/mcp` session runs. @default none (`/mcp` answers 404) */
+  mcpServer?: McpServerFactory;
 }): Promise<InProcessSidecar> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-inproc-"));
   const tag = randomBytes(4).toString("hex");
@@ -100,6 +103,7 @@ export async function startInProcessSidecar(opts: {
     log: createLogger("silent"),
     background: false,
     crashHook: opts.crashHook,
+    ...(opts.mcpServer ? { mcpServer: opts.mcpServer } : {}),
   });
 
   const root: Connection = await mariadbRoot();
