@@ -161,14 +161,15 @@ export class McpHttp {
     let session: Session;
     let caller: VerifiedCaller;
     if (id === undefined) {
-      if (r.req.method !== "POST" || !isInitializeRequest(r.body)) {
+      const opening = r.req.method === "POST" && isInitializeRequest(r.body);
+      // Spent when it opens a session: the token that opens one opens no other.
+      caller = await this.o.identity.verify(r.presented.token, opening ? undefined : { oneTime: false });
+      if (!opening) {
         throw new LeaseholdError(
           "invalid_request",
           "Mcp-Session-Id: required; only an MCP initialize request (POST) opens a session without one",
         );
       }
-      // Spent here: the token that opens a session opens no other.
-      caller = await this.o.identity.verify(r.presented.token);
       const jkt = await this.proveKey(caller, r, undefined);
       this.requireRoom(caller.subject);
       session = this.open(caller, jkt, r.meta);

@@ -1,3 +1,4 @@
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -122,7 +123,11 @@ describe("the document against the real app", () => {
 
   beforeAll(async () => {
     vault = await useVault();
-    lh = await startInProcessSidecar({ vault, policy: POLICY });
+    lh = await startInProcessSidecar({
+      vault,
+      policy: POLICY,
+      mcpServer: () => new McpServer({ name: "openapi", version: "0" }),
+    });
     admin = lh.sidecar.adminToken;
   });
   afterAll(async () => {
@@ -169,6 +174,7 @@ describe("the document against the real app", () => {
         body?: unknown;
         token?: string;
         host?: string;
+        headers?: Record<string, string>;
       } = {},
     ): Promise<{ status: number; body: Json; res: LightMyRequestResponse }> => {
       const [method, path] = key.split(" ") as [RouteDoc["method"], string];
@@ -186,12 +192,19 @@ describe("the document against the real app", () => {
           ...(method === "GET" ? {} : { "x-leasehold-request": "true" }),
           ...(opts.body === undefined ? {} : { "content-type": "application/json" }),
           ...(opts.host ? { host: opts.host } : {}),
+          ...opts.headers,
         },
         ...(opts.body === undefined ? {} : { payload: JSON.stringify(opts.body) }),
       });
-      const body = res.json() as Json;
       expect(res.headers["x-request-id"], key).toMatch(/^req_/);
       const ok = route.responses[res.statusCode];
+      // A route documented as text (an event stream, an empty answer) answers that type.
+      if (ok !== undefined && ok.schema === undefined) {
+        if (res.body.length > 0) expect(String(res.headers["content-type"]), key).toContain(ok.contentType);
+        seen.add(key);
+        return { status: res.statusCode, body: {}, res };
+      }
+      const body = res.json() as Json;
       if (ok?.schema) {
         const parsed = ok.schema.safeParse(body);
         expect(parsed.success, `${key} ${res.statusCode}: ${parsed.error?.message}`).toBe(true);
@@ -423,6 +436,46 @@ describe("the document against the real app", () => {
     expect(
       (await call("POST /v1/token-exchange", { body: { ...exchange, grant_type: "password" } })).status,
     ).toBe(400);
+
+    // MCP over HTTP: the metadata, a session opened, used, refused to another agent, ended.
+    const metadata = await call("GET /.well-known/oauth-protected-resource");
+    expect(metadata.status).toBe(200);
+    expect(metadata.body.resource).toBe("http://localhost:80/mcp");
+    const unauthorized = await call("POST /mcp", { body: { jsonrpc: "2.0", id: 1, method: "tools/list" } });
+    expect(unauthorized.status).toBe(401);
+    expect(unauthorized.res.headers["www-authenticate"]).toContain("resource_metadata=");
+    const mcpAccept = { accept: "application/json, text/event-stream" };
+    const opened = await call("POST /mcp", {
+      token: await lh.identity("a"),
+      headers: mcpAccept,
+      body: {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: {
+          protocolVersion: "2025-06-18",
+          capabilities: {},
+          clientInfo: { name: "doc", version: "1" },
+        },
+      },
+    });
+    expect(opened.status).toBe(200);
+    const sessionId = String(opened.res.headers["mcp-session-id"]);
+    const inSession = { ...mcpAccept, "mcp-session-id": sessionId, "mcp-protocol-version": "2025-06-18" };
+    const mcpToken = await lh.identity("a");
+    expect(
+      (
+        await call("POST /mcp", {
+          token: mcpToken,
+          headers: inSession,
+          body: { jsonrpc: "2.0", method: "notifications/initialized" },
+        })
+      ).status,
+    ).toBe(202);
+    expect((await call("GET /mcp", { token: await lh.identity("b"), headers: inSession })).status).toBe(404);
+    expect((await call("GET /mcp", { token: mcpToken })).status).toBe(400);
+    expect((await call("DELETE /mcp", { token: mcpToken, headers: inSession })).status).toBe(200);
+    expect((await call("DELETE /mcp", { token: mcpToken, headers: inSession })).status).toBe(404);
 
     const untested = ROUTES.filter((r) => r.owner === "app" && r.path !== "/openapi.json")
       .map((r) => `${r.method} ${r.path}`)

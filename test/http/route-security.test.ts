@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import Fastify, { type LightMyRequestResponse } from "fastify";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -104,6 +105,17 @@ const CASES: Record<string, (f: Fixture) => RouteCase> = {
   "GET /ui/:asset": () => ({ params: { asset: "app.js" } }),
   "GET /.well-known/jwks.json": () => ({}),
   "GET /openapi.json": () => ({}),
+  "POST /mcp": () => ({
+    body: {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "sec", version: "1" } },
+    },
+  }),
+  "GET /mcp": () => ({}),
+  "DELETE /mcp": () => ({}),
+  "GET /.well-known/oauth-protected-resource": () => ({}),
   // The credential is the body's subject_token: a fresh one per request.
   "POST /v1/token-exchange": (f) => ({
     body: async () => ({
@@ -167,7 +179,12 @@ describe("every route of the table refuses what it must", () => {
 
   beforeAll(async () => {
     vault = await useVault();
-    lh = await startInProcessSidecar({ vault, policy: POLICY });
+    // `/mcp` with an MCP server of no tools: the auth in front of it is what is tested here.
+    lh = await startInProcessSidecar({
+      vault,
+      policy: POLICY,
+      mcpServer: () => new McpServer({ name: "route-security", version: "0" }),
+    });
     const admin = { authorization: `Bearer ${lh.sidecar.adminToken}`, "content-type": "application/json" };
     const app = lh.sidecar.app;
     const put = await app.inject({
