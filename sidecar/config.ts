@@ -9,10 +9,10 @@ import {
   OS_USER_NAME,
 } from "../adapters/exec/index.js";
 import { ConfigError, expandEnv, readConfigFile } from "./config-file.js";
+import { closeKeyIn } from "./config-keys.js";
 import { LEASE_EVENT_TYPES } from "./events/types.js";
 import { CALLER_PARTS } from "./leases/caller.js";
 import { webhookKey } from "./ops/webhook-signature.js";
-import { closeMatch } from "./util/close-match.js";
 import { describeIssues } from "./util/zod-errors.js";
 
 export { ConfigError, configPathFrom } from "./config-file.js";
@@ -333,10 +333,9 @@ export const configSchema = z.strictObject({
   mcp: z
     .strictObject({
       /**
-       * MCP over HTTP on the sidecar's listener (`POST`/`GET`/`DELETE /mcp`, the Streamable HTTP
-       * transport, and `/.well-known/oauth-protected-resource`): the same tools as `leasehold mcp`,
-       * for an agent's identity JWT. Nothing new is trusted: the same tokens check out through
-       * `/v1/checkout`. false: those routes answer 404. @default true
+       * MCP over HTTP (`/mcp`, the Streamable HTTP transport, and its protected-resource metadata):
+       * `leasehold mcp`'s tools for an agent's identity JWT, which trusts nothing new (the same
+       * token checks out through `/v1/checkout`). false: those routes answer 404. @default true
        */
       http: z.boolean().default(true),
       /** A session with no request for this long ends (the leases it holds are checked in), seconds. @default 900 */
@@ -401,49 +400,6 @@ function resolvePath(dir: string, p: string): string {
   return isAbsolute(p) ? p : resolve(dir, p);
 }
 
-/** The parts of a zod schema's definition the key lookup below reads. */
-interface SchemaDef {
-  readonly type: string;
-  readonly innerType?: unknown;
-  readonly in?: unknown;
-  readonly getter?: () => unknown;
-  readonly options?: readonly unknown[];
-  readonly shape?: Readonly<Record<string, unknown>>;
-  readonly element?: unknown;
-  readonly valueType?: unknown;
-}
-
-/** The objects, arrays and records `schema` may be, through defaults, optionals, pipes and unions. */
-function shapesOf(schema: unknown): SchemaDef[] {
-  const def = (schema as { _zod?: { def?: SchemaDef } })._zod?.def;
-  if (def === undefined) return [];
-  if (def.innerType !== undefined) return shapesOf(def.innerType);
-  if (def.type === "pipe") return shapesOf(def.in);
-  if (def.type === "lazy" && def.getter) return shapesOf(def.getter());
-  if (def.type === "union") return (def.options ?? []).flatMap(shapesOf);
-  return ["object", "array", "record"].includes(def.type) ? [def] : [];
-}
-
-/** The keys the config schema knows for the object at `path` (every branch of a union's). */
-function knownKeysAt(path: readonly PropertyKey[]): string[] {
-  let here = shapesOf(configSchema);
-  for (const step of path) {
-    here = here.flatMap((d) => {
-      if (d.type === "object" && typeof step === "string" && d.shape && Object.hasOwn(d.shape, step))
-        return shapesOf(d.shape[step]);
-      if (d.type === "array" && typeof step === "number") return shapesOf(d.element);
-      if (d.type === "record") return shapesOf(d.valueType);
-      return [];
-    });
-  }
-  return [...new Set(here.flatMap((d) => (d.type === "object" ? Object.keys(d.shape ?? {}) : [])))];
-}
-
-/** The known key an unknown one of leasehold.yaml is close to: `listen.hots` → `host`. */
-function closeConfigKey(path: readonly PropertyKey[], key: string): string | undefined {
-  return closeMatch(key, knownKeysAt(path));
-}
-
 /**
  * Validates a parsed config object. Relative paths resolve against `configDir`.
  * Throws ConfigError naming the key on any problem; the result is frozen.
@@ -452,7 +408,9 @@ export function parseConfig(raw: unknown, configDir: string, env: NodeJS.Process
   const withEnv = expandEnv(raw ?? {}, env, "");
   const parsed = configSchema.safeParse(withEnv);
   if (!parsed.success)
-    throw new ConfigError(`invalid config: ${describeIssues(parsed.error.issues, "", closeConfigKey)}`);
+    throw new ConfigError(
+      `invalid config: ${describeIssues(parsed.error.issues, "", closeKeyIn(configSchema))}`,
+    );
   const c = parsed.data;
   checkExecUsers(c.exec.commands);
   if (!LOOPBACK.has(c.listen.host) && !c.listen.allowRemote) {
