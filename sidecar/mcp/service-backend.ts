@@ -1,3 +1,4 @@
+import { LeaseholdClientError } from "../client/errors.js";
 import type { Lease } from "../client/types.js";
 import { LeaseholdError } from "../errors.js";
 import type { CheckoutOk, LeaseService, RequestMeta, VerifiedCaller } from "../service/index.js";
@@ -43,6 +44,34 @@ const sleep = (ms: number, signal: AbortSignal | undefined) =>
     );
   });
 
+/**
+ * A service error as the tools read it: the code, message, details and hint an HTTP client would
+ * have got (a fault's detail stays in the process: "internal error").
+ */
+function asClientError(err: unknown, requestId: string): unknown {
+  if (!(err instanceof LeaseholdError)) return err;
+  return new LeaseholdClientError(
+    err.code,
+    err.expose ? err.message : "internal error",
+    err.status,
+    requestId,
+    err.retryAfter,
+    {
+      ...(err.expose && err.details ? { details: err.details } : {}),
+      ...(err.expose && err.hint !== undefined ? { hint: err.hint } : {}),
+    },
+  );
+}
+
+/** Runs a service call; its errors as the tools read them. */
+async function served<T>(meta: RequestMeta, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw asClientError(err, meta.requestId);
+  }
+}
+
 /** The lease as the MCP tools see it (the HTTP API's view; no token). */
 function asLease(view: CheckoutOk["lease"]): Lease {
   return view as Lease;
@@ -63,12 +92,12 @@ export class ServiceMcpBackend implements McpBackend {
 
   async listResources(): Promise<McpResourceInfo[]> {
     const { caller, meta } = this.o.context();
-    return this.o.catalog(caller, meta);
+    return served(meta, () => this.o.catalog(caller, meta));
   }
 
   async reportToolCall(call: McpToolCall): Promise<void> {
     const { caller, meta } = this.o.context();
-    await this.o.toolCall(caller, call, meta);
+    await served(meta, () => this.o.toolCall(caller, call, meta));
   }
 
   async checkout(req: McpCheckoutRequest, hooks?: McpCheckoutHooks): Promise<McpLeaseHandle> {
@@ -80,8 +109,10 @@ export class ServiceMcpBackend implements McpBackend {
       intent: req.intent,
       ...(req.ttl === undefined ? {} : { ttl: req.ttl }),
     };
-    const out = await this.o.leases.checkoutAs(caller, body, meta);
-    const ok = "approval" in out ? await this.awaitApproval(caller, out.approval, meta, hooks) : out;
+    const ok = await served(meta, async () => {
+      const out = await this.o.leases.checkoutAs(caller, body, meta);
+      return "approval" in out ? this.awaitApproval(caller, out.approval, meta, hooks) : out;
+    });
     return this.hold(ok);
   }
 
@@ -111,14 +142,18 @@ export class ServiceMcpBackend implements McpBackend {
     for (;;) {
       hooks?.onPending?.({ id: approval.id, status: approval.status });
       if (approval.status === "denied" || approval.status === "expired") {
-        throw new LeaseholdError("policy_denied", `approval ${approval.id} was ${approval.status}`);
+        const code = approval.status === "denied" ? "approval_denied" : "approval_expired";
+        throw new LeaseholdClientError(
+          code,
+          `approval ${approval.id} was ${approval.status}`,
+          403,
+          meta.requestId,
+        );
       }
       await sleep(this.o.pollMs ?? 1000, meta.signal);
       if (meta.signal?.aborted) {
-        throw new LeaseholdError(
-          "conflict",
-          `the checkout was cancelled while approval ${approval.id} was pending`,
-        );
+        const why = `the checkout was cancelled while approval ${approval.id} was pending`;
+        throw new LeaseholdClientError("aborted", why, 0, meta.requestId);
       }
       const polled = (await this.o.leases.pollApprovalAs(caller, approval.id, meta)).approval as {
         id: string;
@@ -139,7 +174,7 @@ export class ServiceMcpBackend implements McpBackend {
 
   private token(id: string): string {
     const h = this.held.get(id);
-    if (!h) throw new LeaseholdError("not_found", `this session holds no lease ${id}`);
+    if (!h) throw new LeaseholdClientError("not_found", `this session holds no lease ${id}`, 404);
     return h.token;
   }
 
@@ -155,10 +190,15 @@ export class ServiceMcpBackend implements McpBackend {
     this.held.set(id, { token: ok.token, lease: asLease(ok.lease) });
     const { leases } = this.o;
     const meta = () => this.o.context().meta;
-    const lease = () => this.held.get(id)?.lease ?? asLease(ok.lease);
+    const current = () => this.held.get(id)?.lease ?? asLease(ok.lease);
+    /** A use of the lease with its token, as the current request; errors as the tools read them. */
+    const use = <T>(fn: (token: string, m: RequestMeta) => Promise<T>): Promise<T> => {
+      const m = meta();
+      return served(m, () => fn(this.token(id), m));
+    };
     return {
       get lease() {
-        return lease();
+        return current();
       },
       proxyLogin: () => {
         const h = this.held.get(id);
@@ -167,22 +207,22 @@ export class ServiceMcpBackend implements McpBackend {
           : undefined;
       },
       credential: async () => {
-        const c = await leases.credential(this.token(id), id, meta());
+        const c = await use((t, m) => leases.credential(t, id, m));
         return { username: c.username, password: c.password, connection: c.connection };
       },
-      status: async () => this.remember(id, asLease(await leases.getOwn(this.token(id), id, meta()))),
+      status: async () => this.remember(id, asLease(await use((t, m) => leases.getOwn(t, id, m)))),
       renew: async (ttl) => {
-        const r = await leases.renew(this.token(id), id, ttl === undefined ? {} : { ttl }, meta());
+        const r = await use((t, m) => leases.renew(t, id, ttl === undefined ? {} : { ttl }, m));
         return this.remember(id, asLease(r.lease));
       },
       checkin: async () => {
-        const r = await leases.checkin(this.token(id), id, meta());
+        const r = await use((t, m) => leases.checkin(t, id, m));
         this.remember(id, asLease(r.lease));
         this.held.delete(id);
       },
       reportToolCall: async (call) => {
         const { client: _client, ...rest } = call;
-        await leases.toolCall(this.token(id), id, rest, meta());
+        await use((t, m) => leases.toolCall(t, id, rest, m));
       },
     };
   }
