@@ -3,6 +3,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { createDpopKey } from "../../sidecar/client/dpop-key.js";
 import { mintIdentityAssertion } from "../../sidecar/identity/index.js";
 import type { McpLeaseHandle } from "../../sidecar/mcp/backend.js";
 import type { McpServerFactory } from "../../sidecar/wire/mcp.js";
@@ -250,6 +251,54 @@ describe("MCP over HTTP: /mcp sessions", () => {
     );
     expect(inside.status).toBe(401);
     expect(inside.headers.get("www-authenticate")).toContain("resource_metadata=");
+    await end(client);
+  });
+
+  it("DPoP: a token bound to a key (cnf.jkt) needs a proof by it on every request; a session opened with a proof keeps its key", async () => {
+    const key = await createDpopKey();
+    const other = await createDpopKey();
+    const url = `${base}/mcp`;
+    const bound = () =>
+      mintIdentityAssertion({
+        keyFile: lh.keyFile("a"),
+        audience: "leasehold",
+        extraClaims: { cnf: { jkt: key.jkt } },
+      });
+    const noProof = await post({ authorization: `Bearer ${await bound()}` }, initialize);
+    expect(noProof.status).toBe(401);
+    expect(JSON.parse(noProof.text).error.message).toContain("DPoP-bound");
+    const wrongKey = await post(
+      { authorization: `Bearer ${await bound()}`, dpop: await other.proof("POST", url) },
+      initialize,
+    );
+    expect(wrongKey.status).toBe(401);
+
+    // The SDK client with a fetch that signs a fresh proof for each request.
+    const token = await bound();
+    const transport = new StreamableHTTPClientTransport(new URL(url), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+      fetch: async (input, init) => {
+        const headers = new Headers(init?.headers);
+        headers.set("dpop", await key.proof(init?.method ?? "GET", String(input)));
+        return fetch(input, { ...init, headers });
+      },
+    });
+    const client = new Client({ name: "dpop", version: "1" });
+    await client.connect(transport);
+    clients.push(client);
+    expect((await client.listTools()).tools.length).toBe(3);
+    const session = {
+      authorization: `Bearer ${token}`,
+      "mcp-session-id": transport.sessionId ?? "",
+      "mcp-protocol-version": transport.protocolVersion ?? "2025-06-18",
+    };
+    expect((await post(session, listTools)).status).toBe(401);
+    expect((await post({ ...session, dpop: await other.proof("POST", url) }, listTools)).status).toBe(401);
+    expect((await post({ ...session, dpop: await key.proof("POST", url) }, listTools)).status).toBe(200);
+    // A fresh unbound token of the same agent still needs the session's key.
+    const unbound = { ...session, authorization: `Bearer ${await lh.identity("a")}` };
+    expect((await post(unbound, listTools)).status).toBe(401);
+    expect((await post({ ...unbound, dpop: await key.proof("POST", url) }, listTools)).status).toBe(200);
     await end(client);
   });
 
