@@ -124,11 +124,29 @@ export const accountViewSchema = z.strictObject({
 export const resourceViewSchema = z.strictObject({
   name: z.string(),
   adapter: z.string(),
+  description: z.string().optional().describe("what the resource is, as its DBA described it"),
   connection: z.record(z.string(), z.unknown()),
   rotateWith: z.enum(["admin", "self"]),
   reveal: z.boolean(),
   lease: z.strictObject({ defaultTtl: z.number().int(), maxTtl: z.number().int() }),
   accounts: z.array(accountViewSchema),
+});
+
+/** `GET /v1/catalog`: the resources an agent could check out, as policy sees it. */
+export const catalogSchema = z.strictObject({
+  resources: z.array(
+    z.strictObject({
+      name: z.string(),
+      adapter: z.string().describe("the adapter's id: postgres, mysql, redis, ldap, ..."),
+      description: z.string().optional().describe("what the resource is, as its DBA described it"),
+      groups: z.array(z.string()).describe("its groups for policy (Cedar ResourceGroup)"),
+      session: z
+        .enum(["proxy", "credential"])
+        .describe(
+          "proxy: the password is never revealed and sessions go through the resource's listener; credential: the holder asks for the password",
+        ),
+    }),
+  ),
 });
 
 export const resourceListSchema = z.strictObject({
