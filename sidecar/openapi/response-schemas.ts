@@ -74,10 +74,20 @@ export const approvalSchema = z.strictObject({
 /** `DPoP` when the checkout carried a DPoP proof: the token is bound to the agent's key. */
 const tokenType = z.enum(["Bearer", "DPoP"]).describe("the Authorization scheme to send the token with");
 
+/** Where the resource's local listener waits for the lease's holder (Bearer tokens only). */
+const proxyBlockSchema = z
+  .strictObject({
+    host: z.string(),
+    port: z.number().int(),
+    username: z.string().describe("the login name at the listener: the lease id"),
+  })
+  .describe("the resource's listener: log in with user = the lease id, password = the lease token");
+
 export const checkoutCreatedSchema = z.strictObject({
   lease: leaseSchema,
   token: z.string().describe("the lease token (EdDSA JWT)"),
   token_type: tokenType,
+  proxy: proxyBlockSchema.optional(),
 });
 
 export const checkoutPendingSchema = z.strictObject({ approval: approvalSchema });
@@ -88,6 +98,7 @@ export const approvalPollSchema = z.strictObject({
     lease: leaseSchema.optional(),
     token: z.string().optional().describe("only on the first poll after approval: no second token"),
     token_type: tokenType.optional(),
+    proxy: proxyBlockSchema.optional().describe("with the token, when the resource has a listener"),
   }),
 });
 
@@ -143,7 +154,7 @@ export const catalogSchema = z.strictObject({
       session: z
         .enum(["proxy", "credential"])
         .describe(
-          "proxy: the password is never revealed and sessions go through the resource's listener; credential: the holder asks for the password",
+          "proxy: sessions go through the resource's listener (it has one on this sidecar, or its password is never revealed: reveal false); credential: the holder asks for the password",
         ),
     }),
   ),

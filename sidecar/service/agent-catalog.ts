@@ -8,6 +8,8 @@ import type { RequestMeta } from "./request-meta.js";
 export interface AgentCatalogOptions extends AgentRequestDeps {
   readonly catalog: ResourceCatalog;
   readonly policy: PolicyPort;
+  /** This sidecar's listener of a resource, when one runs (the checkout's `proxy` block). */
+  readonly proxyEndpoint?: ((resource: string) => unknown) | undefined;
 }
 
 /** A resource as the agent that could check it out sees it: never a connection setting or an account. */
@@ -18,8 +20,9 @@ export interface CatalogEntry {
   readonly description?: string;
   readonly groups: string[];
   /**
-   * `proxy`: the password is never revealed (`reveal: false`) and the resource has a listener
-   * (`proxy`), so sessions go through it; `credential`: the holder asks for the password.
+   * `proxy`: sessions go through the resource's listener: it has one on this sidecar (statement
+   * policy applies there), or its password is never revealed (`reveal: false`); `credential`: the
+   * holder asks for the password.
    */
   readonly session: "proxy" | "credential";
 }
@@ -42,7 +45,12 @@ export class AgentCatalog {
   ): Promise<{ resources: CatalogEntry[] }> {
     const { caller } = await verifyAgent(this.o, identity, meta, { oneTime: false, delegation });
     const registrations = await this.o.catalog.load();
-    return { resources: registrations.filter((reg) => this.couldCheckOut(caller, reg)).map(catalogEntry) };
+    const listens = (name: string) => this.o.proxyEndpoint?.(name) !== undefined;
+    return {
+      resources: registrations
+        .filter((reg) => this.couldCheckOut(caller, reg))
+        .map((reg) => catalogEntry(reg, listens(reg.name))),
+    };
   }
 
   private couldCheckOut(caller: VerifiedCaller, reg: StoredRegistration): boolean {
@@ -58,13 +66,13 @@ export class AgentCatalog {
   }
 }
 
-/** The catalog's view of a registration. */
-export function catalogEntry(reg: StoredRegistration): CatalogEntry {
+/** The catalog's view of a registration; `listening`: this sidecar runs its listener. */
+export function catalogEntry(reg: StoredRegistration, listening: boolean): CatalogEntry {
   return {
     name: reg.name,
     adapter: reg.adapter,
     ...(reg.description === undefined ? {} : { description: reg.description }),
     groups: [...reg.groups],
-    session: !reg.reveal && reg.proxy !== undefined ? "proxy" : "credential",
+    session: listening || !reg.reveal ? "proxy" : "credential",
   };
 }

@@ -115,7 +115,12 @@ export class LeaseService {
     this.queries = new LeaseQueries(leases);
     this.tasks = new TaskTeardown({ identity: o.identity, leases, end: this.end, audit });
     const agentDeps = { identity: o.identity, auth: this.auth, audit };
-    this.agentCatalog = new AgentCatalog({ ...agentDeps, catalog, policy: o.policy });
+    this.agentCatalog = new AgentCatalog({
+      ...agentDeps,
+      catalog,
+      policy: o.policy,
+      proxyEndpoint: o.proxyEndpoint,
+    });
     // Their own count per agent, as large as the checkouts' (limits.checkoutsPerMinute).
     this.agentToolCalls = new AgentToolCalls({ ...agentDeps, leases, perMinute: o.checkoutsPerMinute });
   }
