@@ -185,6 +185,52 @@ describe("the agent's catalog and its tool calls", () => {
     }
   });
 
+  it("narrows to a delegation's scope, and the tool call records the delegation chain", async () => {
+    const exchanged = await lh.sidecar.app.inject({
+      method: "POST",
+      url: "/v1/token-exchange",
+      headers: { "content-type": "application/json" },
+      payload: JSON.stringify({
+        grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+        subject_token: await lh.identity("b"),
+        subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+        audience: A,
+        scope: names.reports,
+      }),
+    });
+    expect(exchanged.statusCode, exchanged.body).toBe(200);
+    const delegation = String((exchanged.json() as { access_token: string }).access_token);
+    const listed = async () =>
+      lh.sidecar.app.inject({
+        method: "GET",
+        url: "/v1/catalog",
+        headers: { authorization: `Bearer ${await lh.identity("a")}`, "x-leasehold-delegation": delegation },
+      });
+    // A read does not spend the one-time delegation token either.
+    expect((await listed()).statusCode).toBe(200);
+    const res = await listed();
+    expect(res.statusCode, res.body).toBe(200);
+    // a could also check out the open resource, but the delegation names only the reports one.
+    expect((res.json() as { resources: Array<{ name: string }> }).resources.map((r) => r.name)).toEqual([
+      names.reports,
+    ]);
+    const call = await lh.sidecar.app.inject({
+      method: "POST",
+      url: "/v1/tool-calls",
+      headers: {
+        authorization: `Bearer ${await lh.identity("a")}`,
+        "x-leasehold-delegation": delegation,
+        "content-type": "application/json",
+      },
+      payload: JSON.stringify({ tool: "list_resources", action: "list" }),
+    });
+    expect(call.statusCode, call.body).toBe(202);
+    const record = (await audit()).find((r) => r.request_id === call.headers["x-request-id"]);
+    expect(record).toMatchObject({ event: "tool_call", agent: A, agent_chain: [B] });
+    // The tool call spent it: even a read is refused with it now.
+    expect((await listed()).statusCode).toBe(401);
+  });
+
   it("wants a valid identity, and does not spend its one-time jti", async () => {
     expect((await catalog(undefined)).statusCode).toBe(401);
     expect((await catalog("not-a-jwt")).statusCode).toBe(401);
