@@ -87,7 +87,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const adminToken = await loadAdminToken(config.admin.tokenFile);
     // Before any loop runs: a sidecar whose Redis is not the cluster's must not reconcile into it.
     await svc.cluster.check();
-    const mcp = wireMcpHttp(config, log, infra, ids, svc, opts.mcpServer);
+    const mcp = wireMcpHttp(config, log, ids, svc, opts.mcpServer);
     const app = buildApp({ ...appDeps(config, log, infra, ids, svc, adminToken), ...(mcp ? { mcp } : {}) });
     opened.push(() => app.close());
     const background = opts.background ?? true;

@@ -221,8 +221,7 @@ export class ServiceMcpBackend implements McpBackend {
         this.held.delete(id);
       },
       reportToolCall: async (call) => {
-        const { client: _client, ...rest } = call;
-        await use((t, m) => leases.toolCall(t, id, rest, m));
+        await use((t, m) => leases.toolCall(t, id, call, m));
       },
     };
   }

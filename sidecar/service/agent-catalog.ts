@@ -1,6 +1,6 @@
 import type { ResourceCatalog } from "../resources/catalog.js";
 import type { StoredRegistration } from "../resources/types.js";
-import { type AgentRequestDeps, verifyAgent } from "./agent-request.js";
+import { type AgentRequestDeps, verifyAgent, vetAgent } from "./agent-request.js";
 import type { PresentedToken } from "./lease-auth.js";
 import type { PolicyPort, VerifiedCaller } from "./ports.js";
 import type { RequestMeta } from "./request-meta.js";
@@ -44,6 +44,16 @@ export class AgentCatalog {
     delegation?: string,
   ): Promise<{ resources: CatalogEntry[] }> {
     const { caller } = await verifyAgent(this.o, identity, meta, { oneTime: false, delegation });
+    return this.listFor(caller);
+  }
+
+  /** {@link list} for a caller already verified (`/mcp`'s session), pinned callers checked. */
+  async listAs(caller: VerifiedCaller, meta: RequestMeta): Promise<{ resources: CatalogEntry[] }> {
+    await vetAgent(this.o, caller, meta);
+    return this.listFor(caller);
+  }
+
+  private async listFor(caller: VerifiedCaller): Promise<{ resources: CatalogEntry[] }> {
     const registrations = await this.o.catalog.load();
     const listens = (name: string) => this.o.proxyEndpoint?.(name) !== undefined;
     return {

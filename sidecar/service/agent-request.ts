@@ -34,6 +34,21 @@ export async function verifyAgent(
     oneTime: use.oneTime,
     ...(use.delegation === undefined ? {} : { delegation: use.delegation }),
   });
+  const attempt = await vetAgent(d, caller, meta);
+  const jkt = await d.auth.proofAtIssue(presented, attempt);
+  return { caller, jkt };
+}
+
+/**
+ * The checks {@link verifyAgent} makes of a caller already verified (by `/mcp`'s session): the
+ * key's pin to local callers (`allowedCallers`), audited when refused. Returns the attempt's
+ * audit fields.
+ */
+export async function vetAgent(
+  d: Pick<AgentRequestDeps, "audit">,
+  caller: VerifiedCaller,
+  meta: RequestMeta,
+): Promise<{ agent: string; agent_chain: readonly string[] | undefined; request_id: string }> {
   const attempt = {
     agent: caller.subject,
     agent_chain: caller.delegation?.chain,
@@ -42,6 +57,5 @@ export async function verifyAgent(
   if (caller.allowedCallers !== undefined) {
     await requirePinnedCaller(caller, attestedCaller(meta), d.audit, attempt);
   }
-  const jkt = await d.auth.proofAtIssue(presented, attempt);
-  return { caller, jkt };
+  return attempt;
 }

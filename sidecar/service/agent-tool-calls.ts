@@ -1,6 +1,7 @@
 import type { LeaseStore } from "../leases/index.js";
 import { limitAgentRate } from "./agent-rate.js";
-import { type AgentRequestDeps, verifyAgent } from "./agent-request.js";
+import { type AgentRequestDeps, verifyAgent, vetAgent } from "./agent-request.js";
+import type { VerifiedCaller } from "./ports.js";
 import { trustKind } from "./decision-gate.js";
 import type { PresentedToken } from "./lease-auth.js";
 import type { RequestMeta } from "./request-meta.js";
@@ -29,6 +30,16 @@ export class AgentToolCalls {
     delegation?: string,
   ): Promise<void> {
     const { caller } = await verifyAgent(this.o, identity, meta, { oneTime: true, delegation });
+    await this.recordFor(caller, req, meta);
+  }
+
+  /** {@link record} for a caller already verified (`/mcp`'s session), pinned callers checked. */
+  async recordAs(caller: VerifiedCaller, req: ToolCallRequest, meta: RequestMeta): Promise<void> {
+    await vetAgent(this.o, caller, meta);
+    await this.recordFor(caller, req, meta);
+  }
+
+  private async recordFor(caller: VerifiedCaller, req: ToolCallRequest, meta: RequestMeta): Promise<void> {
     await limitAgentRate(this.o.leases, "tool_call", caller.subject, this.o.perMinute);
     await this.o.audit.append({
       event: "tool_call",

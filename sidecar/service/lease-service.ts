@@ -147,6 +147,8 @@ export class LeaseService {
   readonly approvalResource: ApprovalDesk["resourceOf"] = (...a) => this.approvalDesk.resourceOf(...a);
   readonly catalog: AgentCatalog["list"] = (...a) => this.agentCatalog.list(...a);
   readonly reportToolCall: AgentToolCalls["record"] = (...a) => this.agentToolCalls.record(...a);
+  readonly catalogAs: AgentCatalog["listAs"] = (...a) => this.agentCatalog.listAs(...a);
+  readonly reportToolCallAs: AgentToolCalls["recordAs"] = (...a) => this.agentToolCalls.recordAs(...a);
   readonly getAny: LeaseQueries["getAny"] = (...a) => this.queries.getAny(...a);
   readonly list: LeaseQueries["list"] = (...a) => this.queries.list(...a);
 }

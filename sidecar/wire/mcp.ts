@@ -1,11 +1,8 @@
 import type { Config } from "../config.js";
-import { LeaseholdError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { McpBackend } from "../mcp/backend.js";
 import { McpHttp, type McpSessionInfo, type McpSessionServer } from "../mcp/http-sessions.js";
 import { ServiceMcpBackend } from "../mcp/service-backend.js";
-import { trustKind } from "../service/decision-gate.js";
-import type { Infrastructure } from "./infrastructure.js";
 import type { IdentityParts } from "./identity.js";
 import type { Services } from "./services.js";
 
@@ -22,7 +19,6 @@ const DPOP_ALGORITHMS = ["EdDSA", "ES256", "ES384", "PS256", "RS256"];
 export function wireMcpHttp(
   config: Config,
   log: Logger,
-  infra: Infrastructure,
   ids: IdentityParts,
   svc: Services,
   serverFor: McpServerFactory | undefined,
@@ -36,23 +32,8 @@ export function wireMcpHttp(
       const backend = new ServiceMcpBackend({
         leases,
         context: () => session.context(),
-        catalog: async () => {
-          throw new LeaseholdError("not_found", "the resource catalog is not available on this sidecar yet");
-        },
-        toolCall: async (caller, call, meta) => {
-          await infra.audit.append({
-            event: "tool_call",
-            scope: "tool_call",
-            agent: caller.subject,
-            agent_chain: caller.delegation?.chain,
-            trust_kind: trustKind(caller.attributes),
-            tool: call.tool,
-            intent: call.action,
-            target: call.target,
-            digest: call.digest,
-            request_id: meta.requestId,
-          });
-        },
+        catalog: async (caller, meta) => (await leases.catalogAs(caller, meta)).resources,
+        toolCall: (caller, call, meta) => leases.reportToolCallAs(caller, call, meta),
       });
       session.onEnd(() => backend.close());
       return serverFor(backend, session);

@@ -41,6 +41,11 @@ const tinyServer: McpServerFactory = (backend, session) => {
       return text(h.lease.id);
     },
   );
+  server.registerTool("catalog", { description: "what the agent could check out" }, async () => {
+    const names = (await backend.listResources()).map((r) => r.name);
+    await backend.reportToolCall({ tool: "catalog", action: "list", client: "tiny" });
+    return text(names.join(","));
+  });
   server.registerTool(
     "status",
     { description: "lease status", inputSchema: { lease_id: z.string() } },
@@ -185,7 +190,9 @@ describe("MCP over HTTP: /mcp sessions", () => {
   it("a session acts as its agent: the SDK client initializes, lists tools and checks out through the service layer", async () => {
     const { client, transport } = await connect(await lh.identity("a"));
     const tools = await client.listTools();
-    expect(tools.tools.map((t) => t.name).sort()).toEqual(["checkout", "status", "whoami"]);
+    expect(tools.tools.map((t) => t.name).sort()).toEqual(["catalog", "checkout", "status", "whoami"]);
+    const catalog = await client.callTool({ name: "catalog", arguments: {} });
+    expect(catalog.content).toEqual([{ type: "text", text: lh.resource }]);
     const who = await client.callTool({ name: "whoami", arguments: {} });
     expect(who.content).toEqual([{ type: "text", text: `${A} ${A}` }]);
     const out = await client.callTool({ name: "checkout", arguments: { resource: lh.resource } });
@@ -209,7 +216,7 @@ describe("MCP over HTTP: /mcp sessions", () => {
     const { client } = await connect(token);
     await expect(connect(token)).rejects.toThrow(/already used/);
     // The same token again, on the session it opened (tools/list, calls): accepted until it expires.
-    expect((await client.listTools()).tools.length).toBe(3);
+    expect((await client.listTools()).tools.length).toBe(4);
     await end(client);
   });
 
@@ -286,7 +293,7 @@ describe("MCP over HTTP: /mcp sessions", () => {
     const client = new Client({ name: "dpop", version: "1" });
     await client.connect(transport);
     clients.push(client);
-    expect((await client.listTools()).tools.length).toBe(3);
+    expect((await client.listTools()).tools.length).toBe(4);
     const session = {
       authorization: `Bearer ${token}`,
       "mcp-session-id": transport.sessionId ?? "",
