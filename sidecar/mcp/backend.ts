@@ -45,7 +45,11 @@ export interface McpLeaseHandle {
   /** The listener login (user = lease id, password = lease token), when the resource has a listener and the token is Bearer. */
   proxyLogin(): { host: string; port: number; user: string; password: string } | undefined;
   /** Reveals the password (policy decides; refused for `reveal: false` resources). */
-  credential(): Promise<{ username: string; password: string; connection: Readonly<Record<string, unknown>> }>;
+  credential(): Promise<{
+    username: string;
+    password: string;
+    connection: Readonly<Record<string, unknown>>;
+  }>;
   /** Reads the lease again (`GET /v1/leases/{id}` with the lease token). */
   status(): Promise<Lease>;
   renew(ttl?: number): Promise<Lease>;
