@@ -12,8 +12,10 @@ function clientConfig(login: RunnerLogin, database: string | undefined): pg.Clie
   const common = {
     application_name: "leasehold-mcp",
     connectionTimeoutMillis: 10_000,
+    // No query_timeout: pg would then answer errors to a callback, never as the Query's 'error'
+    // event this runner listens to. The server's statement_timeout bounds the statement; the
+    // runner's own timer bounds the wait.
     statement_timeout: CALL_TIMEOUT_MS,
-    query_timeout: CALL_TIMEOUT_MS + 1000,
   };
   if (login.kind === "proxy") {
     // The listener is on loopback, named by the sidecar over the agent's authenticated channel;
@@ -68,14 +70,16 @@ export async function runPostgres(login: RunnerLogin, req: SqlRequest): Promise<
       rowMode: "array",
       queryMode: "extended",
     } as pg.QueryConfig & { queryMode: "extended"; rowMode: "array" });
+    let timer: NodeJS.Timeout | undefined;
     const result = await new Promise<pg.QueryResult>((resolve, reject) => {
+      timer = setTimeout(() => reject(new TargetError("no answer in time")), CALL_TIMEOUT_MS + 5000);
       query.on("row", (row: unknown[]) => {
         rows.push(row.map(jsonValue));
       });
       query.on("end", (r: pg.QueryResult) => resolve(r));
       query.on("error", reject);
       client.query(query);
-    });
+    }).finally(() => clearTimeout(timer));
     const isRead = result.command === "SELECT" || (result.fields?.length ?? 0) > 0;
     return {
       columns: (result.fields ?? []).map((f) => f.name),
@@ -93,6 +97,7 @@ export async function runPostgres(login: RunnerLogin, req: SqlRequest): Promise<
 }
 
 function postgresError(err: unknown, login: RunnerLogin): TargetError {
+  if (err instanceof TargetError) return err;
   const e = err as { code?: unknown; message?: unknown; hint?: unknown; detail?: unknown };
   const message = typeof e.message === "string" ? e.message : String(err);
   const code = typeof e.code === "string" ? e.code : undefined;
