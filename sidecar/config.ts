@@ -311,7 +311,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   limits: z
     .strictObject({
-      /** Checkouts one agent may request per minute (429 rate_limited beyond). 0 = no limit. @default 600 */
+      /** Checkouts one agent may request per minute (429 rate_limited beyond); as many tool calls without a lease (`POST /v1/tool-calls`), counted apart. 0 = no limit. @default 600 */
       checkoutsPerMinute: z.number().int().min(0).default(600),
     })
     .prefault({}),

@@ -89,6 +89,10 @@ export const auditRecordSchema = z
     request_id: z.string().optional().describe("The HTTP request (x-request-id) that caused the record."),
     target: z.string().optional().describe("What a tool call acted on, as the agent reported it."),
     digest: z.string().optional().describe("SHA-256 of a tool call's arguments, as the agent reported it."),
+    client: z
+      .string()
+      .optional()
+      .describe("The client a tool call came through (an MCP client's name), as the agent reported it."),
     lease_count: z.number().int().min(0).optional().describe("How many leases a task teardown ended."),
     bytes_in: z.number().int().min(0).optional().describe("Proxy sessions: bytes from the client."),
     bytes_out: z.number().int().min(0).optional().describe("Proxy sessions: bytes to the client."),

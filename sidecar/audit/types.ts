@@ -34,7 +34,7 @@ export const AUDIT_EVENTS = {
   tool_call: {
     scopes: ["tool_call", "proxy_connect", "proxy_session", "proxy_statement"],
     about:
-      "a tool call the agent reported (`tool_call`), or the protocol proxy's connection (`proxy_connect`), session (`proxy_session`) and statement (`proxy_statement`) records",
+      "a tool call the agent reported (`tool_call`: with the lease's fields, or without a lease through `POST /v1/tool-calls`; `client` the MCP client it came through), or the protocol proxy's connection (`proxy_connect`), session (`proxy_session`) and statement (`proxy_statement`) records",
   },
   checkin: { scopes: [], about: "the holder checked the lease in" },
   expiry: { scopes: [], about: "the lease expired" },
@@ -135,6 +135,8 @@ export interface AuditDetails {
   readonly target?: string | undefined;
   /** SHA-256 of the tool call's arguments, as the agent reported it. */
   readonly digest?: string | undefined;
+  /** The client the tool call came through (an MCP client's name from `initialize`), as the agent reported it. */
+  readonly client?: string | undefined;
   /** How many leases a task teardown ended. */
   readonly lease_count?: number | undefined;
   /** Proxy sessions: bytes from the client, to the client, and how long the session lasted. */

@@ -1,5 +1,6 @@
 import { type AgentSession, type Issued, tokenType } from "./agent-session.js";
 import { LeaseholdClientError } from "./errors.js";
+import { proxyOf } from "./proxy-block.js";
 import { answerError } from "./transport.js";
 import type { CheckoutRequest, Lease } from "./types.js";
 
@@ -13,6 +14,7 @@ export interface ApprovalView {
   lease?: Lease;
   token?: string;
   token_type?: string;
+  proxy?: unknown;
 }
 
 /**
@@ -30,7 +32,12 @@ export async function awaitApproval(
   req.onPending?.({ id: first.id, status: first.status });
   for (;;) {
     if (approval.status === "approved" && approval.lease && typeof approval.token === "string") {
-      return { lease: approval.lease, token: approval.token, tokenType: tokenType(approval.token_type) };
+      return {
+        lease: approval.lease,
+        token: approval.token,
+        tokenType: tokenType(approval.token_type),
+        ...proxyOf(approval.proxy),
+      };
     }
     if (approval.status === "denied") {
       throw new LeaseholdClientError(
@@ -59,6 +66,7 @@ export async function awaitApproval(
     );
     if (res.status !== 200) throw answerError(res);
     approval = res.json.approval as ApprovalView;
+    if (approval.status === "pending") req.onPoll?.({ id: approval.id, status: approval.status });
   }
 }
 

@@ -2,11 +2,14 @@ import { createAgentSession, tokenType } from "./agent-session.js";
 import { type ApprovalView, awaitApproval } from "./approval-wait.js";
 import { clientOptionsFromEnv } from "./env.js";
 import { LeaseholdClientError } from "./errors.js";
+import { proxyOf } from "./proxy-block.js";
 import { type LiveHandles, leaseHandle } from "./lease-handle.js";
 import { RevealedCredential } from "./revealed-credential.js";
 import { type Renewal, startRenewal } from "./renewal.js";
 import { answerError } from "./transport.js";
 import type {
+  AgentRequestOptions,
+  CatalogResource,
   CheckoutRequest,
   ClientOptions,
   CompleteTaskOptions,
@@ -15,6 +18,7 @@ import type {
   LeaseHandle,
   LeaseholdClient,
   ProxyConnection,
+  ToolCall,
 } from "./types.js";
 
 /**
@@ -75,9 +79,22 @@ export function createClient(opts: ClientOptions = {}): LeaseholdClient {
     return ended;
   }
 
+  async function resources(options: AgentRequestOptions = {}): Promise<CatalogResource[]> {
+    const res = await session.asAgent("GET", "/v1/catalog", undefined, options.act, 0, options.signal);
+    if (res.status !== 200) throw answerError(res);
+    return res.json.resources as CatalogResource[];
+  }
+
+  async function reportToolCall(call: ToolCall, options: AgentRequestOptions = {}): Promise<void> {
+    const res = await session.asAgent("POST", "/v1/tool-calls", { ...call }, options.act, 0, options.signal);
+    if (res.status !== 202) throw answerError(res);
+  }
+
   const client: LeaseholdClient = {
     checkout,
     completeTask,
+    resources,
+    reportToolCall,
     withCredential: (resource, req, fn) => withCredential(client, resource, req, fn),
     withConnection: (resource, req, fn) => withConnection(client, resource, req, fn),
   };
@@ -101,13 +118,6 @@ function proxyHint(err: unknown): unknown {
       ...(err.hint === undefined ? {} : { hint: err.hint }),
     },
   );
-}
-
-/** The checkout answer's `proxy` block, when it is one. */
-function proxyOf(v: unknown): { proxy?: { host: string; port: number; username: string } } {
-  const p = v as { host?: unknown; port?: unknown; username?: unknown } | undefined;
-  if (typeof p?.host !== "string" || typeof p.port !== "number" || typeof p.username !== "string") return {};
-  return { proxy: { host: p.host, port: p.port, username: p.username } };
 }
 
 /**

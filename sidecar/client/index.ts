@@ -25,6 +25,8 @@ export {
 } from "./errors.js";
 export type {
   ActClaim,
+  AgentRequestOptions,
+  CatalogResource,
   CheckoutRequest,
   ClientOptions,
   CompleteTaskOptions,

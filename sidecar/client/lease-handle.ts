@@ -53,6 +53,12 @@ export function leaseHandle(session: AgentSession, issued: Issued, live?: LiveHa
         expires_at,
       };
     },
+    async status() {
+      const res = await session.asHolder(issued, "GET", base);
+      if (res.status !== 200) throw answerError(res);
+      issued.lease = res.json as unknown as Lease;
+      return issued.lease;
+    },
     async renew(ttl?: number) {
       const res = await session.asHolder(issued, "POST", `${base}/renew`, ttl === undefined ? {} : { ttl });
       if (res.status !== 200) throw answerError(res);

@@ -29,6 +29,32 @@ export interface ToolCall {
   readonly target?: string;
   /** SHA-256 of the call's arguments: hex, optionally `sha256:`-prefixed (see `toolCallDigest`). */
   readonly digest?: string;
+  /** The client the call came through, e.g. an MCP client's name from `initialize` (at most 128 characters). */
+  readonly client?: string;
+}
+
+/** A resource this agent could check out, as `client.resources()` lists it. */
+export interface CatalogResource {
+  readonly name: string;
+  /** The adapter's id: `postgres`, `mysql`, `redis`, `ldap`, ... */
+  readonly adapter: string;
+  /** What the resource is, as its DBA described it. */
+  readonly description?: string;
+  /** Its groups for policy. */
+  readonly groups: readonly string[];
+  /**
+   * `proxy`: sessions go through the resource's listener (`withConnection`): it has one, or its
+   * password is never revealed. `credential`: the holder asks for the password (`withCredential`).
+   */
+  readonly session: "proxy" | "credential";
+}
+
+/** Options of the requests an agent makes with its identity and no lease. */
+export interface AgentRequestOptions {
+  /** The delegation this agent acts under, sent as the `act` claim of its identity assertion. */
+  readonly act?: ActClaim;
+  /** Gives up the request. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -102,6 +128,12 @@ export interface CheckoutRequest {
   readonly dpop?: boolean;
   /** Called once when the checkout waits for a human approval, with the approval's id. */
   readonly onPending?: (approval: { readonly id: string; readonly status: string }) => void;
+  /**
+   * Called after each poll of a pending approval that is still undecided, with its current
+   * status (`pending`): for progress reports while the checkout waits. `onPending` is called
+   * first, once.
+   */
+  readonly onPoll?: (approval: { readonly id: string; readonly status: string }) => void;
 }
 
 /** Where a resource's local listener waits for the lease's holder (the checkout's `proxy` block). */
@@ -153,6 +185,11 @@ export interface LeaseHandle {
     connection: Record<string, unknown>;
     expires_at: string;
   }>;
+  /**
+   * Reads the lease again (`GET /v1/leases/{id}` with the lease token) and updates `lease`.
+   * @throws LeaseholdClientError `lease_expired` or `lease_revoked` once it has ended.
+   */
+  status(): Promise<Lease>;
   /** Extends the lease by `ttl` seconds (never past `max_expires_at`). */
   renew(ttl?: number): Promise<Lease>;
   reportToolCall(call: ToolCall): Promise<void>;
@@ -196,6 +233,18 @@ export interface LeaseholdClient {
    * @throws LeaseholdClientError for refusals (`invalid_request` for a bad task id, `unauthenticated`, ...)
    */
   completeTask(taskId: string, options?: CompleteTaskOptions): Promise<Lease[]>;
+  /**
+   * The resources this agent could check out (`GET /v1/catalog`): every registered resource
+   * unless policy denies its checkout to this agent whatever the request would carry. Resources
+   * that need a human approval are listed. A read: nothing is audited.
+   */
+  resources(options?: AgentRequestOptions): Promise<CatalogResource[]>;
+  /**
+   * Records one tool call made without a lease (`POST /v1/tool-calls`) in the audit trail, as
+   * this agent's. A call made with a lease goes through its handle's `reportToolCall`.
+   * @throws LeaseholdClientError `invalid_request` naming the field, `rate_limited`, ...
+   */
+  reportToolCall(call: ToolCall, options?: AgentRequestOptions): Promise<void>;
 }
 
 export interface CompleteTaskOptions {

@@ -1,6 +1,7 @@
 import {
   acceptedSchema,
   approvalPollSchema,
+  catalogSchema,
   checkoutCreatedSchema,
   checkoutPendingSchema,
   credentialSchema,
@@ -14,8 +15,8 @@ import { appRoute } from "./app-deps.js";
 import { delegationToken } from "./credentials.js";
 
 /*
- * The routes agents call: checkout and approval polling with their identity JWT, then the
- * lease's own routes with its lease token.
+ * The routes agents call: their catalog, checkout, approval polling and tool calls without a lease
+ * with their identity JWT, then the lease's own routes with its lease token.
  */
 
 const LEASE_USE: readonly ErrorCode[] = ["lease_expired", "lease_revoked", "caller_mismatch"];
@@ -43,6 +44,20 @@ export const checkoutRoute = appRoute({
     reply.status("approval" in out ? 202 : 201);
     return out;
   },
+});
+
+export const catalogRoute = appRoute({
+  method: "GET",
+  path: "/v1/catalog",
+  operationId: "catalog",
+  tag: "agents",
+  summary: "The resources this agent could check out, as policy sees it",
+  description:
+    "Each registered resource unless policy denies its checkout to this agent whatever the request would carry (Cedar partial evaluation: the agent and its verified attributes, the resource and its groups, every context field unknown), or a delegation's scope leaves it out. Resources that need a human approval are listed. A read: the identity JWT's one-time jti is not spent; nothing is audited (an MCP client reports its listing as a tool call).",
+  auth: "identity",
+  responses: { 200: { description: "the resources", schema: catalogSchema } },
+  errors: [],
+  handle: ({ caller, meta, req }, d) => d.leases.catalog(caller.presented, meta, delegationToken(req)),
 });
 
 export const getLeaseRoute = appRoute({
@@ -104,6 +119,24 @@ export const toolCallRoute = appRoute({
   errors: [...LEASE_USE, "policy_denied", "not_found"],
   handle: async ({ caller, params, body, meta }, d) => {
     await d.leases.toolCall(caller.presented, params.id, body, meta);
+    return { accepted: true };
+  },
+});
+
+export const agentToolCallRoute = appRoute({
+  method: "POST",
+  path: "/v1/tool-calls",
+  operationId: "recordAgentToolCall",
+  tag: "agents",
+  summary: "Record one tool call made without a lease (audited; no policy decision)",
+  description:
+    "For a tool call that uses no lease (an MCP client listing resources, a checkout that was refused): one `tool_call` audit record of the agent and its delegation chain, without a lease. There is no resource to decide on, so policy is not asked. The identity JWT's one-time jti is spent; each agent may report as many a minute as it may check out (`limits.checkoutsPerMinute`, a count of their own): 429 `rate_limited` beyond.",
+  auth: "identity",
+  body: toolCallSchema,
+  responses: { 202: { description: "recorded", schema: acceptedSchema } },
+  errors: ["rate_limited"],
+  handle: async ({ caller, body, meta, req }, d) => {
+    await d.leases.reportToolCall(caller.presented, body, meta, delegationToken(req));
     return { accepted: true };
   },
 });

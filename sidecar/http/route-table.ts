@@ -10,6 +10,8 @@ import {
 import { streamRoute } from "../ops/sse-route.js";
 import { appRoute, type Deps } from "./app-deps.js";
 import {
+  agentToolCallRoute,
+  catalogRoute,
   checkInRoute,
   checkoutRoute,
   credentialRoute,
@@ -78,6 +80,7 @@ type TableRoute = RouteDef<Deps> | RouteDef<OpsHandlerDeps> | RouteDef<AuditHand
  * (buildApp, registerOpsRoutes) and the OpenAPI builder all read this list.
  */
 export const ROUTES: readonly TableRoute[] = [
+  catalogRoute,
   checkoutRoute,
   getLeaseRoute,
   credentialRoute,
@@ -85,6 +88,7 @@ export const ROUTES: readonly TableRoute[] = [
   toolCallRoute,
   checkInRoute,
   pollApprovalRoute,
+  agentToolCallRoute,
   completeTaskRoute,
   listLeasesRoute,
   streamRoute,

@@ -58,10 +58,11 @@ export interface DelegationTokens {
   /**
    * Verifies a delegation token presented beside `actor`'s own identity: signed by a key of the
    * cluster, of the delegation `typ`, unexpired, naming this actor, its chain acceptable, its
-   * `jti` never seen before (spent here).
+   * `jti` never seen before (spent here, unless `use.oneTime` is false: a read-only request such
+   * as `GET /v1/catalog` checks it without spending it, as it does the identity JWT's).
    * @throws LeaseholdError 401 unauthenticated otherwise.
    */
-  verify(token: string, actor: VerifiedIdentity): Promise<Delegation>;
+  verify(token: string, actor: VerifiedIdentity, use?: { readonly oneTime?: boolean }): Promise<Delegation>;
 }
 
 /** Builds the minting and checking of leasehold's own delegation tokens (RFC 8693 token exchange). */
@@ -112,7 +113,7 @@ export function createDelegationTokens(o: DelegationTokenOptions): DelegationTok
       return { access_token: token, issued_token_type: JWT_TOKEN_TYPE, token_type: "N_A", expires_in: ttl };
     },
 
-    async verify(token, actor) {
+    async verify(token, actor, use) {
       if (actor.delegation !== undefined) {
         throw refuse("a delegated identity cannot present a delegation token besides");
       }
@@ -144,8 +145,12 @@ export function createDelegationTokens(o: DelegationTokenOptions): DelegationTok
       if (delegation === undefined) throw refuse("delegation token invalid");
       const id = createHash("sha256").update(String(payload.jti)).digest("base64url");
       const ttlMs = Math.max(1000, payload.exp * 1000 - now() + 1000);
-      const first = await o.redis.set(`${o.prefix}dljti:${id}`, "1", "PX", ttlMs, "NX");
-      if (first !== "OK") throw refuse("delegation token was already used (replay)");
+      const spent = `${o.prefix}dljti:${id}`;
+      const fresh =
+        use?.oneTime === false
+          ? (await o.redis.exists(spent)) === 0
+          : (await o.redis.set(spent, "1", "PX", ttlMs, "NX")) === "OK";
+      if (!fresh) throw refuse("delegation token was already used (replay)");
       return delegation;
     },
   };

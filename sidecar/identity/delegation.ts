@@ -11,7 +11,8 @@ import type {
 
 /** What `withDelegation` needs of leasehold's delegation tokens (`createDelegationTokens` fits). */
 export interface DelegationTokenCheck {
-  verify(token: string, actor: VerifiedIdentity): Promise<Delegation>;
+  /** `use.oneTime` false (a read-only request): the token's `jti` is checked but not spent. */
+  verify(token: string, actor: VerifiedIdentity, use?: { readonly oneTime?: boolean }): Promise<Delegation>;
 }
 
 /** The deepest delegation chain leasehold accepts. */
@@ -150,7 +151,7 @@ export function withDelegation(
       const own = delegation === undefined ? identity : { ...identity, delegation };
       if (use?.delegation === undefined) return own;
       if (tokens === undefined) throw refuse("delegation tokens are not accepted by this sidecar");
-      return { ...own, delegation: await tokens.verify(use.delegation, own) };
+      return { ...own, delegation: await tokens.verify(use.delegation, own, { oneTime: use.oneTime }) };
     },
   };
 }

@@ -74,10 +74,20 @@ export const approvalSchema = z.strictObject({
 /** `DPoP` when the checkout carried a DPoP proof: the token is bound to the agent's key. */
 const tokenType = z.enum(["Bearer", "DPoP"]).describe("the Authorization scheme to send the token with");
 
+/** Where the resource's local listener waits for the lease's holder (Bearer tokens only). */
+const proxyBlockSchema = z
+  .strictObject({
+    host: z.string(),
+    port: z.number().int(),
+    username: z.string().describe("the login name at the listener: the lease id"),
+  })
+  .describe("the resource's listener: log in with user = the lease id, password = the lease token");
+
 export const checkoutCreatedSchema = z.strictObject({
   lease: leaseSchema,
   token: z.string().describe("the lease token (EdDSA JWT)"),
   token_type: tokenType,
+  proxy: proxyBlockSchema.optional(),
 });
 
 export const checkoutPendingSchema = z.strictObject({ approval: approvalSchema });
@@ -88,6 +98,7 @@ export const approvalPollSchema = z.strictObject({
     lease: leaseSchema.optional(),
     token: z.string().optional().describe("only on the first poll after approval: no second token"),
     token_type: tokenType.optional(),
+    proxy: proxyBlockSchema.optional().describe("with the token, when the resource has a listener"),
   }),
 });
 
@@ -124,11 +135,29 @@ export const accountViewSchema = z.strictObject({
 export const resourceViewSchema = z.strictObject({
   name: z.string(),
   adapter: z.string(),
+  description: z.string().optional().describe("what the resource is, as its DBA described it"),
   connection: z.record(z.string(), z.unknown()),
   rotateWith: z.enum(["admin", "self"]),
   reveal: z.boolean(),
   lease: z.strictObject({ defaultTtl: z.number().int(), maxTtl: z.number().int() }),
   accounts: z.array(accountViewSchema),
+});
+
+/** `GET /v1/catalog`: the resources an agent could check out, as policy sees it. */
+export const catalogSchema = z.strictObject({
+  resources: z.array(
+    z.strictObject({
+      name: z.string(),
+      adapter: z.string().describe("the adapter's id: postgres, mysql, redis, ldap, ..."),
+      description: z.string().optional().describe("what the resource is, as its DBA described it"),
+      groups: z.array(z.string()).describe("its groups for policy (Cedar ResourceGroup)"),
+      session: z
+        .enum(["proxy", "credential"])
+        .describe(
+          "proxy: sessions go through the resource's listener (it has one on this sidecar, or its password is never revealed: reveal false); credential: the holder asks for the password",
+        ),
+    }),
+  ),
 });
 
 export const resourceListSchema = z.strictObject({

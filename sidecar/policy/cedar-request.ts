@@ -17,18 +17,28 @@ export interface CedarRequest {
 export function toCedarRequest(
   req: PolicyRequest,
 ): { ok: true; value: CedarRequest } | { ok: false; error: string } {
-  if (!(POLICY_ACTIONS as readonly string[]).includes(req.action)) {
-    return { ok: false, error: `unknown action ${JSON.stringify(req.action)}` };
-  }
-  if (typeof req.principal !== "string" || req.principal.length === 0) {
-    return { ok: false, error: "principal must be a non-empty string" };
-  }
-  if (typeof req.resource !== "string" || req.resource.length === 0) {
-    return { ok: false, error: "resource must be a non-empty string" };
-  }
+  const entities = toCedarEntities(req);
+  if (typeof entities === "string") return { ok: false, error: entities };
   const context = toCedarContext(req.context);
   if (typeof context === "string") return { ok: false, error: context };
-  const entities: EntityJson[] = [
+  return { ok: true, value: { entities, context } };
+}
+
+/**
+ * The request's principal and resource as Cedar entities (undeclared or mistyped attributes
+ * dropped), or a message naming what is malformed: the action, the principal or the resource.
+ */
+export function toCedarEntities(req: Omit<PolicyRequest, "context">): EntityJson[] | string {
+  if (!(POLICY_ACTIONS as readonly string[]).includes(req.action)) {
+    return `unknown action ${JSON.stringify(req.action)}`;
+  }
+  if (typeof req.principal !== "string" || req.principal.length === 0) {
+    return "principal must be a non-empty string";
+  }
+  if (typeof req.resource !== "string" || req.resource.length === 0) {
+    return "resource must be a non-empty string";
+  }
+  return [
     {
       uid: { type: "Agent", id: req.principal },
       attrs: pickAttributes(req.principalAttrs, AGENT_ATTRIBUTES),
@@ -40,7 +50,6 @@ export function toCedarRequest(
       parents: groups(req.resourceGroups).map((id) => ({ type: "ResourceGroup", id })),
     },
   ];
-  return { ok: true, value: { entities, context } };
 }
 
 function pickAttributes(

@@ -273,3 +273,31 @@ export function requestContextSchema(): string {
   const lines = FIELDS.map(([name, f]) => `  ${name}${f.optional ? "?" : ""}: ${cedarTypeOf(f)},`);
   return `type RequestContext = {\n${lines.join("\n")}\n};`;
 }
+
+/** Cedar's partial-evaluation placeholder for a value not known yet (`unknown("context.ttl")`). */
+function unknownValue(name: string): CedarValueJson {
+  return { __extn: { fn: "unknown", arg: `context.${name}` } };
+}
+
+/**
+ * Contexts in which every field's value is unknown, for partial evaluation before any request
+ * exists (`GET /v1/catalog`). An optional field may be present or absent (a policy can test
+ * `context has <name>`), so there is one context per way the optional fields can be present:
+ * `2^n` contexts for `n` optional fields. A decision that is a definite deny in every one of them
+ * is a deny whatever the request carries.
+ */
+export function unknownContexts(): Context[] {
+  const optional = FIELDS.filter(([, f]) => f.optional).map(([name]) => name);
+  const required: Context = {};
+  for (const [name, field] of FIELDS) if (!field.optional) required[name] = unknownValue(name);
+  const out: Context[] = [];
+  // All present first: the context a permit that names an optional field needs.
+  for (let mask = (1 << optional.length) - 1; mask >= 0; mask--) {
+    const ctx: Context = { ...required };
+    optional.forEach((name, i) => {
+      if (mask & (1 << i)) ctx[name] = unknownValue(name);
+    });
+    out.push(ctx);
+  }
+  return out;
+}

@@ -26,6 +26,8 @@ export {
   type PolicyAction,
   type PolicyDecision,
   type PolicyEngine,
+  type PolicyOutlook,
+  type PolicyPartialRequest,
   type PolicyReloadResult,
   type PolicyRequest,
 } from "./types.js";

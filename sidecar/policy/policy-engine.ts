@@ -2,25 +2,39 @@ import { readFile } from "node:fs/promises";
 import {
   type AuthorizationAnswer,
   type Context,
+  isAuthorizedPartial,
   preparsePolicySet,
   statefulIsAuthorized,
 } from "@cedar-policy/cedar-wasm/nodejs";
-import { type CedarRequest, toCedarRequest } from "./cedar-request.js";
+import { type CedarRequest, toCedarEntities, toCedarRequest } from "./cedar-request.js";
+import { unknownContexts } from "./context-fields.js";
 import { PolicyLoadError } from "./policy-load-error.js";
 import { compilePolicyText } from "./policy-set.js";
 import type {
   LoadPolicyOptions,
   PolicyDecision,
   PolicyEngine,
+  PolicyOutlook,
+  PolicyPartialRequest,
   PolicyReloadResult,
   PolicyRequest,
 } from "./types.js";
 
 let engineSerial = 0;
 
+// Computed once: every partial evaluation uses the same contexts.
+const UNKNOWN_CONTEXTS = unknownContexts();
+
 type Active =
   | { kind: "deny_all"; reason: string }
-  | { kind: "cedar"; setId: string; ids: string[]; mentionsApproved: boolean };
+  | {
+      kind: "cedar";
+      setId: string;
+      ids: string[];
+      mentionsApproved: boolean;
+      /** The policy texts by id, for partial evaluation (which takes no preparsed set). */
+      policies: Record<string, string>;
+    };
 
 type Outcome = { decision: "allow" | "deny"; policies: string[]; errors: string[] } | { failure: string[] };
 
@@ -83,7 +97,7 @@ class CedarPolicyEngine implements PolicyEngine {
     // Only a set that can read `approved` can answer differently with it: a set that never
     // names it (even in a string, which only costs a spare evaluation) skips the second pass.
     const mentionsApproved = Object.values(compiled.policies).some((p) => /\bapproved\b/.test(p));
-    this.#active = { kind: "cedar", setId, ids: compiled.ids, mentionsApproved };
+    this.#active = { kind: "cedar", setId, ids: compiled.ids, mentionsApproved, policies: compiled.policies };
     return { ok: true };
   }
 
@@ -141,6 +155,35 @@ class CedarPolicyEngine implements PolicyEngine {
           : ["no policy permits this request"],
       errors: first.errors,
     };
+  }
+
+  couldAllow(req: PolicyPartialRequest): PolicyOutlook {
+    const active = this.#active;
+    if (active.kind === "deny_all") return { possible: false, policies: [], errors: [] };
+    const entities = toCedarEntities(req);
+    if (typeof entities === "string") return { possible: false, policies: [], errors: [entities] };
+    const errors: string[] = [];
+    let forbids: string[] = [];
+    for (const context of UNKNOWN_CONTEXTS) {
+      const answer = isAuthorizedPartial({
+        principal: { type: "Agent", id: req.principal },
+        action: { type: "Action", id: req.action },
+        resource: { type: "Resource", id: req.resource },
+        context,
+        policies: { staticPolicies: active.policies },
+        entities,
+      });
+      if (answer.type === "failure") {
+        errors.push(...answer.errors.map((e) => e.message));
+        continue;
+      }
+      const { decision, satisfied, errored, residuals } = answer.response;
+      errors.push(...errored.map((id) => `${id}: could not be evaluated`));
+      // null: the residual policies need the context; allow: allowed whatever it holds.
+      if (decision !== "deny") return { possible: true, policies: [], errors: unique(errors) };
+      forbids = satisfied.filter((id) => residuals[id]?.effect === "forbid");
+    }
+    return { possible: false, policies: unique(forbids), errors: unique(errors) };
   }
 
   #authorize(setId: string, req: PolicyRequest, built: CedarRequest, context: Context): Outcome {

@@ -42,6 +42,23 @@ export interface PolicyDecision {
   errors: string[];
 }
 
+/** A request known but for its context: what a listing asks before any request is made. */
+export type PolicyPartialRequest = Omit<PolicyRequest, "context">;
+
+/**
+ * What policy could answer to a request whose context is not known yet (partial evaluation).
+ * `possible`: some context would allow it, perhaps with a human approval, or the policies depend
+ * on the context in a way only a real request settles; `false` only for a definite deny, whatever
+ * the context.
+ */
+export interface PolicyOutlook {
+  readonly possible: boolean;
+  /** A definite deny: the forbid policies that decided it (none when no policy permits). */
+  readonly policies: string[];
+  /** Evaluation errors; a request Cedar cannot evaluate is not possible. */
+  readonly errors: string[];
+}
+
 export type PolicyReloadResult = { ok: true } | { ok: false; error: string };
 
 export interface PolicyEngine {
@@ -55,6 +72,12 @@ export interface PolicyEngine {
    * Never throws: a request Cedar cannot evaluate is a deny with errors.
    */
   decide(req: PolicyRequest): PolicyDecision;
+  /**
+   * Whether a request could be allowed whatever its context holds (Cedar partial evaluation with
+   * every context field unknown): `possible: false` only when every context gives a definite
+   * deny. Never throws.
+   */
+  couldAllow(req: PolicyPartialRequest): PolicyOutlook;
   /** Re-reads the file; on failure the previous policy set stays in force. */
   reload(): Promise<PolicyReloadResult>;
 }

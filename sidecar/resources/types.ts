@@ -28,6 +28,8 @@ const accountItem = z.union([
 export const registrationSchema = z.strictObject({
   name: z.string().regex(RESOURCE_NAME, "must be 1-63 of a-z 0-9 . _ - starting with a letter or digit"),
   adapter: plainText(128, 1),
+  /** What the resource is, for the agents that may check it out (`GET /v1/catalog`). @default absent */
+  description: plainText(500).optional(),
   connection: z.record(z.string(), z.unknown()),
   /** @default "admin" */
   rotateWith: z.enum(["admin", "self"]).default("admin"),
@@ -80,6 +82,8 @@ export type Registration = z.output<typeof registrationSchema>;
 export interface StoredRegistration {
   readonly name: string;
   readonly adapter: string;
+  /** What the resource is, as its DBA described it. */
+  readonly description?: string | undefined;
   readonly connection: Record<string, unknown>;
   readonly rotateWith: "admin" | "self";
   readonly admin?: { readonly username: string } | undefined;

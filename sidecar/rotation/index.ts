@@ -11,6 +11,7 @@ export { generatePassword, type PasswordPolicy } from "./password.js";
 export { Reconciler, type ReconcilerOptions } from "./reconciler.js";
 export {
   type CrashPoint,
+  leaseSubject,
   RotationEngine,
   type RotationEngineOptions,
   type RotationOutcome,

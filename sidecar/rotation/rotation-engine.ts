@@ -5,7 +5,7 @@ import { AdapterError } from "../../adapters/adapter.js";
 import type { AuditFields, AuditSink } from "../audit/index.js";
 import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
-import type { LeaseStore } from "../leases/index.js";
+import type { LeaseRecord, LeaseStore } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
 import type { AccountRecord, StoredRegistration } from "../resources/types.js";
@@ -15,6 +15,16 @@ import { withAdminCredential } from "./admin-credential.js";
 import type { AdminCrashPoint } from "./admin-rotation.js";
 import { acquireLock } from "./lock.js";
 import { generatePassword } from "./password.js";
+
+/** Who held a lease, as the rotation its end causes records it. */
+export function leaseSubject(lease: LeaseRecord): NonNullable<RotationRequest["subject"]> {
+  return {
+    agent: lease.agent,
+    agent_chain: lease.agent_chain,
+    approver: lease.approver,
+    task_id: lease.task.id,
+  };
+}
 
 /** Named points of a rotation (an account's, or an admin's) at which a fault test may kill the process. */
 export type CrashPoint =
@@ -100,6 +110,22 @@ export class RotationEngine {
     };
   }
 
+  /**
+   * A rotation that names no holder (the reconciler's, after a lease whose own rotation it
+   * overtook) records the lease's holder when the lease record is intact (under its MAC).
+   */
+  private async withLeaseSubject(
+    req: RotationRequest,
+    recorded: string | undefined,
+  ): Promise<RotationRequest> {
+    const leaseId = req.leaseId ?? recorded;
+    if (req.subject !== undefined || leaseId === undefined) return req;
+    const { lease, intact } = await this.o.leases
+      .getVerified(req.resource, leaseId)
+      .catch(() => ({ lease: null, intact: false }));
+    return intact && lease ? { ...req, subject: leaseSubject(lease) } : req;
+  }
+
   private lockKey(resource: string, account: string): string {
     return `${this.o.prefix}{r:${resource}}:lock:${account}`;
   }
@@ -121,7 +147,8 @@ export class RotationEngine {
     }
   }
 
-  private async rotateLocked(req: RotationRequest): Promise<RotationOutcome> {
+  private async rotateLocked(asked: RotationRequest): Promise<RotationOutcome> {
+    let req = asked;
     const { resource, account } = req;
     const reg = await this.o.catalog.get(resource);
     if (!reg?.accounts.includes(account)) return { status: "gone" };
@@ -145,6 +172,7 @@ export class RotationEngine {
     if (entry.data.state === "quarantined" && !req.force) {
       return { status: "failed", error: "account is quarantined", quarantined: true };
     }
+    req = await this.withLeaseSubject(req, entry.data.lease_id);
     const rotationId = entry.data.rotation_id ?? randomUUID();
     const base = { ...req.subject, resource, account, lease_id: req.leaseId ?? entry.data.lease_id };
     try {

@@ -98,6 +98,7 @@ export class ApprovalDesk {
           lease: out.lease,
           token: out.token,
           token_type: out.token_type,
+          ...(out.proxy === undefined ? {} : { proxy: out.proxy }),
         },
       };
     } catch (err) {

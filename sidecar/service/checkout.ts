@@ -9,6 +9,7 @@ import { AGENT_ATTRIBUTES } from "../policy/index.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
 import type { StoredRegistration } from "../resources/types.js";
 import { agentDecision } from "./agent-decision.js";
+import { limitAgentRate } from "./agent-rate.js";
 import { type ApprovalView, requestApproval } from "./approval-view.js";
 import { attestedCaller, leaseCaller, requirePinnedCaller } from "./caller-binding.js";
 import type { DecisionGate } from "./decision-gate.js";
@@ -112,7 +113,7 @@ export class Checkout {
     // Policy needs the agent's lease count and the local caller: read them while the request is checked.
     const activeLeases = this.o.leases.activeCount(caller.subject);
     activeLeases.catch(() => undefined);
-    await this.limitRate(caller.subject);
+    await limitAgentRate(this.o.leases, "checkout", caller.subject, this.o.checkoutsPerMinute);
     // Attested only for a request within the agent's rate: refused ones cost no /proc work.
     const local = attestedCaller(meta);
     const reg = await registeredResource(this.o.catalog, req.resource);
@@ -233,17 +234,6 @@ export class Checkout {
       expiresAt: lease.max_expires_at,
       ...(jkt === undefined ? {} : { jkt }),
     });
-  }
-
-  private async limitRate(agent: string): Promise<void> {
-    const limit = this.o.checkoutsPerMinute;
-    if (!limit) return;
-    const { count, resetIn } = await this.o.leases.hit(`checkout:${agent}`, 60);
-    if (count > limit) {
-      throw new LeaseholdError("rate_limited", `more than ${limit} checkouts a minute`, {
-        retryAfter: resetIn,
-      });
-    }
   }
 
   /** A delegated agent may check out only the resources its delegation's scope names. */

@@ -3,7 +3,7 @@ import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
 import type { EndReason, LeaseRecord, LeaseRef, LeaseStore } from "../leases/index.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
-import type { RotationEngine } from "../rotation/index.js";
+import { leaseSubject, type RotationEngine } from "../rotation/index.js";
 import { auditLease, registeredResource } from "./lease-audit.js";
 import type { LeaseAuth, PresentedToken } from "./lease-auth.js";
 import { type LeaseView, leaseView } from "./lease-view.js";
@@ -151,12 +151,7 @@ export class LeaseEnd {
       account: lease.account,
       reason,
       leaseId: id,
-      subject: {
-        agent: lease.agent,
-        agent_chain: lease.agent_chain,
-        approver: lease.approver,
-        task_id: lease.task.id,
-      },
+      subject: leaseSubject(lease),
     });
     return lease;
   }

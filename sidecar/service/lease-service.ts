@@ -6,6 +6,8 @@ import type { Logger } from "../logger.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
 import type { RotationEngine } from "../rotation/index.js";
 import type { SecretStore } from "../secrets/index.js";
+import { AgentCatalog } from "./agent-catalog.js";
+import { AgentToolCalls } from "./agent-tool-calls.js";
 import { ApprovalDesk } from "./approvals.js";
 import type { CallerBindingOptions } from "./caller-binding.js";
 import { Checkout } from "./checkout.js";
@@ -52,7 +54,8 @@ export interface LeaseServiceOptions {
 /**
  * The lease lifecycle seen from the request path, wired from its use cases: checkout (with
  * approvals' redemption), lease use (reveal, renew, tool calls, proxy logins), lease end
- * (check-in, revocation, expiry), task teardown, approvals and operators' reads. A thin facade: each method is
+ * (check-in, revocation, expiry), task teardown, approvals, the agent's catalog and tool calls without a
+ * lease, and operators' reads. A thin facade: each method is
  * its use case's.
  */
 export class LeaseService {
@@ -64,6 +67,8 @@ export class LeaseService {
   readonly approvalDesk: ApprovalDesk;
   readonly queries: LeaseQueries;
   readonly tasks: TaskTeardown;
+  readonly agentCatalog: AgentCatalog;
+  readonly agentToolCalls: AgentToolCalls;
 
   constructor(o: LeaseServiceOptions) {
     const now = o.now ?? Date.now;
@@ -109,6 +114,15 @@ export class LeaseService {
     });
     this.queries = new LeaseQueries(leases);
     this.tasks = new TaskTeardown({ identity: o.identity, leases, end: this.end, audit });
+    const agentDeps = { identity: o.identity, auth: this.auth, audit };
+    this.agentCatalog = new AgentCatalog({
+      ...agentDeps,
+      catalog,
+      policy: o.policy,
+      proxyEndpoint: o.proxyEndpoint,
+    });
+    // Their own count per agent, as large as the checkouts' (limits.checkoutsPerMinute).
+    this.agentToolCalls = new AgentToolCalls({ ...agentDeps, leases, perMinute: o.checkoutsPerMinute });
   }
 
   readonly checkout: Checkout["checkout"] = (...a) => this.checkouts.checkout(...a);
@@ -129,6 +143,8 @@ export class LeaseService {
   readonly listApprovals: ApprovalDesk["list"] = (...a) => this.approvalDesk.list(...a);
   readonly decideApproval: ApprovalDesk["decide"] = (...a) => this.approvalDesk.decide(...a);
   readonly approvalResource: ApprovalDesk["resourceOf"] = (...a) => this.approvalDesk.resourceOf(...a);
+  readonly catalog: AgentCatalog["list"] = (...a) => this.agentCatalog.list(...a);
+  readonly reportToolCall: AgentToolCalls["record"] = (...a) => this.agentToolCalls.record(...a);
   readonly getAny: LeaseQueries["getAny"] = (...a) => this.queries.getAny(...a);
   readonly list: LeaseQueries["list"] = (...a) => this.queries.list(...a);
 }

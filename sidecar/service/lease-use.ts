@@ -121,6 +121,7 @@ export class LeaseUse {
         intent: req.action,
         target: req.target,
         digest: req.digest,
+        client: req.client,
         request_id: meta.requestId,
         scope: "tool_call",
       }),

@@ -104,15 +104,22 @@ export interface PolicyDecisionOut {
   readonly errors: readonly string[];
 }
 
+/** A request as policy sees it, but for its context. */
+export interface PolicySubject {
+  principal: string;
+  action: PolicyActionName;
+  resource: string;
+  principalAttrs?: Record<string, unknown>;
+  resourceGroups?: string[];
+}
+
 export interface PolicyPort {
-  decide(req: {
-    principal: string;
-    action: PolicyActionName;
-    resource: string;
-    context: PolicyContext;
-    principalAttrs?: Record<string, unknown>;
-    resourceGroups?: string[];
-  }): PolicyDecisionOut;
+  decide(req: PolicySubject & { context: PolicyContext }): PolicyDecisionOut;
+  /**
+   * Whether some context could let the request through (allowed, or with a human approval):
+   * false only for a definite deny whatever the context holds. Decides nothing and is not audited.
+   */
+  couldAllow(req: PolicySubject): { readonly possible: boolean };
 }
 
 /** Whether this sidecar's Vault prefix and Redis keyspace form one cluster (sidecar/cluster/). */

@@ -217,6 +217,7 @@ class RegistrationRun {
     return {
       name: reg.name,
       adapter: reg.adapter,
+      ...(reg.description === undefined ? {} : { description: reg.description }),
       connection: this.v.connection as Record<string, unknown>,
       rotateWith: reg.rotateWith,
       admin: reg.admin ? { username: reg.admin.username } : undefined,

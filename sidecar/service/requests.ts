@@ -30,7 +30,7 @@ export type CheckoutRequest = z.output<typeof checkoutSchema>;
 export const renewSchema = z.strictObject({ ttl: ttlSeconds.optional() });
 export type RenewRequest = z.output<typeof renewSchema>;
 
-/** `POST /v1/leases/{id}/tool-calls`. */
+/** `POST /v1/leases/{id}/tool-calls` and, without a lease, `POST /v1/tool-calls`. */
 export const toolCallSchema = z.strictObject({
   tool: plainText(128, 1),
   action: plainText(64, 1),
@@ -39,6 +39,8 @@ export const toolCallSchema = z.strictObject({
     .string()
     .regex(/^(sha256:)?[0-9a-f]{64}$/, "must be a hex SHA-256 digest")
     .optional(),
+  /** The client the call came through: an MCP client's name from `initialize`. */
+  client: plainText(128, 1).optional(),
 });
 export type ToolCallRequest = z.output<typeof toolCallSchema>;
 

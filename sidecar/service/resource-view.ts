@@ -7,6 +7,7 @@ import type { ResourceDeps } from "./resource-deps.js";
 export interface ResourceView {
   readonly name: string;
   readonly adapter: string;
+  readonly description?: string;
   readonly connection: Record<string, unknown>;
   readonly rotateWith: "admin" | "self";
   readonly reveal: boolean;
@@ -25,6 +26,7 @@ export function viewOf(reg: StoredRegistration, accounts: ResourceView["accounts
   return {
     name: reg.name,
     adapter: reg.adapter,
+    ...(reg.description === undefined ? {} : { description: reg.description }),
     connection: reg.connection,
     rotateWith: reg.rotateWith,
     reveal: reg.reveal,

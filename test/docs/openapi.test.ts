@@ -262,6 +262,21 @@ describe("the document against the real app", () => {
     expect((await call("GET /v1/adapters", { token: admin })).status).toBe(200);
     await waitAvailable();
 
+    const catalog = await call("GET /v1/catalog", { token: await lh.identity("a") });
+    expect(catalog.body.resources).toEqual([{ name, adapter: "mysql", groups: [], session: "credential" }]);
+    expect((await call("GET /v1/catalog", {})).status).toBe(401);
+    expect(
+      (
+        await call("POST /v1/tool-calls", {
+          token: await lh.identity("a"),
+          body: { tool: "list_resources", action: "list", client: "openapi-test" },
+        })
+      ).status,
+    ).toBe(202);
+    expect(
+      (await call("POST /v1/tool-calls", { token: await lh.identity("a"), body: { tool: "x" } })).status,
+    ).toBe(400);
+
     const co = await checkout("a")();
     expect(co.status).toBe(201);
     const lease = co.body.lease as { id: string };

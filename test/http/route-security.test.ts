@@ -58,6 +58,10 @@ const checkoutBody = (resource: string) => ({
 
 /** One case per route of the table; a route without one fails the suite. */
 const CASES: Record<string, (f: Fixture) => RouteCase> = {
+  "GET /v1/catalog": () => ({}),
+  "POST /v1/tool-calls": () => ({
+    body: { tool: "list_resources", action: "list", client: "route-security" },
+  }),
   "POST /v1/checkout": (f) => ({ body: checkoutBody(f.resource) }),
   "GET /v1/leases/:id": (f) => ({ params: { id: f.lease } }),
   "GET /v1/leases/:id/credential": (f) => ({ params: { id: f.lease } }),

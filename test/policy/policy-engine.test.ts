@@ -300,3 +300,77 @@ describe("loading and reloading", () => {
     expect(b.decide(request()).policies).toEqual(["b"]);
   });
 });
+
+describe("couldAllow: a request whose context is unknown (the agent's catalog)", () => {
+  const A = "spiffe://example.org/agent/a";
+  const PARTIAL_POLICY = `
+@id("a-reads-x")
+permit(principal == Agent::"${A}", action == Action::"checkout", resource == Resource::"x")
+when { context.intent == "read" && context.ttl <= 600 };
+
+@id("anyone-with-approval")
+permit(principal, action == Action::"checkout", resource == Resource::"y")
+when { context.approved };
+
+@id("finance-team")
+permit(principal, action == Action::"checkout", resource in ResourceGroup::"finance")
+when { principal has team && principal.team == "finance" };
+
+@id("delegated-only")
+permit(principal, action == Action::"checkout", resource == Resource::"d")
+when { context has on_behalf_of && context.on_behalf_of == "user:ann@example.org" };
+
+@id("direct-only")
+permit(principal, action == Action::"checkout", resource == Resource::"n")
+when { !(context has on_behalf_of) };
+
+@id("never-secrets")
+forbid(principal, action, resource in ResourceGroup::"secret");
+
+@id("no-unattested")
+forbid(principal, action, resource == Resource::"x")
+when { !context.caller.attested };
+`;
+  const ask = (resource: string, more: Partial<PolicyRequest> = {}) => ({
+    principal: A,
+    action: "checkout" as const,
+    resource,
+    ...more,
+  });
+
+  it("keeps what some context allows, hides what no context does, and names the forbid", async () => {
+    const engine = await loadPolicy({ file: await policyFile("partial", PARTIAL_POLICY) });
+    // Allowed for some intent, ttl and attested caller: the forbid on unattested callers is a residual.
+    expect(engine.couldAllow(ask("x"))).toEqual({ possible: true, policies: [], errors: [] });
+    expect(engine.couldAllow(ask("x", { principal: "spiffe://example.org/agent/b" })).possible).toBe(false);
+    // Only with a human's approval: still shown.
+    expect(engine.couldAllow(ask("y")).possible).toBe(true);
+    expect(engine.couldAllow(ask("z"))).toEqual({ possible: false, policies: [], errors: [] });
+    // Principal attributes and resource groups are known: they decide.
+    expect(engine.couldAllow(ask("f", { resourceGroups: ["finance"] })).possible).toBe(false);
+    expect(
+      engine.couldAllow(ask("f", { resourceGroups: ["finance"], principalAttrs: { team: "finance" } }))
+        .possible,
+    ).toBe(true);
+    expect(
+      engine.couldAllow(
+        ask("f", { resourceGroups: ["finance", "secret"], principalAttrs: { team: "finance" } }),
+      ),
+    ).toEqual({ possible: false, policies: ["never-secrets"], errors: [] });
+    // An optional context field may be present or absent: both kinds of permit count.
+    expect(engine.couldAllow(ask("d")).possible).toBe(true);
+    expect(engine.couldAllow(ask("n")).possible).toBe(true);
+    // Another action is another question.
+    expect(engine.couldAllow(ask("x", { action: "register" })).possible).toBe(false);
+  });
+
+  it("allows nothing without a policy file, and nothing for a malformed request", async () => {
+    const none = await loadPolicy({});
+    expect(none.couldAllow(ask("x")).possible).toBe(false);
+    const engine = await loadPolicy({ file: await policyFile("partial-bad", PARTIAL_POLICY) });
+    expect(engine.couldAllow(ask(""))).toMatchObject({
+      possible: false,
+      errors: [expect.stringContaining("resource")],
+    });
+  });
+});

@@ -1,3 +1,5 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AccountRecord } from "../../sidecar/resources/types.js";
@@ -120,5 +122,15 @@ describe("the reconciler and a lease's maximum expiry recorded in Vault", () => 
     const [leaseKey] = await redis.keys(`*{r:${lh.resource}}:lease:${out.lease.id}`);
     expect(await redis.hget(leaseKey as string, "state")).toBe("ended");
     expect(await redis.hget(leaseKey as string, "end_reason")).toBe("expired");
+    // The reconciler's rotation names the lease's holder, read from the intact lease record.
+    const started = await waitFor("the rotation_started record", async () => {
+      const text = await readFile(join(lh.dir, "state", "audit.jsonl"), "utf8").catch(() => "");
+      return text
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { event: string; lease_id?: string; agent?: string; task_id?: string })
+        .find((r) => r.event === "rotation_started" && r.lease_id === out.lease.id);
+    });
+    expect(started).toMatchObject({ agent: "spiffe://example.org/agent/a", task_id: "T-maxexp" });
   });
 });
