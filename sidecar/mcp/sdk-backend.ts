@@ -1,37 +1,26 @@
-import { createAgentSession } from "../client/agent-session.js";
 import { createClient } from "../client/client.js";
 import { clientOptionsFromEnv } from "../client/env.js";
-import { answerError } from "../client/transport.js";
-import type { ClientOptions, Lease, LeaseHandle, ToolCall } from "../client/types.js";
-import type { McpBackend, McpLeaseHandle, McpResourceInfo, McpToolCall } from "./backend.js";
+import type { ClientOptions, LeaseHandle, ToolCall } from "../client/types.js";
+import type { McpBackend, McpLeaseHandle, McpToolCall } from "./backend.js";
 
-/*
+/**
  * The MCP tools' backend for `leasehold mcp`: the agent SDK over the sidecar's HTTP API, with the
- * agent's key. Tokens and revealed passwords stay in this process.
- *
- * TODO(h-api): `client.resources()` (GET /v1/catalog), `handle.status()`, `client.reportToolCall()`
- * (POST /v1/tool-calls) and the `client` field of a tool call are being added to the SDK; until
- * they are in main, the stand-ins below call the routes through a session of their own, every
- * lease is checked out with a Bearer token (so that session can read it), and `client` is left
- * out of what is sent (the route refuses unknown fields).
+ * agent's key (`LEASEHOLD_ADDR` / `LEASEHOLD_SOCKET` and `LEASEHOLD_AGENT_KEY` fill in what
+ * `opts` leaves out). A lease for a resource without a listener is bound to this process's DPoP
+ * key; one for a listener gets a Bearer token (listeners accept no other). Tokens and revealed
+ * passwords stay in this process.
  */
 export function createSdkBackend(opts: ClientOptions = {}): McpBackend {
-  const options = clientOptionsFromEnv(opts);
-  const client = createClient(options);
-  // TODO(h-api): drop with the stand-ins.
-  const standIn = createAgentSession(options);
-
+  const client = createClient(clientOptionsFromEnv(opts));
   return {
     async listResources(signal) {
-      // TODO(h-api): return (await client.resources({ signal })).map(...)
-      const res = await standIn.asAgent("GET", "/v1/catalog", undefined, undefined, 0, signal);
-      if (res.status !== 200) throw answerError(res);
-      return ((res.json.resources ?? []) as McpResourceInfo[]).map((r) => ({
+      const list = await client.resources(signal === undefined ? {} : { signal });
+      return list.map((r) => ({
         name: r.name,
         adapter: r.adapter,
         ...(r.description === undefined ? {} : { description: r.description }),
-        groups: r.groups ?? [],
-        session: r.session === "proxy" ? "proxy" : "credential",
+        groups: [...r.groups],
+        session: r.session,
       }));
     },
 
@@ -46,60 +35,36 @@ export function createSdkBackend(opts: ClientOptions = {}): McpBackend {
           ...(req.intent.tool === undefined ? {} : { tool: req.intent.tool }),
         },
         ...(req.ttl === undefined ? {} : { ttl: req.ttl }),
-        // TODO(h-api): dpop: !req.forProxy (the stand-in status() reads the lease with its own session).
-        dpop: false,
+        dpop: !req.forProxy,
         ...(hooks.signal === undefined ? {} : { signal: hooks.signal }),
-        ...(hooks.onPending === undefined ? {} : { onPending: hooks.onPending }),
+        ...(hooks.onPending === undefined ? {} : { onPending: hooks.onPending, onPoll: hooks.onPending }),
       });
-      return mcpHandle(handle, async (id) => {
-        // TODO(h-api): return handle.status()
-        const res = await standIn.asHolder(
-          { lease: handle.lease, token: handle.leaseToken(), tokenType: handle.tokenType },
-          "GET",
-          `/v1/leases/${encodeURIComponent(id)}`,
-        );
-        if (res.status !== 200) throw answerError(res);
-        return res.json as unknown as Lease;
-      });
+      return mcpHandle(handle);
     },
 
-    async reportToolCall(call) {
-      // TODO(h-api): await client.reportToolCall(call)
-      const res = await standIn.asAgent("POST", "/v1/tool-calls", sent(call), undefined);
-      if (res.status !== 202) throw answerError(res);
-    },
+    reportToolCall: (call) => client.reportToolCall(sent(call)),
   };
 }
 
-/** A tool call as the sidecar takes it today. TODO(h-api): send `client` too. */
+/** A tool call as the SDK sends it (an absent client name is left out). */
 function sent(call: McpToolCall): ToolCall {
-  const { client: _client, ...rest } = call;
-  return rest;
+  const { client, ...rest } = call;
+  return client === undefined ? rest : { ...rest, client };
 }
 
-function mcpHandle(h: LeaseHandle, status: (id: string) => Promise<Lease>): McpLeaseHandle {
-  let last = h.lease;
+function mcpHandle(h: LeaseHandle): McpLeaseHandle {
   return {
     get lease() {
-      return last;
+      return h.lease;
     },
     proxyLogin: () => (h.proxy === undefined ? undefined : h.proxyLogin()),
     async credential() {
       const c = await h.credential();
       return { username: c.username, password: c.password, connection: c.connection };
     },
-    async status() {
-      last = await status(last.id);
-      return last;
-    },
-    async renew(ttl) {
-      last = await h.renew(ttl);
-      return last;
-    },
-    async checkin() {
-      await h.checkin();
-      last = h.lease;
-    },
+    status: () => h.status(),
+    renew: (ttl) => h.renew(ttl),
+    checkin: () => h.checkin(),
     reportToolCall: (call) => h.reportToolCall(sent(call)),
   };
 }

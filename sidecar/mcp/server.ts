@@ -101,14 +101,37 @@ export function createLeaseholdMcpServer(
     }
   };
 
-  /** A call on a lease: recorded (policy decides) before it runs; a refusal stops it. */
-  const recordLeased = (h: Held, tool: string, args: unknown): Promise<void> =>
-    h.handle.reportToolCall(call(tool, h.handle.lease.intent.action, h.handle.lease.resource, args));
-
-  const heldLease = (id: string): Held => {
-    const h = held.get(id);
-    if (h === undefined) throw new UnknownLeaseError(id);
+  /**
+   * A call on a lease: recorded on the lease (policy decides) before it runs; a refusal stops
+   * it. A call that names no lease this session holds, or one that has ended, is recorded as
+   * the agent's instead, so every tool call leaves one record.
+   */
+  const recordOn = async (leaseId: string, tool: string, args: unknown): Promise<Held> => {
+    const h = held.get(leaseId);
+    if (h === undefined) {
+      await recordLeaseless(tool, "unknown-lease", undefined, args);
+      throw new UnknownLeaseError(leaseId);
+    }
+    const { intent, resource } = h.handle.lease;
+    try {
+      await h.handle.reportToolCall(call(tool, intent.action, resource, args));
+    } catch (err) {
+      if (isEnded(err)) await recordLeaseless(tool, intent.action, resource, args);
+      throw err;
+    }
     return h;
+  };
+
+  /** The catalog's entry of `name`: listed before, or listed now (no entry when listing fails). */
+  const catalogEntry = async (name: string, signal: AbortSignal): Promise<McpResourceInfo | undefined> => {
+    const known = catalog?.find((r) => r.name === name);
+    if (known !== undefined) return known;
+    try {
+      return (await resources(signal)).find((r) => r.name === name);
+    } catch (err) {
+      log(`resource list unavailable: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    }
   };
 
   const loginOf = async (h: Held): Promise<RunnerLogin> => {
@@ -157,7 +180,7 @@ export function createLeaseholdMcpServer(
     },
     async (args, extra) =>
       run(async () => {
-        const info = (catalog ?? []).find((r) => r.name === args.resource);
+        const info = await catalogEntry(args.resource, extra.signal);
         const waiting = approvalProgress(extra, options.progressIntervalMs ?? 5000, log);
         let handle: McpLeaseHandle;
         try {
@@ -186,9 +209,12 @@ export function createLeaseholdMcpServer(
         held.set(handle.lease.id, h);
         log(`lease ${handle.lease.id} of ${handle.lease.resource} checked out (${h.session})`);
         try {
-          await recordLeased(h, "checkout", args);
+          await h.handle.reportToolCall(call("checkout", args.intent, args.resource, args));
         } catch (err) {
-          log(`tool call checkout not recorded: ${err instanceof Error ? err.message : String(err)}`);
+          log(
+            `tool call checkout not recorded on ${handle.lease.id}: ${err instanceof Error ? err.message : String(err)}`,
+          );
+          await recordLeaseless("checkout", args.intent, args.resource, args);
         }
         return ok(leaseView(handle.lease, h.session));
       }),
@@ -206,8 +232,7 @@ export function createLeaseholdMcpServer(
     },
     async (args) =>
       run(async () => {
-        const h = heldLease(args.lease_id);
-        await recordLeased(h, "sql_query", args);
+        const h = await recordOn(args.lease_id, "sql_query", args);
         const login = await loginOf(h);
         const kind = sqlKind(h, login);
         if (kind === undefined) throw notFor(h, "sql_query");
@@ -233,9 +258,8 @@ export function createLeaseholdMcpServer(
     },
     async (args) =>
       run(async () => {
-        const h = heldLease(args.lease_id);
+        const h = await recordOn(args.lease_id, "redis_command", args);
         if (h.adapter !== undefined && !h.adapter.startsWith("redis")) throw notFor(h, "redis_command");
-        await recordLeased(h, "redis_command", args);
         const login = await loginOf(h);
         if (login.kind === "credential" && adapterGuess(login.connection) !== "redis")
           throw notFor(h, "redis_command");
@@ -257,9 +281,8 @@ export function createLeaseholdMcpServer(
     },
     async (args) =>
       run(async () => {
-        const h = heldLease(args.lease_id);
+        const h = await recordOn(args.lease_id, "ldap_search", args);
         if (h.adapter !== undefined && h.adapter !== "ldap") throw notFor(h, "ldap_search");
-        await recordLeased(h, "ldap_search", args);
         const login = await loginOf(h);
         if (login.kind === "credential" && adapterGuess(login.connection) !== "ldap")
           throw notFor(h, "ldap_search");
@@ -286,8 +309,7 @@ export function createLeaseholdMcpServer(
     },
     async (args) =>
       run(async () => {
-        const h = heldLease(args.lease_id);
-        await recordLeased(h, "renew", args);
+        const h = await recordOn(args.lease_id, "renew", args);
         return ok(leaseView(await h.handle.renew(args.ttl), h.session));
       }, args.lease_id),
   );
@@ -303,8 +325,7 @@ export function createLeaseholdMcpServer(
     },
     async (args) =>
       run(async () => {
-        const h = heldLease(args.lease_id);
-        await recordLeased(h, "lease_status", args);
+        const h = await recordOn(args.lease_id, "lease_status", args);
         return ok(leaseView(await h.handle.status(), h.session));
       }, args.lease_id),
   );
@@ -326,12 +347,14 @@ export function createLeaseholdMcpServer(
     },
     async (args) =>
       run(async () => {
-        const h = heldLease(args.lease_id);
+        let h: Held;
         try {
-          await recordLeased(h, "checkin", args);
+          h = await recordOn(args.lease_id, "checkin", args);
         } catch (err) {
           // An ended lease is still checked in (it resolves); anything else stops here.
-          if (!isEnded(err)) throw err;
+          const ended = held.get(args.lease_id);
+          if (!isEnded(err) || ended === undefined) throw err;
+          h = ended;
         }
         await h.handle.checkin();
         held.delete(args.lease_id);

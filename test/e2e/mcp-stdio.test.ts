@@ -252,6 +252,14 @@ describe("leasehold mcp on stdio, launched from the README's configuration", () 
     expect(Object.keys(sql?.outputSchema?.properties ?? {})).toEqual(
       expect.arrayContaining(["columns", "rows", "truncated"]),
     );
+    const listed = ok(await tool("list_resources", {}));
+    const byName = Object.fromEntries(
+      (listed.resources as Array<{ name: string; adapter: string; session: string }>).map((r) => [r.name, r]),
+    );
+    expect(Object.keys(byName).sort()).toEqual([...READ].sort());
+    expect(byName["orders-db"]).toMatchObject({ adapter: "postgres", session: "credential" });
+    expect(byName["sealed-db"]).toMatchObject({ adapter: "postgres", session: "proxy" });
+    expect(byName["cache-redis"]?.adapter).toBe("redis-acl");
     const { resources } = await mcp.listResources();
     expect(resources.map((r) => r.uri)).toContain("leasehold://leases");
     const prompt = await mcp.getPrompt({ name: "use-a-database", arguments: { resource: "orders-db" } });
@@ -431,10 +439,14 @@ describe("leasehold mcp on stdio, launched from the README's configuration", () 
       ok(await tool("checkout", { resource: "orders-db", task_id: "MCP-7", intent: "read", ttl: 1 }))
         .lease_id,
     );
-    await waitFor(`lease ${id} to expire`, async () => {
-      const s = await tool("lease_status", { lease_id: id });
-      return s.isError === true && text(s);
-    });
+    await waitFor(
+      `lease ${id} to expire`,
+      async () => {
+        const s = await tool("lease_status", { lease_id: id });
+        return s.isError === true && text(s);
+      },
+      { intervalMs: 250 },
+    );
     const r = await tool("sql_query", { lease_id: id, sql: "select 1" });
     expect(r.isError).toBe(true);
     expect(text(r)).toMatch(/expired.*checkout again/s);
@@ -497,27 +509,32 @@ describe("leasehold mcp on stdio, launched from the README's configuration", () 
     expect(text(r)).toMatch(/^An approver denied the checkout/);
   });
 
-  it("the audit log holds a tool_call for each call made on a lease", async () => {
-    const records = await c.auditRecords();
-    const calls = records.filter((r) => r.event === "tool_call" && r.scope === "tool_call");
-    const tools = calls.map((r) => r.tool);
-    for (const t of [
-      "checkout",
-      "sql_query",
-      "redis_command",
-      "ldap_search",
-      "renew",
-      "lease_status",
-      "checkin",
-    ]) {
-      expect(tools, t).toContain(t);
+  it("the audit log holds one tool_call per MCP tool call, with the tool, its arguments' digest and the client's name", async () => {
+    const asked = new Map<string, number>();
+    for (const m of wire) {
+      if (m.dir !== "→") continue;
+      const msg = JSON.parse(m.text) as { method?: string; params?: { name?: string } };
+      if (msg.method === "tools/call" && msg.params?.name) {
+        asked.set(msg.params.name, (asked.get(msg.params.name) ?? 0) + 1);
+      }
     }
-    for (const r of calls) expect(String(r.digest)).toMatch(/^(sha256:)?[0-9a-f]{64}$/);
-    const sqlCalls = wire.filter((m) => m.dir === "→" && m.text.includes('"name":"sql_query"')).length;
-    const sqlRecords = calls.filter((r) => r.tool === "sql_query").length;
-    // Every sql_query is recorded before it runs, but two: the one on a lease this session had
-    // checked in (refused in the server) and the one on the expired lease (refused by the sidecar).
-    expect(sqlRecords).toBe(sqlCalls - 2);
+    const records = (await c.auditRecords()).filter(
+      (r) => r.event === "tool_call" && r.scope === "tool_call",
+    );
+    const recorded = new Map<string, number>();
+    for (const r of records) {
+      expect(r.client, JSON.stringify(r)).toBe("mcp-e2e-client");
+      expect(String(r.digest)).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(r.agent).toBe("spiffe://example.org/agent/a");
+      recorded.set(String(r.tool), (recorded.get(String(r.tool)) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(recorded)).toEqual(Object.fromEntries(asked));
+    // A call on a lease carries the lease, its task and intent; a call without one (the listing,
+    // a refused checkout) is the agent's.
+    const sql = records.find((r) => r.tool === "sql_query" && r.lease_id);
+    expect(sql).toMatchObject({ intent: "read", task_id: expect.any(String) });
+    const listing = records.find((r) => r.tool === "list_resources");
+    expect(listing?.lease_id).toBeUndefined();
   });
 
   it("no password, lease token or admin token crossed the MCP pipe or reached the server's stderr", async () => {
