@@ -52,7 +52,7 @@ let mcp: Client;
 let transport: StdioClientTransport;
 let stderr = "";
 /** Every JSON-RPC message, as it crossed the pipe: direction and text. */
-const wire: Array<{ dir: "→" | "←"; text: string }> = [];
+const wire: Array<{ dir: "→" | "←"; text: string; at: number }> = [];
 
 interface ToolAnswer {
   isError?: boolean;
@@ -189,7 +189,7 @@ beforeAll(async () => {
   });
   const send = transport.send.bind(transport);
   transport.send = async (m: JSONRPCMessage) => {
-    wire.push({ dir: "→", text: JSON.stringify(m) });
+    wire.push({ dir: "→", text: JSON.stringify(m), at: performance.now() });
     return send(m);
   };
   let handler: ((m: JSONRPCMessage) => void) | undefined;
@@ -200,7 +200,7 @@ beforeAll(async () => {
       handler =
         h &&
         ((m: JSONRPCMessage) => {
-          wire.push({ dir: "←", text: JSON.stringify(m) });
+          wire.push({ dir: "←", text: JSON.stringify(m), at: performance.now() });
           h(m);
         });
     },
@@ -547,7 +547,14 @@ describe("leasehold mcp on stdio, launched from the README's configuration", () 
     // Lease tokens (and identity assertions) are JWTs: none crossed.
     expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+/);
     expect(stderr).not.toMatch(/eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+/);
-    const sizes = wire.map((m) => `${m.dir} ${Buffer.byteLength(m.text)} B ${m.text.slice(0, 90)}`);
+    // Sizes, and for each answer the time since its request (as the client saw it).
+    const sentAt = new Map<unknown, number>();
+    const sizes = wire.map((m) => {
+      const id = (JSON.parse(m.text) as { id?: unknown }).id;
+      if (m.dir === "→" && id !== undefined) sentAt.set(id, m.at);
+      const took = m.dir === "←" && sentAt.has(id) ? ` ${(m.at - (sentAt.get(id) ?? 0)).toFixed(1)} ms` : "";
+      return `${m.dir} ${Buffer.byteLength(m.text)} B${took} ${m.text.slice(0, 90)}`;
+    });
     console.log(`captured MCP session (${wire.length} messages):\n${sizes.join("\n")}`);
   });
 
