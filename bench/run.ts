@@ -13,6 +13,7 @@ const benches = [
   "proxy-pg.ts",
   "proxy-redis.ts",
   "attest.ts",
+  "mcp.ts",
 ];
 let failed = 0;
 for (const b of benches) {

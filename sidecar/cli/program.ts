@@ -10,6 +10,7 @@ import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerCheckoutCommands, registerExecCommand } from "./commands/exec-commands.js";
 import { registerKeyCommands } from "./commands/keys.js";
 import { registerLeaseCommands } from "./commands/leases.js";
+import { registerMcpCommand } from "./commands/mcp.js";
 import { registerPolicyCommands } from "./commands/policy.js";
 import { registerResourceCommands } from "./commands/resources.js";
 import { registerServeCommand } from "./commands/serve.js";
@@ -74,6 +75,7 @@ export function buildProgram(): Command {
   registerDoctorCommand(program, cli);
   registerExecCommand(program);
   registerCheckoutCommands(program);
+  registerMcpCommand(program);
   registerCompletionCommand(program);
   return program;
 }

@@ -34,9 +34,7 @@ export interface McpCheckoutHooks {
 }
 
 /** A tool call as the audit trail records it: `client` is the MCP client's name from `initialize`. */
-export interface McpToolCall extends ToolCall {
-  readonly client?: string | undefined;
-}
+export type McpToolCall = ToolCall;
 
 /** A held lease: its token stays inside. */
 export interface McpLeaseHandle {
