@@ -31,7 +31,7 @@ export interface SidecarOptions {
    * 0 = one attempt. @default Infinity (until they answer)
    */
   waitForDepsSeconds?: number;
-  /** The MCP server each `/mcp` session runs (`mcp.http`); without it `/mcp` answers 404. */
+  /** The MCP server each `/mcp` session runs (`mcp.http`). @default leasehold's tools (sidecar/mcp/server.ts) */
   mcpServer?: McpServerFactory;
 }
 

@@ -86,7 +86,7 @@ function asLease(view: CheckoutOk["lease"]): Lease {
  * ({@link ServiceMcpBackend.close}).
  */
 export class ServiceMcpBackend implements McpBackend {
-  private readonly held = new Map<string, { token: string; lease: Lease }>();
+  private readonly held = new Map<string, string>();
 
   constructor(private readonly o: ServiceBackendOptions) {}
 
@@ -173,24 +173,24 @@ export class ServiceMcpBackend implements McpBackend {
   }
 
   private token(id: string): string {
-    const h = this.held.get(id);
-    if (!h) throw new LeaseholdClientError("not_found", `this session holds no lease ${id}`, 404);
-    return h.token;
-  }
-
-  private remember(id: string, lease: Lease): Lease {
-    const h = this.held.get(id);
-    if (h) h.lease = lease;
-    return lease;
+    const token = this.held.get(id);
+    if (token === undefined)
+      throw new LeaseholdClientError("not_found", `this session holds no lease ${id}`, 404);
+    return token;
   }
 
   /** A handle on a lease just issued: its token stays in `held`. */
   private hold(ok: CheckoutOk): McpLeaseHandle {
     const id = ok.lease.id;
-    this.held.set(id, { token: ok.token, lease: asLease(ok.lease) });
+    this.held.set(id, ok.token);
     const { leases } = this.o;
     const meta = () => this.o.context().meta;
-    const current = () => this.held.get(id)?.lease ?? asLease(ok.lease);
+    // The lease as last seen, kept here: it outlives the token (after check-in).
+    let last = asLease(ok.lease);
+    const remember = (lease: Lease): Lease => {
+      last = lease;
+      return lease;
+    };
     /** A use of the lease with its token, as the current request; errors as the tools read them. */
     const use = <T>(fn: (token: string, m: RequestMeta) => Promise<T>): Promise<T> => {
       const m = meta();
@@ -198,26 +198,26 @@ export class ServiceMcpBackend implements McpBackend {
     };
     return {
       get lease() {
-        return current();
+        return last;
       },
       proxyLogin: () => {
-        const h = this.held.get(id);
-        return ok.proxy && h
-          ? { host: ok.proxy.host, port: ok.proxy.port, user: ok.proxy.username, password: h.token }
+        const token = this.held.get(id);
+        return ok.proxy && token !== undefined
+          ? { host: ok.proxy.host, port: ok.proxy.port, user: ok.proxy.username, password: token }
           : undefined;
       },
       credential: async () => {
         const c = await use((t, m) => leases.credential(t, id, m));
         return { username: c.username, password: c.password, connection: c.connection };
       },
-      status: async () => this.remember(id, asLease(await use((t, m) => leases.getOwn(t, id, m)))),
+      status: async () => remember(asLease(await use((t, m) => leases.getOwn(t, id, m)))),
       renew: async (ttl) => {
         const r = await use((t, m) => leases.renew(t, id, ttl === undefined ? {} : { ttl }, m));
-        return this.remember(id, asLease(r.lease));
+        return remember(asLease(r.lease));
       },
       checkin: async () => {
         const r = await use((t, m) => leases.checkin(t, id, m));
-        this.remember(id, asLease(r.lease));
+        remember(asLease(r.lease));
         this.held.delete(id);
       },
       reportToolCall: async (call) => {

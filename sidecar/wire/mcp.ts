@@ -2,6 +2,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { McpBackend } from "../mcp/backend.js";
 import { McpHttp, type McpSessionInfo, type McpSessionServer } from "../mcp/http-sessions.js";
+import { createLeaseholdMcpServer } from "../mcp/server.js";
 import { ServiceMcpBackend } from "../mcp/service-backend.js";
 import type { IdentityParts } from "./identity.js";
 import type { Services } from "./services.js";
@@ -14,7 +15,8 @@ const DPOP_ALGORITHMS = ["EdDSA", "ES256", "ES384", "PS256", "RS256"];
 /**
  * MCP over HTTP (`mcp.http`): sessions whose tools act in this process as the identity each
  * `/mcp` request proved (ServiceMcpBackend). The leases a session still holds are checked in when
- * it ends. Undefined when `mcp.http` is false or no server factory is given.
+ * it ends. `serverFor` builds each session's MCP server (default: leasehold's tools, `server.ts`).
+ * Undefined when `mcp.http` is false.
  */
 export function wireMcpHttp(
   config: Config,
@@ -23,8 +25,11 @@ export function wireMcpHttp(
   svc: Services,
   serverFor: McpServerFactory | undefined,
 ): McpHttp | undefined {
-  if (!config.mcp.http || serverFor === undefined) return undefined;
+  if (!config.mcp.http) return undefined;
   const leases = svc.leaseService;
+  const mcpLog = log.child({ module: "mcp" });
+  const build: McpServerFactory =
+    serverFor ?? ((backend) => createLeaseholdMcpServer(backend, { log: (m) => mcpLog.debug(m) }));
   const mcp = new McpHttp({
     identity: ids.identity,
     proof: (presented, fields) => leases.auth.proofAtIssue(presented, fields),
@@ -36,13 +41,13 @@ export function wireMcpHttp(
         toolCall: (caller, call, meta) => leases.reportToolCallAs(caller, call, meta),
       });
       session.onEnd(() => backend.close());
-      return serverFor(backend, session);
+      return build(backend, session);
     },
     idleSeconds: config.mcp.sessionIdleSeconds,
     maxSessionsPerAgent: config.mcp.maxSessionsPerAgent,
     issuers: config.identity.trust.flatMap((t) => (t.kind === "issuer" && t.issuer ? [t.issuer] : [])),
     dpopAlgorithms: config.identity.dpop.algorithms ?? DPOP_ALGORITHMS,
-    log: log.child({ module: "mcp" }),
+    log: mcpLog,
   });
   return mcp;
 }

@@ -64,7 +64,7 @@ export async function startInProcessSidecar(opts: {
   config?: Record<string, unknown>;
   /** Called at each rotation step (CrashPoint), e.g. to act in the middle of an admin rotation. */
   crashHook?: (point: CrashPoint) => void;
-  /** The MCP server each `/mcp` session runs. @default none (`/mcp` answers 404) */
+  /** The MCP server each `/mcp` session runs. @default leasehold's tools */
   mcpServer?: McpServerFactory;
 }): Promise<InProcessSidecar> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-inproc-"));

@@ -132,6 +132,7 @@ describe("MCP over HTTP on the sidecar (POST /mcp)", () => {
     );
     const tools = calls.map((r) => r.tool);
     expect(tools).toEqual(expect.arrayContaining(["checkout", "sql_query", "lease_status", "checkin"]));
+    for (const r of calls) expect(r.client, String(r.tool)).toBe("mcp-http-e2e");
     const checkout = records.find((r) => r.event === "checkout" && r.resource === "orders-db");
     expect(checkout?.task_id).toBe("MCP-HTTP-1");
   });
