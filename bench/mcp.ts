@@ -6,13 +6,15 @@
  * the first query (reveal, then connect, query and close, as `sql_query` does); a later query
  * (the password already held); the lease's status; check-in. The MCP side also writes a
  * `tool_call` audit record per call, which the floor does not: that is part of what it adds.
- * `npm run build` first (the MCP server runs from dist/). Prints p50 per step and the ratio.
+ * `npm run build` first (the MCP server runs from dist/). Prints p50 per step and the ratio;
+ * `--capture` prints every JSON-RPC message of one lease's session first (size and start).
  */
 import { randomBytes } from "node:crypto";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import pg from "pg";
 import { createClient } from "../sidecar/client/index.js";
 import { cliPath } from "../test/support/sidecar-process.js";
@@ -83,8 +85,37 @@ async function main(): Promise<void> {
       },
       stderr: "ignore",
     });
+    // `--capture`: print every JSON-RPC message of the first lease's session (sizes, start of each).
+    const capture = process.argv.includes("--capture");
+    let capturing = capture;
+    const show = (dir: string, m: JSONRPCMessage) => {
+      if (!capturing) return;
+      const text = JSON.stringify(m);
+      process.stdout.write(
+        `${dir} ${String(text.length).padStart(6)} B  ${text.slice(0, 400)}${text.length > 400 ? " …" : ""}\n`,
+      );
+    };
+    const send = transport.send.bind(transport);
+    transport.send = async (m: JSONRPCMessage) => {
+      show("→", m);
+      return send(m);
+    };
+    let handler: ((m: JSONRPCMessage) => void) | undefined;
+    Object.defineProperty(transport, "onmessage", {
+      configurable: true,
+      get: () => handler,
+      set: (h: ((m: JSONRPCMessage) => void) | undefined) => {
+        handler =
+          h &&
+          ((m: JSONRPCMessage) => {
+            show("←", m);
+            h(m);
+          });
+      },
+    });
     mcp = new Client({ name: "mcp-bench", version: "1.0.0" });
     await mcp.connect(transport);
+
     const client = mcp;
     const tool = async (name: string, args: Record<string, unknown>) => {
       const r = (await client.callTool({ name, arguments: args })) as ToolAnswer;
@@ -154,6 +185,12 @@ async function main(): Promise<void> {
       Object.fromEntries(STEPS.map((s) => [s, [] as number[]])) as unknown as Record<Step, number[]>;
     const product = empty();
     const floor = empty();
+    if (capture) {
+      await client.listTools();
+      await viaMcp(-100, empty());
+      capturing = false;
+    }
+
     // Warm both paths, then alternate them so drift on a shared machine hits both alike.
     for (let i = 0; i < WARMUP; i++) {
       await available();
