@@ -14,6 +14,7 @@
  */
 export { createClient } from "./client.js";
 export { clientOptionsFromEnv } from "./env.js";
+export { identityFetch, type IdentityFetchOptions } from "./identity-fetch.js";
 export { toolCallDigest } from "./digest.js";
 export {
   type ClientErrorCode,

@@ -7,7 +7,12 @@ import { inspect } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RevealedCredential } from "../../sidecar/client/revealed-credential.js";
 import { answerError, createTransport } from "../../sidecar/client/transport.js";
-import { createClient, LeaseholdClientError, toolCallDigest } from "../../sidecar/client/index.js";
+import {
+  createClient,
+  identityFetch,
+  LeaseholdClientError,
+  toolCallDigest,
+} from "../../sidecar/client/index.js";
 import { generateAgentKey } from "../../sidecar/identity/index.js";
 import { toolCallSchema } from "../../sidecar/service/index.js";
 
@@ -153,5 +158,41 @@ describe("toolCallDigest", () => {
     expect(toolCallDigest({ a: 1 })).toBe(toolCallDigest('{"a":1}'));
     expect(toolCallDigest(new Uint8Array([1, 2]))).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(toolCallSchema.safeParse({ tool: "psql", action: "read", digest: d }).success).toBe(true);
+  });
+});
+
+describe("identityFetch", () => {
+  it("signs a fresh identity assertion of the key's agent for every request, keeping the caller's headers", async () => {
+    const r = recorder(200, { ok: true });
+    await listen(r.server, 0);
+    const port = (r.server.address() as { port: number }).port;
+    try {
+      const { keyFile } = await generateAgentKey({ id: "spiffe://example.org/agent/mcp", outDir: dir });
+      const f = identityFetch({ keyFile });
+      await f(`http://127.0.0.1:${port}/mcp`, { method: "POST", headers: { "mcp-session-id": "s1" } });
+      await f(`http://127.0.0.1:${port}/mcp`, { method: "POST" });
+      const auth = r.seen.map((req) => String(req.headers.authorization));
+      expect(auth[0]).toMatch(/^Bearer eyJ/);
+      expect(auth[1]).toMatch(/^Bearer eyJ/);
+      expect(auth[0]).not.toBe(auth[1]);
+      const claims = JSON.parse(Buffer.from(String(auth[0]).split(".")[1] ?? "", "base64url").toString()) as {
+        sub: string;
+        aud: string;
+        jti: string;
+      };
+      expect(claims).toMatchObject({ sub: "spiffe://example.org/agent/mcp", aud: "leasehold" });
+      expect(r.seen[0]?.headers["mcp-session-id"]).toBe("s1");
+    } finally {
+      r.server.close();
+    }
+  });
+
+  it("needs a key file, and names one it cannot sign with", async () => {
+    expect(() => identityFetch({ keyFile: "" })).toThrow(/keyFile/);
+    const err = await identityFetch({ keyFile: join(dir, "missing.jwk") })("http://127.0.0.1:1/").catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(LeaseholdClientError);
+    expect((err as LeaseholdClientError).code).toBe("bad_key");
   });
 });

@@ -1,5 +1,6 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { identityFetch } from "../../sidecar/client/index.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
@@ -66,9 +67,9 @@ beforeAll(async () => {
   c.secrets.push(INITIAL, stack.adminPassword);
   await c.registerPostgres("orders-db", { accounts: [PG_USER] });
   await c.adminToken();
-  const token = await c.assertion("a");
+  // As README shows: the SDK's identityFetch signs a fresh assertion for every request.
   transport = new StreamableHTTPClientTransport(new URL(`${stack.sidecar.url}/mcp`), {
-    requestInit: { headers: { authorization: `Bearer ${token}` } },
+    fetch: identityFetch({ keyFile: await c.keyFile("a") }),
   });
   capture(transport);
   mcp = new Client({ name: "mcp-http-e2e", version: "1.0.0" });
