@@ -311,8 +311,12 @@ export const configSchema = z.strictObject({
     .prefault({}),
   limits: z
     .strictObject({
-      /** Checkouts one agent may request per minute (429 rate_limited beyond); as many tool calls without a lease (`POST /v1/tool-calls`), counted apart. 0 = no limit. @default 600 */
+      /** Checkouts one agent may request per minute (429 rate_limited beyond). 0 = no limit. @default 600 */
       checkoutsPerMinute: z.number().int().min(0).default(600),
+      /** Tool calls without a lease (`POST /v1/tool-calls`) one agent may report per minute, each one audit record (429 rate_limited beyond). 0 = no limit. @default 120 */
+      toolCallsPerMinute: z.number().int().min(0).default(120),
+      /** Catalog reads (`GET /v1/catalog`) one agent may make per minute, counted before its DPoP proof or caller pin is checked (429 rate_limited beyond). 0 = no limit. @default 60 */
+      catalogReadsPerMinute: z.number().int().min(0).default(60),
     })
     .prefault({}),
   ops: opsConfigSchema,

@@ -108,6 +108,8 @@ export async function wireServices(
     approvals: approvalStore(config, infra),
     approvalTtlSeconds: config.approvals.ttl,
     checkoutsPerMinute: config.limits.checkoutsPerMinute,
+    toolCallsPerMinute: config.limits.toolCallsPerMinute,
+    catalogReadsPerMinute: config.limits.catalogReadsPerMinute,
     cluster,
     binding: callerBinding(config, infra.processTree),
   });
