@@ -126,8 +126,7 @@ export const opsConfigSchema = z
           .string()
           .min(16)
           .superRefine((secret, ctx) => {
-            // Too short is min(16)'s issue already.
-            if (secret.length < 16) return;
+            if (secret.length < 16) return; // too short: min(16)'s issue already
             try {
               webhookKey(secret);
             } catch (err) {

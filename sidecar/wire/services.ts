@@ -107,9 +107,7 @@ export async function wireServices(
     log,
     approvals: approvalStore(config, infra),
     approvalTtlSeconds: config.approvals.ttl,
-    checkoutsPerMinute: config.limits.checkoutsPerMinute,
-    toolCallsPerMinute: config.limits.toolCallsPerMinute,
-    catalogReadsPerMinute: config.limits.catalogReadsPerMinute,
+    ...config.limits, // checkoutsPerMinute, toolCallsPerMinute, catalogReadsPerMinute
     cluster,
     binding: callerBinding(config, infra.processTree),
   });
