@@ -126,8 +126,7 @@ export const opsConfigSchema = z
           .string()
           .min(16)
           .superRefine((secret, ctx) => {
-            // Too short is min(16)'s issue already.
-            if (secret.length < 16) return;
+            if (secret.length < 16) return; // too short: min(16)'s issue already
             try {
               webhookKey(secret);
             } catch (err) {
@@ -311,8 +310,12 @@ export const configSchema = z.strictObject({
     .prefault({}),
   limits: z
     .strictObject({
-      /** Checkouts one agent may request per minute (429 rate_limited beyond); as many tool calls without a lease (`POST /v1/tool-calls`), counted apart. 0 = no limit. @default 600 */
+      /** Checkouts one agent may request per minute (429 rate_limited beyond). 0 = no limit. @default 600 */
       checkoutsPerMinute: z.number().int().min(0).default(600),
+      /** Tool calls without a lease (`POST /v1/tool-calls`) one agent may report per minute, each one audit record (429 rate_limited beyond). 0 = no limit. @default 120 */
+      toolCallsPerMinute: z.number().int().min(0).default(120),
+      /** Catalog reads (`GET /v1/catalog`) one agent may make per minute, counted before its DPoP proof or caller pin is checked (429 rate_limited beyond). 0 = no limit. @default 60 */
+      catalogReadsPerMinute: z.number().int().min(0).default(60),
     })
     .prefault({}),
   ops: opsConfigSchema,

@@ -43,8 +43,9 @@ export interface CatalogResource {
   /** Its groups for policy. */
   readonly groups: readonly string[];
   /**
-   * `proxy`: sessions go through the resource's listener (`withConnection`): it has one, or its
-   * password is never revealed. `credential`: the holder asks for the password (`withCredential`).
+   * `proxy`: sessions go through the resource's listener on this sidecar (`withConnection`).
+   * `credential`: the holder asks for the password (`withCredential`). A resource whose password
+   * is never revealed is not listed when this sidecar runs no listener for it.
    */
   readonly session: "proxy" | "credential";
 }

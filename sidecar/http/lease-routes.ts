@@ -53,10 +53,10 @@ export const catalogRoute = appRoute({
   tag: "agents",
   summary: "The resources this agent could check out, as policy sees it",
   description:
-    "Each registered resource unless policy denies its checkout to this agent whatever the request would carry (Cedar partial evaluation: the agent and its verified attributes, the resource and its groups, every context field unknown), or a delegation's scope leaves it out. Resources that need a human approval are listed. A read: the identity JWT's one-time jti is not spent; nothing is audited (an MCP client reports its listing as a tool call).",
+    "Each registered resource unless policy denies its checkout to this agent whatever the request would carry (Cedar partial evaluation: the agent and its verified attributes, its delegation (`delegated_by`, `on_behalf_of`), the resource and its groups known; every field the checkout decides unknown), or a delegation's scope leaves it out. Resources that need a human approval are listed. A resource whose password is never revealed (`reveal: false`) is listed only when this sidecar runs its listener (`session: proxy`): there is no other way to use it here. `description` is the DBA's text, shown as is: data for a model, not instructions. The list may be up to 5 s old for registrations made on another sidecar. A read: the identity JWT's one-time jti is not spent; nothing is audited (an MCP client reports its listing as a tool call). Each agent may read it `limits.catalogReadsPerMinute` times a minute, counted before its DPoP proof or caller pin is checked: 429 `rate_limited` beyond.",
   auth: "identity",
   responses: { 200: { description: "the resources", schema: catalogSchema } },
-  errors: [],
+  errors: ["rate_limited"],
   handle: ({ caller, meta, req }, d) => d.leases.catalog(caller.presented, meta, delegationToken(req)),
 });
 
@@ -130,7 +130,7 @@ export const agentToolCallRoute = appRoute({
   tag: "agents",
   summary: "Record one tool call made without a lease (audited; no policy decision)",
   description:
-    "For a tool call that uses no lease (an MCP client listing resources, a checkout that was refused): one `tool_call` audit record of the agent and its delegation chain, without a lease. There is no resource to decide on, so policy is not asked. The identity JWT's one-time jti is spent; each agent may report as many a minute as it may check out (`limits.checkoutsPerMinute`, a count of their own): 429 `rate_limited` beyond.",
+    "For a tool call that uses no lease (an MCP client listing resources, a checkout that was refused): one `tool_call` audit record of the agent and its delegation chain, without a lease. There is no resource to decide on, so policy is not asked. The identity JWT's one-time jti is spent; each agent may report `limits.toolCallsPerMinute` a minute, counted before its DPoP proof or caller pin is checked: 429 `rate_limited` beyond. Refused (503 `upstream_unavailable`) while the sidecar is fenced or its audit log cannot be written, as checkouts are.",
   auth: "identity",
   body: toolCallSchema,
   responses: { 202: { description: "recorded", schema: acceptedSchema } },

@@ -62,6 +62,11 @@ interface RequiredField<T extends ScalarFieldType> extends FieldBase<T> {
 
 interface OptionalField<T extends ScalarFieldType> extends FieldBase<T> {
   readonly optional: true;
+  /**
+   * The value follows from the verified caller alone (its delegation), so it is known before any
+   * request is made: the agent's catalog evaluates policy with it rather than leaving it unknown.
+   */
+  readonly fromCaller?: true;
   /** `undefined` leaves the field out of the context; a policy tests `context has <name>`. */
   readonly from: (facts: PolicyFacts) => ValueOf[T] | undefined;
 }
@@ -157,12 +162,14 @@ export const POLICY_CONTEXT_FIELDS = {
   delegated_by: {
     type: "String",
     optional: true,
+    fromCaller: true,
     doc: "The nearest delegator when the agent acts for another (a vouched RFC 8693 delegation: the most recent prior actor, or the party acted for when there is one hop); absent otherwise.",
     from: (f) => f.chain?.[0],
   },
   on_behalf_of: {
     type: "String",
     optional: true,
+    fromCaller: true,
     doc: "The party the agent acts for (RFC 8693 `sub` of an issuer's delegated token or of leasehold's delegation token); the principal stays the acting agent. Absent when the agent acts for itself.",
     from: (f) => f.onBehalfOf ?? f.chain?.at(-1),
   },
@@ -279,25 +286,26 @@ function unknownValue(name: string): CedarValueJson {
   return { __extn: { fn: "unknown", arg: `context.${name}` } };
 }
 
+/** What is known of a request before it is made: the verified caller's delegation (none: it acts for itself). */
+export type KnownCallerFacts = Pick<PolicyFacts, "chain" | "onBehalfOf">;
+
 /**
- * Contexts in which every field's value is unknown, for partial evaluation before any request
- * exists (`GET /v1/catalog`). An optional field may be present or absent (a policy can test
- * `context has <name>`), so there is one context per way the optional fields can be present:
- * `2^n` contexts for `n` optional fields. A decision that is a definite deny in every one of them
- * is a deny whatever the request carries.
+ * The context for partial evaluation before any request exists (`GET /v1/catalog`): the fields
+ * that follow from the verified caller alone (`fromCaller`: its delegation) take their values
+ * (an optional one absent when it does not apply, as a real request would have it); every field
+ * the request decides (task, intent, tool, TTL, approval, DPoP, hour, lease count, local caller)
+ * is unknown. One context: a definite deny in it is a deny whatever the request carries.
  */
-export function unknownContexts(): Context[] {
-  const optional = FIELDS.filter(([, f]) => f.optional).map(([name]) => name);
-  const required: Context = {};
-  for (const [name, field] of FIELDS) if (!field.optional) required[name] = unknownValue(name);
-  const out: Context[] = [];
-  // All present first: the context a permit that names an optional field needs.
-  for (let mask = (1 << optional.length) - 1; mask >= 0; mask--) {
-    const ctx: Context = { ...required };
-    optional.forEach((name, i) => {
-      if (mask & (1 << i)) ctx[name] = unknownValue(name);
-    });
-    out.push(ctx);
+export function partialContext(known: KnownCallerFacts): Context {
+  const facts = { chain: known.chain, onBehalfOf: known.onBehalfOf } as PolicyFacts;
+  const out: Context = {};
+  for (const [name, field] of FIELDS) {
+    if (!("fromCaller" in field && field.fromCaller)) {
+      out[name] = unknownValue(name);
+      continue;
+    }
+    const value = field.from(facts);
+    if (value !== undefined) out[name] = value as CedarValueJson;
   }
   return out;
 }

@@ -3,12 +3,15 @@ import {
   type AuthorizationAnswer,
   type Context,
   isAuthorizedPartial,
+  type PolicyJson,
+  policyToJson,
   preparsePolicySet,
   statefulIsAuthorized,
 } from "@cedar-policy/cedar-wasm/nodejs";
 import { type CedarRequest, toCedarEntities, toCedarRequest } from "./cedar-request.js";
-import { unknownContexts } from "./context-fields.js";
+import { partialContext } from "./context-fields.js";
 import { PolicyLoadError } from "./policy-load-error.js";
+import { scopeCanMatch } from "./policy-scope.js";
 import { compilePolicyText } from "./policy-set.js";
 import type {
   LoadPolicyOptions,
@@ -22,8 +25,8 @@ import type {
 
 let engineSerial = 0;
 
-// Computed once: every partial evaluation uses the same contexts.
-const UNKNOWN_CONTEXTS = unknownContexts();
+/** Partial answers kept per policy set; past this many the oldest go first. */
+const OUTLOOK_CACHE_SIZE = 10_000;
 
 type Active =
   | { kind: "deny_all"; reason: string }
@@ -32,8 +35,13 @@ type Active =
       setId: string;
       ids: string[];
       mentionsApproved: boolean;
-      /** The policy texts by id, for partial evaluation (which takes no preparsed set). */
-      policies: Record<string, string>;
+      /**
+       * The policies in Cedar's JSON form by id, for partial evaluation (which takes no preparsed
+       * set; JSON is cheaper for Cedar to read than text, and its scope can be matched here).
+       */
+      policies: ReadonlyArray<readonly [string, PolicyJson]>;
+      /** couldAllow's answers for this set, by request; a reload brings a new set and an empty cache. */
+      outlooks: Map<string, PolicyOutlook>;
     };
 
 type Outcome = { decision: "allow" | "deny"; policies: string[]; errors: string[] } | { failure: string[] };
@@ -97,7 +105,20 @@ class CedarPolicyEngine implements PolicyEngine {
     // Only a set that can read `approved` can answer differently with it: a set that never
     // names it (even in a string, which only costs a spare evaluation) skips the second pass.
     const mentionsApproved = Object.values(compiled.policies).some((p) => /\bapproved\b/.test(p));
-    this.#active = { kind: "cedar", setId, ids: compiled.ids, mentionsApproved, policies: compiled.policies };
+    const policies: Array<readonly [string, PolicyJson]> = [];
+    for (const [id, text] of Object.entries(compiled.policies)) {
+      const json = policyToJson(text);
+      if (json.type === "failure") return { ok: false, errors: json.errors.map((e) => e.message) };
+      policies.push([id, json.json]);
+    }
+    this.#active = {
+      kind: "cedar",
+      setId,
+      ids: compiled.ids,
+      mentionsApproved,
+      policies,
+      outlooks: new Map(),
+    };
     return { ok: true };
   }
 
@@ -162,28 +183,54 @@ class CedarPolicyEngine implements PolicyEngine {
     if (active.kind === "deny_all") return { possible: false, policies: [], errors: [] };
     const entities = toCedarEntities(req);
     if (typeof entities === "string") return { possible: false, policies: [], errors: [entities] };
-    const errors: string[] = [];
-    let forbids: string[] = [];
-    for (const context of UNKNOWN_CONTEXTS) {
-      const answer = isAuthorizedPartial({
-        principal: { type: "Agent", id: req.principal },
-        action: { type: "Action", id: req.action },
-        resource: { type: "Resource", id: req.resource },
-        context,
-        policies: { staticPolicies: active.policies },
-        entities,
-      });
-      if (answer.type === "failure") {
-        errors.push(...answer.errors.map((e) => e.message));
-        continue;
-      }
-      const { decision, satisfied, errored, residuals } = answer.response;
-      errors.push(...errored.map((id) => `${id}: could not be evaluated`));
-      // null: the residual policies need the context; allow: allowed whatever it holds.
-      if (decision !== "deny") return { possible: true, policies: [], errors: unique(errors) };
-      forbids = satisfied.filter((id) => residuals[id]?.effect === "forbid");
+    const context = partialContext(req.delegation ?? {});
+    // The entities carry only the attributes and groups policy can see: what decides, and all of it.
+    const key = JSON.stringify([req.action, entities, context]);
+    const hit = active.outlooks.get(key);
+    if (hit !== undefined) return hit;
+    const outlook = this.#partial(active.policies, req, entities, context);
+    if (active.outlooks.size >= OUTLOOK_CACHE_SIZE) {
+      const oldest = active.outlooks.keys().next();
+      if (!oldest.done) active.outlooks.delete(oldest.value);
     }
-    return { possible: false, policies: unique(forbids), errors: unique(errors) };
+    active.outlooks.set(key, outlook);
+    return outlook;
+  }
+
+  /** One partial evaluation, with only the policies whose scope can match the request. */
+  #partial(
+    all: ReadonlyArray<readonly [string, PolicyJson]>,
+    req: PolicyPartialRequest,
+    entities: Exclude<ReturnType<typeof toCedarEntities>, string>,
+    context: Context,
+  ): PolicyOutlook {
+    const scope = {
+      principal: req.principal,
+      action: req.action,
+      resource: req.resource,
+      principalGroups: req.principalGroups ?? [],
+      resourceGroups: req.resourceGroups ?? [],
+    };
+    const policies = Object.fromEntries(all.filter(([, p]) => scopeCanMatch(p, scope)));
+    // No policy applies: Cedar's default deny.
+    if (Object.keys(policies).length === 0) return { possible: false, policies: [], errors: [] };
+    const answer = isAuthorizedPartial({
+      principal: { type: "Agent", id: req.principal },
+      action: { type: "Action", id: req.action },
+      resource: { type: "Resource", id: req.resource },
+      context,
+      policies: { staticPolicies: policies },
+      entities,
+    });
+    if (answer.type === "failure") {
+      return { possible: false, policies: [], errors: unique(answer.errors.map((e) => e.message)) };
+    }
+    const { decision, satisfied, errored, residuals } = answer.response;
+    const errors = unique(errored.map((id) => `${id}: could not be evaluated`));
+    // null: the residual policies need the request; allow: allowed whatever it carries.
+    if (decision !== "deny") return { possible: true, policies: [], errors };
+    const forbids = satisfied.filter((id) => residuals[id]?.effect === "forbid");
+    return { possible: false, policies: unique(forbids), errors };
   }
 
   #authorize(setId: string, req: PolicyRequest, built: CedarRequest, context: Context): Outcome {

@@ -1,4 +1,4 @@
-import type { PolicyContext } from "./context-fields.js";
+import type { KnownCallerFacts, PolicyContext } from "./context-fields.js";
 
 /** Every action a policy can name, as `Action::"<name>"`. */
 export const POLICY_ACTIONS = [
@@ -42,8 +42,14 @@ export interface PolicyDecision {
   errors: string[];
 }
 
-/** A request known but for its context: what a listing asks before any request is made. */
-export type PolicyPartialRequest = Omit<PolicyRequest, "context">;
+/**
+ * A request known but for what the request itself decides: what a listing asks before any
+ * request is made. `delegation`: the verified caller's delegators and the party it acts for
+ * (absent: it acts for itself), which fill `delegated_by` and `on_behalf_of`.
+ */
+export type PolicyPartialRequest = Omit<PolicyRequest, "context"> & {
+  delegation?: KnownCallerFacts | undefined;
+};
 
 /**
  * What policy could answer to a request whose context is not known yet (partial evaluation).
@@ -73,9 +79,10 @@ export interface PolicyEngine {
    */
   decide(req: PolicyRequest): PolicyDecision;
   /**
-   * Whether a request could be allowed whatever its context holds (Cedar partial evaluation with
-   * every context field unknown): `possible: false` only when every context gives a definite
-   * deny. Never throws.
+   * Whether a request could be allowed whatever the request would carry (Cedar partial evaluation:
+   * the caller's delegation known, every field the request decides unknown): `possible: false`
+   * only for a definite deny. Answers are cached per policy set (a reload starts afresh) and
+   * request. Never throws.
    */
   couldAllow(req: PolicyPartialRequest): PolicyOutlook;
   /** Re-reads the file; on failure the previous policy set stays in force. */

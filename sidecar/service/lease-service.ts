@@ -41,6 +41,10 @@ export interface LeaseServiceOptions {
   proxyEndpoint?: (resource: string) => { host: string; port: number } | undefined;
   /** Checkouts one agent may request per minute; 0 or absent = no limit. */
   checkoutsPerMinute?: number;
+  /** Tool calls without a lease one agent may report per minute; 0 or absent = no limit. */
+  toolCallsPerMinute?: number;
+  /** Catalog reads one agent may make per minute; 0 or absent = no limit. */
+  catalogReadsPerMinute?: number;
   /** The cluster identity; without it checkouts never check it (in-process tests). */
   cluster?: ClusterPort;
   /** Clock for policy context (hour_utc), waits and approval times. @default Date.now */
@@ -114,15 +118,20 @@ export class LeaseService {
     });
     this.queries = new LeaseQueries(leases);
     this.tasks = new TaskTeardown({ identity: o.identity, leases, end: this.end, audit });
-    const agentDeps = { identity: o.identity, auth: this.auth, audit };
+    const agentDeps = { identity: o.identity, auth: this.auth, audit, leases };
     this.agentCatalog = new AgentCatalog({
       ...agentDeps,
       catalog,
       policy: o.policy,
       proxyEndpoint: o.proxyEndpoint,
+      perMinute: o.catalogReadsPerMinute,
+      log: o.log.child({ module: "catalog" }),
     });
-    // Their own count per agent, as large as the checkouts' (limits.checkoutsPerMinute).
-    this.agentToolCalls = new AgentToolCalls({ ...agentDeps, leases, perMinute: o.checkoutsPerMinute });
+    this.agentToolCalls = new AgentToolCalls({
+      ...agentDeps,
+      perMinute: o.toolCallsPerMinute,
+      cluster: o.cluster,
+    });
   }
 
   readonly checkout: Checkout["checkout"] = (...a) => this.checkouts.checkout(...a);

@@ -113,13 +113,19 @@ export interface PolicySubject {
   resourceGroups?: string[];
 }
 
+/** A request before it is made: its subject, and the verified caller's delegation (absent: none). */
+export interface PolicyPartialSubject extends PolicySubject {
+  delegation?: { readonly chain?: readonly string[]; readonly onBehalfOf?: string } | undefined;
+}
+
 export interface PolicyPort {
   decide(req: PolicySubject & { context: PolicyContext }): PolicyDecisionOut;
   /**
-   * Whether some context could let the request through (allowed, or with a human approval):
-   * false only for a definite deny whatever the context holds. Decides nothing and is not audited.
+   * Whether some request could get through (allowed, or with a human approval): false only for
+   * a definite deny whatever the request carries; `errors`: what could not be evaluated.
+   * Decides nothing and is not audited.
    */
-  couldAllow(req: PolicySubject): { readonly possible: boolean };
+  couldAllow(req: PolicyPartialSubject): { readonly possible: boolean; readonly errors: readonly string[] };
 }
 
 /** Whether this sidecar's Vault prefix and Redis keyspace form one cluster (sidecar/cluster/). */

@@ -107,7 +107,7 @@ export async function wireServices(
     log,
     approvals: approvalStore(config, infra),
     approvalTtlSeconds: config.approvals.ttl,
-    checkoutsPerMinute: config.limits.checkoutsPerMinute,
+    ...config.limits, // checkoutsPerMinute, toolCallsPerMinute, catalogReadsPerMinute
     cluster,
     binding: callerBinding(config, infra.processTree),
   });

@@ -1,11 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { link, mkdtemp, readFile, rename, symlink } from "node:fs/promises";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import type { Connection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, LeaseholdClientError } from "../../sidecar/client/index.js";
 import { type InProcessSidecar, startInProcessSidecar } from "../deploy/in-process-sidecar.js";
+import { type PrivateRedis, startPrivateRedis } from "../proxy/redis-server.js";
 import { createMariadbAccount, dropMariadbAccount, mariadbRoot } from "../support/mariadb.js";
+import { REDIS_URL } from "../support/redis.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -48,6 +51,7 @@ describe("the agent's catalog and its tool calls", () => {
     open: `lhcat_o_${tag}`,
     secret: `lhcat_s_${tag}`,
     none: `lhcat_n_${tag}`,
+    late: `lhcat_l_${tag}`,
   };
   const passwords: Record<string, string> = {};
   const names = {
@@ -56,7 +60,10 @@ describe("the agent's catalog and its tool calls", () => {
     open: `cat-open-${tag}`,
     secret: `cat-secret-${tag}`,
     none: `cat-none-${tag}`,
+    /** A Redis (ACL) resource whose password is never revealed, with a listener on this sidecar. */
+    cache: `cat-cache-${tag}`,
   };
+  let redisTarget: PrivateRedis;
   const admin = () => ({
     authorization: `Bearer ${lh.sidecar.adminToken}`,
     "content-type": "application/json",
@@ -94,7 +101,7 @@ describe("the agent's catalog and its tool calls", () => {
     lh = await startInProcessSidecar({
       vault,
       policy: POLICY,
-      config: { limits: { checkoutsPerMinute: 40 } },
+      config: { limits: { checkoutsPerMinute: 40, toolCallsPerMinute: 40, catalogReadsPerMinute: 25 } },
     });
     url = await lh.listen();
     root = await mariadbRoot();
@@ -122,9 +129,29 @@ describe("the agent's catalog and its tool calls", () => {
     await more(names.open, extra.open, ["open"]);
     await more(names.secret, extra.secret, ["open", "secret"]);
     await more(names.none, extra.none, []);
+    const redisAdmin = randomBytes(18).toString("hex");
+    redisTarget = await startPrivateRedis(
+      ["lhcat_admin", "lhcat_r1"].map(
+        (u) => `${u} on >${u === "lhcat_admin" ? redisAdmin : randomBytes(12).toString("hex")} ~* &* +@all`,
+      ),
+    );
+    await register({
+      name: names.cache,
+      adapter: "redis-acl",
+      connection: { host: redisTarget.host, port: redisTarget.port },
+      admin: { username: "lhcat_admin", password: redisAdmin },
+      accounts: ["lhcat_r1"],
+      reveal: false,
+      rotation: { terminateSessions: false },
+      proxy: { port: 0 },
+      groups: ["approvals"],
+      lease: { defaultTtl: 120, maxTtl: 600 },
+    });
+    await waitFor("the cache resource's listener", async () => lh.sidecar.proxies.endpointFor(names.cache));
   }, 90_000);
   afterAll(async () => {
     await lh?.close();
+    await redisTarget?.stop();
     if (root) {
       for (const account of Object.values(extra))
         await dropMariadbAccount(root, account).catch(() => undefined);
@@ -150,10 +177,12 @@ describe("the agent's catalog and its tool calls", () => {
     });
     const forB = await catalog(await lh.identity("b"));
     expect(forB.statusCode, forB.body).toBe(200);
-    // b's resource needs a human's approval: listed, with its listener-only session.
+    // b's resources need a human's approval: listed. The Redis one is used through this
+    // sidecar's listener; the MySQL one's password is never revealed and no listener runs for
+    // it here, so there is nothing b could use: not listed.
     expect(forB.json()).toEqual({
       resources: [
-        { name: names.approvals, adapter: "mysql", groups: ["approvals"], session: "proxy" },
+        { name: names.cache, adapter: "redis-acl", groups: ["approvals"], session: "proxy" },
         { name: names.open, adapter: "mysql", groups: ["open"], session: "credential" },
       ].sort((x, y) => x.name.localeCompare(y.name)),
     });
@@ -390,5 +419,208 @@ describe("the agent's catalog and its tool calls", () => {
     expect(limited.headers["retry-after"]).toBeDefined();
     // b has a count of its own.
     expect((await toolCall(await lh.identity("b"), { tool: "noop", action: "list" })).statusCode).toBe(202);
+  });
+  it("redeems an approval for a resource with a listener: the poll's answer carries its proxy block", async () => {
+    const jwt = () => lh.identity("b");
+    const asked = await lh.sidecar.app.inject({
+      method: "POST",
+      url: "/v1/checkout",
+      headers: { authorization: `Bearer ${await jwt()}`, "content-type": "application/json" },
+      payload: JSON.stringify({ resource: names.cache, task: { id: "T-proxy" }, intent: { action: "read" } }),
+    });
+    expect(asked.statusCode, asked.body).toBe(202);
+    const id = String((asked.json() as { approval: { id: string } }).approval.id);
+    const approved = await lh.sidecar.app.inject({
+      method: "POST",
+      url: `/v1/approvals/${id}/approve`,
+      headers: admin(),
+      payload: JSON.stringify({ approver: "alice" }),
+    });
+    expect(approved.statusCode, approved.body).toBe(200);
+    // The account's import rotation may still be putting it back: poll until the lease is issued.
+    let seen = "";
+    const answer = await waitFor(
+      () => `the approval to be redeemed (last answer: ${seen})`,
+      async () => {
+        const res = await lh.sidecar.app.inject({
+          method: "GET",
+          url: `/v1/approvals/${id}`,
+          headers: { authorization: `Bearer ${await jwt()}` },
+        });
+        seen = `${res.statusCode} ${res.body}`;
+        const approval = (res.json() as { approval?: Json }).approval;
+        return res.statusCode === 200 && approval?.lease !== undefined ? approval : undefined;
+      },
+    );
+    const lease = answer.lease as { id: string };
+    const ep = lh.sidecar.proxies.endpointFor(names.cache);
+    expect(ep).toBeDefined();
+    expect(answer).toMatchObject({
+      token_type: "Bearer",
+      lease: { resource: names.cache, approver: "alice" },
+      proxy: { host: ep?.host, port: ep?.port, username: lease.id },
+    });
+    const ended = await lh.sidecar.app.inject({
+      method: "DELETE",
+      url: `/v1/leases/${lease.id}`,
+      headers: { authorization: `Bearer ${String(answer.token)}` },
+    });
+    expect(ended.statusCode, ended.body).toBe(202);
+  });
+
+  it("a tool call without a lease is a record with no resource nor lease; /v1/audit?event=tool_call finds it", async () => {
+    const res = await toolCall(await lh.identity("b"), {
+      tool: "list_resources",
+      action: "list",
+      client: "audit-q",
+    });
+    expect(res.statusCode, res.body).toBe(202);
+    const requestId = String(res.headers["x-request-id"]);
+    const record = (await audit()).find((r) => r.request_id === requestId);
+    // The agent, its chain and the call: no resource, account, lease or task (there is none).
+    expect(
+      Object.keys(record ?? {})
+        .filter((k) => k !== "hmac")
+        .sort(),
+    ).toEqual([
+      "agent",
+      "agent_chain",
+      "client",
+      "event",
+      "hash",
+      "intent",
+      "prev",
+      "request_id",
+      "scope",
+      "seq",
+      "sidecar",
+      "time",
+      "tool",
+      "trust_kind",
+    ]);
+    const query = async (q: string) => {
+      const r = await lh.sidecar.app.inject({ method: "GET", url: `/v1/audit?${q}`, headers: admin() });
+      expect(r.statusCode, r.body).toBe(200);
+      return (r.json() as { records: Json[] }).records;
+    };
+    const calls = await query(`event=tool_call&agent=${encodeURIComponent(B)}&limit=500`);
+    expect(calls.length).toBeGreaterThan(0);
+    expect(calls.every((r) => r.event === "tool_call" && r.agent === B)).toBe(true);
+    expect(calls.find((r) => r.request_id === requestId)).toMatchObject({
+      tool: "list_resources",
+      client: "audit-q",
+    });
+    // A resource filter keeps to the calls made with a lease on it: a call without one has no resource.
+    const onReports = await query(`event=tool_call&resource=${names.reports}&limit=500`);
+    expect(onReports.every((r) => r.resource === names.reports && typeof r.lease_id === "string")).toBe(true);
+    expect(onReports.some((r) => r.request_id === requestId)).toBe(false);
+  });
+
+  it("overlapping loads of the registrations never expose a partial list, and listeners stay up", async () => {
+    const everyName = Object.values(names).sort();
+    const before = lh.sidecar.proxies.endpointFor(names.cache);
+    expect(before).toBeDefined();
+    const lists = Array.from({ length: 12 }, () =>
+      lh.sidecar.resourceService.list().then((l) => l.resources.map((r) => r.name)),
+    );
+    const reconciled = lh.sidecar.reconciler.reconcileAll();
+    // A registration runs syncProxies (the listeners follow the list it loads) while the loads run.
+    const extraName = `cat-late-${tag}`;
+    const late = register({
+      ...lh.registration,
+      name: extraName,
+      accounts: [{ name: extra.late, password: passwords[extra.late] }],
+      importRotation: false,
+      groups: [],
+    });
+    const reads = Array.from({ length: 4 }, async () => (await catalog(await lh.identity("b"))).statusCode);
+    for (const listed of await Promise.all(lists)) expect(listed).toEqual(expect.arrayContaining(everyName));
+    await reconciled;
+    await late;
+    expect(await Promise.all(reads)).toEqual([200, 200, 200, 200]);
+    // Never stopped: a listener restarted on port 0 would have another port.
+    expect(lh.sidecar.proxies.endpointFor(names.cache)).toEqual(before);
+    const after = await lh.sidecar.resourceService.list();
+    expect(after.resources.map((r) => r.name)).toEqual(expect.arrayContaining(everyName));
+  });
+
+  it("counts catalog reads before checking a DPoP proof: a junk proof is audited only within the limit", async () => {
+    const statuses: number[] = [];
+    const ids: string[] = [];
+    for (let i = 0; i < 40 && statuses.at(-1) !== 429; i++) {
+      const res = await lh.sidecar.app.inject({
+        method: "GET",
+        url: "/v1/catalog",
+        headers: { authorization: `Bearer ${await lh.identity("b")}`, dpop: "junk.proof.here" },
+      });
+      statuses.push(res.statusCode);
+      ids.push(String(res.headers["x-request-id"]));
+    }
+    expect(statuses.at(-1)).toBe(429);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(25);
+    const records = await audit();
+    const refusedAt = ids.at(-1);
+    expect(records.some((r) => r.request_id === refusedAt)).toBe(false);
+    const dpopRefusals = records.filter((r) => r.scope === "dpop" && ids.includes(String(r.request_id)));
+    expect(dpopRefusals.length).toBe(statuses.filter((s) => s === 401).length);
+    // The limit is b's: a's catalog is still served.
+    expect((await catalog(await lh.identity("a"))).statusCode).toBe(200);
+  });
+
+  it("tool calls without a lease: counted before the proof check; refused while fenced or the audit log is unwritable", async () => {
+    const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await redis.connect();
+    const key = `${lh.redisPrefix}cluster:id`;
+    const id = await redis.get(key);
+    try {
+      expect(id).not.toBeNull();
+      await redis.set(key, "lhc_someone-else");
+      expect((await lh.sidecar.cluster.check()).status).toBe("cluster_mismatch");
+      const fenced = await toolCall(await lh.identity("b"), { tool: "noop", action: "list" });
+      expect(fenced.statusCode, fenced.body).toBe(503);
+      expect(fenced.json()).toMatchObject({ error: { code: "upstream_unavailable" } });
+    } finally {
+      if (id !== null) await redis.set(key, id);
+      await redis.quit();
+    }
+    expect((await lh.sidecar.cluster.check()).status).toBe("ok");
+
+    const file = join(lh.dir, "state", "audit.jsonl");
+    await link(file, `${file}.aside`);
+    await symlink(await mkdtemp(join(lh.dir, "not-a-file-")), `${file}.link`);
+    await rename(`${file}.link`, file);
+    try {
+      const refused = await waitFor("tool calls to be refused", async () => {
+        const r = await toolCall(await lh.identity("b"), { tool: "noop", action: "list" });
+        return r.statusCode === 503 ? r : undefined;
+      });
+      expect(refused.json()).toMatchObject({ error: { code: "upstream_unavailable" } });
+    } finally {
+      await rename(`${file}.aside`, file);
+    }
+    await waitFor("the audit log to recover", async () =>
+      (await lh.sidecar.app.inject({ method: "GET", url: "/readyz" })).statusCode === 200 ? true : undefined,
+    );
+
+    // b's count: junk proofs are refused (and audited) until the limit, then 429 with no record.
+    const statuses: number[] = [];
+    let lastId = "";
+    for (let i = 0; i < 45 && statuses.at(-1) !== 429; i++) {
+      const res = await lh.sidecar.app.inject({
+        method: "POST",
+        url: "/v1/tool-calls",
+        headers: {
+          authorization: `Bearer ${await lh.identity("b")}`,
+          dpop: "junk.proof.here",
+          "content-type": "application/json",
+        },
+        payload: JSON.stringify({ tool: "noop", action: "list" }),
+      });
+      statuses.push(res.statusCode);
+      lastId = String(res.headers["x-request-id"]);
+    }
+    expect(statuses.at(-1)).toBe(429);
+    expect(new Set(statuses.slice(0, -1))).toEqual(new Set([401]));
+    expect((await audit()).some((r) => r.request_id === lastId)).toBe(false);
   });
 });

@@ -6,6 +6,7 @@ import {
   loadPolicy,
   type PolicyContext,
   PolicyLoadError,
+  type PolicyPartialRequest,
   type PolicyRequest,
 } from "../../sidecar/policy/index.js";
 
@@ -331,7 +332,7 @@ forbid(principal, action, resource in ResourceGroup::"secret");
 forbid(principal, action, resource == Resource::"x")
 when { !context.caller.attested };
 `;
-  const ask = (resource: string, more: Partial<PolicyRequest> = {}) => ({
+  const ask = (resource: string, more: Partial<PolicyPartialRequest> = {}) => ({
     principal: A,
     action: "checkout" as const,
     resource,
@@ -357,11 +358,88 @@ when { !context.caller.attested };
         ask("f", { resourceGroups: ["finance", "secret"], principalAttrs: { team: "finance" } }),
       ),
     ).toEqual({ possible: false, policies: ["never-secrets"], errors: [] });
-    // An optional context field may be present or absent: both kinds of permit count.
-    expect(engine.couldAllow(ask("d")).possible).toBe(true);
+    // The caller's delegation is known before any request: it fills on_behalf_of / delegated_by.
+    const ann = { delegation: { chain: ["user:ann@example.org"] } };
+    expect(engine.couldAllow(ask("d")).possible).toBe(false);
+    expect(engine.couldAllow(ask("d", ann)).possible).toBe(true);
+    expect(engine.couldAllow(ask("d", { delegation: { onBehalfOf: "user:bob@example.org" } })).possible).toBe(
+      false,
+    );
     expect(engine.couldAllow(ask("n")).possible).toBe(true);
+    expect(engine.couldAllow(ask("n", ann)).possible).toBe(false);
     // Another action is another question.
     expect(engine.couldAllow(ask("x", { action: "register" })).possible).toBe(false);
+  });
+
+  it("matches scopes as Cedar does: agent groups, resource groups, action lists, `is`", async () => {
+    const engine = await loadPolicy({
+      file: await policyFile(
+        "partial-scope",
+        `
+@id("ops-group") permit(principal in AgentGroup::"ops", action in [Action::"reveal", Action::"checkout"], resource is Resource in ResourceGroup::"g");
+@id("exact") permit(principal == Agent::"${A}", action == Action::"checkout", resource == Resource::"e");
+@id("own-in") permit(principal in Agent::"${A}", action, resource in Resource::"s");
+`,
+      ),
+    });
+    expect(engine.couldAllow(ask("r", { resourceGroups: ["g"] })).possible).toBe(false);
+    expect(engine.couldAllow(ask("r", { resourceGroups: ["g"], principalGroups: ["ops"] })).possible).toBe(
+      true,
+    );
+    expect(engine.couldAllow(ask("r", { resourceGroups: ["h"], principalGroups: ["ops"] })).possible).toBe(
+      false,
+    );
+    expect(
+      engine.couldAllow(ask("r", { resourceGroups: ["g"], principalGroups: ["ops"], action: "renew" }))
+        .possible,
+    ).toBe(false);
+    expect(engine.couldAllow(ask("e")).possible).toBe(true);
+    expect(engine.couldAllow(ask("e", { principal: "spiffe://example.org/agent/b" })).possible).toBe(false);
+    expect(engine.couldAllow(ask("s", { action: "renew" })).possible).toBe(true);
+  });
+
+  it("answers from its cache until the policy file is reloaded", async () => {
+    const file = await policyFile("partial-cache", `@id("open") permit(principal, action, resource);`);
+    const engine = await loadPolicy({ file });
+    expect(engine.couldAllow(ask("x")).possible).toBe(true);
+    await writeFile(file, `@id("shut") forbid(principal, action, resource);`);
+    expect(await engine.reload()).toEqual({ ok: true });
+    expect(engine.couldAllow(ask("x"))).toEqual({ possible: false, policies: ["shut"], errors: [] });
+    // Two reloads bring back the first cache slot's set id: the cache must not come back with it.
+    await writeFile(file, `@id("open") permit(principal, action, resource);`);
+    expect(await engine.reload()).toEqual({ ok: true });
+    await writeFile(file, `@id("shut") forbid(principal, action, resource) when { principal has team };`);
+    expect(await engine.reload()).toEqual({ ok: true });
+    expect(engine.couldAllow(ask("x")).possible).toBe(false);
+    expect(engine.couldAllow(ask("x", { principalAttrs: { team: "t" } }))).toMatchObject({
+      possible: false,
+      policies: ["shut"],
+    });
+  });
+
+  it("is fast: 61 policies, 200 resources, three agents in a few hundred ms (was ~17 s)", async () => {
+    const lines = Array.from(
+      { length: 60 },
+      (_, i) =>
+        `@id("p${i}") permit(principal == Agent::"spiffe://example.org/agent/a${i}", action in [Action::"checkout", Action::"reveal"], resource in ResourceGroup::"g${i % 20}") when { context.intent == "read" && context.ttl <= 600 && (if context has on_behalf_of then context.on_behalf_of like "user:*" else true) };`,
+    );
+    lines.push(`@id("never") forbid(principal, action, resource in ResourceGroup::"secret");`);
+    const engine = await loadPolicy({ file: await policyFile("partial-many", lines.join("\n")) });
+    const each = (principal: string) => {
+      let possible = 0;
+      for (let r = 0; r < 200; r++) {
+        const groups = r % 10 === 0 ? [`g${r % 20}`, "secret"] : [`g${r % 20}`];
+        if (engine.couldAllow(ask(`r${r}`, { principal, resourceGroups: groups })).possible) possible += 1;
+      }
+      return possible;
+    };
+    const started = performance.now();
+    // a0 may read the g0 resources but for the secret ones; zz none.
+    expect(each("spiffe://example.org/agent/a0")).toBe(0);
+    expect(each("spiffe://example.org/agent/a1")).toBe(10);
+    expect(each("spiffe://example.org/agent/zz")).toBe(0);
+    // Before: about 17 s here (every policy parsed on each call, four contexts per resource).
+    expect(performance.now() - started).toBeLessThan(3000);
   });
 
   it("allows nothing without a policy file, and nothing for a malformed request", async () => {

@@ -18,10 +18,15 @@ const reg = (over: Partial<StoredRegistration>): StoredRegistration => ({
 });
 
 describe("catalogEntry: a registration as the agent's catalog shows it", () => {
-  it("names the session kind: the listener where there is one or the password is never revealed", () => {
-    expect(catalogEntry(reg({}), false).session).toBe("credential");
-    expect(catalogEntry(reg({ proxy: { port: 0 } }), true).session).toBe("proxy");
-    expect(catalogEntry(reg({ reveal: false }), false).session).toBe("proxy");
+  it("names the session kind: the listener where there is one, else the credential", () => {
+    expect(catalogEntry(reg({}), false)?.session).toBe("credential");
+    expect(catalogEntry(reg({ proxy: { port: 0 } }), true)?.session).toBe("proxy");
+    expect(catalogEntry(reg({ reveal: false, proxy: { port: 0 } }), true)?.session).toBe("proxy");
+  });
+
+  it("leaves out a resource whose password is never revealed when this sidecar runs no listener for it", () => {
+    // Nothing the agent could use here: listing it would mislead a model into checking it out.
+    expect(catalogEntry(reg({ reveal: false }), false)).toBeUndefined();
   });
 
   it("shows no connection setting, account or admin; the description only when there is one", () => {
