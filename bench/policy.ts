@@ -89,8 +89,76 @@ async function main(): Promise<void> {
       { figure: "decision, approval_required", product: approval, floor, unit: "µs", better: "lower" },
     ];
     printTable(`Cedar decision cost (${n} decisions each; floor = one bare statefulIsAuthorized)`, rows);
+
+    // The catalog (GET /v1/catalog, MCP's list_resources): could this agent check each resource
+    // out, under any context? Cedar's partial evaluation per resource, against the floor of one
+    // full decision per resource (what listing by trying a checkout each would cost).
+    const many = Array.from(
+      { length: 60 },
+      (_, i) =>
+        `@id("p${i}") permit(principal == Agent::"spiffe://example.org/agent/a${i}", action in [Action::"checkout", Action::"reveal"], resource in ResourceGroup::"g${i % 20}") when { context.intent == "read" && context.ttl <= 600 };`,
+    );
+    many.push(`@id("never") forbid(principal, action, resource in ResourceGroup::"secret");`);
+    await writeFile(join(dir, "catalog.cedar"), many.join("\n"));
+    const catalogEngine = await loadPolicy({ file: join(dir, "catalog.cedar") });
+    const RESOURCES = 200;
+    const groupsOf = (r: number) => (r % 10 === 0 ? [`g${r % 20}`, "secret"] : [`g${r % 20}`]);
+    const listing = (principal: string) => {
+      const t = process.hrtime.bigint();
+      for (let r = 0; r < RESOURCES; r++)
+        catalogEngine.couldAllow({
+          principal,
+          action: "checkout",
+          resource: `r${r}`,
+          resourceGroups: groupsOf(r),
+        });
+      return Number(process.hrtime.bigint() - t) / 1e3 / RESOURCES;
+    };
+    const decideAll = (principal: string) => {
+      const t = process.hrtime.bigint();
+      for (let r = 0; r < RESOURCES; r++)
+        catalogEngine.decide({
+          principal,
+          action: "checkout",
+          resource: `r${r}`,
+          resourceGroups: groupsOf(r),
+          context: ctx("read"),
+        });
+      return Number(process.hrtime.bigint() - t) / 1e3 / RESOURCES;
+    };
+    decideAll("spiffe://example.org/agent/warm");
+    const catalogFloor = decideAll("spiffe://example.org/agent/a1");
+    const cold = listing("spiffe://example.org/agent/a1");
+    const cached = listing("spiffe://example.org/agent/a1");
+    const catalogRows: Row[] = [
+      {
+        figure: "catalog, per resource, first listing",
+        product: cold,
+        floor: catalogFloor,
+        unit: "µs",
+        better: "lower",
+      },
+      {
+        figure: "catalog, per resource, cached",
+        product: cached,
+        floor: catalogFloor,
+        unit: "µs",
+        better: "lower",
+      },
+    ];
+    printTable(
+      `Catalog filter (61 policies, ${RESOURCES} resources; floor = one full decision per resource)`,
+      catalogRows,
+    );
     process.stdout.write(
-      `results: ${writeResults("policy", { quick, floorUs: floor, allowUs: allow, denyUs: deny, approvalUs: approval })}\n`,
+      `results: ${writeResults("policy", {
+        quick,
+        floorUs: floor,
+        allowUs: allow,
+        denyUs: deny,
+        approvalUs: approval,
+        catalog: { floorUs: catalogFloor, coldUs: cold, cachedUs: cached },
+      })}\n`,
     );
   } finally {
     await rm(dir, { recursive: true, force: true });
