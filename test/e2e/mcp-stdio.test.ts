@@ -3,9 +3,9 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
+import { captureWire, type WireDirection } from "../support/mcp-wire.js";
 import { createMariadbAccount, dropMariadbAccount, mariadbLogin, mariadbRoot } from "../support/mariadb.js";
 import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { cliPath, repoRoot } from "../support/sidecar-process.js";
@@ -52,7 +52,7 @@ let mcp: Client;
 let transport: StdioClientTransport;
 let stderr = "";
 /** Every JSON-RPC message, as it crossed the pipe: direction and text. */
-const wire: Array<{ dir: "→" | "←"; text: string; at: number }> = [];
+const wire: Array<{ dir: WireDirection; text: string; at: number }> = [];
 
 interface ToolAnswer {
   isError?: boolean;
@@ -187,24 +187,7 @@ beforeAll(async () => {
   transport.stderr?.on("data", (d: Buffer) => {
     stderr += d.toString();
   });
-  const send = transport.send.bind(transport);
-  transport.send = async (m: JSONRPCMessage) => {
-    wire.push({ dir: "→", text: JSON.stringify(m), at: performance.now() });
-    return send(m);
-  };
-  let handler: ((m: JSONRPCMessage) => void) | undefined;
-  Object.defineProperty(transport, "onmessage", {
-    configurable: true,
-    get: () => handler,
-    set: (h: ((m: JSONRPCMessage) => void) | undefined) => {
-      handler =
-        h &&
-        ((m: JSONRPCMessage) => {
-          wire.push({ dir: "←", text: JSON.stringify(m), at: performance.now() });
-          h(m);
-        });
-    },
-  });
+  captureWire(transport, (dir, m) => wire.push({ dir, text: JSON.stringify(m), at: performance.now() }));
   mcp = new Client({ name: "mcp-e2e-client", version: "1.0.0" });
   await mcp.connect(transport);
 }, 240_000);
