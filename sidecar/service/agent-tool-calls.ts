@@ -6,6 +6,7 @@ import { trustKind } from "./decision-gate.js";
 import type { PresentedToken } from "./lease-auth.js";
 import type { RequestMeta } from "./request-meta.js";
 import type { ToolCallRequest } from "./requests.js";
+import { toolCallFields } from "./tool-call-audit.js";
 
 export interface AgentToolCallsOptions extends AgentRequestDeps {
   readonly leases: Pick<LeaseStore, "hit">;
@@ -47,12 +48,7 @@ export class AgentToolCalls {
       agent: caller.subject,
       agent_chain: caller.delegation?.chain,
       trust_kind: trustKind(caller.attributes),
-      tool: req.tool,
-      intent: req.action,
-      target: req.target,
-      digest: req.digest,
-      client: req.client,
-      request_id: meta.requestId,
+      ...toolCallFields(req, meta),
     });
   }
 }
