@@ -6,7 +6,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
 import { captureWire, type WireDirection } from "../support/mcp-wire.js";
-import { createMariadbAccount, dropMariadbAccount, mariadbLogin, mariadbRoot } from "../support/mariadb.js";
+import { createMariadbAccountAndAdmin, dropMariadbAccounts, mariadbLogin } from "../support/mariadb.js";
 import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { cliPath, repoRoot } from "../support/sidecar-process.js";
 import { startSlapd, type TestSlapd } from "../support/slapd.js";
@@ -115,15 +115,10 @@ beforeAll(async () => {
   await stack.createRole(PG_USER, "initial-pg-mcp-123456");
   await stack.createRole(PG_SEALED, "initial-pg-mcp-654321");
   c.secrets.push("initial-pg-mcp-123456", "initial-pg-mcp-654321", stack.adminPassword);
-  const root = await mariadbRoot();
-  try {
-    await createMariadbAccount(root, MY_USER, "initial-mysql-mcp-1234");
-    await createMariadbAccount(root, MY_ADMIN, "admin-mysql-mcp-12345");
-    await root.query(`GRANT CREATE USER ON *.* TO '${MY_ADMIN}'@'%'`);
-    await root.query(`GRANT PROCESS, CONNECTION ADMIN ON *.* TO '${MY_ADMIN}'@'%'`).catch(() => undefined);
-  } finally {
-    await root.end();
-  }
+  await createMariadbAccountAndAdmin(
+    { name: MY_USER, password: "initial-mysql-mcp-1234" },
+    { name: MY_ADMIN, password: "admin-mysql-mcp-12345" },
+  );
   await rs.addUser(REDIS_USER, "initial-redis-mcp-1234");
   const r = await rs.rootConnection();
   try {
@@ -199,13 +194,7 @@ afterAll(async () => {
   await stack?.close();
   await rs?.stop();
   await slapd?.stop();
-  const root = await mariadbRoot();
-  try {
-    await dropMariadbAccount(root, MY_USER);
-    await dropMariadbAccount(root, MY_ADMIN);
-  } finally {
-    await root.end();
-  }
+  await dropMariadbAccounts(MY_USER, MY_ADMIN);
 });
 
 describe("leasehold mcp on stdio, launched from the README's configuration", () => {
