@@ -10,7 +10,7 @@ import { createMariadbAccountAndAdmin, dropMariadbAccounts, mariadbLogin } from 
 import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { cliPath, repoRoot } from "../support/sidecar-process.js";
 import { startSlapd, type TestSlapd } from "../support/slapd.js";
-import { type Stack, startStack } from "../support/stack.js";
+import { agentsReadPolicy, approvedWritesPolicy, type Stack, startStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
 
 /**
@@ -29,20 +29,7 @@ const REDIS_USER = "svc_mcp";
 const LDAP_USER = "svc_mcp_reader";
 
 const READ = ["orders-db", "sealed-db", "reports-mysql", "cache-redis", "people-ldap"];
-const POLICY = `${READ.map(
-  (r) => `@id("read-${r}")
-permit (principal, action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"], resource == Resource::"${r}")
-when { context.intent == "read" };
-`,
-).join("\n")}
-@id("writes-need-approval")
-permit (principal, action == Action::"checkout", resource == Resource::"orders-db")
-when { context.intent == "write" && context.approved };
-
-@id("writers-use-their-lease")
-permit (principal, action in [Action::"reveal", Action::"renew", Action::"tool_call"], resource == Resource::"orders-db")
-when { context.intent == "write" };
-`;
+const POLICY = `${agentsReadPolicy(READ)}\n${approvedWritesPolicy("orders-db")}`;
 
 let stack: Stack;
 let c: StackClient;
