@@ -17,6 +17,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import pg from "pg";
 import { createClient } from "../sidecar/client/index.js";
+import { captureWire, type WireDirection } from "../test/support/mcp-wire.js";
 import { cliPath } from "../test/support/sidecar-process.js";
 import { startStack } from "../test/support/stack.js";
 import { waitFor } from "../test/support/wait-for.js";
@@ -88,31 +89,14 @@ async function main(): Promise<void> {
     // `--capture`: print every JSON-RPC message of the first lease's session (sizes, start of each).
     const capture = process.argv.includes("--capture");
     let capturing = capture;
-    const show = (dir: string, m: JSONRPCMessage) => {
+    const show = (dir: WireDirection, m: JSONRPCMessage) => {
       if (!capturing) return;
       const text = JSON.stringify(m);
       process.stdout.write(
         `${dir} ${String(text.length).padStart(6)} B  ${text.slice(0, 400)}${text.length > 400 ? " …" : ""}\n`,
       );
     };
-    const send = transport.send.bind(transport);
-    transport.send = async (m: JSONRPCMessage) => {
-      show("→", m);
-      return send(m);
-    };
-    let handler: ((m: JSONRPCMessage) => void) | undefined;
-    Object.defineProperty(transport, "onmessage", {
-      configurable: true,
-      get: () => handler,
-      set: (h: ((m: JSONRPCMessage) => void) | undefined) => {
-        handler =
-          h &&
-          ((m: JSONRPCMessage) => {
-            show("←", m);
-            h(m);
-          });
-      },
-    });
+    captureWire(transport, show);
     mcp = new Client({ name: "mcp-bench", version: "1.0.0" });
     await mcp.connect(transport);
 

@@ -18,7 +18,8 @@ export function remainingMs(deadline: number, action: string): number {
   return left;
 }
 
-function sslOption(ssl: MysqlTarget["ssl"]): ConnectionOptions["ssl"] {
+/** The driver's TLS option for a target's `ssl` setting (certificates checked unless told otherwise). */
+export function mysqlSslOption(ssl: MysqlTarget["ssl"]): ConnectionOptions["ssl"] {
   if (ssl === undefined || ssl === false) return undefined;
   if (ssl === true) return { rejectUnauthorized: true };
   return {
@@ -37,7 +38,7 @@ export async function openConnection(
   deadline: number,
 ): Promise<Connection> {
   const left = remainingMs(deadline, "connect");
-  const ssl = sslOption(target.ssl);
+  const ssl = mysqlSslOption(target.ssl);
   const conn = await createConnection({
     host: target.host,
     port: target.port,

@@ -13,7 +13,8 @@ export function remainingMs(deadline: number, action: string): number {
   return left;
 }
 
-function sslOption(ssl: PostgresTarget["ssl"]): pg.ClientConfig["ssl"] {
+/** The driver's TLS option for a target's `ssl` setting (certificates checked unless told otherwise). */
+export function postgresSslOption(ssl: PostgresTarget["ssl"]): pg.ClientConfig["ssl"] {
   if (ssl === undefined || ssl === false) return false;
   if (ssl === true) return { rejectUnauthorized: true };
   return {
@@ -39,7 +40,7 @@ export async function openClient(
     database: target.database,
     user: cred.username,
     password: cred.password,
-    ssl: sslOption(target.ssl),
+    ssl: postgresSslOption(target.ssl),
     application_name: "leasehold",
     connectionTimeoutMillis: Math.max(1, Math.min(left, target.connectTimeoutMs ?? left)),
     statement_timeout: left,

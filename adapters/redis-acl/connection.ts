@@ -15,7 +15,7 @@ export function remainingMs(deadline: number, action: string): number {
   return left;
 }
 
-function tlsOption(target: RedisAclTarget): RedisOptions["tls"] {
+function tlsOption(target: RedisAddress): RedisOptions["tls"] {
   if (target.tls === undefined || target.tls === false) return undefined;
   const settings = target.tls === true ? {} : target.tls;
   const servername = settings.servername ?? (isIP(target.host) === 0 ? target.host : undefined);
@@ -23,6 +23,36 @@ function tlsOption(target: RedisAclTarget): RedisOptions["tls"] {
     rejectUnauthorized: settings.rejectUnauthorized ?? true,
     ...(settings.ca === undefined ? {} : { ca: settings.ca }),
     ...(servername === undefined ? {} : { servername }),
+  };
+}
+
+/** Where one connection goes: a target's address and TLS settings (no `tls`: plain TCP). */
+export type RedisAddress = Pick<RedisAclTarget, "host" | "port"> & Partial<Pick<RedisAclTarget, "tls">>;
+
+/**
+ * ioredis options for one connection to `where` (TLS as configured, SNI from a host name) on
+ * which exactly the commands sent reach the server: connected on demand; no reconnects, offline
+ * queue, ready check or client-info commands.
+ */
+export function redisConnectionOptions(
+  where: RedisAddress,
+  timeouts: { connectTimeout: number; commandTimeout: number },
+): RedisOptions {
+  const tls = tlsOption(where);
+  return {
+    host: where.host,
+    port: where.port,
+    ...(tls === undefined ? {} : { tls }),
+    lazyConnect: true,
+    connectTimeout: timeouts.connectTimeout,
+    commandTimeout: timeouts.commandTimeout,
+    enableReadyCheck: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    reconnectOnError: () => false,
+    autoResubscribe: false,
+    disableClientInfo: true,
   };
 }
 
@@ -77,22 +107,12 @@ export async function openConnection(
   deadline: number,
 ): Promise<Redis> {
   const left = remainingMs(deadline, "connect");
-  const tls = tlsOption(target);
-  const redis = new Redis({
-    host: target.host,
-    port: target.port,
-    ...(tls === undefined ? {} : { tls }),
-    lazyConnect: true,
-    connectTimeout: Math.max(1, Math.min(left, target.connectTimeoutMs ?? left)),
-    commandTimeout: left,
-    enableReadyCheck: false,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    reconnectOnError: () => false,
-    autoResubscribe: false,
-    disableClientInfo: true,
-  });
+  const redis = new Redis(
+    redisConnectionOptions(target, {
+      connectTimeout: Math.max(1, Math.min(left, target.connectTimeoutMs ?? left)),
+      commandTimeout: left,
+    }),
+  );
   // Without a listener a refused connection would be reported as an unhandled 'error' event.
   // ioredis rejects connect() with "Connection is closed"; the socket's own error says why.
   let socketError: unknown;

@@ -1,7 +1,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { LeaseholdClientError } from "../client/errors.js";
 import type { McpBackend, McpLeaseHandle, McpResourceInfo, McpToolCall } from "./backend.js";
-import { argumentsDigest } from "./canonical-json.js";
+import { argumentsDigest } from "./arguments-digest.js";
 import type { RunnerLogin } from "./runners/login.js";
 import { UnknownLeaseError } from "./tool-errors.js";
 

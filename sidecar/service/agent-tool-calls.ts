@@ -5,6 +5,7 @@ import type { PresentedToken } from "./lease-auth.js";
 import type { ClusterPort, VerifiedCaller } from "./ports.js";
 import type { RequestMeta } from "./request-meta.js";
 import type { ToolCallRequest } from "./requests.js";
+import { toolCallFields } from "./tool-call-audit.js";
 
 export interface AgentToolCallsOptions extends AgentRequestDeps {
   /** Tool calls without a lease one agent may report per minute (`limits.toolCallsPerMinute`); 0 or absent = no limit. */
@@ -62,12 +63,7 @@ export class AgentToolCalls {
       agent: caller.subject,
       agent_chain: caller.delegation?.chain,
       trust_kind: trustKind(caller.attributes),
-      tool: req.tool,
-      intent: req.action,
-      target: req.target,
-      digest: req.digest,
-      client: req.client,
-      request_id: meta.requestId,
+      ...toolCallFields(req, meta),
     });
   }
 }

@@ -15,6 +15,7 @@ import { type LeaseView, leaseView } from "./lease-view.js";
 import type { PolicyActionName } from "./ports.js";
 import type { RequestMeta } from "./request-meta.js";
 import type { RenewRequest, ToolCallRequest } from "./requests.js";
+import { toolCallFields } from "./tool-call-audit.js";
 
 export interface LeaseUseOptions {
   readonly leases: LeaseStore;
@@ -117,12 +118,7 @@ export class LeaseUse {
     await this.o.gate.proceed(recorded, () =>
       auditLease(this.o.audit, held.lease, {
         event: "tool_call",
-        tool: req.tool,
-        intent: req.action,
-        target: req.target,
-        digest: req.digest,
-        client: req.client,
-        request_id: meta.requestId,
+        ...toolCallFields(req, meta),
         scope: "tool_call",
       }),
     );

@@ -4,7 +4,7 @@ import { createDpopKey, type DpopKey } from "../../sidecar/client/dpop-key.js";
 import { hasRefusedChars } from "../../sidecar/util/text.js";
 import { type ErrorBody, type HttpResult, StackClient } from "../support/e2e-client.js";
 import { REDIS_URL } from "../support/redis.js";
-import { type Stack, startStack } from "../support/stack.js";
+import { approvedWritesPolicy, type Stack, startStack } from "../support/stack.js";
 
 /*
  * Issue 16, attacks 4-7, through the built CLI and HTTP against Redis, PostgreSQL and Vault:
@@ -22,14 +22,7 @@ const POLICY = `@id("read-orders")
 permit (principal, action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"], resource == Resource::"orders-db")
 when { context.intent == "read" };
 
-@id("writes-need-approval")
-permit (principal, action == Action::"checkout", resource == Resource::"orders-db")
-when { context.intent == "write" && context.approved };
-
-@id("writers-use-their-lease")
-permit (principal, action in [Action::"reveal", Action::"renew", Action::"tool_call"], resource == Resource::"orders-db")
-when { context.intent == "write" };
-
+${approvedWritesPolicy("orders-db")}
 @id("operators-approve-orders")
 permit (principal, action in [Action::"approve", Action::"revoke"], resource == Resource::"orders-db")
 when { principal == Agent::"${ALICE}" || principal == Agent::"${BOB}" };

@@ -5,7 +5,7 @@ import { Redis } from "ioredis";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
-import { createMariadbAccount, dropMariadbAccount, mariadbRoot } from "../support/mariadb.js";
+import { createMariadbAccountAndAdmin, dropMariadbAccounts } from "../support/mariadb.js";
 import { REDIS_URL } from "../support/redis.js";
 import { type Stack, startStack } from "../support/stack.js";
 import { mariadbLogin } from "../support/mariadb.js";
@@ -84,15 +84,10 @@ beforeAll(async () => {
   await stack.createRole("app_reports_1", "initial-pass-1234567");
   await stack.createRole("app_reports_2", "initial-pass-2234567");
   await stack.createRole("app_reports_q", "initial-pass-3234567");
-  const root = await mariadbRoot();
-  try {
-    await createMariadbAccount(root, myUser, "initial-mysql-123456");
-    await createMariadbAccount(root, myAdmin, "admin-mysql-1234567");
-    await root.query(`GRANT CREATE USER ON *.* TO '${myAdmin}'@'%'`);
-    await root.query(`GRANT PROCESS, CONNECTION ADMIN ON *.* TO '${myAdmin}'@'%'`).catch(() => undefined);
-  } finally {
-    await root.end();
-  }
+  await createMariadbAccountAndAdmin(
+    { name: myUser, password: "initial-mysql-123456" },
+    { name: myAdmin, password: "admin-mysql-1234567" },
+  );
   c.secrets.push(
     "initial-pass-1234567",
     "initial-pass-2234567",
@@ -105,13 +100,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.close();
-  const root = await mariadbRoot();
-  try {
-    await dropMariadbAccount(root, myUser);
-    await dropMariadbAccount(root, myAdmin);
-  } finally {
-    await root.end();
-  }
+  await dropMariadbAccounts(myUser, myAdmin);
 });
 
 describe("DBA workflow through the CLI", () => {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
-import { createMariadbAccount, dropMariadbAccount, mariadbLogin, mariadbRoot } from "../support/mariadb.js";
+import { createMariadbAccountAndAdmin, dropMariadbAccounts, mariadbLogin } from "../support/mariadb.js";
 import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { startSlapd, type TestSlapd } from "../support/slapd.js";
 import { spawnCli } from "../support/sidecar-process.js";
@@ -87,15 +87,10 @@ async function register(reg: Record<string, unknown> & { name: string }): Promis
 beforeAll(async () => {
   [stack, rs, slapd] = await Promise.all([startStack({ policy: POLICY }), startRedisServer(), startSlapd()]);
   c = new StackClient(stack);
-  const root = await mariadbRoot();
-  try {
-    await createMariadbAccount(root, MY_USER, "initial-mysql-123456");
-    await createMariadbAccount(root, MY_ADMIN, "admin-mysql-1234567");
-    await root.query(`GRANT CREATE USER ON *.* TO '${MY_ADMIN}'@'%'`);
-    await root.query(`GRANT PROCESS, CONNECTION ADMIN ON *.* TO '${MY_ADMIN}'@'%'`).catch(() => undefined);
-  } finally {
-    await root.end();
-  }
+  await createMariadbAccountAndAdmin(
+    { name: MY_USER, password: "initial-mysql-123456" },
+    { name: MY_ADMIN, password: "admin-mysql-1234567" },
+  );
   await rs.addUser(REDIS_USER, "initial-redis-123456");
   await rs.addUser(SEALED_USER, "initial-redis-654321");
   await slapd.addUser(LDAP_USER, "initial-ldap-123456");
@@ -143,13 +138,7 @@ afterAll(async () => {
   await stack?.close();
   await rs?.stop();
   await slapd?.stop();
-  const root = await mariadbRoot();
-  try {
-    await dropMariadbAccount(root, MY_USER);
-    await dropMariadbAccount(root, MY_ADMIN);
-  } finally {
-    await root.end();
-  }
+  await dropMariadbAccounts(MY_USER, MY_ADMIN);
 });
 
 describe("leasehold exec with the MariaDB client and redis-cli", () => {

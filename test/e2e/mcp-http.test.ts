@@ -1,9 +1,9 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { identityFetch } from "../../sidecar/client/index.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
+import { captureWire, type WireDirection } from "../support/mcp-wire.js";
 import { agentsReadPolicy, type Stack, startStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -22,7 +22,7 @@ let c: StackClient;
 let mcp: Client;
 let transport: StreamableHTTPClientTransport;
 /** Every JSON-RPC message as it crossed the transport: direction and text. */
-const wire: Array<{ dir: "→" | "←"; text: string }> = [];
+const wire: Array<{ dir: WireDirection; text: string }> = [];
 
 interface ToolAnswer {
   isError?: boolean;
@@ -38,28 +38,6 @@ async function tool(name: string, args: Record<string, unknown>): Promise<Record
   return r.structuredContent ?? {};
 }
 
-/** Wraps a transport so that every message it sends and receives is kept in `wire`. */
-function capture(t: StreamableHTTPClientTransport): void {
-  const send = t.send.bind(t);
-  t.send = async (m: JSONRPCMessage, o) => {
-    wire.push({ dir: "→", text: JSON.stringify(m) });
-    return send(m, o);
-  };
-  let handler: ((m: JSONRPCMessage) => void) | undefined;
-  Object.defineProperty(t, "onmessage", {
-    configurable: true,
-    get: () => handler,
-    set: (h: ((m: JSONRPCMessage) => void) | undefined) => {
-      handler =
-        h &&
-        ((m: JSONRPCMessage) => {
-          wire.push({ dir: "←", text: JSON.stringify(m) });
-          h(m);
-        });
-    },
-  });
-}
-
 beforeAll(async () => {
   stack = await startStack({ policy: agentsReadPolicy(["orders-db"]) });
   c = new StackClient(stack);
@@ -71,7 +49,7 @@ beforeAll(async () => {
   transport = new StreamableHTTPClientTransport(new URL(`${stack.sidecar.url}/mcp`), {
     fetch: identityFetch({ keyFile: await c.keyFile("a") }),
   });
-  capture(transport);
+  captureWire(transport, (dir, m) => wire.push({ dir, text: JSON.stringify(m) }));
   mcp = new Client({ name: "mcp-http-e2e", version: "1.0.0" });
   await mcp.connect(transport);
 }, 240_000);

@@ -3,14 +3,14 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
-import { createMariadbAccount, dropMariadbAccount, mariadbLogin, mariadbRoot } from "../support/mariadb.js";
+import { captureWire, type WireDirection } from "../support/mcp-wire.js";
+import { createMariadbAccountAndAdmin, dropMariadbAccounts, mariadbLogin } from "../support/mariadb.js";
 import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { cliPath, repoRoot } from "../support/sidecar-process.js";
 import { startSlapd, type TestSlapd } from "../support/slapd.js";
-import { type Stack, startStack } from "../support/stack.js";
+import { agentsReadPolicy, approvedWritesPolicy, type Stack, startStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
 
 /**
@@ -29,20 +29,7 @@ const REDIS_USER = "svc_mcp";
 const LDAP_USER = "svc_mcp_reader";
 
 const READ = ["orders-db", "sealed-db", "reports-mysql", "cache-redis", "people-ldap"];
-const POLICY = `${READ.map(
-  (r) => `@id("read-${r}")
-permit (principal, action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"], resource == Resource::"${r}")
-when { context.intent == "read" };
-`,
-).join("\n")}
-@id("writes-need-approval")
-permit (principal, action == Action::"checkout", resource == Resource::"orders-db")
-when { context.intent == "write" && context.approved };
-
-@id("writers-use-their-lease")
-permit (principal, action in [Action::"reveal", Action::"renew", Action::"tool_call"], resource == Resource::"orders-db")
-when { context.intent == "write" };
-`;
+const POLICY = `${agentsReadPolicy(READ)}\n${approvedWritesPolicy("orders-db")}`;
 
 let stack: Stack;
 let c: StackClient;
@@ -52,7 +39,7 @@ let mcp: Client;
 let transport: StdioClientTransport;
 let stderr = "";
 /** Every JSON-RPC message, as it crossed the pipe: direction and text. */
-const wire: Array<{ dir: "→" | "←"; text: string; at: number }> = [];
+const wire: Array<{ dir: WireDirection; text: string; at: number }> = [];
 
 interface ToolAnswer {
   isError?: boolean;
@@ -115,15 +102,10 @@ beforeAll(async () => {
   await stack.createRole(PG_USER, "initial-pg-mcp-123456");
   await stack.createRole(PG_SEALED, "initial-pg-mcp-654321");
   c.secrets.push("initial-pg-mcp-123456", "initial-pg-mcp-654321", stack.adminPassword);
-  const root = await mariadbRoot();
-  try {
-    await createMariadbAccount(root, MY_USER, "initial-mysql-mcp-1234");
-    await createMariadbAccount(root, MY_ADMIN, "admin-mysql-mcp-12345");
-    await root.query(`GRANT CREATE USER ON *.* TO '${MY_ADMIN}'@'%'`);
-    await root.query(`GRANT PROCESS, CONNECTION ADMIN ON *.* TO '${MY_ADMIN}'@'%'`).catch(() => undefined);
-  } finally {
-    await root.end();
-  }
+  await createMariadbAccountAndAdmin(
+    { name: MY_USER, password: "initial-mysql-mcp-1234" },
+    { name: MY_ADMIN, password: "admin-mysql-mcp-12345" },
+  );
   await rs.addUser(REDIS_USER, "initial-redis-mcp-1234");
   const r = await rs.rootConnection();
   try {
@@ -187,24 +169,7 @@ beforeAll(async () => {
   transport.stderr?.on("data", (d: Buffer) => {
     stderr += d.toString();
   });
-  const send = transport.send.bind(transport);
-  transport.send = async (m: JSONRPCMessage) => {
-    wire.push({ dir: "→", text: JSON.stringify(m), at: performance.now() });
-    return send(m);
-  };
-  let handler: ((m: JSONRPCMessage) => void) | undefined;
-  Object.defineProperty(transport, "onmessage", {
-    configurable: true,
-    get: () => handler,
-    set: (h: ((m: JSONRPCMessage) => void) | undefined) => {
-      handler =
-        h &&
-        ((m: JSONRPCMessage) => {
-          wire.push({ dir: "←", text: JSON.stringify(m), at: performance.now() });
-          h(m);
-        });
-    },
-  });
+  captureWire(transport, (dir, m) => wire.push({ dir, text: JSON.stringify(m), at: performance.now() }));
   mcp = new Client({ name: "mcp-e2e-client", version: "1.0.0" });
   await mcp.connect(transport);
 }, 240_000);
@@ -216,13 +181,7 @@ afterAll(async () => {
   await stack?.close();
   await rs?.stop();
   await slapd?.stop();
-  const root = await mariadbRoot();
-  try {
-    await dropMariadbAccount(root, MY_USER);
-    await dropMariadbAccount(root, MY_ADMIN);
-  } finally {
-    await root.end();
-  }
+  await dropMariadbAccounts(MY_USER, MY_ADMIN);
 });
 
 describe("leasehold mcp on stdio, launched from the README's configuration", () => {

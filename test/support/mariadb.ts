@@ -66,3 +66,33 @@ export async function mariadbLogin(user: string, password: string): Promise<bool
     throw err;
   }
 }
+
+/**
+ * Creates a leasable account and an admin that can rotate it: `CREATE USER`, and `PROCESS,
+ * CONNECTION ADMIN` (to end the account's sessions) where the server knows those privileges.
+ */
+export async function createMariadbAccountAndAdmin(
+  account: { name: string; password: string },
+  admin: { name: string; password: string },
+): Promise<void> {
+  const root = await mariadbRoot();
+  try {
+    await createMariadbAccount(root, account.name, account.password);
+    await createMariadbAccount(root, admin.name, admin.password);
+    const q = await serverQuoted(root, admin.name);
+    await root.query(`GRANT CREATE USER ON *.* TO ${q.u}@${q.h}`);
+    await root.query(`GRANT PROCESS, CONNECTION ADMIN ON *.* TO ${q.u}@${q.h}`).catch(() => undefined);
+  } finally {
+    await root.end();
+  }
+}
+
+/** Drops these MariaDB accounts (those that exist), on a root connection of its own. */
+export async function dropMariadbAccounts(...accounts: string[]): Promise<void> {
+  const root = await mariadbRoot();
+  try {
+    for (const account of accounts) await dropMariadbAccount(root, account);
+  } finally {
+    await root.end();
+  }
+}

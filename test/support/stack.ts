@@ -36,6 +36,22 @@ when { context.intent == "read" };
     .join("\n");
 }
 
+/**
+ * Writes to `resource` wait for an approval: a `write` checkout is permitted once approved
+ * (`writes-need-approval`), and the writer may then reveal, renew and report tool calls on its
+ * lease (`writers-use-their-lease`).
+ */
+export function approvedWritesPolicy(resource: string): string {
+  return `@id("writes-need-approval")
+permit (principal, action == Action::"checkout", resource == Resource::"${resource}")
+when { context.intent == "write" && context.approved };
+
+@id("writers-use-their-lease")
+permit (principal, action in [Action::"reveal", Action::"renew", Action::"tool_call"], resource == Resource::"${resource}")
+when { context.intent == "write" };
+`;
+}
+
 export interface Stack {
   readonly dir: string;
   readonly configFile: string;

@@ -1,5 +1,5 @@
 import { type ConnectionOptions, createConnection } from "mysql2";
-import { mysqlConfig } from "../../../adapters/mysql/index.js";
+import { mysqlConfig, mysqlSslOption } from "../../../adapters/mysql/index.js";
 import { BoundedList, jsonValue, scrub } from "./bounds.js";
 import { CALL_TIMEOUT_MS, type RunnerLogin, TargetError } from "./login.js";
 import type { SqlRequest, SqlResult } from "./sql.js";
@@ -18,15 +18,7 @@ function connectionOptions(login: RunnerLogin): ConnectionOptions {
     return { ...common, host: login.host, port: login.port, user: login.user, password: login.password };
   }
   const target = mysqlConfig.parse(login.connection);
-  const ssl =
-    target.ssl === undefined || target.ssl === false
-      ? undefined
-      : target.ssl === true
-        ? { rejectUnauthorized: true }
-        : {
-            rejectUnauthorized: target.ssl.rejectUnauthorized ?? true,
-            ...(target.ssl.ca ? { ca: target.ssl.ca } : {}),
-          };
+  const ssl = mysqlSslOption(target.ssl);
   return {
     ...common,
     host: target.host,

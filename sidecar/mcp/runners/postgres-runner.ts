@@ -1,5 +1,5 @@
 import pg from "pg";
-import { postgresConfig } from "../../../adapters/postgres/index.js";
+import { postgresConfig, postgresSslOption } from "../../../adapters/postgres/index.js";
 import { BoundedList, jsonValue, scrub } from "./bounds.js";
 import { CALL_TIMEOUT_MS, type RunnerLogin, TargetError } from "./login.js";
 import type { SqlRequest, SqlResult } from "./sql.js";
@@ -32,15 +32,6 @@ function clientConfig(login: RunnerLogin, database: string | undefined): pg.Clie
     };
   }
   const target = postgresConfig.parse(login.connection);
-  const ssl =
-    target.ssl === undefined || target.ssl === false
-      ? false
-      : target.ssl === true
-        ? { rejectUnauthorized: true }
-        : {
-            rejectUnauthorized: target.ssl.rejectUnauthorized ?? true,
-            ...(target.ssl.ca ? { ca: target.ssl.ca } : {}),
-          };
   return {
     ...common,
     host: target.host,
@@ -48,7 +39,7 @@ function clientConfig(login: RunnerLogin, database: string | undefined): pg.Clie
     user: login.username,
     password: login.password,
     database: database ?? target.database,
-    ssl,
+    ssl: postgresSslOption(target.ssl),
   };
 }
 

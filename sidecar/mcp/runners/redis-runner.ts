@@ -1,5 +1,9 @@
 import { Redis } from "ioredis";
-import { redisAclConfig } from "../../../adapters/redis-acl/index.js";
+import {
+  type RedisAddress,
+  redisAclConfig,
+  redisConnectionOptions,
+} from "../../../adapters/redis-acl/index.js";
 import { BoundedList, jsonValue, MAX_RESULT_BYTES, scrub } from "./bounds.js";
 import { CALL_TIMEOUT_MS, type RunnerLogin, TargetError } from "./login.js";
 
@@ -67,38 +71,11 @@ export async function runRedis(login: RunnerLogin, req: RedisRequest): Promise<R
       `redis_command does not send ${name.toUpperCase()}: it logs in, changes credentials or streams`,
     );
   }
-  const where =
-    login.kind === "proxy"
-      ? { host: login.host, port: login.port, tls: undefined }
-      : (() => {
-          const t = redisAclConfig.parse(login.connection);
-          const tls =
-            t.tls === undefined || t.tls === false
-              ? undefined
-              : t.tls === true
-                ? {}
-                : {
-                    rejectUnauthorized: t.tls.rejectUnauthorized ?? true,
-                    ...(t.tls.ca ? { ca: t.tls.ca } : {}),
-                    ...(t.tls.servername ? { servername: t.tls.servername } : {}),
-                  };
-          return { host: t.host, port: t.port, tls };
-        })();
-  const redis = new Redis({
-    host: where.host,
-    port: where.port,
-    ...(where.tls === undefined ? {} : { tls: where.tls }),
-    lazyConnect: true,
-    connectTimeout: 10_000,
-    commandTimeout: CALL_TIMEOUT_MS,
-    enableReadyCheck: false,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    reconnectOnError: () => false,
-    autoResubscribe: false,
-    disableClientInfo: true,
-  });
+  const where: RedisAddress =
+    login.kind === "proxy" ? { host: login.host, port: login.port } : redisAclConfig.parse(login.connection);
+  const redis = new Redis(
+    redisConnectionOptions(where, { connectTimeout: 10_000, commandTimeout: CALL_TIMEOUT_MS }),
+  );
   redis.on("error", () => undefined);
   const user = login.kind === "proxy" ? login.user : login.username;
   try {
