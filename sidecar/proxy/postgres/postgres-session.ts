@@ -15,7 +15,14 @@ import type { BackendCancelKey, CancelKeys } from "./cancel-keys.js";
 import { forwardCancel } from "./cancel-forward.js";
 import { MSG, SQLSTATE } from "./constants.js";
 import { FrameTap } from "./frame-tap.js";
-import { cstring, type FirstPacket, readFirstPacket, readMessage } from "./packets.js";
+import {
+  cstring,
+  type FirstPacket,
+  readFirstPacket,
+  readMessage,
+  StartupDropped,
+  unsupportedProtocol,
+} from "./packets.js";
 import {
   authenticationCleartextPassword,
   authenticationOk,
@@ -39,6 +46,12 @@ const OWN_PARAMS = new Set(["user", "database", "replication"]);
 const FALSE_WORDS = new Set(["false", "off", "no", "0"]);
 
 function violation(message: string): HandshakeRefusal {
+  return new HandshakeRefusal(SQLSTATE.protocolViolation, message, `08P01 ${message}`);
+}
+
+/** The server's FATAL for bytes that came after an SSLRequest or GSSENCRequest, before its answer. */
+function unencryptedAfter(kind: "ssl" | "gssenc"): HandshakeRefusal {
+  const message = `received unencrypted data after ${kind === "ssl" ? "SSL" : "GSSAPI encryption"} request`;
   return new HandshakeRefusal(SQLSTATE.protocolViolation, message, `08P01 ${message}`);
 }
 
@@ -89,8 +102,15 @@ export class PostgresSession implements ProxySession, Handshaking {
       this.evict("too many connections are logging in");
       return;
     }
+    // The server ends a startup that outlasts authentication_timeout without a word
+    // (StartupPacketTimeoutHandler: _exit(1)); a wait on the sidecar itself is said.
     const timer = setTimeout(
-      () => this.refuse(violation("the startup did not complete in time")),
+      () =>
+        this.refuse(
+          this.waitingOnClient
+            ? new StartupDropped("the startup did not complete in time")
+            : violation("the startup did not complete in time"),
+        ),
       this.ctx.handshakeTimeoutMs,
     );
     try {
@@ -110,24 +130,33 @@ export class PostgresSession implements ProxySession, Handshaking {
     const highWater = this.ctx.maxMessageBytes + 64 * 1024;
     let reader = new SocketReader(this.client, highWater);
     let first: FirstPacket;
-    let secured = false;
+    // As ProcessStartupPacket: one SSLRequest and one GSSENCRequest at most; a second is an
+    // unknown protocol version, and bytes sent before the answer are a violation.
+    let sslDone = false;
+    let gssDone = false;
     for (;;) {
       first = await readFirstPacket(reader);
-      if (first.kind === "gssenc" || (first.kind === "ssl" && (secured || !this.ctx.secureContext))) {
-        if (secured) throw violation("SSLRequest over an encrypted connection");
-        this.client.write("N");
-        continue;
-      }
-      if (first.kind === "ssl" && this.ctx.secureContext) {
+      if (first.kind === "ssl" || first.kind === "gssenc") {
+        if (first.kind === "ssl" ? sslDone : gssDone) throw unsupportedProtocol(first.code);
+        const tls = first.kind === "ssl" && this.ctx.secureContext !== undefined;
+        if (!tls) {
+          this.client.write("N");
+          if (reader.length > 0) throw unencryptedAfter(first.kind);
+          if (first.kind === "ssl") sslDone = true;
+          else gssDone = true;
+          continue;
+        }
         // Bytes sent before our answer would be taken as if they came over TLS (CVE-2021-23214).
-        if (reader.detach({ pause: false }).length > 0) throw violation("bytes after SSLRequest");
+        if (reader.length > 0) throw unencryptedAfter(first.kind);
+        reader.detach({ pause: false });
         this.raw.write("S");
         const secure = new TLSSocket(this.raw, { isServer: true, secureContext: this.ctx.secureContext });
         secure.on("error", () => undefined);
         this.client = secure;
         this.watchClose(secure);
         reader = new SocketReader(secure, highWater);
-        secured = true;
+        sslDone = true;
+        gssDone = true;
         continue;
       }
       break;
@@ -149,7 +178,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     if (!user) {
       throw new HandshakeRefusal(
         SQLSTATE.invalidAuthorization,
-        "no user name in the startup packet: connect with user=<lease id>",
+        "no PostgreSQL user name specified in startup packet",
         "28000 no user",
       );
     }
@@ -164,7 +193,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.claim(user);
     this.client.write(authenticationCleartextPassword());
     const pm = await readMessage(reader, this.ctx.maxMessageBytes);
-    if (pm.type !== MSG.password) throw violation("expected a password message");
+    if (pm.type !== MSG.password) throw violation(`expected password response, got message type ${pm.type}`);
     this.waitingOnClient = false;
     const token = cstring(pm.body, 0).value;
     const check = await checkLeaseToken(this.ctx, token, user, {
@@ -344,8 +373,9 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.releaseAdmission();
     this.abort.abort();
     this.backend?.destroy();
-    if (err instanceof PeerClosedError) {
-      this.record.refusal = "client closed during startup";
+    if (err instanceof PeerClosedError || err instanceof StartupDropped) {
+      this.record.refusal =
+        err instanceof StartupDropped ? `08P01 ${err.message}` : "client closed during startup";
       this.client.destroy();
       return;
     }

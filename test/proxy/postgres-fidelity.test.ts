@@ -1,0 +1,157 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ProxyManager } from "../../sidecar/proxy/index.js";
+import { type ScramPostgres, startScramPostgres } from "../support/pg-cluster.js";
+import { waitFor } from "../support/wait-for.js";
+import { type Checkout, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { pgError, pgStartup, rawConnect, readUntilClose } from "./wire.js";
+
+/**
+ * The listener answers as PostgreSQL itself does where a client can tell the difference: the
+ * first packet, the backend's process id, cancel requests, which databases a lease may open.
+ * Each case is sent to the real server and to the listener, and the answers compared.
+ */
+
+const RESOURCE = "pf-pg";
+
+let h: ProxyHarness;
+let cluster: ScramPostgres;
+let proxy: ProxyManager;
+let port = 0;
+let lease: Checkout;
+
+async function asSuperuser<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({
+    host: cluster.host,
+    port: cluster.port,
+    user: "postgres",
+    password: cluster.superuser.password,
+    database: "postgres",
+  });
+  c.on("error", () => undefined);
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+beforeAll(async () => {
+  await Promise.all([
+    startScramPostgres().then((c) => {
+      cluster = c;
+    }),
+    startProxyHarness({ name: "proxy-pg-fidelity" }).then((x) => {
+      h = x;
+    }),
+  ]);
+  const adminPassword = randomBytes(18).toString("base64url");
+  h.secrets.push(adminPassword, cluster.superuser.password);
+  await asSuperuser(async (c) => {
+    await c.query(`CREATE ROLE pf_admin LOGIN CREATEROLE PASSWORD '${adminPassword}'`);
+    for (let i = 1; i <= 3; i++) {
+      await c.query(`CREATE ROLE pf_app_${i} LOGIN PASSWORD '${randomBytes(12).toString("hex")}'`);
+    }
+  });
+  await h.register({
+    adapter: "postgres",
+    name: RESOURCE,
+    connection: { host: cluster.host, port: cluster.port, database: "postgres" },
+    admin: { username: "pf_admin", password: adminPassword },
+    accounts: ["pf_app_1", "pf_app_2", "pf_app_3"],
+    reveal: false,
+    rotation: { terminateSessions: false },
+    proxy: { port: 0 },
+  });
+  proxy = await h.manager({ auditStatements: "none" });
+  const ep = proxy.endpointFor(RESOURCE);
+  if (!ep) throw new Error("no listener");
+  port = ep.port;
+  lease = await h.checkout(RESOURCE);
+}, 120_000);
+
+afterAll(async () => {
+  await h?.close();
+  await cluster?.stop();
+});
+
+function int32s(...values: number[]): Buffer {
+  const b = Buffer.alloc(4 * values.length);
+  for (const [i, v] of values.entries()) b.writeInt32BE(v, 4 * i);
+  return b;
+}
+
+/** First packets a client may send, each with whether the sender closes its side right after. */
+const FIRST_PACKETS: ReadonlyArray<{ name: string; bytes: () => Buffer; end?: boolean }> = [
+  { name: "Terminate before any startup", bytes: () => Buffer.from([0x58, 0, 0, 0, 4]), end: true },
+  { name: "an HTTP request", bytes: () => Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n") },
+  { name: "a length below 8", bytes: () => int32s(4, 3 << 16) },
+  { name: "a length above 10000", bytes: () => int32s(20_000, 3 << 16) },
+  { name: "a partial length word, then close", bytes: () => Buffer.from([0, 0]), end: true },
+  { name: "a packet cut short, then close", bytes: () => int32s(64, 3 << 16), end: true },
+  { name: "a CancelRequest of the wrong size", bytes: () => int32s(12, 80877102, 1) },
+  { name: "protocol 9.0", bytes: () => int32s(8, 9 << 16) },
+  { name: "no user", bytes: () => Buffer.concat([int32s(9, 3 << 16), Buffer.from([0])]) },
+  {
+    name: "parameters without a terminator",
+    bytes: () => {
+      const body = Buffer.from("user\0x\0database");
+      return Buffer.concat([int32s(8 + body.length, 3 << 16), body]);
+    },
+  },
+  {
+    name: "a StartupMessage pipelined after an SSLRequest",
+    bytes: () => Buffer.concat([int32s(8, 80877103), pgStartup({ user: "x" })]),
+  },
+];
+
+/** Everything a server answers to `bytes` until it closes (SSL answers 'N'/'S' stripped). */
+async function answerTo(p: number, bytes: Buffer, end: boolean): Promise<Buffer> {
+  const s = await rawConnect(p);
+  const done = readUntilClose(s);
+  s.write(bytes);
+  if (end) s.end();
+  const out = await done;
+  return out[0] === 0x4e || out[0] === 0x53 ? out.subarray(1) : out;
+}
+
+describe("the first packet, as PostgreSQL answers it", () => {
+  for (const c of FIRST_PACKETS) {
+    it(`${c.name}: the same answer as the server's`, async () => {
+      const direct = await answerTo(cluster.port, c.bytes(), c.end === true);
+      const listener = await answerTo(port, c.bytes(), c.end === true);
+      expect(listener.length === 0, `listener: ${listener.toString("latin1")}`).toBe(direct.length === 0);
+      expect(pgError(listener)?.C).toBe(pgError(direct)?.C);
+      if (direct.length > 0) expect(pgError(listener)?.S).toBe("FATAL");
+      if (direct.length > 0) expect(pgError(listener)?.M).toBe(pgError(direct)?.M);
+    });
+  }
+
+  it("a pg client that ends before it has connected gets no error, as with the server", async () => {
+    for (const target of [cluster.port, port]) {
+      const c = new pg.Client({
+        host: "127.0.0.1",
+        port: target,
+        user: lease.leaseId,
+        password: lease.token,
+      });
+      const errors: unknown[] = [];
+      c.on("error", (e) => errors.push(e));
+      // pg sends Terminate before its startup message; an ErrorResponse would fail this
+      // connect (the server's silence leaves it unsettled). end() resolves once the socket closed.
+      void c.connect().catch((e: unknown) => errors.push(e));
+      await c.end();
+      expect(errors, `port ${target}`).toEqual([]);
+    }
+  });
+
+  it("the dropped connections are audited with the server's reason", async () => {
+    await waitFor("the audit record of a dropped startup", async () =>
+      (await h.auditRecords()).some(
+        (r) => r.scope === "proxy_session" && r.reason === "08P01 invalid length of startup packet",
+      ),
+    );
+  });
+});
