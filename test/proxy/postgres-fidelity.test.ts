@@ -38,6 +38,12 @@ async function asSuperuser<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+function viaProxy(l: Checkout, database = "postgres"): pg.Client {
+  const c = new pg.Client({ host: "127.0.0.1", port, user: l.leaseId, password: l.token, database });
+  c.on("error", () => undefined);
+  return c;
+}
+
 beforeAll(async () => {
   await Promise.all([
     startScramPostgres().then((c) => {
@@ -153,5 +159,64 @@ describe("the first packet, as PostgreSQL answers it", () => {
         (r) => r.scope === "proxy_session" && r.reason === "08P01 invalid length of startup packet",
       ),
     );
+  });
+});
+
+describe("the backend's process id and cancel requests", () => {
+  it("client.processID is pg_backend_pid(), and the pid NOTIFY names", async () => {
+    const c = viaProxy(lease);
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ pid: number }>("select pg_backend_pid() as pid");
+      const pid = rows[0]?.pid;
+      expect((c as unknown as { processID: number }).processID).toBe(pid);
+      const note = new Promise<pg.Notification>((resolve) => c.once("notification", resolve));
+      await c.query("LISTEN pf_channel");
+      await c.query("NOTIFY pf_channel, 'hello'");
+      expect((await note).processId).toBe(pid);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("pg's cancel through the listener stops that session's pg_sleep(30) with 57014, and only it", async () => {
+    const clients = [viaProxy(lease), viaProxy(lease)] as const;
+    await Promise.all(clients.map((c) => c.connect()));
+    try {
+      const pids = clients.map((c) => (c as unknown as { processID: number }).processID);
+      const queries = clients.map((c) => {
+        const q = new pg.Query("select pg_sleep(30)");
+        const failed = new Promise<unknown>((resolve) => q.on("error", resolve));
+        c.query(q);
+        return { q, failed };
+      });
+      const sleeping = () =>
+        asSuperuser(async (s) => {
+          const r = await s.query<{ pid: number }>(
+            "select pid from pg_stat_activity where pid = any($1) and state = 'active' and query like '%pg_sleep(30)%'",
+            [pids],
+          );
+          return r.rows.map((x) => x.pid).sort();
+        });
+      await waitFor("both pg_sleep(30) to run", async () => (await sleeping()).length === 2);
+      const cancel = (i: 0 | 1) => {
+        const canceller = new pg.Client({ host: "127.0.0.1", port });
+        canceller.on("error", () => undefined);
+        const q = queries[i]?.q as pg.Query;
+        (canceller as unknown as { cancel(c: pg.Client, q: pg.Query): void }).cancel(clients[i], q);
+      };
+      cancel(0);
+      expect(await queries[0]?.failed).toMatchObject({ code: "57014" });
+      // The other session of the same lease still sleeps; its own key stops it.
+      await waitFor("only the other session to sleep", async () => {
+        const now = await sleeping();
+        return now.length === 1 && now[0] === pids[1];
+      });
+      cancel(1);
+      expect(await queries[1]?.failed).toMatchObject({ code: "57014" });
+      expect((await clients[0].query<{ n: number }>("select 1 as n")).rows).toEqual([{ n: 1 }]);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
   });
 });

@@ -163,7 +163,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     }
     if (first.kind === "cancel") {
       this.audited = false;
-      const key = this.ctx.cancelKeys.lookup(first.pid, first.secret);
+      const key = this.ctx.cancelKeys.lookup(first.pid, first.secret, this.ctx.resource);
       this.ended = true;
       this.client.end();
       if (key) await forwardCancel(key, this.ctx.handshakeTimeoutMs);
@@ -255,7 +255,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     const frames = [authenticationOk(), ...login.frames.slice(0, -1)];
     if (login.key) {
       this.backendKey = { ...login.key, target };
-      this.clientKey = this.ctx.cancelKeys.issue(this.backendKey);
+      this.clientKey = this.ctx.cancelKeys.issue(this.backendKey, this.ctx.resource);
       frames.push(backendKeyData(this.clientKey.pid, this.clientKey.secret));
     }
     frames.push(...login.frames.slice(-1), login.rest);
