@@ -14,11 +14,14 @@ import { pgError, pgStartup, rawConnect, readUntilClose } from "./wire.js";
  */
 
 const RESOURCE = "pf-pg";
+/** A resource whose listener opens one more database (proxy.databases). */
+const MULTI = "pf-pg-multi";
 
 let h: ProxyHarness;
 let cluster: ScramPostgres;
 let proxy: ProxyManager;
 let port = 0;
+let multiPort = 0;
 let lease: Checkout;
 
 async function asSuperuser<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -38,8 +41,8 @@ async function asSuperuser<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-function viaProxy(l: Checkout, database = "postgres"): pg.Client {
-  const c = new pg.Client({ host: "127.0.0.1", port, user: l.leaseId, password: l.token, database });
+function viaProxy(l: Checkout, database?: string, p = port): pg.Client {
+  const c = new pg.Client({ host: "127.0.0.1", port: p, user: l.leaseId, password: l.token, database });
   c.on("error", () => undefined);
   return c;
 }
@@ -57,7 +60,8 @@ beforeAll(async () => {
   h.secrets.push(adminPassword, cluster.superuser.password);
   await asSuperuser(async (c) => {
     await c.query(`CREATE ROLE pf_admin LOGIN CREATEROLE PASSWORD '${adminPassword}'`);
-    for (let i = 1; i <= 3; i++) {
+    await c.query("CREATE DATABASE pf_extra");
+    for (let i = 1; i <= 4; i++) {
       await c.query(`CREATE ROLE pf_app_${i} LOGIN PASSWORD '${randomBytes(12).toString("hex")}'`);
     }
   });
@@ -71,7 +75,20 @@ beforeAll(async () => {
     rotation: { terminateSessions: false },
     proxy: { port: 0 },
   });
+  await h.register({
+    adapter: "postgres",
+    name: MULTI,
+    connection: { host: cluster.host, port: cluster.port, database: "postgres" },
+    admin: { username: "pf_admin", password: adminPassword },
+    accounts: ["pf_app_4"],
+    reveal: false,
+    rotation: { terminateSessions: false },
+    proxy: { port: 0, databases: ["pf_extra"] },
+  });
   proxy = await h.manager({ auditStatements: "none" });
+  const multi = proxy.endpointFor(MULTI);
+  if (!multi) throw new Error("no listener");
+  multiPort = multi.port;
   const ep = proxy.endpointFor(RESOURCE);
   if (!ep) throw new Error("no listener");
   port = ep.port;
@@ -218,5 +235,77 @@ describe("the backend's process id and cancel requests", () => {
     } finally {
       await Promise.all(clients.map((c) => c.end()));
     }
+  });
+});
+
+describe("the databases a lease may open", () => {
+  async function databaseVia(l: Checkout, database: string | undefined, p: number): Promise<string> {
+    const c = viaProxy(l, database, p);
+    await c.connect();
+    try {
+      return (await c.query<{ db: string }>("select current_database() as db")).rows[0]?.db ?? "";
+    } finally {
+      await c.end();
+    }
+  }
+
+  async function sessionRecord(leaseId: string, database: string): Promise<Record<string, unknown>> {
+    return waitFor(`the session record of ${database}`, async () =>
+      (await h.auditRecords()).find(
+        (r) => r.scope === "proxy_session" && r.lease_id === leaseId && r.database === database,
+      ),
+    );
+  }
+
+  it("the registration's database, also when the client names none (pg sends the user name)", async () => {
+    const l = await h.checkout(RESOURCE);
+    expect(await databaseVia(l, "postgres", port)).toBe("postgres");
+    expect(await databaseVia(l, undefined, port)).toBe("postgres");
+    expect(await sessionRecord(l.leaseId, "postgres")).toMatchObject({ decision: "allow" });
+  });
+
+  it("dbname=template1 is refused with the server's 42501 and audited with the database", async () => {
+    const l = await h.checkout(RESOURCE);
+    const c = viaProxy(l, "template1");
+    const err = await c.connect().then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message?: string; detail?: string },
+    );
+    expect(err).toMatchObject({ code: "42501", message: 'permission denied for database "template1"' });
+    expect(err?.detail).toContain("postgres");
+    expect(await sessionRecord(l.leaseId, "template1")).toMatchObject({
+      decision: "deny",
+      reason: expect.stringContaining("42501"),
+    });
+    // The account itself could have opened it: the listener, not the server, refused.
+    const can = await asSuperuser(async (s) => {
+      const r = await s.query<{ ok: boolean }>(
+        "select has_database_privilege($1, 'template1', 'CONNECT') as ok",
+        [l.account],
+      );
+      return r.rows[0]?.ok;
+    });
+    expect(can).toBe(true);
+  });
+
+  it("proxy.databases opens the listed ones and still no other", async () => {
+    const l = await h.checkout(MULTI);
+    expect(await databaseVia(l, "pf_extra", multiPort)).toBe("pf_extra");
+    expect(await databaseVia(l, "postgres", multiPort)).toBe("postgres");
+    await expect(databaseVia(l, "template1", multiPort)).rejects.toMatchObject({ code: "42501" });
+    expect(await sessionRecord(l.leaseId, "pf_extra")).toMatchObject({ decision: "allow" });
+  });
+
+  it("a registration with proxy.databases for another adapter is refused, naming the field", async () => {
+    await expect(
+      h.register({
+        adapter: "redis-acl",
+        name: "pf-redis",
+        connection: { host: "127.0.0.1", port: 6379 },
+        accounts: ["pf_none"],
+        rotateWith: "self",
+        proxy: { port: 0, databases: ["x"] },
+      }),
+    ).rejects.toThrow(/registration\.proxy\.databases/);
   });
 });

@@ -9,6 +9,7 @@ import type { SessionContext } from "../session-context.js";
 import { leaseAuditFields, SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
+import type { StoredRegistration } from "../../resources/types.js";
 import type { AuditStatements, ProxySession } from "../types.js";
 import { loginToBackend } from "./backend-login.js";
 import type { BackendCancelKey, CancelKeys } from "./cancel-keys.js";
@@ -221,18 +222,19 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.admit(cred.lease.id);
     const reg = this.ctx.registration();
     const target = reg ? pgTargetOf(reg.connection) : null;
-    if (!target) {
+    if (!reg || !target) {
       throw new HandshakeRefusal(
         SQLSTATE.connectionFailure,
         "the resource has no usable connection",
         "08006 no connection",
       );
     }
+    const database = this.pinnedDatabase(params.get("database"), user, reg, target.database);
     const login = await loginToBackend({
       target,
       username: cred.username,
       password: cred.password,
-      database: params.get("database") || target.database,
+      database,
       params: first.params.filter(([k]) => !OWN_PARAMS.has(k) && !k.startsWith("_pq_.")),
       maxMessageBytes: this.ctx.maxMessageBytes,
       signal: this.abort.signal,
@@ -331,6 +333,34 @@ export class PostgresSession implements ProxySession, Handshaking {
       });
   }
 
+  /**
+   * The database the session opens: the client's `database`, or the registration's when it
+   * names none or the user name (the server's default, here the lease id). It must be the
+   * registration's or one of `proxy.databases`; any other is refused as the server refuses a
+   * role without CONNECT on a database, 42501 "permission denied for database" (postinit.c),
+   * whether or not it exists.
+   */
+  private pinnedDatabase(
+    asked: string | undefined,
+    user: string,
+    reg: StoredRegistration,
+    own: string,
+  ): string {
+    const database = !asked || asked === user ? own : asked;
+    this.record.database = database.slice(0, 63);
+    const allowed = [own, ...(reg.proxy?.databases ?? []).filter((d) => d !== own)];
+    if (!allowed.includes(database)) {
+      throw new HandshakeRefusal(
+        SQLSTATE.insufficientPrivilege,
+        `permission denied for database "${database.slice(0, 63)}"`,
+        "42501 not a database of the resource (connection.database, proxy.databases)",
+        undefined,
+        `A lease of this resource may open only: ${allowed.join(", ")}.`,
+      );
+    }
+    return database;
+  }
+
   /** Counts the session against its lease's cap; a lease at its cap gets 53300, naming the setting. */
   private admit(leaseId: string): void {
     const max = this.ctx.maxConnectionsPerLease;
@@ -394,7 +424,8 @@ export class PostgresSession implements ProxySession, Handshaking {
       );
     }
     this.record.refusal = r.reason;
-    const frame = r.raw ?? errorResponse({ severity: "FATAL", code: r.code, message: r.message });
+    const frame =
+      r.raw ?? errorResponse({ severity: "FATAL", code: r.code, message: r.message, detail: r.detail });
     this.client.end(frame);
     setTimeout(() => this.client.destroy(), 1000).unref();
   }
