@@ -309,3 +309,28 @@ describe("the databases a lease may open", () => {
     ).rejects.toThrow(/registration\.proxy\.databases/);
   });
 });
+
+describe("the listener's leg to the server", () => {
+  it("a registration with a listener and no connection.ssl is told the leg is plaintext; with ssl it is not", async () => {
+    const reg = {
+      adapter: "postgres",
+      name: "pf-pg-plain",
+      connection: { host: cluster.host, port: cluster.port, database: "postgres" },
+      accounts: [{ name: "pf_nobody", password: "not-a-real-password" }],
+      rotateWith: "self",
+      proxy: { port: 0 },
+    };
+    const opts = { dryRun: true, actor: "test", requestId: "req_dry" };
+    const plain = await h.node.resourceService.register(reg, opts);
+    expect(plain.warnings).toEqual([
+      expect.stringMatching(/^registration\.connection\.ssl: not set, .*plaintext/),
+    ]);
+    const noProxy = await h.node.resourceService.register({ ...reg, proxy: undefined }, opts);
+    expect(noProxy.warnings).toEqual([]);
+    const sealed = await h.node.resourceService.register(
+      { ...reg, connection: { ...reg.connection, ssl: { rejectUnauthorized: false } } },
+      opts,
+    );
+    expect(sealed.warnings).toEqual([]);
+  });
+});
