@@ -728,6 +728,11 @@ export const REGISTRATION_EXTRAS: Readonly<Record<string, KeyExtra>> = {
     example: "`{ port: 15432 }`",
   },
   "proxy.port": { description: "Port on 127.0.0.1.", example: "`15432`" },
+  "proxy.databases": {
+    description:
+      "PostgreSQL: more databases a lease may open through the listener (`dbname=`), besides `connection.database` (always allowed, and opened when the client names none); any other is refused with 42501 and audited.",
+    example: "`[orders, orders_archive]`",
+  },
   lease: { description: "Lease lengths for this resource (policy may cap them further)." },
   "lease.defaultTtl": { description: "Seconds, when the checkout names no `ttl`.", example: "`300`" },
   "lease.maxTtl": { description: "Seconds; longest lease and the horizon of renewals.", example: "`3600`" },

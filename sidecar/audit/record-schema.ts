@@ -97,6 +97,10 @@ export const auditRecordSchema = z
     bytes_in: z.number().int().min(0).optional().describe("Proxy sessions: bytes from the client."),
     bytes_out: z.number().int().min(0).optional().describe("Proxy sessions: bytes to the client."),
     duration_ms: z.number().int().min(0).optional().describe("Proxy sessions: how long the session lasted."),
+    database: z
+      .string()
+      .optional()
+      .describe("Proxy sessions: the database the session opened, or was refused (PostgreSQL)."),
     caller: auditCaller
       .optional()
       .describe("caller_mismatch: the local caller that made the request, as attested."),

@@ -143,6 +143,8 @@ export interface AuditDetails {
   readonly bytes_in?: number | undefined;
   readonly bytes_out?: number | undefined;
   readonly duration_ms?: number | undefined;
+  /** Proxy sessions: the database the session opened, or was refused (PostgreSQL). */
+  readonly database?: string | undefined;
   /** The local caller that made the request, as attested (a `caller_mismatch` record). */
   readonly caller?: AuditCaller | undefined;
   /** The local caller a lease is bound to, as attested at checkout (a `caller_mismatch` record). */

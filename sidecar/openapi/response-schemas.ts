@@ -201,6 +201,11 @@ export const registerResultSchema = z.strictObject({
   failed: z
     .array(z.string())
     .describe("the accounts that failed: left out (allow_partial), or that would fail (dry run)"),
+  warnings: z
+    .array(z.string())
+    .describe(
+      "what the registration should know but was not refused for, one line each naming the field (a listener whose connection to the server is plaintext: connection.ssl / connection.tls not set)",
+    ),
 });
 
 export const verifyResultSchema = z.strictObject({

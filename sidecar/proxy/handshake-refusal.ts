@@ -10,6 +10,8 @@ export class HandshakeRefusal extends Error {
     readonly reason: string = message,
     /** A message from the backend to relay verbatim instead of one of ours. */
     readonly raw?: Buffer,
+    /** More for the client where its protocol has room for it (PostgreSQL's DETAIL). */
+    readonly detail?: string,
   ) {
     super(message);
     this.name = "HandshakeRefusal";

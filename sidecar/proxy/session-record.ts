@@ -34,6 +34,8 @@ export class SessionRecord {
   claimedLeaseId: string | undefined;
   /** Why the connection was refused before it was spliced, e.g. "28P01 lease_revoked". */
   refusal: string | undefined;
+  /** The database the client asked for (PostgreSQL), once known. */
+  database: string | undefined;
   /** How a spliced session ended. */
   ending = "closed";
   bytesIn = 0;
@@ -78,6 +80,7 @@ export class SessionRecord {
       bytes_in: this.bytesIn,
       bytes_out: this.bytesOut,
       duration_ms: Date.now() - this.started,
+      ...(this.database === undefined ? {} : { database: this.database }),
     };
     this.o.audit.append(fields).catch((err: unknown) => {
       this.o.log.error(

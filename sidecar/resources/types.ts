@@ -41,7 +41,13 @@ export const registrationSchema = z.strictObject({
   importRotation: z.boolean().default(true),
   /** @default true */
   reveal: z.boolean().default(true),
-  proxy: z.strictObject({ port: z.number().int().min(0).max(65535) }).optional(),
+  proxy: z
+    .strictObject({
+      port: z.number().int().min(0).max(65535),
+      /** @default absent (connection.database only) */
+      databases: z.array(plainText(63, 1)).min(1).max(64).optional(),
+    })
+    .optional(),
   lease: z
     .strictObject({
       /** @default 300 */
@@ -89,7 +95,7 @@ export interface StoredRegistration {
   readonly admin?: { readonly username: string } | undefined;
   readonly accounts: readonly string[];
   readonly reveal: boolean;
-  readonly proxy?: { readonly port: number } | undefined;
+  readonly proxy?: { readonly port: number; readonly databases?: readonly string[] | undefined } | undefined;
   readonly lease: { readonly defaultTtl: number; readonly maxTtl: number };
   readonly rotation: {
     readonly length: number;

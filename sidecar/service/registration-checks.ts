@@ -54,6 +54,12 @@ export function validateRegistration(
   const conn = adapter.config.safeParse(reg.connection);
   if (!conn.success)
     throw new LeaseholdError("invalid_request", describeIssues(conn.error.issues, "registration.connection"));
+  if (reg.proxy?.databases !== undefined && reg.adapter !== "postgres") {
+    throw new LeaseholdError(
+      "invalid_request",
+      "registration.proxy.databases: only a postgres resource's listener opens databases",
+    );
+  }
   if (reg.rotateWith === "admin" && !reg.admin) {
     throw new LeaseholdError("invalid_request", "registration.admin: required when rotateWith is admin");
   }

@@ -14,6 +14,7 @@ import {
   validateRegistration,
 } from "./registration-checks.js";
 import { discardNewAccount } from "./registration-undo.js";
+import { registrationWarnings } from "./registration-warnings.js";
 import { adapterContext, type ResourceDeps, storedIdentity } from "./resource-deps.js";
 import { type ResourceView, restorePool, showResource, viewOf } from "./resource-view.js";
 
@@ -48,6 +49,8 @@ export interface RegisterResult {
   readonly accounts: readonly AccountCheck[];
   /** The accounts that failed (left out, or the reason nothing was registered). */
   readonly failed: readonly string[];
+  /** What the registration should know but was not refused for, one line each, naming the field. */
+  readonly warnings: readonly string[];
 }
 
 interface NewAccount {
@@ -152,6 +155,7 @@ class RegistrationRun {
       checks: this.checks,
       accounts,
       failed: accounts.filter((a) => !a.ok).map((a) => a.account),
+      warnings: registrationWarnings(this.v.reg, this.v.connection),
     };
   }
 

@@ -105,8 +105,15 @@ beforeAll(async () => {
   };
   const file = join(stack.dir, `${RESOURCE}.yaml`);
   await writeFile(file, stringify(reg));
+  const dry = await stack.cli("resources", "register", "-f", file, "--dry-run");
+  expect(dry.code, dry.stderr).toBe(0);
+  // No connection.ssl: the DBA is told the listener's leg to the server is plaintext.
+  expect(dry.stdout).toMatch(
+    /^ {2}warn {2}registration\.connection\.ssl: not set, so the listener's connection to the server is plaintext/m,
+  );
   const r = await stack.cli("resources", "register", "-f", file);
   expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout).toContain("warn  registration.connection.ssl");
   await c.waitForAccounts(RESOURCE, "available");
 }, 120_000);
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { CancelKeys } from "../../sidecar/proxy/postgres/cancel-keys.js";
 import { FrameTap, type TappedMessage } from "../../sidecar/proxy/postgres/frame-tap.js";
 import { ScramClient } from "../../sidecar/proxy/postgres/scram-client.js";
 import { statementText } from "../../sidecar/proxy/postgres/statement-audit.js";
@@ -93,5 +94,25 @@ describe("RESP", () => {
     expect(respValueEnd(Buffer.from("$-1\r\n"), 0)).toBe(5);
     expect(respValueEnd(Buffer.from("|1\r\n+a\r\n:1\r\n+OK\r\n"), 0)).toBe(17);
     expect(() => respValueEnd(Buffer.from("?x\r\n"), 0)).toThrow(RespProtocolError);
+  });
+});
+
+describe("CancelKeys", () => {
+  const target = { host: "127.0.0.1", port: 5432, database: "postgres" };
+  it("hands out the backend's pid with a secret of its own, routed by (pid, secret) and resource", () => {
+    const keys = new CancelKeys();
+    const backend = { pid: 4242, secret: 17, target };
+    const a = keys.issue(backend, "db-a");
+    const b = keys.issue(backend, "db-a");
+    expect(a.pid).toBe(4242);
+    expect(b.pid).toBe(4242);
+    expect(a.secret).not.toBe(b.secret);
+    expect(keys.lookup(a.pid, a.secret, "db-a")).toBe(backend);
+    expect(keys.lookup(a.pid, a.secret ^ 1, "db-a")).toBeUndefined();
+    expect(keys.lookup(a.pid, 17, "db-a")).toBeUndefined();
+    expect(keys.lookup(a.pid, a.secret, "db-b")).toBeUndefined();
+    keys.revoke(a.pid, a.secret);
+    expect(keys.lookup(a.pid, a.secret, "db-a")).toBeUndefined();
+    expect(keys.lookup(b.pid, b.secret, "db-a")).toBe(backend);
   });
 });

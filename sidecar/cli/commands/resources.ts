@@ -29,6 +29,7 @@ interface RegisterAnswer {
   checks: string[];
   accounts?: Array<{ account: string; ok: boolean; detail: string; record?: "removed" | "kept" }>;
   failed?: string[];
+  warnings?: string[];
   resource: { accounts: Array<{ name: string; state: string }> };
 }
 
@@ -79,6 +80,7 @@ function addRegister(resources: Command, cli: CliContext): void {
         [
           registerHeadline(name, res, dryRun),
           ...res.checks.map((c) => `  ok    ${c}`),
+          ...(res.warnings ?? []).map((w) => `  warn  ${w}`),
           ...(res.accounts ?? []).map(
             (a) => `  ${a.ok ? "ok  " : "FAIL"}  account ${a.account}: ${a.detail}`,
           ),

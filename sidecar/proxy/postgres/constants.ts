@@ -16,6 +16,7 @@ export const SQLSTATE = {
   adminShutdown: "57P01",
   featureNotSupported: "0A000",
   tooManyConnections: "53300",
+  insufficientPrivilege: "42501",
 } as const;
 
 /** Message type bytes. */

@@ -9,13 +9,21 @@ import type { SessionContext } from "../session-context.js";
 import { leaseAuditFields, SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
+import type { StoredRegistration } from "../../resources/types.js";
 import type { AuditStatements, ProxySession } from "../types.js";
 import { loginToBackend } from "./backend-login.js";
 import type { BackendCancelKey, CancelKeys } from "./cancel-keys.js";
 import { forwardCancel } from "./cancel-forward.js";
 import { MSG, SQLSTATE } from "./constants.js";
 import { FrameTap } from "./frame-tap.js";
-import { cstring, type FirstPacket, readFirstPacket, readMessage } from "./packets.js";
+import {
+  cstring,
+  type FirstPacket,
+  readFirstPacket,
+  readMessage,
+  StartupDropped,
+  unsupportedProtocol,
+} from "./packets.js";
 import {
   authenticationCleartextPassword,
   authenticationOk,
@@ -39,6 +47,12 @@ const OWN_PARAMS = new Set(["user", "database", "replication"]);
 const FALSE_WORDS = new Set(["false", "off", "no", "0"]);
 
 function violation(message: string): HandshakeRefusal {
+  return new HandshakeRefusal(SQLSTATE.protocolViolation, message, `08P01 ${message}`);
+}
+
+/** The server's FATAL for bytes that came after an SSLRequest or GSSENCRequest, before its answer. */
+function unencryptedAfter(kind: "ssl" | "gssenc"): HandshakeRefusal {
+  const message = `received unencrypted data after ${kind === "ssl" ? "SSL" : "GSSAPI encryption"} request`;
   return new HandshakeRefusal(SQLSTATE.protocolViolation, message, `08P01 ${message}`);
 }
 
@@ -89,8 +103,15 @@ export class PostgresSession implements ProxySession, Handshaking {
       this.evict("too many connections are logging in");
       return;
     }
+    // The server ends a startup that outlasts authentication_timeout without a word
+    // (StartupPacketTimeoutHandler: _exit(1)); a wait on the sidecar itself is said.
     const timer = setTimeout(
-      () => this.refuse(violation("the startup did not complete in time")),
+      () =>
+        this.refuse(
+          this.waitingOnClient
+            ? new StartupDropped("the startup did not complete in time")
+            : violation("the startup did not complete in time"),
+        ),
       this.ctx.handshakeTimeoutMs,
     );
     try {
@@ -110,31 +131,40 @@ export class PostgresSession implements ProxySession, Handshaking {
     const highWater = this.ctx.maxMessageBytes + 64 * 1024;
     let reader = new SocketReader(this.client, highWater);
     let first: FirstPacket;
-    let secured = false;
+    // As ProcessStartupPacket: one SSLRequest and one GSSENCRequest at most; a second is an
+    // unknown protocol version, and bytes sent before the answer are a violation.
+    let sslDone = false;
+    let gssDone = false;
     for (;;) {
       first = await readFirstPacket(reader);
-      if (first.kind === "gssenc" || (first.kind === "ssl" && (secured || !this.ctx.secureContext))) {
-        if (secured) throw violation("SSLRequest over an encrypted connection");
-        this.client.write("N");
-        continue;
-      }
-      if (first.kind === "ssl" && this.ctx.secureContext) {
+      if (first.kind === "ssl" || first.kind === "gssenc") {
+        if (first.kind === "ssl" ? sslDone : gssDone) throw unsupportedProtocol(first.code);
+        const tls = first.kind === "ssl" && this.ctx.secureContext !== undefined;
+        if (!tls) {
+          this.client.write("N");
+          if (reader.length > 0) throw unencryptedAfter(first.kind);
+          if (first.kind === "ssl") sslDone = true;
+          else gssDone = true;
+          continue;
+        }
         // Bytes sent before our answer would be taken as if they came over TLS (CVE-2021-23214).
-        if (reader.detach({ pause: false }).length > 0) throw violation("bytes after SSLRequest");
+        if (reader.length > 0) throw unencryptedAfter(first.kind);
+        reader.detach({ pause: false });
         this.raw.write("S");
         const secure = new TLSSocket(this.raw, { isServer: true, secureContext: this.ctx.secureContext });
         secure.on("error", () => undefined);
         this.client = secure;
         this.watchClose(secure);
         reader = new SocketReader(secure, highWater);
-        secured = true;
+        sslDone = true;
+        gssDone = true;
         continue;
       }
       break;
     }
     if (first.kind === "cancel") {
       this.audited = false;
-      const key = this.ctx.cancelKeys.lookup(first.pid, first.secret);
+      const key = this.ctx.cancelKeys.lookup(first.pid, first.secret, this.ctx.resource);
       this.ended = true;
       this.client.end();
       if (key) await forwardCancel(key, this.ctx.handshakeTimeoutMs);
@@ -149,7 +179,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     if (!user) {
       throw new HandshakeRefusal(
         SQLSTATE.invalidAuthorization,
-        "no user name in the startup packet: connect with user=<lease id>",
+        "no PostgreSQL user name specified in startup packet",
         "28000 no user",
       );
     }
@@ -164,7 +194,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.claim(user);
     this.client.write(authenticationCleartextPassword());
     const pm = await readMessage(reader, this.ctx.maxMessageBytes);
-    if (pm.type !== MSG.password) throw violation("expected a password message");
+    if (pm.type !== MSG.password) throw violation(`expected password response, got message type ${pm.type}`);
     this.waitingOnClient = false;
     const token = cstring(pm.body, 0).value;
     const check = await checkLeaseToken(this.ctx, token, user, {
@@ -192,18 +222,19 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.admit(cred.lease.id);
     const reg = this.ctx.registration();
     const target = reg ? pgTargetOf(reg.connection) : null;
-    if (!target) {
+    if (!reg || !target) {
       throw new HandshakeRefusal(
         SQLSTATE.connectionFailure,
         "the resource has no usable connection",
         "08006 no connection",
       );
     }
+    const database = this.pinnedDatabase(params.get("database"), user, reg, target.database);
     const login = await loginToBackend({
       target,
       username: cred.username,
       password: cred.password,
-      database: params.get("database") || target.database,
+      database,
       params: first.params.filter(([k]) => !OWN_PARAMS.has(k) && !k.startsWith("_pq_.")),
       maxMessageBytes: this.ctx.maxMessageBytes,
       signal: this.abort.signal,
@@ -226,7 +257,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     const frames = [authenticationOk(), ...login.frames.slice(0, -1)];
     if (login.key) {
       this.backendKey = { ...login.key, target };
-      this.clientKey = this.ctx.cancelKeys.issue(this.backendKey);
+      this.clientKey = this.ctx.cancelKeys.issue(this.backendKey, this.ctx.resource);
       frames.push(backendKeyData(this.clientKey.pid, this.clientKey.secret));
     }
     frames.push(...login.frames.slice(-1), login.rest);
@@ -302,6 +333,34 @@ export class PostgresSession implements ProxySession, Handshaking {
       });
   }
 
+  /**
+   * The database the session opens: the client's `database`, or the registration's when it
+   * names none or the user name (the server's default, here the lease id). It must be the
+   * registration's or one of `proxy.databases`; any other is refused as the server refuses a
+   * role without CONNECT on a database, 42501 "permission denied for database" (postinit.c),
+   * whether or not it exists.
+   */
+  private pinnedDatabase(
+    asked: string | undefined,
+    user: string,
+    reg: StoredRegistration,
+    own: string,
+  ): string {
+    const database = !asked || asked === user ? own : asked;
+    this.record.database = database.slice(0, 63);
+    const allowed = [own, ...(reg.proxy?.databases ?? []).filter((d) => d !== own)];
+    if (!allowed.includes(database)) {
+      throw new HandshakeRefusal(
+        SQLSTATE.insufficientPrivilege,
+        `permission denied for database "${database.slice(0, 63)}"`,
+        "42501 not a database of the resource (connection.database, proxy.databases)",
+        undefined,
+        `A lease of this resource may open only: ${allowed.join(", ")}.`,
+      );
+    }
+    return database;
+  }
+
   /** Counts the session against its lease's cap; a lease at its cap gets 53300, naming the setting. */
   private admit(leaseId: string): void {
     const max = this.ctx.maxConnectionsPerLease;
@@ -344,8 +403,9 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.releaseAdmission();
     this.abort.abort();
     this.backend?.destroy();
-    if (err instanceof PeerClosedError) {
-      this.record.refusal = "client closed during startup";
+    if (err instanceof PeerClosedError || err instanceof StartupDropped) {
+      this.record.refusal =
+        err instanceof StartupDropped ? `08P01 ${err.message}` : "client closed during startup";
       this.client.destroy();
       return;
     }
@@ -364,7 +424,8 @@ export class PostgresSession implements ProxySession, Handshaking {
       );
     }
     this.record.refusal = r.reason;
-    const frame = r.raw ?? errorResponse({ severity: "FATAL", code: r.code, message: r.message });
+    const frame =
+      r.raw ?? errorResponse({ severity: "FATAL", code: r.code, message: r.message, detail: r.detail });
     this.client.end(frame);
     setTimeout(() => this.client.destroy(), 1000).unref();
   }
