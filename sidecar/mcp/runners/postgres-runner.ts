@@ -27,7 +27,9 @@ function clientConfig(login: RunnerLogin, database: string | undefined): pg.Clie
       port: login.port,
       user: login.user,
       password: login.password,
-      database: database ?? "postgres",
+      // The lease id as the database (libpq's default, the user name) is the listener's word for
+      // "the registration's own database": sessions are pinned to it and proxy.databases.
+      database: database ?? login.user,
       ssl: { rejectUnauthorized: false },
     };
   }
