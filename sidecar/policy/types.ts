@@ -9,6 +9,7 @@ export const POLICY_ACTIONS = [
   "revoke",
   "approve",
   "register",
+  "statement",
 ] as const;
 
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];

@@ -103,6 +103,9 @@ describe("policy context helpers", () => {
       approved: false,
       dpop: false,
       caller: { attested: false, uid: -1, exe_sha256: "", cgroup: "" },
+      statement_kind: "",
+      tables: [],
+      multiple: false,
     });
     expect(parsePolicyContext([1])).toEqual({ ok: false, error: "context must be a JSON object" });
     expect(parsePolicyContext({ delegated_by: "spiffe://example.org/agent/boss" }, at)).toMatchObject({
