@@ -41,7 +41,16 @@ export const registrationSchema = z.strictObject({
   importRotation: z.boolean().default(true),
   /** @default true */
   reveal: z.boolean().default(true),
-  proxy: z.strictObject({ port: z.number().int().min(0).max(65535) }).optional(),
+  proxy: z
+    .strictObject({
+      port: z.number().int().min(0).max(65535),
+      /**
+       * Decide each statement sent through the listener by Cedar (`Action::"statement"`; PostgreSQL
+       * listeners only). Off: statements are not parsed and policy is not asked. @default false
+       */
+      statementPolicy: z.boolean().optional(),
+    })
+    .optional(),
   lease: z
     .strictObject({
       /** @default 300 */
@@ -89,7 +98,7 @@ export interface StoredRegistration {
   readonly admin?: { readonly username: string } | undefined;
   readonly accounts: readonly string[];
   readonly reveal: boolean;
-  readonly proxy?: { readonly port: number } | undefined;
+  readonly proxy?: { readonly port: number; readonly statementPolicy?: boolean | undefined } | undefined;
   readonly lease: { readonly defaultTtl: number; readonly maxTtl: number };
   readonly rotation: {
     readonly length: number;

@@ -124,6 +124,8 @@ export async function wireServices(
     maxConnectionsPerLease: config.proxy.maxConnectionsPerLease,
     tls: config.proxy.tls === "off" ? false : "self-signed",
     attestor: infra.attestor,
+    policy,
+    unparseable: config.proxy.unparseable,
   });
   proxies = proxyManager;
   const syncProxies = async () => {

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
+import type { LeaseRecord } from "../../leases/index.js";
 import type { Duplex } from "node:stream";
 import { type SecureContext, TLSSocket } from "node:tls";
 import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-token.js";
@@ -9,12 +10,13 @@ import type { SessionContext } from "../session-context.js";
 import { leaseAuditFields, SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
+import { StatementPolicy, type StatementPolicyPort, type UnparseablePolicy } from "../statement-policy.js";
 import type { AuditStatements, ProxySession } from "../types.js";
 import { loginToBackend } from "./backend-login.js";
 import type { BackendCancelKey, CancelKeys } from "./cancel-keys.js";
 import { forwardCancel } from "./cancel-forward.js";
 import { MSG, SQLSTATE } from "./constants.js";
-import { FrameTap } from "./frame-tap.js";
+import { FrameTap, type TappedMessage } from "./frame-tap.js";
 import { cstring, type FirstPacket, readFirstPacket, readMessage } from "./packets.js";
 import {
   authenticationCleartextPassword,
@@ -24,7 +26,14 @@ import {
   negotiateProtocolVersion,
 } from "./server-messages.js";
 import { StatementAuditor } from "./statement-audit.js";
-import { StatementGuard } from "./statement-guard.js";
+import {
+  type GuardRefusal,
+  refusalSql,
+  refusePasswordChanges,
+  StatementGuard,
+  type StatementJudge,
+} from "./statement-guard.js";
+import { classifyPostgres, loadPostgresGrammar } from "./statement-kind.js";
 import { pgTargetOf } from "./target.js";
 
 export interface PostgresContext extends SessionContext {
@@ -32,7 +41,21 @@ export interface PostgresContext extends SessionContext {
   /** TLS offered on SSLRequest; undefined answers 'N'. */
   readonly secureContext: SecureContext | undefined;
   readonly auditStatements: AuditStatements;
+  /** For registrations with `proxy.statementPolicy`: the engine (absent: refuse all) and what unparseable input gets. */
+  readonly statementPolicy?:
+    | { readonly policy: StatementPolicyPort | undefined; readonly unparseable: UnparseablePolicy }
+    | undefined;
 }
+
+/** Statement policy asked for, but no lease or engine to decide with: every statement is refused. */
+const POLICY_UNAVAILABLE: GuardRefusal = {
+  sql: refusalSql(
+    "leasehold: statement refused by policy (no policy to decide with)",
+    "ask the resource's operator",
+  ),
+  scope: "statement",
+  reason: "42501 statement policy unavailable",
+};
 
 /** Startup parameters the proxy sets itself or refuses, never passed to the server as given. */
 const OWN_PARAMS = new Set(["user", "database", "replication"]);
@@ -210,6 +233,16 @@ export class PostgresSession implements ProxySession, Handshaking {
     });
     this.backend = login.socket;
     login.socket.on("error", () => undefined);
+    if (this.ctx.registration()?.proxy?.statementPolicy === true) {
+      // The grammar loads once per process; until it has, no statement could be judged.
+      await loadPostgresGrammar().catch(() => {
+        throw new HandshakeRefusal(
+          SQLSTATE.connectionFailure,
+          "the proxy cannot apply the resource's statement policy now",
+          "08006 statement policy unavailable",
+        );
+      });
+    }
     if (this.ended) {
       login.socket.destroy();
       return;
@@ -244,16 +277,7 @@ export class PostgresSession implements ProxySession, Handshaking {
             onFailure: () => this.terminate("the audit log cannot be written"),
           })
         : undefined;
-    // Where the password is sealed, no statement that would change it reaches the server.
-    const guard =
-      this.ctx.registration()?.reveal === false
-        ? new StatementGuard({
-            onRefused: (text) => this.auditRefusal(text),
-            onStatement: auditor?.onMessage,
-            onUnjudgeable: (why) =>
-              this.terminate(`the proxy could not follow the client's messages (${why})`),
-          })
-        : undefined;
+    const guard = this.statementGuard(lease, auditor?.onMessage);
     const upTap = auditor && !guard ? new FrameTap(StatementAuditor.types, auditor.onMessage) : undefined;
     this.ctx.handshakes.leave(this);
     this.client.write(Buffer.concat(frames));
@@ -273,25 +297,75 @@ export class PostgresSession implements ProxySession, Handshaking {
     auditor?.attach(this.spliced.up);
   }
 
-  /** The record of a refused password change: a `decision` on the lease, with a digest, never the text. */
-  private auditRefusal(text: string): void {
+  /**
+   * The guard on the client's statements, when one is needed: where the password is sealed no
+   * statement that would change it reaches the server; under statement policy each statement
+   * is decided by Cedar. Neither: undefined (messages are not held).
+   */
+  private statementGuard(
+    lease: LeaseRecord | undefined,
+    onStatement: ((m: TappedMessage) => void) | undefined,
+  ): StatementGuard | undefined {
+    const reg = this.ctx.registration();
+    const judges: StatementJudge[] = [];
+    if (reg?.reveal === false) judges.push(refusePasswordChanges);
+    const sp = this.ctx.statementPolicy;
+    if (reg?.proxy?.statementPolicy === true) {
+      if (!lease || !sp) judges.push(() => POLICY_UNAVAILABLE);
+      else {
+        const policy = new StatementPolicy({
+          policy: sp.policy,
+          lease,
+          resource: this.ctx.resource,
+          groups: reg.groups,
+          unparseable: sp.unparseable,
+          classify: classifyPostgres,
+        });
+        judges.push((text) => {
+          const v = policy.judge(text);
+          return v.allowed
+            ? undefined
+            : {
+                sql: refusalSql(v.message, v.hint),
+                scope: "statement",
+                reason: v.reason,
+                policies: v.policies,
+                params: v.params,
+              };
+        });
+      }
+    }
+    if (judges.length === 0) return undefined;
+    return new StatementGuard({
+      judges,
+      onRefused: (text, refusal) => this.auditRefusal(text, refusal),
+      onStatement,
+      onUnjudgeable: (why) => this.terminate(`the proxy could not follow the client's messages (${why})`),
+    });
+  }
+
+  /** The record of a refused statement: a `decision` on the lease, with a digest, never the text. */
+  private auditRefusal(text: string, refusal: GuardRefusal): void {
     const lease = this.record.lease;
     if (!lease) return;
     this.ctx.log.warn(
-      { resource: this.ctx.resource, lease_id: lease.id, client: this.record.client },
-      "refused a password change through the proxy",
+      { resource: this.ctx.resource, lease_id: lease.id, client: this.record.client, scope: refusal.scope },
+      refusal.scope === "statement"
+        ? "refused a statement by policy through the proxy"
+        : "refused a password change through the proxy",
     );
     this.ctx.audit
       .append({
         ...leaseAuditFields(lease),
         event: "decision",
-        scope: "proxy_statement",
+        scope: refusal.scope,
         decision: "deny",
         tool: "postgres",
         target: this.record.client,
         request_id: this.record.requestId,
         digest: `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`,
-        reason: "42501 a statement changing a role's password was refused (reveal: false)",
+        reason: refusal.reason,
+        ...(refusal.policies ? { policies: [...refusal.policies] } : {}),
       })
       .catch((err: unknown) => {
         this.ctx.log.error(
