@@ -62,14 +62,19 @@ const FIXED: Readonly<Record<string, StatementKind>> = {
 };
 
 /** Data-modifying statements, weakest first: a statement is its strongest part. */
-const DML_RANK: Readonly<Record<string, number>> = {
-  SelectStmt: 0,
-  InsertStmt: 1,
-  UpdateStmt: 2,
-  DeleteStmt: 3,
-};
+const DML_RANK = new Map<string, number>([
+  ["SelectStmt", 0],
+  ["InsertStmt", 1],
+  ["MergeStmt", 1],
+  ["UpdateStmt", 2],
+  ["DeleteStmt", 3],
+]);
 const DML_KINDS: readonly StatementKind[] = ["select", "insert", "update", "delete"];
-const MERGE_RANK: Readonly<Record<string, number>> = { CMD_INSERT: 1, CMD_UPDATE: 2, CMD_DELETE: 3 };
+const MERGE_RANK = new Map<unknown, number>([
+  ["CMD_INSERT", 1],
+  ["CMD_UPDATE", 2],
+  ["CMD_DELETE", 3],
+]);
 
 /** `DROP` of these names tables (its objects are name lists, not RangeVars). */
 const DROPPED_RELATIONS = new Set([
@@ -89,17 +94,40 @@ function only(node: unknown): [string, Node] | undefined {
     : undefined;
 }
 
-/** Every node of a parse tree, depth first, as (type name, fields). */
-function* walk(value: unknown): Generator<[string, Node]> {
+/** What one walk of a statement's tree finds. */
+interface Found {
+  readonly tables: Set<string>;
+  /** The strongest data-modifying node (DML_RANK), -1 for none. */
+  rank: number;
+  /** The highest parameter placeholder. */
+  params: number;
+}
+
+/**
+ * One depth-first walk: every RangeVar (wrapped, `{ RangeVar: {...} }`, or inline,
+ * `relation: {...}`), the strongest data-modifying node, the highest ParamRef.
+ */
+function scan(value: unknown, found: Found): void {
+  if (typeof value !== "object" || value === null) return;
   if (Array.isArray(value)) {
-    for (const v of value) yield* walk(v);
+    for (const v of value) scan(v, found);
     return;
   }
-  if (typeof value !== "object" || value === null) return;
-  for (const [key, child] of Object.entries(value as Node)) {
+  const node = value as Node;
+  if (typeof node.relname === "string") found.tables.add(relationName(node));
+  for (const key in node) {
+    const child = node[key];
     if (typeof child !== "object" || child === null) continue;
-    if (/^[A-Z]/.test(key) && !Array.isArray(child)) yield [key, child as Node];
-    yield* walk(child);
+    const rank = DML_RANK.get(key);
+    if (rank !== undefined && rank > found.rank) found.rank = rank;
+    else if (key === "MergeWhenClause") {
+      const r = MERGE_RANK.get((child as Node).commandType) ?? 2;
+      if (r > found.rank) found.rank = r;
+    } else if (key === "ParamRef") {
+      const n = (child as Node).number;
+      if (typeof n === "number" && n > found.params) found.params = n;
+    }
+    scan(child, found);
   }
 }
 
@@ -114,53 +142,25 @@ function nameList(list: unknown): string | undefined {
   return parts.every((p) => typeof p === "string") ? parts.join(".") : undefined;
 }
 
-/** The tables a statement names, in order of appearance, each once. */
-function tablesOf(stmt: unknown): string[] {
-  const out = new Set<string>();
-  const top = only(stmt);
-  if (top) {
-    const [type, body] = top;
-    if (type === "DropStmt" && DROPPED_RELATIONS.has(body.removeType as string)) {
-      for (const o of (body.objects as unknown[]) ?? []) {
-        const name = nameList(o);
-        if (name) out.add(name);
-      }
-    }
+/** `DROP TABLE a, s.b`: names as lists of strings, not RangeVars. */
+function droppedTables(type: string, body: Node, out: Set<string>): void {
+  if (type !== "DropStmt" || !DROPPED_RELATIONS.has(body.removeType as string)) return;
+  for (const o of (body.objects as unknown[]) ?? []) {
+    const name = nameList(o);
+    if (name) out.add(name);
   }
-  collectRelations(stmt, out);
-  return [...out];
 }
 
-/** Every RangeVar of a tree: wrapped (`{ RangeVar: {...} }`) or inline (`relation: {...}`). */
-function collectRelations(value: unknown, out: Set<string>): void {
-  if (Array.isArray(value)) {
-    for (const v of value) collectRelations(v, out);
-    return;
-  }
-  if (typeof value !== "object" || value === null) return;
-  const node = value as Node;
-  if (typeof node.relname === "string") out.add(relationName(node));
-  for (const child of Object.values(node)) if (typeof child === "object") collectRelations(child, out);
-}
-
-/** The kind of one parsed statement (`{ SelectStmt: {...} }`). */
-function kindOf(stmt: unknown): StatementKind {
+/** The kind of one parsed statement (`{ SelectStmt: {...} }`), given its tree's strongest DML rank. */
+function kindOf(stmt: unknown, rank: number): StatementKind {
   const top = only(stmt);
   if (!top) return "other";
   const [type, body] = top;
   if (type === "ExplainStmt" || type === "PrepareStmt" || type === "DeclareCursorStmt")
-    return kindOf(body.query);
+    return kindOf(body.query, rank);
   if (type === "SelectStmt" && body.intoClause) return "ddl";
-  if (type in DML_RANK || type === "MergeStmt") {
-    // A data-modifying WITH (or MERGE's actions) makes the statement its strongest part.
-    let rank = DML_RANK[type] ?? 0;
-    for (const [t, b] of [[type, body] as [string, Node], ...walk(body)]) {
-      if (t in DML_RANK) rank = Math.max(rank, DML_RANK[t] ?? 0);
-      if (t === "MergeWhenClause") rank = Math.max(rank, MERGE_RANK[b.commandType as string] ?? 2);
-      if (t === "MergeStmt") rank = Math.max(rank, 1);
-    }
-    return DML_KINDS[rank] ?? "delete";
-  }
+  // A data-modifying WITH (or MERGE's actions) makes the statement its strongest part.
+  if (DML_RANK.has(type)) return DML_KINDS[Math.max(rank, 0)] ?? "delete";
   if (DCL.has(type)) return "dcl";
   if (OTHER.has(type)) return "other";
   const fixed = FIXED[type];
@@ -182,13 +182,14 @@ export function classifyPostgres(sql: string): Classification {
   } catch (err) {
     return { ok: false, error: (err as Error).message };
   }
-  const statements = (tree.stmts ?? []).map(({ stmt }) => ({ kind: kindOf(stmt), tables: tablesOf(stmt) }));
   let params = 0;
-  // Only a statement with placeholders has ParamRef nodes; most need no second walk.
-  if (sql.includes("$")) {
-    for (const [type, body] of walk(tree.stmts)) {
-      if (type === "ParamRef" && typeof body.number === "number") params = Math.max(params, body.number);
-    }
-  }
+  const statements = (tree.stmts ?? []).map(({ stmt }) => {
+    const found: Found = { tables: new Set(), rank: -1, params: 0 };
+    const top = only(stmt);
+    if (top) droppedTables(top[0], top[1], found.tables);
+    scan(stmt, found);
+    params = Math.max(params, found.params);
+    return { kind: kindOf(stmt, found.rank), tables: [...found.tables] };
+  });
   return { ok: true, statements, params };
 }
