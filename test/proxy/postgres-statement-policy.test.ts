@@ -271,6 +271,23 @@ describe("statement policy on the PostgreSQL listener", () => {
     }
   });
 
+  it("a listener that cannot apply statement policy (Redis) does not start", async () => {
+    const m = await h.manager({ policy: h.node.policy });
+    const stored = await h.node.catalog.get(PLAIN);
+    if (!stored) throw new Error("no registration");
+    const redisReg = {
+      ...stored,
+      name: "px-redis-stmt",
+      adapter: "redis-acl",
+      proxy: { port: 0, statementPolicy: true },
+    };
+    const report = await m.sync([redisReg]);
+    expect(report.failed).toEqual([
+      { resource: "px-redis-stmt", error: "statement policy is not available for redis listeners" },
+    ]);
+    expect(m.endpointFor("px-redis-stmt")).toBeUndefined();
+  });
+
   it("no token or password appears in the logs or the audit trail", async () => {
     const logs = h.logLines.join("\n");
     const audit = JSON.stringify(await h.auditRecords());
