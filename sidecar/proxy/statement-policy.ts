@@ -75,6 +75,10 @@ export interface StatementPolicyOptions {
 }
 
 const ALLOWED: StatementVerdict = { allowed: true };
+const HOUR_MS = 3_600_000;
+
+/** A refusal of one statement, before the message's parameter count is known. */
+type Decided = { readonly allowed: true } | Omit<Extract<StatementVerdict, { allowed: false }>, "params">;
 
 function described(s: ClassifiedStatement): string {
   return `${s.kind} on ${s.tables.length > 0 ? s.tables.join(", ") : "no table"}`;
@@ -85,12 +89,16 @@ function described(s: ClassifiedStatement): string {
  * the protocol's grammar and decided by Cedar as `Action::"statement"` on the lease's resource,
  * the principal the lease's agent, the context the lease's (intent, task, tool, approval,
  * caller) with `statement_kind`, `tables` and `multiple`. A message of several statements is
- * refused if any one is. Decisions are cached per statement text (by SHA-256) for the session,
- * until the policy file is reloaded. Synchronous: the grammar and Cedar both are.
+ * refused if any one is. Verdicts are cached for the session per statement text (by SHA-256),
+ * and Cedar's decisions per (kind, tables, multiple), since nothing else in the context changes
+ * within a session but the clock: both caches start over when the policy file is reloaded and
+ * when the UTC hour changes (`context.hour_utc`). Synchronous: the grammar and Cedar both are.
  */
 export class StatementPolicy {
   private readonly cache = new Map<string, StatementVerdict>();
+  private readonly decisions = new Map<string, Decided>();
   private cachedFor: readonly string[] | undefined;
+  private cachedHour = -1;
   private readonly max: number;
 
   constructor(private readonly o: StatementPolicyOptions) {
@@ -100,9 +108,12 @@ export class StatementPolicy {
   /** The verdict on one message's SQL text. */
   judge(sql: string): StatementVerdict {
     const ids = this.o.policy?.policyIds;
-    if (ids !== this.cachedFor || this.cache.size >= this.max) {
+    const hour = Math.floor((this.o.now?.() ?? Date.now()) / HOUR_MS);
+    if (ids !== this.cachedFor || hour !== this.cachedHour || this.cache.size >= this.max) {
       this.cache.clear();
+      this.decisions.clear();
       this.cachedFor = ids;
+      this.cachedHour = hour;
     }
     const key = createHash("sha256").update(sql, "utf8").digest("base64");
     const hit = this.cache.get(key);
@@ -127,22 +138,27 @@ export class StatementPolicy {
     }
     const multiple = parsed.statements.length > 1;
     for (const statement of parsed.statements) {
-      const verdict = this.decideOne(statement, multiple, parsed.params);
-      if (!verdict.allowed) return verdict;
+      const key = `${multiple}\0${statement.kind}\0${statement.tables.join("\0")}`;
+      let decided = this.decisions.get(key);
+      if (!decided) {
+        decided = this.decideOne(statement, multiple);
+        if (this.decisions.size >= this.max) this.decisions.clear();
+        this.decisions.set(key, decided);
+      }
+      if (!decided.allowed) return { ...decided, params: parsed.params };
     }
     return ALLOWED;
   }
 
-  private decideOne(statement: ClassifiedStatement, multiple: boolean, params: number): StatementVerdict {
+  private decideOne(statement: ClassifiedStatement, multiple: boolean): Decided {
     const { lease } = this.o;
     const what = described(statement);
-    const refused = (reason: string, policies: readonly string[], hint: string): StatementVerdict => ({
+    const refused = (reason: string, policies: readonly string[], hint: string): Decided => ({
       allowed: false,
       message: `leasehold: statement refused by policy (${what}${multiple ? ", in a message of several statements" : ""})`,
       hint,
       reason: `42501 ${what}${multiple ? " (multiple)" : ""}: ${reason}`,
       policies,
-      params,
     });
     if (!this.o.policy) return refused("no policy engine", [], "ask the resource's operator");
     const now = this.o.now?.() ?? Date.now();

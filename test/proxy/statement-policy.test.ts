@@ -146,7 +146,7 @@ describe("StatementPolicy (the worked policy)", () => {
     });
   });
 
-  it("decides each distinct text once per session, again after a policy reload", async () => {
+  it("asks Cedar once per (kind, tables, multiple) in a session; again after a reload or in a new hour", () => {
     const calls: PolicyRequest[] = [];
     let ids: readonly string[] = engine.policyIds;
     const counting: StatementPolicyPort = {
@@ -158,10 +158,19 @@ describe("StatementPolicy (the worked policy)", () => {
         return ids;
       },
     };
-    const p = policyFor(lease("read"), counting);
-    for (let i = 0; i < 5; i++) p.judge("SELECT * FROM orders");
-    p.judge("DROP TABLE orders");
-    p.judge("DROP TABLE orders");
+    let clock = Date.UTC(2030, 0, 1, 9, 0);
+    const p = new StatementPolicy({
+      policy: counting,
+      lease: lease("read"),
+      resource: "orders-db",
+      groups: [],
+      unparseable: "deny",
+      classify: classifyPostgres,
+      now: () => clock,
+    });
+    for (let i = 0; i < 5; i++) expect(p.judge(`SELECT * FROM orders WHERE id = ${i}`).allowed).toBe(true);
+    expect(p.judge("DROP TABLE orders").allowed).toBe(false);
+    expect(p.judge("drop table orders").allowed).toBe(false);
     expect(calls).toHaveLength(2);
     expect(calls[0]).toMatchObject({
       action: "statement",
@@ -171,6 +180,7 @@ describe("StatementPolicy (the worked policy)", () => {
         intent: "read",
         task_id: "T-1",
         tool: "psql",
+        hour_utc: 9,
         statement_kind: "select",
         tables: ["orders"],
         multiple: false,
@@ -179,5 +189,9 @@ describe("StatementPolicy (the worked policy)", () => {
     ids = [...ids];
     p.judge("SELECT * FROM orders");
     expect(calls).toHaveLength(3);
+    clock += 3_600_000;
+    p.judge("SELECT * FROM orders");
+    expect(calls).toHaveLength(4);
+    expect(calls[3]?.context.hour_utc).toBe(10);
   });
 });
