@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import type { JWK } from "jose";
 import type { Adapter } from "../../adapters/adapter.js";
 import { builtinAdapters } from "../../adapters/registry.js";
+import { ApprovalStore } from "../../sidecar/approvals/approval-store.js";
 import { AuditLog } from "../../sidecar/audit/index.js";
 import { LeaseEventChannel } from "../../sidecar/events/index.js";
 import {
@@ -83,6 +84,8 @@ export interface ProxyHarness {
       caller?: () => Promise<CallerAttestation>;
       /** @default "read" */
       intent?: string;
+      /** When policy asks for an approval: this human approves it, and the lease is redeemed. */
+      approver?: string;
     },
   ): Promise<Checkout>;
   /** A proxy manager bound to the primary node, synced with every registration. */
@@ -189,6 +192,7 @@ export async function startProxyHarness(opts: {
       audit,
       events,
       log,
+      approvals: new ApprovalStore(redis, prefix, { minApprovers: 1, maxPendingPerAgent: 5 }),
     });
     const resourceService = new ResourceService({
       secrets: secretsStore,
@@ -271,7 +275,23 @@ export async function startProxyHarness(opts: {
         },
         { requestId: `req_${randomBytes(4).toString("hex")}`, caller: o.caller },
       );
-      if (!("token" in res)) throw new Error("checkout needs an approval; the test policy should allow it");
+      if (!("token" in res)) {
+        if (!o.approver || !("approval" in res))
+          throw new Error("checkout needs an approval; the test policy should allow it");
+        const meta = { requestId: `req_${randomBytes(4).toString("hex")}` };
+        await node.leaseService.decideApproval(res.approval.id, true, o.approver, undefined, meta);
+        const again = await mintIdentityAssertion({
+          keyFile: join(trustDir, `${agentKeyFileStem(agent)}.key.jwk`),
+          audience: "leasehold",
+        });
+        const polled = (await node.leaseService.pollApproval(again, res.approval.id, meta)).approval as {
+          lease?: { id: string; account: string };
+          token?: string;
+        };
+        if (!polled.lease || !polled.token) throw new Error("the approved checkout gave no lease");
+        secrets.push(polled.token, jwt, again);
+        return { leaseId: polled.lease.id, token: polled.token, account: polled.lease.account };
+      }
       secrets.push(res.token, jwt);
       return { leaseId: res.lease.id, token: res.token, account: res.lease.account };
     },

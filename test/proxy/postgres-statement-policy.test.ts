@@ -10,8 +10,10 @@ const RESOURCE = "px-pg-stmt";
 const PLAIN = "px-pg-plain";
 
 /**
- * The README's worked policy, with writes allowed without approval here (the approval path is
- * decided the same way: test/proxy/statement-policy.test.ts).
+ * The README's worked policy: intent read may only select from the orders and customers
+ * tables; DDL needs an approval (intent `migrate`: the checkout asks a human, and the lease it
+ * gives carries the approval into each statement's `context.approved`). Intent `write` may
+ * change rows and, for the test, run DDL without approval.
  */
 const POLICY = `@id("checkout")
 permit (
@@ -20,6 +22,14 @@ permit (
   resource
 )
 when { context.intent == "read" || context.intent == "write" };
+
+@id("migrate-with-approval")
+permit (principal, action == Action::"checkout", resource)
+when { context.intent == "migrate" && context.approved };
+
+@id("ddl-with-approval")
+permit (principal, action == Action::"statement", resource)
+when { context.intent == "migrate" && context.statement_kind == "ddl" && context.approved };
 
 @id("read-selects-orders-customers")
 permit (principal, action == Action::"statement", resource)
@@ -253,6 +263,20 @@ describe("statement policy on the PostgreSQL listener", () => {
       await c.query("DROP TABLE ps_scratch");
       // DO is its own kind: the write policy does not name it.
       const err = await refusal(c.query("DO $$BEGIN PERFORM 1; END$$"));
+      expect(err.code).toBe("42501");
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("under intent migrate the DDL goes through on the lease a human approved", async () => {
+    const migrator = await h.checkout(RESOURCE, { intent: "migrate", approver: "alice" });
+    const c = await connect(migrator);
+    try {
+      await c.query("CREATE TABLE ps_migrated (a int)");
+      await c.query("DROP TABLE ps_migrated");
+      // Rows are not the migration's business: no policy lets intent migrate select.
+      const err = await refusal(c.query("SELECT * FROM ps_orders"));
       expect(err.code).toBe("42501");
     } finally {
       await c.end();
