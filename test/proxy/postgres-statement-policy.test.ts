@@ -5,6 +5,7 @@ import type { ProxyManager } from "../../sidecar/proxy/index.js";
 import { type ScramPostgres, startScramPostgres } from "../support/pg-cluster.js";
 import { waitFor } from "../support/wait-for.js";
 import { type Checkout, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { pgError, pgMessages, pgStartup, rawConnect, readUntil } from "./wire.js";
 
 const RESOURCE = "px-pg-stmt";
 const PLAIN = "px-pg-plain";
@@ -239,6 +240,42 @@ describe("statement policy on the PostgreSQL listener", () => {
     const raw = JSON.stringify(records);
     for (const r of refused) expect(raw).not.toContain(r.text);
     expect(raw).not.toContain("DROP COLUMN");
+  });
+
+  it("a fast-path FunctionCall (no SQL to decide on) is refused with 42501; the session goes on", async () => {
+    const ep = proxy.endpointFor(RESOURCE);
+    if (!ep) throw new Error("no listener");
+    const s = await rawConnect(ep.port);
+    s.on("error", () => undefined);
+    const msg = (type: string, body: Buffer) => {
+      const head = Buffer.alloc(5);
+      head.write(type, 0, "latin1");
+      head.writeInt32BE(4 + body.length, 1);
+      return Buffer.concat([head, body]);
+    };
+    const ready = (b: Buffer) => pgMessages(b).some((m) => m.type === "Z");
+    try {
+      s.write(pgStartup({ user: reader.leaseId, database: "postgres" }));
+      await readUntil(s, (b) => pgMessages(b).some((m) => m.type === "R"));
+      const login = readUntil(s, ready);
+      s.write(msg("p", Buffer.from(`${reader.token}\0`)));
+      await login;
+      // FunctionCall: pg_catalog.now() (OID 1299), no argument formats, no arguments, text result.
+      const body = Buffer.alloc(4 + 2 + 2 + 2);
+      body.writeInt32BE(1299, 0);
+      const answer = readUntil(s, ready);
+      s.write(msg("F", body));
+      const out = await answer;
+      expect(pgError(out)).toMatchObject({
+        C: "42501",
+        M: expect.stringContaining("fast-path function call"),
+      });
+      const next = readUntil(s, ready);
+      s.write(msg("Q", Buffer.from("SELECT 1 FROM ps_orders LIMIT 1\0")));
+      expect(pgError(await next)).toBeUndefined();
+    } finally {
+      s.destroy();
+    }
   });
 
   it("a statement the grammar cannot parse is refused (proxy.unparseable: deny)", async () => {

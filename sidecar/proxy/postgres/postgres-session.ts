@@ -57,6 +57,16 @@ const POLICY_UNAVAILABLE: GuardRefusal = {
   reason: "42501 statement policy unavailable",
 };
 
+/** A fast-path FunctionCall under statement policy: no SQL to decide on, so refused. */
+const FUNCTION_CALL_REFUSAL: GuardRefusal = {
+  sql: refusalSql(
+    "leasehold: statement refused by policy (a fast-path function call)",
+    "call the function in a SQL statement: SELECT f(...)",
+  ),
+  scope: "statement",
+  reason: "42501 a fast-path function call (FunctionCall message) under statement policy",
+};
+
 /** Startup parameters the proxy sets itself or refuses, never passed to the server as given. */
 const OWN_PARAMS = new Set(["user", "database", "replication"]);
 const FALSE_WORDS = new Set(["false", "off", "no", "0"]);
@@ -310,7 +320,8 @@ export class PostgresSession implements ProxySession, Handshaking {
     const judges: StatementJudge[] = [];
     if (reg?.reveal === false) judges.push(refusePasswordChanges);
     const sp = this.ctx.statementPolicy;
-    if (reg?.proxy?.statementPolicy === true) {
+    const policyOn = reg?.proxy?.statementPolicy === true;
+    if (policyOn) {
       if (!lease || !sp) judges.push(() => POLICY_UNAVAILABLE);
       else {
         const policy = new StatementPolicy({
@@ -341,6 +352,7 @@ export class PostgresSession implements ProxySession, Handshaking {
       onRefused: (text, refusal) => this.auditRefusal(text, refusal),
       onStatement,
       onUnjudgeable: (why) => this.terminate(`the proxy could not follow the client's messages (${why})`),
+      functionCalls: policyOn ? FUNCTION_CALL_REFUSAL : undefined,
     });
   }
 

@@ -74,6 +74,12 @@ export interface StatementGuardOptions {
   readonly onUnjudgeable: (why: string) => void;
   /** @default MAX_GUARDED_STATEMENT_BYTES */
   readonly maxStatementBytes?: number | undefined;
+  /**
+   * Refuse every fast-path FunctionCall (it names a function by OID and carries no SQL a judge
+   * could read): it is replaced by a Query of the refusal, which the server answers as a failed
+   * call is answered, ErrorResponse then ReadyForQuery. Absent: FunctionCall passes.
+   */
+  readonly functionCalls?: GuardRefusal | undefined;
 }
 
 function frame(type: number, body: Buffer): Buffer {
@@ -163,7 +169,7 @@ export class StatementGuard {
       if (len < 4) return this.fail(out, "a message with an invalid length");
       this.remaining = len - 4;
       const head = Buffer.from(this.header);
-      if (type === MSG.query || type === MSG.parse) {
+      if (type === MSG.query || type === MSG.parse || (type === MSG.functionCall && this.o.functionCalls)) {
         if (len + 1 > this.max) return this.fail(out, `a statement of more than ${this.max} bytes`);
         this.held = { type, parts: [], head };
         if (this.remaining === 0) out.push(this.judge());
@@ -186,6 +192,10 @@ export class StatementGuard {
     this.held = undefined;
     if (!h) return Buffer.alloc(0);
     const body = Buffer.concat(h.parts);
+    if (h.type === MSG.functionCall && this.o.functionCalls) {
+      this.o.onRefused(body.toString("latin1"), this.o.functionCalls);
+      return frame(MSG.query, Buffer.from(`${this.o.functionCalls.sql}\0`, "utf8"));
+    }
     const text = statementText({ type: h.type, body, truncated: false });
     if (text !== undefined) {
       for (const judge of this.judges) {
