@@ -185,6 +185,8 @@ describe("statement policy on the PostgreSQL listener", () => {
       { text: "SELECT 1; DROP TABLE ps_orders", kind: "ddl", tables: "ps_orders" },
       { text: "SELECT * FROM ps_secrets", kind: "select", tables: "ps_secrets" },
       { text: "DO $$BEGIN EXECUTE 'DROP TABLE ps_orders'; END$$", kind: "do", tables: "no table" },
+      // A quote and a dollar in a table's name reach the client's message safely.
+      { text: `SELECT * FROM "o'rders$x"`, kind: "select", tables: "o'rders?x" },
     ];
     try {
       for (const r of refused) {

@@ -3,9 +3,15 @@ import type { TappedMessage } from "./frame-tap.js";
 import { changesRolePassword } from "./password-statements.js";
 import { statementText } from "./statement-audit.js";
 
-/** Text safe inside the refusal's quoted, dollar-quoted literal: printable ASCII but quote, `$` and `\\`, at most 400 chars. */
+/**
+ * Text safe inside the refusal's quoted literal within its dollar-quoted body: printable ASCII,
+ * quotes doubled, `$` and `\\` replaced, at most 400 characters.
+ */
 function literal(text: string): string {
-  return text.replace(/[^\x20-\x7e]|['$\\]/g, "?").slice(0, 400);
+  return text
+    .slice(0, 400)
+    .replace(/[^\x20-\x7e]|[$\\]/g, "?")
+    .replace(/'/g, "''");
 }
 
 /**
