@@ -10,7 +10,6 @@ import type { SessionContext } from "../session-context.js";
 import { leaseAuditFields, SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
-import { StatementPolicy, type StatementPolicyPort, type UnparseablePolicy } from "../statement-policy.js";
 import type { AuditStatements, ProxySession } from "../types.js";
 import { loginToBackend } from "./backend-login.js";
 import type { BackendCancelKey, CancelKeys } from "./cancel-keys.js";
@@ -26,14 +25,9 @@ import {
   negotiateProtocolVersion,
 } from "./server-messages.js";
 import { StatementAuditor } from "./statement-audit.js";
-import {
-  type GuardRefusal,
-  refusalSql,
-  refusePasswordChanges,
-  StatementGuard,
-  type StatementJudge,
-} from "./statement-guard.js";
-import { classifyPostgres, loadPostgresGrammar } from "./statement-kind.js";
+import { type SessionStatementPolicy, sessionGuard } from "./session-guard.js";
+import type { GuardRefusal, StatementGuard } from "./statement-guard.js";
+import { loadPostgresGrammar } from "./statement-kind.js";
 import { pgTargetOf } from "./target.js";
 
 export interface PostgresContext extends SessionContext {
@@ -42,30 +36,8 @@ export interface PostgresContext extends SessionContext {
   readonly secureContext: SecureContext | undefined;
   readonly auditStatements: AuditStatements;
   /** For registrations with `proxy.statementPolicy`: the engine (absent: refuse all) and what unparseable input gets. */
-  readonly statementPolicy?:
-    | { readonly policy: StatementPolicyPort | undefined; readonly unparseable: UnparseablePolicy }
-    | undefined;
+  readonly statementPolicy?: SessionStatementPolicy | undefined;
 }
-
-/** Statement policy asked for, but no lease or engine to decide with: every statement is refused. */
-const POLICY_UNAVAILABLE: GuardRefusal = {
-  sql: refusalSql(
-    "leasehold: statement refused by policy (no policy to decide with)",
-    "ask the resource's operator",
-  ),
-  scope: "statement",
-  reason: "42501 statement policy unavailable",
-};
-
-/** A fast-path FunctionCall under statement policy: no SQL to decide on, so refused. */
-const FUNCTION_CALL_REFUSAL: GuardRefusal = {
-  sql: refusalSql(
-    "leasehold: statement refused by policy (a fast-path function call)",
-    "call the function in a SQL statement: SELECT f(...)",
-  ),
-  scope: "statement",
-  reason: "42501 a fast-path function call (FunctionCall message) under statement policy",
-};
 
 /** Startup parameters the proxy sets itself or refuses, never passed to the server as given. */
 const OWN_PARAMS = new Set(["user", "database", "replication"]);
@@ -307,52 +279,19 @@ export class PostgresSession implements ProxySession, Handshaking {
     auditor?.attach(this.spliced.up);
   }
 
-  /**
-   * The guard on the client's statements, when one is needed: where the password is sealed no
-   * statement that would change it reaches the server; under statement policy each statement
-   * is decided by Cedar. Neither: undefined (messages are not held).
-   */
+  /** The guard on the client's statements, when the registration needs one (session-guard.ts). */
   private statementGuard(
     lease: LeaseRecord | undefined,
     onStatement: ((m: TappedMessage) => void) | undefined,
   ): StatementGuard | undefined {
-    const reg = this.ctx.registration();
-    const judges: StatementJudge[] = [];
-    if (reg?.reveal === false) judges.push(refusePasswordChanges);
-    const sp = this.ctx.statementPolicy;
-    const policyOn = reg?.proxy?.statementPolicy === true;
-    if (policyOn) {
-      if (!lease || !sp) judges.push(() => POLICY_UNAVAILABLE);
-      else {
-        const policy = new StatementPolicy({
-          policy: sp.policy,
-          lease,
-          resource: this.ctx.resource,
-          groups: reg.groups,
-          unparseable: sp.unparseable,
-          classify: classifyPostgres,
-        });
-        judges.push((text) => {
-          const v = policy.judge(text);
-          return v.allowed
-            ? undefined
-            : {
-                sql: refusalSql(v.message, v.hint),
-                scope: "statement",
-                reason: v.reason,
-                policies: v.policies,
-                params: v.params,
-              };
-        });
-      }
-    }
-    if (judges.length === 0) return undefined;
-    return new StatementGuard({
-      judges,
+    return sessionGuard({
+      reg: this.ctx.registration(),
+      lease,
+      resource: this.ctx.resource,
+      statementPolicy: this.ctx.statementPolicy,
       onRefused: (text, refusal) => this.auditRefusal(text, refusal),
       onStatement,
       onUnjudgeable: (why) => this.terminate(`the proxy could not follow the client's messages (${why})`),
-      functionCalls: policyOn ? FUNCTION_CALL_REFUSAL : undefined,
     });
   }
 
