@@ -21,6 +21,7 @@ import type {
 } from "./types.js";
 
 let engineSerial = 0;
+const NO_IDS: readonly string[] = Object.freeze([]);
 
 // Computed once: every partial evaluation uses the same contexts.
 const UNKNOWN_CONTEXTS = unknownContexts();
@@ -64,8 +65,9 @@ class CedarPolicyEngine implements PolicyEngine {
     this.#slots = [`leasehold-policy-${engineSerial}-a`, `leasehold-policy-${engineSerial}-b`];
   }
 
+  /** The same array until the next load (callers cache decisions by its identity). */
   get policyIds(): readonly string[] {
-    return this.#active.kind === "cedar" ? this.#active.ids : [];
+    return this.#active.kind === "cedar" ? this.#active.ids : NO_IDS;
   }
 
   async reload(): Promise<PolicyReloadResult> {

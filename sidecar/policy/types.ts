@@ -65,7 +65,7 @@ export type PolicyReloadResult = { ok: true } | { ok: false; error: string };
 export interface PolicyEngine {
   /** The policy file, if one is configured. */
   readonly file: string | undefined;
-  /** Ids of the loaded policies; empty when everything is denied. */
+  /** Ids of the loaded policies; empty when everything is denied. The same array until the next load. */
   readonly policyIds: readonly string[];
   /**
    * Decides one request. A deny that would be an allow with `approved: true`
