@@ -31,6 +31,12 @@ export type Classification =
       readonly statements: readonly ClassifiedStatement[];
       /** The highest parameter placeholder (`$3`: 3), 0 without any. */
       readonly params: number;
+      /**
+       * It would change how the server reads later SQL (PostgreSQL: `client_encoding` other than
+       * UTF-8, `standard_conforming_strings` off), so the grammar would no longer read it the
+       * same: always refused, whatever the policy.
+       */
+      readonly changesSyntax: boolean;
     }
   | { readonly ok: false; readonly error: string };
 
@@ -134,6 +140,16 @@ export class StatementPolicy {
         reason: `42501 unparseable statement refused (proxy.unparseable: deny): ${parsed.error.slice(0, 200)}`,
         policies: [],
         params: 0,
+      };
+    }
+    if (parsed.changesSyntax) {
+      return {
+        allowed: false,
+        message: "leasehold: statement refused by policy (it changes how the server reads SQL)",
+        hint: "under statement policy client_encoding stays UTF8 and standard_conforming_strings on",
+        reason: "42501 a statement changing client_encoding or standard_conforming_strings",
+        policies: [],
+        params: parsed.params,
       };
     }
     const multiple = parsed.statements.length > 1;

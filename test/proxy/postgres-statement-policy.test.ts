@@ -70,7 +70,7 @@ async function asSuperuser<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-async function connect(l: Checkout, resource = RESOURCE): Promise<pg.Client> {
+async function connect(l: Checkout, resource = RESOURCE, extra: pg.ClientConfig = {}): Promise<pg.Client> {
   const ep = proxy.endpointFor(resource);
   if (!ep) throw new Error("no listener");
   const c = new pg.Client({
@@ -79,6 +79,7 @@ async function connect(l: Checkout, resource = RESOURCE): Promise<pg.Client> {
     user: l.leaseId,
     password: l.token,
     database: "postgres",
+    ...extra,
   });
   c.on("error", () => undefined);
   await c.connect();
@@ -92,6 +93,30 @@ async function refusal(p: Promise<unknown>): Promise<{ code?: string; message: s
   );
   if (!err) throw new Error("the statement was not refused");
   return err;
+}
+
+/** One typed protocol message. */
+function msg(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, "latin1");
+  head.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+const ready = (b: Buffer) => pgMessages(b).some((m) => m.type === "Z");
+
+/** A raw protocol session through the listener, logged in with the reader's lease, at ReadyForQuery. */
+async function rawLogin(params: Record<string, string>) {
+  const ep = proxy.endpointFor(RESOURCE);
+  if (!ep) throw new Error("no listener");
+  const s = await rawConnect(ep.port);
+  s.on("error", () => undefined);
+  s.write(pgStartup(params));
+  await readUntil(s, (b) => pgMessages(b).some((m) => m.type === "R"));
+  const login = readUntil(s, ready);
+  s.write(msg("p", Buffer.from(`${reader.token}\0`)));
+  await login;
+  return s;
 }
 
 const digest = (text: string) => `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`;
@@ -245,23 +270,8 @@ describe("statement policy on the PostgreSQL listener", () => {
   });
 
   it("a fast-path FunctionCall (no SQL to decide on) is refused with 42501; the session goes on", async () => {
-    const ep = proxy.endpointFor(RESOURCE);
-    if (!ep) throw new Error("no listener");
-    const s = await rawConnect(ep.port);
-    s.on("error", () => undefined);
-    const msg = (type: string, body: Buffer) => {
-      const head = Buffer.alloc(5);
-      head.write(type, 0, "latin1");
-      head.writeInt32BE(4 + body.length, 1);
-      return Buffer.concat([head, body]);
-    };
-    const ready = (b: Buffer) => pgMessages(b).some((m) => m.type === "Z");
+    const s = await rawLogin({ user: reader.leaseId, database: "postgres" });
     try {
-      s.write(pgStartup({ user: reader.leaseId, database: "postgres" }));
-      await readUntil(s, (b) => pgMessages(b).some((m) => m.type === "R"));
-      const login = readUntil(s, ready);
-      s.write(msg("p", Buffer.from(`${reader.token}\0`)));
-      await login;
       // FunctionCall: pg_catalog.now() (OID 1299), no argument formats, no arguments, text result.
       const body = Buffer.alloc(4 + 2 + 2 + 2);
       body.writeInt32BE(1299, 0);
@@ -278,6 +288,52 @@ describe("statement policy on the PostgreSQL listener", () => {
     } finally {
       s.destroy();
     }
+  });
+
+  it("SQL the server would read otherwise than the grammar is refused (client_encoding, standard_conforming_strings)", async () => {
+    const c = await connect(reader);
+    try {
+      for (const sql of [
+        "SET standard_conforming_strings = off",
+        "SET client_encoding = 'SJIS'",
+        "SELECT set_config('client_encoding', 'SJIS', false)",
+      ]) {
+        const err = await refusal(c.query(sql));
+        expect(err.code, sql).toBe("42501");
+        expect(err.message, sql).toContain("it changes how the server reads SQL");
+      }
+      expect((await c.query("SHOW standard_conforming_strings")).rows).toEqual([
+        { standard_conforming_strings: "on" },
+      ]);
+    } catch (err) {
+      // SHOW is kind other: not permitted by the read policy either.
+      expect((err as { code?: string }).code).toBe("42501");
+    } finally {
+      await c.end();
+    }
+    // Set at login (startup options): the server reports it, the listener follows.
+    const off = await connect(reader, RESOURCE, { options: "-c standard_conforming_strings=off" });
+    try {
+      expect((await off.query("SELECT count(*)::int AS n FROM ps_orders")).rows).toEqual([{ n: 5 }]);
+      // With a backslash, the text could end a string where the grammar does not.
+      const smuggle = "SELECT '\\'' ; DROP TABLE ps_orders ; -- ' FROM ps_orders";
+      const err = await refusal(off.query(smuggle));
+      expect(err.code).toBe("42501");
+      expect(err.message).toContain("standard_conforming_strings");
+    } finally {
+      await off.end();
+    }
+    // A client that logs in with client_encoding SJIS (pg sends UTF8 itself: a raw login here).
+    const sjis = await rawLogin({ user: reader.leaseId, database: "postgres", client_encoding: "SJIS" });
+    try {
+      const answer = readUntil(sjis, ready);
+      sjis.write(msg("Q", Buffer.from("SELECT count(*) FROM ps_orders\0")));
+      const e = pgError(await answer);
+      expect(e).toMatchObject({ C: "42501", M: expect.stringContaining("client_encoding") });
+    } finally {
+      sjis.destroy();
+    }
+    expect(await orderCount()).toBe(5);
   });
 
   it("a statement the grammar cannot parse is refused (proxy.unparseable: deny)", async () => {

@@ -25,7 +25,7 @@ import {
   negotiateProtocolVersion,
 } from "./server-messages.js";
 import { StatementAuditor } from "./statement-audit.js";
-import { type SessionStatementPolicy, sessionGuard } from "./session-guard.js";
+import { type SessionStatementPolicy, SessionSyntax, sessionGuard } from "./session-guard.js";
 import type { GuardRefusal, StatementGuard } from "./statement-guard.js";
 import { loadPostgresGrammar } from "./statement-kind.js";
 import { pgTargetOf } from "./target.js";
@@ -56,7 +56,9 @@ export class PostgresSession implements ProxySession, Handshaking {
   private client: Duplex;
   private backend: Duplex | undefined;
   private spliced: Splice | undefined;
-  private readonly downTap = new FrameTap();
+  /** How the server reads SQL in this session (ParameterStatus), for statement policy. */
+  private readonly syntax = new SessionSyntax();
+  private readonly downTap = new FrameTap(new Set([MSG.parameterStatus]), (m) => this.syntax.observe(m.body));
   private readonly abort = new AbortController();
   private readonly record: SessionRecord;
   private leaseKey: string | undefined;
@@ -239,6 +241,7 @@ export class PostgresSession implements ProxySession, Handshaking {
   ): void {
     const backend = login.socket;
     const frames = [authenticationOk(), ...login.frames.slice(0, -1)];
+    for (const f of login.frames) if (f[0] === MSG.parameterStatus) this.syntax.observe(f.subarray(5));
     if (login.key) {
       this.backendKey = { ...login.key, target };
       this.clientKey = this.ctx.cancelKeys.issue(this.backendKey);
@@ -289,6 +292,7 @@ export class PostgresSession implements ProxySession, Handshaking {
       lease,
       resource: this.ctx.resource,
       statementPolicy: this.ctx.statementPolicy,
+      syntax: this.syntax,
       onRefused: (text, refusal) => this.auditRefusal(text, refusal),
       onStatement,
       onUnjudgeable: (why) => this.terminate(`the proxy could not follow the client's messages (${why})`),

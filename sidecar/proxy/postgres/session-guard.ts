@@ -37,12 +37,50 @@ const FUNCTION_CALL_REFUSAL: GuardRefusal = {
   reason: "42501 a fast-path function call (FunctionCall message) under statement policy",
 };
 
+/**
+ * How the server reads the session's SQL, as its ParameterStatus messages report it. The
+ * grammar reads UTF-8 with standard_conforming_strings on; where the session differs, text
+ * could mean one thing to the grammar and another to the server.
+ */
+export class SessionSyntax {
+  private utf8 = true;
+  private conforming = true;
+
+  /** A ParameterStatus body (`name\0value\0`) from the server. */
+  observe(body: Buffer): void {
+    const [name, value = ""] = body.toString("utf8").split("\0");
+    if (name === "client_encoding") this.utf8 = /^(utf-?8|unicode)$/i.test(value);
+    else if (name === "standard_conforming_strings") this.conforming = value.toLowerCase() === "on";
+  }
+
+  /** A refusal when the server would not read `text` as the grammar does. */
+  refusal(text: string): GuardRefusal | undefined {
+    if (!this.utf8) return UNREADABLE;
+    // Without a backslash, strings read the same either way.
+    if (!this.conforming && text.includes("\\")) return UNREADABLE;
+    return undefined;
+  }
+}
+
+/** Statement policy in a session the grammar cannot read as the server does. */
+const UNREADABLE: GuardRefusal = {
+  sql: refusalSql(
+    "leasehold: statement refused by policy (the session's client_encoding or standard_conforming_strings)",
+    "statement policy needs client_encoding UTF8 and standard_conforming_strings on",
+  ),
+  scope: "statement",
+  reason:
+    "42501 the session reads SQL otherwise than the grammar (client_encoding, standard_conforming_strings)",
+};
+
 export interface SessionGuardOptions {
   readonly reg: StoredRegistration | undefined;
   /** The session's lease (absent: statement policy refuses everything). */
   readonly lease: LeaseRecord | undefined;
   readonly resource: string;
   readonly statementPolicy: SessionStatementPolicy | undefined;
+  /** The session's reading of SQL, kept up to date by the session from the server's messages. */
+  readonly syntax: SessionSyntax;
   readonly onRefused: (text: string, refusal: GuardRefusal) => void;
   readonly onStatement: ((m: TappedMessage) => void) | undefined;
   readonly onUnjudgeable: (why: string) => void;
@@ -82,6 +120,8 @@ function policyJudge(o: SessionGuardOptions): StatementJudge {
     classify: classifyPostgres,
   });
   return (text) => {
+    const unreadable = o.syntax.refusal(text);
+    if (unreadable) return unreadable;
     const v = policy.judge(text);
     return v.allowed
       ? undefined

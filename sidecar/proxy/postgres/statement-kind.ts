@@ -94,6 +94,36 @@ function only(node: unknown): [string, Node] | undefined {
     : undefined;
 }
 
+/** Settings that change how the server reads SQL text, and the values that keep it as the grammar reads it. */
+const SYNTAX_SETTINGS = new Map<string, ReadonlySet<string>>([
+  ["client_encoding", new Set(["utf8", "utf-8", "unicode"])],
+  ["standard_conforming_strings", new Set(["on", "true", "1", "yes"])],
+]);
+
+function constantText(node: unknown): string | undefined {
+  const c = (node as { A_Const?: { sval?: { sval?: unknown } } } | undefined)?.A_Const?.sval?.sval;
+  return typeof c === "string" ? c.toLowerCase() : undefined;
+}
+
+/** `SET client_encoding = 'SJIS'`, `SET standard_conforming_strings = off`, or `set_config` of either (or of a name not given as a constant). */
+function changesSyntax(key: string, node: Node): boolean {
+  if (key === "VariableSetStmt") {
+    const safe = SYNTAX_SETTINGS.get(String(node.name).toLowerCase());
+    if (!safe || node.kind !== "VAR_SET_VALUE") return false;
+    const args = (node.args as unknown[] | undefined) ?? [];
+    return !(args.length === 1 && safe.has(constantText(args[0]) ?? "\0"));
+  }
+  if (key === "FuncCall") {
+    const name = (node.funcname as unknown[] | undefined)?.at(-1) as
+      | { String?: { sval?: unknown } }
+      | undefined;
+    if (name?.String?.sval !== "set_config") return false;
+    const setting = constantText((node.args as unknown[] | undefined)?.[0]);
+    return setting === undefined || SYNTAX_SETTINGS.has(setting);
+  }
+  return false;
+}
+
 /** What one walk of a statement's tree finds. */
 interface Found {
   readonly tables: Set<string>;
@@ -101,6 +131,8 @@ interface Found {
   rank: number;
   /** The highest parameter placeholder. */
   params: number;
+  /** It would change client_encoding or standard_conforming_strings ({@link changesSyntax}). */
+  syntax: boolean;
 }
 
 /**
@@ -126,6 +158,8 @@ function scan(value: unknown, found: Found): void {
     } else if (key === "ParamRef") {
       const n = (child as Node).number;
       if (typeof n === "number" && n > found.params) found.params = n;
+    } else if ((key === "VariableSetStmt" || key === "FuncCall") && changesSyntax(key, child as Node)) {
+      found.syntax = true;
     }
     scan(child, found);
   }
@@ -175,7 +209,7 @@ function kindOf(stmt: unknown, rank: number): StatementKind {
  */
 export function classifyPostgres(sql: string): Classification {
   // The grammar refuses an empty string; PostgreSQL answers it with EmptyQueryResponse.
-  if (sql.trim() === "") return { ok: true, statements: [], params: 0 };
+  if (sql.trim() === "") return { ok: true, statements: [], params: 0, changesSyntax: false };
   let tree: { stmts?: Array<{ stmt?: unknown }> };
   try {
     tree = parseSync(sql) as typeof tree;
@@ -183,13 +217,15 @@ export function classifyPostgres(sql: string): Classification {
     return { ok: false, error: (err as Error).message };
   }
   let params = 0;
+  let syntax = false;
   const statements = (tree.stmts ?? []).map(({ stmt }) => {
-    const found: Found = { tables: new Set(), rank: -1, params: 0 };
+    const found: Found = { tables: new Set(), rank: -1, params: 0, syntax: false };
     const top = only(stmt);
     if (top) droppedTables(top[0], top[1], found.tables);
     scan(stmt, found);
     params = Math.max(params, found.params);
+    syntax ||= found.syntax;
     return { kind: kindOf(stmt, found.rank), tables: [...found.tables] };
   });
-  return { ok: true, statements, params };
+  return { ok: true, statements, params, changesSyntax: syntax };
 }
