@@ -137,7 +137,8 @@ export class StatementPolicy {
         allowed: false,
         message: "leasehold: statement refused by policy (the grammar cannot parse it)",
         hint: "unparseable statements are denied (proxy.unparseable: deny)",
-        reason: `42501 unparseable statement refused (proxy.unparseable: deny): ${parsed.error.slice(0, 200)}`,
+        // Not the grammar's message: it quotes the text near the error (a literal, perhaps a secret).
+        reason: "42501 unparseable statement refused (proxy.unparseable: deny)",
         policies: [],
         params: 0,
       };
