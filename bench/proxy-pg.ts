@@ -3,6 +3,10 @@
  * as the same account, in one run. Prints throughput of both, the ratio, and the latency the
  * proxy adds (p50 and average of single-client runs).
  *
+ * A second listener with statement policy on (`proxy.statementPolicy`: each statement parsed by
+ * PostgreSQL's grammar and decided by Cedar, "select from pgbench_accounts and pgbench_branches" permitted) runs in
+ * the same loop, as a second account of the same server.
+ *
  * A bare Node relay (`socket.pipe`, in the same process) runs in the same loop: the floor
  * any Node listener can reach on this machine. Also splits the CPU time of each run between the proxy, pgbench and postgres: on a small
  * machine the three share the cores, so the proxy's CPU per transaction bounds the ratio.
@@ -38,6 +42,15 @@ const clients = arg("clients", 4);
 const runs = arg("runs", quick ? 1 : 2);
 const profileFile = stringArg("profile");
 let postmasterPid = 0;
+
+/** The harness' checkout permit, and the statement policy of the `bench-pg-stmt` listener. */
+const POLICY = `@id("bench")
+permit (principal, action in [Action::"checkout", Action::"reveal", Action::"renew"], resource)
+when { context.intent == "read" };
+@id("bench-selects")
+permit (principal, action == Action::"statement", resource == Resource::"bench-pg-stmt")
+when { context.statement_kind == "select" && ["pgbench_accounts", "pgbench_branches"].containsAll(context.tables) };
+`;
 
 interface Target {
   readonly port: number;
@@ -102,10 +115,14 @@ async function latencies(t: Target): Promise<number[]> {
 }
 
 async function main(): Promise<void> {
-  const [cluster, h] = await startBoth(startScramPostgres(), startProxyHarness({ name: "bench-pg" }), {
-    a: (c) => c.stop(),
-    b: (x) => x.close(),
-  });
+  const [cluster, h] = await startBoth(
+    startScramPostgres(),
+    startProxyHarness({ name: "bench-pg", policy: POLICY }),
+    {
+      a: (c) => c.stop(),
+      b: (x) => x.close(),
+    },
+  );
   try {
     postmasterPid = Number((await readFile(join(cluster.dataDir, "postmaster.pid"), "utf8")).split("\n")[0]);
     const adminPassword = randomBytes(18).toString("base64url");
@@ -119,6 +136,7 @@ async function main(): Promise<void> {
     await su.connect();
     await su.query(`CREATE ROLE bench_admin LOGIN CREATEROLE PASSWORD '${adminPassword}'`);
     await su.query(`CREATE ROLE bench_app LOGIN PASSWORD '${randomBytes(12).toString("hex")}'`);
+    await su.query(`CREATE ROLE bench_app_stmt LOGIN PASSWORD '${randomBytes(12).toString("hex")}'`);
     await su.end();
     await tool(
       "pgbench",
@@ -133,7 +151,7 @@ async function main(): Promise<void> {
       database: "postgres",
     });
     await su2.connect();
-    await su2.query("GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench_app");
+    await su2.query("GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench_app, bench_app_stmt");
     await su2.end();
     await h.register({
       name: "bench-pg",
@@ -144,10 +162,19 @@ async function main(): Promise<void> {
       proxy: { port: 0 },
       lease: { defaultTtl: 3600, maxTtl: 3600 },
     });
+    await h.register({
+      name: "bench-pg-stmt",
+      adapter: "postgres",
+      connection: { host: cluster.host, port: cluster.port, database: "postgres" },
+      admin: { username: "bench_admin", password: adminPassword },
+      accounts: ["bench_app_stmt"],
+      proxy: { port: 0, statementPolicy: true },
+      lease: { defaultTtl: 3600, maxTtl: 3600 },
+    });
     // As `leasehold serve` wires it: the listener attests each new connection's process, and the
     // lease is bound to the uid of the process that checked out (identity.bindCaller's default).
     const attestor = new ProcCallerAttestor();
-    const proxy = await h.manager({ tls: false, attestor });
+    const proxy = await h.manager({ tls: false, attestor, policy: h.node.policy });
     const port = proxy.endpointFor("bench-pg")?.port;
     if (!port) throw new Error("no listener");
     const lease = await h.checkout("bench-pg", {
@@ -158,6 +185,13 @@ async function main(): Promise<void> {
     const cred = await h.node.leaseService.credential(lease.token, lease.leaseId, { requestId: "bench" });
     const direct: Target = { port: cluster.port, user: cred.username, password: cred.password };
     const proxied: Target = { port, user: lease.leaseId, password: lease.token };
+    const stmtPort = proxy.endpointFor("bench-pg-stmt")?.port;
+    if (!stmtPort) throw new Error("no statement-policy listener");
+    const stmtLease = await h.checkout("bench-pg-stmt", {
+      ttl: 3600,
+      caller: () => attestor.attestProcess("tcp", process.pid),
+    });
+    const judged: Target = { port: stmtPort, user: stmtLease.leaseId, password: stmtLease.token };
 
     const relay = await bareNodeRelay(cluster.port);
     const bare: Target = { ...direct, port: relay.port };
@@ -165,14 +199,17 @@ async function main(): Promise<void> {
     // The sidecar is a long-running process: warm its JIT up before measuring.
     await tool("pgbench", ["-S", "-n", "-T", "2", "-c", String(clients)], env(proxied));
     await tool("pgbench", ["-S", "-n", "-T", "1", "-c", String(clients)], env(bare));
+    await tool("pgbench", ["-S", "-n", "-T", "2", "-c", String(clients)], env(judged));
     type Run = Awaited<ReturnType<typeof throughput>>;
     const ds: Run[] = [];
     const bs: Run[] = [];
     const ps: Run[] = [];
+    const js: Run[] = [];
     for (let i = 0; i < runs; i++) {
       ds.push(await throughput(direct));
       bs.push(await throughput(bare));
       ps.push(await profiled(i === 0 ? profileFile : undefined, () => throughput(proxied)));
+      js.push(await throughput(judged));
     }
     relay.server.close();
     const avg = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -189,6 +226,7 @@ async function main(): Promise<void> {
     row("direct  ", ds, false);
     row("bare    ", bs, true);
     row("listener", ps, true);
+    row("listener, statement policy", js, true);
     const dl = await latencies(direct);
     const pl = await latencies(proxied);
     const dp50 = quantile(dl, 0.5);

@@ -35,7 +35,12 @@ function contextTable(): string {
     "|---|---|---|---|---|",
   ];
   for (const [name, f] of Object.entries<ContextField>(POLICY_CONTEXT_FIELDS)) {
-    const present = f.optional ? `optional: test \`context has ${name}\`` : "always";
+    const only = "actions" in f && f.actions ? f.actions : undefined;
+    const present = f.optional
+      ? `optional: test \`context has ${name}\``
+      : only
+        ? `always, in the context of ${only.map((a) => `\`Action::"${a}"\``).join(", ")} only`
+        : "always";
     const doc =
       f.type === "Record"
         ? `${f.doc} ${Object.entries(f.members)

@@ -331,6 +331,12 @@ export const configSchema = z.strictObject({
       maxConnectionsPerLease: z.number().int().min(1).max(1000).default(16),
       /** TLS offered to clients that ask (PostgreSQL SSLRequest): a self-signed certificate, or off. @default "self-signed" */
       tls: z.enum(["self-signed", "off"]).default("self-signed"),
+      /**
+       * Under statement policy (a registration's `proxy.statementPolicy`), a statement the
+       * protocol's grammar cannot parse is refused (`deny`, SQLSTATE 42501, audited) or let
+       * through undecided (`allow`). @default "deny"
+       */
+      unparseable: z.enum(["deny", "allow"]).default("deny"),
     })
     .prefault({}),
   mcp: z

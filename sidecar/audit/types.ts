@@ -16,6 +16,7 @@ export const AUDIT_EVENTS = {
       "revoke",
       "approve",
       "register",
+      "statement",
       "approval_requested",
       "approved",
       "denied",
@@ -26,7 +27,7 @@ export const AUDIT_EVENTS = {
       "caller_pin",
     ],
     about:
-      "a policy decision; `scope` is the action decided (an agent's `checkout`, `reveal`, `renew`, `tool_call`; an operator's `revoke`, `approve`, `register`), a human's `approved` / `denied`, a new approval (`approval_requested`), a refused DPoP proof (`dpop`), a statement the protocol proxy refused (`proxy_statement`: a password change where the resource does not reveal its password), a lease token refused because its lease record in Redis failed its MAC (`lease_integrity`: tampered), a delegation token issued by the token exchange (`token_exchange`: `agent` the actor, `agent_chain` the delegator and whoever it acts for, `reason` the scope), or an identity refused because its key is pinned to other local callers (`caller_pin`: `allowedCallers` in the trust bundle; `caller` the presented caller)",
+      "a policy decision; `scope` is the action decided (an agent's `checkout`, `reveal`, `renew`, `tool_call`; an operator's `revoke`, `approve`, `register`; a statement a protocol listener refused by policy, `statement`: `digest` the statement's SHA-256, `policies` the deciding ones, `reason` its kind and tables, never its text), a human's `approved` / `denied`, a new approval (`approval_requested`), a refused DPoP proof (`dpop`), a statement the protocol proxy refused (`proxy_statement`: a password change where the resource does not reveal its password), a lease token refused because its lease record in Redis failed its MAC (`lease_integrity`: tampered), a delegation token issued by the token exchange (`token_exchange`: `agent` the actor, `agent_chain` the delegator and whoever it acts for, `reason` the scope), or an identity refused because its key is pinned to other local callers (`caller_pin`: `allowedCallers` in the trust bundle; `caller` the presented caller)",
   },
   checkout: { scopes: ["checkout"], about: "a lease was issued" },
   reveal: { scopes: ["reveal"], about: "the lease's credential was handed to its holder" },

@@ -19,7 +19,7 @@ export function toCedarRequest(
 ): { ok: true; value: CedarRequest } | { ok: false; error: string } {
   const entities = toCedarEntities(req);
   if (typeof entities === "string") return { ok: false, error: entities };
-  const context = toCedarContext(req.context);
+  const context = toCedarContext(req.context, req.action);
   if (typeof context === "string") return { ok: false, error: context };
   return { ok: true, value: { entities, context } };
 }

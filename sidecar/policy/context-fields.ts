@@ -1,5 +1,6 @@
 import type { CedarValueJson, Context } from "@cedar-policy/cedar-wasm/nodejs";
 import { fitsCedarType } from "./cedar-value.js";
+import type { PolicyAction } from "./types.js";
 
 /** What the request path knows when it asks policy; each context field is computed from these. */
 export interface PolicyFacts {
@@ -20,6 +21,18 @@ export interface PolicyFacts {
   readonly onBehalfOf?: string | undefined;
   /** The local process that made the request (issue 22); absent or unattested: the neutral values. */
   readonly caller?: CallerFacts | undefined;
+  /** The statement a protocol listener decides (`Action::"statement"` only). */
+  readonly statement?: StatementFacts | undefined;
+}
+
+/** What policy sees of one statement sent through a protocol listener. */
+export interface StatementFacts {
+  /** `select`, `insert`, `update`, `delete`, `ddl`, `dcl`, `copy`, `call`, `do`, `transaction`, `set`, `other`. */
+  readonly kind: string;
+  /** The tables it names, schema-qualified where the statement qualifies them. */
+  readonly tables: readonly string[];
+  /** The message held more than one statement. */
+  readonly multiple: boolean;
 }
 
 /** What policy sees of an attested local caller. */
@@ -34,7 +47,7 @@ export interface CallerFacts {
 export const UNATTESTED_CALLER = { attested: false, uid: -1, exe_sha256: "", cgroup: "" } as const;
 
 /** Cedar type of a context field (a `Record` field's members are of the scalar types). */
-export type ScalarFieldType = "String" | "Long" | "Bool";
+export type ScalarFieldType = "String" | "Long" | "Bool" | "Set<String>";
 export type ContextFieldType = ScalarFieldType | "Record";
 
 /** The TypeScript type a Cedar type is carried in (a Long is a safe integer). */
@@ -42,6 +55,7 @@ interface ValueOf {
   String: string;
   Long: number;
   Bool: boolean;
+  "Set<String>": readonly string[];
 }
 
 interface FieldBase<T extends ScalarFieldType> {
@@ -52,6 +66,12 @@ interface FieldBase<T extends ScalarFieldType> {
 
 interface RequiredField<T extends ScalarFieldType> extends FieldBase<T> {
   readonly optional?: false;
+  /**
+   * The actions whose context has the field (e.g. only `statement`); absent: every action. Such a
+   * field is required in those actions' context type and absent from every other's, so strict
+   * validation refuses a policy that reads it for another action.
+   */
+  readonly actions?: readonly PolicyAction[];
   readonly from: (facts: PolicyFacts) => ValueOf[T];
   /**
    * The value when no request supplies one (`policy check` without it, operator actions):
@@ -199,11 +219,35 @@ export const POLICY_CONTEXT_FIELDS = {
         : UNATTESTED_CALLER,
     offline: UNATTESTED_CALLER,
   },
+  statement_kind: {
+    type: "String",
+    actions: ["statement"],
+    doc: "What the statement does, by PostgreSQL's own grammar: `select`, `insert`, `update`, `delete`, `ddl`, `dcl` (roles, grants), `copy`, `call`, `do`, `transaction`, `set`, `other`. A data-modifying `WITH` is its strongest part (`delete` over `update` over `insert` over `select`); `EXPLAIN`, `PREPARE` and `DECLARE` take their statement's kind; `SELECT … INTO` is `ddl`.",
+    from: (f) => f.statement?.kind ?? "",
+    offline: "",
+  },
+  tables: {
+    type: "Set<String>",
+    actions: ["statement"],
+    doc: 'The tables (and views, sequences) the statement names, as written: `orders`, or `sales.orders` when schema-qualified; a `WITH` query\'s own names are listed too. Test with `context.tables.isEmpty()` or `["orders", "customers"].containsAll(context.tables)`.',
+    from: (f) => f.statement?.tables ?? [],
+    offline: [],
+  },
+  multiple: {
+    type: "Bool",
+    actions: ["statement"],
+    doc: "The message held several statements (`SELECT 1; DROP TABLE t`); each is decided on its own, with this set, and the message is refused if any one is.",
+    from: (f) => f.statement?.multiple ?? false,
+    offline: false,
+  },
 } as const satisfies Readonly<Record<string, ContextField>>;
 
 type Fields = typeof POLICY_CONTEXT_FIELDS;
 type FieldName = keyof Fields;
-type OptionalName = { [K in FieldName]: Fields[K] extends { optional: true } ? K : never }[FieldName];
+/** Optional in the TypeScript type: optional fields, and those only some actions' context has. */
+type OptionalName = {
+  [K in FieldName]: Fields[K] extends { optional: true } | { actions: readonly string[] } ? K : never;
+}[FieldName];
 type Flat<T> = { [K in keyof T]: T[K] };
 
 /** The value type of a field: a scalar, or a record of its members' scalars. */
@@ -223,10 +267,20 @@ export type PolicyContext = Flat<
 // Computed once: buildPolicyContext runs on every decision.
 const FIELDS: ReadonlyArray<readonly [string, ContextField]> = Object.entries(POLICY_CONTEXT_FIELDS);
 
-/** The context of a request from what the request path knows; optional fields that do not apply are absent. */
-export function buildPolicyContext(facts: PolicyFacts): PolicyContext {
+/** Whether the context of `action` has the field (every action's, unless the field names its actions). */
+export function fieldApplies(field: ContextField, action: string | undefined): boolean {
+  const only = "actions" in field ? field.actions : undefined;
+  return only === undefined || (action !== undefined && (only as readonly string[]).includes(action));
+}
+
+/**
+ * The context of a request from what the request path knows; optional fields that do not apply
+ * are absent, and so are fields of other actions than `action` (none without it).
+ */
+export function buildPolicyContext(facts: PolicyFacts, action?: PolicyAction): PolicyContext {
   const out: Record<string, ValueOf[ScalarFieldType] | RecordValue> = {};
   for (const [name, field] of FIELDS) {
+    if (!fieldApplies(field, action)) continue;
     const value = field.from(facts);
     if (value !== undefined) out[name] = value;
   }
@@ -242,19 +296,22 @@ const EXPECTED: Readonly<Record<ContextFieldType, string>> = {
   String: "a string",
   Long: "an integer",
   Bool: "a boolean",
+  "Set<String>": "an array of strings",
   Record: "an object",
 };
 
 /**
- * The Cedar context, or a message naming the first bad field (`context.ttl must be an
- * integer`). Only declared fields are passed on, each of its declared type, so the result
- * passes strict schema validation; an optional field may be absent (`undefined`).
+ * The Cedar context of `action`, or a message naming the first bad field (`context.ttl must be
+ * an integer`). Only the fields declared for the action are passed on, each of its declared
+ * type, so the result passes strict schema validation; an optional field may be absent
+ * (`undefined`). Without `action`, the fields every action has.
  */
-export function toCedarContext(ctx: PolicyContext): Context | string {
+export function toCedarContext(ctx: PolicyContext, action?: string): Context | string {
   if (typeof ctx !== "object" || ctx === null) return "context is required";
   const values = ctx as Readonly<Record<string, unknown>>;
   const out: Context = {};
   for (const [name, field] of FIELDS) {
+    if (!fieldApplies(field, action)) continue;
     const value = values[name];
     if (value === undefined && field.optional) continue;
     if (field.type === "Record") {
@@ -270,15 +327,33 @@ export function toCedarContext(ctx: PolicyContext): Context | string {
       continue;
     }
     if (!fitsCedarType(value, field.type)) return `context.${name} must be ${EXPECTED[field.type]}`;
-    out[name] = value as CedarValueJson;
+    out[name] = (Array.isArray(value) ? [...value] : value) as CedarValueJson;
   }
   return out;
 }
 
-/** The Cedar schema's `RequestContext` record type, one line per field. */
+/** The actions with fields of their own (`statement`), each with its own context type. */
+export const ACTIONS_WITH_OWN_CONTEXT: readonly PolicyAction[] = [
+  ...new Set(FIELDS.flatMap(([, f]) => ("actions" in f && f.actions ? [...f.actions] : []))),
+];
+
+/** The Cedar schema's name of an action's context type: `RequestContext`, or e.g. `StatementContext`. */
+export function contextTypeName(action?: string): string {
+  if (action === undefined || !(ACTIONS_WITH_OWN_CONTEXT as readonly string[]).includes(action))
+    return "RequestContext";
+  const pascal = action.replace(/(^|_)([a-z])/g, (_, _u: string, c: string) => c.toUpperCase());
+  return `${pascal}Context`;
+}
+
+/** The Cedar schema's context record types: `RequestContext`, then one per action with fields of its own. */
 export function requestContextSchema(): string {
-  const lines = FIELDS.map(([name, f]) => `  ${name}${f.optional ? "?" : ""}: ${cedarTypeOf(f)},`);
-  return `type RequestContext = {\n${lines.join("\n")}\n};`;
+  const type = (action: string | undefined) => {
+    const lines = FIELDS.filter(([, f]) => fieldApplies(f, action)).map(
+      ([name, f]) => `  ${name}${f.optional ? "?" : ""}: ${cedarTypeOf(f)},`,
+    );
+    return `type ${contextTypeName(action)} = {\n${lines.join("\n")}\n};`;
+  };
+  return [undefined, ...ACTIONS_WITH_OWN_CONTEXT].map(type).join("\n\n");
 }
 
 /** Cedar's partial-evaluation placeholder for a value not known yet (`unknown("context.ttl")`). */
@@ -300,6 +375,7 @@ export function partialContext(known: KnownCallerFacts): Context {
   const facts = { chain: known.chain, onBehalfOf: known.onBehalfOf } as PolicyFacts;
   const out: Context = {};
   for (const [name, field] of FIELDS) {
+    if (!fieldApplies(field, undefined)) continue;
     if (!("fromCaller" in field && field.fromCaller)) {
       out[name] = unknownValue(name);
       continue;

@@ -9,6 +9,7 @@ export {
   POLICY_CONTEXT_FIELDS,
   type PolicyContext,
   type PolicyFacts,
+  type StatementFacts,
 } from "./context-fields.js";
 export { defaultPolicyContext, parsePolicyContext } from "./policy-context.js";
 export { loadPolicy } from "./policy-engine.js";

@@ -1,4 +1,5 @@
 import {
+  ACTIONS_WITH_OWN_CONTEXT,
   type ContextField,
   isContextField,
   POLICY_CONTEXT_FIELDS,
@@ -47,7 +48,10 @@ export function parsePolicyContext(
     } else merged[name] = value;
   }
   const context = merged as PolicyContext;
-  const checked = toCedarContext(context);
-  if (typeof checked === "string") return { ok: false, error: checked };
+  // Every field is checked, also those only some actions' context has (`statement_kind`).
+  for (const action of [undefined, ...ACTIONS_WITH_OWN_CONTEXT]) {
+    const checked = toCedarContext(context, action);
+    if (typeof checked === "string") return { ok: false, error: checked };
+  }
   return { ok: true, context };
 }

@@ -24,6 +24,7 @@ import type {
 } from "./types.js";
 
 let engineSerial = 0;
+const NO_IDS: readonly string[] = Object.freeze([]);
 
 /** Partial answers kept per policy set; past this many the oldest go first. */
 const OUTLOOK_CACHE_SIZE = 10_000;
@@ -72,8 +73,9 @@ class CedarPolicyEngine implements PolicyEngine {
     this.#slots = [`leasehold-policy-${engineSerial}-a`, `leasehold-policy-${engineSerial}-b`];
   }
 
+  /** The same array until the next load (callers cache decisions by its identity). */
   get policyIds(): readonly string[] {
-    return this.#active.kind === "cedar" ? this.#active.ids : [];
+    return this.#active.kind === "cedar" ? this.#active.ids : NO_IDS;
   }
 
   async reload(): Promise<PolicyReloadResult> {

@@ -1,4 +1,4 @@
-import { requestContextSchema } from "./context-fields.js";
+import { ACTIONS_WITH_OWN_CONTEXT, contextTypeName, requestContextSchema } from "./context-fields.js";
 import { POLICY_ACTIONS } from "./types.js";
 
 /** Cedar type of an optional entity attribute that leasehold can fill from plain JSON. */
@@ -53,9 +53,19 @@ entity Resource in [ResourceGroup] = {
 ${shape(RESOURCE_ATTRIBUTES)}
 };
 
-action ${POLICY_ACTIONS.join(", ")} appliesTo {
-  principal: [Agent],
-  resource: [Resource],
-  context: RequestContext,
-};
+${actionDeclarations()}
 `;
+
+/** One declaration for the actions sharing `RequestContext`, one for each action with its own context. */
+function actionDeclarations(): string {
+  const own = new Set<string>(ACTIONS_WITH_OWN_CONTEXT);
+  const declare = (names: readonly string[], context: string) =>
+    `action ${names.join(", ")} appliesTo {\n  principal: [Agent],\n  resource: [Resource],\n  context: ${context},\n};`;
+  return [
+    declare(
+      POLICY_ACTIONS.filter((a) => !own.has(a)),
+      "RequestContext",
+    ),
+    ...ACTIONS_WITH_OWN_CONTEXT.map((a) => declare([a], contextTypeName(a))),
+  ].join("\n\n");
+}

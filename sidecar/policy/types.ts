@@ -9,6 +9,7 @@ export const POLICY_ACTIONS = [
   "revoke",
   "approve",
   "register",
+  "statement",
 ] as const;
 
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
@@ -70,7 +71,7 @@ export type PolicyReloadResult = { ok: true } | { ok: false; error: string };
 export interface PolicyEngine {
   /** The policy file, if one is configured. */
   readonly file: string | undefined;
-  /** Ids of the loaded policies; empty when everything is denied. */
+  /** Ids of the loaded policies; empty when everything is denied. The same array until the next load. */
   readonly policyIds: readonly string[];
   /**
    * Decides one request. A deny that would be an allow with `approved: true`

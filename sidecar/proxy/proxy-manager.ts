@@ -131,6 +131,14 @@ export class ProxyManager {
         failed.push({ resource: reg.name, error: `adapter "${reg.adapter}" has no proxy protocol` });
         continue;
       }
+      if (reg.proxy.statementPolicy === true && protocol !== "postgres") {
+        // Fail closed: a listener that cannot apply the policy asked for does not run.
+        failed.push({
+          resource: reg.name,
+          error: `statement policy is not available for ${protocol} listeners`,
+        });
+        continue;
+      }
       wanted.set(reg.name, { reg, protocol, port: reg.proxy.port });
     }
     for (const [name, l] of this.listeners) {
@@ -208,6 +216,7 @@ export class ProxyManager {
         cancelKeys: this.cancelKeys,
         secureContext: this.secureContext,
         auditStatements: statementMode(l.registration) ?? this.o.auditStatements ?? "none",
+        statementPolicy: { policy: this.o.policy, unparseable: this.o.unparseable ?? "deny" },
       }).run();
     } else {
       void new RedisSession(socket, ctx).run();

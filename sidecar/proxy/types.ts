@@ -4,6 +4,7 @@ import type { AuditSink } from "../audit/index.js";
 import type { LeaseEvent } from "../events/index.js";
 import type { LeaseRecord } from "../leases/index.js";
 import type { Logger } from "../logger.js";
+import type { StatementPolicyPort, UnparseablePolicy } from "./statement-policy.js";
 
 /** What the listeners record of each PostgreSQL statement: nothing, its SHA-256, or its text too. */
 export type AuditStatements = "none" | "digest" | "text";
@@ -73,6 +74,10 @@ export interface ProxyManagerOptions {
   protocols?: Readonly<Record<string, ProxyProtocol>>;
   /** Attests the process at the other end of each client connection; without it logins carry no caller. */
   attestor?: CallerAttestor;
+  /** Decides statements of resources with `proxy.statementPolicy`; absent: such statements are all refused. */
+  policy?: StatementPolicyPort;
+  /** A statement the grammar cannot parse, under statement policy. @default "deny" */
+  unparseable?: UnparseablePolicy;
 }
 
 /** Where agents connect for one resource. */

@@ -46,6 +46,11 @@ export const registrationSchema = z.strictObject({
       port: z.number().int().min(0).max(65535),
       /** @default absent (connection.database only) */
       databases: z.array(plainText(63, 1)).min(1).max(64).optional(),
+      /**
+       * Decide each statement sent through the listener by Cedar (`Action::"statement"`; PostgreSQL
+       * listeners only). Off: statements are not parsed and policy is not asked. @default false
+       */
+      statementPolicy: z.boolean().optional(),
     })
     .optional(),
   lease: z
@@ -95,7 +100,13 @@ export interface StoredRegistration {
   readonly admin?: { readonly username: string } | undefined;
   readonly accounts: readonly string[];
   readonly reveal: boolean;
-  readonly proxy?: { readonly port: number; readonly databases?: readonly string[] | undefined } | undefined;
+  readonly proxy?:
+    | {
+        readonly port: number;
+        readonly databases?: readonly string[] | undefined;
+        readonly statementPolicy?: boolean | undefined;
+      }
+    | undefined;
   readonly lease: { readonly defaultTtl: number; readonly maxTtl: number };
   readonly rotation: {
     readonly length: number;

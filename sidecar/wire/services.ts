@@ -118,12 +118,9 @@ export async function wireServices(
     prefix,
     audit,
     log: log.child({ module: "proxy" }),
-    auditStatements: config.proxy.auditStatements,
-    handshakeTimeoutMs: config.proxy.handshakeTimeoutMs,
-    maxHandshakes: config.proxy.maxHandshakes,
-    maxConnectionsPerLease: config.proxy.maxConnectionsPerLease,
-    tls: config.proxy.tls === "off" ? false : "self-signed",
+    ...proxySettings(config.proxy),
     attestor: infra.attestor,
+    policy,
   });
   proxies = proxyManager;
   const syncProxies = async () => {
@@ -197,4 +194,16 @@ function wireAdminRotation(
     adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
     crashHook,
   });
+}
+
+/** The listeners' settings from the config's `proxy` section. */
+function proxySettings(p: Config["proxy"]) {
+  return {
+    auditStatements: p.auditStatements,
+    handshakeTimeoutMs: p.handshakeTimeoutMs,
+    maxHandshakes: p.maxHandshakes,
+    maxConnectionsPerLease: p.maxConnectionsPerLease,
+    tls: p.tls === "off" ? (false as const) : ("self-signed" as const),
+    unparseable: p.unparseable,
+  };
 }

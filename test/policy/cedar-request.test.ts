@@ -45,7 +45,10 @@ describe("Cedar requests built by leasehold", () => {
           principal: "spiffe://example.org/agent/a",
           action,
           resource: "orders-db",
-          context,
+          context:
+            action === "statement"
+              ? { ...context, statement_kind: "select", tables: ["orders"], multiple: false }
+              : context,
           principalAttrs: claims,
           principalGroups: ["billing"],
           resourceAttrs: { adapter: "postgres", reveal: false, owner: "dba" },

@@ -28,7 +28,11 @@ const FACTS: PolicyFacts = {
   dpop: true,
   chain: ["spiffe://example.org/agent/planner", "spiffe://example.org/agent/origin"],
   caller: { attested: true, uid: 1000, exe_sha256: "ab".repeat(32), cgroup: "/user.slice/agent.scope" },
+  statement: { kind: "select", tables: ["sales.orders", "customers"], multiple: false },
 };
+
+/** Fields every action's context has (not only the statement's). */
+const GENERAL = FIELDS.filter(([, f]) => !("actions" in f));
 
 const UNATTESTED = { attested: false, uid: -1, exe_sha256: "", cgroup: "" };
 
@@ -41,12 +45,16 @@ afterAll(async () => {
 });
 
 describe("the policy context table", () => {
-  it("declares every field in the schema's RequestContext with its Cedar type", () => {
-    const record = /type RequestContext = \{\n([\s\S]*?)\n\};/.exec(POLICY_SCHEMA)?.[1] ?? "";
-    const declared = record.split("\n").map((l) => l.trim());
-    expect(declared).toEqual(
-      FIELDS.map(([name, f]) => `${name}${f.optional ? "?" : ""}: ${cedarTypeOf(f)},`),
-    );
+  it("declares every field in the schema's RequestContext (or the statement's) with its Cedar type", () => {
+    const declaredIn = (type: string) =>
+      (new RegExp(`type ${type} = \\{\\n([\\s\\S]*?)\\n\\};`).exec(POLICY_SCHEMA)?.[1] ?? "")
+        .split("\n")
+        .map((l) => l.trim());
+    const line = ([name, f]: (typeof FIELDS)[number]) =>
+      `${name}${f.optional ? "?" : ""}: ${cedarTypeOf(f)},`;
+    expect(declaredIn("RequestContext")).toEqual(GENERAL.map(line));
+    expect(declaredIn("StatementContext")).toEqual(FIELDS.map(line));
+    expect(POLICY_SCHEMA).toContain("action statement appliesTo {");
     expect(FIELDS.map(([name]) => name)).toEqual(expect.arrayContaining(["task_id", "ttl", "delegated_by"]));
   });
 
@@ -101,7 +109,7 @@ describe("the policy context table", () => {
       ok: false,
       error: 'unknown context field "colour"',
     });
-    const wrong = { String: 1, Long: "1", Bool: "true", Record: "x" } as const;
+    const wrong = { String: 1, Long: "1", Bool: "true", "Set<String>": [1], Record: "x" } as const;
     for (const [name, f] of FIELDS) {
       if (f.type === "Record") {
         expect(parsePolicyContext({ [name]: "x" }), name).toEqual({
@@ -112,7 +120,7 @@ describe("the policy context table", () => {
       }
       expect(parsePolicyContext({ [name]: wrong[f.type] }), name).toEqual({
         ok: false,
-        error: `context.${name} must be ${f.type === "String" ? "a string" : f.type === "Long" ? "an integer" : "a boolean"}`,
+        error: `context.${name} must be ${{ String: "a string", Long: "an integer", Bool: "a boolean", "Set<String>": "an array of strings" }[f.type]}`,
       });
     }
     expect(parsePolicyContext({ ttl: 1.5 })).toEqual({ ok: false, error: "context.ttl must be an integer" });
@@ -130,7 +138,7 @@ describe("the policy context table", () => {
   });
 
   it("Cedar validates, strictly, a policy reading every field, and each reads the built value", async () => {
-    const context = buildPolicyContext(FACTS) as Record<string, unknown>;
+    const context = buildPolicyContext(FACTS, "statement") as Record<string, unknown>;
     const text = FIELDS.map(([name, f]) => {
       const value = context[name];
       const read =
@@ -140,7 +148,7 @@ describe("the policy context table", () => {
               .join(" && ")
           : `context.${name} == ${JSON.stringify(value)}`;
       const when = f.optional ? `context has ${name} && ${read}` : read;
-      return `@id("reads-${name}") permit(principal, action == Action::"checkout", resource) when { ${when} };`;
+      return `@id("reads-${name}") permit(principal, action == Action::"statement", resource) when { ${when} };`;
     }).join("\n");
     const file = join(dir, "every-field.cedar");
     await writeFile(file, text);
@@ -153,13 +161,30 @@ describe("the policy context table", () => {
     const engine = await loadPolicy({ file });
     const decision = engine.decide({
       principal: "spiffe://example.org/agent/a",
-      action: "checkout",
+      action: "statement",
       resource: "orders-db",
-      context: buildPolicyContext(FACTS),
+      context: buildPolicyContext(FACTS, "statement"),
     });
     expect(decision.decision).toBe("allow");
     expect([...decision.policies].sort()).toEqual(FIELDS.map(([name]) => `reads-${name}`).sort());
     expect(decision.errors).toEqual([]);
+  });
+
+  it('keeps the statement\'s fields to Action::"statement": strict validation refuses them elsewhere', async () => {
+    expect("statement_kind" in buildPolicyContext(FACTS)).toBe(false);
+    expect(buildPolicyContext(FACTS, "statement")).toMatchObject({
+      statement_kind: "select",
+      tables: ["sales.orders", "customers"],
+      multiple: false,
+    });
+    const file = join(dir, "kind-on-checkout.cedar");
+    await writeFile(
+      file,
+      'permit(principal, action == Action::"checkout", resource) when { context.statement_kind == "select" };',
+    );
+    const v = await validatePolicyFile(file);
+    expect(v.ok).toBe(false);
+    expect(v.errors.join(" ")).toContain("statement_kind");
   });
 });
 

@@ -76,6 +76,31 @@ describe("checkPolicyOffline", () => {
     });
   });
 
+  it('decides Action::"statement" with the statement\'s fields', async () => {
+    const file = join(dir, "statements.cedar");
+    await writeFile(
+      file,
+      `@id("read-selects") permit(principal, action == Action::"statement", resource)
+when { context.intent == "read" && context.statement_kind == "select" && ["orders"].containsAll(context.tables) };`,
+    );
+    const base = { principal: "spiffe://example.org/agent/a", action: "statement", resource: "orders-db" };
+    await expect(
+      checkPolicyOffline(file, {
+        ...base,
+        context: { intent: "read", statement_kind: "select", tables: ["orders"] },
+      }),
+    ).resolves.toMatchObject({ decision: "allow", policies: ["read-selects"] });
+    await expect(
+      checkPolicyOffline(file, {
+        ...base,
+        context: { intent: "read", statement_kind: "ddl", tables: ["orders"] },
+      }),
+    ).resolves.toMatchObject({ decision: "deny" });
+    await expect(checkPolicyOffline(file, { ...base, context: { tables: "orders" } })).rejects.toThrow(
+      /context.tables must be an array of strings/,
+    );
+  });
+
   it("refuses unknown actions and bad context fields by name", async () => {
     const base = { principal: "spiffe://example.org/agent/reporter", resource: "orders-db" };
     await expect(checkPolicyOffline(policy, { ...base, action: "drop" })).rejects.toThrow(
@@ -103,6 +128,9 @@ describe("policy context helpers", () => {
       approved: false,
       dpop: false,
       caller: { attested: false, uid: -1, exe_sha256: "", cgroup: "" },
+      statement_kind: "",
+      tables: [],
+      multiple: false,
     });
     expect(parsePolicyContext([1])).toEqual({ ok: false, error: "context must be a JSON object" });
     expect(parsePolicyContext({ delegated_by: "spiffe://example.org/agent/boss" }, at)).toMatchObject({

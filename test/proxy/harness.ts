@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import type { JWK } from "jose";
 import type { Adapter } from "../../adapters/adapter.js";
 import { builtinAdapters } from "../../adapters/registry.js";
+import { ApprovalStore } from "../../sidecar/approvals/approval-store.js";
 import { AuditLog } from "../../sidecar/audit/index.js";
 import { LeaseEventChannel } from "../../sidecar/events/index.js";
 import {
@@ -19,7 +20,7 @@ import {
 } from "../../sidecar/identity/index.js";
 import { LeaseStore, loadLeaseMacKey, Reaper } from "../../sidecar/leases/index.js";
 import { createLogger, type Logger } from "../../sidecar/logger.js";
-import { loadPolicy } from "../../sidecar/policy/index.js";
+import { loadPolicy, type PolicyEngine } from "../../sidecar/policy/index.js";
 import { type ProxyManagerOptions, ProxyManager } from "../../sidecar/proxy/index.js";
 import { ResourceCatalog } from "../../sidecar/resources/catalog.js";
 import type { StoredRegistration } from "../../sidecar/resources/types.js";
@@ -49,6 +50,8 @@ export interface ProxyNode {
   /** The node's lease-event channel (its proxy managers subscribe to it). */
   readonly events: LeaseEventChannel;
   readonly redis: Redis;
+  /** The node's policy engine (the harness' policy file). */
+  readonly policy: PolicyEngine;
   close(): Promise<void>;
 }
 
@@ -75,7 +78,15 @@ export interface ProxyHarness {
   /** `caller`: who checks out (issue 22); without it the checkout has no caller and binds nothing. */
   checkout(
     resource: string,
-    opts?: { ttl?: number; agent?: "a" | "b"; caller?: () => Promise<CallerAttestation> },
+    opts?: {
+      ttl?: number;
+      agent?: "a" | "b";
+      caller?: () => Promise<CallerAttestation>;
+      /** @default "read" */
+      intent?: string;
+      /** When policy asks for an approval: this human approves it, and the lease is redeemed. */
+      approver?: string;
+    },
   ): Promise<Checkout>;
   /** A proxy manager bound to the primary node, synced with every registration. */
   manager(opts?: Partial<ProxyManagerOptions>): Promise<ProxyManager>;
@@ -89,7 +100,11 @@ const AGENTS = { a: "spiffe://example.org/agent/a", b: "spiffe://example.org/age
  * A whole sidecar in this process against local Redis (own prefix), a Vault (own prefix) and
  * whatever targets the test starts, plus helpers to register, check out and build proxies.
  */
-export async function startProxyHarness(opts: { name: string }): Promise<ProxyHarness> {
+export async function startProxyHarness(opts: {
+  name: string;
+  /** Cedar policy text in place of the default (agents may check out with intent read). */
+  policy?: string;
+}): Promise<ProxyHarness> {
   const dir = await mkdtemp(join(tmpdir(), `leasehold-${opts.name}-`));
   const prefix = testPrefix(opts.name);
   const vaultPrefix = `leasehold-${opts.name}-${randomBytes(4).toString("hex")}`;
@@ -100,7 +115,7 @@ export async function startProxyHarness(opts: { name: string }): Promise<ProxyHa
   const trustDir = join(dir, "trust");
   for (const id of Object.values(AGENTS)) await generateAgentKey({ id, outDir: trustDir });
   const policyFile = join(dir, "policy.cedar");
-  await writeFile(policyFile, POLICY);
+  await writeFile(policyFile, opts.policy ?? POLICY);
   const adapters = new Map<string, Adapter<unknown>>(builtinAdapters);
   const auditFile = join(dir, "audit.jsonl");
   const nodes: ProxyNode[] = [];
@@ -177,6 +192,7 @@ export async function startProxyHarness(opts: { name: string }): Promise<ProxyHa
       audit,
       events,
       log,
+      approvals: new ApprovalStore(redis, prefix, { minApprovers: 1, maxPendingPerAgent: 5 }),
     });
     const resourceService = new ResourceService({
       secrets: secretsStore,
@@ -201,6 +217,7 @@ export async function startProxyHarness(opts: { name: string }): Promise<ProxyHa
       audit,
       events,
       redis,
+      policy,
       close: async () => {
         reaper.stop();
         rotation.stop();
@@ -252,13 +269,29 @@ export async function startProxyHarness(opts: { name: string }): Promise<ProxyHa
         {
           resource,
           task: { id: "PX-1" },
-          intent: { action: "read", tool: "psql" },
+          intent: { action: o.intent ?? "read", tool: "psql" },
           ttl: o.ttl ?? 120,
           wait: 20,
         },
         { requestId: `req_${randomBytes(4).toString("hex")}`, caller: o.caller },
       );
-      if (!("token" in res)) throw new Error("checkout needs an approval; the test policy should allow it");
+      if (!("token" in res)) {
+        if (!o.approver || !("approval" in res))
+          throw new Error("checkout needs an approval; the test policy should allow it");
+        const meta = { requestId: `req_${randomBytes(4).toString("hex")}` };
+        await node.leaseService.decideApproval(res.approval.id, true, o.approver, undefined, meta);
+        const again = await mintIdentityAssertion({
+          keyFile: join(trustDir, `${agentKeyFileStem(agent)}.key.jwk`),
+          audience: "leasehold",
+        });
+        const polled = (await node.leaseService.pollApproval(again, res.approval.id, meta)).approval as {
+          lease?: { id: string; account: string };
+          token?: string;
+        };
+        if (!polled.lease || !polled.token) throw new Error("the approved checkout gave no lease");
+        secrets.push(polled.token, jwt, again);
+        return { leaseId: polled.lease.id, token: polled.token, account: polled.lease.account };
+      }
       secrets.push(res.token, jwt);
       return { leaseId: res.lease.id, token: res.token, account: res.lease.account };
     },

@@ -120,9 +120,12 @@ describe("StatementGuard", () => {
     },
   );
 
-  it("replaces a Parse by one of the same name without parameter types", () => {
+  it("replaces a Parse by one of the same name, with the parameter types it declared (so Bind still matches)", () => {
     const r = through(parse("pw", "ALTER USER me PASSWORD 'x'"), 2);
-    const expected = message("P", Buffer.concat([Buffer.from(`pw\0${REFUSAL_SQL}\0`), Buffer.alloc(2)]));
+    const expected = message(
+      "P",
+      Buffer.concat([Buffer.from(`pw\0${REFUSAL_SQL}\0`), Buffer.from([0, 1, 0, 0, 0, 23])]),
+    );
     expect(r.out.equals(expected)).toBe(true);
   });
 

@@ -46,7 +46,10 @@ function addCheck(policy: Command, cli: CliContext): void {
     .command("check")
     .description("decide one request offline and print the deciding policies")
     .requiredOption("--principal <id>", "the agent's SPIFFE ID")
-    .requiredOption("--action <action>", "checkout, reveal, renew, tool_call, revoke, approve or register")
+    .requiredOption(
+      "--action <action>",
+      "checkout, reveal, renew, tool_call, revoke, approve, register or statement",
+    )
     .requiredOption("--resource <name>", "the resource name")
     .option("--context <json>", 'context fields as JSON, e.g. \'{"intent":"read","ttl":300}\'')
     .option("--file <file>", "policy file (default: the config's policy.file)")

@@ -23,6 +23,7 @@ export const SQLSTATE = {
 export const MSG = {
   query: 0x51, // 'Q'
   parse: 0x50, // 'P'
+  functionCall: 0x46, // 'F' (the fast-path interface: a function by OID, no SQL text)
   password: 0x70, // 'p'
   auth: 0x52, // 'R'
   error: 0x45, // 'E'

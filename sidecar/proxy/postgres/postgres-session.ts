@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
+import type { LeaseRecord } from "../../leases/index.js";
 import type { Duplex } from "node:stream";
 import { type SecureContext, TLSSocket } from "node:tls";
 import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-token.js";
@@ -15,7 +16,7 @@ import { loginToBackend } from "./backend-login.js";
 import type { BackendCancelKey, CancelKeys } from "./cancel-keys.js";
 import { forwardCancel } from "./cancel-forward.js";
 import { MSG, SQLSTATE } from "./constants.js";
-import { FrameTap } from "./frame-tap.js";
+import { FrameTap, type TappedMessage } from "./frame-tap.js";
 import {
   cstring,
   type FirstPacket,
@@ -32,7 +33,9 @@ import {
   negotiateProtocolVersion,
 } from "./server-messages.js";
 import { StatementAuditor } from "./statement-audit.js";
-import { StatementGuard } from "./statement-guard.js";
+import { type SessionStatementPolicy, SessionSyntax, sessionGuard } from "./session-guard.js";
+import type { GuardRefusal, StatementGuard } from "./statement-guard.js";
+import { loadPostgresGrammar } from "./statement-kind.js";
 import { pgTargetOf } from "./target.js";
 
 export interface PostgresContext extends SessionContext {
@@ -40,6 +43,8 @@ export interface PostgresContext extends SessionContext {
   /** TLS offered on SSLRequest; undefined answers 'N'. */
   readonly secureContext: SecureContext | undefined;
   readonly auditStatements: AuditStatements;
+  /** For registrations with `proxy.statementPolicy`: the engine (absent: refuse all) and what unparseable input gets. */
+  readonly statementPolicy?: SessionStatementPolicy | undefined;
 }
 
 /** Startup parameters the proxy sets itself or refuses, never passed to the server as given. */
@@ -65,7 +70,9 @@ export class PostgresSession implements ProxySession, Handshaking {
   private client: Duplex;
   private backend: Duplex | undefined;
   private spliced: Splice | undefined;
-  private readonly downTap = new FrameTap();
+  /** How the server reads SQL in this session (ParameterStatus), for statement policy. */
+  private readonly syntax = new SessionSyntax();
+  private readonly downTap = new FrameTap(new Set([MSG.parameterStatus]), (m) => this.syntax.observe(m.body));
   private readonly abort = new AbortController();
   private readonly record: SessionRecord;
   private leaseKey: string | undefined;
@@ -241,6 +248,16 @@ export class PostgresSession implements ProxySession, Handshaking {
     });
     this.backend = login.socket;
     login.socket.on("error", () => undefined);
+    if (this.ctx.registration()?.proxy?.statementPolicy === true) {
+      // The grammar loads once per process; until it has, no statement could be judged.
+      await loadPostgresGrammar().catch(() => {
+        throw new HandshakeRefusal(
+          SQLSTATE.connectionFailure,
+          "the proxy cannot apply the resource's statement policy now",
+          "08006 statement policy unavailable",
+        );
+      });
+    }
     if (this.ended) {
       login.socket.destroy();
       return;
@@ -255,6 +272,7 @@ export class PostgresSession implements ProxySession, Handshaking {
   ): void {
     const backend = login.socket;
     const frames = [authenticationOk(), ...login.frames.slice(0, -1)];
+    for (const f of login.frames) if (f[0] === MSG.parameterStatus) this.syntax.observe(f.subarray(5));
     if (login.key) {
       this.backendKey = { ...login.key, target };
       this.clientKey = this.ctx.cancelKeys.issue(this.backendKey, this.ctx.resource);
@@ -275,16 +293,7 @@ export class PostgresSession implements ProxySession, Handshaking {
             onFailure: () => this.terminate("the audit log cannot be written"),
           })
         : undefined;
-    // Where the password is sealed, no statement that would change it reaches the server.
-    const guard =
-      this.ctx.registration()?.reveal === false
-        ? new StatementGuard({
-            onRefused: (text) => this.auditRefusal(text),
-            onStatement: auditor?.onMessage,
-            onUnjudgeable: (why) =>
-              this.terminate(`the proxy could not follow the client's messages (${why})`),
-          })
-        : undefined;
+    const guard = this.statementGuard(lease, auditor?.onMessage);
     const upTap = auditor && !guard ? new FrameTap(StatementAuditor.types, auditor.onMessage) : undefined;
     this.ctx.handshakes.leave(this);
     this.client.write(Buffer.concat(frames));
@@ -304,25 +313,45 @@ export class PostgresSession implements ProxySession, Handshaking {
     auditor?.attach(this.spliced.up);
   }
 
-  /** The record of a refused password change: a `decision` on the lease, with a digest, never the text. */
-  private auditRefusal(text: string): void {
+  /** The guard on the client's statements, when the registration needs one (session-guard.ts). */
+  private statementGuard(
+    lease: LeaseRecord | undefined,
+    onStatement: ((m: TappedMessage) => void) | undefined,
+  ): StatementGuard | undefined {
+    return sessionGuard({
+      reg: this.ctx.registration(),
+      lease,
+      resource: this.ctx.resource,
+      statementPolicy: this.ctx.statementPolicy,
+      syntax: this.syntax,
+      onRefused: (text, refusal) => this.auditRefusal(text, refusal),
+      onStatement,
+      onUnjudgeable: (why) => this.terminate(`the proxy could not follow the client's messages (${why})`),
+    });
+  }
+
+  /** The record of a refused statement: a `decision` on the lease, with a digest, never the text. */
+  private auditRefusal(text: string, refusal: GuardRefusal): void {
     const lease = this.record.lease;
     if (!lease) return;
     this.ctx.log.warn(
-      { resource: this.ctx.resource, lease_id: lease.id, client: this.record.client },
-      "refused a password change through the proxy",
+      { resource: this.ctx.resource, lease_id: lease.id, client: this.record.client, scope: refusal.scope },
+      refusal.scope === "statement"
+        ? "refused a statement by policy through the proxy"
+        : "refused a password change through the proxy",
     );
     this.ctx.audit
       .append({
         ...leaseAuditFields(lease),
         event: "decision",
-        scope: "proxy_statement",
+        scope: refusal.scope,
         decision: "deny",
         tool: "postgres",
         target: this.record.client,
         request_id: this.record.requestId,
         digest: `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`,
-        reason: "42501 a statement changing a role's password was refused (reveal: false)",
+        reason: refusal.reason,
+        ...(refusal.policies ? { policies: [...refusal.policies] } : {}),
       })
       .catch((err: unknown) => {
         this.ctx.log.error(

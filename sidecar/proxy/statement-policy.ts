@@ -1,0 +1,225 @@
+import { createHash } from "node:crypto";
+import type { LeaseRecord } from "../leases/index.js";
+import { buildPolicyContext, type PolicyDecision, type PolicyRequest } from "../policy/index.js";
+
+/** What a statement does, as `context.statement_kind` names it for `Action::"statement"`. */
+export type StatementKind =
+  | "select"
+  | "insert"
+  | "update"
+  | "delete"
+  | "ddl"
+  | "dcl"
+  | "copy"
+  | "call"
+  | "do"
+  | "transaction"
+  | "set"
+  | "other";
+
+/** One statement of a message, as policy sees it. */
+export interface ClassifiedStatement {
+  readonly kind: StatementKind;
+  /** Tables, views and sequences it names: `relname`, or `schema.relname` as written. */
+  readonly tables: readonly string[];
+}
+
+/** A message's statements (none for an empty query), or why the protocol's grammar refuses it. */
+export type Classification =
+  | {
+      readonly ok: true;
+      readonly statements: readonly ClassifiedStatement[];
+      /** The highest parameter placeholder (`$3`: 3), 0 without any. */
+      readonly params: number;
+      /**
+       * It would change how the server reads later SQL (PostgreSQL: `client_encoding` other than
+       * UTF-8, `standard_conforming_strings` off), so the grammar would no longer read it the
+       * same: always refused, whatever the policy.
+       */
+      readonly changesSyntax: boolean;
+    }
+  | { readonly ok: false; readonly error: string };
+
+/** What a statement decision needs of the policy engine (`PolicyEngine` satisfies it). */
+export interface StatementPolicyPort {
+  decide(req: PolicyRequest): PolicyDecision;
+  /** Changes (a new array) when the policy file is reloaded: cached decisions are dropped then. */
+  readonly policyIds: readonly string[];
+}
+
+/** What to do with a statement the grammar cannot parse (`proxy.unparseable`). */
+export type UnparseablePolicy = "deny" | "allow";
+
+/** A statement let through, or refused with what the client and the audit record are told. */
+export type StatementVerdict =
+  | { readonly allowed: true }
+  | {
+      readonly allowed: false;
+      /** For the client: `leasehold: statement refused by policy (ddl on t)`. */
+      readonly message: string;
+      readonly hint: string;
+      /** For the audit record. */
+      readonly reason: string;
+      readonly policies: readonly string[];
+      /** Parameters the statement takes (its highest placeholder), for the refusal in its place. */
+      readonly params: number;
+    };
+
+export interface StatementPolicyOptions {
+  /** Absent: no policy engine, every statement is refused (fail closed). */
+  readonly policy: StatementPolicyPort | undefined;
+  readonly lease: LeaseRecord;
+  readonly resource: string;
+  /** The resource's policy groups (Cedar ResourceGroup). */
+  readonly groups: readonly string[];
+  readonly unparseable: UnparseablePolicy;
+  /** The protocol's grammar. */
+  readonly classify: (sql: string) => Classification;
+  /** Cached decisions per session before the cache starts over. @default 4096 */
+  readonly maxCached?: number | undefined;
+  readonly now?: (() => number) | undefined;
+}
+
+const ALLOWED: StatementVerdict = { allowed: true };
+const HOUR_MS = 3_600_000;
+
+/** A refusal of one statement, before the message's parameter count is known. */
+type Decided = { readonly allowed: true } | Omit<Extract<StatementVerdict, { allowed: false }>, "params">;
+
+function described(s: ClassifiedStatement): string {
+  return `${s.kind} on ${s.tables.length > 0 ? s.tables.join(", ") : "no table"}`;
+}
+
+/**
+ * Statement-level policy for one proxied session: each message's statements are classified by
+ * the protocol's grammar and decided by Cedar as `Action::"statement"` on the lease's resource,
+ * the principal the lease's agent, the context the lease's (intent, task, tool, approval,
+ * caller) with `statement_kind`, `tables` and `multiple`. A message of several statements is
+ * refused if any one is. Verdicts are cached for the session per statement text (by SHA-256),
+ * and Cedar's decisions per (kind, tables, multiple), since nothing else in the context changes
+ * within a session but the clock: both caches start over when the policy file is reloaded and
+ * when the UTC hour changes (`context.hour_utc`). Synchronous: the grammar and Cedar both are.
+ */
+export class StatementPolicy {
+  private readonly cache = new Map<string, StatementVerdict>();
+  private readonly decisions = new Map<string, Decided>();
+  private cachedFor: readonly string[] | undefined;
+  private cachedHour = -1;
+  private readonly max: number;
+
+  constructor(private readonly o: StatementPolicyOptions) {
+    this.max = o.maxCached ?? 4096;
+  }
+
+  /** The verdict on one message's SQL text. */
+  judge(sql: string): StatementVerdict {
+    const ids = this.o.policy?.policyIds;
+    const hour = Math.floor((this.o.now?.() ?? Date.now()) / HOUR_MS);
+    if (ids !== this.cachedFor || hour !== this.cachedHour || this.cache.size >= this.max) {
+      this.cache.clear();
+      this.decisions.clear();
+      this.cachedFor = ids;
+      this.cachedHour = hour;
+    }
+    const key = createHash("sha256").update(sql, "utf8").digest("base64");
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const verdict = this.decide(sql);
+    this.cache.set(key, verdict);
+    return verdict;
+  }
+
+  private decide(sql: string): StatementVerdict {
+    const parsed = this.o.classify(sql);
+    if (!parsed.ok) {
+      if (this.o.unparseable === "allow") return ALLOWED;
+      return {
+        allowed: false,
+        message: "leasehold: statement refused by policy (the grammar cannot parse it)",
+        hint: "unparseable statements are denied (proxy.unparseable: deny)",
+        // Not the grammar's message: it quotes the text near the error (a literal, perhaps a secret).
+        reason: "42501 unparseable statement refused (proxy.unparseable: deny)",
+        policies: [],
+        params: 0,
+      };
+    }
+    if (parsed.changesSyntax) {
+      return {
+        allowed: false,
+        message: "leasehold: statement refused by policy (it changes how the server reads SQL)",
+        hint: "under statement policy client_encoding stays UTF8 and standard_conforming_strings on",
+        reason: "42501 a statement changing client_encoding or standard_conforming_strings",
+        policies: [],
+        params: parsed.params,
+      };
+    }
+    const multiple = parsed.statements.length > 1;
+    for (const statement of parsed.statements) {
+      const key = `${multiple}\0${statement.kind}\0${statement.tables.join("\0")}`;
+      let decided = this.decisions.get(key);
+      if (!decided) {
+        decided = this.decideOne(statement, multiple);
+        if (this.decisions.size >= this.max) this.decisions.clear();
+        this.decisions.set(key, decided);
+      }
+      if (!decided.allowed) return { ...decided, params: parsed.params };
+    }
+    return ALLOWED;
+  }
+
+  private decideOne(statement: ClassifiedStatement, multiple: boolean): Decided {
+    const { lease } = this.o;
+    const what = described(statement);
+    const refused = (reason: string, policies: readonly string[], hint: string): Decided => ({
+      allowed: false,
+      message: `leasehold: statement refused by policy (${what}${multiple ? ", in a message of several statements" : ""})`,
+      hint,
+      reason: `42501 ${what}${multiple ? " (multiple)" : ""}: ${reason}`,
+      policies,
+    });
+    if (!this.o.policy) return refused("no policy engine", [], "ask the resource's operator");
+    const now = this.o.now?.() ?? Date.now();
+    const caller = lease.caller?.attested ? lease.caller : undefined;
+    const d = this.o.policy.decide({
+      principal: lease.agent,
+      action: "statement",
+      resource: this.o.resource,
+      principalAttrs: { ...lease.attrs },
+      resourceGroups: [...this.o.groups],
+      context: buildPolicyContext(
+        {
+          taskId: lease.task.id,
+          intent: lease.intent.action,
+          tool: lease.intent.tool,
+          ttl: Math.max(0, Math.floor((lease.expires_at - now) / 1000)),
+          now,
+          activeLeases: 0,
+          approved: lease.approver !== undefined,
+          dpop: false,
+          chain: lease.agent_chain,
+          caller: caller && {
+            attested: true,
+            uid: caller.uid,
+            exe_sha256: caller.exe_sha256,
+            cgroup: caller.cgroup,
+          },
+          statement: { kind: statement.kind, tables: statement.tables, multiple },
+        },
+        "statement",
+      ),
+    });
+    if (d.decision === "allow") return ALLOWED;
+    if (d.decision === "approval_required") {
+      return refused(
+        `needs a human approval (${d.policies.join(", ")})`,
+        d.policies,
+        "the policy allows it on a lease a human approved: check out again with an approval",
+      );
+    }
+    return refused(
+      d.reasons.join("; ") || "denied",
+      d.policies,
+      "the resource's statement policy does not allow it for this lease's intent",
+    );
+  }
+}
