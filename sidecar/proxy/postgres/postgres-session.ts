@@ -17,6 +17,7 @@ import type { BackendCancelKey, CancelKeys } from "./cancel-keys.js";
 import { forwardCancel } from "./cancel-forward.js";
 import { MSG, SQLSTATE } from "./constants.js";
 import { FrameTap, type TappedMessage } from "./frame-tap.js";
+import { readStartup } from "./startup-params.js";
 import {
   cstring,
   type FirstPacket,
@@ -30,7 +31,6 @@ import {
   authenticationOk,
   backendKeyData,
   errorResponse,
-  negotiateProtocolVersion,
 } from "./server-messages.js";
 import { StatementAuditor } from "./statement-audit.js";
 import { type SessionStatementPolicy, SessionSyntax, sessionGuard } from "./session-guard.js";
@@ -48,8 +48,6 @@ export interface PostgresContext extends SessionContext {
 }
 
 /** Startup parameters the proxy sets itself or refuses, never passed to the server as given. */
-const OWN_PARAMS = new Set(["user", "database", "replication"]);
-const FALSE_WORDS = new Set(["false", "off", "no", "0"]);
 
 function violation(message: string): HandshakeRefusal {
   return new HandshakeRefusal(SQLSTATE.protocolViolation, message, `08P01 ${message}`);
@@ -178,26 +176,9 @@ export class PostgresSession implements ProxySession, Handshaking {
       return;
     }
     if (first.kind !== "startup") throw violation("unexpected packet");
-    const params = new Map(first.params);
-    const unknownOptions = first.params.map(([k]) => k).filter((k) => k.startsWith("_pq_."));
-    if (first.minor > 0 || unknownOptions.length > 0)
-      this.client.write(negotiateProtocolVersion(0, unknownOptions));
-    const user = params.get("user");
-    if (!user) {
-      throw new HandshakeRefusal(
-        SQLSTATE.invalidAuthorization,
-        "no PostgreSQL user name specified in startup packet",
-        "28000 no user",
-      );
-    }
-    const replication = params.get("replication");
-    if (replication !== undefined && !FALSE_WORDS.has(replication.toLowerCase())) {
-      throw new HandshakeRefusal(
-        SQLSTATE.featureNotSupported,
-        "replication connections are not supported through the proxy",
-        "0A000 replication",
-      );
-    }
+    const startup = readStartup(first);
+    if (startup.negotiate) this.client.write(startup.negotiate);
+    const { params, user } = startup;
     this.claim(user);
     this.client.write(authenticationCleartextPassword());
     const pm = await readMessage(reader, this.ctx.maxMessageBytes);
@@ -242,7 +223,7 @@ export class PostgresSession implements ProxySession, Handshaking {
       username: cred.username,
       password: cred.password,
       database,
-      params: first.params.filter(([k]) => !OWN_PARAMS.has(k) && !k.startsWith("_pq_.")),
+      params: startup.passOn,
       maxMessageBytes: this.ctx.maxMessageBytes,
       signal: this.abort.signal,
     });
