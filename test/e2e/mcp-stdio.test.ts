@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
 import { captureWire, type WireDirection } from "../support/mcp-wire.js";
@@ -29,7 +30,12 @@ const REDIS_USER = "svc_mcp";
 const LDAP_USER = "svc_mcp_reader";
 
 const READ = ["orders-db", "sealed-db", "reports-mysql", "cache-redis", "people-ldap"];
-const POLICY = `${agentsReadPolicy(READ)}\n${approvedWritesPolicy("orders-db")}`;
+// sealed-db decides each statement through its listener (proxy.statementPolicy): reads may only select.
+const POLICY = `${agentsReadPolicy(READ)}\n${approvedWritesPolicy("orders-db")}
+@id("sealed-reads-select")
+permit (principal, action == Action::"statement", resource == Resource::"sealed-db")
+when { context.intent == "read" && context.statement_kind == "select" };
+`;
 
 let stack: Stack;
 let c: StackClient;
@@ -101,6 +107,21 @@ beforeAll(async () => {
   c = new StackClient(stack);
   await stack.createRole(PG_USER, "initial-pg-mcp-123456");
   await stack.createRole(PG_SEALED, "initial-pg-mcp-654321");
+  // A table the sealed account owns: PostgreSQL itself would let it drop the table.
+  const su = new pg.Client({
+    host: "127.0.0.1",
+    port: stack.pg.port,
+    user: "postgres",
+    password: stack.pg.superuser.password,
+    database: "postgres",
+  });
+  await su.connect();
+  try {
+    await su.query("CREATE TABLE mcp_orders (id int); INSERT INTO mcp_orders VALUES (1), (2)");
+    await su.query(`ALTER TABLE mcp_orders OWNER TO ${PG_SEALED}`);
+  } finally {
+    await su.end();
+  }
   c.secrets.push("initial-pg-mcp-123456", "initial-pg-mcp-654321", stack.adminPassword);
   await createMariadbAccountAndAdmin(
     { name: MY_USER, password: "initial-mysql-mcp-1234" },
@@ -125,7 +146,7 @@ beforeAll(async () => {
   await c.registerPostgres("orders-db", { accounts: [PG_USER] });
   await c.registerPostgres("sealed-db", {
     accounts: [PG_SEALED],
-    extra: { reveal: false, proxy: { port: 0 } },
+    extra: { reveal: false, proxy: { port: 0, statementPolicy: true } },
   });
   await c.register({
     name: "reports-mysql",
@@ -301,6 +322,22 @@ describe("leasehold mcp on stdio, launched from the README's configuration", () 
     expect(text(refused)).toContain("42501");
     // The session goes on.
     expect(ok(await tool("sql_query", { lease_id: id, sql: "select 2 as two" })).rows).toEqual([[2]]);
+    ok(await tool("checkin", { lease_id: id }));
+  });
+
+  it("statement policy through the listener: under intent read SELECT works, DROP TABLE is an isError and the table stays", async () => {
+    await c.waitForAccounts("sealed-db", "available");
+    const lease = ok(await tool("checkout", { resource: "sealed-db", task_id: "MCP-7", intent: "read" }));
+    const id = String(lease.lease_id);
+    const count = { lease_id: id, sql: "select count(*)::int as n from mcp_orders" };
+    expect(ok(await tool("sql_query", count)).rows).toEqual([[2]]);
+    const drop = await tool("sql_query", { lease_id: id, sql: "DROP TABLE mcp_orders" });
+    expect(drop.isError).toBe(true);
+    expect(text(drop)).toContain("refused by policy");
+    expect(text(drop)).toContain("42501");
+    expect(text(drop)).toContain("listener refused this statement");
+    // The session goes on and the table is intact.
+    expect(ok(await tool("sql_query", count)).rows).toEqual([[2]]);
     ok(await tool("checkin", { lease_id: id }));
   });
 
