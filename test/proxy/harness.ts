@@ -94,6 +94,13 @@ export interface ProxyHarness {
   close(): Promise<void>;
 }
 
+/** The port of `resource`'s listener on `manager`; throws when it has none. */
+export function listenerPort(manager: ProxyManager, resource: string): number {
+  const ep = manager.endpointFor(resource);
+  if (!ep) throw new Error(`no listener for ${resource}`);
+  return ep.port;
+}
+
 const AGENTS = { a: "spiffe://example.org/agent/a", b: "spiffe://example.org/agent/b" } as const;
 
 /**

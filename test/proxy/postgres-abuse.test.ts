@@ -3,9 +3,10 @@ import type { Socket } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
-import { type ScramPostgres, startScramPostgres } from "../support/pg-cluster.js";
+import { asSuperuser, type ScramPostgres } from "../support/pg-cluster.js";
 import { waitFor } from "../support/wait-for.js";
-import { type Checkout, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { type Checkout, listenerPort, type ProxyHarness } from "./harness.js";
+import { leaseClient, pgResource, startPgProxy } from "./pg-setup.js";
 import { run, toolEnv } from "./processes.js";
 import { pgStartup, rawConnect, readUntilClose } from "./wire.js";
 
@@ -23,26 +24,9 @@ let proxy: ProxyManager;
 let port = 0;
 let lease: Checkout;
 
-async function asSuperuser<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({
-    host: cluster.host,
-    port: cluster.port,
-    user: "postgres",
-    password: cluster.superuser.password,
-    database: "postgres",
-  });
-  c.on("error", () => undefined);
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
 /** The account's stored password verifier: unchanged as long as nobody set a new password. */
 async function verifierOf(account: string): Promise<string> {
-  return asSuperuser(async (c) => {
+  return asSuperuser(cluster, async (c) => {
     const r = await c.query<{ v: string }>("select rolpassword as v from pg_authid where rolname = $1", [
       account,
     ]);
@@ -51,15 +35,7 @@ async function verifierOf(account: string): Promise<string> {
 }
 
 function viaProxy(l: Checkout, p = port): pg.Client {
-  const c = new pg.Client({
-    host: "127.0.0.1",
-    port: p,
-    user: l.leaseId,
-    password: l.token,
-    database: "postgres",
-  });
-  c.on("error", () => undefined);
-  return c;
+  return leaseClient(l, p);
 }
 
 async function refusals(leaseId: string): Promise<Array<Record<string, unknown>>> {
@@ -88,37 +64,17 @@ async function idleConnections(p: number, n: number, batch = 100): Promise<Socke
 }
 
 beforeAll(async () => {
-  await Promise.all([
-    startScramPostgres().then((c) => {
-      cluster = c;
-    }),
-    startProxyHarness({ name: "proxy-abuse" }).then((x) => {
-      h = x;
-    }),
-  ]);
-  const adminPassword = randomBytes(18).toString("base64url");
-  h.secrets.push(adminPassword, cluster.superuser.password);
-  await asSuperuser(async (c) => {
-    await c.query(`CREATE ROLE px_ab_admin LOGIN CREATEROLE PASSWORD '${adminPassword}'`);
+  const setup = await startPgProxy({ name: "proxy-abuse", admin: "px_ab_admin" });
+  ({ h, cluster } = setup);
+  await asSuperuser(cluster, async (c) => {
     for (const a of ACCOUNTS)
       await c.query(`CREATE ROLE ${a} LOGIN PASSWORD '${randomBytes(12).toString("hex")}'`);
     await c.query("CREATE TABLE px_ab_marks (note text)");
     await c.query("GRANT ALL ON px_ab_marks TO PUBLIC");
   });
-  await h.register({
-    name: RESOURCE,
-    adapter: "postgres",
-    connection: { host: cluster.host, port: cluster.port, database: "postgres" },
-    admin: { username: "px_ab_admin", password: adminPassword },
-    accounts: ACCOUNTS,
-    reveal: false,
-    rotation: { terminateSessions: false },
-    proxy: { port: 0 },
-  });
+  await h.register({ ...pgResource(setup), name: RESOURCE, accounts: ACCOUNTS, proxy: { port: 0 } });
   proxy = await h.manager({ auditStatements: "text" });
-  const ep = proxy.endpointFor(RESOURCE);
-  if (!ep) throw new Error("no listener");
-  port = ep.port;
+  port = listenerPort(proxy, RESOURCE);
   lease = await h.checkout(RESOURCE);
 }, 120_000);
 
@@ -242,20 +198,17 @@ describe("reveal: false — a password change is refused and the session goes on
   it("where the password is revealed, a change is let through but its text is never audited", async () => {
     const openPassword = randomBytes(12).toString("hex");
     h.secrets.push(openPassword);
-    await asSuperuser((c) => c.query(`CREATE ROLE px_ab_open LOGIN PASSWORD '${openPassword}'`));
+    await asSuperuser(cluster, (c) => c.query(`CREATE ROLE px_ab_open LOGIN PASSWORD '${openPassword}'`));
     const adminPassword = randomBytes(18).toString("base64url");
     h.secrets.push(adminPassword);
-    await asSuperuser((c) =>
+    await asSuperuser(cluster, (c) =>
       c.query(`CREATE ROLE px_ab_admin2 LOGIN CREATEROLE PASSWORD '${adminPassword}'`),
     );
     await h.register({
+      ...pgResource({ cluster, admin: { username: "px_ab_admin2", password: adminPassword } }),
       name: "px-open",
-      adapter: "postgres",
-      connection: { host: cluster.host, port: cluster.port, database: "postgres" },
-      admin: { username: "px_ab_admin2", password: adminPassword },
       accounts: ["px_ab_open"],
       reveal: true,
-      rotation: { terminateSessions: false },
       proxy: { port: 0 },
     });
     const m = await h.manager({ auditStatements: "text" });

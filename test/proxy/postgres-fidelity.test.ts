@@ -2,9 +2,10 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
-import { type ScramPostgres, startScramPostgres } from "../support/pg-cluster.js";
+import { asSuperuser, type ScramPostgres } from "../support/pg-cluster.js";
 import { waitFor } from "../support/wait-for.js";
-import { type Checkout, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { type Checkout, listenerPort, type ProxyHarness } from "./harness.js";
+import { leaseClient, pgResource, startPgProxy } from "./pg-setup.js";
 import { pgError, pgStartup, rawConnect, readUntilClose } from "./wire.js";
 
 /**
@@ -24,74 +25,34 @@ let port = 0;
 let multiPort = 0;
 let lease: Checkout;
 
-async function asSuperuser<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({
-    host: cluster.host,
-    port: cluster.port,
-    user: "postgres",
-    password: cluster.superuser.password,
-    database: "postgres",
-  });
-  c.on("error", () => undefined);
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
 function viaProxy(l: Checkout, database?: string, p = port): pg.Client {
-  const c = new pg.Client({ host: "127.0.0.1", port: p, user: l.leaseId, password: l.token, database });
-  c.on("error", () => undefined);
-  return c;
+  return leaseClient(l, p, { database });
 }
 
 beforeAll(async () => {
-  await Promise.all([
-    startScramPostgres().then((c) => {
-      cluster = c;
-    }),
-    startProxyHarness({ name: "proxy-pg-fidelity" }).then((x) => {
-      h = x;
-    }),
-  ]);
-  const adminPassword = randomBytes(18).toString("base64url");
-  h.secrets.push(adminPassword, cluster.superuser.password);
-  await asSuperuser(async (c) => {
-    await c.query(`CREATE ROLE pf_admin LOGIN CREATEROLE PASSWORD '${adminPassword}'`);
+  const setup = await startPgProxy({ name: "proxy-pg-fidelity", admin: "pf_admin" });
+  ({ h, cluster } = setup);
+  await asSuperuser(cluster, async (c) => {
     await c.query("CREATE DATABASE pf_extra");
     for (let i = 1; i <= 4; i++) {
       await c.query(`CREATE ROLE pf_app_${i} LOGIN PASSWORD '${randomBytes(12).toString("hex")}'`);
     }
   });
   await h.register({
-    adapter: "postgres",
+    ...pgResource(setup),
     name: RESOURCE,
-    connection: { host: cluster.host, port: cluster.port, database: "postgres" },
-    admin: { username: "pf_admin", password: adminPassword },
     accounts: ["pf_app_1", "pf_app_2", "pf_app_3"],
-    reveal: false,
-    rotation: { terminateSessions: false },
     proxy: { port: 0 },
   });
   await h.register({
-    adapter: "postgres",
+    ...pgResource(setup),
     name: MULTI,
-    connection: { host: cluster.host, port: cluster.port, database: "postgres" },
-    admin: { username: "pf_admin", password: adminPassword },
     accounts: ["pf_app_4"],
-    reveal: false,
-    rotation: { terminateSessions: false },
     proxy: { port: 0, databases: ["pf_extra"] },
   });
   proxy = await h.manager({ auditStatements: "none" });
-  const multi = proxy.endpointFor(MULTI);
-  if (!multi) throw new Error("no listener");
-  multiPort = multi.port;
-  const ep = proxy.endpointFor(RESOURCE);
-  if (!ep) throw new Error("no listener");
-  port = ep.port;
+  multiPort = listenerPort(proxy, MULTI);
+  port = listenerPort(proxy, RESOURCE);
   lease = await h.checkout(RESOURCE);
 }, 120_000);
 
@@ -208,7 +169,7 @@ describe("the backend's process id and cancel requests", () => {
         return { q, failed };
       });
       const sleeping = () =>
-        asSuperuser(async (s) => {
+        asSuperuser(cluster, async (s) => {
           const r = await s.query<{ pid: number }>(
             "select pid from pg_stat_activity where pid = any($1) and state = 'active' and query like '%pg_sleep(30)%'",
             [pids],
@@ -278,7 +239,7 @@ describe("the databases a lease may open", () => {
       reason: expect.stringContaining("42501"),
     });
     // The account itself could have opened it: the listener, not the server, refused.
-    const can = await asSuperuser(async (s) => {
+    const can = await asSuperuser(cluster, async (s) => {
       const r = await s.query<{ ok: boolean }>(
         "select has_database_privilege($1, 'template1', 'CONNECT') as ok",
         [l.account],

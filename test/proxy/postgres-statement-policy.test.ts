@@ -1,10 +1,11 @@
-import { createHash, randomBytes } from "node:crypto";
-import pg from "pg";
+import { createHash } from "node:crypto";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
-import { type ScramPostgres, startScramPostgres } from "../support/pg-cluster.js";
+import { asSuperuser, type ScramPostgres } from "../support/pg-cluster.js";
 import { waitFor } from "../support/wait-for.js";
-import { type Checkout, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { type Checkout, listenerPort, type ProxyHarness } from "./harness.js";
+import { leaseClient, pgResource, startPgProxy } from "./pg-setup.js";
 import { pgError, pgMessages, pgStartup, rawConnect, readUntil } from "./wire.js";
 
 const RESOURCE = "px-pg-stmt";
@@ -53,35 +54,8 @@ let cluster: ScramPostgres;
 let proxy: ProxyManager;
 let reader: Checkout;
 
-async function asSuperuser<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({
-    host: cluster.host,
-    port: cluster.port,
-    user: "postgres",
-    password: cluster.superuser.password,
-    database: "postgres",
-  });
-  c.on("error", () => undefined);
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
 async function connect(l: Checkout, resource = RESOURCE, extra: pg.ClientConfig = {}): Promise<pg.Client> {
-  const ep = proxy.endpointFor(resource);
-  if (!ep) throw new Error("no listener");
-  const c = new pg.Client({
-    host: ep.host,
-    port: ep.port,
-    user: l.leaseId,
-    password: l.token,
-    database: "postgres",
-    ...extra,
-  });
-  c.on("error", () => undefined);
+  const c = leaseClient(l, listenerPort(proxy, resource), extra);
   await c.connect();
   return c;
 }
@@ -107,9 +81,7 @@ const ready = (b: Buffer) => pgMessages(b).some((m) => m.type === "Z");
 
 /** A raw protocol session through the listener, logged in with the reader's lease, at ReadyForQuery. */
 async function rawLogin(params: Record<string, string>) {
-  const ep = proxy.endpointFor(RESOURCE);
-  if (!ep) throw new Error("no listener");
-  const s = await rawConnect(ep.port);
+  const s = await rawConnect(listenerPort(proxy, RESOURCE));
   s.on("error", () => undefined);
   s.write(pgStartup(params));
   await readUntil(s, (b) => pgMessages(b).some((m) => m.type === "R"));
@@ -126,24 +98,17 @@ async function statementDecisions(): Promise<Array<Record<string, unknown>>> {
 }
 
 async function orderCount(): Promise<number> {
-  return asSuperuser(async (c) => Number((await c.query("select count(*) as n from ps_orders")).rows[0].n));
+  return asSuperuser(cluster, async (c) =>
+    Number((await c.query("select count(*) as n from ps_orders")).rows[0].n),
+  );
 }
 
 beforeAll(async () => {
-  await Promise.all([
-    startScramPostgres().then((c) => {
-      cluster = c;
-    }),
-    startProxyHarness({ name: "proxy-stmt", policy: POLICY }).then((x) => {
-      h = x;
-    }),
-  ]);
-  const adminPassword = randomBytes(18).toString("base64url");
-  h.secrets.push(adminPassword, cluster.superuser.password);
-  await asSuperuser(async (c) => {
-    await c.query(`CREATE ROLE ps_admin LOGIN CREATEROLE PASSWORD '${adminPassword}'`);
+  const setup = await startPgProxy({ name: "proxy-stmt", policy: POLICY, admin: "ps_admin" });
+  ({ h, cluster } = setup);
+  await asSuperuser(cluster, async (c) => {
     for (let i = 1; i <= 4; i++)
-      await c.query(`CREATE ROLE ps_app_${i} LOGIN PASSWORD 'x${i}${adminPassword}'`);
+      await c.query(`CREATE ROLE ps_app_${i} LOGIN PASSWORD 'x${i}${setup.admin.password}'`);
     await c.query("CREATE TABLE ps_orders (id int primary key, total int)");
     await c.query("CREATE TABLE ps_customers (id int primary key, name text)");
     await c.query("CREATE TABLE ps_secrets (id int)");
@@ -151,20 +116,13 @@ beforeAll(async () => {
     await c.query("GRANT ALL ON ps_orders, ps_customers, ps_secrets TO PUBLIC");
     await c.query("GRANT CREATE ON SCHEMA public TO PUBLIC");
   });
-  const base = {
-    adapter: "postgres",
-    connection: { host: cluster.host, port: cluster.port, database: "postgres" },
-    admin: { username: "ps_admin", password: adminPassword },
-    reveal: false,
-    rotation: { terminateSessions: false },
-  };
   await h.register({
-    ...base,
+    ...pgResource(setup),
     name: RESOURCE,
     accounts: ["ps_app_1", "ps_app_2", "ps_app_3"],
     proxy: { port: 0, statementPolicy: true },
   });
-  await h.register({ ...base, name: PLAIN, accounts: ["ps_app_4"], proxy: { port: 0 } });
+  await h.register({ ...pgResource(setup), name: PLAIN, accounts: ["ps_app_4"], proxy: { port: 0 } });
   proxy = await h.manager({ policy: h.node.policy, auditStatements: "digest" });
   reader = await h.checkout(RESOURCE, { intent: "read" });
 }, 120_000);
@@ -240,7 +198,7 @@ describe("statement policy on the PostgreSQL listener", () => {
     }
     // The table is intact.
     expect(await orderCount()).toBe(5);
-    await asSuperuser(async (s) => {
+    await asSuperuser(cluster, async (s) => {
       const cols = await s.query(
         "select column_name from information_schema.columns where table_name = 'ps_orders'",
       );

@@ -2,9 +2,10 @@ import { createHash, randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
-import { type ScramPostgres, startScramPostgres } from "../support/pg-cluster.js";
+import { asSuperuser, type ScramPostgres } from "../support/pg-cluster.js";
 import { waitFor } from "../support/wait-for.js";
-import { type Checkout, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { type Checkout, listenerPort, type ProxyHarness } from "./harness.js";
+import { leaseClient, pgResource, startPgProxy } from "./pg-setup.js";
 import { run, start, toolEnv } from "./processes.js";
 import { pgError, pgMessages, pgStartup, rawConnect, readUntil, readUntilClose } from "./wire.js";
 
@@ -18,32 +19,9 @@ let proxy: ProxyManager;
 let port = 0;
 let lease: Checkout;
 
-async function superuser(): Promise<pg.Client> {
-  const c = new pg.Client({
-    host: cluster.host,
-    port: cluster.port,
-    user: "postgres",
-    password: cluster.superuser.password,
-    database: "postgres",
-  });
-  c.on("error", () => undefined);
-  await c.connect();
-  return c;
-}
-
-async function asSuperuser<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = await superuser();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
 /** A pg client through the proxy, logged in with a lease. */
 function viaProxy(l: Checkout, p = port, password = l.token): pg.Client {
-  const c = new pg.Client({ host: "127.0.0.1", port: p, user: l.leaseId, password, database: "postgres" });
-  return c;
+  return leaseClient(l, p, { password });
 }
 
 function psqlArgs(l: Checkout, extra: readonly string[], sslmode = "require"): string[] {
@@ -66,7 +44,7 @@ function firstError(c: pg.Client): Promise<Error & { code?: string }> {
 }
 
 async function sessionsOf(account: string): Promise<number> {
-  return asSuperuser(async (c) => {
+  return asSuperuser(cluster, async (c) => {
     const r = await c.query<{ n: string }>("select count(*) as n from pg_stat_activity where usename = $1", [
       account,
     ]);
@@ -75,19 +53,9 @@ async function sessionsOf(account: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  // Assigned one by one, so afterAll stops whichever started even if the other failed.
-  await Promise.all([
-    startScramPostgres().then((c) => {
-      cluster = c;
-    }),
-    startProxyHarness({ name: "proxy-pg" }).then((x) => {
-      h = x;
-    }),
-  ]);
-  const adminPassword = randomBytes(18).toString("base64url");
-  h.secrets.push(adminPassword, cluster.superuser.password);
-  await asSuperuser(async (c) => {
-    await c.query(`CREATE ROLE px_admin LOGIN CREATEROLE PASSWORD '${adminPassword}'`);
+  const setup = await startPgProxy({ name: "proxy-pg", admin: "px_admin" });
+  ({ h, cluster } = setup);
+  await asSuperuser(cluster, async (c) => {
     for (let i = 1; i <= 6; i++) {
       await c.query(`CREATE ROLE px_app_${i} LOGIN PASSWORD '${randomBytes(12).toString("hex")}'`);
     }
@@ -95,25 +63,16 @@ beforeAll(async () => {
     await c.query("CREATE TABLE px_copy (id int, name text)");
     await c.query("GRANT ALL ON px_tx, px_copy TO PUBLIC");
   });
-  const base = {
-    adapter: "postgres",
-    connection: { host: cluster.host, port: cluster.port, database: "postgres" },
-    admin: { username: "px_admin", password: adminPassword },
-    reveal: false,
-    // The proxy itself must close sessions when a lease ends: the adapter's termination is off.
-    rotation: { terminateSessions: false },
-  };
+  // pgResource: the proxy itself must close sessions when a lease ends (the adapter's termination is off).
   await h.register({
-    ...base,
+    ...pgResource(setup),
     name: RESOURCE,
     accounts: ["px_app_1", "px_app_2", "px_app_3", "px_app_4", "px_app_5"],
     proxy: { port: 0 },
   });
-  await h.register({ ...base, name: OTHER, accounts: ["px_app_6"] });
+  await h.register({ ...pgResource(setup), name: OTHER, accounts: ["px_app_6"] });
   proxy = await h.manager({ auditStatements: "text" });
-  const ep = proxy.endpointFor(RESOURCE);
-  if (!ep) throw new Error("no listener");
-  port = ep.port;
+  port = listenerPort(proxy, RESOURCE);
   lease = await h.checkout(RESOURCE);
 }, 120_000);
 
@@ -183,7 +142,7 @@ describe("PostgreSQL listener with real clients", () => {
     const p = start(PSQL, psqlArgs(lease, ["-c", "select pg_sleep(60)"]), psqlEnv(lease));
     p.child.stdin.end();
     await waitFor("pg_sleep to run", () =>
-      asSuperuser(async (c) => {
+      asSuperuser(cluster, async (c) => {
         const r = await c.query(
           "select 1 from pg_stat_activity where usename = $1 and state = 'active' and query like '%pg_sleep(60)%'",
           [lease.account],

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
 import { encodeCommand } from "../../sidecar/proxy/redis/resp.js";
 import { waitFor } from "../support/wait-for.js";
-import { type Checkout, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
 import { run, toolEnv } from "./processes.js";
 import { type PrivateRedis, startPrivateRedis } from "./redis-server.js";
 import { rawConnect, readUntil, readUntilClose } from "./wire.js";
@@ -77,9 +77,7 @@ beforeAll(async () => {
   await h.register({ ...base, name: RESOURCE, accounts: ["px_r1", "px_r2", "px_r3"], proxy: { port: 0 } });
   await h.register({ ...base, name: OTHER, accounts: ["px_r4"] });
   proxy = await h.manager();
-  const ep = proxy.endpointFor(RESOURCE);
-  if (!ep) throw new Error("no listener");
-  port = ep.port;
+  port = listenerPort(proxy, RESOURCE);
   lease = await h.checkout(RESOURCE);
 }, 120_000);
 

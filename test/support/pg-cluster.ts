@@ -4,6 +4,7 @@ import { existsSync, readdirSync, rmSync } from "node:fs";
 import { appendFile, chown, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { freePort } from "./free-port.js";
 
 /** A private PostgreSQL cluster that checks passwords (scram-sha-256), for tests and demos. */
@@ -24,6 +25,38 @@ export interface ScramPostgresOptions {
   superuserPassword?: string;
   /** Extra server settings written to postgresql.conf, e.g. `{ log_statement: "all" }`. */
   settings?: Readonly<Record<string, string>>;
+}
+
+/**
+ * A connected pg client as the cluster's `postgres` superuser, on database `postgres`. Client
+ * errors after connecting (the server going away) are swallowed; the caller ends the client.
+ */
+export async function superuserClient(
+  cluster: Pick<ScramPostgres, "host" | "port" | "superuser">,
+): Promise<pg.Client> {
+  const c = new pg.Client({
+    host: cluster.host,
+    port: cluster.port,
+    user: "postgres",
+    password: cluster.superuser.password,
+    database: "postgres",
+  });
+  c.on("error", () => undefined);
+  await c.connect();
+  return c;
+}
+
+/** Runs `fn` with a superuser client of `cluster` (see {@link superuserClient}) and ends the client after. */
+export async function asSuperuser<T>(
+  cluster: Pick<ScramPostgres, "host" | "port" | "superuser">,
+  fn: (c: pg.Client) => Promise<T>,
+): Promise<T> {
+  const c = await superuserClient(cluster);
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
 }
 
 const PG_ROOT = "/usr/lib/postgresql";
