@@ -3,10 +3,10 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
 import { captureWire, type WireDirection } from "../support/mcp-wire.js";
+import { asSuperuser } from "../support/pg-cluster.js";
 import { createMariadbAccountAndAdmin, dropMariadbAccounts, mariadbLogin } from "../support/mariadb.js";
 import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { cliPath, repoRoot } from "../support/sidecar-process.js";
@@ -108,20 +108,10 @@ beforeAll(async () => {
   await stack.createRole(PG_USER, "initial-pg-mcp-123456");
   await stack.createRole(PG_SEALED, "initial-pg-mcp-654321");
   // A table the sealed account owns: PostgreSQL itself would let it drop the table.
-  const su = new pg.Client({
-    host: "127.0.0.1",
-    port: stack.pg.port,
-    user: "postgres",
-    password: stack.pg.superuser.password,
-    database: "postgres",
-  });
-  await su.connect();
-  try {
+  await asSuperuser(stack.pg, async (su) => {
     await su.query("CREATE TABLE mcp_orders (id int); INSERT INTO mcp_orders VALUES (1), (2)");
     await su.query(`ALTER TABLE mcp_orders OWNER TO ${PG_SEALED}`);
-  } finally {
-    await su.end();
-  }
+  });
   c.secrets.push("initial-pg-mcp-123456", "initial-pg-mcp-654321", stack.adminPassword);
   await createMariadbAccountAndAdmin(
     { name: MY_USER, password: "initial-mysql-mcp-1234" },
