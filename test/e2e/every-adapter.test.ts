@@ -2,13 +2,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Redis } from "ioredis";
-import { Client as LdapClient } from "ldapts";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StackClient } from "../support/e2e-client.js";
-import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
-import { startSlapd, type TestSlapd } from "../support/slapd.js";
+import { redisLogin, startRedisServer, type TestRedisServer } from "../support/redis-server.js";
+import { ldapLogin, startSlapd, type TestSlapd } from "../support/slapd.js";
 import { type Stack, startStack } from "../support/stack.js";
 
 /**
@@ -29,39 +27,6 @@ let slapd: TestSlapd;
 let rs: TestRedisServer;
 let dir: string;
 let execStore: string;
-
-async function ldapLogin(uid: string, password: string): Promise<boolean> {
-  const client = new LdapClient({ url: slapd.url });
-  try {
-    await client.bind(slapd.userDn(uid), password);
-    return true;
-  } catch (err) {
-    if ((err as { code?: number }).code === 49) return false;
-    throw err;
-  } finally {
-    await client.unbind().catch(() => undefined);
-  }
-}
-
-async function redisLogin(user: string, password: string): Promise<boolean> {
-  // Connect without credentials (nothing runs before AUTH), then AUTH as the account.
-  const r = new Redis({
-    port: rs.port,
-    lazyConnect: true,
-    retryStrategy: () => null,
-    enableReadyCheck: false,
-  });
-  r.on("error", () => undefined);
-  try {
-    await r.connect();
-    return (await r.call("AUTH", user, password)) === "OK";
-  } catch (err) {
-    if (/WRONGPASS/.test((err as Error).message)) return false;
-    throw err;
-  } finally {
-    r.disconnect();
-  }
-}
 
 async function execLogin(account: string, password: string): Promise<boolean> {
   const { readFile } = await import("node:fs/promises");
@@ -136,13 +101,13 @@ const cases = [
     resource: "people-ldap",
     account: "svc_reports",
     initial: "initial-ldap-123456",
-    login: (a: string, p: string) => ldapLogin(a, p),
+    login: (a: string, p: string) => ldapLogin(slapd, a, p),
   },
   {
     resource: "cache-redis",
     account: "svc_cache",
     initial: "initial-redis-123456",
-    login: (a: string, p: string) => redisLogin(a, p),
+    login: (a: string, p: string) => redisLogin(rs, a, p),
   },
   {
     resource: "mainframe",

@@ -8,9 +8,9 @@ import { StackClient } from "../support/e2e-client.js";
 import { captureWire, type WireDirection } from "../support/mcp-wire.js";
 import { asSuperuser } from "../support/pg-cluster.js";
 import { createMariadbAccountAndAdmin, dropMariadbAccounts, mariadbLogin } from "../support/mariadb.js";
-import { startRedisServer, type TestRedisServer } from "../support/redis-server.js";
+import { redisLogin, startRedisServer, type TestRedisServer } from "../support/redis-server.js";
 import { cliPath, repoRoot } from "../support/sidecar-process.js";
-import { startSlapd, type TestSlapd } from "../support/slapd.js";
+import { ldapLogin, startSlapd, type TestSlapd } from "../support/slapd.js";
 import { agentsReadPolicy, approvedWritesPolicy, type Stack, startStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -387,12 +387,15 @@ describe("leasehold mcp on stdio, launched from the README's configuration", () 
     expect(auth.isError).toBe(true);
     ok(await tool("checkin", { lease_id: id }));
     await rotatedAway("cache-redis", REDIS_USER, password);
+    // The old password is refused by the server itself.
+    expect(await redisLogin(rs, REDIS_USER, password)).toBe(false);
   });
 
-  it("LDAP: ldap_search bound as the leased account; password attributes never come back", async () => {
+  it("LDAP: ldap_search bound as the leased account; password attributes never come back; the old password is refused after", async () => {
     const id = String(
       ok(await tool("checkout", { resource: "people-ldap", task_id: "MCP-5", intent: "read" })).lease_id,
     );
+    const password = (await c.vaultAccount("people-ldap", LDAP_USER)).password;
     const found = ok(
       await tool("ldap_search", {
         lease_id: id,
@@ -410,6 +413,8 @@ describe("leasehold mcp on stdio, launched from the README's configuration", () 
       "userpassword",
     );
     ok(await tool("checkin", { lease_id: id }));
+    await rotatedAway("people-ldap", LDAP_USER, password);
+    expect(await ldapLogin(slapd, LDAP_USER, password)).toBe(false);
   });
 
   it("a policy denial is an isError result saying what to do next", async () => {

@@ -212,3 +212,30 @@ export async function readAclFile(server: TestRedisServer): Promise<string> {
   if (server.aclFilePath === undefined) throw new Error("this server has no aclfile");
   return readFile(server.aclFilePath, "utf8");
 }
+
+/**
+ * Whether `user` logs in to `server` with `password` (a connection without credentials, then
+ * AUTH as the account): false for WRONGPASS, any other failure thrown.
+ */
+export async function redisLogin(
+  server: Pick<TestRedisServer, "port">,
+  user: string,
+  password: string,
+): Promise<boolean> {
+  const r = new Redis({
+    port: server.port,
+    lazyConnect: true,
+    retryStrategy: () => null,
+    enableReadyCheck: false,
+  });
+  r.on("error", () => undefined);
+  try {
+    await r.connect();
+    return (await r.call("AUTH", user, password)) === "OK";
+  } catch (err) {
+    if (/WRONGPASS/.test((err as Error).message)) return false;
+    throw err;
+  } finally {
+    r.disconnect();
+  }
+}

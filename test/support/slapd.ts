@@ -326,3 +326,21 @@ async function stopServer(proc: Running): Promise<void> {
   releaseProcess(proc);
   await rm(proc.dir, { recursive: true, force: true });
 }
+
+/** Whether `addUser`'s `uid` binds to `slapd` with `password`: false for invalidCredentials (49). */
+export async function ldapLogin(
+  slapd: Pick<TestSlapd, "url" | "userDn">,
+  uid: string,
+  password: string,
+): Promise<boolean> {
+  const client = new Client({ url: slapd.url });
+  try {
+    await client.bind(slapd.userDn(uid), password);
+    return true;
+  } catch (err) {
+    if ((err as { code?: number }).code === 49) return false;
+    throw err;
+  } finally {
+    await client.unbind().catch(() => undefined);
+  }
+}
