@@ -2,7 +2,17 @@ import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { RedisClient } from "../redis.js";
 import { LEASE_MAC_KEY_BYTES, type LeaseMacFields, signLease, verifyLease } from "./lease-mac.js";
-import { AGENT_COUNT, CHECKOUT, CLAIM_DUE, END, HIT, RENEW, SET_ACCOUNT, USE } from "./scripts.js";
+import {
+  AGENT_COUNT,
+  CHECKOUT,
+  CLAIM_DUE,
+  CLAIM_DUE_ALL,
+  END,
+  HIT,
+  RENEW,
+  SET_ACCOUNT,
+  USE,
+} from "./scripts.js";
 import type {
   AccountState,
   AccountStatus,
@@ -35,6 +45,7 @@ interface ScriptCommands {
   lhRenew(...keysAndArgs: (string | number)[]): Promise<number>;
   lhEnd(...keysAndArgs: (string | number)[]): Promise<[number, number]>;
   lhClaimDue(k1: string, k2: string, limit: number, visibilityMs: number): Promise<string[]>;
+  lhClaimDueAll(k1: string, prefix: string, limit: number, visibilityMs: number): Promise<string[]>;
   lhSetAccount(
     k1: string,
     k2: string,
@@ -54,6 +65,7 @@ const SCRIPTS = {
   lhRenew: { numberOfKeys: 2, lua: RENEW },
   lhEnd: { numberOfKeys: 5, lua: END },
   lhClaimDue: { numberOfKeys: 2, lua: CLAIM_DUE },
+  lhClaimDueAll: { numberOfKeys: 1, lua: CLAIM_DUE_ALL },
   lhSetAccount: { numberOfKeys: 3, lua: SET_ACCOUNT },
   lhAgentCount: { numberOfKeys: 1, lua: AGENT_COUNT },
   lhHit: { numberOfKeys: 1, lua: HIT },
@@ -112,6 +124,8 @@ export class LeaseStore {
   private readonly p: string;
   private readonly retentionMs: number;
   private readonly macKey: Uint8Array;
+  /** Cluster only: the resources the next claimDueAll claims over. */
+  private claimedOver: string[] | undefined;
 
   constructor(opts: LeaseStoreOptions) {
     for (const [name, def] of Object.entries(SCRIPTS)) {
@@ -390,6 +404,34 @@ export class LeaseStore {
   /** Claims up to `limit` due leases of a resource for `visibilityMs`. */
   async claimDue(resource: string, limit: number, visibilityMs: number): Promise<string[]> {
     return this.redis.lhClaimDue(this.k(resource, "due"), this.k(resource, "inflight"), limit, visibilityMs);
+  }
+
+  /**
+   * Claims due leases of every resource for `visibilityMs`, at most `limit` in all (an equal share
+   * per resource first), in one round trip on a single Redis. On Redis Cluster, where one script
+   * cannot span hash slots, each resource's claim (at most `limit`) is sent at once, so the
+   * pass costs one round trip per node; the resource list it claims over is the one read
+   * alongside the previous pass (read first on the first pass).
+   */
+  async claimDueAll(limit: number, visibilityMs: number): Promise<LeaseRef[]> {
+    if (!this.isCluster()) {
+      const flat = await this.redis.lhClaimDueAll(`${this.p}resources`, this.p, limit, visibilityMs);
+      const out: LeaseRef[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2)
+        out.push({ resource: flat[i] as string, id: flat[i + 1] as string });
+      return out;
+    }
+    const names = this.claimedOver ?? (await this.resources());
+    const [next, ...claims] = await Promise.all([
+      this.resources(),
+      ...names.map((resource) => this.claimDue(resource, limit, visibilityMs)),
+    ]);
+    this.claimedOver = next;
+    return claims.flatMap((ids, i) => ids.map((id) => ({ resource: names[i] as string, id })));
+  }
+
+  private isCluster(): boolean {
+    return (this.redis as { isCluster?: boolean }).isCluster === true;
   }
 
   /**

@@ -9,8 +9,10 @@ export interface ReaperOptions {
   log: Logger;
   /** How long a claim stays invisible to other reapers. @default 30000 */
   visibilityMs?: number;
-  /** Leases claimed per resource and pass. @default 500 */
+  /** Leases claimed per pass, over every resource (per resource on Redis Cluster). @default 500 */
   batch?: number;
+  /** Leases of one pass ended at once. @default 8 */
+  concurrency?: number;
   /**
    * False while this Redis is not confirmed to be the cluster's (cluster_mismatch): its expiry
    * schedule may be another cluster's, so a pass claims nothing. @default always true
@@ -44,32 +46,33 @@ export class Reaper {
     tick();
   }
 
-  /** One pass over every resource; returns how many leases it ended. */
+  /**
+   * One pass: claims the due leases of every resource at once (one round trip on a single
+   * Redis, `batch` at most) and ends them, `concurrency` at a time. Returns how many it ended.
+   */
   async runOnce(): Promise<number> {
     if (this.running || this.o.enabled?.() === false) return 0;
     this.running = true;
     let n = 0;
     try {
-      for (const resource of await this.o.leases.resources()) {
-        const ids = await this.o.leases.claimDue(
-          resource,
-          this.o.batch ?? 500,
-          this.o.visibilityMs ?? 30_000,
-        );
-        for (const id of ids) {
+      const claimed = await this.o.leases.claimDueAll(this.o.batch ?? 500, this.o.visibilityMs ?? 30_000);
+      let next = 0;
+      const worker = async () => {
+        for (let ref = claimed[next++]; ref; ref = claimed[next++]) {
           // One lease that cannot be ended must not hold back the rest of the batch; its claim
           // comes back after the visibility timeout and is tried again.
           try {
-            await this.o.expire(resource, id);
+            await this.o.expire(ref.resource, ref.id);
             n++;
           } catch (err) {
             this.o.log.warn(
-              { resource, leaseId: id, err: { message: (err as Error).message } },
+              { resource: ref.resource, leaseId: ref.id, err: { message: (err as Error).message } },
               "could not end an expired lease",
             );
           }
         }
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.o.concurrency ?? 8, claimed.length) }, worker));
     } finally {
       this.running = false;
     }

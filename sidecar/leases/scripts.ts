@@ -125,6 +125,69 @@ end
 return out`;
 
 /**
+ * The keys of resource `name` under `prefix`, as LeaseStore names them (one hash tag per
+ * resource). Only for scripts that span resources, which run on a single Redis (not Cluster).
+ */
+const RESOURCE_KEY = `local function rkey(prefix, name, part) return prefix .. '{r:' .. name .. '}:' .. part end`;
+
+/** Claims up to `want` leases of one schedule (due first, then stale claims); appends name, id to out. */
+const CLAIM_ONE = `local function claim(name, due, inflight, want, deadline, now, out)
+  local n = 0
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, want)) do
+    redis.call('ZREM', due, id)
+    redis.call('ZADD', inflight, deadline, id)
+    out[#out + 1] = name
+    out[#out + 1] = id
+    n = n + 1
+  end
+  if n < want then
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', inflight, '-inf', now, 'LIMIT', 0, want - n)) do
+      redis.call('ZADD', inflight, deadline, id)
+      out[#out + 1] = name
+      out[#out + 1] = id
+      n = n + 1
+    end
+  end
+  return n
+end`;
+
+/**
+ * KEYS: resources (the set of resource names). ARGV: prefix, limit, visibilityMs.
+ * CLAIM_DUE over every resource in one call (single Redis only: the keys of each resource are
+ * built from its name). At most `limit` leases in all: first an equal share per resource, starting
+ * at a resource that moves with the clock, so one resource's backlog holds back no other; then
+ * whatever is left, in the same order. Returns resource, id pairs, flat.
+ */
+export const CLAIM_DUE_ALL = `${NOW}
+${RESOURCE_KEY}
+${CLAIM_ONE}
+local prefix = ARGV[1]
+local limit = tonumber(ARGV[2])
+local deadline = now + tonumber(ARGV[3])
+local names = redis.call('SMEMBERS', KEYS[1])
+local count = #names
+local out = {}
+if count == 0 or limit <= 0 then return out end
+table.sort(names)
+local start = now % count
+local share = math.max(1, math.floor(limit / count))
+local left = limit
+local full = {}
+for k = 0, count - 1 do
+  if left <= 0 then break end
+  local name = names[(start + k) % count + 1]
+  local want = math.min(share, left)
+  local n = claim(name, rkey(prefix, name, 'due'), rkey(prefix, name, 'inflight'), want, deadline, now, out)
+  left = left - n
+  if n == want then full[#full + 1] = name end
+end
+for _, name in ipairs(full) do
+  if left <= 0 then break end
+  left = left - claim(name, rkey(prefix, name, 'due'), rkey(prefix, name, 'inflight'), left, deadline, now, out)
+end
+return out`;
+
+/**
  * KEYS: acct, free, holder. ARGV: account, state.
  * Sets an account's state; 'available' puts it back in the free pool, any other state takes it out.
  * A 'leased' account is only changed by END.
