@@ -6,15 +6,17 @@
  *   sends per use, counted with MONITOR on a Redis nobody else uses (MONITOR tells a client's
  *   requests from the commands a script runs, which INFO commandstats counts alike);
  * - the floor: a bare HGETALL of the same lease hash, timed in turn with the above, and the ratios;
- * - reaper lag (ended_at − expires_at, both Redis' clock) with 10,000 and 100,000 leases
- *   outstanding, for a set of leases that come due during the run, with two Reapers (two sidecars)
- *   claiming together. Only the Redis part of ending a lease is in `expire` (no audit, no rotation).
+ * - reaper lag (ended_at − expires_at, both Redis' clock) with 1,000,000 leases outstanding over
+ *   1,000 resources, for a set of leases that come due during the run, with two Reapers (two
+ *   sidecars) claiming together. Only the Redis part of ending a lease is in `expire` (no audit,
+ *   no rotation). Also the requests one reaper pass sends (MONITOR), nothing being due.
  *
- *   npx tsx bench/leases.ts [--quick] [--cluster] [--resources N]
+ *   npx tsx bench/leases.ts [--quick] [--cluster] [--leases N] [--resources N]
  *
- * --quick: smaller counts, under a minute. --cluster: a local three-master Redis Cluster instead
- * of a private single redis-server. --resources: how many resources the outstanding leases spread
- * over (default 100; 20 with --quick). Prints a table; writes
+ * --quick: smaller counts (1,000 and 10,000 leases over 20 resources), under a minute. --cluster:
+ * a local three-master Redis Cluster instead of a private single redis-server. --leases: the
+ * outstanding leases of the lag run (default 1,000,000). --resources: how many resources they
+ * spread over (default 1,000). Prints a table; writes
  * bench/results/leases[-cluster][-quick]-<date>.json.
  */
 import { randomBytes } from "node:crypto";
@@ -42,13 +44,17 @@ function intFlag(name: string, fallback: number): number {
 const CALLS = quick ? 1000 : 5000;
 const WARMUP = quick ? 100 : 300;
 /** Outstanding leases for the reaper-lag runs. */
-const SIZES = quick ? [1_000, 10_000] : [10_000, 100_000];
-/** Resources the outstanding leases spread over (the reaper claims per resource). */
-const RESOURCES = intFlag("resources", quick ? 20 : 100);
+const SIZES = process.argv.includes("--leases")
+  ? [intFlag("leases", 1_000_000)]
+  : quick
+    ? [1_000, 10_000]
+    : [1_000_000];
+/** Resources the outstanding leases spread over. */
+const RESOURCES = intFlag("resources", quick ? 20 : 1000);
 /** Leases that come due during a lag run, spread evenly over WINDOW_MS. */
 const DUE = quick ? 300 : 2000;
 const WINDOW_MS = quick ? 3000 : 10_000;
-/** Reaper settings as the sidecar's defaults (config reaper.intervalMs, Reaper batch). */
+/** Reaper settings as the sidecar's defaults (config reaper.intervalMs, Reaper batch per pass). */
 const REAPER_INTERVAL_MS = 200;
 const REAPER_BATCH = 500;
 const REAPERS = 2;
@@ -260,6 +266,9 @@ async function reaperLag(b: Backend, prefix: string, size: number) {
       else missing++;
     }
   }
+  // One more pass with nothing due, its requests counted: the cost of a pass whatever is due.
+  const idle = reapers[0];
+  const passCommands = idle ? await countCommands(b.servers(), () => idle.runOnce()) : undefined;
   const twice = [...endedBy.values()].filter((n) => n > 1).length;
   const early = [...endedBy.keys()].length - due.length;
   return {
@@ -273,6 +282,8 @@ async function reaperLag(b: Backend, prefix: string, size: number) {
     lag_ms: summarize(lags),
     lag_max_ms: Math.max(...lags),
     pass_ms: summarize(passes),
+    requests_per_pass: passCommands ? perCall(passCommands.sent, 1) : undefined,
+    requests_per_pass_by_command: passCommands ? breakdown(passCommands.sent, 1) : undefined,
     not_ended: missing,
     ended_twice: twice,
     ended_but_not_due: early,
@@ -342,11 +353,11 @@ async function main(): Promise<void> {
     ];
     printTable("Lease engine on the Redis path", rows);
     process.stdout.write(
-      `\n${"reaper lag (expires_at → ended)".padEnd(34)} ${"p50".padStart(8)} ${"p99".padStart(8)} ${"max".padStart(8)}  pass p50/p99      goal\n`,
+      `\n${"reaper lag (expires_at → ended)".padEnd(44)} ${"p50".padStart(8)} ${"p99".padStart(8)} ${"max".padStart(8)}  pass p50/p99   reqs/pass   goal\n`,
     );
     for (const l of lag) {
       process.stdout.write(
-        `${`${l.outstanding} outstanding, ${l.due} due`.padEnd(34)} ${l.lag_ms.p50.toFixed(0).padStart(6)}ms ${l.lag_ms.p99.toFixed(0).padStart(6)}ms ${l.lag_max_ms.toFixed(0).padStart(6)}ms  ${l.pass_ms.p50.toFixed(1)}/${l.pass_ms.p99.toFixed(1)} ms   p99 < 1000 ms${l.not_ended || l.ended_twice || l.ended_but_not_due ? `  (not ended ${l.not_ended}, twice ${l.ended_twice}, early ${l.ended_but_not_due})` : ""}\n`,
+        `${`${l.outstanding} outstanding/${l.resources} resources, ${l.due} due`.padEnd(44)} ${l.lag_ms.p50.toFixed(0).padStart(6)}ms ${l.lag_ms.p99.toFixed(0).padStart(6)}ms ${l.lag_max_ms.toFixed(0).padStart(6)}ms  ${l.pass_ms.p50.toFixed(1)}/${l.pass_ms.p99.toFixed(1)} ms   ${String(l.requests_per_pass ?? "?").padStart(6)}   p99 < 1000 ms${l.not_ended || l.ended_twice || l.ended_but_not_due ? `  (not ended ${l.not_ended}, twice ${l.ended_twice}, early ${l.ended_but_not_due})` : ""}\n`,
       );
     }
     const file = writeResults(`leases${useCluster ? "-cluster" : ""}${quick ? "-quick" : ""}`, {

@@ -9,7 +9,9 @@ import {
   CLAIM_DUE_ALL,
   END,
   HIT,
+  OLDEST_ISSUED,
   RENEW,
+  RESOURCE_STATS,
   SET_ACCOUNT,
   USE,
 } from "./scripts.js";
@@ -24,6 +26,7 @@ import type {
   LeaseSpec,
   LeaseUse,
   RenewResult,
+  ResourceStats,
 } from "./types.js";
 
 export interface LeaseStoreOptions {
@@ -55,6 +58,8 @@ interface ScriptCommands {
     force: string,
   ): Promise<number>;
   lhAgentCount(k1: string, graceMs: number): Promise<number>;
+  lhResourceStats(k1: string, k2: string, k3: string, leasePrefix: string, scan: number): Promise<number[]>;
+  lhOldestIssued(k1: string, leasePrefix: string, start: number, stop: number): Promise<number>;
   lhHit(k1: string, windowSeconds: number): Promise<[number, number]>;
 }
 type ScriptRedis = RedisClient & ScriptCommands;
@@ -68,6 +73,8 @@ const SCRIPTS = {
   lhClaimDueAll: { numberOfKeys: 1, lua: CLAIM_DUE_ALL },
   lhSetAccount: { numberOfKeys: 3, lua: SET_ACCOUNT },
   lhAgentCount: { numberOfKeys: 1, lua: AGENT_COUNT },
+  lhResourceStats: { numberOfKeys: 3, lua: RESOURCE_STATS },
+  lhOldestIssued: { numberOfKeys: 1, lua: OLDEST_ISSUED },
   lhHit: { numberOfKeys: 1, lua: HIT },
 } as const;
 
@@ -105,6 +112,9 @@ function macFields(resource: string, id: string, l: LeaseRecord, spec: string): 
     spec,
   };
 }
+
+/** Scheduled leases one stats script reads; a resource with more is read in further scripts of this many. */
+const STATS_SCAN = 2000;
 
 /** Attempts at a renew or end whose record changed between its read and its script. */
 const CAS_ATTEMPTS = 3;
@@ -466,6 +476,45 @@ export class LeaseStore {
       const i = m.lastIndexOf("/");
       return { resource: m.slice(0, i), id: m.slice(i + 1) };
     });
+  }
+
+  /**
+   * One resource's counts for the metrics, computed in Redis (no lease leaves it): one script, and
+   * one more per STATS_SCAN scheduled leases beyond the first, sent together. Under churn the
+   * oldest issue time of a resource with more leases than that may miss a lease that moved
+   * between two of its scripts.
+   */
+  async resourceStats(resource: string): Promise<ResourceStats> {
+    const lp = this.k(resource, "lease:");
+    const [active, soonest, oldest, scheduled, available, leased, rotating, quarantined] = (
+      await this.redis.lhResourceStats(
+        this.k(resource, "due"),
+        this.k(resource, "inflight"),
+        this.k(resource, "acct"),
+        lp,
+        STATS_SCAN,
+      )
+    ).map(Number);
+    let min = oldest ?? -1;
+    const rest: Promise<number>[] = [];
+    for (let at = STATS_SCAN; at < (scheduled ?? 0); at += STATS_SCAN) {
+      rest.push(this.redis.lhOldestIssued(this.k(resource, "due"), lp, at, at + STATS_SCAN - 1));
+    }
+    for (const o of await Promise.all(rest)) {
+      const v = Number(o);
+      if (v >= 0 && (min < 0 || v < min)) min = v;
+    }
+    return {
+      active: active ?? 0,
+      ...(soonest !== undefined && soonest >= 0 ? { soonest_expires_at: soonest } : {}),
+      ...(min >= 0 ? { oldest_issued_at: min } : {}),
+      accounts: {
+        available: available ?? 0,
+        leased: leased ?? 0,
+        rotating: rotating ?? 0,
+        quarantined: quarantined ?? 0,
+      },
+    };
   }
 
   /** Active leases of a resource whose expires_at falls in [fromMs, toMs] (one range read of the schedule). */

@@ -188,6 +188,53 @@ end
 return out`;
 
 /**
+ * KEYS: due, inflight, acct. ARGV: lease key prefix (the resource's, ending in "lease:"), scan.
+ * One resource's figures without sending any lease: {active, soonest expires_at or -1, oldest
+ * issued_at of the first `scan` scheduled leases or -1, scheduled, available, leased, rotating,
+ * quarantined}. A lease claimed by a reaper is counted once (a renewal may have put it back in
+ * the schedule meanwhile); its expiry is read from its record.
+ */
+export const RESOURCE_STATS = `local lp = ARGV[1]
+local scan = tonumber(ARGV[2])
+local active = redis.call('ZCARD', KEYS[1])
+local soonest = -1
+local oldest = -1
+local function seen(id)
+  local h = redis.call('HMGET', lp .. id, 'state', 'issued_at', 'expires_at')
+  if h[1] ~= 'active' then return end
+  local iss, exp = tonumber(h[2]), tonumber(h[3])
+  if iss and (oldest < 0 or iss < oldest) then oldest = iss end
+  if exp and (soonest < 0 or exp < soonest) then soonest = exp end
+end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if not redis.call('ZSCORE', KEYS[1], id) then
+    active = active + 1
+    seen(id)
+  end
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if first[2] and (soonest < 0 or tonumber(first[2]) < soonest) then soonest = tonumber(first[2]) end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, scan - 1)) do seen(id) end
+local counts = {available = 0, leased = 0, rotating = 0, quarantined = 0}
+for _, st in ipairs(redis.call('HVALS', KEYS[3])) do
+  if counts[st] then counts[st] = counts[st] + 1 end
+end
+return {active, soonest, oldest, redis.call('ZCARD', KEYS[1]), counts.available, counts.leased,
+  counts.rotating, counts.quarantined}`;
+
+/**
+ * KEYS: due. ARGV: lease key prefix, start, stop.
+ * The oldest issued_at among the active leases at ranks start..stop of the schedule, or -1.
+ */
+export const OLDEST_ISSUED = `local oldest = -1
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))) do
+  local h = redis.call('HMGET', ARGV[1] .. id, 'state', 'issued_at')
+  local iss = tonumber(h[2])
+  if h[1] == 'active' and iss and (oldest < 0 or iss < oldest) then oldest = iss end
+end
+return oldest`;
+
+/**
  * KEYS: acct, free, holder. ARGV: account, state.
  * Sets an account's state; 'available' puts it back in the free pool, any other state takes it out.
  * A 'leased' account is only changed by END.

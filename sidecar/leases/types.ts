@@ -89,3 +89,15 @@ export interface LeaseUse {
   /** The record's MAC holds: false means it was written by someone without the key. */
   readonly intact: boolean;
 }
+
+/** One resource's lease and account counts, as the metrics read them. */
+export interface ResourceStats {
+  /** Active leases (scheduled or claimed by a reaper). */
+  readonly active: number;
+  /** The soonest expires_at of an active lease, ms; absent without one. */
+  readonly soonest_expires_at?: number | undefined;
+  /** The earliest issued_at of an active lease, ms; absent without one. */
+  readonly oldest_issued_at?: number | undefined;
+  /** Managed accounts by state. */
+  readonly accounts: Readonly<Record<AccountState, number>>;
+}

@@ -296,22 +296,19 @@ async function readLeaseState(sources: MetricStateSources): Promise<LeaseState> 
   const approvals = new Map<string, number>();
   try {
     const now = await sources.leases.now();
-    for (const name of await sources.leases.resources()) {
-      const [leases, accounts] = await Promise.all([
-        sources.leases.activeLeases(name),
-        sources.leases.accounts(name),
-      ]);
-      const states = new Map<string, number>();
-      for (const a of accounts) states.set(a.state, (states.get(a.state) ?? 0) + 1);
-      const soonest = leases.length ? Math.min(...leases.map((l) => l.expires_at)) : undefined;
-      const oldest = leases.length ? Math.min(...leases.map((l) => l.issued_at)) : undefined;
+    const names = await sources.leases.resources();
+    // One small script per resource, all sent at once: counts, never the leases themselves.
+    const stats = await Promise.all(names.map((name) => sources.leases.resourceStats(name)));
+    names.forEach((name, i) => {
+      const st = stats[i];
+      if (!st) return;
       perResource.set(name, {
-        active: leases.length,
-        ...(soonest === undefined ? {} : { soonest: (soonest - now) / 1000 }),
-        ...(oldest === undefined ? {} : { oldestAge: (now - oldest) / 1000 }),
-        states,
+        active: st.active,
+        ...(st.soonest_expires_at === undefined ? {} : { soonest: (st.soonest_expires_at - now) / 1000 }),
+        ...(st.oldest_issued_at === undefined ? {} : { oldestAge: (now - st.oldest_issued_at) / 1000 }),
+        states: new Map(Object.entries(st.accounts)),
       });
-    }
+    });
     for (const a of (await sources.pendingApprovals?.()) ?? [])
       approvals.set(a.resource, (approvals.get(a.resource) ?? 0) + 1);
     return { up: true, perResource, approvals };

@@ -1,4 +1,4 @@
-import type { AccountStatus, LeaseRecord } from "../leases/index.js";
+import type { LeaseRecord, ResourceStats } from "../leases/index.js";
 
 export { eventStreamKey } from "../events/index.js";
 
@@ -23,10 +23,10 @@ export interface StreamEvent {
 /** The lease store's reads the ops layer needs; `LeaseStore` satisfies it. */
 export interface LeaseStateSource {
   resources(): Promise<string[]>;
-  activeLeases(resource: string): Promise<LeaseRecord[]>;
+  /** One resource's counts, computed in Redis (no lease is read into the process). */
+  resourceStats(resource: string): Promise<ResourceStats>;
   /** Active leases whose expires_at falls in [fromMs, toMs]. */
   expiringBetween(resource: string, fromMs: number, toMs: number): Promise<LeaseRecord[]>;
-  accounts(resource: string): Promise<AccountStatus[]>;
   /** Redis' clock, ms. */
   now(): Promise<number>;
 }

@@ -18,6 +18,7 @@ import {
 import { VaultStore } from "../../sidecar/secrets/index.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
 import { useVault, type VaultHandle } from "../support/vault.js";
+import { waitForClock } from "../support/wait-for.js";
 
 const prefix = testPrefix("ops-metrics");
 const AGENT = "spiffe://example.org/agent/metrics-secret-agent";
@@ -101,6 +102,79 @@ describe("metrics", () => {
     expect(
       sample(after, "leasehold_lease_duration_seconds_count", { resource: "orders-db", reason: "revoked" }),
     ).toBe(1);
+  });
+
+  it("computes the lease gauges in Redis, and they agree with the leases themselves", async () => {
+    const m = createMetrics({ processMetrics: false, stateCacheMs: 0 });
+    m.addStateSources({ leases: store });
+    const names = Array.from({ length: 6 }, (_, i) => `gauge-${i}`);
+    for (const [i, name] of names.entries()) {
+      await store.syncPool(name, ["a", "b", "c", "d", "e"], "available");
+      for (let k = 0; k < i % 4; k++) {
+        const c = await store.checkout(
+          {
+            id: `lse_gauge_${i}_${k}_x`,
+            resource: name,
+            agent: AGENT,
+            task: { id: "T" },
+            intent: { action: "read" },
+          },
+          60_000 + k * 1000,
+          180_000,
+        );
+        expect(c.ok).toBe(true);
+      }
+    }
+    await store.setAccountState("gauge-2", "e", "quarantined", true);
+    await store.setAccountState("gauge-2", "d", "rotating", true);
+    // A lease a reaper has claimed (in flight, not in the schedule) is still active, and overdue.
+    const due = await store.checkout(
+      {
+        id: "lse_gauge_due_x0",
+        resource: "gauge-5",
+        agent: AGENT,
+        task: { id: "T" },
+        intent: { action: "read" },
+      },
+      20,
+      180_000,
+    );
+    if (!due.ok) throw new Error("checkout failed");
+    await waitForClock(
+      "Redis' clock to pass the lease's expiry",
+      () => store.now(),
+      due.lease.expires_at + 1,
+    );
+    expect(await store.claimDue("gauge-5", 10, 60_000)).toEqual([due.lease.id]);
+
+    const before = await store.now();
+    const text = await scrape(m);
+    const after = await store.now();
+    for (const name of names) {
+      const leases = await store.activeLeases(name);
+      const accounts = await store.accounts(name);
+      expect(sample(text, "leasehold_leases_active", { resource: name })).toBe(leases.length);
+      for (const state of ["available", "leased", "rotating", "quarantined"]) {
+        expect(sample(text, "leasehold_accounts", { resource: name, state })).toBe(
+          accounts.filter((a) => a.state === state).length,
+        );
+      }
+      const soonest = sample(text, "leasehold_lease_soonest_expiry_seconds", { resource: name });
+      const oldest = sample(text, "leasehold_lease_oldest_age_seconds", { resource: name });
+      if (leases.length === 0) {
+        expect(soonest).toBeUndefined();
+        expect(oldest).toBeUndefined();
+        continue;
+      }
+      const exp = Math.min(...leases.map((l) => l.expires_at));
+      const iss = Math.min(...leases.map((l) => l.issued_at));
+      expect(soonest).toBeGreaterThanOrEqual((exp - after) / 1000);
+      expect(soonest).toBeLessThanOrEqual((exp - before) / 1000);
+      expect(oldest).toBeGreaterThanOrEqual((before - iss) / 1000);
+      expect(oldest).toBeLessThanOrEqual((after - iss) / 1000);
+    }
+    expect(sample(text, "leasehold_leases_active", { resource: "gauge-5" })).toBe(2);
+    expect(sample(text, "leasehold_lease_soonest_expiry_seconds", { resource: "gauge-5" })).toBeLessThan(0);
   });
 
   it("observes reaper lag for expired leases from the lease's own times", () => {
