@@ -1,4 +1,11 @@
-/** The sidecar process's RSS idle, and with 100,000 active leases in Redis (leases live in Redis, not in the process). */
+/**
+ * The sidecar process's RSS idle, with 1,000,000 active leases over 1,000 resources in Redis
+ * (leases live in Redis, not in the process), and after a /metrics scrape (its gauges are counted
+ * in Redis, so the scrape's delta stays small). `--quick`: 20,000 leases over 10 resources;
+ * `--leases N --resources N` for other sizes.
+ *
+ *   npx tsx bench/memory.ts [--quick] [--leases N] [--resources N]
+ */
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { Redis } from "ioredis";
@@ -6,6 +13,13 @@ import { LeaseStore } from "../sidecar/leases/index.js";
 import { StackClient } from "../test/support/e2e-client.js";
 import { startStack } from "../test/support/stack.js";
 import { quick, writeResults } from "./stats.js";
+
+/** The value after `--name` on the command line, as a positive integer, or `fallback`. */
+function intFlag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : Number.NaN;
+  return Number.isInteger(v) && v > 0 ? v : fallback;
+}
 
 async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
@@ -22,13 +36,13 @@ async function main(): Promise<void> {
     const settle = quick ? 1000 : 3000;
     await new Promise((r) => setTimeout(r, settle));
     const idle = await rssMiB(pid);
-    const n = quick ? 20_000 : 100_000;
+    const n = intFlag("leases", quick ? 20_000 : 1_000_000);
+    const resources = intFlag("resources", quick ? 10 : 1000);
     const store = new LeaseStore({ redis, prefix: stack.prefix });
-    const resources = 10;
     for (let r = 0; r < resources; r++) {
       await store.syncPool(
         `mem-${r}`,
-        Array.from({ length: n / resources }, (_, i) => `acct_${i}`),
+        Array.from({ length: Math.ceil(n / resources) }, (_, i) => `acct_${i}`),
         "available",
       );
     }
@@ -47,7 +61,7 @@ async function main(): Promise<void> {
           3_600_000,
         ),
       );
-      if (batch.length >= 500) await Promise.all(batch.splice(0));
+      if (batch.length >= 2000) await Promise.all(batch.splice(0));
     }
     await Promise.all(batch);
     await new Promise((r) => setTimeout(r, settle));
@@ -58,10 +72,10 @@ async function main(): Promise<void> {
     );
     const afterScrape = await rssMiB(pid);
     process.stdout.write(
-      `\nsidecar RSS: idle ${idle.toFixed(1)} MiB; with ${n} active leases ${loaded.toFixed(1)} MiB; after a /metrics scrape ${afterScrape.toFixed(1)} MiB\n`,
+      `\nsidecar RSS: idle ${idle.toFixed(1)} MiB; with ${n} active leases over ${resources} resources ${loaded.toFixed(1)} MiB (goal < 300); after a /metrics scrape ${afterScrape.toFixed(1)} MiB (delta ${(afterScrape - loaded).toFixed(1)} MiB, goal < 10)\n`,
     );
     process.stdout.write(
-      `results: ${writeResults("memory", { quick, leases: n, idleMiB: idle, loadedMiB: loaded, afterScrapeMiB: afterScrape })}\n`,
+      `results: ${writeResults(quick ? "memory-quick" : "memory", { quick, leases: n, resources, idleMiB: idle, loadedMiB: loaded, afterScrapeMiB: afterScrape, scrapeDeltaMiB: afterScrape - loaded })}\n`,
     );
   } finally {
     redis.disconnect();

@@ -28,14 +28,18 @@ export const listLeasesRoute = appRoute({
   path: "/v1/leases",
   operationId: "listLeases",
   tag: "leases",
-  summary: "List active leases (operators)",
+  summary: "List active leases (operators), one page at a time",
+  description:
+    "A page holds at most `limit` leases (default 500, at most 1000), by resource name and soonest expiry first within a resource; the page itself is sorted soonest expiry first. `next_cursor`, absent on the last page, is the `cursor` of the next page. A page may hold fewer than `limit` leases (filtering by agent looks at a bounded number of leases per page; an operator identity sees the resources policy lets it act on): follow `next_cursor` until it is absent. One Redis round trip per page.",
   auth: "operator-revoke",
   query: listQuery,
-  responses: { 200: { description: "active leases, soonest expiry first", schema: leaseListSchema } },
-  errors: [],
-  handle: async ({ caller, query }, d) => ({
-    leases: await caller.visible((await d.leases.list(query)).leases, (l) => l.resource),
-  }),
+  responses: { 200: { description: "one page of active leases", schema: leaseListSchema } },
+  errors: ["invalid_request"],
+  handle: async ({ caller, query }, d) => {
+    const page = await d.leases.list(query);
+    const leases = await caller.visible(page.leases, (l) => l.resource);
+    return page.next_cursor ? { leases, next_cursor: page.next_cursor } : { leases };
+  },
 });
 
 export const revokeLeaseRoute = appRoute({

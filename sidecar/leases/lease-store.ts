@@ -9,6 +9,7 @@ import {
   CLAIM_DUE_ALL,
   END,
   HIT,
+  LIST_PAGE,
   OLDEST_ISSUED,
   RENEW,
   RESOURCE_STATS,
@@ -21,6 +22,8 @@ import type {
   CheckoutResult,
   EndReason,
   EndResult,
+  LeasePage,
+  LeasePosition,
   LeaseRecord,
   LeaseRef,
   LeaseSpec,
@@ -58,6 +61,7 @@ interface ScriptCommands {
     force: string,
   ): Promise<number>;
   lhAgentCount(k1: string, graceMs: number): Promise<number>;
+  lhListPage(k1: string, ...args: (string | number)[]): Promise<[string[], ...[string, string, string[]][]]>;
   lhResourceStats(k1: string, k2: string, k3: string, leasePrefix: string, scan: number): Promise<number[]>;
   lhOldestIssued(k1: string, leasePrefix: string, start: number, stop: number): Promise<number>;
   lhHit(k1: string, windowSeconds: number): Promise<[number, number]>;
@@ -73,6 +77,7 @@ const SCRIPTS = {
   lhClaimDueAll: { numberOfKeys: 1, lua: CLAIM_DUE_ALL },
   lhSetAccount: { numberOfKeys: 3, lua: SET_ACCOUNT },
   lhAgentCount: { numberOfKeys: 1, lua: AGENT_COUNT },
+  lhListPage: { numberOfKeys: 1, lua: LIST_PAGE },
   lhResourceStats: { numberOfKeys: 3, lua: RESOURCE_STATS },
   lhOldestIssued: { numberOfKeys: 1, lua: OLDEST_ISSUED },
   lhHit: { numberOfKeys: 1, lua: HIT },
@@ -515,6 +520,58 @@ export class LeaseStore {
         quarantined: quarantined ?? 0,
       },
     };
+  }
+
+  /**
+   * One page of active leases (of one resource, or all), by resource name, then per resource the
+   * leases a reaper has claimed and the scheduled ones soonest expiry first. At most `limit`
+   * leases, and at most `budget` looked at (filtering by agent may give a short page): `next`,
+   * absent once the listing is complete, is where the following page starts. One round trip on a
+   * single Redis; on Redis Cluster one per resource the page spans.
+   */
+  async listPage(q: {
+    resource?: string | undefined;
+    agent?: string | undefined;
+    limit: number;
+    budget?: number | undefined;
+    after?: LeasePosition | undefined;
+  }): Promise<LeasePage> {
+    const budget = q.budget ?? Math.max(q.limit * 4, 2000);
+    const call = async (only: string, limit: number, scan: number, after: LeasePosition | undefined) => {
+      const [pos, ...rows] = await this.redis.lhListPage(
+        only ? this.k(only, "due") : `${this.p}resources`,
+        this.p,
+        only,
+        q.agent ?? "",
+        limit,
+        scan,
+        ...(after ?? ["", "", "", ""]),
+      );
+      const leases: LeaseRecord[] = [];
+      for (const [, , flat] of rows) {
+        const l = toLease(pairsToRecord(flat));
+        if (l) leases.push(l);
+      }
+      return { leases, next: pos.length === 4 ? (pos as unknown as LeasePosition) : undefined };
+    };
+    if (q.resource !== undefined || !this.isCluster())
+      return call(q.resource ?? "", q.limit, budget, q.after);
+    // Redis Cluster: one script cannot span resources (hash slots), so the page goes resource by resource.
+    const names = (await this.resources()).filter((r) => !q.after || r >= q.after[0]);
+    const leases: LeaseRecord[] = [];
+    let scanned = 0;
+    for (const [i, name] of names.entries()) {
+      const after = q.after && name === q.after[0] ? q.after : undefined;
+      if (after?.[1] === "z") continue;
+      const page = await call(name, q.limit - leases.length, budget - scanned, after);
+      leases.push(...page.leases);
+      scanned += page.leases.length;
+      if (page.next) return { leases, next: page.next };
+      if (leases.length >= q.limit || scanned >= budget) {
+        return i + 1 < names.length ? { leases, next: [name, "z", "0", ""] } : { leases };
+      }
+    }
+    return { leases };
   }
 
   /** Active leases of a resource whose expires_at falls in [fromMs, toMs] (one range read of the schedule). */

@@ -235,6 +235,71 @@ end
 return oldest`;
 
 /**
+ * KEYS: the resources set, or (with a resource named in ARGV[2]) that resource's due key.
+ * ARGV: prefix, resource ('' = every resource, single Redis only), agent ('' = any), limit,
+ * budget, then the position to start after: resource, phase, score, id ('' = the start).
+ * One page of active leases, by resource name, then per resource the claimed ones (phase 'i',
+ * by id) and the scheduled ones (phase 'd', by expires_at then id); phase 'z' is past the resource. At most `limit` leases and
+ * `budget` scheduled entries looked at. Returns {position or {}, {resource, id, hash}...}; an
+ * empty position means the listing is complete.
+ */
+export const LIST_PAGE = `${RESOURCE_KEY}
+local prefix, only, agent = ARGV[1], ARGV[2], ARGV[3]
+local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
+local cr, cp, cs, cm = ARGV[6], ARGV[7], tonumber(ARGV[8]) or 0, ARGV[9]
+local names
+if only ~= '' then names = {only} else
+  names = redis.call('SMEMBERS', KEYS[1])
+  table.sort(names)
+end
+local leases = {{}}
+local scanned = 0
+local pos = {}
+local function visit(name, phase, score, id)
+  scanned = scanned + 1
+  pos = {name, phase, tostring(score), id}
+  local flat = redis.call('HGETALL', rkey(prefix, name, 'lease:' .. id))
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  if h.state == 'active' and h.json then
+    local ok, spec = pcall(cjson.decode, h.json)
+    if agent == '' or (ok and type(spec) == 'table' and spec.agent == agent) then
+      leases[#leases + 1] = {name, id, flat}
+    end
+  end
+  return #leases - 1 >= limit or scanned >= budget
+end
+for _, name in ipairs(names) do
+  if cr == '' or name > cr or (name == cr and cp ~= 'z') then
+    local resume = name == cr
+    local due, inflight = rkey(prefix, name, 'due'), rkey(prefix, name, 'inflight')
+    if not resume or cp == 'i' then
+      local claimed = redis.call('ZRANGE', inflight, 0, -1)
+      table.sort(claimed)
+      for _, id in ipairs(claimed) do
+        if not (resume and id <= cm) and not redis.call('ZSCORE', due, id) then
+          if visit(name, 'i', 0, id) then leases[1] = pos return leases end
+        end
+      end
+    end
+    local from = (resume and cp == 'd') and cs or '-inf'
+    local offset = 0
+    while true do
+      local chunk = redis.call('ZRANGEBYSCORE', due, from, '+inf', 'WITHSCORES', 'LIMIT', offset, 100)
+      if #chunk == 0 then break end
+      offset = offset + #chunk / 2
+      for i = 1, #chunk, 2 do
+        local id, score = chunk[i], tonumber(chunk[i + 1])
+        if not (resume and cp == 'd' and score == cs and id <= cm) then
+          if visit(name, 'd', chunk[i + 1], id) then leases[1] = pos return leases end
+        end
+      end
+    end
+  end
+end
+return leases`;
+
+/**
  * KEYS: acct, free, holder. ARGV: account, state.
  * Sets an account's state; 'available' puts it back in the free pool, any other state takes it out.
  * A 'leased' account is only changed by END.

@@ -101,3 +101,15 @@ export interface ResourceStats {
   /** Managed accounts by state. */
   readonly accounts: Readonly<Record<AccountState, number>>;
 }
+
+/**
+ * Where a listing of leases stands: resource, phase ('i' claimed by a reaper, 'd' scheduled,
+ * 'z' past the resource), expires_at (scheduled) and lease id of the last entry looked at.
+ */
+export type LeasePosition = readonly [resource: string, phase: string, score: string, id: string];
+
+/** One page of active leases; `next` is absent on the last page. */
+export interface LeasePage {
+  readonly leases: LeaseRecord[];
+  readonly next?: LeasePosition | undefined;
+}

@@ -10,10 +10,28 @@ import { plainText } from "../util/text.js";
  */
 
 /** `GET /v1/leases` filters. */
+/** Leases per page of `GET /v1/leases` unless the query says otherwise. */
+export const DEFAULT_LEASE_PAGE = 500;
+/** The most leases one page of `GET /v1/leases` may ask for. */
+export const MAX_LEASE_PAGE = 1000;
+
+/** `GET /v1/leases?resource=&agent=&state=&limit=&cursor=`: active leases, one page at a time. */
 export const listQuery = z.strictObject({
   resource: plainText(63).optional(),
   agent: plainText(512).optional(),
   state: oneOf(["active", "ended"]).optional(),
+  limit: z
+    .string()
+    .regex(/^\d{1,4}$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(MAX_LEASE_PAGE))
+    .optional()
+    .describe(`leases per page, 1-${MAX_LEASE_PAGE} (default ${DEFAULT_LEASE_PAGE})`),
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,1200}$/, "not a cursor")
+    .optional()
+    .describe("the `next_cursor` of the previous page"),
 });
 
 /** `POST /v1/agents/revoke`: every active lease of one agent. */

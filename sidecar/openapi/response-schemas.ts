@@ -120,7 +120,10 @@ export const credentialSchema = z
 
 export const leaseOneSchema = z.strictObject({ lease: leaseSchema });
 export const leaseManySchema = z.strictObject({ leases: z.array(leaseSchema) });
-export const leaseListSchema = z.strictObject({ leases: z.array(listedLeaseSchema) });
+export const leaseListSchema = z.strictObject({
+  leases: z.array(listedLeaseSchema),
+  next_cursor: z.string().optional().describe("pass as `cursor` for the next page; absent on the last page"),
+});
 export const acceptedSchema = z.strictObject({ accepted: z.literal(true) });
 
 export const accountViewSchema = z.strictObject({

@@ -143,6 +143,65 @@ function leaseStoreTests(backend: RedisBackend): void {
       expect((await store.activeLeases("notdue")).map((l) => l.id)).toEqual([c.lease.id]);
     });
 
+    it("pages every active lease exactly once whatever the page size, ended ones never", async () => {
+      const names = ["page-a", "page-b", "page-c", "page-d"];
+      const active: string[] = [];
+      for (const [i, name] of names.entries()) {
+        await store.syncPool(name, ["p1", "p2", "p3", "p4", "p5", "p6"], "available");
+        for (let k = 0; k < 2 + i; k++) {
+          const c = await store.checkout(
+            spec(name, `spiffe://example.org/agent/pager-${k % 2}`),
+            60_000 + k,
+            120_000,
+          );
+          if (!c.ok) throw new Error("checkout failed");
+          active.push(c.lease.id);
+        }
+      }
+      // One lease claimed by a reaper (still active), one ended (not listed).
+      const claimed = await store.checkout(spec("page-b"), 20, 120_000);
+      const ended = await store.checkout(spec("page-c"), 60_000, 120_000);
+      if (!claimed.ok || !ended.ok) throw new Error("checkout failed");
+      await store.end("page-c", ended.lease.id, "checkin");
+      await waitForClock(
+        "Redis' clock to pass the lease's expiry",
+        () => store.now(),
+        claimed.lease.expires_at,
+      );
+      expect(await store.claimDue("page-b", 10, 60_000)).toEqual([claimed.lease.id]);
+      active.push(claimed.lease.id);
+
+      const mine = (ids: string[]) => ids.filter((id) => active.includes(id) || id === ended.lease.id);
+      for (const limit of [1, 3, 5, 1000]) {
+        const seen: string[] = [];
+        let after: Parameters<LeaseStore["listPage"]>[0]["after"];
+        let pages = 0;
+        do {
+          const page = await store.listPage({ limit, after });
+          expect(page.leases.length).toBeLessThanOrEqual(limit);
+          expect(page.leases.every((l) => l.state === "active")).toBe(true);
+          seen.push(...page.leases.map((l) => l.id));
+          after = page.next;
+          pages++;
+        } while (after && pages < 1000);
+        expect(mine(seen).sort()).toEqual([...active].sort());
+      }
+      const one = await store.listPage({ resource: "page-d", limit: 1000 });
+      expect(one.next).toBeUndefined();
+      expect(one.leases.map((l) => l.id)).toEqual(
+        active.filter((_, i) => i >= 2 + 3 + 4 && i < 2 + 3 + 4 + 5),
+      );
+      const byAgent = await store.listPage({
+        resource: "page-d",
+        agent: "spiffe://example.org/agent/pager-1",
+        limit: 1000,
+      });
+      expect(byAgent.leases.map((l) => l.agent)).toEqual([
+        "spiffe://example.org/agent/pager-1",
+        "spiffe://example.org/agent/pager-1",
+      ]);
+    });
+
     it("claims whose claimer died come back after the visibility timeout", async () => {
       await store.syncPool("vis", ["v"], "available");
       const c = await store.checkout(spec("vis"), 20, 60_000);
