@@ -39,13 +39,15 @@ async function main(): Promise<void> {
     const n = intFlag("leases", quick ? 20_000 : 1_000_000);
     const resources = intFlag("resources", quick ? 10 : 1000);
     const store = new LeaseStore({ redis, prefix: stack.prefix });
-    for (let r = 0; r < resources; r++) {
-      await store.syncPool(
-        `mem-${r}`,
-        Array.from({ length: Math.ceil(n / resources) }, (_, i) => `acct_${i}`),
-        "available",
-      );
-    }
+    await Promise.all(
+      Array.from({ length: resources }, (_, r) =>
+        store.syncPool(
+          `mem-${r}`,
+          Array.from({ length: Math.ceil(n / resources) }, (_, i) => `acct_${i}`),
+          "available",
+        ),
+      ),
+    );
     const batch: Promise<unknown>[] = [];
     for (let i = 0; i < n; i++) {
       batch.push(
