@@ -293,11 +293,18 @@ export class Checkout {
       ...(Object.keys(attrs).length ? { attrs } : {}),
       caller: leaseCaller(holder.caller),
     };
-    const lease = await this.takeAccount(spec, reg, ttl, req.wait ?? 0, meta.signal);
+    const { lease, announced } = await this.takeAccount(spec, reg, ttl, req.wait ?? 0, meta.signal);
     // Signed while Vault is asked; the token is handed out only after the account is marked leased.
     const minted = this.mint(lease, holder.jkt);
     minted.catch(() => undefined);
-    await markLeased(this.o, lease);
+    try {
+      await markLeased(this.o, lease);
+    } catch (err) {
+      // The lease script announced the lease on the stream; its readers learn it ended at once.
+      if (announced)
+        await this.o.events.publish({ type: "ended", lease: { ...lease, state: "ended" }, reason: "revoked" }).catch(() => undefined);
+      throw err;
+    }
     let token: string;
     try {
       token = await minted;
@@ -313,7 +320,7 @@ export class Checkout {
     }
     await Promise.all([
       auditLease(this.o.audit, lease, { event: "checkout", request_id: meta.requestId, scope: "checkout" }),
-      this.o.events.publish({ type: "issued", lease }),
+      this.o.events.publish({ type: "issued", lease }, { inStream: announced }),
     ]);
     // DPoP-bound tokens cannot log in to a listener (no proof travels in a password), so no endpoint for them.
     const ep = holder.jkt === undefined ? this.o.proxyEndpoint?.(lease.resource) : undefined;
@@ -335,7 +342,7 @@ export class Checkout {
     ttl: number,
     wait: number,
     signal: AbortSignal | undefined,
-  ): Promise<LeaseRecord> {
+  ): Promise<{ lease: LeaseRecord; announced: boolean }> {
     const deadline = this.o.now() + wait * 1000;
     const waiter = wait > 0 ? spec.id : "";
     const take = () => this.o.leases.checkout(spec, ttl * 1000, reg.lease.maxTtl * 1000, waiter);
@@ -345,7 +352,7 @@ export class Checkout {
       if (signal?.aborted) break;
       got = await take();
     }
-    if (got.ok) return got.lease;
+    if (got.ok) return got;
     if (waiter) await this.o.leases.leaveQueue(reg.name, waiter);
     throw new LeaseholdError("resource_busy", `every account of "${reg.name}" is in use`, { retryAfter: 1 });
   }
