@@ -2,7 +2,17 @@ import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { RedisClient } from "../redis.js";
 import { LEASE_MAC_KEY_BYTES, type LeaseMacFields, signLease, verifyLease } from "./lease-mac.js";
-import { AGENT_COUNT, CHECKOUT, CLAIM_DUE, END, HIT, RENEW, SET_ACCOUNT, USE } from "./scripts.js";
+import {
+  AGENT_COUNT,
+  CHECKOUT,
+  CLAIM_DUE,
+  END,
+  HIT,
+  HIT_AND_COUNT,
+  RENEW,
+  SET_ACCOUNT,
+  USE,
+} from "./scripts.js";
 import type {
   AccountState,
   AccountStatus,
@@ -51,6 +61,7 @@ interface ScriptCommands {
   ): Promise<number>;
   lhAgentCount(k1: string, graceMs: number): Promise<number>;
   lhHit(k1: string, windowSeconds: number): Promise<[number, number]>;
+  lhHitAndCount(k1: string, k2: string, windowSeconds: number, graceMs: number): Promise<[number, number, number]>;
 }
 type ScriptRedis = RedisClient & ScriptCommands;
 
@@ -63,6 +74,7 @@ const SCRIPTS = {
   lhSetAccount: { numberOfKeys: 3, lua: SET_ACCOUNT },
   lhAgentCount: { numberOfKeys: 1, lua: AGENT_COUNT },
   lhHit: { numberOfKeys: 1, lua: HIT },
+  lhHitAndCount: { numberOfKeys: 2, lua: HIT_AND_COUNT },
 } as const;
 
 function pairsToRecord(flat: string[]): Record<string, string> {
@@ -568,5 +580,34 @@ export class LeaseStore {
   async hit(subject: string, windowSeconds: number): Promise<{ count: number; resetIn: number }> {
     const [count, leftMs] = await this.redis.lhHit(`${this.p}rl:${subject}`, windowSeconds);
     return { count: Number(count), resetIn: Math.max(1, Math.ceil(Number(leftMs) / 1000)) };
+  }
+
+  /**
+   * `hit(subject, windowSeconds)` and `activeCount(agent)` in one round trip: one script on one
+   * Redis node; with Redis Cluster (other hash slots) two commands sent together.
+   */
+  async hitAndCount(
+    subject: string,
+    windowSeconds: number,
+    agent: string,
+  ): Promise<{ count: number; resetIn: number; activeLeases: number }> {
+    if (!this.oneNode) {
+      const [hit, activeLeases] = await Promise.all([
+        this.hit(subject, windowSeconds),
+        this.activeCount(agent),
+      ]);
+      return { ...hit, activeLeases };
+    }
+    const [count, leftMs, active] = await this.redis.lhHitAndCount(
+      `${this.p}rl:${subject}`,
+      this.agentKey(agent),
+      windowSeconds,
+      STALE_GRACE_MS,
+    );
+    return {
+      count: Number(count),
+      resetIn: Math.max(1, Math.ceil(Number(leftMs) / 1000)),
+      activeLeases: Number(active),
+    };
   }
 }

@@ -196,3 +196,15 @@ local ends = (math.floor(now / span) + 1) * span
 local n = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIREAT', KEYS[1], ends) end
 return {n, ends - now}`;
+
+/**
+ * KEYS: counter, agent. ARGV: windowSeconds, graceMs. HIT and AGENT_COUNT in one script (one
+ * Redis node only: the keys live in different hash slots). Returns {count, ms left, active leases}.
+ */
+export const HIT_AND_COUNT = `${NOW}
+local span = tonumber(ARGV[1]) * 1000
+local ends = (math.floor(now / span) + 1) * span
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIREAT', KEYS[1], ends) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
+return {n, ends - now, redis.call('ZCARD', KEYS[2])}`;

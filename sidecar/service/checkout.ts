@@ -9,7 +9,7 @@ import { AGENT_ATTRIBUTES } from "../policy/index.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
 import type { StoredRegistration } from "../resources/types.js";
 import { agentDecision } from "./agent-decision.js";
-import { limitAgentRate } from "./agent-rate.js";
+import { limitAgentRateAndCount } from "./agent-rate.js";
 import { type ApprovalView, requestApproval } from "./approval-view.js";
 import { attestedCaller, leaseCaller, requirePinnedCaller } from "./caller-binding.js";
 import type { DecisionGate } from "./decision-gate.js";
@@ -134,10 +134,13 @@ export class Checkout {
     req: CheckoutRequest,
     meta: RequestMeta,
   ): Promise<CheckoutOk | CheckoutPending> {
-    // Policy needs the agent's lease count and the local caller: read them while the request is checked.
-    const activeLeases = this.o.leases.activeCount(caller.subject);
-    activeLeases.catch(() => undefined);
-    await limitAgentRate(this.o.leases, "checkout", caller.subject, this.o.checkoutsPerMinute);
+    // Policy needs the agent's lease count: read with the rate count, in one round trip.
+    const activeLeases = await limitAgentRateAndCount(
+      this.o.leases,
+      "checkout",
+      caller.subject,
+      this.o.checkoutsPerMinute,
+    );
     // Attested only for a request within the agent's rate: refused ones cost no /proc work.
     const local = attestedCaller(meta);
     const reg = await registeredResource(this.o.catalog, req.resource);
@@ -174,7 +177,7 @@ export class Checkout {
         tool: req.intent.tool,
         ttl,
         now: this.o.now(),
-        activeLeases: await activeLeases,
+        activeLeases,
         dpop: jkt !== undefined,
         chain,
         onBehalfOf: caller.delegation?.onBehalfOf,
