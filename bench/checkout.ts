@@ -230,7 +230,10 @@ async function main(): Promise<void> {
     // Redis commands and round trips of one checkout (MONITOR on the shared server, only the clients
     // that named this run's keys), product and floor, over COUNTED sequential checkouts.
     const COUNTED = 10;
-    const redisCost = async (fn: () => Promise<{ lease: { id: string; account: string } }>, resource: string) => {
+    const redisCost = async (
+      fn: () => Promise<{ lease: { id: string; account: string } }>,
+      resource: string,
+    ) => {
       for (let i = 0; i < 3; i++) {
         const r = await fn();
         await reset(resource, r.lease.id, r.lease.account);

@@ -75,7 +75,16 @@ export function breakdown(m: ReadonlyMap<string, number>, per: number): Record<s
 }
 
 /** Commands that wait for data (a reader's loop), not part of any request's round trips. */
-const BLOCKING = new Set(["xread", "xreadgroup", "blpop", "brpop", "bzpopmin", "subscribe", "psubscribe", "monitor"]);
+const BLOCKING = new Set([
+  "xread",
+  "xreadgroup",
+  "blpop",
+  "brpop",
+  "bzpopmin",
+  "subscribe",
+  "psubscribe",
+  "monitor",
+]);
 
 /**
  * Runs `work` and counts the Redis round trips it waited for, from this process's side: one each

@@ -36,7 +36,9 @@ export class AuditStreamMirror {
       const dropped = this.queue.length - MAX_QUEUED;
       this.queue.splice(0, dropped);
       this.onError?.(
-        new Error(`the audit stream mirror fell behind: ${dropped} records were not mirrored (the file has them)`),
+        new Error(
+          `the audit stream mirror fell behind: ${dropped} records were not mirrored (the file has them)`,
+        ),
       );
     }
     this.kick();

@@ -46,7 +46,10 @@ export interface LeaseStoreOptions {
 }
 
 interface ScriptCommands {
-  lhCheckout(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<[number, number, string?, string[]?]>;
+  lhCheckout(
+    numKeys: number,
+    ...keysAndArgs: (string | number)[]
+  ): Promise<[number, number, string?, string[]?]>;
   lhUse(k1: string): Promise<[number, string[]]>;
   lhRenew(...keysAndArgs: (string | number)[]): Promise<number>;
   lhEnd(...keysAndArgs: (string | number)[]): Promise<[number, number]>;
@@ -61,7 +64,12 @@ interface ScriptCommands {
   ): Promise<number>;
   lhAgentCount(k1: string, graceMs: number): Promise<number>;
   lhHit(k1: string, windowSeconds: number): Promise<[number, number]>;
-  lhHitAndCount(k1: string, k2: string, windowSeconds: number, graceMs: number): Promise<[number, number, number]>;
+  lhHitAndCount(
+    k1: string,
+    k2: string,
+    windowSeconds: number,
+    graceMs: number,
+  ): Promise<[number, number, number]>;
 }
 type ScriptRedis = RedisClient & ScriptCommands;
 
@@ -282,7 +290,8 @@ export class LeaseStore {
       this.k(spec.resource, "waitq"),
       this.k(spec.resource, "alive"),
     ];
-    if (this.oneNode) keys.push(this.indexKey(spec.id), this.agentKey(spec.agent), this.taskKey(spec.task.id));
+    if (this.oneNode)
+      keys.push(this.indexKey(spec.id), this.agentKey(spec.agent), this.taskKey(spec.task.id));
     const announced = this.oneNode && this.eventStream !== undefined;
     if (announced && this.eventStream) keys.push(this.eventStream.key);
     for (let attempt = 0; attempt < CHECKOUT_ATTEMPTS; attempt++) {

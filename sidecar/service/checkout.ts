@@ -305,7 +305,9 @@ export class Checkout {
     } catch (err) {
       // The lease script announced the lease on the stream; its readers learn it ended at once.
       if (announced)
-        await this.o.events.publish({ type: "ended", lease: { ...lease, state: "ended" }, reason: "revoked" }).catch(() => undefined);
+        await this.o.events
+          .publish({ type: "ended", lease: { ...lease, state: "ended" }, reason: "revoked" })
+          .catch(() => undefined);
       throw err;
     }
     let token: string;
