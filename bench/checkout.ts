@@ -39,6 +39,7 @@ import {
   timeSequential,
   writeResults,
 } from "./stats.js";
+import { breakdown, countCommands, countRoundTrips, perCall } from "./redis-command-count.js";
 
 const ACCOUNTS = 40;
 const N = quick ? 120 : 1000;
@@ -226,7 +227,54 @@ async function main(): Promise<void> {
       return { lease: { id, account: got.lease.account }, token };
     };
 
+    // Redis commands and round trips of one checkout (MONITOR on the shared server, only the clients
+    // that named this run's keys), product and floor, over COUNTED sequential checkouts.
+    const COUNTED = 10;
+    const redisCost = async (
+      fn: () => Promise<{ lease: { id: string; account: string } }>,
+      resource: string,
+    ) => {
+      for (let i = 0; i < 3; i++) {
+        const r = await fn();
+        await reset(resource, r.lease.id, r.lease.account);
+      }
+      const got: Array<{ lease: { id: string; account: string } }> = [];
+      let trips = 0;
+      const c = await countCommands(
+        [redis],
+        async () => {
+          trips = await countRoundTrips(async () => {
+            for (let i = 0; i < COUNTED; i++) got.push(await fn());
+          });
+        },
+        prefix,
+      );
+      for (const r of got) await reset(resource, r.lease.id, r.lease.account);
+      return {
+        sent_per_checkout: perCall(c.sent, COUNTED),
+        round_trips_per_checkout: trips / COUNTED,
+        sent: breakdown(c.sent, COUNTED),
+        in_scripts: breakdown(c.inScripts, COUNTED),
+      };
+    };
+    const redisProduct = await redisCost(productCheckout, "bench-db");
+    const redisFloor = await redisCost(floorCheckout, "floor-db");
+
     const rows: Row[] = [];
+    rows.push({
+      figure: "Redis commands sent per checkout",
+      product: redisProduct.sent_per_checkout,
+      floor: redisFloor.sent_per_checkout,
+      unit: "",
+      better: "lower",
+    });
+    rows.push({
+      figure: "Redis round trips per checkout (c=1)",
+      product: redisProduct.round_trips_per_checkout,
+      floor: redisFloor.round_trips_per_checkout,
+      unit: "",
+      better: "lower",
+    });
     // Checkout latency, concurrency 1: reset happens outside the timed call.
     const lat = async (fn: () => Promise<{ lease: { id: string; account: string } }>, resource: string) => {
       const samples: number[] = [];
@@ -378,12 +426,16 @@ async function main(): Promise<void> {
       rows,
     );
     process.stdout.write(
+      `Redis per checkout: product sent ${JSON.stringify(redisProduct.sent)}, in scripts ${JSON.stringify(redisProduct.in_scripts)}; floor sent ${JSON.stringify(redisFloor.sent)}, in scripts ${JSON.stringify(redisFloor.in_scripts)}\n`,
+    );
+    process.stdout.write(
       `Redis scripts per token use: ${perUse.toFixed(2)} (all Redis commands per use incl. other clients: ${((allAfter - allBefore - 2) / 200).toFixed(2)})\n`,
     );
     const file = writeResults("checkout", {
       quick,
       rows,
       scriptsPerTokenUse: perUse,
+      redisPerCheckout: { product: redisProduct, floor: redisFloor },
       checkout: { product: pc, floor: fc },
       tokenUse: { product: ug, floor: fu },
       reveal: rv,

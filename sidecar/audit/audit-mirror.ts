@@ -4,26 +4,64 @@ import type { AuditMirrorTarget, AuditRecord } from "./types.js";
 /** Default approximate length cap of the audit stream. */
 export const DEFAULT_STREAM_MAXLEN = 100_000;
 
+/** Records one mirror pipeline carries at most. */
+const MAX_BATCH = 500;
+
+/** Records waiting for the mirror at most (Redis hangs or falls behind): older ones are dropped. */
+const MAX_QUEUED = 10_000;
+
 /**
  * Copies written records to a Redis stream for live readers (dashboards, SIEM shippers). The file
  * stays the truth: a failed XADD is reported and dropped, and never delays or fails an append.
+ * Off the request path: records are queued, and one pipeline at a time carries whatever queued
+ * since the last one left (sent on the next turn of the event loop, after the request's own
+ * commands), so a burst of appends costs one round trip, not one each.
  * Each entry carries `sidecar`, `seq` and `event` for cheap filtering, and the whole `record`.
  */
 export class AuditStreamMirror {
-  private readonly pending = new Set<Promise<void>>();
+  private queue: AuditRecord[] = [];
+  private sending: Promise<void> | undefined;
+  private scheduled = false;
 
   constructor(
     private readonly target: AuditMirrorTarget,
     private readonly onError?: (err: Error) => void,
   ) {}
 
-  /** Sends one batch (in order, one pipeline); returns at once. */
+  /** Queues records for the stream, in order; returns at once. */
   publish(records: readonly AuditRecord[]): void {
     if (records.length === 0) return;
-    const p: Promise<void> = this.send(records)
+    this.queue.push(...records);
+    if (this.queue.length > MAX_QUEUED) {
+      const dropped = this.queue.length - MAX_QUEUED;
+      this.queue.splice(0, dropped);
+      this.onError?.(
+        new Error(
+          `the audit stream mirror fell behind: ${dropped} records were not mirrored (the file has them)`,
+        ),
+      );
+    }
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.sending || this.scheduled || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.sending || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, MAX_BATCH);
+    this.sending = this.send(batch)
       .catch((err: unknown) => this.onError?.(err instanceof Error ? err : new Error(String(err))))
-      .finally(() => this.pending.delete(p));
-    this.pending.add(p);
+      .finally(() => {
+        this.sending = undefined;
+        this.kick();
+      });
   }
 
   private async send(records: readonly AuditRecord[]): Promise<void> {
@@ -51,14 +89,21 @@ export class AuditStreamMirror {
     if (failed?.[0]) throw failed[0];
   }
 
-  /** Waits for every batch sent so far (used on close), but never longer than the drain timeout. */
+  /** Until every record queued so far is sent (or failed). */
+  private async settled(): Promise<void> {
+    while (this.sending || this.scheduled || this.queue.length > 0) {
+      await (this.sending ?? new Promise<void>((resolve) => setImmediate(resolve)));
+    }
+  }
+
+  /** Waits for every record queued so far to be sent (used on close), but never longer than the drain timeout. */
   async drain(): Promise<void> {
-    if (this.pending.size === 0) return;
+    if (!this.sending && !this.scheduled && this.queue.length === 0) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.target.drainTimeoutMs ?? 2000);
     });
-    await Promise.race([Promise.allSettled([...this.pending]), timeout]);
+    await Promise.race([this.settled(), timeout]);
     clearTimeout(timer);
   }
 }

@@ -60,6 +60,9 @@ export function streamEntry(e: LeaseEvent): StreamEntryFields {
   }
 }
 
+/** Approximate cap on the event stream's length unless configured. */
+export const DEFAULT_EVENT_STREAM_MAXLEN = 10_000;
+
 export interface LeaseEventChannelOptions {
   /** The sidecar's shared connection (XADD only; never blocks). */
   readonly redis: RedisClient;
@@ -79,6 +82,11 @@ export class LeaseEventChannel implements LeaseEventPublisher {
 
   constructor(private readonly o: LeaseEventChannelOptions) {}
 
+  /** The stream and its length cap, for a script that appends an entry itself (`LeaseStore` checkout). */
+  get stream(): { readonly key: string; readonly maxLen: number } {
+    return { key: eventStreamKey(this.o.prefix), maxLen: this.o.maxLen ?? DEFAULT_EVENT_STREAM_MAXLEN };
+  }
+
   /** Adds a local subscriber; returns the function that removes it. */
   subscribe(listener: LeaseEventListener): () => void {
     this.listeners.add(listener);
@@ -87,7 +95,7 @@ export class LeaseEventChannel implements LeaseEventPublisher {
     };
   }
 
-  async publish(event: LeaseEvent): Promise<void> {
+  async publish(event: LeaseEvent, opts: { readonly inStream?: boolean } = {}): Promise<void> {
     // Local subscribers first and whatever the stream does: an ended lease must reach them (the
     // proxy closes its sessions) even while Redis is failing.
     for (const listener of this.listeners) {
@@ -100,6 +108,7 @@ export class LeaseEventChannel implements LeaseEventPublisher {
         );
       }
     }
+    if (opts.inStream) return;
     const flat = Object.entries(streamEntry(event)).flatMap(([k, v]) =>
       v === undefined ? [] : [k, String(v)],
     );
@@ -107,7 +116,7 @@ export class LeaseEventChannel implements LeaseEventPublisher {
       eventStreamKey(this.o.prefix),
       "MAXLEN",
       "~",
-      String(this.o.maxLen ?? 10_000),
+      String(this.o.maxLen ?? DEFAULT_EVENT_STREAM_MAXLEN),
       "*",
       ...flat,
     );

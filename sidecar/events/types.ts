@@ -67,6 +67,8 @@ export interface LeaseEventPublisher {
   /**
    * Tells this sidecar's subscribers at once, then appends the event to the cluster's stream.
    * Rejects when the stream write fails (the local subscribers have heard it regardless).
+   * `inStream`: the stream already has the entry (the lease script wrote it), so tell only this
+   * sidecar's subscribers.
    */
-  publish(event: LeaseEvent): Promise<void>;
+  publish(event: LeaseEvent, opts?: { readonly inStream?: boolean }): Promise<void>;
 }

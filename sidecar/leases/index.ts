@@ -1,4 +1,4 @@
-export { LeaseStore, type LeaseStoreOptions } from "./lease-store.js";
+export { CHECKOUT_SKEW_MS, LeaseStore, type LeaseStoreOptions } from "./lease-store.js";
 export type * from "./types.js";
 export { Reaper, type ReaperOptions } from "./reaper.js";
 export {

@@ -9,6 +9,7 @@ import {
   CLAIM_DUE_ALL,
   END,
   HIT,
+  HIT_AND_COUNT,
   LIST_PAGE,
   OLDEST_ISSUED,
   RENEW,
@@ -43,10 +44,19 @@ export interface LeaseStoreOptions {
    * Without it the store signs with a random key of its own, which no other process accepts.
    */
   macKey?: Uint8Array;
+  /**
+   * The lease event stream (`eventStreamKey`) and its length cap: on one Redis node the checkout
+   * script appends the `issued` entry itself. Without it (or with Redis Cluster, where the stream
+   * lives in another hash slot) the caller publishes it.
+   */
+  eventStream?: { readonly key: string; readonly maxLen: number } | undefined;
 }
 
 interface ScriptCommands {
-  lhCheckout(...keysAndArgs: (string | number)[]): Promise<[number, number, number?, number?, string?]>;
+  lhCheckout(
+    numKeys: number,
+    ...keysAndArgs: (string | number)[]
+  ): Promise<[number, number, string?, string[]?]>;
   lhUse(k1: string): Promise<[number, string[]]>;
   lhRenew(...keysAndArgs: (string | number)[]): Promise<number>;
   lhEnd(...keysAndArgs: (string | number)[]): Promise<[number, number]>;
@@ -65,11 +75,17 @@ interface ScriptCommands {
   lhResourceStats(k1: string, k2: string, k3: string, leasePrefix: string, scan: number): Promise<number[]>;
   lhOldestIssued(k1: string, leasePrefix: string, start: number, stop: number): Promise<number>;
   lhHit(k1: string, windowSeconds: number): Promise<[number, number]>;
+  lhHitAndCount(
+    k1: string,
+    k2: string,
+    windowSeconds: number,
+    graceMs: number,
+  ): Promise<[number, number, number]>;
 }
 type ScriptRedis = RedisClient & ScriptCommands;
 
 const SCRIPTS = {
-  lhCheckout: { numberOfKeys: 7, lua: CHECKOUT },
+  lhCheckout: { lua: CHECKOUT },
   lhUse: { numberOfKeys: 1, lua: USE },
   lhRenew: { numberOfKeys: 2, lua: RENEW },
   lhEnd: { numberOfKeys: 5, lua: END },
@@ -81,6 +97,7 @@ const SCRIPTS = {
   lhResourceStats: { numberOfKeys: 3, lua: RESOURCE_STATS },
   lhOldestIssued: { numberOfKeys: 1, lua: OLDEST_ISSUED },
   lhHit: { numberOfKeys: 1, lua: HIT },
+  lhHitAndCount: { numberOfKeys: 2, lua: HIT_AND_COUNT },
 } as const;
 
 function pairsToRecord(flat: string[]): Record<string, string> {
@@ -134,6 +151,18 @@ const STALE_GRACE_MS = 10 * 60 * 1000;
 /** A waiter that has not called checkout again within this time leaves the queue. */
 export const WAITER_TTL_MS = 2000;
 
+/**
+ * How much earlier than now + ttl (by Redis' clock) the expiries the store signs may fall: the
+ * store estimates Redis' clock from its last reply, so a lease may be this much shorter than asked.
+ */
+export const CHECKOUT_SKEW_MS = 2000;
+
+/** Checkout attempts whose candidates were taken meanwhile (or whose clock estimate was off). */
+const CHECKOUT_ATTEMPTS = 5;
+
+/** Accounts signed for per checkout attempt: more on each retry. */
+const CANDIDATES = [4, 8, 16, 16, 16] as const;
+
 export class LeaseStore {
   private readonly redis: ScriptRedis;
   private readonly p: string;
@@ -141,6 +170,14 @@ export class LeaseStore {
   private readonly macKey: Uint8Array;
   /** Cluster only: the resources the next claimDueAll claims over. */
   private claimedOver: string[] | undefined;
+  private readonly oneNode: boolean;
+  private readonly eventStream: LeaseStoreOptions["eventStream"];
+  /** Redis' clock minus ours, as of the last checkout reply (an estimate; never trusted). */
+  private clockOffset = 0;
+  /** Per resource: the free accounts the last checkout reply listed, head first. */
+  private readonly freeSeen = new Map<string, string[]>();
+  /** Per resource: accounts that checkouts in flight here were signed for (spread the next ones). */
+  private readonly inFlight = new Map<string, Map<string, number>>();
 
   constructor(opts: LeaseStoreOptions) {
     for (const [name, def] of Object.entries(SCRIPTS)) {
@@ -150,6 +187,8 @@ export class LeaseStore {
     this.p = opts.prefix;
     this.retentionMs = opts.retentionMs ?? 24 * 3600 * 1000;
     this.macKey = opts.macKey ?? randomBytes(LEASE_MAC_KEY_BYTES);
+    this.oneNode = (opts.redis as { isCluster?: boolean }).isCluster !== true;
+    this.eventStream = opts.eventStream;
   }
 
   /** A raw lease hash, parsed, and whether its MAC holds for the key it was read from. */
@@ -251,13 +290,18 @@ export class LeaseStore {
   }
 
   /**
-   * Atomically takes a free account of the pool and creates the lease on it. With `waiter`, the
-   * request queues first come, first served: call again with the same waiter until it succeeds,
-   * at least every `WAITER_TTL_MS`, and `leaveQueue` when giving up.
+   * Atomically takes a free account of the pool and creates the lease on it, signed: the record
+   * never exists without its MAC. With `waiter`, the request queues first come, first served: call
+   * again with the same waiter until it succeeds, at least every `WAITER_TTL_MS`, and `leaveQueue`
+   * when giving up. On one Redis node the same script writes the lease-of, agent and task index
+   * entries and (with `eventStream`) the `issued` stream entry: one round trip. With Redis Cluster
+   * those keys live in other hash slots, so they are written beside it, sent together.
    */
   async checkout(spec: LeaseSpec, ttlMs: number, maxTtlMs: number, waiter = ""): Promise<CheckoutResult> {
     const key = this.leaseKey(spec.resource, spec.id);
-    const [ok, now, exp, maxexp, account] = await this.redis.lhCheckout(
+    const specJson = JSON.stringify(spec);
+    const member = `${spec.resource}/${spec.id}`;
+    const keys = [
       this.k(spec.resource, "acct"),
       this.k(spec.resource, "free"),
       this.k(spec.resource, "due"),
@@ -265,40 +309,118 @@ export class LeaseStore {
       this.k(spec.resource, "holder"),
       this.k(spec.resource, "waitq"),
       this.k(spec.resource, "alive"),
-      spec.id,
-      JSON.stringify(spec),
-      ttlMs,
-      maxTtlMs,
-      this.retentionMs,
-      waiter,
-      WAITER_TTL_MS,
-    );
-    if (ok !== 1 || account === undefined) return { ok: false };
-    const lease: LeaseRecord = {
-      ...spec,
-      account: String(account),
-      state: "active",
-      issued_at: Number(now),
-      expires_at: Number(exp),
-      max_expires_at: Number(maxexp),
-    };
-    const specJson = JSON.stringify(spec);
-    // Separate commands, not MULTI: these keys live in other hash slots (Redis Cluster).
+    ];
+    if (this.oneNode)
+      keys.push(this.indexKey(spec.id), this.agentKey(spec.agent), this.taskKey(spec.task.id));
+    const announced = this.oneNode && this.eventStream !== undefined;
+    if (announced && this.eventStream) keys.push(this.eventStream.key);
+    for (let attempt = 0; attempt < CHECKOUT_ATTEMPTS; attempt++) {
+      const est = Date.now() + this.clockOffset;
+      const maxexp = est + maxTtlMs;
+      const exp = Math.min(est + ttlMs, maxexp);
+      const candidates = this.candidates(spec.resource, CANDIDATES[attempt] ?? 16);
+      const signed: string[] = [];
+      for (const account of candidates) {
+        signed.push(
+          account,
+          signLease(this.macKey, {
+            id: spec.id,
+            resource: spec.resource,
+            agent: spec.agent,
+            account,
+            state: "active",
+            expires_at: exp,
+            max_expires_at: maxexp,
+            spec: specJson,
+          }),
+        );
+      }
+      this.hold(spec.resource, candidates, 1);
+      let reply: Awaited<ReturnType<ScriptCommands["lhCheckout"]>>;
+      try {
+        reply = await this.redis.lhCheckout(
+          keys.length,
+          ...keys,
+          spec.id,
+          specJson,
+          ttlMs,
+          maxTtlMs,
+          this.retentionMs,
+          waiter,
+          WAITER_TTL_MS,
+          exp,
+          maxexp,
+          CHECKOUT_SKEW_MS,
+          member,
+          this.eventStream?.maxLen ?? 10_000,
+          spec.resource,
+          spec.agent,
+          ...signed,
+        );
+      } finally {
+        this.hold(spec.resource, candidates, -1);
+      }
+      const [code, now, account, free] = reply;
+      this.clockOffset = Number(now) - Date.now();
+      if (free) this.freeSeen.set(spec.resource, free.map(String));
+      if (code === -3 || code === -4) continue;
+      if (code !== 1 || !account) return { ok: false };
+      const lease: LeaseRecord = {
+        ...spec,
+        account: String(account),
+        state: "active",
+        issued_at: est,
+        expires_at: exp,
+        max_expires_at: maxexp,
+      };
+      if (!this.oneNode) await this.writeIndexes(spec, lease);
+      return { ok: true, lease, announced };
+    }
+    return { ok: false };
+  }
+
+  /**
+   * The lease-of, agent and task index entries, beside the lease script (Redis Cluster: other hash
+   * slots, so separate commands, sent together). The index entry lives as long as the lease hash;
+   * the agent's and task's entries are scored by the lease's latest possible end, so one left
+   * behind by a crash ages out instead of counting forever.
+   */
+  private async writeIndexes(spec: LeaseSpec, lease: LeaseRecord): Promise<void> {
+    const member = `${spec.resource}/${spec.id}`;
     await Promise.all([
-      // The index entry lives as long as the lease hash; the agent's entry is scored by the lease's
-      // latest possible end, so an entry left behind by a crash ages out instead of counting forever.
       this.redis.set(
         this.indexKey(spec.id),
         spec.resource,
         "PX",
-        Number(maxexp) - Number(now) + this.retentionMs,
+        lease.max_expires_at - lease.issued_at + this.retentionMs,
       ),
-      this.redis.zadd(this.agentKey(spec.agent), Number(maxexp), `${spec.resource}/${spec.id}`),
-      this.redis.zadd(this.taskKey(spec.task.id), Number(maxexp), `${spec.resource}/${spec.id}`),
-      // Written before checkout returns, so before any token for the lease exists.
-      this.redis.hset(key, "mac", signLease(this.macKey, macFields(spec.resource, spec.id, lease, specJson))),
+      this.redis.zadd(this.agentKey(spec.agent), lease.max_expires_at, member),
+      this.redis.zadd(this.taskKey(spec.task.id), lease.max_expires_at, member),
     ]);
-    return { ok: true, lease };
+  }
+
+  /**
+   * Up to `n` accounts to sign a checkout for: those the last reply listed as free, the ones no
+   * checkout in flight here was signed for first (concurrent checkouts then rarely want the same).
+   */
+  private candidates(resource: string, n: number): string[] {
+    const seen = this.freeSeen.get(resource) ?? [];
+    const busy = this.inFlight.get(resource);
+    const idle = seen.filter((a) => !busy?.has(a));
+    return [...idle, ...seen.filter((a) => busy?.has(a))].slice(0, n);
+  }
+
+  private hold(resource: string, accounts: readonly string[], delta: 1 | -1): void {
+    let m = this.inFlight.get(resource);
+    if (!m) {
+      m = new Map();
+      this.inFlight.set(resource, m);
+    }
+    for (const a of accounts) {
+      const v = (m.get(a) ?? 0) + delta;
+      if (v > 0) m.set(a, v);
+      else m.delete(a);
+    }
   }
 
   /** Removes a waiter from a resource's queue (it gave up, or its client went away). */
@@ -606,5 +728,34 @@ export class LeaseStore {
   async hit(subject: string, windowSeconds: number): Promise<{ count: number; resetIn: number }> {
     const [count, leftMs] = await this.redis.lhHit(`${this.p}rl:${subject}`, windowSeconds);
     return { count: Number(count), resetIn: Math.max(1, Math.ceil(Number(leftMs) / 1000)) };
+  }
+
+  /**
+   * `hit(subject, windowSeconds)` and `activeCount(agent)` in one round trip: one script on one
+   * Redis node; with Redis Cluster (other hash slots) two commands sent together.
+   */
+  async hitAndCount(
+    subject: string,
+    windowSeconds: number,
+    agent: string,
+  ): Promise<{ count: number; resetIn: number; activeLeases: number }> {
+    if (!this.oneNode) {
+      const [hit, activeLeases] = await Promise.all([
+        this.hit(subject, windowSeconds),
+        this.activeCount(agent),
+      ]);
+      return { ...hit, activeLeases };
+    }
+    const [count, leftMs, active] = await this.redis.lhHitAndCount(
+      `${this.p}rl:${subject}`,
+      this.agentKey(agent),
+      windowSeconds,
+      STALE_GRACE_MS,
+    );
+    return {
+      count: Number(count),
+      resetIn: Math.max(1, Math.ceil(Number(leftMs) / 1000)),
+      activeLeases: Number(active),
+    };
   }
 }

@@ -3,11 +3,22 @@
 const NOW = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
+/** How many free accounts (from the head of the pool) CHECKOUT looks through for a signed candidate. */
+export const CHECKOUT_SCAN = 64;
+
 /**
- * KEYS: acct, free, due, lease, holder, waitq, alive.
- * ARGV: id, json, ttlMs, maxTtlMs, retentionMs, waiter ('' = not waiting), waiterTtlMs.
+ * KEYS: acct, free, due, lease, holder, waitq, alive, and on one Redis node (no Cluster) also
+ * lease-of, agent index, task index, and optionally the lease event stream (`issued` appended).
+ * ARGV: id, json, ttlMs, maxTtlMs, retentionMs, waiter ('' = not waiting), waiterTtlMs, expiresAt,
+ * maxExpiresAt, skewMs, indexMember, streamMaxLen, resource, agent, then pairs of account, MAC.
  * Fair: a request only gets an account when fewer live waiters than free accounts are ahead of it
  * (first come, first served); a waiter that stops refreshing its deadline drops out of the queue.
+ * The sidecar signed the record for each candidate account with expiries from its estimate of
+ * Redis' clock: the script takes the first free account it has a MAC for, and only when the
+ * expiries are no later than now + ttl (now + maxTtl) and at most skewMs earlier, so the record is
+ * written whole, MAC included; its issued_at is that estimate (the lease lasts ttl from it). Returns {1, now, account, free accounts left (first 16)};
+ * {0, now} when none is free for it; {-3, now} when the expiries do not fit Redis' clock;
+ * {-4, now, '', free accounts (first 16)} when no candidate is free.
  */
 export const CHECKOUT = `${NOW}
 local waiter = ARGV[6]
@@ -29,22 +40,47 @@ for _, w in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
   end
 end
 if ahead >= nfree then return {0, now} end
-local acct = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+local exp = tonumber(ARGV[8])
+local maxexp = tonumber(ARGV[9])
+local skew = tonumber(ARGV[10])
+local wantmax = now + tonumber(ARGV[4])
+local wantexp = now + tonumber(ARGV[3])
+if wantexp > wantmax then wantexp = wantmax end
+if maxexp > wantmax or exp > wantexp or maxexp < wantmax - skew or exp < wantexp - skew then
+  return {-3, now}
+end
+local macs = {}
+for i = 15, #ARGV, 2 do macs[ARGV[i]] = ARGV[i + 1] end
+local acct
+for _, a in ipairs(redis.call('ZRANGE', KEYS[2], 0, ${CHECKOUT_SCAN - 1})) do
+  if macs[a] then
+    acct = a
+    break
+  end
+end
+if not acct then return {-4, now, '', redis.call('ZRANGE', KEYS[2], 0, 15)} end
 redis.call('ZREM', KEYS[2], acct)
 redis.call('HSET', KEYS[1], acct, 'leased')
 redis.call('HSET', KEYS[5], acct, ARGV[1])
-local maxexp = now + tonumber(ARGV[4])
-local exp = now + tonumber(ARGV[3])
-if exp > maxexp then exp = maxexp end
-redis.call('HSET', KEYS[4], 'json', ARGV[2], 'account', acct, 'state', 'active', 'issued_at', now,
-  'expires_at', exp, 'max_expires_at', maxexp)
-redis.call('PEXPIRE', KEYS[4], maxexp - now + tonumber(ARGV[5]))
+redis.call('HSET', KEYS[4], 'json', ARGV[2], 'account', acct, 'state', 'active', 'issued_at', maxexp - tonumber(ARGV[4]),
+  'expires_at', exp, 'max_expires_at', maxexp, 'mac', macs[acct])
+local keep = maxexp - now + tonumber(ARGV[5])
+redis.call('PEXPIRE', KEYS[4], keep)
 redis.call('ZADD', KEYS[3], exp, ARGV[1])
 if waiter ~= '' then
   redis.call('ZREM', KEYS[6], waiter)
   redis.call('HDEL', KEYS[7], waiter)
 end
-return {1, now, exp, maxexp, acct}`;
+if #KEYS >= 10 then
+  redis.call('SET', KEYS[8], ARGV[13], 'PX', keep)
+  redis.call('ZADD', KEYS[9], maxexp, ARGV[11])
+  redis.call('ZADD', KEYS[10], maxexp, ARGV[11])
+end
+if #KEYS >= 11 then
+  redis.call('XADD', KEYS[11], 'MAXLEN', '~', ARGV[12], '*', 'type', 'issued', 'resource', ARGV[13],
+    'account', acct, 'lease_id', ARGV[1], 'agent', ARGV[14])
+end
+return {1, now, acct, redis.call('ZRANGE', KEYS[2], 0, 15)}`;
 
 /** KEYS: lease. Returns Redis' clock and the lease hash in one round trip. */
 export const USE = `${NOW}
@@ -335,3 +371,15 @@ local ends = (math.floor(now / span) + 1) * span
 local n = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIREAT', KEYS[1], ends) end
 return {n, ends - now}`;
+
+/**
+ * KEYS: counter, agent. ARGV: windowSeconds, graceMs. HIT and AGENT_COUNT in one script (one
+ * Redis node only: the keys live in different hash slots). Returns {count, ms left, active leases}.
+ */
+export const HIT_AND_COUNT = `${NOW}
+local span = tonumber(ARGV[1]) * 1000
+local ends = (math.floor(now / span) + 1) * span
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIREAT', KEYS[1], ends) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
+return {n, ends - now, redis.call('ZCARD', KEYS[2])}`;

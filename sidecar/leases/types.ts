@@ -72,7 +72,14 @@ export interface AccountStatus {
   readonly lease_id?: string | undefined;
 }
 
-export type CheckoutResult = { readonly ok: true; readonly lease: LeaseRecord } | { readonly ok: false };
+export type CheckoutResult =
+  | {
+      readonly ok: true;
+      readonly lease: LeaseRecord;
+      /** The checkout script appended the `issued` entry to the lease event stream itself. */
+      readonly announced: boolean;
+    }
+  | { readonly ok: false };
 
 export type EndResult =
   | { readonly ended: true; readonly lease: LeaseRecord }

@@ -1,4 +1,6 @@
 import { readFile } from "node:fs/promises";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import NodeVault from "node-vault";
 import { LeaseholdError } from "../errors.js";
 import { withoutUserinfo } from "../util/dependency-error.js";
@@ -53,6 +55,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class VaultStore implements SecretStore {
   private readonly client: NodeVault.client;
   private readonly opts: VaultStoreOptions;
+  /** One keep-alive connection pool per store: every Vault call reuses open connections. */
+  private readonly agents = {
+    httpAgent: new HttpAgent({ keepAlive: true }),
+    httpsAgent: new HttpsAgent({ keepAlive: true }),
+  };
   private loginPromise: Promise<void> | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -67,7 +74,7 @@ export class VaultStore implements SecretStore {
       endpoint: opts.address,
       token: opts.auth.method === "token" ? opts.auth.token : "",
       noCustomHTTPVerbs: true,
-      requestOptions: { timeout: opts.timeoutMs },
+      requestOptions: { timeout: opts.timeoutMs, ...this.agents },
     });
   }
 
@@ -274,5 +281,7 @@ export class VaultStore implements SecretStore {
   close(): void {
     this.closed = true;
     clearTimeout(this.renewTimer);
+    this.agents.httpAgent.destroy();
+    this.agents.httpsAgent.destroy();
   }
 }

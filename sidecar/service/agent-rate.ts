@@ -22,7 +22,33 @@ export async function limitAgentRate(
   perMinute: number | undefined,
 ): Promise<void> {
   if (!perMinute) return;
-  const { count, resetIn } = await leases.hit(`${kind}:${agent}`, 60);
+  refuseBeyondRate(kind, perMinute, await leases.hit(rateSubject(kind, agent), 60));
+}
+
+/**
+ * {@link limitAgentRate} for a checkout, which also needs the agent's active lease count: both
+ * in one round trip (`LeaseStore.hitAndCount`). Returns the count.
+ */
+export async function limitAgentRateAndCount(
+  leases: Pick<LeaseStore, "hitAndCount" | "activeCount">,
+  kind: AgentRateKind,
+  agent: string,
+  perMinute: number | undefined,
+): Promise<number> {
+  if (!perMinute) return leases.activeCount(agent);
+  const got = await leases.hitAndCount(rateSubject(kind, agent), 60, agent);
+  refuseBeyondRate(kind, perMinute, got);
+  return got.activeLeases;
+}
+
+const rateSubject = (kind: AgentRateKind, agent: string) => `${kind}:${agent}`;
+
+/** @throws 429 rate_limited when `count` is beyond `perMinute`. */
+function refuseBeyondRate(
+  kind: AgentRateKind,
+  perMinute: number,
+  { count, resetIn }: { count: number; resetIn: number },
+): void {
   if (count > perMinute) {
     throw new LeaseholdError("rate_limited", `more than ${perMinute} ${WHAT[kind]} a minute`, {
       retryAfter: resetIn,

@@ -9,7 +9,7 @@ import { AGENT_ATTRIBUTES } from "../policy/index.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
 import type { StoredRegistration } from "../resources/types.js";
 import { agentDecision } from "./agent-decision.js";
-import { limitAgentRate } from "./agent-rate.js";
+import { limitAgentRateAndCount } from "./agent-rate.js";
 import { type ApprovalView, requestApproval } from "./approval-view.js";
 import { attestedCaller, leaseCaller, requirePinnedCaller } from "./caller-binding.js";
 import type { DecisionGate } from "./decision-gate.js";
@@ -134,10 +134,13 @@ export class Checkout {
     req: CheckoutRequest,
     meta: RequestMeta,
   ): Promise<CheckoutOk | CheckoutPending> {
-    // Policy needs the agent's lease count and the local caller: read them while the request is checked.
-    const activeLeases = this.o.leases.activeCount(caller.subject);
-    activeLeases.catch(() => undefined);
-    await limitAgentRate(this.o.leases, "checkout", caller.subject, this.o.checkoutsPerMinute);
+    // Policy needs the agent's lease count: read with the rate count, in one round trip.
+    const activeLeases = await limitAgentRateAndCount(
+      this.o.leases,
+      "checkout",
+      caller.subject,
+      this.o.checkoutsPerMinute,
+    );
     // Attested only for a request within the agent's rate: refused ones cost no /proc work.
     const local = attestedCaller(meta);
     const reg = await registeredResource(this.o.catalog, req.resource);
@@ -174,7 +177,7 @@ export class Checkout {
         tool: req.intent.tool,
         ttl,
         now: this.o.now(),
-        activeLeases: await activeLeases,
+        activeLeases,
         dpop: jkt !== undefined,
         chain,
         onBehalfOf: caller.delegation?.onBehalfOf,
@@ -293,11 +296,20 @@ export class Checkout {
       ...(Object.keys(attrs).length ? { attrs } : {}),
       caller: leaseCaller(holder.caller),
     };
-    const lease = await this.takeAccount(spec, reg, ttl, req.wait ?? 0, meta.signal);
+    const { lease, announced } = await this.takeAccount(spec, reg, ttl, req.wait ?? 0, meta.signal);
     // Signed while Vault is asked; the token is handed out only after the account is marked leased.
     const minted = this.mint(lease, holder.jkt);
     minted.catch(() => undefined);
-    await markLeased(this.o, lease);
+    try {
+      await markLeased(this.o, lease);
+    } catch (err) {
+      // The lease script announced the lease on the stream; its readers learn it ended at once.
+      if (announced)
+        await this.o.events
+          .publish({ type: "ended", lease: { ...lease, state: "ended" }, reason: "revoked" })
+          .catch(() => undefined);
+      throw err;
+    }
     let token: string;
     try {
       token = await minted;
@@ -313,7 +325,7 @@ export class Checkout {
     }
     await Promise.all([
       auditLease(this.o.audit, lease, { event: "checkout", request_id: meta.requestId, scope: "checkout" }),
-      this.o.events.publish({ type: "issued", lease }),
+      this.o.events.publish({ type: "issued", lease }, { inStream: announced }),
     ]);
     // DPoP-bound tokens cannot log in to a listener (no proof travels in a password), so no endpoint for them.
     const ep = holder.jkt === undefined ? this.o.proxyEndpoint?.(lease.resource) : undefined;
@@ -335,7 +347,7 @@ export class Checkout {
     ttl: number,
     wait: number,
     signal: AbortSignal | undefined,
-  ): Promise<LeaseRecord> {
+  ): Promise<{ lease: LeaseRecord; announced: boolean }> {
     const deadline = this.o.now() + wait * 1000;
     const waiter = wait > 0 ? spec.id : "";
     const take = () => this.o.leases.checkout(spec, ttl * 1000, reg.lease.maxTtl * 1000, waiter);
@@ -345,7 +357,7 @@ export class Checkout {
       if (signal?.aborted) break;
       got = await take();
     }
-    if (got.ok) return got.lease;
+    if (got.ok) return got;
     if (waiter) await this.o.leases.leaveQueue(reg.name, waiter);
     throw new LeaseholdError("resource_busy", `every account of "${reg.name}" is in use`, { retryAfter: 1 });
   }

@@ -141,7 +141,8 @@ async function finishInfrastructure(
     audit,
     events,
     adapters,
-    leases: new LeaseStore({ redis, prefix, macKey }),
+    // On one Redis node the checkout script appends the `issued` event to the stream itself.
+    leases: new LeaseStore({ redis, prefix, macKey, eventStream: events.stream }),
     catalog: new ResourceCatalog(secrets),
     attestor: new ProcCallerAttestor(),
     processTree: new ProcProcessTree(),
