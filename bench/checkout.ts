@@ -18,7 +18,7 @@ import { pino } from "pino";
 import { AuditLog } from "../sidecar/audit/index.js";
 import { parseConfig } from "../sidecar/config.js";
 import { generateAgentKey, mintIdentityAssertion } from "../sidecar/identity/index.js";
-import { LeaseStore } from "../sidecar/leases/index.js";
+import { LeaseStore, loadLeaseMacKey, verifyLease } from "../sidecar/leases/index.js";
 import { createLogger } from "../sidecar/logger.js";
 import { loadPolicy } from "../sidecar/policy/index.js";
 import type { AccountRecord } from "../sidecar/resources/types.js";
@@ -308,17 +308,41 @@ async function main(): Promise<void> {
       fetch(`${base}/v1/leases/${held.lease.id}/credential`, {
         headers: { authorization: `Bearer ${held.token}` },
       }).then((r) => r.arrayBuffer());
+    // I4 has the product check the record's MAC on every use; the floors check it too (the same
+    // HMAC over the same fields, with the cluster's key from Vault), so the comparison stays fair.
+    const macKey = await loadLeaseMacKey(secrets);
+    const checkedRecord = async (): Promise<Record<string, string>> => {
+      const h = await redis.hgetall(leaseKey);
+      const spec = JSON.parse(h.json ?? "{}") as { agent?: string };
+      const intact = verifyLease(
+        macKey,
+        {
+          id: held.lease.id,
+          resource: "bench-db",
+          agent: spec.agent ?? "",
+          account: h.account ?? "",
+          state: h.state === "active" ? "active" : "ended",
+          expires_at: Number(h.expires_at),
+          max_expires_at: Number(h.max_expires_at),
+          spec: h.json ?? "",
+        },
+        h.mac,
+      );
+      if (!intact) throw new Error("floor: the lease record's MAC does not hold");
+      return h;
+    };
     const floorUse = async () => {
       await jwtVerify(held.token, leasePub, { algorithms: ["EdDSA"] });
-      await redis.hgetall(leaseKey);
+      await checkedRecord();
     };
-    // A second floor with the same HTTP stack: a bare fastify route doing verify + one Redis round trip.
+    // A second floor with the same HTTP stack: a bare fastify route doing verify + one Redis round trip
+    // (+ the MAC check).
     const Fastify = (await import("fastify")).default;
     const bare = Fastify();
     bare.get("/use", async (req) => {
       const tok = String(req.headers.authorization ?? "").slice(7);
       await jwtVerify(tok, leasePub, { algorithms: ["EdDSA"] });
-      return redis.hgetall(leaseKey);
+      return checkedRecord();
     });
     const barePort = await freePort();
     await bare.listen({ host: "127.0.0.1", port: barePort });
@@ -329,7 +353,7 @@ async function main(): Promise<void> {
     const ug = await timeSequential(N, 50, useGet);
     const hf = await timeSequential(N, 50, httpFloor);
     rows.push({
-      figure: "token use p50 vs HTTP floor (fastify+verify+1 RTT)",
+      figure: "token use p50 vs HTTP floor (fastify+verify+1 RTT+MAC)",
       product: ug.p50,
       floor: hf.p50,
       unit: "ms",

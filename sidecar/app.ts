@@ -17,6 +17,7 @@ import {
 } from "./http/index.js";
 import type { Logger } from "./logger.js";
 import { isRedisUnavailable } from "./redis.js";
+import { responseSerializerCompiler } from "./http/serialize.js";
 
 export type { Deps, ReadyReport } from "./http/index.js";
 
@@ -151,6 +152,8 @@ export function buildApp(deps: Deps) {
   });
   // JSON only: no text/plain bodies (fastify accepts them by default).
   app.removeContentTypeParser("text/plain");
+  // Before any route: answers are written from their documented schemas (fast-json-stringify).
+  app.setSerializerCompiler(responseSerializerCompiler(deps.checkResponses ?? false));
   guardRequests(app, deps);
   answerErrors(app);
   const authenticate = createAuthenticator({ adminToken: deps.adminToken, operators: deps.operators });
