@@ -64,6 +64,19 @@ function provesNonBrowser(req: FastifyRequest): boolean {
   return mime === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(mime);
 }
 
+/** Random bytes for request ids, drawn 4 KiB at a time rather than one system call per request. */
+const ID_BYTES = 9;
+let idPool = Buffer.alloc(0);
+let idAt = 0;
+function requestId(): string {
+  if (idAt + ID_BYTES > idPool.length) {
+    idPool = randomBytes(ID_BYTES * 455);
+    idAt = 0;
+  }
+  idAt += ID_BYTES;
+  return `req_${idPool.toString("base64url", idAt - ID_BYTES, idAt)}`;
+}
+
 /** The app buildApp makes (its logger is pino's). */
 type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
 
@@ -145,7 +158,7 @@ export function buildApp(deps: Deps) {
     loggerInstance: deps.log,
     bodyLimit: BODY_LIMIT,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-    genReqId: () => `req_${randomBytes(9).toString("base64url")}`,
+    genReqId: requestId,
     requestIdHeader: false,
     return503OnClosing: true,
     forceCloseConnections: true,
