@@ -24,6 +24,8 @@ export interface SidecarOptions {
   crashHook?: (point: CrashPoint) => void;
   /** Run the reaper and reconciler loops. @default true */
   background?: boolean;
+  /** Fail (500) any answer its documented schema would change when written (tests). @default false */
+  checkResponses?: boolean;
   /** How often the reconciler runs, ms. @default 10000 */
   reconcileIntervalMs?: number;
   /**
@@ -88,7 +90,11 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     // Before any loop runs: a sidecar whose Redis is not the cluster's must not reconcile into it.
     await svc.cluster.check();
     const mcp = wireMcpHttp(config, log, ids, svc, opts.mcpServer);
-    const app = buildApp({ ...appDeps(config, log, infra, ids, svc, adminToken), ...(mcp ? { mcp } : {}) });
+    const app = buildApp({
+      ...appDeps(config, log, infra, ids, svc, adminToken),
+      ...(mcp ? { mcp } : {}),
+      checkResponses: opts.checkResponses ?? false,
+    });
     opened.push(() => app.close());
     const background = opts.background ?? true;
     const ops = await attachOps(app, {

@@ -50,6 +50,11 @@ export interface Deps {
   readonly attestor?: CallerAttestor;
   /** MCP over HTTP (`/mcp`, `mcp.http`); without it those routes answer 404. */
   readonly mcp?: McpHttp;
+  /**
+   * Also write every answer with `JSON.stringify` and fail (500) one its documented schema would
+   * change (tests). @default false
+   */
+  readonly checkResponses?: boolean;
 }
 
 /** Declares a route whose handler takes buildApp's deps. */

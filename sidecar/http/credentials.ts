@@ -106,6 +106,7 @@ export function presentedToken(req: FastifyRequest): PresentedToken {
     token: m[2],
     proof: typeof proof === "string" ? proof : undefined,
     htm: req.method,
-    htu: dpopRequestUrl(req.headers.host, req.url),
+    // Only a proof is checked against the URL: without one, no request pays for normalising it.
+    htu: typeof proof === "string" ? dpopRequestUrl(req.headers.host, req.url) : undefined,
   };
 }

@@ -10,6 +10,7 @@ import { LeaseholdError } from "../errors.js";
 import { parseBody } from "../service/index.js";
 import type { Authenticate } from "./auth.js";
 import { requestMeta } from "./request-meta.js";
+import { responseSchemas } from "./serialize.js";
 import type { Caller, RouteDef, RouteInput } from "./route.js";
 
 /** The fastify app routes are registered on, whatever its logger. */
@@ -47,7 +48,8 @@ function onlySuccess(route: RouteDef<unknown>): number | undefined {
 /**
  * Registers each route on the app. Every request then goes through the same stages, in order:
  * authenticate (route.auth), parse params, query and body (route schemas), decide the
- * operator's action on route.resource, then route.handle with `deps`.
+ * operator's action on route.resource, then route.handle with `deps`; a JSON answer is written
+ * from the route's documented response schema (see responseSchemas).
  */
 export function registerRoutes<D, L extends FastifyBaseLogger>(
   app: RouteApp<L>,
@@ -57,9 +59,11 @@ export function registerRoutes<D, L extends FastifyBaseLogger>(
 ): void {
   for (const route of routes) {
     const status = onlySuccess(route);
+    const response = responseSchemas(route);
     app.route({
       method: route.method,
       url: route.path,
+      ...(response ? { schema: { response } } : {}),
       handler: async (req: FastifyRequest, reply: FastifyReply) => {
         try {
           const caller = await authenticate(route.auth, req);

@@ -103,6 +103,8 @@ export async function startInProcessSidecar(opts: {
     log: createLogger("silent"),
     background: false,
     crashHook: opts.crashHook,
+    // Every answer is checked against its documented schema as it is written.
+    checkResponses: true,
     ...(opts.mcpServer ? { mcpServer: opts.mcpServer } : {}),
   });
 

@@ -56,7 +56,7 @@ export async function startOpsHarness(name: string, ops: Partial<OpsConfig> = {}
     dir,
   );
   const log = createLogger("silent");
-  const sidecar = await createSidecar({ config, log, background: false });
+  const sidecar = await createSidecar({ config, log, background: false, checkResponses: true });
   const redis = new Redis(REDIS_URL);
   // The sidecar's own key (from the same Vault prefix), so it accepts the leases made here.
   const vaultStore = new VaultStore({ ...config.vault, log });
