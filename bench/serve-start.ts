@@ -92,7 +92,7 @@ async function serveRun(
 /** Time spent compiling and evaluating modules, by package, from a profile's stacks. */
 interface ProfileNode {
   readonly id: number;
-  readonly callFrame: { functionName: string; url: string };
+  readonly callFrame: { functionName: string; url: string; lineNumber: number };
   readonly children?: number[];
 }
 interface CpuProfile {
