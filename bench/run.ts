@@ -16,6 +16,7 @@ const benches = [
   "statement-policy.ts",
   "attest.ts",
   "mcp.ts",
+  "multicore.ts",
 ];
 let failed = 0;
 for (const b of benches) {
