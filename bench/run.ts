@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 const args = process.argv.slice(2);
 const benches = [
   "cli-start.ts",
+  "serve-start.ts",
   "policy.ts",
   "checkout.ts",
   "leases.ts",
@@ -15,6 +16,7 @@ const benches = [
   "statement-policy.ts",
   "attest.ts",
   "mcp.ts",
+  "multicore.ts",
 ];
 let failed = 0;
 for (const b of benches) {

@@ -15,7 +15,7 @@ import type { McpHttp } from "./mcp/http-sessions.js";
 import { type McpServerFactory, wireMcpHttp } from "./wire/mcp.js";
 import { closeInfrastructure, type Infrastructure, openInfrastructure } from "./wire/infrastructure.js";
 import { readinessChecks, runReadiness } from "./wire/readiness.js";
-import { type Services, wireServices } from "./wire/services.js";
+import { type PolicyEngine, type Services, wireServices } from "./wire/services.js";
 import { logText } from "./util/dependency-error.js";
 
 export interface SidecarOptions {
@@ -33,6 +33,11 @@ export interface SidecarOptions {
    * 0 = one attempt. @default Infinity (until they answer)
    */
   waitForDepsSeconds?: number;
+  /**
+   * The engine of `config.policy.file`, already loaded and validated (serve's preflight does, so
+   * the policy is compiled once per start). @default loaded from `config.policy.file` here
+   */
+  policy?: PolicyEngine;
   /** The MCP server each `/mcp` session runs (`mcp.http`). @default leasehold's tools (sidecar/mcp/server.ts) */
   mcpServer?: McpServerFactory;
 }
@@ -80,7 +85,10 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
   };
   try {
     const ids = await wireIdentity(config, infra.redis, log, infra.secrets);
-    const svc = await wireServices(config, log, infra, ids, opts.crashHook);
+    const svc = await wireServices(config, log, infra, ids, {
+      crashHook: opts.crashHook,
+      policy: opts.policy,
+    });
     opened.push(
       () => svc.rotation.stop(),
       () => svc.adminRotation.stop(),
@@ -89,7 +97,7 @@ export async function createSidecar(opts: SidecarOptions): Promise<Sidecar> {
     const adminToken = await loadAdminToken(config.admin.tokenFile);
     // Before any loop runs: a sidecar whose Redis is not the cluster's must not reconcile into it.
     await svc.cluster.check();
-    const mcp = wireMcpHttp(config, log, ids, svc, opts.mcpServer);
+    const mcp = await wireMcpHttp(config, log, ids, svc, opts.mcpServer);
     const app = buildApp({
       ...appDeps(config, log, infra, ids, svc, adminToken),
       ...(mcp ? { mcp } : {}),

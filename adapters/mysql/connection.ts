@@ -1,9 +1,4 @@
-import {
-  type Connection,
-  type ConnectionOptions,
-  createConnection,
-  type RowDataPacket,
-} from "mysql2/promise";
+import type { Connection, ConnectionOptions, RowDataPacket } from "mysql2/promise";
 import type { Credential } from "../adapter.js";
 import { AdapterError } from "../adapter.js";
 import type { MysqlTarget } from "./config.js";
@@ -39,6 +34,8 @@ export async function openConnection(
 ): Promise<Connection> {
   const left = remainingMs(deadline, "connect");
   const ssl = mysqlSslOption(target.ssl);
+  // The driver loads on the first MySQL connection: a sidecar with no MySQL resource never loads it.
+  const { createConnection } = await import("mysql2/promise");
   const conn = await createConnection({
     host: target.host,
     port: target.port,

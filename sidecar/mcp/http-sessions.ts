@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import type { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { LeaseholdError } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -38,7 +37,7 @@ export interface McpHttpOptions {
   readonly identity: IdentityPort;
   readonly proof: ProofCheck;
   /** Builds the MCP server of a new session; its tools act as `session.context().caller`. */
-  readonly serverFor: (session: McpSessionInfo) => McpSessionServer;
+  readonly serverFor: (session: McpSessionInfo) => McpSessionServer | Promise<McpSessionServer>;
   /** A session with no request for this long ends, seconds. */
   readonly idleSeconds: number;
   /** Sessions one agent may hold open at once. */
@@ -80,6 +79,23 @@ interface Session {
 const SESSION_HEADER = "mcp-session-id";
 
 /** RFC 9728: where a protected resource's metadata is, under the resource's origin. */
+/** The MCP SDK's transport, loaded on the first `/mcp` request: a sidecar that serves none never loads it. */
+type McpSdk = {
+  readonly StreamableHTTPServerTransport: typeof StreamableHTTPServerTransport;
+  readonly isInitializeRequest: (value: unknown) => boolean;
+};
+let sdk: Promise<McpSdk> | undefined;
+function mcpSdk(): Promise<McpSdk> {
+  sdk ??= Promise.all([
+    import("@modelcontextprotocol/sdk/server/streamableHttp.js"),
+    import("@modelcontextprotocol/sdk/types.js"),
+  ]).then(([http, types]) => ({
+    StreamableHTTPServerTransport: http.StreamableHTTPServerTransport,
+    isInitializeRequest: types.isInitializeRequest,
+  }));
+  return sdk;
+}
+
 export const PROTECTED_RESOURCE_PATH = "/.well-known/oauth-protected-resource";
 
 /** Where a request addressed to `host` finds the MCP endpoint and its metadata. */
@@ -157,6 +173,7 @@ export class McpHttp {
    * then hands the raw request and response to the session's transport (the reply is hijacked).
    */
   async handle(r: McpHttpRequest): Promise<void> {
+    const { StreamableHTTPServerTransport, isInitializeRequest } = await mcpSdk();
     const id = sessionHeader(r.req);
     let session: Session;
     let caller: VerifiedCaller;
@@ -172,7 +189,7 @@ export class McpHttp {
       }
       const jkt = await this.proveKey(caller, r, undefined);
       this.requireRoom(caller.subject);
-      session = this.open(caller, jkt, r.meta);
+      session = await this.open(caller, jkt, r.meta, StreamableHTTPServerTransport);
     } else {
       session = this.live(id);
       caller = await this.o.identity.verify(r.presented.token, { oneTime: false });
@@ -263,8 +280,13 @@ export class McpHttp {
   }
 
   /** A new session bound to `caller`'s subject; it joins the table once the SDK initializes it. */
-  private open(caller: VerifiedCaller, jkt: string | undefined, meta: RequestMeta): Session {
-    const transport = new StreamableHTTPServerTransport({
+  private async open(
+    caller: VerifiedCaller,
+    jkt: string | undefined,
+    meta: RequestMeta,
+    TransportClass: McpSdk["StreamableHTTPServerTransport"],
+  ): Promise<Session> {
+    const transport = new TransportClass({
       sessionIdGenerator: () => `mcp_${randomBytes(18).toString("base64url")}`,
       onsessioninitialized: (sid) => {
         this.sessions.set(sid, session);
@@ -299,7 +321,7 @@ export class McpHttp {
       },
       onEnd: (fn) => session.ends.push(fn),
     };
-    session.server = this.o.serverFor(info);
+    session.server = await this.o.serverFor(info);
     return session;
   }
 

@@ -57,10 +57,15 @@ export async function wireServices(
   log: Logger,
   infra: Infrastructure,
   ids: IdentityParts,
-  crashHook?: (point: CrashPoint) => void,
+  opts: {
+    crashHook?: ((point: CrashPoint) => void) | undefined;
+    /** The engine of `config.policy.file`, already loaded (serve's preflight); default: loaded here. */
+    policy?: PolicyEngine | undefined;
+  } = {},
 ): Promise<Services> {
+  const { crashHook } = opts;
   const { secrets, leases, catalog, adapters, audit, events, redis, prefix } = infra;
-  const policy = await loadPolicy(config.policy.file ? { file: config.policy.file } : {});
+  const policy = opts.policy ?? (await loadPolicy(config.policy.file ? { file: config.policy.file } : {}));
   const cluster = new ClusterIdentity({
     secrets,
     redis,

@@ -2,7 +2,7 @@
 import { createServer } from "node:net";
 import { type Config, crashPointFromEnv } from "../../config.js";
 import { createLogger, type Logger } from "../../logger.js";
-import { loadPolicy } from "../../policy/index.js";
+import { loadPolicy, type PolicyEngine } from "../../policy/index.js";
 import type { CrashPoint } from "../../rotation/index.js";
 import { listenOnSocket, prepareSocketPath } from "../../unix-socket.js";
 import { escapeText } from "../../util/text.js";
@@ -45,10 +45,13 @@ function probeListen(host: string, port: number): Promise<void> {
   });
 }
 
-/** Checks what can be checked before anything opens: the policy file and the listen address. */
-async function preflight(cfg: Config): Promise<void> {
+/**
+ * Checks what can be checked before anything opens: the policy file and the listen address.
+ * Returns the policy engine it loaded, which the sidecar then uses (Cedar compiles once).
+ */
+async function preflight(cfg: Config): Promise<PolicyEngine> {
   // The same load the sidecar does: an absent file denies everything, an invalid one is refused.
-  if (cfg.policy.file) await loadPolicy({ file: cfg.policy.file });
+  const policy = await loadPolicy(cfg.policy.file ? { file: cfg.policy.file } : {});
   const where = listenAddress(cfg);
   try {
     if (cfg.listen.socket) await prepareSocketPath(cfg.listen.socket);
@@ -62,6 +65,7 @@ async function preflight(cfg: Config): Promise<void> {
     }
     throw listenError(where, err);
   }
+  return policy;
 }
 
 /**
@@ -82,11 +86,17 @@ function giveUp(kind: StartupFailure, message: string, log: Logger | undefined):
 }
 
 /** Creates the sidecar, listens, and installs the signal handlers. */
-async function start(cfg: Config, log: Logger, waitForDepsSeconds: number): Promise<Sidecar> {
+async function start(
+  cfg: Config,
+  log: Logger,
+  waitForDepsSeconds: number,
+  policy: PolicyEngine,
+): Promise<Sidecar> {
   const crashAt = crashPointFromEnv();
   const sidecar = await createSidecar({
     config: cfg,
     log,
+    policy,
     waitForDepsSeconds,
     crashHook: crashAt
       ? (point: CrashPoint) => {
@@ -135,9 +145,9 @@ export async function runServe(cli: CliContext, waitForDepsSeconds: number): Pro
   try {
     const cfg = await cli.config();
     log = createLogger(cfg.log.level);
-    await preflight(cfg);
+    const policy = await preflight(cfg);
     // start() closes whatever it opened before it throws.
-    await start(cfg, log, waitForDepsSeconds);
+    await start(cfg, log, waitForDepsSeconds, policy);
   } catch (err) {
     const { kind, message } = classifyStartupError(err);
     log?.error({ exitCode: STARTUP_EXIT_CODES[kind], reason: message }, "start-up failed");

@@ -1,0 +1,303 @@
+/**
+ * Multi-core: sidecar processes share nothing but Redis and Vault, so a second `leasehold serve`
+ * process (same Redis prefix, same Vault prefix, its own port) should add throughput on a machine
+ * with a spare core. Drives checkout + checkin (DELETE /v1/leases/{id}, the checkin sent to the
+ * other process when there are two) at c=32 against 1, then 2 processes of the built CLI, and
+ * reports both rates and their ratio (goal ≥ 1.6×), with the CPU each process used (from
+ * /proc/<pid>/stat) and the load generator's own share: on a 2-core machine the client competes
+ * with the sidecars, so its CPU is printed beside the figures.
+ *
+ * The load generator is lean: node:http with keep-alive, identity JWTs minted before each timed
+ * run (one per checkout: they are one-time). Real Redis, the Vault dev server (in this process;
+ * its CPU is part of the generator's), a private PostgreSQL cluster (rotations after checkin).
+ *
+ * `npx tsx bench/multicore.ts [--quick]` (`npm run build` first)
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { Agent, request } from "node:http";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import pg from "pg";
+import { stringify } from "yaml";
+import { generateAgentKey, mintIdentityAssertion } from "../sidecar/identity/index.js";
+import { freePort } from "../test/support/free-port.js";
+import { startScramPostgres } from "../test/support/pg-cluster.js";
+import { dropPrefix } from "../test/support/redis.js";
+import { startVaultDev } from "../test/vault-dev/server.js";
+import { printTable, quick, type Row, writeResults } from "./stats.js";
+
+const CLI = resolve("dist/sidecar/cli/main.js");
+const CONCURRENCY = 32;
+const DURATION = quick ? 4000 : 15_000;
+const ACCOUNTS = quick ? 300 : 1000;
+const AGENT = "spiffe://example.org/agent/bench";
+const POLICY = `@id("bench")\npermit (principal, action, resource) when { context.intent == "read" };\n`;
+const TICK = 100; // USER_HZ: /proc/<pid>/stat counts CPU in 1/100 s
+
+/** utime + stime of a process, ms. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICK;
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+
+function call(
+  port: number,
+  method: string,
+  path: string,
+  token: string,
+  body?: string,
+): Promise<{ status: number; json: unknown }> {
+  return new Promise((done, fail) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        method,
+        path,
+        agent,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString();
+          done({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : null });
+        });
+      },
+    );
+    req.on("error", fail);
+    req.end(body);
+  });
+}
+
+interface Serve {
+  readonly port: number;
+  readonly child: ChildProcess;
+}
+
+async function startServe(configFile: string, port: number, env: NodeJS.ProcessEnv): Promise<Serve> {
+  const child = spawn(process.execPath, [CLI, "serve", "--config", configFile], {
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let err = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${err.slice(-400)}`);
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.arrayBuffer().then(() => r.ok),
+      () => false,
+    );
+    if (ok) return { port, child };
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function stopServe(s: Serve): Promise<void> {
+  if (s.child.exitCode !== null) return;
+  const gone = new Promise((r) => s.child.once("exit", r));
+  s.child.kill("SIGTERM");
+  await gone;
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "lh-bench-mc-"));
+  const vault = await startVaultDev({ rootToken: `bench-${randomBytes(6).toString("hex")}` });
+  const pgc = await startScramPostgres();
+  const prefix = `lhbench:mc:${randomBytes(3).toString("hex")}:`;
+  const running: Serve[] = [];
+  try {
+    const su = new pg.Client({
+      host: "127.0.0.1",
+      port: pgc.port,
+      user: "postgres",
+      password: pgc.superuser.password,
+      database: "postgres",
+    });
+    await su.connect();
+    const adminPw = randomBytes(12).toString("hex");
+    await su.query(`CREATE ROLE mc_admin LOGIN CREATEROLE PASSWORD '${adminPw}'`);
+    const accounts: Array<{ name: string; password: string }> = [];
+    for (let i = 0; i < ACCOUNTS; i++) {
+      const a = { name: `mc_${i}`, password: randomBytes(12).toString("hex") };
+      await su.query(`CREATE ROLE ${a.name} LOGIN PASSWORD '${a.password}'`);
+      accounts.push(a);
+    }
+    await su.end();
+    const key = await generateAgentKey({ id: AGENT, outDir: join(dir, "trust") });
+    await writeFile(join(dir, "policy.cedar"), POLICY);
+    const ports = [await freePort(), await freePort()];
+    const configFor = async (port: number) => {
+      const file = join(dir, `leasehold-${port}.yaml`);
+      await writeFile(
+        file,
+        stringify({
+          listen: { host: "127.0.0.1", port },
+          redis: { url: "redis://127.0.0.1:6379/0", prefix },
+          vault: {
+            address: vault.address,
+            auth: { method: "token", token: "${LH_BENCH_VAULT_TOKEN}" },
+            prefix: `bench-mc-${prefix.split(":")[2]}`,
+          },
+          identity: {
+            trust: [
+              {
+                kind: "agents",
+                jwks: "./trust/agents.jwks.json",
+                subjects: ["spiffe://example.org/agent/*"],
+              },
+            ],
+          },
+          policy: { file: "./policy.cedar" },
+          // One signing key, one admin token, one audit file per process (the same files for both would race).
+          tokens: { signingKey: `./state-${port}/signing.jwk` },
+          admin: { tokenFile: "./state/admin.token" },
+          audit: { file: `./state-${port}/audit.jsonl` },
+          limits: { checkoutsPerMinute: 1_000_000 },
+          log: { level: "warn" },
+        }),
+      );
+      return file;
+    };
+    const configs = [await configFor(ports[0] as number), await configFor(ports[1] as number)];
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      LH_BENCH_VAULT_TOKEN: vault.rootToken,
+    };
+    const first = await startServe(configs[0] as string, ports[0] as number, env);
+    running.push(first);
+    const admin = (await readFile(join(dir, "state", "admin.token"), "utf8")).trim();
+    const reg = await call(
+      first.port,
+      "PUT",
+      "/v1/resources/mc-db",
+      admin,
+      JSON.stringify({
+        name: "mc-db",
+        adapter: "postgres",
+        connection: { host: "127.0.0.1", port: pgc.port, database: "postgres" },
+        admin: { username: "mc_admin", password: adminPw },
+        accounts,
+        importRotation: false,
+      }),
+    );
+    if (reg.status >= 300) throw new Error(`register: ${reg.status} ${JSON.stringify(reg.json)}`);
+
+    const body = JSON.stringify({
+      resource: "mc-db",
+      task: { id: "MC-1" },
+      intent: { action: "read" },
+      ttl: 300,
+    });
+    const mint = () =>
+      mintIdentityAssertion({ keyFile: key.keyFile, audience: "leasehold", ttlSeconds: 300 });
+
+    /** One timed run at c=32 against `targets`: checkout on one, checkin on the next. */
+    const run = async (targets: readonly Serve[]) => {
+      // Minted before the clock starts (the agent's work, not the sidecar's); more than a run spends.
+      const pool = await Promise.all(Array.from({ length: quick ? 6000 : 20_000 }, mint));
+      const before = targets.map((t) => cpuMs(t.child.pid as number));
+      const self = process.cpuUsage();
+      let done = 0;
+      let refused = 0;
+      let next = 0;
+      const end = Date.now() + DURATION;
+      const t0 = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (Date.now() < end) {
+            const i = next++;
+            const a = targets[i % targets.length] as Serve;
+            const b = targets[(i + 1) % targets.length] as Serve;
+            const identity = pool.pop() ?? (await mint());
+            const out = await call(a.port, "POST", "/v1/checkout", identity, body);
+            if (out.status !== 201) {
+              // The pool empties while rotations after checkin catch up: counted, not timed out.
+              refused++;
+              await new Promise((r) => setTimeout(r, 5));
+              continue;
+            }
+            const { lease, token } = out.json as { lease: { id: string }; token: string };
+            const back = await call(b.port, "DELETE", `/v1/leases/${lease.id}`, token);
+            if (back.status !== 202) throw new Error(`checkin ${back.status} ${JSON.stringify(back.json)}`);
+            done++;
+          }
+        }),
+      );
+      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      const used = process.cpuUsage(self);
+      return {
+        rate: done / secs,
+        refused,
+        seconds: secs,
+        sidecarCpu: targets.map(
+          (t, k) => (cpuMs(t.child.pid as number) - (before[k] as number)) / 1000 / secs,
+        ),
+        generatorCpu: (used.user + used.system) / 1e6 / secs,
+      };
+    };
+    await run([first]); // warm-up: JIT, connection pools, the pool's first rotations
+    const one = await run([first]);
+    const second = await startServe(configs[1] as string, ports[1] as number, env);
+    running.push(second);
+    await run([first, second]); // warm-up of the second process
+    const two = await run([first, second]);
+    const rows: Row[] = [
+      {
+        figure: "checkout+checkin /s, 2 processes vs 1 (c=32)",
+        product: two.rate,
+        floor: one.rate,
+        unit: "/s",
+        better: "higher",
+        goal: "≥ 1.6×",
+      },
+    ];
+    printTable(`multi-core: ${quick ? "quick" : "full"}, ${DURATION / 1000}s runs, c=${CONCURRENCY}`, rows);
+    const cores = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" + ");
+    for (const [name, r] of [
+      ["1 process ", one],
+      ["2 processes", two],
+    ] as const) {
+      process.stdout.write(
+        `${name}: ${r.rate.toFixed(0)}/s (${r.refused} checkouts refused while the pool refilled); ` +
+          `CPU in cores: sidecar ${cores(r.sidecarCpu)}, load generator (+ Vault dev server) ${r.generatorCpu.toFixed(2)}\n`,
+      );
+    }
+    process.stdout.write(
+      "Redis and PostgreSQL (rotations after checkin) run on the same 2 cores and are not counted above.\n",
+    );
+    const file = writeResults(quick ? "multicore-quick" : "multicore", {
+      concurrency: CONCURRENCY,
+      durationMs: DURATION,
+      one,
+      two,
+      ratio: two.rate / one.rate,
+    });
+    process.stdout.write(`results: ${file}\n`);
+  } finally {
+    for (const s of running) await stopServe(s);
+    agent.destroy();
+    await dropPrefix(prefix);
+    await pgc.stop();
+    await vault.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+void main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
