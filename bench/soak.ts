@@ -180,6 +180,7 @@ async function main(): Promise<void> {
   const vault = await vaultProcess();
   let stack: Stack | undefined;
   let second: SidecarProcess | undefined;
+  let closing = false;
   const redis = new Redis("redis://127.0.0.1:6379/0");
   try {
     stack = await startStack({
@@ -189,6 +190,47 @@ async function main(): Promise<void> {
       // The product's reaper interval (the test stack's is shorter).
       config: { reaper: { intervalMs: 200 } },
     });
+    let bases = [stack.sidecar.url];
+    const pickBase = () => bases[rand(0, bases.length - 1)] ?? "";
+    const admin = (await readFile(join(stack.dir, "state", "admin.token"), "utf8")).trim();
+    const keyFiles: string[] = [];
+    for (let i = 0; i < AGENTS; i++) {
+      const id = `spiffe://example.org/agent/soak-${String(i).padStart(2, "0")}`;
+      keyFiles.push((await generateAgentKey({ id, outDir: join(stack.dir, "trust") })).keyFile);
+    }
+    const accounts = Array.from({ length: ACCOUNTS }, (_, i) => ({
+      name: `app_soak_${i}`,
+      password: randomBytes(18).toString("base64url"),
+    }));
+    for (const a of accounts) await stack.createRole(a.name, a.password);
+    const regFile = join(stack.dir, "soak.yaml");
+    await writeFile(
+      regFile,
+      JSON.stringify({
+        name: RESOURCE,
+        adapter: "postgres",
+        connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
+        rotateWith: "admin",
+        admin: { username: "leasehold_admin", password: stack.adminPassword },
+        // Kept passwords: with import rotations, the sidecar's own rotation sweep took some
+        // accounts' locks first and the registration failed ("import: busy"; 11 of 64 once).
+        // Every lease end still rotates its account.
+        accounts,
+        importRotation: false,
+        lease: { defaultTtl: 30, maxTtl: 120 },
+      }),
+    );
+    const reg = await stack.cli("resources", "register", "-f", regFile);
+    if (reg.code !== 0) throw new Error(`register failed: ${reg.stderr}`);
+    const accountStates = async () => {
+      const r = await call(pickBase(), "GET", `/v1/resources/${RESOURCE}`, { token: admin });
+      return r.status === 200 ? (r.json.accounts as Array<{ state: string }>).map((a) => a.state) : [];
+    };
+    await waitFor("every account imported and available", async () =>
+      (await accountStates()).every((s) => s === "available"),
+    );
+    // The second sidecar: same Redis prefix, Vault prefix, trust and policy; its own port,
+    // signing key and audit file (each sidecar keeps its own hash chain).
     const cfg = parse(await readFile(stack.configFile, "utf8")) as Record<string, Record<string, unknown>>;
     const port2 = await freePort();
     const configFile2 = join(stack.dir, "leasehold-2.yaml");
@@ -207,38 +249,14 @@ async function main(): Promise<void> {
       env: { LH_TEST_VAULT_TOKEN: vault.token },
     });
     const sidecars = [stack.sidecar, second];
-    const bases = sidecars.map((s) => s.url);
-    const pickBase = () => bases[rand(0, bases.length - 1)] ?? "";
-    const admin = (await readFile(join(stack.dir, "state", "admin.token"), "utf8")).trim();
-    const keyFiles: string[] = [];
-    for (let i = 0; i < AGENTS; i++) {
-      const id = `spiffe://example.org/agent/soak-${String(i).padStart(2, "0")}`;
-      keyFiles.push((await generateAgentKey({ id, outDir: join(stack.dir, "trust") })).keyFile);
-    }
-    const accounts = Array.from({ length: ACCOUNTS }, (_, i) => `app_soak_${i}`);
-    for (const a of accounts) await stack.createRole(a, randomBytes(18).toString("base64url"));
-    const regFile = join(stack.dir, "soak.yaml");
-    await writeFile(
-      regFile,
-      JSON.stringify({
-        name: RESOURCE,
-        adapter: "postgres",
-        connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
-        rotateWith: "admin",
-        admin: { username: "leasehold_admin", password: stack.adminPassword },
-        accounts,
-        lease: { defaultTtl: 30, maxTtl: 120 },
-      }),
-    );
-    const reg = await stack.cli("resources", "register", "-f", regFile);
-    if (reg.code !== 0) throw new Error(`register failed: ${reg.stderr}`);
-    const accountStates = async () => {
-      const r = await call(pickBase(), "GET", `/v1/resources/${RESOURCE}`, { token: admin });
-      return r.status === 200 ? (r.json.accounts as Array<{ state: string }>).map((a) => a.state) : [];
-    };
-    await waitFor("every account imported and available", async () =>
-      (await accountStates()).every((s) => s === "available"),
-    );
+    bases = sidecars.map((s) => s.url);
+    // A sidecar that dies mid-run (a crash, an abort) fails the soak.
+    const exits: string[] = [];
+    sidecars.forEach((s, k) => {
+      void s.exited.then((code) => {
+        if (!closing) exits.push(`sidecar ${k + 1} exited (code ${code}): ${s.output().slice(-2000)}`);
+      });
+    });
 
     const issued: Issued[] = [];
     let cur = { ops: {} as Record<string, number>, errors: {} as Record<string, number>, busy: 0 };
@@ -251,7 +269,7 @@ async function main(): Promise<void> {
 
     /** One lease's life, as the plan says. */
     async function useLease(i: number, plan: Plan): Promise<void> {
-      const ttl = plan === "expire" ? rand(1, 3) : 30;
+      const ttl = plan === "expire" ? rand(2, 4) : 30;
       const identity = await mintIdentityAssertion({ keyFile: keyFiles[i] ?? "", audience: "leasehold" });
       const co = await call(pickBase(), "POST", "/v1/checkout", {
         token: identity,
@@ -444,13 +462,17 @@ async function main(): Promise<void> {
     const ends = new Map<string, string[]>();
     const rotated = new Map<string, number>();
     const rotationFailed = new Set<string>();
+    const rotationErrors: Record<string, number> = {};
     for (const r of records) {
       const id = String(r.lease_id);
       if (r.event === "checkout") checkouts.set(id, (checkouts.get(id) ?? 0) + 1);
       else if (r.event === "checkin" || r.event === "expiry" || r.event === "revocation")
         ends.set(id, [...(ends.get(id) ?? []), String(r.event)]);
       else if (r.event === "rotation_succeeded") rotated.set(id, (rotated.get(id) ?? 0) + 1);
-      else if (r.event === "rotation_failed") rotationFailed.add(id);
+      else if (r.event === "rotation_failed") {
+        rotationFailed.add(id);
+        bump(rotationErrors, String(r.error ?? r.reason ?? "?").slice(0, 120));
+      }
     }
     const lost = [...ids].filter((id) => (ends.get(id)?.length ?? 0) === 0);
     const endedTwice = [...ends].filter(([, e]) => e.length > 1).map(([id]) => id);
@@ -515,7 +537,14 @@ async function main(): Promise<void> {
         ` (left to expire but ended otherwise: ${expiredNotByReaper})\n`,
     );
     out.write(
-      `${verdict(rotationsOk)} rotations: ${unrotated.length} ended leases without rotation_succeeded, ${rotationFailed.size} with a rotation_failed record\n`,
+      `${verdict(rotationsOk)} rotations: ${unrotated.length} ended leases without rotation_succeeded, ${rotationFailed.size} with a rotation_failed record` +
+        `${
+          rotationFailed.size
+            ? ` (${Object.entries(rotationErrors)
+                .map(([k, v]) => `${k} ×${v}`)
+                .join("; ")}; retried)`
+            : ""
+        }\n`,
     );
     for (const [k, r] of rss.entries()) {
       out.write(
@@ -549,14 +578,22 @@ async function main(): Promise<void> {
           unrecorded: unrecorded.length,
           strangers: strangers.length,
         },
-        rotations: { pass: rotationsOk, unrotated: unrotated.length, rotationFailed: rotationFailed.size },
+        rotations: {
+          pass: rotationsOk,
+          unrotated: unrotated.length,
+          rotationFailed: rotationFailed.size,
+          rotationErrors,
+        },
+        sidecarsAlive: { pass: exits.length === 0, exits },
         rss: { pass: rssOk, limit: RSS_GROWTH_LIMIT, sidecars: rss },
       },
       rssSamples: rssSamples.map((s) => ({ t_s: Math.round(s.t / 1000), mb: s.rss.map(mb) })),
     });
     out.write(`results: ${file}\n`);
-    if (!(leasesOk && rotationsOk && rssOk)) process.exitCode = 1;
+    for (const e of exits) out.write(`FAIL ${e}\n`);
+    if (!(leasesOk && rotationsOk && rssOk && exits.length === 0)) process.exitCode = 1;
   } finally {
+    closing = true;
     redis.disconnect();
     await second?.stop().catch(() => undefined);
     await stack?.close();
