@@ -29,6 +29,8 @@ const AGENT = "spiffe://example.org/agent/bench";
 const POLICY = `@id("bench")\npermit (principal, action, resource) when { context.intent == "read" };\n`;
 
 async function main(): Promise<void> {
+  // `v8flags`: the flags the CLI sets for itself (sidecar/cli/v8-flags.ts), set the same way.
+  if (process.argv[4] === "v8flags") await import("../sidecar/cli/v8-flags.js");
   const dir = await mkdtemp(join(tmpdir(), "lh-repro-"));
   const vault = await startVaultDev({ rootToken: "bench-root" });
   const pgc = await startScramPostgres();
