@@ -488,13 +488,16 @@ async function main(): Promise<void> {
       lost.length === 0 && endedTwice.length === 0 && unrecorded.length === 0 && strangers.length === 0;
     const rotationsOk = unrotated.length === 0;
 
-    // RSS after warm-up: the mean of the samples in the first interval after it against the last interval's.
+    // RSS after warm-up: the mean of the 5-s samples in the window right after it against the
+    // mean of the run's last window; a window is a tenth of the run (at least one report
+    // interval), so one garbage collection's sawtooth does not decide.
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    const span = Math.max(intervalMs, durationMs / 10);
     const window = (from: number, to: number, k: number) =>
       mean(rssSamples.filter((s) => s.t >= from && s.t < to).map((s) => s.rss[k] ?? Number.NaN));
     const rss = sidecars.map((_, k) => {
-      const base = window(warmupMs, warmupMs + intervalMs, k);
-      const end = window(loadEnd - intervalMs, loadEnd + 1, k);
+      const base = window(warmupMs, warmupMs + span, k);
+      const end = window(loadEnd - span, loadEnd + 1, k);
       const peak = Math.max(...rssSamples.map((s) => s.rss[k] ?? 0));
       return { baseMb: mb(base), endMb: mb(end), peakMb: mb(peak), growth: end / base - 1 };
     });
