@@ -334,7 +334,8 @@ async function main(): Promise<void> {
         } catch (err) {
           thrown("request", err);
         }
-        next += period * (0.5 + Math.random());
+        // Behind schedule (a slow machine): start again from now rather than catch up in a burst.
+        next = Math.max(next + period * (0.5 + Math.random()), Date.now() - period);
         await pause(Math.max(0, next - Date.now()));
       }
     }
