@@ -8,7 +8,7 @@ import { setFlagsFromString } from "node:v8";
  * optimized function that inlined a call into WebAssembly is deoptimized lazily around that call.
  * The sidecar calls WebAssembly on every decision (Cedar, `@cedar-policy/cedar-wasm`) and parses
  * SQL with it (`libpg-query`): bench/repro-reveal.ts, the reveal path on an in-process sidecar,
- * aborted in 7 of 17 runs without the flag and in none with it (docs/operations.md, "Node 20
+ * aborted in 7 of 17 runs without the flag and in none of 18 with it (docs/operations.md, "Node 20
  * and WebAssembly"). JIT flags are read when a function is optimized, so setting them here, the
  * first module `main.ts` loads, covers everything the process optimizes later.
  */
