@@ -1,4 +1,8 @@
-/** `npm run bench [-- --quick]`: every benchmark in turn, each printing the product's figure, the floor's and the ratio. */
+/**
+ * `npm run bench [-- --quick]`: every benchmark in turn, each printing the product's figure, the
+ * floor's and the ratio. `npm run bench -- --soak=30m`: only the soak (bench/soak.ts), which no
+ * other run includes.
+ */
 import { spawnSync } from "node:child_process";
 
 const args = process.argv.slice(2);
@@ -18,8 +22,9 @@ const benches = [
   "mcp.ts",
   "multicore.ts",
 ];
+const soak = args.some((a) => a.startsWith("--soak="));
 let failed = 0;
-for (const b of benches) {
+for (const b of soak ? ["soak.ts"] : benches) {
   process.stdout.write(`\n=== bench/${b} ${args.join(" ")}\n`);
   // Node with tsx's loader directly: an npx lookup per bench costs a second or two.
   const r = spawnSync(process.execPath, ["--import", "tsx", `bench/${b}`, ...args], { stdio: "inherit" });

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: V8 flags that must hold before any code is optimized (see v8-flags.ts).
+import "./v8-flags.js";
 import { CommanderError } from "commander";
 import { escapeText } from "../util/escape.js";
 import { ApiError, detailLine } from "./api-error.js";
