@@ -1,0 +1,278 @@
+import { randomBytes } from "node:crypto";
+import {
+  type Connection,
+  type ConnectionOptions,
+  createConnection,
+  type RowDataPacket,
+} from "mysql2/promise";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RSA_BITS } from "../../sidecar/proxy/mysql/auth-plugins.js";
+import type { ProxyManager } from "../../sidecar/proxy/index.js";
+import { createMariadbAccount, dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
+import { waitFor } from "../support/wait-for.js";
+import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { run, toolEnv } from "./processes.js";
+
+const RESOURCE = "px-mysql";
+const OTHER = "px-mysql-other";
+const tag = randomBytes(3).toString("hex");
+const ACCOUNTS = [1, 2, 3].map((i) => `pxm${tag}_${i}`);
+const OTHER_ACCOUNT = `pxm${tag}_o`;
+const ADMIN = `pxm${tag}_admin`;
+const DB = `pxm${tag}_db`;
+
+let h: ProxyHarness;
+let proxy: ProxyManager;
+let port = 0;
+let lease: Checkout;
+
+interface Row extends RowDataPacket {
+  u: string;
+}
+
+/** A mysql2 connection through the listener as the lease (TLS unless `ssl: undefined`). */
+async function viaProxy(
+  l: Checkout,
+  opts: Partial<ConnectionOptions> & { tls?: boolean } = {},
+): Promise<Connection> {
+  const { tls = true, ...rest } = opts;
+  const c = await createConnection({
+    host: "127.0.0.1",
+    port,
+    user: l.leaseId,
+    password: l.token,
+    ...(tls ? { ssl: { rejectUnauthorized: false } } : {}),
+    ...rest,
+  });
+  c.on("error", () => undefined);
+  return c;
+}
+
+/** Resolves when the listener closes the connection (mysql2 reports it as "end" or an error). */
+function closedByListener(c: Connection): Promise<void> {
+  return new Promise((resolve) => {
+    c.once("end", () => resolve());
+    c.once("error", () => resolve());
+  });
+}
+
+async function currentUser(c: Connection): Promise<string> {
+  const [rows] = await c.query<Row[]>("SELECT CURRENT_USER() AS u");
+  return String(rows[0]?.u);
+}
+
+/** The error a login through the listener fails with. */
+async function loginError(l: Checkout, opts: Partial<ConnectionOptions> & { tls?: boolean } = {}) {
+  try {
+    const c = await viaProxy(l, opts);
+    await c.end();
+  } catch (err) {
+    return err as { errno?: number; message: string; sqlState?: string };
+  }
+  throw new Error("the login was accepted");
+}
+
+function cli(l: Checkout, args: readonly string[], input = "") {
+  return run(
+    "mariadb",
+    ["--no-defaults", "-h", "127.0.0.1", "-P", String(port), "-u", l.leaseId, "-N", "-B", ...args],
+    toolEnv({ MYSQL_PWD: l.token }),
+    input,
+  );
+}
+
+beforeAll(async () => {
+  h = await startProxyHarness({ name: "proxy-mysql" });
+  const root = await mariadbRoot();
+  const adminPassword = randomBytes(18).toString("base64url");
+  h.secrets.push(adminPassword);
+  try {
+    for (const a of [...ACCOUNTS, OTHER_ACCOUNT]) {
+      const pw = randomBytes(18).toString("base64url");
+      h.secrets.push(pw);
+      await createMariadbAccount(root, a, pw);
+    }
+    await createMariadbAccount(root, ADMIN, adminPassword);
+    await root.query(`GRANT CREATE USER ON *.* TO '${ADMIN}'@'%'`);
+    await root.query(`CREATE DATABASE ${DB}`);
+    for (const a of ACCOUNTS) await root.query(`GRANT ALL ON ${DB}.* TO '${a}'@'%'`);
+  } finally {
+    await root.end();
+  }
+  const base = {
+    adapter: "mysql",
+    connection: { host: "127.0.0.1", port: 3306 },
+    admin: { username: ADMIN, password: adminPassword },
+    reveal: false,
+    rotation: { terminateSessions: false },
+  };
+  await h.register({ ...base, name: RESOURCE, accounts: ACCOUNTS, proxy: { port: 0 } });
+  await h.register({ ...base, name: OTHER, accounts: [OTHER_ACCOUNT] });
+  proxy = await h.manager({ auditStatements: "text" });
+  port = listenerPort(proxy, RESOURCE);
+  lease = await h.checkout(RESOURCE);
+}, 180_000);
+
+afterAll(async () => {
+  await h?.close();
+  await dropMariadbAccounts(...ACCOUNTS, OTHER_ACCOUNT, ADMIN).catch(() => undefined);
+  const root = await mariadbRoot();
+  await root.query(`DROP DATABASE IF EXISTS ${DB}`).catch(() => undefined);
+  await root.end();
+});
+
+describe("MySQL listener with real clients", () => {
+  it("mysql2 over TLS logs in as the lease and runs as the leased account", async () => {
+    expect(proxy.endpointFor(RESOURCE)).toEqual({ host: "127.0.0.1", port, protocol: "mysql" });
+    const c = await viaProxy(lease, { database: DB });
+    try {
+      expect(await currentUser(c)).toBe(`${lease.account}@%`);
+      await c.query("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(2000))");
+      await c.execute("INSERT INTO t VALUES (?, ?)", [1, "x".repeat(1500)]);
+      const [rows] = await c.execute<RowDataPacket[]>("SELECT id, LENGTH(v) AS n FROM t WHERE id = ?", [1]);
+      expect(rows).toEqual([{ id: 1, n: 1500 }]);
+      const [ssl] = await c.query<RowDataPacket[]>("SHOW STATUS LIKE 'Ssl_cipher'");
+      // TLS is between the client and the listener; the server leg is as registered (plain here).
+      expect(ssl[0]?.Value).toBe("");
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("mysql2 without TLS sends the token RSA-encrypted with the listener's key", async () => {
+    expect(lease.token.length).toBeLessThan(RSA_BITS / 8 - 42);
+    const c = await viaProxy(lease, { tls: false });
+    try {
+      expect(await currentUser(c)).toBe(`${lease.account}@%`);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("the MariaDB client logs in over TLS with caching_sha2_password", async () => {
+    const r = await cli(lease, ["--ssl"], "SELECT CURRENT_USER();\n\\s\n");
+    expect(r.stderr).toBe("");
+    expect(r.stdout.split("\n")[0]).toBe(`${lease.account}@%`);
+    expect(r.stdout).toMatch(/SSL:\s+Cipher in use is/);
+  });
+
+  it("the MariaDB client logs in without TLS (RSA)", async () => {
+    const r = await cli(lease, ["--skip-ssl"], "SELECT CURRENT_USER();\n\\s\n");
+    expect(r.stderr).toBe("");
+    expect(r.stdout.split("\n")[0]).toBe(`${lease.account}@%`);
+    expect(r.stdout).toMatch(/SSL:\s+Not in use/);
+  });
+
+  it("the MariaDB client may use mysql_clear_password over TLS", async () => {
+    const r = await cli(lease, [
+      "--ssl",
+      "--default-auth=mysql_clear_password",
+      "-e",
+      "SELECT CURRENT_USER()",
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout.trim()).toBe(`${lease.account}@%`);
+  });
+});
+
+describe("MySQL listener refusals", () => {
+  it("a wrong token gets 1045 over TLS and over RSA", async () => {
+    const wrong = { ...lease, token: `${lease.token.slice(0, -4)}AAAA` };
+    for (const tls of [true, false]) {
+      const err = await loginError(wrong, { tls });
+      expect(err.errno).toBe(1045);
+      expect(err.sqlState).toBe("28000");
+    }
+  });
+
+  it("the MariaDB client with a wrong token gets ERROR 1045", async () => {
+    const r = await cli({ ...lease, token: "not-the-token" }, ["-e", "SELECT 1"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/ERROR 1045 \(28000\)/);
+  });
+
+  it("a token of another resource's lease gets 1045", async () => {
+    const other = await h.checkout(OTHER);
+    expect((await loginError(other)).errno).toBe(1045);
+  });
+
+  it("mysql_clear_password without TLS is refused (1045)", async () => {
+    const r = await cli(lease, ["--skip-ssl", "--default-auth=mysql_clear_password", "-e", "SELECT 1"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/ERROR 1045 .*TLS/);
+  });
+
+  it("COM_CHANGE_USER to another account is refused and the session closed", async () => {
+    const c = await viaProxy(lease);
+    const closed = closedByListener(c);
+    const err = await c.changeUser({ user: "root", password: "" }).then(
+      () => undefined,
+      (e: { errno?: number; message: string }) => e,
+    );
+    expect(err?.errno).toBe(1045);
+    expect(err?.message).toContain("COM_CHANGE_USER");
+    await closed;
+  });
+
+  it("a lease past proxy.maxConnectionsPerLease gets 1040 naming the setting", async () => {
+    const capped = await h.manager({ maxConnectionsPerLease: 1 });
+    const p = listenerPort(capped, RESOURCE);
+    const held = await viaProxy(lease, { port: p });
+    try {
+      const err = await loginError(lease, { port: p });
+      expect(err.errno).toBe(1040);
+      expect(err.message).toContain("proxy.maxConnectionsPerLease");
+    } finally {
+      await held.end();
+    }
+  });
+});
+
+describe("the end of a lease ends its MySQL connections", () => {
+  it("revocation closes the open connection and refuses the token", async () => {
+    const l = await h.checkout(RESOURCE);
+    const c = await viaProxy(l);
+    const closed = closedByListener(c);
+    expect(await currentUser(c)).toBe(`${l.account}@%`);
+    expect(proxy.connections(l.leaseId)).toBe(1);
+    await h.node.leaseService.revoke(l.leaseId, "test", "operator", { requestId: "req_revoke" });
+    await closed;
+    expect(proxy.connections(l.leaseId)).toBe(0);
+    expect((await loginError(l)).errno).toBe(1045);
+  });
+});
+
+describe("audit of MySQL connections", () => {
+  it("records connect, statements and the session; a password statement keeps only its digest", async () => {
+    const c = await viaProxy(lease);
+    await c.query("SELECT 'audit-me' AS a");
+    await c.query("SELECT PASSWORD('not-a-real-password') AS p").catch(() => undefined);
+    await c.end();
+    const mine = async () =>
+      (await h.auditRecords()).filter((x) => x.lease_id === lease.leaseId && x.tool === "mysql");
+    const session = await waitFor("the session record", async () =>
+      (await mine()).find((x) => x.scope === "proxy_session" && Number(x.bytes_in) > 0),
+    );
+    expect(session).toMatchObject({
+      event: "tool_call",
+      resource: RESOURCE,
+      account: lease.account,
+      decision: "allow",
+    });
+    const statements = (await mine()).filter((x) => x.scope === "proxy_statement");
+    expect(statements.some((x) => x.statement === "SELECT 'audit-me' AS a")).toBe(true);
+    const pw = statements.find((x) => String(x.digest).startsWith("sha256:") && x.statement === undefined);
+    expect(pw).toBeDefined();
+    expect(JSON.stringify(statements)).not.toContain("not-a-real-password");
+    const connects = (await h.auditRecords()).filter(
+      (x) => x.scope === "proxy_connect" && x.lease_id === lease.leaseId,
+    );
+    expect(connects.length).toBeGreaterThan(0);
+    const audit = JSON.stringify(await h.auditRecords());
+    const logs = h.logLines.join("");
+    for (const s of h.secrets) {
+      expect(audit.includes(s)).toBe(false);
+      expect(logs.includes(s)).toBe(false);
+    }
+  });
+});
