@@ -214,6 +214,38 @@ describe("MySQL listener refusals", () => {
     await closed;
   });
 
+  it("a statement that would set the sealed password gets 1227, never reaches the server, and ends the session", async () => {
+    const c = await viaProxy(lease);
+    const closed = closedByListener(c);
+    const [rows] = await c.query<RowDataPacket[]>("SELECT 'password' AS p");
+    expect(rows).toEqual([{ p: "password" }]);
+    const err = await c.query("ALTER USER CURRENT_USER() IDENTIFIED BY 'chosen-by-the-agent'").then(
+      () => undefined,
+      (e: { errno?: number; message: string }) => e,
+    );
+    expect(err?.errno).toBe(1227);
+    await closed;
+    // The server still has the sealed password: the listener still logs in with it.
+    const again = await viaProxy(lease);
+    expect(await currentUser(again)).toBe(`${lease.account}@%`);
+    await again.end();
+    const r = await cli(lease, ["-e", "SET PASSWORD = PASSWORD('chosen-by-the-agent')"]);
+    expect(r.stderr).toMatch(/ERROR 1227 \(42000\)/);
+    const denied = await waitFor(
+      "the refusal's decision record",
+      async () =>
+        (await h.auditRecords()).filter(
+          (x) =>
+            x.event === "decision" &&
+            x.scope === "proxy_statement" &&
+            x.tool === "mysql" &&
+            x.lease_id === lease.leaseId,
+        ).length >= 2 && (await h.auditRecords()).filter((x) => x.event === "decision" && x.tool === "mysql"),
+    );
+    expect(denied[0]).toMatchObject({ decision: "deny", account: lease.account });
+    expect(JSON.stringify(await h.auditRecords())).not.toContain("chosen-by-the-agent");
+  });
+
   it("a lease past proxy.maxConnectionsPerLease gets 1040 naming the setting", async () => {
     const capped = await h.manager({ maxConnectionsPerLease: 1 });
     const p = listenerPort(capped, RESOURCE);

@@ -11,6 +11,13 @@ export interface MysqlStatement {
 export interface CommandGuardOptions {
   /** A command the session must not pass on (COM_CHANGE_USER, COM_MULTI): nothing of it is forwarded. */
   readonly onForbidden: (command: number) => void;
+  /**
+   * Judges each whole statement before any byte of it is forwarded; true refuses it (nothing
+   * more is forwarded, `onRefused` is called). Statements longer than one packet (16 MiB) are
+   * refused unread. Absent: statements are forwarded as they arrive.
+   */
+  readonly refuse?: ((text: string) => boolean) | undefined;
+  readonly onRefused?: ((s: MysqlStatement) => void) | undefined;
   /** Sees each statement, when the session audits them. */
   readonly onStatement?: ((s: MysqlStatement) => void) | undefined;
   readonly maxCapture?: number;
@@ -35,6 +42,8 @@ export class CommandGuard {
   private continues = false;
   private stopped = false;
   private capture: { command: number; parts: Buffer[]; have: number; truncated: boolean } | undefined;
+  /** A statement packet held back whole until it can be judged. */
+  private pending: { parts: Buffer[]; have: number; need: number } | undefined;
   private readonly maxCapture: number;
 
   constructor(private readonly o: CommandGuardOptions) {
@@ -44,6 +53,18 @@ export class CommandGuard {
   /** What to forward for `chunk` (nothing more once a forbidden command was seen). */
   push(chunk: Buffer): Buffer[] {
     if (this.stopped) return [];
+    const p = this.pending;
+    if (p) {
+      p.parts.push(chunk);
+      p.have += chunk.length;
+      if (p.have < p.need) return [];
+      this.pending = undefined;
+      const all = p.parts.length === 1 ? (p.parts[0] as Buffer) : Buffer.concat(p.parts);
+      const whole = all.subarray(0, p.need);
+      if (!this.judge(whole)) return [];
+      const after = all.subarray(p.need);
+      return after.length > 0 ? [whole, ...this.push(after)] : [whole];
+    }
     const data = this.held ? Buffer.concat([this.held, chunk]) : chunk;
     this.held = undefined;
     let i = 0;
@@ -79,6 +100,26 @@ export class CommandGuard {
         this.o.onForbidden(command);
         return i - 4 > 0 ? [data.subarray(0, i - 4)] : [];
       }
+      if (this.o.refuse && STATEMENTS.has(command)) {
+        const start = i - 4;
+        if (len === MAX_PAYLOAD) {
+          this.stopped = true;
+          this.o.onRefused?.({ command, text: Buffer.alloc(0), truncated: true });
+          return start > 0 ? [data.subarray(0, start)] : [];
+        }
+        if (data.length - start < 4 + len) {
+          this.pending = { parts: [data.subarray(start)], have: data.length - start, need: 4 + len };
+          this.remaining = 0;
+          end = start;
+          break;
+        }
+        if (!this.judge(data.subarray(start, start + 4 + len))) {
+          return start > 0 ? [data.subarray(0, start)] : [];
+        }
+        this.remaining = 0;
+        i = start + 4 + len;
+        continue;
+      }
       if (this.o.onStatement && STATEMENTS.has(command)) {
         this.capture = { command, parts: [], have: 0, truncated: false };
         i += 1;
@@ -88,6 +129,20 @@ export class CommandGuard {
     }
     if (end === 0) return [];
     return [end === data.length ? data : data.subarray(0, end)];
+  }
+
+  /** Judges one whole statement packet; false (and the guard stopped) when it is refused. */
+  private judge(whole: Buffer): boolean {
+    const command = whole[4] ?? 0;
+    const body = whole.subarray(5);
+    const s: MysqlStatement = { command, text: body, truncated: false };
+    if (this.o.refuse?.(body.toString("utf8"))) {
+      this.stopped = true;
+      this.o.onRefused?.(s);
+      return false;
+    }
+    this.o.onStatement?.(s);
+    return true;
   }
 
   private hold(data: Buffer, from: number): void {

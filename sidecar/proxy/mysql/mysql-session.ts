@@ -1,4 +1,4 @@
-import { randomInt } from "node:crypto";
+import { createHash, randomInt } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type SecureContext, TLSSocket } from "node:tls";
@@ -6,7 +6,7 @@ import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-toke
 import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
-import { SessionRecord } from "../session-record.js";
+import { leaseAuditFields, SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { AuditStatements, ProxySession } from "../types.js";
@@ -19,7 +19,7 @@ import {
   SHA2,
 } from "./auth-plugins.js";
 import { type ClientTerms, loginToMysql, type MysqlLogin } from "./backend-login.js";
-import { CommandGuard } from "./command-guard.js";
+import { CommandGuard, type MysqlStatement } from "./command-guard.js";
 import {
   CAP,
   COM,
@@ -35,6 +35,7 @@ import {
   readPacket,
 } from "./packets.js";
 import type { ServerInfo, ServerTerms } from "./server-info.js";
+import { setsAccountPassword } from "./password-statements.js";
 import { MysqlStatementAuditor } from "./statement-audit.js";
 import { mysqlTargetOf } from "./target.js";
 
@@ -349,9 +350,13 @@ export class MysqlSession implements ProxySession, Handshaking {
             onFailure: () => this.terminate("the audit log cannot be written"),
           })
         : undefined;
+    // A sealed password (`reveal: false`) is kept sealed: no statement that could set it passes.
+    const sealed = this.ctx.registration()?.reveal === false;
     const guard = new CommandGuard({
       onForbidden: (command) => this.forbidden(command),
       onStatement: auditor?.onStatement,
+      refuse: sealed ? setsAccountPassword : undefined,
+      onRefused: (st) => this.refusedPasswordStatement(st),
     });
     this.ctx.handshakes.leave(this);
     this.client.write(Buffer.concat([packet(this.seq, login.ok), login.rest]));
@@ -370,17 +375,9 @@ export class MysqlSession implements ProxySession, Handshaking {
 
   /** A command that could switch accounts: the client is told so and the session ends. */
   private forbidden(command: number): void {
-    if (this.ended) return;
     const name = command === COM.changeUser ? "COM_CHANGE_USER" : "COM_MULTI";
-    this.ended = true;
-    this.record.ending = `${name} refused`;
-    this.ctx.log.warn(
-      { resource: this.ctx.resource, lease_id: this.record.lease?.id, client: this.record.client },
-      `refused ${name} through the proxy`,
-    );
-    this.spliced?.stopDown();
-    this.backend?.destroy();
-    this.client.end(
+    this.endWith(
+      `${name} refused`,
       errPacket(
         1,
         ER.accessDenied,
@@ -388,6 +385,61 @@ export class MysqlSession implements ProxySession, Handshaking {
         "28000",
       ),
     );
+  }
+
+  /**
+   * A statement that could set the account's password: it never reaches the server; the client
+   * gets 1227 and the session ends (a reply of ours could not be placed safely among the
+   * server's if the client had pipelined). Audited as a `decision` with its digest, never its text.
+   */
+  private refusedPasswordStatement(st: MysqlStatement): void {
+    const lease = this.record.lease;
+    const reason = st.truncated
+      ? "a statement over 16 MiB cannot be checked for a password change"
+      : "a password change through the listener of a sealed (reveal: false) resource";
+    if (lease) {
+      this.ctx.audit
+        .append({
+          ...leaseAuditFields(lease),
+          event: "decision",
+          scope: "proxy_statement",
+          decision: "deny",
+          tool: "mysql",
+          target: this.record.client,
+          request_id: this.record.requestId,
+          digest: `sha256:${createHash("sha256").update(st.text).digest("hex")}`,
+          reason,
+        })
+        .catch((err: unknown) =>
+          this.ctx.log.error(
+            { err: { message: (err as Error).message }, resource: this.ctx.resource },
+            "proxy audit write failed",
+          ),
+        );
+    }
+    this.endWith(
+      "password statement refused",
+      errPacket(
+        1,
+        ER.specificAccessDenied,
+        `Access denied; ${reason} is refused by the leasehold listener; the session is closed`,
+        "42000",
+      ),
+    );
+  }
+
+  /** Ends a spliced session with one last packet of ours to the client. */
+  private endWith(ending: string, last: Buffer): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.record.ending = ending;
+    this.ctx.log.warn(
+      { resource: this.ctx.resource, lease_id: this.record.lease?.id, client: this.record.client, ending },
+      "proxy session ended by the listener",
+    );
+    this.spliced?.stopDown();
+    this.backend?.destroy();
+    this.client.end(last);
     setTimeout(() => this.client.destroy(), 1000).unref();
   }
 

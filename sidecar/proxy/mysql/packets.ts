@@ -47,6 +47,7 @@ export const ER = {
   accessDenied: 1045,
   unknown: 1105,
   hostBlocked: 1129,
+  specificAccessDenied: 1227,
   notSupportedAuthMode: 1251,
   connectionKilled: 1927,
 } as const;

@@ -11,8 +11,8 @@ const LOW_WATER = 64;
 
 /**
  * Statements that may carry a password in MySQL or MariaDB (`IDENTIFIED BY`, `PASSWORD(...)`,
- * `SET PASSWORD`): their text is never recorded, only their digest. Matching a word anywhere,
- * comments and literals included, errs on the side of leaving text out.
+ * `SET PASSWORD`): their text is never recorded, only their digest. Matching anywhere, comments
+ * and literals included, errs on the side of leaving text out.
  */
 export function mayCarryPassword(text: string): boolean {
   return /identified|password/i.test(text);
