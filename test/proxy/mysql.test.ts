@@ -12,6 +12,7 @@ import { createMariadbAccount, dropMariadbAccounts, mariadbRoot } from "../suppo
 import { waitFor } from "../support/wait-for.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
 import { run, toolEnv } from "./processes.js";
+import { rawConnect, readUntilClose } from "./wire.js";
 
 const RESOURCE = "px-mysql";
 const OTHER = "px-mysql-other";
@@ -256,6 +257,52 @@ describe("MySQL listener refusals", () => {
       expect(err.message).toContain("proxy.maxConnectionsPerLease");
     } finally {
       await held.end();
+    }
+  });
+});
+
+describe("MySQL listener under abuse", () => {
+  /** The ERR packet after the greeting in what the listener sent: [code, message]. */
+  function lastError(got: Buffer): [number, string] {
+    let i = 0;
+    let last: Buffer | undefined;
+    while (i + 4 <= got.length) {
+      const len = got.readUIntLE(i, 3);
+      last = got.subarray(i + 4, i + 4 + len);
+      i += 4 + len;
+    }
+    if (!last || last[0] !== 0xff) throw new Error("no ERR packet");
+    return [last.readUInt16LE(1), last.toString("utf8", 3)];
+  }
+
+  it("a client that never answers the greeting is closed with 1043", async () => {
+    const impatient = await h.manager({ handshakeTimeoutMs: 300 });
+    const s = await rawConnect(listenerPort(impatient, RESOURCE));
+    const [code, message] = lastError(await readUntilClose(s));
+    expect(code).toBe(1043);
+    expect(message).toContain("Bad handshake");
+  });
+
+  it("garbage instead of a handshake response gets 1043 and a closed connection", async () => {
+    const s = await rawConnect(port);
+    const done = readUntilClose(s);
+    s.write(Buffer.from([5, 0, 0, 1, 1, 2, 3, 4, 5]));
+    expect(lastError(await done)[0]).toBe(1043);
+  });
+
+  it("when the login slots are full the oldest idle connection gets 1040 for a real client", async () => {
+    const small = await h.manager({ maxHandshakes: 1, handshakeTimeoutMs: 60_000 });
+    const p = listenerPort(small, RESOURCE);
+    const idle = await rawConnect(p);
+    const idleClosed = readUntilClose(idle);
+    const c = await viaProxy(lease, { port: p });
+    try {
+      expect(await currentUser(c)).toBe(`${lease.account}@%`);
+      const [code, message] = lastError(await idleClosed);
+      expect(code).toBe(1040);
+      expect(message).toContain("too many connections are logging in");
+    } finally {
+      await c.end();
     }
   });
 });

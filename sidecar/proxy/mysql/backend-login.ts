@@ -109,11 +109,15 @@ function upgrade(sock: Socket, target: MysqlProxyTarget, signal: AbortSignal): P
 /** The server's greeting alone, from a connection closed right after (what capabilities it has). */
 export async function readServerGreeting(target: MysqlProxyTarget, signal: AbortSignal): Promise<Greeting> {
   const sock = await tcp(target, signal);
+  // A server that accepts and says nothing must not hold the read (and every client waiting on it).
+  const onAbort = () => sock.destroy();
+  signal.addEventListener("abort", onAbort, { once: true });
   const reader = new SocketReader(sock, 64 * 1024);
   try {
     const p = await readPacket(reader, 64 * 1024);
     return parseGreeting(p.payload);
   } finally {
+    signal.removeEventListener("abort", onAbort);
     reader.detach({ pause: false });
     sock.destroy();
   }

@@ -187,7 +187,7 @@ export class MysqlSession implements ProxySession, Handshaking {
         "the resource has no usable connection",
         `${ER.unknown} no connection`,
       );
-    const terms = await this.ctx.serverInfo.terms(target, this.abort.signal);
+    const terms = await this.ctx.serverInfo.terms(target, this.ctx.handshakeTimeoutMs);
     if (this.ended) return;
     const secure = this.ctx.secureContext;
     const offered = ((terms.capabilities & ~NOT_OFFERED) | ALWAYS | (secure ? CAP.ssl : 0)) >>> 0;
@@ -329,7 +329,7 @@ export class MysqlSession implements ProxySession, Handshaking {
     if (p.payload.length !== RSA_BITS / 8)
       throw accessDenied(user, "the token was neither over TLS nor RSA-encrypted");
     try {
-      return rsaDecryptPassword(p.payload, n, key.privateKey).toString("utf8");
+      return (await rsaDecryptPassword(p.payload, n, key.privateKey)).toString("utf8");
     } catch {
       throw accessDenied(user, "the RSA-encrypted token did not decrypt");
     }

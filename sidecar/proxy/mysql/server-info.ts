@@ -44,13 +44,17 @@ export class ServerInfo {
     return `${t.host}:${t.port}`;
   }
 
-  async terms(target: MysqlProxyTarget, signal: AbortSignal): Promise<ServerTerms> {
+  /**
+   * The backend's terms; the first call reads a greeting, bounded by `timeoutMs` and by no
+   * client's connection (a client that goes away must not cut the read short for the others).
+   */
+  async terms(target: MysqlProxyTarget, timeoutMs: number): Promise<ServerTerms> {
     const k = ServerInfo.key(target);
     const have = this.known.get(k);
     if (have) return have;
     let p = this.probing.get(k);
     if (!p) {
-      p = readServerGreeting(target, signal).then(
+      p = readServerGreeting(target, AbortSignal.timeout(timeoutMs)).then(
         (g) => {
           this.note(target, g);
           return this.known.get(k) ?? FALLBACK;
