@@ -7,6 +7,8 @@ import {
 } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RSA_BITS } from "../../sidecar/proxy/mysql/auth-plugins.js";
+import { loginToMysql } from "../../sidecar/proxy/mysql/backend-login.js";
+import { CAP, packet } from "../../sidecar/proxy/mysql/packets.js";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
 import { createMariadbAccount, dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
 import { waitFor } from "../support/wait-for.js";
@@ -173,6 +175,47 @@ describe("MySQL listener with real clients", () => {
     ]);
     expect(r.stderr).toBe("");
     expect(r.stdout.trim()).toBe(`${lease.account}@%`);
+  });
+});
+
+describe("the listener's own login to a server", () => {
+  // MariaDB asks for mysql_native_password (every test above); caching_sha2_password is MySQL 8's.
+  // A MySQL listener is a caching_sha2_password server that always wants full authentication:
+  // the backend leg is checked against it, over TLS and with the server's RSA key.
+  it.each([
+    ["RSA", undefined],
+    ["TLS", { rejectUnauthorized: false }],
+  ] as const)("logs in with caching_sha2_password full authentication (%s)", async (_, ssl) => {
+    const login = await loginToMysql({
+      target: { host: "127.0.0.1", port, ...(ssl ? { ssl } : {}) },
+      username: lease.leaseId,
+      password: lease.token,
+      terms: {
+        capabilities:
+          CAP.protocol41 | CAP.secureConnection | CAP.pluginAuth | CAP.transactions | CAP.multiResults,
+        mariadbCapabilities: 0,
+        maxPacket: 1 << 24,
+        charset: 45,
+        database: DB,
+        attrs: undefined,
+      },
+      maxMessageBytes: 1 << 20,
+      signal: new AbortController().signal,
+      onGreeting: (g) => expect(g.authPlugin).toBe("caching_sha2_password"),
+    });
+    expect(login.ok[0]).toBe(0);
+    const want = `${lease.account}@%`;
+    const answer = new Promise<string>((resolve) => {
+      let got = "";
+      login.socket.on("data", (c: Buffer) => {
+        got += c.toString("latin1");
+        if (got.includes(want)) resolve(got);
+      });
+    });
+    login.socket.resume();
+    login.socket.write(packet(0, Buffer.from("\x03SELECT CURRENT_USER()", "latin1")));
+    expect(await answer).toContain(want);
+    login.socket.destroy();
   });
 });
 
