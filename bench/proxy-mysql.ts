@@ -2,7 +2,8 @@
  * A mysql2 query loop (`SELECT ?` through the binary protocol, one statement in flight per
  * connection) against the local MariaDB: direct, through a bare Node relay (`socket.pipe`, the
  * floor any Node listener can reach here, bench/proxy-floor.ts) and through the MySQL listener,
- * as the same account, in one run. The client runs in a child process, so this process's CPU is
+ * as the same account, in one run; and through the listener of a sealed (`reveal: false`)
+ * resource, whose statements are read whole for the password filter. The client runs in a child process, so this process's CPU is
  * the listener's (or the bare relay's).
  *
  *   npx tsx bench/proxy-mysql.ts [--seconds 5] [--clients 8] [--runs 2] [--quick]
@@ -87,10 +88,12 @@ function load(port: number, user: string, password: string, ms: number): Promise
 async function main(): Promise<void> {
   const tag = randomBytes(3).toString("hex");
   const account = `bench${tag}_app`;
+  const sealedAccount = `bench${tag}_sealed`;
   const admin = { username: `bench${tag}_admin`, password: randomBytes(18).toString("base64url") };
   const root = await mariadbRoot();
   try {
     await createMariadbAccount(root, account, randomBytes(18).toString("base64url"));
+    await createMariadbAccount(root, sealedAccount, randomBytes(18).toString("base64url"));
     await createMariadbAccount(root, admin.username, admin.password);
     await root.query(`GRANT CREATE USER ON *.* TO '${admin.username}'@'%'`);
   } finally {
@@ -107,7 +110,22 @@ async function main(): Promise<void> {
       proxy: { port: 0 },
       lease: { defaultTtl: 3600, maxTtl: 3600 },
     });
+    // The recommended mode: the password never leaves the sidecar and password statements are
+    // filtered (each statement read whole before it is forwarded).
+    await h.register({
+      name: "bench-mysql-sealed",
+      adapter: "mysql",
+      connection: { host: "127.0.0.1", port: 3306 },
+      admin,
+      accounts: [sealedAccount],
+      reveal: false,
+      proxy: { port: 0 },
+      lease: { defaultTtl: 3600, maxTtl: 3600 },
+    });
     const proxy = await h.manager({ maxConnectionsPerLease: clients + 8 });
+    const sealedPort = proxy.endpointFor("bench-mysql-sealed")?.port;
+    if (!sealedPort) throw new Error("no sealed listener");
+    const sealedLease = await h.checkout("bench-mysql-sealed", { ttl: 3600 });
     const port = proxy.endpointFor("bench-mysql")?.port;
     if (!port) throw new Error("no listener");
     const lease = await h.checkout("bench-mysql", { ttl: 3600 });
@@ -120,6 +138,7 @@ async function main(): Promise<void> {
       direct: () => load(3306, cred.username, cred.password, seconds * 1000),
       "bare relay": () => load(relay.port, cred.username, cred.password, seconds * 1000),
       listener: () => load(port, lease.leaseId, lease.token, seconds * 1000),
+      "listener, sealed": () => load(sealedPort, sealedLease.leaseId, sealedLease.token, seconds * 1000),
     } as const;
     type Path = keyof typeof paths;
     // Warm the listener's JIT up, as a long-running sidecar's is.
@@ -135,7 +154,7 @@ async function main(): Promise<void> {
     const qps = (p: Path) => avg((results.get(p) ?? []).map((r) => r.qps));
     for (const [p, rs] of results) {
       const line = [
-        `${p.padEnd(10)}: ${rs.map((r) => fmt(r.qps, 0)).join(" / ")} queries/s`,
+        `${p.padEnd(16)}: ${rs.map((r) => fmt(r.qps, 0)).join(" / ")} queries/s`,
         `${fmt((100 * qps(p)) / qps("direct"), 0)} % of direct`,
         `${fmt((100 * qps(p)) / qps("bare relay"), 0)} % of the bare relay`,
         `p50 ${fmt(avg(rs.map((r) => r.p50us)), 0)} µs`,
@@ -145,7 +164,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await h.close();
-    await dropMariadbAccounts(account, admin.username);
+    await dropMariadbAccounts(account, sealedAccount, admin.username);
   }
 }
 
