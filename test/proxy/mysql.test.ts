@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   type Connection,
   type ConnectionOptions,
@@ -382,10 +382,16 @@ describe("audit of MySQL connections", () => {
       account: lease.account,
       decision: "allow",
     });
-    const statements = (await mine()).filter((x) => x.scope === "proxy_statement");
-    expect(statements.some((x) => x.statement === "SELECT 'audit-me' AS a")).toBe(true);
-    const pw = statements.find((x) => String(x.digest).startsWith("sha256:") && x.statement === undefined);
-    expect(pw).toBeDefined();
+    // Earlier tests' sessions of the same lease are in the trail too: wait for this one's statements.
+    const digestOnly = `sha256:${createHash("sha256").update("SELECT PASSWORD('not-a-real-password') AS p").digest("hex")}`;
+    const statements = await waitFor("both statement records", async () => {
+      const st = (await mine()).filter((x) => x.scope === "proxy_statement");
+      return (
+        st.some((x) => x.statement === "SELECT 'audit-me' AS a") &&
+        st.some((x) => x.digest === digestOnly && x.statement === undefined) &&
+        st
+      );
+    });
     expect(JSON.stringify(statements)).not.toContain("not-a-real-password");
     const connects = (await h.auditRecords()).filter(
       (x) => x.scope === "proxy_connect" && x.lease_id === lease.leaseId,
