@@ -17,6 +17,7 @@ const benches = [
   "rotation.ts",
   "proxy-pg.ts",
   "proxy-redis.ts",
+  "proxy-mysql.ts",
   "statement-policy.ts",
   "attest.ts",
   "mcp.ts",

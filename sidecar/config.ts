@@ -321,7 +321,7 @@ export const configSchema = z.strictObject({
   ops: opsConfigSchema,
   proxy: z
     .strictObject({
-      /** Audit of proxied PostgreSQL statements: none, digest (SHA-256) or text. @default "none" */
+      /** Audit of proxied PostgreSQL and MySQL statements: none, digest (SHA-256) or text. @default "none" */
       auditStatements: z.enum(["none", "digest", "text"]).default("none"),
       /** Time a client has from connecting to a listener to a logged-in session (the backend login included), ms. @default 5000 */
       handshakeTimeoutMs: z.number().int().min(100).max(120000).default(5000),
@@ -329,7 +329,7 @@ export const configSchema = z.strictObject({
       maxHandshakes: z.number().int().min(1).max(10000).default(64),
       /** Logged-in connections one lease may hold at once; beyond, the client gets an error naming this setting. @default 16 */
       maxConnectionsPerLease: z.number().int().min(1).max(1000).default(16),
-      /** TLS offered to clients that ask (PostgreSQL SSLRequest): a self-signed certificate, or off. @default "self-signed" */
+      /** TLS offered to clients that ask (PostgreSQL SSLRequest, MySQL CLIENT_SSL): a self-signed certificate, or off. @default "self-signed" */
       tls: z.enum(["self-signed", "off"]).default("self-signed"),
       /**
        * Under statement policy (a registration's `proxy.statementPolicy`), a statement the

@@ -3,6 +3,9 @@ import type { Socket } from "node:net";
 import type { SecureContext } from "node:tls";
 import type { StoredRegistration } from "../resources/types.js";
 import { LeaseEndFollower } from "./lease-end-follower.js";
+import { type ListenerRsaKey, listenerRsaKey } from "./mysql/auth-plugins.js";
+import { MysqlSession } from "./mysql/mysql-session.js";
+import { ServerInfo } from "./mysql/server-info.js";
 import { CancelKeys } from "./postgres/cancel-keys.js";
 import { PostgresSession } from "./postgres/postgres-session.js";
 import { RedisSession } from "./redis/redis-session.js";
@@ -24,6 +27,7 @@ export const PROXY_HOST = "127.0.0.1";
 const DEFAULT_PROTOCOLS: Readonly<Record<string, ProxyProtocol>> = {
   postgres: "postgres",
   "redis-acl": "redis",
+  mysql: "mysql",
 };
 const STREAM_BLOCK_MS = 2000;
 /** The defaults of `proxy.*` in the config, for managers built without it (tests, embedders). */
@@ -55,7 +59,7 @@ function endedBecause(reason: string): string {
 }
 
 /**
- * Local protocol listeners (PostgreSQL, Redis) for the registrations that ask for one
+ * Local protocol listeners (PostgreSQL, MySQL/MariaDB, Redis) for the registrations that ask for one
  * (`proxy: { port }`). Agents log in with user = lease id and password = lease token; the
  * manager closes every connection of a lease the moment any sidecar of the cluster ends it.
  *
@@ -65,6 +69,8 @@ export class ProxyManager {
   private readonly listeners = new Map<string, ResourceListener>();
   private readonly registry = new SessionRegistry();
   private readonly cancelKeys = new CancelKeys();
+  private readonly mysqlServers = new ServerInfo();
+  private rsaKey: Promise<ListenerRsaKey> | undefined;
   private readonly follower: LeaseEndFollower;
   private readonly protocols: Readonly<Record<string, ProxyProtocol>>;
   private secure: Promise<SecureContext | undefined> | undefined;
@@ -153,7 +159,8 @@ export class ProxyManager {
       stopped.push(name);
     }
     for (const [name, w] of wanted) {
-      if (w.protocol === "postgres") await this.loadTls();
+      if (w.protocol === "postgres" || w.protocol === "mysql") await this.loadTls();
+      if (w.protocol === "mysql") await this.loadRsaKey(name);
       const l = new ResourceListener(
         w.reg,
         w.protocol,
@@ -184,6 +191,18 @@ export class ProxyManager {
       return undefined;
     });
     this.secureContext = await this.secure;
+  }
+
+  /** The RSA key of caching_sha2_password without TLS, made before the first MySQL listener starts. */
+  private async loadRsaKey(resource: string): Promise<void> {
+    this.rsaKey ??= listenerRsaKey();
+    await this.rsaKey.catch((err: unknown) => {
+      this.rsaKey = undefined;
+      this.o.log.warn(
+        { err: { message: (err as Error).message }, resource },
+        "proxy RSA key unavailable; MySQL clients without TLS will be refused",
+      );
+    });
   }
 
   private context(l: ResourceListener): SessionContext {
@@ -217,6 +236,14 @@ export class ProxyManager {
         secureContext: this.secureContext,
         auditStatements: statementMode(l.registration) ?? this.o.auditStatements ?? "none",
         statementPolicy: { policy: this.o.policy, unparseable: this.o.unparseable ?? "deny" },
+      }).run();
+    } else if (l.protocol === "mysql") {
+      void new MysqlSession(socket, {
+        ...ctx,
+        secureContext: this.secureContext,
+        rsaKey: () => this.rsaKey ?? Promise.reject(new Error("no RSA key")),
+        serverInfo: this.mysqlServers,
+        auditStatements: statementMode(l.registration) ?? this.o.auditStatements ?? "none",
       }).run();
     } else {
       void new RedisSession(socket, ctx).run();

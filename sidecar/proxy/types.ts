@@ -6,11 +6,11 @@ import type { LeaseRecord } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 import type { StatementPolicyPort, UnparseablePolicy } from "./statement-policy.js";
 
-/** What the listeners record of each PostgreSQL statement: nothing, its SHA-256, or its text too. */
+/** What the listeners record of each PostgreSQL or MySQL statement: nothing, its SHA-256, or its text too. */
 export type AuditStatements = "none" | "digest" | "text";
 
 /** The wire protocols a listener can speak. */
-export type ProxyProtocol = "postgres" | "redis";
+export type ProxyProtocol = "postgres" | "mysql" | "redis";
 
 /** The credential of a leased account, as the lease service hands it to a listener. */
 export interface ProxyCredential {
@@ -55,7 +55,7 @@ export interface ProxyManagerOptions {
   prefix: string;
   audit: AuditSink;
   log: Logger;
-  /** Per-statement audit records for PostgreSQL. @default "none" */
+  /** Per-statement audit records for PostgreSQL and MySQL. @default "none" */
   auditStatements?: AuditStatements;
   /** Time a client has from connecting to a spliced session (including the backend login), ms. @default 5000 */
   handshakeTimeoutMs?: number;
@@ -68,9 +68,9 @@ export interface ProxyManagerOptions {
   maxConnectionsPerLease?: number;
   /** Largest message accepted before the session is spliced, bytes. @default 1048576 */
   maxMessageBytes?: number;
-  /** TLS for clients that send SSLRequest. @default "self-signed" */
+  /** TLS for clients that ask for it (PostgreSQL SSLRequest, MySQL CLIENT_SSL). @default "self-signed" */
   tls?: ProxyTls;
-  /** Adapter ids whose resources get a listener, and the protocol it speaks. @default { postgres: "postgres", "redis-acl": "redis" } */
+  /** Adapter ids whose resources get a listener, and the protocol it speaks. @default { postgres: "postgres", mysql: "mysql", "redis-acl": "redis" } */
   protocols?: Readonly<Record<string, ProxyProtocol>>;
   /** Attests the process at the other end of each client connection; without it logins carry no caller. */
   attestor?: CallerAttestor;

@@ -1,0 +1,557 @@
+import { createHash, randomInt } from "node:crypto";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { type SecureContext, TLSSocket } from "node:tls";
+import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-token.js";
+import { HandshakeRefusal } from "../handshake-refusal.js";
+import type { Handshaking } from "../handshake-slots.js";
+import type { SessionContext } from "../session-context.js";
+import { leaseAuditFields, SessionRecord } from "../session-record.js";
+import { PeerClosedError, SocketReader } from "../socket-reader.js";
+import { type Splice, splice } from "../splice.js";
+import type { AuditStatements, ProxySession } from "../types.js";
+import {
+  CACHING_SHA2,
+  CLEAR,
+  type ListenerRsaKey,
+  RSA_BITS,
+  rsaDecryptPassword,
+  SHA2,
+} from "./auth-plugins.js";
+import { type ClientTerms, loginToMysql, type MysqlLogin } from "./backend-login.js";
+import { CommandGuard, type MysqlStatement } from "./command-guard.js";
+import {
+  CAP,
+  COM,
+  ER,
+  errPacket,
+  type Greeting,
+  greetingPayload,
+  type HandshakeResponse,
+  MysqlProtocolError,
+  type Packet,
+  packet,
+  parseHandshakeResponse,
+  readPacket,
+} from "./packets.js";
+import type { ServerInfo, ServerTerms } from "./server-info.js";
+import { setsAccountPassword } from "./password-statements.js";
+import { MysqlStatementAuditor } from "./statement-audit.js";
+import { mysqlTargetOf } from "./target.js";
+
+export interface MysqlContext extends SessionContext {
+  /** TLS offered in the greeting (CLIENT_SSL); undefined: none, and tokens travel RSA-encrypted. */
+  readonly secureContext: SecureContext | undefined;
+  /** The RSA key pair for caching_sha2_password without TLS. */
+  readonly rsaKey: () => Promise<ListenerRsaKey>;
+  readonly serverInfo: ServerInfo;
+  readonly auditStatements: AuditStatements;
+}
+
+/** Capabilities never offered to clients: compression, query attributes, MFA, and what only clients set. */
+const NOT_OFFERED =
+  CAP.compress |
+  CAP.ssl |
+  CAP.zstd |
+  CAP.queryAttributes |
+  CAP.multiFactorAuth |
+  CAP.capabilityExtension |
+  CAP.sslVerifyServerCert |
+  CAP.rememberOptions;
+/** The listener's own leg: what it needs to ask for caching_sha2_password. */
+const ALWAYS = CAP.protocol41 | CAP.secureConnection | CAP.pluginAuth | CAP.pluginAuthLenenc;
+/** Capabilities that shape the bytes after login: the server must have each one the client chose. */
+const WIRE =
+  CAP.foundRows |
+  CAP.longFlag |
+  CAP.localFiles |
+  CAP.transactions |
+  CAP.multiStatements |
+  CAP.multiResults |
+  CAP.psMultiResults |
+  CAP.sessionTrack |
+  CAP.deprecateEof |
+  0x2000000; // CLIENT_OPTIONAL_RESULTSET_METADATA
+/** MariaDB's COM_MULTI (extended capability bit 1) could pack a COM_CHANGE_USER: never offered. */
+const MARIADB_COM_MULTI = 2;
+
+let nextConnectionId = 1;
+
+function nonce(): Buffer {
+  // Printable, as servers make them: no NUL for clients that read it as a string.
+  return Buffer.from(Array.from({ length: 20 }, () => randomInt(0x21, 0x7f)));
+}
+
+function accessDenied(user: string, reason: string, why = "(using password: YES)"): HandshakeRefusal {
+  return new HandshakeRefusal(
+    String(ER.accessDenied),
+    `Access denied for user '${user.slice(0, 64)}'@'localhost' ${why}`,
+    `${ER.accessDenied} ${reason}`,
+  );
+}
+
+function badHandshake(reason: string): HandshakeRefusal {
+  return new HandshakeRefusal(String(ER.handshake), "Bad handshake", `${ER.handshake} ${reason}`);
+}
+
+const SQLSTATE: Readonly<Record<string, string>> = {
+  [ER.accessDenied]: "28000",
+  [ER.conCount]: "08004",
+  [ER.handshake]: "08S01",
+  [ER.connectionKilled]: "70100",
+};
+
+function withoutNul(b: Buffer): Buffer {
+  return b.at(-1) === 0 ? b.subarray(0, -1) : b;
+}
+
+/**
+ * One client connection to a MySQL listener: a greeting that asks for caching_sha2_password, a
+ * full authentication in which the client sends the lease token over TLS or RSA-encrypted with
+ * the listener's key (mysql_clear_password over TLS only), the login to the server as the leased
+ * account with its real password, then a splice in which COM_CHANGE_USER is refused.
+ */
+export class MysqlSession implements ProxySession, Handshaking {
+  private client: Duplex;
+  private backend: Duplex | undefined;
+  private spliced: Splice | undefined;
+  private readonly abort = new AbortController();
+  private readonly record: SessionRecord;
+  private leaseKey: string | undefined;
+  private ended = false;
+  private finished = false;
+  private waitingOnClient = true;
+  private admittedAs: string | undefined;
+  /** The sequence id of the next packet to the client during login. */
+  private seq = 0;
+  /** The client speaks protocol 4.1 (its errors carry a SQLSTATE). */
+  private protocol41 = false;
+  private tls = false;
+
+  constructor(
+    private readonly raw: Socket,
+    private readonly ctx: MysqlContext,
+  ) {
+    this.client = raw;
+    raw.setNoDelay(true);
+    raw.on("error", () => undefined);
+    this.record = new SessionRecord({
+      audit: ctx.audit,
+      log: ctx.log,
+      resource: ctx.resource,
+      protocol: "mysql",
+      client: `${raw.remoteAddress ?? "?"}:${raw.remotePort ?? 0}`,
+      requestId: proxyRequestId(),
+    });
+    raw.once("close", () => this.finish());
+  }
+
+  /** Runs the session to the splice; never rejects. */
+  async run(): Promise<void> {
+    this.ctx.live.add(this);
+    if (!this.ctx.handshakes.enter(this)) {
+      this.evict("too many connections are logging in");
+      return;
+    }
+    const timer = setTimeout(
+      () => this.refuse(badHandshake("the login did not complete in time")),
+      this.ctx.handshakeTimeoutMs,
+    );
+    try {
+      await this.handshake();
+    } catch (err) {
+      this.refuse(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async read(reader: SocketReader): Promise<Packet> {
+    const p = await readPacket(reader, this.ctx.maxMessageBytes);
+    if (p.seq !== this.seq) throw new MysqlProtocolError("packets out of order");
+    this.seq = (p.seq + 1) & 0xff;
+    return p;
+  }
+
+  private send(payload: Buffer): void {
+    this.client.write(packet(this.seq, payload));
+    this.seq = (this.seq + 1) & 0xff;
+  }
+
+  private async handshake(): Promise<void> {
+    const reg = this.ctx.registration();
+    const target = reg ? mysqlTargetOf(reg.connection) : null;
+    if (!target)
+      throw new HandshakeRefusal(
+        String(ER.unknown),
+        "the resource has no usable connection",
+        `${ER.unknown} no connection`,
+      );
+    const terms = await this.ctx.serverInfo.terms(target, this.ctx.handshakeTimeoutMs);
+    if (this.ended) return;
+    const secure = this.ctx.secureContext;
+    const offered = ((terms.capabilities & ~NOT_OFFERED) | ALWAYS | (secure ? CAP.ssl : 0)) >>> 0;
+    const offeredExt = terms.mariadbCapabilities & ~MARIADB_COM_MULTI;
+    const greeting: Greeting = {
+      ...terms,
+      capabilities: offered,
+      mariadbCapabilities: offeredExt,
+      connectionId: nextConnectionId,
+      nonce: nonce(),
+      authPlugin: CACHING_SHA2,
+    };
+    nextConnectionId = (nextConnectionId % 0x7fffffff) + 1;
+    this.send(greetingPayload(greeting));
+    const highWater = this.ctx.maxMessageBytes + 64 * 1024;
+    let reader = new SocketReader(this.client, highWater);
+    let response = parseHandshakeResponse((await this.read(reader)).payload);
+    this.protocol41 = true;
+    if (response.sslRequest) {
+      if (!secure) throw badHandshake("TLS asked for but not offered");
+      // Clients start TLS without waiting for an answer: what follows the request is their
+      // ClientHello, handed back to the socket for the TLS layer to read first.
+      const hello = reader.detach({ pause: true });
+      if (hello.length > 0) this.raw.unshift(hello);
+      const tls = new TLSSocket(this.raw, { isServer: true, secureContext: secure });
+      tls.on("error", () => undefined);
+      tls.once("close", () => this.finish());
+      this.client = tls;
+      this.tls = true;
+      reader = new SocketReader(tls, highWater);
+      response = parseHandshakeResponse((await this.read(reader)).payload);
+      if (response.sslRequest) throw badHandshake("a second TLS request");
+    }
+    if ((response.capabilities & CAP.pluginAuth) === 0)
+      throw new HandshakeRefusal(
+        String(ER.notSupportedAuthMode),
+        "Client does not support authentication protocol requested by server; consider upgrading MySQL client",
+        `${ER.notSupportedAuthMode} client without plugin authentication`,
+      );
+    const user = response.user;
+    this.claim(user);
+    const token = await this.token(reader, response, greeting.nonce);
+    this.waitingOnClient = false;
+    const check = await checkLeaseToken(this.ctx, token, user, {
+      requestId: this.record.requestId,
+      client: this.record.client,
+      caller: connectionCaller(this.ctx, this.raw),
+    });
+    if (this.ended) return;
+    if (!check.ok) {
+      throw check.kind === "refused"
+        ? accessDenied(user, check.code)
+        : new HandshakeRefusal(
+            String(ER.unknown),
+            "the sidecar cannot check the lease token now",
+            `${ER.unknown} ${check.code}`,
+          );
+    }
+    const cred = check.credential;
+    this.record.lease = cred.lease;
+    this.admit(cred.lease.id);
+    this.record.database = response.database?.slice(0, 64);
+    const wire = (response.capabilities & offered) >>> 0;
+    const wireExt = response.mariadbCapabilities & offeredExt;
+    const clientTerms: ClientTerms = {
+      capabilities: wire,
+      mariadbCapabilities: wireExt,
+      maxPacket: response.maxPacket,
+      charset: response.charset,
+      database: response.database,
+      attrs: response.attrs,
+    };
+    const login = await loginToMysql({
+      target,
+      username: cred.username,
+      password: cred.password,
+      terms: clientTerms,
+      maxMessageBytes: this.ctx.maxMessageBytes,
+      signal: this.abort.signal,
+      onGreeting: (g) => this.checkServerTerms(target, g, wire, wireExt, terms),
+    });
+    this.backend = login.socket;
+    login.socket.on("error", () => undefined);
+    if (this.ended) {
+      login.socket.destroy();
+      return;
+    }
+    this.startSplice(reader.detach({ pause: true }), login);
+  }
+
+  /** The server must still have what the client was offered in its name; else the client retries. */
+  private checkServerTerms(
+    target: NonNullable<ReturnType<typeof mysqlTargetOf>>,
+    g: Greeting,
+    wire: number,
+    wireExt: number,
+    offered: ServerTerms,
+  ): void {
+    this.ctx.serverInfo.note(target, g);
+    const missing = wire & WIRE & ~g.capabilities;
+    const missingExt = wireExt & ~g.mariadbCapabilities;
+    const flavour = (g.capabilities & CAP.longPassword) !== (offered.capabilities & CAP.longPassword);
+    if (missing !== 0 || missingExt !== 0 || flavour) {
+      throw new HandshakeRefusal(
+        String(ER.unknown),
+        "the database server changed; connect again",
+        `${ER.unknown} the server's capabilities changed`,
+      );
+    }
+  }
+
+  /**
+   * The lease token, by the plugin the client answered with: caching_sha2_password always goes
+   * to full authentication (the token in the clear over TLS, else RSA-encrypted with the
+   * listener's key); mysql_clear_password over TLS only; any other plugin is switched to
+   * caching_sha2_password.
+   */
+  private async token(reader: SocketReader, response: HandshakeResponse, n: Buffer): Promise<string> {
+    const user = response.user;
+    if (response.authPlugin === CLEAR) {
+      if (!this.tls)
+        throw accessDenied(user, "mysql_clear_password without TLS", "(mysql_clear_password needs TLS)");
+      return withoutNul(response.authData).toString("utf8");
+    }
+    if (response.authPlugin !== CACHING_SHA2) {
+      this.send(
+        Buffer.concat([Buffer.from([0xfe]), Buffer.from(`${CACHING_SHA2}\0`, "latin1"), n, Buffer.from([0])]),
+      );
+      await this.read(reader);
+    }
+    this.send(Buffer.from([0x01, SHA2.fullAuth]));
+    let p = await this.read(reader);
+    if (this.tls) return withoutNul(p.payload).toString("utf8");
+    const key = await this.ctx.rsaKey();
+    if (p.payload.length === 1 && p.payload[0] === SHA2.requestPublicKey) {
+      this.send(Buffer.concat([Buffer.from([0x01]), key.publicPem]));
+      p = await this.read(reader);
+    }
+    if (p.payload.length !== RSA_BITS / 8)
+      throw accessDenied(user, "the token was neither over TLS nor RSA-encrypted");
+    try {
+      return (await rsaDecryptPassword(p.payload, n, key.privateKey)).toString("utf8");
+    } catch {
+      throw accessDenied(user, "the RSA-encrypted token did not decrypt");
+    }
+  }
+
+  private startSplice(clientRest: Buffer, login: MysqlLogin): void {
+    const backend = login.socket;
+    const lease = this.record.lease;
+    const mode = this.ctx.auditStatements;
+    const auditor =
+      mode !== "none" && lease
+        ? new MysqlStatementAuditor({
+            mode,
+            audit: this.ctx.audit,
+            lease,
+            client: this.record.client,
+            requestId: this.record.requestId,
+            onFailure: () => this.terminate("the audit log cannot be written"),
+          })
+        : undefined;
+    // A sealed password (`reveal: false`) is kept sealed: no statement that could set it passes.
+    const sealed = this.ctx.registration()?.reveal === false;
+    const guard = new CommandGuard({
+      onForbidden: (command) => this.forbidden(command),
+      onStatement: auditor?.onStatement,
+      refuse: sealed ? setsAccountPassword : undefined,
+      onRefused: (st) => this.refusedPasswordStatement(st),
+    });
+    this.ctx.handshakes.leave(this);
+    this.client.write(Buffer.concat([packet(this.seq, login.ok), login.rest]));
+    this.record.bytesOut += login.rest.length;
+    if (clientRest.length > 0) {
+      for (const out of guard.push(clientRest)) backend.write(out);
+      this.record.bytesIn += clientRest.length;
+    }
+    if (this.ended) {
+      backend.destroy();
+      return;
+    }
+    this.spliced = splice(this.client, backend, { rewriteUp: (c) => guard.push(c) });
+    auditor?.attach(this.spliced.up);
+  }
+
+  /** A command that could switch accounts: the client is told so and the session ends. */
+  private forbidden(command: number): void {
+    const name = command === COM.changeUser ? "COM_CHANGE_USER" : "COM_MULTI";
+    this.endWith(
+      `${name} refused`,
+      errPacket(
+        1,
+        ER.accessDenied,
+        `Access denied: ${name} cannot switch accounts through the leasehold listener; the session is closed`,
+        "28000",
+      ),
+    );
+  }
+
+  /**
+   * A statement that could set the account's password: it never reaches the server; the client
+   * gets 1227 and the session ends (a reply of ours could not be placed safely among the
+   * server's if the client had pipelined). Audited as a `decision` with its digest, never its text.
+   */
+  private refusedPasswordStatement(st: MysqlStatement): void {
+    const lease = this.record.lease;
+    const reason = st.truncated
+      ? "a statement over 16 MiB cannot be checked for a password change"
+      : "a password change through the listener of a sealed (reveal: false) resource";
+    if (lease) {
+      this.ctx.audit
+        .append({
+          ...leaseAuditFields(lease),
+          event: "decision",
+          scope: "proxy_statement",
+          decision: "deny",
+          tool: "mysql",
+          target: this.record.client,
+          request_id: this.record.requestId,
+          digest: `sha256:${createHash("sha256").update(st.text).digest("hex")}`,
+          reason,
+        })
+        .catch((err: unknown) =>
+          this.ctx.log.error(
+            { err: { message: (err as Error).message }, resource: this.ctx.resource },
+            "proxy audit write failed",
+          ),
+        );
+    }
+    this.endWith(
+      "password statement refused",
+      errPacket(
+        1,
+        ER.specificAccessDenied,
+        `Access denied; ${reason} is refused by the leasehold listener; the session is closed`,
+        "42000",
+      ),
+    );
+  }
+
+  /** Ends a spliced session with one last packet of ours to the client. */
+  private endWith(ending: string, last: Buffer): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.record.ending = ending;
+    this.ctx.log.warn(
+      { resource: this.ctx.resource, lease_id: this.record.lease?.id, client: this.record.client, ending },
+      "proxy session ended by the listener",
+    );
+    this.spliced?.stopDown();
+    this.backend?.destroy();
+    this.client.end(last);
+    setTimeout(() => this.client.destroy(), 1000).unref();
+  }
+
+  private claim(leaseId: string): void {
+    this.leaseKey = leaseId;
+    this.record.claimedLeaseId = leaseId;
+    this.ctx.registry.add(leaseId, this);
+  }
+
+  /** Counts the session against its lease's cap; a lease at its cap gets 1040, naming the setting. */
+  private admit(leaseId: string): void {
+    const max = this.ctx.maxConnectionsPerLease;
+    if (!this.ctx.registry.admit(leaseId, this, max)) {
+      throw new HandshakeRefusal(
+        String(ER.conCount),
+        `Too many connections for lease ${leaseId.slice(0, 64)}: at most ${max} at a time (proxy.maxConnectionsPerLease)`,
+        `${ER.conCount} too many connections for the lease`,
+      );
+    }
+    this.admittedAs = leaseId;
+  }
+
+  private releaseAdmission(): void {
+    if (this.admittedAs !== undefined) this.ctx.registry.release(this.admittedAs, this);
+    this.admittedAs = undefined;
+  }
+
+  get evictable(): boolean {
+    return this.waitingOnClient && !this.ended;
+  }
+
+  /** Closes a connection still logging in at once, to make room for another (no linger). */
+  evict(why: string): void {
+    this.refuse(
+      new HandshakeRefusal(String(ER.conCount), `Too many connections: ${why}`, `${ER.conCount} ${why}`),
+    );
+    this.client.destroy();
+  }
+
+  private refuse(err: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.ctx.handshakes.leave(this);
+    this.releaseAdmission();
+    this.abort.abort();
+    this.backend?.destroy();
+    if (err instanceof PeerClosedError) {
+      this.record.refusal ??= "client closed before logging in";
+      this.client.destroy();
+      return;
+    }
+    let frame: Buffer;
+    if (err instanceof HandshakeRefusal && err.raw) {
+      // The server's own ERR, relayed with the client leg's sequence id.
+      this.record.refusal = `${err.raw.readUInt16LE(1)} ${err.reason}`;
+      frame = packet(this.seq, err.raw);
+    } else {
+      let r: HandshakeRefusal;
+      if (err instanceof HandshakeRefusal) r = err;
+      else if (err instanceof MysqlProtocolError) r = badHandshake(err.message);
+      else {
+        this.ctx.log.error(
+          { err: { message: (err as Error).message }, resource: this.ctx.resource },
+          "proxy session failed",
+        );
+        r = new HandshakeRefusal(
+          String(ER.unknown),
+          "internal error in the proxy",
+          `${ER.unknown} internal error`,
+        );
+      }
+      this.record.refusal = r.reason;
+      const code = Number(r.code);
+      frame = errPacket(this.seq, code, r.message, this.protocol41 ? (SQLSTATE[code] ?? "HY000") : undefined);
+    }
+    this.client.end(frame);
+    setTimeout(() => this.client.destroy(), 1000).unref();
+  }
+
+  /** Closes the session now (the protocol has no word for it in the middle of a result). */
+  terminate(why: string): void {
+    if (!this.spliced) {
+      this.refuse(
+        new HandshakeRefusal(
+          String(ER.connectionKilled),
+          `Connection was killed: ${why}`,
+          `${ER.connectionKilled} ${why}`,
+        ),
+      );
+      return;
+    }
+    if (this.ended) return;
+    this.ended = true;
+    this.record.ending = why;
+    this.client.destroy();
+    this.backend?.destroy();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.ended = true;
+    this.abort.abort();
+    this.backend?.destroy();
+    this.ctx.live.delete(this);
+    this.ctx.handshakes.leave(this);
+    if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
+    this.releaseAdmission();
+    if (this.spliced) {
+      this.record.bytesIn += this.spliced.up.bytes;
+      this.record.bytesOut += this.spliced.down.bytes;
+    }
+    this.record.finish();
+  }
+}
