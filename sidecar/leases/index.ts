@@ -9,3 +9,4 @@ export {
   verifyLease,
 } from "./lease-mac.js";
 export { CALLER_PARTS, type CallerMismatchAction, type CallerPart } from "./caller.js";
+export { type ScramVerifier, SCRAM_ITERATIONS, scramVerifier, type TokenProof } from "./token-verifier.js";

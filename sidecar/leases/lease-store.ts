@@ -17,6 +17,7 @@ import {
   SET_ACCOUNT,
   USE,
 } from "./scripts.js";
+import { openVerifier, type ScramVerifier, sealVerifier } from "./token-verifier.js";
 import type {
   AccountState,
   AccountStatus,
@@ -719,6 +720,29 @@ export class LeaseStore {
       if (l && l.state === "active") out.push(l);
     }
     return out;
+  }
+
+  /**
+   * Stores the SCRAM verifier of a lease's token in its record (field `scram`, under its own MAC).
+   * Only while the record exists: a lease that already aged out gets no key without an expiry.
+   */
+  async setTokenVerifier(resource: string, id: string, v: ScramVerifier): Promise<void> {
+    await this.redis.eval(
+      "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'scram', ARGV[1]) end return 1",
+      1,
+      this.leaseKey(resource, id),
+      sealVerifier(this.macKey, resource, id, v),
+    );
+  }
+
+  /** The SCRAM verifier stored for a lease's token, or undefined when there is none or its MAC fails. */
+  async tokenVerifier(resource: string, id: string): Promise<ScramVerifier | undefined> {
+    return openVerifier(
+      this.macKey,
+      resource,
+      id,
+      await this.redis.hget(this.leaseKey(resource, id), "scram"),
+    );
   }
 
   /**

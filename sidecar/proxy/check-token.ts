@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { LeaseholdError } from "../errors.js";
+import type { TokenProof } from "../leases/index.js";
 import type { SessionContext } from "./session-context.js";
 import type { ProxyCredential, ProxyRequestMeta } from "./types.js";
 
@@ -25,10 +26,13 @@ export function connectionCaller(ctx: SessionContext, socket: Socket): ProxyRequ
   return attestor ? () => attestor.attest(socket) : undefined;
 }
 
-/** Checks a lease token exactly as the HTTP API does, for this listener's resource. */
+/**
+ * Checks a lease token exactly as the HTTP API does, for this listener's resource; or, for a
+ * client that proved by SCRAM that it knows the token, every check but the token's signature.
+ */
 export async function checkLeaseToken(
   ctx: SessionContext,
-  token: string,
+  token: string | TokenProof,
   leaseId: string,
   meta: ProxyRequestMeta,
 ): Promise<TokenCheck> {

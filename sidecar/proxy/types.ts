@@ -2,7 +2,7 @@ import type { RedisClient } from "../redis.js";
 import type { CallerAttestation, CallerAttestor } from "../attest/index.js";
 import type { AuditSink } from "../audit/index.js";
 import type { LeaseEvent } from "../events/index.js";
-import type { LeaseRecord } from "../leases/index.js";
+import type { LeaseRecord, ScramVerifier, TokenProof } from "../leases/index.js";
 import type { Logger } from "../logger.js";
 import type { StatementPolicyPort, UnparseablePolicy } from "./statement-policy.js";
 
@@ -35,11 +35,13 @@ export interface ProxyRequestMeta {
 export interface ProxyLeasePort {
   /** Checks the token as the HTTP API does and that the lease is for `resource`; throws LeaseholdError otherwise. */
   proxyCredential(
-    token: string,
+    token: string | TokenProof,
     leaseId: string,
     resource: string,
     meta: ProxyRequestMeta,
   ): Promise<ProxyCredential>;
+  /** The SCRAM verifier of the lease's token stored at checkout, if any and intact. */
+  tokenVerifier(leaseId: string, resource: string): Promise<ScramVerifier | undefined>;
 }
 
 /** TLS offered to clients that ask for it: a self-signed certificate made at start, given PEMs, or none. */

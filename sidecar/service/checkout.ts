@@ -4,7 +4,7 @@ import type { CallerAttestation } from "../attest/types.js";
 import type { AuditSink } from "../audit/index.js";
 import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
-import type { LeaseRecord, LeaseStore } from "../leases/index.js";
+import { type LeaseRecord, type LeaseStore, scramVerifier } from "../leases/index.js";
 import { AGENT_ATTRIBUTES } from "../policy/index.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
 import type { StoredRegistration } from "../resources/types.js";
@@ -24,6 +24,13 @@ import type { CheckoutRequest } from "./requests.js";
 import type { RotationEngine } from "../rotation/index.js";
 import type { SecretStore } from "../secrets/index.js";
 
+/** A resource's local listener: where it listens and the protocol it speaks. */
+export interface ProxyEndpointInfo {
+  readonly host: string;
+  readonly port: number;
+  readonly protocol?: string;
+}
+
 export interface CheckoutOptions {
   readonly leases: LeaseStore;
   readonly secrets: SecretStore;
@@ -41,7 +48,7 @@ export interface CheckoutOptions {
   /** How long an approval request stays open, seconds. */
   readonly approvalTtlSeconds: number;
   /** Where agents connect to a resource's local listener (checkout response `proxy`). */
-  readonly proxyEndpoint?: ((resource: string) => { host: string; port: number } | undefined) | undefined;
+  readonly proxyEndpoint?: ((resource: string) => ProxyEndpointInfo | undefined) | undefined;
   /** Checkouts one agent may request per minute; 0 or absent = no limit. */
   readonly checkoutsPerMinute?: number | undefined;
   /** The cluster identity: checkouts are refused (503) unless Vault and Redis form one cluster. */
@@ -299,7 +306,16 @@ export class Checkout {
     const { lease, announced } = await this.takeAccount(spec, reg, ttl, req.wait ?? 0, meta.signal);
     // Signed while Vault is asked; the token is handed out only after the account is marked leased.
     const minted = this.mint(lease, holder.jkt);
-    minted.catch(() => undefined);
+    // DPoP-bound tokens cannot log in to a listener (no proof travels in a password), so no endpoint for them.
+    const ep = holder.jkt === undefined ? this.o.proxyEndpoint?.(lease.resource) : undefined;
+    // A PostgreSQL listener asks for SCRAM against the token's verifier, stored before the token goes out.
+    const sealed =
+      ep?.protocol === "postgres"
+        ? minted.then(async (t) =>
+            this.o.leases.setTokenVerifier(lease.resource, lease.id, await scramVerifier(t)),
+          )
+        : minted;
+    sealed.catch(() => undefined);
     try {
       await markLeased(this.o, lease);
     } catch (err) {
@@ -313,6 +329,7 @@ export class Checkout {
     let token: string;
     try {
       token = await minted;
+      await sealed;
     } catch (err) {
       await this.o.end.endLease(
         lease.resource,
@@ -327,8 +344,6 @@ export class Checkout {
       auditLease(this.o.audit, lease, { event: "checkout", request_id: meta.requestId, scope: "checkout" }),
       this.o.events.publish({ type: "issued", lease }, { inStream: announced }),
     ]);
-    // DPoP-bound tokens cannot log in to a listener (no proof travels in a password), so no endpoint for them.
-    const ep = holder.jkt === undefined ? this.o.proxyEndpoint?.(lease.resource) : undefined;
     return {
       lease: leaseView(lease),
       token,

@@ -2,7 +2,7 @@ import type { CallerAttestation } from "../attest/types.js";
 import type { AuditFields, AuditSink } from "../audit/index.js";
 import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
-import type { LeaseRecord, LeaseStore } from "../leases/index.js";
+import type { LeaseRecord, LeaseStore, TokenProof } from "../leases/index.js";
 import {
   attestedCaller,
   auditCaller,
@@ -97,20 +97,49 @@ export class LeaseAuth {
     leaseId: string,
     meta?: LeaseAuthMeta,
   ): Promise<AuthenticatedLease> {
-    const requestId = meta?.requestId;
     const presented = asPresented(token);
     const claims = await this.o.tokens.verify(presented.token);
     if (claims.leaseId !== leaseId) throw refuse("the lease token is for another lease");
-    const { lease, now, intact } = await this.o.leases.use(claims.resource, claims.leaseId);
+    const bound = claims.jkt !== undefined || presented.scheme === "DPoP";
+    const { lease, caller } = await this.liveLease(claims.resource, claims.leaseId, meta, (l) =>
+      bound ? this.checkBinding(presented, claims.jkt, l, meta?.requestId) : undefined,
+    );
+    return { lease, claims, dpop: claims.jkt !== undefined, caller };
+  }
+
+  /**
+   * For a listener's client that proved, by SCRAM against the verifier stored at checkout, that it
+   * knows the lease's Bearer token (only Bearer leases get a verifier): every check of
+   * `authenticate` but the token's signature, which the proof stands in for.
+   */
+  async authenticateByProof(
+    proof: TokenProof,
+    meta?: LeaseAuthMeta,
+  ): Promise<{ lease: LeaseRecord; caller?: CallerAttestation | undefined }> {
+    return this.liveLease(proof.resource, proof.leaseId, meta);
+  }
+
+  /**
+   * The lease read from Redis with its MAC checked, `bindingCheck` (DPoP) and the caller binding
+   * applied before its state is told, then refused unless active and unexpired.
+   */
+  private async liveLease(
+    resource: string,
+    leaseId: string,
+    meta: LeaseAuthMeta | undefined,
+    bindingCheck?: (lease: LeaseRecord) => Promise<void> | undefined,
+  ): Promise<{ lease: LeaseRecord; caller?: CallerAttestation | undefined }> {
+    const requestId = meta?.requestId;
+    const { lease, now, intact } = await this.o.leases.use(resource, leaseId);
     if (!lease) throw refuse("the lease does not exist");
     if (!intact) {
-      // The record's fields are untrusted: the audit names only what the signed token says.
+      // The record's fields are untrusted: the audit names only what the signed token (or proof) says.
       await this.o.audit.append({
         event: "decision",
         scope: "lease_integrity",
         decision: "deny",
-        lease_id: claims.leaseId,
-        resource: claims.resource,
+        lease_id: leaseId,
+        resource,
         request_id: requestId,
         reason:
           "the lease record in Redis failed its integrity check (tampered, or written before lease MACs)",
@@ -118,9 +147,7 @@ export class LeaseAuth {
       throw refuse("the lease record failed its integrity check");
     }
     // Before the lease's state is told: a token without its key learns nothing.
-    if (claims.jkt !== undefined || presented.scheme === "DPoP") {
-      await this.checkBinding(presented, claims.jkt, lease, requestId);
-    }
+    await bindingCheck?.(lease);
     // Also before the lease's state: another process holding the token learns nothing either.
     let caller: CallerAttestation | undefined;
     const binding = this.o.binding;
@@ -135,7 +162,7 @@ export class LeaseAuth {
       throw refuse("the lease has ended (checked in)");
     }
     if (lease.expires_at <= now) throw new LeaseholdError("lease_expired", "the lease has expired");
-    return { lease, claims, dpop: claims.jkt !== undefined, caller };
+    return { lease, caller };
   }
 
   /**

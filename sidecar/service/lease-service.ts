@@ -10,7 +10,7 @@ import { AgentCatalog } from "./agent-catalog.js";
 import { AgentToolCalls } from "./agent-tool-calls.js";
 import { ApprovalDesk } from "./approvals.js";
 import type { CallerBindingOptions } from "./caller-binding.js";
-import { Checkout } from "./checkout.js";
+import { Checkout, type ProxyEndpointInfo } from "./checkout.js";
 import { DecisionGate } from "./decision-gate.js";
 import { LeaseAuth } from "./lease-auth.js";
 import { LeaseEnd } from "./lease-end.js";
@@ -38,7 +38,7 @@ export interface LeaseServiceOptions {
   /** How long an approval request stays open, seconds. @default 900 */
   approvalTtlSeconds?: number;
   /** Where agents connect to a resource's local listener (checkout response `proxy`). */
-  proxyEndpoint?: (resource: string) => { host: string; port: number } | undefined;
+  proxyEndpoint?: (resource: string) => ProxyEndpointInfo | undefined;
   /** Checkouts one agent may request per minute; 0 or absent = no limit. */
   checkoutsPerMinute?: number;
   /** Tool calls without a lease one agent may report per minute; 0 or absent = no limit. */
@@ -142,6 +142,7 @@ export class LeaseService {
   readonly renew: LeaseUse["renew"] = (...a) => this.use.renew(...a);
   readonly toolCall: LeaseUse["toolCall"] = (...a) => this.use.toolCall(...a);
   readonly proxyCredential: LeaseUse["proxyCredential"] = (...a) => this.use.proxyCredential(...a);
+  readonly tokenVerifier: LeaseUse["tokenVerifier"] = (...a) => this.use.tokenVerifier(...a);
   readonly checkin: LeaseEnd["checkin"] = (...a) => this.end.checkin(...a);
   readonly revoke: LeaseEnd["revoke"] = (...a) => this.end.revoke(...a);
   readonly revokeAgent: LeaseEnd["revokeAgent"] = (...a) => this.end.revokeAgent(...a);

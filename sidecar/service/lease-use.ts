@@ -1,7 +1,7 @@
 import type { AuditSink } from "../audit/index.js";
 import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
-import type { LeaseRecord, LeaseStore } from "../leases/index.js";
+import type { LeaseRecord, LeaseStore, ScramVerifier, TokenProof } from "../leases/index.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
 import type { AccountRecord, StoredRegistration } from "../resources/types.js";
 import { vaultPaths } from "../resources/vault-paths.js";
@@ -129,12 +129,17 @@ export class LeaseUse {
    * lease is for `resource`, and returns the real credential of the leased account. Audited.
    */
   async proxyCredential(
-    token: string,
+    token: string | TokenProof,
     leaseId: string,
     resource: string,
     meta: RequestMeta & { client?: string },
   ): Promise<{ lease: LeaseRecord; username: string; password: string }> {
-    const { lease } = await this.o.auth.authenticate(token, leaseId, meta);
+    if (typeof token !== "string" && (token.leaseId !== leaseId || token.resource !== resource))
+      throw new LeaseholdError("unauthenticated", "the proof is for another lease");
+    const { lease } =
+      typeof token === "string"
+        ? await this.o.auth.authenticate(token, leaseId, meta)
+        : await this.o.auth.authenticateByProof(token, meta);
     if (lease.resource !== resource)
       throw new LeaseholdError("unauthenticated", "the lease is for another resource");
     const account = await this.heldAccount(lease);
@@ -145,6 +150,11 @@ export class LeaseUse {
       request_id: meta.requestId,
     });
     return { lease, username: account.username, password: account.password };
+  }
+
+  /** The SCRAM verifier of a lease's token stored at checkout (intact under its MAC), for a PostgreSQL listener. */
+  async tokenVerifier(leaseId: string, resource: string): Promise<ScramVerifier | undefined> {
+    return this.o.leases.tokenVerifier(resource, leaseId);
   }
 
   /** Asks policy about a use of the held lease; `over` replaces the lease's own intent, tool or ttl. */

@@ -72,6 +72,7 @@ beforeAll(async () => {
       seen.push({ resource, caller: await meta.caller?.() });
       return node.leaseService.proxyCredential(token, leaseId, resource, meta);
     },
+    tokenVerifier: (leaseId, resource) => node.leaseService.tokenVerifier(leaseId, resource),
   };
   proxy = await h.manager({ leases, attestor: new ProcCallerAttestor() });
 }, 180_000);

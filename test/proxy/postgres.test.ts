@@ -224,13 +224,13 @@ describe("PostgreSQL listener refusals", () => {
     expect((await done).length).toBe(0);
   });
 
-  it("an oversized password message gets 08P01", async () => {
+  it("an oversized SASL response gets 08P01", async () => {
     const s = await rawConnect(port);
     s.on("error", () => undefined);
     s.write(pgStartup({ user: lease.leaseId, database: "postgres" }));
     const ask = await readUntil(s, (b) => b.length >= 9);
     expect(pgMessages(ask)[0]?.type).toBe("R");
-    expect(ask.readInt32BE(5)).toBe(3);
+    expect(ask.readInt32BE(5)).toBe(10);
     const done = readUntilClose(s);
     const head = Buffer.alloc(5);
     head[0] = 0x70;

@@ -22,7 +22,8 @@ export interface Message {
   readonly frame: Buffer;
 }
 
-function violation(message: string): HandshakeRefusal {
+/** The server's FATAL 08P01 for a message that breaks the protocol. */
+export function violation(message: string): HandshakeRefusal {
   return new HandshakeRefusal(SQLSTATE.protocolViolation, message, `08P01 ${message}`);
 }
 

@@ -19,19 +19,14 @@ import { MSG, SQLSTATE } from "./constants.js";
 import { FrameTap, type TappedMessage } from "./frame-tap.js";
 import { readStartup } from "./startup-params.js";
 import {
-  cstring,
   type FirstPacket,
   readFirstPacket,
-  readMessage,
   StartupDropped,
   unsupportedProtocol,
+  violation,
 } from "./packets.js";
-import {
-  authenticationCleartextPassword,
-  authenticationOk,
-  backendKeyData,
-  errorResponse,
-} from "./server-messages.js";
+import { clientProof } from "./client-auth.js";
+import { authenticationOk, backendKeyData, errorResponse } from "./server-messages.js";
 import { StatementAuditor } from "./statement-audit.js";
 import { type SessionStatementPolicy, SessionSyntax, sessionGuard } from "./session-guard.js";
 import type { GuardRefusal, StatementGuard } from "./statement-guard.js";
@@ -47,12 +42,6 @@ export interface PostgresContext extends SessionContext {
   readonly statementPolicy?: SessionStatementPolicy | undefined;
 }
 
-/** Startup parameters the proxy sets itself or refuses, never passed to the server as given. */
-
-function violation(message: string): HandshakeRefusal {
-  return new HandshakeRefusal(SQLSTATE.protocolViolation, message, `08P01 ${message}`);
-}
-
 /** The server's FATAL for bytes that came after an SSLRequest or GSSENCRequest, before its answer. */
 function unencryptedAfter(kind: "ssl" | "gssenc"): HandshakeRefusal {
   const message = `received unencrypted data after ${kind === "ssl" ? "SSL" : "GSSAPI encryption"} request`;
@@ -60,8 +49,8 @@ function unencryptedAfter(kind: "ssl" | "gssenc"): HandshakeRefusal {
 }
 
 /**
- * One client connection to a PostgreSQL listener: TLS if asked, the startup packet, a
- * cleartext password that must be the lease token of the lease named as user, the login to
+ * One client connection to a PostgreSQL listener: TLS if asked, the startup packet, proof of the
+ * lease token of the lease named as user (SCRAM-SHA-256; the token itself only over TLS), the login to
  * the real server as the leased account, then a splice of both directions.
  */
 export class PostgresSession implements ProxySession, Handshaking {
@@ -180,12 +169,15 @@ export class PostgresSession implements ProxySession, Handshaking {
     if (startup.negotiate) this.client.write(startup.negotiate);
     const { params, user } = startup;
     this.claim(user);
-    this.client.write(authenticationCleartextPassword());
-    const pm = await readMessage(reader, this.ctx.maxMessageBytes);
-    if (pm.type !== MSG.password) throw violation(`expected password response, got message type ${pm.type}`);
+    const presented = await clientProof({
+      ctx: this.ctx,
+      reader,
+      client: this.client,
+      tls: this.client !== this.raw,
+      user,
+    });
     this.waitingOnClient = false;
-    const token = cstring(pm.body, 0).value;
-    const check = await checkLeaseToken(this.ctx, token, user, {
+    const check = await checkLeaseToken(this.ctx, presented, user, {
       requestId: this.record.requestId,
       client: this.record.client,
       // The accepted TCP socket, also when the client speaks TLS over it.

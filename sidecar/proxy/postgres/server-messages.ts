@@ -55,3 +55,13 @@ export function errorResponse(f: ErrorFields): Buffer {
   if (f.hint !== undefined) parts.push(`H${f.hint}`);
   return typed(MSG.error, Buffer.concat([cstrings(parts), Buffer.from([0])]));
 }
+
+/** AuthenticationSASL offering SCRAM-SHA-256 only (no channel binding: no `-PLUS`). */
+export function authenticationSasl(): Buffer {
+  return typed(MSG.auth, Buffer.concat([int32s(10), cstrings(["SCRAM-SHA-256"]), Buffer.from([0])]));
+}
+
+/** AuthenticationSASLContinue (server-first-message) or AuthenticationSASLFinal (server-final-message). */
+export function authenticationSaslStep(step: "continue" | "final", data: string): Buffer {
+  return typed(MSG.auth, Buffer.concat([int32s(step === "continue" ? 11 : 12), Buffer.from(data, "utf8")]));
+}
