@@ -190,7 +190,8 @@ export async function startProxyHarness(opts: {
     });
     const leaseService = new LeaseService({
       // As wire/services.ts: the checkout names the listener and, for PostgreSQL, stores the token's SCRAM verifier.
-      proxyEndpoint: (resource) => managers.map((m) => m.endpointFor(resource)).find((ep) => ep !== undefined),
+      proxyEndpoint: (resource) =>
+        managers.map((m) => m.endpointFor(resource)).find((ep) => ep !== undefined),
       leases,
       secrets: secretsStore,
       catalog,
