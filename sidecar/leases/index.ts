@@ -1,4 +1,5 @@
-export { CHECKOUT_SKEW_MS, LeaseStore, type LeaseStoreOptions } from "./lease-store.js";
+export { LeaseStore, type LeaseStoreOptions } from "./lease-store.js";
+export { CHECKOUT_SKEW_MS, WAITER_TTL_MS } from "./store-scripts.js";
 export type * from "./types.js";
 export { Reaper, type ReaperOptions } from "./reaper.js";
 export {

@@ -1,22 +1,18 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { RedisClient } from "../redis.js";
-import { LEASE_MAC_KEY_BYTES, type LeaseMacFields, signLease, verifyLease } from "./lease-mac.js";
+import { LEASE_MAC_KEY_BYTES, signLease, verifyLease } from "./lease-mac.js";
 import {
-  AGENT_COUNT,
-  CHECKOUT,
-  CLAIM_DUE,
-  CLAIM_DUE_ALL,
-  END,
-  HIT,
-  HIT_AND_COUNT,
-  LIST_PAGE,
-  OLDEST_ISSUED,
-  RENEW,
-  RESOURCE_STATS,
-  SET_ACCOUNT,
-  USE,
-} from "./scripts.js";
+  CAS_ATTEMPTS,
+  macFields,
+  pairsToRecord,
+  SCRIPTS,
+  type ScriptRedis,
+  STALE_GRACE_MS,
+  toLease,
+} from "./store-scripts.js";
+import { CheckoutScript } from "./lease-checkout.js";
+import { LeaseViews } from "./lease-views.js";
 import { openVerifier, type ScramVerifier, sealVerifier } from "./token-verifier.js";
 import type {
   AccountState,
@@ -25,7 +21,6 @@ import type {
   EndReason,
   EndResult,
   LeasePage,
-  LeasePosition,
   LeaseRecord,
   LeaseRef,
   LeaseSpec,
@@ -53,117 +48,10 @@ export interface LeaseStoreOptions {
   eventStream?: { readonly key: string; readonly maxLen: number } | undefined;
 }
 
-interface ScriptCommands {
-  lhCheckout(
-    numKeys: number,
-    ...keysAndArgs: (string | number)[]
-  ): Promise<[number, number, string?, string[]?]>;
-  lhUse(k1: string): Promise<[number, string[]]>;
-  lhRenew(...keysAndArgs: (string | number)[]): Promise<number>;
-  lhEnd(...keysAndArgs: (string | number)[]): Promise<[number, number]>;
-  lhClaimDue(k1: string, k2: string, limit: number, visibilityMs: number): Promise<string[]>;
-  lhClaimDueAll(k1: string, prefix: string, limit: number, visibilityMs: number): Promise<string[]>;
-  lhSetAccount(
-    k1: string,
-    k2: string,
-    k3: string,
-    account: string,
-    state: string,
-    force: string,
-  ): Promise<number>;
-  lhAgentCount(k1: string, graceMs: number): Promise<number>;
-  lhListPage(k1: string, ...args: (string | number)[]): Promise<[string[], ...[string, string, string[]][]]>;
-  lhResourceStats(k1: string, k2: string, k3: string, leasePrefix: string, scan: number): Promise<number[]>;
-  lhOldestIssued(k1: string, leasePrefix: string, start: number, stop: number): Promise<number>;
-  lhHit(k1: string, windowSeconds: number): Promise<[number, number]>;
-  lhHitAndCount(
-    k1: string,
-    k2: string,
-    windowSeconds: number,
-    graceMs: number,
-  ): Promise<[number, number, number]>;
-}
-type ScriptRedis = RedisClient & ScriptCommands;
-
-const SCRIPTS = {
-  lhCheckout: { lua: CHECKOUT },
-  lhUse: { numberOfKeys: 1, lua: USE },
-  lhRenew: { numberOfKeys: 2, lua: RENEW },
-  lhEnd: { numberOfKeys: 5, lua: END },
-  lhClaimDue: { numberOfKeys: 2, lua: CLAIM_DUE },
-  lhClaimDueAll: { numberOfKeys: 1, lua: CLAIM_DUE_ALL },
-  lhSetAccount: { numberOfKeys: 3, lua: SET_ACCOUNT },
-  lhAgentCount: { numberOfKeys: 1, lua: AGENT_COUNT },
-  lhListPage: { numberOfKeys: 1, lua: LIST_PAGE },
-  lhResourceStats: { numberOfKeys: 3, lua: RESOURCE_STATS },
-  lhOldestIssued: { numberOfKeys: 1, lua: OLDEST_ISSUED },
-  lhHit: { numberOfKeys: 1, lua: HIT },
-  lhHitAndCount: { numberOfKeys: 2, lua: HIT_AND_COUNT },
-} as const;
-
-function pairsToRecord(flat: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
-  return out;
-}
-
-function toLease(h: Record<string, string>): LeaseRecord | null {
-  if (!h.json) return null;
-  const spec = JSON.parse(h.json) as LeaseSpec;
-  return {
-    ...spec,
-    account: h.account ?? "",
-    state: h.state === "active" ? "active" : "ended",
-    issued_at: Number(h.issued_at),
-    expires_at: Number(h.expires_at),
-    max_expires_at: Number(h.max_expires_at),
-    ended_at: h.ended_at === undefined ? undefined : Number(h.ended_at),
-    end_reason: h.end_reason as EndReason | undefined,
-  };
-}
-
-/** The MAC's inputs as a record read from `resource`/`id`'s key shows them. */
-function macFields(resource: string, id: string, l: LeaseRecord, spec: string): LeaseMacFields {
-  return {
-    id,
-    resource,
-    agent: l.agent,
-    account: l.account,
-    state: l.state,
-    expires_at: l.expires_at,
-    max_expires_at: l.max_expires_at,
-    spec,
-  };
-}
-
-/** Scheduled leases one stats script reads; a resource with more is read in further scripts of this many. */
-const STATS_SCAN = 2000;
-
-/** Attempts at a renew or end whose record changed between its read and its script. */
-const CAS_ATTEMPTS = 3;
-
 /**
  * Leases, account pools and the expiry schedule in Redis. Every multi-key script works on
  * the keys of one resource, which share a hash tag, so Redis Cluster can run them.
  */
-/** How long after max_expires_at a lease may still be waiting for the reaper before its index entry is dropped. */
-const STALE_GRACE_MS = 10 * 60 * 1000;
-
-/** A waiter that has not called checkout again within this time leaves the queue. */
-export const WAITER_TTL_MS = 2000;
-
-/**
- * How much earlier than now + ttl (by Redis' clock) the expiries the store signs may fall: the
- * store estimates Redis' clock from its last reply, so a lease may be this much shorter than asked.
- */
-export const CHECKOUT_SKEW_MS = 2000;
-
-/** Checkout attempts whose candidates were taken meanwhile (or whose clock estimate was off). */
-const CHECKOUT_ATTEMPTS = 5;
-
-/** Accounts signed for per checkout attempt: more on each retry. */
-const CANDIDATES = [4, 8, 16, 16, 16] as const;
-
 export class LeaseStore {
   private readonly redis: ScriptRedis;
   private readonly p: string;
@@ -173,12 +61,8 @@ export class LeaseStore {
   private claimedOver: string[] | undefined;
   private readonly oneNode: boolean;
   private readonly eventStream: LeaseStoreOptions["eventStream"];
-  /** Redis' clock minus ours, as of the last checkout reply (an estimate; never trusted). */
-  private clockOffset = 0;
-  /** Per resource: the free accounts the last checkout reply listed, head first. */
-  private readonly freeSeen = new Map<string, string[]>();
-  /** Per resource: accounts that checkouts in flight here were signed for (spread the next ones). */
-  private readonly inFlight = new Map<string, Map<string, number>>();
+  private readonly views: LeaseViews;
+  private readonly checkoutScript: CheckoutScript;
 
   constructor(opts: LeaseStoreOptions) {
     for (const [name, def] of Object.entries(SCRIPTS)) {
@@ -190,6 +74,25 @@ export class LeaseStore {
     this.macKey = opts.macKey ?? randomBytes(LEASE_MAC_KEY_BYTES);
     this.oneNode = (opts.redis as { isCluster?: boolean }).isCluster !== true;
     this.eventStream = opts.eventStream;
+    this.checkoutScript = new CheckoutScript({
+      redis: this.redis,
+      macKey: this.macKey,
+      retentionMs: this.retentionMs,
+      oneNode: this.oneNode,
+      eventStream: this.eventStream,
+      k: (resource, part) => this.k(resource, part),
+      indexKey: (id) => this.indexKey(id),
+      agentKey: (agent) => this.agentKey(agent),
+      taskKey: (taskId) => this.taskKey(taskId),
+    });
+    this.views = new LeaseViews({
+      redis: this.redis,
+      prefix: this.p,
+      k: (resource, part) => this.k(resource, part),
+      isCluster: () => this.isCluster(),
+      resources: () => this.resources(),
+      get: (resource, id) => this.get(resource, id),
+    });
   }
 
   /** A raw lease hash, parsed, and whether its MAC holds for the key it was read from. */
@@ -292,136 +195,12 @@ export class LeaseStore {
 
   /**
    * Atomically takes a free account of the pool and creates the lease on it, signed: the record
-   * never exists without its MAC. With `waiter`, the request queues first come, first served: call
-   * again with the same waiter until it succeeds, at least every `WAITER_TTL_MS`, and `leaveQueue`
-   * when giving up. On one Redis node the same script writes the lease-of, agent and task index
-   * entries and (with `eventStream`) the `issued` stream entry: one round trip. With Redis Cluster
-   * those keys live in other hash slots, so they are written beside it, sent together.
+   * never exists without its MAC (CheckoutScript.checkout). With `waiter`, the request queues first
+   * come, first served: call again with the same waiter until it succeeds, at least every
+   * `WAITER_TTL_MS`, and `leaveQueue` when giving up.
    */
-  async checkout(spec: LeaseSpec, ttlMs: number, maxTtlMs: number, waiter = ""): Promise<CheckoutResult> {
-    const key = this.leaseKey(spec.resource, spec.id);
-    const specJson = JSON.stringify(spec);
-    const member = `${spec.resource}/${spec.id}`;
-    const keys = [
-      this.k(spec.resource, "acct"),
-      this.k(spec.resource, "free"),
-      this.k(spec.resource, "due"),
-      key,
-      this.k(spec.resource, "holder"),
-      this.k(spec.resource, "waitq"),
-      this.k(spec.resource, "alive"),
-    ];
-    if (this.oneNode)
-      keys.push(this.indexKey(spec.id), this.agentKey(spec.agent), this.taskKey(spec.task.id));
-    const announced = this.oneNode && this.eventStream !== undefined;
-    if (announced && this.eventStream) keys.push(this.eventStream.key);
-    for (let attempt = 0; attempt < CHECKOUT_ATTEMPTS; attempt++) {
-      const est = Date.now() + this.clockOffset;
-      const maxexp = est + maxTtlMs;
-      const exp = Math.min(est + ttlMs, maxexp);
-      const candidates = this.candidates(spec.resource, CANDIDATES[attempt] ?? 16);
-      const signed: string[] = [];
-      for (const account of candidates) {
-        signed.push(
-          account,
-          signLease(this.macKey, {
-            id: spec.id,
-            resource: spec.resource,
-            agent: spec.agent,
-            account,
-            state: "active",
-            expires_at: exp,
-            max_expires_at: maxexp,
-            spec: specJson,
-          }),
-        );
-      }
-      this.hold(spec.resource, candidates, 1);
-      let reply: Awaited<ReturnType<ScriptCommands["lhCheckout"]>>;
-      try {
-        reply = await this.redis.lhCheckout(
-          keys.length,
-          ...keys,
-          spec.id,
-          specJson,
-          ttlMs,
-          maxTtlMs,
-          this.retentionMs,
-          waiter,
-          WAITER_TTL_MS,
-          exp,
-          maxexp,
-          CHECKOUT_SKEW_MS,
-          member,
-          this.eventStream?.maxLen ?? 10_000,
-          spec.resource,
-          spec.agent,
-          ...signed,
-        );
-      } finally {
-        this.hold(spec.resource, candidates, -1);
-      }
-      const [code, now, account, free] = reply;
-      this.clockOffset = Number(now) - Date.now();
-      if (free) this.freeSeen.set(spec.resource, free.map(String));
-      if (code === -3 || code === -4) continue;
-      if (code !== 1 || !account) return { ok: false };
-      const lease: LeaseRecord = {
-        ...spec,
-        account: String(account),
-        state: "active",
-        issued_at: est,
-        expires_at: exp,
-        max_expires_at: maxexp,
-      };
-      if (!this.oneNode) await this.writeIndexes(spec, lease);
-      return { ok: true, lease, announced };
-    }
-    return { ok: false };
-  }
-
-  /**
-   * The lease-of, agent and task index entries, beside the lease script (Redis Cluster: other hash
-   * slots, so separate commands, sent together). The index entry lives as long as the lease hash;
-   * the agent's and task's entries are scored by the lease's latest possible end, so one left
-   * behind by a crash ages out instead of counting forever.
-   */
-  private async writeIndexes(spec: LeaseSpec, lease: LeaseRecord): Promise<void> {
-    const member = `${spec.resource}/${spec.id}`;
-    await Promise.all([
-      this.redis.set(
-        this.indexKey(spec.id),
-        spec.resource,
-        "PX",
-        lease.max_expires_at - lease.issued_at + this.retentionMs,
-      ),
-      this.redis.zadd(this.agentKey(spec.agent), lease.max_expires_at, member),
-      this.redis.zadd(this.taskKey(spec.task.id), lease.max_expires_at, member),
-    ]);
-  }
-
-  /**
-   * Up to `n` accounts to sign a checkout for: those the last reply listed as free, the ones no
-   * checkout in flight here was signed for first (concurrent checkouts then rarely want the same).
-   */
-  private candidates(resource: string, n: number): string[] {
-    const seen = this.freeSeen.get(resource) ?? [];
-    const busy = this.inFlight.get(resource);
-    const idle = seen.filter((a) => !busy?.has(a));
-    return [...idle, ...seen.filter((a) => busy?.has(a))].slice(0, n);
-  }
-
-  private hold(resource: string, accounts: readonly string[], delta: 1 | -1): void {
-    let m = this.inFlight.get(resource);
-    if (!m) {
-      m = new Map();
-      this.inFlight.set(resource, m);
-    }
-    for (const a of accounts) {
-      const v = (m.get(a) ?? 0) + delta;
-      if (v > 0) m.set(a, v);
-      else m.delete(a);
-    }
+  checkout(spec: LeaseSpec, ttlMs: number, maxTtlMs: number, waiter = ""): Promise<CheckoutResult> {
+    return this.checkoutScript.checkout(spec, ttlMs, maxTtlMs, waiter);
   }
 
   /** Removes a waiter from a resource's queue (it gave up, or its client went away). */
@@ -583,143 +362,36 @@ export class LeaseStore {
   }
 
   /** The leases one agent holds (all resources), from its index: entries may name leases that just ended. */
-  async agentLeases(agent: string): Promise<LeaseRef[]> {
-    return this.indexed(this.agentKey(agent));
+  agentLeases(agent: string): Promise<LeaseRef[]> {
+    return this.views.indexed(this.agentKey(agent));
   }
 
   /**
    * The leases checked out for one task id, by any agent (all resources), from the task's index:
-   * entries may name leases that just ended. Like the agent's index, each entry is written beside
-   * the lease script (another hash slot) and scored by its lease's max_expires_at, so one a crash
-   * left behind ages out.
+   * entries may name leases that just ended (see LeaseViews.indexed).
    */
-  async taskLeases(taskId: string): Promise<LeaseRef[]> {
-    return this.indexed(this.taskKey(taskId));
+  taskLeases(taskId: string): Promise<LeaseRef[]> {
+    return this.views.indexed(this.taskKey(taskId));
   }
 
-  private async indexed(key: string): Promise<LeaseRef[]> {
-    await this.redis.lhAgentCount(key, STALE_GRACE_MS);
-    const members = await this.redis.zrange(key, 0, -1);
-    return members.map((m) => {
-      const i = m.lastIndexOf("/");
-      return { resource: m.slice(0, i), id: m.slice(i + 1) };
-    });
+  /** One resource's counts for the metrics, computed in Redis (LeaseViews.resourceStats). */
+  resourceStats(resource: string): Promise<ResourceStats> {
+    return this.views.resourceStats(resource);
   }
 
-  /**
-   * One resource's counts for the metrics, computed in Redis (no lease leaves it): one script, and
-   * one more per STATS_SCAN scheduled leases beyond the first, sent together. Under churn the
-   * oldest issue time of a resource with more leases than that may miss a lease that moved
-   * between two of its scripts.
-   */
-  async resourceStats(resource: string): Promise<ResourceStats> {
-    const lp = this.k(resource, "lease:");
-    const [active, soonest, oldest, scheduled, available, leased, rotating, quarantined] = (
-      await this.redis.lhResourceStats(
-        this.k(resource, "due"),
-        this.k(resource, "inflight"),
-        this.k(resource, "acct"),
-        lp,
-        STATS_SCAN,
-      )
-    ).map(Number);
-    let min = oldest ?? -1;
-    const rest: Promise<number>[] = [];
-    for (let at = STATS_SCAN; at < (scheduled ?? 0); at += STATS_SCAN) {
-      rest.push(this.redis.lhOldestIssued(this.k(resource, "due"), lp, at, at + STATS_SCAN - 1));
-    }
-    for (const o of await Promise.all(rest)) {
-      const v = Number(o);
-      if (v >= 0 && (min < 0 || v < min)) min = v;
-    }
-    return {
-      active: active ?? 0,
-      ...(soonest !== undefined && soonest >= 0 ? { soonest_expires_at: soonest } : {}),
-      ...(min >= 0 ? { oldest_issued_at: min } : {}),
-      accounts: {
-        available: available ?? 0,
-        leased: leased ?? 0,
-        rotating: rotating ?? 0,
-        quarantined: quarantined ?? 0,
-      },
-    };
+  /** One page of active leases (LeaseViews.listPage). */
+  listPage(q: Parameters<LeaseViews["listPage"]>[0]): Promise<LeasePage> {
+    return this.views.listPage(q);
   }
 
-  /**
-   * One page of active leases (of one resource, or all), by resource name, then per resource the
-   * leases a reaper has claimed and the scheduled ones soonest expiry first. At most `limit`
-   * leases, and at most `budget` looked at (filtering by agent may give a short page): `next`,
-   * absent once the listing is complete, is where the following page starts. One round trip on a
-   * single Redis; on Redis Cluster one per resource the page spans.
-   */
-  async listPage(q: {
-    resource?: string | undefined;
-    agent?: string | undefined;
-    limit: number;
-    budget?: number | undefined;
-    after?: LeasePosition | undefined;
-  }): Promise<LeasePage> {
-    const budget = q.budget ?? Math.max(q.limit * 4, 2000);
-    const call = async (only: string, limit: number, scan: number, after: LeasePosition | undefined) => {
-      const [pos, ...rows] = await this.redis.lhListPage(
-        only ? this.k(only, "due") : `${this.p}resources`,
-        this.p,
-        only,
-        q.agent ?? "",
-        limit,
-        scan,
-        ...(after ?? ["", "", "", ""]),
-      );
-      const leases: LeaseRecord[] = [];
-      for (const [, , flat] of rows) {
-        const l = toLease(pairsToRecord(flat));
-        if (l) leases.push(l);
-      }
-      return { leases, next: pos.length === 4 ? (pos as unknown as LeasePosition) : undefined };
-    };
-    if (q.resource !== undefined || !this.isCluster())
-      return call(q.resource ?? "", q.limit, budget, q.after);
-    // Redis Cluster: one script cannot span resources (hash slots), so the page goes resource by resource.
-    const names = (await this.resources()).filter((r) => !q.after || r >= q.after[0]);
-    const leases: LeaseRecord[] = [];
-    let scanned = 0;
-    for (const [i, name] of names.entries()) {
-      const after = q.after && name === q.after[0] ? q.after : undefined;
-      if (after?.[1] === "z") continue;
-      const page = await call(name, q.limit - leases.length, budget - scanned, after);
-      leases.push(...page.leases);
-      scanned += page.leases.length;
-      if (page.next) return { leases, next: page.next };
-      if (leases.length >= q.limit || scanned >= budget) {
-        return i + 1 < names.length ? { leases, next: [name, "z", "0", ""] } : { leases };
-      }
-    }
-    return { leases };
+  /** Active leases of a resource whose expires_at falls in [fromMs, toMs]. */
+  expiringBetween(resource: string, fromMs: number, toMs: number): Promise<LeaseRecord[]> {
+    return this.views.expiringBetween(resource, fromMs, toMs);
   }
 
-  /** Active leases of a resource whose expires_at falls in [fromMs, toMs] (one range read of the schedule). */
-  async expiringBetween(resource: string, fromMs: number, toMs: number): Promise<LeaseRecord[]> {
-    const ids = await this.redis.zrangebyscore(this.k(resource, "due"), fromMs, toMs);
-    const out: LeaseRecord[] = [];
-    for (const id of ids) {
-      const l = await this.get(resource, id);
-      if (l && l.state === "active") out.push(l);
-    }
-    return out;
-  }
-
-  /** Leases of a resource that are active (from the schedule) — for listing. */
-  async activeLeases(resource: string): Promise<LeaseRecord[]> {
-    const ids = [
-      ...(await this.redis.zrange(this.k(resource, "due"), 0, -1)),
-      ...(await this.redis.zrange(this.k(resource, "inflight"), 0, -1)),
-    ];
-    const out: LeaseRecord[] = [];
-    for (const id of new Set(ids)) {
-      const l = await this.get(resource, id);
-      if (l && l.state === "active") out.push(l);
-    }
-    return out;
+  /** Leases of a resource that are active (from the schedule). */
+  activeLeases(resource: string): Promise<LeaseRecord[]> {
+    return this.views.activeLeases(resource);
   }
 
   /**

@@ -63,7 +63,6 @@ export async function wireServices(
     policy?: PolicyEngine | undefined;
   } = {},
 ): Promise<Services> {
-  const { crashHook } = opts;
   const { secrets, leases, catalog, adapters, audit, events, redis, prefix } = infra;
   const policy = opts.policy ?? (await loadPolicy(config.policy.file ? { file: config.policy.file } : {}));
   const cluster = new ClusterIdentity({
@@ -90,9 +89,9 @@ export async function wireServices(
     maxBackoff: config.rotation.maxBackoff,
     lockTtlMs: config.rotation.lockTtl * 1000,
     adapterTimeoutMs: config.rotation.adapterTimeout * 1000,
-    crashHook,
+    crashHook: opts.crashHook,
   });
-  const adminRotation = wireAdminRotation(config, log, infra, cluster, crashHook);
+  const adminRotation = wireAdminRotation(config, log, infra, cluster, opts.crashHook);
   const gate = new DecisionGate({ policy, audit });
   // The checkout response names the resource's local listener; the listeners need the lease service.
   let proxies: ProxyManager | undefined;

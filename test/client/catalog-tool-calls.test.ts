@@ -125,7 +125,7 @@ describe("the agent's catalog and its tool calls", () => {
         groups,
         ...rest,
       });
-    await more(names.approvals, extra.approvals, ["approvals"], { reveal: false, proxy: { port: 0 } });
+    await more(names.approvals, extra.approvals, ["approvals"], { reveal: false });
     await more(names.open, extra.open, ["open"]);
     await more(names.secret, extra.secret, ["open", "secret"]);
     await more(names.none, extra.none, []);

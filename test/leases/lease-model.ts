@@ -1,7 +1,7 @@
 import fc, { type Arbitrary, type AsyncCommand } from "fast-check";
 import { expect } from "vitest";
 import type { LeaseStore } from "../../sidecar/leases/index.js";
-import { WAITER_TTL_MS } from "../../sidecar/leases/lease-store.js";
+import { WAITER_TTL_MS } from "../../sidecar/leases/store-scripts.js";
 import type { AccountState, EndReason, LeaseRecord } from "../../sidecar/leases/types.js";
 import { waitForClock } from "../support/wait-for.js";
 

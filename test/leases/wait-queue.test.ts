@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LeaseStore, WAITER_TTL_MS } from "../../sidecar/leases/lease-store.js";
+import { LeaseStore, WAITER_TTL_MS } from "../../sidecar/leases/index.js";
 import { waitForClock } from "../support/wait-for.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
 

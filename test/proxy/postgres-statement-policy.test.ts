@@ -6,7 +6,7 @@ import { asSuperuser, type ScramPostgres } from "../support/pg-cluster.js";
 import { waitFor } from "../support/wait-for.js";
 import { type Checkout, listenerPort, type ProxyHarness } from "./harness.js";
 import { leaseClient, pgResource, startPgProxy } from "./pg-setup.js";
-import { pgError, pgMessages, pgStartup, rawConnect, readUntil } from "./wire.js";
+import { pgError, pgMessages, pgStartup, rawConnect, readUntil, scramLogin } from "./wire.js";
 
 const RESOURCE = "px-pg-stmt";
 const PLAIN = "px-pg-plain";
@@ -84,10 +84,7 @@ async function rawLogin(params: Record<string, string>) {
   const s = await rawConnect(listenerPort(proxy, RESOURCE));
   s.on("error", () => undefined);
   s.write(pgStartup(params));
-  await readUntil(s, (b) => pgMessages(b).some((m) => m.type === "R"));
-  const login = readUntil(s, ready);
-  s.write(msg("p", Buffer.from(`${reader.token}\0`)));
-  await login;
+  await scramLogin(s, reader.token, ready);
   return s;
 }
 

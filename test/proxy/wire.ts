@@ -67,3 +67,34 @@ export function pgError(buf: Buffer): Record<string, string> | undefined {
   for (const f of e.body.toString("utf8").split("\0")) if (f.length > 1) out[f[0] as string] = f.slice(1);
   return out;
 }
+
+/**
+ * Logs in on a raw connection that has sent its startup message, by SCRAM-SHA-256 with `password`
+ * (the listener's way), and resolves with what came after the SASL exchange once `done` holds.
+ */
+export async function scramLogin(s: Socket, password: string, done: (b: Buffer) => boolean): Promise<Buffer> {
+  const { ScramClient } = await import("../../sidecar/proxy/postgres/scram-client.js");
+  const scram = new ScramClient(password);
+  const frame = (body: Buffer) => {
+    const head = Buffer.alloc(5);
+    head[0] = 0x70;
+    head.writeInt32BE(4 + body.length, 1);
+    return Buffer.concat([head, body]);
+  };
+  const authOf = (code: number) => (b: Buffer) =>
+    pgMessages(b).some((m) => m.type === "R" && m.body.readInt32BE(0) === code);
+  await readUntil(s, authOf(10));
+  const first = Buffer.from(scram.first());
+  const len = Buffer.alloc(4);
+  len.writeInt32BE(first.length);
+  const cont = readUntil(s, authOf(11));
+  s.write(frame(Buffer.concat([Buffer.from("SCRAM-SHA-256\0"), len, first])));
+  const serverFirst =
+    pgMessages(await cont)
+      .find((m) => m.type === "R")
+      ?.body.subarray(4)
+      .toString("utf8") ?? "";
+  const rest = readUntil(s, done);
+  s.write(frame(Buffer.from(await scram.final(serverFirst))));
+  return rest;
+}

@@ -1,4 +1,4 @@
-import { createHash, randomInt } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type SecureContext, TLSSocket } from "node:tls";
@@ -34,10 +34,21 @@ import {
   parseHandshakeResponse,
   readPacket,
 } from "./packets.js";
-import type { ServerInfo, ServerTerms } from "./server-info.js";
+import type { ServerInfo } from "./server-info.js";
 import { setsAccountPassword } from "./password-statements.js";
 import { MysqlStatementAuditor } from "./statement-audit.js";
 import { mysqlTargetOf } from "./target.js";
+import {
+  ALWAYS,
+  accessDenied,
+  badHandshake,
+  checkServerTerms,
+  MARIADB_COM_MULTI,
+  NOT_OFFERED,
+  nonce,
+  SQLSTATE,
+  withoutNul,
+} from "./handshake-terms.js";
 
 export interface MysqlContext extends SessionContext {
   /** TLS offered in the greeting (CLIENT_SSL); undefined: none, and tokens travel RSA-encrypted. */
@@ -48,62 +59,7 @@ export interface MysqlContext extends SessionContext {
   readonly auditStatements: AuditStatements;
 }
 
-/** Capabilities never offered to clients: compression, query attributes, MFA, and what only clients set. */
-const NOT_OFFERED =
-  CAP.compress |
-  CAP.ssl |
-  CAP.zstd |
-  CAP.queryAttributes |
-  CAP.multiFactorAuth |
-  CAP.capabilityExtension |
-  CAP.sslVerifyServerCert |
-  CAP.rememberOptions;
-/** The listener's own leg: what it needs to ask for caching_sha2_password. */
-const ALWAYS = CAP.protocol41 | CAP.secureConnection | CAP.pluginAuth | CAP.pluginAuthLenenc;
-/** Capabilities that shape the bytes after login: the server must have each one the client chose. */
-const WIRE =
-  CAP.foundRows |
-  CAP.longFlag |
-  CAP.localFiles |
-  CAP.transactions |
-  CAP.multiStatements |
-  CAP.multiResults |
-  CAP.psMultiResults |
-  CAP.sessionTrack |
-  CAP.deprecateEof |
-  0x2000000; // CLIENT_OPTIONAL_RESULTSET_METADATA
-/** MariaDB's COM_MULTI (extended capability bit 1) could pack a COM_CHANGE_USER: never offered. */
-const MARIADB_COM_MULTI = 2;
-
 let nextConnectionId = 1;
-
-function nonce(): Buffer {
-  // Printable, as servers make them: no NUL for clients that read it as a string.
-  return Buffer.from(Array.from({ length: 20 }, () => randomInt(0x21, 0x7f)));
-}
-
-function accessDenied(user: string, reason: string, why = "(using password: YES)"): HandshakeRefusal {
-  return new HandshakeRefusal(
-    String(ER.accessDenied),
-    `Access denied for user '${user.slice(0, 64)}'@'localhost' ${why}`,
-    `${ER.accessDenied} ${reason}`,
-  );
-}
-
-function badHandshake(reason: string): HandshakeRefusal {
-  return new HandshakeRefusal(String(ER.handshake), "Bad handshake", `${ER.handshake} ${reason}`);
-}
-
-const SQLSTATE: Readonly<Record<string, string>> = {
-  [ER.accessDenied]: "28000",
-  [ER.conCount]: "08004",
-  [ER.handshake]: "08S01",
-  [ER.connectionKilled]: "70100",
-};
-
-function withoutNul(b: Buffer): Buffer {
-  return b.at(-1) === 0 ? b.subarray(0, -1) : b;
-}
 
 /**
  * One client connection to a MySQL listener: a greeting that asks for caching_sha2_password, a
@@ -267,7 +223,7 @@ export class MysqlSession implements ProxySession, Handshaking {
       terms: clientTerms,
       maxMessageBytes: this.ctx.maxMessageBytes,
       signal: this.abort.signal,
-      onGreeting: (g) => this.checkServerTerms(target, g, wire, wireExt, terms),
+      onGreeting: (g) => checkServerTerms(this.ctx.serverInfo, target, g, wire, wireExt, terms),
     });
     this.backend = login.socket;
     login.socket.on("error", () => undefined);
@@ -276,27 +232,6 @@ export class MysqlSession implements ProxySession, Handshaking {
       return;
     }
     this.startSplice(reader.detach({ pause: true }), login);
-  }
-
-  /** The server must still have what the client was offered in its name; else the client retries. */
-  private checkServerTerms(
-    target: NonNullable<ReturnType<typeof mysqlTargetOf>>,
-    g: Greeting,
-    wire: number,
-    wireExt: number,
-    offered: ServerTerms,
-  ): void {
-    this.ctx.serverInfo.note(target, g);
-    const missing = wire & WIRE & ~g.capabilities;
-    const missingExt = wireExt & ~g.mariadbCapabilities;
-    const flavour = (g.capabilities & CAP.longPassword) !== (offered.capabilities & CAP.longPassword);
-    if (missing !== 0 || missingExt !== 0 || flavour) {
-      throw new HandshakeRefusal(
-        String(ER.unknown),
-        "the database server changed; connect again",
-        `${ER.unknown} the server's capabilities changed`,
-      );
-    }
   }
 
   /**
