@@ -1,13 +1,6 @@
-import { createHash } from "node:crypto";
-import type { AuditFields, AuditSink } from "../../audit/index.js";
-import type { LeaseRecord } from "../../leases/index.js";
-import { leaseAuditFields } from "../session-record.js";
 import type { SpliceDirection } from "../splice.js";
+import { type StatementAuditOptions, StatementTrail } from "../statement-trail.js";
 import type { MysqlStatement } from "./command-guard.js";
-
-/** Pending audit writes of one session past which the client is paused until they land. */
-const HIGH_WATER = 256;
-const LOW_WATER = 64;
 
 /**
  * Statements that may carry a password in MySQL or MariaDB (`IDENTIFIED BY`, `PASSWORD(...)`,
@@ -18,69 +11,26 @@ export function mayCarryPassword(text: string): boolean {
   return /identified|password/i.test(text);
 }
 
-export interface MysqlStatementAuditOptions {
-  readonly mode: "digest" | "text";
-  readonly audit: AuditSink;
-  readonly lease: LeaseRecord;
-  readonly client: string;
-  readonly requestId: string;
-  /** Called once if a record cannot be written: the session must end (fail closed). */
-  readonly onFailure: (err: Error) => void;
-}
+export type MysqlStatementAuditOptions = StatementAuditOptions;
 
 /**
  * One `tool_call` record per statement the agent sends through a MySQL listener (COM_QUERY and
- * COM_STMT_PREPARE), as the PostgreSQL listener's StatementAuditor does: its SHA-256 and, in
- * "text" mode, its text. The client is paused while too many records are still being written.
+ * COM_STMT_PREPARE), as the PostgreSQL listener's StatementAuditor does (a StatementTrail).
  */
 export class MysqlStatementAuditor {
-  private pending = 0;
-  private holding = false;
-  private direction: SpliceDirection | undefined;
-  private failed = false;
+  private readonly trail: StatementTrail;
 
-  constructor(private readonly o: MysqlStatementAuditOptions) {}
+  constructor(o: MysqlStatementAuditOptions) {
+    this.trail = new StatementTrail(o, "mysql");
+  }
 
   /** The client-to-backend direction to pause under pressure. */
   attach(direction: SpliceDirection): void {
-    this.direction = direction;
+    this.trail.attach(direction);
   }
 
   onStatement = (s: MysqlStatement): void => {
-    if (this.failed) return;
     const text = s.text.toString("utf8");
-    const fields: AuditFields = {
-      ...leaseAuditFields(this.o.lease),
-      scope: "proxy_statement",
-      tool: "mysql",
-      target: this.o.client,
-      request_id: this.o.requestId,
-      digest: `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`,
-      statement: this.o.mode === "text" && !mayCarryPassword(text) ? text : undefined,
-      truncated: s.truncated ? true : undefined,
-    };
-    this.pending += 1;
-    if (this.pending >= HIGH_WATER && !this.holding && this.direction) {
-      this.holding = true;
-      this.direction.hold();
-    }
-    this.o.audit.append(fields).then(
-      () => this.settle(),
-      (err: unknown) => {
-        this.settle();
-        if (!this.failed) {
-          this.failed = true;
-          this.o.onFailure(err as Error);
-        }
-      },
-    );
+    this.trail.record(text, s.truncated, mayCarryPassword(text));
   };
-
-  private settle(): void {
-    this.pending -= 1;
-    if (this.holding && this.pending <= LOW_WATER) {
-      this.holding = false;
-      this.direction?.release();
-    }
-  }
 }
