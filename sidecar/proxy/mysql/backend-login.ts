@@ -1,4 +1,5 @@
-import { isIP, type Socket, connect as tcpConnect } from "node:net";
+import { connectBackendTcp } from "../backend-tcp.js";
+import { isIP, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
 import { HandshakeRefusal } from "../handshake-refusal.js";
@@ -67,21 +68,7 @@ export function backendFailed(reason: string): HandshakeRefusal {
 }
 
 function tcp(target: MysqlProxyTarget, signal: AbortSignal): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = tcpConnect({ host: target.host, port: target.port });
-    const onAbort = () => s.destroy(new Error("aborted"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    s.once("connect", () => {
-      signal.removeEventListener("abort", onAbort);
-      s.setNoDelay(true);
-      s.setKeepAlive(true, 30_000);
-      resolve(s);
-    });
-    s.once("error", (err: NodeJS.ErrnoException) => {
-      signal.removeEventListener("abort", onAbort);
-      reject(backendFailed(`connect: ${err.code ?? err.message}`));
-    });
-  });
+  return connectBackendTcp(target, signal, backendFailed);
 }
 
 function upgrade(sock: Socket, target: MysqlProxyTarget, signal: AbortSignal): Promise<Duplex> {

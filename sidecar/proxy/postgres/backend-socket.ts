@@ -1,4 +1,5 @@
-import { isIP, type Socket, connect as tcpConnect } from "node:net";
+import { connectBackendTcp } from "../backend-tcp.js";
+import { isIP, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
 import { serialize } from "pg-protocol";
@@ -16,21 +17,7 @@ function unreachable(what: string): HandshakeRefusal {
 }
 
 function tcp(target: PgTarget, signal: AbortSignal): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = tcpConnect({ host: target.host, port: target.port });
-    const onAbort = () => s.destroy(new Error("aborted"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    s.once("connect", () => {
-      signal.removeEventListener("abort", onAbort);
-      s.setNoDelay(true);
-      s.setKeepAlive(true, 30_000);
-      resolve(s);
-    });
-    s.once("error", (err) => {
-      signal.removeEventListener("abort", onAbort);
-      reject(unreachable(`connect: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
-    });
-  });
+  return connectBackendTcp(target, signal, unreachable);
 }
 
 /**
