@@ -147,6 +147,21 @@ export class RotationEngine {
     }
   }
 
+  /**
+   * Rotates one account, waiting (up to `waitMs`) while another rotation of it holds the lock:
+   * for callers that must see this rotation done (an import at registration, a removal), where a
+   * background sweep may be rotating the same account at that moment.
+   */
+  async rotateWhenFree(req: RotationRequest, waitMs = 5_000): Promise<RotationOutcome> {
+    const until = Date.now() + waitMs;
+    let out = await this.rotate(req);
+    while (out.status === "busy" && !this.stopped && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+      out = await this.rotate(req);
+    }
+    return out;
+  }
+
   private async rotateLocked(asked: RotationRequest): Promise<RotationOutcome> {
     let req = asked;
     const { resource, account } = req;

@@ -278,7 +278,12 @@ class RegistrationRun {
         this.results.set(f.name, { account: f.name, ok: true, detail: `${checked}; kept its password` });
         continue;
       }
-      const out = await this.d.rotation.rotate({ resource: reg.name, account: f.name, reason: "import" });
+      // The reconciler's sweep may be rotating the new account (its pool starts "rotating").
+      const out = await this.d.rotation.rotateWhenFree({
+        resource: reg.name,
+        account: f.name,
+        reason: "import",
+      });
       this.outcomes.set(f.name, out);
       if (out.status === "busy" || (out.status === "failed" && out.retryable !== false))
         this.transient.add(f.name);

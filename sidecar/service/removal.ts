@@ -108,12 +108,8 @@ async function lastRotation(
     reason: `removal by ${opts.actor}`,
     force: rec.state === "quarantined",
   };
-  let out: RotationOutcome = await d.rotation.rotate(req);
   // The revocations above scheduled the same rotations: wait for a running one to finish.
-  for (let i = 0; i < 50 && out.status === "busy"; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    out = await d.rotation.rotate(req);
-  }
+  const out: RotationOutcome = await d.rotation.rotateWhenFree(req);
   if (out.status === "rotated")
     return { account, password: "rotated", detail: "the new password is in Vault" };
   if (out.status === "busy") {

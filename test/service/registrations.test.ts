@@ -31,6 +31,7 @@ const doomed = `lhreg_q_${tag}`;
 const missing = `lhreg_nope_${tag}`;
 const raced = `lhreg_race_${tag}`;
 const dropped = `lhreg_drop_${tag}`;
+const waited = `lhreg_wait_${tag}`;
 const opts = { dryRun: false, actor: "admin" } as const;
 /** The sample exec command over a store file: its `down` map makes chosen actions answer 69. */
 const FIXTURE = fileURLToPath(new URL("../fixtures/exec-adapter/store-passwords.mjs", import.meta.url));
@@ -106,7 +107,7 @@ beforeAll(async () => {
   redis = new Redis(REDIS_URL);
   root = await mariadbRoot();
   await createMariadbAccount(root, spare, randomBytes(18).toString("base64url"));
-  for (const a of [doomed, raced, dropped])
+  for (const a of [doomed, raced, dropped, waited])
     await createMariadbAccount(root, a, randomBytes(18).toString("base64url"));
   const out = await svc.register(lh.registration, { ...opts, pathName: lh.resource });
   expect(out.registered).toBe(true);
@@ -116,7 +117,8 @@ afterAll(async () => {
   await lh?.close();
   await vault?.close();
   redis?.disconnect();
-  for (const a of [spare, doomed, raced, dropped]) await dropMariadbAccount(root, a).catch(() => undefined);
+  for (const a of [spare, doomed, raced, dropped, waited])
+    await dropMariadbAccount(root, a).catch(() => undefined);
   await root?.end();
   if (execDir) await rm(execDir, { recursive: true, force: true });
 });
@@ -203,6 +205,17 @@ describe("one owner per account, under races and updates", () => {
 });
 
 describe("registrations that tell the truth", () => {
+  it("an import waits while another rotation of the account holds its lock (a sweep elsewhere), then imports", async () => {
+    const name = `${lh.resource}-wait`;
+    // Another sidecar's reconciler sweep holds the account's rotation lock; it lapses on its own.
+    const lock = `${lh.redisPrefix}{r:${name}}:lock:${waited}`;
+    expect(await redis.set(lock, "another-sidecar", "PX", 1_500, "NX")).toBe("OK");
+    const out = await svc.register(registration(name, [waited]), opts);
+    expect(out.registered).toBe(true);
+    expect(out.accounts.find((a) => a.account === waited)?.detail).toMatch(/imported \(password rotated\)/);
+    expect((await svc.verify(name)).results.every((r) => r.ok)).toBe(true);
+  });
+
   it("an account missing on the target: FAIL, nothing registered, nothing left in Vault or Redis", async () => {
     const name = `${lh.resource}-missing`;
     const dry = await svc.register(registration(name, [missing]), { ...opts, dryRun: true });
