@@ -139,6 +139,10 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
       }
       return verifiedClaims(payload, kid);
     },
+
+    async keyKnown(kid: string): Promise<boolean> {
+      return (await keyFor(kid)) !== undefined;
+    },
   };
 }
 

@@ -199,6 +199,8 @@ export interface LeaseTokenService {
    * @throws LeaseholdError `lease_expired` for an expired token, `unauthenticated` for every other refusal.
    */
   verify(token: string): Promise<VerifiedLeaseToken>;
+  /** Whether a token signed with `kid` would find its key (own key file, or published by the cluster). */
+  keyKnown(kid: string): Promise<boolean>;
 }
 
 /** Looks up a public key published by another sidecar of the cluster. */

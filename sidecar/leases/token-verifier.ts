@@ -10,6 +10,12 @@ export interface ScramVerifier {
   readonly iterations: number;
   readonly storedKey: string;
   readonly serverKey: string;
+  /**
+   * The `kid` of the key that signed the token: a proof counts only while that key still
+   * verifies tokens, as the token itself would (a key removed from the key file ends its leases'
+   * SCRAM logins too).
+   */
+  readonly kid?: string | undefined;
 }
 
 /**
@@ -20,6 +26,8 @@ export interface TokenProof {
   readonly kind: "scram";
   readonly leaseId: string;
   readonly resource: string;
+  /** The verifier's `kid`: the signing key the token had, which must still be known. */
+  readonly kid: string | undefined;
 }
 
 /** RFC 7677's minimum; the token is high-entropy, so more iterations would only cost clients time. */
@@ -28,7 +36,11 @@ export const SCRAM_ITERATIONS = 4096;
 const hmac = (key: Buffer, data: string) => createHmac("sha256", key).update(data).digest();
 
 /** The verifier of `secret` with a fresh salt; PBKDF2 runs on the thread pool. */
-export async function scramVerifier(secret: string, iterations = SCRAM_ITERATIONS): Promise<ScramVerifier> {
+export async function scramVerifier(
+  secret: string,
+  kid?: string,
+  iterations = SCRAM_ITERATIONS,
+): Promise<ScramVerifier> {
   const salt = randomBytes(16);
   const salted = await new Promise<Buffer>((resolve, reject) =>
     pbkdf2(secret, salt, iterations, 32, "sha256", (err, key) => (err ? reject(err) : resolve(key))),
@@ -38,10 +50,11 @@ export async function scramVerifier(secret: string, iterations = SCRAM_ITERATION
     iterations,
     storedKey: createHash("sha256").update(hmac(salted, "Client Key")).digest("base64"),
     serverKey: hmac(salted, "Server Key").toString("base64"),
+    ...(kid === undefined ? {} : { kid }),
   };
 }
 
-const VERSION = "leasehold-scram-verifier-v1";
+const VERSION = "leasehold-scram-verifier-v2";
 
 /**
  * The verifier's MAC under the cluster's lease MAC key, bound to the lease it was made for: a
@@ -49,7 +62,9 @@ const VERSION = "leasehold-scram-verifier-v1";
  */
 function verifierMac(key: Uint8Array, resource: string, id: string, v: ScramVerifier): string {
   return createHmac("sha256", key)
-    .update(JSON.stringify([VERSION, resource, id, v.salt, v.iterations, v.storedKey, v.serverKey]))
+    .update(
+      JSON.stringify([VERSION, resource, id, v.salt, v.iterations, v.storedKey, v.serverKey, v.kid ?? null]),
+    )
     .digest("base64url");
 }
 
@@ -72,7 +87,7 @@ export function openVerifier(
   } catch {
     return undefined;
   }
-  const { salt, iterations, storedKey, serverKey, mac } = parsed;
+  const { salt, iterations, storedKey, serverKey, mac, kid } = parsed;
   if (
     typeof salt !== "string" ||
     typeof storedKey !== "string" ||
@@ -80,11 +95,12 @@ export function openVerifier(
     typeof mac !== "string" ||
     typeof iterations !== "number" ||
     !Number.isInteger(iterations) ||
-    iterations < 1
+    iterations < 1 ||
+    (kid !== undefined && typeof kid !== "string")
   ) {
     return undefined;
   }
-  const v: ScramVerifier = { salt, iterations, storedKey, serverKey };
+  const v: ScramVerifier = { salt, iterations, storedKey, serverKey, ...(kid === undefined ? {} : { kid }) };
   const want = Buffer.from(verifierMac(key, resource, id, v));
   const got = Buffer.from(mac);
   return got.length === want.length && timingSafeEqual(got, want) ? v : undefined;

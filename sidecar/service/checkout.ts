@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { decodeProtectedHeader } from "jose";
 import type { Approval, ApprovalStore } from "../approvals/approval-store.js";
 import type { CallerAttestation } from "../attest/types.js";
 import type { AuditSink } from "../audit/index.js";
@@ -23,6 +24,12 @@ import type { RequestMeta } from "./request-meta.js";
 import type { CheckoutRequest } from "./requests.js";
 import type { RotationEngine } from "../rotation/index.js";
 import type { SecretStore } from "../secrets/index.js";
+
+/** The `kid` of a token this sidecar just minted (its verifier names the key it must keep). */
+const tokenKid = (token: string): string | undefined => {
+  const { kid } = decodeProtectedHeader(token);
+  return typeof kid === "string" ? kid : undefined;
+};
 
 /** A resource's local listener: where it listens and the protocol it speaks. */
 export interface ProxyEndpointInfo {
@@ -312,7 +319,7 @@ export class Checkout {
     const sealed =
       ep?.protocol === "postgres"
         ? minted.then(async (t) =>
-            this.o.leases.setTokenVerifier(lease.resource, lease.id, await scramVerifier(t)),
+            this.o.leases.setTokenVerifier(lease.resource, lease.id, await scramVerifier(t, tokenKid(t))),
           )
         : minted;
     sealed.catch(() => undefined);

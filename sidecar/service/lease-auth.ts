@@ -116,6 +116,9 @@ export class LeaseAuth {
     proof: TokenProof,
     meta?: LeaseAuthMeta,
   ): Promise<{ lease: LeaseRecord; caller?: CallerAttestation | undefined }> {
+    // The proof stands in for the token's signature: it counts only while that signing key would.
+    if (proof.kid === undefined || !(await this.o.tokens.keyKnown(proof.kid)))
+      throw refuse("lease token signing key unknown");
     return this.liveLease(proof.resource, proof.leaseId, meta);
   }
 

@@ -75,6 +75,8 @@ export interface LeaseTokenPort {
     jkt?: string | undefined;
   }): Promise<string>;
   verify(token: string): Promise<LeaseTokenClaims>;
+  /** Whether tokens signed with `kid` still verify (the key is in the key file or published). */
+  keyKnown(kid: string): Promise<boolean>;
 }
 
 /** Verifies DPoP proofs (RFC 9449); the identity module's `createDpopVerifier` fits. */

@@ -172,6 +172,23 @@ describe("SCRAM-SHA-256 at the PostgreSQL listener", () => {
     expect(await login(b, a.token)).toBe("error 28P01");
   });
 
+  it("a proof counts only while the token's signing key would: the verifier names its kid", async () => {
+    const l = await h.checkout(RESOURCE);
+    const kid = JSON.parse(Buffer.from(l.token.split(".")[0] ?? "", "base64url").toString("utf8")).kid;
+    const stored = await h.node.leaseService.tokenVerifier(l.leaseId, RESOURCE);
+    expect(stored?.kid).toBe(kid);
+    const meta = { requestId: "req_scram_kid" };
+    const proof = { kind: "scram", leaseId: l.leaseId, resource: RESOURCE } as const;
+    const ok = await h.node.leaseService.proxyCredential({ ...proof, kid }, l.leaseId, RESOURCE, meta);
+    expect(ok.username).toBe(l.account);
+    // A key since removed from the key file (and unpublished) no longer stands behind the proof.
+    for (const gone of ["retired-key-kid", undefined]) {
+      await expect(
+        h.node.leaseService.proxyCredential({ ...proof, kid: gone }, l.leaseId, RESOURCE, meta),
+      ).rejects.toThrow(/signing key unknown/);
+    }
+  });
+
   it("a client that insists on channel binding is refused with 08P01", async () => {
     const l = await h.checkout(RESOURCE);
     const s = await rawConnect(port);

@@ -79,5 +79,5 @@ export async function clientProof(o: {
     if (err instanceof ScramMalformed) throw malformedScram();
     throw err;
   }
-  return { kind: "scram", leaseId: user, resource: ctx.resource };
+  return { kind: "scram", leaseId: user, resource: ctx.resource, kid: verifier?.kid };
 }
