@@ -19,6 +19,8 @@ export interface Snapshot {
   /** Events after this stream id follow the snapshot. */
   readonly after_id: string;
   readonly leases: Awaited<ReturnType<LeaseService["list"]>>["leases"];
+  /** More than SNAPSHOT_LEASES leases are active: `leases` holds the first of them by resource. */
+  readonly leases_truncated: boolean;
   /** Pending approvals; null when approvals are not enabled. */
   readonly approvals: ApprovalList | null;
   readonly resources: ReadonlyArray<Pick<ResourceView, "name" | "adapter" | "accounts">>;
@@ -44,6 +46,27 @@ export async function pendingApprovals(services: OpsServices): Promise<ApprovalL
   }
 }
 
+/** The most leases a snapshot carries; events keep a viewer current beyond them. */
+export const SNAPSHOT_LEASES = 10_000;
+
+/** Every active lease, page by page (`GET /v1/leases`' pages), up to SNAPSHOT_LEASES, soonest expiry first. */
+async function activeLeases(
+  services: OpsServices,
+): Promise<{ leases: Snapshot["leases"]; truncated: boolean }> {
+  const leases: Array<Snapshot["leases"][number]> = [];
+  let cursor: string | undefined;
+  do {
+    const page = await services.leases.list({ limit: 1000, ...(cursor ? { cursor } : {}) });
+    leases.push(...page.leases);
+    cursor = page.next_cursor;
+  } while (cursor !== undefined && leases.length < SNAPSHOT_LEASES);
+  leases.sort((a, b) => a.ttl_seconds - b.ttl_seconds);
+  return {
+    leases: leases.slice(0, SNAPSHOT_LEASES),
+    truncated: cursor !== undefined || leases.length > SNAPSHOT_LEASES,
+  };
+}
+
 /** Reads the current leases, approvals, account states and recent rotations. */
 export async function buildSnapshot(
   services: OpsServices,
@@ -52,7 +75,7 @@ export async function buildSnapshot(
   afterId: string,
 ): Promise<Snapshot> {
   const [leases, list, approvals, recent] = await Promise.all([
-    services.leases.list({}),
+    activeLeases(services),
     services.resources.list(),
     pendingApprovals(services),
     recentEvents(redis, eventStreamKey(prefix), ROTATION_EVENT_TYPES, 25),
@@ -67,6 +90,7 @@ export async function buildSnapshot(
     now: new Date().toISOString(),
     after_id: afterId,
     leases: leases.leases,
+    leases_truncated: leases.truncated,
     approvals,
     resources,
     recent,

@@ -11,16 +11,24 @@ function addList(leases: Command, cli: CliContext): void {
     .command("list")
     .description("the active leases: who holds which account, for which task, for how long")
     .option("--resource <name>", "only the leases of this resource")
-    .option("--agent <id>", "only the leases of this agent (SPIFFE ID)");
+    .option("--agent <id>", "only the leases of this agent (SPIFFE ID)")
+    .option("--limit <n>", "leases per page (1-1000)", "500")
+    .option("--cursor <cursor>", "the next page, as printed by the previous one");
   withOutputOption(list);
   withExamples(
     list,
     "leasehold leases list",
     "leasehold leases list --resource orders-db --output json | jq '.leases[].id'",
-  ).action(async (opts: { resource?: string; agent?: string }) => {
+    "leasehold leases list --limit 100 --cursor <next_cursor of the previous page>",
+  ).action(async (opts: { resource?: string; agent?: string; limit: string; cursor?: string }) => {
+    const limit = Number(opts.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new CliError("--limit: a whole number of leases per page, 1 to 1000");
     const q = new URLSearchParams();
     if (opts.resource) q.set("resource", opts.resource);
     if (opts.agent) q.set("agent", opts.agent);
+    q.set("limit", String(limit));
+    if (opts.cursor) q.set("cursor", opts.cursor);
     const res = await (await cli.client()).request<{
       leases: Array<{
         id: string;
@@ -31,23 +39,27 @@ function addList(leases: Command, cli: CliContext): void {
         intent: { action: string };
         ttl_seconds: number;
       }>;
-    }>("GET", `/v1/leases${q.size ? `?${q}` : ""}`);
-    cli.out(res, () =>
-      res.leases.length === 0
-        ? "no active leases"
-        : table([
-            ["LEASE", "RESOURCE", "ACCOUNT", "AGENT", "TASK", "INTENT", "TTL"],
-            ...res.leases.map((l) => [
-              l.id,
-              l.resource,
-              l.account,
-              l.agent,
-              l.task.id,
-              l.intent.action,
-              `${l.ttl_seconds}s`,
-            ]),
+      next_cursor?: string;
+    }>("GET", `/v1/leases?${q}`);
+    cli.out(res, () => {
+      if (res.leases.length === 0) return "no active leases";
+      const lines = [
+        table([
+          ["LEASE", "RESOURCE", "ACCOUNT", "AGENT", "TASK", "INTENT", "TTL"],
+          ...res.leases.map((l) => [
+            l.id,
+            l.resource,
+            l.account,
+            l.agent,
+            l.task.id,
+            l.intent.action,
+            `${l.ttl_seconds}s`,
           ]),
-    );
+        ]),
+      ];
+      if (res.next_cursor) lines.push(`more: --cursor ${res.next_cursor}`);
+      return lines.join("\n");
+    });
   });
 }
 

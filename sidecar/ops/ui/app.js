@@ -196,6 +196,8 @@ function applySnapshot(s) {
   const now = Date.parse(s.now);
   state.offsetMs = Number.isNaN(now) ? 0 : now - Date.now();
   state.leases = new Map(s.leases.filter((l) => l.state === "active").map((l) => [l.id, l]));
+  // Past the snapshot's cap, leases issued since still arrive as events; the older rest do not.
+  state.leasesTruncated = s.leases_truncated === true;
   state.approvals = s.approvals;
   state.resources = new Map(s.resources.map((r) => [r.name, new Map(r.accounts.map((a) => [a.name, a]))]));
   state.recent = s.recent.slice(0, 25);
@@ -284,7 +286,7 @@ function renderLeases() {
       ),
     ),
   );
-  $("lease-count").textContent = String(leases.length);
+  $("lease-count").textContent = state.leasesTruncated ? `${leases.length}+` : String(leases.length);
   $("no-leases").hidden = leases.length > 0;
   tick();
 }
