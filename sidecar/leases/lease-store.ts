@@ -91,7 +91,6 @@ export class LeaseStore {
       k: (resource, part) => this.k(resource, part),
       isCluster: () => this.isCluster(),
       resources: () => this.resources(),
-      get: (resource, id) => this.get(resource, id),
     });
   }
 

@@ -8,8 +8,10 @@ export interface StoreView {
   k(resource: string, part: string): string;
   isCluster(): boolean;
   resources(): Promise<string[]>;
-  get(resource: string, id: string): Promise<LeaseRecord | null>;
 }
+
+/** Records read per round trip when a listing names its leases one by one. */
+const RECORD_BATCH = 500;
 
 /** The lease store's read side for listings and metrics: indexes, pages, counts. */
 export class LeaseViews {
@@ -122,25 +124,32 @@ export class LeaseViews {
 
   /** Active leases of a resource whose expires_at falls in [fromMs, toMs] (one range read of the schedule). */
   async expiringBetween(resource: string, fromMs: number, toMs: number): Promise<LeaseRecord[]> {
-    const ids = await this.s.redis.zrangebyscore(this.s.k(resource, "due"), fromMs, toMs);
-    const out: LeaseRecord[] = [];
-    for (const id of ids) {
-      const l = await this.s.get(resource, id);
-      if (l && l.state === "active") out.push(l);
-    }
-    return out;
+    return this.activeOf(resource, await this.s.redis.zrangebyscore(this.s.k(resource, "due"), fromMs, toMs));
   }
 
   /** Leases of a resource that are active (from the schedule) — for listing. */
   async activeLeases(resource: string): Promise<LeaseRecord[]> {
-    const ids = [
-      ...(await this.s.redis.zrange(this.s.k(resource, "due"), 0, -1)),
-      ...(await this.s.redis.zrange(this.s.k(resource, "inflight"), 0, -1)),
-    ];
+    const [due, inflight] = await Promise.all([
+      this.s.redis.zrange(this.s.k(resource, "due"), 0, -1),
+      this.s.redis.zrange(this.s.k(resource, "inflight"), 0, -1),
+    ]);
+    return this.activeOf(resource, [...new Set([...due, ...inflight])]);
+  }
+
+  /**
+   * The active ones of a resource's leases `ids`, read RECORD_BATCH records per round trip (one
+   * pipeline of HGETALLs: every key is in the resource's hash slot).
+   */
+  private async activeOf(resource: string, ids: readonly string[]): Promise<LeaseRecord[]> {
     const out: LeaseRecord[] = [];
-    for (const id of new Set(ids)) {
-      const l = await this.s.get(resource, id);
-      if (l && l.state === "active") out.push(l);
+    for (let i = 0; i < ids.length; i += RECORD_BATCH) {
+      const p = this.s.redis.pipeline();
+      for (const id of ids.slice(i, i + RECORD_BATCH)) p.hgetall(this.s.k(resource, `lease:${id}`));
+      for (const [err, raw] of (await p.exec()) ?? []) {
+        if (err) throw err;
+        const l = toLease(raw as Record<string, string>);
+        if (l && l.state === "active") out.push(l);
+      }
     }
     return out;
   }
