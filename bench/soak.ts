@@ -212,11 +212,9 @@ async function main(): Promise<void> {
         connection: { host: "127.0.0.1", port: stack.pg.port, database: "postgres" },
         rotateWith: "admin",
         admin: { username: "leasehold_admin", password: stack.adminPassword },
-        // Kept passwords: with import rotations, the sidecar's own rotation sweep took some
-        // accounts' locks first and the registration failed ("import: busy"; 11 of 64 once).
-        // Every lease end still rotates its account.
+        // Import rotations: each account's password is rotated at registration, while the
+        // sidecars' own sweeps may rotate the same new accounts (the import waits for them).
         accounts,
-        importRotation: false,
         lease: { defaultTtl: 30, maxTtl: 120 },
       }),
     );
