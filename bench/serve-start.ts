@@ -23,7 +23,7 @@ import { startVaultDev } from "../test/vault-dev/server.js";
 import { percentile, printTable, quick, type Row, summarizeProfile, writeResults } from "./stats.js";
 
 const RUNS = quick ? 5 : 15;
-const CLI = resolve("dist/sidecar/cli/main.js");
+const CLI = resolve("dist/cli/leasehold.mjs"); // the bin (scripts/bundle.mjs)
 const POLICY = `@id("bench")\npermit (principal, action, resource) when { context.intent == "read" };\n`;
 
 const median = (xs: readonly number[]): number =>
