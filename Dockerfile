@@ -20,7 +20,8 @@ COPY adapters ./adapters
 COPY scripts ./scripts
 COPY test/vault-dev ./test/vault-dev
 COPY test/support ./test/support
-RUN npx tsc -p tsconfig.build.json
+# tsc, then the CLI bundled by esbuild into dist/cli/ (scripts/bundle.mjs; the entrypoint).
+RUN npx tsc -p tsconfig.build.json && node scripts/bundle.mjs
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
@@ -29,7 +30,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /src/dist ./dist
-# The operator dashboard's static files, next to the compiled module that serves them.
+# The operator dashboard's static files, next to the compiled module that serves them (the
+# bundled CLI in dist/cli/ finds them there too).
 COPY sidecar/ops/ui ./dist/sidecar/ops/ui
 RUN mkdir -p /var/lib/leasehold /etc/leasehold \
   && chown node:node /var/lib/leasehold \
@@ -40,5 +42,5 @@ VOLUME ["/var/lib/leasehold"]
 EXPOSE 7733
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:7733/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "dist/sidecar/cli/main.js"]
+ENTRYPOINT ["node", "dist/cli/leasehold.mjs"]
 CMD ["serve"]

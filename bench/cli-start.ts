@@ -23,7 +23,7 @@ import { join, resolve } from "node:path";
 import { percentile, printTable, quick, type Row, writeResults } from "./stats.js";
 
 const RUNS = quick ? 5 : 20;
-const CLI = resolve("dist/sidecar/cli/main.js");
+const CLI = resolve("dist/cli/leasehold.mjs"); // the bin (scripts/bundle.mjs)
 
 /** Wall time of one run of `node ARGS`, milliseconds; the run must succeed. */
 function timeRun(args: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<number> {

@@ -29,7 +29,7 @@ import { dropPrefix } from "../test/support/redis.js";
 import { startVaultDev } from "../test/vault-dev/server.js";
 import { printTable, quick, type Row, writeResults } from "./stats.js";
 
-const CLI = resolve("dist/sidecar/cli/main.js");
+const CLI = resolve("dist/cli/leasehold.mjs"); // the bin (scripts/bundle.mjs)
 const CONCURRENCY = 32;
 const DURATION = quick ? 4000 : 15_000;
 const ACCOUNTS = quick ? 300 : 1000;

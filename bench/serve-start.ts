@@ -8,12 +8,17 @@
  * (`node --cpu-prof`): module loading (compile + evaluate, by package), and the start's own
  * work by area. `--profile` keeps the `.cpuprofile` in bench/results (open it in DevTools).
  *
- * `npx tsx bench/serve-start.ts [--quick] [--profile]` (`npm run build` first)
+ * The CLI is the bin, the bundle in dist/cli (scripts/bundle.mjs); `--cli PATH` measures another
+ * build of it (tsc's `dist/sidecar/cli/main.js`, or an older checkout's). Profiles of the bundle
+ * are charged to sources by esbuild's `// path` comments in it.
+ *
+ * `npx tsx bench/serve-start.ts [--quick] [--profile] [--cli PATH]` (`npm run build` first)
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import { generateAgentKey } from "../sidecar/identity/index.js";
@@ -23,7 +28,8 @@ import { startVaultDev } from "../test/vault-dev/server.js";
 import { percentile, printTable, quick, type Row, summarizeProfile, writeResults } from "./stats.js";
 
 const RUNS = quick ? 5 : 15;
-const CLI = resolve("dist/sidecar/cli/main.js");
+const cliArg = process.argv.indexOf("--cli");
+const CLI = resolve(cliArg > 0 ? (process.argv[cliArg + 1] ?? "") : "dist/cli/leasehold.mjs");
 const POLICY = `@id("bench")\npermit (principal, action, resource) when { context.intent == "read" };\n`;
 
 const median = (xs: readonly number[]): number =>
@@ -44,6 +50,15 @@ async function floorRun(): Promise<number> {
   const t = process.hrtime.bigint();
   const child = spawn(process.execPath, ["-e", "0"], { stdio: "ignore" });
   await exited(child);
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+/** Wall time of `leasehold --help`, ms. */
+async function helpRun(env: NodeJS.ProcessEnv): Promise<number> {
+  const t = process.hrtime.bigint();
+  const child = spawn(process.execPath, [CLI, "--help"], { env, stdio: "ignore" });
+  const code = await exited(child);
+  if (code !== 0) throw new Error(`leasehold --help exited ${code}`);
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
 
@@ -101,11 +116,42 @@ interface CpuProfile {
   readonly timeDeltas: number[];
 }
 
-function owner(url: string): string | undefined {
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+/** Per file of the bundle (dist/cli/*.mjs): the lines where esbuild's `// path/of/source` comments start a source. */
+const bundleMarks = new Map<string, Array<[number, string]>>();
+
+/** The source a line of the bundle came from: the nearest `// path` comment above it. */
+function bundledSource(url: string, line: number): string | undefined {
+  const file = url.replace(/^file:\/\//, "");
+  let marks = bundleMarks.get(file);
+  if (marks === undefined) {
+    marks = [];
+    try {
+      readFileSync(file, "utf8")
+        .split("\n")
+        .forEach((l, i) => {
+          const m = /^\/\/ (\S+\.(?:[cm]?js|ts|json))$/.exec(l);
+          if (m?.[1]) marks?.push([i, m[1]]);
+        });
+    } catch {
+      // gone (a temporary build): unattributed
+    }
+    bundleMarks.set(file, marks);
+  }
+  let found: string | undefined;
+  for (const [at, source] of marks) {
+    if (at > line) break;
+    found = source;
+  }
+  return found;
+}
+
+/** A package (`npm:fastify`) or project folder (`sidecar/wire`) a frame's code belongs to. */
+function owner(url: string, line = 0): string | undefined {
+  const source = /\/dist\/cli\/[^/]+\.mjs$/.test(url) ? (bundledSource(url, line) ?? url) : url;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(source);
   if (pkg) return `npm:${pkg[1]}`;
-  const own = /\/dist\/(sidecar|adapters)\/([^/]+)/.exec(url);
-  if (own) return `${own[1]}/${own[2]?.replace(/\.js$/, "")}`;
+  const own = /(?:^|\/)(sidecar|adapters)\/([^/]+)/.exec(source);
+  if (own) return `${own[1]}/${own[2]?.replace(/\.[jt]s$/, "")}`;
   return undefined;
 }
 
@@ -138,14 +184,18 @@ function startBreakdown(p: CpuProfile): { total: number; rows: Array<[string, nu
         n.callFrame.url.startsWith("node:internal/modules/cjs"),
     );
     if (loading) {
-      const body = stack.find((n) => n.callFrame.functionName === "" && owner(n.callFrame.url) !== undefined);
-      key = `load ${body ? owner(body.callFrame.url) : "(loader: resolve, read, compile)"}`;
+      // Unbundled, a module's body is an anonymous function; bundled, the chunk's top level or a
+      // CommonJS wrapper: the first frame from the root that belongs to a package or folder.
+      const body = stack.find((n) => owner(n.callFrame.url, n.callFrame.lineNumber) !== undefined);
+      key = `load ${body ? owner(body.callFrame.url, body.callFrame.lineNumber) : "(loader: resolve, read, compile)"}`;
     } else if (leaf?.functionName === "(idle)") key = "idle (waiting for I/O)";
     else if (leaf?.functionName === "(garbage collector)") key = "gc";
     else if (leaf?.functionName === "(program)") key = "program (native)";
     else {
-      const at = [...stack].reverse().find((n) => owner(n.callFrame.url) !== undefined);
-      key = `run ${at ? owner(at.callFrame.url) : "(node internals)"}`;
+      const at = [...stack]
+        .reverse()
+        .find((n) => owner(n.callFrame.url, n.callFrame.lineNumber) !== undefined);
+      key = `run ${at ? owner(at.callFrame.url, at.callFrame.lineNumber) : "(node internals)"}`;
     }
     sums.set(key, (sums.get(key) ?? 0) + us);
   });
@@ -190,9 +240,13 @@ async function main(): Promise<void> {
     await serveRun(configFile, port, env);
     const floor: number[] = [];
     const serve: number[] = [];
+    const help: number[] = [];
+    const load: number[] = [loadavg()[0] ?? 0];
     for (let round = 0; round < RUNS; round++) {
       floor.push(await floorRun());
       serve.push(await serveRun(configFile, port, env));
+      help.push(await helpRun(env));
+      load.push(loadavg()[0] ?? 0);
     }
     const rows: Row[] = [
       {
@@ -203,10 +257,19 @@ async function main(): Promise<void> {
         better: "lower",
         goal: "< 1000 ms",
       },
+      {
+        figure: "leasehold --help",
+        product: median(help),
+        floor: median(floor),
+        unit: "ms (median)",
+        better: "lower",
+      },
     ];
     printTable(`serve start, median of ${RUNS} rounds (floor: node -e 0)`, rows);
+    const line = (xs: number[], digits = 0) => xs.map((x) => x.toFixed(digits)).join(" ");
     process.stdout.write(
-      `serve samples (ms): ${serve.map((x) => x.toFixed(0)).join(" ")}\nfloor samples (ms): ${floor.map((x) => x.toFixed(0)).join(" ")}\n`,
+      `cli: ${CLI}\nserve samples (ms): ${line(serve)}\nhelp samples (ms): ${line(help)}\n` +
+        `floor samples (ms): ${line(floor)}\nload average (1 min) before and after each round: ${line(load, 1)}\n`,
     );
 
     // Where the time goes: one more start under the CPU profiler.
@@ -236,7 +299,9 @@ async function main(): Promise<void> {
     const out = writeResults(quick ? "serve-start-quick" : "serve-start", {
       runs: RUNS,
       rows,
-      samples: { serve, floor },
+      cli: CLI,
+      loadAverage: load,
+      samples: { serve, help, floor },
       profiled: { readyMs: profiledMs, breakdownMs: Object.fromEntries(breakdown) },
     });
     process.stdout.write(`results: ${out}\n`);

@@ -23,7 +23,7 @@ import pg from "pg";
 
 const env = process.env;
 const URL_BASE = (env.LEASEHOLD_URL ?? "http://leasehold:7733").replace(/\/+$/, "");
-const CLI = env.LEASEHOLD_CLI ?? "/app/dist/sidecar/cli/main.js";
+const CLI = env.LEASEHOLD_CLI ?? "/app/dist/cli/leasehold.mjs";
 const ADMIN_TOKEN_FILE = env.LEASEHOLD_ADMIN_TOKEN_FILE ?? "/var/lib/leasehold/admin.token";
 const TRUST_BUNDLE = env.LEASEHOLD_TRUST_BUNDLE ?? "/var/lib/leasehold/trust/agents.jwks.json";
 const AUDIT_FILE = env.LEASEHOLD_AUDIT_FILE ?? "/var/lib/leasehold/audit.jsonl";

@@ -45,7 +45,13 @@ export function responseSchemas(route: RouteDoc): Record<number, JsonSchema> | u
  */
 export function responseSerializerCompiler(check: boolean): FastifySerializerCompiler<JsonSchema> {
   return ({ schema, method, url, httpStatus }) => {
-    const write = fastJsonStringify(schema);
+    // Compiled on the route's first answer of this status, not at start: one serializer per
+    // documented answer of every route cost a few hundred ms of each start (issue 19).
+    let compiled: ((data: unknown) => string) | undefined;
+    const write = (data: unknown) => {
+      compiled ??= fastJsonStringify(schema);
+      return compiled(data);
+    };
     if (!check) return write;
     return (data: unknown) => {
       const out = write(data);

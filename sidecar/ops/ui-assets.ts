@@ -19,11 +19,15 @@ const FILES: Record<string, string> = {
 /**
  * Where the dashboard's files are: next to this module (a build that copied them), else in the
  * source tree (`dist/sidecar/ops` → `sidecar/ops/ui`), which is how tsc-built runs find them.
+ * From the bundled CLI (`dist/cli/`, scripts/bundle.mjs): the copy the image puts in
+ * `dist/sidecar/ops/ui`, else the source tree.
  */
 export function defaultUiDir(): string {
   const candidates = [
     fileURLToPath(new URL("./ui/", import.meta.url)),
     fileURLToPath(new URL("../../../sidecar/ops/ui/", import.meta.url)),
+    fileURLToPath(new URL("../sidecar/ops/ui/", import.meta.url)),
+    fileURLToPath(new URL("../../sidecar/ops/ui/", import.meta.url)),
   ];
   return candidates.find((d) => existsSync(join(d, "index.html"))) ?? (candidates[0] as string);
 }

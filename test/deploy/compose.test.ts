@@ -259,6 +259,7 @@ describe("Dockerfile", () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     expect(stages[0]?.[0]).toMatch(/^FROM node:\S+ AS build$/);
     expect(stages[0]?.some((l) => /npx tsc -p tsconfig\.build\.json/.test(l))).toBe(true);
+    expect(stages[0]?.some((l) => /node scripts\/bundle\.mjs/.test(l))).toBe(true);
     expect(final.some((l) => /^COPY --from=build \/src\/dist/.test(l))).toBe(true);
   });
 
@@ -282,9 +283,7 @@ describe("Dockerfile", () => {
     expect(hc).toContain(`http://127.0.0.1:${sidecarConfig.listen.port}/healthz`);
     expect(final).toContain(`EXPOSE ${sidecarConfig.listen.port}`);
     expect(final.join("\n")).toContain("LEASEHOLD_CONFIG=/etc/leasehold/leasehold.yaml");
-    expect(final.some((l) => l.startsWith("ENTRYPOINT") && l.includes("dist/sidecar/cli/main.js"))).toBe(
-      true,
-    );
+    expect(final.some((l) => l.startsWith("ENTRYPOINT") && l.includes("dist/cli/leasehold.mjs"))).toBe(true);
     expect(final).toContain('CMD ["serve"]');
     for (const l of lines.filter((x) => /^COPY (?!--from)/.test(x))) {
       const sources = l.split(/\s+/).slice(1, -1);

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliPath, repoRoot, runCli } from "../support/sidecar-process.js";
+import { repoRoot, runCli, unbundledCliPath } from "../support/sidecar-process.js";
 import { type Stack, startStack } from "../support/stack.js";
 
 /**
@@ -19,7 +19,11 @@ const SERVER_MODULES =
 
 let work: string;
 
-/** Runs the built CLI with a module loader hook that records every module it resolves. */
+/**
+ * Runs the CLI as tsc built it (one file per module, so module names say what was loaded) with a
+ * module loader hook that records every module it resolves. The bundle keeps the same lazy
+ * imports as chunks: test/cli/bundle.test.ts checks what its bin loads before a command runs.
+ */
 function tracedRun(
   args: string[],
   env: NodeJS.ProcessEnv = {},
@@ -28,7 +32,7 @@ function tracedRun(
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      ["--import", join(work, "register-trace.mjs"), cliPath(), ...args],
+      ["--import", join(work, "register-trace.mjs"), unbundledCliPath(), ...args],
       {
         env: { ...process.env, ...env, LH_TRACE_FILE: trace },
         cwd: work,

@@ -16,9 +16,21 @@ export function repoRoot(): string {
   throw new Error("cannot find the repository root");
 }
 
-/** The built CLI; tests and the demo drive it as users do. */
+/** The built CLI, the `leasehold` bin (bundled: scripts/bundle.mjs); tests and the demo drive it as users do. */
 export function cliPath(): string {
-  const p = resolve(repoRoot(), "dist/sidecar/cli/main.js");
+  return built("dist/cli/leasehold.mjs");
+}
+
+/**
+ * The CLI as tsc wrote it, one file per module (`dist/sidecar/cli/main.js`): for tests that
+ * watch which of the program's modules a command loads.
+ */
+export function unbundledCliPath(): string {
+  return built("dist/sidecar/cli/main.js");
+}
+
+function built(path: string): string {
+  const p = resolve(repoRoot(), path);
   if (!existsSync(p)) throw new Error(`${p} is missing: run 'npm run build' first`);
   return p;
 }

@@ -1,14 +1,20 @@
-import { loadModule, parseSync } from "libpg-query";
 import type { Classification, StatementKind } from "../statement-policy.js";
 
 let loading: Promise<void> | undefined;
+/** libpg-query's parser, once loaded: imported with the grammar, so a start without a PostgreSQL session never loads it. */
+let parseSync: ((sql: string) => unknown) | undefined;
 
 /** Loads PostgreSQL's parser (WASM, about 0.1 s once per process); classification needs it. */
 export function loadPostgresGrammar(): Promise<void> {
-  loading ??= loadModule().catch((err: unknown) => {
-    loading = undefined;
-    throw err;
-  });
+  loading ??= import("libpg-query")
+    .then(async (pg) => {
+      await pg.loadModule();
+      parseSync = pg.parseSync;
+    })
+    .catch((err: unknown) => {
+      loading = undefined;
+      throw err;
+    });
   return loading;
 }
 
@@ -212,6 +218,7 @@ export function classifyPostgres(sql: string): Classification {
   if (sql.trim() === "") return { ok: true, statements: [], params: 0, changesSyntax: false };
   let tree: { stmts?: Array<{ stmt?: unknown }> };
   try {
+    if (parseSync === undefined) throw new Error("PostgreSQL's grammar is not loaded");
     tree = parseSync(sql) as typeof tree;
   } catch (err) {
     return { ok: false, error: (err as Error).message };
