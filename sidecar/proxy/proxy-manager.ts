@@ -8,6 +8,7 @@ import { MysqlSession } from "./mysql/mysql-session.js";
 import { ServerInfo } from "./mysql/server-info.js";
 import { CancelKeys } from "./postgres/cancel-keys.js";
 import { PostgresSession } from "./postgres/postgres-session.js";
+import { CommandTables } from "./redis/command-table.js";
 import { RedisSession } from "./redis/redis-session.js";
 import { ResourceListener } from "./resource-listener.js";
 import { proxySecureContext } from "./self-signed-tls.js";
@@ -36,6 +37,8 @@ const DEFAULT_MAX_HANDSHAKES = 64;
 const DEFAULT_MAX_CONNECTIONS_PER_LEASE = 16;
 
 const STATEMENT_MODES: ReadonlySet<unknown> = new Set(["none", "digest", "text"]);
+/** The listeners that can apply `proxy.statementPolicy`. */
+const STATEMENT_POLICY_PROTOCOLS: ReadonlySet<ProxyProtocol> = new Set(["postgres", "redis"]);
 
 /** A registration's own `proxy.auditStatements`, once the registration schema carries it. */
 function statementMode(reg: StoredRegistration): AuditStatements | undefined {
@@ -70,6 +73,7 @@ export class ProxyManager {
   private readonly registry = new SessionRegistry();
   private readonly cancelKeys = new CancelKeys();
   private readonly mysqlServers = new ServerInfo();
+  private readonly commandTables = new CommandTables();
   private rsaKey: Promise<ListenerRsaKey> | undefined;
   private readonly follower: LeaseEndFollower;
   private readonly protocols: Readonly<Record<string, ProxyProtocol>>;
@@ -137,7 +141,7 @@ export class ProxyManager {
         failed.push({ resource: reg.name, error: `adapter "${reg.adapter}" has no proxy protocol` });
         continue;
       }
-      if (reg.proxy.statementPolicy === true && protocol !== "postgres") {
+      if (reg.proxy.statementPolicy === true && !STATEMENT_POLICY_PROTOCOLS.has(protocol)) {
         // Fail closed: a listener that cannot apply the policy asked for does not run.
         failed.push({
           resource: reg.name,
@@ -246,7 +250,11 @@ export class ProxyManager {
         auditStatements: statementMode(l.registration) ?? this.o.auditStatements ?? "none",
       }).run();
     } else {
-      void new RedisSession(socket, ctx).run();
+      void new RedisSession(socket, {
+        ...ctx,
+        statementPolicy: { policy: this.o.policy, unparseable: this.o.unparseable ?? "deny" },
+        commandTables: this.commandTables,
+      }).run();
     }
   }
 

@@ -1,16 +1,27 @@
+import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-token.js";
 import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
-import { SessionRecord } from "../session-record.js";
+import { leaseAuditFields, SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { ProxySession } from "../types.js";
-import { loginToRedis } from "./backend-login.js";
+import { loginToRedis, type RedisLogin } from "./backend-login.js";
+import type { CommandRefusal } from "./command-guard.js";
+import type { CommandTable, CommandTables } from "./command-table.js";
 import { encodeCommand, errorReply, parseCommand, RespProtocolError } from "./resp.js";
+import { type RedisStatementPolicy, redisCommandGuard, tableOfReply } from "./session-guard.js";
 import { redisTargetOf } from "./target.js";
+
+export interface RedisContext extends SessionContext {
+  /** For registrations with `proxy.statementPolicy`: the engine (absent: refuse all) and what unparseable commands get. */
+  readonly statementPolicy?: RedisStatementPolicy | undefined;
+  /** The backends' command tables (statement policy classifies commands by them). */
+  readonly commandTables?: CommandTables | undefined;
+}
 
 /** Failed AUTH attempts before the connection is closed. */
 const MAX_ATTEMPTS = 3;
@@ -87,7 +98,7 @@ export class RedisSession implements ProxySession, Handshaking {
 
   constructor(
     private readonly client: Socket,
-    private readonly ctx: SessionContext,
+    private readonly ctx: RedisContext,
   ) {
     client.setNoDelay(true);
     client.on("error", () => undefined);
@@ -192,9 +203,13 @@ export class RedisSession implements ProxySession, Handshaking {
             ...(hello.setname ? ["SETNAME", hello.setname] : []),
           ]
         : ["AUTH", cred.username, cred.password];
+      const policyOn = reg?.proxy?.statementPolicy === true;
+      const backendKey = `${target.host}:${target.port}`;
+      const cached = policyOn ? this.ctx.commandTables?.get(backendKey) : undefined;
       const res = await loginToRedis({
         target,
         login: encodeCommand(command),
+        probe: policyOn && !cached ? encodeCommand(["COMMAND"]) : undefined,
         maxMessageBytes: this.ctx.maxMessageBytes,
         signal: this.abort.signal,
       });
@@ -204,15 +219,85 @@ export class RedisSession implements ProxySession, Handshaking {
         res.socket.destroy();
         return;
       }
-      this.ctx.handshakes.leave(this);
-      const clientRest = reader.detach({ pause: true });
-      this.client.write(Buffer.concat([res.reply, res.rest]));
-      if (clientRest.length > 0) res.socket.write(clientRest);
-      this.record.bytesIn += clientRest.length;
-      this.record.bytesOut += res.rest.length;
-      this.spliced = splice(this.client, res.socket);
+      const table = policyOn ? (cached ?? this.tableOf(res, backendKey)) : undefined;
+      this.startSplice(reader.detach({ pause: true }), res, table);
       return;
     }
+  }
+
+  /** The backend's command table from the login's `COMMAND` reply; without one, policy cannot apply. */
+  private tableOf(res: RedisLogin, backendKey: string): CommandTable {
+    try {
+      const table = tableOfReply(res.probeReply);
+      this.ctx.commandTables?.set(backendKey, table);
+      return table;
+    } catch (err) {
+      throw new HandshakeRefusal(
+        "ERR",
+        "the proxy cannot apply the resource's statement policy now",
+        `ERR statement policy unavailable (${(err as Error).message.slice(0, 80)})`,
+      );
+    }
+  }
+
+  private startSplice(clientRest: Buffer, res: RedisLogin, table: CommandTable | undefined): void {
+    const reg = this.ctx.registration();
+    const guard =
+      table && reg
+        ? redisCommandGuard({
+            reg,
+            lease: this.record.lease,
+            resource: this.ctx.resource,
+            statementPolicy: this.ctx.statementPolicy,
+            table,
+            onRefused: (command, refusal) => this.auditRefusal(command, refusal),
+            onUnjudgeable: (why) =>
+              this.terminate(`the proxy could not follow the client's commands (${why})`),
+          })
+        : undefined;
+    if (table && !guard)
+      throw new HandshakeRefusal("ERR", "the resource has no usable connection", "ERR no connection");
+    this.ctx.handshakes.leave(this);
+    const down = guard ? guard.replies.push(res.rest) : [res.rest];
+    this.client.write(Buffer.concat([res.reply, ...down]));
+    for (const out of guard ? guard.push(clientRest) : [clientRest]) res.socket.write(out);
+    if (this.ended) return;
+    this.record.bytesIn += clientRest.length;
+    this.record.bytesOut += res.rest.length;
+    this.spliced = splice(this.client, res.socket, {
+      rewriteUp: guard ? (c) => guard.push(c) : undefined,
+      rewriteDown: guard ? (c) => guard.replies.push(c) : undefined,
+    });
+  }
+
+  /** The record of a refused command: a `decision` on the lease, with a digest, never a key or a value. */
+  private auditRefusal(command: Buffer, refusal: CommandRefusal): void {
+    const lease = this.record.lease;
+    if (!lease) return;
+    this.ctx.log.warn(
+      { resource: this.ctx.resource, lease_id: lease.id, client: this.record.client, scope: "statement" },
+      "refused a command by policy through the proxy",
+    );
+    this.ctx.audit
+      .append({
+        ...leaseAuditFields(lease),
+        event: "decision",
+        scope: "statement",
+        decision: "deny",
+        tool: "redis",
+        target: this.record.client,
+        request_id: this.record.requestId,
+        digest: `sha256:${createHash("sha256").update(command).digest("hex")}`,
+        reason: refusal.reason,
+        policies: [...refusal.policies],
+      })
+      .catch((err: unknown) => {
+        this.ctx.log.error(
+          { err: { message: (err as Error).message }, resource: this.ctx.resource },
+          "proxy audit write failed",
+        );
+        this.terminate("the audit log cannot be written");
+      });
   }
 
   private claim(leaseId: string): void {
