@@ -47,12 +47,23 @@ export class CommandGuard {
   private readonly pending = new Map<string, string>();
   private seq = 0;
   private dead = false;
-  /** The server-to-client side: swaps the marker errors for the refusals. */
-  readonly replies: ReplyRewriter;
+  private readonly replies: ReplyRewriter;
 
   constructor(private readonly o: CommandGuardOptions) {
     this.framer = new CommandFramer(o.maxCommandBytes ?? MAX_GUARDED_COMMAND_BYTES);
     this.replies = new ReplyRewriter((line) => this.refusalFor(line));
+  }
+
+  /** What to forward to the client for this chunk from the server (the refusals in their places). */
+  down(chunk: Buffer): Buffer[] {
+    if (this.dead) return [];
+    try {
+      return this.replies.push(chunk);
+    } catch (err) {
+      this.dead = true;
+      this.o.onUnjudgeable(err instanceof RespProtocolError ? err.message : "an unreadable reply");
+      return [];
+    }
   }
 
   /** What to forward to the server for this chunk from the client. */

@@ -258,7 +258,7 @@ export class RedisSession implements ProxySession, Handshaking {
     if (table && !guard)
       throw new HandshakeRefusal("ERR", "the resource has no usable connection", "ERR no connection");
     this.ctx.handshakes.leave(this);
-    const down = guard ? guard.replies.push(res.rest) : [res.rest];
+    const down = guard ? guard.down(res.rest) : [res.rest];
     this.client.write(Buffer.concat([res.reply, ...down]));
     for (const out of guard ? guard.push(clientRest) : [clientRest]) res.socket.write(out);
     if (this.ended) return;
@@ -266,7 +266,7 @@ export class RedisSession implements ProxySession, Handshaking {
     this.record.bytesOut += res.rest.length;
     this.spliced = splice(this.client, res.socket, {
       rewriteUp: guard ? (c) => guard.push(c) : undefined,
-      rewriteDown: guard ? (c) => guard.replies.push(c) : undefined,
+      rewriteDown: guard ? (c) => guard.down(c) : undefined,
     });
   }
 
