@@ -13,6 +13,7 @@ import { RedisSession } from "./redis/redis-session.js";
 import { ResourceListener } from "./resource-listener.js";
 import { proxySecureContext } from "./self-signed-tls.js";
 import type { SessionContext } from "./session-context.js";
+import { LeaseLimits } from "./session-limits.js";
 import { SessionRegistry } from "./session-registry.js";
 import type {
   AuditStatements,
@@ -74,6 +75,7 @@ export class ProxyManager {
   private readonly cancelKeys = new CancelKeys();
   private readonly mysqlServers = new ServerInfo();
   private readonly commandTables = new CommandTables();
+  private readonly leaseLimits = new LeaseLimits();
   private rsaKey: Promise<ListenerRsaKey> | undefined;
   private readonly follower: LeaseEndFollower;
   private readonly protocols: Readonly<Record<string, ProxyProtocol>>;
@@ -224,6 +226,7 @@ export class ProxyManager {
       maxConnectionsPerLease: this.o.maxConnectionsPerLease ?? DEFAULT_MAX_CONNECTIONS_PER_LEASE,
       maxMessageBytes: this.o.maxMessageBytes ?? 1024 * 1024,
       attestor: this.o.attestor,
+      leaseLimits: this.leaseLimits,
     };
   }
 
@@ -260,6 +263,7 @@ export class ProxyManager {
 
   /** Closes every proxied connection of a lease at once; returns how many. */
   endLease(leaseId: string, reason: string): number {
+    this.leaseLimits.forget(leaseId);
     const n = this.registry.endLease(leaseId, endedBecause(reason));
     if (n > 0)
       this.o.log.info(

@@ -50,6 +50,8 @@ class Direction implements SpliceDirection {
       if (this.stopped) return;
       this.bytes += chunk.length;
       onChunk?.(chunk);
+      // Stopped by what it saw (a limit passed): the chunk is not relayed.
+      if (this.stopped) return;
       let ok = true;
       for (const out of rewrite ? rewrite(chunk) : [chunk]) ok = to.write(out) && ok;
       if (!ok) {

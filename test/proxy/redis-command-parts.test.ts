@@ -108,6 +108,15 @@ describe("CommandFramer", () => {
     }
   });
 
+  it("only counts, keeping nothing and capping nothing, with keep false", () => {
+    const f = new CommandFramer(0, false);
+    const big = encodeCommand(["SET", "k", "v".repeat(5000)]);
+    const counts = [big.subarray(0, 100), big.subarray(100), Buffer.from("PING\r\nPING\r\n")].map(
+      (c) => f.push(c).length,
+    );
+    expect(counts).toEqual([0, 1, 2]);
+  });
+
   it("refuses a command over the cap before buffering it, and what is not RESP", () => {
     expect(() => new CommandFramer(1024).push(Buffer.from("*2\r\n$3\r\nGET\r\n$5000\r\n"))).toThrow(
       RespProtocolError,

@@ -10,7 +10,8 @@ const MAX_ARGS = 1024 * 1024;
  * Cuts the client-to-server byte stream of a Redis session into whole commands, as the server
  * reads them (RESP arrays of bulk strings, or inline lines), whatever the chunking: each byte is
  * looked at once, and a command is held only until it is whole. A command of more than
- * `maxCommandBytes`, or anything that is not a command, throws RespProtocolError.
+ * `maxCommandBytes`, or anything that is not a command, throws RespProtocolError. With `keep`
+ * false it only counts: arguments are not kept (each command comes out empty), and no cap applies.
  */
 export class CommandFramer {
   private line: Buffer[] = [];
@@ -24,7 +25,10 @@ export class CommandFramer {
   private held = 0;
   private inline = false;
 
-  constructor(private readonly maxCommandBytes: number) {}
+  constructor(
+    private readonly maxCommandBytes: number,
+    private readonly keep = true,
+  ) {}
 
   /** The commands this chunk completes (blank lines and empty arrays are none). */
   push(chunk: Buffer): Buffer[][] {
@@ -33,7 +37,7 @@ export class CommandFramer {
     while (i < chunk.length) {
       if (this.bulkLeft > 0) {
         const take = Math.min(this.bulkLeft, chunk.length - i);
-        this.bulk.push(chunk.subarray(i, i + take));
+        if (this.keep) this.bulk.push(chunk.subarray(i, i + take));
         this.bulkLeft -= take;
         i += take;
         if (this.bulkLeft === 0) this.endBulk(out);
@@ -60,6 +64,7 @@ export class CommandFramer {
   }
 
   private grow(n: number): void {
+    if (!this.keep) return;
     this.held += n;
     if (this.held > this.maxCommandBytes)
       throw new RespProtocolError(`a command of more than ${this.maxCommandBytes} bytes`);
@@ -70,7 +75,7 @@ export class CommandFramer {
       this.held = 0;
       if (text.includes("\0")) throw new RespProtocolError("invalid inline request");
       const args = text.split(/[ \t]+/).filter((a) => a !== "");
-      if (args.length > 0) out.push(args.map((a) => Buffer.from(a, "utf8")));
+      if (args.length > 0) out.push(this.keep ? args.map((a) => Buffer.from(a, "utf8")) : []);
       return;
     }
     if (this.argsLeft < 0) {
@@ -95,9 +100,9 @@ export class CommandFramer {
     this.bulkLeft = -1;
     const whole = Buffer.concat(this.bulk);
     this.bulk = [];
-    if (whole[whole.length - 2] !== 0x0d || whole[whole.length - 1] !== 0x0a)
+    if (this.keep && (whole[whole.length - 2] !== 0x0d || whole[whole.length - 1] !== 0x0a))
       throw new RespProtocolError("bulk string not terminated");
-    this.args.push(whole.subarray(0, whole.length - 2));
+    if (this.keep) this.args.push(whole.subarray(0, whole.length - 2));
     this.argsLeft -= 1;
     if (this.argsLeft > 0) return;
     out.push(this.args);

@@ -1,15 +1,17 @@
-import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-token.js";
 import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
-import { leaseAuditFields, SessionRecord } from "../session-record.js";
+import { digestOf, recordDenial } from "../decision-record.js";
+import { sessionLimiter } from "../session-limits.js";
+import { SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { ProxySession } from "../types.js";
 import { loginToRedis, type RedisLogin } from "./backend-login.js";
+import { CommandFramer } from "./command-framer.js";
 import type { CommandRefusal } from "./command-guard.js";
 import type { CommandTable, CommandTables } from "./command-table.js";
 import { encodeCommand, errorReply, parseCommand, RespProtocolError } from "./resp.js";
@@ -38,6 +40,15 @@ interface LoginRequest {
 }
 
 type Step = { readonly reply: Buffer; readonly close?: boolean } | { readonly login: LoginRequest };
+
+/** What `count` returns, or 0 when the stream cannot be read. */
+function countOrNone(count: () => number): number {
+  try {
+    return count();
+  } catch {
+    return 0;
+  }
+}
 
 function text(b: Buffer | undefined): string {
   return b === undefined ? "" : b.toString("utf8");
@@ -257,7 +268,18 @@ export class RedisSession implements ProxySession, Handshaking {
         : undefined;
     if (table && !guard)
       throw new HandshakeRefusal("ERR", "the resource has no usable connection", "ERR no connection");
+    const counter = new CommandFramer(0, false);
+    const limiter = sessionLimiter({
+      ctx: this.ctx,
+      record: this.record,
+      tool: "redis",
+      end: (why) => this.terminate(why),
+      refusal: (why) => new HandshakeRefusal("ERR", why, `ERR ${why}`),
+      // Not RESP: the server answers it and closes; nothing more to count.
+      count: (c) => countOrNone(() => counter.push(c).length),
+    });
     this.ctx.handshakes.leave(this);
+    limiter?.sent(clientRest);
     const down = guard ? guard.down(res.rest) : [res.rest];
     this.client.write(Buffer.concat([res.reply, ...down]));
     for (const out of guard ? guard.push(clientRest) : [clientRest]) res.socket.write(out);
@@ -265,39 +287,26 @@ export class RedisSession implements ProxySession, Handshaking {
     this.record.bytesIn += clientRest.length;
     this.record.bytesOut += res.rest.length;
     this.spliced = splice(this.client, res.socket, {
+      ...limiter?.taps(),
       rewriteUp: guard ? (c) => guard.push(c) : undefined,
       rewriteDown: guard ? (c) => guard.down(c) : undefined,
     });
+    limiter?.attach(this.spliced);
   }
 
   /** The record of a refused command: a `decision` on the lease, with a digest, never a key or a value. */
   private auditRefusal(command: Buffer, refusal: CommandRefusal): void {
-    const lease = this.record.lease;
-    if (!lease) return;
-    this.ctx.log.warn(
-      { resource: this.ctx.resource, lease_id: lease.id, client: this.record.client, scope: "statement" },
-      "refused a command by policy through the proxy",
-    );
-    this.ctx.audit
-      .append({
-        ...leaseAuditFields(lease),
-        event: "decision",
-        scope: "statement",
-        decision: "deny",
-        tool: "redis",
-        target: this.record.client,
-        request_id: this.record.requestId,
-        digest: `sha256:${createHash("sha256").update(command).digest("hex")}`,
-        reason: refusal.reason,
-        policies: [...refusal.policies],
-      })
-      .catch((err: unknown) => {
-        this.ctx.log.error(
-          { err: { message: (err as Error).message }, resource: this.ctx.resource },
-          "proxy audit write failed",
-        );
-        this.terminate("the audit log cannot be written");
-      });
+    recordDenial({
+      ctx: this.ctx,
+      record: this.record,
+      tool: "redis",
+      scope: "statement",
+      reason: refusal.reason,
+      digest: digestOf(command),
+      policies: refusal.policies,
+      message: "refused a command by policy through the proxy",
+      onFailure: (why) => this.terminate(why),
+    });
   }
 
   private claim(leaseId: string): void {
