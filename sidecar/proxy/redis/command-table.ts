@@ -152,9 +152,11 @@ export function commandTable(reply: RespValue): CommandTable {
   return out;
 }
 
+/** An argument in lower case, as keywords and counts are read ("" for one too long to be either). */
+type Word = (i: number) => string;
+
 /** Positions of the keys one spec finds, or null when it cannot tell (Redis' invalid_spec). */
-function specPositions(spec: KeySpec, args: readonly string[]): number[] | null {
-  const argc = args.length;
+function specPositions(spec: KeySpec, argc: number, word: Word): number[] | null {
   let first = 0;
   const b = spec.begin;
   if (b.type === "index") first = b.index;
@@ -163,7 +165,7 @@ function specPositions(spec: KeySpec, args: readonly string[]): number[] | null 
     const end = b.startfrom > 0 ? argc - 1 : 1;
     for (let i = start; i !== end; i = start <= end ? i + 1 : i - 1) {
       if (i >= argc || i < 1) break;
-      if (args[i] === b.keyword) {
+      if (word(i) === b.keyword) {
         first = i + 1;
         break;
       }
@@ -181,8 +183,9 @@ function specPositions(spec: KeySpec, args: readonly string[]): number[] | null 
   } else if (f.type === "keynum") {
     step = f.keystep;
     const at = first + f.keynumidx;
-    const n = at < argc ? Number(args[at]) : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < 0 || !/^\d+$/.test(args[at] ?? "")) return null;
+    const text = at < argc ? word(at) : "";
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) return null;
     first += f.firstkey;
     last = first + n - 1;
   } else return null;
@@ -195,24 +198,27 @@ function specPositions(spec: KeySpec, args: readonly string[]): number[] | null 
 }
 
 /** Key positions by the server's key specs (Redis 7) or its first/last/step (before), or null. */
-function keyPositions(info: CommandInfo, args: readonly string[]): number[] | null {
+function keyPositions(info: CommandInfo, argc: number, word: Word): number[] | null {
   if (info.specs === undefined) {
     if (info.movableKeys) return null;
     if (info.first <= 0) return [];
-    const last = info.last < 0 ? args.length + info.last : info.last;
+    const last = info.last < 0 ? argc + info.last : info.last;
     const out: number[] = [];
-    for (let i = info.first; i <= last && i < args.length; i += Math.max(1, info.step)) out.push(i);
+    for (let i = info.first; i <= last && i < argc; i += Math.max(1, info.step)) out.push(i);
     return out;
   }
   const out = new Set<number>();
   for (const spec of info.specs) {
     if (spec.notKey) continue;
-    const found = specPositions(spec, args);
+    const found = specPositions(spec, argc, word);
     if (found === null) return null;
     for (const i of found) out.add(i);
   }
   return [...out].sort((a, b) => a - b);
 }
+
+/** Longer than any command name, keyword or count: never read as one. */
+const WORD_MAX = 64;
 
 /** The arity check Redis makes before anything else: a command failing it is never run. */
 function arityFails(info: CommandInfo, argc: number): boolean {
@@ -226,25 +232,27 @@ function arityFails(info: CommandInfo, argc: number): boolean {
  * or invalid) cannot be judged.
  */
 export function classifyRedis(table: CommandTable, raw: readonly Buffer[]): RedisClassification {
-  const args = raw.map((a) => a.toString("utf8"));
-  const top = table.get((args[0] ?? "").toLowerCase());
+  // Only what is read is decoded: a value of many megabytes is never made a string.
+  const word: Word = (i) => {
+    const a = raw[i];
+    return a === undefined || a.length > WORD_MAX ? "" : a.toString("latin1").toLowerCase();
+  };
+  const top = table.get(word(0));
   if (!top) return { ok: false, error: "unknown command" };
   let info = top;
-  if (top.subcommands.size > 0 && args.length >= 2) {
-    const sub = top.subcommands.get(`${top.name}|${(args[1] ?? "").toLowerCase()}`);
+  if (top.subcommands.size > 0 && raw.length >= 2) {
+    const sub = top.subcommands.get(`${top.name}|${word(1)}`);
     if (!sub) return { ok: false, error: "unknown subcommand" };
     info = sub;
   }
   const kind = primaryKind(info.categories);
-  if (arityFails(info, args.length)) return { ok: true, kind, command: info.name, keys: [] };
-  const lowered = args.map((a) => a.toLowerCase());
-  // Keywords are matched without case, as Redis does; numbers read the same either way.
-  const positions = keyPositions(info, lowered);
+  if (arityFails(info, raw.length)) return { ok: true, kind, command: info.name, keys: [] };
+  const positions = keyPositions(info, raw.length, word);
   if (positions === null) return { ok: false, error: "keys cannot be told" };
   const keys: string[] = [];
   for (const i of positions) {
     const key = raw[i] as Buffer;
-    const text = args[i] as string;
+    const text = key.toString("utf8");
     if (!Buffer.from(text, "utf8").equals(key)) return { ok: false, error: "a key that is not UTF-8" };
     keys.push(text);
   }
