@@ -9,6 +9,7 @@ import { type PrivateRedis, startPrivateRedis } from "./redis-server.js";
 import { rawConnect, readUntil } from "./wire.js";
 
 const RESOURCE = "px-redis-pol";
+const BLIND = "px-redis-blind";
 
 /**
  * Intent read may run commands whose primary ACL category is `read` (or `connection`), never
@@ -89,6 +90,8 @@ beforeAll(async () => {
   const users = ["rp_admin", "rp_a1", "rp_a2", "rp_a3"].map(
     (u) => `${u} on >${u === "rp_admin" ? adminPassword : randomBytes(12).toString("hex")} ~* &* +@all`,
   );
+  // May not read the command table: statement policy cannot classify its commands.
+  users.push(`rp_blind on >${randomBytes(12).toString("hex")} ~* &* +@all -command`);
   await Promise.all([
     startPrivateRedis(users).then((s) => {
       server = s;
@@ -109,6 +112,16 @@ beforeAll(async () => {
     rotation: { terminateSessions: false },
     name: RESOURCE,
     accounts: ["rp_a1", "rp_a2", "rp_a3"],
+    proxy: { port: 0, statementPolicy: true },
+  });
+  await h.register({
+    adapter: "redis-acl",
+    connection: { host: server.host, port: server.port },
+    admin: { username: "rp_admin", password: adminPassword },
+    reveal: false,
+    rotation: { terminateSessions: false },
+    name: BLIND,
+    accounts: ["rp_blind"],
     proxy: { port: 0, statementPolicy: true },
   });
   proxy = await h.manager({ policy: h.node.policy });
@@ -251,6 +264,17 @@ describe("statement policy on the Redis listener", () => {
     s.destroy();
     expect(got).toContain("-NOPERM leasehold: command refused by policy (write command set)\r\n$2\r\nv1\r\n");
     expect(got).not.toContain("leasehold-refused");
+  });
+
+  it("without the server's command table (its first account may not run COMMAND) no login passes", async () => {
+    // A manager of its own: the table is kept per backend, and this one has not read it yet.
+    const fresh = await h.manager({ policy: h.node.policy });
+    const l = await h.checkout(BLIND, { intent: "read" });
+    const s = await rawConnect(listenerPort(fresh, BLIND));
+    s.write(encodeCommand(["AUTH", l.leaseId, l.token]));
+    const got = (await readUntil(s, (b) => b.includes("\r\n"))).toString();
+    s.destroy();
+    expect(got).toBe("-ERR the proxy cannot apply the resource's statement policy now\r\n");
   });
 
   it("no token or password appears in the logs or the audit trail", async () => {
