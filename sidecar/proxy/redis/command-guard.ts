@@ -93,6 +93,8 @@ export class CommandGuard {
   }
 
   private judge(args: readonly Buffer[]): CommandRefusal | undefined {
+    // QUIT only closes the connection: a client waits for its +OK, whatever the policy.
+    if (args.length === 1 && args[0]?.toString("latin1").toLowerCase() === "quit") return undefined;
     const c = classifyRedis(this.o.table, args);
     if (!c.ok) {
       if (this.o.unparseable === "allow") return undefined;
