@@ -127,12 +127,19 @@ export function parseCommand(buf: Buffer, maxBulk: number): ParsedCommand | null
 
 /** A RESP array of bulk strings: how a client sends a command. */
 export function encodeCommand(args: ReadonlyArray<string | Buffer>): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
-  for (const a of args) {
-    const b = typeof a === "string" ? Buffer.from(a, "utf8") : a;
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from("\r\n"));
+  const bufs = args.map((a) => (typeof a === "string" ? Buffer.from(a, "utf8") : a));
+  // One allocation: the listener re-encodes every command it judges.
+  let length = 3 + String(bufs.length).length;
+  for (const b of bufs) length += 5 + String(b.length).length + b.length;
+  const out = Buffer.allocUnsafe(length);
+  let at = out.write(`*${bufs.length}\r\n`, 0, "latin1");
+  for (const b of bufs) {
+    at += out.write(`$${b.length}\r\n`, at, "latin1");
+    at += b.copy(out, at);
+    out[at++] = 0x0d;
+    out[at++] = 0x0a;
   }
-  return Buffer.concat(parts);
+  return out;
 }
 
 /** An error reply; `line` starts with its code (ERR, WRONGPASS, NOAUTH…) and holds no CR/LF. */
