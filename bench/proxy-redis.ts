@@ -6,7 +6,10 @@
  * listener can reach here. CPU per request is split between the proxy, redis-benchmark and
  * redis-server.
  *
- *   npx tsx bench/proxy-redis.ts [--requests 100000] [--clients 50] [--pipeline 1] [--runs 2] [--profile FILE]
+ * With `--statement-policy` the listener decides every command by Cedar (`proxy.statementPolicy`,
+ * a policy allowing reads, writes and connection commands).
+ *
+ *   npx tsx bench/proxy-redis.ts [--requests 100000] [--clients 50] [--pipeline 1] [--runs 2] [--profile FILE] [--statement-policy]
  */
 import { randomBytes } from "node:crypto";
 import { startPrivateRedis } from "../test/proxy/redis-server.js";
@@ -31,6 +34,14 @@ const clients = arg("clients", 50);
 const pipeline = arg("pipeline", 1);
 const runs = arg("runs", quick ? 1 : 2);
 const profileFile = stringArg("profile");
+const statementPolicy = process.argv.includes("--statement-policy");
+
+/** Checkouts with intent read; with --statement-policy, reads, writes and connection commands. */
+const POLICY = `permit (principal, action in [Action::"checkout", Action::"renew", Action::"reveal"], resource)
+when { context.intent == "read" };
+permit (principal, action == Action::"statement", resource)
+when { ["read", "write", "connection"].contains(context.statement_kind) };
+`;
 
 interface Row {
   readonly rps: number;
@@ -84,10 +95,14 @@ async function main(): Promise<void> {
     `bench_admin on >${adminPassword} ~* &* +@all`,
     `bench_app on >${randomBytes(12).toString("hex")} ~* &* +@all`,
   ];
-  const [server, h] = await startBoth(startPrivateRedis(users), startProxyHarness({ name: "bench-redis" }), {
-    a: (x) => x.stop(),
-    b: (x) => x.close(),
-  });
+  const [server, h] = await startBoth(
+    startPrivateRedis(users),
+    startProxyHarness({ name: "bench-redis", policy: POLICY }),
+    {
+      a: (x) => x.stop(),
+      b: (x) => x.close(),
+    },
+  );
   try {
     await h.register({
       name: "bench-redis",
@@ -95,17 +110,17 @@ async function main(): Promise<void> {
       connection: { host: server.host, port: server.port },
       admin: { username: "bench_admin", password: adminPassword },
       accounts: ["bench_app"],
-      proxy: { port: 0 },
+      proxy: { port: 0, statementPolicy },
       lease: { defaultTtl: 3600, maxTtl: 3600 },
     });
     // redis-benchmark opens all its clients with one lease: above the per-lease default of 16.
-    const proxy = await h.manager({ maxConnectionsPerLease: clients + 8 });
+    const proxy = await h.manager({ maxConnectionsPerLease: clients + 8, policy: h.node.policy });
     const port = proxy.endpointFor("bench-redis")?.port;
     if (!port) throw new Error("no listener");
     const lease = await h.checkout("bench-redis", { ttl: 3600 });
     const cred = await h.node.leaseService.credential(lease.token, lease.leaseId, { requestId: "bench" });
     console.log(
-      `redis-benchmark -t set,get -n ${requests} -c ${clients} -P ${pipeline}, same server, same ACL user, same run`,
+      `redis-benchmark -t set,get -n ${requests} -c ${clients} -P ${pipeline}, same server, same ACL user, same run${statementPolicy ? ", statement policy on" : ""}`,
     );
     const relay = await bareNodeRelay(server.port);
     type Run = { rows: Map<string, Row>; cpu: CpuSplit };

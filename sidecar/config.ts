@@ -333,8 +333,9 @@ export const configSchema = z.strictObject({
       tls: z.enum(["self-signed", "off"]).default("self-signed"),
       /**
        * Under statement policy (a registration's `proxy.statementPolicy`), a statement the
-       * protocol's grammar cannot parse is refused (`deny`, SQLSTATE 42501, audited) or let
-       * through undecided (`allow`). @default "deny"
+       * protocol's grammar cannot parse (Redis: an unknown command, or keys its key specs cannot
+       * tell) is refused (`deny`, SQLSTATE 42501 or `-NOPERM`, audited) or let through undecided
+       * (`allow`). @default "deny"
        */
       unparseable: z.enum(["deny", "allow"]).default("deny"),
     })

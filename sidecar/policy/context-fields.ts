@@ -27,12 +27,16 @@ export interface PolicyFacts {
 
 /** What policy sees of one statement sent through a protocol listener. */
 export interface StatementFacts {
-  /** `select`, `insert`, `update`, `delete`, `ddl`, `dcl`, `copy`, `call`, `do`, `transaction`, `set`, `other`. */
+  /** SQL: `select`, `insert`, … `other`; Redis: the command's primary ACL category (`read`, `write`, …). */
   readonly kind: string;
   /** The tables it names, schema-qualified where the statement qualifies them. */
   readonly tables: readonly string[];
   /** The message held more than one statement. */
   readonly multiple: boolean;
+  /** A Redis command's name, lower case, `container|subcommand` for a subcommand (`config|set`). */
+  readonly command?: string | undefined;
+  /** The keys a Redis command touches, by the server's own key specs. */
+  readonly keys?: readonly string[] | undefined;
 }
 
 /** What policy sees of an attested local caller. */
@@ -222,7 +226,7 @@ export const POLICY_CONTEXT_FIELDS = {
   statement_kind: {
     type: "String",
     actions: ["statement"],
-    doc: "What the statement does, by PostgreSQL's own grammar: `select`, `insert`, `update`, `delete`, `ddl`, `dcl` (roles, grants), `copy`, `call`, `do`, `transaction`, `set`, `other`. A data-modifying `WITH` is its strongest part (`delete` over `update` over `insert` over `select`); `EXPLAIN`, `PREPARE` and `DECLARE` take their statement's kind; `SELECT … INTO` is `ddl`.",
+    doc: "What the statement does. PostgreSQL, by its own grammar: `select`, `insert`, `update`, `delete`, `ddl`, `dcl` (roles, grants), `copy`, `call`, `do`, `transaction`, `set`, `other`; a data-modifying `WITH` is its strongest part (`delete` over `update` over `insert` over `select`); `EXPLAIN`, `PREPARE` and `DECLARE` take their statement's kind; `SELECT … INTO` is `ddl`. Redis: the command's primary ACL category as the server reports it (`COMMAND`), the first of `admin`, `dangerous`, `scripting`, `write`, `read`, `pubsub`, `transaction`, `connection`, `keyspace` it has, else `other` (`GET` is `read`, `SET` `write`, `FLUSHALL` and `KEYS` `dangerous`, `CONFIG SET` `admin`, `EVAL` `scripting`).",
     from: (f) => f.statement?.kind ?? "",
     offline: "",
   },
@@ -239,6 +243,20 @@ export const POLICY_CONTEXT_FIELDS = {
     doc: "The message held several statements (`SELECT 1; DROP TABLE t`); each is decided on its own, with this set, and the message is refused if any one is.",
     from: (f) => f.statement?.multiple ?? false,
     offline: false,
+  },
+  command: {
+    type: "String",
+    actions: ["statement"],
+    doc: "A Redis command's name in lower case (`get`); a subcommand is named as `COMMAND` and Redis ACLs name it, the container's name, a vertical bar, its own (CONFIG SET: `config`, bar, `set`); `\"\"` for SQL statements.",
+    from: (f) => f.statement?.command ?? "",
+    offline: "",
+  },
+  keys: {
+    type: "Set<String>",
+    actions: ["statement"],
+    doc: 'The keys a Redis command touches, found by the server\'s own key specs (`COMMAND`); empty for a command without keys and for SQL statements. Test with `["cache:a", "cache:b"].containsAll(context.keys)`; a key prefix is the ACL user\'s job (`~cache:*`), as Cedar cannot match a pattern over a set.',
+    from: (f) => f.statement?.keys ?? [],
+    offline: [],
   },
 } as const satisfies Readonly<Record<string, ContextField>>;
 

@@ -8,10 +8,12 @@ import { MysqlSession } from "./mysql/mysql-session.js";
 import { ServerInfo } from "./mysql/server-info.js";
 import { CancelKeys } from "./postgres/cancel-keys.js";
 import { PostgresSession } from "./postgres/postgres-session.js";
+import { CommandTables } from "./redis/command-table.js";
 import { RedisSession } from "./redis/redis-session.js";
 import { ResourceListener } from "./resource-listener.js";
 import { proxySecureContext } from "./self-signed-tls.js";
 import type { SessionContext } from "./session-context.js";
+import { LeaseLimits } from "./session-limits.js";
 import { SessionRegistry } from "./session-registry.js";
 import type {
   AuditStatements,
@@ -36,6 +38,8 @@ const DEFAULT_MAX_HANDSHAKES = 64;
 const DEFAULT_MAX_CONNECTIONS_PER_LEASE = 16;
 
 const STATEMENT_MODES: ReadonlySet<unknown> = new Set(["none", "digest", "text"]);
+/** The listeners that can apply `proxy.statementPolicy`. */
+const STATEMENT_POLICY_PROTOCOLS: ReadonlySet<ProxyProtocol> = new Set(["postgres", "redis"]);
 
 /** A registration's own `proxy.auditStatements`, once the registration schema carries it. */
 function statementMode(reg: StoredRegistration): AuditStatements | undefined {
@@ -70,6 +74,8 @@ export class ProxyManager {
   private readonly registry = new SessionRegistry();
   private readonly cancelKeys = new CancelKeys();
   private readonly mysqlServers = new ServerInfo();
+  private readonly commandTables = new CommandTables();
+  private readonly leaseLimits = new LeaseLimits();
   private rsaKey: Promise<ListenerRsaKey> | undefined;
   private readonly follower: LeaseEndFollower;
   private readonly protocols: Readonly<Record<string, ProxyProtocol>>;
@@ -137,7 +143,7 @@ export class ProxyManager {
         failed.push({ resource: reg.name, error: `adapter "${reg.adapter}" has no proxy protocol` });
         continue;
       }
-      if (reg.proxy.statementPolicy === true && protocol !== "postgres") {
+      if (reg.proxy.statementPolicy === true && !STATEMENT_POLICY_PROTOCOLS.has(protocol)) {
         // Fail closed: a listener that cannot apply the policy asked for does not run.
         failed.push({
           resource: reg.name,
@@ -220,6 +226,7 @@ export class ProxyManager {
       maxConnectionsPerLease: this.o.maxConnectionsPerLease ?? DEFAULT_MAX_CONNECTIONS_PER_LEASE,
       maxMessageBytes: this.o.maxMessageBytes ?? 1024 * 1024,
       attestor: this.o.attestor,
+      leaseLimits: this.leaseLimits,
     };
   }
 
@@ -246,12 +253,17 @@ export class ProxyManager {
         auditStatements: statementMode(l.registration) ?? this.o.auditStatements ?? "none",
       }).run();
     } else {
-      void new RedisSession(socket, ctx).run();
+      void new RedisSession(socket, {
+        ...ctx,
+        statementPolicy: { policy: this.o.policy, unparseable: this.o.unparseable ?? "deny" },
+        commandTables: this.commandTables,
+      }).run();
     }
   }
 
   /** Closes every proxied connection of a lease at once; returns how many. */
   endLease(leaseId: string, reason: string): number {
+    this.leaseLimits.forget(leaseId);
     const n = this.registry.endLease(leaseId, endedBecause(reason));
     if (n > 0)
       this.o.log.info(

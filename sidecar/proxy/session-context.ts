@@ -3,6 +3,7 @@ import type { AuditSink } from "../audit/index.js";
 import type { Logger } from "../logger.js";
 import type { HandshakeSlots } from "./handshake-slots.js";
 import type { StoredRegistration } from "../resources/types.js";
+import type { LeaseLimits } from "./session-limits.js";
 import type { SessionRegistry } from "./session-registry.js";
 import type { ProxyLeasePort, ProxySession } from "./types.js";
 
@@ -26,4 +27,6 @@ export interface SessionContext {
   readonly maxMessageBytes: number;
   /** Attests the process at the other end of a client connection. */
   readonly attestor?: CallerAttestor | undefined;
+  /** The leases' counters under `proxy.limits` (per process). */
+  readonly leaseLimits?: LeaseLimits | undefined;
 }

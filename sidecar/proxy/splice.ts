@@ -30,6 +30,8 @@ export interface SpliceOptions {
    * back is written to the backend instead (possibly nothing yet, possibly held bytes later).
    */
   rewriteUp?: ((chunk: Buffer) => readonly Buffer[]) | undefined;
+  /** As `rewriteUp`, for what is forwarded from the backend to the client. */
+  rewriteDown?: ((chunk: Buffer) => readonly Buffer[]) | undefined;
 }
 
 class Direction implements SpliceDirection {
@@ -48,6 +50,8 @@ class Direction implements SpliceDirection {
       if (this.stopped) return;
       this.bytes += chunk.length;
       onChunk?.(chunk);
+      // Stopped by what it saw (a limit passed): the chunk is not relayed.
+      if (this.stopped) return;
       let ok = true;
       for (const out of rewrite ? rewrite(chunk) : [chunk]) ok = to.write(out) && ok;
       if (!ok) {
@@ -93,7 +97,7 @@ class Direction implements SpliceDirection {
  */
 export function splice(client: Duplex, backend: Duplex, opts: SpliceOptions = {}): Splice {
   const up = new Direction(client, backend, opts.onUp, opts.rewriteUp);
-  const down = new Direction(backend, client, opts.onDown);
+  const down = new Direction(backend, client, opts.onDown, opts.rewriteDown);
   const closed = Promise.all([
     new Promise<void>((resolve) => client.once("close", () => resolve())),
     new Promise<void>((resolve) => backend.once("close", () => resolve())),

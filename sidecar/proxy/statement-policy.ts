@@ -2,8 +2,24 @@ import { createHash } from "node:crypto";
 import type { LeaseRecord } from "../leases/index.js";
 import { buildPolicyContext, type PolicyDecision, type PolicyRequest } from "../policy/index.js";
 
+/** What a Redis command is, by its primary ACL category (redis/command-table.ts). */
+export type RedisCommandKind =
+  | "admin"
+  | "dangerous"
+  | "scripting"
+  | "write"
+  | "read"
+  | "pubsub"
+  | "transaction"
+  | "connection"
+  | "keyspace"
+  | "other";
+
 /** What a statement does, as `context.statement_kind` names it for `Action::"statement"`. */
-export type StatementKind =
+export type StatementKind = SqlStatementKind | RedisCommandKind;
+
+/** What a SQL statement does, by the protocol's grammar. */
+export type SqlStatementKind =
   | "select"
   | "insert"
   | "update"
@@ -22,6 +38,10 @@ export interface ClassifiedStatement {
   readonly kind: StatementKind;
   /** Tables, views and sequences it names: `relname`, or `schema.relname` as written. */
   readonly tables: readonly string[];
+  /** A Redis command's name (`get`, `config|set`); absent for SQL. */
+  readonly command?: string | undefined;
+  /** The keys a Redis command touches; absent for SQL. */
+  readonly keys?: readonly string[] | undefined;
 }
 
 /** A message's statements (none for an empty query), or why the protocol's grammar refuses it. */
@@ -78,6 +98,8 @@ export interface StatementPolicyOptions {
   /** Cached decisions per session before the cache starts over. @default 4096 */
   readonly maxCached?: number | undefined;
   readonly now?: (() => number) | undefined;
+  /** What the audit reason starts with: the protocol's code for a refusal. @default "42501" */
+  readonly refusalCode?: string | undefined;
 }
 
 const ALLOWED: StatementVerdict = { allowed: true };
@@ -87,6 +109,8 @@ const HOUR_MS = 3_600_000;
 type Decided = { readonly allowed: true } | Omit<Extract<StatementVerdict, { allowed: false }>, "params">;
 
 function described(s: ClassifiedStatement): string {
+  // A command's keys are data: never in a message or a record.
+  if (s.command !== undefined) return `${s.kind} command ${s.command}`;
   return `${s.kind} on ${s.tables.length > 0 ? s.tables.join(", ") : "no table"}`;
 }
 
@@ -113,6 +137,24 @@ export class StatementPolicy {
 
   /** The verdict on one message's SQL text. */
   judge(sql: string): StatementVerdict {
+    this.refresh();
+    const key = createHash("sha256").update(sql, "utf8").digest("base64");
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const verdict = this.decide(sql);
+    this.cache.set(key, verdict);
+    return verdict;
+  }
+
+  /** The verdict on one statement the protocol classified itself (a Redis command); no parameters. */
+  judgeClassified(statement: ClassifiedStatement): StatementVerdict {
+    this.refresh();
+    const decided = this.decided(statement, false);
+    return decided.allowed ? ALLOWED : { ...decided, params: 0 };
+  }
+
+  /** Starts the caches over when the policy was reloaded, the UTC hour changed, or they are full. */
+  private refresh(): void {
     const ids = this.o.policy?.policyIds;
     const hour = Math.floor((this.o.now?.() ?? Date.now()) / HOUR_MS);
     if (ids !== this.cachedFor || hour !== this.cachedHour || this.cache.size >= this.max) {
@@ -121,12 +163,25 @@ export class StatementPolicy {
       this.cachedFor = ids;
       this.cachedHour = hour;
     }
-    const key = createHash("sha256").update(sql, "utf8").digest("base64");
-    const hit = this.cache.get(key);
-    if (hit) return hit;
-    const verdict = this.decide(sql);
-    this.cache.set(key, verdict);
-    return verdict;
+  }
+
+  /** Cedar's decision on one statement, cached by everything in its context that varies. */
+  private decided(statement: ClassifiedStatement, multiple: boolean): Decided {
+    // JSON: a Redis key may hold any byte, NUL too, so no separator could be trusted.
+    const key = JSON.stringify([
+      multiple,
+      statement.kind,
+      statement.tables,
+      statement.command,
+      statement.keys,
+    ]);
+    let decided = this.decisions.get(key);
+    if (!decided) {
+      decided = this.decideOne(statement, multiple);
+      if (this.decisions.size >= this.max) this.decisions.clear();
+      this.decisions.set(key, decided);
+    }
+    return decided;
   }
 
   private decide(sql: string): StatementVerdict {
@@ -155,13 +210,7 @@ export class StatementPolicy {
     }
     const multiple = parsed.statements.length > 1;
     for (const statement of parsed.statements) {
-      const key = `${multiple}\0${statement.kind}\0${statement.tables.join("\0")}`;
-      let decided = this.decisions.get(key);
-      if (!decided) {
-        decided = this.decideOne(statement, multiple);
-        if (this.decisions.size >= this.max) this.decisions.clear();
-        this.decisions.set(key, decided);
-      }
+      const decided = this.decided(statement, multiple);
       if (!decided.allowed) return { ...decided, params: parsed.params };
     }
     return ALLOWED;
@@ -170,11 +219,13 @@ export class StatementPolicy {
   private decideOne(statement: ClassifiedStatement, multiple: boolean): Decided {
     const { lease } = this.o;
     const what = described(statement);
+    const code = this.o.refusalCode ?? "42501";
+    const noun = statement.command === undefined ? "statement" : "command";
     const refused = (reason: string, policies: readonly string[], hint: string): Decided => ({
       allowed: false,
-      message: `leasehold: statement refused by policy (${what}${multiple ? ", in a message of several statements" : ""})`,
+      message: `leasehold: ${noun} refused by policy (${what}${multiple ? ", in a message of several statements" : ""})`,
       hint,
-      reason: `42501 ${what}${multiple ? " (multiple)" : ""}: ${reason}`,
+      reason: `${code} ${what}${multiple ? " (multiple)" : ""}: ${reason}`,
       policies,
     });
     if (!this.o.policy) return refused("no policy engine", [], "ask the resource's operator");
@@ -203,7 +254,13 @@ export class StatementPolicy {
             exe_sha256: caller.exe_sha256,
             cgroup: caller.cgroup,
           },
-          statement: { kind: statement.kind, tables: statement.tables, multiple },
+          statement: {
+            kind: statement.kind,
+            tables: statement.tables,
+            multiple,
+            command: statement.command,
+            keys: statement.keys,
+          },
         },
         "statement",
       ),

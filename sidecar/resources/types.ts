@@ -48,9 +48,32 @@ export const registrationSchema = z.strictObject({
       databases: z.array(plainText(63, 1)).min(1).max(64).optional(),
       /**
        * Decide each statement sent through the listener by Cedar (`Action::"statement"`; PostgreSQL
-       * listeners only). Off: statements are not parsed and policy is not asked. @default false
+       * and Redis listeners: a Redis command is a statement). Off: statements are not parsed and
+       * policy is not asked. @default false
        */
       statementPolicy: z.boolean().optional(),
+      /**
+       * Caps per lease, across all its sessions on this sidecar process (each sidecar of a
+       * cluster counts its own), so an agent cannot dump a table it may read. @default absent (no caps)
+       */
+      limits: z
+        .strictObject({
+          /**
+           * Statements a second (PostgreSQL: each Query and each Execute; MySQL: each COM_QUERY and
+           * COM_STMT_EXECUTE; Redis: each command), this many at once; beyond, the client's further
+           * input waits until the lease is back under the rate (nothing is refused). @default absent
+           */
+          statementsPerSecond: z.number().int().min(1).max(1_000_000).optional(),
+          /**
+           * Bytes the server may return to the lease's sessions in all, for the lease's life. The
+           * session that passes it is ended before the chunk that passed it is relayed (PostgreSQL:
+           * FATAL 53400 where a message ends, else the connection is closed), audited as a
+           * `decision` with scope `proxy_limit`; later logins of the lease are refused (53400,
+           * MySQL 1226, Redis `-ERR`). @default absent
+           */
+          bytesReturned: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+        })
+        .optional(),
     })
     .optional(),
   lease: z
@@ -105,6 +128,9 @@ export interface StoredRegistration {
         readonly port: number;
         readonly databases?: readonly string[] | undefined;
         readonly statementPolicy?: boolean | undefined;
+        readonly limits?:
+          | { readonly statementsPerSecond?: number | undefined; readonly bytesReturned?: number | undefined }
+          | undefined;
       }
     | undefined;
   readonly lease: { readonly defaultTtl: number; readonly maxTtl: number };

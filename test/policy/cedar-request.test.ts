@@ -47,7 +47,14 @@ describe("Cedar requests built by leasehold", () => {
           resource: "orders-db",
           context:
             action === "statement"
-              ? { ...context, statement_kind: "select", tables: ["orders"], multiple: false }
+              ? {
+                  ...context,
+                  statement_kind: "select",
+                  tables: ["orders"],
+                  multiple: false,
+                  command: "",
+                  keys: ["k"],
+                }
               : context,
           principalAttrs: claims,
           principalGroups: ["billing"],

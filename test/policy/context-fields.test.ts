@@ -28,7 +28,13 @@ const FACTS: PolicyFacts = {
   dpop: true,
   chain: ["spiffe://example.org/agent/planner", "spiffe://example.org/agent/origin"],
   caller: { attested: true, uid: 1000, exe_sha256: "ab".repeat(32), cgroup: "/user.slice/agent.scope" },
-  statement: { kind: "select", tables: ["sales.orders", "customers"], multiple: false },
+  statement: {
+    kind: "select",
+    tables: ["sales.orders", "customers"],
+    multiple: false,
+    command: "get",
+    keys: ["cache:a"],
+  },
 };
 
 /** Fields every action's context has (not only the statement's). */

@@ -131,6 +131,8 @@ describe("policy context helpers", () => {
       statement_kind: "",
       tables: [],
       multiple: false,
+      command: "",
+      keys: [],
     });
     expect(parsePolicyContext([1])).toEqual({ ok: false, error: "context must be a JSON object" });
     expect(parsePolicyContext({ delegated_by: "spiffe://example.org/agent/boss" }, at)).toMatchObject({

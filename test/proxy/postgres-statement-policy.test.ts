@@ -345,21 +345,21 @@ describe("statement policy on the PostgreSQL listener", () => {
     }
   });
 
-  it("a listener that cannot apply statement policy (Redis) does not start", async () => {
+  it("a listener that cannot apply statement policy (MySQL) does not start", async () => {
     const m = await h.manager({ policy: h.node.policy });
     const stored = await h.node.catalog.get(PLAIN);
     if (!stored) throw new Error("no registration");
-    const redisReg = {
+    const mysqlReg = {
       ...stored,
-      name: "px-redis-stmt",
-      adapter: "redis-acl",
+      name: "px-mysql-stmt",
+      adapter: "mysql",
       proxy: { port: 0, statementPolicy: true },
     };
-    const report = await m.sync([redisReg]);
+    const report = await m.sync([mysqlReg]);
     expect(report.failed).toEqual([
-      { resource: "px-redis-stmt", error: "statement policy is not available for redis listeners" },
+      { resource: "px-mysql-stmt", error: "statement policy is not available for mysql listeners" },
     ]);
-    expect(m.endpointFor("px-redis-stmt")).toBeUndefined();
+    expect(m.endpointFor("px-mysql-stmt")).toBeUndefined();
   });
 
   it("no token or password appears in the logs or the audit trail", async () => {

@@ -19,6 +19,7 @@ import {
   SHA2,
 } from "./auth-plugins.js";
 import { type ClientTerms, loginToMysql, type MysqlLogin } from "./backend-login.js";
+import { mysqlLimiter } from "./session-limits.js";
 import { CommandGuard, type MysqlStatement } from "./command-guard.js";
 import {
   CAP,
@@ -293,6 +294,7 @@ export class MysqlSession implements ProxySession, Handshaking {
       refuse: sealed ? setsAccountPassword : undefined,
       onRefused: (st) => this.refusedPasswordStatement(st),
     });
+    const limiter = mysqlLimiter({ ctx: this.ctx, record: this.record, end: (w) => this.terminate(w) });
     this.ctx.handshakes.leave(this);
     this.client.write(Buffer.concat([packet(this.seq, login.ok), login.rest]));
     this.record.bytesOut += login.rest.length;
@@ -304,8 +306,9 @@ export class MysqlSession implements ProxySession, Handshaking {
       backend.destroy();
       return;
     }
-    this.spliced = splice(this.client, backend, { rewriteUp: (c) => guard.push(c) });
+    this.spliced = splice(this.client, backend, { rewriteUp: (c) => guard.push(c), ...limiter?.taps() });
     auditor?.attach(this.spliced.up);
+    limiter?.attach(this.spliced);
   }
 
   /** A command that could switch accounts: the client is told so and the session ends. */

@@ -16,6 +16,7 @@ export const SQLSTATE = {
   adminShutdown: "57P01",
   featureNotSupported: "0A000",
   tooManyConnections: "53300",
+  configurationLimitExceeded: "53400",
   insufficientPrivilege: "42501",
 } as const;
 
@@ -24,6 +25,7 @@ export const MSG = {
   query: 0x51, // 'Q'
   parse: 0x50, // 'P'
   functionCall: 0x46, // 'F' (the fast-path interface: a function by OID, no SQL text)
+  execute: 0x45, // 'E' from the client (from the server the same byte is an ErrorResponse)
   password: 0x70, // 'p'
   auth: 0x52, // 'R'
   error: 0x45, // 'E'

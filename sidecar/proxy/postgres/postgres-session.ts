@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import type { LeaseRecord } from "../../leases/index.js";
 import type { Duplex } from "node:stream";
@@ -7,7 +6,9 @@ import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-toke
 import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
-import { leaseAuditFields, SessionRecord } from "../session-record.js";
+import { digestOf, recordDenial } from "../decision-record.js";
+import { SessionRecord } from "../session-record.js";
+import { sessionLimiter } from "../session-limits.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { StoredRegistration } from "../../resources/types.js";
@@ -28,6 +29,7 @@ import {
 import { clientProof } from "./client-auth.js";
 import { authenticationOk, backendKeyData, errorResponse } from "./server-messages.js";
 import { StatementAuditor } from "./statement-audit.js";
+import { pgStatementCounter } from "./statement-counter.js";
 import { type SessionStatementPolicy, SessionSyntax, sessionGuard } from "./session-guard.js";
 import type { GuardRefusal, StatementGuard } from "./statement-guard.js";
 import { loadPostgresGrammar } from "./statement-kind.js";
@@ -268,10 +270,22 @@ export class PostgresSession implements ProxySession, Handshaking {
         : undefined;
     const guard = this.statementGuard(lease, auditor?.onMessage);
     const upTap = auditor && !guard ? new FrameTap(StatementAuditor.types, auditor.onMessage) : undefined;
+    const limiter = sessionLimiter({
+      ctx: this.ctx,
+      record: this.record,
+      tool: "postgres",
+      end: (why) => this.terminate(why, SQLSTATE.configurationLimitExceeded),
+      refusal: (why) => new HandshakeRefusal(SQLSTATE.configurationLimitExceeded, why, `53400 ${why}`),
+      count: pgStatementCounter(),
+    });
+    const up = (c: Buffer) => {
+      upTap?.push(c);
+      limiter?.sent(c);
+    };
     this.ctx.handshakes.leave(this);
     this.client.write(Buffer.concat(frames));
     if (clientRest.length > 0) {
-      upTap?.push(clientRest);
+      up(clientRest);
       for (const out of guard ? guard.push(clientRest) : [clientRest]) backend.write(out);
     }
     if (this.ended) return;
@@ -279,11 +293,15 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.record.bytesOut += login.rest.length;
     const downTap = this.downTap;
     this.spliced = splice(this.client, backend, {
-      onUp: upTap ? (c) => upTap.push(c) : undefined,
-      onDown: (c) => downTap.push(c),
+      onUp: up,
+      onDown: (c) => {
+        limiter?.returned(c.length);
+        downTap.push(c);
+      },
       rewriteUp: guard ? (c) => guard.push(c) : undefined,
     });
     auditor?.attach(this.spliced.up);
+    limiter?.attach(this.spliced);
   }
 
   /** The guard on the client's statements, when the registration needs one (session-guard.ts). */
@@ -305,34 +323,20 @@ export class PostgresSession implements ProxySession, Handshaking {
 
   /** The record of a refused statement: a `decision` on the lease, with a digest, never the text. */
   private auditRefusal(text: string, refusal: GuardRefusal): void {
-    const lease = this.record.lease;
-    if (!lease) return;
-    this.ctx.log.warn(
-      { resource: this.ctx.resource, lease_id: lease.id, client: this.record.client, scope: refusal.scope },
-      refusal.scope === "statement"
-        ? "refused a statement by policy through the proxy"
-        : "refused a password change through the proxy",
-    );
-    this.ctx.audit
-      .append({
-        ...leaseAuditFields(lease),
-        event: "decision",
-        scope: refusal.scope,
-        decision: "deny",
-        tool: "postgres",
-        target: this.record.client,
-        request_id: this.record.requestId,
-        digest: `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`,
-        reason: refusal.reason,
-        ...(refusal.policies ? { policies: [...refusal.policies] } : {}),
-      })
-      .catch((err: unknown) => {
-        this.ctx.log.error(
-          { err: { message: (err as Error).message }, resource: this.ctx.resource },
-          "proxy audit write failed",
-        );
-        this.terminate("the audit log cannot be written");
-      });
+    recordDenial({
+      ctx: this.ctx,
+      record: this.record,
+      tool: "postgres",
+      scope: refusal.scope,
+      reason: refusal.reason,
+      digest: digestOf(text),
+      policies: refusal.policies,
+      message:
+        refusal.scope === "statement"
+          ? "refused a statement by policy through the proxy"
+          : "refused a password change through the proxy",
+      onFailure: (why) => this.terminate(why),
+    });
   }
 
   /**
@@ -432,8 +436,8 @@ export class PostgresSession implements ProxySession, Handshaking {
     setTimeout(() => this.client.destroy(), 1000).unref();
   }
 
-  /** Closes the session now; a client between two messages is told why (FATAL 57P01). */
-  terminate(why: string): void {
+  /** Closes the session now; a client between two messages is told why (FATAL 57P01, or `code`). */
+  terminate(why: string, code: string = SQLSTATE.adminShutdown): void {
     if (!this.spliced) {
       this.refuse(
         new HandshakeRefusal(SQLSTATE.adminShutdown, `terminating connection because ${why}`, `57P01 ${why}`),
@@ -448,7 +452,7 @@ export class PostgresSession implements ProxySession, Handshaking {
       this.client.end(
         errorResponse({
           severity: "FATAL",
-          code: SQLSTATE.adminShutdown,
+          code,
           message: `terminating connection because ${why}`,
         }),
       );

@@ -41,7 +41,22 @@ function open(target: RedisTarget, signal: AbortSignal): Promise<Duplex> {
 export interface RedisLogin {
   readonly socket: Duplex;
   readonly reply: Buffer;
+  /** The server's reply to `probe`, when one was sent. */
+  readonly probeReply?: Buffer | undefined;
   readonly rest: Buffer;
+}
+
+/** The largest reply to a probe (`COMMAND` is some 250 KiB on Redis 7). */
+const MAX_PROBE_REPLY_BYTES = 16 * 1024 * 1024;
+
+/** The next whole reply the reader holds, waiting for more as long as it stays under `max`. */
+async function nextReply(reader: SocketReader, max: number): Promise<Buffer> {
+  for (;;) {
+    const end = respValueEnd(reader.peek(), 0);
+    if (end >= 0) return reader.take(end);
+    if (reader.length > max) throw failed("reply too long");
+    await reader.more();
+  }
 }
 
 /**
@@ -51,30 +66,31 @@ export interface RedisLogin {
 export async function loginToRedis(input: {
   readonly target: RedisTarget;
   readonly login: Buffer;
+  /** A command sent once logged in (`COMMAND`, for statement policy); its reply is returned apart. */
+  readonly probe?: Buffer | undefined;
   readonly maxMessageBytes: number;
   readonly signal: AbortSignal;
 }): Promise<RedisLogin> {
   const socket = await open(input.target, input.signal);
   const onAbort = () => socket.destroy();
   input.signal.addEventListener("abort", onAbort, { once: true });
-  const reader = new SocketReader(socket, input.maxMessageBytes + 64 * 1024);
+  const max = input.probe ? Math.max(input.maxMessageBytes, MAX_PROBE_REPLY_BYTES) : input.maxMessageBytes;
+  const reader = new SocketReader(socket, max + 64 * 1024);
   try {
     socket.write(input.login);
-    let end = -1;
-    for (;;) {
-      end = respValueEnd(reader.peek(), 0);
-      if (end >= 0) break;
-      if (reader.length > input.maxMessageBytes) throw failed("reply too long");
-      await reader.more();
-    }
-    const reply = reader.take(end);
+    const reply = await nextReply(reader, input.maxMessageBytes);
     if (reply[0] === 0x2d)
       throw failed(
         `server refused: ${reply.toString("utf8", 1, Math.min(reply.length - 2, 40)).split(" ")[0]}`,
       );
+    let probeReply: Buffer | undefined;
+    if (input.probe) {
+      socket.write(input.probe);
+      probeReply = await nextReply(reader, max);
+    }
     const rest = reader.detach({ pause: true });
     input.signal.removeEventListener("abort", onAbort);
-    return { socket, reply, rest };
+    return { socket, reply, probeReply, rest };
   } catch (err) {
     input.signal.removeEventListener("abort", onAbort);
     reader.detach({ pause: false });

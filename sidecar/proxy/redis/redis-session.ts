@@ -4,13 +4,26 @@ import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-toke
 import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
+import { digestOf, recordDenial } from "../decision-record.js";
+import { sessionLimiter } from "../session-limits.js";
 import { SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { ProxySession } from "../types.js";
-import { loginToRedis } from "./backend-login.js";
+import { loginToRedis, type RedisLogin } from "./backend-login.js";
+import { CommandFramer } from "./command-framer.js";
+import type { CommandRefusal } from "./command-guard.js";
+import type { CommandTable, CommandTables } from "./command-table.js";
 import { encodeCommand, errorReply, parseCommand, RespProtocolError } from "./resp.js";
+import { type RedisStatementPolicy, redisCommandGuard, tableOfReply } from "./session-guard.js";
 import { redisTargetOf } from "./target.js";
+
+export interface RedisContext extends SessionContext {
+  /** For registrations with `proxy.statementPolicy`: the engine (absent: refuse all) and what unparseable commands get. */
+  readonly statementPolicy?: RedisStatementPolicy | undefined;
+  /** The backends' command tables (statement policy classifies commands by them). */
+  readonly commandTables?: CommandTables | undefined;
+}
 
 /** Failed AUTH attempts before the connection is closed. */
 const MAX_ATTEMPTS = 3;
@@ -27,6 +40,15 @@ interface LoginRequest {
 }
 
 type Step = { readonly reply: Buffer; readonly close?: boolean } | { readonly login: LoginRequest };
+
+/** What `count` returns, or 0 when the stream cannot be read. */
+function countOrNone(count: () => number): number {
+  try {
+    return count();
+  } catch {
+    return 0;
+  }
+}
 
 function text(b: Buffer | undefined): string {
   return b === undefined ? "" : b.toString("utf8");
@@ -87,7 +109,7 @@ export class RedisSession implements ProxySession, Handshaking {
 
   constructor(
     private readonly client: Socket,
-    private readonly ctx: SessionContext,
+    private readonly ctx: RedisContext,
   ) {
     client.setNoDelay(true);
     client.on("error", () => undefined);
@@ -192,9 +214,13 @@ export class RedisSession implements ProxySession, Handshaking {
             ...(hello.setname ? ["SETNAME", hello.setname] : []),
           ]
         : ["AUTH", cred.username, cred.password];
+      const policyOn = reg?.proxy?.statementPolicy === true;
+      const backendKey = `${target.host}:${target.port}`;
+      const cached = policyOn ? this.ctx.commandTables?.get(backendKey) : undefined;
       const res = await loginToRedis({
         target,
         login: encodeCommand(command),
+        probe: policyOn && !cached ? encodeCommand(["COMMAND"]) : undefined,
         maxMessageBytes: this.ctx.maxMessageBytes,
         signal: this.abort.signal,
       });
@@ -204,15 +230,83 @@ export class RedisSession implements ProxySession, Handshaking {
         res.socket.destroy();
         return;
       }
-      this.ctx.handshakes.leave(this);
-      const clientRest = reader.detach({ pause: true });
-      this.client.write(Buffer.concat([res.reply, res.rest]));
-      if (clientRest.length > 0) res.socket.write(clientRest);
-      this.record.bytesIn += clientRest.length;
-      this.record.bytesOut += res.rest.length;
-      this.spliced = splice(this.client, res.socket);
+      const table = policyOn ? (cached ?? this.tableOf(res, backendKey)) : undefined;
+      this.startSplice(reader.detach({ pause: true }), res, table);
       return;
     }
+  }
+
+  /** The backend's command table from the login's `COMMAND` reply; without one, policy cannot apply. */
+  private tableOf(res: RedisLogin, backendKey: string): CommandTable {
+    try {
+      const table = tableOfReply(res.probeReply);
+      this.ctx.commandTables?.set(backendKey, table);
+      return table;
+    } catch (err) {
+      throw new HandshakeRefusal(
+        "ERR",
+        "the proxy cannot apply the resource's statement policy now",
+        `ERR statement policy unavailable (${(err as Error).message.slice(0, 80)})`,
+      );
+    }
+  }
+
+  private startSplice(clientRest: Buffer, res: RedisLogin, table: CommandTable | undefined): void {
+    const reg = this.ctx.registration();
+    const guard =
+      table && reg
+        ? redisCommandGuard({
+            reg,
+            lease: this.record.lease,
+            resource: this.ctx.resource,
+            statementPolicy: this.ctx.statementPolicy,
+            table,
+            onRefused: (command, refusal) => this.auditRefusal(command, refusal),
+            onUnjudgeable: (why) =>
+              this.terminate(`the proxy could not follow the client's commands (${why})`),
+          })
+        : undefined;
+    if (table && !guard)
+      throw new HandshakeRefusal("ERR", "the resource has no usable connection", "ERR no connection");
+    const counter = new CommandFramer(0, false);
+    const limiter = sessionLimiter({
+      ctx: this.ctx,
+      record: this.record,
+      tool: "redis",
+      end: (why) => this.terminate(why),
+      refusal: (why) => new HandshakeRefusal("ERR", why, `ERR ${why}`),
+      // Not RESP: the server answers it and closes; nothing more to count.
+      count: (c) => countOrNone(() => counter.push(c).length),
+    });
+    this.ctx.handshakes.leave(this);
+    limiter?.sent(clientRest);
+    const down = guard ? guard.down(res.rest) : [res.rest];
+    this.client.write(Buffer.concat([res.reply, ...down]));
+    for (const out of guard ? guard.push(clientRest) : [clientRest]) res.socket.write(out);
+    if (this.ended) return;
+    this.record.bytesIn += clientRest.length;
+    this.record.bytesOut += res.rest.length;
+    this.spliced = splice(this.client, res.socket, {
+      ...limiter?.taps(),
+      rewriteUp: guard ? (c) => guard.push(c) : undefined,
+      rewriteDown: guard ? (c) => guard.down(c) : undefined,
+    });
+    limiter?.attach(this.spliced);
+  }
+
+  /** The record of a refused command: a `decision` on the lease, with a digest, never a key or a value. */
+  private auditRefusal(command: Buffer, refusal: CommandRefusal): void {
+    recordDenial({
+      ctx: this.ctx,
+      record: this.record,
+      tool: "redis",
+      scope: "statement",
+      reason: refusal.reason,
+      digest: digestOf(command),
+      policies: refusal.policies,
+      message: "refused a command by policy through the proxy",
+      onFailure: (why) => this.terminate(why),
+    });
   }
 
   private claim(leaseId: string): void {

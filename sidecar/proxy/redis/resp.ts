@@ -127,15 +127,77 @@ export function parseCommand(buf: Buffer, maxBulk: number): ParsedCommand | null
 
 /** A RESP array of bulk strings: how a client sends a command. */
 export function encodeCommand(args: ReadonlyArray<string | Buffer>): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
-  for (const a of args) {
-    const b = typeof a === "string" ? Buffer.from(a, "utf8") : a;
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from("\r\n"));
+  const bufs = args.map((a) => (typeof a === "string" ? Buffer.from(a, "utf8") : a));
+  // One allocation: the listener re-encodes every command it judges.
+  let length = 3 + String(bufs.length).length;
+  for (const b of bufs) length += 5 + String(b.length).length + b.length;
+  const out = Buffer.allocUnsafe(length);
+  let at = out.write(`*${bufs.length}\r\n`, 0, "latin1");
+  for (const b of bufs) {
+    at += out.write(`$${b.length}\r\n`, at, "latin1");
+    at += b.copy(out, at);
+    out[at++] = 0x0d;
+    out[at++] = 0x0a;
   }
-  return Buffer.concat(parts);
+  return out;
 }
 
 /** An error reply; `line` starts with its code (ERR, WRONGPASS, NOAUTH…) and holds no CR/LF. */
 export function errorReply(line: string): Buffer {
   return Buffer.from(`-${line.replace(/[\r\n]+/g, " ")}\r\n`, "utf8");
+}
+
+/** A decoded RESP value: strings (simple, bulk, verbatim), integers, null, errors, and lists (arrays, sets, pushes; maps flattened to key, value, …). */
+export type RespValue = string | number | null | { readonly error: string } | readonly RespValue[];
+
+/**
+ * Decodes the one complete RESP2/RESP3 value at the start of `buf` (as {@link respValueEnd}
+ * found it). Attributes are dropped; doubles and big numbers are kept as their text.
+ */
+export function decodeResp(buf: Buffer): RespValue {
+  const [value] = decodeAt(buf, 0, 0);
+  return value;
+}
+
+function decodeAt(buf: Buffer, at: number, depth: number): [RespValue, number] {
+  if (depth > MAX_DEPTH) throw new RespProtocolError("reply nested too deeply");
+  const end = lineEnd(buf, at + 1);
+  if (end < 0) throw new RespProtocolError("incomplete reply");
+  const type = String.fromCharCode(buf[at] as number);
+  const line = buf.toString("utf8", at + 1, end);
+  switch (type) {
+    case "+":
+    case ",":
+    case "(":
+      return [line, end + 2];
+    case "-":
+      return [{ error: line }, end + 2];
+    case ":":
+      return [intLine(buf, at + 1, end), end + 2];
+    case "#":
+      return [line === "t" ? 1 : 0, end + 2];
+    case "_":
+      return [null, end + 2];
+    case "$":
+    case "!":
+    case "=": {
+      const n = intLine(buf, at + 1, end);
+      if (n < 0) return [null, end + 2];
+      const text = buf.toString("utf8", end + 2, end + 2 + n);
+      const value = type === "!" ? { error: text } : type === "=" ? text.slice(4) : text;
+      return [value, end + 2 + n + 2];
+    }
+    default: {
+      const n = intLine(buf, at + 1, end);
+      const items = n < 0 ? 0 : type === "%" || type === "|" ? 2 * n : n;
+      const out: RespValue[] = [];
+      let next = end + 2;
+      for (let i = 0; i < items; i++) {
+        const [v, after] = decodeAt(buf, next, depth + 1);
+        out.push(v);
+        next = after;
+      }
+      return type === "|" ? decodeAt(buf, next, depth + 1) : [n < 0 ? null : out, next];
+    }
+  }
 }
