@@ -30,6 +30,8 @@ export interface SpliceOptions {
    * back is written to the backend instead (possibly nothing yet, possibly held bytes later).
    */
   rewriteUp?: ((chunk: Buffer) => readonly Buffer[]) | undefined;
+  /** The same for what is forwarded from the backend. */
+  rewriteDown?: ((chunk: Buffer) => readonly Buffer[]) | undefined;
 }
 
 class Direction implements SpliceDirection {
@@ -93,7 +95,7 @@ class Direction implements SpliceDirection {
  */
 export function splice(client: Duplex, backend: Duplex, opts: SpliceOptions = {}): Splice {
   const up = new Direction(client, backend, opts.onUp, opts.rewriteUp);
-  const down = new Direction(backend, client, opts.onDown);
+  const down = new Direction(backend, client, opts.onDown, opts.rewriteDown);
   const closed = Promise.all([
     new Promise<void>((resolve) => client.once("close", () => resolve())),
     new Promise<void>((resolve) => backend.once("close", () => resolve())),
