@@ -4,6 +4,7 @@ import { join } from "node:path";
 import * as asn1 from "asn1js";
 import { Attribute, Change, Client } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runLdapSearch } from "../../sidecar/mcp/runners/ldap-runner.js";
 import { frameHeader } from "../../sidecar/proxy/ldap/ber-frame.js";
 import {
   decodeMessage,
@@ -211,6 +212,23 @@ describe("LDAP listener with the OpenLDAP tools", () => {
     } finally {
       await c.unbind();
     }
+  });
+});
+
+describe("MCP's ldap_search through the listener", () => {
+  it("binds at the listener as cn=<lease id> with the token; password attributes never come back", async () => {
+    const dn = `uid=${lease.account},${slapd.peopleDn}`;
+    const got = await runLdapSearch(
+      { kind: "proxy", host: "127.0.0.1", port, user: lease.leaseId, password: lease.token },
+      { base: dn, scope: "base", filter: "(objectClass=*)", attributes: ["uid", "userPassword"], maxRows: 5 },
+    );
+    expect(got.entries).toEqual([{ dn, attributes: { uid: [lease.account] } }]);
+    await expect(
+      runLdapSearch(
+        { kind: "proxy", host: "127.0.0.1", port, user: lease.leaseId, password: "not-the-token" },
+        { base: dn, scope: "base", filter: "(objectClass=*)", attributes: [], maxRows: 5 },
+      ),
+    ).rejects.toThrow(/Invalid|49/i);
   });
 });
 
