@@ -22,7 +22,9 @@ import { rawConnect, readUntil, readUntilClose } from "./wire.js";
 
 const RESOURCE = "px-ldap";
 const SECURE = "px-ldap-starttls";
-const ACCOUNTS = ["px_l1", "px_l2", "px_l3", "px_l4", "px_l5"];
+const ACCOUNTS = ["px_l1", "px_l2", "px_l3", "px_l4", "px_l5", "px_l6", "px_l7"];
+const LDAPS = "px-ldap-ldaps";
+const UNTRUSTED = "px-ldap-untrusted";
 const PASSWORDS = new Map<string, string>();
 
 let h: ProxyHarness;
@@ -109,6 +111,13 @@ beforeAll(async () => {
       tls: { ca: slapd.caPem },
     },
     accounts: accounts(ACCOUNTS.slice(3)),
+    proxy: { port: 0 },
+  });
+  await h.register({
+    ...base,
+    name: LDAPS,
+    connection: { url: slapd.ldapsUrl, accountDn: slapd.accountDnTemplate, tls: { ca: slapd.caPem } },
+    accounts: accounts(["px_l6"]),
     proxy: { port: 0 },
   });
   proxy = await h.manager();
@@ -212,6 +221,44 @@ describe("LDAP listener with the OpenLDAP tools", () => {
     } finally {
       await c.unbind();
     }
+  });
+});
+
+describe("the listener's own leg to slapd", () => {
+  it("ldaps:// with the registration's CA: the session binds as the account", async () => {
+    const l = await h.checkout(LDAPS);
+    const c = viaProxy(`ldap://127.0.0.1:${listenerPort(proxy, LDAPS)}`);
+    try {
+      await c.bind(`cn=${l.leaseId}`, l.token);
+      expect((await c.exop("1.3.6.1.4.1.4203.1.11.3")).value).toBe(`dn:uid=${l.account},${slapd.peopleDn}`);
+    } finally {
+      await c.unbind();
+    }
+  });
+
+  it("a server certificate the registration does not trust: the bind gets unavailable (52), nothing is sent", async () => {
+    // Registered while trusted; the CA is then dropped from the listener's view of it.
+    const stored = await h.register({
+      ...{ adapter: "ldap", importRotation: false, reveal: false, rotation: { terminateSessions: false } },
+      admin: { username: slapd.rotator.dn, password: slapd.rotator.password },
+      name: UNTRUSTED,
+      connection: { url: slapd.ldapsUrl, accountDn: slapd.accountDnTemplate, tls: { ca: slapd.caPem } },
+      accounts: [{ name: "px_l7", password: PASSWORDS.get("px_l7") }],
+      proxy: { port: 0 },
+    });
+    const m = await h.manager();
+    await m.sync([{ ...stored, connection: { url: slapd.ldapsUrl, accountDn: slapd.accountDnTemplate } }]);
+    const l = await h.checkout(UNTRUSTED);
+    const c = viaProxy(`ldap://127.0.0.1:${listenerPort(m, UNTRUSTED)}`);
+    await expect(c.bind(`cn=${l.leaseId}`, l.token)).rejects.toMatchObject({ code: 52 });
+    await c.unbind();
+    await waitFor("the refused session's record", async () =>
+      (await h.auditRecords()).some(
+        (x) => x.scope === "proxy_session" && x.lease_id === l.leaseId && x.decision === "deny",
+      ),
+    );
+    const rec = (await h.auditRecords()).find((x) => x.scope === "proxy_session" && x.lease_id === l.leaseId);
+    expect(String(rec?.reason)).toMatch(/^52 tls: /);
   });
 });
 
@@ -348,6 +395,27 @@ describe("LDAP listener refusals", () => {
     const got = replies(await readUntilClose(s))[0];
     expect(got).toMatchObject({ id: 0, tag: 0x78, code: 52 });
     expect(got?.message).toContain("in time");
+  });
+});
+
+describe("LDAP listener under abuse", () => {
+  it("a lease past proxy.maxConnectionsPerLease gets busy (51) naming the setting", async () => {
+    const capped = await h.manager({ maxConnectionsPerLease: 1 });
+    const p = listenerPort(capped, RESOURCE);
+    const held = viaProxy(`ldap://127.0.0.1:${p}`);
+    const extra = viaProxy(`ldap://127.0.0.1:${p}`);
+    try {
+      await held.bind(`cn=${lease.leaseId}`, lease.token);
+      const err = await extra.bind(`cn=${lease.leaseId}`, lease.token).then(
+        () => undefined,
+        (e: { code?: number; message?: string }) => e,
+      );
+      expect(err?.code).toBe(51);
+      expect(err?.message).toContain("proxy.maxConnectionsPerLease");
+    } finally {
+      await held.unbind();
+      await extra.unbind().catch(() => undefined);
+    }
   });
 });
 
