@@ -398,6 +398,32 @@ describe("LDAP listener refusals", () => {
   });
 });
 
+describe("LDAP listener refusals, continued", () => {
+  it("after a wrong token the deadline still ends the connection with a Notice of Disconnection", async () => {
+    const impatient = await h.manager({ handshakeTimeoutMs: 500 });
+    const s = await rawConnect(listenerPort(impatient, RESOURCE));
+    const closed = readUntilClose(s);
+    s.write(simpleBindRequest(7, `cn=${lease.leaseId}`, "wrong-token"));
+    const got = replies(await closed);
+    expect(got.map((r) => [r.id, r.tag, r.code])).toEqual([
+      [7, 0x61, 49],
+      [0, 0x78, 52],
+    ]);
+  });
+
+  it("the third wrong token closes the connection", async () => {
+    const s = await rawConnect(port);
+    const closed = readUntilClose(s);
+    for (const id of [1, 2, 3]) s.write(simpleBindRequest(id, `cn=${lease.leaseId}`, `wrong-${id}`));
+    const got = replies(await closed);
+    expect(got.map((r) => [r.id, r.code])).toEqual([
+      [1, 49],
+      [2, 49],
+      [3, 49],
+    ]);
+  });
+});
+
 describe("LDAP listener under abuse", () => {
   it("a lease past proxy.maxConnectionsPerLease gets busy (51) naming the setting", async () => {
     const capped = await h.manager({ maxConnectionsPerLease: 1 });

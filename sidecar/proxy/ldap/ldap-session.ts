@@ -138,6 +138,7 @@ export class LdapSession implements ProxySession, Handshaking {
         const text = "invalid lease id / lease token pair, or the lease has ended";
         if (attempts >= MAX_ATTEMPTS) throw refusal(RESULT.invalidCredentials, text, check.code);
         this.client.write(bindResponse(message.messageId, RESULT.invalidCredentials, text));
+        this.bindId = undefined;
         continue;
       }
       this.record.refusal = undefined;
