@@ -1,23 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import * as asn1 from "asn1js";
 import { Attribute, Change, Client } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runLdapSearch } from "../../sidecar/mcp/runners/ldap-runner.js";
-import { frameHeader } from "../../sidecar/proxy/ldap/ber-frame.js";
-import {
-  decodeMessage,
-  extendedRequest,
-  opTag,
-  readResult,
-  simpleBindRequest,
-} from "../../sidecar/proxy/ldap/messages.js";
+import { extendedRequest, simpleBindRequest } from "../../sidecar/proxy/ldap/messages.js";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
 import { ldapLogin, startSlapd, type TestSlapd } from "../support/slapd.js";
 import { waitFor } from "../support/wait-for.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
 import { run, toolEnv } from "./processes.js";
+import { baseSearch, count, replies } from "./ldap-wire.js";
 import { rawConnect, readUntil, readUntilClose } from "./wire.js";
 
 const RESOURCE = "px-ldap";
@@ -37,25 +30,6 @@ function viaProxy(url = `ldap://127.0.0.1:${port}`): Client {
   // ldapts speaks TLS from the first byte whenever it is given tlsOptions: only for ldaps://.
   const tls = url.startsWith("ldaps:") ? { tlsOptions: { rejectUnauthorized: false } } : {};
   return new Client({ url, timeout: 10_000, connectTimeout: 5_000, ...tls });
-}
-
-/** Each LDAPMessage in `buf`: messageID, protocolOp tag, result code and message. */
-function replies(buf: Buffer): Array<{ id: number; tag: number; code: number; message: string }> {
-  const out: Array<{ id: number; tag: number; code: number; message: string }> = [];
-  let at = 0;
-  while (at < buf.length) {
-    const f = frameHeader(buf, at, 1 << 20);
-    if (!f || at + f.totalBytes > buf.length) break;
-    const m = decodeMessage(buf.subarray(at, at + f.totalBytes));
-    const tag = opTag(m.op);
-    out.push({ id: m.messageId, tag, ...(tag === 0x64 ? { code: -1, message: "" } : readResult(m.op)) });
-    at += f.totalBytes;
-  }
-  return out;
-}
-
-function count(n: number) {
-  return (b: Buffer) => replies(b).length >= n;
 }
 
 async function tool(name: string, l: Checkout, args: readonly string[], input = "", uri?: string) {
@@ -311,6 +285,17 @@ describe("inside a bound LDAP session", () => {
       await c.unbind();
     }
     expect(await ldapLogin(slapd, lease.account, "chosen-by-agent-1")).toBe(false);
+    const reasons = async () =>
+      (await h.auditRecords())
+        .filter((x) => x.event === "decision" && x.tool === "ldap" && x.lease_id === lease.leaseId)
+        .map((x) => String(x.reason));
+    // Each refusal is a decision record naming its rule (earlier tests' second binds are there too):
+    // the exop and the modify are two password refusals, and there is the late StartTLS.
+    const matching = (got: string[], re: RegExp) => got.filter((r) => re.test(r)).length;
+    await waitFor("the refusals' decision records", async () => {
+      const got = await reasons();
+      return matching(got, /^StartTLS after bind: /) === 1 && matching(got, /^password modify: /) === 2;
+    });
     expect(await ldapLogin(slapd, lease.account, PASSWORDS.get(lease.account) ?? "")).toBe(true);
   });
 
@@ -319,25 +304,12 @@ describe("inside a bound LDAP session", () => {
     const s = await rawConnect(port);
     s.write(simpleBindRequest(1, `cn=${lease.leaseId}`, lease.token));
     expect(replies(await readUntil(s, count(1)))[0]).toMatchObject({ id: 1, tag: 0x61, code: 0 });
-    const search = (id: number) => {
-      const { Sequence, Integer, Constructed, OctetString, Enumerated, Boolean: Bool, Primitive } = asn1;
-      const op = new Constructed({
-        idBlock: { tagClass: 2, tagNumber: 3 },
-        value: [
-          new OctetString({ valueHex: Buffer.from(dn) }),
-          new Enumerated({ value: 0 }),
-          new Enumerated({ value: 0 }),
-          new Integer({ value: 0 }),
-          new Integer({ value: 0 }),
-          new Bool({ value: false }),
-          new Primitive({ idBlock: { tagClass: 3, tagNumber: 7 }, valueHex: Buffer.from("objectClass") }),
-          new Sequence({ value: [] }),
-        ],
-      });
-      return Buffer.from(new Sequence({ value: [new Integer({ value: id }), op] }).toBER());
-    };
     s.write(
-      Buffer.concat([search(2), simpleBindRequest(3, slapd.admin.dn, slapd.admin.password), search(4)]),
+      Buffer.concat([
+        baseSearch(2, dn),
+        simpleBindRequest(3, slapd.admin.dn, slapd.admin.password),
+        baseSearch(4, dn),
+      ]),
     );
     const got = replies(await readUntil(s, count(5))).map((r) => [r.id, r.tag, r.code]);
     s.destroy();
@@ -425,6 +397,17 @@ describe("LDAP listener refusals, continued", () => {
 });
 
 describe("LDAP listener under abuse", () => {
+  it("a session that keeps sending refused requests is closed after 32 of them", async () => {
+    const s = await rawConnect(port);
+    s.write(simpleBindRequest(1, `cn=${lease.leaseId}`, lease.token));
+    expect(replies(await readUntil(s, count(1)))[0]).toMatchObject({ id: 1, code: 0 });
+    const closed = readUntilClose(s);
+    s.write(Buffer.concat(Array.from({ length: 40 }, (_, i) => simpleBindRequest(i + 2, "cn=x", "y"))));
+    const got = replies(await closed);
+    expect(got.filter((r) => r.code === 49).length).toBeGreaterThan(32);
+    expect(got.at(-1)).toMatchObject({ id: 0, tag: 0x78, code: 53 });
+  });
+
   it("a lease past proxy.maxConnectionsPerLease gets busy (51) naming the setting", async () => {
     const capped = await h.manager({ maxConnectionsPerLease: 1 });
     const p = listenerPort(capped, RESOURCE);

@@ -6,7 +6,7 @@ import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-toke
 import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
-import { SessionRecord } from "../session-record.js";
+import { leaseAuditFields, SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { ProxySession } from "../types.js";
@@ -24,6 +24,8 @@ export interface LdapContext extends SessionContext {
 
 /** Failed binds before the connection is closed. */
 const MAX_ATTEMPTS = 3;
+/** Requests a bound session may have refused (each one audited) before it is closed. */
+const MAX_REFUSALS = 32;
 /** The first byte of a TLS handshake record: an ldaps:// client. */
 const TLS_HANDSHAKE = 0x16;
 
@@ -50,6 +52,7 @@ export class LdapSession implements ProxySession, Handshaking {
   private ended = false;
   private finished = false;
   private checking = false;
+  private refusals = 0;
 
   constructor(
     private readonly raw: Socket,
@@ -185,11 +188,7 @@ export class LdapSession implements ProxySession, Handshaking {
     const guard = new LdapMessageGuard({
       maxMessageBytes: this.ctx.maxMessageBytes,
       answer: (reply) => this.client.write(reply),
-      refused: (rule) =>
-        this.ctx.log.info(
-          { resource: this.ctx.resource, lease_id: this.record.lease?.id, rule },
-          "ldap request refused by the listener",
-        ),
+      refused: (rule) => this.refusedRequest(rule),
       violation: (why) => this.terminateWith(RESULT.protocolError, why),
     });
     this.guard = guard;
@@ -201,6 +200,37 @@ export class LdapSession implements ProxySession, Handshaking {
     this.record.bytesIn += pipelined.length;
     this.record.bytesOut += login.rest.length;
     this.spliced = splice(this.client, login.socket, { rewriteUp: guard.up, rewriteDown: guard.down });
+  }
+
+  /**
+   * A request of the bound session the listener answered itself: a `decision` record (its rule,
+   * never its content, which may hold a password). Past MAX_REFUSALS the session ends, so a
+   * client cannot turn refusals into an unbounded stream of audit records.
+   */
+  private refusedRequest(rule: string): void {
+    this.refusals += 1;
+    const lease = this.record.lease;
+    if (lease) {
+      this.ctx.audit
+        .append({
+          ...leaseAuditFields(lease),
+          event: "decision",
+          scope: "proxy_statement",
+          decision: "deny",
+          tool: "ldap",
+          target: this.record.client,
+          request_id: this.record.requestId,
+          reason: `${rule}: refused by the leasehold listener`,
+        })
+        .catch((err: unknown) =>
+          this.ctx.log.error(
+            { err: { message: (err as Error).message }, resource: this.ctx.resource },
+            "proxy audit write failed",
+          ),
+        );
+    }
+    if (this.refusals > MAX_REFUSALS)
+      setImmediate(() => this.terminateWith(RESULT.unwillingToPerform, "too many refused requests"));
   }
 
   private claim(leaseId: string): void {
