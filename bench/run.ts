@@ -18,6 +18,7 @@ const benches = [
   "proxy-pg.ts",
   "proxy-redis.ts",
   "proxy-mysql.ts",
+  "proxy-ldap.ts",
   "statement-policy.ts",
   "attest.ts",
   "mcp.ts",

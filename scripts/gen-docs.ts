@@ -724,7 +724,7 @@ export const REGISTRATION_EXTRAS: Readonly<Record<string, KeyExtra>> = {
   },
   proxy: {
     description:
-      "A local listener speaking the target's protocol (postgres, mysql, redis-acl): user = lease id, password = lease token.",
+      "A local listener speaking the target's protocol (postgres, mysql, redis-acl, ldap): user = lease id (LDAP: bind DN cn=<lease id>), password = lease token.",
     example: "`{ port: 15432 }`",
   },
   "proxy.port": { description: "Port on 127.0.0.1.", example: "`15432`" },

@@ -329,7 +329,7 @@ export const configSchema = z.strictObject({
       maxHandshakes: z.number().int().min(1).max(10000).default(64),
       /** Logged-in connections one lease may hold at once; beyond, the client gets an error naming this setting. @default 16 */
       maxConnectionsPerLease: z.number().int().min(1).max(1000).default(16),
-      /** TLS offered to clients that ask (PostgreSQL SSLRequest, MySQL CLIENT_SSL): a self-signed certificate, or off. @default "self-signed" */
+      /** TLS offered to clients that ask (PostgreSQL SSLRequest, MySQL CLIENT_SSL, LDAP StartTLS or ldaps://): a self-signed certificate, or off. @default "self-signed" */
       tls: z.enum(["self-signed", "off"]).default("self-signed"),
       /**
        * Under statement policy (a registration's `proxy.statementPolicy`), a statement the

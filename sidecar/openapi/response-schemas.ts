@@ -207,7 +207,7 @@ export const registerResultSchema = z.strictObject({
   warnings: z
     .array(z.string())
     .describe(
-      "what the registration should know but was not refused for, one line each naming the field (a listener whose connection to the server is plaintext: connection.ssl / connection.tls not set)",
+      "what the registration should know but was not refused for, one line each naming the field (a listener whose connection to the server is plaintext: connection.ssl / connection.tls not set, or an ldap:// url without connection.startTls)",
     ),
 });
 

@@ -2,6 +2,7 @@ import { Cluster } from "ioredis";
 import type { Socket } from "node:net";
 import type { SecureContext } from "node:tls";
 import type { StoredRegistration } from "../resources/types.js";
+import { LdapSession } from "./ldap/ldap-session.js";
 import { LeaseEndFollower } from "./lease-end-follower.js";
 import { type ListenerRsaKey, listenerRsaKey } from "./mysql/auth-plugins.js";
 import { MysqlSession } from "./mysql/mysql-session.js";
@@ -30,6 +31,7 @@ const DEFAULT_PROTOCOLS: Readonly<Record<string, ProxyProtocol>> = {
   postgres: "postgres",
   "redis-acl": "redis",
   mysql: "mysql",
+  ldap: "ldap",
 };
 const STREAM_BLOCK_MS = 2000;
 /** The defaults of `proxy.*` in the config, for managers built without it (tests, embedders). */
@@ -63,7 +65,7 @@ function endedBecause(reason: string): string {
 }
 
 /**
- * Local protocol listeners (PostgreSQL, MySQL/MariaDB, Redis) for the registrations that ask for one
+ * Local protocol listeners (PostgreSQL, MySQL/MariaDB, Redis, LDAP) for the registrations that ask for one
  * (`proxy: { port }`). Agents log in with user = lease id and password = lease token; the
  * manager closes every connection of a lease the moment any sidecar of the cluster ends it.
  *
@@ -165,7 +167,7 @@ export class ProxyManager {
       stopped.push(name);
     }
     for (const [name, w] of wanted) {
-      if (w.protocol === "postgres" || w.protocol === "mysql") await this.loadTls();
+      if (w.protocol !== "redis") await this.loadTls();
       if (w.protocol === "mysql") await this.loadRsaKey(name);
       const l = new ResourceListener(
         w.reg,
@@ -252,6 +254,8 @@ export class ProxyManager {
         serverInfo: this.mysqlServers,
         auditStatements: statementMode(l.registration) ?? this.o.auditStatements ?? "none",
       }).run();
+    } else if (l.protocol === "ldap") {
+      void new LdapSession(socket, { ...ctx, secureContext: this.secureContext }).run();
     } else {
       void new RedisSession(socket, {
         ...ctx,

@@ -10,7 +10,7 @@ import type { StatementPolicyPort, UnparseablePolicy } from "./statement-policy.
 export type AuditStatements = "none" | "digest" | "text";
 
 /** The wire protocols a listener can speak. */
-export type ProxyProtocol = "postgres" | "mysql" | "redis";
+export type ProxyProtocol = "postgres" | "mysql" | "redis" | "ldap";
 
 /** The credential of a leased account, as the lease service hands it to a listener. */
 export interface ProxyCredential {
@@ -70,9 +70,9 @@ export interface ProxyManagerOptions {
   maxConnectionsPerLease?: number;
   /** Largest message accepted before the session is spliced, bytes. @default 1048576 */
   maxMessageBytes?: number;
-  /** TLS for clients that ask for it (PostgreSQL SSLRequest, MySQL CLIENT_SSL). @default "self-signed" */
+  /** TLS for clients that ask for it (PostgreSQL SSLRequest, MySQL CLIENT_SSL, LDAP StartTLS or ldaps). @default "self-signed" */
   tls?: ProxyTls;
-  /** Adapter ids whose resources get a listener, and the protocol it speaks. @default { postgres: "postgres", mysql: "mysql", "redis-acl": "redis" } */
+  /** Adapter ids whose resources get a listener, and the protocol it speaks. @default { postgres: "postgres", mysql: "mysql", "redis-acl": "redis", ldap: "ldap" } */
   protocols?: Readonly<Record<string, ProxyProtocol>>;
   /** Attests the process at the other end of each client connection; without it logins carry no caller. */
   attestor?: CallerAttestor;

@@ -106,4 +106,14 @@ describe("leasehold exec's variables follow each target's conventions", () => {
       LDAPBINDPW: "pw-secret",
     });
   });
+
+  it("LDAP through a listener binds as cn=<lease id> at the listener's address", () => {
+    const l = execEnv(
+      "ldap",
+      { host: "127.0.0.1", port: 10389, user: "lse_1", password: "tok", connection: {}, proxy: true },
+      "lse_1",
+      undefined,
+    );
+    expect(l).toMatchObject({ LDAPURI: "ldap://127.0.0.1:10389", LDAPBINDDN: "cn=lse_1", LDAPBINDPW: "tok" });
+  });
 });

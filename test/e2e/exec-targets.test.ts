@@ -24,7 +24,14 @@ const MY_ADMIN = `lh_exec_admin_${tag}`;
 const REDIS_USER = "svc_cache";
 const SEALED_USER = "svc_sealed";
 const LDAP_USER = "svc_reports";
-const POLICY = agentsReadPolicy(["reports-mysql", "cache-redis", "sealed-redis", "people-ldap"]);
+const SEALED_LDAP_USER = "svc_sealed_ldap";
+const POLICY = agentsReadPolicy([
+  "reports-mysql",
+  "cache-redis",
+  "sealed-redis",
+  "people-ldap",
+  "sealed-ldap",
+]);
 
 let stack: Stack;
 let c: StackClient;
@@ -94,7 +101,8 @@ beforeAll(async () => {
   await rs.addUser(REDIS_USER, "initial-redis-123456");
   await rs.addUser(SEALED_USER, "initial-redis-654321");
   await slapd.addUser(LDAP_USER, "initial-ldap-123456");
-  c.secrets.push("initial-ldap-123456", slapd.rotator.password);
+  await slapd.addUser(SEALED_LDAP_USER, "initial-ldap-654321");
+  c.secrets.push("initial-ldap-123456", "initial-ldap-654321", slapd.rotator.password);
   c.secrets.push(
     "initial-mysql-123456",
     "admin-mysql-1234567",
@@ -131,6 +139,15 @@ beforeAll(async () => {
     connection: { url: slapd.url, accountDn: slapd.accountDnTemplate },
     admin: { username: slapd.rotator.dn, password: slapd.rotator.password },
     accounts: [LDAP_USER],
+  });
+  await register({
+    name: "sealed-ldap",
+    adapter: "ldap",
+    connection: { url: slapd.url, accountDn: slapd.accountDnTemplate },
+    admin: { username: slapd.rotator.dn, password: slapd.rotator.password },
+    accounts: [SEALED_LDAP_USER],
+    reveal: false,
+    proxy: { port: 0 },
   });
 }, 180_000);
 
@@ -235,6 +252,22 @@ describe("leasehold exec with the MariaDB client and redis-cli", () => {
       },
     );
     expect(await new Promise((res) => again.once("close", res))).toBe(49);
+  });
+
+  it("ldapwhoami through the listener of a sealed ldap resource: cn=<lease id> and the token, bound as the account", async () => {
+    const p = probe(
+      "sealed-ldap",
+      'exec bash -c \'ldapwhoami -x -H "$LDAPURI" -D "$LDAPBINDDN" -y <(printf %s "$LDAPBINDPW")\'',
+    );
+    const r = await exec("sealed-ldap", p.command, ["--tool", "ldapwhoami"]);
+    expect(r.code, r.stderr).toBe(0);
+    const env = await readEnv(p.env);
+    c.secrets.push(env.LDAPBINDPW ?? "");
+    expect(env.LDAPBINDDN).toBe(`cn=${env.LEASEHOLD_LEASE_ID}`);
+    expect(env.LDAPURI).toBe(`ldap://127.0.0.1:${env.LEASEHOLD_PORT}`);
+    expect(env.LDAPURI).not.toBe(slapd.url);
+    expect(r.stdout.trim()).toBe(`dn:uid=${SEALED_LDAP_USER},${slapd.peopleDn}`);
+    expect((await readFile(p.argv, "utf8")).includes(env.LDAPBINDPW ?? "")).toBe(false);
   });
 
   it("no password reached the sidecar's output or the audit file", async () => {

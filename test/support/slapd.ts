@@ -74,6 +74,8 @@ function hexEscapeValue(value: string): string {
 export interface SlapdOptions {
   /** Serve StartTLS and ldaps:// with a certificate from a throwaway CA (needs `openssl`). @default false */
   tls?: boolean;
+  /** Attributes every entry may write in itself (e.g. `description`, for modify tests). @default none */
+  selfWritable?: readonly string[];
 }
 
 /** True when the `openssl` command is there (for `tls: true`). */
@@ -131,6 +133,7 @@ function slapdConf(
   dir: string,
   rootPassword: string,
   tls: { ca: string; cert: string; key: string } | undefined,
+  selfWritable: readonly string[] = [],
 ): string {
   const tlsLines =
     tls === undefined
@@ -157,7 +160,7 @@ access to attrs=userPassword
   by dn.exact="${ROTATOR_DN}" write
   by anonymous auth
   by * none
-access to *
+${selfWritable.map((a) => `access to attrs=${a}\n  by self write\n  by * none\n`).join("")}access to *
   by self read
   by * none
 `;
@@ -180,7 +183,9 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-slapd-"));
   await mkdir(join(dir, "db"));
   const certs = opts.tls === true ? makeCertificates(dir) : undefined;
-  await writeFile(join(dir, "slapd.conf"), slapdConf(dir, rootPassword, certs), { mode: 0o600 });
+  await writeFile(join(dir, "slapd.conf"), slapdConf(dir, rootPassword, certs, opts.selfWritable), {
+    mode: 0o600,
+  });
 
   let state: Running | undefined;
   try {

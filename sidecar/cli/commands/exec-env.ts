@@ -108,9 +108,15 @@ export function execEnv(
     const auth = `${encodeURIComponent(login.user)}:${encodeURIComponent(login.password)}`;
     out.REDIS_URL = `${tls ? "rediss" : "redis"}://${auth}@${where}`;
   } else if (kind === "ldap") {
-    set("LDAPURI", typeof c.url === "string" ? c.url : undefined);
-    const template = typeof c.accountDn === "string" ? c.accountDn : undefined;
-    out.LDAPBINDDN = template === undefined ? login.user : accountDn(template, login.user);
+    if (login.proxy) {
+      // The listener: its address, and the bind DN it takes (cn=<lease id>).
+      set("LDAPURI", host === undefined ? undefined : `ldap://${hostInUrl(host)}:${port ?? 389}`);
+      out.LDAPBINDDN = `cn=${login.user}`;
+    } else {
+      set("LDAPURI", typeof c.url === "string" ? c.url : undefined);
+      const template = typeof c.accountDn === "string" ? c.accountDn : undefined;
+      out.LDAPBINDDN = template === undefined ? login.user : accountDn(template, login.user);
+    }
     out.LDAPBINDPW = login.password;
   }
   return out;

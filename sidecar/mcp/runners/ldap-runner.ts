@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import type { ConnectionOptions } from "node:tls";
 import { Client } from "ldapts";
 import { accountDn, ldapConfig } from "../../../adapters/ldap/index.js";
 import { BoundedList, jsonValue, scrub } from "./bounds.js";
@@ -35,15 +36,19 @@ function entryOf(raw: Record<string, unknown>): LdapEntry {
   return { dn: String(raw.dn), attributes };
 }
 
-/**
- * Binds as the leased account (its DN from the resource's `accountDn`) with the revealed
- * password and runs one search, bounded by `maxRows` (asked of the server as its size limit)
- * and the byte cap; the connection is closed afterwards. Password attributes are dropped.
- * @throws TargetError for a refused bind or search, never with a password.
- */
-export async function runLdapSearch(login: RunnerLogin, req: LdapRequest): Promise<LdapResult> {
-  if (login.kind !== "credential") {
-    throw new TargetError("ldap resources have no listener: ldap_search needs a revealed credential");
+/** A client for the call, and the DN and password it binds with (StartTLS options when the target asks). */
+function connectionFor(login: RunnerLogin): {
+  client: Client;
+  dn: string;
+  startTls?: ConnectionOptions;
+} {
+  if (login.kind === "proxy") {
+    // The resource's listener on loopback: bind DN cn=<lease id>, the token as password.
+    const url = `ldap://${login.host.includes(":") ? `[${login.host}]` : login.host}:${login.port}`;
+    return {
+      client: new Client({ url, connectTimeout: 10_000, timeout: CALL_TIMEOUT_MS }),
+      dn: `cn=${login.user}`,
+    };
   }
   const target = ldapConfig.parse(login.connection);
   const host = new URL(target.url).hostname.replace(/^\[|\]$/g, "");
@@ -58,9 +63,25 @@ export async function runLdapSearch(login: RunnerLogin, req: LdapRequest): Promi
     timeout: CALL_TIMEOUT_MS,
     ...(/^ldaps:/i.test(target.url) ? { tlsOptions } : {}),
   });
+  return {
+    client,
+    dn: accountDn(target.accountDn, login.username),
+    ...(target.startTls === true ? { startTls: tlsOptions } : {}),
+  };
+}
+
+/**
+ * Binds as the leased account, at the resource's listener (`cn=<lease id>` and the token) or
+ * with the revealed password (its DN from the resource's `accountDn`), and runs one search,
+ * bounded by `maxRows` (asked of the server as its size limit) and the byte cap; the connection
+ * is closed afterwards. Password attributes are dropped.
+ * @throws TargetError for a refused bind or search, never with a password.
+ */
+export async function runLdapSearch(login: RunnerLogin, req: LdapRequest): Promise<LdapResult> {
+  const { client, dn, startTls } = connectionFor(login);
   try {
-    if (target.startTls === true) await client.startTLS(tlsOptions);
-    await client.bind(accountDn(target.accountDn, login.username), login.password);
+    if (startTls !== undefined) await client.startTLS(startTls);
+    await client.bind(dn, login.password);
     const { searchEntries } = await client.search(req.base, {
       scope: req.scope,
       filter: req.filter,
