@@ -28,6 +28,8 @@ export interface VaultTransportAgents {
 
 /** A Vault answer bigger than this is refused (Vault's own request limit is 32 MiB). */
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
+/** Methods that send a Content-Length even without a body (Vault reads an empty one as no data). */
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
 /** Statuses Vault's Go client follows once; a standby answers 307 with the active node's address. */
 const REDIRECTS = new Set([301, 302, 307, 308]);
 
@@ -68,7 +70,8 @@ async function exchange(req: VaultHttpRequest, agents: VaultTransportAgents): Pr
   if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) {
     headers["content-type"] = "application/json";
   }
-  headers["content-length"] = String(body?.length ?? 0);
+  if (body !== undefined || BODY_METHODS.has(req.method))
+    headers["content-length"] = String(body?.length ?? 0);
   const deadline = req.timeout ? Date.now() + req.timeout : undefined;
   const shot = (url: URL) =>
     hop({ url, method: req.method, headers, body, agents, deadline, ms: req.timeout });
