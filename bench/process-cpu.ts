@@ -89,3 +89,20 @@ export async function startVaultDevProcess(port: number, rootToken: string): Pro
     },
   };
 }
+
+/**
+ * Time a process's threads spent runnable but waiting for a CPU (the run queue), ms: the second
+ * field of /proc/<pid>/task/<tid>/schedstat, summed over its threads. Beside its CPU time it says
+ * whether a process was starved (ready to run, no core free) or idle (waiting for I/O).
+ */
+export function runQueueMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[1] ?? 0);
+    } catch {
+      // thread gone meanwhile
+    }
+  }
+  return ns / 1e6;
+}
