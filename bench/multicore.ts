@@ -8,26 +8,30 @@
  * with the sidecars, so its CPU is printed beside the figures.
  *
  * The load generator is lean: node:http with keep-alive, identity JWTs minted before each timed
- * run (one per checkout: they are one-time). Real Redis, the Vault dev server (in this process;
- * its CPU is part of the generator's), a private PostgreSQL cluster (rotations after checkin).
+ * run (one per checkout: they are one-time). A private redis-server, the Vault dev server in a
+ * process of its own, a private PostgreSQL cluster (rotations after checkin): the CPU of each is
+ * printed per run, in cores and in ms per checkout+checkin.
  *
- * `npx tsx bench/multicore.ts [--quick]` (`npm run build` first)
+ * `npx tsx bench/multicore.ts [--quick] [--profile] [--sessions]` (`npm run build` first).
+ * `--profile`: the sidecars run under `--cpu-prof` and their 2-process run is summarized;
+ * `--sessions`: each sidecar in a session of its own (see OWN_SESSIONS).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readdirSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { Agent, request } from "node:http";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { Redis } from "ioredis";
 import pg from "pg";
 import { stringify } from "yaml";
 import { generateAgentKey, mintIdentityAssertion } from "../sidecar/identity/index.js";
 import { freePort } from "../test/support/free-port.js";
 import { startScramPostgres } from "../test/support/pg-cluster.js";
-import { dropPrefix } from "../test/support/redis.js";
-import { startVaultDev } from "../test/vault-dev/server.js";
-import { printTable, quick, type Row, writeResults } from "./stats.js";
+import { startPrivateRedis } from "./private-redis.js";
+import { cpuMs, postgresCpuMs, redisCpuMs, runQueueMs, startVaultDevProcess } from "./process-cpu.js";
+import { type CpuProfile, printTable, quick, type Row, summarizeProfile, writeResults } from "./stats.js";
 
 const CLI = resolve("dist/cli/leasehold.mjs"); // the bin (scripts/bundle.mjs)
 const CONCURRENCY = 32;
@@ -35,14 +39,15 @@ const DURATION = quick ? 4000 : 15_000;
 const ACCOUNTS = quick ? 300 : 1000;
 const AGENT = "spiffe://example.org/agent/bench";
 const POLICY = `@id("bench")\npermit (principal, action, resource) when { context.intent == "read" };\n`;
-const TICK = 100; // USER_HZ: /proc/<pid>/stat counts CPU in 1/100 s
-
-/** utime + stime of a process, ms. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICK;
-}
+/** `--profile`: each sidecar process runs under `--cpu-prof`; the 2-process run's window is summarized. */
+const PROFILE = process.argv.includes("--profile");
+const PROFILE_DIR = resolve("bench/results/multicore-profiles");
+/**
+ * `--sessions`: each sidecar in a session of its own (setsid). Linux's autogroup scheduler
+ * (`/proc/sys/kernel/sched_autogroup_enabled`) shares a busy machine's cores per session, not per
+ * process: in one session, a second sidecar only splits the first one's share.
+ */
+const OWN_SESSIONS = process.argv.includes("--sessions");
 
 const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 
@@ -86,8 +91,10 @@ interface Serve {
 }
 
 async function startServe(configFile: string, port: number, env: NodeJS.ProcessEnv): Promise<Serve> {
-  const child = spawn(process.execPath, [CLI, "serve", "--config", configFile], {
+  const prof = PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`, "--cpu-prof-interval=500"] : [];
+  const child = spawn(process.execPath, [...prof, CLI, "serve", "--config", configFile], {
     env,
+    detached: OWN_SESSIONS,
     stdio: ["ignore", "ignore", "pipe"],
   });
   let err = "";
@@ -112,9 +119,63 @@ async function stopServe(s: Serve): Promise<void> {
   await gone;
 }
 
+interface RunCpu {
+  readonly rate: number;
+  readonly seconds: number;
+  readonly sidecarCpu: number[];
+  readonly sidecarRunQueue: number[];
+  readonly generatorCpu: number;
+  readonly vaultCpu: number;
+  readonly postgresCpu: number;
+  readonly redisCpu: number;
+}
+
+/** Each process's CPU in cores during a run, their sum, and the CPU per checkout+checkin. */
+function cpuBreakdown(r: RunCpu): string {
+  const parts: Array<[string, number]> = [
+    ...r.sidecarCpu.map((c, i) => [`sidecar ${i + 1}`, c] as [string, number]),
+    ["load generator", r.generatorCpu],
+    ["Vault dev server", r.vaultCpu],
+    ["PostgreSQL (rotations)", r.postgresCpu],
+    ["Redis", r.redisCpu],
+  ];
+  const total = parts.reduce((a, [, c]) => a + c, 0);
+  const perCycle = (c: number) => ((c * 1000) / Math.max(r.rate, 1e-9)).toFixed(2);
+  return [
+    `  CPU in cores (ms per checkout+checkin): ${parts.map(([n, c]) => `${n} ${c.toFixed(2)} (${perCycle(c)})`).join(", ")}`,
+    `  all of them: ${total.toFixed(2)} cores of 2 (${perCycle(total)} ms per checkout+checkin)`,
+    `  sidecars ready to run but waiting for a core (run queue), in cores: ${r.sidecarRunQueue.map((c) => c.toFixed(2)).join(" + ")}`,
+  ].join("\n");
+}
+
+/** The sidecars' CPU profiles (`--profile`), cut to `window` (µs, monotonic), summarized together. */
+async function profileSummary(window: readonly [number, number]): Promise<string> {
+  const files = readdirSync(PROFILE_DIR).filter((f) => f.endsWith(".cpuprofile"));
+  const out: string[] = [];
+  for (const f of files) {
+    const p = JSON.parse(await readFile(join(PROFILE_DIR, f), "utf8")) as CpuProfile & { startTime: number };
+    const samples: number[] = [];
+    const timeDeltas: number[] = [];
+    let t = p.startTime;
+    p.samples.forEach((id, i) => {
+      t += p.timeDeltas[i] ?? 0;
+      if (t >= window[0] && t <= window[1]) {
+        samples.push(id);
+        timeDeltas.push(p.timeDeltas[i] ?? 0);
+      }
+    });
+    out.push(`\n== ${f} (the 2-process run only)\n${summarizeProfile({ ...p, samples, timeDeltas }, 20)}`);
+  }
+  return out.join("");
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "lh-bench-mc-"));
-  const vault = await startVaultDev({ rootToken: `bench-${randomBytes(6).toString("hex")}` });
+  // Vault dev server and Redis as processes of their own, so each one's CPU can be told apart.
+  const vault = await startVaultDevProcess(await freePort(), `bench-${randomBytes(6).toString("hex")}`);
+  const privateRedis = await startPrivateRedis();
+  const redisInfo = new Redis(privateRedis.url);
+  if (PROFILE) await mkdir(PROFILE_DIR, { recursive: true });
   const pgc = await startScramPostgres();
   const prefix = `lhbench:mc:${randomBytes(3).toString("hex")}:`;
   const running: Serve[] = [];
@@ -145,7 +206,7 @@ async function main(): Promise<void> {
         file,
         stringify({
           listen: { host: "127.0.0.1", port },
-          redis: { url: "redis://127.0.0.1:6379/0", prefix },
+          redis: { url: privateRedis.url, prefix },
           vault: {
             address: vault.address,
             auth: { method: "token", token: "${LH_BENCH_VAULT_TOKEN}" },
@@ -210,6 +271,12 @@ async function main(): Promise<void> {
       // Minted before the clock starts (the agent's work, not the sidecar's); more than a run spends.
       const pool = await Promise.all(Array.from({ length: quick ? 6000 : 20_000 }, mint));
       const before = targets.map((t) => cpuMs(t.child.pid as number));
+      const waited = targets.map((t) => runQueueMs(t.child.pid as number));
+      const others0 = {
+        vault: cpuMs(vault.pid),
+        pg: postgresCpuMs(pgc.dataDir),
+        redis: await redisCpuMs(redisInfo),
+      };
       const self = process.cpuUsage();
       let done = 0;
       let refused = 0;
@@ -237,9 +304,16 @@ async function main(): Promise<void> {
           }
         }),
       );
-      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      const t1 = process.hrtime.bigint();
+      const secs = Number(t1 - t0) / 1e9;
       const used = process.cpuUsage(self);
+      const cores = (ms: number) => ms / 1000 / secs;
       return {
+        /** The run's start and end, µs of the monotonic clock (the CPU profiles' clock). */
+        window: [Number(t0 / 1000n), Number(t1 / 1000n)] as const,
+        vaultCpu: cores(cpuMs(vault.pid) - others0.vault),
+        postgresCpu: cores(postgresCpuMs(pgc.dataDir) - others0.pg),
+        redisCpu: cores((await redisCpuMs(redisInfo)) - others0.redis),
         rate: done / secs,
         refused,
         seconds: secs,
@@ -247,6 +321,10 @@ async function main(): Promise<void> {
           (t, k) => (cpuMs(t.child.pid as number) - (before[k] as number)) / 1000 / secs,
         ),
         generatorCpu: (used.user + used.system) / 1e6 / secs,
+        /** Per sidecar: the time its threads were ready to run but had no core, in cores. */
+        sidecarRunQueue: targets.map(
+          (t, k) => (runQueueMs(t.child.pid as number) - (waited[k] as number)) / 1000 / secs,
+        ),
       };
     };
     await run([first]); // warm-up: JIT, connection pools, the pool's first rotations
@@ -266,18 +344,19 @@ async function main(): Promise<void> {
       },
     ];
     printTable(`multi-core: ${quick ? "quick" : "full"}, ${DURATION / 1000}s runs, c=${CONCURRENCY}`, rows);
-    const cores = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" + ");
     for (const [name, r] of [
       ["1 process ", one],
       ["2 processes", two],
     ] as const) {
       process.stdout.write(
-        `${name}: ${r.rate.toFixed(0)}/s (${r.refused} checkouts refused while the pool refilled); ` +
-          `CPU in cores: sidecar ${cores(r.sidecarCpu)}, load generator (+ Vault dev server) ${r.generatorCpu.toFixed(2)}\n`,
+        `${name}: ${r.rate.toFixed(0)}/s (${r.refused} checkouts refused while the pool refilled)\n`,
       );
+      process.stdout.write(`${cpuBreakdown(r)}\n`);
     }
     process.stdout.write(
-      "Redis and PostgreSQL (rotations after checkin) run on the same 2 cores and are not counted above.\n",
+      `load average (1, 5, 15 min) at the end: ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(", ")}\n`,
     );
     const file = writeResults(quick ? "multicore-quick" : "multicore", {
       concurrency: CONCURRENCY,
@@ -285,14 +364,19 @@ async function main(): Promise<void> {
       one,
       two,
       ratio: two.rate / one.rate,
+      loadavg: loadavg(),
+      ownSessions: OWN_SESSIONS,
     });
     process.stdout.write(`results: ${file}\n`);
+    for (const s of running.splice(0)) await stopServe(s);
+    if (PROFILE) process.stdout.write(await profileSummary(two.window));
   } finally {
     for (const s of running) await stopServe(s);
     agent.destroy();
-    await dropPrefix(prefix);
+    redisInfo.disconnect();
+    await privateRedis.stop();
     await pgc.stop();
-    await vault.close();
+    await vault.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -125,7 +125,7 @@ interface ProfileNode {
   readonly children?: number[];
 }
 
-interface CpuProfile {
+export interface CpuProfile {
   readonly nodes: ProfileNode[];
   readonly samples: number[];
   readonly timeDeltas: number[];

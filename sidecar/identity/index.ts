@@ -58,6 +58,7 @@ export {
   type LeaseTokenKeysOptions,
   type LeaseTokenService,
   type MintIdentityAssertionOptions,
+  type OneTimeSpend,
   type RemoteJwksOptions,
   RESERVED_ATTRIBUTES,
   type TrustEntry,

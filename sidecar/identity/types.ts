@@ -99,6 +99,14 @@ export interface VerifiedIdentity {
    * trust bundle); the services refuse a request whose attested caller matches none. Absent: any.
    */
   allowedCallers?: readonly CallerPin[];
+  /** The one-time `jti` the caller must spend (only with `deferSpend` and a replay guard). */
+  spend?: OneTimeSpend;
+}
+
+/** A token's one-time `jti` to spend: `SET key 1 PX ttlMs NX`, and a replay when the key exists. */
+export interface OneTimeSpend {
+  readonly key: string;
+  readonly ttlMs: number;
 }
 
 /**
@@ -120,6 +128,13 @@ export interface IdentityUse {
    * token again within its lifetime. @default true
    */
   oneTime?: boolean;
+  /**
+   * The caller spends the one-time `jti` itself, as the first step of its first Redis round trip
+   * (a checkout: in the script that counts the agent's rate), and refuses the request when it was
+   * spent before. The replay guard then checks everything else as usual, spends nothing, and
+   * returns the key to spend as `spend`. Without a replay guard there is no `spend`.
+   */
+  deferSpend?: boolean;
   /**
    * A delegation token from leasehold's token exchange, presented beside the identity JWT: the
    * verified identity then acts for the party it names (see `withDelegation`).

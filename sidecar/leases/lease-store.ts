@@ -25,6 +25,7 @@ import type {
   LeaseRef,
   LeaseSpec,
   LeaseUse,
+  OneTimeSpend,
   RenewResult,
   ResourceStats,
 } from "./types.js";
@@ -427,30 +428,56 @@ export class LeaseStore {
 
   /**
    * `hit(subject, windowSeconds)` and `activeCount(agent)` in one round trip: one script on one
-   * Redis node; with Redis Cluster (other hash slots) two commands sent together.
+   * Redis node; with Redis Cluster (other hash slots) two commands sent together. With `spend`
+   * the same round trip first spends that one-time key (SET NX) and counts nothing when it was
+   * spent before ("replayed"); on Redis Cluster the spend is a round trip of its own, first.
    */
   async hitAndCount(
     subject: string,
     windowSeconds: number,
     agent: string,
-  ): Promise<{ count: number; resetIn: number; activeLeases: number }> {
+    spend?: OneTimeSpend,
+  ): Promise<{ count: number; resetIn: number; activeLeases: number } | "replayed"> {
     if (!this.oneNode) {
+      if (spend && (await this.redis.set(spend.key, "1", "PX", spend.ttlMs, "NX")) !== "OK")
+        return "replayed";
       const [hit, activeLeases] = await Promise.all([
         this.hit(subject, windowSeconds),
         this.activeCount(agent),
       ]);
       return { ...hit, activeLeases };
     }
-    const [count, leftMs, active] = await this.redis.lhHitAndCount(
-      `${this.p}rl:${subject}`,
-      this.agentKey(agent),
-      windowSeconds,
-      STALE_GRACE_MS,
-    );
+    const [count, leftMs, active] = spend
+      ? await this.spendHitAndCount(spend, subject, windowSeconds, agent)
+      : await this.redis.lhHitAndCount(
+          `${this.p}rl:${subject}`,
+          this.agentKey(agent),
+          windowSeconds,
+          STALE_GRACE_MS,
+        );
+    if (count === undefined) return "replayed";
     return {
       count: Number(count),
       resetIn: Math.max(1, Math.ceil(Number(leftMs) / 1000)),
       activeLeases: Number(active),
     };
+  }
+
+  /** The spending variant of the hit-and-count script: undefined count when `spend` was spent before. */
+  private async spendHitAndCount(
+    spend: OneTimeSpend,
+    subject: string,
+    windowSeconds: number,
+    agent: string,
+  ): Promise<[number?, number?, number?]> {
+    const [fresh, ...rest] = await this.redis.lhSpendHitAndCount(
+      spend.key,
+      `${this.p}rl:${subject}`,
+      this.agentKey(agent),
+      windowSeconds,
+      STALE_GRACE_MS,
+      spend.ttlMs,
+    );
+    return Number(fresh) === 1 ? rest : [];
   }
 }

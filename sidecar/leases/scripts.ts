@@ -383,3 +383,17 @@ local n = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIREAT', KEYS[1], ends) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
 return {n, ends - now, redis.call('ZCARD', KEYS[2])}`;
+
+/**
+ * KEYS: one-time key, counter, agent. ARGV: windowSeconds, graceMs, one-time key's ttl ms.
+ * Spends the one-time key first (SET NX): when it was spent before, returns {0} and counts
+ * nothing; else HIT_AND_COUNT and returns {1, count, ms left, active leases}. One Redis node only.
+ */
+export const SPEND_HIT_AND_COUNT = `if not redis.call('SET', KEYS[1], '1', 'PX', ARGV[3], 'NX') then return {0} end
+${NOW}
+local span = tonumber(ARGV[1]) * 1000
+local ends = (math.floor(now / span) + 1) * span
+local n = redis.call('INCR', KEYS[2])
+if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIREAT', KEYS[2], ends) end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[2]))
+return {1, n, ends - now, redis.call('ZCARD', KEYS[3])}`;

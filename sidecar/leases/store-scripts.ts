@@ -14,6 +14,7 @@ import {
   RENEW,
   RESOURCE_STATS,
   SET_ACCOUNT,
+  SPEND_HIT_AND_COUNT,
   USE,
 } from "./scripts.js";
 import type { EndReason, LeaseRecord, LeaseSpec } from "./types.js";
@@ -47,6 +48,14 @@ export interface ScriptCommands {
     windowSeconds: number,
     graceMs: number,
   ): Promise<[number, number, number]>;
+  lhSpendHitAndCount(
+    k1: string,
+    k2: string,
+    k3: string,
+    windowSeconds: number,
+    graceMs: number,
+    spendTtlMs: number,
+  ): Promise<[number, number?, number?, number?]>;
 }
 export type ScriptRedis = RedisClient & ScriptCommands;
 
@@ -64,6 +73,7 @@ export const SCRIPTS = {
   lhOldestIssued: { numberOfKeys: 1, lua: OLDEST_ISSUED },
   lhHit: { numberOfKeys: 1, lua: HIT },
   lhHitAndCount: { numberOfKeys: 2, lua: HIT_AND_COUNT },
+  lhSpendHitAndCount: { numberOfKeys: 3, lua: SPEND_HIT_AND_COUNT },
 } as const;
 
 export function pairsToRecord(flat: string[]): Record<string, string> {

@@ -120,3 +120,12 @@ export interface LeasePage {
   readonly leases: LeaseRecord[];
   readonly next?: LeasePosition | undefined;
 }
+
+/**
+ * A one-time key to spend in the same round trip as a rate count (an identity token's `jti`):
+ * `SET key 1 PX ttlMs NX`; when the key exists the request is a replay and nothing is counted.
+ */
+export interface OneTimeSpend {
+  readonly key: string;
+  readonly ttlMs: number;
+}

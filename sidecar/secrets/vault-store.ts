@@ -7,6 +7,7 @@ import { withoutUserinfo } from "../util/dependency-error.js";
 import type { Logger } from "../logger.js";
 import type { DependencyHealth, KvEntry, SecretStore } from "./types.js";
 import { describeVaultError, vaultStatus } from "./vault-errors.js";
+import { vaultTransport } from "./vault-transport.js";
 
 export type VaultAuth =
   | { method: "token"; token: string }
@@ -70,11 +71,13 @@ export class VaultStore implements SecretStore {
     this.opts = opts;
     // noCustomHTTPVerbs: LIST becomes GET ?list=1, which every Vault accepts and Node servers can parse.
     // No config-level headers: node-vault makes them sticky (VAULT-API.md §7.6.3).
+    // The transport is leasehold's own (node:http on this store's agents), not node-vault's axios.
     this.client = NodeVault({
       endpoint: opts.address,
       token: opts.auth.method === "token" ? opts.auth.token : "",
       noCustomHTTPVerbs: true,
-      requestOptions: { timeout: opts.timeoutMs, ...this.agents },
+      requestOptions: { timeout: opts.timeoutMs },
+      "request-promise": vaultTransport(this.agents),
     });
   }
 

@@ -1,5 +1,5 @@
 import { LeaseholdError } from "../errors.js";
-import type { LeaseStore } from "../leases/index.js";
+import type { LeaseStore, OneTimeSpend } from "../leases/index.js";
 
 /** What an agent's requests are counted as, each kind apart. */
 export type AgentRateKind = "checkout" | "tool_call" | "catalog";
@@ -27,17 +27,23 @@ export async function limitAgentRate(
 
 /**
  * {@link limitAgentRate} for a checkout, which also needs the agent's active lease count: both
- * in one round trip (`LeaseStore.hitAndCount`). Returns the count.
+ * in one round trip (`LeaseStore.hitAndCount`). Returns the count. With `spend` (the identity
+ * token's one-time jti) that round trip spends it first: a replay is refused (401, the replay
+ * guard's words) before the request is counted or anything else is done.
  */
 export async function limitAgentRateAndCount(
   leases: Pick<LeaseStore, "hitAndCount" | "activeCount">,
   kind: AgentRateKind,
   agent: string,
   perMinute: number | undefined,
+  spend?: OneTimeSpend | undefined,
 ): Promise<number> {
-  if (!perMinute) return leases.activeCount(agent);
-  const got = await leases.hitAndCount(rateSubject(kind, agent), 60, agent);
-  refuseBeyondRate(kind, perMinute, got);
+  if (!perMinute && spend === undefined) return leases.activeCount(agent);
+  const got = await leases.hitAndCount(rateSubject(kind, agent), 60, agent, spend);
+  // The replay guard's refusal, word for word (identity/replay-guard.ts).
+  if (got === "replayed")
+    throw new LeaseholdError("unauthenticated", "identity token was already used (replay)");
+  if (perMinute) refuseBeyondRate(kind, perMinute, got);
   return got.activeLeases;
 }
 

@@ -120,10 +120,11 @@ export class Checkout {
   ): Promise<CheckoutOk | CheckoutPending> {
     const presented = identityToken(identity);
     // A delegation token from the token exchange makes the caller act for the party it names.
-    const caller = await this.o.identity.verify(
-      presented.token,
-      delegation === undefined ? undefined : { delegation },
-    );
+    // The one-time jti is spent by the rate-count script, the first thing checkoutVerified does.
+    const caller = await this.o.identity.verify(presented.token, {
+      deferSpend: true,
+      ...(delegation === undefined ? {} : { delegation }),
+    });
     return this.checkoutVerified(caller, presented, req, meta);
   }
 
@@ -148,12 +149,14 @@ export class Checkout {
     req: CheckoutRequest,
     meta: RequestMeta,
   ): Promise<CheckoutOk | CheckoutPending> {
-    // Policy needs the agent's lease count: read with the rate count, in one round trip.
+    // Policy needs the agent's lease count: read with the rate count, in one round trip that
+    // first spends the identity token's one-time jti (a replay is refused before it is counted).
     const activeLeases = await limitAgentRateAndCount(
       this.o.leases,
       "checkout",
       caller.subject,
       this.o.checkoutsPerMinute,
+      caller.spend,
     );
     // Attested only for a request within the agent's rate: refused ones cost no /proc work.
     const local = attestedCaller(meta);

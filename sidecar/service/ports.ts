@@ -34,6 +34,12 @@ export interface VerifiedCaller {
    * bundle): a request whose attested caller matches none is refused. Absent: any caller.
    */
   readonly allowedCallers?: readonly CallerPinPort[] | undefined;
+  /**
+   * The identity token's one-time `jti`, still to be spent (`SET key 1 PX ttlMs NX`; a replay when
+   * the key exists): set only when verified with `deferSpend` by a sidecar that requires one-time
+   * tokens. The checkout spends it in its rate-count script, before anything else.
+   */
+  readonly spend?: { readonly key: string; readonly ttlMs: number } | undefined;
 }
 
 /** One local caller an agent key is pinned to: a caller matches when equal on every part named. */
@@ -46,12 +52,17 @@ export interface CallerPinPort {
 export interface IdentityPort {
   /**
    * Verifies an identity JWT. A state-changing request (the default) spends the token's one-time
-   * `jti` when the sidecar requires one-time tokens; a read-only one passes `{ oneTime: false }`.
+   * `jti` when the sidecar requires one-time tokens; a read-only one passes `{ oneTime: false }`;
+   * with `deferSpend` the jti is returned unspent as `spend`, for the caller to spend first thing.
    * @throws LeaseholdError 401 unauthenticated for anything but a valid identity JWT (a replay included).
    */
   verify(
     jwt: string,
-    use?: { readonly oneTime?: boolean; readonly delegation?: string | undefined },
+    use?: {
+      readonly oneTime?: boolean;
+      readonly delegation?: string | undefined;
+      readonly deferSpend?: boolean;
+    },
   ): Promise<VerifiedCaller>;
 }
 

@@ -102,4 +102,32 @@ describe("one-time identity tokens (identity.oneTimeJti)", () => {
       message: expect.stringContaining("no jti"),
     });
   });
+  it("deferSpend: checks the token, spends nothing, and hands back the key a later SET NX spends", async () => {
+    const verifier = withReplayGuard(
+      createIdentityVerifier({
+        audience: "leasehold",
+        trust: [{ kind: "agents", jwks: bundle, subjects: ["spiffe://example.org/agent/*"] }],
+        maxTokenLifetime: 300,
+        clockSkew: 30,
+      }),
+      { redis, prefix, clockSkew: 30 },
+    );
+    const jwt = await mintIdentityAssertion({ keyFile, audience: "leasehold" });
+    const deferred = await verifier.verify(jwt, { deferSpend: true });
+    expect(deferred.subject).toBe(ID);
+    const spend = deferred.spend;
+    if (!spend) throw new Error("no spend handed back");
+    expect(spend.key.startsWith(`${prefix}idjti:`)).toBe(true);
+    expect(spend.ttlMs).toBeGreaterThan(30_000);
+    expect(spend.ttlMs).toBeLessThanOrEqual(330_000);
+    expect(await redis.exists(spend.key)).toBe(0);
+    // The same key the guard spends itself: once spent by the caller, the token is a replay.
+    expect(await redis.set(spend.key, "1", "PX", spend.ttlMs, "NX")).toBe("OK");
+    await expect(verifier.verify(jwt)).rejects.toMatchObject({
+      code: "unauthenticated",
+      message: expect.stringContaining("already used"),
+    });
+    // A read-only use has nothing to spend.
+    expect((await verifier.verify(jwt, { oneTime: false })).spend).toBeUndefined();
+  });
 });

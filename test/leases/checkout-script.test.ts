@@ -172,6 +172,7 @@ function checkoutScriptTests(backend: RedisBackend): void {
       const agent = `spiffe://example.org/agent/count-${n}`;
       expect((await store.checkout(spec("count", agent), 60_000, 60_000)).ok).toBe(true);
       const first = await store.hitAndCount(`checkout:${agent}`, 60, agent);
+      if (first === "replayed") throw new Error("no one-time key was given");
       expect(first).toMatchObject({ count: 1, activeLeases: 1 });
       expect(first.resetIn).toBeGreaterThanOrEqual(1);
       expect(first.resetIn).toBeLessThanOrEqual(60);
@@ -181,6 +182,23 @@ function checkoutScriptTests(backend: RedisBackend): void {
         activeLeases: 2,
       });
       expect((await store.hit(`checkout:${agent}`, 60)).count).toBe(3);
+    });
+
+    it("spends a one-time key in the same call; a second spend is a replay and counts nothing", async () => {
+      await store.syncPool("spend", ["s1"], "available");
+      const agent = `spiffe://example.org/agent/spend-${n}`;
+      expect((await store.checkout(spec("spend", agent), 60_000, 60_000)).ok).toBe(true);
+      const spend = { key: `${open.prefix}idjti:spend-${n}`, ttlMs: 5_000 };
+      expect(await store.hitAndCount(`checkout:${agent}`, 60, agent, spend)).toMatchObject({
+        count: 1,
+        activeLeases: 1,
+      });
+      const ttl = await raw.pttl(spend.key);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(5_000);
+      expect(await store.hitAndCount(`checkout:${agent}`, 60, agent, spend)).toBe("replayed");
+      // The replay was not counted: the next hit is the second.
+      expect((await store.hit(`checkout:${agent}`, 60)).count).toBe(2);
     });
   });
 }

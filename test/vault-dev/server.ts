@@ -51,6 +51,13 @@ export interface VaultDevServer {
   setLatency(ms: number): void;
   /** While on, the socket of every new request is destroyed without an answer. */
   setDropConnections(on: boolean): void;
+  /**
+   * Acts as a standby whose active node is `active` (an address like {@link address}), or as the
+   * active node again (undefined): every request except `sys/health`, `sys/seal-status` and
+   * `sys/leader` is answered 307 `Location: <active><same path and query>`, empty body
+   * (VAULT-API.md §1.7, `respondStandby`). Health still reports this node active.
+   */
+  setStandby(active: string | undefined): void;
   close(): Promise<void>;
 }
 
@@ -68,11 +75,17 @@ export async function startVaultDev(options: VaultDevOptions = {}): Promise<Vaul
     jwtRoles: options.jwtRoles ?? {},
     policies: options.policies ?? {},
   });
-  const faults = { latencyMs: 0, drop: false };
+  const faults: { latencyMs: number; drop: boolean; activeNode?: string | undefined } = {
+    latencyMs: 0,
+    drop: false,
+  };
   const sockets = new Set<Socket>();
 
   const serve = async (raw: RawRequest): Promise<HttpReply> => {
     if (faults.latencyMs > 0) await delay(faults.latencyMs);
+    if (faults.activeNode !== undefined && !STANDBY_SERVED.test(raw.url)) {
+      return { status: 307, body: "", headers: { Location: `${faults.activeNode}${raw.url}` } };
+    }
     try {
       return await core.router.handle(raw);
     } catch {
@@ -140,6 +153,9 @@ export async function startVaultDev(options: VaultDevOptions = {}): Promise<Vaul
     setDropConnections: (on: boolean) => {
       faults.drop = on;
     },
+    setStandby: (active: string | undefined) => {
+      faults.activeNode = active?.replace(/\/+$/, "");
+    },
     close: () => {
       closed ??= new Promise<void>((resolve, reject) => {
         server.close((err) => {
@@ -153,6 +169,9 @@ export async function startVaultDev(options: VaultDevOptions = {}): Promise<Vaul
     },
   };
 }
+
+/** What a standby answers itself instead of redirecting (Vault's unforwarded sys handlers). */
+const STANDBY_SERVED = /^\/v1\/sys\/(health|seal-status|leader)(\?|$)/;
 
 function listen(server: Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
