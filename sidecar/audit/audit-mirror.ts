@@ -18,8 +18,16 @@ const MAX_QUEUED = 10_000;
  * commands), so a burst of appends costs one round trip, not one each.
  * Each entry carries `sidecar`, `seq` and `event` for cheap filtering, and the whole `record`.
  */
+/** One stream entry to add: the filter fields and the record's JSON. */
+interface Entry {
+  readonly sidecar: string;
+  readonly seq: string;
+  readonly event: string;
+  readonly json: string;
+}
+
 export class AuditStreamMirror {
-  private queue: AuditRecord[] = [];
+  private queue: Entry[] = [];
   private sending: Promise<void> | undefined;
   private scheduled = false;
 
@@ -28,10 +36,21 @@ export class AuditStreamMirror {
     private readonly onError?: (err: Error) => void,
   ) {}
 
-  /** Queues records for the stream, in order; returns at once. */
-  publish(records: readonly AuditRecord[]): void {
+  /**
+   * Queues records for the stream, in order; returns at once. `lines`, when given, are the
+   * records' JSON as written to the file (not serialised twice).
+   */
+  publish(records: readonly AuditRecord[], lines?: readonly string[]): void {
     if (records.length === 0) return;
-    this.queue.push(...records);
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as AuditRecord;
+      this.queue.push({
+        sidecar: r.sidecar,
+        seq: String(r.seq),
+        event: r.event,
+        json: lines?.[i] ?? JSON.stringify(r),
+      });
+    }
     if (this.queue.length > MAX_QUEUED) {
       const dropped = this.queue.length - MAX_QUEUED;
       this.queue.splice(0, dropped);
@@ -64,7 +83,7 @@ export class AuditStreamMirror {
       });
   }
 
-  private async send(records: readonly AuditRecord[]): Promise<void> {
+  private async send(records: readonly Entry[]): Promise<void> {
     const maxLen = String(this.target.maxLen ?? DEFAULT_STREAM_MAXLEN);
     const pipe = this.target.redis.pipeline();
     for (const r of records) {
@@ -77,11 +96,11 @@ export class AuditStreamMirror {
         "sidecar",
         r.sidecar,
         "seq",
-        String(r.seq),
+        r.seq,
         "event",
         r.event,
         "record",
-        JSON.stringify(r),
+        r.json,
       );
     }
     const results = (await pipe.exec()) ?? [];

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { AuditSink } from "../audit/index.js";
+import type { AuditFields, AuditSink } from "../audit/index.js";
 import type { LeaseRecord } from "../leases/index.js";
 import { leaseAuditFields } from "./session-record.js";
 import type { SpliceDirection } from "./splice.js";
@@ -20,20 +20,33 @@ export interface StatementAuditOptions {
 
 /**
  * A listener session's statement records: one `tool_call` (scope `proxy_statement`) per
- * statement, with its SHA-256 and, in "text" mode, its text unless it may carry a password. The
- * client is paused while too many records are still being written, so the trail cannot fall
- * behind without bound; the first record that cannot be written ends the session.
+ * statement, with its SHA-256 and, in "text" mode, its text unless it may carry a password.
+ * Records are deferred (`AuditSink.appendDeferred`): the relay never waits for them; the log
+ * writes them in batches (one write and one flush per batch, at most `batchDelayMs` later). The
+ * client is paused while too many of this session's records are still unwritten, so the trail
+ * cannot fall behind without bound; the first record that cannot be written (or a closed log)
+ * ends the session. A record the log's full queue dropped is counted there (`audit_dropped`).
  */
 export class StatementTrail {
   private pending = 0;
   private holding = false;
   private direction: SpliceDirection | undefined;
   private failed = false;
+  /** The fields every record of this session carries. */
+  private readonly base: AuditFields<"tool_call">;
 
   constructor(
     private readonly o: StatementAuditOptions,
-    private readonly tool: string,
-  ) {}
+    tool: string,
+  ) {
+    this.base = {
+      ...(leaseAuditFields(o.lease) as AuditFields<"tool_call">),
+      scope: "proxy_statement",
+      tool,
+      target: o.client,
+      request_id: o.requestId,
+    };
+  }
 
   /** The client-to-backend direction to pause under pressure. */
   attach(direction: SpliceDirection): void {
@@ -43,39 +56,47 @@ export class StatementTrail {
   /** Records one statement; `secret` statements keep their digest but never their text. */
   record(text: string, truncated: boolean, secret: boolean): void {
     if (this.failed) return;
+    const fields: AuditFields<"tool_call"> = {
+      ...this.base,
+      digest: `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`,
+      statement: this.o.mode === "text" && !secret ? text : undefined,
+      truncated: truncated ? true : undefined,
+    };
+    const audit = this.o.audit;
+    if (audit.appendDeferred) {
+      const outcome = audit.appendDeferred(fields, this.settled);
+      if (outcome === "queued") this.track();
+      else if (outcome === "refused") this.fail(new Error("the audit log is closed"));
+      return;
+    }
+    this.track();
+    audit.append(fields).then(
+      () => this.settled(),
+      (err: unknown) => this.settled(err as Error),
+    );
+  }
+
+  private track(): void {
     this.pending += 1;
     if (this.pending >= HIGH_WATER && !this.holding && this.direction) {
       this.holding = true;
       this.direction.hold();
     }
-    this.o.audit
-      .append({
-        ...leaseAuditFields(this.o.lease),
-        scope: "proxy_statement",
-        tool: this.tool,
-        target: this.o.client,
-        request_id: this.o.requestId,
-        digest: `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`,
-        statement: this.o.mode === "text" && !secret ? text : undefined,
-        truncated: truncated ? true : undefined,
-      })
-      .then(
-        () => this.settle(),
-        (err: unknown) => {
-          this.settle();
-          if (!this.failed) {
-            this.failed = true;
-            this.o.onFailure(err as Error);
-          }
-        },
-      );
   }
 
-  private settle(): void {
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.o.onFailure(err);
+  }
+
+  /** One record of this session was written (or refused: `err`). */
+  private readonly settled = (err?: Error): void => {
     this.pending -= 1;
     if (this.holding && this.pending <= LOW_WATER) {
       this.holding = false;
       this.direction?.release();
     }
-  }
+    if (err) this.fail(err);
+  };
 }
