@@ -8,14 +8,15 @@
  *   each statement waiting for the one before; wall time and the proxy's CPU per statement.
  *
  * Every record goes to the audit file and, as `leasehold serve` does by default, to the Redis
- * stream. Prints each round and the ratio text/none (the cost of statement audit `text`).
+ * stream. Prints each round (the order rotates from round to round) and the ratio text/none
+ * (the cost of statement audit `text`).
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import type { ProxyHarness } from "../test/proxy/harness.js";
-import { fmt, measureCpu, tool } from "./proxy-bench-support.js";
+import { fmt, measureCpu, profiled, tool } from "./proxy-bench-support.js";
 
 export interface AuditTarget {
   readonly port: number;
@@ -34,6 +35,8 @@ export interface AuditBenchOptions {
   /** The superuser, to create the INSERT loop's table. */
   readonly superuser: AuditTarget;
   readonly lease: { readonly leaseId: string; readonly token: string };
+  /** A V8 CPU profile of the first round's `text` INSERT loop goes here. */
+  readonly profile?: string | undefined;
 }
 
 const MODES = ["none", "digest", "text"] as const;
@@ -99,10 +102,13 @@ export async function statementAuditBench(h: ProxyHarness, o: AuditBenchOptions)
     const cpu = new Map<string, number[]>(names.map((n) => [n, []]));
     for (let i = 0; i < o.runs; i++) {
       const row: string[] = [];
-      for (const n of names) {
+      // A different order each round, so no mode always runs right after another.
+      for (const n of [...names.slice(i % names.length), ...names.slice(0, i % names.length)]) {
         const t = targets.get(n) as AuditTarget;
         const s = await selectTps(o, t);
-        const w = await insertLoop(o, t, script);
+        const w = await profiled(i === 0 && n === "text" ? o.profile : undefined, () =>
+          insertLoop(o, t, script),
+        );
         tps.get(n)?.push(s);
         ins.get(n)?.push(w.seconds);
         cpu.get(n)?.push(w.proxyUs);

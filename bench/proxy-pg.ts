@@ -210,6 +210,7 @@ async function main(): Promise<void> {
         direct,
         superuser: { port: cluster.port, user: "postgres", password: cluster.superuser.password },
         lease,
+        profile: profileFile,
       });
       return;
     }

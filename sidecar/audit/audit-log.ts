@@ -21,7 +21,7 @@ import type {
 
 const DEFAULT_WATCH_MS = 1000;
 const DEFAULT_LINGER_MS = 25;
-const DEFAULT_BATCH_DELAY_MS = 10;
+const DEFAULT_BATCH_DELAY_MS = 25;
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }

@@ -232,7 +232,7 @@ export type AuditErrorPlace = "write" | "mirror" | "hook";
 export interface AuditLogOptions {
   /** The longest a record appended `withNext` waits for the next record, ms. @default 25 */
   readonly lingerMs?: number | undefined;
-  /** The longest a deferred record (appendDeferred) waits for its batch to be written, ms. @default 10 */
+  /** The longest a deferred record (appendDeferred) waits for its batch to be written, ms. @default 25 */
   readonly batchDelayMs?: number | undefined;
   /** Deferred records that make a batch full (written at once). @default 1000 */
   readonly maxBatch?: number | undefined;

@@ -4,9 +4,13 @@ import type { LeaseRecord } from "../leases/index.js";
 import { leaseAuditFields } from "./session-record.js";
 import type { SpliceDirection } from "./splice.js";
 
-/** Pending audit writes of one session past which the client is paused until they land. */
-const HIGH_WATER = 256;
-const LOW_WATER = 64;
+/**
+ * Unwritten records of one session past which its client is paused until most have landed: a last
+ * resort under a disk far slower than the statements (the log flushes every 25 ms), so one busy
+ * session slows itself before the log's shared queue has to drop records.
+ */
+const HIGH_WATER = 2048;
+const LOW_WATER = 512;
 
 export interface StatementAuditOptions {
   readonly mode: "digest" | "text";
