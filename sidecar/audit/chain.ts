@@ -25,6 +25,23 @@ function hashBody(body: object): string {
 }
 
 /**
+ * The canonical JSON of a body whose values all survive JSON unchanged (see survivesJson) and
+ * whose keys are not array indexes: JSON.stringify of a copy with its keys in sorted order, the
+ * same text as canonicalJson, in one native call. Null when a key would not keep its place.
+ */
+function simpleCanonical(body: Record<string, unknown>): string | null {
+  const keys = Object.keys(body).sort();
+  const sorted: Record<string, unknown> = {};
+  for (const k of keys) {
+    // An integer-like key goes first in any object, whatever its insertion order.
+    const c = k.charCodeAt(0);
+    if (c >= 48 && c <= 57) return null;
+    sorted[k] = body[k];
+  }
+  return JSON.stringify(sorted);
+}
+
+/**
  * Whether JSON.stringify then JSON.parse gives `v` back unchanged: a string, a boolean, a finite
  * number other than -0, or an array of strings. Anything else (a nested object, a Date, an
  * undefined inside an array) takes the round trip.
@@ -79,7 +96,8 @@ export function sealRecord(fields: AuditFields, ctx: SealContext): AuditRecord {
   // Hash exactly what a reader will parse back from the line (no Date, no undefined in arrays):
   // a body of plain values is that already; any other takes the JSON round trip.
   const plain = simple ? body : (JSON.parse(JSON.stringify(body)) as Record<string, unknown>);
-  const hash = hashBody(plain);
+  const canonical = simple ? simpleCanonical(plain) : null;
+  const hash = canonical === null ? hashBody(plain) : createHash("sha256").update(canonical).digest("hex");
   plain.hash = hash;
   if (ctx.hmacKey) plain.hmac = recordHmac(ctx.hmacKey, hash);
   return plain as unknown as AuditRecord;
