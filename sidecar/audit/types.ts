@@ -236,9 +236,9 @@ export interface AuditLogOptions {
   readonly batchDelayMs?: number | undefined;
   /** Deferred records that make a batch full (written at once). @default 1000 */
   readonly maxBatch?: number | undefined;
-  /** Deferred records waiting at most; more are dropped and counted (`audit_dropped`). @default 10000 */
+  /** Deferred records waiting at most; more are dropped and counted (`audit_dropped`). @default 50000 */
   readonly maxQueued?: number | undefined;
-  /** Rough bytes of deferred records waiting at most (statement text + 512 each). @default 32 MiB */
+  /** Rough bytes of deferred records waiting at most (statement text + 512 each). @default 64 MiB */
   readonly maxQueuedBytes?: number | undefined;
   /** Rotate the file before a write would take it past this size; 0: never. @default 0 */
   readonly maxBytes?: number | undefined;

@@ -1,8 +1,8 @@
 import type { AuditFields } from "./types.js";
 
 export const DEFAULT_MAX_BATCH = 1000;
-export const DEFAULT_MAX_QUEUED = 10_000;
-export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_MAX_QUEUED = 50_000;
+export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 /** A record waiting for its batch. */
 export interface Pending {

@@ -5,12 +5,15 @@ import { leaseAuditFields } from "./session-record.js";
 import type { SpliceDirection } from "./splice.js";
 
 /**
- * Unwritten records of one session past which its client is paused until most have landed: a last
- * resort under a disk far slower than the statements (the log flushes every 25 ms), so one busy
- * session slows itself before the log's shared queue has to drop records.
+ * Unwritten records (and statement bytes) of one session past which its client is paused until
+ * most have landed: a last resort under a disk far slower than the statements (the log flushes
+ * every 25 ms), so one busy session slows itself before the log's shared queue has to drop
+ * records. A lease's 16 sessions together stay below the log's bound (50,000 records, 64 MiB).
  */
 const HIGH_WATER = 2048;
 const LOW_WATER = 512;
+const HIGH_WATER_BYTES = 2 * 1024 * 1024;
+const LOW_WATER_BYTES = 512 * 1024;
 
 export interface StatementAuditOptions {
   readonly mode: "digest" | "text";
@@ -33,6 +36,9 @@ export interface StatementAuditOptions {
  */
 export class StatementTrail {
   private pending = 0;
+  private pendingBytes = 0;
+  /** The text size of each unwritten record, oldest first (the log settles them in order). */
+  private readonly sizes: number[] = [];
   private holding = false;
   private direction: SpliceDirection | undefined;
   private failed = false;
@@ -67,22 +73,29 @@ export class StatementTrail {
       truncated: truncated ? true : undefined,
     };
     const audit = this.o.audit;
+    const size = fields.statement?.length ?? 0;
     if (audit.appendDeferred) {
       const outcome = audit.appendDeferred(fields, this.settled);
-      if (outcome === "queued") this.track();
+      if (outcome === "queued") this.track(size);
       else if (outcome === "refused") this.fail(new Error("the audit log is closed"));
       return;
     }
-    this.track();
+    this.track(size);
     audit.append(fields).then(
       () => this.settled(),
       (err: unknown) => this.settled(err as Error),
     );
   }
 
-  private track(): void {
+  private track(size: number): void {
     this.pending += 1;
-    if (this.pending >= HIGH_WATER && !this.holding && this.direction) {
+    this.pendingBytes += size;
+    this.sizes.push(size);
+    if (
+      (this.pending >= HIGH_WATER || this.pendingBytes >= HIGH_WATER_BYTES) &&
+      !this.holding &&
+      this.direction
+    ) {
       this.holding = true;
       this.direction.hold();
     }
@@ -97,7 +110,8 @@ export class StatementTrail {
   /** One record of this session was written (or refused: `err`). */
   private readonly settled = (err?: Error): void => {
     this.pending -= 1;
-    if (this.holding && this.pending <= LOW_WATER) {
+    this.pendingBytes -= this.sizes.shift() ?? 0;
+    if (this.holding && this.pending <= LOW_WATER && this.pendingBytes <= LOW_WATER_BYTES) {
       this.holding = false;
       this.direction?.release();
     }
