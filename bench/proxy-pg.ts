@@ -11,7 +11,12 @@
  * any Node listener can reach on this machine. Also splits the CPU time of each run between the proxy, pgbench and postgres: on a small
  * machine the three share the cores, so the proxy's CPU per transaction bounds the ratio.
  *
+ * `--statement-audit` runs, instead, the statement-audit section (bench/proxy-pg-audit.ts):
+ * listeners with `proxy.auditStatements` none, digest and text against direct, `pgbench -S` and
+ * an INSERT loop (`--inserts N`, default 5000), interleaved `--runs` times (default 3).
+ *
  *   npx tsx bench/proxy-pg.ts [--seconds 10] [--clients 4] [--runs 2] [--profile FILE.cpuprofile]
+ *   npx tsx bench/proxy-pg.ts --statement-audit [--seconds 10] [--runs 3] [--inserts 5000]
  */
 import { ProcCallerAttestor } from "../sidecar/attest/index.js";
 import { randomBytes } from "node:crypto";
@@ -21,6 +26,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { startScramPostgres } from "../test/support/pg-cluster.js";
 import { startProxyHarness } from "../test/proxy/harness.js";
+import { statementAuditBench } from "./proxy-pg-audit.js";
 import {
   bareNodeRelay,
   type CpuSplit,
@@ -41,6 +47,7 @@ const seconds = arg("seconds", quick ? 3 : 10);
 const clients = arg("clients", 4);
 const runs = arg("runs", quick ? 1 : 2);
 const profileFile = stringArg("profile");
+const auditOnly = process.argv.includes("--statement-audit");
 let postmasterPid = 0;
 
 /** The harness' checkout permit, and the statement policy of the `bench-pg-stmt` listener. */
@@ -117,7 +124,7 @@ async function latencies(t: Target): Promise<number[]> {
 async function main(): Promise<void> {
   const [cluster, h] = await startBoth(
     startScramPostgres(),
-    startProxyHarness({ name: "bench-pg", policy: POLICY }),
+    startProxyHarness({ name: "bench-pg", policy: POLICY, auditStream: true }),
     {
       a: (c) => c.stop(),
       b: (x) => x.close(),
@@ -192,6 +199,21 @@ async function main(): Promise<void> {
       caller: () => attestor.attestProcess("tcp", process.pid),
     });
     const judged: Target = { port: stmtPort, user: stmtLease.leaseId, password: stmtLease.token };
+    if (auditOnly) {
+      await statementAuditBench(h, {
+        seconds,
+        clients,
+        runs: arg("runs", quick ? 1 : 3),
+        inserts: arg("inserts", quick ? 1000 : 5000),
+        postmasterPid,
+        env,
+        direct,
+        superuser: { port: cluster.port, user: "postgres", password: cluster.superuser.password },
+        lease,
+        profile: profileFile,
+      });
+      return;
+    }
 
     const relay = await bareNodeRelay(cluster.port);
     const bare: Target = { ...direct, port: relay.port };

@@ -1,13 +1,16 @@
-import { mkdir, open, rename, stat, truncate } from "node:fs/promises";
+import { mkdir, rename, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { LeaseholdError } from "../errors.js";
 import { lastRecordOf, lastRecordOfSet, nextRotatedPath } from "./audit-files.js";
 import { AuditStreamMirror } from "./audit-mirror.js";
 import { GENESIS, sealRecord } from "./chain.js";
+import { dropTornTail, type OpenFile, openLive } from "./live-file.js";
 import { scrubFields } from "./scrub.js";
+import { type Pending, WriteQueue } from "./write-queue.js";
 import type {
   AppendOptions,
+  AppendOutcome,
   AuditErrorPlace,
   AuditEvent,
   AuditFields,
@@ -18,92 +21,24 @@ import type {
 
 const DEFAULT_WATCH_MS = 1000;
 const DEFAULT_LINGER_MS = 25;
-
-interface Pending {
-  readonly fields: AuditFields;
-  readonly time: string;
-  readonly resolve: () => void;
-  readonly reject: (err: Error) => void;
-}
-
-interface OpenFile {
-  readonly fh: FileHandle;
-  readonly dev: number;
-  readonly ino: number;
-  readonly size: number;
-}
-
+const DEFAULT_BATCH_DELAY_MS = 25;
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
-}
-
-/** Makes a new directory entry durable (the file's own fdatasync does not cover its name). */
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Opens the live file for appending; refuses anything but a regular file. */
-async function openLive(file: string): Promise<OpenFile> {
-  const fh = await open(file, "a", 0o600);
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new Error(`${file} is not a regular file`);
-    if (st.size === 0) await syncDir(dirname(file));
-    return { fh, dev: st.dev, ino: st.ino, size: st.size };
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    throw err;
-  }
-}
-
-/**
- * Drops an incomplete last line (a write cut off by a crash: it was never acknowledged).
- * Returns how many bytes were dropped.
- */
-async function dropTornTail(file: string): Promise<number> {
-  let size: number;
-  try {
-    size = (await stat(file)).size;
-  } catch {
-    return 0;
-  }
-  if (size === 0) return 0;
-  const fh = await open(file, "r");
-  let keep = 0;
-  try {
-    const chunk = 64 * 1024;
-    let pos = size;
-    let found = false;
-    while (pos > 0 && !found) {
-      const len = Math.min(chunk, pos);
-      pos -= len;
-      const buf = Buffer.alloc(len);
-      await fh.read(buf, 0, len, pos);
-      const nl = buf.lastIndexOf(0x0a);
-      if (nl !== -1) {
-        keep = pos + nl + 1;
-        found = true;
-      }
-    }
-  } finally {
-    await fh.close();
-  }
-  if (keep === size) return 0;
-  await truncate(file, keep);
-  return size - keep;
 }
 
 /**
  * Append-only, hash-chained JSONL audit file (DESIGN.md I6).
  *
- * - Appends are queued and written in batches (group commit): one write and one fdatasync per
- *   batch; an append resolves only once its record is on disk. A record appended `withNext`
+ * - Appends are queued and written in batches (group commit), in the order they were appended:
+ *   one write and one fdatasync per batch; an append resolves only once its record is on disk
+ *   (DESIGN.md I6: the decision is recorded before the action). A record appended `withNext`
  *   waits (at most `lingerMs`) for the next append and goes to disk in the same batch.
+ * - Records nobody awaits (`appendDeferred`: a listener's statement records) wait for a batch
+ *   of `maxBatch` records or `batchDelayMs`, whichever comes first (or an awaited append, whose
+ *   batch takes them along), so a stream of statements costs one flush per batch. Their queue is
+ *   bounded (`maxQueued`, `maxQueuedBytes`): a record past the bound is dropped and counted, and
+ *   the next batch starts with an `admin` / `audit_dropped` record saying how many (`dropped`).
+ *   `close()` writes everything queued. See docs/audit.md "Statement records" for what a crash loses.
  * - Each record holds the hash of the one before (`prev`), across restarts and across rotated
  *   files; with a key, an `hmac` too.
  * - Fail closed: a failed write rejects the appends with `upstream_unavailable` and makes
@@ -118,8 +53,10 @@ export class AuditLog implements AuditSink {
   private size: number;
   private ok = true;
   private closed = false;
-  private queue: Pending[] = [];
+  private readonly queue: WriteQueue;
   private draining = false;
+  /** The batch being drained must take the deferred records too (their delay ran out, a flush). */
+  private drainAll = false;
   private probing = false;
   private tail: Promise<void> = Promise.resolve();
   /** Records the log writes about itself, ahead of the next batch. */
@@ -128,6 +65,8 @@ export class AuditLog implements AuditSink {
   private refused = 0;
   private timer: NodeJS.Timeout | undefined;
   private linger: NodeJS.Timeout | undefined;
+  /** The batch timer of deferred records. */
+  private delay: NodeJS.Timeout | undefined;
   private readonly mirror: AuditStreamMirror | undefined;
   private readonly now: () => number;
 
@@ -145,6 +84,7 @@ export class AuditLog implements AuditSink {
     this.ino = live.ino;
     this.size = live.size;
     this.now = o.now ?? Date.now;
+    this.queue = new WriteQueue(o);
     this.mirror = o.mirror ? new AuditStreamMirror(o.mirror, (err) => this.report(err, "mirror")) : undefined;
   }
 
@@ -190,7 +130,7 @@ export class AuditLog implements AuditSink {
         scope: "audit_recovered",
         reason: `an incomplete record of ${dropped} bytes, cut off by a crash before it was acknowledged, was dropped at start`,
       });
-      await log.exclusive(() => log.writeBatch([]));
+      await log.exclusive(async () => void (await log.writeBatch([])));
     }
     const every = options.watchIntervalMs ?? DEFAULT_WATCH_MS;
     if (every > 0) {
@@ -214,15 +154,35 @@ export class AuditLog implements AuditSink {
       return Promise.reject(new LeaseholdError("upstream_unavailable", "the audit log is closed"));
     }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ fields, time: new Date(this.now()).toISOString(), resolve, reject });
+      const done = (err?: Error) => (err ? reject(err) : resolve());
+      this.queue.pushAwaited(fields, new Date(this.now()).toISOString(), done);
       if (!options?.withNext) this.kick();
       else this.linger ??= setTimeout(() => this.kick(), this.o.lingerMs ?? DEFAULT_LINGER_MS);
     });
   }
 
-  /** Writes the records appended `withNext` now, without waiting for a next one. */
+  /**
+   * Queues a record nobody awaits (a listener's statement record) and returns at once: it is
+   * written with the next batch, at most `batchDelayMs` (plus one write) later. `done` is told
+   * once, when the record is on disk (no argument) or was refused (the error). Returns "queued",
+   * "dropped" (the queue is full: counted, `done` never called) or "refused" (the log is closed).
+   */
+  appendDeferred(fields: AuditFields, done?: (err?: Error) => void): AppendOutcome {
+    if (this.closed) return "refused";
+    if (!this.queue.pushDeferred(fields, new Date(this.now()).toISOString(), done)) return "dropped";
+    if (this.queue.full()) this.kick();
+    else if (!this.draining) this.armDelay();
+    return "queued";
+  }
+
+  /** Deferred records dropped since the log was opened (the queue was full). */
+  droppedRecords(): number {
+    return this.queue.droppedTotal;
+  }
+
+  /** Writes the records appended `withNext`, and the deferred ones, now. */
   flush(): void {
-    if (this.queue.length > 0 && !this.closed) this.kick();
+    if (this.queue.length > 0 && !this.closed) this.kick(true);
   }
 
   /** Writes what is queued, stops the watcher, waits for the stream mirror, closes the file. */
@@ -230,7 +190,7 @@ export class AuditLog implements AuditSink {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
-    if (this.queue.length > 0) this.kick();
+    if (this.queue.length > 0 || this.queue.dropped > 0) this.kick(true);
     await this.tail;
     await this.mirror?.drain();
     await this.fh?.close().catch(() => undefined);
@@ -252,17 +212,50 @@ export class AuditLog implements AuditSink {
     return p;
   }
 
-  private kick(): void {
+  private armDelay(): void {
+    this.delay ??= setTimeout(() => {
+      this.delay = undefined;
+      this.kick(true);
+    }, this.o.batchDelayMs ?? DEFAULT_BATCH_DELAY_MS);
+  }
+
+  /**
+   * Whether the queue must be written now: an awaited record waits, a batch is full, the
+   * deferred records' delay ran out (`all`), or the log is closing.
+   */
+  private due(all: boolean): boolean {
+    const q = this.queue;
+    if (q.length === 0) return q.dropped > 0 && (all || this.closed);
+    return all || this.closed || q.awaited > 0 || q.full();
+  }
+
+  /** Writes batches while one is due; deferred records left over wait for their delay. */
+  private kick(all = false): void {
     clearTimeout(this.linger);
     this.linger = undefined;
-    if (this.draining) return;
+    if (all) {
+      clearTimeout(this.delay);
+      this.delay = undefined;
+    }
+    if (this.draining) {
+      this.drainAll ||= all;
+      return;
+    }
     this.draining = true;
+    this.drainAll = all;
     void this.exclusive(async () => {
       try {
-        while (this.queue.length > 0) await this.writeBatch(this.queue.splice(0, this.queue.length));
+        let ok = true;
+        // After a failed write, only batches that refuse their records (and so end) go on.
+        while (this.due(this.drainAll) && (ok || this.queue.length > 0)) {
+          const batch = this.queue.take();
+          if (this.queue.length === 0) this.drainAll = false;
+          ok = await this.writeBatch(batch);
+        }
       } finally {
         this.draining = false;
-        if (this.queue.length > 0 && !this.closed) this.kick();
+        if (this.queue.awaited > 0 && !this.closed) this.kick();
+        else if (this.queue.deferred > 0 && !this.closed) this.armDelay();
       }
     });
   }
@@ -271,7 +264,7 @@ export class AuditLog implements AuditSink {
   private probe(): void {
     if (this.probing || this.closed) return;
     this.probing = true;
-    void this.exclusive(() => this.writeBatch([])).finally(() => {
+    void this.exclusive(async () => void (await this.writeBatch([]))).finally(() => {
       this.probing = false;
     });
   }
@@ -338,7 +331,7 @@ export class AuditLog implements AuditSink {
   }
 
   /** Hands written records to the hook and the stream; neither may undo or fail the write. */
-  private afterWrite(records: AuditRecord[]): void {
+  private afterWrite(records: AuditRecord[], lines: readonly string[]): void {
     for (const r of records) {
       try {
         this.onRecord?.(r);
@@ -347,7 +340,7 @@ export class AuditLog implements AuditSink {
       }
     }
     try {
-      this.mirror?.publish(records);
+      this.mirror?.publish(records, lines);
     } catch (err) {
       this.report(asError(err), "mirror");
     }
@@ -361,43 +354,69 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  /** Writes notes and a batch as one write + one fdatasync; settles every append in the batch. */
-  private async writeBatch(batch: Pending[]): Promise<void> {
+  /** The log's own records ahead of a batch: recovered after a failure, reopened, dropped records. */
+  private ownRecords(time: string, kept: readonly AuditFields[], dropped: number): AuditFields[] {
+    const own: AuditFields[] = [];
+    if (!this.ok) {
+      own.push({
+        event: "admin",
+        scope: "audit_recovered",
+        reason: `the audit file could not be written from ${this.failedSince ?? time} to ${time}; ${this.refused} record(s) were refused meanwhile`,
+      });
+    }
+    own.push(...kept);
+    if (dropped > 0) {
+      own.push({
+        event: "admin",
+        scope: "audit_dropped",
+        dropped,
+        reason: `${dropped} statement record(s) were dropped before this one: the queue of records waiting to be written was full`,
+      });
+    }
+    return own;
+  }
+
+  /** Seals records after the chain's head; returns them, the lines to write, and the new head. */
+  private seal(items: ReadonlyArray<{ fields: AuditFields; time: string }>) {
+    const records: AuditRecord[] = [];
+    const lines: string[] = [];
+    let prev = this.prev;
+    let seq = this.seq;
+    for (const item of items) {
+      const rec = sealRecord(scrubFields(item.fields), {
+        time: item.time,
+        sidecar: this.sidecar,
+        seq,
+        prev,
+        hmacKey: this.o.hmacKey,
+      });
+      records.push(rec);
+      lines.push(JSON.stringify(rec));
+      prev = rec.hash;
+      seq += 1;
+    }
+    return { records, lines, prev, seq };
+  }
+
+  /**
+   * Writes the log's own records and a batch as one write + one fdatasync; tells every record of
+   * the batch how it went. False when the write failed.
+   */
+  private async writeBatch(batch: Pending[]): Promise<boolean> {
     const time = new Date(this.now()).toISOString();
+    const dropped = this.queue.dropped;
+    this.queue.dropped = 0;
     let kept: AuditFields[] = [];
     let wrote = false;
     try {
       const reopened = await this.ensureFile();
       kept = reopened ? [reopened, ...this.notes.splice(0)] : this.notes.splice(0);
-      const own: AuditFields[] = [...kept];
-      if (!this.ok) {
-        own.unshift({
-          event: "admin",
-          scope: "audit_recovered",
-          reason: `the audit file could not be written from ${this.failedSince ?? time} to ${time}; ${this.refused} record(s) were refused meanwhile`,
-        });
-      }
-      const items = [
-        ...own.map((fields) => ({ fields, time })),
-        ...batch.map((p) => ({ fields: p.fields, time: p.time })),
-      ];
-      if (items.length === 0) return;
-      const records: AuditRecord[] = [];
-      let prev = this.prev;
-      let seq = this.seq;
-      for (const item of items) {
-        const rec = sealRecord(scrubFields(item.fields), {
-          time: item.time,
-          sidecar: this.sidecar,
-          seq,
-          prev,
-          hmacKey: this.o.hmacKey,
-        });
-        records.push(rec);
-        prev = rec.hash;
-        seq += 1;
-      }
-      const buf = Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(""), "utf8");
+      const own = this.ownRecords(time, kept, dropped);
+      if (own.length === 0 && batch.length === 0) return true;
+      const items: Array<{ fields: AuditFields; time: string }> = own.map((fields) => ({ fields, time }));
+      for (const p of batch) items.push({ fields: p.fields, time: p.time });
+      const { records, lines, prev, seq } = this.seal(items);
+      const buf = Buffer.from(`${lines.join("\n")}\n`, "utf8");
       const max = this.o.maxBytes ?? 0;
       if (max > 0 && this.size > 0 && this.size + buf.length > max) await this.rotate();
       const fh = this.fh;
@@ -411,12 +430,14 @@ export class AuditLog implements AuditSink {
       this.ok = true;
       this.failedSince = null;
       this.refused = 0;
-      for (const p of batch) p.resolve();
-      this.afterWrite(records);
+      for (const p of batch) p.done?.();
+      this.afterWrite(records, lines);
+      return true;
     } catch (err) {
       // A partial line must not stay in the file: cut it back to the last whole record.
       if (wrote && this.fh) await this.fh.truncate(this.size).catch(() => undefined);
       this.notes.unshift(...kept);
+      this.queue.dropped += dropped;
       if (this.ok) this.report(asError(err), "write");
       this.ok = false;
       this.failedSince ??= time;
@@ -426,7 +447,8 @@ export class AuditLog implements AuditSink {
         "the audit log cannot be written; the action was refused",
         { detail: asError(err).message, cause: err },
       );
-      for (const p of batch) p.reject(refusal);
+      for (const p of batch) p.done?.(refusal);
+      return false;
     }
   }
 }

@@ -16,9 +16,46 @@ function withoutSeal(rec: object): Record<string, unknown> {
 
 /** SHA-256 (hex) of the record's canonical JSON, leaving out its `hash` and `hmac` fields. */
 export function hashRecord(rec: object): string {
-  return createHash("sha256")
-    .update(canonicalJson(withoutSeal(rec)))
-    .digest("hex");
+  return hashBody(withoutSeal(rec));
+}
+
+/** SHA-256 (hex) of a record body that has no `hash` nor `hmac` yet. */
+function hashBody(body: object): string {
+  return createHash("sha256").update(canonicalJson(body)).digest("hex");
+}
+
+/**
+ * The canonical JSON of a body whose values all survive JSON unchanged (see survivesJson) and
+ * whose keys are not array indexes: JSON.stringify of a copy with its keys in sorted order, the
+ * same text as canonicalJson, in one native call. Null when a key would not keep its place.
+ */
+function simpleCanonical(body: Record<string, unknown>): string | null {
+  const keys = Object.keys(body).sort();
+  const sorted: Record<string, unknown> = {};
+  for (const k of keys) {
+    // An integer-like key goes first in any object, whatever its insertion order.
+    const c = k.charCodeAt(0);
+    if (c >= 48 && c <= 57) return null;
+    sorted[k] = body[k];
+  }
+  return JSON.stringify(sorted);
+}
+
+/**
+ * Whether JSON.stringify then JSON.parse gives `v` back unchanged: a string, a boolean, a finite
+ * number other than -0, or an array of strings. Anything else (a nested object, a Date, an
+ * undefined inside an array) takes the round trip.
+ */
+function survivesJson(v: unknown): boolean {
+  switch (typeof v) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(v) && !Object.is(v, -0);
+    default:
+      return Array.isArray(v) && v.every((x) => typeof x === "string");
+  }
 }
 
 /** HMAC-SHA256 (hex) of a record hash under the audit key. */
@@ -46,13 +83,22 @@ export interface SealContext {
  */
 export function sealRecord(fields: AuditFields, ctx: SealContext): AuditRecord {
   const body: Record<string, unknown> = { time: ctx.time };
-  for (const [k, v] of Object.entries(fields)) if (v !== undefined && !RESERVED.has(k)) body[k] = v;
+  let simple = true;
+  for (const k of Object.keys(fields)) {
+    const v = (fields as unknown as Record<string, unknown>)[k];
+    if (v === undefined || RESERVED.has(k)) continue;
+    body[k] = v;
+    if (simple && !survivesJson(v)) simple = false;
+  }
   body.sidecar = ctx.sidecar;
   body.seq = ctx.seq;
   body.prev = ctx.prev;
-  // Hash exactly what a reader will parse back from the line (no Date, no undefined in arrays).
-  const plain = JSON.parse(JSON.stringify(body)) as Record<string, unknown>;
-  const hash = hashRecord(plain);
-  const rec = { ...plain, hash } as unknown as AuditRecord;
-  return ctx.hmacKey ? { ...rec, hmac: recordHmac(ctx.hmacKey, hash) } : rec;
+  // Hash exactly what a reader will parse back from the line (no Date, no undefined in arrays):
+  // a body of plain values is that already; any other takes the JSON round trip.
+  const plain = simple ? body : (JSON.parse(JSON.stringify(body)) as Record<string, unknown>);
+  const canonical = simple ? simpleCanonical(plain) : null;
+  const hash = canonical === null ? hashBody(plain) : createHash("sha256").update(canonical).digest("hex");
+  plain.hash = hash;
+  if (ctx.hmacKey) plain.hmac = recordHmac(ctx.hmacKey, hash);
+  return plain as unknown as AuditRecord;
 }

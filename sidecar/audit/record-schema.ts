@@ -109,6 +109,14 @@ export const auditRecordSchema = z
       .describe("caller_mismatch: the local caller the lease is bound to, as attested at checkout."),
     statement: z.string().optional().describe("Proxy statement audit: the statement text."),
     truncated: z.boolean().optional().describe("Proxy statement audit: whether the statement was cut."),
+    dropped: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        "How many statement records were dropped, unwritten, before this one (an audit_dropped record).",
+      ),
     sidecar: z.string().min(1).describe("The sidecar instance that wrote the record."),
     seq: z.number().int().min(0).describe("Position in this chain, from 0, without gaps."),
     prev: hex64.describe("SHA-256 of the previous record's canonical JSON; 64 zeros for the first."),

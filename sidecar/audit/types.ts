@@ -77,9 +77,9 @@ export const AUDIT_EVENTS = {
   },
   policy_reload: { scopes: ["policy"], about: "the policy was reloaded, or a reload refused (`reason`)" },
   admin: {
-    scopes: ["audit_query", "audit_recovered", "audit_reopened", "audit_foreign_write"],
+    scopes: ["audit_query", "audit_recovered", "audit_reopened", "audit_foreign_write", "audit_dropped"],
     about:
-      "the audit trail about itself: a query over HTTP (`audit_query`), writes failed for a while or a torn record was dropped (`audit_recovered`), the file was moved or removed in use (`audit_reopened`), something else wrote to the file (`audit_foreign_write`)",
+      "the audit trail about itself: a query over HTTP (`audit_query`), writes failed for a while or a torn record was dropped (`audit_recovered`), the file was moved or removed in use (`audit_reopened`), something else wrote to the file (`audit_foreign_write`), statement records were dropped because the queue of records waiting to be written was full (`audit_dropped`: `dropped` how many)",
   },
 } as const satisfies Record<string, { readonly scopes: readonly string[]; readonly about: string }>;
 
@@ -154,6 +154,8 @@ export interface AuditDetails {
   /** Proxy statement audit: the statement text (auditStatements: "text") and whether it was cut. */
   readonly statement?: string | undefined;
   readonly truncated?: boolean | undefined;
+  /** How many statement records were dropped, unwritten, before this one (an `audit_dropped` record). */
+  readonly dropped?: number | undefined;
 }
 
 /** A local caller as an audit record shows it: who, never a path or a secret. */
@@ -193,9 +195,21 @@ export interface AppendOptions {
   readonly withNext?: boolean | undefined;
 }
 
+/** What became of a deferred record: queued for the next batch, dropped (the queue is full), refused (closed). */
+export type AppendOutcome = "queued" | "dropped" | "refused";
+
 export interface AuditSink {
-  /** The event picks the scopes the compiler admits (see `AUDIT_EVENTS`). */
+  /**
+   * Appends a record and resolves once it is on disk (DESIGN.md I6: decisions and the actions
+   * they allow). The event picks the scopes the compiler admits (see `AUDIT_EVENTS`).
+   */
   append<E extends AuditEvent>(fields: AuditFields<E>, options?: AppendOptions): Promise<void>;
+  /**
+   * Queues a record nobody waits for (a listener's statement record), written with the next
+   * batch; `done` is told once it is on disk (no argument) or refused (the error), never when
+   * the record was not queued. A sink without it is given `append` (awaited records).
+   */
+  appendDeferred?<E extends AuditEvent>(fields: AuditFields<E>, done?: (err?: Error) => void): AppendOutcome;
   /** Writes the records appended `withNext` now, without waiting for a next one. */
   flush?(): void;
   /** False after a write failed: the sidecar then refuses checkouts (fail closed). */
@@ -219,6 +233,14 @@ export type AuditErrorPlace = "write" | "mirror" | "hook";
 export interface AuditLogOptions {
   /** The longest a record appended `withNext` waits for the next record, ms. @default 25 */
   readonly lingerMs?: number | undefined;
+  /** The longest a deferred record (appendDeferred) waits for its batch to be written, ms. @default 25 */
+  readonly batchDelayMs?: number | undefined;
+  /** Deferred records that make a batch full (written at once). @default 1000 */
+  readonly maxBatch?: number | undefined;
+  /** Deferred records waiting at most; more are dropped and counted (`audit_dropped`). @default 50000 */
+  readonly maxQueued?: number | undefined;
+  /** Rough bytes of deferred records waiting at most (statement text + 512 each). @default 64 MiB */
+  readonly maxQueuedBytes?: number | undefined;
   /** Rotate the file before a write would take it past this size; 0: never. @default 0 */
   readonly maxBytes?: number | undefined;
   /** Key for the `hmac` field of every record (at least 32 bytes). */

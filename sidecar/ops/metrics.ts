@@ -164,6 +164,11 @@ function eventSeries(registers: Registry[]) {
       labelNames: ["resource", "part"] as const,
       registers,
     }),
+    auditDropped: new Counter({
+      name: "leasehold_audit_dropped_records_total",
+      help: "Statement records the audit log dropped, unwritten, because its queue was full (each drop is also told by an audit_dropped record).",
+      registers,
+    }),
     streamClients: new Gauge({
       name: "leasehold_event_stream_clients",
       help: "Operators connected to /v1/leases/stream on this sidecar.",
@@ -217,6 +222,9 @@ function auditObserver(s: EventSeries, resources: LabelGuard): (rec: AuditRecord
         break;
       case "caller_mismatch":
         s.callerMismatches.inc({ resource, part: rec.scope ?? "unknown" });
+        break;
+      case "admin":
+        if (rec.scope === "audit_dropped" && rec.dropped) s.auditDropped.inc(rec.dropped);
         break;
       default:
         break;

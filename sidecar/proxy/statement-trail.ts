@@ -1,12 +1,19 @@
 import { createHash } from "node:crypto";
-import type { AuditSink } from "../audit/index.js";
+import type { AuditFields, AuditSink } from "../audit/index.js";
 import type { LeaseRecord } from "../leases/index.js";
 import { leaseAuditFields } from "./session-record.js";
 import type { SpliceDirection } from "./splice.js";
 
-/** Pending audit writes of one session past which the client is paused until they land. */
-const HIGH_WATER = 256;
-const LOW_WATER = 64;
+/**
+ * Unwritten records (and statement bytes) of one session past which its client is paused until
+ * most have landed: a last resort under a disk far slower than the statements (the log flushes
+ * every 25 ms), so one busy session slows itself before the log's shared queue has to drop
+ * records. A lease's 16 sessions together stay below the log's bound (50,000 records, 64 MiB).
+ */
+const HIGH_WATER = 2048;
+const LOW_WATER = 512;
+const HIGH_WATER_BYTES = 2 * 1024 * 1024;
+const LOW_WATER_BYTES = 512 * 1024;
 
 export interface StatementAuditOptions {
   readonly mode: "digest" | "text";
@@ -20,20 +27,36 @@ export interface StatementAuditOptions {
 
 /**
  * A listener session's statement records: one `tool_call` (scope `proxy_statement`) per
- * statement, with its SHA-256 and, in "text" mode, its text unless it may carry a password. The
- * client is paused while too many records are still being written, so the trail cannot fall
- * behind without bound; the first record that cannot be written ends the session.
+ * statement, with its SHA-256 and, in "text" mode, its text unless it may carry a password.
+ * Records are deferred (`AuditSink.appendDeferred`): the relay never waits for them; the log
+ * writes them in batches (one write and one flush per batch, at most `batchDelayMs` later). The
+ * client is paused while too many of this session's records are still unwritten, so the trail
+ * cannot fall behind without bound; the first record that cannot be written (or a closed log)
+ * ends the session. A record the log's full queue dropped is counted there (`audit_dropped`).
  */
 export class StatementTrail {
   private pending = 0;
+  private pendingBytes = 0;
+  /** The text size of each unwritten record, oldest first (the log settles them in order). */
+  private readonly sizes: number[] = [];
   private holding = false;
   private direction: SpliceDirection | undefined;
   private failed = false;
+  /** The fields every record of this session carries. */
+  private readonly base: AuditFields<"tool_call">;
 
   constructor(
     private readonly o: StatementAuditOptions,
-    private readonly tool: string,
-  ) {}
+    tool: string,
+  ) {
+    this.base = {
+      ...(leaseAuditFields(o.lease) as AuditFields<"tool_call">),
+      scope: "proxy_statement",
+      tool,
+      target: o.client,
+      request_id: o.requestId,
+    };
+  }
 
   /** The client-to-backend direction to pause under pressure. */
   attach(direction: SpliceDirection): void {
@@ -43,39 +66,55 @@ export class StatementTrail {
   /** Records one statement; `secret` statements keep their digest but never their text. */
   record(text: string, truncated: boolean, secret: boolean): void {
     if (this.failed) return;
+    const fields: AuditFields<"tool_call"> = {
+      ...this.base,
+      digest: `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`,
+      statement: this.o.mode === "text" && !secret ? text : undefined,
+      truncated: truncated ? true : undefined,
+    };
+    const audit = this.o.audit;
+    const size = fields.statement?.length ?? 0;
+    if (audit.appendDeferred) {
+      const outcome = audit.appendDeferred(fields, this.settled);
+      if (outcome === "queued") this.track(size);
+      else if (outcome === "refused") this.fail(new Error("the audit log is closed"));
+      return;
+    }
+    this.track(size);
+    audit.append(fields).then(
+      () => this.settled(),
+      (err: unknown) => this.settled(err as Error),
+    );
+  }
+
+  private track(size: number): void {
     this.pending += 1;
-    if (this.pending >= HIGH_WATER && !this.holding && this.direction) {
+    this.pendingBytes += size;
+    this.sizes.push(size);
+    if (
+      (this.pending >= HIGH_WATER || this.pendingBytes >= HIGH_WATER_BYTES) &&
+      !this.holding &&
+      this.direction
+    ) {
       this.holding = true;
       this.direction.hold();
     }
-    this.o.audit
-      .append({
-        ...leaseAuditFields(this.o.lease),
-        scope: "proxy_statement",
-        tool: this.tool,
-        target: this.o.client,
-        request_id: this.o.requestId,
-        digest: `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`,
-        statement: this.o.mode === "text" && !secret ? text : undefined,
-        truncated: truncated ? true : undefined,
-      })
-      .then(
-        () => this.settle(),
-        (err: unknown) => {
-          this.settle();
-          if (!this.failed) {
-            this.failed = true;
-            this.o.onFailure(err as Error);
-          }
-        },
-      );
   }
 
-  private settle(): void {
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.o.onFailure(err);
+  }
+
+  /** One record of this session was written (or refused: `err`). */
+  private readonly settled = (err?: Error): void => {
     this.pending -= 1;
-    if (this.holding && this.pending <= LOW_WATER) {
+    this.pendingBytes -= this.sizes.shift() ?? 0;
+    if (this.holding && this.pending <= LOW_WATER && this.pendingBytes <= LOW_WATER_BYTES) {
       this.holding = false;
       this.direction?.release();
     }
-  }
+    if (err) this.fail(err);
+  };
 }

@@ -248,4 +248,28 @@ describe("proxy mode: the agent connects through the listener and never holds th
     }
     expect(logs).not.toContain(lease.token);
   });
+
+  it("SIGTERM writes every statement record still queued before the sidecar exits (group commit loses nothing on a clean stop)", async () => {
+    const l = await checkout();
+    const client = new pg.Client({
+      host: l.proxy.host,
+      port: l.proxy.port,
+      user: l.id,
+      password: l.token,
+      database: "postgres",
+    });
+    client.on("error", () => undefined);
+    await client.connect();
+    const tag = randomBytes(4).toString("hex");
+    const n = 500;
+    for (let i = 0; i < n; i++) await client.query(`select '${tag}-${i}'`);
+    // Every statement was answered, so every record is queued or written; stop at once.
+    expect(await stack.sidecar.stop()).toBe(0);
+    const statements = (await proxyRecords(l.id, "proxy_statement")).map((s) => s.statement);
+    expect(statements.filter((s) => String(s).includes(tag))).toEqual(
+      Array.from({ length: n }, (_, i) => `select '${tag}-${i}'`),
+    );
+    const verify = await stack.cli("audit", "verify");
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+  });
 });

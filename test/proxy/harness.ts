@@ -111,6 +111,8 @@ export async function startProxyHarness(opts: {
   name: string;
   /** Cedar policy text in place of the default (agents may check out with intent read). */
   policy?: string;
+  /** Mirror the primary node's audit records to the Redis stream `<prefix>audit`, as `leasehold serve` does by default. */
+  auditStream?: boolean;
 }): Promise<ProxyHarness> {
   const dir = await mkdtemp(join(tmpdir(), `leasehold-${opts.name}-`));
   const prefix = testPrefix(opts.name);
@@ -147,7 +149,12 @@ export async function startProxyHarness(opts: {
       timeoutMs: 5000,
       log: log.child({ module: "vault", node: n }),
     });
-    const audit = await AuditLog.open(n === 0 ? auditFile : join(dir, `audit-${n}.jsonl`), `px-node-${n}`);
+    const audit = await AuditLog.open(
+      n === 0 ? auditFile : join(dir, `audit-${n}.jsonl`),
+      `px-node-${n}`,
+      undefined,
+      n === 0 && opts.auditStream ? { mirror: { redis, key: `${prefix}audit` } } : {},
+    );
     const leases = new LeaseStore({ redis, prefix, macKey: await loadLeaseMacKey(secretsStore) });
     const catalog = new ResourceCatalog(secretsStore);
     const keys = await loadLeaseTokenKeys({ file: join(dir, `signing-${n}.jwk`) });

@@ -20,12 +20,16 @@ export async function startPgProxy(opts: {
   name: string;
   policy?: string;
   admin: string;
+  /** Mirror the audit records to the Redis stream `<prefix>audit` too. */
+  auditStream?: boolean;
 }): Promise<PgProxySetup> {
   const [c, x] = await Promise.allSettled([
     startScramPostgres(),
-    startProxyHarness(
-      opts.policy === undefined ? { name: opts.name } : { name: opts.name, policy: opts.policy },
-    ),
+    startProxyHarness({
+      name: opts.name,
+      ...(opts.policy === undefined ? {} : { policy: opts.policy }),
+      ...(opts.auditStream ? { auditStream: true } : {}),
+    }),
   ]);
   const cluster = c.status === "fulfilled" ? c.value : undefined;
   const h = x.status === "fulfilled" ? x.value : undefined;
