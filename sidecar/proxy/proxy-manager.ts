@@ -137,7 +137,7 @@ export class ProxyManager {
         failed.push({ resource: reg.name, error: `adapter "${reg.adapter}" has no proxy protocol` });
         continue;
       }
-      if (reg.proxy.statementPolicy === true && protocol !== "postgres") {
+      if (reg.proxy.statementPolicy === true && protocol !== "postgres" && protocol !== "mysql") {
         // Fail closed: a listener that cannot apply the policy asked for does not run.
         failed.push({
           resource: reg.name,
@@ -244,6 +244,7 @@ export class ProxyManager {
         rsaKey: () => this.rsaKey ?? Promise.reject(new Error("no RSA key")),
         serverInfo: this.mysqlServers,
         auditStatements: statementMode(l.registration) ?? this.o.auditStatements ?? "none",
+        statementPolicy: { policy: this.o.policy, unparseable: this.o.unparseable ?? "deny" },
       }).run();
     } else {
       void new RedisSession(socket, ctx).run();

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type SecureContext, TLSSocket } from "node:tls";
@@ -6,7 +5,7 @@ import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-toke
 import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
-import { leaseAuditFields, SessionRecord } from "../session-record.js";
+import { SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { AuditStatements, ProxySession } from "../types.js";
@@ -19,7 +18,6 @@ import {
   SHA2,
 } from "./auth-plugins.js";
 import { type ClientTerms, loginToMysql, type MysqlLogin } from "./backend-login.js";
-import { CommandGuard, type MysqlStatement } from "./command-guard.js";
 import {
   CAP,
   COM,
@@ -35,7 +33,10 @@ import {
   readPacket,
 } from "./packets.js";
 import type { ServerInfo } from "./server-info.js";
-import { setsAccountPassword } from "./password-statements.js";
+import type { MysqlStatementPolicy } from "./policy-judge.js";
+import { probeSessionReading, type SessionReading } from "./session-reading.js";
+import { mysqlSessionGuard } from "./session-guard.js";
+import { dialectOf } from "./statement-kind.js";
 import { MysqlStatementAuditor } from "./statement-audit.js";
 import { mysqlTargetOf } from "./target.js";
 import {
@@ -57,6 +58,8 @@ export interface MysqlContext extends SessionContext {
   readonly rsaKey: () => Promise<ListenerRsaKey>;
   readonly serverInfo: ServerInfo;
   readonly auditStatements: AuditStatements;
+  /** For registrations with `proxy.statementPolicy`: the engine (absent: refuse all) and what unparseable input gets. */
+  readonly statementPolicy?: MysqlStatementPolicy | undefined;
 }
 
 let nextConnectionId = 1;
@@ -227,11 +230,12 @@ export class MysqlSession implements ProxySession, Handshaking {
     });
     this.backend = login.socket;
     login.socket.on("error", () => undefined);
+    const reading = await this.sessionReading(login);
     if (this.ended) {
       login.socket.destroy();
       return;
     }
-    this.startSplice(reader.detach({ pause: true }), login);
+    this.startSplice(reader.detach({ pause: true }), login, reading);
   }
 
   /**
@@ -270,7 +274,21 @@ export class MysqlSession implements ProxySession, Handshaking {
     }
   }
 
-  private startSplice(clientRest: Buffer, login: MysqlLogin): void {
+  /** Under statement policy: how the server reads the session's SQL, asked before the client's first command. */
+  private async sessionReading(login: MysqlLogin): Promise<SessionReading | undefined> {
+    if (this.ctx.registration()?.proxy?.statementPolicy !== true) return undefined;
+    try {
+      return await probeSessionReading(login.socket, this.ctx.maxMessageBytes);
+    } catch {
+      throw new HandshakeRefusal(
+        String(ER.unknown),
+        "the proxy cannot apply the resource's statement policy now",
+        `${ER.unknown} statement policy unavailable (session probe)`,
+      );
+    }
+  }
+
+  private startSplice(clientRest: Buffer, login: MysqlLogin, reading: SessionReading | undefined): void {
     const backend = login.socket;
     const lease = this.record.lease;
     const mode = this.ctx.auditStatements;
@@ -285,13 +303,23 @@ export class MysqlSession implements ProxySession, Handshaking {
             onFailure: () => this.terminate("the audit log cannot be written"),
           })
         : undefined;
-    // A sealed password (`reveal: false`) is kept sealed: no statement that could set it passes.
-    const sealed = this.ctx.registration()?.reveal === false;
-    const guard = new CommandGuard({
+    const guard = mysqlSessionGuard({
+      reg: this.ctx.registration(),
+      lease,
+      resource: this.ctx.resource,
+      audit: this.ctx.audit,
+      log: this.ctx.log,
+      client: this.record.client,
+      requestId: this.record.requestId,
+      policy: reading && {
+        statementPolicy: this.ctx.statementPolicy,
+        reading,
+        dialect: dialectOf(login.greeting.serverVersion),
+      },
       onForbidden: (command) => this.forbidden(command),
       onStatement: auditor?.onStatement,
-      refuse: sealed ? setsAccountPassword : undefined,
-      onRefused: (st) => this.refusedPasswordStatement(st),
+      onEnd: (reason) => this.refusedToEnd(reason),
+      onAuditFailure: () => this.terminate("the audit log cannot be written"),
     });
     this.ctx.handshakes.leave(this);
     this.client.write(Buffer.concat([packet(this.seq, login.ok), login.rest]));
@@ -323,37 +351,13 @@ export class MysqlSession implements ProxySession, Handshaking {
   }
 
   /**
-   * A statement that could set the account's password: it never reaches the server; the client
-   * gets 1227 and the session ends (a reply of ours could not be placed safely among the
-   * server's if the client had pipelined). Audited as a `decision` with its digest, never its text.
+   * A statement that could set a sealed account's password, or a command too long to judge: it
+   * never reaches the server; the client gets 1227 and the session ends (a reply of ours could
+   * not be placed safely among the server's if the client had pipelined).
    */
-  private refusedPasswordStatement(st: MysqlStatement): void {
-    const lease = this.record.lease;
-    const reason = st.truncated
-      ? "a statement over 16 MiB cannot be checked for a password change"
-      : "a password change through the listener of a sealed (reveal: false) resource";
-    if (lease) {
-      this.ctx.audit
-        .append({
-          ...leaseAuditFields(lease),
-          event: "decision",
-          scope: "proxy_statement",
-          decision: "deny",
-          tool: "mysql",
-          target: this.record.client,
-          request_id: this.record.requestId,
-          digest: `sha256:${createHash("sha256").update(st.text).digest("hex")}`,
-          reason,
-        })
-        .catch((err: unknown) =>
-          this.ctx.log.error(
-            { err: { message: (err as Error).message }, resource: this.ctx.resource },
-            "proxy audit write failed",
-          ),
-        );
-    }
+  private refusedToEnd(reason: string): void {
     this.endWith(
-      "password statement refused",
+      "statement refused",
       errPacket(
         1,
         ER.specificAccessDenied,
