@@ -1,9 +1,10 @@
 /** One statement of a message, as the server's lexer delimits it. */
 export interface ScannedStatement {
-  /** Its text, without the `;` that ends it. */
+  /**
+   * Its text without the `;` that ends it, each comment (`#`, `-- `, `/* *\/`) replaced by a
+   * space: what the server reads of it, so the grammar never has to decide what a comment is.
+   */
   readonly text: string;
-  /** It holds a comment (`#`, `-- `, `/* *\/`). */
-  readonly commented: boolean;
 }
 
 /** A message's statements, or why the server would read it otherwise than the grammar. */
@@ -47,14 +48,21 @@ function skipQuoted(sql: string, i: number, quote: string): number {
  */
 export function scanMysql(sql: string): Scan {
   const statements: ScannedStatement[] = [];
-  let start = 0;
-  let commented = false;
+  /** The current statement's text before `from`, comments replaced. */
+  let parts: string[] = [];
+  let from = 0;
   let content = false;
   let i = 0;
+  const skip = (to: number) => {
+    parts.push(sql.slice(from, i), " ");
+    from = to;
+    i = to;
+  };
   const end = (at: number) => {
-    if (content) statements.push({ text: sql.slice(start, at), commented });
-    start = at + 1;
-    commented = false;
+    parts.push(sql.slice(from, at));
+    if (content) statements.push({ text: parts.join("") });
+    parts = [];
+    from = at + 1;
     content = false;
   };
   while (i < sql.length) {
@@ -75,8 +83,7 @@ export function scanMysql(sql: string): Scan {
         };
       }
       const nl = sql.indexOf("\n", i);
-      commented = true;
-      i = nl < 0 ? sql.length : nl + 1;
+      skip(nl < 0 ? sql.length : nl + 1);
       continue;
     }
     if (c === "/" && sql[i + 1] === "*") {
@@ -86,8 +93,7 @@ export function scanMysql(sql: string): Scan {
       }
       const close = sql.indexOf("*/", i + 2);
       if (close < 0) return { ok: false, misread: "an unterminated comment" };
-      commented = true;
-      i = close + 2;
+      skip(close + 2);
       continue;
     }
     if (c === ";") {

@@ -205,8 +205,8 @@ function byPattern(text: string, dialect: MysqlDialect, depth: number): One | un
 function readOne(s: ScannedStatement, dialect: MysqlDialect, depth: number): One {
   const one = parsed(s.text, dialect);
   if (one.ok || one.misread !== undefined) return one;
-  // Patterns read only text without comments: what they match is all the server reads.
-  return (!s.commented && byPattern(s.text, dialect, depth)) || one;
+  // The text has no comments left: what a pattern matches is all the server reads.
+  return byPattern(s.text, dialect, depth) ?? one;
 }
 
 /**
