@@ -15,7 +15,7 @@ import { run, toolEnv } from "./processes.js";
 const RESOURCE = "px-my-stmt";
 const PLAIN = "px-my-plain";
 const tag = randomBytes(3).toString("hex");
-const ACCOUNTS = [1, 2, 3].map((i) => `pms${tag}_${i}`);
+const ACCOUNTS = [1, 2, 3, 4, 5].map((i) => `pms${tag}_${i}`);
 const PLAIN_ACCOUNT = `pms${tag}_p`;
 const ADMIN = `pms${tag}_admin`;
 const DB = `pms${tag}_db`;
@@ -348,6 +348,43 @@ describe("statement policy on the MySQL listener", () => {
       expect(err.errno).toBe(1064);
     } finally {
       await c.end();
+    }
+  });
+
+  it("a statement still running when the lease ends is killed on the server", async () => {
+    const l = await h.checkout(RESOURCE, { intent: "read" });
+    // A wait for a row lock root holds: InnoDB does not look at the client while it waits
+    // (SLEEP() and GET_LOCK() do), so only a KILL ends it before innodb_lock_wait_timeout.
+    const root = await mariadbRoot();
+    const c = await viaProxy(l);
+    try {
+      await root.query("START TRANSACTION");
+      await root.query(`SELECT id FROM ${DB}.my_orders WHERE id = 1 FOR UPDATE`);
+      const waiting = c.query("SELECT id FROM my_orders WHERE id = 1 FOR UPDATE").then(
+        () => "finished",
+        () => "failed",
+      );
+      const running = async () => {
+        const [rows] = await root.query<Row[]>(
+          "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = ? AND INFO LIKE '%FOR UPDATE'",
+          [l.account],
+        );
+        return Number(rows[0]?.n);
+      };
+      await waitFor("the waiting statement", async () => (await running()) === 1);
+      // What the listener does when the lease-end stream says the lease ended (without the
+      // rotation that follows a real end: it may change the password before the KILL logs in,
+      // a race docs/security.md names).
+      expect(proxy.endLease(l.leaseId, "the lease was revoked")).toBe(1);
+      expect(await waiting).toBe("failed");
+      // The adapter's termination is off here: only the listener's KILL ends the wait before
+      // innodb_lock_wait_timeout (50 s by default; this wait gives up well before).
+      await waitFor("the server to end the statement", async () => (await running()) === 0, {
+        timeoutMs: 20_000,
+      });
+    } finally {
+      await root.query("ROLLBACK").catch(() => undefined);
+      await root.end();
     }
   });
 

@@ -9,14 +9,9 @@ import { SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { AuditStatements, ProxySession } from "../types.js";
-import {
-  CACHING_SHA2,
-  CLEAR,
-  type ListenerRsaKey,
-  RSA_BITS,
-  rsaDecryptPassword,
-  SHA2,
-} from "./auth-plugins.js";
+import { CACHING_SHA2, type ListenerRsaKey } from "./auth-plugins.js";
+import { clientToken } from "./client-token.js";
+import { type BackendKill, killBackend } from "./kill-backend.js";
 import { type ClientTerms, loginToMysql, type MysqlLogin } from "./backend-login.js";
 import {
   CAP,
@@ -25,7 +20,6 @@ import {
   errPacket,
   type Greeting,
   greetingPayload,
-  type HandshakeResponse,
   MysqlProtocolError,
   type Packet,
   packet,
@@ -48,7 +42,6 @@ import {
   NOT_OFFERED,
   nonce,
   SQLSTATE,
-  withoutNul,
 } from "./handshake-terms.js";
 
 export interface MysqlContext extends SessionContext {
@@ -81,6 +74,8 @@ export class MysqlSession implements ProxySession, Handshaking {
   private finished = false;
   private waitingOnClient = true;
   private admittedAs: string | undefined;
+  /** How to end the backend's statement when the lease ends (kill-backend.ts). */
+  private backendKill: BackendKill | undefined;
   /** The sequence id of the next packet to the client during login. */
   private seq = 0;
   /** The client speaks protocol 4.1 (its errors carry a SQLSTATE). */
@@ -188,7 +183,14 @@ export class MysqlSession implements ProxySession, Handshaking {
       );
     const user = response.user;
     this.claim(user);
-    const token = await this.token(reader, response, greeting.nonce);
+    const token = await clientToken({
+      response,
+      nonce: greeting.nonce,
+      tls: this.tls,
+      send: (payload) => this.send(payload),
+      read: () => this.read(reader),
+      rsaKey: this.ctx.rsaKey,
+    });
     this.waitingOnClient = false;
     const check = await checkLeaseToken(this.ctx, token, user, {
       requestId: this.record.requestId,
@@ -230,48 +232,18 @@ export class MysqlSession implements ProxySession, Handshaking {
     });
     this.backend = login.socket;
     login.socket.on("error", () => undefined);
+    this.backendKill = {
+      target,
+      username: cred.username,
+      password: cred.password,
+      threadId: login.greeting.connectionId,
+    };
     const reading = await this.sessionReading(login);
     if (this.ended) {
       login.socket.destroy();
       return;
     }
     this.startSplice(reader.detach({ pause: true }), login, reading);
-  }
-
-  /**
-   * The lease token, by the plugin the client answered with: caching_sha2_password always goes
-   * to full authentication (the token in the clear over TLS, else RSA-encrypted with the
-   * listener's key); mysql_clear_password over TLS only; any other plugin is switched to
-   * caching_sha2_password.
-   */
-  private async token(reader: SocketReader, response: HandshakeResponse, n: Buffer): Promise<string> {
-    const user = response.user;
-    if (response.authPlugin === CLEAR) {
-      if (!this.tls)
-        throw accessDenied(user, "mysql_clear_password without TLS", "(mysql_clear_password needs TLS)");
-      return withoutNul(response.authData).toString("utf8");
-    }
-    if (response.authPlugin !== CACHING_SHA2) {
-      this.send(
-        Buffer.concat([Buffer.from([0xfe]), Buffer.from(`${CACHING_SHA2}\0`, "latin1"), n, Buffer.from([0])]),
-      );
-      await this.read(reader);
-    }
-    this.send(Buffer.from([0x01, SHA2.fullAuth]));
-    let p = await this.read(reader);
-    if (this.tls) return withoutNul(p.payload).toString("utf8");
-    const key = await this.ctx.rsaKey();
-    if (p.payload.length === 1 && p.payload[0] === SHA2.requestPublicKey) {
-      this.send(Buffer.concat([Buffer.from([0x01]), key.publicPem]));
-      p = await this.read(reader);
-    }
-    if (p.payload.length !== RSA_BITS / 8)
-      throw accessDenied(user, "the token was neither over TLS nor RSA-encrypted");
-    try {
-      return (await rsaDecryptPassword(p.payload, n, key.privateKey)).toString("utf8");
-    } catch {
-      throw accessDenied(user, "the RSA-encrypted token did not decrypt");
-    }
   }
 
   /** Under statement policy: how the server reads the session's SQL, asked before the client's first command. */
@@ -475,6 +447,9 @@ export class MysqlSession implements ProxySession, Handshaking {
     this.record.ending = why;
     this.client.destroy();
     this.backend?.destroy();
+    // A statement still running (SELECT SLEEP, a long scan) would go on as the account after
+    // the lease ended: the server notices a closed connection only when it next writes.
+    if (this.backendKill) void killBackend(this.backendKill, this.ctx.handshakeTimeoutMs);
   }
 
   private finish(): void {
