@@ -48,7 +48,7 @@ export const registrationSchema = z.strictObject({
       databases: z.array(plainText(63, 1)).min(1).max(64).optional(),
       /**
        * Decide each statement sent through the listener by Cedar (`Action::"statement"`; PostgreSQL
-       * listeners only). Off: statements are not parsed and policy is not asked. @default false
+       * and MySQL listeners). Off: statements are not parsed and policy is not asked. @default false
        */
       statementPolicy: z.boolean().optional(),
     })
