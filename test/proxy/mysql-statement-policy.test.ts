@@ -16,7 +16,7 @@ const RESOURCE = "px-my-stmt";
 const PLAIN = "px-my-plain";
 const tag = randomBytes(3).toString("hex");
 const ACCOUNTS = [1, 2, 3, 4, 5].map((i) => `pms${tag}_${i}`);
-const PLAIN_ACCOUNT = `pms${tag}_p`;
+const PLAIN_ACCOUNTS = [`pms${tag}_p1`, `pms${tag}_p2`];
 const ADMIN = `pms${tag}_admin`;
 const DB = `pms${tag}_db`;
 
@@ -123,7 +123,7 @@ beforeAll(async () => {
   const adminPassword = randomBytes(18).toString("base64url");
   h.secrets.push(adminPassword);
   try {
-    for (const a of [...ACCOUNTS, PLAIN_ACCOUNT]) {
+    for (const a of [...ACCOUNTS, ...PLAIN_ACCOUNTS]) {
       const pw = randomBytes(18).toString("base64url");
       h.secrets.push(pw);
       await createMariadbAccount(root, a, pw);
@@ -131,7 +131,7 @@ beforeAll(async () => {
     await createMariadbAccount(root, ADMIN, adminPassword);
     await root.query(`GRANT CREATE USER ON *.* TO '${ADMIN}'@'%'`);
     await root.query(`CREATE DATABASE ${DB}`);
-    for (const a of [...ACCOUNTS, PLAIN_ACCOUNT]) await root.query(`GRANT ALL ON ${DB}.* TO '${a}'@'%'`);
+    for (const a of [...ACCOUNTS, ...PLAIN_ACCOUNTS]) await root.query(`GRANT ALL ON ${DB}.* TO '${a}'@'%'`);
     await root.query(`CREATE TABLE ${DB}.my_orders (id INT PRIMARY KEY, total INT)`);
     await root.query(`CREATE TABLE ${DB}.my_customers (id INT PRIMARY KEY, name VARCHAR(40))`);
     await root.query(`CREATE TABLE ${DB}.my_secrets (id INT)`);
@@ -151,7 +151,12 @@ beforeAll(async () => {
     accounts: ACCOUNTS,
     proxy: { port: 0, statementPolicy: true },
   });
-  await h.register({ ...base, name: PLAIN, accounts: [PLAIN_ACCOUNT], proxy: { port: 0 } });
+  await h.register({
+    ...base,
+    name: PLAIN,
+    accounts: PLAIN_ACCOUNTS,
+    proxy: { port: 0, databases: [DB] },
+  });
   proxy = await h.manager({ policy: h.node.policy, auditStatements: "digest" });
   port = listenerPort(proxy, RESOURCE);
   reader = await h.checkout(RESOURCE, { intent: "read" });
@@ -159,7 +164,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.close();
-  await dropMariadbAccounts(...ACCOUNTS, PLAIN_ACCOUNT, ADMIN).catch(() => undefined);
+  await dropMariadbAccounts(...ACCOUNTS, ...PLAIN_ACCOUNTS, ADMIN).catch(() => undefined);
   const root = await mariadbRoot();
   await root.query(`DROP DATABASE IF EXISTS ${DB}`).catch(() => undefined);
   await root.end();
@@ -349,6 +354,49 @@ describe("statement policy on the MySQL listener", () => {
     } finally {
       await c.end();
     }
+  });
+
+  it("proxy.databases pins the session's database: the handshake's, COM_INIT_DB and USE (1044)", async () => {
+    const l = await h.checkout(PLAIN, { intent: "read" });
+    const plainPort = listenerPort(proxy, PLAIN);
+    const login = await refusal(viaProxy(l, { port: plainPort, database: "mysql" }));
+    expect(login.errno).toBe(1044);
+    expect(login.message).toContain("to database 'mysql'");
+    const c = await viaProxy(l, { port: plainPort, multipleStatements: true });
+    try {
+      for (const sql of ["USE mysql", "SELECT 1; USE `mysql`", "/* x */ USE information_schema"]) {
+        const err = await refusal(c.query(sql));
+        expect(err.errno, sql).toBe(1044);
+        expect(err.sqlState, sql).toBe("42000");
+      }
+      await c.query(`USE ${DB}`);
+      const [rows] = await c.query<RowDataPacket[]>("SELECT DATABASE() AS d");
+      expect(rows).toEqual([{ d: DB }]);
+    } finally {
+      await c.end();
+    }
+    // The mariadb CLI's `use` is COM_INIT_DB.
+    const r = await run(
+      "mariadb",
+      [
+        "--no-defaults",
+        "-A",
+        "--force",
+        "-h",
+        "127.0.0.1",
+        "-P",
+        String(plainPort),
+        "-u",
+        l.leaseId,
+        "-N",
+        "-B",
+        DB,
+      ],
+      toolEnv({ MYSQL_PWD: l.token }),
+      "use mysql\nSELECT DATABASE();\n",
+    );
+    expect(r.stderr).toContain("ERROR 1044 (42000)");
+    expect(r.stdout.trim()).toBe(DB);
   });
 
   it("a statement still running when the lease ends is killed on the server", async () => {

@@ -11,6 +11,7 @@ import { type Splice, splice } from "../splice.js";
 import type { AuditStatements, ProxySession } from "../types.js";
 import { CACHING_SHA2, type ListenerRsaKey } from "./auth-plugins.js";
 import { clientToken } from "./client-token.js";
+import { databaseDenied } from "./database-pin.js";
 import { type BackendKill, killBackend } from "./kill-backend.js";
 import { type ClientTerms, loginToMysql, type MysqlLogin } from "./backend-login.js";
 import {
@@ -211,6 +212,14 @@ export class MysqlSession implements ProxySession, Handshaking {
     this.record.lease = cred.lease;
     this.admit(cred.lease.id);
     this.record.database = response.database?.slice(0, 64);
+    const databases = this.ctx.registration()?.proxy?.databases;
+    if (response.database && databases && !databases.includes(response.database)) {
+      throw new HandshakeRefusal(
+        String(ER.dbAccessDenied),
+        databaseDenied(user, response.database),
+        `${ER.dbAccessDenied} not a database of the resource (proxy.databases)`,
+      );
+    }
     const wire = (response.capabilities & offered) >>> 0;
     const wireExt = response.mariadbCapabilities & offeredExt;
     const clientTerms: ClientTerms = {

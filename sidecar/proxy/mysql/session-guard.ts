@@ -4,9 +4,16 @@ import type { AuditSink } from "../../audit/index.js";
 import type { LeaseRecord } from "../../leases/index.js";
 import type { StoredRegistration } from "../../resources/types.js";
 import { leaseAuditFields } from "../session-record.js";
-import { CommandGuard, type MysqlStatement } from "./command-guard.js";
+import { CommandGuard, type CommandVerdict, type MysqlStatement } from "./command-guard.js";
+import { databaseDenied, refusedDatabase } from "./database-pin.js";
+import { ER } from "./packets.js";
 import { setsAccountPassword } from "./password-statements.js";
-import { MysqlPolicyJudge, type MysqlRefusal, type MysqlStatementPolicy } from "./policy-judge.js";
+import {
+  MysqlPolicyJudge,
+  type MysqlRefusal,
+  type MysqlStatementPolicy,
+  refusalPayload,
+} from "./policy-judge.js";
 import type { SessionReading } from "./session-reading.js";
 import type { MysqlDialect } from "./statement-kind.js";
 
@@ -38,7 +45,8 @@ export interface MysqlGuardOptions {
  * The guard on a MySQL session's commands: COM_CHANGE_USER and COM_MULTI always end it; where
  * the password is sealed (`reveal: false`) a statement that could set it ends it too; under
  * `proxy.statementPolicy` each command is decided (policy-judge.ts) and a refused one is
- * answered by the server with ERR 1142 in its place. Each refusal is a `decision` record with
+ * answered by the server with ERR 1142 in its place; with `proxy.databases`, COM_INIT_DB and
+ * `USE` of any other database get 1044 the same way. Each refusal is a `decision` record with
  * the text's digest, never the text.
  */
 export function mysqlSessionGuard(o: MysqlGuardOptions): CommandGuard {
@@ -83,6 +91,20 @@ export function mysqlSessionGuard(o: MysqlGuardOptions): CommandGuard {
           onRefused: (text, r) => record(text, "statement", r),
         })
       : undefined;
+  const databases = o.reg?.proxy?.databases;
+  const judgeAll =
+    databases === undefined
+      ? judge?.judge
+      : (command: number, body: Buffer): CommandVerdict => {
+          const denied = refusedDatabase(command, body, databases);
+          if (denied === undefined) return judge ? judge.judge(command, body) : "pass";
+          record(body, "statement", {
+            reason: `${ER.dbAccessDenied} not a database of the resource (proxy.databases)`,
+            policies: [],
+          });
+          const message = databaseDenied(o.lease?.id ?? "?", denied);
+          return { replace: refusalPayload(message, ER.dbAccessDenied) };
+        };
   return new CommandGuard({
     onForbidden: o.onForbidden,
     onStatement: o.onStatement,
@@ -94,7 +116,7 @@ export function mysqlSessionGuard(o: MysqlGuardOptions): CommandGuard {
       record(st.text, "proxy_statement", { reason, policies: [] });
       o.onEnd(reason);
     },
-    judge: judge?.judge,
+    judge: judgeAll,
     onOversized: () => o.onEnd("a command over 16 MiB cannot be judged by statement policy"),
   });
 }
