@@ -1,3 +1,4 @@
+import { MysqlConnectionIds } from "./mysql/connection-ids.js";
 import { Cluster } from "ioredis";
 import type { Socket } from "node:net";
 import type { SecureContext } from "node:tls";
@@ -70,6 +71,7 @@ export class ProxyManager {
   private readonly registry = new SessionRegistry();
   private readonly cancelKeys = new CancelKeys();
   private readonly mysqlServers = new ServerInfo();
+  private readonly mysqlIds = new MysqlConnectionIds();
   private rsaKey: Promise<ListenerRsaKey> | undefined;
   private readonly follower: LeaseEndFollower;
   private readonly protocols: Readonly<Record<string, ProxyProtocol>>;
@@ -243,6 +245,7 @@ export class ProxyManager {
         secureContext: this.secureContext,
         rsaKey: () => this.rsaKey ?? Promise.reject(new Error("no RSA key")),
         serverInfo: this.mysqlServers,
+        connectionIds: this.mysqlIds,
         auditStatements: statementMode(l.registration) ?? this.o.auditStatements ?? "none",
         statementPolicy: { policy: this.o.policy, unparseable: this.o.unparseable ?? "deny" },
       }).run();

@@ -16,7 +16,7 @@ const RESOURCE = "px-my-stmt";
 const PLAIN = "px-my-plain";
 const tag = randomBytes(3).toString("hex");
 const ACCOUNTS = [1, 2, 3, 4, 5].map((i) => `pms${tag}_${i}`);
-const PLAIN_ACCOUNTS = [`pms${tag}_p1`, `pms${tag}_p2`];
+const PLAIN_ACCOUNTS = [`pms${tag}_p1`, `pms${tag}_p2`, `pms${tag}_p3`];
 const ADMIN = `pms${tag}_admin`;
 const DB = `pms${tag}_db`;
 
@@ -397,6 +397,42 @@ describe("statement policy on the MySQL listener", () => {
     );
     expect(r.stderr).toContain("ERROR 1044 (42000)");
     expect(r.stdout.trim()).toBe(DB);
+  });
+
+  it("KILL QUERY of the id the client was given reaches its own backend, and no other session's", async () => {
+    const l = await h.checkout(PLAIN, { intent: "read" });
+    const plainPort = listenerPort(proxy, PLAIN);
+    const busy = await viaProxy(l, { port: plainPort });
+    const killer = await viaProxy(l, { port: plainPort });
+    const root = await mariadbRoot();
+    try {
+      const [own] = await busy.query<RowDataPacket[]>("SELECT CONNECTION_ID() AS id");
+      // The client knows the listener's id (its greeting), not the server's thread id.
+      expect(busy.threadId).not.toBe(own[0]?.id);
+      const sleeping = busy.query("SELECT SLEEP(3600) AS s").then(
+        ([rows]) => (rows as RowDataPacket[])[0]?.s,
+        (e: MysqlError) => e.errno,
+      );
+      await waitFor("the sleep to run", async () => {
+        const [rows] = await root.query<Row[]>(
+          "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE 'SELECT SLEEP%'",
+          [own[0]?.id],
+        );
+        return Number(rows[0]?.n) === 1;
+      });
+      await killer.query(`KILL QUERY ${busy.threadId}`);
+      // SLEEP() interrupted by KILL QUERY returns 1 (or the server reports 1317).
+      expect([1, 1317]).toContain(await sleeping);
+      // Another session's id (root's) is not this lease's: refused as the server refuses an unknown id.
+      const [rootId] = await root.query<RowDataPacket[]>("SELECT CONNECTION_ID() AS id");
+      const err = await refusal(killer.query(`KILL ${rootId[0]?.id}`));
+      expect(err.errno).toBe(1094);
+      expect((await root.query("SELECT 1 AS one"))[0]).toEqual([{ one: 1 }]);
+    } finally {
+      await root.end();
+      await busy.end().catch(() => undefined);
+      await killer.end();
+    }
   });
 
   it("a statement still running when the lease ends is killed on the server", async () => {

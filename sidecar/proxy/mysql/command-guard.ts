@@ -29,6 +29,8 @@ export interface CommandGuardOptions {
    */
   readonly judge?: ((command: number, body: Buffer) => CommandVerdict) | undefined;
   readonly onOversized?: ((command: number) => void) | undefined;
+  /** Which commands `judge` sees (the others pass as they arrive). @default all */
+  readonly holds?: ((command: number) => boolean) | undefined;
   /** Sees each statement, when the session audits them. */
   readonly onStatement?: ((s: MysqlStatement) => void) | undefined;
   readonly maxCapture?: number;
@@ -113,7 +115,7 @@ export class CommandGuard {
         this.o.onForbidden(command);
         return i - 4 > 0 ? [data.subarray(0, i - 4)] : [];
       }
-      if (this.o.judge || (this.o.refuse && STATEMENTS.has(command))) {
+      if ((this.o.judge && (this.o.holds?.(command) ?? true)) || (this.o.refuse && STATEMENTS.has(command))) {
         const start = i - 4;
         if (len === MAX_PAYLOAD) {
           this.stopped = true;

@@ -11,6 +11,7 @@ import { type Splice, splice } from "../splice.js";
 import type { AuditStatements, ProxySession } from "../types.js";
 import { CACHING_SHA2, type ListenerRsaKey } from "./auth-plugins.js";
 import { clientToken } from "./client-token.js";
+import type { MysqlConnectionIds } from "./connection-ids.js";
 import { databaseDenied } from "./database-pin.js";
 import { type BackendKill, killBackend } from "./kill-backend.js";
 import { type ClientTerms, loginToMysql, type MysqlLogin } from "./backend-login.js";
@@ -51,6 +52,8 @@ export interface MysqlContext extends SessionContext {
   /** The RSA key pair for caching_sha2_password without TLS. */
   readonly rsaKey: () => Promise<ListenerRsaKey>;
   readonly serverInfo: ServerInfo;
+  /** The connection ids given to clients, for KILL (shared by the manager's MySQL listeners). */
+  readonly connectionIds?: MysqlConnectionIds | undefined;
   readonly auditStatements: AuditStatements;
   /** For registrations with `proxy.statementPolicy`: the engine (absent: refuse all) and what unparseable input gets. */
   readonly statementPolicy?: MysqlStatementPolicy | undefined;
@@ -75,6 +78,8 @@ export class MysqlSession implements ProxySession, Handshaking {
   private finished = false;
   private waitingOnClient = true;
   private admittedAs: string | undefined;
+  /** The connection id the client was given (its KILL names it). */
+  private connectionId = 0;
   /** How to end the backend's statement when the lease ends (kill-backend.ts). */
   private backendKill: BackendKill | undefined;
   /** The sequence id of the next packet to the client during login. */
@@ -155,6 +160,7 @@ export class MysqlSession implements ProxySession, Handshaking {
       nonce: nonce(),
       authPlugin: CACHING_SHA2,
     };
+    this.connectionId = greeting.connectionId;
     nextConnectionId = (nextConnectionId % 0x7fffffff) + 1;
     this.send(greetingPayload(greeting));
     const highWater = this.ctx.maxMessageBytes + 64 * 1024;
@@ -212,14 +218,7 @@ export class MysqlSession implements ProxySession, Handshaking {
     this.record.lease = cred.lease;
     this.admit(cred.lease.id);
     this.record.database = response.database?.slice(0, 64);
-    const databases = this.ctx.registration()?.proxy?.databases;
-    if (response.database && databases && !databases.includes(response.database)) {
-      throw new HandshakeRefusal(
-        String(ER.dbAccessDenied),
-        databaseDenied(user, response.database),
-        `${ER.dbAccessDenied} not a database of the resource (proxy.databases)`,
-      );
-    }
+    this.checkDatabase(user, response.database);
     const wire = (response.capabilities & offered) >>> 0;
     const wireExt = response.mariadbCapabilities & offeredExt;
     const clientTerms: ClientTerms = {
@@ -247,12 +246,25 @@ export class MysqlSession implements ProxySession, Handshaking {
       password: cred.password,
       threadId: login.greeting.connectionId,
     };
+    this.ctx.connectionIds?.add(this.connectionId, cred.lease.id, login.greeting.connectionId);
     const reading = await this.sessionReading(login);
     if (this.ended) {
       login.socket.destroy();
       return;
     }
     this.startSplice(reader.detach({ pause: true }), login, reading);
+  }
+
+  /** The handshake's database must be one of `proxy.databases` (when set): else 1044, as the server says it. */
+  private checkDatabase(user: string, database: string | undefined): void {
+    const databases = this.ctx.registration()?.proxy?.databases;
+    if (database && databases && !databases.includes(database)) {
+      throw new HandshakeRefusal(
+        String(ER.dbAccessDenied),
+        databaseDenied(user, database),
+        `${ER.dbAccessDenied} not a database of the resource (proxy.databases)`,
+      );
+    }
   }
 
   /** Under statement policy: how the server reads the session's SQL, asked before the client's first command. */
@@ -301,6 +313,7 @@ export class MysqlSession implements ProxySession, Handshaking {
       onStatement: auditor?.onStatement,
       onEnd: (reason) => this.refusedToEnd(reason),
       onAuditFailure: () => this.terminate("the audit log cannot be written"),
+      resolveKill: (id) => (lease ? this.ctx.connectionIds?.resolve(id, lease.id) : undefined),
     });
     this.ctx.handshakes.leave(this);
     this.client.write(Buffer.concat([packet(this.seq, login.ok), login.rest]));
@@ -464,6 +477,7 @@ export class MysqlSession implements ProxySession, Handshaking {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.ctx.connectionIds?.remove(this.connectionId);
     this.ended = true;
     this.abort.abort();
     this.backend?.destroy();

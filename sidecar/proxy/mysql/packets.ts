@@ -64,6 +64,7 @@ export const ER = {
   unknown: 1105,
   hostBlocked: 1129,
   dbAccessDenied: 1044,
+  unknownThread: 1094,
   tableAccessDenied: 1142,
   specificAccessDenied: 1227,
   notSupportedAuthMode: 1251,

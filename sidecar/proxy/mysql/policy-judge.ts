@@ -31,9 +31,13 @@ export interface MysqlRefusal {
  * session goes on. The message is printable ASCII without quotes or backslashes, at most 128
  * characters (SIGNAL's MESSAGE_TEXT).
  */
-export function refusalPayload(message: string, errno: number = ER.tableAccessDenied): Buffer {
+export function refusalPayload(
+  message: string,
+  errno: number = ER.tableAccessDenied,
+  sqlState = "42000",
+): Buffer {
   const text = message.replace(/[^\x20-\x7e]|['\\]/g, "?").slice(0, 128);
-  const sql = `SIGNAL SQLSTATE '42000' SET MYSQL_ERRNO = ${errno}, MESSAGE_TEXT = '${text}'`;
+  const sql = `SIGNAL SQLSTATE '${sqlState}' SET MYSQL_ERRNO = ${errno}, MESSAGE_TEXT = '${text}'`;
   return Buffer.concat([Buffer.from([COM.query]), Buffer.from(sql, "latin1")]);
 }
 

@@ -6,7 +6,8 @@ import type { StoredRegistration } from "../../resources/types.js";
 import { leaseAuditFields } from "../session-record.js";
 import { CommandGuard, type CommandVerdict, type MysqlStatement } from "./command-guard.js";
 import { databaseDenied, refusedDatabase } from "./database-pin.js";
-import { ER } from "./packets.js";
+import { mapKill } from "./connection-ids.js";
+import { COM, ER } from "./packets.js";
 import { setsAccountPassword } from "./password-statements.js";
 import {
   MysqlPolicyJudge,
@@ -35,6 +36,8 @@ export interface MysqlGuardOptions {
     | undefined;
   readonly onForbidden: (command: number) => void;
   readonly onStatement: ((s: MysqlStatement) => void) | undefined;
+  /** The backend thread a client's KILL of `id` means (a session of the same lease), or undefined. */
+  readonly resolveKill?: ((id: number) => number | undefined) | undefined;
   /** A password statement of a sealed resource, or a command too long to judge: the session ends. */
   readonly onEnd: (reason: string) => void;
   /** The refusal's decision record could not be written. */
@@ -92,12 +95,23 @@ export function mysqlSessionGuard(o: MysqlGuardOptions): CommandGuard {
         })
       : undefined;
   const databases = o.reg?.proxy?.databases;
+  const kill = (command: number, body: Buffer): CommandVerdict => {
+    const resolve = o.resolveKill;
+    const mapped = resolve ? mapKill(command, body, resolve) : "pass";
+    if (mapped === "pass") return "pass";
+    if ("payload" in mapped) return { replace: mapped.payload };
+    return { replace: refusalPayload(`Unknown thread id: ${mapped.unknown}`, ER.unknownThread, "HY000") };
+  };
+  const policyAndKill = (command: number, body: Buffer): CommandVerdict => {
+    const v = judge ? judge.judge(command, body) : "pass";
+    return v === "pass" ? kill(command, body) : v;
+  };
   const judgeAll =
     databases === undefined
-      ? judge?.judge
+      ? policyAndKill
       : (command: number, body: Buffer): CommandVerdict => {
           const denied = refusedDatabase(command, body, databases);
-          if (denied === undefined) return judge ? judge.judge(command, body) : "pass";
+          if (denied === undefined) return policyAndKill(command, body);
           record(body, "statement", {
             reason: `${ER.dbAccessDenied} not a database of the resource (proxy.databases)`,
             policies: [],
@@ -117,6 +131,8 @@ export function mysqlSessionGuard(o: MysqlGuardOptions): CommandGuard {
       o.onEnd(reason);
     },
     judge: judgeAll,
+    // Without policy or a database pin, only what could be a kill is held and read.
+    holds: judge || databases ? undefined : (command) => command === COM.query || command === COM.processKill,
     onOversized: () => o.onEnd("a command over 16 MiB cannot be judged by statement policy"),
   });
 }
