@@ -307,6 +307,24 @@ describe("statement policy on the MySQL listener", () => {
     expect(await rootOrderCount()).toBe(5);
   });
 
+  it("in a session whose character set could hide a backslash (sjis), every statement is refused", async () => {
+    const c = await viaProxy(reader, { charset: "SJIS_JAPANESE_CI" });
+    try {
+      const err = await refusal(c.query("SELECT COUNT(*) AS n FROM my_orders"));
+      expect(err.errno).toBe(1142);
+      expect(err.message).toContain("the session reads SQL otherwise than the grammar");
+    } finally {
+      await c.end();
+    }
+    const records = await waitFor("the refusal's record", async () => {
+      const all = (await statementDecisions()).filter((r) =>
+        String(r.reason).includes("character set (sjis)"),
+      );
+      return all.length > 0 ? all : undefined;
+    });
+    expect(records[0]).toMatchObject({ decision: "deny", lease_id: reader.leaseId });
+  });
+
   it("the mariadb CLI gets ERROR 1142 for a refused statement and goes on with the next", async () => {
     const r = await cli(reader, ["--force"], "DROP TABLE my_orders;\nSELECT COUNT(*) FROM my_orders;\n");
     expect(r.stderr).toMatch(
