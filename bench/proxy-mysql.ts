@@ -3,10 +3,14 @@
  * connection) against the local MariaDB: direct, through a bare Node relay (`socket.pipe`, the
  * floor any Node listener can reach here, bench/proxy-floor.ts) and through the MySQL listener,
  * as the same account, in one run; and through the listener of a sealed (`reveal: false`)
- * resource, whose statements are read whole for the password filter. The client runs in a child process, so this process's CPU is
- * the listener's (or the bare relay's).
+ * resource, whose statements are read whole for the password filter; and through the listener of
+ * a resource under statement policy (`proxy.statementPolicy`: each command held whole, each new
+ * statement text read and decided by Cedar). The client runs in a child process, so this
+ * process's CPU is the listener's (or the bare relay's). `--mode query` sends text statements
+ * instead (`query("SELECT ?")`: the value is written into the text, a new text each time, so
+ * under policy each is parsed; Cedar's decision for (select, no table) is cached).
  *
- *   npx tsx bench/proxy-mysql.ts [--seconds 5] [--clients 8] [--runs 2] [--quick]
+ *   npx tsx bench/proxy-mysql.ts [--seconds 5] [--clients 8] [--runs 2] [--mode execute|query] [--quick]
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -17,11 +21,20 @@ import { bareNodeRelay, fmt, numberArg as arg, quick } from "./proxy-bench-suppo
 const seconds = arg("seconds", quick ? 2 : 5);
 const clients = arg("clients", 8);
 const runs = arg("runs", quick ? 1 : 2);
+const modeAt = process.argv.indexOf("--mode");
+const mode = modeAt > 0 && process.argv[modeAt + 1] === "query" ? "query" : "execute";
+
+/** Checkout for anyone; under statement policy, selects without a table. */
+const POLICY = `permit (principal, action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"], resource);
+@id("selects")
+permit (principal, action == Action::"statement", resource)
+when { context.statement_kind == "select" && context.tables.isEmpty() };
+`;
 
 /** The client loop, run by a child Node: prints `{ queries, p50us }` as JSON. */
 const CLIENT = `
 const mysql = require("mysql2/promise");
-const { host, port, user, clients, ms } = JSON.parse(process.env.BENCH);
+const { host, port, user, clients, ms, mode } = JSON.parse(process.env.BENCH);
 (async () => {
   const conns = await Promise.all(Array.from({ length: clients }, () =>
     mysql.createConnection({ host, port, user, password: process.env.BENCH_PASSWORD })));
@@ -32,7 +45,7 @@ const { host, port, user, clients, ms } = JSON.parse(process.env.BENCH);
   await Promise.all(conns.map(async (c) => {
     while (Date.now() < end) {
       const t = process.hrtime.bigint();
-      await c.execute("SELECT ? AS n", [queries]);
+      await c[mode]("SELECT ? AS n", [queries]);
       lat.push(Number(process.hrtime.bigint() - t) / 1000);
       queries++;
     }
@@ -56,7 +69,7 @@ function load(port: number, user: string, password: string, ms: number): Promise
     const child = spawn(process.execPath, ["-e", CLIENT], {
       env: {
         PATH: process.env.PATH ?? "/usr/bin:/bin",
-        BENCH: JSON.stringify({ host: "127.0.0.1", port, user, clients, ms }),
+        BENCH: JSON.stringify({ host: "127.0.0.1", port, user, clients, ms, mode }),
         BENCH_PASSWORD: password,
       },
       stdio: ["ignore", "pipe", "pipe"],
@@ -89,17 +102,19 @@ async function main(): Promise<void> {
   const tag = randomBytes(3).toString("hex");
   const account = `bench${tag}_app`;
   const sealedAccount = `bench${tag}_sealed`;
+  const policyAccount = `bench${tag}_policy`;
   const admin = { username: `bench${tag}_admin`, password: randomBytes(18).toString("base64url") };
   const root = await mariadbRoot();
   try {
     await createMariadbAccount(root, account, randomBytes(18).toString("base64url"));
     await createMariadbAccount(root, sealedAccount, randomBytes(18).toString("base64url"));
+    await createMariadbAccount(root, policyAccount, randomBytes(18).toString("base64url"));
     await createMariadbAccount(root, admin.username, admin.password);
     await root.query(`GRANT CREATE USER ON *.* TO '${admin.username}'@'%'`);
   } finally {
     await root.end();
   }
-  const h = await startProxyHarness({ name: "bench-mysql" });
+  const h = await startProxyHarness({ name: "bench-mysql", policy: POLICY });
   try {
     await h.register({
       name: "bench-mysql",
@@ -122,7 +137,19 @@ async function main(): Promise<void> {
       proxy: { port: 0 },
       lease: { defaultTtl: 3600, maxTtl: 3600 },
     });
-    const proxy = await h.manager({ maxConnectionsPerLease: clients + 8 });
+    await h.register({
+      name: "bench-mysql-policy",
+      adapter: "mysql",
+      connection: { host: "127.0.0.1", port: 3306 },
+      admin,
+      accounts: [policyAccount],
+      proxy: { port: 0, statementPolicy: true },
+      lease: { defaultTtl: 3600, maxTtl: 3600 },
+    });
+    const proxy = await h.manager({ maxConnectionsPerLease: clients + 8, policy: h.node.policy });
+    const policyPort = proxy.endpointFor("bench-mysql-policy")?.port;
+    if (!policyPort) throw new Error("no statement-policy listener");
+    const policyLease = await h.checkout("bench-mysql-policy", { ttl: 3600 });
     const sealedPort = proxy.endpointFor("bench-mysql-sealed")?.port;
     if (!sealedPort) throw new Error("no sealed listener");
     const sealedLease = await h.checkout("bench-mysql-sealed", { ttl: 3600 });
@@ -132,18 +159,20 @@ async function main(): Promise<void> {
     const cred = await h.node.leaseService.credential(lease.token, lease.leaseId, { requestId: "bench" });
     const relay = await bareNodeRelay(3306);
     console.log(
-      `mysql2 execute("SELECT ?") loop, ${clients} connections x ${seconds} s, same MariaDB, same account, same run (listener: no TLS, token by RSA)`,
+      `mysql2 ${mode}("SELECT ?") loop, ${clients} connections x ${seconds} s, same MariaDB, same account, same run (listener: no TLS, token by RSA)`,
     );
     const paths = {
       direct: () => load(3306, cred.username, cred.password, seconds * 1000),
       "bare relay": () => load(relay.port, cred.username, cred.password, seconds * 1000),
       listener: () => load(port, lease.leaseId, lease.token, seconds * 1000),
       "listener, sealed": () => load(sealedPort, sealedLease.leaseId, sealedLease.token, seconds * 1000),
+      "listener, policy": () => load(policyPort, policyLease.leaseId, policyLease.token, seconds * 1000),
     } as const;
     type Path = keyof typeof paths;
     // Warm the listener's JIT up, as a long-running sidecar's is.
     await paths.listener();
     await paths["bare relay"]();
+    await paths["listener, policy"]();
     const results = new Map<Path, Result[]>();
     for (let i = 0; i < runs; i++) {
       for (const p of Object.keys(paths) as Path[])
@@ -164,7 +193,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await h.close();
-    await dropMariadbAccounts(account, sealedAccount, admin.username);
+    await dropMariadbAccounts(account, sealedAccount, policyAccount, admin.username);
   }
 }
 

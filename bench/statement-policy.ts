@@ -5,6 +5,8 @@
  * over known tables (the parse; Cedar's decision for that kind and those tables is cached), and
  * on a repeated text (the session's text cache: one SHA-256). Floors: bare libpg-query
  * `parseSync` (+ one bare `statefulIsAuthorized` for new tables); one SHA-256 of the text.
+ * The same for the MySQL listener's reading (`classifyMysql`: the listener's lexer, then
+ * node-sql-parser's MariaDB grammar per statement), its floor a bare node-sql-parser `parse`.
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -13,6 +15,9 @@ import { join } from "node:path";
 import { preparsePolicySet, statefulIsAuthorized } from "@cedar-policy/cedar-wasm/nodejs";
 import { parseSync } from "libpg-query";
 import { loadPolicy } from "../sidecar/policy/index.js";
+import { createRequire } from "node:module";
+import type { Parser } from "node-sql-parser";
+import { classifyMysql } from "../sidecar/proxy/mysql/statement-kind.js";
 import { classifyPostgres, loadPostgresGrammar } from "../sidecar/proxy/postgres/statement-kind.js";
 import { StatementPolicy } from "../sidecar/proxy/statement-policy.js";
 import { percentile, printTable, quick, type Row, writeResults } from "./stats.js";
@@ -59,7 +64,7 @@ async function main(): Promise<void> {
     const engine = await loadPolicy({ file: join(dir, "policy.cedar") });
     await loadPostgresGrammar();
     const now = Date.now();
-    const policy = new StatementPolicy({
+    const options = {
       policy: engine,
       lease: {
         id: "lease_bench",
@@ -79,7 +84,8 @@ async function main(): Promise<void> {
       classify: classifyPostgres,
       // No cache resets in the middle of a run.
       maxCached: 1e9,
-    });
+    } as const;
+    const policy = new StatementPolicy(options);
     preparsePolicySet("bench-stmt-floor", { staticPolicies: POLICY });
     const floorRequest = {
       principal: { type: "Agent", id: "spiffe://example.org/agent/a" },
@@ -105,45 +111,71 @@ async function main(): Promise<void> {
       ],
       preparsedPolicySetId: "bench-stmt-floor",
     };
+    const mysqlPolicy = new StatementPolicy({
+      ...options,
+      classify: (sql) => classifyMysql(sql, "mariadb"),
+    });
+    const { Parser: MariaParser } = createRequire(import.meta.url)("node-sql-parser/build/mariadb.js") as {
+      Parser: new () => Parser;
+    };
+    const bareMysql = new MariaParser();
+    const grammars = [
+      { grammar: "postgres", judge: policy, parse: (sql: string) => parseSync(sql) },
+      {
+        grammar: "mysql",
+        judge: mysqlPolicy,
+        parse: (sql: string) => bareMysql.parse(sql, { database: "mariadb" }),
+      },
+    ] as const;
     const n = quick ? 5000 : 50000;
     const rows: Row[] = [];
     const results: Record<string, unknown> = { quick, n };
-    for (const [name, shape] of Object.entries(SHAPES)) {
-      const parseUs = p50(n, (i) => parseSync(shape(i)));
-      const cedarUs = p50(n, () => statefulIsAuthorized(floorRequest));
-      const uncachedUs = p50(n, (i) => policy.judge(shape(1, `_${name}_${i}`)));
-      const shapeCachedUs = p50(n, (i) => policy.judge(shape(i + 2e6)));
-      const text = shape(42);
-      policy.judge(text);
-      const cachedUs = p50(n, () => policy.judge(text));
-      const digestUs = p50(n, () => createHash("sha256").update(text, "utf8").digest("base64"));
-      rows.push(
-        {
-          figure: `${name}: new tables (parse+Cedar)`,
-          product: uncachedUs,
-          floor: parseUs + cedarUs,
-          unit: "µs p50",
-          better: "lower",
-        },
-        {
-          figure: `${name}: new literal, known tables (parse)`,
-          product: shapeCachedUs,
-          floor: parseUs,
-          unit: "µs p50",
-          better: "lower",
-          goal: "< 50",
-        },
-        {
-          figure: `${name}: repeated text (cache)`,
-          product: cachedUs,
-          floor: digestUs,
-          unit: "µs p50",
-          better: "lower",
-          goal: "< 50",
-        },
-      );
-      results[name] = { chars: text.length, parseUs, cedarUs, uncachedUs, shapeCachedUs, cachedUs, digestUs };
-    }
+    for (const { grammar, judge, parse } of grammars)
+      for (const [shapeName, shape] of Object.entries(SHAPES)) {
+        const name = `${grammar} ${shapeName}`;
+        const parseUs = p50(n, (i) => parse(shape(i)));
+        const cedarUs = p50(n, () => statefulIsAuthorized(floorRequest));
+        const uncachedUs = p50(n, (i) => judge.judge(shape(1, `_${shapeName}_${i}`)));
+        const shapeCachedUs = p50(n, (i) => judge.judge(shape(i + 2e6)));
+        const text = shape(42);
+        judge.judge(text);
+        const cachedUs = p50(n, () => judge.judge(text));
+        const digestUs = p50(n, () => createHash("sha256").update(text, "utf8").digest("base64"));
+        rows.push(
+          {
+            figure: `${name}: new tables (parse+Cedar)`,
+            product: uncachedUs,
+            floor: parseUs + cedarUs,
+            unit: "µs p50",
+            better: "lower",
+          },
+          {
+            figure: `${name}: new literal, known tables (parse)`,
+            product: shapeCachedUs,
+            floor: parseUs,
+            unit: "µs p50",
+            better: "lower",
+            goal: "< 50",
+          },
+          {
+            figure: `${name}: repeated text (cache)`,
+            product: cachedUs,
+            floor: digestUs,
+            unit: "µs p50",
+            better: "lower",
+            goal: "< 50",
+          },
+        );
+        results[name] = {
+          chars: text.length,
+          parseUs,
+          cedarUs,
+          uncachedUs,
+          shapeCachedUs,
+          cachedUs,
+          digestUs,
+        };
+      }
     printTable(
       `Statement policy decision cost (${n} statements each; floors: bare parseSync (+ bare statefulIsAuthorized), one SHA-256)`,
       rows,

@@ -730,7 +730,7 @@ export const REGISTRATION_EXTRAS: Readonly<Record<string, KeyExtra>> = {
   "proxy.port": { description: "Port on 127.0.0.1.", example: "`15432`" },
   "proxy.databases": {
     description:
-      "PostgreSQL: more databases a lease may open through the listener (`dbname=`), besides `connection.database` (always allowed, and opened when the client names none); any other is refused with 42501 and audited.",
+      "PostgreSQL: more databases a lease may open through the listener (`dbname=`), besides `connection.database` (always allowed, and opened when the client names none); any other is refused with 42501 and audited. MySQL: the only databases a session may make its default (the handshake's, COM_INIT_DB, `USE`); any other is refused with 1044 (audited mid-session); absent: any.",
     example: "`[orders, orders_archive]`",
   },
   lease: { description: "Lease lengths for this resource (policy may cap them further)." },

@@ -1,3 +1,4 @@
+import { MysqlConnectionIds } from "./mysql/connection-ids.js";
 import { Cluster } from "ioredis";
 import type { Socket } from "node:net";
 import type { SecureContext } from "node:tls";
@@ -41,7 +42,7 @@ const DEFAULT_MAX_CONNECTIONS_PER_LEASE = 16;
 
 const STATEMENT_MODES: ReadonlySet<unknown> = new Set(["none", "digest", "text"]);
 /** The listeners that can apply `proxy.statementPolicy`. */
-const STATEMENT_POLICY_PROTOCOLS: ReadonlySet<ProxyProtocol> = new Set(["postgres", "redis"]);
+const STATEMENT_POLICY_PROTOCOLS: ReadonlySet<ProxyProtocol> = new Set(["postgres", "mysql", "redis"]);
 
 /** A registration's own `proxy.auditStatements`, once the registration schema carries it. */
 function statementMode(reg: StoredRegistration): AuditStatements | undefined {
@@ -78,6 +79,7 @@ export class ProxyManager {
   private readonly mysqlServers = new ServerInfo();
   private readonly commandTables = new CommandTables();
   private readonly leaseLimits = new LeaseLimits();
+  private readonly mysqlIds = new MysqlConnectionIds();
   private rsaKey: Promise<ListenerRsaKey> | undefined;
   private readonly follower: LeaseEndFollower;
   private readonly protocols: Readonly<Record<string, ProxyProtocol>>;
@@ -252,7 +254,9 @@ export class ProxyManager {
         secureContext: this.secureContext,
         rsaKey: () => this.rsaKey ?? Promise.reject(new Error("no RSA key")),
         serverInfo: this.mysqlServers,
+        connectionIds: this.mysqlIds,
         auditStatements: statementMode(l.registration) ?? this.o.auditStatements ?? "none",
+        statementPolicy: { policy: this.o.policy, unparseable: this.o.unparseable ?? "deny" },
       }).run();
     } else if (l.protocol === "ldap") {
       void new LdapSession(socket, { ...ctx, secureContext: this.secureContext }).run();

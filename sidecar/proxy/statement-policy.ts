@@ -58,7 +58,16 @@ export type Classification =
        */
       readonly changesSyntax: boolean;
     }
-  | { readonly ok: false; readonly error: string };
+  | {
+      readonly ok: false;
+      readonly error: string;
+      /**
+       * The server would read the text otherwise than the grammar (MySQL: an executable comment
+       * `/*! … *\/`, `--` without a space): refused whatever `proxy.unparseable` says. The
+       * reason names the construct, never the text.
+       */
+      readonly misread?: string | undefined;
+    };
 
 /** What a statement decision needs of the policy engine (`PolicyEngine` satisfies it). */
 export interface StatementPolicyPort {
@@ -95,6 +104,11 @@ export interface StatementPolicyOptions {
   readonly unparseable: UnparseablePolicy;
   /** The protocol's grammar. */
   readonly classify: (sql: string) => Classification;
+  /**
+   * What the protocol's settings that change how the server reads SQL are (for the refusal of a
+   * statement that changes one). @default PostgreSQL's client_encoding and standard_conforming_strings
+   */
+  readonly syntaxSettings?: { readonly names: string; readonly hint: string } | undefined;
   /** Cached decisions per session before the cache starts over. @default 4096 */
   readonly maxCached?: number | undefined;
   readonly now?: (() => number) | undefined;
@@ -186,6 +200,16 @@ export class StatementPolicy {
 
   private decide(sql: string): StatementVerdict {
     const parsed = this.o.classify(sql);
+    if (!parsed.ok && parsed.misread !== undefined) {
+      return {
+        allowed: false,
+        message: `leasehold: statement refused by policy (${parsed.misread})`,
+        hint: `the listener refuses ${parsed.misread}`,
+        reason: `42501 the server would read it otherwise than the grammar: ${parsed.misread}`,
+        policies: [],
+        params: 0,
+      };
+    }
     if (!parsed.ok) {
       if (this.o.unparseable === "allow") return ALLOWED;
       return {
@@ -202,8 +226,10 @@ export class StatementPolicy {
       return {
         allowed: false,
         message: "leasehold: statement refused by policy (it changes how the server reads SQL)",
-        hint: "under statement policy client_encoding stays UTF8 and standard_conforming_strings on",
-        reason: "42501 a statement changing client_encoding or standard_conforming_strings",
+        hint:
+          this.o.syntaxSettings?.hint ??
+          "under statement policy client_encoding stays UTF8 and standard_conforming_strings on",
+        reason: `42501 a statement changing ${this.o.syntaxSettings?.names ?? "client_encoding or standard_conforming_strings"}`,
         policies: [],
         params: parsed.params,
       };

@@ -47,8 +47,8 @@ export const registrationSchema = z.strictObject({
       /** @default absent (connection.database only) */
       databases: z.array(plainText(63, 1)).min(1).max(64).optional(),
       /**
-       * Decide each statement sent through the listener by Cedar (`Action::"statement"`; PostgreSQL
-       * and Redis listeners: a Redis command is a statement). Off: statements are not parsed and
+       * Decide each statement sent through the listener by Cedar (`Action::"statement"`; PostgreSQL,
+       * MySQL and Redis listeners: a Redis command is a statement). Off: statements are not parsed and
        * policy is not asked. @default false
        */
       statementPolicy: z.boolean().optional(),

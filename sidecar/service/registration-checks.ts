@@ -54,10 +54,10 @@ export function validateRegistration(
   const conn = adapter.config.safeParse(reg.connection);
   if (!conn.success)
     throw new LeaseholdError("invalid_request", describeIssues(conn.error.issues, "registration.connection"));
-  if (reg.proxy?.databases !== undefined && reg.adapter !== "postgres") {
+  if (reg.proxy?.databases !== undefined && reg.adapter !== "postgres" && reg.adapter !== "mysql") {
     throw new LeaseholdError(
       "invalid_request",
-      "registration.proxy.databases: only a postgres resource's listener opens databases",
+      "registration.proxy.databases: only a postgres or mysql resource's listener opens databases",
     );
   }
   if (reg.rotateWith === "admin" && !reg.admin) {

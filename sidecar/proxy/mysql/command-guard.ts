@@ -1,4 +1,4 @@
-import { COM, MAX_PAYLOAD } from "./packets.js";
+import { COM, MAX_PAYLOAD, packet } from "./packets.js";
 
 /** A statement the client sent (COM_QUERY or COM_STMT_PREPARE), for the statement audit. */
 export interface MysqlStatement {
@@ -7,6 +7,9 @@ export interface MysqlStatement {
   readonly text: Buffer;
   readonly truncated: boolean;
 }
+
+/** What becomes of a command under statement policy. */
+export type CommandVerdict = "pass" | "drop" | { readonly replace: Buffer };
 
 export interface CommandGuardOptions {
   /** A command the session must not pass on (COM_CHANGE_USER, COM_MULTI): nothing of it is forwarded. */
@@ -18,6 +21,16 @@ export interface CommandGuardOptions {
    */
   readonly refuse?: ((text: string) => boolean) | undefined;
   readonly onRefused?: ((s: MysqlStatement) => void) | undefined;
+  /**
+   * Under statement policy: judges every command packet, held back whole until it can be (a
+   * command over one packet, 16 MiB, ends the session unread: `onOversized`). `pass` forwards it;
+   * a replacement payload goes to the server in its place (sequence id 0); `drop` forwards
+   * nothing. Absent: only statements are held, and only when `refuse` is set.
+   */
+  readonly judge?: ((command: number, body: Buffer) => CommandVerdict) | undefined;
+  readonly onOversized?: ((command: number) => void) | undefined;
+  /** Which commands `judge` sees (the others pass as they arrive). @default all */
+  readonly holds?: ((command: number) => boolean) | undefined;
   /** Sees each statement, when the session audits them. */
   readonly onStatement?: ((s: MysqlStatement) => void) | undefined;
   readonly maxCapture?: number;
@@ -45,6 +58,8 @@ export class CommandGuard {
   /** A statement packet held back whole until it can be judged. */
   private pending: { parts: Buffer[]; have: number; need: number } | undefined;
   private readonly maxCapture: number;
+  /** The last command judged was passed as it is. */
+  private passed = true;
 
   constructor(private readonly o: CommandGuardOptions) {
     this.maxCapture = o.maxCapture ?? 1024 * 1024;
@@ -60,10 +75,10 @@ export class CommandGuard {
       if (p.have < p.need) return [];
       this.pending = undefined;
       const all = p.parts.length === 1 ? (p.parts[0] as Buffer) : Buffer.concat(p.parts);
-      const whole = all.subarray(0, p.need);
-      if (!this.judge(whole)) return [];
+      const judged = this.judge(all.subarray(0, p.need));
+      if (!judged) return [];
       const after = all.subarray(p.need);
-      return after.length > 0 ? [whole, ...this.push(after)] : [whole];
+      return after.length > 0 ? [...judged, ...this.push(after)] : judged;
     }
     const data = this.held ? Buffer.concat([this.held, chunk]) : chunk;
     this.held = undefined;
@@ -100,11 +115,13 @@ export class CommandGuard {
         this.o.onForbidden(command);
         return i - 4 > 0 ? [data.subarray(0, i - 4)] : [];
       }
-      if (this.o.refuse && STATEMENTS.has(command)) {
+      if ((this.o.judge && (this.o.holds?.(command) ?? true)) || (this.o.refuse && STATEMENTS.has(command))) {
         const start = i - 4;
         if (len === MAX_PAYLOAD) {
           this.stopped = true;
-          this.o.onRefused?.({ command, text: Buffer.alloc(0), truncated: true });
+          if (this.o.refuse && STATEMENTS.has(command))
+            this.o.onRefused?.({ command, text: Buffer.alloc(0), truncated: true });
+          else this.o.onOversized?.(command);
           return start > 0 ? [data.subarray(0, start)] : [];
         }
         if (data.length - start < 4 + len) {
@@ -113,12 +130,15 @@ export class CommandGuard {
           end = start;
           break;
         }
-        if (!this.judge(data.subarray(start, start + 4 + len))) {
-          return start > 0 ? [data.subarray(0, start)] : [];
-        }
+        const judged = this.judge(data.subarray(start, start + 4 + len));
+        if (!judged) return start > 0 ? [data.subarray(0, start)] : [];
         this.remaining = 0;
         i = start + 4 + len;
-        continue;
+        if (this.passed) continue;
+        // Replaced or dropped: what came before goes as it is, then the verdict, then the rest.
+        const before = start > 0 ? [data.subarray(0, start)] : [];
+        const after = i < data.length ? this.push(data.subarray(i)) : [];
+        return [...before, ...judged, ...after];
       }
       if (this.o.onStatement && STATEMENTS.has(command)) {
         this.capture = { command, parts: [], have: 0, truncated: false };
@@ -131,18 +151,23 @@ export class CommandGuard {
     return [end === data.length ? data : data.subarray(0, end)];
   }
 
-  /** Judges one whole statement packet; false (and the guard stopped) when it is refused. */
-  private judge(whole: Buffer): boolean {
+  /** Judges one whole command packet: what to forward for it, undefined (the guard stopped) when the session ends. */
+  private judge(whole: Buffer): Buffer[] | undefined {
     const command = whole[4] ?? 0;
     const body = whole.subarray(5);
+    const statement = STATEMENTS.has(command);
     const s: MysqlStatement = { command, text: body, truncated: false };
-    if (this.o.refuse?.(body.toString("utf8"))) {
+    if (statement && this.o.refuse?.(body.toString("utf8"))) {
       this.stopped = true;
       this.o.onRefused?.(s);
-      return false;
+      return undefined;
     }
-    this.o.onStatement?.(s);
-    return true;
+    const verdict = this.o.judge?.(command, body) ?? "pass";
+    this.passed = verdict === "pass";
+    if (verdict === "drop") return [];
+    if (verdict !== "pass") return [packet(0, verdict.replace)];
+    if (statement) this.o.onStatement?.(s);
+    return [whole];
   }
 
   private hold(data: Buffer, from: number): void {

@@ -51,6 +51,7 @@ export function badHandshake(reason: string): HandshakeRefusal {
 
 export const SQLSTATE: Readonly<Record<string, string>> = {
   [ER.accessDenied]: "28000",
+  [ER.dbAccessDenied]: "42000",
   [ER.conCount]: "08004",
   [ER.handshake]: "08S01",
   [ER.connectionKilled]: "70100",

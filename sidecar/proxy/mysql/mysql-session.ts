@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type SecureContext, TLSSocket } from "node:tls";
@@ -6,21 +5,17 @@ import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-toke
 import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
-import { leaseAuditFields, SessionRecord } from "../session-record.js";
+import { SessionRecord } from "../session-record.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { AuditStatements, ProxySession } from "../types.js";
-import {
-  CACHING_SHA2,
-  CLEAR,
-  type ListenerRsaKey,
-  RSA_BITS,
-  rsaDecryptPassword,
-  SHA2,
-} from "./auth-plugins.js";
+import { CACHING_SHA2, type ListenerRsaKey } from "./auth-plugins.js";
+import { clientToken } from "./client-token.js";
+import type { MysqlConnectionIds } from "./connection-ids.js";
+import { databaseDenied } from "./database-pin.js";
+import { type BackendKill, killBackend } from "./kill-backend.js";
 import { type ClientTerms, loginToMysql, type MysqlLogin } from "./backend-login.js";
 import { mysqlLimiter } from "./session-limits.js";
-import { CommandGuard, type MysqlStatement } from "./command-guard.js";
 import {
   CAP,
   COM,
@@ -28,7 +23,6 @@ import {
   errPacket,
   type Greeting,
   greetingPayload,
-  type HandshakeResponse,
   MysqlProtocolError,
   type Packet,
   packet,
@@ -36,7 +30,10 @@ import {
   readPacket,
 } from "./packets.js";
 import type { ServerInfo } from "./server-info.js";
-import { setsAccountPassword } from "./password-statements.js";
+import type { MysqlStatementPolicy } from "./policy-judge.js";
+import { probeSessionReading, type SessionReading } from "./session-reading.js";
+import { mysqlSessionGuard } from "./session-guard.js";
+import { dialectOf } from "./statement-kind.js";
 import { MysqlStatementAuditor } from "./statement-audit.js";
 import { mysqlTargetOf } from "./target.js";
 import {
@@ -48,7 +45,6 @@ import {
   NOT_OFFERED,
   nonce,
   SQLSTATE,
-  withoutNul,
 } from "./handshake-terms.js";
 
 export interface MysqlContext extends SessionContext {
@@ -57,7 +53,11 @@ export interface MysqlContext extends SessionContext {
   /** The RSA key pair for caching_sha2_password without TLS. */
   readonly rsaKey: () => Promise<ListenerRsaKey>;
   readonly serverInfo: ServerInfo;
+  /** The connection ids given to clients, for KILL (shared by the manager's MySQL listeners). */
+  readonly connectionIds?: MysqlConnectionIds | undefined;
   readonly auditStatements: AuditStatements;
+  /** For registrations with `proxy.statementPolicy`: the engine (absent: refuse all) and what unparseable input gets. */
+  readonly statementPolicy?: MysqlStatementPolicy | undefined;
 }
 
 let nextConnectionId = 1;
@@ -79,6 +79,10 @@ export class MysqlSession implements ProxySession, Handshaking {
   private finished = false;
   private waitingOnClient = true;
   private admittedAs: string | undefined;
+  /** The connection id the client was given (its KILL names it). */
+  private connectionId = 0;
+  /** How to end the backend's statement when the lease ends (kill-backend.ts). */
+  private backendKill: BackendKill | undefined;
   /** The sequence id of the next packet to the client during login. */
   private seq = 0;
   /** The client speaks protocol 4.1 (its errors carry a SQLSTATE). */
@@ -157,6 +161,7 @@ export class MysqlSession implements ProxySession, Handshaking {
       nonce: nonce(),
       authPlugin: CACHING_SHA2,
     };
+    this.connectionId = greeting.connectionId;
     nextConnectionId = (nextConnectionId % 0x7fffffff) + 1;
     this.send(greetingPayload(greeting));
     const highWater = this.ctx.maxMessageBytes + 64 * 1024;
@@ -186,7 +191,14 @@ export class MysqlSession implements ProxySession, Handshaking {
       );
     const user = response.user;
     this.claim(user);
-    const token = await this.token(reader, response, greeting.nonce);
+    const token = await clientToken({
+      response,
+      nonce: greeting.nonce,
+      tls: this.tls,
+      send: (payload) => this.send(payload),
+      read: () => this.read(reader),
+      rsaKey: this.ctx.rsaKey,
+    });
     this.waitingOnClient = false;
     const check = await checkLeaseToken(this.ctx, token, user, {
       requestId: this.record.requestId,
@@ -207,6 +219,7 @@ export class MysqlSession implements ProxySession, Handshaking {
     this.record.lease = cred.lease;
     this.admit(cred.lease.id);
     this.record.database = response.database?.slice(0, 64);
+    this.checkDatabase(user, response.database);
     const wire = (response.capabilities & offered) >>> 0;
     const wireExt = response.mariadbCapabilities & offeredExt;
     const clientTerms: ClientTerms = {
@@ -228,50 +241,48 @@ export class MysqlSession implements ProxySession, Handshaking {
     });
     this.backend = login.socket;
     login.socket.on("error", () => undefined);
+    this.backendKill = {
+      target,
+      username: cred.username,
+      password: cred.password,
+      threadId: login.greeting.connectionId,
+    };
+    this.ctx.connectionIds?.add(this.connectionId, cred.lease.id, login.greeting.connectionId);
+    const reading = await this.sessionReading(login);
     if (this.ended) {
       login.socket.destroy();
       return;
     }
-    this.startSplice(reader.detach({ pause: true }), login);
+    this.startSplice(reader.detach({ pause: true }), login, reading);
   }
 
-  /**
-   * The lease token, by the plugin the client answered with: caching_sha2_password always goes
-   * to full authentication (the token in the clear over TLS, else RSA-encrypted with the
-   * listener's key); mysql_clear_password over TLS only; any other plugin is switched to
-   * caching_sha2_password.
-   */
-  private async token(reader: SocketReader, response: HandshakeResponse, n: Buffer): Promise<string> {
-    const user = response.user;
-    if (response.authPlugin === CLEAR) {
-      if (!this.tls)
-        throw accessDenied(user, "mysql_clear_password without TLS", "(mysql_clear_password needs TLS)");
-      return withoutNul(response.authData).toString("utf8");
-    }
-    if (response.authPlugin !== CACHING_SHA2) {
-      this.send(
-        Buffer.concat([Buffer.from([0xfe]), Buffer.from(`${CACHING_SHA2}\0`, "latin1"), n, Buffer.from([0])]),
+  /** The handshake's database must be one of `proxy.databases` (when set): else 1044, as the server says it. */
+  private checkDatabase(user: string, database: string | undefined): void {
+    const databases = this.ctx.registration()?.proxy?.databases;
+    if (database && databases && !databases.includes(database)) {
+      throw new HandshakeRefusal(
+        String(ER.dbAccessDenied),
+        databaseDenied(user, database),
+        `${ER.dbAccessDenied} not a database of the resource (proxy.databases)`,
       );
-      await this.read(reader);
-    }
-    this.send(Buffer.from([0x01, SHA2.fullAuth]));
-    let p = await this.read(reader);
-    if (this.tls) return withoutNul(p.payload).toString("utf8");
-    const key = await this.ctx.rsaKey();
-    if (p.payload.length === 1 && p.payload[0] === SHA2.requestPublicKey) {
-      this.send(Buffer.concat([Buffer.from([0x01]), key.publicPem]));
-      p = await this.read(reader);
-    }
-    if (p.payload.length !== RSA_BITS / 8)
-      throw accessDenied(user, "the token was neither over TLS nor RSA-encrypted");
-    try {
-      return (await rsaDecryptPassword(p.payload, n, key.privateKey)).toString("utf8");
-    } catch {
-      throw accessDenied(user, "the RSA-encrypted token did not decrypt");
     }
   }
 
-  private startSplice(clientRest: Buffer, login: MysqlLogin): void {
+  /** Under statement policy: how the server reads the session's SQL, asked before the client's first command. */
+  private async sessionReading(login: MysqlLogin): Promise<SessionReading | undefined> {
+    if (this.ctx.registration()?.proxy?.statementPolicy !== true) return undefined;
+    try {
+      return await probeSessionReading(login.socket, this.ctx.maxMessageBytes);
+    } catch {
+      throw new HandshakeRefusal(
+        String(ER.unknown),
+        "the proxy cannot apply the resource's statement policy now",
+        `${ER.unknown} statement policy unavailable (session probe)`,
+      );
+    }
+  }
+
+  private startSplice(clientRest: Buffer, login: MysqlLogin, reading: SessionReading | undefined): void {
     const backend = login.socket;
     const lease = this.record.lease;
     const mode = this.ctx.auditStatements;
@@ -286,13 +297,24 @@ export class MysqlSession implements ProxySession, Handshaking {
             onFailure: () => this.terminate("the audit log cannot be written"),
           })
         : undefined;
-    // A sealed password (`reveal: false`) is kept sealed: no statement that could set it passes.
-    const sealed = this.ctx.registration()?.reveal === false;
-    const guard = new CommandGuard({
+    const guard = mysqlSessionGuard({
+      reg: this.ctx.registration(),
+      lease,
+      resource: this.ctx.resource,
+      audit: this.ctx.audit,
+      log: this.ctx.log,
+      client: this.record.client,
+      requestId: this.record.requestId,
+      policy: reading && {
+        statementPolicy: this.ctx.statementPolicy,
+        reading,
+        dialect: dialectOf(login.greeting.serverVersion),
+      },
       onForbidden: (command) => this.forbidden(command),
       onStatement: auditor?.onStatement,
-      refuse: sealed ? setsAccountPassword : undefined,
-      onRefused: (st) => this.refusedPasswordStatement(st),
+      onEnd: (reason) => this.refusedToEnd(reason),
+      onAuditFailure: () => this.terminate("the audit log cannot be written"),
+      resolveKill: (id) => (lease ? this.ctx.connectionIds?.resolve(id, lease.id) : undefined),
     });
     const limiter = mysqlLimiter({ ctx: this.ctx, record: this.record, end: (w) => this.terminate(w) });
     this.ctx.handshakes.leave(this);
@@ -326,37 +348,13 @@ export class MysqlSession implements ProxySession, Handshaking {
   }
 
   /**
-   * A statement that could set the account's password: it never reaches the server; the client
-   * gets 1227 and the session ends (a reply of ours could not be placed safely among the
-   * server's if the client had pipelined). Audited as a `decision` with its digest, never its text.
+   * A statement that could set a sealed account's password, or a command too long to judge: it
+   * never reaches the server; the client gets 1227 and the session ends (a reply of ours could
+   * not be placed safely among the server's if the client had pipelined).
    */
-  private refusedPasswordStatement(st: MysqlStatement): void {
-    const lease = this.record.lease;
-    const reason = st.truncated
-      ? "a statement over 16 MiB cannot be checked for a password change"
-      : "a password change through the listener of a sealed (reveal: false) resource";
-    if (lease) {
-      this.ctx.audit
-        .append({
-          ...leaseAuditFields(lease),
-          event: "decision",
-          scope: "proxy_statement",
-          decision: "deny",
-          tool: "mysql",
-          target: this.record.client,
-          request_id: this.record.requestId,
-          digest: `sha256:${createHash("sha256").update(st.text).digest("hex")}`,
-          reason,
-        })
-        .catch((err: unknown) =>
-          this.ctx.log.error(
-            { err: { message: (err as Error).message }, resource: this.ctx.resource },
-            "proxy audit write failed",
-          ),
-        );
-    }
+  private refusedToEnd(reason: string): void {
     this.endWith(
-      "password statement refused",
+      "statement refused",
       errPacket(
         1,
         ER.specificAccessDenied,
@@ -474,11 +472,15 @@ export class MysqlSession implements ProxySession, Handshaking {
     this.record.ending = why;
     this.client.destroy();
     this.backend?.destroy();
+    // A statement still running (SELECT SLEEP, a long scan) would go on as the account after
+    // the lease ended: the server notices a closed connection only when it next writes.
+    if (this.backendKill) void killBackend(this.backendKill, this.ctx.handshakeTimeoutMs);
   }
 
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.ctx.connectionIds?.remove(this.connectionId);
     this.ended = true;
     this.abort.abort();
     this.backend?.destroy();

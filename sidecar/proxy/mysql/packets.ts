@@ -31,11 +31,27 @@ export const CAP = {
 
 /** Command bytes the proxy looks at. */
 export const COM = {
+  sleep: 0x00,
   quit: 0x01,
+  initDb: 0x02,
   query: 0x03,
+  fieldList: 0x04,
+  createDb: 0x05,
+  dropDb: 0x06,
+  statistics: 0x09,
+  processKill: 0x0c,
+  ping: 0x0e,
   changeUser: 0x11,
   stmtPrepare: 0x16,
+  stmtExecute: 0x17,
+  stmtSendLongData: 0x18,
+  stmtClose: 0x19,
+  stmtReset: 0x1a,
+  setOption: 0x1b,
+  stmtFetch: 0x1c,
   resetConnection: 0x1f,
+  /** MariaDB's COM_STMT_BULK_EXECUTE. */
+  stmtBulkExecute: 0xfa,
   /** MariaDB's COM_MULTI: commands packed in one; its capability is never offered. */
   multi: 0xfe,
 } as const;
@@ -47,6 +63,9 @@ export const ER = {
   accessDenied: 1045,
   unknown: 1105,
   hostBlocked: 1129,
+  dbAccessDenied: 1044,
+  unknownThread: 1094,
+  tableAccessDenied: 1142,
   specificAccessDenied: 1227,
   notSupportedAuthMode: 1251,
   connectionKilled: 1927,
