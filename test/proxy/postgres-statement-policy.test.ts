@@ -345,21 +345,21 @@ describe("statement policy on the PostgreSQL listener", () => {
     }
   });
 
-  it("a listener that cannot apply statement policy (MySQL) does not start", async () => {
+  it("a listener that cannot apply statement policy (LDAP) does not start", async () => {
     const m = await h.manager({ policy: h.node.policy });
     const stored = await h.node.catalog.get(PLAIN);
     if (!stored) throw new Error("no registration");
-    const mysqlReg = {
+    const ldapReg = {
       ...stored,
-      name: "px-mysql-stmt",
-      adapter: "mysql",
+      name: "px-ldap-stmt",
+      adapter: "ldap",
       proxy: { port: 0, statementPolicy: true },
     };
-    const report = await m.sync([mysqlReg]);
+    const report = await m.sync([ldapReg]);
     expect(report.failed).toEqual([
-      { resource: "px-mysql-stmt", error: "statement policy is not available for mysql listeners" },
+      { resource: "px-ldap-stmt", error: "statement policy is not available for ldap listeners" },
     ]);
-    expect(m.endpointFor("px-mysql-stmt")).toBeUndefined();
+    expect(m.endpointFor("px-ldap-stmt")).toBeUndefined();
   });
 
   it("no token or password appears in the logs or the audit trail", async () => {
