@@ -2,12 +2,16 @@ import { normalizeHost } from "../../adapters/target-address.js";
 import type { Registration } from "../resources/types.js";
 
 /** The `connection` key that encrypts a listener's own connection to the server, per adapter. */
-const BACKEND_TLS_KEY: Readonly<Record<string, string>> = { postgres: "ssl", "redis-acl": "tls" };
+const BACKEND_TLS_KEY: Readonly<Record<string, string>> = {
+  postgres: "ssl",
+  mysql: "ssl",
+  "redis-acl": "tls",
+};
 
 /**
  * What a registration should know but is not refused for, one line each, naming the field:
  * a listener (`proxy`) whose connection to the server is plaintext because `connection.ssl`
- * (PostgreSQL) or `connection.tls` (Redis) is not set, or an LDAP one's url is ldap:// without
+ * (PostgreSQL, MySQL) or `connection.tls` (Redis) is not set, or an LDAP one's url is ldap:// without
  * `connection.startTls`. Agents reach the listener over TLS
  * (or loopback), but the listener's leg to the server carries every statement, every result
  * and, where the server asks for it in the clear (Redis AUTH, PostgreSQL password or md5),

@@ -32,3 +32,28 @@ describe("registration warnings for an LDAP listener", () => {
     expect(ldapReg({ url: "ldap://ldap.example.org", accountDn: DN }, false)).toEqual([]);
   });
 });
+
+describe("registration warnings for a MySQL listener", () => {
+  const mysqlReg = (connection: Record<string, unknown>) =>
+    registrationWarnings(
+      registrationSchema.parse({
+        name: "orders-my",
+        adapter: "mysql",
+        connection,
+        admin: { username: "root" },
+        accounts: ["app"],
+        reveal: false,
+        proxy: { port: 0 },
+      }),
+      connection,
+    );
+
+  it("no connection.ssl: the listener's leg to the server is named as plaintext; with it, no warning", () => {
+    const w = mysqlReg({ host: "db.example.org", port: 3306 });
+    expect(w).toHaveLength(1);
+    expect(w[0]).toMatch(
+      /^registration\.connection\.ssl: not set, so the listener's connection to the server is plaintext/,
+    );
+    expect(mysqlReg({ host: "db.example.org", port: 3306, ssl: true })).toEqual([]);
+  });
+});
