@@ -7,6 +7,16 @@ import { ApiError, detailLine } from "./api-error.js";
 import { CliError } from "./cli-error.js";
 import { buildProgram } from "./program.js";
 
+/**
+ * A reader that stops early (`leasehold --help | head -1`) closes the pipe: the rest of the output
+ * has nowhere to go, which is not the command's failure. Other stdout faults still end it with 1.
+ */
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  process.stderr.write(`leasehold: stdout: ${escapeText(err.message)}\n`);
+  process.exit(1);
+});
+
 async function main(): Promise<void> {
   try {
     await buildProgram().parseAsync(process.argv);

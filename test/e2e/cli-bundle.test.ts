@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -88,4 +88,17 @@ describe("the bundled CLI (dist/cli)", () => {
       expect(bundled.stdout).toBe(unbundled.stdout);
     },
   );
+
+  it("a reader that closes the pipe early (`--help | head -1`) ends the command quietly, exit 0", async () => {
+    const child = spawn(process.execPath, [cliPath(), "--help"], { stdio: ["ignore", "pipe", "pipe"] });
+    // The reading end goes before the CLI has started: its first write meets a closed pipe.
+    child.stdout.destroy();
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString("utf8");
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+    expect(stderr).not.toMatch(/EPIPE|Unhandled|Error/);
+    expect(code).toBe(0);
+  });
 });
