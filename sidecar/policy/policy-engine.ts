@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { setFlagsFromString } from "node:v8";
 import {
   type AuthorizationAnswer,
   type Context,
@@ -22,6 +23,12 @@ import type {
   PolicyReloadResult,
   PolicyRequest,
 } from "./types.js";
+
+// The CLI sets this flag first thing (sidecar/cli/v8-flags.ts: Node 20's V8 aborts when an
+// optimized function that inlined a call into cedar-wasm deoptimizes). Set here too, before any
+// decision runs hot, for every other process that decides in-process: the library API, benches
+// and tests (bench/checkout.ts's in-process floor aborted without it on 2026-12-03).
+setFlagsFromString("--no-turbo-inline-js-wasm-calls");
 
 let engineSerial = 0;
 const NO_IDS: readonly string[] = Object.freeze([]);
