@@ -1,10 +1,16 @@
 import type { ProxySession } from "./types.js";
 
+/** What a session over `proxy.maxConnectionsPerLease` is told, in its protocol's refusal. */
+export const leaseCapMessage = (max: number): string =>
+  `max number of connections for this lease reached: at most ${max} at a time (proxy.maxConnectionsPerLease)`;
+
 /** Live sessions by lease id, so that the end of a lease closes every connection made with it. */
 export class SessionRegistry {
   private readonly byLease = new Map<string, Set<ProxySession>>();
   /** Sessions whose token was accepted, by lease: what `proxy.maxConnectionsPerLease` caps. */
   private readonly admitted = new Map<string, Set<ProxySession>>();
+  /** The lease each admitted session counts against. */
+  private readonly admittedAs = new Map<ProxySession, string>();
 
   /**
    * Counts `session` among the lease's authenticated connections unless the lease already has
@@ -19,11 +25,15 @@ export class SessionRegistry {
     if (set.has(session)) return true;
     if (set.size >= max) return false;
     set.add(session);
+    this.admittedAs.set(session, leaseId);
     return true;
   }
 
-  /** Frees the session's place among its lease's authenticated connections. */
-  release(leaseId: string, session: ProxySession): void {
+  /** Frees the session's place among its lease's authenticated connections, if it has one. */
+  release(session: ProxySession): void {
+    const leaseId = this.admittedAs.get(session);
+    if (leaseId === undefined) return;
+    this.admittedAs.delete(session);
     const set = this.admitted.get(leaseId);
     if (!set) return;
     set.delete(session);

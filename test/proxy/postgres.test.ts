@@ -333,10 +333,13 @@ describe("audit of proxied connections", () => {
     await c.query(`select '${marker}' as m`);
     await c.end();
     let records: Array<Record<string, unknown>> = [];
-    await waitFor("the session record", async () => {
+    // Statement records are group-committed (deferred): wait for the statement's as well.
+    await waitFor("the session and statement records", async () => {
       records = await h.auditRecords();
-      return records.some(
-        (r) => r.scope === "proxy_session" && r.lease_id === lease.leaseId && Number(r.bytes_in) > 0,
+      return (
+        records.some(
+          (r) => r.scope === "proxy_session" && r.lease_id === lease.leaseId && Number(r.bytes_in) > 0,
+        ) && records.some((r) => r.scope === "proxy_statement" && String(r.statement).includes(marker))
       );
     });
     const session = records.find(

@@ -7,6 +7,7 @@ import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
 import { leaseAuditFields, SessionRecord } from "../session-record.js";
+import { leaseCapMessage } from "../session-registry.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { ProxySession } from "../types.js";
@@ -46,7 +47,6 @@ export class LdapSession implements ProxySession, Handshaking {
   private readonly record: SessionRecord;
   private tls = false;
   private leaseKey: string | undefined;
-  private admittedAs: string | undefined;
   /** The messageID of the bind being checked: a refusal answers it. */
   private bindId: number | undefined;
   private ended = false;
@@ -242,18 +242,8 @@ export class LdapSession implements ProxySession, Handshaking {
   private admit(leaseId: string): void {
     const max = this.ctx.maxConnectionsPerLease;
     if (!this.ctx.registry.admit(leaseId, this, max)) {
-      throw refusal(
-        RESULT.busy,
-        `max number of connections for this lease reached: at most ${max} at a time (proxy.maxConnectionsPerLease)`,
-        "too many connections for the lease",
-      );
+      throw refusal(RESULT.busy, leaseCapMessage(max), "too many connections for the lease");
     }
-    this.admittedAs = leaseId;
-  }
-
-  private releaseAdmission(): void {
-    if (this.admittedAs !== undefined) this.ctx.registry.release(this.admittedAs, this);
-    this.admittedAs = undefined;
   }
 
   private unclaim(): void {
@@ -279,7 +269,7 @@ export class LdapSession implements ProxySession, Handshaking {
     if (this.ended) return;
     this.ended = true;
     this.ctx.handshakes.leave(this);
-    this.releaseAdmission();
+    this.ctx.registry.release(this);
     this.abort.abort();
     this.backend?.destroy();
     if (err instanceof PeerClosedError) {
@@ -345,7 +335,7 @@ export class LdapSession implements ProxySession, Handshaking {
     this.ctx.live.delete(this);
     this.ctx.handshakes.leave(this);
     this.unclaim();
-    this.releaseAdmission();
+    this.ctx.registry.release(this);
     if (this.spliced) {
       this.record.bytesIn += this.spliced.up.bytes;
       this.record.bytesOut += this.spliced.down.bytes;

@@ -78,7 +78,6 @@ export class MysqlSession implements ProxySession, Handshaking {
   private ended = false;
   private finished = false;
   private waitingOnClient = true;
-  private admittedAs: string | undefined;
   /** The connection id the client was given (its KILL names it). */
   private connectionId = 0;
   /** How to end the backend's statement when the lease ends (kill-backend.ts). */
@@ -395,12 +394,6 @@ export class MysqlSession implements ProxySession, Handshaking {
         `${ER.conCount} too many connections for the lease`,
       );
     }
-    this.admittedAs = leaseId;
-  }
-
-  private releaseAdmission(): void {
-    if (this.admittedAs !== undefined) this.ctx.registry.release(this.admittedAs, this);
-    this.admittedAs = undefined;
   }
 
   get evictable(): boolean {
@@ -419,7 +412,7 @@ export class MysqlSession implements ProxySession, Handshaking {
     if (this.ended) return;
     this.ended = true;
     this.ctx.handshakes.leave(this);
-    this.releaseAdmission();
+    this.ctx.registry.release(this);
     this.abort.abort();
     this.backend?.destroy();
     if (err instanceof PeerClosedError) {
@@ -487,7 +480,7 @@ export class MysqlSession implements ProxySession, Handshaking {
     this.ctx.live.delete(this);
     this.ctx.handshakes.leave(this);
     if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
-    this.releaseAdmission();
+    this.ctx.registry.release(this);
     if (this.spliced) {
       this.record.bytesIn += this.spliced.up.bytes;
       this.record.bytesOut += this.spliced.down.bytes;

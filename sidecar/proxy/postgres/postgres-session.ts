@@ -72,7 +72,6 @@ export class PostgresSession implements ProxySession, Handshaking {
   private audited = true;
   /** Until the password message arrives, the proxy waits on the client: an idle handshake. */
   private waitingOnClient = true;
-  private admittedAs: string | undefined;
 
   constructor(
     private readonly raw: Socket,
@@ -377,12 +376,6 @@ export class PostgresSession implements ProxySession, Handshaking {
         "53300 too many connections for the lease",
       );
     }
-    this.admittedAs = leaseId;
-  }
-
-  private releaseAdmission(): void {
-    if (this.admittedAs !== undefined) this.ctx.registry.release(this.admittedAs, this);
-    this.admittedAs = undefined;
   }
 
   get evictable(): boolean {
@@ -406,7 +399,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     if (this.ended) return;
     this.ended = true;
     this.ctx.handshakes.leave(this);
-    this.releaseAdmission();
+    this.ctx.registry.release(this);
     this.abort.abort();
     this.backend?.destroy();
     if (err instanceof PeerClosedError || err instanceof StartupDropped) {
@@ -475,7 +468,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.ctx.live.delete(this);
     this.ctx.handshakes.leave(this);
     if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
-    this.releaseAdmission();
+    this.ctx.registry.release(this);
     if (this.clientKey) this.ctx.cancelKeys.revoke(this.clientKey.pid, this.clientKey.secret);
     if (this.spliced) {
       this.record.bytesIn += this.spliced.up.bytes;

@@ -7,6 +7,7 @@ import type { SessionContext } from "../session-context.js";
 import { digestOf, recordDenial } from "../decision-record.js";
 import { sessionLimiter } from "../session-limits.js";
 import { SessionRecord } from "../session-record.js";
+import { leaseCapMessage } from "../session-registry.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
 import type { ProxySession } from "../types.js";
@@ -105,7 +106,6 @@ export class RedisSession implements ProxySession, Handshaking {
   private finished = false;
   /** While a login is being checked the proxy is not waiting on the client. */
   private checking = false;
-  private admittedAs: string | undefined;
 
   constructor(
     private readonly client: Socket,
@@ -319,18 +319,8 @@ export class RedisSession implements ProxySession, Handshaking {
   private admit(leaseId: string): void {
     const max = this.ctx.maxConnectionsPerLease;
     if (!this.ctx.registry.admit(leaseId, this, max)) {
-      throw new HandshakeRefusal(
-        "ERR",
-        `max number of connections for this lease reached: at most ${max} at a time (proxy.maxConnectionsPerLease)`,
-        "ERR too many connections for the lease",
-      );
+      throw new HandshakeRefusal("ERR", leaseCapMessage(max), "ERR too many connections for the lease");
     }
-    this.admittedAs = leaseId;
-  }
-
-  private releaseAdmission(): void {
-    if (this.admittedAs !== undefined) this.ctx.registry.release(this.admittedAs, this);
-    this.admittedAs = undefined;
   }
 
   get evictable(): boolean {
@@ -352,7 +342,7 @@ export class RedisSession implements ProxySession, Handshaking {
     if (this.ended) return;
     this.ended = true;
     this.ctx.handshakes.leave(this);
-    this.releaseAdmission();
+    this.ctx.registry.release(this);
     this.abort.abort();
     this.backend?.destroy();
     if (err instanceof PeerClosedError) {
@@ -401,7 +391,7 @@ export class RedisSession implements ProxySession, Handshaking {
     this.ctx.live.delete(this);
     this.ctx.handshakes.leave(this);
     this.unclaim();
-    this.releaseAdmission();
+    this.ctx.registry.release(this);
     if (this.spliced) {
       this.record.bytesIn += this.spliced.up.bytes;
       this.record.bytesOut += this.spliced.down.bytes;
