@@ -50,13 +50,21 @@ export async function throughput(
 /**
  * {@link throughput}, with the CPU time this process spent per call (all its threads: the
  * benchmark's client, the sidecar, whatever else runs in it). Less sensitive than the rate to
- * other processes competing for the machine.
+ * other processes competing for the machine. Each worker first makes `warmup` calls that are
+ * not counted, so connection set-up (a new keep-alive connection per worker, the sidecar's caller
+ * attestation of it) and the JIT's first compilations stay out of a short run, on both sides.
  */
 export async function throughputCpu(
   concurrency: number,
   durationMs: number,
   fn: (worker: number) => Promise<unknown>,
+  warmup = 2,
 ): Promise<{ rate: number; cpuMsPerCall: number }> {
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, w) => {
+      for (let i = 0; i < warmup; i++) await fn(w);
+    }),
+  );
   const end = Date.now() + durationMs;
   let done = 0;
   const start = process.hrtime.bigint();

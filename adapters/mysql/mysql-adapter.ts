@@ -121,19 +121,6 @@ async function loginForSelfRotation(
   );
 }
 
-async function loginAsAdmin(target: MysqlTarget, admin: Credential, deadline: number): Promise<Connection> {
-  try {
-    // An admin given as user@host logs in with its user part; the server picks the entry.
-    return await openConnection(
-      target,
-      { username: parseAccount(admin.username).user, password: admin.password },
-      deadline,
-    );
-  } catch (err) {
-    throw toAdapterError(err, `login as admin "${admin.username}"`);
-  }
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -263,36 +250,48 @@ async function rotate(target: MysqlTarget, change: PasswordChange, ctx: AdapterC
 async function terminateSessions(target: MysqlTarget, account: string, ctx: AdapterContext): Promise<number> {
   const deadline = Date.now() + ctx.timeoutMs;
   const { user } = requireAccount(account);
-  if (ctx.admin === undefined) {
+  const admin = ctx.admin;
+  if (admin === undefined) {
     throw new AdapterError("privilege", "mysql: ending sessions needs an admin credential", false);
   }
-  const conn = await loginAsAdmin(target, ctx.admin, deadline);
-  try {
-    const rows = await runSelect<IdRow>(
-      conn,
-      "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
-      [user],
-      deadline,
-    );
-    const killed: number[] = [];
-    for (const row of rows) {
-      const id = Number(row.id);
-      if (!Number.isSafeInteger(id) || id <= 0) continue;
+  // On a pooled admin connection, like the ALTER USER before it: one login fewer per rotation.
+  const ended = await adminSessions.use(
+    adminSessionKey(mysqlAdapter.id, target, admin),
+    mysqlAdminDriver(target, admin, deadline),
+    async (session) => {
       try {
-        await runStatement(conn, `KILL CONNECTION ${id}`, deadline);
-        killed.push(id);
+        return await killSessionsOf(session.conn, user, deadline);
       } catch (err) {
-        // The session ended by itself between the listing and the KILL.
-        if (serverErrno(err) !== ER_NO_SUCH_THREAD) throw err;
+        throw toAdapterError(err, "terminate sessions");
       }
+    },
+    ctx.log,
+  );
+  ctx.log.info({ ...where(target), account, ended }, "mysql: sessions ended");
+  return ended;
+}
+
+/** KILLs every connection of `user` but this one, and waits until they are gone. */
+async function killSessionsOf(conn: Connection, user: string, deadline: number): Promise<number> {
+  const rows = await runSelect<IdRow>(
+    conn,
+    "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ? AND ID <> CONNECTION_ID()",
+    [user],
+    deadline,
+  );
+  const killed: number[] = [];
+  for (const row of rows) {
+    const id = Number(row.id);
+    if (!Number.isSafeInteger(id) || id <= 0) continue;
+    try {
+      await runStatement(conn, `KILL CONNECTION ${id}`, deadline);
+      killed.push(id);
+    } catch (err) {
+      // The session ended by itself between the listing and the KILL.
+      if (serverErrno(err) !== ER_NO_SUCH_THREAD) throw err;
     }
-    remainingMs(deadline, "terminate sessions");
-    await waitUntilGone(conn, killed, deadline);
-    ctx.log.info({ ...where(target), account, ended: killed.length }, "mysql: sessions ended");
-    return killed.length;
-  } catch (err) {
-    throw toAdapterError(err, "terminate sessions");
-  } finally {
-    await closeConnection(conn);
   }
+  remainingMs(deadline, "terminate sessions");
+  await waitUntilGone(conn, killed, deadline);
+  return killed.length;
 }

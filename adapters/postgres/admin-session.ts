@@ -9,6 +9,8 @@ import { toAdapterError } from "./errors.js";
 export interface PostgresAdminSession {
   readonly client: pg.Client;
   ended: boolean;
+  /** server_version_num, once read on this connection. */
+  serverVersion?: number;
 }
 
 /** Opens admin connections for the shared pool: logged in as `admin`, watched for their end. */

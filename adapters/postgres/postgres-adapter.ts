@@ -11,7 +11,7 @@ import { AdapterError } from "../adapter.js";
 import { adminSessionKey, adminSessions } from "../admin-sessions.js";
 import { accountIdentityOf, hostPort, namingTarget } from "../target-address.js";
 import { checkRoleName } from "./account-name.js";
-import { postgresAdminDriver } from "./admin-session.js";
+import { type PostgresAdminSession, postgresAdminDriver } from "./admin-session.js";
 import { checkRoleAsAdmin } from "./check-account.js";
 import { type PostgresTarget, postgresConfig } from "./config.js";
 import { closeClient, openClient, remainingMs, runQuery } from "./connection.js";
@@ -43,15 +43,6 @@ function where(target: PostgresTarget): {
 function requireRoleName(name: string): void {
   const problem = checkRoleName(name);
   if (problem !== null) throw new AdapterError("invalid", `postgres: ${problem}`, false);
-}
-
-/** Logs in as `cred`; auth refusals are classified as `auth_failed` with `who` in the message. */
-async function loginAs(target: PostgresTarget, cred: Credential, deadline: number, who: string) {
-  try {
-    return await openClient(target, cred, deadline);
-  } catch (err) {
-    throw toAdapterError(err, `login as ${who}`);
-  }
 }
 
 /**
@@ -218,39 +209,58 @@ async function terminateSessions(
 ): Promise<number> {
   const deadline = Date.now() + ctx.timeoutMs;
   requireRoleName(account);
-  if (ctx.admin === undefined) {
+  const admin = ctx.admin;
+  if (admin === undefined) {
     throw new AdapterError("privilege", "postgres: ending sessions needs an admin credential", false);
   }
-  const client = await loginAs(target, ctx.admin, deadline, `admin "${ctx.admin.username}"`);
-  try {
+  // On a pooled admin connection, like the ALTER ROLE before it: one login fewer per rotation. A
+  // connection busy waiting for backends to exit is not shared (the pool opens another meanwhile).
+  const ended = await adminSessions.use(
+    adminSessionKey(postgresAdapter.id, target, admin),
+    postgresAdminDriver(target, admin, deadline),
+    async (session) => {
+      try {
+        return await terminateAs(session, account, deadline);
+      } catch (err) {
+        throw toAdapterError(err, "terminate sessions");
+      }
+    },
+    ctx.log,
+  );
+  ctx.log.info({ ...where(target), account, ended }, "postgres: sessions ended");
+  return ended;
+}
+
+/** Ends `account`'s sessions from an admin connection; the server version is read once per connection. */
+async function terminateAs(
+  session: PostgresAdminSession,
+  account: string,
+  deadline: number,
+): Promise<number> {
+  if (session.serverVersion === undefined) {
     const [version] = await runQuery<{ v: number }>(
-      client,
+      session.client,
       "select current_setting('server_version_num')::int as v",
       [],
       deadline,
     );
-    // Waiting for each backend to exit means a caller can rely on the sessions being gone.
-    const waitMs = Math.max(0, Math.min(remainingMs(deadline, "terminate") - 500, TERMINATE_WAIT_CAP_MS));
-    const rows =
-      (version?.v ?? 0) >= TERMINATE_WAITS_FROM
-        ? await runQuery<{ ok: boolean }>(
-            client,
-            "select pg_terminate_backend(pid, $2::bigint) as ok from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
-            [account, waitMs],
-            deadline,
-          )
-        : await runQuery<{ ok: boolean }>(
-            client,
-            "select pg_terminate_backend(pid) as ok from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
-            [account],
-            deadline,
-          );
-    const ended = rows.filter((r) => r.ok).length;
-    ctx.log.info({ ...where(target), account, ended }, "postgres: sessions ended");
-    return ended;
-  } catch (err) {
-    throw toAdapterError(err, "terminate sessions");
-  } finally {
-    await closeClient(client);
+    session.serverVersion = version?.v ?? 0;
   }
+  // Waiting for each backend to exit means a caller can rely on the sessions being gone.
+  const waitMs = Math.max(0, Math.min(remainingMs(deadline, "terminate") - 500, TERMINATE_WAIT_CAP_MS));
+  const rows =
+    session.serverVersion >= TERMINATE_WAITS_FROM
+      ? await runQuery<{ ok: boolean }>(
+          session.client,
+          "select pg_terminate_backend(pid, $2::bigint) as ok from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
+          [account, waitMs],
+          deadline,
+        )
+      : await runQuery<{ ok: boolean }>(
+          session.client,
+          "select pg_terminate_backend(pid) as ok from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()",
+          [account],
+          deadline,
+        );
+  return rows.filter((r) => r.ok).length;
 }

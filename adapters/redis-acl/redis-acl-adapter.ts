@@ -161,19 +161,23 @@ async function terminateSessions(
   const deadline = Date.now() + ctx.timeoutMs;
   requireUserName(account);
   const admin = requireAdmin(ctx, "ending sessions");
-  const redis = await openConnection(target, admin, deadline);
-  try {
-    const found = await command(redis, ["ACL", "GETUSER", account], deadline, "ACL GETUSER");
-    // CLIENT KILL USER fails for an unknown user; such a user has no sessions.
-    if (found === null) return 0;
-    const ended = await command(redis, ["CLIENT", "KILL", "USER", account], deadline, "CLIENT KILL");
-    const count = typeof ended === "number" ? ended : Number(ended);
-    if (!Number.isSafeInteger(count) || count < 0) {
-      throw new AdapterError("failed", "redis-acl: CLIENT KILL returned no count", false);
-    }
-    ctx.log.info({ ...where(target), account, ended: count }, "redis-acl: sessions ended");
-    return count;
-  } finally {
-    closeConnection(redis);
-  }
+  // On a pooled admin connection, like the ACL SETUSER before it: one login fewer per rotation.
+  const count = await adminSessions.use(
+    adminSessionKey(redisAclAdapter.id, target, admin),
+    redisAdminDriver(target, admin, deadline),
+    async (redis) => {
+      const found = await command(redis, ["ACL", "GETUSER", account], deadline, "ACL GETUSER");
+      // CLIENT KILL USER fails for an unknown user; such a user has no sessions.
+      if (found === null) return 0;
+      const ended = await command(redis, ["CLIENT", "KILL", "USER", account], deadline, "CLIENT KILL");
+      const n = typeof ended === "number" ? ended : Number(ended);
+      if (!Number.isSafeInteger(n) || n < 0) {
+        throw new AdapterError("failed", "redis-acl: CLIENT KILL returned no count", false);
+      }
+      return n;
+    },
+    ctx.log,
+  );
+  ctx.log.info({ ...where(target), account, ended: count }, "redis-acl: sessions ended");
+  return count;
 }

@@ -47,7 +47,7 @@ const silent = {
 /**
  * Registers the checks of admin-connection reuse against a real target: a second admin
  * rotation reuses the connection of the first (seen on the server where it lists sessions,
- * and on the pool's counters); a session ended on the server, or a connection that died
+ * and on the pool's counters), and so does ending the account's sessions after it; a session ended on the server, or a connection that died
  * without a word, never fails a rotation; a refusal is not retried; a changed admin password
  * never reuses the old session; verify and self rotation never touch the pool; two
  * rotations at once never share a connection.
@@ -127,6 +127,20 @@ export function adminSessionChecks<C>(opts: AdminSessionCheckOptions<C>): void {
       expect(delta(before)).toEqual({ opened: 1, reused: 2, retried: 0 });
       if (env.adminSessionIds) expect(await env.adminSessionIds()).toEqual(first);
     });
+
+    it.runIf(adapter.terminateSessions !== undefined)(
+      "ending an account's sessions after its rotation reuses the rotation's admin connection",
+      async () => {
+        await adapter.close?.();
+        const a = await account();
+        const before = stats();
+        await rotate(a);
+        const first = env.adminSessionIds ? await idsSettleAt(1) : [];
+        expect(await adapter.terminateSessions?.(env.target, a.name, ctx())).toBe(0);
+        expect(delta(before)).toEqual({ opened: 1, reused: 1, retried: 0 });
+        if (env.adminSessionIds) expect(await env.adminSessionIds()).toEqual(first);
+      },
+    );
 
     it("an admin session ended on the server is dropped: the next rotation succeeds on a new one", async () => {
       await adapter.close?.();
