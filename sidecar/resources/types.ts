@@ -60,16 +60,18 @@ export const registrationSchema = z.strictObject({
         .strictObject({
           /**
            * Statements a second (PostgreSQL: each Query and each Execute; MySQL: each COM_QUERY and
-           * COM_STMT_EXECUTE; Redis: each command), this many at once; beyond, the client's further
+           * COM_STMT_EXECUTE; Redis: each command; LDAP: each request but Unbind and Abandon), this
+           * many at once; beyond, the client's further
            * input waits until the lease is back under the rate (nothing is refused). @default absent
            */
           statementsPerSecond: z.number().int().min(1).max(1_000_000).optional(),
           /**
            * Bytes the server may return to the lease's sessions in all, for the lease's life. The
            * session that passes it is ended before the chunk that passed it is relayed (PostgreSQL:
-           * FATAL 53400 where a message ends, else the connection is closed), audited as a
-           * `decision` with scope `proxy_limit`; later logins of the lease are refused (53400,
-           * MySQL 1226, Redis `-ERR`). @default absent
+           * FATAL 53400 where a message ends, else the connection is closed; LDAP: a Notice of
+           * Disconnection with adminLimitExceeded), audited as a `decision` with scope
+           * `proxy_limit`; later logins of the lease are refused (53400, MySQL 1226, Redis `-ERR`,
+           * LDAP 11 adminLimitExceeded). @default absent
            */
           bytesReturned: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
         })

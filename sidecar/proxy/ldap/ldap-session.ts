@@ -7,6 +7,7 @@ import { HandshakeRefusal } from "../handshake-refusal.js";
 import type { Handshaking } from "../handshake-slots.js";
 import type { SessionContext } from "../session-context.js";
 import { leaseAuditFields, SessionRecord } from "../session-record.js";
+import { sessionLimiter } from "../session-limits.js";
 import { leaseCapMessage } from "../session-registry.js";
 import { PeerClosedError, SocketReader } from "../socket-reader.js";
 import { type Splice, splice } from "../splice.js";
@@ -15,7 +16,7 @@ import { loginToLdap } from "./backend-login.js";
 import { LdapProtocolError, readFrame } from "./ber-frame.js";
 import { type BindStep, firstBindStep, leaseIdOfBindDn } from "./bind-steps.js";
 import { LdapMessageGuard } from "./message-guard.js";
-import { bindResponse, decodeMessage, noticeOfDisconnection, RESULT } from "./messages.js";
+import { bindResponse, decodeMessage, noticeOfDisconnection, OP, RESULT } from "./messages.js";
 import { ldapTargetOf } from "./target.js";
 
 export interface LdapContext extends SessionContext {
@@ -170,6 +171,15 @@ export class LdapSession implements ProxySession, Handshaking {
     const reg = this.ctx.registration();
     const target = reg ? ldapTargetOf(reg.connection) : null;
     if (!target) throw refusal(RESULT.unavailable, "the resource has no usable connection", "no connection");
+    // proxy.limits: a lease past its byte cap binds no more; requests count as they are framed.
+    const limiter = sessionLimiter({
+      ctx: this.ctx,
+      record: this.record,
+      tool: "ldap",
+      end: (why) => this.terminateWith(RESULT.adminLimitExceeded, why),
+      refusal: (why) => refusal(RESULT.adminLimitExceeded, why, why),
+      count: () => 0,
+    });
     const login = await loginToLdap({
       target,
       dn: accountDn(target.accountDn, account),
@@ -190,16 +200,28 @@ export class LdapSession implements ProxySession, Handshaking {
       answer: (reply) => this.client.write(reply),
       refused: (rule) => this.refusedRequest(rule),
       violation: (why) => this.terminateWith(RESULT.protocolError, why),
+      request: limiter
+        ? (tag) => {
+            if (tag !== OP.unbindRequest && tag !== OP.abandonRequest) limiter.statements(1);
+          }
+        : undefined,
     });
     this.guard = guard;
     // The bind is answered before anything the server sends; the server's first bytes follow it.
     this.client.write(bindResponse(this.bindId ?? 0, RESULT.success));
     this.bindId = undefined;
+    limiter?.returned(login.rest.length);
+    if (this.ended) return;
     for (const out of guard.down(login.rest)) this.client.write(out);
     for (const out of guard.up(pipelined)) login.socket.write(out);
     this.record.bytesIn += pipelined.length;
     this.record.bytesOut += login.rest.length;
-    this.spliced = splice(this.client, login.socket, { rewriteUp: guard.up, rewriteDown: guard.down });
+    this.spliced = splice(this.client, login.socket, {
+      ...limiter?.taps(),
+      rewriteUp: guard.up,
+      rewriteDown: guard.down,
+    });
+    limiter?.attach(this.spliced);
   }
 
   /**

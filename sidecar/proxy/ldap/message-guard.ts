@@ -15,6 +15,8 @@ export interface MessageGuardOptions {
   readonly answer: (reply: Buffer) => void;
   /** A request was refused (`what`: the rule, for the log). */
   readonly refused: (what: string) => void;
+  /** A client request was framed (its protocolOp tag), before it is relayed or refused. */
+  readonly request?: ((opTag: number) => void) | undefined;
   /** The client's bytes are not LDAP, or the server's are not: the session must end. */
   readonly violation: (why: string) => void;
 }
@@ -100,6 +102,7 @@ export class LdapMessageGuard {
         break;
       }
       if (!CLIENT_OPS.has(p.opTag)) throw new LdapProtocolError("a message that is not a client request");
+      this.o.request?.(p.opTag);
       this.upHead = Buffer.alloc(0);
       const have = Math.min(avail.length, h.totalBytes);
       at += have - headLength;

@@ -7,6 +7,7 @@ export const RESULT = {
   operationsError: 1,
   protocolError: 2,
   authMethodNotSupported: 7,
+  adminLimitExceeded: 11,
   invalidCredentials: 49,
   insufficientAccessRights: 50,
   busy: 51,
