@@ -2,14 +2,15 @@ import * as asn1 from "asn1js";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { frameHeader } from "../../sidecar/proxy/ldap/ber-frame.js";
+import { rdnValues } from "../../sidecar/proxy/ldap/dn-match.js";
 import { LdapMessageGuard } from "../../sidecar/proxy/ldap/message-guard.js";
 import { decodeMessage, opTag, simpleBindRequest } from "../../sidecar/proxy/ldap/messages.js";
 
-/** A DelRequest-shaped client message ([APPLICATION 10], primitive) of `size` DN bytes. */
+/** A DelRequest ([APPLICATION 10], primitive) of an entry beside the account's, `size` + 4 DN bytes. */
 function del(id: number, size: number): Buffer {
   const op = new asn1.Primitive({
     idBlock: { tagClass: 2, tagNumber: 10 },
-    valueHex: Buffer.alloc(size, 0x61),
+    valueHex: Buffer.from(`uid=${"a".repeat(size)}`),
   });
   return Buffer.from(new asn1.Sequence({ value: [new asn1.Integer({ value: id }), op] }).toBER());
 }
@@ -61,6 +62,7 @@ describe("LdapMessageGuard, however the streams are cut", () => {
           const toClient: Buffer[] = [];
           const guard = new LdapMessageGuard({
             maxMessageBytes: 1 << 20,
+            account: rdnValues("uid=agent,ou=people,dc=example,dc=org"),
             answer: (b) => toClient.push(b),
             refused: () => undefined,
             violation: (why) => {

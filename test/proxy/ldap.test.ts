@@ -299,6 +299,39 @@ describe("inside a bound LDAP session", () => {
     expect(await ldapLogin(slapd, lease.account, PASSWORDS.get(lease.account) ?? "")).toBe(true);
   });
 
+  it("renaming, moving or deleting the account's entry (any spelling) or one above it is refused; others reach the server", async () => {
+    const own = `uid=${lease.account},${slapd.peopleDn}`;
+    const c = viaProxy();
+    try {
+      await c.bind(`cn=${lease.leaseId}`, lease.token);
+      const refused = { code: 50, message: expect.stringContaining("cannot be renamed, moved or deleted") };
+      await expect(c.modifyDN(own, "uid=renamed-by-agent")).rejects.toMatchObject(refused);
+      await expect(
+        c.modifyDN(`0.9.2342.19200300.100.1.1=${lease.account.toUpperCase()} , ${slapd.peopleDn}`, "uid=x"),
+      ).rejects.toMatchObject(refused);
+      await expect(c.modifyDN(slapd.peopleDn, "ou=Elsewhere")).rejects.toMatchObject(refused);
+      await expect(c.del(own)).rejects.toMatchObject(refused);
+      // An entry beside the account's is the server's to answer: it does not exist.
+      await expect(c.del(`uid=nobody-${lease.leaseId},${slapd.peopleDn}`)).rejects.toMatchObject({
+        code: 32,
+      });
+      const who = await c.exop("1.3.6.1.4.1.4203.1.11.3");
+      expect(who.value).toBe(`dn:${own}`);
+    } finally {
+      await c.unbind();
+    }
+    expect(await ldapLogin(slapd, lease.account, PASSWORDS.get(lease.account) ?? "")).toBe(true);
+    await waitFor("the renames' and the delete's decision records", async () => {
+      const got = (await h.auditRecords())
+        .filter((x) => x.event === "decision" && x.tool === "ldap" && x.lease_id === lease.leaseId)
+        .map((x) => String(x.reason));
+      return (
+        got.filter((r) => r.startsWith("rename of the account's entry: ")).length === 3 &&
+        got.filter((r) => r.startsWith("delete of the account's entry: ")).length === 1
+      );
+    });
+  });
+
   it("a refused bind pipelined among searches is answered in order, between the server's messages", async () => {
     const dn = `uid=${lease.account},${slapd.peopleDn}`;
     const s = await rawConnect(port);

@@ -15,6 +15,7 @@ import type { ProxySession } from "../types.js";
 import { loginToLdap } from "./backend-login.js";
 import { LdapProtocolError, readFrame } from "./ber-frame.js";
 import { type BindStep, firstBindStep, leaseIdOfBindDn } from "./bind-steps.js";
+import { rdnValues } from "./dn-match.js";
 import { LdapMessageGuard } from "./message-guard.js";
 import { bindResponse, decodeMessage, noticeOfDisconnection, OP, RESULT } from "./messages.js";
 import { ldapTargetOf } from "./target.js";
@@ -180,9 +181,10 @@ export class LdapSession implements ProxySession, Handshaking {
       refusal: (why) => refusal(RESULT.adminLimitExceeded, why, why),
       count: () => 0,
     });
+    const dn = accountDn(target.accountDn, account);
     const login = await loginToLdap({
       target,
-      dn: accountDn(target.accountDn, account),
+      dn,
       password,
       maxMessageBytes: this.ctx.maxMessageBytes,
       signal: this.abort.signal,
@@ -197,6 +199,7 @@ export class LdapSession implements ProxySession, Handshaking {
     const pipelined = reader.detach({ pause: true });
     const guard = new LdapMessageGuard({
       maxMessageBytes: this.ctx.maxMessageBytes,
+      account: rdnValues(dn),
       answer: (reply) => this.client.write(reply),
       refused: (rule) => this.refusedRequest(rule),
       violation: (why) => this.terminateWith(RESULT.protocolError, why),

@@ -1,9 +1,13 @@
 import { frameHeader, LdapProtocolError, messagePrefix } from "./ber-frame.js";
+import type { RdnValues } from "./dn-match.js";
 import { type Refusal, sessionRefusal } from "./session-rules.js";
 import { CLIENT_OPS, decodeMessage } from "./messages.js";
 
-/** Requests the guard holds whole and decodes before deciding (the rest are relayed as they come). */
-const INSPECTED = new Set([0x60, 0x77, 0x66, 0x68]);
+/**
+ * Requests the guard holds whole and decodes before deciding (the rest are relayed as they come):
+ * bind, extended, modify, add, delete and modify DN.
+ */
+const INSPECTED = new Set([0x60, 0x77, 0x66, 0x68, 0x4a, 0x6c]);
 /** Answers the listener may owe the client while the server is in the middle of a message. */
 const MAX_QUEUED = 256;
 /** The server's messages are framed only to find their ends; it is not held to the client's limit. */
@@ -11,6 +15,8 @@ const NO_LIMIT = 2 ** 32 + 8;
 
 export interface MessageGuardOptions {
   readonly maxMessageBytes: number;
+  /** The RDN values of the account's DN (dn-match.ts); null when they could not be read. */
+  readonly account: RdnValues | null;
   /** Writes an answer to the client now (the client's stream is between two messages). */
   readonly answer: (reply: Buffer) => void;
   /** A request was refused (`what`: the rule, for the log). */
@@ -122,7 +128,7 @@ export class LdapMessageGuard {
   private decide(out: Buffer[]): void {
     const frame = this.held.length === 1 ? (this.held[0] as Buffer) : Buffer.concat(this.held);
     this.held = [];
-    const refusal: Refusal | null = sessionRefusal(decodeMessage(frame));
+    const refusal: Refusal | null = sessionRefusal(decodeMessage(frame), this.o.account);
     if (refusal === null) {
       out.push(frame);
       return;

@@ -135,6 +135,11 @@ export function readBindRequest(op: asn1js.AsnType): BindRequest {
   throw new LdapProtocolError("BindRequest authentication is malformed");
 }
 
+/** The entry a DelRequest ([APPLICATION 10], the DN itself) or ModifyDNRequest ([APPLICATION 12]) names. */
+export function entryOf(op: asn1js.AsnType): Buffer {
+  return op.idBlock.isConstructed ? bytes(children(op)[0], "ModifyDNRequest entry") : bytes(op, "DelRequest");
+}
+
 /** The requestName of an ExtendedRequest ([APPLICATION 23]). */
 export function extendedRequestName(op: asn1js.AsnType): string {
   const [name] = children(op);

@@ -1,8 +1,10 @@
 import type * as asn1js from "asn1js";
 import { LdapProtocolError } from "./ber-frame.js";
+import { namesAccountOrAbove, type RdnValues } from "./dn-match.js";
 import {
   bindResponse,
   type DecodedMessage,
+  entryOf,
   extendedRequestName,
   extendedResponse,
   OP,
@@ -31,6 +33,8 @@ const PASSWORD_ATTRIBUTES = new Set([
 
 const SECOND_BIND =
   "this connection is bound to its lease; a bind to any other identity is refused (open a new connection)";
+const ACCOUNT_ENTRY =
+  "the leased account's entry (or one above it) cannot be renamed, moved or deleted through the listener: leasehold rotates the account by its DN";
 const PASSWORD_CHANGE =
   "the account's password is managed by leasehold: changing a password through the listener is refused";
 
@@ -68,10 +72,21 @@ function writesPassword(op: asn1js.AsnType, tag: number): boolean {
  * Refused: any bind (the session stays the lease's account: `invalidCredentials`), StartTLS
  * (TLS is the listener's, set up before the bind: `operationsError`), and password changes,
  * the Password Modify extended operation or a modify or add that writes a password attribute
- * (`insufficientAccessRights`).
+ * (`insufficientAccessRights`); and a rename, move or delete of the account's own entry or one
+ * above it (`account`: its DN's RDN values, see dn-match.ts), which would leave leasehold rotating
+ * a DN that no longer exists (`insufficientAccessRights`).
  */
-export function sessionRefusal(m: DecodedMessage): Refusal | null {
+export function sessionRefusal(m: DecodedMessage, account: RdnValues | null): Refusal | null {
   const tag = opTag(m.op);
+  if ((tag === OP.modDnRequest || tag === OP.delRequest) && namesAccountOrAbove(entryOf(m.op), account)) {
+    const reply = refusalFor(tag, m.messageId, RESULT.insufficientAccessRights, ACCOUNT_ENTRY);
+    return reply === null
+      ? null
+      : {
+          reply,
+          rule: tag === OP.modDnRequest ? "rename of the account's entry" : "delete of the account's entry",
+        };
+  }
   if (tag === OP.bindRequest)
     return { reply: bindResponse(m.messageId, RESULT.invalidCredentials, SECOND_BIND), rule: "second bind" };
   if (tag === OP.extendedRequest) {
