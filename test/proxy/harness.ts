@@ -1,3 +1,4 @@
+import { expect } from "vitest";
 import type { CallerAttestation } from "../../sidecar/attest/types.js";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -91,6 +92,8 @@ export interface ProxyHarness {
   /** A proxy manager bound to the primary node, synced with every registration. */
   manager(opts?: Partial<ProxyManagerOptions>): Promise<ProxyManager>;
   auditRecords(): Promise<Array<Record<string, unknown>>>;
+  /** Fails when any of `secrets` (at least one) appears in the logs or the audit trail. */
+  expectNoSecretLeaked(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -332,6 +335,15 @@ export async function startProxyHarness(opts: {
         .split("\n")
         .filter((l) => l.trim() !== "")
         .map((l) => JSON.parse(l) as Record<string, unknown>),
+    expectNoSecretLeaked: async () => {
+      const audit = await readFile(auditFile, "utf8");
+      const logs = logLines.join("\n");
+      expect(secrets.length).toBeGreaterThan(0);
+      for (const s of secrets) {
+        expect(audit.includes(s), "a secret in the audit trail").toBe(false);
+        expect(logs.includes(s), "a secret in the logs").toBe(false);
+      }
+    },
     close: async () => {
       await Promise.allSettled(managers.map((m) => m.close()));
       await Promise.allSettled(nodes.map((n) => n.close()));

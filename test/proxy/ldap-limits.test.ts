@@ -1,10 +1,10 @@
-import { randomBytes } from "node:crypto";
 import { Client } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
 import { startSlapd, type TestSlapd } from "../support/slapd.js";
 import { waitFor } from "../support/wait-for.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { addLdapAccounts, ldapRegistrationBase } from "./ldap-setup.js";
 
 // proxy.limits on the LDAP listener: requests are statements, the server's bytes count against the cap.
 const CAPPED = "px-ldap-cap";
@@ -41,20 +41,9 @@ async function limitRecords(leaseId: string): Promise<Array<Record<string, unkno
 
 beforeAll(async () => {
   [slapd, h] = await Promise.all([startSlapd(), startProxyHarness({ name: "proxy-ldap-limits" })]);
-  h.secrets.push(slapd.admin.password, slapd.rotator.password);
-  const passwords = new Map<string, string>();
-  for (const a of ACCOUNTS) {
-    const pw = `ldap-${randomBytes(15).toString("base64url")}`;
-    passwords.set(a, pw);
-    h.secrets.push(pw);
-    await slapd.addUser(a, pw);
-  }
+  const passwords = await addLdapAccounts(h, slapd, ACCOUNTS);
   const base = {
-    adapter: "ldap",
-    admin: { username: slapd.rotator.dn, password: slapd.rotator.password },
-    importRotation: false,
-    reveal: false,
-    rotation: { terminateSessions: false },
+    ...ldapRegistrationBase(slapd),
     connection: { url: slapd.url, accountDn: slapd.accountDnTemplate },
   };
   const accounts = (names: string[]) => names.map((name) => ({ name, password: passwords.get(name) }));
@@ -132,11 +121,6 @@ describe("proxy.limits on the LDAP listener", () => {
   });
 
   it("no token or password appears in the logs or the audit trail", async () => {
-    const logs = h.logLines.join("\n");
-    const audit = JSON.stringify(await h.auditRecords());
-    for (const s of h.secrets) {
-      expect(logs).not.toContain(s);
-      expect(audit).not.toContain(s);
-    }
+    await h.expectNoSecretLeaked();
   });
 });
