@@ -68,7 +68,8 @@ export const registrationSchema = z.strictObject({
           /**
            * Bytes the server may return to the lease's sessions in all, for the lease's life. The
            * session that passes it is ended before the chunk that passed it is relayed (PostgreSQL:
-           * FATAL 53400 where a message ends, else the connection is closed; LDAP: a Notice of
+           * the server's message in progress is finished when it ends in that chunk, then FATAL
+           * 53400; else the connection is closed; LDAP: a Notice of
            * Disconnection with adminLimitExceeded), audited as a `decision` with scope
            * `proxy_limit`; later logins of the lease are refused (53400, MySQL 1226, Redis `-ERR`,
            * LDAP 11 adminLimitExceeded). @default absent

@@ -59,6 +59,25 @@ describe("FrameTap", () => {
     }
   });
 
+  it("says where the message in progress ends in the next chunk, however the stream was cut", () => {
+    const msgs = [pgMsg("D", "row one"), pgMsg("D", "x".repeat(300)), pgMsg("C", "SELECT 2\0")];
+    const stream = Buffer.concat(msgs);
+    const ends: number[] = [];
+    for (const m of msgs) ends.push((ends.at(-1) ?? 0) + m.length);
+    for (const size of [1, 2, 3, 4, 5, 6, 9, 64, 200]) {
+      const tap = new FrameTap();
+      for (let i = 0; i < stream.length; i += size) {
+        const chunk = stream.subarray(i, i + size);
+        const end = tap.endOfCurrent(chunk);
+        // The first message end after the chunk's start, when it is inside the chunk.
+        const next = tap.atBoundary ? i : (ends.find((e) => e > i) ?? -1);
+        const expected = next - i <= chunk.length ? next - i : -1;
+        expect(end, `size ${size} at ${i}`).toBe(expected);
+        tap.push(chunk);
+      }
+    }
+  });
+
   it("is not at a boundary inside a message, and truncates long captures", () => {
     const tap = new FrameTap(new Set([0x51]), () => undefined);
     const msg = pgMsg("Q", `${"x".repeat(100)}\0`);

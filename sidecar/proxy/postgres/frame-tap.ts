@@ -29,6 +29,24 @@ export class FrameTap {
     return !this.broken && this.headerHave === 0 && this.remaining === 0;
   }
 
+  /**
+   * Where in `chunk` (the next one to be pushed) the message in progress ends: 0 at a boundary,
+   * -1 when it does not end within `chunk` or the stream is not followed. Changes nothing.
+   */
+  endOfCurrent(chunk: Buffer): number {
+    if (this.broken) return -1;
+    if (this.headerHave === 0) return this.remaining <= chunk.length ? this.remaining : -1;
+    const need = 5 - this.headerHave;
+    if (chunk.length < need) return -1;
+    const len = Buffer.concat([
+      this.header.subarray(1, this.headerHave),
+      chunk.subarray(0, need),
+    ]).readInt32BE(0);
+    if (len < 4) return -1;
+    const end = need + len - 4;
+    return end <= chunk.length ? end : -1;
+  }
+
   push(chunk: Buffer): void {
     let i = 0;
     while (i < chunk.length && !this.broken) {

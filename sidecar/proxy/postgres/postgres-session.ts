@@ -62,6 +62,8 @@ export class PostgresSession implements ProxySession, Handshaking {
   /** How the server reads SQL in this session (ParameterStatus), for statement policy. */
   private readonly syntax = new SessionSyntax();
   private readonly downTap = new FrameTap(new Set([MSG.parameterStatus]), (m) => this.syntax.observe(m.body));
+  /** While a chunk from the server is counted: its bytes that end the message in progress. */
+  private downTail: Buffer | undefined;
   private readonly abort = new AbortController();
   private readonly record: SessionRecord;
   private leaseKey: string | undefined;
@@ -294,7 +296,14 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.spliced = splice(this.client, backend, {
       onUp: up,
       onDown: (c) => {
-        limiter?.returned(c.length);
+        if (limiter) {
+          // A session ended for its byte cap first finishes the server's message in progress
+          // (when it ends in this chunk), so the client can read the FATAL that follows.
+          const end = downTap.endOfCurrent(c);
+          this.downTail = end > 0 ? c.subarray(0, end) : undefined;
+          limiter.returned(c.length);
+          this.downTail = undefined;
+        }
         downTap.push(c);
       },
       rewriteUp: guard ? (c) => guard.push(c) : undefined,
@@ -441,7 +450,9 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.ended = true;
     this.record.ending = why;
     this.spliced.stopDown();
-    if (this.downTap.atBoundary) {
+    const tail = this.downTail;
+    if (this.downTap.atBoundary || tail) {
+      if (tail) this.client.write(tail);
       this.client.end(
         errorResponse({
           severity: "FATAL",
