@@ -129,8 +129,12 @@ export const WAITER_TTL_MS = 2000;
  */
 export const CHECKOUT_SKEW_MS = 2000;
 
-/** Checkout attempts whose candidates were taken meanwhile (or whose clock estimate was off). */
+/**
+ * Checkout script calls per checkout: one when a candidate is free; two when the script reserved
+ * an account instead; more only after a clock estimate off by CHECKOUT_SKEW_MS or a reservation
+ * lost to a stall of RESERVATION_MS or to an operator changing the account.
+ */
 export const CHECKOUT_ATTEMPTS = 5;
 
-/** Accounts signed for per checkout attempt: more on each retry. */
-export const CANDIDATES = [4, 8, 16, 16, 16] as const;
+/** Accounts a checkout signs for in advance (the first free ones the last reply listed). */
+export const CANDIDATES = 4;

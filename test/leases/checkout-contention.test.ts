@@ -1,8 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LeaseStore } from "../../sidecar/leases/index.js";
+import { CHECKOUT_SKEW_MS, LeaseStore, signLease, WAITER_TTL_MS } from "../../sidecar/leases/index.js";
+import type { ScriptRedis } from "../../sidecar/leases/store-scripts.js";
 import type { CheckoutResult, LeaseRecord } from "../../sidecar/leases/types.js";
 import type { RedisClient } from "../../sidecar/redis.js";
+import { waitForClock } from "../support/wait-for.js";
 import { BACKENDS, type OpenBackend, type RedisBackend } from "./redis-backends.js";
 
 let n = 0;
@@ -29,11 +31,13 @@ function contentionTests(backend: RedisBackend): void {
     let raw: RedisClient;
     /** Two sidecars: separate connections, one prefix, one MAC key. */
     let sidecars: [LeaseStore, LeaseStore];
+    const macKey = randomBytes(32);
 
     beforeAll(async () => {
       open = await backend.open("checkout-contention");
       raw = open.client();
-      const macKey = randomBytes(32);
+      // Defines the store's scripts on `raw`, to call the checkout script as a sidecar would.
+      new LeaseStore({ redis: raw, prefix: open.prefix, macKey });
       sidecars = [
         new LeaseStore({ redis: open.client(), prefix: open.prefix, macKey }),
         new LeaseStore({ redis: open.client(), prefix: open.prefix, macKey }),
@@ -89,7 +93,7 @@ function contentionTests(backend: RedisBackend): void {
       expect(await sidecars[0].queueLength(resource)).toBe(20);
       // The queue's order, as the script reads it.
       const queue = await raw.zrange(`${open.prefix}{r:${resource}}:waitq`, 0, -1);
-      const queued = waiters.filter((w, i) => !first[i]?.ok);
+      const queued = waiters.filter((_, i) => !first[i]?.ok);
       expect([...queue].sort()).toEqual(queued.map((w) => w.id).sort());
       // Ten accounts come back; the waiters call again (within WAITER_TTL_MS), and two newcomers
       // that do not wait ask at the same time: the first ten in the queue get them, no one else.
@@ -105,6 +109,79 @@ function contentionTests(backend: RedisBackend): void {
       expect(winners).toEqual(queue.slice(0, 10));
       expect(await sidecars[0].queueLength(resource)).toBe(10);
       await Promise.all(queue.map((id) => sidecars[0].leaveQueue(resource, id)));
+    });
+
+    /**
+     * One call of the checkout script as a sidecar makes it (the resource's own keys only), signed
+     * for `reserved` when given: what a sidecar sends before it dies, or after it stalled.
+     */
+    async function scriptCall(s: Spec, reserved: string): Promise<[number, number, string?]> {
+      const k = (part: string) => `${open.prefix}{r:${s.resource}}:${part}`;
+      const now = await sidecars[0].now();
+      const [exp, maxexp] = [now + 60_000, now + 60_000];
+      const json = JSON.stringify(s);
+      const fields = {
+        id: s.id,
+        resource: s.resource,
+        agent: s.agent,
+        account: reserved,
+        state: "active" as const,
+      };
+      const mac = signLease(macKey, { ...fields, expires_at: exp, max_expires_at: maxexp, spec: json });
+      const keys = ["acct", "free", "due", `lease:${s.id}`, "holder", "waitq", "alive", "rsv", "rsvby"].map(
+        k,
+      );
+      const [code, at, account] = await (raw as ScriptRedis).lhCheckout(
+        keys.length,
+        ...keys,
+        s.id,
+        json,
+        60_000,
+        60_000,
+        60_000,
+        "",
+        WAITER_TTL_MS,
+        exp,
+        maxexp,
+        CHECKOUT_SKEW_MS,
+        `${s.resource}/${s.id}`,
+        1000,
+        s.resource,
+        s.agent,
+        reserved,
+        ...(reserved ? [reserved, mac] : []),
+      );
+      return [Number(code), Number(at), account];
+    }
+
+    it("an account reserved by a sidecar that died is free again once the reservation expires; its late call takes nothing", async () => {
+      const resource = "crash";
+      await sidecars[0].syncPool(resource, ["only"], "available");
+      // A sidecar with no candidate signed: the script reserves the free account for its lease id.
+      const dead = spec(resource);
+      const [code, at, account] = await scriptCall(dead, "");
+      expect([code, account]).toEqual([2, "only"]);
+      // Reserved for that lease id only: another lease cannot take it, and no one is told it is free.
+      const other = spec(resource);
+      expect((await scriptCall(other, "only"))[0]).toBe(-5);
+      expect((await sidecars[1].checkout(spec(resource), 60_000, 60_000)).ok).toBe(false);
+      expect(await sidecars[0].get(resource, other.id)).toBeNull();
+      // The sidecar never comes back: past the reservation's deadline the account is free.
+      const deadline = Number(await raw.zscore(`${open.prefix}{r:${resource}}:rsv`, "only"));
+      expect(deadline).toBeGreaterThan(at);
+      await waitForClock(
+        "Redis' clock to pass the reservation's deadline",
+        () => sidecars[0].now(),
+        deadline,
+      );
+      const next = await sidecars[1].checkout(spec(resource), 60_000, 60_000);
+      expect(next.ok && next.lease.account).toBe("only");
+      // Its late call, signed for the account it had reserved, is refused and writes no lease.
+      expect((await scriptCall(dead, "only"))[0]).toBe(-5);
+      expect(await sidecars[0].get(resource, dead.id)).toBeNull();
+      expect((await sidecars[0].accounts(resource)).map((a) => [a.state, a.lease_id])).toEqual([
+        ["leased", next.ok ? next.lease.id : ""],
+      ]);
     });
   });
 }
