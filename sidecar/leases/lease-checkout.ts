@@ -37,7 +37,8 @@ export interface CheckoutContext {
  * list) or an operator changed the account: the store then starts over. Hence "busy" means the
  * script found no account free for the request, whatever the interleaving, the common case stays
  * one round trip and a contended one is two. A waiter leaves the queue when its account is
- * reserved (it is served; it would otherwise count twice against the others).
+ * reserved (it is served; it would otherwise count twice against the others); should that
+ * reservation be lost, it queues again, last.
  *
  * On one Redis node the same script writes the lease-of, agent and task index entries and (with
  * `eventStream`) the `issued` stream entry. With Redis Cluster those keys live in other hash slots,
@@ -133,7 +134,8 @@ export class CheckoutScript {
       const [code, now, account, free] = reply;
       this.clockOffset = Number(now) - Date.now();
       if (free) this.freeSeen.set(spec.resource, free.map(String));
-      if (code === 2 && account) {
+      // A reply to a call that already named its reservation never reserves again (else: busy).
+      if (code === 2 && account && !reserved) {
         reserved = String(account);
         continue;
       }
@@ -142,7 +144,8 @@ export class CheckoutScript {
         misses++;
         continue;
       }
-      if (code !== 1 || !account) return { ok: false };
+      // Only an account this call signed for: the record's MAC names it.
+      if (code !== 1 || !account || !candidates.includes(String(account))) return { ok: false };
       const lease: LeaseRecord = {
         ...spec,
         account: String(account),

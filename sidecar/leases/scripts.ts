@@ -27,12 +27,13 @@ export const RESERVATION_MS = 3000;
  * expiries are no later than now + ttl (now + maxTtl) and at most skewMs earlier, so the record is
  * written whole, MAC included; its issued_at is that estimate (the lease lasts ttl from it).
  * When no candidate is free (others took them meanwhile) but an account is free for the request,
- * the script reserves the pool's head for this lease id (out of the free list, and out of the
- * queue for a waiter: it has its account) for RESERVATION_MS and returns it; the sidecar signs for
- * that account and calls again with it as the reserved account, which skips the fairness check (it
- * was passed) and takes it if the reservation is still this id's and the account still available.
- * Expired reservations go back to the free list (if still available) first thing in every call,
- * so one left by a dead sidecar is free again within RESERVATION_MS of the next checkout.
+ * the script reserves the pool's head for this lease id for RESERVATION_MS (out of the free list,
+ * and out of the queue for a waiter: it has its account; it queues again, last, should the
+ * reservation be lost) and returns it; the sidecar signs for that account and calls again with it
+ * as the reserved account, which skips the fairness check (it was passed) and takes it if the
+ * reservation is still this id's and the account still available. Expired reservations go back to
+ * the free list (if still available) first thing in every call: one left by a dead sidecar is
+ * free again for the first checkout after its deadline.
  * Returns {1, now, account, free accounts left (first 16)}; {0, now} when none is free for it;
  * {-3, now} when the expiries do not fit Redis' clock (a reservation is kept); {2, now, account,
  * free accounts (first 16)} when it reserved that account; {-5, now} when the reserved account is

@@ -95,13 +95,16 @@ function contentionTests(backend: RedisBackend): void {
       const queue = await raw.zrange(`${open.prefix}{r:${resource}}:waitq`, 0, -1);
       const queued = waiters.filter((_, i) => !first[i]?.ok);
       expect([...queue].sort()).toEqual(queued.map((w) => w.id).sort());
+      const byId = new Map(queued.map((w) => [w.id, w]));
+      const again = queue.map((id) => byId.get(id) as Spec);
+      // Nothing is free: the queued waiters are told so (and stay queued, in order).
+      expect(leases(await burst(again, true))).toEqual([]);
+      expect(await raw.zrange(`${open.prefix}{r:${resource}}:waitq`, 0, -1)).toEqual(queue);
       // Ten accounts come back; the waiters call again (within WAITER_TTL_MS), and two newcomers
       // that do not wait ask at the same time: the first ten in the queue get them, no one else.
       const back = served.slice(0, 10);
       await Promise.all(back.map((l) => sidecars[0].end(resource, l.id, "checkin")));
       await Promise.all(back.map((l) => sidecars[1].setAccountState(resource, l.account, "available")));
-      const byId = new Map(queued.map((w) => [w.id, w]));
-      const again = queue.map((id) => byId.get(id) as Spec);
       const newcomers = [spec(resource), spec(resource)];
       const [second, late] = await Promise.all([burst(again, true), burst(newcomers, false)]);
       expect(leases(late)).toEqual([]);
