@@ -29,14 +29,15 @@ export interface CheckoutContext {
  * script takes the first free candidate and writes the record with its MAC: one round trip.
  *
  * Many checkouts at once all sign for the same few listed accounts, and retrying with other guesses
- * can lose again under any number of attempts. So when none of its candidates is free but an
- * account is free for the request (the fairness rule passed), the same call reserves the pool's
- * head for this lease id and returns it; the store signs for exactly that account and a second call
- * takes it. A reservation is exclusive (out of the free list, owned by one lease id), so the second
+ * (more candidates, a random offset, a list without those tried) can lose again on every attempt
+ * while accounts stay free: no bound on attempts is correct under every interleaving. So when none
+ * of its candidates is free but an account is free for the request (the fairness rule passed), the
+ * same call reserves the pool's head for this lease id and returns it; the store signs for exactly
+ * that account and a second call takes it. A reservation is exclusive (out of the free list, owned by one lease id), so the second
  * call fails only when the reservation outlived RESERVATION_MS (then it went back to the free
  * list) or an operator changed the account: the store then starts over. Hence "busy" means the
- * script found no account free for the request, whatever the interleaving, the common case stays
- * one round trip and a contended one is two. A waiter leaves the queue when its account is
+ * script found no account free for the request, under any interleaving; the common case stays one
+ * round trip and a contended one takes two. A waiter leaves the queue when its account is
  * reserved (it is served; it would otherwise count twice against the others); should that
  * reservation be lost, it queues again, last.
  *

@@ -130,9 +130,10 @@ export const WAITER_TTL_MS = 2000;
 export const CHECKOUT_SKEW_MS = 2000;
 
 /**
- * Checkout script calls per checkout: one when a candidate is free; two when the script reserved
- * an account instead; more only after a clock estimate off by CHECKOUT_SKEW_MS or a reservation
- * lost to a stall of RESERVATION_MS or to an operator changing the account.
+ * Checkout script calls a checkout may lose before it answers busy. A call loses only when the
+ * clock estimate was off by more than CHECKOUT_SKEW_MS or the reservation it named was lost (a
+ * stall past RESERVATION_MS, an operator changing the account); one that finds a candidate free or
+ * reserves an account does not (uncontended: one call; contended: two).
  */
 export const CHECKOUT_ATTEMPTS = 5;
 
