@@ -201,10 +201,8 @@ async function reaperLag(b: Backend, prefix: string, size: number) {
   );
   const agents = Array.from({ length: 1000 }, (_, i) => `spiffe://example.org/agent/bench-${i}`);
   // Many checkouts in flight at once: ioredis writes them back to back (one pipeline per chunk).
-  // At most 16 per resource: a checkout signs for accounts the last reply listed as free (16), so
-  // thousands in flight on one resource all miss and answer busy (a known limit of the store).
   const create = async (from: number, to: number, ttl: (i: number) => number, out?: string[][]) => {
-    const CHUNK = Math.min(2000, 16 * RESOURCES);
+    const CHUNK = 2000;
     for (let s = from; s < to; s += CHUNK) {
       const batch = Array.from({ length: Math.min(CHUNK, to - s) }, (_, k) => s + k);
       const got = await Promise.all(

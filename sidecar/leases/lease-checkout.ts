@@ -23,12 +23,27 @@ export interface CheckoutContext {
 }
 
 /**
- * The checkout script's caller. The script picks the account, so the store signs the record in
- * advance for a few candidate accounts (those the last reply listed as free), with expiries from
- * its estimate of Redis' clock that the script checks; the script takes the first free candidate
- * and writes the record with its MAC. On one Redis node the same script writes the lease-of,
- * agent and task index entries and (with `eventStream`) the `issued` stream entry: one round
- * trip. With Redis Cluster those keys live in other hash slots, so they are written beside it.
+ * The checkout script's caller. The script picks the account, but the MAC key never reaches Redis,
+ * so the store signs the record in advance for a few candidate accounts (the first free ones the
+ * last reply listed), with expiries from its estimate of Redis' clock that the script checks; the
+ * script takes the first free candidate and writes the record with its MAC: one round trip.
+ *
+ * Many checkouts at once all sign for the same few listed accounts, and retrying with other guesses
+ * (more candidates, a random offset, a list without those tried) can lose again on every attempt
+ * while accounts stay free: no bound on attempts is correct under every interleaving. So when none
+ * of its candidates is free but an account is free for the request (the fairness rule passed), the
+ * same call reserves the pool's head for this lease id and returns it; the store signs for exactly
+ * that account and a second call takes it. A reservation is exclusive (out of the free list, owned by one lease id), so the second
+ * call fails only when the reservation outlived RESERVATION_MS (then it went back to the free
+ * list) or an operator changed the account: the store then starts over. Hence "busy" means the
+ * script found no account free for the request, under any interleaving; the common case stays one
+ * round trip and a contended one takes two. A waiter leaves the queue when its account is
+ * reserved (it is served; it would otherwise count twice against the others); should that
+ * reservation be lost, it queues again, last.
+ *
+ * On one Redis node the same script writes the lease-of, agent and task index entries and (with
+ * `eventStream`) the `issued` stream entry. With Redis Cluster those keys live in other hash slots,
+ * so they are written beside it.
  */
 export class CheckoutScript {
   /** Redis' clock minus ours, as of the last checkout reply (an estimate; never trusted). */
@@ -60,16 +75,21 @@ export class CheckoutScript {
       this.s.k(spec.resource, "holder"),
       this.s.k(spec.resource, "waitq"),
       this.s.k(spec.resource, "alive"),
+      this.s.k(spec.resource, "rsv"),
+      this.s.k(spec.resource, "rsvby"),
     ];
     if (this.s.oneNode)
       keys.push(this.s.indexKey(spec.id), this.s.agentKey(spec.agent), this.s.taskKey(spec.task.id));
     const announced = this.s.oneNode && this.s.eventStream !== undefined;
     if (announced && this.s.eventStream) keys.push(this.s.eventStream.key);
-    for (let attempt = 0; attempt < CHECKOUT_ATTEMPTS; attempt++) {
+    /** The account the script reserved for this lease id, to sign for and take next. */
+    let reserved = "";
+    // A reservation is not a miss: the call after it takes the account (or misses).
+    for (let misses = 0; misses < CHECKOUT_ATTEMPTS; ) {
       const est = Date.now() + this.clockOffset;
       const maxexp = est + maxTtlMs;
       const exp = Math.min(est + ttlMs, maxexp);
-      const candidates = this.candidates(spec.resource, CANDIDATES[attempt] ?? 16);
+      const candidates = reserved ? [reserved] : this.candidates(spec.resource, CANDIDATES);
       const signed: string[] = [];
       for (const account of candidates) {
         signed.push(
@@ -106,6 +126,7 @@ export class CheckoutScript {
           this.s.eventStream?.maxLen ?? 10_000,
           spec.resource,
           spec.agent,
+          reserved,
           ...signed,
         );
       } finally {
@@ -114,8 +135,18 @@ export class CheckoutScript {
       const [code, now, account, free] = reply;
       this.clockOffset = Number(now) - Date.now();
       if (free) this.freeSeen.set(spec.resource, free.map(String));
-      if (code === -3 || code === -4) continue;
-      if (code !== 1 || !account) return { ok: false };
+      // A reply to a call that already named its reservation never reserves again (else: busy).
+      if (code === 2 && account && !reserved) {
+        reserved = String(account);
+        continue;
+      }
+      if (code === -3 || code === -5) {
+        if (code === -5) reserved = "";
+        misses++;
+        continue;
+      }
+      // Only an account this call signed for: the record's MAC names it.
+      if (code !== 1 || !account || !candidates.includes(String(account))) return { ok: false };
       const lease: LeaseRecord = {
         ...spec,
         account: String(account),
@@ -127,6 +158,7 @@ export class CheckoutScript {
       if (!this.s.oneNode) await this.writeIndexes(spec, lease);
       return { ok: true, lease, announced };
     }
+    // Only after repeated stalls or operator changes; a reservation still held expires back to free.
     return { ok: false };
   }
 

@@ -157,6 +157,8 @@ export class LeaseStore {
       this.k(resource, "inflight"),
       this.k(resource, "waitq"),
       this.k(resource, "alive"),
+      this.k(resource, "rsv"),
+      this.k(resource, "rsvby"),
     );
     await this.redis.srem(`${this.p}resources`, resource);
   }

@@ -7,39 +7,66 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 export const CHECKOUT_SCAN = 64;
 
 /**
- * KEYS: acct, free, due, lease, holder, waitq, alive, and on one Redis node (no Cluster) also
- * lease-of, agent index, task index, and optionally the lease event stream (`issued` appended).
+ * How long CHECKOUT holds an account it reserved for one lease id (Redis' clock): long enough for
+ * the sidecar to sign one record and send it back, even after a stall past CHECKOUT_SKEW_MS (one
+ * more round trip to re-sign); short, because a sidecar that dies meanwhile leaves it unusable so long.
+ */
+export const RESERVATION_MS = 3000;
+
+/**
+ * KEYS: acct, free, due, lease, holder, waitq, alive, rsv (account -> reservation deadline), rsvby
+ * (account -> lease id), and on one Redis node (no Cluster) also lease-of, agent index, task index,
+ * and optionally the lease event stream (`issued` appended).
  * ARGV: id, json, ttlMs, maxTtlMs, retentionMs, waiter ('' = not waiting), waiterTtlMs, expiresAt,
- * maxExpiresAt, skewMs, indexMember, streamMaxLen, resource, agent, then pairs of account, MAC.
+ * maxExpiresAt, skewMs, indexMember, streamMaxLen, resource, agent, reserved account ('' = none),
+ * then pairs of account, MAC.
  * Fair: a request only gets an account when fewer live waiters than free accounts are ahead of it
  * (first come, first served); a waiter that stops refreshing its deadline drops out of the queue.
  * The sidecar signed the record for each candidate account with expiries from its estimate of
  * Redis' clock: the script takes the first free account it has a MAC for, and only when the
  * expiries are no later than now + ttl (now + maxTtl) and at most skewMs earlier, so the record is
- * written whole, MAC included; its issued_at is that estimate (the lease lasts ttl from it). Returns {1, now, account, free accounts left (first 16)};
- * {0, now} when none is free for it; {-3, now} when the expiries do not fit Redis' clock;
- * {-4, now, '', free accounts (first 16)} when no candidate is free.
+ * written whole, MAC included; its issued_at is that estimate (the lease lasts ttl from it).
+ * When no candidate is free (others took them meanwhile) but an account is free for the request,
+ * the script reserves the pool's head for this lease id for RESERVATION_MS (out of the free list,
+ * and out of the queue for a waiter: it has its account; it queues again, last, should the
+ * reservation be lost) and returns it; the sidecar signs for that account and calls again with it
+ * as the reserved account, which skips the fairness check (it was passed) and takes it if the
+ * reservation is still this id's and the account still available. Expired reservations go back to
+ * the free list (if still available) first thing in every call: one left by a dead sidecar is
+ * free again for the first checkout after its deadline.
+ * Returns {1, now, account, free accounts left (first 16)}; {0, now} when none is free for it;
+ * {-3, now} when the expiries do not fit Redis' clock (a reservation is kept); {2, now, account,
+ * free accounts (first 16)} when it reserved that account; {-5, now} when the reserved account is
+ * no longer this lease's (reservation expired, or an operator changed the account).
  */
 export const CHECKOUT = `${NOW}
+for _, a in ipairs(redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now)) do
+  redis.call('ZREM', KEYS[8], a)
+  redis.call('HDEL', KEYS[9], a)
+  if redis.call('HGET', KEYS[1], a) == 'available' then redis.call('ZADD', KEYS[2], 'NX', now, a) end
+end
 local waiter = ARGV[6]
-if waiter ~= '' then
-  if not redis.call('ZSCORE', KEYS[6], waiter) then redis.call('ZADD', KEYS[6], now, waiter) end
-  redis.call('HSET', KEYS[7], waiter, now + tonumber(ARGV[7]))
-end
-local nfree = redis.call('ZCARD', KEYS[2])
-if nfree == 0 then return {0, now} end
-local ahead = 0
-for _, w in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
-  if w == waiter then break end
-  local dl = tonumber(redis.call('HGET', KEYS[7], w) or '0')
-  if dl < now then
-    redis.call('ZREM', KEYS[6], w)
-    redis.call('HDEL', KEYS[7], w)
-  else
-    ahead = ahead + 1
+local reserved = ARGV[15]
+if reserved == '' then
+  if waiter ~= '' then
+    if not redis.call('ZSCORE', KEYS[6], waiter) then redis.call('ZADD', KEYS[6], now, waiter) end
+    redis.call('HSET', KEYS[7], waiter, now + tonumber(ARGV[7]))
   end
+  local nfree = redis.call('ZCARD', KEYS[2])
+  if nfree == 0 then return {0, now} end
+  local ahead = 0
+  for _, w in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
+    if w == waiter then break end
+    local dl = tonumber(redis.call('HGET', KEYS[7], w) or '0')
+    if dl < now then
+      redis.call('ZREM', KEYS[6], w)
+      redis.call('HDEL', KEYS[7], w)
+    else
+      ahead = ahead + 1
+    end
+  end
+  if ahead >= nfree then return {0, now} end
 end
-if ahead >= nfree then return {0, now} end
 local exp = tonumber(ARGV[8])
 local maxexp = tonumber(ARGV[9])
 local skew = tonumber(ARGV[10])
@@ -50,15 +77,33 @@ if maxexp > wantmax or exp > wantexp or maxexp < wantmax - skew or exp < wantexp
   return {-3, now}
 end
 local macs = {}
-for i = 15, #ARGV, 2 do macs[ARGV[i]] = ARGV[i + 1] end
+for i = 16, #ARGV, 2 do macs[ARGV[i]] = ARGV[i + 1] end
 local acct
-for _, a in ipairs(redis.call('ZRANGE', KEYS[2], 0, ${CHECKOUT_SCAN - 1})) do
-  if macs[a] then
-    acct = a
-    break
+if reserved ~= '' then
+  if redis.call('HGET', KEYS[9], reserved) ~= ARGV[1] or not macs[reserved] then return {-5, now} end
+  redis.call('ZREM', KEYS[8], reserved)
+  redis.call('HDEL', KEYS[9], reserved)
+  if redis.call('HGET', KEYS[1], reserved) ~= 'available' then return {-5, now} end
+  acct = reserved
+else
+  for _, a in ipairs(redis.call('ZRANGE', KEYS[2], 0, ${CHECKOUT_SCAN - 1})) do
+    if macs[a] then
+      acct = a
+      break
+    end
+  end
+  if not acct then
+    acct = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    redis.call('ZREM', KEYS[2], acct)
+    redis.call('ZADD', KEYS[8], now + ${RESERVATION_MS}, acct)
+    redis.call('HSET', KEYS[9], acct, ARGV[1])
+    if waiter ~= '' then
+      redis.call('ZREM', KEYS[6], waiter)
+      redis.call('HDEL', KEYS[7], waiter)
+    end
+    return {2, now, acct, redis.call('ZRANGE', KEYS[2], 0, 15)}
   end
 end
-if not acct then return {-4, now, '', redis.call('ZRANGE', KEYS[2], 0, 15)} end
 redis.call('ZREM', KEYS[2], acct)
 redis.call('HSET', KEYS[1], acct, 'leased')
 redis.call('HSET', KEYS[5], acct, ARGV[1])
@@ -71,13 +116,13 @@ if waiter ~= '' then
   redis.call('ZREM', KEYS[6], waiter)
   redis.call('HDEL', KEYS[7], waiter)
 end
-if #KEYS >= 10 then
-  redis.call('SET', KEYS[8], ARGV[13], 'PX', keep)
-  redis.call('ZADD', KEYS[9], maxexp, ARGV[11])
-  redis.call('ZADD', KEYS[10], maxexp, ARGV[11])
+if #KEYS >= 12 then
+  redis.call('SET', KEYS[10], ARGV[13], 'PX', keep)
+  redis.call('ZADD', KEYS[11], maxexp, ARGV[11])
+  redis.call('ZADD', KEYS[12], maxexp, ARGV[11])
 end
-if #KEYS >= 11 then
-  redis.call('XADD', KEYS[11], 'MAXLEN', '~', ARGV[12], '*', 'type', 'issued', 'resource', ARGV[13],
+if #KEYS >= 13 then
+  redis.call('XADD', KEYS[13], 'MAXLEN', '~', ARGV[12], '*', 'type', 'issued', 'resource', ARGV[13],
     'account', acct, 'lease_id', ARGV[1], 'agent', ARGV[14])
 end
 return {1, now, acct, redis.call('ZRANGE', KEYS[2], 0, 15)}`;

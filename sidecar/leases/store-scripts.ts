@@ -129,8 +129,13 @@ export const WAITER_TTL_MS = 2000;
  */
 export const CHECKOUT_SKEW_MS = 2000;
 
-/** Checkout attempts whose candidates were taken meanwhile (or whose clock estimate was off). */
+/**
+ * Checkout script calls a checkout may lose before it answers busy. A call loses only when the
+ * clock estimate was off by more than CHECKOUT_SKEW_MS or the reservation it named was lost (a
+ * stall past RESERVATION_MS, an operator changing the account); one that finds a candidate free or
+ * reserves an account does not (uncontended: one call; contended: two).
+ */
 export const CHECKOUT_ATTEMPTS = 5;
 
-/** Accounts signed for per checkout attempt: more on each retry. */
-export const CANDIDATES = [4, 8, 16, 16, 16] as const;
+/** Accounts a checkout signs for in advance (the first free ones the last reply listed). */
+export const CANDIDATES = 4;
