@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { type Command, Redis } from "ioredis";
+import { openMonitor } from "../test/support/redis-monitor.js";
 
 /** Commands per name that the servers saw while a piece of work ran. */
 export interface CommandCount {
@@ -10,21 +11,6 @@ export interface CommandCount {
 }
 
 const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
-
-/**
- * `server.monitor()`, with its error listener attached before MONITOR is sent: on a busy shared
- * server a MONITOR line can arrive with MONITOR's own OK, which ioredis reports as "Command queue
- * state error" (an unhandled error event that would end the bench); that line is lost, the rest
- * is counted.
- */
-async function openMonitor(server: Redis): Promise<Redis> {
-  const m = server.duplicate({ monitor: true, lazyConnect: true });
-  m.on("error", () => undefined);
-  const monitoring = new Promise<void>((resolve) => m.once("monitoring", () => resolve()));
-  await m.connect();
-  await monitoring;
-  return m;
-}
 
 /**
  * Runs `work` while MONITOR watches every server, and counts what they saw. MONITOR tags commands

@@ -3,6 +3,7 @@ import type { Cluster, Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { CHECKOUT_SKEW_MS, LeaseStore } from "../../sidecar/leases/index.js";
 import type { RedisClient } from "../../sidecar/redis.js";
+import { openMonitor } from "../support/redis-monitor.js";
 import { BACKENDS, type OpenBackend, type RedisBackend } from "./redis-backends.js";
 
 let n = 0;
@@ -25,7 +26,7 @@ async function watched(client: RedisClient, work: () => Promise<unknown>) {
   const servers: Redis[] = isCluster(client) ? client.nodes("master") : [client];
   const marker = `cs-marker-${randomBytes(4).toString("hex")}`;
   const lines: Array<{ source: string; args: string[] }> = [];
-  const monitors = await Promise.all(servers.map((s) => s.monitor()));
+  const monitors = await Promise.all(servers.map(openMonitor));
   const done = monitors.map(
     (m) =>
       new Promise<void>((resolve) => {
