@@ -10,19 +10,27 @@
  * instead (`query("SELECT ?")`: the value is written into the text, a new text each time, so
  * under policy each is parsed; Cedar's decision for (select, no table) is cached).
  *
- *   npx tsx bench/proxy-mysql.ts [--seconds 5] [--clients 8] [--runs 2] [--mode execute|query] [--quick]
+ * `--audit text` (or `digest`) records each statement (`proxy.auditStatements`) on every listener;
+ * `--profile FILE` writes a V8 CPU profile of this process during the first measured run of the
+ * statement-policy listener.
+ *
+ *   npx tsx bench/proxy-mysql.ts [--seconds 5] [--clients 8] [--runs 2] [--mode execute|query]
+ *     [--audit none|digest|text] [--profile FILE.cpuprofile] [--quick]
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { startProxyHarness } from "../test/proxy/harness.js";
 import { createMariadbAccount, dropMariadbAccounts, mariadbRoot } from "../test/support/mariadb.js";
-import { bareNodeRelay, fmt, numberArg as arg, quick } from "./proxy-bench-support.js";
+import { bareNodeRelay, fmt, numberArg as arg, profiled, quick, stringArg } from "./proxy-bench-support.js";
 
 const seconds = arg("seconds", quick ? 2 : 5);
 const clients = arg("clients", 8);
 const runs = arg("runs", quick ? 1 : 2);
 const modeAt = process.argv.indexOf("--mode");
 const mode = modeAt > 0 && process.argv[modeAt + 1] === "query" ? "query" : "execute";
+const auditArg = stringArg("audit");
+const auditStatements = auditArg === "text" || auditArg === "digest" ? auditArg : "none";
+const profileFile = stringArg("profile");
 
 /** Checkout for anyone; under statement policy, selects without a table. */
 const POLICY = `permit (principal, action in [Action::"checkout", Action::"reveal", Action::"renew", Action::"tool_call"], resource);
@@ -146,7 +154,11 @@ async function main(): Promise<void> {
       proxy: { port: 0, statementPolicy: true },
       lease: { defaultTtl: 3600, maxTtl: 3600 },
     });
-    const proxy = await h.manager({ maxConnectionsPerLease: clients + 8, policy: h.node.policy });
+    const proxy = await h.manager({
+      maxConnectionsPerLease: clients + 8,
+      policy: h.node.policy,
+      auditStatements,
+    });
     const policyPort = proxy.endpointFor("bench-mysql-policy")?.port;
     if (!policyPort) throw new Error("no statement-policy listener");
     const policyLease = await h.checkout("bench-mysql-policy", { ttl: 3600 });
@@ -159,7 +171,7 @@ async function main(): Promise<void> {
     const cred = await h.node.leaseService.credential(lease.token, lease.leaseId, { requestId: "bench" });
     const relay = await bareNodeRelay(3306);
     console.log(
-      `mysql2 ${mode}("SELECT ?") loop, ${clients} connections x ${seconds} s, same MariaDB, same account, same run (listener: no TLS, token by RSA)`,
+      `mysql2 ${mode}("SELECT ?") loop, ${clients} connections x ${seconds} s, same MariaDB, same account, same run (listener: no TLS, token by RSA; statement audit ${auditStatements})`,
     );
     const paths = {
       direct: () => load(3306, cred.username, cred.password, seconds * 1000),
@@ -175,8 +187,10 @@ async function main(): Promise<void> {
     await paths["listener, policy"]();
     const results = new Map<Path, Result[]>();
     for (let i = 0; i < runs; i++) {
-      for (const p of Object.keys(paths) as Path[])
-        results.set(p, [...(results.get(p) ?? []), await paths[p]()]);
+      for (const p of Object.keys(paths) as Path[]) {
+        const file = i === 0 && p === "listener, policy" ? profileFile : undefined;
+        results.set(p, [...(results.get(p) ?? []), await profiled(file, paths[p])]);
+      }
     }
     relay.server.close();
     const avg = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -5,8 +5,12 @@
  * over known tables (the parse; Cedar's decision for that kind and those tables is cached), and
  * on a repeated text (the session's text cache: one SHA-256). Floors: bare libpg-query
  * `parseSync` (+ one bare `statefulIsAuthorized` for new tables); one SHA-256 of the text.
- * The same for the MySQL listener's reading (`classifyMysql`: the listener's lexer, then
- * node-sql-parser's MariaDB grammar per statement), its floor a bare node-sql-parser `parse`.
+ * The same for the MySQL listener's reading (`mysqlClassifier`: the listener's lexer, then
+ * node-sql-parser's MariaDB grammar per statement, or, for a statement whose shape with its
+ * literals masked the session has read and checked, that reading), its floor a bare
+ * node-sql-parser `parse`. `--grammar mysql` (or `postgres`) runs one grammar only.
+ *
+ *   npx tsx bench/statement-policy.ts [--quick] [--grammar mysql|postgres]
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -17,7 +21,7 @@ import { parseSync } from "libpg-query";
 import { loadPolicy } from "../sidecar/policy/index.js";
 import { createRequire } from "node:module";
 import type { Parser } from "node-sql-parser";
-import { classifyMysql } from "../sidecar/proxy/mysql/statement-kind.js";
+import { mysqlClassifier } from "../sidecar/proxy/mysql/statement-kind.js";
 import { classifyPostgres, loadPostgresGrammar } from "../sidecar/proxy/postgres/statement-kind.js";
 import { StatementPolicy } from "../sidecar/proxy/statement-policy.js";
 import { percentile, printTable, quick, type Row, writeResults } from "./stats.js";
@@ -113,12 +117,14 @@ async function main(): Promise<void> {
     };
     const mysqlPolicy = new StatementPolicy({
       ...options,
-      classify: (sql) => classifyMysql(sql, "mariadb"),
+      // As a listener session reads: statements of a shape it has read and checked are not parsed again.
+      classify: mysqlClassifier("mariadb", ""),
     });
     const { Parser: MariaParser } = createRequire(import.meta.url)("node-sql-parser/build/mariadb.js") as {
       Parser: new () => Parser;
     };
     const bareMysql = new MariaParser();
+    const only = process.argv[process.argv.indexOf("--grammar") + 1];
     const grammars = [
       { grammar: "postgres", judge: policy, parse: (sql: string) => parseSync(sql) },
       {
@@ -126,7 +132,7 @@ async function main(): Promise<void> {
         judge: mysqlPolicy,
         parse: (sql: string) => bareMysql.parse(sql, { database: "mariadb" }),
       },
-    ] as const;
+    ].filter((g) => !process.argv.includes("--grammar") || g.grammar === only);
     const n = quick ? 5000 : 50000;
     const rows: Row[] = [];
     const results: Record<string, unknown> = { quick, n };

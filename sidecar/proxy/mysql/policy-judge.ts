@@ -10,7 +10,7 @@ import {
 import type { CommandVerdict } from "./command-guard.js";
 import { COM, ER } from "./packets.js";
 import { readText, type SessionReading } from "./session-reading.js";
-import { classifyMysql, type MysqlDialect } from "./statement-kind.js";
+import { type MysqlDialect, mysqlClassifier } from "./statement-kind.js";
 
 /** What a listener gives its sessions for `proxy.statementPolicy`. */
 export interface MysqlStatementPolicy {
@@ -124,7 +124,10 @@ export class MysqlPolicyJudge {
         hint: "under statement policy sql_mode and the client character set stay as the session began",
       },
     };
-    this.statements = new StatementPolicy({ ...base, classify: (sql) => classifyMysql(sql, o.dialect) });
+    this.statements = new StatementPolicy({
+      ...base,
+      classify: mysqlClassifier(o.dialect, o.reading.sqlMode),
+    });
     this.commands = new StatementPolicy({ ...base, classify: classifyCommand });
   }
 

@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import type { AST, Parser } from "node-sql-parser";
 import type { Classification, ClassifiedStatement, StatementKind } from "../statement-policy.js";
 import { type ScannedStatement, scanMysql, unquoteMysql } from "./sql-scan.js";
+import { probeLiteralsRead, probeText, type StatementShape, statementShape } from "./statement-shape.js";
 
 /** Which grammar of node-sql-parser reads the server's SQL. */
 export type MysqlDialect = "mysql" | "mariadb";
@@ -108,25 +109,41 @@ function tablesOf(list: readonly string[], ast: Node): string[] {
   return [...out];
 }
 
-/** One statement by the grammar: exactly one statement, or unreadable. */
-function parsed(text: string, dialect: MysqlDialect): One {
+/** What the grammar made of one statement's text, for statement-shape.ts's check. */
+interface Tree {
+  readonly type: string;
+  readonly ast: unknown;
+  readonly tableList: readonly string[];
+}
+
+/** One statement by the grammar: exactly one statement, or unreadable; with its tree when read. */
+function parsedTree(text: string, dialect: MysqlDialect): { one: One; tree?: Tree } {
   let result: { tableList: string[]; ast: AST[] | AST };
   try {
     result = parserFor(dialect).parse(text, { database: dialect });
   } catch (err) {
-    return { ok: false, error: (err as Error).message };
+    return { one: { ok: false, error: (err as Error).message } };
   }
   const asts = Array.isArray(result.ast) ? result.ast : [result.ast];
   const ast = asts[0] as unknown as Node | undefined;
   if (asts.length !== 1 || !ast || typeof ast.type !== "string") {
     return {
-      ok: false,
-      error: "statement count",
-      misread: "text the grammar splits otherwise than the server",
+      one: {
+        ok: false,
+        error: "statement count",
+        misread: "text the grammar splits otherwise than the server",
+      },
     };
   }
   const { kind, syntax } = kindOf(ast);
-  return { ok: true, statement: { kind, tables: tablesOf(result.tableList, ast) }, syntax };
+  return {
+    one: { ok: true, statement: { kind, tables: tablesOf(result.tableList, ast) }, syntax },
+    tree: { type: ast.type, ast, tableList: result.tableList },
+  };
+}
+
+function parsed(text: string, dialect: MysqlDialect): One {
+  return parsedTree(text, dialect).one;
 }
 
 const ID = "(?:[A-Za-z0-9_$]+|`(?:[^`]|``)+`)";
@@ -202,8 +219,100 @@ function byPattern(text: string, dialect: MysqlDialect, depth: number): One | un
   return undefined;
 }
 
-function readOne(s: ScannedStatement, dialect: MysqlDialect, depth: number): One {
-  const one = parsed(s.text, dialect);
+/** Statements the shape memory keeps: the grammar's DML (no pattern, no SET, no dynamic SQL). */
+const SHAPED_TYPES: ReadonlySet<string> = new Set(["select", "insert", "update", "delete", "replace"]);
+/** Shapes kept per session, and their characters: past either, the memory starts over. */
+const MAX_SHAPES = 1024;
+const MAX_SHAPE_CHARS = 256 * 1024;
+/** A statement longer than this is read whole every time. */
+const MAX_SHAPE_LENGTH = 8 * 1024;
+
+/**
+ * One session's readings of statements by their shape (statement-shape.ts): a shape seen twice
+ * is checked once with probe literals, and if the grammar reads every masked literal as a plain
+ * value, in a tree of the same kind and tables, later statements of that shape take that reading
+ * without a parse. Anything else is read whole, every time.
+ */
+class ShapeMemory {
+  private readonly known = new Map<string, One>();
+  private readonly seenOnce = new Set<string>();
+  /** Shapes whose probe failed: read whole from now on, not probed again. */
+  private readonly unshaped = new Set<string>();
+  private entries = 0;
+  private chars = 0;
+
+  constructor(
+    readonly dialect: MysqlDialect,
+    readonly sqlMode: string,
+    private readonly onRecall: (() => void) | undefined,
+  ) {}
+
+  recall(shape: StatementShape): One | undefined {
+    const known = this.known.get(shape.key);
+    if (known) this.onRecall?.();
+    return known;
+  }
+
+  /** Room for one more key: all three start over when the session's budget is spent. */
+  private keep(key: string): void {
+    if (this.entries >= MAX_SHAPES || this.chars + key.length > MAX_SHAPE_CHARS) {
+      this.known.clear();
+      this.seenOnce.clear();
+      this.unshaped.clear();
+      this.entries = 0;
+      this.chars = 0;
+    }
+    this.entries++;
+    this.chars += key.length;
+  }
+
+  private refuse(key: string): void {
+    this.keep(key);
+    this.unshaped.add(key);
+  }
+
+  learn(shape: StatementShape, one: One, tree: Tree): void {
+    if (!one.ok || one.syntax || !SHAPED_TYPES.has(tree.type) || shape.key.length > MAX_SHAPE_LENGTH) return;
+    if (this.unshaped.has(shape.key)) return;
+    if (!this.seenOnce.has(shape.key)) {
+      this.keep(shape.key);
+      this.seenOnce.add(shape.key);
+      return;
+    }
+    this.seenOnce.delete(shape.key);
+    const probe = parsedTree(probeText(shape), this.dialect);
+    if (
+      !probe.one.ok ||
+      !probe.tree ||
+      !sameReading(probe.one, one) ||
+      probe.tree.type !== tree.type ||
+      !probeLiteralsRead(probe.tree.ast, probe.tree.tableList, shape)
+    ) {
+      this.refuse(shape.key);
+      return;
+    }
+    this.keep(shape.key);
+    const statement = Object.freeze({
+      kind: one.statement.kind,
+      tables: Object.freeze([...one.statement.tables]),
+    });
+    this.known.set(shape.key, Object.freeze({ ok: true, statement, syntax: false }));
+  }
+}
+
+function sameReading(a: One, b: One): boolean {
+  if (!a.ok || !b.ok || a.syntax !== b.syntax || a.statement.kind !== b.statement.kind) return false;
+  const [x, y] = [a.statement.tables, b.statement.tables];
+  return x.length === y.length && x.every((t, i) => t === y[i]);
+}
+
+function readOne(s: ScannedStatement, dialect: MysqlDialect, depth: number, memory?: ShapeMemory): One {
+  const shape = memory ? statementShape(s.text, memory.sqlMode) : undefined;
+  const masked = shape && shape.kinds.length > 0 ? shape : undefined;
+  const known = masked && memory?.recall(masked);
+  if (known) return known;
+  const { one, tree } = parsedTree(s.text, dialect);
+  if (masked && tree) memory?.learn(masked, one, tree);
   if (one.ok || one.misread !== undefined) return one;
   // The text has no comments left: what a pattern matches is all the server reads.
   return byPattern(s.text, dialect, depth) ?? one;
@@ -216,15 +325,38 @@ function readOne(s: ScannedStatement, dialect: MysqlDialect, depth: number): One
  * statements it does not know are read by exact patterns. Synchronous; never throws.
  */
 export function classifyMysql(sql: string, dialect: MysqlDialect = "mariadb", depth = 0): Classification {
+  return classifyWith(sql, dialect, depth, undefined);
+}
+
+function classifyWith(
+  sql: string,
+  dialect: MysqlDialect,
+  depth: number,
+  memory: ShapeMemory | undefined,
+): Classification {
   const scan = scanMysql(sql);
   if (!scan.ok) return { ok: false, error: scan.misread, misread: scan.misread };
   const statements: ClassifiedStatement[] = [];
   let syntax = false;
   for (const s of scan.statements) {
-    const one = readOne(s, dialect, depth);
+    const one = readOne(s, dialect, depth, memory);
     if (!one.ok) return { ok: false, error: one.error, misread: one.misread };
     statements.push(one.statement);
     syntax ||= one.syntax;
   }
   return { ok: true, statements, params: 0, changesSyntax: syntax };
+}
+
+/**
+ * `classifyMysql` for one session, whose sql_mode is `sqlMode`: the same classifications, with a
+ * statement whose shape (its text with plain literals masked, statement-shape.ts) the session
+ * already had read and checked taking that reading instead of a parse (`onRecall` is told).
+ */
+export function mysqlClassifier(
+  dialect: MysqlDialect,
+  sqlMode: string,
+  onRecall?: () => void,
+): (sql: string) => Classification {
+  const memory = new ShapeMemory(dialect, sqlMode, onRecall);
+  return (sql) => classifyWith(sql, dialect, 0, memory);
 }
