@@ -52,6 +52,69 @@ describe("LDAP DNs: does a request name the account's entry or one above it?", (
     expect(namesAccountOrAbove("uid=other,dc=x", null)).toBe(true);
   });
 
+  it("slapd's own folds: İ (U+0130) is i to caseIgnoreMatch, so uid=alİce names uid=alice (was a bypass)", () => {
+    const alice = rdnValues("uid=alice,ou=people,dc=example,dc=org");
+    for (const dn of [
+      "uid=alİce,ou=people,dc=example,dc=org",
+      "uid=ALİCE,ou=people,dc=example,dc=org",
+      "uid=al\\c4\\b0ce,ou=people,dc=example,dc=org",
+      "uid=ＡＬİＣＥ,ou=people,dc=example,dc=org",
+      "uid=alice,ou=people,dc=example,dc=org",
+    ])
+      expect(namesAccountOrAbove(dn, alice), dn).toBe(true);
+    // An account value holding İ is named by its slapd spellings too.
+    expect(namesAccountOrAbove("uid=i,dc=org", rdnValues("uid=İ,dc=org"))).toBe(true);
+    expect(namesAccountOrAbove("uid=I,dc=org", rdnValues("uid=İ,dc=org"))).toBe(true);
+  });
+
+  it("a value of a type whose matching the fold may not cover (telephoneNumber, DN-valued) matches any value", () => {
+    // telephoneNumberMatch ignores '-': slapd names this entry telephoneNumber=5550100.
+    const phone = rdnValues("telephoneNumber=555-0100,ou=people,dc=example,dc=org");
+    expect(phone).toEqual([[null], ["people"], ["example"], ["org"]]);
+    for (const dn of [
+      "telephoneNumber=5550100,ou=people,dc=example,dc=org",
+      "telephoneNumber=555 01-00,ou=people,dc=example,dc=org",
+      "cn=anyone,ou=people,dc=example,dc=org",
+    ])
+      expect(namesAccountOrAbove(dn, phone), dn).toBe(true);
+    // distinguishedNameMatch reads the inner DN: seeAlso=cn\=a\,dc\=org is seeAlso=commonName\=A\,dc\=org.
+    const seeAlso = rdnValues("seeAlso=commonName\\=A\\,dc\\=org,dc=org");
+    expect(namesAccountOrAbove("seeAlso=cn\\=a\\,dc\\=org,dc=org", seeAlso)).toBe(true);
+    // The known part still decides: another parent is another entry.
+    expect(namesAccountOrAbove("telephoneNumber=5550100,ou=groups,dc=example,dc=org", phone)).toBe(false);
+    // Type names count by name or OID, any case; a multi-valued RDN needs each known value.
+    expect(rdnValues("CommonName=a+2.5.4.4=b+uidNumber=7,O=x")).toEqual([["a", "b", null], ["x"]]);
+    const multi = rdnValues("cn=a+uidNumber=7,o=x");
+    expect(namesAccountOrAbove("uidNumber=007+cn=A,o=x", multi)).toBe(true);
+    expect(namesAccountOrAbove("cn=b+uidNumber=7,o=x", multi)).toBe(false);
+    expect(namesAccountOrAbove("cn=a,o=x", multi)).toBe(false);
+  });
+
+  it("slapd skips tabs, CR and LF where it skips spaces: a '#' value after them cannot be read", () => {
+    for (const dn of [
+      "uid=\t#0405707831,ou=People,dc=example,dc=org",
+      'uid=\r\n"px_l1",ou=People,dc=example,dc=org',
+    ])
+      expect(namesAccountOrAbove(dn, account), dn).toBe(true);
+    expect(namesAccountOrAbove("uid=\tpx_l1,\tou=People,dc=example,dc=org", account)).toBe(true);
+    // A type with an option (slapd drops it: uid;lang-en is uid) cannot be read.
+    expect(namesAccountOrAbove("uid;lang-en=nobody,ou=People,dc=example,dc=org", account)).toBe(true);
+  });
+
+  it("i, I and İ in any mix and case name the same account (fast-check)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom("i", "I", "İ", "l", "L", "ı"), { minLength: 1, maxLength: 8 }),
+        (chars) => {
+          // slapd folds i, I and İ to i; ı (dotless) stays ı, so it is left out of the account.
+          const value = chars.join("");
+          const folded = chars.map((c) => (c === "ı" ? c : c.toLowerCase().charAt(0))).join("");
+          expect(namesAccountOrAbove(`uid=${value},dc=org`, rdnValues(`uid=${folded},dc=org`))).toBe(true);
+        },
+      ),
+    );
+  });
+
   it("a DN escaped any way, character by character, still names the account (fast-check)", () => {
     const chars = [..."uid=px_l1,ou=People,dc=example,dc=org"];
     fc.assert(
