@@ -10,6 +10,7 @@ import {
   type StatementJudge,
 } from "./statement-guard.js";
 import { classifyPostgres } from "./statement-kind.js";
+import { pgStatementShape } from "./statement-shape.js";
 
 /** What a listener gives its sessions for `proxy.statementPolicy`: the engine (absent: refuse all) and `proxy.unparseable`. */
 export interface SessionStatementPolicy {
@@ -118,6 +119,7 @@ function policyJudge(o: SessionGuardOptions): StatementJudge {
     groups: o.reg.groups,
     unparseable: sp.unparseable,
     classify: classifyPostgres,
+    shape: pgStatementShape,
   });
   return (text) => {
     const unreadable = o.syntax.refusal(text);
