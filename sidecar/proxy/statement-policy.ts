@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { LeaseRecord } from "../leases/index.js";
 import { buildPolicyContext, type PolicyDecision, type PolicyRequest } from "../policy/index.js";
 
@@ -177,7 +177,7 @@ export class StatementPolicy {
       const known = this.shapes.get(shape);
       if (known) return known;
     }
-    const key = createHash("sha256").update(sql, "utf8").digest("base64");
+    const key = hash("sha256", sql, "base64");
     const hit = this.cache.get(key);
     if (hit) return hit;
     const parsed = this.o.classify(sql);

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { AuditFields, AuditSink } from "../audit/index.js";
 import type { LeaseRecord } from "../leases/index.js";
 import { leaseAuditFields } from "./session-record.js";
@@ -68,7 +68,7 @@ export class StatementTrail {
     if (this.failed) return;
     const fields: AuditFields<"tool_call"> = {
       ...this.base,
-      digest: `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`,
+      digest: `sha256:${hash("sha256", text, "hex")}`,
       statement: this.o.mode === "text" && !secret ? text : undefined,
       truncated: truncated ? true : undefined,
     };

@@ -83,7 +83,7 @@ export interface SessionGuardOptions {
   /** The session's reading of SQL, kept up to date by the session from the server's messages. */
   readonly syntax: SessionSyntax;
   readonly onRefused: (text: string, refusal: GuardRefusal) => void;
-  readonly onStatement: ((m: TappedMessage) => void) | undefined;
+  readonly onStatement: ((m: TappedMessage, text: string | undefined) => void) | undefined;
   readonly onUnjudgeable: (why: string) => void;
 }
 
