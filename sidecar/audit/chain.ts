@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, hash, timingSafeEqual } from "node:crypto";
 import { canonicalJson } from "./canonical.js";
 import type { AuditFields, AuditRecord } from "./types.js";
 
@@ -21,7 +21,7 @@ export function hashRecord(rec: object): string {
 
 /** SHA-256 (hex) of a record body that has no `hash` nor `hmac` yet. */
 function hashBody(body: object): string {
-  return createHash("sha256").update(canonicalJson(body)).digest("hex");
+  return hash("sha256", canonicalJson(body), "hex");
 }
 
 /**
@@ -97,8 +97,8 @@ export function sealRecord(fields: AuditFields, ctx: SealContext): AuditRecord {
   // a body of plain values is that already; any other takes the JSON round trip.
   const plain = simple ? body : (JSON.parse(JSON.stringify(body)) as Record<string, unknown>);
   const canonical = simple ? simpleCanonical(plain) : null;
-  const hash = canonical === null ? hashBody(plain) : createHash("sha256").update(canonical).digest("hex");
-  plain.hash = hash;
-  if (ctx.hmacKey) plain.hmac = recordHmac(ctx.hmacKey, hash);
+  const digest = canonical === null ? hashBody(plain) : hash("sha256", canonical, "hex");
+  plain.hash = digest;
+  if (ctx.hmacKey) plain.hmac = recordHmac(ctx.hmacKey, digest);
   return plain as unknown as AuditRecord;
 }
