@@ -24,13 +24,26 @@ function hashBody(body: object): string {
   return hash("sha256", canonicalJson(body), "hex");
 }
 
+/** The last body's keys as they came, and sorted: records of one kind come with the same keys. */
+let lastKeys: readonly string[] = [];
+let lastSorted: readonly string[] = [];
+
+/** `Object.keys(body).sort()`, without sorting again keys just sorted. */
+function sortedKeys(body: Record<string, unknown>): readonly string[] {
+  const keys = Object.keys(body);
+  if (keys.length === lastKeys.length && keys.every((k, i) => k === lastKeys[i])) return lastSorted;
+  lastKeys = keys;
+  lastSorted = [...keys].sort();
+  return lastSorted;
+}
+
 /**
  * The canonical JSON of a body whose values all survive JSON unchanged (see survivesJson) and
  * whose keys are not array indexes: JSON.stringify of a copy with its keys in sorted order, the
  * same text as canonicalJson, in one native call. Null when a key would not keep its place.
  */
 function simpleCanonical(body: Record<string, unknown>): string | null {
-  const keys = Object.keys(body).sort();
+  const keys = sortedKeys(body);
   const sorted: Record<string, unknown> = {};
   for (const k of keys) {
     // An integer-like key goes first in any object, whatever its insertion order.

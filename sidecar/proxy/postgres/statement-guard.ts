@@ -171,7 +171,8 @@ export class StatementGuard {
         const len = chunk.readInt32BE(i + 1);
         const end = i + 1 + len;
         if (len >= 4 && end <= chunk.length && len + 1 <= this.max && this.holds(type)) {
-          out.push(this.judge(type, chunk.subarray(i + 5, end), chunk.subarray(i, end)));
+          const whole = i === 0 && end === chunk.length ? chunk : chunk.subarray(i, end);
+          out.push(this.judge(type, chunk.subarray(i + 5, end), whole));
           i = end;
           continue;
         }
