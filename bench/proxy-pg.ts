@@ -5,7 +5,8 @@
  *
  * A second listener with statement policy on (`proxy.statementPolicy`: each statement parsed by
  * PostgreSQL's grammar and decided by Cedar, "select from pgbench_accounts and pgbench_branches" permitted) runs in
- * the same loop, as a second account of the same server.
+ * the same loop, as a second account of the same server; and the same listener again with
+ * statement audit `text` (`--profile FILE` profiles the first run of each listener).
  *
  * A bare Node relay (`socket.pipe`, in the same process) runs in the same loop: the floor
  * any Node listener can reach on this machine. Also splits the CPU time of each run between the proxy, pgbench and postgres: on a small
@@ -15,7 +16,7 @@
  * listeners with `proxy.auditStatements` none, digest and text against direct, `pgbench -S` and
  * an INSERT loop (`--inserts N`, default 5000), interleaved `--runs` times (default 3).
  *
- *   npx tsx bench/proxy-pg.ts [--seconds 10] [--clients 4] [--runs 2] [--profile FILE.cpuprofile]
+ *   npx tsx bench/proxy-pg.ts [--seconds 10] [--clients 4] [--runs 2] [--profile FILE]
  *   npx tsx bench/proxy-pg.ts --statement-audit [--seconds 10] [--runs 3] [--inserts 5000]
  */
 import { ProcCallerAttestor } from "../sidecar/attest/index.js";
@@ -199,6 +200,16 @@ async function main(): Promise<void> {
       caller: () => attestor.attestProcess("tcp", process.pid),
     });
     const judged: Target = { port: stmtPort, user: stmtLease.leaseId, password: stmtLease.token };
+    // The same listener with statement audit `text` (every statement's record, with its text).
+    const proxyText = await h.manager({
+      tls: false,
+      attestor,
+      policy: h.node.policy,
+      auditStatements: "text",
+    });
+    const textPort = proxyText.endpointFor("bench-pg-stmt")?.port;
+    if (!textPort) throw new Error("no statement-policy listener with statement audit");
+    const judgedText: Target = { ...judged, port: textPort };
     if (auditOnly) {
       await statementAuditBench(h, {
         seconds,
@@ -222,16 +233,22 @@ async function main(): Promise<void> {
     await tool("pgbench", ["-S", "-n", "-T", "2", "-c", String(clients)], env(proxied));
     await tool("pgbench", ["-S", "-n", "-T", "1", "-c", String(clients)], env(bare));
     await tool("pgbench", ["-S", "-n", "-T", "2", "-c", String(clients)], env(judged));
+    await tool("pgbench", ["-S", "-n", "-T", "2", "-c", String(clients)], env(judgedText));
     type Run = Awaited<ReturnType<typeof throughput>>;
     const ds: Run[] = [];
     const bs: Run[] = [];
     const ps: Run[] = [];
     const js: Run[] = [];
+    const ts: Run[] = [];
     for (let i = 0; i < runs; i++) {
       ds.push(await throughput(direct));
       bs.push(await throughput(bare));
-      ps.push(await profiled(i === 0 ? profileFile : undefined, () => throughput(proxied)));
-      js.push(await throughput(judged));
+      // `--profile FILE`: the first round's three listener runs, as FILE-listener, FILE-policy, FILE-text.
+      const prof = (name: string) =>
+        i === 0 && profileFile ? `${profileFile}-${name}.cpuprofile` : undefined;
+      ps.push(await profiled(prof("listener"), () => throughput(proxied)));
+      js.push(await profiled(prof("policy"), () => throughput(judged)));
+      ts.push(await profiled(prof("text"), () => throughput(judgedText)));
     }
     relay.server.close();
     const avg = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -249,6 +266,16 @@ async function main(): Promise<void> {
     row("bare    ", bs, true);
     row("listener", ps, true);
     row("listener, statement policy", js, true);
+    row("listener, statement policy, statement audit text", ts, true);
+    const bTps = avg(bs.map((r) => r.tps));
+    const vsRelay = (rs: readonly Run[]) =>
+      `${fmt(avg(rs.map((r) => r.tps)) / bTps, 2)} (per run: ${rs.map((r, i) => fmt(r.tps / (bs[i]?.tps ?? 1), 2)).join(", ")})`;
+    console.log(
+      `vs the bare relay: listener ${vsRelay(ps)}; statement policy ${vsRelay(js)}; policy + audit text ${vsRelay(ts)}`,
+    );
+    console.log(
+      `statement audit text vs none (policy on): ${fmt(avg(ts.map((r) => r.tps)) / avg(js.map((r) => r.tps)), 2)} of the tps`,
+    );
     const dl = await latencies(direct);
     const pl = await latencies(proxied);
     const dp50 = quantile(dl, 0.5);

@@ -69,6 +69,8 @@ export class AuditLog implements AuditSink {
   private delay: NodeJS.Timeout | undefined;
   private readonly mirror: AuditStreamMirror | undefined;
   private readonly now: () => number;
+  private isoMs = Number.NaN;
+  private iso = "";
 
   private constructor(
     private readonly file: string,
@@ -169,10 +171,20 @@ export class AuditLog implements AuditSink {
    */
   appendDeferred(fields: AuditFields, done?: (err?: Error) => void): AppendOutcome {
     if (this.closed) return "refused";
-    if (!this.queue.pushDeferred(fields, new Date(this.now()).toISOString(), done)) return "dropped";
+    if (!this.queue.pushDeferred(fields, this.isoNow(), done)) return "dropped";
     if (this.queue.full()) this.kick();
     else if (!this.draining) this.armDelay();
     return "queued";
+  }
+
+  /** The time now as ISO 8601, made once per millisecond (statements come several a millisecond). */
+  private isoNow(): string {
+    const ms = this.now();
+    if (ms !== this.isoMs) {
+      this.isoMs = ms;
+      this.iso = new Date(ms).toISOString();
+    }
+    return this.iso;
   }
 
   /** Deferred records dropped since the log was opened (the queue was full). */

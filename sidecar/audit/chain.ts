@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, hash, timingSafeEqual } from "node:crypto";
 import { canonicalJson } from "./canonical.js";
 import type { AuditFields, AuditRecord } from "./types.js";
 
@@ -21,7 +21,20 @@ export function hashRecord(rec: object): string {
 
 /** SHA-256 (hex) of a record body that has no `hash` nor `hmac` yet. */
 function hashBody(body: object): string {
-  return createHash("sha256").update(canonicalJson(body)).digest("hex");
+  return hash("sha256", canonicalJson(body), "hex");
+}
+
+/** The last body's keys as they came, and sorted: records of one kind come with the same keys. */
+let lastKeys: readonly string[] = [];
+let lastSorted: readonly string[] = [];
+
+/** `Object.keys(body).sort()`, without sorting again keys just sorted. */
+function sortedKeys(body: Record<string, unknown>): readonly string[] {
+  const keys = Object.keys(body);
+  if (keys.length === lastKeys.length && keys.every((k, i) => k === lastKeys[i])) return lastSorted;
+  lastKeys = keys;
+  lastSorted = [...keys].sort();
+  return lastSorted;
 }
 
 /**
@@ -30,7 +43,7 @@ function hashBody(body: object): string {
  * same text as canonicalJson, in one native call. Null when a key would not keep its place.
  */
 function simpleCanonical(body: Record<string, unknown>): string | null {
-  const keys = Object.keys(body).sort();
+  const keys = sortedKeys(body);
   const sorted: Record<string, unknown> = {};
   for (const k of keys) {
     // An integer-like key goes first in any object, whatever its insertion order.
@@ -97,8 +110,8 @@ export function sealRecord(fields: AuditFields, ctx: SealContext): AuditRecord {
   // a body of plain values is that already; any other takes the JSON round trip.
   const plain = simple ? body : (JSON.parse(JSON.stringify(body)) as Record<string, unknown>);
   const canonical = simple ? simpleCanonical(plain) : null;
-  const hash = canonical === null ? hashBody(plain) : createHash("sha256").update(canonical).digest("hex");
-  plain.hash = hash;
-  if (ctx.hmacKey) plain.hmac = recordHmac(ctx.hmacKey, hash);
+  const digest = canonical === null ? hashBody(plain) : hash("sha256", canonical, "hex");
+  plain.hash = digest;
+  if (ctx.hmacKey) plain.hmac = recordHmac(ctx.hmacKey, digest);
   return plain as unknown as AuditRecord;
 }

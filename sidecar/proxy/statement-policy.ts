@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { LeaseRecord } from "../leases/index.js";
 import { buildPolicyContext, type PolicyDecision, type PolicyRequest } from "../policy/index.js";
 
@@ -57,6 +57,12 @@ export type Classification =
        * same: always refused, whatever the policy.
        */
       readonly changesSyntax: boolean;
+      /**
+       * True when any text of the same shape (`StatementPolicyOptions.shape`: the same text but
+       * for its literals' values) is classified the same: nothing here came from a literal's
+       * value. Absent: the verdict is not kept for the shape.
+       */
+      readonly sameForAnyLiterals?: boolean | undefined;
     }
   | {
       readonly ok: false;
@@ -109,6 +115,13 @@ export interface StatementPolicyOptions {
    * statement that changes one). @default PostgreSQL's client_encoding and standard_conforming_strings
    */
   readonly syntaxSettings?: { readonly names: string; readonly hint: string } | undefined;
+  /**
+   * The text with its literals masked, when the protocol's lexer is sure how the server reads
+   * it (else undefined): texts of one shape differ only in their literals' values. A verdict on
+   * a classification that is `sameForAnyLiterals` is kept per shape, so a new literal in a known
+   * statement is neither parsed nor decided again. Absent: verdicts are kept per text only.
+   */
+  readonly shape?: ((sql: string) => string | undefined) | undefined;
   /** Cached decisions per session before the cache starts over. @default 4096 */
   readonly maxCached?: number | undefined;
   readonly now?: (() => number) | undefined;
@@ -118,6 +131,8 @@ export interface StatementPolicyOptions {
 
 const ALLOWED: StatementVerdict = { allowed: true };
 const HOUR_MS = 3_600_000;
+/** The characters a session's shape keys may hold before its caches start over (about 2 MiB). */
+const MAX_SHAPE_CHARS = 1 << 20;
 
 /** A refusal of one statement, before the message's parameter count is known. */
 type Decided = { readonly allowed: true } | Omit<Extract<StatementVerdict, { allowed: false }>, "params">;
@@ -133,13 +148,18 @@ function described(s: ClassifiedStatement): string {
  * the protocol's grammar and decided by Cedar as `Action::"statement"` on the lease's resource,
  * the principal the lease's agent, the context the lease's (intent, task, tool, approval,
  * caller) with `statement_kind`, `tables` and `multiple`. A message of several statements is
- * refused if any one is. Verdicts are cached for the session per statement text (by SHA-256),
+ * refused if any one is. Verdicts are cached for the session per statement shape (the text with
+ * its literals masked, where the protocol gives one and the classification does not depend on
+ * them), else per statement text (by SHA-256),
  * and Cedar's decisions per (kind, tables, multiple), since nothing else in the context changes
  * within a session but the clock: both caches start over when the policy file is reloaded and
  * when the UTC hour changes (`context.hour_utc`). Synchronous: the grammar and Cedar both are.
  */
 export class StatementPolicy {
   private readonly cache = new Map<string, StatementVerdict>();
+  /** Verdicts per shape, and the characters their keys hold (bounded by `max` too). */
+  private readonly shapes = new Map<string, StatementVerdict>();
+  private shapeChars = 0;
   private readonly decisions = new Map<string, Decided>();
   private cachedFor: readonly string[] | undefined;
   private cachedHour = -1;
@@ -152,11 +172,22 @@ export class StatementPolicy {
   /** The verdict on one message's SQL text. */
   judge(sql: string): StatementVerdict {
     this.refresh();
-    const key = createHash("sha256").update(sql, "utf8").digest("base64");
+    const shape = this.o.shape?.(sql);
+    if (shape !== undefined) {
+      const known = this.shapes.get(shape);
+      if (known) return known;
+    }
+    const key = hash("sha256", sql, "base64");
     const hit = this.cache.get(key);
     if (hit) return hit;
-    const verdict = this.decide(sql);
-    this.cache.set(key, verdict);
+    const parsed = this.o.classify(sql);
+    const verdict = this.decide(parsed);
+    if (shape !== undefined && parsed.ok && parsed.sameForAnyLiterals === true) {
+      this.shapes.set(shape, verdict);
+      this.shapeChars += shape.length;
+    } else {
+      this.cache.set(key, verdict);
+    }
     return verdict;
   }
 
@@ -171,8 +202,16 @@ export class StatementPolicy {
   private refresh(): void {
     const ids = this.o.policy?.policyIds;
     const hour = Math.floor((this.o.now?.() ?? Date.now()) / HOUR_MS);
-    if (ids !== this.cachedFor || hour !== this.cachedHour || this.cache.size >= this.max) {
+    if (
+      ids !== this.cachedFor ||
+      hour !== this.cachedHour ||
+      this.cache.size >= this.max ||
+      this.shapes.size >= this.max ||
+      this.shapeChars >= MAX_SHAPE_CHARS
+    ) {
       this.cache.clear();
+      this.shapes.clear();
+      this.shapeChars = 0;
       this.decisions.clear();
       this.cachedFor = ids;
       this.cachedHour = hour;
@@ -198,8 +237,7 @@ export class StatementPolicy {
     return decided;
   }
 
-  private decide(sql: string): StatementVerdict {
-    const parsed = this.o.classify(sql);
+  private decide(parsed: Classification): StatementVerdict {
     if (!parsed.ok && parsed.misread !== undefined) {
       return {
         allowed: false,

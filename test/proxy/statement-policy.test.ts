@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LeaseRecord } from "../../sidecar/leases/index.js";
 import { loadPolicy, type PolicyEngine, type PolicyRequest } from "../../sidecar/policy/index.js";
 import { classifyPostgres, loadPostgresGrammar } from "../../sidecar/proxy/postgres/statement-kind.js";
+import { pgStatementShape } from "../../sidecar/proxy/postgres/statement-shape.js";
 import { StatementPolicy, type StatementPolicyPort } from "../../sidecar/proxy/statement-policy.js";
 
 /** The README's worked policy: intent read may only select from orders and customers; DDL needs an approval. */
@@ -196,5 +197,44 @@ describe("StatementPolicy (the worked policy)", () => {
     p.judge("SELECT * FROM orders");
     expect(calls).toHaveLength(4);
     expect(calls[3]?.context.hour_utc).toBe(10);
+  });
+
+  it("keeps verdicts per shape: a new literal is not parsed again, a setting's value always is", () => {
+    const parsed: string[] = [];
+    let ids: readonly string[] = engine.policyIds;
+    const p = new StatementPolicy({
+      policy: {
+        decide: (req) => engine.decide(req),
+        get policyIds() {
+          return ids;
+        },
+      },
+      lease: lease("read"),
+      resource: "orders-db",
+      groups: [],
+      unparseable: "deny",
+      classify: (sql) => {
+        parsed.push(sql);
+        return classifyPostgres(sql);
+      },
+      shape: pgStatementShape,
+    });
+    for (let i = 0; i < 5; i++)
+      expect(p.judge(`SELECT * FROM orders WHERE id = ${i} AND n = '${i}'`).allowed).toBe(true);
+    expect(p.judge("SELECT * FROM payroll WHERE id = 1").allowed).toBe(false);
+    expect(p.judge("SELECT * FROM payroll WHERE id = 2").allowed).toBe(false);
+    // No shape (a dollar quote): kept per text.
+    expect(p.judge("SELECT $$x$$ FROM orders").allowed).toBe(true);
+    expect(p.judge("SELECT $$x$$ FROM orders").allowed).toBe(true);
+    expect(parsed).toHaveLength(3);
+    // SET: the classification reads the value, so each text is parsed (and kept by text only).
+    expect(p.judge("SET client_encoding = 'UTF8'").allowed).toBe(false);
+    const sjis = p.judge("SET client_encoding = 'SJIS'");
+    expect(sjis).toMatchObject({ allowed: false, reason: expect.stringContaining("client_encoding") });
+    expect(parsed).toHaveLength(5);
+    // A reload starts the shapes over.
+    ids = [...ids];
+    p.judge("SELECT * FROM orders WHERE id = 9 AND n = '9'");
+    expect(parsed).toHaveLength(6);
   });
 });

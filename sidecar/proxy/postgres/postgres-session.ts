@@ -315,7 +315,7 @@ export class PostgresSession implements ProxySession, Handshaking {
   /** The guard on the client's statements, when the registration needs one (session-guard.ts). */
   private statementGuard(
     lease: LeaseRecord | undefined,
-    onStatement: ((m: TappedMessage) => void) | undefined,
+    onStatement: ((m: TappedMessage, text: string | undefined) => void) | undefined,
   ): StatementGuard | undefined {
     return sessionGuard({
       reg: this.ctx.registration(),

@@ -10,6 +10,7 @@ import {
   type StatementJudge,
 } from "./statement-guard.js";
 import { classifyPostgres } from "./statement-kind.js";
+import { pgStatementShape } from "./statement-shape.js";
 
 /** What a listener gives its sessions for `proxy.statementPolicy`: the engine (absent: refuse all) and `proxy.unparseable`. */
 export interface SessionStatementPolicy {
@@ -82,7 +83,7 @@ export interface SessionGuardOptions {
   /** The session's reading of SQL, kept up to date by the session from the server's messages. */
   readonly syntax: SessionSyntax;
   readonly onRefused: (text: string, refusal: GuardRefusal) => void;
-  readonly onStatement: ((m: TappedMessage) => void) | undefined;
+  readonly onStatement: ((m: TappedMessage, text: string | undefined) => void) | undefined;
   readonly onUnjudgeable: (why: string) => void;
 }
 
@@ -118,6 +119,7 @@ function policyJudge(o: SessionGuardOptions): StatementJudge {
     groups: o.reg.groups,
     unparseable: sp.unparseable,
     classify: classifyPostgres,
+    shape: pgStatementShape,
   });
   return (text) => {
     const unreadable = o.syntax.refusal(text);

@@ -42,8 +42,8 @@ export class StatementAuditor {
   /** Types of message the tap should capture. */
   static readonly types: ReadonlySet<number> = new Set([MSG.query, MSG.parse]);
 
-  onMessage = (m: TappedMessage): void => {
-    const text = statementText(m);
+  /** One captured message; `text`, when given, is its SQL text already read (by the statement guard). */
+  onMessage = (m: TappedMessage, text: string | undefined = statementText(m)): void => {
     // A password change keeps its digest but never its text: the text holds the password.
     if (text !== undefined) this.trail.record(text, m.truncated, changesRolePassword(text));
   };

@@ -74,8 +74,11 @@ export interface StatementGuardOptions {
   readonly judges?: readonly StatementJudge[] | undefined;
   /** A statement was refused and replaced; `text` is for a digest only, never to be stored. */
   readonly onRefused: (text: string, refusal: GuardRefusal) => void;
-  /** A Query or Parse that passed (for the statement audit). */
-  readonly onStatement?: ((m: TappedMessage) => void) | undefined;
+  /**
+   * A Query or Parse that passed (for the statement audit), with its SQL text when the message
+   * is whole (not `truncated`).
+   */
+  readonly onStatement?: ((m: TappedMessage, text: string | undefined) => void) | undefined;
   /** The stream can no longer be judged (a malformed length, an oversized statement): end the session. */
   readonly onUnjudgeable: (why: string) => void;
   /** @default MAX_GUARDED_STATEMENT_BYTES */
@@ -148,11 +151,32 @@ export class StatementGuard {
     this.judges = o.judges ?? [refusePasswordChanges];
   }
 
+  private holds(type: number): boolean {
+    return (
+      type === MSG.query ||
+      type === MSG.parse ||
+      (type === MSG.functionCall && this.o.functionCalls !== undefined)
+    );
+  }
+
   /** What to forward for this chunk from the client. */
   push(chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
     let i = 0;
     while (i < chunk.length && !this.dead) {
+      if (this.remaining === 0 && this.headerHave === 0 && chunk.length - i >= 5) {
+        // The usual case: a whole message to hold in this chunk, judged in place without a copy
+        // (what is forwarded is written before this call returns).
+        const type = chunk[i] as number;
+        const len = chunk.readInt32BE(i + 1);
+        const end = i + 1 + len;
+        if (len >= 4 && end <= chunk.length && len + 1 <= this.max && this.holds(type)) {
+          const whole = i === 0 && end === chunk.length ? chunk : chunk.subarray(i, end);
+          out.push(this.judge(type, chunk.subarray(i + 5, end), whole));
+          i = end;
+          continue;
+        }
+      }
       if (this.remaining > 0) {
         const take = Math.min(this.remaining, chunk.length - i);
         const piece = chunk.subarray(i, i + take);
@@ -161,7 +185,7 @@ export class StatementGuard {
         else out.push(piece);
         this.remaining -= take;
         i += take;
-        if (this.remaining === 0 && this.held) out.push(this.judge());
+        if (this.remaining === 0 && this.held) out.push(this.judgeHeld());
         continue;
       }
       const take = Math.min(5 - this.headerHave, chunk.length - i);
@@ -175,10 +199,10 @@ export class StatementGuard {
       if (len < 4) return this.fail(out, "a message with an invalid length");
       this.remaining = len - 4;
       const head = Buffer.from(this.header);
-      if (type === MSG.query || type === MSG.parse || (type === MSG.functionCall && this.o.functionCalls)) {
+      if (this.holds(type)) {
         if (len + 1 > this.max) return this.fail(out, `a statement of more than ${this.max} bytes`);
         this.held = { type, parts: [], head };
-        if (this.remaining === 0) out.push(this.judge());
+        if (this.remaining === 0) out.push(this.judgeHeld());
       } else {
         out.push(head);
       }
@@ -193,29 +217,35 @@ export class StatementGuard {
     return [];
   }
 
-  private judge(): Buffer {
+  private judgeHeld(): Buffer {
     const h = this.held;
     this.held = undefined;
     if (!h) return Buffer.alloc(0);
-    const body = Buffer.concat(h.parts);
-    if (h.type === MSG.functionCall && this.o.functionCalls) {
+    return this.judge(h.type, Buffer.concat(h.parts), undefined, h.head);
+  }
+
+  /** What to forward for one whole message: itself (`whole`, or `head` then `body`), or its refusal. */
+  private judge(type: number, body: Buffer, whole: Buffer | undefined, head?: Buffer): Buffer {
+    if (type === MSG.functionCall && this.o.functionCalls) {
       this.o.onRefused(body.toString("latin1"), this.o.functionCalls);
       return frame(MSG.query, Buffer.from(`${this.o.functionCalls.sql}\0`, "utf8"));
     }
-    const text = statementText({ type: h.type, body, truncated: false });
+    const text = statementText({ type, body, truncated: false });
     if (text !== undefined) {
       for (const judge of this.judges) {
         const refusal = judge(text);
         if (!refusal) continue;
         this.o.onRefused(text, refusal);
-        return replacement(h.type, body, refusal.sql, refusal.params ?? 0);
+        return replacement(type, body, refusal.sql, refusal.params ?? 0);
       }
     }
-    this.o.onStatement?.({
-      type: h.type,
-      body: body.length > MAX_AUDITED_BYTES ? body.subarray(0, MAX_AUDITED_BYTES) : body,
-      truncated: body.length > MAX_AUDITED_BYTES,
-    });
-    return Buffer.concat([h.head, body]);
+    if (this.o.onStatement) {
+      const truncated = body.length > MAX_AUDITED_BYTES;
+      this.o.onStatement(
+        { type, body: truncated ? body.subarray(0, MAX_AUDITED_BYTES) : body, truncated },
+        truncated ? undefined : text,
+      );
+    }
+    return whole ?? Buffer.concat([head ?? Buffer.alloc(0), body]);
   }
 }

@@ -111,6 +111,15 @@ function constantText(node: unknown): string | undefined {
   return typeof c === "string" ? c.toLowerCase() : undefined;
 }
 
+/** A call of a function named set_config (in any schema, in any case). */
+function isSetConfig(node: Node): boolean {
+  const name = (node.funcname as unknown[] | undefined)?.at(-1) as
+    | { String?: { sval?: unknown } }
+    | undefined;
+  const sval = name?.String?.sval;
+  return typeof sval !== "string" || sval.toLowerCase() === "set_config";
+}
+
 /** `SET client_encoding = 'SJIS'`, `SET standard_conforming_strings = off`, or `set_config` of either (or of a name not given as a constant). */
 function changesSyntax(key: string, node: Node): boolean {
   if (key === "VariableSetStmt") {
@@ -139,6 +148,8 @@ interface Found {
   params: number;
   /** It would change client_encoding or standard_conforming_strings ({@link changesSyntax}). */
   syntax: boolean;
+  /** A node whose classification reads a constant's value (SET, set_config): see `sameForAnyLiterals`. */
+  readsConstants: boolean;
 }
 
 /**
@@ -164,8 +175,9 @@ function scan(value: unknown, found: Found): void {
     } else if (key === "ParamRef") {
       const n = (child as Node).number;
       if (typeof n === "number" && n > found.params) found.params = n;
-    } else if ((key === "VariableSetStmt" || key === "FuncCall") && changesSyntax(key, child as Node)) {
-      found.syntax = true;
+    } else if (key === "VariableSetStmt" || key === "FuncCall") {
+      if (key === "VariableSetStmt" || isSetConfig(child as Node)) found.readsConstants = true;
+      if (changesSyntax(key, child as Node)) found.syntax = true;
     }
     scan(child, found);
   }
@@ -225,14 +237,18 @@ export function classifyPostgres(sql: string): Classification {
   }
   let params = 0;
   let syntax = false;
+  let readsConstants = false;
   const statements = (tree.stmts ?? []).map(({ stmt }) => {
-    const found: Found = { tables: new Set(), rank: -1, params: 0, syntax: false };
+    const found: Found = { tables: new Set(), rank: -1, params: 0, syntax: false, readsConstants: false };
     const top = only(stmt);
     if (top) droppedTables(top[0], top[1], found.tables);
     scan(stmt, found);
     params = Math.max(params, found.params);
     syntax ||= found.syntax;
+    readsConstants ||= found.readsConstants;
     return { kind: kindOf(stmt, found.rank), tables: [...found.tables] };
   });
-  return { ok: true, statements, params, changesSyntax: syntax };
+  // Kinds, tables and placeholders come from the tree's node types and identifiers, never from
+  // a constant's value; only the syntax settings' check reads values (SET, set_config).
+  return { ok: true, statements, params, changesSyntax: syntax, sameForAnyLiterals: !readsConstants };
 }
