@@ -68,7 +68,7 @@ export function registerRoutes<D, L extends FastifyBaseLogger>(
         try {
           const caller = await authenticate(route.auth, req);
           const input = parseInput(route, req);
-          await decideResource(route, caller, input, deps);
+          if (route.resource) await decideResource(route, caller, input, deps);
           if (status !== undefined) reply.status(status);
           return await route.handle({ ...input, req, reply, caller, meta: requestMeta(req) }, deps);
         } catch (err) {
