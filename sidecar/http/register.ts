@@ -70,7 +70,17 @@ export function registerRoutes<D, L extends FastifyBaseLogger>(
           const input = parseInput(route, req);
           if (route.resource) await decideResource(route, caller, input, deps);
           if (status !== undefined) reply.status(status);
-          return await route.handle({ ...input, req, reply, caller, meta: requestMeta(req) }, deps);
+          // Written out, not `{ ...input, … }`: V8 spends microseconds adding fields to a spread copy.
+          const ctx = {
+            params: input.params,
+            query: input.query,
+            body: input.body,
+            req,
+            reply,
+            caller,
+            meta: requestMeta(req),
+          };
+          return await route.handle(ctx, deps);
         } catch (err) {
           challenge(route, req, reply, deps, err);
           throw err;
