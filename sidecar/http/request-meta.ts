@@ -53,18 +53,28 @@ function abortSignal(req: FastifyRequest): AbortSignal | undefined {
   return ac.signal;
 }
 
+/** RequestMeta of an HTTP request; `signal` a getter of the class, not one made per request. */
+class HttpRequestMeta implements RequestMeta {
+  readonly requestId: string;
+  readonly caller: (() => Promise<CallerAttestation>) | undefined;
+  readonly #req: FastifyRequest;
+
+  constructor(req: FastifyRequest) {
+    this.#req = req;
+    this.requestId = req.id;
+    const attestor = (req as Tracked)[ATTESTOR];
+    this.caller = attestor ? (): Promise<CallerAttestation> => attestor.attest(req.raw.socket) : undefined;
+  }
+
+  get signal(): AbortSignal | undefined {
+    return abortSignal(this.#req);
+  }
+}
+
 /**
  * The request id, abort signal and caller the services take. `caller` attests the process at
  * the other end of the request's connection the first time anyone asks, once per connection.
  */
 export function requestMeta(req: FastifyRequest): RequestMeta {
-  const attestor = (req as Tracked)[ATTESTOR];
-  const caller = attestor ? (): Promise<CallerAttestation> => attestor.attest(req.raw.socket) : undefined;
-  return {
-    requestId: req.id,
-    get signal() {
-      return abortSignal(req);
-    },
-    caller,
-  };
+  return new HttpRequestMeta(req);
 }
