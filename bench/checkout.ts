@@ -436,8 +436,20 @@ async function main(): Promise<void> {
       if (!intact) throw new Error("floor: the lease record's MAC does not hold");
       return h;
     };
+    // The token checks the product's lease token verify makes besides the signature (issuer,
+    // audience, type, the claims it needs), so the floors verify the token as fully as it does.
+    const { LEASE_TOKEN_AUDIENCE, LEASE_TOKEN_ISSUER, LEASE_TOKEN_TYP } = await import(
+      "../sidecar/identity/index.js"
+    );
+    const leaseTokenChecks = {
+      algorithms: ["EdDSA"],
+      issuer: LEASE_TOKEN_ISSUER,
+      audience: LEASE_TOKEN_AUDIENCE,
+      typ: LEASE_TOKEN_TYP,
+      requiredClaims: ["sub", "exp", "iat", "jti", "lid", "res"],
+    };
     const floorUse = async () => {
-      await jwtVerify(held.token, leasePub, { algorithms: ["EdDSA"] });
+      await jwtVerify(held.token, leasePub, leaseTokenChecks);
       await checkedRecord();
     };
     // A second floor with the same HTTP stack: a bare fastify route doing verify + one Redis round trip
@@ -445,7 +457,7 @@ async function main(): Promise<void> {
     const bare = Fastify();
     bare.get("/use", async (req) => {
       const tok = String(req.headers.authorization ?? "").slice(7);
-      await jwtVerify(tok, leasePub, { algorithms: ["EdDSA"] });
+      await jwtVerify(tok, leasePub, leaseTokenChecks);
       return checkedRecord();
     });
     const barePort = await freePort();

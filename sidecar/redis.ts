@@ -1,4 +1,4 @@
-import type { Cluster, ClusterNode, ClusterOptions, Command, Redis, RedisOptions } from "ioredis";
+import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from "ioredis";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 import { InstrumentedCluster, InstrumentedRedis, type RedisCallObserver } from "./ops/index.js";
@@ -37,15 +37,13 @@ class RedisFaults {
     return describeRedisError(this.address, err, this.lastCause);
   }
 
-  /** Once `command` fails for want of Redis (or of credentials), its error names address and cause. */
-  nameFailure(command: Command): void {
-    command.promise.catch((err: unknown) => {
-      if (!(err instanceof Error) || named.has(err)) return;
-      if (!isRedisUnavailable(err) && !isRedisAuthError(err)) return;
-      err.message = this.describe(err);
-      named.add(err);
-    });
-  }
+  /** A command's error for want of Redis (or of credentials), reworded to name address and cause. */
+  readonly nameFailure = (err: unknown): void => {
+    if (!(err instanceof Error) || named.has(err)) return;
+    if (!isRedisUnavailable(err) && !isRedisAuthError(err)) return;
+    err.message = this.describe(err);
+    named.add(err);
+  };
 
   /** Follows `client`'s connection: logs each new cause of failure, and the recovery. */
   follow(client: RedisClient, log: Logger): void {
@@ -69,9 +67,11 @@ class RedisFaults {
 }
 
 const faultsOf = new WeakMap<RedisClient, RedisFaults>();
-const ignore: RedisCallObserver = () => undefined;
 
-/** A single-server or Sentinel client whose failed commands name the address and the cause. */
+/**
+ * A single-server or Sentinel client whose failed commands name the address and the cause
+ * (InstrumentedRedis's failure hook, on the one handler it puts on each command).
+ */
 class NamedRedis extends InstrumentedRedis {
   private readonly faults: RedisFaults;
   private readonly log: Logger;
@@ -79,27 +79,20 @@ class NamedRedis extends InstrumentedRedis {
   constructor(
     faults: RedisFaults,
     log: Logger,
-    observe: RedisCallObserver,
+    observe: RedisCallObserver | undefined,
     url: string | RedisOptions,
     options?: RedisOptions,
   ) {
-    super(observe, url, options);
+    super(observe, url, options, faults.nameFailure);
     this.faults = faults;
     this.log = log;
     faultsOf.set(this, faults);
     faults.follow(this, log);
   }
 
-  override sendCommand(command: Command, stream?: Parameters<Redis["sendCommand"]>[1]): unknown {
-    const out = super.sendCommand(command, stream);
-    // Fields are set after super() returns; ioredis sends nothing synchronously before that.
-    this.faults?.nameFailure(command);
-    return out;
-  }
-
   /** A new connection to the same Redis, untimed, whose errors are named the same way. */
   override duplicate(override?: Partial<RedisOptions>): Redis {
-    return new NamedRedis(new RedisFaults(this.faults.address, this.faults.tls), this.log, ignore, {
+    return new NamedRedis(new RedisFaults(this.faults.address, this.faults.tls), this.log, undefined, {
       ...this.options,
       ...override,
     });
@@ -115,11 +108,11 @@ class NamedCluster extends InstrumentedCluster {
   constructor(
     faults: RedisFaults,
     log: Logger,
-    observe: RedisCallObserver,
+    observe: RedisCallObserver | undefined,
     nodes: ClusterNode[],
     options?: ClusterOptions,
   ) {
-    super(observe, nodes, options);
+    super(observe, nodes, options, faults.nameFailure);
     this.faults = faults;
     this.log = log;
     this.seeds = nodes;
@@ -127,25 +120,21 @@ class NamedCluster extends InstrumentedCluster {
     faults.follow(this, log);
   }
 
-  override sendCommand(
-    command: Command,
-    stream?: Parameters<Cluster["sendCommand"]>[1],
-    node?: Parameters<Cluster["sendCommand"]>[2],
-  ): unknown {
-    const out = super.sendCommand(command, stream, node);
-    this.faults?.nameFailure(command);
-    return out;
-  }
-
   override duplicate(
     overrideStartupNodes: ClusterNode[] = [],
     overrideOptions: ClusterOptions = {},
   ): Cluster {
     const nodes = overrideStartupNodes.length > 0 ? overrideStartupNodes : this.seeds.slice(0);
-    return new NamedCluster(new RedisFaults(this.faults.address, this.faults.tls), this.log, ignore, nodes, {
-      ...this.options,
-      ...overrideOptions,
-    });
+    return new NamedCluster(
+      new RedisFaults(this.faults.address, this.faults.tls),
+      this.log,
+      undefined,
+      nodes,
+      {
+        ...this.options,
+        ...overrideOptions,
+      },
+    );
   }
 }
 
@@ -175,7 +164,7 @@ export function createRedis(config: Config["redis"], log: Logger, observe?: Redi
       enableOfflineQueue: false,
       clusterRetryStrategy: (times: number) => Math.min(times * 200, 2000),
     };
-    return new NamedCluster(faults, log, observe ?? ignore, config.cluster.map(hostPort), options);
+    return new NamedCluster(faults, log, observe, config.cluster.map(hostPort), options);
   }
   if (config.sentinel) {
     const url = new URL(config.url);
@@ -186,9 +175,9 @@ export function createRedis(config: Config["redis"], log: Logger, observe?: Redi
       password: url.password ? decodeURIComponent(url.password) : undefined,
       db: Number(url.pathname.slice(1) || 0),
     };
-    return new NamedRedis(faults, log, observe ?? ignore, options);
+    return new NamedRedis(faults, log, observe, options);
   }
-  return new NamedRedis(faults, log, observe ?? ignore, config.url, common);
+  return new NamedRedis(faults, log, observe, config.url, common);
 }
 
 /**

@@ -5,6 +5,8 @@ import { join } from "node:path";
 const BATCH = 32;
 /** How many recently found pids are tried first. */
 const RECENT = 64;
+/** How many socket descriptors of one recent pid are remembered (see `holds`). */
+const MAX_SEEN = 4096;
 
 /** Why no process was found holding a socket. */
 export type OwnerMiss = "not_found" | "unreadable";
@@ -15,9 +17,16 @@ export type OwnerMiss = "not_found" | "unreadable";
  * pids owned by the socket's uid, newest first (a freshly started `psql`), then the rest
  * (a process that made itself non-dumpable has a root-owned `/proc/<pid>`). The scan yields to
  * the event loop every {@link BATCH} pids.
+ *
+ * For a recent pid, the descriptor each socket had at its last scan is remembered, and that one
+ * link is read first: an agent that opens several connections at once has them all attested for
+ * one scan of its descriptors, not one each. A remembered descriptor only says where to look
+ * first; the link read now decides, so the answer is the one the full scan would give.
  */
 export class SocketOwnerFinder {
   private readonly recent: number[] = [];
+  /** For each recent pid: `socket:[inode]` → the descriptor that linked to it at its last scan. */
+  private readonly seen = new Map<number, Map<string, string>>();
   private pidMax: number | undefined;
 
   constructor(private readonly proc: string) {}
@@ -86,18 +95,31 @@ export class SocketOwnerFinder {
     const i = this.recent.indexOf(pid);
     if (i >= 0) this.recent.splice(i, 1);
     this.recent.unshift(pid);
-    if (this.recent.length > RECENT) this.recent.pop();
+    if (this.recent.length > RECENT) {
+      const dropped = this.recent.pop();
+      if (dropped !== undefined) this.seen.delete(dropped);
+    }
     return { pid };
   }
 
   private forget(pid: number): void {
     const i = this.recent.indexOf(pid);
     if (i >= 0) this.recent.splice(i, 1);
+    this.seen.delete(pid);
   }
 
   /** Whether `pid` has an fd linked to `link`; "unreadable" when its fd table cannot be read. */
   private holds(pid: number, link: string): boolean | "unreadable" {
     const dir = join(this.proc, String(pid), "fd");
+    const prefix = `${dir}/`;
+    const hint = this.seen.get(pid)?.get(link);
+    if (hint !== undefined) {
+      try {
+        if (readlinkSync(prefix + hint) === link) return true;
+      } catch {
+        // Closed since: the scan below decides.
+      }
+    }
     let fds: string[];
     try {
       fds = readdirSync(dir);
@@ -106,13 +128,23 @@ export class SocketOwnerFinder {
       if (code === "ENOENT") this.forget(pid);
       return code === "EACCES" || code === "EPERM" ? "unreadable" : false;
     }
+    // Only a recent pid's sockets are remembered (it is the one asked about again).
+    const remember = this.recent.includes(pid) ? new Map<string, string>() : undefined;
+    let found = false;
     for (const fd of fds) {
+      let target: string;
       try {
-        if (readlinkSync(join(dir, fd)) === link) return true;
+        target = readlinkSync(prefix + fd);
       } catch {
-        // The fd closed while we looked.
+        continue; // The fd closed while we looked.
       }
+      if (target === link) {
+        found = true;
+        if (!remember) break;
+      }
+      if (remember && remember.size < MAX_SEEN && target.startsWith("socket:[")) remember.set(target, fd);
     }
-    return false;
+    if (remember) this.seen.set(pid, remember);
+    return found;
   }
 }

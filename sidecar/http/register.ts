@@ -68,9 +68,19 @@ export function registerRoutes<D, L extends FastifyBaseLogger>(
         try {
           const caller = await authenticate(route.auth, req);
           const input = parseInput(route, req);
-          await decideResource(route, caller, input, deps);
+          if (route.resource) await decideResource(route, caller, input, deps);
           if (status !== undefined) reply.status(status);
-          return await route.handle({ ...input, req, reply, caller, meta: requestMeta(req) }, deps);
+          // Written out, not `{ ...input, … }`: V8 spends microseconds adding fields to a spread copy.
+          const ctx = {
+            params: input.params,
+            query: input.query,
+            body: input.body,
+            req,
+            reply,
+            caller,
+            meta: requestMeta(req),
+          };
+          return await route.handle(ctx, deps);
         } catch (err) {
           challenge(route, req, reply, deps, err);
           throw err;

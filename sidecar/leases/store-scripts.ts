@@ -84,9 +84,13 @@ export function pairsToRecord(flat: string[]): Record<string, string> {
 
 export function toLease(h: Record<string, string>): LeaseRecord | null {
   if (!h.json) return null;
-  const spec = JSON.parse(h.json) as LeaseSpec;
-  return {
-    ...spec,
+  const spec: unknown = JSON.parse(h.json);
+  // The record's fields are set on the freshly parsed spec, not spread into a copy of it: V8 takes
+  // some 20 µs to spread a parsed object and add these to the copy, on every token use (issue 19).
+  // A spec that is no object (only a forged record's) is copied first, as a spread would.
+  const base =
+    typeof spec === "object" && spec !== null && !Array.isArray(spec) ? spec : Object.assign({}, spec);
+  const fields: Omit<LeaseRecord, keyof LeaseSpec> = {
     account: h.account ?? "",
     state: h.state === "active" ? "active" : "ended",
     issued_at: Number(h.issued_at),
@@ -95,6 +99,7 @@ export function toLease(h: Record<string, string>): LeaseRecord | null {
     ended_at: h.ended_at === undefined ? undefined : Number(h.ended_at),
     end_reason: h.end_reason as EndReason | undefined,
   };
+  return Object.assign(base as LeaseSpec, fields);
 }
 
 /** The MAC's inputs as a record read from `resource`/`id`'s key shows them. */

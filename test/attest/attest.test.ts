@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CallerAttestation, ProcCallerAttestor } from "../../sidecar/attest/index.js";
 import { kernelHasPeerPidfd } from "../../sidecar/attest/peer-cred.js";
 import { requestMeta, trackCaller } from "../../sidecar/http/index.js";
+import { waitFor } from "../support/wait-for.js";
 import { type Connector, connectFromChild, type Target } from "./connector.js";
 
 /** Field 22 of /proc/<pid>/stat, counted from the last ")" (comm may hold spaces). */
@@ -120,6 +121,40 @@ describe.runIf(linux)("ProcCallerAttestor on Linux", () => {
     expect(a.start_time).toBe(startTimeOf(child.pid));
     expect(a.exe_sha256).toBe(ownSha);
     await child.stop();
+  });
+
+  it("attests each of many connections one process opens at once to it, and a child's among them to the child", async () => {
+    // Its own attestor: this process is the recent pid whose socket descriptors it remembers.
+    const own = new ProcCallerAttestor();
+    const server = await tcpServer("127.0.0.1");
+    const accepted: Socket[] = [];
+    server.on("connection", (s) => accepted.push(s));
+    const clients: Socket[] = [];
+    const openClients = async (n: number) => {
+      const want = accepted.length + n;
+      for (let i = 0; i < n; i++) clients.push(connect(portOf(server), "127.0.0.1"));
+      await waitFor(`${n} more connections accepted`, () => accepted.length >= want);
+      return accepted.slice(want - n);
+    };
+    try {
+      const first = await openClients(8);
+      for (const sock of first) expect(attested(await own.attest(sock)).pid).toBe(process.pid);
+      // A child's connection is not this process's, whatever this process's descriptors say.
+      const { child, result } = await attestChild(
+        server,
+        { kind: "tcp", host: "127.0.0.1", port: portOf(server) },
+        own,
+      );
+      expect(attested(result).pid).toBe(child.pid);
+      await child.stop();
+      // Descriptors closed and handed out again to new connections.
+      for (const c of clients.splice(0, 4)) c.destroy();
+      const again = await openClients(4);
+      for (const sock of again) expect(attested(await own.attest(sock)).pid).toBe(process.pid);
+    } finally {
+      for (const c of clients) c.destroy();
+      for (const s of accepted) s.destroy();
+    }
   });
 
   it("attests over IPv6 loopback, and an IPv4 client of a dual-stack listener (::ffff:127.0.0.1)", async () => {

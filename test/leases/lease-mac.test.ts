@@ -151,6 +151,17 @@ describe("LeaseStore writes and checks the MAC", () => {
     });
   }
 
+  it("a record whose spec was replaced by JSON that is no object is read, and not intact", async () => {
+    const lease = await checkout("spec-shape");
+    for (const json of ["null", "5", '"ab"', "[1,2]", '{"__proto__":{"admin":true}}']) {
+      await redis.hset(leaseKey("spec-shape", lease.id), { json });
+      const used = await store.use("spec-shape", lease.id);
+      expect(used.intact).toBe(false);
+      expect(used.lease).toMatchObject({ account: lease.account, state: "active" });
+      expect((used.lease as unknown as { admin?: unknown }).admin).toBeUndefined();
+    }
+  });
+
   it("a record copied onto another lease's key fails (the MAC binds the key's id)", async () => {
     const a = await checkout("copied");
     const b = await checkout("copied");
