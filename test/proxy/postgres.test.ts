@@ -387,12 +387,7 @@ describe("audit of proxied connections", () => {
   });
 
   it("no token or password appears in the logs or the audit trail", async () => {
-    const audit = JSON.stringify(await h.auditRecords());
-    const logs = h.logLines.join("");
     expect(h.secrets.length).toBeGreaterThan(3);
-    for (const s of h.secrets) {
-      expect(audit.includes(s)).toBe(false);
-      expect(logs.includes(s)).toBe(false);
-    }
+    await h.expectNoSecretLeaked();
   });
 });
