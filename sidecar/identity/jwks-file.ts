@@ -1,6 +1,6 @@
-import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { LeaseholdError } from "../errors.js";
+import { fileSignature } from "./secure-file.js";
 import { VerificationKey } from "./verification-key.js";
 
 interface Snapshot {
@@ -11,9 +11,9 @@ interface Snapshot {
 /**
  * A JWKS file that is re-read when it changes (size, mtime or inode, checked on
  * each use), so keys added by `agent keygen` are trusted without a restart.
- * The check is a synchronous stat (about 7 µs of CPU against 50 µs for the thread-pool one; the
- * file is the operator's own, on local disk). A missing file holds no keys. A file that stops parsing keeps the last good
- * key set, because writers that do not rename atomically are briefly half-written.
+ * The check is one synchronous stat (`fileSignature`). A missing file holds no
+ * keys. A file that stops parsing keeps the last good key set, because writers
+ * that do not rename atomically are briefly half-written.
  */
 export class JwksFile {
   readonly path: string;
@@ -30,8 +30,7 @@ export class JwksFile {
   async keys(): Promise<readonly VerificationKey[]> {
     let signature: string;
     try {
-      const st = statSync(this.path, { bigint: true });
-      signature = `${st.ino}:${st.size}:${st.mtimeNs}`;
+      signature = fileSignature(this.path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
       throw new LeaseholdError("internal", "trust bundle unreadable", { detail: String(err), cause: err });

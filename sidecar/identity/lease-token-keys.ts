@@ -1,4 +1,3 @@
-import { statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import {
@@ -9,7 +8,13 @@ import {
   importJWK,
   type JWK,
 } from "jose";
-import { assertOwnerOnly, ensurePrivateDir, replaceFile, writeNewFile } from "./secure-file.js";
+import {
+  assertOwnerOnly,
+  ensurePrivateDir,
+  fileSignature,
+  replaceFile,
+  writeNewFile,
+} from "./secure-file.js";
 import type { LeaseTokenKeysOptions } from "./types.js";
 
 /** Default time a replaced key keeps verifying: far longer than any lease may last. */
@@ -128,7 +133,7 @@ export class LeaseTokenKeys {
     const next: KeyState = { current: fresh.kid, keys: [fresh, ...kept] };
     await replaceFile(this.file, serialize(next), 0o600);
     this.#state = next;
-    this.#signature = await fileSignature(this.file);
+    this.#signature = fileSignature(this.file);
     return fresh.kid;
   }
 
@@ -140,7 +145,7 @@ export class LeaseTokenKeys {
   async refresh(): Promise<boolean> {
     let signature: string;
     try {
-      signature = await fileSignature(this.file);
+      signature = fileSignature(this.file);
     } catch (err) {
       // A deleted file keeps the keys in memory: tokens already issued must keep verifying.
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
@@ -203,15 +208,9 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** A synchronous stat: the key file is local, and this runs on every mint (7 µs vs 50 µs of CPU). */
-async function fileSignature(path: string): Promise<string> {
-  const st = statSync(path, { bigint: true });
-  return `${st.ino}:${st.size}:${st.mtimeNs}`;
-}
-
 async function readState(path: string): Promise<{ state: KeyState; signature: string }> {
   await assertOwnerOnly(path, "lease token signing key file");
-  const signature = await fileSignature(path);
+  const signature = fileSignature(path);
   const text = await readFile(path, "utf8");
   let doc: unknown;
   try {

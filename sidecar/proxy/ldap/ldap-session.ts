@@ -179,6 +179,7 @@ export class LdapSession implements ProxySession, Handshaking {
       tool: "ldap",
       end: (why) => this.terminateWith(RESULT.adminLimitExceeded, why),
       refusal: (why) => refusal(RESULT.adminLimitExceeded, why, why),
+      // Requests are counted as the message guard frames them (its `request` callback), not per chunk.
       count: () => 0,
     });
     const dn = accountDn(target.accountDn, account);
