@@ -4,9 +4,8 @@ import { dirname } from "node:path";
 import { LeaseholdError } from "../errors.js";
 import { lastRecordOf, lastRecordOfSet, nextRotatedPath } from "./audit-files.js";
 import { AuditStreamMirror } from "./audit-mirror.js";
-import { GENESIS, sealRecord } from "./chain.js";
+import { GENESIS, sealLine } from "./chain.js";
 import { dropTornTail, type OpenFile, openLive } from "./live-file.js";
-import { scrubFields } from "./scrub.js";
 import { type Pending, WriteQueue } from "./write-queue.js";
 import type {
   AppendOptions,
@@ -343,7 +342,7 @@ export class AuditLog implements AuditSink {
   }
 
   /** Hands written records to the hook and the stream; neither may undo or fail the write. */
-  private afterWrite(records: AuditRecord[], lines: readonly string[]): void {
+  private afterWrite(records: AuditRecord[], buf: Buffer): void {
     for (const r of records) {
       try {
         this.onRecord?.(r);
@@ -352,7 +351,7 @@ export class AuditLog implements AuditSink {
       }
     }
     try {
-      this.mirror?.publish(records, lines);
+      this.mirror?.publish(records, buf);
     } catch (err) {
       this.report(asError(err), "mirror");
     }
@@ -388,26 +387,29 @@ export class AuditLog implements AuditSink {
     return own;
   }
 
-  /** Seals records after the chain's head; returns them, the lines to write, and the new head. */
+  /**
+   * Seals records after the chain's head; returns them, their lines as one buffer (each line ends
+   * in a newline), and the new head.
+   */
   private seal(items: ReadonlyArray<{ fields: AuditFields; time: string }>) {
     const records: AuditRecord[] = [];
-    const lines: string[] = [];
+    let text = "";
     let prev = this.prev;
     let seq = this.seq;
     for (const item of items) {
-      const rec = sealRecord(scrubFields(item.fields), {
+      const { record, line } = sealLine(item.fields, {
         time: item.time,
         sidecar: this.sidecar,
         seq,
         prev,
         hmacKey: this.o.hmacKey,
       });
-      records.push(rec);
-      lines.push(JSON.stringify(rec));
-      prev = rec.hash;
+      records.push(record);
+      text += `${line}\n`;
+      prev = record.hash;
       seq += 1;
     }
-    return { records, lines, prev, seq };
+    return { records, buf: Buffer.from(text, "utf8"), prev, seq };
   }
 
   /**
@@ -427,8 +429,7 @@ export class AuditLog implements AuditSink {
       if (own.length === 0 && batch.length === 0) return true;
       const items: Array<{ fields: AuditFields; time: string }> = own.map((fields) => ({ fields, time }));
       for (const p of batch) items.push({ fields: p.fields, time: p.time });
-      const { records, lines, prev, seq } = this.seal(items);
-      const buf = Buffer.from(`${lines.join("\n")}\n`, "utf8");
+      const { records, buf, prev, seq } = this.seal(items);
       const max = this.o.maxBytes ?? 0;
       if (max > 0 && this.size > 0 && this.size + buf.length > max) await this.rotate();
       const fh = this.fh;
@@ -443,7 +444,7 @@ export class AuditLog implements AuditSink {
       this.failedSince = null;
       this.refused = 0;
       for (const p of batch) p.done?.();
-      this.afterWrite(records, lines);
+      this.afterWrite(records, buf);
       return true;
     } catch (err) {
       // A partial line must not stay in the file: cut it back to the last whole record.

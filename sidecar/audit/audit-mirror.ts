@@ -4,49 +4,61 @@ import type { AuditMirrorTarget, AuditRecord } from "./types.js";
 /** Default approximate length cap of the audit stream. */
 export const DEFAULT_STREAM_MAXLEN = 100_000;
 
-/** Records one mirror command carries at most. */
+/** Records one mirror command carries at most, unless one batch of the log holds more. */
 const MAX_BATCH = 500;
 
 /** Records waiting for the mirror at most (Redis hangs or falls behind): older ones are dropped. */
 const MAX_QUEUED = 10_000;
 
 /**
- * Adds one stream entry per record, in order: ARGV[1] is MAXLEN, then sidecar, seq, event and
- * record for each. One command per batch instead of one XADD each (the client's cost per command
- * dominated); Redis does the same XADDs.
+ * Adds one stream entry per record, in order. ARGV[1] is MAXLEN, ARGV[2] the sidecar, ARGV[3] one
+ * "<seq> <event>\n" per record, ARGV[4] the records' lines as the file has them (each ends in a
+ * newline; JSON never holds a raw one). The client sends the bytes the log wrote as they are, in
+ * four arguments whatever the number of records (the client's cost per argument dominated);
+ * Redis does the same XADDs.
  */
 const XADD_ALL = {
   numberOfKeys: 1,
-  lua: `for i = 2, #ARGV, 4 do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'sidecar', ARGV[i], 'seq', ARGV[i + 1], 'event', ARGV[i + 2], 'record', ARGV[i + 3])
+  lua: `local lines = ARGV[4]
+local pos = 1
+local n = 0
+for seq, event in string.gmatch(ARGV[3], '(%d+) ([%w_]+)\\n') do
+  local stop = string.find(lines, '\\n', pos, true)
+  if not stop then break end
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'sidecar', ARGV[2], 'seq', seq, 'event', event, 'record', string.sub(lines, pos, stop - 1))
+  pos = stop + 1
+  n = n + 1
 end
-return (#ARGV - 1) / 4`,
+return n`,
 };
-const XADD_ALL_NAME = "leaseholdAuditXaddAll";
+const XADD_ALL_NAME = "leaseholdAuditXaddLines";
 
 type XaddAllRedis = (Redis | Cluster) & {
-  [XADD_ALL_NAME](key: string, ...args: string[]): Promise<number>;
+  [XADD_ALL_NAME](key: string, maxLen: string, sidecar: string, meta: string, lines: Buffer): Promise<number>;
 };
+
+/** Records of one write of the log, waiting for the stream. */
+interface Chunk {
+  readonly sidecar: string;
+  /** "<seq> <event>\n" per record. */
+  readonly meta: string;
+  /** The records' lines, as written to the file. */
+  readonly lines: Buffer;
+  readonly count: number;
+}
 
 /**
  * Copies written records to a Redis stream for live readers (dashboards, SIEM shippers). The file
  * stays the truth: a failed XADD is reported and dropped, and never delays or fails an append.
- * Off the request path: records are queued, and one command at a time (a script doing one XADD
- * per record) carries whatever queued since the last one left (sent on the next turn of the
- * event loop, after the request's own commands), so a burst of appends costs one round trip and
- * one command, not one each.
+ * Off the request path: each write's records are queued as the bytes written, and one command at
+ * a time (a script doing one XADD per record) carries whatever queued since the last one left
+ * (sent on the next turn of the event loop, after the request's own commands), so a burst of
+ * appends costs one round trip and one command, not one each.
  * Each entry carries `sidecar`, `seq` and `event` for cheap filtering, and the whole `record`.
  */
-/** One stream entry to add: the filter fields and the record's JSON. */
-interface Entry {
-  readonly sidecar: string;
-  readonly seq: string;
-  readonly event: string;
-  readonly json: string;
-}
-
 export class AuditStreamMirror {
-  private queue: Entry[] = [];
+  private queue: Chunk[] = [];
+  private queued = 0;
   private sending: Promise<void> | undefined;
   private scheduled = false;
 
@@ -61,23 +73,23 @@ export class AuditStreamMirror {
   }
 
   /**
-   * Queues records for the stream, in order; returns at once. `lines`, when given, are the
-   * records' JSON as written to the file (not serialised twice).
+   * Queues records for the stream, in order; returns at once. `lines` are the records' JSON
+   * lines as written to the file, each ending in a newline, one per record.
    */
-  publish(records: readonly AuditRecord[], lines?: readonly string[]): void {
-    if (records.length === 0) return;
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i] as AuditRecord;
-      this.queue.push({
-        sidecar: r.sidecar,
-        seq: String(r.seq),
-        event: r.event,
-        json: lines?.[i] ?? JSON.stringify(r),
-      });
+  publish(records: readonly AuditRecord[], lines: Buffer): void {
+    const first = records[0];
+    if (!first) return;
+    let meta = "";
+    for (const r of records) meta += `${r.seq} ${r.event}\n`;
+    this.queue.push({ sidecar: first.sidecar, meta, lines, count: records.length });
+    this.queued += records.length;
+    let dropped = 0;
+    while (this.queued > MAX_QUEUED && this.queue.length > 1) {
+      const old = this.queue.shift() as Chunk;
+      this.queued -= old.count;
+      dropped += old.count;
     }
-    if (this.queue.length > MAX_QUEUED) {
-      const dropped = this.queue.length - MAX_QUEUED;
-      this.queue.splice(0, dropped);
+    if (dropped > 0) {
       this.onError?.(
         new Error(
           `the audit stream mirror fell behind: ${dropped} records were not mirrored (the file has them)`,
@@ -96,9 +108,32 @@ export class AuditStreamMirror {
     });
   }
 
+  /** Whole chunks of one sidecar, oldest first, up to MAX_BATCH records (at least one chunk). */
+  private nextBatch(): Chunk {
+    const first = this.queue.shift() as Chunk;
+    let count = first.count;
+    const more: Chunk[] = [];
+    while (this.queue.length > 0) {
+      const next = this.queue[0] as Chunk;
+      if (next.sidecar !== first.sidecar || count + next.count > MAX_BATCH) break;
+      more.push(next);
+      count += next.count;
+      this.queue.shift();
+    }
+    this.queued -= count;
+    if (more.length === 0) return first;
+    const all = [first, ...more];
+    return {
+      sidecar: first.sidecar,
+      meta: all.map((c) => c.meta).join(""),
+      lines: Buffer.concat(all.map((c) => c.lines)),
+      count,
+    };
+  }
+
   private flush(): void {
     if (this.sending || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, MAX_BATCH);
+    const batch = this.nextBatch();
     this.sending = this.send(batch)
       .catch((err: unknown) => this.onError?.(err instanceof Error ? err : new Error(String(err))))
       .finally(() => {
@@ -107,10 +142,9 @@ export class AuditStreamMirror {
       });
   }
 
-  private async send(records: readonly Entry[]): Promise<void> {
-    const args: string[] = [String(this.target.maxLen ?? DEFAULT_STREAM_MAXLEN)];
-    for (const r of records) args.push(r.sidecar, r.seq, r.event, r.json);
-    await this.redis[XADD_ALL_NAME](this.target.key, ...args);
+  private async send(batch: Chunk): Promise<void> {
+    const maxLen = String(this.target.maxLen ?? DEFAULT_STREAM_MAXLEN);
+    await this.redis[XADD_ALL_NAME](this.target.key, maxLen, batch.sidecar, batch.meta, batch.lines);
   }
 
   /** Until every record queued so far is sent (or failed). */

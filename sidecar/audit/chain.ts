@@ -1,5 +1,6 @@
 import { createHmac, hash, timingSafeEqual } from "node:crypto";
 import { canonicalJson } from "./canonical.js";
+import { scrubValue } from "./scrub.js";
 import type { AuditFields, AuditRecord } from "./types.js";
 
 /** The `prev` of the first record of a chain. */
@@ -24,34 +25,23 @@ function hashBody(body: object): string {
   return hash("sha256", canonicalJson(body), "hex");
 }
 
-/** The last body's keys as they came, and sorted: records of one kind come with the same keys. */
+/** The last record's keys as they came, and sorted: records of one kind come with the same keys. */
 let lastKeys: readonly string[] = [];
 let lastSorted: readonly string[] = [];
+/** Whether `lastSorted` keeps its order in an object (no key is integer-like). */
+let lastOrdered = true;
 
-/** `Object.keys(body).sort()`, without sorting again keys just sorted. */
-function sortedKeys(body: Record<string, unknown>): readonly string[] {
-  const keys = Object.keys(body);
+/** `keys` sorted, without sorting again keys just sorted; sets `lastOrdered`. */
+function sortedKeys(keys: readonly string[]): readonly string[] {
   if (keys.length === lastKeys.length && keys.every((k, i) => k === lastKeys[i])) return lastSorted;
   lastKeys = keys;
   lastSorted = [...keys].sort();
-  return lastSorted;
-}
-
-/**
- * The canonical JSON of a body whose values all survive JSON unchanged (see survivesJson) and
- * whose keys are not array indexes: JSON.stringify of a copy with its keys in sorted order, the
- * same text as canonicalJson, in one native call. Null when a key would not keep its place.
- */
-function simpleCanonical(body: Record<string, unknown>): string | null {
-  const keys = sortedKeys(body);
-  const sorted: Record<string, unknown> = {};
-  for (const k of keys) {
-    // An integer-like key goes first in any object, whatever its insertion order.
+  // An integer-like key goes first in any object, whatever its insertion order.
+  lastOrdered = lastSorted.every((k) => {
     const c = k.charCodeAt(0);
-    if (c >= 48 && c <= 57) return null;
-    sorted[k] = body[k];
-  }
-  return JSON.stringify(sorted);
+    return !(c >= 48 && c <= 57);
+  });
+  return lastSorted;
 }
 
 /**
@@ -90,28 +80,65 @@ export interface SealContext {
   readonly hmacKey?: Uint8Array | undefined;
 }
 
+/** The record as written: the object (for hooks) and its line (no newline). */
+export interface SealedRecord {
+  readonly record: AuditRecord;
+  readonly line: string;
+}
+
 /**
  * Builds the record that is written: the caller's fields (undefined ones dropped, reserved ones
- * ignored), then the chain fields, the hash and, with a key, the hmac.
+ * ignored, strings scrubbed of anything shaped like a JWT: `scrubText`; `agent_chain` stated as
+ * `[]` when there is an agent and no chain), then the chain fields, the hash and, with a key,
+ * the hmac.
  */
 export function sealRecord(fields: AuditFields, ctx: SealContext): AuditRecord {
-  const body: Record<string, unknown> = { time: ctx.time };
+  return sealLine(fields, ctx).record;
+}
+
+/**
+ * `sealRecord`, with the line to write. The line is the canonical JSON that was hashed (keys
+ * sorted) with `hash` and `hmac` added at its end, so a record is serialised once: a reader parses
+ * it back to the same record, and `hashRecord` of that gives `hash` again.
+ */
+export function sealLine(fields: AuditFields, ctx: SealContext): SealedRecord {
+  const src = fields as unknown as Record<string, unknown>;
+  const keys: string[] = [];
   let simple = true;
-  for (const k of Object.keys(fields)) {
-    const v = (fields as unknown as Record<string, unknown>)[k];
+  for (const k of Object.keys(src)) {
+    const v = src[k];
     if (v === undefined || RESERVED.has(k)) continue;
-    body[k] = v;
+    keys.push(k);
     if (simple && !survivesJson(v)) simple = false;
   }
-  body.sidecar = ctx.sidecar;
-  body.seq = ctx.seq;
-  body.prev = ctx.prev;
-  // Hash exactly what a reader will parse back from the line (no Date, no undefined in arrays):
-  // a body of plain values is that already; any other takes the JSON round trip.
-  const plain = simple ? body : (JSON.parse(JSON.stringify(body)) as Record<string, unknown>);
-  const canonical = simple ? simpleCanonical(plain) : null;
-  const digest = canonical === null ? hashBody(plain) : hash("sha256", canonical, "hex");
-  plain.hash = digest;
-  if (ctx.hmacKey) plain.hmac = recordHmac(ctx.hmacKey, digest);
-  return plain as unknown as AuditRecord;
+  const defaultChain = src.agent !== undefined && src.agent_chain === undefined;
+  if (defaultChain) keys.push("agent_chain");
+  keys.push("time", "sidecar", "seq", "prev");
+  const sorted = sortedKeys(keys);
+  // Built in sorted key order: then JSON.stringify writes the canonical form in one native call.
+  let body: Record<string, unknown> = {};
+  for (const k of sorted) {
+    if (k === "time") body.time = ctx.time;
+    else if (k === "sidecar") body.sidecar = ctx.sidecar;
+    else if (k === "seq") body.seq = ctx.seq;
+    else if (k === "prev") body.prev = ctx.prev;
+    else if (defaultChain && k === "agent_chain") body.agent_chain = [];
+    else body[k] = scrubValue(src[k]);
+  }
+  let canonical: string;
+  if (simple && lastOrdered) canonical = JSON.stringify(body);
+  else {
+    // Hash exactly what a reader will parse back from the line (no Date, no undefined in arrays).
+    if (!simple) body = JSON.parse(JSON.stringify(body)) as Record<string, unknown>;
+    canonical = canonicalJson(body);
+  }
+  const digest = hash("sha256", canonical, "hex");
+  body.hash = digest;
+  let seal = `,"hash":"${digest}"`;
+  if (ctx.hmacKey) {
+    const mac = recordHmac(ctx.hmacKey, digest);
+    body.hmac = mac;
+    seal += `,"hmac":"${mac}"`;
+  }
+  return { record: body as unknown as AuditRecord, line: `${canonical.slice(0, -1)}${seal}}` };
 }

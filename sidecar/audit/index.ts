@@ -9,7 +9,7 @@ export {
 } from "./audit-mirror.js";
 export { type AuditRouteDeps, auditQuerySchema, registerAuditRoutes } from "./audit-routes.js";
 export { canonicalJson } from "./canonical.js";
-export { GENESIS, hashRecord, hmacMatches, recordHmac, sealRecord } from "./chain.js";
+export { GENESIS, hashRecord, hmacMatches, recordHmac, sealLine, sealRecord } from "./chain.js";
 export {
   type AuditPage,
   type AuditQuery,
@@ -26,7 +26,7 @@ export {
   auditRecordSchema,
   checkAuditRecord,
 } from "./record-schema.js";
-export { REDACTED_JWT, scrubFields } from "./scrub.js";
+export { REDACTED_JWT } from "./scrub.js";
 export type * from "./types.js";
 export { AUDIT_DECISIONS, AUDIT_EVENTS } from "./types.js";
 export {

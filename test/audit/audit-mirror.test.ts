@@ -57,6 +57,41 @@ describe("the Redis stream mirror", () => {
     expect(len).toBeLessThan(400);
   });
 
+  it("mirrors a write's lines as the file has them: any text, batches larger than one command, with an hmac", async () => {
+    const key = `${prefix}lines`;
+    const file = join(dir, `l-${randomBytes(3).toString("hex")}.jsonl`);
+    const hmacKey = randomBytes(32);
+    const log = await AuditLog.open(file, "sc-l", undefined, {
+      watchIntervalMs: 0,
+      hmacKey,
+      maxBatch: 1200,
+      mirror: { redis, key, maxLen: 10_000 },
+    });
+    // Strings a statement can hold: newlines, quotes, backslashes, multi-byte and astral characters.
+    const texts = ["select 'a\nb'", 'say "hi" \\ there', "naïve – ünïcödé ✓ 🦀", "\u2028\u0000tail", ""];
+    for (let i = 0; i < 1200; i++) {
+      const outcome = log.appendDeferred({
+        event: "tool_call",
+        scope: "proxy_statement",
+        agent: "spiffe://t/a",
+        tool: "psql",
+        statement: `${texts[i % texts.length]} #${i}`,
+      });
+      expect(outcome).toBe("queued");
+    }
+    await log.close();
+    const fromFile = await readRecords(file);
+    expect(fromFile).toHaveLength(1200);
+    expect(await verifyAuditFile(file, { hmacKey })).toMatchObject({ ok: true, hmac: true });
+    const fromStream = (await readAuditStream(redis, key, { count: 5000 })).map((e) => e.record);
+    expect(fromStream).toEqual(fromFile);
+    expect(fromStream.map((r) => r.statement)).toEqual(
+      Array.from({ length: 1200 }, (_, i) => `${texts[i % texts.length]} #${i}`),
+    );
+    const entries = await redis.xrange(key, "-", "+", "COUNT", 5000);
+    expect(entries.map(([, f]) => [f[3], f[5]])).toEqual(fromFile.map((r) => [String(r.seq), r.event]));
+  });
+
   it("never blocks or fails the file when Redis refuses or hangs", async () => {
     // Refuses: nothing listens on the port.
     const closed = createServer();
