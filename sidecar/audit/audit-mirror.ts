@@ -22,7 +22,7 @@ const XADD_ALL = {
   lua: `local lines = ARGV[4]
 local pos = 1
 local n = 0
-for seq, event in string.gmatch(ARGV[3], '(%d+) ([%w_]+)\\n') do
+for seq, event in string.gmatch(ARGV[3], '(%d+) ([^\\n]+)\\n') do
   local stop = string.find(lines, '\\n', pos, true)
   if not stop then break end
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'sidecar', ARGV[2], 'seq', seq, 'event', event, 'record', string.sub(lines, pos, stop - 1))
