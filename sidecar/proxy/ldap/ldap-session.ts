@@ -1,17 +1,12 @@
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
-import { type SecureContext, TLSSocket } from "node:tls";
+import type { SecureContext } from "node:tls";
 import { accountDn } from "../../../adapters/ldap/index.js";
-import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-token.js";
 import { HandshakeRefusal } from "../handshake-refusal.js";
-import type { Handshaking } from "../handshake-slots.js";
+import { ListenerSession } from "../listener-session.js";
 import type { SessionContext } from "../session-context.js";
-import { leaseAuditFields, SessionRecord } from "../session-record.js";
-import { sessionLimiter } from "../session-limits.js";
+import { leaseAuditFields } from "../session-record.js";
 import { leaseCapMessage } from "../session-registry.js";
-import { PeerClosedError, SocketReader } from "../socket-reader.js";
-import { type Splice, splice } from "../splice.js";
-import type { ProxySession } from "../types.js";
+import { SocketReader } from "../socket-reader.js";
 import { loginToLdap } from "./backend-login.js";
 import { LdapProtocolError, readFrame } from "./ber-frame.js";
 import { type BindStep, firstBindStep, leaseIdOfBindDn } from "./bind-steps.js";
@@ -40,62 +35,34 @@ const TLS_HANDSHAKE = 0x16;
  * account's DN with its real password and relays LDAPv3 messages both ways through
  * {@link LdapMessageGuard}, which refuses another bind, a late StartTLS and password changes.
  */
-export class LdapSession implements ProxySession, Handshaking {
-  private client: Duplex;
-  private backend: Duplex | undefined;
-  private spliced: Splice | undefined;
+export class LdapSession extends ListenerSession<LdapContext> {
   private guard: LdapMessageGuard | undefined;
-  private readonly abort = new AbortController();
-  private readonly record: SessionRecord;
-  private tls = false;
-  private leaseKey: string | undefined;
   /** The messageID of the bind being checked: a refusal answers it. */
   private bindId: number | undefined;
-  private ended = false;
-  private finished = false;
-  private checking = false;
   private refusals = 0;
+  protected override readonly closedEarly = "client closed before binding";
 
-  constructor(
-    private readonly raw: Socket,
-    private readonly ctx: LdapContext,
-  ) {
-    this.client = raw;
-    raw.setNoDelay(true);
-    raw.on("error", () => undefined);
-    this.record = new SessionRecord({
-      audit: ctx.audit,
-      log: ctx.log,
-      resource: ctx.resource,
-      protocol: "ldap",
-      client: `${raw.remoteAddress ?? "?"}:${raw.remotePort ?? 0}`,
-      requestId: proxyRequestId(),
-    });
-    raw.once("close", () => this.finish());
+  constructor(raw: Socket, ctx: LdapContext) {
+    super(raw, ctx, "ldap");
   }
 
-  /** Runs the session to the splice; never rejects. */
-  async run(): Promise<void> {
-    this.ctx.live.add(this);
-    if (!this.ctx.handshakes.enter(this)) {
-      this.evict("too many connections are logging in");
-      return;
-    }
-    const timer = setTimeout(
-      () =>
-        this.refuse(refusal(RESULT.unavailable, "the bind did not complete in time", "handshake timeout")),
-      this.ctx.handshakeTimeoutMs,
-    );
-    try {
-      await this.handshake();
-    } catch (err) {
-      this.refuse(err);
-    } finally {
-      clearTimeout(timer);
-    }
+  protected override timedOut(): HandshakeRefusal {
+    return refusal(RESULT.unavailable, "the bind did not complete in time", "handshake timeout");
   }
 
-  private async handshake(): Promise<void> {
+  protected override leaseCapRefusal(_leaseId: string, max: number): HandshakeRefusal {
+    return refusal(RESULT.busy, leaseCapMessage(max), "too many connections for the lease");
+  }
+
+  protected override busyRefusal(why: string): HandshakeRefusal {
+    return refusal(RESULT.unavailable, why, why);
+  }
+
+  protected override terminatedRefusal(why: string): HandshakeRefusal {
+    return refusal(RESULT.unavailable, `connection closed because ${why}`, why);
+  }
+
+  protected override async handshake(): Promise<void> {
     const max = this.ctx.maxMessageBytes;
     let reader = new SocketReader(this.raw, max + 64 * 1024);
     await reader.need(1);
@@ -108,8 +75,7 @@ export class LdapSession implements ProxySession, Handshaking {
         offered: this.ctx.secureContext !== undefined,
       });
       if (step.kind === "close") {
-        this.ended = true;
-        this.client.end();
+        this.hangUp();
         return;
       }
       if (step.kind === "ignore") continue;
@@ -126,18 +92,13 @@ export class LdapSession implements ProxySession, Handshaking {
       this.bindId = message.messageId;
       const leaseId = leaseIdOfBindDn(step.dn);
       this.claim(leaseId);
-      this.checking = true;
-      const check = await checkLeaseToken(this.ctx, step.password, leaseId, {
-        requestId: this.record.requestId,
-        client: this.record.client,
-        caller: connectionCaller(this.ctx, this.raw),
-      });
+      const check = await this.checkToken(step.password, leaseId);
       if (this.ended) return;
       if (!check.ok) {
         if (check.kind === "unavailable")
           throw refusal(RESULT.unavailable, "the sidecar cannot check the lease token now", check.code);
         this.unclaim();
-        this.checking = false;
+        this.waitingOnClient = true;
         attempts += 1;
         this.record.refusal = `${RESULT.invalidCredentials} ${check.code}`;
         const text = "invalid lease id / lease token pair, or the lease has ended";
@@ -146,9 +107,7 @@ export class LdapSession implements ProxySession, Handshaking {
         this.bindId = undefined;
         continue;
       }
-      this.record.refusal = undefined;
-      this.record.lease = check.credential.lease;
-      this.admit(check.credential.lease.id);
+      this.admit(check.credential.lease);
       await this.bindBackend(reader, check.credential.username, check.credential.password);
       return;
     }
@@ -160,11 +119,7 @@ export class LdapSession implements ProxySession, Handshaking {
     if (this.tls || !secure) throw new LdapProtocolError("TLS is not offered by this listener");
     const buffered = reader.detach({ pause: true });
     if (hello && buffered.length > 0) this.raw.unshift(buffered);
-    const tls = new TLSSocket(this.raw, { isServer: true, secureContext: secure });
-    tls.on("error", () => undefined);
-    this.client = tls;
-    this.tls = true;
-    return new SocketReader(tls, this.ctx.maxMessageBytes + 64 * 1024);
+    return new SocketReader(this.startTls(secure), this.ctx.maxMessageBytes + 64 * 1024);
   }
 
   /** Binds to the directory as the account, answers the client's bind, and relays from then on. */
@@ -173,10 +128,7 @@ export class LdapSession implements ProxySession, Handshaking {
     const target = reg ? ldapTargetOf(reg.connection) : null;
     if (!target) throw refusal(RESULT.unavailable, "the resource has no usable connection", "no connection");
     // proxy.limits: a lease past its byte cap binds no more; requests count as they are framed.
-    const limiter = sessionLimiter({
-      ctx: this.ctx,
-      record: this.record,
-      tool: "ldap",
+    const limiter = this.limiter({
       end: (why) => this.terminateWith(RESULT.adminLimitExceeded, why),
       refusal: (why) => refusal(RESULT.adminLimitExceeded, why, why),
       // Requests are counted as the message guard frames them (its `request` callback), not per chunk.
@@ -190,12 +142,7 @@ export class LdapSession implements ProxySession, Handshaking {
       maxMessageBytes: this.ctx.maxMessageBytes,
       signal: this.abort.signal,
     });
-    this.backend = login.socket;
-    login.socket.on("error", () => undefined);
-    if (this.ended) {
-      login.socket.destroy();
-      return;
-    }
+    if (!this.adoptBackend(login.socket)) return;
     this.ctx.handshakes.leave(this);
     const pipelined = reader.detach({ pause: true });
     const guard = new LdapMessageGuard({
@@ -220,12 +167,7 @@ export class LdapSession implements ProxySession, Handshaking {
     for (const out of guard.up(pipelined)) login.socket.write(out);
     this.record.bytesIn += pipelined.length;
     this.record.bytesOut += login.rest.length;
-    this.spliced = splice(this.client, login.socket, {
-      ...limiter?.taps(),
-      rewriteUp: guard.up,
-      rewriteDown: guard.down,
-    });
-    limiter?.attach(this.spliced);
+    this.relay(login.socket, { ...limiter?.taps(), rewriteUp: guard.up, rewriteDown: guard.down }, limiter);
   }
 
   /**
@@ -259,50 +201,11 @@ export class LdapSession implements ProxySession, Handshaking {
       setImmediate(() => this.terminateWith(RESULT.unwillingToPerform, "too many refused requests"));
   }
 
-  private claim(leaseId: string): void {
-    this.leaseKey = leaseId;
-    this.record.claimedLeaseId = leaseId;
-    this.ctx.registry.add(leaseId, this);
-  }
-
-  private admit(leaseId: string): void {
-    const max = this.ctx.maxConnectionsPerLease;
-    if (!this.ctx.registry.admit(leaseId, this, max)) {
-      throw refusal(RESULT.busy, leaseCapMessage(max), "too many connections for the lease");
-    }
-  }
-
-  private unclaim(): void {
-    if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
-    this.leaseKey = undefined;
-  }
-
-  get evictable(): boolean {
-    return !this.checking && !this.ended;
-  }
-
-  /** Closes a connection still logging in at once, to make room for another. */
-  evict(why: string): void {
-    this.refuse(refusal(RESULT.unavailable, why, why));
-    this.raw.destroy();
-  }
-
   /**
-   * Ends a handshake: the bind being checked gets a BindResponse with the refusal's result code;
-   * otherwise the client gets a Notice of Disconnection. Then the connection is closed.
+   * The bind being checked gets a BindResponse with the refusal's result code; otherwise the
+   * client gets a Notice of Disconnection.
    */
-  private refuse(err: unknown): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.ctx.handshakes.leave(this);
-    this.ctx.registry.release(this);
-    this.abort.abort();
-    this.backend?.destroy();
-    if (err instanceof PeerClosedError) {
-      this.record.refusal ??= "client closed before binding";
-      this.raw.destroy();
-      return;
-    }
+  protected override refusalFrame(err: unknown): Buffer {
     let code: number;
     let text: string;
     if (err instanceof LdapProtocolError) {
@@ -314,59 +217,23 @@ export class LdapSession implements ProxySession, Handshaking {
       text = err.message;
       this.record.refusal = err.reason;
     } else {
-      this.ctx.log.error(
-        { err: { message: (err as Error).message }, resource: this.ctx.resource },
-        "proxy session failed",
-      );
+      this.failed(err);
       code = RESULT.other;
       text = "internal error in the proxy";
       this.record.refusal = `${code} internal error`;
     }
-    const reply =
-      this.bindId !== undefined && code !== RESULT.protocolError
-        ? bindResponse(this.bindId, code, text)
-        : noticeOfDisconnection(code, text);
-    this.client.end(reply);
-    setTimeout(() => this.raw.destroy(), 1000).unref();
+    return this.bindId !== undefined && code !== RESULT.protocolError
+      ? bindResponse(this.bindId, code, text)
+      : noticeOfDisconnection(code, text);
   }
 
   /** Ends a relayed session: a Notice of Disconnection when the client is between two messages. */
   private terminateWith(code: number, why: string): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.record.ending = why;
-    this.spliced?.stopDown();
-    this.backend?.destroy();
-    if (this.guard?.atBoundary) {
-      this.client.end(noticeOfDisconnection(code, why));
-      setTimeout(() => this.raw.destroy(), 1000).unref();
-    } else this.raw.destroy();
+    this.endAs(why, this.guard?.atBoundary ? noticeOfDisconnection(code, why) : undefined);
   }
 
-  /** Closes the session now; the client is told why where LDAP allows (a Notice of Disconnection). */
-  terminate(why: string): void {
-    if (!this.spliced) {
-      this.refuse(refusal(RESULT.unavailable, `connection closed because ${why}`, why));
-      return;
-    }
+  protected override endSpliced(why: string): void {
     this.terminateWith(RESULT.unavailable, `connection closed because ${why}`);
-  }
-
-  private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.ended = true;
-    this.abort.abort();
-    this.backend?.destroy();
-    this.ctx.live.delete(this);
-    this.ctx.handshakes.leave(this);
-    this.unclaim();
-    this.ctx.registry.release(this);
-    if (this.spliced) {
-      this.record.bytesIn += this.spliced.up.bytes;
-      this.record.bytesOut += this.spliced.down.bytes;
-    }
-    this.record.finish();
   }
 }
 

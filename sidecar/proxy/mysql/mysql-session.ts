@@ -1,14 +1,10 @@
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
-import { type SecureContext, TLSSocket } from "node:tls";
-import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-token.js";
+import type { SecureContext } from "node:tls";
 import { HandshakeRefusal } from "../handshake-refusal.js";
-import type { Handshaking } from "../handshake-slots.js";
+import { ListenerSession } from "../listener-session.js";
 import type { SessionContext } from "../session-context.js";
-import { SessionRecord } from "../session-record.js";
-import { PeerClosedError, SocketReader } from "../socket-reader.js";
-import { type Splice, splice } from "../splice.js";
-import type { AuditStatements, ProxySession } from "../types.js";
+import { SocketReader } from "../socket-reader.js";
+import type { AuditStatements } from "../types.js";
 import { CACHING_SHA2, type ListenerRsaKey } from "./auth-plugins.js";
 import { clientToken } from "./client-token.js";
 import type { MysqlConnectionIds } from "./connection-ids.js";
@@ -68,16 +64,7 @@ let nextConnectionId = 1;
  * the listener's key (mysql_clear_password over TLS only), the login to the server as the leased
  * account with its real password, then a splice in which COM_CHANGE_USER is refused.
  */
-export class MysqlSession implements ProxySession, Handshaking {
-  private client: Duplex;
-  private backend: Duplex | undefined;
-  private spliced: Splice | undefined;
-  private readonly abort = new AbortController();
-  private readonly record: SessionRecord;
-  private leaseKey: string | undefined;
-  private ended = false;
-  private finished = false;
-  private waitingOnClient = true;
+export class MysqlSession extends ListenerSession<MysqlContext> {
   /** The connection id the client was given (its KILL names it). */
   private connectionId = 0;
   /** How to end the backend's statement when the lease ends (kill-backend.ts). */
@@ -86,44 +73,39 @@ export class MysqlSession implements ProxySession, Handshaking {
   private seq = 0;
   /** The client speaks protocol 4.1 (its errors carry a SQLSTATE). */
   private protocol41 = false;
-  private tls = false;
+  protected override readonly closedEarly = "client closed before logging in";
 
-  constructor(
-    private readonly raw: Socket,
-    private readonly ctx: MysqlContext,
-  ) {
-    this.client = raw;
-    raw.setNoDelay(true);
-    raw.on("error", () => undefined);
-    this.record = new SessionRecord({
-      audit: ctx.audit,
-      log: ctx.log,
-      resource: ctx.resource,
-      protocol: "mysql",
-      client: `${raw.remoteAddress ?? "?"}:${raw.remotePort ?? 0}`,
-      requestId: proxyRequestId(),
-    });
-    raw.once("close", () => this.finish());
+  constructor(raw: Socket, ctx: MysqlContext) {
+    super(raw, ctx, "mysql");
   }
 
-  /** Runs the session to the splice; never rejects. */
-  async run(): Promise<void> {
-    this.ctx.live.add(this);
-    if (!this.ctx.handshakes.enter(this)) {
-      this.evict("too many connections are logging in");
-      return;
-    }
-    const timer = setTimeout(
-      () => this.refuse(badHandshake("the login did not complete in time")),
-      this.ctx.handshakeTimeoutMs,
+  protected override timedOut(): HandshakeRefusal {
+    return badHandshake("the login did not complete in time");
+  }
+
+  /** A lease at its cap gets 1040, naming the setting. */
+  protected override leaseCapRefusal(leaseId: string, max: number): HandshakeRefusal {
+    return new HandshakeRefusal(
+      String(ER.conCount),
+      `Too many connections for lease ${leaseId.slice(0, 64)}: at most ${max} at a time (proxy.maxConnectionsPerLease)`,
+      `${ER.conCount} too many connections for the lease`,
     );
-    try {
-      await this.handshake();
-    } catch (err) {
-      this.refuse(err);
-    } finally {
-      clearTimeout(timer);
-    }
+  }
+
+  protected override busyRefusal(why: string): HandshakeRefusal {
+    return new HandshakeRefusal(String(ER.conCount), `Too many connections: ${why}`, `${ER.conCount} ${why}`);
+  }
+
+  protected override terminatedRefusal(why: string): HandshakeRefusal {
+    return new HandshakeRefusal(
+      String(ER.connectionKilled),
+      `Connection was killed: ${why}`,
+      `${ER.connectionKilled} ${why}`,
+    );
+  }
+
+  protected override released(): void {
+    this.ctx.connectionIds?.remove(this.connectionId);
   }
 
   private async read(reader: SocketReader): Promise<Packet> {
@@ -138,7 +120,7 @@ export class MysqlSession implements ProxySession, Handshaking {
     this.seq = (this.seq + 1) & 0xff;
   }
 
-  private async handshake(): Promise<void> {
+  protected override async handshake(): Promise<void> {
     const reg = this.ctx.registration();
     const target = reg ? mysqlTargetOf(reg.connection) : null;
     if (!target)
@@ -173,12 +155,7 @@ export class MysqlSession implements ProxySession, Handshaking {
       // ClientHello, handed back to the socket for the TLS layer to read first.
       const hello = reader.detach({ pause: true });
       if (hello.length > 0) this.raw.unshift(hello);
-      const tls = new TLSSocket(this.raw, { isServer: true, secureContext: secure });
-      tls.on("error", () => undefined);
-      tls.once("close", () => this.finish());
-      this.client = tls;
-      this.tls = true;
-      reader = new SocketReader(tls, highWater);
+      reader = new SocketReader(this.startTls(secure), highWater);
       response = parseHandshakeResponse((await this.read(reader)).payload);
       if (response.sslRequest) throw badHandshake("a second TLS request");
     }
@@ -198,12 +175,7 @@ export class MysqlSession implements ProxySession, Handshaking {
       read: () => this.read(reader),
       rsaKey: this.ctx.rsaKey,
     });
-    this.waitingOnClient = false;
-    const check = await checkLeaseToken(this.ctx, token, user, {
-      requestId: this.record.requestId,
-      client: this.record.client,
-      caller: connectionCaller(this.ctx, this.raw),
-    });
+    const check = await this.checkToken(token, user);
     if (this.ended) return;
     if (!check.ok) {
       throw check.kind === "refused"
@@ -215,8 +187,7 @@ export class MysqlSession implements ProxySession, Handshaking {
           );
     }
     const cred = check.credential;
-    this.record.lease = cred.lease;
-    this.admit(cred.lease.id);
+    this.admit(cred.lease);
     this.record.database = response.database?.slice(0, 64);
     this.checkDatabase(user, response.database);
     const wire = (response.capabilities & offered) >>> 0;
@@ -238,8 +209,7 @@ export class MysqlSession implements ProxySession, Handshaking {
       signal: this.abort.signal,
       onGreeting: (g) => checkServerTerms(this.ctx.serverInfo, target, g, wire, wireExt, terms),
     });
-    this.backend = login.socket;
-    login.socket.on("error", () => undefined);
+    if (!this.adoptBackend(login.socket)) return;
     this.backendKill = {
       target,
       username: cred.username,
@@ -284,18 +254,8 @@ export class MysqlSession implements ProxySession, Handshaking {
   private startSplice(clientRest: Buffer, login: MysqlLogin, reading: SessionReading | undefined): void {
     const backend = login.socket;
     const lease = this.record.lease;
-    const mode = this.ctx.auditStatements;
-    const auditor =
-      mode !== "none" && lease
-        ? new MysqlStatementAuditor({
-            mode,
-            audit: this.ctx.audit,
-            lease,
-            client: this.record.client,
-            requestId: this.record.requestId,
-            onFailure: () => this.terminate("the audit log cannot be written"),
-          })
-        : undefined;
+    const trail = this.trailOptions(this.ctx.auditStatements);
+    const auditor = trail && new MysqlStatementAuditor(trail);
     const guard = mysqlSessionGuard({
       reg: this.ctx.registration(),
       lease,
@@ -327,9 +287,8 @@ export class MysqlSession implements ProxySession, Handshaking {
       backend.destroy();
       return;
     }
-    this.spliced = splice(this.client, backend, { rewriteUp: (c) => guard.push(c), ...limiter?.taps() });
-    auditor?.attach(this.spliced.up);
-    limiter?.attach(this.spliced);
+    const spliced = this.relay(backend, { rewriteUp: (c) => guard.push(c), ...limiter?.taps() }, limiter);
+    auditor?.attach(spliced.up);
   }
 
   /** A command that could switch accounts: the client is told so and the session ends. */
@@ -365,126 +324,40 @@ export class MysqlSession implements ProxySession, Handshaking {
 
   /** Ends a spliced session with one last packet of ours to the client. */
   private endWith(ending: string, last: Buffer): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.record.ending = ending;
+    if (!this.endAs(ending, last)) return;
     this.ctx.log.warn(
       { resource: this.ctx.resource, lease_id: this.record.lease?.id, client: this.record.client, ending },
       "proxy session ended by the listener",
     );
-    this.spliced?.stopDown();
-    this.backend?.destroy();
-    this.client.end(last);
-    setTimeout(() => this.client.destroy(), 1000).unref();
   }
 
-  private claim(leaseId: string): void {
-    this.leaseKey = leaseId;
-    this.record.claimedLeaseId = leaseId;
-    this.ctx.registry.add(leaseId, this);
-  }
-
-  /** Counts the session against its lease's cap; a lease at its cap gets 1040, naming the setting. */
-  private admit(leaseId: string): void {
-    const max = this.ctx.maxConnectionsPerLease;
-    if (!this.ctx.registry.admit(leaseId, this, max)) {
-      throw new HandshakeRefusal(
-        String(ER.conCount),
-        `Too many connections for lease ${leaseId.slice(0, 64)}: at most ${max} at a time (proxy.maxConnectionsPerLease)`,
-        `${ER.conCount} too many connections for the lease`,
-      );
-    }
-  }
-
-  get evictable(): boolean {
-    return this.waitingOnClient && !this.ended;
-  }
-
-  /** Closes a connection still logging in at once, to make room for another (no linger). */
-  evict(why: string): void {
-    this.refuse(
-      new HandshakeRefusal(String(ER.conCount), `Too many connections: ${why}`, `${ER.conCount} ${why}`),
-    );
-    this.client.destroy();
-  }
-
-  private refuse(err: unknown): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.ctx.handshakes.leave(this);
-    this.ctx.registry.release(this);
-    this.abort.abort();
-    this.backend?.destroy();
-    if (err instanceof PeerClosedError) {
-      this.record.refusal ??= "client closed before logging in";
-      this.client.destroy();
-      return;
-    }
-    let frame: Buffer;
+  protected override refusalFrame(err: unknown): Buffer {
     if (err instanceof HandshakeRefusal && err.raw) {
       // The server's own ERR, relayed with the client leg's sequence id.
       this.record.refusal = `${err.raw.readUInt16LE(1)} ${err.reason}`;
-      frame = packet(this.seq, err.raw);
-    } else {
-      let r: HandshakeRefusal;
-      if (err instanceof HandshakeRefusal) r = err;
-      else if (err instanceof MysqlProtocolError) r = badHandshake(err.message);
-      else {
-        this.ctx.log.error(
-          { err: { message: (err as Error).message }, resource: this.ctx.resource },
-          "proxy session failed",
-        );
-        r = new HandshakeRefusal(
-          String(ER.unknown),
-          "internal error in the proxy",
-          `${ER.unknown} internal error`,
-        );
-      }
-      this.record.refusal = r.reason;
-      const code = Number(r.code);
-      frame = errPacket(this.seq, code, r.message, this.protocol41 ? (SQLSTATE[code] ?? "HY000") : undefined);
+      return packet(this.seq, err.raw);
     }
-    this.client.end(frame);
-    setTimeout(() => this.client.destroy(), 1000).unref();
+    let r: HandshakeRefusal;
+    if (err instanceof HandshakeRefusal) r = err;
+    else if (err instanceof MysqlProtocolError) r = badHandshake(err.message);
+    else {
+      this.failed(err);
+      r = new HandshakeRefusal(
+        String(ER.unknown),
+        "internal error in the proxy",
+        `${ER.unknown} internal error`,
+      );
+    }
+    this.record.refusal = r.reason;
+    const code = Number(r.code);
+    return errPacket(this.seq, code, r.message, this.protocol41 ? (SQLSTATE[code] ?? "HY000") : undefined);
   }
 
-  /** Closes the session now (the protocol has no word for it in the middle of a result). */
-  terminate(why: string): void {
-    if (!this.spliced) {
-      this.refuse(
-        new HandshakeRefusal(
-          String(ER.connectionKilled),
-          `Connection was killed: ${why}`,
-          `${ER.connectionKilled} ${why}`,
-        ),
-      );
-      return;
-    }
-    if (this.ended) return;
-    this.ended = true;
-    this.record.ending = why;
-    this.client.destroy();
-    this.backend?.destroy();
+  /** The protocol has no word for it in the middle of a result: the client is cut off. */
+  protected override endSpliced(why: string): void {
+    if (!this.endAs(why, undefined)) return;
     // A statement still running (SELECT SLEEP, a long scan) would go on as the account after
     // the lease ended: the server notices a closed connection only when it next writes.
     if (this.backendKill) void killBackend(this.backendKill, this.ctx.handshakeTimeoutMs);
-  }
-
-  private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.ctx.connectionIds?.remove(this.connectionId);
-    this.ended = true;
-    this.abort.abort();
-    this.backend?.destroy();
-    this.ctx.live.delete(this);
-    this.ctx.handshakes.leave(this);
-    if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
-    this.ctx.registry.release(this);
-    if (this.spliced) {
-      this.record.bytesIn += this.spliced.up.bytes;
-      this.record.bytesOut += this.spliced.down.bytes;
-    }
-    this.record.finish();
   }
 }

@@ -1,18 +1,13 @@
 import type { Socket } from "node:net";
+import type { SecureContext } from "node:tls";
 import type { LeaseRecord } from "../../leases/index.js";
-import type { Duplex } from "node:stream";
-import { type SecureContext, TLSSocket } from "node:tls";
-import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-token.js";
-import { HandshakeRefusal } from "../handshake-refusal.js";
-import type { Handshaking } from "../handshake-slots.js";
-import type { SessionContext } from "../session-context.js";
-import { digestOf, recordDenial } from "../decision-record.js";
-import { SessionRecord } from "../session-record.js";
-import { sessionLimiter } from "../session-limits.js";
-import { PeerClosedError, SocketReader } from "../socket-reader.js";
-import { type Splice, splice } from "../splice.js";
 import type { StoredRegistration } from "../../resources/types.js";
-import type { AuditStatements, ProxySession } from "../types.js";
+import { digestOf } from "../decision-record.js";
+import { HandshakeRefusal } from "../handshake-refusal.js";
+import { ListenerSession } from "../listener-session.js";
+import type { SessionContext } from "../session-context.js";
+import { SocketReader } from "../socket-reader.js";
+import type { AuditStatements } from "../types.js";
 import { loginToBackend } from "./backend-login.js";
 import type { BackendCancelKey, CancelKeys } from "./cancel-keys.js";
 import { forwardCancel } from "./cancel-forward.js";
@@ -55,76 +50,56 @@ function unencryptedAfter(kind: "ssl" | "gssenc"): HandshakeRefusal {
  * lease token of the lease named as user (SCRAM-SHA-256; the token itself only over TLS), the login to
  * the real server as the leased account, then a splice of both directions.
  */
-export class PostgresSession implements ProxySession, Handshaking {
-  private client: Duplex;
-  private backend: Duplex | undefined;
-  private spliced: Splice | undefined;
+export class PostgresSession extends ListenerSession<PostgresContext> {
   /** How the server reads SQL in this session (ParameterStatus), for statement policy. */
   private readonly syntax = new SessionSyntax();
   private readonly downTap = new FrameTap(new Set([MSG.parameterStatus]), (m) => this.syntax.observe(m.body));
   /** While a chunk from the server is counted: its bytes that end the message in progress. */
   private downTail: Buffer | undefined;
-  private readonly abort = new AbortController();
-  private readonly record: SessionRecord;
-  private leaseKey: string | undefined;
   private clientKey: { pid: number; secret: number } | undefined;
   private backendKey: BackendCancelKey | undefined;
-  private ended = false;
-  private finished = false;
-  private audited = true;
-  /** Until the password message arrives, the proxy waits on the client: an idle handshake. */
-  private waitingOnClient = true;
+  protected override readonly closedEarly = "client closed during startup";
 
-  constructor(
-    private readonly raw: Socket,
-    private readonly ctx: PostgresContext,
-  ) {
-    this.client = raw;
-    raw.setNoDelay(true);
-    raw.on("error", () => undefined);
-    this.record = new SessionRecord({
-      audit: ctx.audit,
-      log: ctx.log,
-      resource: ctx.resource,
-      protocol: "postgres",
-      client: `${raw.remoteAddress ?? "?"}:${raw.remotePort ?? 0}`,
-      requestId: proxyRequestId(),
-    });
-    this.watchClose(raw);
+  constructor(raw: Socket, ctx: PostgresContext) {
+    super(raw, ctx, "postgres");
   }
 
-  /** Runs the session to the splice; never rejects. */
-  async run(): Promise<void> {
-    this.ctx.live.add(this);
-    if (!this.ctx.handshakes.enter(this)) {
-      this.evict("too many connections are logging in");
-      return;
-    }
-    // The server ends a startup that outlasts authentication_timeout without a word
-    // (StartupPacketTimeoutHandler: _exit(1)); a wait on the sidecar itself is said.
-    const timer = setTimeout(
-      () =>
-        this.refuse(
-          this.waitingOnClient
-            ? new StartupDropped("the startup did not complete in time")
-            : violation("the startup did not complete in time"),
-        ),
-      this.ctx.handshakeTimeoutMs,
+  /**
+   * The server ends a startup that outlasts authentication_timeout without a word
+   * (StartupPacketTimeoutHandler: _exit(1)); a wait on the sidecar itself is said.
+   */
+  protected override timedOut(): Error {
+    return this.waitingOnClient
+      ? new StartupDropped("the startup did not complete in time")
+      : violation("the startup did not complete in time");
+  }
+
+  /** A lease at its cap gets 53300, naming the setting. */
+  protected override leaseCapRefusal(leaseId: string, max: number): HandshakeRefusal {
+    return new HandshakeRefusal(
+      SQLSTATE.tooManyConnections,
+      `too many connections for lease ${leaseId.slice(0, 64)}: at most ${max} at a time (proxy.maxConnectionsPerLease)`,
+      "53300 too many connections for the lease",
     );
-    try {
-      await this.handshake();
-    } catch (err) {
-      this.refuse(err);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
-  private watchClose(sock: Duplex): void {
-    sock.once("close", () => this.finish());
+  protected override busyRefusal(why: string): HandshakeRefusal {
+    return new HandshakeRefusal(SQLSTATE.tooManyConnections, why, `53300 ${why}`);
   }
 
-  private async handshake(): Promise<void> {
+  protected override terminatedRefusal(why: string): HandshakeRefusal {
+    return new HandshakeRefusal(
+      SQLSTATE.adminShutdown,
+      `terminating connection because ${why}`,
+      `57P01 ${why}`,
+    );
+  }
+
+  protected override released(): void {
+    if (this.clientKey) this.ctx.cancelKeys.revoke(this.clientKey.pid, this.clientKey.secret);
+  }
+
+  protected override async handshake(): Promise<void> {
     const highWater = this.ctx.maxMessageBytes + 64 * 1024;
     let reader = new SocketReader(this.client, highWater);
     let first: FirstPacket;
@@ -148,11 +123,7 @@ export class PostgresSession implements ProxySession, Handshaking {
         if (reader.length > 0) throw unencryptedAfter(first.kind);
         reader.detach({ pause: false });
         this.raw.write("S");
-        const secure = new TLSSocket(this.raw, { isServer: true, secureContext: this.ctx.secureContext });
-        secure.on("error", () => undefined);
-        this.client = secure;
-        this.watchClose(secure);
-        reader = new SocketReader(secure, highWater);
+        reader = new SocketReader(this.startTls(this.ctx.secureContext), highWater);
         sslDone = true;
         gssDone = true;
         continue;
@@ -162,8 +133,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     if (first.kind === "cancel") {
       this.audited = false;
       const key = this.ctx.cancelKeys.lookup(first.pid, first.secret, this.ctx.resource);
-      this.ended = true;
-      this.client.end();
+      this.hangUp();
       if (key) await forwardCancel(key, this.ctx.handshakeTimeoutMs);
       return;
     }
@@ -176,16 +146,10 @@ export class PostgresSession implements ProxySession, Handshaking {
       ctx: this.ctx,
       reader,
       client: this.client,
-      tls: this.client !== this.raw,
+      tls: this.tls,
       user,
     });
-    this.waitingOnClient = false;
-    const check = await checkLeaseToken(this.ctx, presented, user, {
-      requestId: this.record.requestId,
-      client: this.record.client,
-      // The accepted TCP socket, also when the client speaks TLS over it.
-      caller: connectionCaller(this.ctx, this.raw),
-    });
+    const check = await this.checkToken(presented, user);
     if (!check.ok) {
       throw check.kind === "refused"
         ? new HandshakeRefusal(
@@ -202,7 +166,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     const cred = check.credential;
     this.record.lease = cred.lease;
     if (this.ended) return;
-    this.admit(cred.lease.id);
+    this.admit(cred.lease);
     const reg = this.ctx.registration();
     const target = reg ? pgTargetOf(reg.connection) : null;
     if (!reg || !target) {
@@ -222,8 +186,7 @@ export class PostgresSession implements ProxySession, Handshaking {
       maxMessageBytes: this.ctx.maxMessageBytes,
       signal: this.abort.signal,
     });
-    this.backend = login.socket;
-    login.socket.on("error", () => undefined);
+    if (!this.adoptBackend(login.socket)) return;
     if (this.ctx.registration()?.proxy?.statementPolicy === true) {
       // The grammar loads once per process; until it has, no statement could be judged.
       await loadPostgresGrammar().catch(() => {
@@ -256,26 +219,12 @@ export class PostgresSession implements ProxySession, Handshaking {
     }
     frames.push(...login.frames.slice(-1), login.rest);
     this.downTap.push(login.rest);
-    const lease = this.record.lease;
-    const mode = this.ctx.auditStatements;
-    const auditor =
-      mode !== "none" && lease
-        ? new StatementAuditor({
-            mode,
-            audit: this.ctx.audit,
-            lease,
-            client: this.record.client,
-            requestId: this.record.requestId,
-            onFailure: () => this.terminate("the audit log cannot be written"),
-          })
-        : undefined;
-    const guard = this.statementGuard(lease, auditor?.onMessage);
+    const trail = this.trailOptions(this.ctx.auditStatements);
+    const auditor = trail && new StatementAuditor(trail);
+    const guard = this.statementGuard(this.record.lease, auditor?.onMessage);
     const upTap = auditor && !guard ? new FrameTap(StatementAuditor.types, auditor.onMessage) : undefined;
-    const limiter = sessionLimiter({
-      ctx: this.ctx,
-      record: this.record,
-      tool: "postgres",
-      end: (why) => this.terminate(why, SQLSTATE.configurationLimitExceeded),
+    const limiter = this.limiter({
+      end: (why) => this.terminateWith(why, SQLSTATE.configurationLimitExceeded),
       refusal: (why) => new HandshakeRefusal(SQLSTATE.configurationLimitExceeded, why, `53400 ${why}`),
       count: pgStatementCounter(),
     });
@@ -293,7 +242,7 @@ export class PostgresSession implements ProxySession, Handshaking {
     this.record.bytesIn += clientRest.length;
     this.record.bytesOut += login.rest.length;
     const downTap = this.downTap;
-    this.spliced = splice(this.client, backend, {
+    const spliced = this.relay(backend, {
       onUp: up,
       onDown: (c) => {
         if (limiter) {
@@ -308,8 +257,8 @@ export class PostgresSession implements ProxySession, Handshaking {
       },
       rewriteUp: guard ? (c) => guard.push(c) : undefined,
     });
-    auditor?.attach(this.spliced.up);
-    limiter?.attach(this.spliced);
+    auditor?.attach(spliced.up);
+    limiter?.attach(spliced);
   }
 
   /** The guard on the client's statements, when the registration needs one (session-guard.ts). */
@@ -331,10 +280,7 @@ export class PostgresSession implements ProxySession, Handshaking {
 
   /** The record of a refused statement: a `decision` on the lease, with a digest, never the text. */
   private auditRefusal(text: string, refusal: GuardRefusal): void {
-    recordDenial({
-      ctx: this.ctx,
-      record: this.record,
-      tool: "postgres",
+    this.deny({
       scope: refusal.scope,
       reason: refusal.reason,
       digest: digestOf(text),
@@ -343,7 +289,6 @@ export class PostgresSession implements ProxySession, Handshaking {
         refusal.scope === "statement"
           ? "refused a statement by policy through the proxy"
           : "refused a password change through the proxy",
-      onFailure: (why) => this.terminate(why),
     });
   }
 
@@ -375,116 +320,44 @@ export class PostgresSession implements ProxySession, Handshaking {
     return database;
   }
 
-  /** Counts the session against its lease's cap; a lease at its cap gets 53300, naming the setting. */
-  private admit(leaseId: string): void {
-    const max = this.ctx.maxConnectionsPerLease;
-    if (!this.ctx.registry.admit(leaseId, this, max)) {
-      throw new HandshakeRefusal(
-        SQLSTATE.tooManyConnections,
-        `too many connections for lease ${leaseId.slice(0, 64)}: at most ${max} at a time (proxy.maxConnectionsPerLease)`,
-        "53300 too many connections for the lease",
-      );
+  protected override refusalFrame(err: unknown): Buffer | undefined {
+    if (err instanceof StartupDropped) {
+      this.record.refusal = `08P01 ${err.message}`;
+      return undefined;
     }
-  }
-
-  get evictable(): boolean {
-    return this.waitingOnClient && !this.ended;
-  }
-
-  /** Closes a connection still logging in at once, to make room for another (no linger). */
-  evict(why: string): void {
-    this.refuse(new HandshakeRefusal(SQLSTATE.tooManyConnections, why, `53300 ${why}`));
-    this.client.destroy();
-  }
-
-  /** Registers the session under the lease id it claims, before the token is checked, so no end is missed. */
-  private claim(leaseId: string): void {
-    this.leaseKey = leaseId;
-    this.record.claimedLeaseId = leaseId;
-    this.ctx.registry.add(leaseId, this);
-  }
-
-  private refuse(err: unknown): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.ctx.handshakes.leave(this);
-    this.ctx.registry.release(this);
-    this.abort.abort();
-    this.backend?.destroy();
-    if (err instanceof PeerClosedError || err instanceof StartupDropped) {
-      this.record.refusal =
-        err instanceof StartupDropped ? `08P01 ${err.message}` : "client closed during startup";
-      this.client.destroy();
-      return;
-    }
-    const r =
-      err instanceof HandshakeRefusal
-        ? err
-        : new HandshakeRefusal(
-            SQLSTATE.connectionFailure,
-            "internal error in the proxy",
-            "08006 internal error",
-          );
-    if (!(err instanceof HandshakeRefusal)) {
-      this.ctx.log.error(
-        { err: { message: (err as Error).message }, resource: this.ctx.resource },
-        "proxy session failed",
+    let r: HandshakeRefusal;
+    if (err instanceof HandshakeRefusal) r = err;
+    else {
+      this.failed(err);
+      r = new HandshakeRefusal(
+        SQLSTATE.connectionFailure,
+        "internal error in the proxy",
+        "08006 internal error",
       );
     }
     this.record.refusal = r.reason;
-    const frame =
-      r.raw ?? errorResponse({ severity: "FATAL", code: r.code, message: r.message, detail: r.detail });
-    this.client.end(frame);
-    setTimeout(() => this.client.destroy(), 1000).unref();
+    return r.raw ?? errorResponse({ severity: "FATAL", code: r.code, message: r.message, detail: r.detail });
   }
 
-  /** Closes the session now; a client between two messages is told why (FATAL 57P01, or `code`). */
-  terminate(why: string, code: string = SQLSTATE.adminShutdown): void {
-    if (!this.spliced) {
-      this.refuse(
-        new HandshakeRefusal(SQLSTATE.adminShutdown, `terminating connection because ${why}`, `57P01 ${why}`),
-      );
-      return;
-    }
-    if (this.ended) return;
-    this.ended = true;
-    this.record.ending = why;
-    this.spliced.stopDown();
+  /** A client between two messages is told why (FATAL 57P01). */
+  protected override endSpliced(why: string): void {
+    this.terminateWith(why, SQLSTATE.adminShutdown);
+  }
+
+  /** Ends a spliced session; a client between two messages gets FATAL `code`. */
+  private terminateWith(why: string, code: string): void {
+    // The server's message in progress, when this chunk ends it, goes first (see startSplice).
     const tail = this.downTail;
-    if (this.downTap.atBoundary || tail) {
-      if (tail) this.client.write(tail);
-      this.client.end(
-        errorResponse({
-          severity: "FATAL",
-          code,
-          message: `terminating connection because ${why}`,
-        }),
-      );
-      setTimeout(() => this.client.destroy(), 1000).unref();
-    } else {
-      this.client.destroy();
-    }
-    this.backend?.destroy();
+    const last =
+      this.downTap.atBoundary || tail
+        ? Buffer.concat([
+            tail ?? Buffer.alloc(0),
+            errorResponse({ severity: "FATAL", code, message: `terminating connection because ${why}` }),
+          ])
+        : undefined;
+    if (!this.endAs(why, last)) return;
     // A server notices a closed connection only when it next reads or writes: a statement
     // still running (pg_sleep, a long scan) would go on as the account after the lease ended.
     if (this.backendKey) void forwardCancel(this.backendKey, this.ctx.handshakeTimeoutMs);
-  }
-
-  private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.ended = true;
-    this.abort.abort();
-    this.backend?.destroy();
-    this.ctx.live.delete(this);
-    this.ctx.handshakes.leave(this);
-    if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
-    this.ctx.registry.release(this);
-    if (this.clientKey) this.ctx.cancelKeys.revoke(this.clientKey.pid, this.clientKey.secret);
-    if (this.spliced) {
-      this.record.bytesIn += this.spliced.up.bytes;
-      this.record.bytesOut += this.spliced.down.bytes;
-    }
-    if (this.audited) this.record.finish();
   }
 }

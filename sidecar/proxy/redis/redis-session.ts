@@ -1,16 +1,10 @@
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
-import { checkLeaseToken, connectionCaller, proxyRequestId } from "../check-token.js";
+import { digestOf } from "../decision-record.js";
 import { HandshakeRefusal } from "../handshake-refusal.js";
-import type { Handshaking } from "../handshake-slots.js";
+import { ListenerSession } from "../listener-session.js";
 import type { SessionContext } from "../session-context.js";
-import { digestOf, recordDenial } from "../decision-record.js";
-import { sessionLimiter } from "../session-limits.js";
-import { SessionRecord } from "../session-record.js";
 import { leaseCapMessage } from "../session-registry.js";
-import { PeerClosedError, SocketReader } from "../socket-reader.js";
-import { type Splice, splice } from "../splice.js";
-import type { ProxySession } from "../types.js";
+import { SocketReader } from "../socket-reader.js";
 import { loginToRedis, type RedisLogin } from "./backend-login.js";
 import { CommandFramer } from "./command-framer.js";
 import type { CommandRefusal } from "./command-guard.js";
@@ -96,58 +90,31 @@ function preAuth(args: readonly Buffer[]): Step | null {
  * the token; then the server is logged in to with the account's real ACL password and the
  * connection is spliced.
  */
-export class RedisSession implements ProxySession, Handshaking {
-  private backend: Duplex | undefined;
-  private spliced: Splice | undefined;
-  private readonly abort = new AbortController();
-  private readonly record: SessionRecord;
-  private leaseKey: string | undefined;
-  private ended = false;
-  private finished = false;
-  /** While a login is being checked the proxy is not waiting on the client. */
-  private checking = false;
+export class RedisSession extends ListenerSession<RedisContext> {
+  protected override readonly closedEarly = "client closed before logging in";
 
-  constructor(
-    private readonly client: Socket,
-    private readonly ctx: RedisContext,
-  ) {
-    client.setNoDelay(true);
-    client.on("error", () => undefined);
-    this.record = new SessionRecord({
-      audit: ctx.audit,
-      log: ctx.log,
-      resource: ctx.resource,
-      protocol: "redis",
-      client: `${client.remoteAddress ?? "?"}:${client.remotePort ?? 0}`,
-      requestId: proxyRequestId(),
-    });
-    client.once("close", () => this.finish());
+  constructor(client: Socket, ctx: RedisContext) {
+    super(client, ctx, "redis");
   }
 
-  /** Runs the session to the splice; never rejects. */
-  async run(): Promise<void> {
-    this.ctx.live.add(this);
-    if (!this.ctx.handshakes.enter(this)) {
-      this.evict("too many connections are logging in");
-      return;
-    }
-    const timer = setTimeout(
-      () =>
-        this.refuse(
-          new HandshakeRefusal("ERR", "authentication did not complete in time", "ERR handshake timeout"),
-        ),
-      this.ctx.handshakeTimeoutMs,
-    );
-    try {
-      await this.handshake();
-    } catch (err) {
-      this.refuse(err);
-    } finally {
-      clearTimeout(timer);
-    }
+  protected override timedOut(): HandshakeRefusal {
+    return new HandshakeRefusal("ERR", "authentication did not complete in time", "ERR handshake timeout");
   }
 
-  private async handshake(): Promise<void> {
+  /** A lease at its cap gets an error naming the setting. */
+  protected override leaseCapRefusal(_leaseId: string, max: number): HandshakeRefusal {
+    return new HandshakeRefusal("ERR", leaseCapMessage(max), "ERR too many connections for the lease");
+  }
+
+  protected override busyRefusal(why: string): HandshakeRefusal {
+    return new HandshakeRefusal("ERR", why, `ERR ${why}`);
+  }
+
+  protected override terminatedRefusal(why: string): HandshakeRefusal {
+    return new HandshakeRefusal("ERR", `connection closed because ${why}`, `ERR ${why}`);
+  }
+
+  protected override async handshake(): Promise<void> {
     const reader = new SocketReader(this.client, this.ctx.maxMessageBytes + 64 * 1024);
     let attempts = 0;
     for (;;) {
@@ -162,8 +129,7 @@ export class RedisSession implements ProxySession, Handshaking {
       if (step === null) continue;
       if ("reply" in step) {
         if (step.close) {
-          this.ended = true;
-          this.client.end(step.reply);
+          this.hangUp(step.reply);
           return;
         }
         this.client.write(step.reply);
@@ -171,12 +137,7 @@ export class RedisSession implements ProxySession, Handshaking {
       }
       const login = step.login;
       this.claim(login.leaseId);
-      this.checking = true;
-      const check = await checkLeaseToken(this.ctx, login.token, login.leaseId, {
-        requestId: this.record.requestId,
-        client: this.record.client,
-        caller: connectionCaller(this.ctx, this.client),
-      });
+      const check = await this.checkToken(login.token, login.leaseId);
       if (this.ended) return;
       if (!check.ok) {
         if (check.kind === "unavailable") {
@@ -187,7 +148,7 @@ export class RedisSession implements ProxySession, Handshaking {
           );
         }
         this.unclaim();
-        this.checking = false;
+        this.waitingOnClient = true;
         attempts += 1;
         this.record.refusal = `WRONGPASS ${check.code}`;
         if (attempts >= MAX_ATTEMPTS)
@@ -195,10 +156,8 @@ export class RedisSession implements ProxySession, Handshaking {
         this.client.write(errorReply(WRONGPASS));
         continue;
       }
-      this.record.refusal = undefined;
       const cred = check.credential;
-      this.record.lease = cred.lease;
-      this.admit(cred.lease.id);
+      this.admit(cred.lease);
       const reg = this.ctx.registration();
       const target = reg ? redisTargetOf(reg.connection) : null;
       if (!target)
@@ -224,12 +183,7 @@ export class RedisSession implements ProxySession, Handshaking {
         maxMessageBytes: this.ctx.maxMessageBytes,
         signal: this.abort.signal,
       });
-      this.backend = res.socket;
-      res.socket.on("error", () => undefined);
-      if (this.ended) {
-        res.socket.destroy();
-        return;
-      }
+      if (!this.adoptBackend(res.socket)) return;
       const table = policyOn ? (cached ?? this.tableOf(res, backendKey)) : undefined;
       this.startSplice(reader.detach({ pause: true }), res, table);
       return;
@@ -269,10 +223,7 @@ export class RedisSession implements ProxySession, Handshaking {
     if (table && !guard)
       throw new HandshakeRefusal("ERR", "the resource has no usable connection", "ERR no connection");
     const counter = new CommandFramer(0, false);
-    const limiter = sessionLimiter({
-      ctx: this.ctx,
-      record: this.record,
-      tool: "redis",
+    const limiter = this.limiter({
       end: (why) => this.terminate(why),
       refusal: (why) => new HandshakeRefusal("ERR", why, `ERR ${why}`),
       // Not RESP: the server answers it and closes; nothing more to count.
@@ -286,70 +237,29 @@ export class RedisSession implements ProxySession, Handshaking {
     if (this.ended) return;
     this.record.bytesIn += clientRest.length;
     this.record.bytesOut += res.rest.length;
-    this.spliced = splice(this.client, res.socket, {
-      ...limiter?.taps(),
-      rewriteUp: guard ? (c) => guard.push(c) : undefined,
-      rewriteDown: guard ? (c) => guard.down(c) : undefined,
-    });
-    limiter?.attach(this.spliced);
+    this.relay(
+      res.socket,
+      {
+        ...limiter?.taps(),
+        rewriteUp: guard ? (c) => guard.push(c) : undefined,
+        rewriteDown: guard ? (c) => guard.down(c) : undefined,
+      },
+      limiter,
+    );
   }
 
   /** The record of a refused command: a `decision` on the lease, with a digest, never a key or a value. */
   private auditRefusal(command: Buffer, refusal: CommandRefusal): void {
-    recordDenial({
-      ctx: this.ctx,
-      record: this.record,
-      tool: "redis",
+    this.deny({
       scope: "statement",
       reason: refusal.reason,
       digest: digestOf(command),
       policies: refusal.policies,
       message: "refused a command by policy through the proxy",
-      onFailure: (why) => this.terminate(why),
     });
   }
 
-  private claim(leaseId: string): void {
-    this.leaseKey = leaseId;
-    this.record.claimedLeaseId = leaseId;
-    this.ctx.registry.add(leaseId, this);
-  }
-
-  /** Counts the session against its lease's cap; a lease at its cap gets an error naming the setting. */
-  private admit(leaseId: string): void {
-    const max = this.ctx.maxConnectionsPerLease;
-    if (!this.ctx.registry.admit(leaseId, this, max)) {
-      throw new HandshakeRefusal("ERR", leaseCapMessage(max), "ERR too many connections for the lease");
-    }
-  }
-
-  get evictable(): boolean {
-    return !this.checking && !this.ended;
-  }
-
-  /** Closes a connection still logging in at once, to make room for another (no linger). */
-  evict(why: string): void {
-    this.refuse(new HandshakeRefusal("ERR", why, `ERR ${why}`));
-    this.client.destroy();
-  }
-
-  private unclaim(): void {
-    if (this.leaseKey !== undefined) this.ctx.registry.remove(this.leaseKey, this);
-    this.leaseKey = undefined;
-  }
-
-  private refuse(err: unknown): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.ctx.handshakes.leave(this);
-    this.ctx.registry.release(this);
-    this.abort.abort();
-    this.backend?.destroy();
-    if (err instanceof PeerClosedError) {
-      this.record.refusal ??= "client closed before logging in";
-      this.client.destroy();
-      return;
-    }
+  protected override refusalFrame(err: unknown): Buffer {
     let line: string;
     if (err instanceof RespProtocolError) {
       line = `ERR Protocol error: ${err.message}`;
@@ -358,44 +268,15 @@ export class RedisSession implements ProxySession, Handshaking {
       line = `${err.code} ${err.message}`;
       this.record.refusal = err.reason;
     } else {
-      this.ctx.log.error(
-        { err: { message: (err as Error).message }, resource: this.ctx.resource },
-        "proxy session failed",
-      );
+      this.failed(err);
       line = "ERR internal error in the proxy";
       this.record.refusal = "ERR internal error";
     }
-    this.client.end(errorReply(line));
-    setTimeout(() => this.client.destroy(), 1000).unref();
+    return errorReply(line);
   }
 
-  /** Closes the session now (RESP has no way to say why in the middle of a reply). */
-  terminate(why: string): void {
-    if (!this.spliced) {
-      this.refuse(new HandshakeRefusal("ERR", `connection closed because ${why}`, `ERR ${why}`));
-      return;
-    }
-    if (this.ended) return;
-    this.ended = true;
-    this.record.ending = why;
-    this.client.destroy();
-    this.backend?.destroy();
-  }
-
-  private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.ended = true;
-    this.abort.abort();
-    this.backend?.destroy();
-    this.ctx.live.delete(this);
-    this.ctx.handshakes.leave(this);
-    this.unclaim();
-    this.ctx.registry.release(this);
-    if (this.spliced) {
-      this.record.bytesIn += this.spliced.up.bytes;
-      this.record.bytesOut += this.spliced.down.bytes;
-    }
-    this.record.finish();
+  /** RESP has no way to say why in the middle of a reply: the client is cut off. */
+  protected override endSpliced(why: string): void {
+    this.endAs(why, undefined);
   }
 }
