@@ -4,7 +4,6 @@ import { accountDn } from "../../../adapters/ldap/index.js";
 import { HandshakeRefusal } from "../handshake-refusal.js";
 import { ListenerSession } from "../listener-session.js";
 import type { SessionContext } from "../session-context.js";
-import { leaseAuditFields } from "../session-record.js";
 import { leaseCapMessage } from "../session-registry.js";
 import { SocketReader } from "../socket-reader.js";
 import { loginToLdap } from "./backend-login.js";
@@ -177,26 +176,12 @@ export class LdapSession extends ListenerSession<LdapContext> {
    */
   private refusedRequest(rule: string): void {
     this.refusals += 1;
-    const lease = this.record.lease;
-    if (lease) {
-      this.ctx.audit
-        .append({
-          ...leaseAuditFields(lease),
-          event: "decision",
-          scope: "proxy_statement",
-          decision: "deny",
-          tool: "ldap",
-          target: this.record.client,
-          request_id: this.record.requestId,
-          reason: `${rule}: refused by the leasehold listener`,
-        })
-        .catch((err: unknown) =>
-          this.ctx.log.error(
-            { err: { message: (err as Error).message }, resource: this.ctx.resource },
-            "proxy audit write failed",
-          ),
-        );
-    }
+    // A record that cannot be written ends the session (fail closed), as every listener's denials do.
+    this.deny({
+      scope: "proxy_statement",
+      reason: `${rule}: refused by the leasehold listener`,
+      message: "the LDAP listener refused a request of the bound session",
+    });
     if (this.refusals > MAX_REFUSALS)
       setImmediate(() => this.terminateWith(RESULT.unwillingToPerform, "too many refused requests"));
   }
