@@ -74,8 +74,10 @@ export class LeaseViews {
    * One page of active leases (of one resource, or all), by resource name, then per resource the
    * leases a reaper has claimed and the scheduled ones soonest expiry first. At most `limit`
    * leases, and at most `budget` looked at (filtering by agent may give a short page): `next`,
-   * absent once the listing is complete, is where the following page starts. One round trip on a
-   * single Redis; on Redis Cluster one per resource the page spans.
+   * absent on the last page, is where the following page starts. A full page looks one matching
+   * lease ahead (within the budget) to know whether it is the last. One round trip on a single
+   * Redis; on Redis Cluster one per resource the page spans, and, for a full page, one per
+   * following resource until one holds a matching lease.
    */
   async listPage(q: {
     resource?: string | undefined;
@@ -84,7 +86,7 @@ export class LeaseViews {
     budget?: number | undefined;
     after?: LeasePosition | undefined;
   }): Promise<LeasePage> {
-    const budget = q.budget ?? Math.max(q.limit * 4, 2000);
+    const budget = Math.max(1, q.budget ?? Math.max(q.limit * 4, 2000));
     const call = async (only: string, limit: number, scan: number, after: LeasePosition | undefined) => {
       const [pos, ...rows] = await this.s.redis.lhListPage(
         only ? this.s.k(only, "due") : `${this.s.prefix}resources`,
@@ -115,9 +117,15 @@ export class LeaseViews {
       leases.push(...page.leases);
       scanned += page.leases.length;
       if (page.next) return { leases, next: page.next };
-      if (leases.length >= q.limit || scanned >= budget) {
-        return i + 1 < names.length ? { leases, next: [name, "z", "0", ""] } : { leases };
+      const past: LeasePosition = [name, "z", "0", ""];
+      if (leases.length < q.limit && scanned < budget) continue;
+      if (leases.length < q.limit) return i + 1 < names.length ? { leases, next: past } : { leases };
+      // A full page is the last unless a following resource holds a matching lease.
+      for (const later of names.slice(i + 1)) {
+        const ahead = await call(later, 1, Math.max(1, budget - scanned), undefined);
+        if (ahead.leases.length > 0 || ahead.next) return { leases, next: past };
       }
+      return { leases };
     }
     return { leases };
   }

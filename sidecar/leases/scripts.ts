@@ -321,8 +321,10 @@ return oldest`;
  * budget, then the position to start after: resource, phase, score, id ('' = the start).
  * One page of active leases, by resource name, then per resource the claimed ones (phase 'i',
  * by id) and the scheduled ones (phase 'd', by expires_at then id); phase 'z' is past the resource. At most `limit` leases and
- * `budget` scheduled entries looked at. Returns {position or {}, {resource, id, hash}...}; an
- * empty position means the listing is complete.
+ * `budget` entries looked at. A full page looks on for one more matching lease (within the
+ * budget): only when it finds one, or the budget runs out first, is a position returned, so the
+ * last page has none. Returns {position or {}, {resource, id, hash}...}; an empty position means
+ * the listing is complete. `budget` must be at least 1.
  */
 export const LIST_PAGE = `${RESOURCE_KEY}
 local prefix, only, agent = ARGV[1], ARGV[2], ARGV[3]
@@ -336,19 +338,22 @@ end
 local leases = {{}}
 local scanned = 0
 local pos = {}
+-- true: stop, with pos the last entry looked at that the next page need not see again
 local function visit(name, phase, score, id)
+  if scanned >= budget then return true end
   scanned = scanned + 1
-  pos = {name, phase, tostring(score), id}
   local flat = redis.call('HGETALL', rkey(prefix, name, 'lease:' .. id))
   local h = {}
   for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
   if h.state == 'active' and h.json then
     local ok, spec = pcall(cjson.decode, h.json)
     if agent == '' or (ok and type(spec) == 'table' and spec.agent == agent) then
+      if #leases - 1 >= limit then return true end
       leases[#leases + 1] = {name, id, flat}
     end
   end
-  return #leases - 1 >= limit or scanned >= budget
+  pos = {name, phase, tostring(score), id}
+  return false
 end
 for _, name in ipairs(names) do
   if cr == '' or name > cr or (name == cr and cp ~= 'z') then
