@@ -39,11 +39,12 @@ export class LeaseViews {
    */
   async resourceStats(resource: string): Promise<ResourceStats> {
     const lp = this.s.k(resource, "lease:");
-    const [active, soonest, oldest, scheduled, available, leased, rotating, quarantined] = (
+    const [active, soonest, oldest, scheduled, available, leased, rotating, quarantined, reserved] = (
       await this.s.redis.lhResourceStats(
         this.s.k(resource, "due"),
         this.s.k(resource, "inflight"),
         this.s.k(resource, "acct"),
+        this.s.k(resource, "rsv"),
         lp,
         STATS_SCAN,
       )
@@ -63,6 +64,7 @@ export class LeaseViews {
       ...(min >= 0 ? { oldest_issued_at: min } : {}),
       accounts: {
         available: available ?? 0,
+        reserved: reserved ?? 0,
         leased: leased ?? 0,
         rotating: rotating ?? 0,
         quarantined: quarantined ?? 0,

@@ -269,13 +269,16 @@ end
 return out`;
 
 /**
- * KEYS: due, inflight, acct. ARGV: lease key prefix (the resource's, ending in "lease:"), scan.
+ * KEYS: due, inflight, acct, rsv. ARGV: lease key prefix (the resource's, ending in "lease:"), scan.
  * One resource's figures without sending any lease: {active, soonest expires_at or -1, oldest
  * issued_at of the first `scan` scheduled leases or -1, scheduled, available, leased, rotating,
- * quarantined}. A lease claimed by a reaper is counted once (a renewal may have put it back in
- * the schedule meanwhile); its expiry is read from its record.
+ * quarantined, reserved}. A lease claimed by a reaper is counted once (a renewal may have put it
+ * back in the schedule meanwhile); its expiry is read from its record. An available account that
+ * CHECKOUT holds for a lease id until a deadline still to come is counted reserved, not available;
+ * one whose deadline passed is available (the next CHECKOUT frees it before looking).
  */
-export const RESOURCE_STATS = `local lp = ARGV[1]
+export const RESOURCE_STATS = `${NOW}
+local lp = ARGV[1]
 local scan = tonumber(ARGV[2])
 local active = redis.call('ZCARD', KEYS[1])
 local soonest = -1
@@ -300,8 +303,12 @@ local counts = {available = 0, leased = 0, rotating = 0, quarantined = 0}
 for _, st in ipairs(redis.call('HVALS', KEYS[3])) do
   if counts[st] then counts[st] = counts[st] + 1 end
 end
-return {active, soonest, oldest, redis.call('ZCARD', KEYS[1]), counts.available, counts.leased,
-  counts.rotating, counts.quarantined}`;
+local reserved = 0
+for _, a in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. now, '+inf')) do
+  if redis.call('HGET', KEYS[3], a) == 'available' then reserved = reserved + 1 end
+end
+return {active, soonest, oldest, redis.call('ZCARD', KEYS[1]), counts.available - reserved, counts.leased,
+  counts.rotating, counts.quarantined, reserved}`;
 
 /**
  * KEYS: due. ARGV: lease key prefix, start, stop.
