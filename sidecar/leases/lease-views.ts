@@ -39,11 +39,12 @@ export class LeaseViews {
    */
   async resourceStats(resource: string): Promise<ResourceStats> {
     const lp = this.s.k(resource, "lease:");
-    const [active, soonest, oldest, scheduled, available, leased, rotating, quarantined] = (
+    const [active, soonest, oldest, scheduled, available, leased, rotating, quarantined, reserved] = (
       await this.s.redis.lhResourceStats(
         this.s.k(resource, "due"),
         this.s.k(resource, "inflight"),
         this.s.k(resource, "acct"),
+        this.s.k(resource, "rsv"),
         lp,
         STATS_SCAN,
       )
@@ -63,6 +64,7 @@ export class LeaseViews {
       ...(min >= 0 ? { oldest_issued_at: min } : {}),
       accounts: {
         available: available ?? 0,
+        reserved: reserved ?? 0,
         leased: leased ?? 0,
         rotating: rotating ?? 0,
         quarantined: quarantined ?? 0,
@@ -74,8 +76,10 @@ export class LeaseViews {
    * One page of active leases (of one resource, or all), by resource name, then per resource the
    * leases a reaper has claimed and the scheduled ones soonest expiry first. At most `limit`
    * leases, and at most `budget` looked at (filtering by agent may give a short page): `next`,
-   * absent once the listing is complete, is where the following page starts. One round trip on a
-   * single Redis; on Redis Cluster one per resource the page spans.
+   * absent on the last page, is where the following page starts. A full page looks one matching
+   * lease ahead (within the budget) to know whether it is the last. One round trip on a single
+   * Redis; on Redis Cluster one per resource the page spans, and, for a full page, one per
+   * following resource until one holds a matching lease.
    */
   async listPage(q: {
     resource?: string | undefined;
@@ -84,7 +88,7 @@ export class LeaseViews {
     budget?: number | undefined;
     after?: LeasePosition | undefined;
   }): Promise<LeasePage> {
-    const budget = q.budget ?? Math.max(q.limit * 4, 2000);
+    const budget = Math.max(1, q.budget ?? Math.max(q.limit * 4, 2000));
     const call = async (only: string, limit: number, scan: number, after: LeasePosition | undefined) => {
       const [pos, ...rows] = await this.s.redis.lhListPage(
         only ? this.s.k(only, "due") : `${this.s.prefix}resources`,
@@ -115,9 +119,15 @@ export class LeaseViews {
       leases.push(...page.leases);
       scanned += page.leases.length;
       if (page.next) return { leases, next: page.next };
-      if (leases.length >= q.limit || scanned >= budget) {
-        return i + 1 < names.length ? { leases, next: [name, "z", "0", ""] } : { leases };
+      const past: LeasePosition = [name, "z", "0", ""];
+      if (leases.length < q.limit && scanned < budget) continue;
+      if (leases.length < q.limit) return i + 1 < names.length ? { leases, next: past } : { leases };
+      // A full page is the last unless a following resource holds a matching lease.
+      for (const later of names.slice(i + 1)) {
+        const ahead = await call(later, 1, Math.max(1, budget - scanned), undefined);
+        if (ahead.leases.length > 0 || ahead.next) return { leases, next: past };
       }
+      return { leases };
     }
     return { leases };
   }

@@ -269,13 +269,16 @@ end
 return out`;
 
 /**
- * KEYS: due, inflight, acct. ARGV: lease key prefix (the resource's, ending in "lease:"), scan.
+ * KEYS: due, inflight, acct, rsv. ARGV: lease key prefix (the resource's, ending in "lease:"), scan.
  * One resource's figures without sending any lease: {active, soonest expires_at or -1, oldest
  * issued_at of the first `scan` scheduled leases or -1, scheduled, available, leased, rotating,
- * quarantined}. A lease claimed by a reaper is counted once (a renewal may have put it back in
- * the schedule meanwhile); its expiry is read from its record.
+ * quarantined, reserved}. A lease claimed by a reaper is counted once (a renewal may have put it
+ * back in the schedule meanwhile); its expiry is read from its record. An available account that
+ * CHECKOUT holds for a lease id until a deadline still to come is counted reserved, not available;
+ * one whose deadline passed is available (the next CHECKOUT frees it before looking).
  */
-export const RESOURCE_STATS = `local lp = ARGV[1]
+export const RESOURCE_STATS = `${NOW}
+local lp = ARGV[1]
 local scan = tonumber(ARGV[2])
 local active = redis.call('ZCARD', KEYS[1])
 local soonest = -1
@@ -300,8 +303,12 @@ local counts = {available = 0, leased = 0, rotating = 0, quarantined = 0}
 for _, st in ipairs(redis.call('HVALS', KEYS[3])) do
   if counts[st] then counts[st] = counts[st] + 1 end
 end
-return {active, soonest, oldest, redis.call('ZCARD', KEYS[1]), counts.available, counts.leased,
-  counts.rotating, counts.quarantined}`;
+local reserved = 0
+for _, a in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. now, '+inf')) do
+  if redis.call('HGET', KEYS[3], a) == 'available' then reserved = reserved + 1 end
+end
+return {active, soonest, oldest, redis.call('ZCARD', KEYS[1]), counts.available - reserved, counts.leased,
+  counts.rotating, counts.quarantined, reserved}`;
 
 /**
  * KEYS: due. ARGV: lease key prefix, start, stop.
@@ -321,8 +328,10 @@ return oldest`;
  * budget, then the position to start after: resource, phase, score, id ('' = the start).
  * One page of active leases, by resource name, then per resource the claimed ones (phase 'i',
  * by id) and the scheduled ones (phase 'd', by expires_at then id); phase 'z' is past the resource. At most `limit` leases and
- * `budget` scheduled entries looked at. Returns {position or {}, {resource, id, hash}...}; an
- * empty position means the listing is complete.
+ * `budget` entries looked at. A full page looks on for one more matching lease (within the
+ * budget): only when it finds one, or the budget runs out first, is a position returned, so the
+ * last page has none. Returns {position or {}, {resource, id, hash}...}; an empty position means
+ * the listing is complete. `budget` must be at least 1.
  */
 export const LIST_PAGE = `${RESOURCE_KEY}
 local prefix, only, agent = ARGV[1], ARGV[2], ARGV[3]
@@ -336,19 +345,22 @@ end
 local leases = {{}}
 local scanned = 0
 local pos = {}
+-- true: stop, with pos the last entry looked at that the next page need not see again
 local function visit(name, phase, score, id)
+  if scanned >= budget then return true end
   scanned = scanned + 1
-  pos = {name, phase, tostring(score), id}
   local flat = redis.call('HGETALL', rkey(prefix, name, 'lease:' .. id))
   local h = {}
   for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
   if h.state == 'active' and h.json then
     local ok, spec = pcall(cjson.decode, h.json)
     if agent == '' or (ok and type(spec) == 'table' and spec.agent == agent) then
+      if #leases - 1 >= limit then return true end
       leases[#leases + 1] = {name, id, flat}
     end
   end
-  return #leases - 1 >= limit or scanned >= budget
+  pos = {name, phase, tostring(score), id}
+  return false
 end
 for _, name in ipairs(names) do
   if cr == '' or name > cr or (name == cr and cp ~= 'z') then

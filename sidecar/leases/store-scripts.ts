@@ -39,7 +39,14 @@ export interface ScriptCommands {
   ): Promise<number>;
   lhAgentCount(k1: string, graceMs: number): Promise<number>;
   lhListPage(k1: string, ...args: (string | number)[]): Promise<[string[], ...[string, string, string[]][]]>;
-  lhResourceStats(k1: string, k2: string, k3: string, leasePrefix: string, scan: number): Promise<number[]>;
+  lhResourceStats(
+    k1: string,
+    k2: string,
+    k3: string,
+    k4: string,
+    leasePrefix: string,
+    scan: number,
+  ): Promise<number[]>;
   lhOldestIssued(k1: string, leasePrefix: string, start: number, stop: number): Promise<number>;
   lhHit(k1: string, windowSeconds: number): Promise<[number, number]>;
   lhHitAndCount(
@@ -69,7 +76,7 @@ export const SCRIPTS = {
   lhSetAccount: { numberOfKeys: 3, lua: SET_ACCOUNT },
   lhAgentCount: { numberOfKeys: 1, lua: AGENT_COUNT },
   lhListPage: { numberOfKeys: 1, lua: LIST_PAGE },
-  lhResourceStats: { numberOfKeys: 3, lua: RESOURCE_STATS },
+  lhResourceStats: { numberOfKeys: 4, lua: RESOURCE_STATS },
   lhOldestIssued: { numberOfKeys: 1, lua: OLDEST_ISSUED },
   lhHit: { numberOfKeys: 1, lua: HIT },
   lhHitAndCount: { numberOfKeys: 2, lua: HIT_AND_COUNT },

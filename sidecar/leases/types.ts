@@ -105,8 +105,12 @@ export interface ResourceStats {
   readonly soonest_expires_at?: number | undefined;
   /** The earliest issued_at of an active lease, ms; absent without one. */
   readonly oldest_issued_at?: number | undefined;
-  /** Managed accounts by state. */
-  readonly accounts: Readonly<Record<AccountState, number>>;
+  /**
+   * Managed accounts by state, each counted once: `available` ones are free for a checkout now;
+   * `reserved` ones are available accounts a checkout in progress holds for its lease id (at most
+   * RESERVATION_MS, then the lease takes them or they are free again), not counted as available.
+   */
+  readonly accounts: Readonly<Record<AccountState | "reserved", number>>;
 }
 
 /**

@@ -378,14 +378,14 @@ function addStateGauges(
   });
   new Gauge({
     name: "leasehold_accounts",
-    help: "Managed accounts by resource and state (available, leased, rotating, quarantined).",
+    help: "Managed accounts by resource and state (available: free for a checkout now; reserved: held for a checkout in progress, a few seconds at most; leased, rotating, quarantined).",
     labelNames: ["resource", "state"] as const,
     registers,
     async collect() {
       const s = await read();
       this.reset();
       for (const [name, r] of s.perResource) {
-        for (const state of ["available", "leased", "rotating", "quarantined"])
+        for (const state of ["available", "reserved", "leased", "rotating", "quarantined"])
           this.inc({ resource: resources.value(name), state }, r.states.get(state) ?? 0);
       }
     },

@@ -186,6 +186,26 @@ function contentionTests(backend: RedisBackend): void {
         ["leased", next.ok ? next.lease.id : ""],
       ]);
     });
+
+    it("counts an account a checkout holds as reserved, not available, until the reservation's deadline", async () => {
+      const resource = "held";
+      await sidecars[0].syncPool(resource, ["h1", "h2", "h3"], "available");
+      await sidecars[0].setAccountState(resource, "h3", "rotating");
+      const [code, , account] = await scriptCall(spec(resource), "");
+      expect([code, account]).toEqual([2, "h1"]);
+      const held = await sidecars[1].resourceStats(resource);
+      expect(held.accounts).toEqual({ available: 1, reserved: 1, leased: 0, rotating: 1, quarantined: 0 });
+      const deadline = Number(await raw.zscore(`${open.prefix}{r:${resource}}:rsv`, "h1"));
+      await waitForClock(
+        "Redis' clock to pass the reservation's deadline",
+        () => sidecars[0].now(),
+        deadline + 1,
+      );
+      // Not yet collected by a checkout, but no longer held: the next checkout may take it.
+      expect(await raw.zscore(`${open.prefix}{r:${resource}}:rsv`, "h1")).not.toBeNull();
+      const freed = await sidecars[1].resourceStats(resource);
+      expect(freed.accounts).toEqual({ available: 2, reserved: 0, leased: 0, rotating: 1, quarantined: 0 });
+    });
   });
 }
 

@@ -88,6 +88,8 @@ describe("metrics", () => {
     expect(soonest).toBeLessThanOrEqual(90);
     expect(sample(text, "leasehold_accounts", { resource: "orders-db", state: "leased" })).toBe(1);
     expect(sample(text, "leasehold_accounts", { resource: "orders-db", state: "available" })).toBe(1);
+    // Held for a checkout in progress: counted apart from available (none here; see checkout-contention).
+    expect(sample(text, "leasehold_accounts", { resource: "orders-db", state: "reserved" })).toBe(0);
     expect(sample(text, "leasehold_accounts_quarantined", { resource: "orders-db" })).toBe(1);
     expect(sample(text, "leasehold_approvals_pending", { resource: "orders-db" })).toBe(2);
     // Bounded labels: never a lease id or an agent id.

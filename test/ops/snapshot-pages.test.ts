@@ -31,6 +31,18 @@ describe("the event stream's snapshot over several pages", () => {
     const page = (await first.json()) as { leases: unknown[]; next_cursor?: string };
     expect(page.leases).toHaveLength(1000);
     expect(page.next_cursor).toBeTypeOf("string");
+    // 1,203 = 3 × 401: the third page is full and the last, so it has no next_cursor.
+    const sizes: number[] = [];
+    let cursor: string | undefined;
+    do {
+      const res = await fetch(`${h.url}/v1/leases?limit=401${cursor ? `&cursor=${cursor}` : ""}`, {
+        headers: auth(),
+      });
+      const p = (await res.json()) as { leases: unknown[]; next_cursor?: string };
+      sizes.push(p.leases.length);
+      cursor = p.next_cursor;
+    } while (cursor !== undefined && sizes.length < 10);
+    expect(sizes).toEqual([401, 401, 401]);
 
     const s = await openStream(h.url, auth());
     try {

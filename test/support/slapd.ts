@@ -76,6 +76,13 @@ export interface SlapdOptions {
   tls?: boolean;
   /** Attributes every entry may write in itself (e.g. `description`, for modify tests). @default none */
   selfWritable?: readonly string[];
+  /**
+   * Entries under peopleDn may be deleted and renamed by any bound user (write on their `entry`
+   * and `uid`, the naming attribute, and on peopleDn's `children`: slapd checks a rename's rights
+   * on the new entry, where `self` no longer matches), so a delete or rename that reaches the
+   * server succeeds. @default false
+   */
+  selfRemovable?: boolean;
 }
 
 /** True when the `openssl` command is there (for `tls: true`). */
@@ -134,11 +141,19 @@ function slapdConf(
   rootPassword: string,
   tls: { ca: string; cert: string; key: string } | undefined,
   selfWritable: readonly string[] = [],
+  selfRemovable = false,
 ): string {
   const tlsLines =
     tls === undefined
       ? ""
       : `TLSCACertificateFile ${tls.ca}\nTLSCertificateFile ${tls.cert}\nTLSCertificateKeyFile ${tls.key}\n`;
+  const removable = `access to dn.base="${PEOPLE_DN}" attrs=children
+  by users write
+  by * none
+access to dn.one="${PEOPLE_DN}" attrs=entry,uid
+  by users write
+  by * none
+`;
   // slapd.conf values are double-quoted; the ones here are generated paths and hashes only.
   return `${tlsLines}include ${SCHEMA_DIR}/core.schema
 include ${SCHEMA_DIR}/cosine.schema
@@ -160,7 +175,7 @@ access to attrs=userPassword
   by dn.exact="${ROTATOR_DN}" write
   by anonymous auth
   by * none
-${selfWritable.map((a) => `access to attrs=${a}\n  by self write\n  by * none\n`).join("")}access to *
+${selfWritable.map((a) => `access to attrs=${a}\n  by self write\n  by * none\n`).join("")}${selfRemovable ? removable : ""}access to *
   by self read
   by * none
 `;
@@ -183,9 +198,13 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<TestSlapd> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-slapd-"));
   await mkdir(join(dir, "db"));
   const certs = opts.tls === true ? makeCertificates(dir) : undefined;
-  await writeFile(join(dir, "slapd.conf"), slapdConf(dir, rootPassword, certs, opts.selfWritable), {
-    mode: 0o600,
-  });
+  await writeFile(
+    join(dir, "slapd.conf"),
+    slapdConf(dir, rootPassword, certs, opts.selfWritable, opts.selfRemovable),
+    {
+      mode: 0o600,
+    },
+  );
 
   let state: Running | undefined;
   try {
