@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { LeaseholdError } from "../errors.js";
 import { lastRecordOf, lastRecordOfSet, nextRotatedPath } from "./audit-files.js";
 import { AuditStreamMirror } from "./audit-mirror.js";
-import { GENESIS, sealLine } from "./chain.js";
+import { GENESIS, type SealedRecord, sealLine } from "./chain.js";
 import { dropTornTail, type OpenFile, openLive } from "./live-file.js";
 import { type Pending, WriteQueue } from "./write-queue.js";
 import type {
@@ -393,23 +393,36 @@ export class AuditLog implements AuditSink {
    */
   private seal(items: ReadonlyArray<{ fields: AuditFields; time: string }>) {
     const records: AuditRecord[] = [];
-    let text = "";
+    const sealed: SealedRecord[] = [];
     let prev = this.prev;
     let seq = this.seq;
+    // At most 3 bytes of UTF-8 per UTF-16 unit; the tail and the newline are ASCII.
+    let most = 0;
     for (const item of items) {
-      const { record, line } = sealLine(item.fields, {
+      const s = sealLine(item.fields, {
         time: item.time,
         sidecar: this.sidecar,
         seq,
         prev,
         hmacKey: this.o.hmacKey,
       });
-      records.push(record);
-      text += `${line}\n`;
-      prev = record.hash;
+      sealed.push(s);
+      records.push(s.record);
+      most += 3 * s.canonical.length + s.tail.length + 1;
+      prev = s.record.hash;
       seq += 1;
     }
-    return { records, buf: Buffer.from(text, "utf8"), prev, seq };
+    // Each piece written straight into one buffer: no line, nor the batch's text, is ever built as
+    // a string (joining them cost more than sealing).
+    const buf = Buffer.allocUnsafe(most);
+    let at = 0;
+    for (const s of sealed) {
+      at += buf.write(s.canonical, at, "utf8");
+      // The tail takes the place of the canonical JSON's closing brace.
+      at += buf.write(s.tail, at - 1, "latin1") - 1;
+      buf[at++] = 0x0a;
+    }
+    return { records, buf: buf.subarray(0, at), prev, seq };
   }
 
   /**

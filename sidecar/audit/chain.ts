@@ -80,11 +80,18 @@ export interface SealContext {
   readonly hmacKey?: Uint8Array | undefined;
 }
 
-/** The record as written: the object (for hooks) and its line (no newline). */
+/**
+ * The record as written: the object (for hooks), and its line in two pieces that are never
+ * joined into one string (the log writes them into its batch buffer): the canonical JSON that was
+ * hashed, whose last character is its closing brace, and the `tail` that takes that brace's place.
+ */
 export interface SealedRecord {
   readonly record: AuditRecord;
-  readonly line: string;
+  readonly canonical: string;
+  /** `,"hash":"…"` (and `,"hmac":"…"`), then `}`: ASCII only. */
+  readonly tail: string;
 }
+
 
 /**
  * Builds the record that is written: the caller's fields (undefined ones dropped, reserved ones
@@ -98,8 +105,8 @@ export function sealRecord(fields: AuditFields, ctx: SealContext): AuditRecord {
 
 /**
  * `sealRecord`, with the line to write. The line is the canonical JSON that was hashed (keys
- * sorted) with `hash` and `hmac` added at its end, so a record is serialised once: a reader parses
- * it back to the same record, and `hashRecord` of that gives `hash` again.
+ * sorted) with `hash` and `hmac` added at its end, so a record is serialised once: a
+ * reader parses it back to the same record, and `hashRecord` of that gives `hash` again.
  */
 export function sealLine(fields: AuditFields, ctx: SealContext): SealedRecord {
   const src = fields as unknown as Record<string, unknown>;
@@ -134,11 +141,11 @@ export function sealLine(fields: AuditFields, ctx: SealContext): SealedRecord {
   }
   const digest = hash("sha256", canonical, "hex");
   body.hash = digest;
-  let seal = `,"hash":"${digest}"`;
+  let tail: string;
   if (ctx.hmacKey) {
     const mac = recordHmac(ctx.hmacKey, digest);
     body.hmac = mac;
-    seal += `,"hmac":"${mac}"`;
-  }
-  return { record: body as unknown as AuditRecord, line: `${canonical.slice(0, -1)}${seal}}` };
+    tail = `,"hash":"${digest}","hmac":"${mac}"}`;
+  } else tail = `,"hash":"${digest}"}`;
+  return { record: body as unknown as AuditRecord, canonical, tail };
 }
