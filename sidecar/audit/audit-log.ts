@@ -396,8 +396,7 @@ export class AuditLog implements AuditSink {
     const sealed: SealedRecord[] = [];
     let prev = this.prev;
     let seq = this.seq;
-    // At most 3 bytes of UTF-8 per UTF-16 unit; the tail and the newline are ASCII.
-    let most = 0;
+    let size = 0;
     for (const item of items) {
       const s = sealLine(item.fields, {
         time: item.time,
@@ -408,13 +407,14 @@ export class AuditLog implements AuditSink {
       });
       sealed.push(s);
       records.push(s.record);
-      most += 3 * s.canonical.length + s.tail.length + 1;
+      // The tail takes the place of the closing brace; it and the newline are ASCII.
+      size += Buffer.byteLength(s.canonical, "utf8") - 1 + s.tail.length + 1;
       prev = s.record.hash;
       seq += 1;
     }
     // Each piece written straight into one buffer: no line, nor the batch's text, is ever built as
     // a string (joining them cost more than sealing).
-    const buf = Buffer.allocUnsafe(most);
+    const buf = Buffer.allocUnsafe(size);
     let at = 0;
     for (const s of sealed) {
       at += buf.write(s.canonical, at, "utf8");
@@ -422,7 +422,9 @@ export class AuditLog implements AuditSink {
       at += buf.write(s.tail, at - 1, "latin1") - 1;
       buf[at++] = 0x0a;
     }
-    return { records, buf: buf.subarray(0, at), prev, seq };
+    // Never write a byte of the uninitialised buffer.
+    if (at !== size) throw new Error(`an audit batch came to ${at} bytes, not the ${size} measured`);
+    return { records, buf, prev, seq };
   }
 
   /**
