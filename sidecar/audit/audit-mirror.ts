@@ -4,7 +4,10 @@ import type { AuditMirrorTarget, AuditRecord } from "./types.js";
 /** Default approximate length cap of the audit stream. */
 export const DEFAULT_STREAM_MAXLEN = 100_000;
 
-/** Records one mirror command carries at most, unless one batch of the log holds more. */
+/**
+ * Records one mirror command carries at most: the script runs its XADDs as one command, and Redis
+ * serves no other client meanwhile (a log batch can hold tens of thousands of records).
+ */
 const MAX_BATCH = 500;
 
 /** Records waiting for the mirror at most (Redis hangs or falls behind): older ones are dropped. */
@@ -108,9 +111,36 @@ export class AuditStreamMirror {
     });
   }
 
-  /** Whole chunks of one sidecar, oldest first, up to MAX_BATCH records (at least one chunk). */
+  /** The oldest chunk, or its first MAX_BATCH records when it holds more (the rest stays first). */
+  private takeHead(): Chunk {
+    const head = this.queue[0] as Chunk;
+    if (head.count <= MAX_BATCH) {
+      this.queue.shift();
+      return head;
+    }
+    let meta = 0;
+    let lines = 0;
+    for (let i = 0; i < MAX_BATCH; i++) {
+      meta = head.meta.indexOf("\n", meta) + 1;
+      lines = head.lines.indexOf(0x0a, lines) + 1;
+    }
+    this.queue[0] = {
+      sidecar: head.sidecar,
+      meta: head.meta.slice(meta),
+      lines: head.lines.subarray(lines),
+      count: head.count - MAX_BATCH,
+    };
+    return {
+      sidecar: head.sidecar,
+      meta: head.meta.slice(0, meta),
+      lines: head.lines.subarray(0, lines),
+      count: MAX_BATCH,
+    };
+  }
+
+  /** Whole chunks of one sidecar, oldest first, up to MAX_BATCH records (a larger one is split). */
   private nextBatch(): Chunk {
-    const first = this.queue.shift() as Chunk;
+    const first = this.takeHead();
     let count = first.count;
     const more: Chunk[] = [];
     while (this.queue.length > 0) {

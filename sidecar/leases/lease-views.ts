@@ -90,7 +90,7 @@ export class LeaseViews {
   }): Promise<LeasePage> {
     const budget = Math.max(1, q.budget ?? Math.max(q.limit * 4, 2000));
     const call = async (only: string, limit: number, scan: number, after: LeasePosition | undefined) => {
-      const [pos, ...rows] = await this.s.redis.lhListPage(
+      const [head, ...rows] = await this.s.redis.lhListPage(
         only ? this.s.k(only, "due") : `${this.s.prefix}resources`,
         this.s.prefix,
         only,
@@ -104,10 +104,14 @@ export class LeaseViews {
         const l = toLease(pairsToRecord(flat));
         if (l) leases.push(l);
       }
-      return { leases, next: pos.length === 4 ? (pos as unknown as LeasePosition) : undefined };
+      const pos = head.slice(1);
+      const next = pos.length === 4 ? (pos as unknown as LeasePosition) : undefined;
+      return { leases, next, looked: Number(head[0] ?? 0) };
     };
-    if (q.resource !== undefined || !this.s.isCluster())
-      return call(q.resource ?? "", q.limit, budget, q.after);
+    if (q.resource !== undefined || !this.s.isCluster()) {
+      const { leases, next } = await call(q.resource ?? "", q.limit, budget, q.after);
+      return { leases, next };
+    }
     // Redis Cluster: one script cannot span resources (hash slots), so the page goes resource by resource.
     const names = (await this.s.resources()).filter((r) => !q.after || r >= q.after[0]);
     const leases: LeaseRecord[] = [];
@@ -117,14 +121,17 @@ export class LeaseViews {
       if (after?.[1] === "z") continue;
       const page = await call(name, q.limit - leases.length, budget - scanned, after);
       leases.push(...page.leases);
-      scanned += page.leases.length;
+      // One budget for the whole page: what each call looked at, matching or not.
+      scanned += page.looked;
       if (page.next) return { leases, next: page.next };
       const past: LeasePosition = [name, "z", "0", ""];
       if (leases.length < q.limit && scanned < budget) continue;
       if (leases.length < q.limit) return i + 1 < names.length ? { leases, next: past } : { leases };
-      // A full page is the last unless a following resource holds a matching lease.
+      // A full page is the last unless a following resource holds a matching lease (within the budget).
       for (const later of names.slice(i + 1)) {
-        const ahead = await call(later, 1, Math.max(1, budget - scanned), undefined);
+        if (scanned >= budget) return { leases, next: past };
+        const ahead = await call(later, 1, budget - scanned, undefined);
+        scanned += ahead.looked;
         if (ahead.leases.length > 0 || ahead.next) return { leases, next: past };
       }
       return { leases };

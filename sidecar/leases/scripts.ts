@@ -330,8 +330,9 @@ return oldest`;
  * by id) and the scheduled ones (phase 'd', by expires_at then id); phase 'z' is past the resource. At most `limit` leases and
  * `budget` entries looked at. A full page looks on for one more matching lease (within the
  * budget): only when it finds one, or the budget runs out first, is a position returned, so the
- * last page has none. Returns {position or {}, {resource, id, hash}...}; an empty position means
- * the listing is complete. `budget` must be at least 1.
+ * last page has none. Returns {{looked, position...}, {resource, id, hash}...}: `looked` the
+ * entries looked at (so a caller paging over several calls keeps one budget), the position absent
+ * when the listing is complete. `budget` must be at least 1.
  */
 export const LIST_PAGE = `${RESOURCE_KEY}
 local prefix, only, agent = ARGV[1], ARGV[2], ARGV[3]
@@ -362,6 +363,10 @@ local function visit(name, phase, score, id)
   pos = {name, phase, tostring(score), id}
   return false
 end
+local function stop()
+  leases[1] = {tostring(scanned), pos[1], pos[2], pos[3], pos[4]}
+  return leases
+end
 for _, name in ipairs(names) do
   if cr == '' or name > cr or (name == cr and cp ~= 'z') then
     local resume = name == cr
@@ -371,7 +376,7 @@ for _, name in ipairs(names) do
       table.sort(claimed)
       for _, id in ipairs(claimed) do
         if not (resume and id <= cm) and not redis.call('ZSCORE', due, id) then
-          if visit(name, 'i', 0, id) then leases[1] = pos return leases end
+          if visit(name, 'i', 0, id) then return stop() end
         end
       end
     end
@@ -384,12 +389,13 @@ for _, name in ipairs(names) do
       for i = 1, #chunk, 2 do
         local id, score = chunk[i], tonumber(chunk[i + 1])
         if not (resume and cp == 'd' and score == cs and id <= cm) then
-          if visit(name, 'd', chunk[i + 1], id) then leases[1] = pos return leases end
+          if visit(name, 'd', chunk[i + 1], id) then return stop() end
         end
       end
     end
   end
 end
+leases[1] = {tostring(scanned)}
 return leases`;
 
 /**

@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditLog, ChainChecker, readAuditStream, verifyAuditFile } from "../../sidecar/audit/index.js";
 import { dropPrefix, REDIS_URL, testPrefix } from "../support/redis.js";
+import { openMonitor } from "../support/redis-monitor.js";
 import { expectValidAuditRecords, readRecords } from "./record-check.js";
 
 let dir: string;
@@ -90,6 +91,49 @@ describe("the Redis stream mirror", () => {
     );
     const entries = await redis.xrange(key, "-", "+", "COUNT", 5000);
     expect(entries.map(([, f]) => [f[3], f[5]])).toEqual(fromFile.map((r) => [String(r.seq), r.event]));
+  });
+
+  it("splits one large write of the log into commands of at most 500 records (Redis serves no one else while a script runs)", async () => {
+    const key = `${prefix}split`;
+    const file = join(dir, `s-${randomBytes(3).toString("hex")}.jsonl`);
+    const log = await AuditLog.open(file, "sc-s", undefined, {
+      watchIntervalMs: 0,
+      maxBatch: 1300,
+      mirror: { redis, key, maxLen: 10_000 },
+    });
+    for (let i = 0; i < 1300; i++) {
+      log.appendDeferred({
+        event: "tool_call",
+        scope: "proxy_statement",
+        agent: "spiffe://t/a",
+        statement: `s${i}`,
+      });
+    }
+    const marker = `mirror-marker-${randomBytes(4).toString("hex")}`;
+    const commands: number[] = [];
+    const monitor = await openMonitor(redis);
+    const seen = new Promise<void>((resolve) => {
+      monitor.on("monitor", (_t: string, args: string[], source: string) => {
+        if (args[0]?.toLowerCase() === "echo" && args[1] === marker) resolve();
+        // The script's command (EVALSHA, or EVAL the first time): its records are ARGV[3]'s lines.
+        else if (source !== "lua" && /^eval/i.test(args[0] ?? "") && args[3] === key)
+          commands.push((args[6] ?? "").split("\\n").filter(Boolean).length);
+      });
+    });
+    try {
+      // One write of the log: the queue held fewer than maxBatch records, so close takes them all.
+      await log.close();
+      await redis.echo(marker);
+      await seen;
+    } finally {
+      monitor.disconnect();
+    }
+    const fromFile = await readRecords(file);
+    expect(fromFile).toHaveLength(1300);
+    expect(commands.reduce((a, b) => a + b, 0)).toBe(1300);
+    expect(Math.max(...commands)).toBeLessThanOrEqual(500);
+    const fromStream = (await readAuditStream(redis, key, { count: 5000 })).map((e) => e.record);
+    expect(fromStream).toEqual(fromFile);
   });
 
   it("never blocks or fails the file when Redis refuses or hangs", async () => {

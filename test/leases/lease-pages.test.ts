@@ -1,6 +1,9 @@
 import { randomBytes } from "node:crypto";
+import type { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaseStore } from "../../sidecar/leases/index.js";
+import type { RedisClient } from "../../sidecar/redis.js";
+import { openMonitor } from "../support/redis-monitor.js";
 import { BACKENDS, type OpenBackend, type RedisBackend } from "./redis-backends.js";
 
 /*
@@ -12,10 +15,39 @@ let n = 0;
 const A = "spiffe://example.org/agent/page-a";
 const B = "spiffe://example.org/agent/page-b";
 
+const isCluster = (c: RedisClient): c is Cluster => (c as { isCluster?: boolean }).isCluster === true;
+
+/** How many lease records the scripts read (HGETALL) on every server while `work` ran: MONITOR, ended by an ECHO marker. */
+async function leaseReads(client: RedisClient, work: () => Promise<unknown>): Promise<number> {
+  const servers: Redis[] = isCluster(client) ? client.nodes("master") : [client];
+  const marker = `lp-marker-${randomBytes(4).toString("hex")}`;
+  let reads = 0;
+  const monitors = await Promise.all(servers.map(openMonitor));
+  const done = monitors.map(
+    (m) =>
+      new Promise<void>((resolve) => {
+        m.on("monitor", (_t: string, args: string[], source: string) => {
+          if (args[0]?.toLowerCase() === "echo" && args[1] === marker) resolve();
+          else if (source === "lua" && args[0]?.toLowerCase() === "hgetall" && args[1]?.includes(":lease:"))
+            reads++;
+        });
+      }),
+  );
+  try {
+    await work();
+    await Promise.all(servers.map((s) => s.echo(marker)));
+    await Promise.all(done);
+  } finally {
+    for (const m of monitors) m.disconnect();
+  }
+  return reads;
+}
+
 function pageTests(backend: RedisBackend): void {
   describe(`lease pages on ${backend.name}`, () => {
     let open: OpenBackend;
     let store: LeaseStore;
+    let raw: RedisClient;
 
     /** Checks out `count` leases of `resource` for `agent`, each on an account of its own. */
     const lease = async (resource: string, agent: string, count: number): Promise<string[]> => {
@@ -46,6 +78,7 @@ function pageTests(backend: RedisBackend): void {
 
     beforeAll(async () => {
       open = await backend.open("lease-pages");
+      raw = open.client();
       store = new LeaseStore({ redis: open.client(), prefix: open.prefix, macKey: randomBytes(32) });
     });
 
@@ -92,6 +125,27 @@ function pageTests(backend: RedisBackend): void {
         expect(new Set(seen).size).toBe(9);
         expect(pages).toBe(Math.ceil(9 / limit));
       }
+    });
+
+    it("a page reads no more leases than its budget, across resources too (a full page's look-ahead, a short page by agent)", async () => {
+      // "bud-a" sorts first: two of A's leases fill a page of 2; five resources of B's follow.
+      await lease("bud-a", A, 2);
+      for (const r of ["bud-b", "bud-c", "bud-d", "bud-e", "bud-f"]) await lease(r, B, 1);
+      const budget = 3;
+      let full: Awaited<ReturnType<LeaseStore["listPage"]>> | undefined;
+      const fullReads = await leaseReads(raw, async () => {
+        full = await store.listPage({ agent: A, limit: 2, budget });
+      });
+      expect(full?.leases).toHaveLength(2);
+      expect(fullReads).toBeLessThanOrEqual(budget);
+      // An agent with no lease: the page stays short, and ends when the budget is spent.
+      let short: Awaited<ReturnType<LeaseStore["listPage"]>> | undefined;
+      const shortReads = await leaseReads(raw, async () => {
+        short = await store.listPage({ agent: "spiffe://example.org/agent/none", limit: 2, budget });
+      });
+      expect(short?.leases).toEqual([]);
+      expect(short?.next).toBeDefined();
+      expect(shortReads).toBeLessThanOrEqual(budget);
     });
   });
 }
