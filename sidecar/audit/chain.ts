@@ -92,7 +92,6 @@ export interface SealedRecord {
   readonly tail: string;
 }
 
-
 /**
  * Builds the record that is written: the caller's fields (undefined ones dropped, reserved ones
  * ignored, strings scrubbed of anything shaped like a JWT: `scrubText`; `agent_chain` stated as
