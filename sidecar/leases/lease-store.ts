@@ -294,7 +294,10 @@ export class LeaseStore {
       const { lease, intact, mac, spec } = this.verified(resource, id, await this.redis.hgetall(key));
       if (!lease) return { ended: false, lease: null };
       const next = intact
-        ? signLease(this.macKey, macFields(resource, id, { ...lease, state: "ended" }, spec))
+        ? signLease(
+            this.macKey,
+            macFields(resource, id, Object.assign({}, lease, { state: "ended" as const }), spec),
+          )
         : "";
       const [r, now] = await this.redis.lhEnd(
         key,
@@ -314,7 +317,11 @@ export class LeaseStore {
         this.redis.zrem(this.agentKey(lease.agent), `${resource}/${id}`),
         this.redis.zrem(this.taskKey(lease.task.id), `${resource}/${id}`),
       ]);
-      const ended: LeaseRecord = { ...lease, state: "ended", ended_at: Number(now), end_reason: reason };
+      const ended: LeaseRecord = Object.assign({}, lease, {
+        state: "ended" as const,
+        ended_at: Number(now),
+        end_reason: reason,
+      });
       return { ended: true, lease: ended };
     }
     return { ended: false, lease: await this.get(resource, id) };
