@@ -271,10 +271,9 @@ export class LeaseStore {
       if (!lease || !intact || lease.state !== "active" || lease.expires_at <= Number(now)) {
         return { ok: false, lease };
       }
-      const renewed: LeaseRecord = {
-        ...lease,
+      const renewed: LeaseRecord = Object.assign({}, lease, {
         expires_at: Math.min(Number(now) + ttlMs, lease.max_expires_at),
-      };
+      });
       const next = signLease(this.macKey, macFields(resource, id, renewed, spec));
       const r = await this.redis.lhRenew(key, this.k(resource, "due"), id, renewed.expires_at, mac, next);
       if (r === 1) return { ok: true, lease: renewed };
