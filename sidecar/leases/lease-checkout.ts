@@ -1,5 +1,5 @@
 import type { LeaseRecord, CheckoutResult, LeaseSpec } from "./types.js";
-import { signLease } from "./lease-mac.js";
+import { signLeaseForAccounts } from "./lease-mac.js";
 import {
   CANDIDATES,
   CHECKOUT_ATTEMPTS,
@@ -90,22 +90,23 @@ export class CheckoutScript {
       const maxexp = est + maxTtlMs;
       const exp = Math.min(est + ttlMs, maxexp);
       const candidates = reserved ? [reserved] : this.candidates(spec.resource, CANDIDATES);
+      const macs = signLeaseForAccounts(
+        this.s.macKey,
+        {
+          id: spec.id,
+          resource: spec.resource,
+          agent: spec.agent,
+          state: "active",
+          expires_at: exp,
+          max_expires_at: maxexp,
+          spec: specJson,
+        },
+        candidates,
+      );
       const signed: string[] = [];
-      for (const account of candidates) {
-        signed.push(
-          account,
-          signLease(this.s.macKey, {
-            id: spec.id,
-            resource: spec.resource,
-            agent: spec.agent,
-            account,
-            state: "active",
-            expires_at: exp,
-            max_expires_at: maxexp,
-            spec: specJson,
-          }),
-        );
-      }
+      candidates.forEach((account, i) => {
+        signed.push(account, macs[i] as string);
+      });
       this.hold(spec.resource, candidates, 1);
       let reply: Awaited<ReturnType<ScriptRedis["lhCheckout"]>>;
       try {
