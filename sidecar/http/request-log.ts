@@ -15,14 +15,15 @@ interface Refused {
   [REFUSAL]?: { readonly code: string; readonly detail: string | undefined };
 }
 
-/** Notes why a request was refused (4xx), for its one access line to say. */
+/** Notes an error answer's code (and a refusal's internal detail), for the request's one access line to say. */
 export function noteRefusal(reply: FastifyReply, code: string, detail: string | undefined): void {
   (reply as Refused)[REFUSAL] = { code, detail };
 }
 
 /**
  * One access line per request, when it is answered: the request id (the request logger's
- * binding), method, URL, status, duration in ms, and for a refusal its code and internal detail.
+ * binding), method, URL, status, duration in ms, and for an error answer its code (a refusal's
+ * internal detail too).
  * No header, body or query value is written beyond the URL, so no token can reach it; the logger's
  * redaction paths still apply to every line.
  */
