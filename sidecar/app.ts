@@ -17,6 +17,7 @@ import {
 } from "./http/index.js";
 import type { Logger } from "./logger.js";
 import { isRedisUnavailable } from "./redis.js";
+import { AccessLog, noteRefusal, requestLogger } from "./http/request-log.js";
 import { responseSerializerCompiler } from "./http/serialize.js";
 
 export type { Deps, ReadyReport } from "./http/index.js";
@@ -128,12 +129,14 @@ function guardRequests(app: App, deps: Deps): void {
 function answerErrors(app: App): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const e = toLeaseholdError(err);
-    if (e.status >= 500)
+    // The request's one access line (http/request-log.ts) names the code; a fault has its own error line.
+    if (e.status >= 500) {
       req.log.error(
         { err: { code: e.code, detail: e.detail, message: (err as Error).message } },
         "request failed",
       );
-    else req.log.info({ code: e.code, detail: e.detail }, "request refused");
+      noteRefusal(reply, e.code, undefined);
+    } else noteRefusal(reply, e.code, e.detail);
     if (e.retryAfter !== undefined) reply.header("retry-after", String(e.retryAfter));
     const body: Record<string, unknown> = {
       code: e.code,
@@ -147,6 +150,7 @@ function answerErrors(app: App): void {
   });
 
   app.setNotFoundHandler((req, reply) => {
+    noteRefusal(reply, "not_found", undefined);
     reply.status(404).send({
       error: {
         code: "not_found",
@@ -164,6 +168,9 @@ function answerErrors(app: App): void {
 export function buildApp(deps: Deps) {
   const app = Fastify({
     loggerInstance: deps.log,
+    // One access line per request, and a request's child logger only when it writes a line.
+    logController: new AccessLog(),
+    childLoggerFactory: requestLogger,
     bodyLimit: BODY_LIMIT,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     genReqId: requestId,

@@ -19,8 +19,12 @@ export interface StreamEntryFields {
   readonly approval_id?: string | undefined;
 }
 
-function ofLease(lease: LeaseRecord) {
-  return { resource: lease.resource, account: lease.account, lease_id: lease.id, agent: lease.agent };
+/** The entry of a lease event; fields written out, not spread (a spread followed by fields costs µs in Node 20). */
+function ofLease(type: LeaseEvent["type"], lease: LeaseRecord, reason?: string): StreamEntryFields {
+  const { resource, account, id: lease_id, agent } = lease;
+  return reason === undefined
+    ? { type, resource, account, lease_id, agent }
+    : { type, resource, account, lease_id, agent, reason };
 }
 
 /**
@@ -31,17 +35,17 @@ export function streamEntry(e: LeaseEvent): StreamEntryFields {
   switch (e.type) {
     case "issued":
     case "renewed":
-      return { type: e.type, ...ofLease(e.lease) };
+      return ofLease(e.type, e.lease);
     case "ended":
-      return { type: e.type, ...ofLease(e.lease), reason: e.reason };
+      return ofLease(e.type, e.lease, e.reason);
     case "expiring_soon":
-      return { type: e.type, ...ofLease(e.lease), reason: `expires in ${e.seconds_left}s` };
+      return ofLease(e.type, e.lease, `expires in ${e.seconds_left}s`);
     case "caller_mismatch":
-      return {
-        type: e.type,
-        ...ofLease(e.lease),
-        reason: `${e.part === "unattested" ? "caller not attested" : `${e.part} differs`} (${e.action === "revoke" ? "revoked" : "refused"})`,
-      };
+      return ofLease(
+        e.type,
+        e.lease,
+        `${e.part === "unattested" ? "caller not attested" : `${e.part} differs`} (${e.action === "revoke" ? "revoked" : "refused"})`,
+      );
     case "rotated":
       return { type: e.type, resource: e.resource, account: e.account, lease_id: e.lease_id };
     case "rotation_failed":

@@ -223,7 +223,10 @@ function compileEntry(entry: TrustEntry, index: number, remote: RemoteJwksOption
             key.allowedCallersProblem,
           );
         }
-        return { ...verified, attributes: key.attributes, allowedCallers: key.allowedCallers };
+        return Object.assign({}, verified, {
+          attributes: key.attributes,
+          allowedCallers: key.allowedCallers,
+        });
       },
     };
   }
@@ -390,7 +393,9 @@ function vouchedAttributes(
       : Object.fromEntries(
           Object.entries(claims).filter(([k]) => !TOKEN_CLAIMS.has(k) && !RESERVED_ATTRIBUTES.includes(k)),
         );
-  return { ...base, trust_kind: kind, ...(issuer === undefined ? {} : { iss: issuer }) };
+  const out: Record<string, unknown> = Object.assign(base, { trust_kind: kind });
+  if (issuer !== undefined) out.iss = issuer;
+  return out;
 }
 
 function parsePayload(payload: Uint8Array): Record<string, unknown> {

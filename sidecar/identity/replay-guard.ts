@@ -41,7 +41,7 @@ export function withReplayGuard(verifier: IdentityVerifier, o: ReplayGuardOption
       const ttl = Math.max(1000, exp - now() + o.clockSkew * 1000);
       const id = createHash("sha256").update(`${identity.subject}\n${jti}`).digest("base64url");
       const spend = { key: `${o.prefix}idjti:${id}`, ttlMs: ttl };
-      if (use?.deferSpend === true) return { ...identity, spend };
+      if (use?.deferSpend === true) return Object.assign({}, identity, { spend });
       const first = await o.redis.set(spend.key, "1", "PX", ttl, "NX");
       if (first !== "OK") throw identityReplayed();
       return identity;

@@ -7,6 +7,7 @@ export {
   type LeaseMacFields,
   loadLeaseMacKey,
   signLease,
+  signLeaseForAccounts,
   verifyLease,
 } from "./lease-mac.js";
 export { CALLER_PARTS, type CallerMismatchAction, type CallerPart } from "./caller.js";

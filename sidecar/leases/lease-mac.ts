@@ -49,6 +49,26 @@ export function signLease(key: Uint8Array, f: LeaseMacFields): string {
   return createHmac("sha256", key).update(canonical).digest("base64url");
 }
 
+/**
+ * {@link signLease} of one lease for each of `accounts` (the checkout's candidates): the same MACs,
+ * with the encoding of the fields they share (above all the spec, escaped once more inside the
+ * array) built once. A JSON array is its elements' JSON joined by commas, so the input of each is
+ * exactly signLease's.
+ */
+export function signLeaseForAccounts(
+  key: Uint8Array,
+  f: Omit<LeaseMacFields, "account">,
+  accounts: readonly string[],
+): string[] {
+  const head = JSON.stringify([VERSION, f.id, f.resource, f.agent]).slice(0, -1);
+  const tail = JSON.stringify([f.state, f.expires_at, f.max_expires_at, f.spec]).slice(1);
+  return accounts.map((account) =>
+    createHmac("sha256", key)
+      .update(`${head},${JSON.stringify(account)},${tail}`)
+      .digest("base64url"),
+  );
+}
+
 /** True only when `mac` is the fields' MAC under `key` (constant-time compare); a missing MAC fails. */
 export function verifyLease(key: Uint8Array, f: LeaseMacFields, mac: string | undefined): boolean {
   if (typeof mac !== "string" || mac === "") return false;

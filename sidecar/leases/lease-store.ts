@@ -271,10 +271,9 @@ export class LeaseStore {
       if (!lease || !intact || lease.state !== "active" || lease.expires_at <= Number(now)) {
         return { ok: false, lease };
       }
-      const renewed: LeaseRecord = {
-        ...lease,
+      const renewed: LeaseRecord = Object.assign({}, lease, {
         expires_at: Math.min(Number(now) + ttlMs, lease.max_expires_at),
-      };
+      });
       const next = signLease(this.macKey, macFields(resource, id, renewed, spec));
       const r = await this.redis.lhRenew(key, this.k(resource, "due"), id, renewed.expires_at, mac, next);
       if (r === 1) return { ok: true, lease: renewed };
@@ -294,7 +293,10 @@ export class LeaseStore {
       const { lease, intact, mac, spec } = this.verified(resource, id, await this.redis.hgetall(key));
       if (!lease) return { ended: false, lease: null };
       const next = intact
-        ? signLease(this.macKey, macFields(resource, id, { ...lease, state: "ended" }, spec))
+        ? signLease(
+            this.macKey,
+            macFields(resource, id, Object.assign({}, lease, { state: "ended" as const }), spec),
+          )
         : "";
       const [r, now] = await this.redis.lhEnd(
         key,
@@ -314,7 +316,11 @@ export class LeaseStore {
         this.redis.zrem(this.agentKey(lease.agent), `${resource}/${id}`),
         this.redis.zrem(this.taskKey(lease.task.id), `${resource}/${id}`),
       ]);
-      const ended: LeaseRecord = { ...lease, state: "ended", ended_at: Number(now), end_reason: reason };
+      const ended: LeaseRecord = Object.assign({}, lease, {
+        state: "ended" as const,
+        ended_at: Number(now),
+        end_reason: reason,
+      });
       return { ended: true, lease: ended };
     }
     return { ended: false, lease: await this.get(resource, id) };

@@ -18,10 +18,11 @@ export function createEnricher(services: OpsServices): (e: StreamEvent) => Promi
   return async (e) => {
     if (LEASE_TYPES.has(e.type) && e.lease_id) {
       const lease = await services.leases.getAny(e.lease_id).catch(() => undefined);
-      return lease ? { ...e, lease } : e;
+      // Object.assign, not a spread followed by a field (µs per event in Node 20's V8).
+      return lease ? Object.assign({}, e, { lease }) : e;
     }
     if (e.type === "approval_requested" || e.type === "approval_decided") {
-      return { ...e, approvals: (await pendingApprovals(services)) ?? [] };
+      return Object.assign({}, e, { approvals: (await pendingApprovals(services)) ?? [] });
     }
     return e;
   };

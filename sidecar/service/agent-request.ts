@@ -37,10 +37,12 @@ export async function verifyAgent(
   use: AgentTokenUse,
 ): Promise<{ caller: VerifiedCaller; jkt: string | undefined }> {
   const presented = identityToken(identity);
-  const caller = await d.identity.verify(presented.token, {
-    oneTime: use.oneTime,
-    ...(use.delegation === undefined ? {} : { delegation: use.delegation }),
-  });
+  const caller = await d.identity.verify(
+    presented.token,
+    use.delegation === undefined
+      ? { oneTime: use.oneTime }
+      : { oneTime: use.oneTime, delegation: use.delegation },
+  );
   const attempt = await vetAgent(d, caller, meta, use.rate);
   const jkt = await d.auth.proofAtIssue(presented, attempt);
   return { caller, jkt };

@@ -44,7 +44,9 @@ export async function attestedCaller(
 /** What a lease records of the caller that checks it out (no executable path: its digest names it). */
 export function leaseCaller(a: CallerAttestation): LeaseCaller {
   if (!a.attested) return { attested: false };
-  return {
+  // Optional fields assigned, not spread in (issue 19: conditional spreads cost on every checkout).
+  type Attested = Extract<LeaseCaller, { attested: true }>;
+  const c: { -readonly [K in keyof Attested]: Attested[K] } = {
     attested: true,
     uid: a.uid,
     gid: a.gid,
@@ -52,9 +54,10 @@ export function leaseCaller(a: CallerAttestation): LeaseCaller {
     start_time: a.start_time,
     exe_sha256: a.exe_sha256,
     cgroup: a.cgroup,
-    ...(a.container_id === undefined ? {} : { container_id: a.container_id }),
-    ...(a.boot_id === undefined ? {} : { boot_id: a.boot_id }),
   };
+  if (a.container_id !== undefined) c.container_id = a.container_id;
+  if (a.boot_id !== undefined) c.boot_id = a.boot_id;
+  return c;
 }
 
 /** A caller as an audit record shows it. */

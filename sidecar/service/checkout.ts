@@ -5,7 +5,7 @@ import type { CallerAttestation } from "../attest/types.js";
 import type { AuditSink } from "../audit/index.js";
 import type { LeaseEventPublisher } from "../events/index.js";
 import { LeaseholdError } from "../errors.js";
-import { type LeaseRecord, type LeaseStore, scramVerifier } from "../leases/index.js";
+import { type LeaseRecord, type LeaseSpec, type LeaseStore, scramVerifier } from "../leases/index.js";
 import { AGENT_ATTRIBUTES } from "../policy/index.js";
 import type { ResourceCatalog } from "../resources/catalog.js";
 import type { StoredRegistration } from "../resources/types.js";
@@ -121,10 +121,10 @@ export class Checkout {
     const presented = identityToken(identity);
     // A delegation token from the token exchange makes the caller act for the party it names.
     // The one-time jti is spent by the rate-count script, the first thing checkoutVerified does.
-    const caller = await this.o.identity.verify(presented.token, {
-      deferSpend: true,
-      ...(delegation === undefined ? {} : { delegation }),
-    });
+    const caller = await this.o.identity.verify(
+      presented.token,
+      delegation === undefined ? { deferSpend: true } : { deferSpend: true, delegation },
+    );
     return this.checkoutVerified(caller, presented, req, meta);
   }
 
@@ -270,14 +270,15 @@ export class Checkout {
 
   /** The lease's token, bound to `jkt` when given; minted once per lease (a redeemed approval gets no second one). */
   private mint(lease: LeaseRecord, jkt: string | undefined): Promise<string> {
-    return this.o.tokens.mint({
+    const input: Parameters<CheckoutOptions["tokens"]["mint"]>[0] = {
       leaseId: lease.id,
       agent: lease.agent,
       resource: lease.resource,
       account: lease.account,
       expiresAt: lease.max_expires_at,
-      ...(jkt === undefined ? {} : { jkt }),
-    });
+    };
+    if (jkt !== undefined) input.jkt = jkt;
+    return this.o.tokens.mint(input);
   }
 
   /** A delegated agent may check out only the resources its delegation's scope names. */
@@ -302,17 +303,18 @@ export class Checkout {
     meta: RequestMeta,
   ): Promise<CheckoutOk> {
     const attrs = policyAttributes(holder.attributes);
-    const spec = {
+    // Fields assigned in the order the stored spec JSON has always had, not spread in.
+    const spec: { -readonly [K in keyof LeaseSpec]: LeaseSpec[K] } = {
       id: newLeaseId(),
       resource: reg.name,
       agent: holder.agent,
       task: req.task,
       intent: req.intent,
-      ...(holder.approver ? { approver: holder.approver } : {}),
-      ...(holder.chain?.length ? { agent_chain: [...holder.chain] } : {}),
-      ...(Object.keys(attrs).length ? { attrs } : {}),
-      caller: leaseCaller(holder.caller),
     };
+    if (holder.approver) spec.approver = holder.approver;
+    if (holder.chain?.length) spec.agent_chain = [...holder.chain];
+    if (Object.keys(attrs).length) spec.attrs = attrs;
+    spec.caller = leaseCaller(holder.caller);
     const { lease, announced } = await this.takeAccount(spec, reg, ttl, req.wait ?? 0, meta.signal);
     // Signed while Vault is asked; the token is handed out only after the account is marked leased.
     const minted = this.mint(lease, holder.jkt);
@@ -354,11 +356,14 @@ export class Checkout {
       auditLease(this.o.audit, lease, { event: "checkout", request_id: meta.requestId, scope: "checkout" }),
       this.o.events.publish({ type: "issued", lease }, { inStream: announced }),
     ]);
+    const view = leaseView(lease);
+    const tokenType = holder.jkt === undefined ? "Bearer" : "DPoP";
+    if (!ep) return { lease: view, token, token_type: tokenType };
     return {
-      lease: leaseView(lease),
+      lease: view,
       token,
-      token_type: holder.jkt === undefined ? "Bearer" : "DPoP",
-      ...(ep ? { proxy: { host: ep.host, port: ep.port, username: lease.id } } : {}),
+      token_type: tokenType,
+      proxy: { host: ep.host, port: ep.port, username: lease.id },
     };
   }
 

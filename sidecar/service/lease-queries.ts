@@ -72,7 +72,10 @@ export class LeaseQueries {
     ]);
     const leases = page.leases
       .sort((a, b) => a.expires_at - b.expires_at)
-      .map((l) => ({ ...leaseView(l), ttl_seconds: Math.max(0, Math.round((l.expires_at - now) / 1000)) }));
+      // Into the fresh view, not `{ ...view, ttl_seconds }` (a spread followed by a field: µs per lease in Node 20).
+      .map((l) =>
+        Object.assign(leaseView(l), { ttl_seconds: Math.max(0, Math.round((l.expires_at - now) / 1000)) }),
+      );
     return page.next ? { leases, next_cursor: encodeCursor(page.next) } : { leases };
   }
 }

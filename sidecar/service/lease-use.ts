@@ -116,11 +116,13 @@ export class LeaseUse {
       tool: req.tool,
     });
     await this.o.gate.proceed(recorded, () =>
-      auditLease(this.o.audit, held.lease, {
-        event: "tool_call",
-        ...toolCallFields(req, meta),
-        scope: "tool_call",
-      }),
+      auditLease(
+        this.o.audit,
+        held.lease,
+        Object.assign({ event: "tool_call" as const }, toolCallFields(req, meta), {
+          scope: "tool_call" as const,
+        }),
+      ),
     );
   }
 

@@ -44,12 +44,11 @@ export async function markLeased(d: MarkLeasedDeps, lease: LeaseRecord): Promise
   try {
     // max_expires_at lets the reconciler rotate the account once the lease cannot be alive any
     // more, even if someone with Redis access took the lease out of the expiry schedule.
-    const leased: AccountRecord = {
-      ...rec,
-      state: "leased",
+    const leased: AccountRecord = Object.assign({}, rec, {
+      state: "leased" as const,
       lease_id: lease.id,
       max_expires_at: lease.max_expires_at,
-    };
+    });
     await d.secrets.write(path, leased, entry.version);
   } catch (err) {
     // The write may have landed even if the answer was lost: treat the account as dirty.

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Connection } from "mysql2/promise";
 import { parseConfig } from "../../sidecar/config.js";
 import { generateAgentKey, mintIdentityAssertion } from "../../sidecar/identity/index.js";
-import { createLogger } from "../../sidecar/logger.js";
+import { createLogger, type Logger } from "../../sidecar/logger.js";
 import type { CrashPoint } from "../../sidecar/rotation/index.js";
 import { createSidecar, type Sidecar } from "../../sidecar/wire.js";
 import type { McpServerFactory } from "../../sidecar/wire/mcp.js";
@@ -66,6 +66,8 @@ export async function startInProcessSidecar(opts: {
   crashHook?: (point: CrashPoint) => void;
   /** The MCP server each `/mcp` session runs. @default leasehold's tools */
   mcpServer?: McpServerFactory;
+  /** The sidecar's logger. @default a silent one */
+  log?: Logger;
 }): Promise<InProcessSidecar> {
   const dir = await mkdtemp(join(tmpdir(), "leasehold-inproc-"));
   const tag = randomBytes(4).toString("hex");
@@ -100,7 +102,7 @@ export async function startInProcessSidecar(opts: {
   const config = parseConfig(raw, dir, { LH_INPROC_VAULT_TOKEN: opts.vault.token });
   const sidecar = await createSidecar({
     config,
-    log: createLogger("silent"),
+    log: opts.log ?? createLogger("silent"),
     background: false,
     crashHook: opts.crashHook,
     // Every answer is checked against its documented schema as it is written.

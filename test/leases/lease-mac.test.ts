@@ -6,6 +6,7 @@ import {
   LeaseStore,
   loadLeaseMacKey,
   signLease,
+  signLeaseForAccounts,
   verifyLease,
 } from "../../sidecar/leases/index.js";
 import { createLogger } from "../../sidecar/logger.js";
@@ -27,6 +28,17 @@ const fields: LeaseMacFields = {
 };
 
 describe("lease MAC", () => {
+  it("signs several accounts of one lease exactly as signLease signs each (the checkout's candidates)", () => {
+    const accounts = ["app_1", 'quo"te', "back\\slash", "ünï\u2028code", "", "app_1 "];
+    const { account: _one, ...shared } = fields;
+    const batch = signLeaseForAccounts(key, shared, accounts);
+    expect(batch).toEqual(accounts.map((account) => signLease(key, { ...shared, account })));
+    expect(new Set(batch).size).toBe(accounts.length);
+    for (const [i, account] of accounts.entries()) {
+      expect(verifyLease(key, { ...shared, account }, batch[i])).toBe(true);
+    }
+  });
+
   it("verifies what it signed, and only under its own key", () => {
     const mac = signLease(key, fields);
     expect(verifyLease(key, fields, mac)).toBe(true);
