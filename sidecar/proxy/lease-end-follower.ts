@@ -10,6 +10,12 @@ export interface LeaseEndFollowerOptions {
   log: Logger;
   /** How long one XREAD blocks, ms. @default 2000 */
   blockMs?: number;
+  /**
+   * After a read that found events, how long to let more gather before the next read, ms: under
+   * load one read then carries many events instead of one each (every checkout writes one), and
+   * an end is acted on at most this much later. @default 20
+   */
+  settleMs?: number;
 }
 
 function fieldsOf(flat: readonly string[]): Record<string, string> {
@@ -25,6 +31,8 @@ function fieldsOf(flat: readonly string[]): Record<string, string> {
 export class LeaseEndFollower {
   private stopped = false;
   private loop: Promise<void> | undefined;
+  /** Ends the pause between reads (on stop). */
+  private wake: (() => void) | undefined;
 
   constructor(private readonly o: LeaseEndFollowerOptions) {}
 
@@ -35,6 +43,7 @@ export class LeaseEndFollower {
   private async run(): Promise<void> {
     let last: string | undefined;
     const block = this.o.blockMs ?? 2000;
+    const settle = this.o.settleMs ?? 20;
     let failures = 0;
     while (!this.stopped) {
       try {
@@ -44,14 +53,17 @@ export class LeaseEndFollower {
           last = tail[0]?.[0] ?? "0-0";
         }
         const res = await this.o.redis.xread("COUNT", 500, "BLOCK", block, "STREAMS", this.o.stream, last);
+        let read = 0;
         for (const [, entries] of res ?? []) {
           for (const [id, flat] of entries) {
             last = id;
+            read += 1;
             const f = fieldsOf(flat);
             if (f.type === "ended" && f.lease_id) this.o.onEnded(f.lease_id, f.reason ?? "ended");
           }
         }
         failures = 0;
+        if (read > 0 && read < 500 && settle > 0 && !this.stopped) await this.pause(settle);
       } catch (err) {
         if (this.stopped) break;
         failures += 1;
@@ -66,8 +78,16 @@ export class LeaseEndFollower {
     }
   }
 
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      setTimeout(resolve, ms);
+    });
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    this.wake?.();
     this.o.redis.disconnect();
     await this.loop;
   }
