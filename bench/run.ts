@@ -15,6 +15,7 @@ const benches = [
   "token-verify.ts",
   "memory.ts",
   "rotation.ts",
+  "audit-record.ts",
   "proxy-pg.ts",
   "proxy-redis.ts",
   "proxy-mysql.ts",
