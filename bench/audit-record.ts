@@ -3,7 +3,8 @@
  * PostgreSQL or MySQL listener relays. One `tool_call` record per statement, as `StatementTrail`
  * makes it (the session's fields, the statement's SHA-256, its text), appended deferred to the
  * audit log with the Redis stream mirror on, as `leasehold serve` runs by default: the log seals
- * each record into the hash chain, writes and fdatasyncs each batch, and mirrors the batch.
+ * each record into the hash chain, writes and fdatasyncs each batch, and mirrors the batch. The
+ * appender is held back as a listener session is (2048 unwritten records, down to 512).
  *
  * The floor does the work no trail can skip, on the same records, in the same batches: the
  * record's JSON, its SHA-256, and one write + fdatasync per batch (no chain, no scrubbing, no
@@ -65,10 +66,24 @@ function cpuUs(from: NodeJS.CpuUsage): number {
 }
 
 async function product(log: AuditLog, n: number): Promise<number> {
+  // As a listener session does (StatementTrail): held back while 2048 of its records are unwritten,
+  // until at most 512 are, so batches stay what a steady stream of statements makes them.
+  let pending = 0;
+  let release: (() => void) | undefined;
+  const done = () => {
+    pending -= 1;
+    if (release && pending <= 512) {
+      release();
+      release = undefined;
+    }
+  };
   const c0 = process.cpuUsage();
   for (let i = 0; i < n; i += PER_TURN) {
-    for (let j = i; j < i + PER_TURN; j++) log.appendDeferred(fieldsOf(statement(j)));
+    for (let j = i; j < i + PER_TURN; j++) {
+      if (log.appendDeferred(fieldsOf(statement(j)), done) === "queued") pending += 1;
+    }
     await turn();
+    if (pending >= 2048) await new Promise<void>((resolve) => (release = resolve));
   }
   log.flush();
   // Every record on disk: an awaited append goes to disk after all of them.
