@@ -7,8 +7,9 @@ import {
 } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
-import { createMariadbAccount, dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
+import { dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { prepareMariadb } from "./mysql-setup.js";
 
 /*
  * Statement ids under statement policy: a refused COM_STMT_PREPARE never reaches the server, so no
@@ -97,18 +98,13 @@ async function rootCount(table: string): Promise<number> {
 beforeAll(async () => {
   h = await startProxyHarness({ name: "proxy-mysql-ids", policy: POLICY });
   const root = await mariadbRoot();
-  const adminPassword = randomBytes(18).toString("base64url");
-  h.secrets.push(adminPassword);
+  let adminPassword: string;
   try {
-    for (const a of [...ACCOUNTS, ...PLAIN_ACCOUNTS]) {
-      const pw = randomBytes(18).toString("base64url");
-      h.secrets.push(pw);
-      await createMariadbAccount(root, a, pw);
-    }
-    await createMariadbAccount(root, ADMIN, adminPassword);
-    await root.query(`GRANT CREATE USER ON *.* TO '${ADMIN}'@'%'`);
-    await root.query(`CREATE DATABASE ${DB}`);
-    for (const a of [...ACCOUNTS, ...PLAIN_ACCOUNTS]) await root.query(`GRANT ALL ON ${DB}.* TO '${a}'@'%'`);
+    adminPassword = await prepareMariadb(h, root, {
+      accounts: [...ACCOUNTS, ...PLAIN_ACCOUNTS],
+      admin: ADMIN,
+      db: DB,
+    });
     for (const t of ["ids_t", "ids_c"]) {
       await root.query(`CREATE TABLE ${DB}.${t} (id INT PRIMARY KEY, v INT)`);
       await root.query(`INSERT INTO ${DB}.${t} VALUES (1, 10), (2, 20), (3, 30)`);

@@ -7,9 +7,10 @@ import {
 } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
-import { createMariadbAccount, dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
+import { dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
 import { waitFor } from "../support/wait-for.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { prepareMariadb } from "./mysql-setup.js";
 import { run, toolEnv } from "./processes.js";
 
 const RESOURCE = "px-my-stmt";
@@ -120,18 +121,13 @@ function cli(l: Checkout, args: readonly string[], input = "") {
 beforeAll(async () => {
   h = await startProxyHarness({ name: "proxy-mysql-stmt", policy: POLICY });
   const root = await mariadbRoot();
-  const adminPassword = randomBytes(18).toString("base64url");
-  h.secrets.push(adminPassword);
+  let adminPassword: string;
   try {
-    for (const a of [...ACCOUNTS, ...PLAIN_ACCOUNTS]) {
-      const pw = randomBytes(18).toString("base64url");
-      h.secrets.push(pw);
-      await createMariadbAccount(root, a, pw);
-    }
-    await createMariadbAccount(root, ADMIN, adminPassword);
-    await root.query(`GRANT CREATE USER ON *.* TO '${ADMIN}'@'%'`);
-    await root.query(`CREATE DATABASE ${DB}`);
-    for (const a of [...ACCOUNTS, ...PLAIN_ACCOUNTS]) await root.query(`GRANT ALL ON ${DB}.* TO '${a}'@'%'`);
+    adminPassword = await prepareMariadb(h, root, {
+      accounts: [...ACCOUNTS, ...PLAIN_ACCOUNTS],
+      admin: ADMIN,
+      db: DB,
+    });
     await root.query(`CREATE TABLE ${DB}.my_orders (id INT PRIMARY KEY, total INT)`);
     await root.query(`CREATE TABLE ${DB}.my_customers (id INT PRIMARY KEY, name VARCHAR(40))`);
     await root.query(`CREATE TABLE ${DB}.my_secrets (id INT)`);

@@ -10,9 +10,10 @@ import { RSA_BITS } from "../../sidecar/proxy/mysql/auth-plugins.js";
 import { loginToMysql } from "../../sidecar/proxy/mysql/backend-login.js";
 import { CAP, packet } from "../../sidecar/proxy/mysql/packets.js";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
-import { createMariadbAccount, dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
+import { dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
 import { waitFor } from "../support/wait-for.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
+import { prepareMariadb } from "./mysql-setup.js";
 import { run, toolEnv } from "./processes.js";
 import { rawConnect, readUntilClose } from "./wire.js";
 
@@ -87,18 +88,14 @@ function cli(l: Checkout, args: readonly string[], input = "") {
 beforeAll(async () => {
   h = await startProxyHarness({ name: "proxy-mysql" });
   const root = await mariadbRoot();
-  const adminPassword = randomBytes(18).toString("base64url");
-  h.secrets.push(adminPassword);
+  let adminPassword: string;
   try {
-    for (const a of [...ACCOUNTS, OTHER_ACCOUNT]) {
-      const pw = randomBytes(18).toString("base64url");
-      h.secrets.push(pw);
-      await createMariadbAccount(root, a, pw);
-    }
-    await createMariadbAccount(root, ADMIN, adminPassword);
-    await root.query(`GRANT CREATE USER ON *.* TO '${ADMIN}'@'%'`);
-    await root.query(`CREATE DATABASE ${DB}`);
-    for (const a of ACCOUNTS) await root.query(`GRANT ALL ON ${DB}.* TO '${a}'@'%'`);
+    adminPassword = await prepareMariadb(h, root, {
+      accounts: [...ACCOUNTS, OTHER_ACCOUNT],
+      granted: ACCOUNTS,
+      admin: ADMIN,
+      db: DB,
+    });
   } finally {
     await root.end();
   }
