@@ -74,8 +74,15 @@ export abstract class ListenerSession<C extends SessionContext> implements Proxy
   protected abstract leaseCapRefusal(leaseId: string, max: number): HandshakeRefusal;
   /** The refusal of a handshake closed to make room (`evict`). */
   protected abstract busyRefusal(why: string): HandshakeRefusal;
-  /** The refusal of a handshake terminated before its splice (its lease ended, the listener closed). */
+  /** The refusal of a handshake terminated before its splice (the listener closed, the audit failed). */
   protected abstract terminatedRefusal(why: string): HandshakeRefusal;
+  /**
+   * The refusal of a login whose lease ended before its splice: by default as `terminatedRefusal`;
+   * a protocol whose clients expect an authentication failure there says so.
+   */
+  protected endedLoginRefusal(why: string): HandshakeRefusal {
+    return this.terminatedRefusal(why);
+  }
   /**
    * The client's last frame for a refusal, having set `record.refusal`; undefined: the
    * connection is dropped without a word.
@@ -235,6 +242,11 @@ export abstract class ListenerSession<C extends SessionContext> implements Proxy
       { err: { message: (err as Error).message }, resource: this.ctx.resource },
       "proxy session failed",
     );
+  }
+
+  leaseEnded(why: string): void {
+    if (!this.spliced) this.refuse(this.endedLoginRefusal(why));
+    else this.endSpliced(why);
   }
 
   /** Closes the session now; `why` is told to the client where the protocol allows. */

@@ -61,7 +61,7 @@ export class SessionRegistry {
     const set = this.byLease.get(leaseId);
     if (!set) return 0;
     this.byLease.delete(leaseId);
-    for (const s of set) s.terminate(why);
+    for (const s of set) s.leaseEnded(why);
     return set.size;
   }
 

@@ -100,4 +100,9 @@ export interface ProxySyncReport {
 export interface ProxySession {
   /** Ends the session at once; `why` is told to the client where the protocol allows. */
   terminate(why: string): void;
+  /**
+   * Its lease ended (`why`): a session still logging in is refused as a wrong token would be
+   * (the lease no longer opens anything), a logged-in one is ended as by `terminate`.
+   */
+  leaseEnded(why: string): void;
 }

@@ -104,6 +104,11 @@ export class MysqlSession extends ListenerSession<MysqlContext> {
     );
   }
 
+  /** As a refused token: a client still logging in learns its access is denied. */
+  protected override endedLoginRefusal(why: string): HandshakeRefusal {
+    return accessDenied(this.record.claimedLeaseId ?? "", why);
+  }
+
   protected override released(): void {
     this.ctx.connectionIds?.remove(this.connectionId);
   }

@@ -95,6 +95,16 @@ export class PostgresSession extends ListenerSession<PostgresContext> {
     );
   }
 
+  /** As a refused token: a client still logging in learns its password failed. */
+  protected override endedLoginRefusal(why: string): HandshakeRefusal {
+    const user = (this.record.claimedLeaseId ?? "").slice(0, 64);
+    return new HandshakeRefusal(
+      SQLSTATE.invalidPassword,
+      `password authentication failed for user "${user}"`,
+      `28P01 ${why}`,
+    );
+  }
+
   protected override released(): void {
     if (this.clientKey) this.ctx.cancelKeys.revoke(this.clientKey.pid, this.clientKey.secret);
   }
