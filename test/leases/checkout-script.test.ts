@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
-import type { Cluster, Redis } from "ioredis";
+import type { Cluster } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { CHECKOUT_SKEW_MS, LeaseStore } from "../../sidecar/leases/index.js";
 import type { RedisClient } from "../../sidecar/redis.js";
-import { openMonitor } from "../support/redis-monitor.js";
+import { watchedCommands } from "../support/redis-monitor.js";
 import { BACKENDS, type OpenBackend, type RedisBackend } from "./redis-backends.js";
 
 let n = 0;
@@ -17,34 +17,6 @@ const spec = (resource: string, agent = "spiffe://example.org/agent/cs") => ({
 });
 
 const isCluster = (c: RedisClient): c is Cluster => (c as { isCluster?: boolean }).isCluster === true;
-
-/**
- * What every server saw while `work` ran: each line's source ("lua" for a script's own calls) and
- * arguments. MONITOR, ended by an ECHO marker on each server.
- */
-async function watched(client: RedisClient, work: () => Promise<unknown>) {
-  const servers: Redis[] = isCluster(client) ? client.nodes("master") : [client];
-  const marker = `cs-marker-${randomBytes(4).toString("hex")}`;
-  const lines: Array<{ source: string; args: string[] }> = [];
-  const monitors = await Promise.all(servers.map(openMonitor));
-  const done = monitors.map(
-    (m) =>
-      new Promise<void>((resolve) => {
-        m.on("monitor", (_t: string, args: string[], source: string) => {
-          if (args[0]?.toLowerCase() === "echo" && args[1] === marker) resolve();
-          else lines.push({ source, args });
-        });
-      }),
-  );
-  try {
-    await work();
-    await Promise.all(servers.map((s) => s.echo(marker)));
-    await Promise.all(done);
-  } finally {
-    for (const m of monitors) m.disconnect();
-  }
-  return lines;
-}
 
 function checkoutScriptTests(backend: RedisBackend): void {
   describe(`the checkout script on ${backend.name}`, () => {
@@ -76,7 +48,7 @@ function checkoutScriptTests(backend: RedisBackend): void {
       const s = spec("whole");
       const key = leaseKey("whole", s.id);
       let got: Awaited<ReturnType<LeaseStore["checkout"]>> = { ok: false };
-      const lines = await watched(raw, async () => {
+      const lines = await watchedCommands(raw, async () => {
         got = await store.checkout(s, 60_000, 120_000);
       });
       expect(got.ok).toBe(true);

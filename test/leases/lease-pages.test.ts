@@ -1,9 +1,8 @@
 import { randomBytes } from "node:crypto";
-import type { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaseStore } from "../../sidecar/leases/index.js";
 import type { RedisClient } from "../../sidecar/redis.js";
-import { openMonitor } from "../support/redis-monitor.js";
+import { watchedCommands } from "../support/redis-monitor.js";
 import { BACKENDS, type OpenBackend, type RedisBackend } from "./redis-backends.js";
 
 /*
@@ -15,32 +14,12 @@ let n = 0;
 const A = "spiffe://example.org/agent/page-a";
 const B = "spiffe://example.org/agent/page-b";
 
-const isCluster = (c: RedisClient): c is Cluster => (c as { isCluster?: boolean }).isCluster === true;
-
-/** How many lease records the scripts read (HGETALL) on every server while `work` ran: MONITOR, ended by an ECHO marker. */
+/** How many lease records the scripts read (HGETALL) on every server while `work` ran. */
 async function leaseReads(client: RedisClient, work: () => Promise<unknown>): Promise<number> {
-  const servers: Redis[] = isCluster(client) ? client.nodes("master") : [client];
-  const marker = `lp-marker-${randomBytes(4).toString("hex")}`;
-  let reads = 0;
-  const monitors = await Promise.all(servers.map(openMonitor));
-  const done = monitors.map(
-    (m) =>
-      new Promise<void>((resolve) => {
-        m.on("monitor", (_t: string, args: string[], source: string) => {
-          if (args[0]?.toLowerCase() === "echo" && args[1] === marker) resolve();
-          else if (source === "lua" && args[0]?.toLowerCase() === "hgetall" && args[1]?.includes(":lease:"))
-            reads++;
-        });
-      }),
-  );
-  try {
-    await work();
-    await Promise.all(servers.map((s) => s.echo(marker)));
-    await Promise.all(done);
-  } finally {
-    for (const m of monitors) m.disconnect();
-  }
-  return reads;
+  const seen = await watchedCommands(client, work);
+  return seen.filter(
+    (c) => c.source === "lua" && c.args[0]?.toLowerCase() === "hgetall" && c.args[1]?.includes(":lease:"),
+  ).length;
 }
 
 function pageTests(backend: RedisBackend): void {
