@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Connection } from "mysql2/promise";
-import { createMariadbAccount } from "../support/mariadb.js";
+import { createMariadbAccount, dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
 import type { ProxyHarness } from "./harness.js";
 
 export interface MariadbSetup {
@@ -30,4 +30,12 @@ export async function prepareMariadb(h: ProxyHarness, root: Connection, o: Maria
   await root.query(`CREATE DATABASE ${o.db}`);
   for (const a of o.granted ?? o.accounts) await root.query(`GRANT ALL ON ${o.db}.* TO '${a}'@'%'`);
   return adminPassword;
+}
+
+/** Undoes `prepareMariadb`: drops the accounts, the admin and the database (whatever exists). */
+export async function dropMariadbSetup(o: MariadbSetup): Promise<void> {
+  await dropMariadbAccounts(...o.accounts, o.admin).catch(() => undefined);
+  const root = await mariadbRoot();
+  await root.query(`DROP DATABASE IF EXISTS ${o.db}`).catch(() => undefined);
+  await root.end();
 }

@@ -7,9 +7,9 @@ import {
 } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
-import { dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
+import { mariadbRoot } from "../support/mariadb.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
-import { prepareMariadb } from "./mysql-setup.js";
+import { dropMariadbSetup, prepareMariadb } from "./mysql-setup.js";
 
 /*
  * Statement ids under statement policy: a refused COM_STMT_PREPARE never reaches the server, so no
@@ -125,10 +125,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.close();
-  await dropMariadbAccounts(...ACCOUNTS, ...PLAIN_ACCOUNTS, ADMIN).catch(() => undefined);
-  const root = await mariadbRoot();
-  await root.query(`DROP DATABASE IF EXISTS ${DB}`).catch(() => undefined);
-  await root.end();
+  await dropMariadbSetup({ accounts: [...ACCOUNTS, ...PLAIN_ACCOUNTS], admin: ADMIN, db: DB });
 });
 
 describe("prepared statement ids on the MySQL listener", () => {

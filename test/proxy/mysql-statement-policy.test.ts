@@ -7,10 +7,10 @@ import {
 } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
-import { dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
+import { mariadbRoot } from "../support/mariadb.js";
 import { waitFor } from "../support/wait-for.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
-import { prepareMariadb } from "./mysql-setup.js";
+import { dropMariadbSetup, prepareMariadb } from "./mysql-setup.js";
 import { run, toolEnv } from "./processes.js";
 
 const RESOURCE = "px-my-stmt";
@@ -160,10 +160,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.close();
-  await dropMariadbAccounts(...ACCOUNTS, ...PLAIN_ACCOUNTS, ADMIN).catch(() => undefined);
-  const root = await mariadbRoot();
-  await root.query(`DROP DATABASE IF EXISTS ${DB}`).catch(() => undefined);
-  await root.end();
+  await dropMariadbSetup({ accounts: [...ACCOUNTS, ...PLAIN_ACCOUNTS], admin: ADMIN, db: DB });
 });
 
 describe("statement policy on the MySQL listener", () => {
