@@ -77,8 +77,8 @@ export abstract class ListenerSession<C extends SessionContext> implements Proxy
   /** The refusal of a handshake terminated before its splice (the listener closed, the audit failed). */
   protected abstract terminatedRefusal(why: string): HandshakeRefusal;
   /**
-   * The refusal of a login whose lease ended before its splice: by default as `terminatedRefusal`;
-   * a protocol whose clients expect an authentication failure there says so.
+   * The refusal of a login whose lease ended before its splice: what a refused token gets (each
+   * protocol says); by default as `terminatedRefusal`.
    */
   protected endedLoginRefusal(why: string): HandshakeRefusal {
     return this.terminatedRefusal(why);

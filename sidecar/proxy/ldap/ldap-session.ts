@@ -61,6 +61,15 @@ export class LdapSession extends ListenerSession<LdapContext> {
     return refusal(RESULT.unavailable, `connection closed because ${why}`, why);
   }
 
+  /** As a refused token: a bind still being checked gets invalidCredentials. */
+  protected override endedLoginRefusal(why: string): HandshakeRefusal {
+    return refusal(
+      RESULT.invalidCredentials,
+      "invalid lease id / lease token pair, or the lease has ended",
+      why,
+    );
+  }
+
   protected override async handshake(): Promise<void> {
     const max = this.ctx.maxMessageBytes;
     let reader = new SocketReader(this.raw, max + 64 * 1024);

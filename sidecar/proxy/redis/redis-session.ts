@@ -114,6 +114,11 @@ export class RedisSession extends ListenerSession<RedisContext> {
     return new HandshakeRefusal("ERR", `connection closed because ${why}`, `ERR ${why}`);
   }
 
+  /** As a refused token: a client still logging in gets WRONGPASS. */
+  protected override endedLoginRefusal(why: string): HandshakeRefusal {
+    return new HandshakeRefusal("WRONGPASS", WRONGPASS.slice(10), `WRONGPASS ${why}`);
+  }
+
   protected override async handshake(): Promise<void> {
     const reader = new SocketReader(this.client, this.ctx.maxMessageBytes + 64 * 1024);
     let attempts = 0;
