@@ -21,7 +21,8 @@ export const RESERVATION_MS = 3000;
  * maxExpiresAt, skewMs, indexMember, streamMaxLen, resource, agent, reserved account ('' = none),
  * then pairs of account, MAC.
  * Fair: a request only gets an account when fewer live waiters than free accounts are ahead of it
- * (first come, first served); a waiter that stops refreshing its deadline drops out of the queue.
+ * (first come, first served, also within one millisecond: a new waiter's score is above every
+ * other's); a waiter that stops refreshing its deadline drops out of the queue.
  * The sidecar signed the record for each candidate account with expiries from its estimate of
  * Redis' clock: the script takes the first free account it has a MAC for, and only when the
  * expiries are no later than now + ttl (now + maxTtl) and at most skewMs earlier, so the record is
@@ -49,7 +50,14 @@ local waiter = ARGV[6]
 local reserved = ARGV[15]
 if reserved == '' then
   if waiter ~= '' then
-    if not redis.call('ZSCORE', KEYS[6], waiter) then redis.call('ZADD', KEYS[6], now, waiter) end
+    if not redis.call('ZSCORE', KEYS[6], waiter) then
+      -- Queued last: after every waiter already there, also one queued in the same millisecond
+      -- (equal scores would order by name, not by arrival).
+      local last = redis.call('ZRANGE', KEYS[6], -1, -1, 'WITHSCORES')[2]
+      local at = now
+      if last and tonumber(last) >= at then at = tonumber(last) + 1 end
+      redis.call('ZADD', KEYS[6], at, waiter)
+    end
     redis.call('HSET', KEYS[7], waiter, now + tonumber(ARGV[7]))
   end
   local nfree = redis.call('ZCARD', KEYS[2])

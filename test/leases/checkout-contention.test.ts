@@ -114,6 +114,25 @@ function contentionTests(backend: RedisBackend): void {
       await Promise.all(queue.map((id) => sidecars[0].leaveQueue(resource, id)));
     });
 
+    it("waiters queue in order of arrival, also when they arrive within one millisecond", async () => {
+      const resource = "waiters-same-ms";
+      await sidecars[0].syncPool(resource, pool(1), "available");
+      const held = await sidecars[0].checkout(spec(resource), 60_000, 60_000);
+      expect(held.ok).toBe(true);
+      // Names that sort against arrival: with equal scores Redis would order them by name.
+      const arrived: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        for (const name of [`wq-${i}-b`, `wq-${i}-a`]) {
+          expect(
+            (await sidecars[i % 2 === 0 ? 0 : 1].checkout(spec(resource), 60_000, 60_000, name)).ok,
+          ).toBe(false);
+          arrived.push(name);
+        }
+      }
+      expect(await raw.zrange(`${open.prefix}{r:${resource}}:waitq`, 0, -1)).toEqual(arrived);
+      await Promise.all(arrived.map((w) => sidecars[0].leaveQueue(resource, w)));
+    });
+
     /**
      * One call of the checkout script as a sidecar makes it (the resource's own keys only), signed
      * for `reserved` when given: what a sidecar sends before it dies, or after it stalled.
