@@ -39,3 +39,13 @@ export async function dropMariadbSetup(o: MariadbSetup): Promise<void> {
   await root.query(`DROP DATABASE IF EXISTS ${o.db}`).catch(() => undefined);
   await root.end();
 }
+
+/** What every proxied MySQL registration of these tests shares: the local server, the admin, no session termination. */
+export function mysqlRegistrationBase(admin: string, adminPassword: string) {
+  return {
+    adapter: "mysql",
+    connection: { host: "127.0.0.1", port: 3306 },
+    admin: { username: admin, password: adminPassword },
+    rotation: { terminateSessions: false },
+  };
+}

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxyManager } from "../../sidecar/proxy/index.js";
 import { mariadbRoot } from "../support/mariadb.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
-import { dropMariadbSetup, prepareMariadb } from "./mysql-setup.js";
+import { dropMariadbSetup, mysqlRegistrationBase, prepareMariadb } from "./mysql-setup.js";
+import { refusalOf } from "../support/refusal.js";
 
 /*
  * Statement ids under statement policy: a refused COM_STMT_PREPARE never reaches the server, so no
@@ -76,14 +77,7 @@ function executeId(like: PreparedStatementInfo, id: number, values: unknown[]): 
 
 type MysqlError = { errno?: number; message: string };
 
-async function failure(p: Promise<unknown>): Promise<MysqlError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e as MysqlError,
-  );
-  if (!err) throw new Error("the command was not refused");
-  return err;
-}
+const failure = (p: Promise<unknown>) => refusalOf<MysqlError>(p);
 
 async function rootCount(table: string): Promise<number> {
   const root = await mariadbRoot();
@@ -112,12 +106,7 @@ beforeAll(async () => {
   } finally {
     await root.end();
   }
-  const base = {
-    adapter: "mysql",
-    connection: { host: "127.0.0.1", port: 3306 },
-    admin: { username: ADMIN, password: adminPassword },
-    rotation: { terminateSessions: false },
-  };
+  const base = mysqlRegistrationBase(ADMIN, adminPassword);
   await h.register({ ...base, name: GUARDED, accounts: ACCOUNTS, proxy: { port: 0, statementPolicy: true } });
   await h.register({ ...base, name: PLAIN, accounts: PLAIN_ACCOUNTS, proxy: { port: 0 } });
   proxy = await h.manager({ policy: h.node.policy });

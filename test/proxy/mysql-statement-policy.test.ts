@@ -10,8 +10,9 @@ import type { ProxyManager } from "../../sidecar/proxy/index.js";
 import { mariadbRoot } from "../support/mariadb.js";
 import { waitFor } from "../support/wait-for.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
-import { dropMariadbSetup, prepareMariadb } from "./mysql-setup.js";
+import { dropMariadbSetup, mysqlRegistrationBase, prepareMariadb } from "./mysql-setup.js";
 import { run, toolEnv } from "./processes.js";
+import { refusalOf } from "../support/refusal.js";
 
 const RESOURCE = "px-my-stmt";
 const PLAIN = "px-my-plain";
@@ -79,14 +80,7 @@ async function viaProxy(l: Checkout, opts: Partial<ConnectionOptions> = {}): Pro
 
 type MysqlError = { errno?: number; sqlState?: string; message: string };
 
-async function refusal(p: Promise<unknown>): Promise<MysqlError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e as MysqlError,
-  );
-  if (!err) throw new Error("the statement was not refused");
-  return err;
-}
+const refusal = (p: Promise<unknown>) => refusalOf<MysqlError>(p);
 
 async function orderCount(c: Connection): Promise<number> {
   const [rows] = await c.query<Row[]>("SELECT COUNT(*) AS n FROM my_orders");
@@ -135,12 +129,7 @@ beforeAll(async () => {
   } finally {
     await root.end();
   }
-  const base = {
-    adapter: "mysql",
-    connection: { host: "127.0.0.1", port: 3306 },
-    admin: { username: ADMIN, password: adminPassword },
-    rotation: { terminateSessions: false },
-  };
+  const base = mysqlRegistrationBase(ADMIN, adminPassword);
   await h.register({
     ...base,
     name: RESOURCE,

@@ -13,7 +13,7 @@ import type { ProxyManager } from "../../sidecar/proxy/index.js";
 import { dropMariadbAccounts, mariadbRoot } from "../support/mariadb.js";
 import { waitFor } from "../support/wait-for.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
-import { prepareMariadb } from "./mysql-setup.js";
+import { mysqlRegistrationBase, prepareMariadb } from "./mysql-setup.js";
 import { run, toolEnv } from "./processes.js";
 import { rawConnect, readUntilClose } from "./wire.js";
 
@@ -99,13 +99,7 @@ beforeAll(async () => {
   } finally {
     await root.end();
   }
-  const base = {
-    adapter: "mysql",
-    connection: { host: "127.0.0.1", port: 3306 },
-    admin: { username: ADMIN, password: adminPassword },
-    reveal: false,
-    rotation: { terminateSessions: false },
-  };
+  const base = { ...mysqlRegistrationBase(ADMIN, adminPassword), reveal: false };
   await h.register({ ...base, name: RESOURCE, accounts: ACCOUNTS, proxy: { port: 0 } });
   await h.register({ ...base, name: OTHER, accounts: [OTHER_ACCOUNT] });
   proxy = await h.manager({ auditStatements: "text" });

@@ -7,6 +7,7 @@ import { waitFor } from "../support/wait-for.js";
 import { type Checkout, listenerPort, type ProxyHarness } from "./harness.js";
 import { leaseClient, pgResource, startPgProxy } from "./pg-setup.js";
 import { pgError, pgMessages, pgStartup, rawConnect, readUntil, scramLogin } from "./wire.js";
+import { refusalOf } from "../support/refusal.js";
 
 const RESOURCE = "px-pg-stmt";
 const PLAIN = "px-pg-plain";
@@ -60,14 +61,7 @@ async function connect(l: Checkout, resource = RESOURCE, extra: pg.ClientConfig 
   return c;
 }
 
-async function refusal(p: Promise<unknown>): Promise<{ code?: string; message: string; hint?: string }> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e as { code?: string; message: string; hint?: string },
-  );
-  if (!err) throw new Error("the statement was not refused");
-  return err;
-}
+const refusal = (p: Promise<unknown>) => refusalOf<{ code?: string; message: string; hint?: string }>(p);
 
 /** One typed protocol message. */
 function msg(type: string, body: Buffer): Buffer {

@@ -7,6 +7,7 @@ import { waitFor } from "../support/wait-for.js";
 import { type Checkout, listenerPort, type ProxyHarness, startProxyHarness } from "./harness.js";
 import { type PrivateRedis, startPrivateRedis } from "./redis-server.js";
 import { rawConnect, readUntil } from "./wire.js";
+import { refusalOf } from "../support/refusal.js";
 
 const RESOURCE = "px-redis-pol";
 const BLIND = "px-redis-blind";
@@ -68,14 +69,7 @@ function viaProxy(l: Checkout): Redis {
   return r;
 }
 
-async function refused(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e as Error,
-  );
-  if (!err) throw new Error("the command was not refused");
-  return err.message;
-}
+const refused = async (p: Promise<unknown>): Promise<string> => (await refusalOf(p)).message;
 
 const digest = (args: string[]) => `sha256:${createHash("sha256").update(encodeCommand(args)).digest("hex")}`;
 
