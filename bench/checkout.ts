@@ -11,13 +11,19 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { importJWK, type JWK, jwtVerify, SignJWT } from "jose";
+import { decodeJwt, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { pino } from "pino";
 import { AuditLog } from "../sidecar/audit/index.js";
 import { parseConfig } from "../sidecar/config.js";
-import { generateAgentKey, mintIdentityAssertion } from "../sidecar/identity/index.js";
+import {
+  createLeaseTokenService,
+  generateAgentKey,
+  loadLeaseTokenKeys,
+  mintIdentityAssertion,
+  VERIFIED_TOKEN_CACHE_SIZE,
+} from "../sidecar/identity/index.js";
 import { LeaseStore, loadLeaseMacKey, verifyLease } from "../sidecar/leases/index.js";
 import { createLogger } from "../sidecar/logger.js";
 import { loadPolicy } from "../sidecar/policy/index.js";
@@ -32,6 +38,7 @@ import { startVaultDev } from "../test/vault-dev/server.js";
 import {
   printTable,
   profiled,
+  alternating,
   quick,
   type Row,
   summarize,
@@ -475,20 +482,54 @@ async function main(): Promise<void> {
       unit: "ms",
       better: "lower",
     });
-    const ugt2 = await profiled("use", () => throughputCpu(32, DURATION, useGet));
-    const hft = await profiled("use-floor", () => throughputCpu(32, DURATION, httpFloor));
+    // The product remembers the tokens it verified (VerifiedTokenCache): a token's next use skips the
+    // signature check that the floor makes on every call. The "new token" run takes that away: each
+    // call presents another token of the same lease, from more tokens than the cache holds, in
+    // turn, so never one it remembers.
+    const fresh = await tokenPool(
+      join(dir, "state", "signing.jwk"),
+      held.token,
+      VERIFIED_TOKEN_CACHE_SIZE + 512,
+    );
+    let nextFresh = 0;
+    const useFresh = () =>
+      fetch(`${base}/v1/leases/${held.lease.id}`, {
+        headers: { authorization: `Bearer ${fresh[nextFresh++ % fresh.length]}` },
+      }).then((r) => r.arrayBuffer());
+    // Alternating rounds, each side's best: the runs stay in the same process and the same minutes.
+    const round = DURATION / 2;
+    const use = await alternating({
+      product: () => profiled("use", () => throughputCpu(32, round, useGet)),
+      floor: () => profiled("use-floor", () => throughputCpu(32, round, httpFloor)),
+      fresh: () => throughputCpu(32, round, useFresh),
+    });
     rows.push({
       figure: "token use throughput vs HTTP floor (c=32)",
-      product: ugt2.rate,
-      floor: hft.rate,
+      product: use.product.rate,
+      floor: use.floor.rate,
       unit: "/s",
       better: "higher",
       goal: "≥ 0.85×",
     });
     rows.push({
       figure: "CPU per token use vs HTTP floor (c=32)",
-      product: ugt2.cpuMsPerCall,
-      floor: hft.cpuMsPerCall,
+      product: use.product.cpuMsPerCall,
+      floor: use.floor.cpuMsPerCall,
+      unit: "ms",
+      better: "lower",
+    });
+    rows.push({
+      figure: "token use throughput vs HTTP floor, a new token each call (no verify-cache hit)",
+      product: use.fresh.rate,
+      floor: use.floor.rate,
+      unit: "/s",
+      better: "higher",
+      goal: "≥ 0.85×",
+    });
+    rows.push({
+      figure: "CPU per token use, a new token each call, vs HTTP floor",
+      product: use.fresh.cpuMsPerCall,
+      floor: use.floor.cpuMsPerCall,
       unit: "ms",
       better: "lower",
     });
@@ -564,3 +605,21 @@ void main().catch((err: unknown) => {
   // The sidecar may still hold the event loop open.
   process.exit(1);
 });
+
+/** `n` more lease tokens for the lease `token` is for, signed with the sidecar's own key file. */
+async function tokenPool(keyFile: string, token: string, n: number): Promise<string[]> {
+  const c = decodeJwt(token);
+  const service = createLeaseTokenService({ keys: await loadLeaseTokenKeys({ file: keyFile }) });
+  const input = {
+    leaseId: String(c.lid),
+    agent: String(c.sub),
+    resource: String(c.res),
+    account: String(c.acc),
+    expiresAt: Number(c.exp) * 1000,
+  };
+  const out: string[] = [];
+  for (let i = 0; i < n; i += 256) {
+    out.push(...(await Promise.all(Array.from({ length: Math.min(256, n - i) }, () => service.mint(input)))));
+  }
+  return out;
+}

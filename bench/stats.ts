@@ -82,6 +82,26 @@ export async function throughputCpu(
   return { rate: done / secs, cpuMsPerCall: (used.user + used.system) / 1000 / Math.max(1, done) };
 }
 
+export type Throughput = Awaited<ReturnType<typeof throughputCpu>>;
+
+/**
+ * Each run of `runs` (a throughput run) `rounds` times, in turn, and each one's best round: no side
+ * profits from running after the others (warm-up, JIT, the host's own noise on a shared machine).
+ */
+export async function alternating<K extends string>(
+  runs: Record<K, () => Promise<Throughput>>,
+  rounds = 3,
+): Promise<Record<K, Throughput>> {
+  const best = {} as Record<K, Throughput>;
+  for (let r = 0; r < rounds; r++) {
+    for (const k of Object.keys(runs) as K[]) {
+      const t = await runs[k]();
+      if (best[k] === undefined || t.rate > best[k].rate) best[k] = t;
+    }
+  }
+  return best;
+}
+
 export interface Row {
   readonly figure: string;
   readonly product: number;

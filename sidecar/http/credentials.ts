@@ -6,6 +6,8 @@ import type { PresentedToken } from "../service/index.js";
 
 /** Compares two secrets in time independent of where they differ. */
 export function sameSecret(a: string, b: string): boolean {
+  // Strings of different lengths differ; their byte lengths would have told the same below.
+  if (a.length !== b.length) return false;
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);

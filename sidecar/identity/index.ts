@@ -35,6 +35,7 @@ export {
   type LeaseTokenServiceOptions,
 } from "./lease-token-service.js";
 export { looksLikeJwt } from "./looks-like-jwt.js";
+export { tokenDigest, VERIFIED_TOKEN_CACHE_SIZE, VerifiedTokenCache } from "./verified-token-cache.js";
 export { MAX_TOKEN_BYTES, refuseOversizedToken } from "./token-size.js";
 export { isSpiffeId, type SpiffeIdProblem, spiffeIdProblem } from "./spiffe-id.js";
 export {

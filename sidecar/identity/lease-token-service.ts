@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { decodeProtectedHeader, errors, type JWTPayload, jwtVerify, SignJWT } from "jose";
+import { type CryptoKey, decodeProtectedHeader, errors, type JWTPayload, jwtVerify, SignJWT } from "jose";
 import { LeaseholdError } from "../errors.js";
 import { isJwkThumbprint } from "./dpop.js";
 import { createLeaseKeyLookup } from "./lease-key-lookup.js";
@@ -8,6 +8,7 @@ import { looksLikeJwt } from "./looks-like-jwt.js";
 import { refuse } from "./refusal.js";
 import { refuseOversizedToken } from "./token-size.js";
 import type { LeaseKeyResolver, LeaseTokenInput, LeaseTokenService, VerifiedLeaseToken } from "./types.js";
+import { tokenDigest, type VerifiedEntry, VerifiedTokenCache } from "./verified-token-cache.js";
 
 /** The `typ` header of every lease token; it keeps lease tokens and identity tokens apart. */
 export const LEASE_TOKEN_TYP = "lh-lease+jwt";
@@ -32,6 +33,11 @@ export interface LeaseTokenServiceOptions {
    * 0: before every mint. @default 1000
    */
   keyCheckIntervalMs?: number;
+  /**
+   * How many verified tokens are remembered, so that a token's next use skips the signature check
+   * (see VerifiedTokenCache); 0: every use verifies. @default 4096
+   */
+  verifiedCacheSize?: number;
 }
 
 /** Refuses a mint whose input would make a token that cannot be checked against its lease. */
@@ -47,10 +53,14 @@ function checkMintInput(input: LeaseTokenInput): void {
   }
 }
 
-/** The `kid` of a token whose header is a lease token's (typ, alg); refused otherwise, before any key lookup. */
-function leaseTokenKid(token: string): string {
+/** Refuses what is not a string of a lease token's size, before anything else looks at it. */
+function checkTokenShape(token: string): void {
   if (typeof token !== "string") throw refuse("lease token is malformed");
   refuseOversizedToken(token, "lease token");
+}
+
+/** The `kid` of a token whose header is a lease token's (typ, alg); refused otherwise, before any key lookup. */
+function leaseTokenKid(token: string): string {
   if (!looksLikeJwt(token)) throw refuse("lease token is malformed");
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
@@ -93,6 +103,32 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
   const keyCheckEvery = opts.keyCheckIntervalMs ?? 1000;
   // A monotonic clock: `now` may be pinned (tests) or jump.
   let keysCheckedAt = Number.NEGATIVE_INFINITY;
+  const verifiedTokens = new VerifiedTokenCache(opts.verifiedCacheSize);
+  const skewSeconds = opts.clockSkew ?? 0;
+
+  /**
+   * The claims of a token this process verified before, checked as jose checks them now (the
+   * same key still verifies its kid; `nbf` and `exp` against the clock); undefined when it must be
+   * verified afresh.
+   * @throws LeaseholdError lease_expired, as the full verification would
+   */
+  async function remembered(digest: string): Promise<VerifiedLeaseToken | undefined> {
+    const hit = verifiedTokens.get(digest);
+    if (hit === undefined) return undefined;
+    if ((await keyFor(hit.claims.kid)) !== hit.key) {
+      // The key was removed or replaced: the token is verified afresh (and refused if it no longer verifies).
+      verifiedTokens.delete(digest);
+      return undefined;
+    }
+    const nowSeconds = Math.floor(now() / 1000);
+    if (hit.exp <= nowSeconds - skewSeconds) {
+      verifiedTokens.delete(digest);
+      throw new LeaseholdError("lease_expired", "lease token expired");
+    }
+    // A clock set back (or a pinned one) can put the token before its nbf again.
+    if (hit.nbf !== undefined && hit.nbf > nowSeconds + skewSeconds) return undefined;
+    return hit.claims;
+  }
 
   return {
     async mint(input: LeaseTokenInput): Promise<string> {
@@ -120,6 +156,10 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
     },
 
     async verify(token: string): Promise<VerifiedLeaseToken> {
+      checkTokenShape(token);
+      const digest = verifiedTokens.enabled ? tokenDigest(token) : undefined;
+      const known = digest === undefined ? undefined : await remembered(digest);
+      if (known !== undefined) return known;
       const kid = leaseTokenKid(token);
       const key = await keyFor(kid);
       if (key === undefined) throw refuse("lease token signing key unknown");
@@ -131,19 +171,25 @@ export function createLeaseTokenService(opts: LeaseTokenServiceOptions): LeaseTo
           audience: LEASE_TOKEN_AUDIENCE,
           typ: LEASE_TOKEN_TYP,
           currentDate: new Date(now()),
-          clockTolerance: opts.clockSkew ?? 0,
+          clockTolerance: skewSeconds,
           requiredClaims: ["sub", "exp", "iat", "jti", "lid", "res"],
         }));
       } catch (err) {
         throw mapVerifyError(err);
       }
-      return verifiedClaims(payload, kid);
+      const claims = Object.freeze(verifiedClaims(payload, kid));
+      if (digest !== undefined) verifiedTokens.set(digest, rememberedEntry(claims, key, payload));
+      return claims;
     },
 
     async keyKnown(kid: string): Promise<boolean> {
       return (await keyFor(kid)) !== undefined;
     },
   };
+}
+
+function rememberedEntry(claims: VerifiedLeaseToken, key: CryptoKey, payload: JWTPayload): VerifiedEntry {
+  return { claims, key, exp: payload.exp as number, nbf: payload.nbf };
 }
 
 /** The `cnf.jkt` of a bound token; any other confirmation method is refused, never ignored. */
