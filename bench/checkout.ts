@@ -310,25 +310,32 @@ async function main(): Promise<void> {
       unit: "",
       better: "lower",
     });
-    // Checkout latency, concurrency 1: reset happens outside the timed call.
-    const lat = async (fn: () => Promise<{ lease: { id: string; account: string } }>, resource: string) => {
-      const samples: number[] = [];
+    // Checkout latency, concurrency 1, the three sides in turn on every sample (so each sample of
+    // each side meets the same moment of the host's noise); reset happens outside the timed call.
+    type Checkout = () => Promise<{ lease: { id: string; account: string } }>;
+    const interleaved = async (sides: ReadonlyArray<readonly [Checkout, string]>) => {
+      const samples = sides.map((): number[] => []);
       for (let i = 0; i < N + 20; i++) {
-        const t = process.hrtime.bigint();
-        const r = await fn();
-        const ms = Number(process.hrtime.bigint() - t) / 1e6;
-        if (i >= 20) samples.push(ms);
-        await reset(resource, r.lease.id, r.lease.account);
+        for (const [k, [fn, resource]] of sides.entries()) {
+          const t = process.hrtime.bigint();
+          const r = await fn();
+          const ms = Number(process.hrtime.bigint() - t) / 1e6;
+          if (i >= 20) samples[k]?.push(ms);
+          await reset(resource, r.lease.id, r.lease.account);
+        }
       }
-      return summarize(samples);
+      return samples.map((s) => summarize(s));
     };
     let pc: ReturnType<typeof summarize> | undefined;
     let fc: ReturnType<typeof summarize> | undefined;
     let hc: ReturnType<typeof summarize> | undefined;
     if (!onlyUse) {
-      pc = await lat(productCheckout, "bench-db");
-      fc = await lat(() => floorCheckout(), "floor-db");
-      hc = await lat(httpFloorCheckout, "floor-db");
+      [pc, fc, hc] = await interleaved([
+        [productCheckout, "bench-db"],
+        [() => floorCheckout(), "floor-db"],
+        [httpFloorCheckout, "floor-db"],
+      ]);
+      if (!pc || !fc || !hc) throw new Error("bench: a checkout side has no samples");
       rows.push({
         figure: "checkout p50 (c=1) vs the HTTP floor (same work behind a bare fastify route)",
         product: pc.p50,
@@ -358,19 +365,25 @@ async function main(): Promise<void> {
           const r = await fn();
           await reset(resource, r.lease.id, r.lease.account);
         };
-      const pt = await profiled("checkout", () =>
-        throughputCpu(32, DURATION, cycle(productCheckout, "bench-db")),
-      );
-      const ft = await profiled("checkout-floor", () =>
-        throughputCpu(
-          32,
-          DURATION,
-          cycle(() => floorCheckout(), "floor-db"),
-        ),
-      );
-      const ht = await profiled("checkout-http-floor", () =>
-        throughputCpu(32, DURATION, cycle(httpFloorCheckout, "floor-db")),
-      );
+      // Alternating rounds, each side's best (see alternating).
+      const round = DURATION / 2;
+      const co = await alternating({
+        product: () =>
+          profiled("checkout", () => throughputCpu(32, round, cycle(productCheckout, "bench-db"))),
+        floor: () =>
+          profiled("checkout-floor", () =>
+            throughputCpu(
+              32,
+              round,
+              cycle(() => floorCheckout(), "floor-db"),
+            ),
+          ),
+        http: () =>
+          profiled("checkout-http-floor", () =>
+            throughputCpu(32, round, cycle(httpFloorCheckout, "floor-db")),
+          ),
+      });
+      const { product: pt, floor: ft, http: ht } = co;
       rows.push({
         figure: "checkout+reset throughput (c=32) vs the HTTP floor",
         product: pt.rate,
