@@ -1,7 +1,7 @@
 /**
  * Checkout and token-use benchmarks: the sidecar over HTTP against a floor that does the same
- * unavoidable work inline with the same libraries (identity verify, one Cedar decision, the Redis
- * checkout script, the Vault read + CAS write, one token signature, one audit append).
+ * unavoidable work inline with the same libraries (identity verify and its one-time jti spent in
+ * Redis, one Cedar decision, the Redis checkout script, the Vault read + CAS write, one token signature, one audit append).
  * Real Redis (127.0.0.1:6379), the Vault dev server, a private PostgreSQL cluster for registration.
  * `--profile=checkout,checkout-floor,use,use-floor` records those c=32 throughput runs with the CPU
  * profiler (bench/results/<phase>.cpuprofile, summary printed). `--only=use` runs the token-use
@@ -137,11 +137,10 @@ async function main(): Promise<void> {
     // agent's work) stays out of the timed calls; a batch older than 200 s is minted again.
     const mint = () =>
       mintIdentityAssertion({ keyFile: key.keyFile, audience: "leasehold", ttlSeconds: 300 });
-    const identity = await mint();
     let pool: string[] = [];
     let mintedAt = 0;
     const refill = async () => {
-      pool = await Promise.all(Array.from({ length: 4000 }, mint));
+      pool = await Promise.all(Array.from({ length: 8000 }, mint));
       mintedAt = Date.now();
     };
     await refill();
@@ -195,11 +194,16 @@ async function main(): Promise<void> {
     const signKeyJwk = JSON.parse(await readFile(key.keyFile, "utf8")) as JWK;
     const signKey = await importJWK(signKeyJwk, "EdDSA");
     let fl = 0;
-    const floorCheckout = async (identityJwt = identity) => {
+    const floorCheckout = async (identityJwt: string) => {
       const { payload } = await jwtVerify(identityJwt, agentKey, {
         audience: "leasehold",
         algorithms: ["EdDSA"],
       });
+      // Identity JWTs are one-time (identity.oneTimeJti, on by default): the product spends each jti
+      // in Redis (one round trip, which also counts the rate limit and the agent's active leases);
+      // the floor spends it with one SET NX.
+      const jti = `${prefix}floor-jti:${String(payload.jti)}`;
+      if ((await redis.set(jti, "1", "PX", 300_000, "NX")) !== "OK") throw new Error("floor: jti spent");
       const d = policy.decide({
         principal: String(payload.sub),
         action: "checkout",
@@ -254,7 +258,7 @@ async function main(): Promise<void> {
     const httpFloorCheckout = async () => {
       const r = await fetch(`http://127.0.0.1:${bareCheckoutPort}/checkout`, {
         method: "POST",
-        headers: { authorization: `Bearer ${identity}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${await nextIdentity()}`, "content-type": "application/json" },
         body: floorBody,
       });
       const j = (await r.json()) as { lease: { id: string; account: string }; token: string };
@@ -293,7 +297,7 @@ async function main(): Promise<void> {
       };
     };
     const redisProduct = await redisCost(productCheckout, "bench-db");
-    const redisFloor = await redisCost(() => floorCheckout(), "floor-db");
+    const redisFloor = await redisCost(async () => floorCheckout(await nextIdentity()), "floor-db");
 
     const rows: Row[] = [];
     rows.push({
@@ -332,7 +336,7 @@ async function main(): Promise<void> {
     if (!onlyUse) {
       [pc, fc, hc] = await interleaved([
         [productCheckout, "bench-db"],
-        [() => floorCheckout(), "floor-db"],
+        [async () => floorCheckout(await nextIdentity()), "floor-db"],
         [httpFloorCheckout, "floor-db"],
       ]);
       if (!pc || !fc || !hc) throw new Error("bench: a checkout side has no samples");
@@ -375,7 +379,7 @@ async function main(): Promise<void> {
             throughputCpu(
               32,
               round,
-              cycle(() => floorCheckout(), "floor-db"),
+              cycle(async () => floorCheckout(await nextIdentity()), "floor-db"),
             ),
           ),
         http: () =>
