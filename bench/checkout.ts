@@ -139,14 +139,24 @@ async function main(): Promise<void> {
       mintIdentityAssertion({ keyFile: key.keyFile, audience: "leasehold", ttlSeconds: 300 });
     let pool: string[] = [];
     let mintedAt = 0;
-    const refill = async () => {
-      pool = await Promise.all(Array.from({ length: 8000 }, mint));
-      mintedAt = Date.now();
+    // One refill at a time (workers that find the pool empty together wait for the same one), minted
+    // 500 at a time: each mint opens the key file.
+    let refilling: Promise<void> | undefined;
+    const refill = () => {
+      refilling ??= (async () => {
+        const fresh: string[] = [];
+        while (fresh.length < 8000) fresh.push(...(await Promise.all(Array.from({ length: 500 }, mint))));
+        pool = fresh;
+        mintedAt = Date.now();
+      })().finally(() => {
+        refilling = undefined;
+      });
+      return refilling;
     };
     await refill();
     const nextIdentity = async () => {
-      if (pool.length === 0 || Date.now() - mintedAt > 200_000) await refill();
-      return pool.pop() ?? mint();
+      while (pool.length === 0 || Date.now() - mintedAt > 200_000) await refill();
+      return pool.pop() as string;
     };
     const leases = new LeaseStore({ redis, prefix });
     const secrets = new VaultStore({
