@@ -9,22 +9,13 @@ import {
   loadLeaseTokenKeys,
   mintIdentityAssertion,
 } from "../../sidecar/identity/index.js";
-import { expectRefusal, tempDir } from "./support.js";
+import { expectRefusal, leaseTokenInput, tempDir } from "./support.js";
 
 const T0 = 1_900_000_000_000;
 let dir: string;
 let cleanup: () => Promise<void>;
 
-function lease(overrides: Partial<LeaseTokenInput> = {}): LeaseTokenInput {
-  return {
-    leaseId: "lse_test_1",
-    agent: "spiffe://example.org/agent/reporter",
-    resource: "orders-db",
-    account: "app_orders_1",
-    expiresAt: T0 + 300_000,
-    ...overrides,
-  };
-}
+const lease = (overrides: Partial<LeaseTokenInput> = {}): LeaseTokenInput => leaseTokenInput(T0, overrides);
 
 beforeAll(async () => {
   ({ dir, cleanup } = await tempDir("lease-token"));

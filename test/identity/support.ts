@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
 import { LeaseholdError } from "../../sidecar/errors.js";
+import type { LeaseTokenInput } from "../../sidecar/identity/index.js";
 
 /** A fresh temp folder; remove it with `cleanup`. */
 export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
@@ -65,4 +66,16 @@ export async function expectRefusal(
   if (signature !== undefined && signature.length >= 16) {
     expect(lh.message.includes(signature), "message repeats the signature").toBe(false);
   }
+}
+
+/** A lease token's input for tests: lease `lse_test_1` of orders-db, expiring 300 s after T0. */
+export function leaseTokenInput(t0: number, overrides: Partial<LeaseTokenInput> = {}): LeaseTokenInput {
+  return {
+    leaseId: "lse_test_1",
+    agent: "spiffe://example.org/agent/reporter",
+    resource: "orders-db",
+    account: "app_orders_1",
+    expiresAt: t0 + 300_000,
+    ...overrides,
+  };
 }

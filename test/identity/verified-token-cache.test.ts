@@ -3,12 +3,11 @@ import type { CryptoKey } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createLeaseTokenService,
-  type LeaseTokenInput,
   loadLeaseTokenKeys,
   tokenDigest,
   VerifiedTokenCache,
 } from "../../sidecar/identity/index.js";
-import { expectRefusal, tempDir } from "./support.js";
+import { expectRefusal, leaseTokenInput, tempDir } from "./support.js";
 
 // A remembered verification must refuse everything a full verification refuses: these tests fill
 // the cache with a token's first use, then change what the next use depends on.
@@ -16,13 +15,7 @@ const T0 = 1_900_000_000_000;
 let dir: string;
 let cleanup: () => Promise<void>;
 
-const lease = (expiresAt: number): LeaseTokenInput => ({
-  leaseId: "lse_cache_1",
-  agent: "spiffe://example.org/agent/reporter",
-  resource: "orders-db",
-  account: "app_orders_1",
-  expiresAt,
-});
+const lease = (expiresAt: number) => leaseTokenInput(T0, { expiresAt });
 
 beforeAll(async () => {
   ({ dir, cleanup } = await tempDir("verified-cache"));
@@ -74,7 +67,7 @@ describe("verified lease tokens", () => {
     const last = token.at(-2) === "A" ? "B" : "A";
     const forged = `${token.slice(0, -2)}${last}${token.at(-1)}`;
     await expectRefusal(service.verify(forged), forged, "signature invalid");
-    await expect(service.verify(token)).resolves.toMatchObject({ leaseId: "lse_cache_1" });
+    await expect(service.verify(token)).resolves.toMatchObject({ leaseId: "lse_test_1" });
   });
 
   it("verify every use in full with verifiedCacheSize 0", async () => {
@@ -82,7 +75,7 @@ describe("verified lease tokens", () => {
     const keys = await loadLeaseTokenKeys({ file: join(dir, "off", "signing.jwk") });
     const service = createLeaseTokenService({ keys, now: () => now, verifiedCacheSize: 0 });
     const token = await service.mint(lease(T0 + 10_000));
-    await expect(service.verify(token)).resolves.toMatchObject({ leaseId: "lse_cache_1" });
+    await expect(service.verify(token)).resolves.toMatchObject({ leaseId: "lse_test_1" });
     now = T0 + 10_000;
     await expectRefusal(service.verify(token), token, "lease token expired", "lease_expired");
   });
