@@ -26,7 +26,7 @@ export function tokenDigest(token: string): string {
  * still verifies for its kid (a removed or replaced key drops the entry) and the token's time
  * claims. The lease itself is still read from Redis on every use (I4). Only tokens that verified
  * are remembered, so refused tokens cannot fill it; it holds at most `max` entries, the oldest
- * leaving first, and an entry leaves once its token has expired.
+ * leaving first, and an expired token's entry leaves at its next use.
  */
 export class VerifiedTokenCache {
   readonly #entries = new Map<string, VerifiedEntry>();
