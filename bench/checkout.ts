@@ -572,12 +572,12 @@ async function main(): Promise<void> {
     const ugt = await throughput(32, DURATION, useGet);
     const fut = await throughput(32, DURATION, floorUse);
     rows.push({
-      figure: "token use throughput (c=32)",
+      // The inline floor has no HTTP hop, which the product must make: the goal is against the HTTP floor.
+      figure: "token use throughput (c=32) vs the inline floor (no HTTP)",
       product: ugt,
       floor: fut,
       unit: "/s",
       better: "higher",
-      goal: "≥ 0.8×",
     });
     const rv = await timeSequential(N, 20, useReveal);
     rows.push({
