@@ -6,7 +6,9 @@
  * A second listener with statement policy on (`proxy.statementPolicy`: each statement parsed by
  * PostgreSQL's grammar and decided by Cedar, "select from pgbench_accounts and pgbench_branches" permitted) runs in
  * the same loop, as a second account of the same server; and the same listener again with
- * statement audit `text` (`--profile FILE` profiles the first run of each listener).
+ * statement audit `text` (`--profile FILE` profiles the first run of each listener), with the
+ * statement records left out of the Redis stream (`audit.stream.statements: false`, the default)
+ * and once more with them mirrored (`true`).
  *
  * A bare Node relay (`socket.pipe`, in the same process) runs in the same loop: the floor
  * any Node listener can reach on this machine. Also splits the CPU time of each run between the proxy, pgbench and postgres: on a small
@@ -240,15 +242,26 @@ async function main(): Promise<void> {
     const ps: Run[] = [];
     const js: Run[] = [];
     const ts: Run[] = [];
+    const ms: Run[] = [];
+    /** Statement audit text with the statement records mirrored to the stream (audit.stream.statements). */
+    const mirrored = async (): Promise<Run> => {
+      h.auditMirror.statements = true;
+      try {
+        return await throughput(judgedText);
+      } finally {
+        h.auditMirror.statements = false;
+      }
+    };
     for (let i = 0; i < runs; i++) {
       ds.push(await throughput(direct));
       bs.push(await throughput(bare));
-      // `--profile FILE`: the first round's three listener runs, as FILE-listener, FILE-policy, FILE-text.
+      // `--profile FILE`: the first round's four listener runs, as FILE-listener, FILE-policy, FILE-text, FILE-text-stream.
       const prof = (name: string) =>
         i === 0 && profileFile ? `${profileFile}-${name}.cpuprofile` : undefined;
       ps.push(await profiled(prof("listener"), () => throughput(proxied)));
       js.push(await profiled(prof("policy"), () => throughput(judged)));
       ts.push(await profiled(prof("text"), () => throughput(judgedText)));
+      ms.push(await profiled(prof("text-stream"), mirrored));
     }
     relay.server.close();
     const avg = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -267,14 +280,16 @@ async function main(): Promise<void> {
     row("listener", ps, true);
     row("listener, statement policy", js, true);
     row("listener, statement policy, statement audit text", ts, true);
+    row("  same, statement records also in the Redis stream", ms, true);
     const bTps = avg(bs.map((r) => r.tps));
     const vsRelay = (rs: readonly Run[]) =>
       `${fmt(avg(rs.map((r) => r.tps)) / bTps, 2)} (per run: ${rs.map((r, i) => fmt(r.tps / (bs[i]?.tps ?? 1), 2)).join(", ")})`;
     console.log(
-      `vs the bare relay: listener ${vsRelay(ps)}; statement policy ${vsRelay(js)}; policy + audit text ${vsRelay(ts)}`,
+      `vs the bare relay: listener ${vsRelay(ps)}; statement policy ${vsRelay(js)}; policy + audit text ${vsRelay(ts)}; same, statements in the stream ${vsRelay(ms)}`,
     );
+    const vsNone = (rs: readonly Run[]) => fmt(avg(rs.map((r) => r.tps)) / avg(js.map((r) => r.tps)), 2);
     console.log(
-      `statement audit text vs none (policy on): ${fmt(avg(ts.map((r) => r.tps)) / avg(js.map((r) => r.tps)), 2)} of the tps`,
+      `statement audit text vs none (policy on): ${vsNone(ts)} of the tps; with the statement records in the stream: ${vsNone(ms)}`,
     );
     const dl = await latencies(direct);
     const pl = await latencies(proxied);

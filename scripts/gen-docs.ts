@@ -631,7 +631,10 @@ export const CONFIG_EXTRAS: Readonly<Record<string, KeyExtra>> = {
     description: "Records are hash-chained; the sidecar refuses checkouts while it cannot write the file.",
     example: "`/var/lib/leasehold/audit.jsonl`",
   },
-  "audit.stream": { description: "A copy of every record in a Redis stream, for live readers." },
+  "audit.stream": {
+    description:
+      "A copy of the records in a Redis stream, for live readers (statement records only with `statements`).",
+  },
   "admin.tokenFile": {
     description: "The operators' token (the CLI reads it); created 0600 on first start.",
     example: "`/var/lib/leasehold/admin.token`",

@@ -269,10 +269,16 @@ export const configSchema = z.strictObject({
       hmacKeyFile: z.string().nullable().default(null),
       stream: z
         .strictObject({
-          /** Mirror each record to the Redis stream `<redis.prefix>audit` for live readers. @default true */
+          /** Mirror each record (statement records: see `statements`) to the Redis stream `<redis.prefix>audit` for live readers. @default true */
           enabled: z.boolean().default(true),
           /** Approximate cap on the stream's length (XADD MAXLEN ~). @default 100000 */
           maxLen: z.number().int().min(1).default(100_000),
+          /**
+           * Mirror the protocol listeners' statement records (`proxy_statement`) too: one XADD per
+           * statement, and at thousands a second they crowd everything else out of the capped
+           * stream. The file always has them. @default false
+           */
+          statements: z.boolean().default(false),
         })
         .prefault({}),
     })

@@ -50,6 +50,31 @@ interface Chunk {
   readonly count: number;
 }
 
+/** A protocol listener's record of one statement (statement-trail.ts); not its refusals. */
+export function isStatementRecord(r: AuditRecord): boolean {
+  return r.event === "tool_call" && r.scope === "proxy_statement";
+}
+
+/** The records that are not statement records, and their lines (one per record, in order). */
+function withoutStatements(
+  records: readonly AuditRecord[],
+  lines: Buffer,
+): { records: AuditRecord[]; lines: Buffer } {
+  const kept: AuditRecord[] = [];
+  const pieces: Buffer[] = [];
+  let start = 0;
+  for (const r of records) {
+    const end = lines.indexOf(0x0a, start) + 1;
+    if (end === 0) throw new Error("an audit write has fewer lines than records");
+    if (!isStatementRecord(r)) {
+      kept.push(r);
+      pieces.push(lines.subarray(start, end));
+    }
+    start = end;
+  }
+  return { records: kept, lines: pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces) };
+}
+
 /**
  * Copies written records to a Redis stream for live readers (dashboards, SIEM shippers). The file
  * stays the truth: a failed XADD is reported and dropped, and never delays or fails an append.
@@ -58,6 +83,7 @@ interface Chunk {
  * (sent on the next turn of the event loop, after the request's own commands), so a burst of
  * appends costs one round trip and one command, not one each.
  * Each entry carries `sidecar`, `seq` and `event` for cheap filtering, and the whole `record`.
+ * Statement records are left out unless the target asks for them (`statements`).
  */
 export class AuditStreamMirror {
   private queue: Chunk[] = [];
@@ -80,6 +106,9 @@ export class AuditStreamMirror {
    * lines as written to the file, each ending in a newline, one per record.
    */
   publish(records: readonly AuditRecord[], lines: Buffer): void {
+    if (!this.target.statements && records.some(isStatementRecord)) {
+      ({ records, lines } = withoutStatements(records, lines));
+    }
     const first = records[0];
     if (!first) return;
     let meta = "";

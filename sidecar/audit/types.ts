@@ -223,6 +223,13 @@ export interface AuditMirrorTarget {
   readonly key: string;
   /** Approximate cap on the stream's length (XADD MAXLEN ~). @default 100000 */
   readonly maxLen?: number | undefined;
+  /**
+   * Whether a protocol listener's statement records (`tool_call` / `proxy_statement`) go to the
+   * stream too. Off by default: one XADD per statement is the main cost of statement audit, at
+   * thousands of statements a second they push every lease record out of the capped stream within
+   * seconds, and their text would sit in Redis. The file always has them. @default false
+   */
+  readonly statements?: boolean | undefined;
   /** How long closing the log waits for records still on their way to the stream, ms. @default 2000 */
   readonly drainTimeoutMs?: number | undefined;
 }

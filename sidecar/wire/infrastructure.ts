@@ -104,7 +104,12 @@ async function openAudit(
     maxBytes: config.audit.maxBytes,
     hmacKey: config.audit.hmacKeyFile ? await loadAuditKey(config.audit.hmacKeyFile) : undefined,
     mirror: config.audit.stream.enabled
-      ? { redis, key: `${prefix}audit`, maxLen: config.audit.stream.maxLen }
+      ? {
+          redis,
+          key: `${prefix}audit`,
+          maxLen: config.audit.stream.maxLen,
+          statements: config.audit.stream.statements,
+        }
       : undefined,
     onError: (err, where) =>
       where === "write"

@@ -84,7 +84,7 @@ describe("deferred records (group commit)", () => {
       watchIntervalMs: 0,
       batchDelayMs: 5,
       maxBatch: 256,
-      mirror: { redis, key, maxLen: 100_000 },
+      mirror: { redis, key, maxLen: 100_000, statements: true },
     });
     const waits: Promise<void>[] = [];
     for (let k = 0; k < 10; k++) {

@@ -58,6 +58,46 @@ describe("the Redis stream mirror", () => {
     expect(len).toBeLessThan(400);
   });
 
+  it("leaves statement records out of the stream unless asked; every other record, a statement's refusal too, goes in order", async () => {
+    const key = `${prefix}nostmt`;
+    const file = join(dir, `n-${randomBytes(3).toString("hex")}.jsonl`);
+    const log = await AuditLog.open(file, "sc-n", undefined, {
+      watchIntervalMs: 0,
+      maxBatch: 1000,
+      mirror: { redis, key, maxLen: 10_000 },
+    });
+    const waits: Promise<void>[] = [];
+    for (let k = 0; k < 5; k++) {
+      for (let i = 0; i < 40; i++) {
+        log.appendDeferred({
+          event: "tool_call",
+          scope: "proxy_statement",
+          agent: "spiffe://t/a",
+          statement: `select ${k * 40 + i} — naïve ✓`,
+        });
+      }
+      waits.push(
+        log.append({ event: "decision", scope: "proxy_statement", decision: "deny", reason: `r${k}` }),
+      );
+      waits.push(
+        log.append({ event: "tool_call", scope: "proxy_session", agent: "spiffe://t/a", target: `s${k}` }),
+      );
+    }
+    await Promise.all(waits);
+    await log.close();
+    const fromFile = await readRecords(file);
+    expect(fromFile).toHaveLength(210);
+    const fromStream = (await readAuditStream(redis, key, { count: 5000 })).map((e) => e.record);
+    expect(fromStream).toEqual(
+      fromFile.filter((r) => !(r.event === "tool_call" && r.scope === "proxy_statement")),
+    );
+    expect(fromStream.map((r) => r.scope)).toEqual(
+      Array.from({ length: 5 }, () => ["proxy_statement", "proxy_session"]).flat(),
+    );
+    const entries = await redis.xrange(key, "-", "+", "COUNT", 5000);
+    expect(entries.map(([, f]) => f[3])).toEqual(fromStream.map((r) => String(r.seq)));
+  });
+
   it("mirrors a write's lines as the file has them: any text, batches larger than one command, with an hmac", async () => {
     const key = `${prefix}lines`;
     const file = join(dir, `l-${randomBytes(3).toString("hex")}.jsonl`);
@@ -66,7 +106,7 @@ describe("the Redis stream mirror", () => {
       watchIntervalMs: 0,
       hmacKey,
       maxBatch: 1200,
-      mirror: { redis, key, maxLen: 10_000 },
+      mirror: { redis, key, maxLen: 10_000, statements: true },
     });
     // Strings a statement can hold: newlines, quotes, backslashes, multi-byte and astral characters.
     const texts = ["select 'a\nb'", 'say "hi" \\ there', "naïve – ünïcödé ✓ 🦀", "\u2028\u0000tail", ""];
@@ -99,7 +139,7 @@ describe("the Redis stream mirror", () => {
     const log = await AuditLog.open(file, "sc-s", undefined, {
       watchIntervalMs: 0,
       maxBatch: 1300,
-      mirror: { redis, key, maxLen: 10_000 },
+      mirror: { redis, key, maxLen: 10_000, statements: true },
     });
     for (let i = 0; i < 1300; i++) {
       log.appendDeferred({

@@ -73,6 +73,11 @@ export interface ProxyHarness {
   readonly secrets: string[];
   readonly node: ProxyNode;
   readonly auditFile: string;
+  /**
+   * With `auditStream`: whether the primary node's statement records go to the stream too
+   * (`audit.stream.statements`); settable between runs.
+   */
+  readonly auditMirror: { statements: boolean };
   /** Another sidecar of the same cluster (same Redis prefix, same Vault prefix). */
   addNode(): Promise<ProxyNode>;
   register(reg: Record<string, unknown>): Promise<StoredRegistration>;
@@ -114,9 +119,13 @@ export async function startProxyHarness(opts: {
   name: string;
   /** Cedar policy text in place of the default (agents may check out with intent read). */
   policy?: string;
-  /** Mirror the primary node's audit records to the Redis stream `<prefix>audit`, as `leasehold serve` does by default. */
-  auditStream?: boolean;
+  /**
+   * Mirror the primary node's audit records to the Redis stream `<prefix>audit`, as `leasehold
+   * serve` does by default (statement records too with "statements", as `audit.stream.statements`).
+   */
+  auditStream?: boolean | "statements";
 }): Promise<ProxyHarness> {
+  const auditMirror = { statements: opts.auditStream === "statements" };
   const dir = await mkdtemp(join(tmpdir(), `leasehold-${opts.name}-`));
   const prefix = testPrefix(opts.name);
   const vaultPrefix = `leasehold-${opts.name}-${randomBytes(4).toString("hex")}`;
@@ -156,7 +165,17 @@ export async function startProxyHarness(opts: {
       n === 0 ? auditFile : join(dir, `audit-${n}.jsonl`),
       `px-node-${n}`,
       undefined,
-      n === 0 && opts.auditStream ? { mirror: { redis, key: `${prefix}audit` } } : {},
+      n === 0 && opts.auditStream
+        ? {
+            mirror: {
+              redis,
+              key: `${prefix}audit`,
+              get statements() {
+                return auditMirror.statements;
+              },
+            },
+          }
+        : {},
     );
     const leases = new LeaseStore({ redis, prefix, macKey: await loadLeaseMacKey(secretsStore) });
     const catalog = new ResourceCatalog(secretsStore);
@@ -267,6 +286,7 @@ export async function startProxyHarness(opts: {
     secrets,
     node,
     auditFile,
+    auditMirror,
     addNode: () => buildNode(nodes.length),
     register: async (reg) => {
       const out = await node.resourceService.register(reg, {

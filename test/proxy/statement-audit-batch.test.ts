@@ -37,7 +37,9 @@ afterAll(async () => {
 });
 
 describe("statement records through a listener, group-committed", () => {
-  it("thousands of statements make one verifiable chain in file and stream; close() writes every queued record; no secret in either", async () => {
+  it("thousands of statements make one verifiable chain in file and stream (statements mirrored); close() writes every queued record; no secret in either", async () => {
+    // Statement records go to the stream only when asked (audit.stream.statements).
+    h.auditMirror.statements = true;
     const lease = await h.checkout(RESOURCE);
     const c = leaseClient(lease, listenerPort(proxy, RESOURCE));
     await c.connect();
