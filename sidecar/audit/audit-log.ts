@@ -6,6 +6,7 @@ import { lastRecordOf, lastRecordOfSet, nextRotatedPath } from "./audit-files.js
 import { AuditStreamMirror } from "./audit-mirror.js";
 import { GENESIS, type SealedRecord, sealLine } from "./chain.js";
 import { dropTornTail, type OpenFile, openLive } from "./live-file.js";
+import { TemplatedFields } from "./record-template.js";
 import { type Pending, WriteQueue } from "./write-queue.js";
 import type {
   AppendOptions,
@@ -168,7 +169,7 @@ export class AuditLog implements AuditSink {
    * once, when the record is on disk (no argument) or was refused (the error). Returns "queued",
    * "dropped" (the queue is full: counted, `done` never called) or "refused" (the log is closed).
    */
-  appendDeferred(fields: AuditFields, done?: (err?: Error) => void): AppendOutcome {
+  appendDeferred(fields: AuditFields | TemplatedFields, done?: (err?: Error) => void): AppendOutcome {
     if (this.closed) return "refused";
     if (!this.queue.pushDeferred(fields, this.isoNow(), done)) return "dropped";
     if (this.queue.full()) this.kick();
@@ -391,20 +392,16 @@ export class AuditLog implements AuditSink {
    * Seals records after the chain's head; returns them, their lines as one buffer (each line ends
    * in a newline), and the new head.
    */
-  private seal(items: ReadonlyArray<{ fields: AuditFields; time: string }>) {
+  private seal(items: ReadonlyArray<{ fields: AuditFields | TemplatedFields; time: string }>) {
     const records: AuditRecord[] = [];
     const sealed: SealedRecord[] = [];
     let prev = this.prev;
     let seq = this.seq;
     let size = 0;
     for (const item of items) {
-      const s = sealLine(item.fields, {
-        time: item.time,
-        sidecar: this.sidecar,
-        seq,
-        prev,
-        hmacKey: this.o.hmacKey,
-      });
+      const ctx = { time: item.time, sidecar: this.sidecar, seq, prev, hmacKey: this.o.hmacKey };
+      const f = item.fields;
+      const s = f instanceof TemplatedFields ? f.template.seal(f.values, ctx) : sealLine(f, ctx);
       sealed.push(s);
       records.push(s.record);
       // The tail takes the place of the closing brace; it and the newline are ASCII.
@@ -442,7 +439,10 @@ export class AuditLog implements AuditSink {
       kept = reopened ? [reopened, ...this.notes.splice(0)] : this.notes.splice(0);
       const own = this.ownRecords(time, kept, dropped);
       if (own.length === 0 && batch.length === 0) return true;
-      const items: Array<{ fields: AuditFields; time: string }> = own.map((fields) => ({ fields, time }));
+      const items: Array<{ fields: AuditFields | TemplatedFields; time: string }> = own.map((fields) => ({
+        fields,
+        time,
+      }));
       for (const p of batch) items.push({ fields: p.fields, time: p.time });
       const { records, buf, prev, seq } = this.seal(items);
       const max = this.o.maxBytes ?? 0;

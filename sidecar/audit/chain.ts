@@ -7,7 +7,7 @@ import type { AuditFields, AuditRecord } from "./types.js";
 export const GENESIS = "0".repeat(64);
 
 /** Fields the log sets itself; a caller's values for them are dropped. */
-const RESERVED = new Set(["time", "sidecar", "seq", "prev", "hash", "hmac"]);
+export const RESERVED: ReadonlySet<string> = new Set(["time", "sidecar", "seq", "prev", "hash", "hmac"]);
 
 function withoutSeal(rec: object): Record<string, unknown> {
   const out: Record<string, unknown> = {};

@@ -26,6 +26,7 @@ export {
   auditRecordSchema,
   checkAuditRecord,
 } from "./record-schema.js";
+export { RecordTemplate, type TemplateValue, TemplatedFields } from "./record-template.js";
 export { REDACTED_JWT } from "./scrub.js";
 export type * from "./types.js";
 export { AUDIT_DECISIONS, AUDIT_EVENTS } from "./types.js";

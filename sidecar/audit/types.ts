@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from "ioredis";
+import type { TemplatedFields } from "./record-template.js";
 
 /**
  * Every kind of audit record, with the `scope` values each may carry and what it means: the one
@@ -207,9 +208,13 @@ export interface AuditSink {
   /**
    * Queues a record nobody waits for (a listener's statement record), written with the next
    * batch; `done` is told once it is on disk (no argument) or refused (the error), never when
-   * the record was not queued. A sink without it is given `append` (awaited records).
+   * the record was not queued. A sink without it is given `append` (awaited records). `fields`
+   * may be a template with the record's own values (a session's statement records share the rest).
    */
-  appendDeferred?<E extends AuditEvent>(fields: AuditFields<E>, done?: (err?: Error) => void): AppendOutcome;
+  appendDeferred?<E extends AuditEvent>(
+    fields: AuditFields<E> | TemplatedFields,
+    done?: (err?: Error) => void,
+  ): AppendOutcome;
   /** Writes the records appended `withNext` now, without waiting for a next one. */
   flush?(): void;
   /** False after a write failed: the sidecar then refuses checkouts (fail closed). */

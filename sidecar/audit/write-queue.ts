@@ -1,3 +1,4 @@
+import { TemplatedFields } from "./record-template.js";
 import type { AuditFields } from "./types.js";
 
 export const DEFAULT_MAX_BATCH = 1000;
@@ -6,7 +7,7 @@ export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 /** A record waiting for its batch. */
 export interface Pending {
-  readonly fields: AuditFields;
+  readonly fields: AuditFields | TemplatedFields;
   readonly time: string;
   /** Told once: no argument when the record is on disk, the refusal when it could not be. */
   readonly done: ((err?: Error) => void) | undefined;
@@ -23,7 +24,11 @@ export interface WriteQueueLimits {
 }
 
 /** About how many bytes a deferred record holds while it waits (its statement text dominates). */
-function roughBytes(fields: AuditFields): number {
+function roughBytes(fields: AuditFields | TemplatedFields): number {
+  if (fields instanceof TemplatedFields) {
+    const text = (fields.values as Readonly<Record<string, unknown>>).statement;
+    return 512 + (typeof text === "string" ? text.length : 0);
+  }
   return 512 + (fields.statement?.length ?? 0) + (fields.reason?.length ?? 0);
 }
 
@@ -63,7 +68,11 @@ export class WriteQueue {
   }
 
   /** Queues a deferred record; false (and counted) when the queue is full. */
-  pushDeferred(fields: AuditFields, time: string, done: ((err?: Error) => void) | undefined): boolean {
+  pushDeferred(
+    fields: AuditFields | TemplatedFields,
+    time: string,
+    done: ((err?: Error) => void) | undefined,
+  ): boolean {
     const bytes = roughBytes(fields);
     if (this.deferred >= this.maxQueued || this.deferredBytes + bytes > this.maxQueuedBytes) {
       this.dropped += 1;
