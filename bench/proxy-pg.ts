@@ -10,6 +10,10 @@
  * statement records left out of the Redis stream (`audit.stream.statements: false`, the default)
  * and once more with them mirrored (`true`).
  *
+ * The paths run in rounds, the order rotating each round; ratios are taken within a round and
+ * the median over the rounds is printed (the machine's speed drifts more between rounds than
+ * the paths differ).
+ *
  * A bare Node relay (`socket.pipe`, in the same process) runs in the same loop: the floor
  * any Node listener can reach on this machine. Also splits the CPU time of each run between the proxy, pgbench and postgres: on a small
  * machine the three share the cores, so the proxy's CPU per transaction bounds the ratio.
@@ -18,7 +22,7 @@
  * listeners with `proxy.auditStatements` none, digest and text against direct, `pgbench -S` and
  * an INSERT loop (`--inserts N`, default 5000), interleaved `--runs` times (default 3).
  *
- *   npx tsx bench/proxy-pg.ts [--seconds 10] [--clients 4] [--runs 2] [--profile FILE]
+ *   npx tsx bench/proxy-pg.ts [--seconds 10] [--clients 4] [--runs 5] [--profile FILE]
  *   npx tsx bench/proxy-pg.ts --statement-audit [--seconds 10] [--runs 3] [--inserts 5000]
  */
 import { ProcCallerAttestor } from "../sidecar/attest/index.js";
@@ -48,7 +52,7 @@ import {
 
 const seconds = arg("seconds", quick ? 3 : 10);
 const clients = arg("clients", 4);
-const runs = arg("runs", quick ? 1 : 2);
+const runs = arg("runs", quick ? 1 : 5);
 const profileFile = stringArg("profile");
 const auditOnly = process.argv.includes("--statement-audit");
 let postmasterPid = 0;
@@ -237,12 +241,6 @@ async function main(): Promise<void> {
     await tool("pgbench", ["-S", "-n", "-T", "2", "-c", String(clients)], env(judged));
     await tool("pgbench", ["-S", "-n", "-T", "2", "-c", String(clients)], env(judgedText));
     type Run = Awaited<ReturnType<typeof throughput>>;
-    const ds: Run[] = [];
-    const bs: Run[] = [];
-    const ps: Run[] = [];
-    const js: Run[] = [];
-    const ts: Run[] = [];
-    const ms: Run[] = [];
     /** Statement audit text with the statement records mirrored to the stream (audit.stream.statements). */
     const mirrored = async (): Promise<Run> => {
       h.auditMirror.statements = true;
@@ -252,19 +250,33 @@ async function main(): Promise<void> {
         h.auditMirror.statements = false;
       }
     };
+    const paths = {
+      direct: () => throughput(direct),
+      bare: () => throughput(bare),
+      listener: () => throughput(proxied),
+      policy: () => throughput(judged),
+      text: () => throughput(judgedText),
+      "text-stream": mirrored,
+    } as const;
+    type Path = keyof typeof paths;
+    const names = Object.keys(paths) as Path[];
+    const got = Object.fromEntries(names.map((n) => [n, [] as Run[]])) as Record<Path, Run[]>;
     for (let i = 0; i < runs; i++) {
-      ds.push(await throughput(direct));
-      bs.push(await throughput(bare));
-      // `--profile FILE`: the first round's four listener runs, as FILE-listener, FILE-policy, FILE-text, FILE-text-stream.
-      const prof = (name: string) =>
-        i === 0 && profileFile ? `${profileFile}-${name}.cpuprofile` : undefined;
-      ps.push(await profiled(prof("listener"), () => throughput(proxied)));
-      js.push(await profiled(prof("policy"), () => throughput(judged)));
-      ts.push(await profiled(prof("text"), () => throughput(judgedText)));
-      ms.push(await profiled(prof("text-stream"), mirrored));
+      // Each round starts one path later: no path always runs first, or right after another.
+      const order = [...names.slice(i % names.length), ...names.slice(0, i % names.length)];
+      for (const name of order) {
+        // `--profile FILE`: the first round's listener runs, as FILE-listener, FILE-policy, FILE-text, FILE-text-stream.
+        const file =
+          i === 0 && profileFile && name !== "direct" && name !== "bare"
+            ? `${profileFile}-${name}.cpuprofile`
+            : undefined;
+        got[name].push(await profiled(file, paths[name]));
+      }
     }
     relay.server.close();
+    const { direct: ds, bare: bs, listener: ps, policy: js, text: ts, "text-stream": ms } = got;
     const avg = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const median = (xs: readonly number[]) => quantile(xs, 0.5);
     const dTps = avg(ds.map((r) => r.tps));
     const list = (rs: readonly Run[]) => rs.map((r) => fmt(r.tps, 0)).join(" / ");
     const row = (name: string, rs: readonly Run[], proxiedCpu: boolean) => {
@@ -281,16 +293,20 @@ async function main(): Promise<void> {
     row("listener, statement policy", js, true);
     row("listener, statement policy, statement audit text", ts, true);
     row("  same, statement records also in the Redis stream", ms, true);
-    const bTps = avg(bs.map((r) => r.tps));
-    const vsRelay = (rs: readonly Run[]) =>
-      `${fmt(avg(rs.map((r) => r.tps)) / bTps, 2)} (per run: ${rs.map((r, i) => fmt(r.tps / (bs[i]?.tps ?? 1), 2)).join(", ")})`;
-    console.log(
-      `vs the bare relay: listener ${vsRelay(ps)}; statement policy ${vsRelay(js)}; policy + audit text ${vsRelay(ts)}; same, statements in the stream ${vsRelay(ms)}`,
-    );
-    const vsNone = (rs: readonly Run[]) => fmt(avg(rs.map((r) => r.tps)) / avg(js.map((r) => r.tps)), 2);
-    console.log(
-      `statement audit text vs none (policy on): ${vsNone(ts)} of the tps; with the statement records in the stream: ${vsNone(ms)}`,
-    );
+    // Each ratio is taken within a round (the machine's speed drifts between rounds), then the
+    // median over the rounds.
+    const vs = (rs: readonly Run[], base: readonly Run[]) => {
+      const per = rs.map((r, i) => r.tps / (base[i]?.tps ?? Number.NaN));
+      return `${fmt(median(per), 2)} (per round: ${per.map((x) => fmt(x, 2)).join(", ")})`;
+    };
+    console.log(`median of the rounds' ratios (${runs} rounds, order rotating):`);
+    console.log(`  vs the bare relay: listener ${vs(ps, bs)}`);
+    console.log(`                     statement policy ${vs(js, bs)}`);
+    console.log(`                     policy + statement audit text ${vs(ts, bs)}`);
+    console.log(`                     same, statements in the stream ${vs(ms, bs)}`);
+    console.log(`  statement audit text vs none (policy on): ${vs(ts, js)}`);
+    console.log(`  same, statements in the stream, vs none: ${vs(ms, js)}`);
+    console.log(`  vs direct: listener ${vs(ps, ds)}; policy + text ${vs(ts, ds)}; bare relay ${vs(bs, ds)}`);
     const dl = await latencies(direct);
     const pl = await latencies(proxied);
     const dp50 = quantile(dl, 0.5);
