@@ -34,7 +34,7 @@ export class RecordTemplate<K extends string = string> {
    */
   constructor(
     private readonly fields: AuditFields,
-    keys: readonly K[],
+    private readonly keys: readonly K[],
   ) {
     for (const k of keys) {
       if (RESERVED.has(k) || k === "agent" || k === "agent_chain") {
@@ -78,9 +78,14 @@ export class RecordTemplate<K extends string = string> {
     endRun();
   }
 
-  /** The whole fields of a record with these values (for a sink that takes fields only). */
+  /**
+   * The whole fields of a record with these values (for a sink that takes fields only). Each
+   * value is read by its key, so `values` may compute one in a getter.
+   */
   fieldsWith(values: Readonly<Record<K, TemplateValue>>): AuditFields {
-    return Object.assign({}, this.fields, values);
+    const out: Record<string, unknown> = Object.assign({}, this.fields as unknown as Record<string, unknown>);
+    for (const k of this.keys) out[k] = values[k];
+    return out as unknown as AuditFields;
   }
 
   /** `sealLine(fieldsWith(values), ctx)`, without serialising the shared fields again. */

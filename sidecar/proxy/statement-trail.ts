@@ -26,6 +26,31 @@ export interface StatementAuditOptions {
 }
 
 /**
+ * A statement record's own values. When the record keeps the text, its digest is computed when
+ * the record is sealed, with its batch, not on the statement's way to the server.
+ */
+class StatementValues {
+  readonly statement: string | undefined;
+  readonly truncated: true | undefined;
+  private sha: string | undefined;
+
+  constructor(text: string, keepText: boolean, truncated: boolean) {
+    this.statement = keepText ? text : undefined;
+    this.truncated = truncated ? true : undefined;
+    if (!keepText) this.sha = digestOf(text);
+  }
+
+  get digest(): string {
+    this.sha ??= digestOf(this.statement ?? "");
+    return this.sha;
+  }
+}
+
+function digestOf(text: string): string {
+  return `sha256:${hash("sha256", text, "hex")}`;
+}
+
+/**
  * A listener session's statement records: one `tool_call` (scope `proxy_statement`) per
  * statement, with its SHA-256 and, in "text" mode, its text unless it may carry a password.
  * Records are deferred (`AuditSink.appendDeferred`): the relay never waits for them; the log
@@ -67,11 +92,7 @@ export class StatementTrail {
   /** Records one statement; `secret` statements keep their digest but never their text. */
   record(text: string, truncated: boolean, secret: boolean): void {
     if (this.failed) return;
-    const values = {
-      digest: `sha256:${hash("sha256", text, "hex")}`,
-      statement: this.o.mode === "text" && !secret ? text : undefined,
-      truncated: truncated ? true : undefined,
-    };
+    const values = new StatementValues(text, this.o.mode === "text" && !secret, truncated);
     const audit = this.o.audit;
     const size = values.statement?.length ?? 0;
     if (audit.appendDeferred) {

@@ -90,6 +90,31 @@ describe("RecordTemplate", () => {
     expect(sealed.record.target).toBe("t [redacted:jwt]");
   });
 
+  it("reads each value by its key, so a getter can compute it when the record is sealed", () => {
+    class Values {
+      readonly statement = "select 1";
+      readonly truncated = undefined;
+      reads = 0;
+      get digest(): string {
+        this.reads += 1;
+        return "sha256:00";
+      }
+    }
+    const template = new RecordTemplate({ event: "tool_call", agent: "spiffe://t/a" }, [
+      "digest",
+      "statement",
+      "truncated",
+    ]);
+    const values = new Values();
+    expect(values.reads).toBe(0);
+    const c = { time: "2026-12-04T18:00:00.000Z", sidecar: "s", seq: 3, prev: "0".repeat(64) };
+    const sealed = template.seal(values, c);
+    expect(values.reads).toBe(1);
+    expect(sealed.record).toMatchObject({ digest: "sha256:00", statement: "select 1", agent_chain: [] });
+    expect(template.fieldsWith(values)).toMatchObject({ digest: "sha256:00", statement: "select 1" });
+    expect(sealed.canonical).toBe(sealLine(template.fieldsWith(values), c).canonical);
+  });
+
   it("refuses to vary a chain field, agent or agent_chain", () => {
     for (const k of ["seq", "prev", "hash", "agent", "agent_chain"]) {
       expect(() => new RecordTemplate({ event: "tool_call" }, [k])).toThrow(`cannot vary '${k}'`);
