@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LeaseRecord } from "../../sidecar/leases/index.js";
 import { loadPolicy, type PolicyEngine, type PolicyRequest } from "../../sidecar/policy/index.js";
 import { classifyPostgres, loadPostgresGrammar } from "../../sidecar/proxy/postgres/statement-kind.js";
+import { mysqlClassifier } from "../../sidecar/proxy/mysql/statement-kind.js";
+import { statementShape } from "../../sidecar/proxy/mysql/statement-shape.js";
 import { pgStatementShape } from "../../sidecar/proxy/postgres/statement-shape.js";
 import { StatementPolicy, type StatementPolicyPort } from "../../sidecar/proxy/statement-policy.js";
 
@@ -236,5 +238,42 @@ describe("StatementPolicy (the worked policy)", () => {
     ids = [...ids];
     p.judge("SELECT * FROM orders WHERE id = 9 AND n = '9'");
     expect(parsed).toHaveLength(6);
+  });
+
+  it("MySQL: once the classifier has checked a statement's shape, later texts of that shape are neither read nor decided again; other shapes and several statements are", () => {
+    const classified: string[] = [];
+    const decided: PolicyRequest[] = [];
+    const read = mysqlClassifier("mariadb", "STRICT_TRANS_TABLES");
+    const p = new StatementPolicy({
+      policy: {
+        decide: (req) => {
+          decided.push(req);
+          return engine.decide(req);
+        },
+        policyIds: engine.policyIds,
+      },
+      lease: lease("read"),
+      resource: "orders-db",
+      groups: [],
+      unparseable: "deny",
+      classify: (sql) => {
+        classified.push(sql);
+        return read(sql);
+      },
+      shape: (sql) => statementShape(sql, "STRICT_TRANS_TABLES")?.key,
+    });
+    // Read whole twice (the second time the shape is probed and kept), then recalled once: from
+    // then on the verdict is the shape's.
+    for (let i = 0; i < 6; i++)
+      expect(p.judge(`SELECT * FROM orders WHERE id = ${i} AND n = 'n${i}'`).allowed).toBe(true);
+    expect(classified).toHaveLength(3);
+    expect(decided).toHaveLength(1);
+    // Another table is another shape: read, and refused.
+    expect(p.judge("SELECT * FROM payroll WHERE id = 1").allowed).toBe(false);
+    // The known shape followed by a second statement is no shape: read whole, and refused.
+    expect(p.judge("SELECT * FROM orders WHERE id = 7 AND n = 'n7'; DROP TABLE orders").allowed).toBe(false);
+    // A comment hides nothing from the shape: no shape, read whole.
+    expect(p.judge("SELECT * FROM orders WHERE id = 8 AND n = 'n8' /* x */").allowed).toBe(true);
+    expect(classified).toHaveLength(6);
   });
 });

@@ -11,6 +11,7 @@ import type { CommandVerdict } from "./command-guard.js";
 import { COM, ER } from "./packets.js";
 import { readText, type SessionReading } from "./session-reading.js";
 import { type MysqlDialect, mysqlClassifier } from "./statement-kind.js";
+import { statementShape } from "./statement-shape.js";
 
 /** What a listener gives its sessions for `proxy.statementPolicy`. */
 export interface MysqlStatementPolicy {
@@ -124,9 +125,13 @@ export class MysqlPolicyJudge {
         hint: "under statement policy sql_mode and the client character set stay as the session began",
       },
     };
+    const sqlMode = o.reading.sqlMode;
     this.statements = new StatementPolicy({
       ...base,
-      classify: mysqlClassifier(o.dialect, o.reading.sqlMode),
+      classify: mysqlClassifier(o.dialect, sqlMode),
+      // A verdict is kept per shape once the classifier read the message by its checked shape
+      // (`sameForAnyLiterals`): the next text of that shape is neither read nor decided again.
+      shape: (sql) => statementShape(sql, sqlMode)?.key,
     });
     this.commands = new StatementPolicy({ ...base, classify: classifyCommand });
   }

@@ -306,11 +306,24 @@ function sameReading(a: One, b: One): boolean {
   return x.length === y.length && x.every((t, i) => t === y[i]);
 }
 
-function readOne(s: ScannedStatement, dialect: MysqlDialect, depth: number, memory?: ShapeMemory): One {
+/** A statement's reading, and whether it was its shape's reading, which no literal's value changes. */
+type Read = { readonly one: One; readonly anyLiterals: boolean };
+
+function readOne(s: ScannedStatement, dialect: MysqlDialect, depth: number, memory?: ShapeMemory): Read {
   const shape = memory ? statementShape(s.text, memory.sqlMode) : undefined;
   const masked = shape && shape.kinds.length > 0 ? shape : undefined;
   const known = masked && memory?.recall(masked);
-  if (known) return known;
+  if (known) return { one: known, anyLiterals: true };
+  return { one: readWhole(s, dialect, depth, masked, memory), anyLiterals: false };
+}
+
+function readWhole(
+  s: ScannedStatement,
+  dialect: MysqlDialect,
+  depth: number,
+  masked: StatementShape | undefined,
+  memory: ShapeMemory | undefined,
+): One {
   const { one, tree } = parsedTree(s.text, dialect);
   if (masked && tree) memory?.learn(masked, one, tree);
   if (one.ok || one.misread !== undefined) return one;
@@ -338,19 +351,25 @@ function classifyWith(
   if (!scan.ok) return { ok: false, error: scan.misread, misread: scan.misread };
   const statements: ClassifiedStatement[] = [];
   let syntax = false;
+  let anyLiterals = false;
   for (const s of scan.statements) {
-    const one = readOne(s, dialect, depth, memory);
+    const read = readOne(s, dialect, depth, memory);
+    const one = read.one;
     if (!one.ok) return { ok: false, error: one.error, misread: one.misread };
     statements.push(one.statement);
     syntax ||= one.syntax;
+    // Only a message that is that one statement, exactly: then its shape is the message's shape.
+    anyLiterals = read.anyLiterals && scan.statements.length === 1 && s.text === sql;
   }
-  return { ok: true, statements, params: 0, changesSyntax: syntax };
+  return { ok: true, statements, params: 0, changesSyntax: syntax, sameForAnyLiterals: anyLiterals };
 }
 
 /**
  * `classifyMysql` for one session, whose sql_mode is `sqlMode`: the same classifications, with a
  * statement whose shape (its text with plain literals masked, statement-shape.ts) the session
- * already had read and checked taking that reading instead of a parse (`onRecall` is told).
+ * already had read and checked taking that reading instead of a parse (`onRecall` is told). A
+ * message that is exactly one such statement is `sameForAnyLiterals`: any text of its shape reads
+ * the same.
  */
 export function mysqlClassifier(
   dialect: MysqlDialect,
