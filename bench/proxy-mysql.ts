@@ -12,7 +12,8 @@
  *
  * `--audit text` (or `digest`) records each statement (`proxy.auditStatements`) on every listener;
  * `--profile FILE` writes a V8 CPU profile of this process during the first measured run of the
- * statement-policy listener.
+ * statement-policy listener. The paths run in rounds, the order rotating each round; the median
+ * of each round's ratio to the bare relay is printed.
  *
  *   npx tsx bench/proxy-mysql.ts [--seconds 5] [--clients 8] [--runs 2] [--mode execute|query]
  *     [--audit none|digest|text] [--profile FILE.cpuprofile] [--quick]
@@ -186,8 +187,10 @@ async function main(): Promise<void> {
     await paths["bare relay"]();
     await paths["listener, policy"]();
     const results = new Map<Path, Result[]>();
+    const names = Object.keys(paths) as Path[];
     for (let i = 0; i < runs; i++) {
-      for (const p of Object.keys(paths) as Path[]) {
+      // Each round starts one path later: no path always runs first, or right after another.
+      for (const p of [...names.slice(i % names.length), ...names.slice(0, i % names.length)]) {
         const file = i === 0 && p === "listener, policy" ? profileFile : undefined;
         results.set(p, [...(results.get(p) ?? []), await profiled(file, paths[p])]);
       }
@@ -204,6 +207,18 @@ async function main(): Promise<void> {
         p === "direct" ? "" : `this process ${fmt(avg(rs.map((r) => r.cpuUs)), 1)} µs CPU per query`,
       ];
       console.log(`  ${line.filter(Boolean).join(", ")}`);
+    }
+    // Ratios taken within a round (the machine's speed drifts between rounds), median over them.
+    const relayRuns = results.get("bare relay") ?? [];
+    const median = (xs: readonly number[]) =>
+      [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+    console.log(`median of the rounds' ratios to the bare relay (${runs} rounds, order rotating):`);
+    for (const p of names) {
+      if (p === "bare relay") continue;
+      const per = (results.get(p) ?? []).map((r, i) => r.qps / (relayRuns[i]?.qps ?? Number.NaN));
+      console.log(
+        `  ${p.padEnd(16)}: ${fmt(median(per), 2)} (per round: ${per.map((x) => fmt(x, 2)).join(", ")})`,
+      );
     }
   } finally {
     await h.close();
