@@ -138,11 +138,23 @@ export function sealLine(fields: AuditFields, ctx: SealContext): SealedRecord {
     if (!simple) body = JSON.parse(JSON.stringify(body)) as Record<string, unknown>;
     canonical = canonicalJson(body);
   }
+  return sealed(body, canonical, ctx.hmacKey);
+}
+
+/**
+ * The record sealed: `hash` (and with a key `hmac`) of its canonical JSON set on `body`, and the
+ * line's tail that takes the canonical JSON's closing brace.
+ */
+export function sealed(
+  body: Record<string, unknown>,
+  canonical: string,
+  hmacKey: Uint8Array | undefined,
+): SealedRecord {
   const digest = hash("sha256", canonical, "hex");
   body.hash = digest;
   let tail: string;
-  if (ctx.hmacKey) {
-    const mac = recordHmac(ctx.hmacKey, digest);
+  if (hmacKey) {
+    const mac = recordHmac(hmacKey, digest);
     body.hmac = mac;
     tail = `,"hash":"${digest}","hmac":"${mac}"}`;
   } else tail = `,"hash":"${digest}"}`;

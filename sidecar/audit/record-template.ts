@@ -1,6 +1,5 @@
-import { hash } from "node:crypto";
 import { canonicalJson } from "./canonical.js";
-import { RESERVED, recordHmac, type SealContext, type SealedRecord, sealLine } from "./chain.js";
+import { RESERVED, type SealContext, type SealedRecord, sealed, sealLine } from "./chain.js";
 import { scrubValue } from "./scrub.js";
 import type { AuditFields } from "./types.js";
 
@@ -141,15 +140,7 @@ export class RecordTemplate<K extends string = string> {
     record.sidecar = ctx.sidecar;
     record.seq = ctx.seq;
     record.prev = ctx.prev;
-    const digest = hash("sha256", canonical, "hex");
-    record.hash = digest;
-    let tail: string;
-    if (ctx.hmacKey) {
-      const mac = recordHmac(ctx.hmacKey, digest);
-      record.hmac = mac;
-      tail = `,"hash":"${digest}","hmac":"${mac}"}`;
-    } else tail = `,"hash":"${digest}"}`;
-    return { record: record as unknown as SealedRecord["record"], canonical, tail };
+    return sealed(record, canonical, ctx.hmacKey);
   }
 }
 
