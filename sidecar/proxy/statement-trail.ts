@@ -1,4 +1,5 @@
 import { hash } from "node:crypto";
+import Denque from "denque";
 import { type AuditFields, type AuditSink, RecordTemplate, TemplatedFields } from "../audit/index.js";
 import type { LeaseRecord } from "../leases/index.js";
 import { leaseAuditFields } from "./session-record.js";
@@ -62,8 +63,11 @@ function digestOf(text: string): string {
 export class StatementTrail {
   private pending = 0;
   private pendingBytes = 0;
-  /** The text size of each unwritten record, oldest first (the log settles them in order). */
-  private readonly sizes: number[] = [];
+  /**
+   * The text size of each unwritten record, oldest first (the log settles them in order): a
+   * deque, as an array's shift() copies what is left (thousands of records under load).
+   */
+  private readonly sizes = new Denque<number>();
   private holding = false;
   private direction: SpliceDirection | undefined;
   private failed = false;
