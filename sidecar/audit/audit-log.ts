@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from "node:crypto";
 import { mkdir, rename, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -71,6 +72,8 @@ export class AuditLog implements AuditSink {
   private readonly now: () => number;
   private isoMs = Number.NaN;
   private iso = "";
+  /** The HMAC key, as a KeyObject made once. */
+  private readonly hmacKey: KeyObject | undefined;
 
   private constructor(
     private readonly file: string,
@@ -87,6 +90,7 @@ export class AuditLog implements AuditSink {
     this.size = live.size;
     this.now = o.now ?? Date.now;
     this.queue = new WriteQueue(o);
+    this.hmacKey = o.hmacKey ? createSecretKey(o.hmacKey) : undefined;
     this.mirror = o.mirror ? new AuditStreamMirror(o.mirror, (err) => this.report(err, "mirror")) : undefined;
   }
 
@@ -399,7 +403,7 @@ export class AuditLog implements AuditSink {
     let seq = this.seq;
     let size = 0;
     for (const item of items) {
-      const ctx = { time: item.time, sidecar: this.sidecar, seq, prev, hmacKey: this.o.hmacKey };
+      const ctx = { time: item.time, sidecar: this.sidecar, seq, prev, hmacKey: this.hmacKey };
       const f = item.fields;
       const s = f instanceof TemplatedFields ? f.template.seal(f.values, ctx) : sealLine(f, ctx);
       sealed.push(s);
