@@ -9,9 +9,9 @@ import {
 } from "../statement-policy.js";
 import type { CommandVerdict } from "./command-guard.js";
 import { COM, ER } from "./packets.js";
-import { readText, type SessionReading } from "./session-reading.js";
+import { type ReadResult, type SessionReading, textReader } from "./session-reading.js";
 import { type MysqlDialect, mysqlClassifier } from "./statement-kind.js";
-import { statementShape } from "./statement-shape.js";
+import { shapeReader } from "./statement-shape.js";
 
 /** What a listener gives its sessions for `proxy.statementPolicy`. */
 export interface MysqlStatementPolicy {
@@ -110,8 +110,10 @@ export class MysqlPolicyJudge {
   private readonly statements: StatementPolicy | undefined;
   private readonly commands: StatementPolicy | undefined;
   private lastPrepareRefused = false;
+  private readonly read: (body: Buffer) => ReadResult;
 
   constructor(private readonly o: MysqlPolicyJudgeOptions) {
+    this.read = textReader(o.reading);
     const sp = o.statementPolicy;
     if (!o.lease || !sp) return;
     const base = {
@@ -126,12 +128,13 @@ export class MysqlPolicyJudge {
       },
     };
     const sqlMode = o.reading.sqlMode;
+    const shapeOf = shapeReader(sqlMode);
     this.statements = new StatementPolicy({
       ...base,
       classify: mysqlClassifier(o.dialect, sqlMode),
       // A verdict is kept per shape once the classifier read the message by its checked shape
       // (`sameForAnyLiterals`): the next text of that shape is neither read nor decided again.
-      shape: (sql) => statementShape(sql, sqlMode)?.key,
+      shape: (sql) => shapeOf(sql)?.key,
     });
     this.commands = new StatementPolicy({ ...base, classify: classifyCommand });
   }
@@ -154,7 +157,7 @@ export class MysqlPolicyJudge {
   };
 
   private judgeSql(command: number, body: Buffer): CommandVerdict {
-    const read = readText(this.o.reading, body);
+    const read = this.read(body);
     if ("unreadable" in read) {
       const text = body.toString("latin1");
       return this.refuse(

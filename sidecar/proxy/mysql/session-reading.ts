@@ -18,34 +18,45 @@ const FOREIGN = /\b(ORACLE|MSSQL|DB2|POSTGRESQL|MAXDB)\b/i;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** A statement's text as the server reads it, or why it would not read it the same. */
+export type ReadResult = { text: string } | { unreadable: string };
+
 /**
- * The text of a statement as the server reads it in this session, or why it cannot be read the
- * same: in UTF-8 sessions the text must be valid UTF-8; in latin1, ascii or binary ones, ASCII;
- * other character sets (sjis, big5, gbk: a multibyte character can end in `\\`) are refused, as
- * are sessions whose sql_mode is another dialect; under NO_BACKSLASH_ESCAPES or ANSI_QUOTES a
- * backslash would end a string or name where the grammar does not, so text with one is refused.
+ * How one session's statements are read as the server reads them: in UTF-8 sessions the text
+ * must be valid UTF-8; in latin1, ascii or binary ones, ASCII; other character sets (sjis, big5,
+ * gbk: a multibyte character can end in `\\`) are refused, as are sessions whose sql_mode is
+ * another dialect; under NO_BACKSLASH_ESCAPES or ANSI_QUOTES a backslash would end a string or
+ * name where the grammar does not, so text with one is refused. The sql_mode and character set
+ * are read once: under statement policy they stay as the session began.
  */
-export function readText(reading: SessionReading, body: Buffer): { text: string } | { unreadable: string } {
+export function textReader(reading: SessionReading): (body: Buffer) => ReadResult {
   const charset = reading.charset.toLowerCase();
-  if (FOREIGN.test(reading.sqlMode))
-    return { unreadable: `the session's sql_mode (${reading.sqlMode.slice(0, 60)})` };
-  let text: string;
+  if (FOREIGN.test(reading.sqlMode)) {
+    const refusal = { unreadable: `the session's sql_mode (${reading.sqlMode.slice(0, 60)})` };
+    return () => refusal;
+  }
+  const refusesBackslash = /NO_BACKSLASH_ESCAPES|ANSI_QUOTES/i.test(reading.sqlMode);
+  const checked = (text: string): ReadResult =>
+    refusesBackslash && text.includes("\\")
+      ? { unreadable: "a backslash under sql_mode NO_BACKSLASH_ESCAPES or ANSI_QUOTES" }
+      : { text };
   if (UTF8.has(charset)) {
-    try {
-      text = utf8.decode(body);
-    } catch {
-      return { unreadable: "text that is not valid UTF-8" };
-    }
-  } else if (SINGLE_BYTE.has(charset)) {
-    if (body.some((b) => b >= 0x80)) return { unreadable: `non-ASCII text in a ${charset} session` };
-    text = body.toString("latin1");
-  } else {
-    return { unreadable: `the session's character set (${charset.slice(0, 32)})` };
+    return (body) => {
+      let text: string;
+      try {
+        text = utf8.decode(body);
+      } catch {
+        return { unreadable: "text that is not valid UTF-8" };
+      }
+      return checked(text);
+    };
   }
-  if (/NO_BACKSLASH_ESCAPES|ANSI_QUOTES/i.test(reading.sqlMode) && text.includes("\\")) {
-    return { unreadable: "a backslash under sql_mode NO_BACKSLASH_ESCAPES or ANSI_QUOTES" };
+  if (SINGLE_BYTE.has(charset)) {
+    const nonAscii = { unreadable: `non-ASCII text in a ${charset} session` };
+    return (body) => (body.some((b) => b >= 0x80) ? nonAscii : checked(body.toString("latin1")));
   }
-  return { text };
+  const refusal = { unreadable: `the session's character set (${charset.slice(0, 32)})` };
+  return () => refusal;
 }
 
 function lenencString(r: PayloadReader): string {

@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import type { AST, Parser } from "node-sql-parser";
 import type { Classification, ClassifiedStatement, StatementKind } from "../statement-policy.js";
 import { type ScannedStatement, scanMysql, unquoteMysql } from "./sql-scan.js";
-import { probeLiteralsRead, probeText, type StatementShape, statementShape } from "./statement-shape.js";
+import { probeLiteralsRead, probeText, type StatementShape, shapeReader } from "./statement-shape.js";
 
 /** Which grammar of node-sql-parser reads the server's SQL. */
 export type MysqlDialect = "mysql" | "mariadb";
@@ -240,12 +240,16 @@ class ShapeMemory {
   private readonly unshaped = new Set<string>();
   private entries = 0;
   private chars = 0;
+  /** `statementShape` under the session's sql_mode. */
+  readonly shapeOf: (text: string) => StatementShape | undefined;
 
   constructor(
     readonly dialect: MysqlDialect,
     readonly sqlMode: string,
     private readonly onRecall: (() => void) | undefined,
-  ) {}
+  ) {
+    this.shapeOf = shapeReader(sqlMode);
+  }
 
   recall(shape: StatementShape): One | undefined {
     const known = this.known.get(shape.key);
@@ -310,7 +314,7 @@ function sameReading(a: One, b: One): boolean {
 type Read = { readonly one: One; readonly anyLiterals: boolean };
 
 function readOne(s: ScannedStatement, dialect: MysqlDialect, depth: number, memory?: ShapeMemory): Read {
-  const shape = memory ? statementShape(s.text, memory.sqlMode) : undefined;
+  const shape = memory?.shapeOf(s.text);
   const masked = shape && shape.kinds.length > 0 ? shape : undefined;
   const known = masked && memory?.recall(masked);
   if (known) return { one: known, anyLiterals: true };

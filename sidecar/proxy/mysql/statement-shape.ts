@@ -71,26 +71,33 @@ function plainNumber(text: string, i: number, j: number): boolean {
  * backslash under NO_BACKSLASH_ESCAPES or ANSI_QUOTES.
  */
 export function statementShape(text: string, sqlMode: string): StatementShape | undefined {
+  return shapeReader(sqlMode)(text);
+}
+
+/**
+ * `statementShape` for one session's sql_mode, read once: a listener session takes the shape of
+ * every statement, and its sql_mode stays as the session began.
+ */
+export function shapeReader(sqlMode: string): (text: string) => StatementShape | undefined {
   const ansiQuotes = /\bANSI_QUOTES\b/i.test(sqlMode);
-  if (/NO_BACKSLASH_ESCAPES|ANSI_QUOTES/i.test(sqlMode) && text.includes("\\")) return undefined;
+  const refusesBackslash = /NO_BACKSLASH_ESCAPES|ANSI_QUOTES/i.test(sqlMode);
+  return (text) => (refusesBackslash && text.includes("\\") ? undefined : shapeOf(text, ansiQuotes));
+}
+
+function shapeOf(text: string, ansiQuotes: boolean): StatementShape | undefined {
   const parts: string[] = [];
   const kinds: LiteralKind[] = [];
   let key = "";
   let from = 0;
   let i = 0;
-  const mask = (start: number, end: number, kind: LiteralKind) => {
-    const part = text.slice(from, start);
-    parts.push(part);
-    kinds.push(kind);
-    key += `${part}\0${kind}`;
-    from = end;
-  };
   while (i < text.length) {
     const c = text[i] as string;
     if (c === "\0" || c === ";" || c === "#") return undefined;
     if ((c === "-" && text[i + 1] === "-") || (c === "/" && text[i + 1] === "*")) return undefined;
+    let kind: LiteralKind | undefined;
+    let end: number;
     if (c === "'" || c === '"' || c === "`") {
-      const end = quotedEnd(text, i, c, c !== "`" && !(c === '"' && ansiQuotes));
+      end = quotedEnd(text, i, c, c !== "`" && !(c === '"' && ansiQuotes));
       if (end < 0) return undefined;
       const string = c === "'" || (c === '"' && !ansiQuotes);
       const before = text[i - 1];
@@ -102,19 +109,25 @@ export function statementShape(text: string, sqlMode: string): StatementShape | 
         (after === undefined || AFTER.has(after)) &&
         plainContent(text, i + 1, end - 1)
       ) {
-        mask(i, end, c as LiteralKind);
+        kind = c as LiteralKind;
       }
-      i = end;
+    } else if (isDigit(c)) {
+      end = i + 1;
+      while (isDigit(text[end])) end++;
+      if (plainNumber(text, i, end)) kind = "n";
+    } else {
+      i++;
       continue;
     }
-    if (isDigit(c)) {
-      let j = i + 1;
-      while (isDigit(text[j])) j++;
-      if (plainNumber(text, i, j)) mask(i, j, "n");
-      i = j;
-      continue;
+    if (kind !== undefined) {
+      // Masked: the text before it is a part, the literal only its kind.
+      const part = text.slice(from, i);
+      parts.push(part);
+      kinds.push(kind);
+      key += `${part}\0${kind}`;
+      from = end;
     }
-    i++;
+    i = end;
   }
   const last = text.slice(from);
   parts.push(last);
