@@ -12,11 +12,12 @@
  *
  * `--audit text` (or `digest`) records each statement (`proxy.auditStatements`) on every listener;
  * `--profile FILE` writes a V8 CPU profile of this process during the first measured run of the
- * statement-policy listener. The paths run in rounds, the order rotating each round; the median
+ * statement-policy listener (`--profile-path NAME`: of another path, by its printed name). The paths run in rounds, the order rotating each round; the median
  * of each round's ratio to the bare relay is printed.
  *
  *   npx tsx bench/proxy-mysql.ts [--seconds 5] [--clients 8] [--runs 2] [--mode execute|query]
- *     [--audit none|digest|text] [--profile FILE.cpuprofile] [--quick]
+ *     [--audit none|digest|text] [--profile FILE.cpuprofile]
+ *     [--profile-path "listener"] [--only "bare relay|listener, policy"] [--quick]
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -182,16 +183,20 @@ async function main(): Promise<void> {
       "listener, policy": () => load(policyPort, policyLease.leaseId, policyLease.token, seconds * 1000),
     } as const;
     type Path = keyof typeof paths;
+    const profilePath = (stringArg("profile-path") ?? "listener, policy") as Path;
+    if (!(profilePath in paths)) throw new Error(`--profile-path: one of ${Object.keys(paths).join(", ")}`);
     // Warm the listener's JIT up, as a long-running sidecar's is.
     await paths.listener();
     await paths["bare relay"]();
     await paths["listener, policy"]();
     const results = new Map<Path, Result[]>();
-    const names = Object.keys(paths) as Path[];
+    // `--only "bare relay|listener, policy"`: those paths alone (for a profiler or strace attached from outside).
+    const only = stringArg("only")?.split("|");
+    const names = (Object.keys(paths) as Path[]).filter((p) => !only || only.includes(p));
     for (let i = 0; i < runs; i++) {
       // Each round starts one path later: no path always runs first, or right after another.
       for (const p of [...names.slice(i % names.length), ...names.slice(0, i % names.length)]) {
-        const file = i === 0 && p === "listener, policy" ? profileFile : undefined;
+        const file = i === 0 && p === profilePath ? profileFile : undefined;
         results.set(p, [...(results.get(p) ?? []), await profiled(file, paths[p])]);
       }
     }
