@@ -245,7 +245,7 @@ class ShapeMemory {
 
   constructor(
     readonly dialect: MysqlDialect,
-    readonly sqlMode: string,
+    sqlMode: string,
     private readonly onRecall: (() => void) | undefined,
   ) {
     this.shapeOf = shapeReader(sqlMode);
