@@ -12,8 +12,9 @@
  *
  * `--audit text` (or `digest`) records each statement (`proxy.auditStatements`) on every listener;
  * `--profile FILE` writes a V8 CPU profile of this process during the first measured run of the
- * statement-policy listener (`--profile-path NAME`: of another path, by its printed name). The paths run in rounds, the order rotating each round; the median
- * of each round's ratio to the bare relay is printed.
+ * statement-policy listener (`--profile-path NAME`: of another path, by its printed name);
+ * `--only "bare relay|listener, policy"` runs those paths alone. The paths run in rounds, the
+ * order rotating each round; the median of each round's ratio to the bare relay is printed.
  *
  *   npx tsx bench/proxy-mysql.ts [--seconds 5] [--clients 8] [--runs 2] [--mode execute|query]
  *     [--audit none|digest|text] [--profile FILE.cpuprofile]
@@ -192,6 +193,9 @@ async function main(): Promise<void> {
     const results = new Map<Path, Result[]>();
     // `--only "bare relay|listener, policy"`: those paths alone (for a profiler or strace attached from outside).
     const only = stringArg("only")?.split("|");
+    const unknown = only?.find((p) => !(p in paths));
+    if (unknown !== undefined)
+      throw new Error(`--only: '${unknown}' is not one of ${Object.keys(paths).join(", ")}`);
     const names = (Object.keys(paths) as Path[]).filter((p) => !only || only.includes(p));
     for (let i = 0; i < runs; i++) {
       // Each round starts one path later: no path always runs first, or right after another.
